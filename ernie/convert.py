@@ -1,0 +1,89 @@
+"""Converts model checkpoints between this project's format and others.
+
+    python -m ernie.convert --from {hf,paddle-static,ernie} --to {ernie,hf} SRC DST
+
+  hf             a Hugging Face ErnieModel / ErnieForPreTraining directory (config.json,
+                 model.safetensors, vocab.txt); task-type embeddings included
+  paddle-static  a released ERNIE static-graph model: ernie_config.json, vocab.txt and params/
+                 (one Paddle LoDTensor file per parameter, as save_persistables wrote it)
+  ernie          this project's model directory (ernie_config.json, vocab.txt, params.safetensors)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
+from .config import ConfigError
+from .hf_format import read_hf_dir, write_hf_dir
+from .paddle_static_format import read_static_model
+from .tokenization import VocabError
+
+
+def _vocab_in(src: Path):
+    for candidate in (src / "vocab.txt", src.parent / "vocab.txt"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_any(kind: str, src: Path):
+    """(config, params, vocab file or None, notes on what was left out)."""
+    if kind == "ernie":
+        config, params, vocab = load_model_dir(src)
+        return config, params, vocab, []
+    if kind == "hf":
+        config, params, ignored = read_hf_dir(src)
+        notes = [f"ignored {len(ignored)} Hugging Face tensor(s) that are not ERNIE encoder or "
+                 f"pre-training parameters: {', '.join(ignored[:5])}"] if ignored else []
+        return config, params, _vocab_in(src), notes
+    if kind == "paddle-static":
+        config, params, others = read_static_model(src)
+        notes = [f"ignored {len(others)} variable file(s) that are not model parameters "
+                 f"(optimizer state and the like): {', '.join(others[:5])}"] if others else []
+        return config, params, _vocab_in(src), notes
+    raise ValueError(f"unknown source format {kind!r}")
+
+
+def convert(src_kind: str, dst_kind: str, src, dst, do_lower_case: bool = True) -> list:
+    """Converts SRC to DST; returns notes on what was left out."""
+    src, dst = Path(src), Path(dst)
+    config, params, vocab, notes = read_any(src_kind, src)
+    if vocab is not None:
+        check_vocab_fits(vocab, config)
+    else:
+        notes.append(f"no vocab.txt found with {src}; {dst} has none either")
+    if dst_kind == "ernie":
+        save_model_dir(dst, config, params, vocab_file=vocab)
+    elif dst_kind == "hf":
+        write_hf_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case)
+    else:
+        raise ValueError(f"unknown target format {dst_kind!r}")
+    return notes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ernie.convert", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="src_kind", required=True, choices=["hf", "paddle-static", "ernie"])
+    parser.add_argument("--to", dest="dst_kind", required=True, choices=["ernie", "hf"])
+    parser.add_argument("--cased", action="store_true",
+                        help="for --to hf: mark the tokenizer as cased (default: uncased)")
+    parser.add_argument("src", help="source directory")
+    parser.add_argument("dst", help="target directory (replaced atomically if it exists)")
+    args = parser.parse_args(argv)
+    try:
+        notes = convert(args.src_kind, args.dst_kind, args.src, args.dst,
+                        do_lower_case=not args.cased)
+    except (CheckpointError, ConfigError, VocabError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {args.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

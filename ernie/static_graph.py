@@ -1,0 +1,68 @@
+"""Building and running the encoder as a Paddle static (PIR) program."""
+from __future__ import annotations
+
+import contextlib
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+import paddle
+
+from .config import ErnieConfig
+from .modeling import ErnieModel
+from .params_io import assign_scope_params
+
+ID_FEEDS = ("src_ids", "sent_ids", "pos_ids", "task_ids")
+FEED_NAMES = ("src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids")
+
+
+@contextlib.contextmanager
+def static_mode():
+    """Static graph mode inside the block; the previous mode is restored after it."""
+    was_dynamic = paddle.in_dynamic_mode()
+    paddle.enable_static()
+    try:
+        yield
+    finally:
+        if was_dynamic:
+            paddle.disable_static()
+
+
+def feed_names(config: ErnieConfig):
+    return tuple(n for n in FEED_NAMES if n != "task_ids" or config.use_task_id)
+
+
+def encoder_feeds(config: ErnieConfig) -> Dict[str, paddle.Tensor]:
+    """`paddle.static.data` inputs of shape [batch, seq_len] (both dynamic)."""
+    return {name: paddle.static.data(name, [-1, -1], "float32" if name == "input_mask" else "int64")
+            for name in feed_names(config)}
+
+
+class StaticEncoder:
+    """The encoder's inference program in its own scope, parameters loaded, ready to run."""
+
+    def __init__(self, config: ErnieConfig, params: Optional[Mapping[str, np.ndarray]] = None,
+                 place=None):
+        self.config = config
+        self.place = place or paddle.CPUPlace()
+        self.scope = paddle.static.Scope()
+        with static_mode():
+            self.main, startup = paddle.static.Program(), paddle.static.Program()
+            with paddle.static.program_guard(self.main, startup):
+                self.feeds = encoder_feeds(config)
+                self.model = ErnieModel(config)
+                self.model.eval()
+                self.sequence_output, self.pooled_output = self.model(**self.feeds)
+            self.param_names = [p.name for p in self.model.parameters()]
+            self.executor = paddle.static.Executor(self.place)
+            with paddle.static.scope_guard(self.scope):
+                self.executor.run(startup)
+                if params is not None:
+                    assign_scope_params(self.param_names, params, self.place, self.scope)
+
+    def run(self, batch: Mapping[str, np.ndarray]):
+        """Returns (sequence_output, pooled_output) as numpy arrays for a batch of feeds."""
+        feed = {name: batch[name] for name in self.feeds}
+        with static_mode(), paddle.static.scope_guard(self.scope):
+            seq, pooled = self.executor.run(self.main, feed=feed,
+                                            fetch_list=[self.sequence_output, self.pooled_output])
+        return seq, pooled

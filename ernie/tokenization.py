@@ -1,0 +1,122 @@
+"""ERNIE/BERT tokenizers over an ERNIE `vocab.txt`, with Hugging Face `tokenizers` as the engine.
+
+`FullTokenizer` is BERT's: clean text, split CJK characters, lower-case and strip accents when
+`do_lower_case`, split on whitespace and punctuation, then greedy longest-match WordPiece.
+`CharTokenizer` is the original ERNIE Chinese one: lower-case, split on whitespace only (text is
+pre-segmented), then WordPiece. Both give the ids of their pure-Python originals (tested against
+Hugging Face's legacy `BertTokenizer`) at the speed of the Rust engine.
+
+ERNIE's `vocab.txt` is one token a line, or `token<TAB>id` a line (the Chinese releases).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
+from tokenizers.models import WordPiece
+
+PAD, CLS, SEP, MASK, UNK = "[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"
+SPECIAL_TOKENS = (PAD, CLS, SEP, MASK, UNK)
+MAX_INPUT_CHARS_PER_WORD = 100
+
+
+class VocabError(ValueError):
+    """A vocabulary file that is malformed or lacks a required token."""
+
+
+def load_vocab(path) -> Dict[str, int]:
+    """token -> id from an ERNIE vocab file; ids must be 0..N-1 without gaps or repeats."""
+    path = Path(path)
+    vocab: Dict[str, int] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as err:
+        raise VocabError(f"{path}: not UTF-8 (byte {err.start})") from None
+    except OSError as err:
+        raise VocabError(f"cannot read vocabulary {path}: {err.strerror}") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    for lineno, line in enumerate(lines, 1):
+        line = line.rstrip("\r")
+        token, sep, index = line.partition("\t")
+        token = token.strip()
+        if not token:
+            raise VocabError(f"{path}:{lineno}: empty token")
+        try:
+            token_id = int(index) if sep else lineno - 1
+        except ValueError:
+            raise VocabError(f"{path}:{lineno}: expected 'token' or 'token<TAB>id', got {line!r}") from None
+        if token in vocab:
+            raise VocabError(f"{path}:{lineno}: token {token!r} repeats (first at id {vocab[token]})")
+        vocab[token] = token_id
+    if sorted(vocab.values()) != list(range(len(vocab))):
+        raise VocabError(f"{path}: ids are not exactly 0..{len(vocab) - 1}")
+    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    if missing:
+        raise VocabError(f"{path}: missing special token(s) {missing}")
+    return vocab
+
+
+def write_vocab(path, tokens: Sequence[str]) -> None:
+    """One token a line, in id order (the format every BERT-style tool reads)."""
+    from .fileio import atomic_write_text
+    atomic_write_text(path, "".join(f"{t}\n" for t in tokens))
+
+
+def bert_normalizer(do_lower_case: bool) -> normalizers.Normalizer:
+    # strip_accents=None follows lowercase, as BERT's basic tokenizer does.
+    return normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                      strip_accents=None, lowercase=do_lower_case)
+
+
+class _WordPieceTokenizer:
+    """Shared vocabulary handling; subclasses choose normalisation and pre-tokenisation."""
+
+    def __init__(self, vocab_file, normalizer, pre_tokenizer):
+        self.vocab_file = Path(vocab_file)
+        self.vocab = load_vocab(vocab_file)
+        self.inv_vocab = {i: t for t, i in self.vocab.items()}
+        self.pad_id, self.cls_id, self.sep_id, self.mask_id, self.unk_id = (
+            self.vocab[t] for t in SPECIAL_TOKENS)
+        self.backend = Tokenizer(WordPiece(self.vocab, unk_token=UNK,
+                                           max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
+        self.backend.normalizer = normalizer
+        self.backend.pre_tokenizer = pre_tokenizer
+        self.backend.decoder = decoders.WordPiece()
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def tokenize(self, text: str) -> List[str]:
+        return self.backend.encode(text, add_special_tokens=False).tokens
+
+    def encode(self, text: str) -> List[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> List[List[int]]:
+        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+
+    def encode_with_offsets(self, text: str) -> Tuple[List[int], List[Tuple[int, int]]]:
+        """Ids and each token's (start, end) character span in the original `text`."""
+        enc = self.backend.encode(text, add_special_tokens=False)
+        return enc.ids, enc.offsets
+
+    def convert_tokens_to_ids(self, tokens: Sequence[str]) -> List[int]:
+        return [self.vocab.get(t, self.unk_id) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids: Sequence[int]) -> List[str]:
+        return [self.inv_vocab[int(i)] for i in ids]
+
+
+class FullTokenizer(_WordPieceTokenizer):
+    def __init__(self, vocab_file, do_lower_case: bool = True):
+        super().__init__(vocab_file, bert_normalizer(do_lower_case), pre_tokenizers.BertPreTokenizer())
+        self.do_lower_case = do_lower_case
+
+
+class CharTokenizer(_WordPieceTokenizer):
+    """For pre-segmented Chinese: words separated by spaces, each split by WordPiece."""
+
+    def __init__(self, vocab_file):
+        super().__init__(vocab_file, normalizers.Lowercase(), pre_tokenizers.WhitespaceSplit())
