@@ -9,18 +9,19 @@ mean(sequence_output^2). Prints tokens/s for each and the ratios; asserts nothin
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-THREADS = os.cpu_count() or 1
-os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+import ernie  # noqa: F401  (first: its CPU settings must precede Paddle's import)
 
-import numpy as np  # noqa: E402
-import paddle  # noqa: E402
+import numpy as np
+import paddle
 
-from ernie.config import ErnieConfig  # noqa: E402
-from ernie.modeling import ErnieModel  # noqa: E402
-from ernie.static_graph import encoder_feeds, static_mode  # noqa: E402
+from ernie.config import ErnieConfig
+from ernie.cpu_runtime import usable_cores
+from ernie.modeling import ErnieModel
+from ernie.static_graph import encoder_feeds, static_mode
+
+THREADS = usable_cores()
 
 
 def make_feeds(config, batch, seq_len, seed=0):
@@ -104,9 +105,20 @@ def bench_torch(config, feeds, warmup, steps):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad()
-        float(loss)
+        loss.item()
 
     return timed(step, warmup, steps)
+
+
+def gemm_gflops(n=1024, m=2048):
+    """fp32 [m, n] x [n, n] matrix-multiply rate of Paddle and of PyTorch: the ceiling of each."""
+    import torch
+    a, b = np.random.rand(m, n).astype(np.float32), np.random.rand(n, n).astype(np.float32)
+    pa, pb = paddle.to_tensor(a), paddle.to_tensor(b)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    flops = 2.0 * m * n * n
+    return {"paddle": flops / timed(lambda: paddle.matmul(pa, pb).numpy(), 2, 10) / 1e9,
+            "pytorch": flops / timed(lambda: (ta @ tb).numpy(), 2, 10) / 1e9}
 
 
 def main():
@@ -138,6 +150,10 @@ def main():
     for name, seconds in results.items():
         ratio = f"  {reference / seconds:5.2f}x PyTorch" if reference else ""
         print(f"{name:26s} {seconds * 1000:8.1f} ms/step  {tokens / seconds:9.0f} tokens/s{ratio}")
+    if not args.skip_torch:
+        gemm = gemm_gflops()
+        print(f"fp32 GEMM 2048x1024x1024: paddle {gemm['paddle']:.0f} GFLOP/s, "
+              f"pytorch {gemm['pytorch']:.0f} GFLOP/s (the ceiling each framework's steps run under)")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,25 @@
 """ERNIE 2.0 model library: config, tokenization, modeling, checkpoints, conversion, encoding.
 
 Importing the package is cheap: modules that need Paddle import it themselves, so the data
-generators can use `ernie.tokenization` without loading Paddle.
+generators can use `ernie.tokenization` without loading Paddle. Import `ernie` before `paddle`
+so that the CPU settings below reach Paddle's math library (see `ernie.cpu_runtime`).
 """
 import os as _os
 import warnings as _warnings
 
 __version__ = "0.1.0"
 
-# Paddle logs every executor start at INFO level and warns about ccache at import; neither
-# concerns a user of this library. Set GLOG_minloglevel=0 to see Paddle's logs again.
+# Paddle logs every executor start at INFO level, warns about ccache at import, and warns when
+# its own `ones_like` asks a static-graph value for its device; none of it concerns a user of
+# this library. Set GLOG_minloglevel=0 to see Paddle's logs again.
 _os.environ.setdefault("GLOG_minloglevel", "2")
 _warnings.filterwarnings("ignore", message="No ccache found")
+_warnings.filterwarnings("ignore", message="Tensor do not have 'place' interface for pir graph mode")
+
+# Paddle's bundled MKL picks a slow generic code path on non-Intel x86 CPUs unless told the CPU
+# supports AVX2; measured here on an AMD EPYC, sgemm goes from 48 to 96 GFLOP/s. No effect on
+# Intel CPUs. Must be set before MKL loads.
+_os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+
+# Paddle forces OMP_NUM_THREADS=1 at import when it is unset; remember whether the user chose.
+USER_SET_THREADS = "OMP_NUM_THREADS" in _os.environ

@@ -13,11 +13,29 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from . import cpu_runtime  # noqa: F401  (tunes the process for Paddle's CPU kernels)
 from . import param_names as names
 from .config import ErnieConfig
 
 # The original ERNIE masks attention with a bias of -1e4, which stays finite in float16.
 _MASK_BIAS = -1e4
+
+
+def folded_linear(x, weight, bias):
+    """`x @ weight + bias` computed as `[x, 1] @ [weight; bias]`: the same result, faster.
+
+    Paddle's CPU backward of a broadcast bias add reduces the output gradient over its rows with
+    a slow column-sum kernel (15 ms for [2048, 1024], three times the GEMM that produced it);
+    folding the bias into the GEMM gets its gradient from the GEMM of the weight gradient.
+    """
+    ones = paddle.ones_like(x[..., :1])
+    return paddle.matmul(paddle.concat([x, ones], axis=-1),
+                         paddle.concat([weight, bias.unsqueeze(0)], axis=0))
+
+
+class FoldedBiasLinear(nn.Linear):
+    def forward(self, x):
+        return folded_linear(x, self.weight, self.bias)
 
 
 class _NamedParams:
@@ -30,7 +48,7 @@ class _NamedParams:
         return paddle.ParamAttr(name=name, initializer=self._init)
 
     def linear(self, prefix: str, n_in: int, n_out: int) -> nn.Linear:
-        return nn.Linear(n_in, n_out, weight_attr=self.weight(names.fc_weight(prefix)),
+        return FoldedBiasLinear(n_in, n_out, weight_attr=self.weight(names.fc_weight(prefix)),
                          bias_attr=paddle.ParamAttr(name=names.fc_bias(prefix),
                                                     initializer=nn.initializer.Constant(0.0)))
 
