@@ -1,12 +1,16 @@
-"""`python -m data_gen {fetch,build-vocab} ...`: the data generation command line."""
+"""`python -m data_gen {fetch,build-vocab,make,inspect} ...`: the data generation command line."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
+from ernie.tokenization import VocabError
+
+from .config import DataConfig, DataConfigError
 from .corpora import CORPORA
 from .registry import FetchError
+from .shards import ShardError
 from .vocab import build_vocab
 
 
@@ -25,8 +29,23 @@ def _build_vocab(args) -> int:
         print(f"error: input file(s) not found: {', '.join(missing)}", file=sys.stderr)
         return 2
     n = build_vocab(inputs, Path(args.output), args.size, args.lang,
-                    do_lower_case=not args.cased, min_frequency=args.min_frequency)
+                    do_lower_case=not args.cased, min_frequency=args.min_frequency,
+                    strip_pos=args.strip_pos)
     print(f"wrote {args.output}: {n} tokens")
+    return 0
+
+
+def _make(args) -> int:
+    from .make import make
+    config = DataConfig.from_yaml(args.config, workers=args.workers, output=args.output)
+    make(config, progress=not args.quiet)
+    return 0
+
+
+def _inspect(args) -> int:
+    from .inspect import format_line, inspect, to_json
+    for record in inspect(args.path, args.limit):
+        print(to_json(record) if args.json else format_line(record))
     return 0
 
 
@@ -46,12 +65,27 @@ def main(argv=None) -> int:
     vocab.add_argument("--output", required=True, help="vocab.txt to write")
     vocab.add_argument("--cased", action="store_true", help="keep case (default: lower-case)")
     vocab.add_argument("--min-frequency", type=int, default=2)
+    vocab.add_argument("--strip-pos", action="store_true",
+                       help="inputs are People's Daily word/pos lines: train on the words")
     vocab.set_defaults(run=_build_vocab)
+
+    make = sub.add_parser("make", help="generate pre-training shards from a data config")
+    make.add_argument("--config", required=True, help="configs/data/NAME.yaml")
+    make.add_argument("--workers", type=int, help="worker processes (overrides the config)")
+    make.add_argument("--output", help="output directory (overrides the config)")
+    make.add_argument("--quiet", action="store_true", help="no progress bar")
+    make.set_defaults(run=_make)
+
+    insp = sub.add_parser("inspect", help="decode examples of a shard or shard directory")
+    insp.add_argument("path")
+    insp.add_argument("--limit", type=int, default=10)
+    insp.add_argument("--json", action="store_true", help="one JSON object a line")
+    insp.set_defaults(run=_inspect)
 
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except FetchError as err:
+    except (FetchError, DataConfigError, ShardError, VocabError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

@@ -17,12 +17,14 @@ from ernie.tokenization import SPECIAL_TOKENS, UNK, bert_normalizer, write_vocab
 ALPHABET_LIMIT = {"en": 1000, "zh": 10000, "mixed": 12000}
 
 
-def iter_text_lines(paths: Sequence[Path]) -> Iterator[str]:
+def iter_text_lines(paths: Sequence[Path], strip_pos: bool = False) -> Iterator[str]:
+    """Non-empty lines; with `strip_pos`, People's Daily `word/pos` lines as plain text."""
+    from .corpora import strip_pos_tags
     for path in paths:
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.strip():
-                    yield line
+                    yield strip_pos_tags(line) if strip_pos else line
 
 
 def train_vocab(lines: Iterable[str], size: int, lang: str, do_lower_case: bool = True,
@@ -44,7 +46,7 @@ def train_vocab(lines: Iterable[str], size: int, lang: str, do_lower_case: bool 
 
 
 def build_vocab(inputs: Sequence[Path], output: Path, size: int, lang: str,
-                do_lower_case: bool = True, min_frequency: int = 2) -> int:
-    tokens = train_vocab(iter_text_lines(inputs), size, lang, do_lower_case, min_frequency)
+                do_lower_case: bool = True, min_frequency: int = 2, strip_pos: bool = False) -> int:
+    tokens = train_vocab(iter_text_lines(inputs, strip_pos), size, lang, do_lower_case, min_frequency)
     write_vocab(output, tokens)
     return len(tokens)

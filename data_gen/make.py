@@ -1,0 +1,236 @@
+"""`python -m data_gen make --config configs/data/NAME.yaml`: corpus -> shards + manifest.json.
+
+Examples are dealt round-robin to the shards in the order of their chunks, so the output is the
+same for a seed whatever the number of workers. A re-run with the same config, vocabulary and
+input finds the manifest, verifies every shard's checksum and rewrites only shards that fail.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread per worker process
+
+import numpy as np
+from tqdm import tqdm
+
+from ernie.fileio import atomic_write_text
+from ernie.task_names import (IR_RELEVANCE, KNOWLEDGE_MASKING, SENTENCE_TASKS, TOKEN_TASKS)
+from ernie.tokenization import load_vocab
+
+from .config import DataConfig
+from .documents import Document, read_click_log, read_documents
+from .examples import token_task_bit
+from .generate import ExampleGenerator, load_stopwords
+from .registry import sha256_file
+from .shards import FORMAT_VERSION, ShardWriter
+from .tasks.knowledge_masking import Collocations
+from .tasks.sentence_reordering import num_classes
+
+MANIFEST = "manifest.json"
+_generator: Optional[ExampleGenerator] = None
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.shard"
+
+
+def _init_worker(config: DataConfig, phrases) -> None:
+    global _generator
+    _generator = ExampleGenerator(config, phrases)
+
+
+def _process(job: Tuple[int, List[Document]]):
+    return _generator.process_chunk(*job)
+
+
+def _chunks(config: DataConfig, stats: Counter) -> Iterator[Tuple[int, List[Document]]]:
+    """Whole documents, about `chunk_bytes` of text a chunk, numbered in corpus order."""
+    chunk, size, index = [], 0, 0
+    for doc in read_documents(config.input, config.format, config.lang, stats):
+        chunk.append(doc)
+        size += sum(len(s.text) for s in doc.sentences)
+        if size >= config.chunk_bytes:
+            yield index, chunk
+            chunk, size, index = [], 0, index + 1
+    if chunk:
+        yield index, chunk
+
+
+def fingerprint(config: DataConfig) -> str:
+    """What the shards are a function of: config, vocabulary, inputs and the generator's code."""
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    digest.update(f"shard-format-{FORMAT_VERSION}".encode())
+    for source in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(source.read_bytes())
+    for path in [config.vocab, *config.input] + [p for p in (config.click_log, config.entities,
+                                                           config.stopwords, config.discourse_markers) if p]:
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def _read_manifest(out: Path) -> Optional[dict]:
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return manifest
+
+
+def _collocations(config: DataConfig) -> set:
+    if KNOWLEDGE_MASKING not in config.tasks or config.lang != "en":
+        return set()
+    colloc = Collocations(config.collocation_min_count, config.collocation_min_pmi,
+                          stopwords=load_stopwords(config.stopwords))
+    for doc in read_documents(config.input, config.format, config.lang, Counter()):
+        for sentence in doc.sentences:
+            colloc.count(sentence.text)
+    return colloc.finish().phrases
+
+
+def _label_counts(examples, stats: Counter) -> None:
+    for ex in examples:
+        for name, array in (("capitalization", ex.case_label), ("token_document", ex.tokdoc_label)):
+            if ex.token_tasks & token_task_bit(name):
+                counts = np.bincount(array[array >= 0], minlength=2)
+                stats[f"token_labels/{name}/0"] += int(counts[0])
+                stats[f"token_labels/{name}/1"] += int(counts[1])
+        if ex.token_tasks & token_task_bit(KNOWLEDGE_MASKING):
+            stats["token_labels/knowledge_masking/units"] += int((ex.seg_knowledge == 0).sum())
+            stats["token_labels/knowledge_masking/basic_units"] += int((ex.seg_basic == 0).sum())
+
+
+def _nest(stats: Counter, prefix: str) -> dict:
+    out: dict = {}
+    for key, value in sorted(stats.items()):
+        if key.startswith(prefix + "/"):
+            *path, leaf = key[len(prefix) + 1:].split("/")
+            node = out
+            for p in path:
+                node = node.setdefault(p, {})
+            node[leaf] = value
+    return out
+
+
+def make(config: DataConfig, progress: bool = True) -> dict:
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = load_vocab(config.vocab)
+    print(f"data_gen make: {', '.join(config.input)} -> {out} ({config.shards} shards, "
+             f"{config.workers} worker(s), tasks: {', '.join(config.tasks)})")
+    fp = fingerprint(config)
+    old = _read_manifest(out)
+    old_shas = {s["file"]: s["sha256"] for s in old["shards"]} if old and old.get("fingerprint") == fp else {}
+    if old_shas and all((out / f).is_file() and sha256_file(out / f) == sha for f, sha in old_shas.items()):
+        print(f"up to date: {len(old_shas)} shards verified against {out / MANIFEST}")
+        return old
+
+    started = time.time()
+    read_stats: Counter = Counter()
+    stats: Counter = Counter()
+    phrases = _collocations(config)
+    total_bytes = sum(os.path.getsize(p) for p in config.input)
+    writers = [ShardWriter(out / shard_name(k)) for k in range(config.shards)]
+    n_written = 0
+
+    def write(examples):
+        nonlocal n_written
+        for ex in examples:
+            writers[n_written % config.shards].add(ex)
+            n_written += 1
+        _label_counts(examples, stats)
+
+    jobs = _chunks(config, read_stats)
+    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="make", disable=not progress)
+    n_chunks = 0
+    if config.workers > 1:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(config.workers, _init_worker, (config, phrases)) as pool:
+            for examples, chunk_stats in pool.imap(_process, jobs):
+                write(examples)
+                stats.update(chunk_stats)
+                bar.update(chunk_stats["raw_bytes"])
+                n_chunks += 1
+        generator = ExampleGenerator(config, phrases)
+    else:
+        generator = ExampleGenerator(config, phrases)
+        for job in jobs:
+            examples, chunk_stats = generator.process_chunk(*job)
+            write(examples)
+            stats.update(chunk_stats)
+            bar.update(chunk_stats["raw_bytes"])
+            n_chunks += 1
+    bar.close()
+
+    if IR_RELEVANCE in config.tasks:
+        if config.click_log:
+            examples, ir_stats = generator.ir_examples(read_click_log(config.click_log, read_stats), n_chunks)
+            write(examples)
+            stats.update(ir_stats)
+        else:
+            print("ir_relevance: no click_log configured, task skipped (pairs are never invented)")
+            stats["skipped/ir_relevance_without_click_log"] += 1
+
+    shards = []
+    for k, writer in enumerate(writers):
+        name = shard_name(k)
+        fresh = writer.close(out / f".{name}.new")
+        sha = sha256_file(fresh)
+        if old_shas.get(name) == sha and (out / name).is_file() and sha256_file(out / name) == sha:
+            fresh.unlink()
+            stats["shards_kept"] += 1
+        else:
+            os.replace(fresh, out / name)
+        shards.append({"file": name, "sha256": sha, "examples": writer.n_examples,
+                       "tokens": writer.n_tokens, "bytes": (out / name).stat().st_size})
+
+    elapsed = time.time() - started
+    skipped = {k: v for k, v in read_stats.items()}
+    skipped.update({k: stats[k] for k in ("long_sentence_split", "one_sentence_document",
+                                          "sentence_without_tokens", "distance_pair_impossible",
+                                          "discourse_pair_without_tokens", "ir_pair_without_impressions")
+                    if stats[k]})
+    skipped.update(_nest(stats, "skipped"))
+    markers = generator.markers.markers if generator.markers else []
+    classes = {"sentence_reordering": num_classes(config.reorder_max_segments), "sentence_distance": 3,
+               "discourse_relation": len(markers), "ir_relevance": 3}
+    unk_rate = stats["unk_tokens"] / max(1, stats["tokens"])
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "fingerprint": fp,
+        "tasks": list(config.tasks),
+        "sentence_tasks": list(SENTENCE_TASKS),
+        "token_tasks": list(TOKEN_TASKS),
+        "classes": {t: n for t, n in classes.items() if t in config.tasks},
+        "discourse_markers": markers,
+        "vocab": {"path": config.vocab, "sha256": sha256_file(config.vocab), "size": len(vocab)},
+        "config": config.to_dict(),
+        "examples": n_written,
+        "examples_per_task": _nest(stats, "examples"),
+        "labels_per_task": _nest(stats, "labels"),
+        "token_labels": _nest(stats, "token_labels"),
+        "discourse_marker_counts": _nest(stats, "discourse_marker"),
+        "distance_classes": _nest(stats, "distance_class"),
+        "knowledge_units": {"phrase_units": stats["phrase_units"], "entity_units": stats["entity_units"],
+                            "collocation_phrases": len(phrases)},
+        "corpus": {"documents": stats["documents"], "sentences": stats["sentences"],
+                   "tokens": stats["tokens"], "raw_bytes": stats["raw_bytes"], "unk_rate": round(unk_rate, 5)},
+        "skipped_or_repaired": skipped,
+        "shards": shards,
+        "seconds": round(elapsed, 2),
+        "mb_per_second": round(stats["raw_bytes"] / 1e6 / max(elapsed, 1e-9), 3),
+    }
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    if unk_rate > 0.05:
+        print(f"warning: {unk_rate:.1%} of tokens are [UNK]: does {config.vocab} fit this corpus?",
+              file=sys.stderr)
+    print(f"wrote {n_written} examples in {config.shards} shards, {stats['raw_bytes'] / 1e6:.1f} MB "
+             f"of text in {elapsed:.1f} s; manifest: {out / MANIFEST}")
+    return manifest

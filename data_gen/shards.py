@@ -1,0 +1,147 @@
+"""Binary shards of examples: one file each, memory-mapped when read.
+
+Layout: the 8-byte magic `ERNIESHD`, a little-endian uint32 header length, a JSON header
+(format version, example/token/mask counts, and for each array its dtype, byte offset and
+length), then the arrays, each aligned to 64 bytes. Per-token arrays are concatenated over the
+examples with `token_offsets` [n + 1] marking where each starts; `mask_pos`/`mask_label` (offline
+masking) likewise with `mask_offsets`. A writer streams each array to its own temporary file and
+assembles the shard under a temporary name, renamed into place when complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterator
+
+import numpy as np
+
+from ernie.fileio import atomic_path
+
+from .examples import TOKEN_DTYPES, TOKEN_FIELDS, Example
+
+MAGIC = b"ERNIESHD"
+FORMAT_VERSION = 1
+_ALIGN = 64
+EXAMPLE_FIELDS = {"task": np.int8, "label": np.int32, "token_tasks": np.uint8}
+MASK_FIELDS = {"mask_pos": np.int32, "mask_label": np.int32}
+
+
+class ShardError(ValueError):
+    """A shard that is missing, truncated or corrupt."""
+
+
+class ShardWriter:
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._dir = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
+        self._files = {name: open(Path(self._dir.name) / name, "wb")
+                       for name in (*TOKEN_FIELDS, *EXAMPLE_FIELDS, *MASK_FIELDS)}
+        self.n_examples = self.n_tokens = self.n_masks = 0
+        self._token_offsets = [0]
+        self._mask_offsets = [0]
+
+    def add(self, ex: Example) -> None:
+        for name in TOKEN_FIELDS:
+            self._files[name].write(np.ascontiguousarray(getattr(ex, name), TOKEN_DTYPES[name]).tobytes())
+        for name, dtype in EXAMPLE_FIELDS.items():
+            self._files[name].write(np.asarray([getattr(ex, name)], dtype).tobytes())
+        for name, dtype in MASK_FIELDS.items():
+            self._files[name].write(np.ascontiguousarray(getattr(ex, name), dtype).tobytes())
+        self.n_examples += 1
+        self.n_tokens += len(ex)
+        self.n_masks += len(ex.mask_pos)
+        self._token_offsets.append(self.n_tokens)
+        self._mask_offsets.append(self.n_masks)
+
+    def close(self, path=None) -> Path:
+        """Assembles the shard at `path` (default: the writer's path), atomically."""
+        for f in self._files.values():
+            f.close()
+        arrays = {name: Path(self._dir.name) / name for name in self._files}
+        offsets = {"token_offsets": np.asarray(self._token_offsets, np.int64),
+                   "mask_offsets": np.asarray(self._mask_offsets, np.int64)}
+        dtypes = {**TOKEN_DTYPES, **EXAMPLE_FIELDS, **MASK_FIELDS}
+        layout, position = {}, 0
+        sizes = {name: arrays[name].stat().st_size for name in arrays}
+        sizes.update({name: a.nbytes for name, a in offsets.items()})
+        for name in (*offsets, *arrays):
+            layout[name] = {"dtype": np.dtype(offsets[name].dtype if name in offsets else dtypes[name]).str,
+                            "offset": position, "nbytes": sizes[name]}
+            position += -(-sizes[name] // _ALIGN) * _ALIGN
+        header = json.dumps({"version": FORMAT_VERSION, "examples": self.n_examples,
+                             "tokens": self.n_tokens, "masks": self.n_masks, "arrays": layout}).encode()
+        data_start = -(-(len(MAGIC) + 4 + len(header)) // _ALIGN) * _ALIGN
+        target = Path(path or self.path)
+        with atomic_path(target) as tmp, open(tmp, "wb") as out:
+            out.write(MAGIC + struct.pack("<I", len(header)) + header)
+            for name in (*offsets, *arrays):
+                out.seek(data_start + layout[name]["offset"])
+                if name in offsets:
+                    out.write(offsets[name].tobytes())
+                else:
+                    with open(arrays[name], "rb") as f:
+                        while block := f.read(1 << 22):
+                            out.write(block)
+            out.truncate(data_start + position)
+        self._dir.cleanup()
+        return target
+
+
+class Shard:
+    """Random access to the examples of one shard file."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        try:
+            size = os.path.getsize(self.path)
+            with open(self.path, "rb") as f:
+                head = f.read(len(MAGIC) + 4)
+                if len(head) < len(MAGIC) + 4 or head[:len(MAGIC)] != MAGIC:
+                    raise ShardError(f"{self.path}: not an ERNIE shard (bad magic)")
+                (header_len,) = struct.unpack("<I", head[len(MAGIC):])
+                header = json.loads(f.read(header_len))
+        except OSError as err:
+            raise ShardError(f"{self.path}: cannot read shard: {err.strerror}") from None
+        except (ValueError, UnicodeDecodeError):
+            raise ShardError(f"{self.path}: corrupt shard header") from None
+        if header.get("version") != FORMAT_VERSION:
+            raise ShardError(f"{self.path}: shard format version {header.get('version')}, "
+                             f"this reader knows {FORMAT_VERSION}")
+        data_start = -(-(len(MAGIC) + 4 + header_len) // _ALIGN) * _ALIGN
+        self.arrays: Dict[str, np.ndarray] = {}
+        for name, spec in header["arrays"].items():
+            start = data_start + spec["offset"]
+            if start + spec["nbytes"] > size:
+                raise ShardError(f"{self.path}: truncated ({size} bytes, array {name} needs "
+                                 f"{start + spec['nbytes']})")
+            dtype = np.dtype(spec["dtype"])
+            count = spec["nbytes"] // dtype.itemsize
+            self.arrays[name] = (np.memmap(self.path, dtype=dtype, mode="r", offset=start, shape=(count,))
+                                 if count else np.zeros(0, dtype))
+        self.n_examples = header["examples"]
+        offsets = self.arrays["token_offsets"]
+        if len(offsets) != self.n_examples + 1 or (self.n_examples and offsets[-1] != header["tokens"]):
+            raise ShardError(f"{self.path}: corrupt shard (offsets do not match the header)")
+
+    def __len__(self) -> int:
+        return self.n_examples
+
+    def __getitem__(self, i: int) -> Example:
+        if not 0 <= i < self.n_examples:
+            raise IndexError(i)
+        a = self.arrays
+        t0, t1 = int(a["token_offsets"][i]), int(a["token_offsets"][i + 1])
+        m0, m1 = int(a["mask_offsets"][i]), int(a["mask_offsets"][i + 1])
+        tokens = {name: np.asarray(a[name][t0:t1]) for name in TOKEN_FIELDS}
+        return Example(**tokens, task=int(a["task"][i]), label=int(a["label"][i]),
+                       token_tasks=int(a["token_tasks"][i]),
+                       mask_pos=np.asarray(a["mask_pos"][m0:m1]),
+                       mask_label=np.asarray(a["mask_label"][m0:m1]))
+
+    def __iter__(self) -> Iterator[Example]:
+        for i in range(self.n_examples):
+            yield self[i]

@@ -1,0 +1,42 @@
+"""IR relevance: how relevant is a title to a query, from a search engine's click log?
+
+Log format (TSV, one line per query-title pair): `query<TAB>title<TAB>clicks<TAB>impressions`.
+Label 0 (strong): the title was clicked (clicks > 0). Label 1 (weak): shown but never clicked
+(impressions > 0, clicks == 0). Label 2 (irrelevant): a title drawn at random from the log's
+other queries, one per query. Pairs with no impressions are skipped (nothing was observed).
+Without a click log the task is skipped: pairs are never invented.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from ..documents import Click
+
+STRONG, WEAK, IRRELEVANT = 0, 1, 2
+CLASS_NAMES = ("clicked", "shown_not_clicked", "random_title")
+
+
+def relevance_pairs(log: Sequence[Click], rng: np.random.Generator, stats: Counter
+                    ) -> List[Tuple[str, str, int]]:
+    """(query, title, label) for every observed pair plus one random title per query."""
+    pairs = []
+    titles_by_query: Dict[str, set] = {}
+    for click in log:
+        if click.impressions == 0:
+            stats["ir_pair_without_impressions"] += 1
+            continue
+        pairs.append((click.query, click.title, STRONG if click.clicks > 0 else WEAK))
+        titles_by_query.setdefault(click.query, set()).add(click.title)
+    all_titles = sorted({c.title for c in log})
+    for query in sorted(titles_by_query):
+        own = titles_by_query[query]
+        if len(own) == len(all_titles):
+            stats["ir_query_without_foreign_title"] += 1
+            continue
+        while (title := all_titles[int(rng.integers(len(all_titles)))]) in own:
+            pass
+        pairs.append((query, title, IRRELEVANT))
+    return pairs
