@@ -74,14 +74,17 @@ def _finish(doc: Optional[Document], stats: Counter) -> Optional[Document]:
 
 
 def read_text(path: Path, lang: str, stats: Counter) -> Iterator[Document]:
-    doc = None
+    doc, previous_blank = None, False
     for lineno, line in _lines(path, stats):
         if not line.strip():
+            if previous_blank:  # two separators in a row: an empty document between them
+                stats["empty_document"] += 1
             done = _finish(doc, stats)
             if done:
                 yield done
-            doc = None
+            doc, previous_blank = None, True
             continue
+        previous_blank = False
         if doc is None:
             doc = Document(f"{path.name}:{lineno}", [[]])
         if len(line) > LONG_LINE_CHARS:

@@ -103,7 +103,12 @@ class Shard:
                 if len(head) < len(MAGIC) + 4 or head[:len(MAGIC)] != MAGIC:
                     raise ShardError(f"{self.path}: not an ERNIE shard (bad magic)")
                 (header_len,) = struct.unpack("<I", head[len(MAGIC):])
+                if len(MAGIC) + 4 + header_len > size:
+                    raise ShardError(f"{self.path}: truncated ({size} bytes, the header alone needs "
+                                     f"{len(MAGIC) + 4 + header_len})")
                 header = json.loads(f.read(header_len))
+        except ShardError:
+            raise
         except OSError as err:
             raise ShardError(f"{self.path}: cannot read shard: {err.strerror}") from None
         except (ValueError, UnicodeDecodeError):

@@ -23,16 +23,17 @@ def relevance_pairs(log: Sequence[Click], rng: np.random.Generator, stats: Count
                     ) -> List[Tuple[str, str, int]]:
     """(query, title, label) for every observed pair plus one random title per query."""
     pairs = []
-    titles_by_query: Dict[str, set] = {}
+    logged: Dict[str, set] = {}  # every title logged for a query, observed or not
     for click in log:
+        logged.setdefault(click.query, set()).add(click.title)
         if click.impressions == 0:
             stats["ir_pair_without_impressions"] += 1
             continue
         pairs.append((click.query, click.title, STRONG if click.clicks > 0 else WEAK))
-        titles_by_query.setdefault(click.query, set()).add(click.title)
+    observed_queries = sorted({q for q, _, _ in pairs})
     all_titles = sorted({c.title for c in log})
-    for query in sorted(titles_by_query):
-        own = titles_by_query[query]
+    for query in observed_queries:
+        own = logged[query]
         if len(own) == len(all_titles):
             stats["ir_query_without_foreign_title"] += 1
             continue

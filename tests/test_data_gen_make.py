@@ -1,0 +1,152 @@
+"""The shard pipeline end to end on a small real corpus with bad records mixed in."""
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from data_gen.config import DataConfig, DataConfigError
+from data_gen.make import make
+from data_gen.shards import Shard, ShardError
+from tests.conftest import DEMO_CORPUS, REPO
+
+
+def _documents(n_docs=4, sentences=40):
+    docs, current = [], []
+    for line in DEMO_CORPUS.open(encoding="utf-8"):
+        if line.strip():
+            current.append(line)
+        elif current:
+            docs.append(current[:sentences])
+            current = []
+            if len(docs) == n_docs:
+                break
+    return docs
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    docs = _documents()
+    with open(root / "corpus.txt", "wb") as f:
+        for k, doc in enumerate(docs):
+            f.write("".join(doc).encode("utf-8"))
+            if k == 1:
+                f.write(b"A line with \xff\xfe invalid bytes.\n")
+                f.write("A line with a control\x07 character.\n".encode())
+                f.write(("A very long line of many sentences. " * 80).encode() + b"\n")
+            f.write(b"\n")
+        f.write(b"\n")  # a second separator in a row: an empty document
+        f.write(b"Only one sentence here.\n\n")
+    (root / "clicks.tsv").write_text(
+        "state of the union\tThe State of the Union address\t25\t40\n"
+        "state of the union\tUnion station train times\t0\t12\n"
+        "tax cuts\tTax cuts and jobs act explained\t7\t9\n"
+        "tax cuts\tbroken line without counts\n", encoding="utf-8")
+    return root
+
+
+def _config(corpus, vocab, tmp_path, **overrides):
+    values = dict(input=str(corpus / "corpus.txt"), vocab=str(vocab), output=str(tmp_path / "shards"),
+                  format="text", lang="en", max_seq_len=64, shards=3, seed=7, workers=1,
+                  discourse_markers=str(REPO / "configs/discourse/en.yaml"),
+                  stopwords=str(REPO / "configs/stopwords/en.txt"), click_log=str(corpus / "clicks.tsv"),
+                  chunk_bytes=4096)
+    values.update(overrides)
+    return DataConfig(**values)
+
+
+def test_make_counts_everything_and_is_independent_of_workers(corpus, en_vocab, tmp_path):
+    one = make(_config(corpus, en_vocab, tmp_path / "a", workers=1), progress=False)
+    two = make(_config(corpus, en_vocab, tmp_path / "b", workers=2), progress=False)
+    assert [s["sha256"] for s in one["shards"]] == [s["sha256"] for s in two["shards"]]
+    skipped = one["skipped_or_repaired"]
+    assert skipped["invalid_utf8_line"] == 1 and skipped["control_characters_removed"] == 1
+    assert skipped["empty_document"] == 1 and skipped["one_sentence_document"] == 1
+    assert skipped["long_line_split"] == 1 and skipped["malformed_click_log_line"] == 1
+    per_task = one["examples_per_task"]
+    assert set(per_task) == {"sentence_reordering", "sentence_distance", "discourse_relation", "ir_relevance"}
+    assert per_task["ir_relevance"] == 5  # 3 observed pairs + one random title per query
+    assert one["labels_per_task"]["ir_relevance"] == {"0": 2, "1": 1, "2": 2}
+    assert sum(one["discourse_marker_counts"].values()) == per_task["discourse_relation"]
+    assert one["examples"] == sum(s["examples"] for s in one["shards"]) == sum(per_task.values())
+    assert one["token_labels"]["capitalization"]["1"] > 0 and one["token_labels"]["token_document"]["1"] > 0
+    assert one["classes"] == {"sentence_reordering": 33, "sentence_distance": 3,
+                              "discourse_relation": len(one["discourse_markers"]), "ir_relevance": 3}
+    for shard in one["shards"]:
+        examples = list(Shard(tmp_path / "a" / "shards" / shard["file"]))
+        assert len(examples) == shard["examples"]
+        assert all(len(ex) <= 64 and ex.src_ids[0] == 1 for ex in examples)  # [CLS] first, within max_seq_len
+
+
+def test_rerun_skips_verified_shards_and_repairs_corrupt_ones(corpus, en_vocab, tmp_path, capsys):
+    config = _config(corpus, en_vocab, tmp_path)
+    first = make(config, progress=False)
+    make(config, progress=False)
+    assert "up to date: 3 shards verified" in capsys.readouterr().out
+    broken = tmp_path / "shards" / first["shards"][1]["file"]
+    broken.write_bytes(broken.read_bytes()[:100])
+    with pytest.raises(ShardError, match=rf"{broken.name}: truncated"):
+        Shard(broken)
+    again = make(config, progress=False)
+    assert [s["sha256"] for s in again["shards"]] == [s["sha256"] for s in first["shards"]]
+    assert len(Shard(broken)) == first["shards"][1]["examples"]
+
+
+def test_not_a_shard(tmp_path):
+    (tmp_path / "x.shard").write_bytes(b"PK\x03\x04 not a shard at all")
+    with pytest.raises(ShardError, match="x.shard: not an ERNIE shard"):
+        Shard(tmp_path / "x.shard")
+
+
+def test_offline_masking_and_inspect(corpus, en_vocab, tmp_path):
+    config = _config(corpus, en_vocab, tmp_path, masking="offline", knowledge_unit_prob=1.0)
+    manifest = make(config, progress=False)
+    assert manifest["config"]["masking"] == "offline"
+    result = subprocess.run([sys.executable, "-m", "data_gen", "inspect", str(tmp_path / "shards"),
+                             "--limit", "400", "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == min(400, manifest["examples"])
+    text_records = [r for r in records if r["task"] in ("sentence_reordering", "sentence_distance")]
+    assert text_records and all("masked" in r and "capitalization" in r for r in text_records)
+    labels = {r["task"]: r["label"] for r in records if "label" in r}
+    assert "permutation=[" in labels["sentence_reordering"]
+    assert labels["sentence_distance"].split()[1] in ("adjacent", "same_document_not_adjacent", "other_document")
+    assert "marker=" in labels["discourse_relation"]
+    assert labels["ir_relevance"].split()[1] in ("clicked", "shown_not_clicked", "random_title")
+    plain = subprocess.run([sys.executable, "-m", "data_gen", "inspect", str(tmp_path / "shards"),
+                            "--limit", "2"], capture_output=True, text=True)
+    assert plain.stdout.count("\n") == 2 and "[CLS]" in plain.stdout
+
+
+def test_cli_make_and_bad_configs(corpus, en_vocab, tmp_path):
+    values = dict(input=str(corpus / "corpus.txt"), vocab=str(en_vocab), output=str(tmp_path / "out"),
+                  tasks=["knowledge_masking", "capitalization", "ir_relevance"], shards=2, max_seq_len=64)
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump(values))
+    result = subprocess.run([sys.executable, "-m", "data_gen", "make", "--config", str(tmp_path / "ok.yaml"),
+                             "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "no click_log configured, task skipped" in result.stdout
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["examples_per_task"] == {"token_tasks_only": manifest["examples"]}
+
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**values, "shard": 3}))
+    result = subprocess.run([sys.executable, "-m", "data_gen", "make", "--config", str(tmp_path / "bad.yaml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "unknown key(s) ['shard']" in result.stderr
+    with pytest.raises(DataConfigError, match="file not found: nope.txt"):
+        DataConfig(**{**values, "input": "nope.txt"})
+
+
+def test_vocab_without_special_tokens_is_refused(corpus, tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[CLS]\n[SEP]\nthe\n")
+    with pytest.raises(Exception, match=r"missing special token\(s\) \['\[MASK\]', '\[UNK\]'\]"):
+        make(_config(corpus, vocab, tmp_path), progress=False)
+
+
+def test_chinese_vocab_on_english_text_warns(corpus, zh_vocab, tmp_path, capsys):
+    make(_config(corpus, zh_vocab, tmp_path, tasks=["knowledge_masking"]), progress=False)
+    assert "of tokens are [UNK]" in capsys.readouterr().err

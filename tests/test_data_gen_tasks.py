@@ -1,0 +1,186 @@
+"""Each task's labels against hand-computed cases."""
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from data_gen.documents import Click, Sentence
+from data_gen.tasks import knowledge_masking as km
+from data_gen.tasks.capitalization import case_labels
+from data_gen.tasks.discourse_relation import MarkerList
+from data_gen.tasks.ir_relevance import IRRELEVANT, STRONG, WEAK, relevance_pairs
+from data_gen.tasks.sentence_distance import ADJACENT, OTHER_DOCUMENT, SAME_DOCUMENT, choose_pair
+from data_gen.tasks.sentence_reordering import (class_permutation, num_classes, permutation_class,
+                                                split_and_shuffle)
+from data_gen.tasks.token_document import segment_word_labels
+from data_gen.tokenized import SentenceTokenizer
+from ernie.tokenization import FullTokenizer
+
+
+@pytest.fixture(scope="module")
+def en(en_vocab):
+    return SentenceTokenizer(FullTokenizer(en_vocab, do_lower_case=True), "en")
+
+
+@pytest.fixture(scope="module")
+def zh(zh_vocab):
+    return SentenceTokenizer(FullTokenizer(zh_vocab), "zh")
+
+
+# ---- sentence reordering ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("perm,label", [((0,), 0), ((0, 1), 1), ((1, 0), 2), ((0, 1, 2), 3), ((0, 2, 1), 4),
+                                        ((2, 1, 0), 8), ((0, 1, 2, 3), 9), ((0, 1, 3, 2), 10), ((3, 2, 1, 0), 32)])
+def test_permutation_classes_in_canonical_order(perm, label):
+    assert permutation_class(perm) == label
+    assert class_permutation(label, 4) == perm
+
+
+def test_thirty_three_classes_for_four_segments():
+    assert num_classes(4) == 33 and num_classes(3) == 9
+    assert len({class_permutation(k, 4) for k in range(33)}) == 33
+    with pytest.raises(ValueError):
+        class_permutation(33, 4)
+
+
+def test_split_and_shuffle_covers_the_paragraph_in_permuted_order():
+    rng = np.random.default_rng(0)
+    labels = Counter()
+    for _ in range(2000):
+        segments, perm, label = split_and_shuffle(6, 4, rng)
+        original = [None] * len(perm)
+        for position, index in enumerate(perm):
+            original[index] = segments[position]
+        assert [s for r in original for s in range(*r)] == list(range(6))  # contiguous, complete
+        assert permutation_class(perm) == label
+        labels[label] += 1
+    assert len(labels) == 33 and min(labels.values()) > 30  # balanced over the 33 classes
+
+
+def test_short_paragraph_allows_fewer_segments():
+    rng = np.random.default_rng(1)
+    assert {split_and_shuffle(2, 4, rng)[2] for _ in range(100)} == {0, 1, 2}
+
+
+# ---- sentence distance ------------------------------------------------------------------------
+
+def test_distance_classes_hand_computed():
+    rng = np.random.default_rng(0)
+    seen = {}
+    for _ in range(200):
+        label, b_range = choose_pair(5, 0, 2, 1, True, rng)
+        seen.setdefault(label, set()).add(b_range)
+    assert seen[ADJACENT] == {(2, 3)}                     # right after A = sentences 0-1
+    assert seen[SAME_DOCUMENT] == {(3, 4), (4, 5)}         # at least one sentence between
+    assert seen[OTHER_DOCUMENT] == {None}
+    # a two-sentence document: only adjacency, or another document
+    assert {choose_pair(2, 0, 1, 1, False, rng)[0] for _ in range(20)} == {ADJACENT}
+    assert choose_pair(1, 0, 1, 1, False, rng) is None
+
+
+# ---- capitalization ---------------------------------------------------------------------------
+
+def test_capitalised_word_under_an_uncased_vocab(en):
+    (sent,) = en([Sentence("The Senate met in Washingtonville on 5 May.")])
+    tokens = en.tokenizer.convert_ids_to_tokens(sent.ids)
+    assert all(t == t.lower() for t in tokens)  # the vocabulary is uncased
+    labels = dict(zip(tokens, case_labels(sent).tolist()))
+    assert labels["the"] == 1 and labels["senate"] == 1 and labels["met"] == 0 and labels["may"] == 1
+    assert labels["5"] == -1 and labels["."] == -1  # no cased letter
+    pieces = [i for i, t in enumerate(tokens) if t.startswith("##")]
+    assert pieces and all(case_labels(sent)[i] == -1 for i in pieces)  # only a word's first piece
+
+
+# ---- token-document relation ------------------------------------------------------------------
+
+def test_word_occurring_in_another_segment(en):
+    s = en([Sentence("Paris is big."), Sentence("America is old."), Sentence("Paris again, not America.")])
+    labels = segment_word_labels([[s[0], s[1]], [s[2]]], stopwords={"is", "not"})
+    tok = en.tokenizer.convert_ids_to_tokens
+    first = dict(zip(tok(s[0].ids), labels[0][0].tolist()))
+    second = dict(zip(tok(s[1].ids), labels[0][1].tolist()))
+    third = dict(zip(tok(s[2].ids), labels[1][0].tolist()))
+    assert first["paris"] == 1 and first["big"] == 0 and first["is"] == -1 and first["."] == -1
+    assert second["america"] == 1 and second["old"] == 0
+    assert third["paris"] == 1 and third["america"] == 1 and third["again"] == 0 and third["not"] == -1
+    # a document of one segment has nothing to relate to
+    assert (segment_word_labels([[s[0]]], set())[0][0] == -1).all()
+
+
+# ---- knowledge masking ------------------------------------------------------------------------
+
+def test_peoples_daily_entity_is_one_unit(zh):
+    words = [("江", "nr"), ("泽民", "nr"), ("发表", "v"), ("新年", "t"), ("讲话", "n"), ("。", "w")]
+    (sent,) = zh([Sentence("".join(w for w, _ in words), words)])
+    spans = km.unit_spans(sent, "zh", set(), set())
+    assert (0, 2, km.ENTITY) in spans  # 江 + 泽民 merged into one person name
+    seg_basic, seg_knowledge = km.segment_labels(sent, spans)
+    assert seg_basic.tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # characters
+    # 江泽民 | 发表 | 新年 | 讲话 | 。
+    assert seg_knowledge.tolist() == [0, 1, 1, 0, 1, 0, 1, 0, 1, 0]
+
+
+def test_english_entities_phrases_and_entity_list(en):
+    (sent,) = en([Sentence("And the United States Congress passed the health care bill in New York.")])
+    spans = km.unit_spans(sent, "en", {("health", "care")}, {("new", "york")}, stopwords={"and", "the"})
+    words = sent.words
+    named = {(" ".join(words[a:b]), level) for a, b, level in spans}
+    assert ("united states congress", km.ENTITY) in named
+    assert ("health care", km.PHRASE) in named
+    assert ("new york", km.ENTITY) in named
+    assert not any(text.startswith("and") for text, _ in named)  # sentence-initial "And" stays out
+
+
+def test_masking_takes_whole_units_and_80_10_10():
+    seg = np.array([-1, 0, 1, 1, 0, 0, 1, -1], np.int8)  # units: [1..3], [4], [5..6]
+    ids = np.arange(100, 108, dtype=np.int32)
+    rng = np.random.default_rng(0)
+    unit_sets = [{1, 2, 3}, {4}, {5, 6}]
+    outcome = Counter()
+    for _ in range(3000):
+        masked, pos, labels = km.mask_units(ids, seg, rng, vocab_size=5000, mask_id=3, first_normal_id=5)
+        assert set(pos.tolist()) in unit_sets  # round(0.15 * 3) -> at least one whole unit
+        assert labels.tolist() == ids[pos].tolist()
+        for p in pos:
+            outcome["mask" if masked[p] == 3 else "keep" if masked[p] == ids[p] else "random"] += 1
+    total = sum(outcome.values())
+    assert abs(outcome["mask"] / total - 0.8) < 0.02
+    assert abs(outcome["random"] / total - 0.1) < 0.02 and abs(outcome["keep"] / total - 0.1) < 0.02
+
+
+def test_collocations_find_frequent_pairs():
+    colloc = km.Collocations(min_count=3, min_pmi=1.0, stopwords={"the", "a"})
+    for _ in range(5):
+        colloc.count("Social security and health care matter.")
+        colloc.count("The budget is a matter of record.")
+    assert ("social", "security") in colloc.finish().phrases and ("health", "care") in colloc.phrases
+    assert not any("the" in p for p in colloc.phrases)
+
+
+# ---- discourse relation -----------------------------------------------------------------------
+
+def test_discourse_markers():
+    markers = MarkerList(["however", "on the other hand", "on", "for example"], "en")
+    assert markers.match("However, the plan failed.") == (0, "The plan failed.")
+    assert markers.match("On the other hand we won.") == (1, "We won.")
+    assert markers.match("Howevers are rare.") is None
+    assert markers.match("However,") is None  # nothing left after the marker
+    zh = MarkerList(["但", "但是", "因此"], "zh")
+    assert zh.match("但是，我们成功了。") == (1, "我们成功了。")
+    assert zh.match("因此我们成功了。") == (2, "我们成功了。")
+
+
+# ---- IR relevance -----------------------------------------------------------------------------
+
+def test_ir_labels_from_a_click_log():
+    log = [Click("cheap flights", "Cheap flights to Rome", 12, 40), Click("cheap flights", "Hotel deals", 0, 30),
+           Click("weather", "Weather in Rome today", 3, 5), Click("weather", "Never shown", 0, 0)]
+    stats = Counter()
+    pairs = relevance_pairs(log, np.random.default_rng(0), stats)
+    assert ("cheap flights", "Cheap flights to Rome", STRONG) in pairs
+    assert ("cheap flights", "Hotel deals", WEAK) in pairs
+    assert ("weather", "Weather in Rome today", STRONG) in pairs
+    irrelevant = [(q, t) for q, t, label in pairs if label == IRRELEVANT]
+    assert len(irrelevant) == 2
+    assert all(t not in {c.title for c in log if c.query == q} for q, t in irrelevant)
+    assert stats["ir_pair_without_impressions"] == 1
