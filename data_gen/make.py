@@ -1,8 +1,10 @@
 """`python -m data_gen make --config configs/data/NAME.yaml`: corpus -> shards + manifest.json.
 
-Examples are dealt round-robin to the shards in the order of their chunks, so the output is the
-same for a seed whatever the number of workers. A re-run with the same config, vocabulary and
-input finds the manifest, verifies every shard's checksum and rewrites only shards that fail.
+Example j of chunk c goes to shard (c + j) mod n: round-robin, starting one shard further at
+each chunk, and a function of the corpus and config alone, so the output is the same for a seed
+whatever the number of workers. Workers pack each shard's examples into one block, so the main
+process only appends bytes. A re-run with the same config, vocabulary, input and code finds the
+manifest, verifies every shard's checksum and rewrites only shards that fail.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from .documents import Document, read_click_log, read_documents
 from .examples import token_task_bit
 from .generate import ExampleGenerator, load_stopwords
 from .registry import sha256_file
-from .shards import FORMAT_VERSION, ShardWriter
+from .shards import FORMAT_VERSION, ShardWriter, pack_examples
 from .tasks.knowledge_masking import Collocations
 from .tasks.sentence_reordering import num_classes
 
@@ -48,7 +50,19 @@ def _init_worker(config: DataConfig, phrases) -> None:
 
 
 def _process(job: Tuple[int, List[Document]]):
-    return _generator.process_chunk(*job)
+    return _dealt(*job, _generator)
+
+
+def _dealt(chunk_index: int, docs, generator: ExampleGenerator):
+    """(one packed block per shard, stats) for a chunk."""
+    examples, stats = generator.process_chunk(chunk_index, docs)
+    return _deal(examples, chunk_index, generator.config.shards, stats)
+
+
+def _deal(examples, chunk_index: int, n_shards: int, stats: Counter):
+    _label_counts(examples, stats)
+    blocks = [pack_examples(examples[(k - chunk_index) % n_shards::n_shards]) for k in range(n_shards)]
+    return blocks, stats
 
 
 def _chunks(config: DataConfig, stats: Counter) -> Iterator[Tuple[int, List[Document]]]:
@@ -138,42 +152,33 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     phrases = _collocations(config)
     total_bytes = sum(os.path.getsize(p) for p in config.input)
     writers = [ShardWriter(out / shard_name(k)) for k in range(config.shards)]
-    n_written = 0
 
-    def write(examples):
-        nonlocal n_written
-        for ex in examples:
-            writers[n_written % config.shards].add(ex)
-            n_written += 1
-        _label_counts(examples, stats)
+    def write(blocks, chunk_stats):
+        for writer, block in zip(writers, blocks):
+            writer.add_block(block)
+        stats.update(chunk_stats)
+        bar.update(chunk_stats["raw_bytes"])
 
     jobs = _chunks(config, read_stats)
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="make", disable=not progress)
     n_chunks = 0
+    generator = ExampleGenerator(config, phrases)
     if config.workers > 1:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(config.workers, _init_worker, (config, phrases)) as pool:
-            for examples, chunk_stats in pool.imap(_process, jobs):
-                write(examples)
-                stats.update(chunk_stats)
-                bar.update(chunk_stats["raw_bytes"])
+            for result in pool.imap(_process, jobs):
+                write(*result)
                 n_chunks += 1
-        generator = ExampleGenerator(config, phrases)
     else:
-        generator = ExampleGenerator(config, phrases)
         for job in jobs:
-            examples, chunk_stats = generator.process_chunk(*job)
-            write(examples)
-            stats.update(chunk_stats)
-            bar.update(chunk_stats["raw_bytes"])
+            write(*_dealt(*job, generator))
             n_chunks += 1
     bar.close()
 
     if IR_RELEVANCE in config.tasks:
         if config.click_log:
             examples, ir_stats = generator.ir_examples(read_click_log(config.click_log, read_stats), n_chunks)
-            write(examples)
-            stats.update(ir_stats)
+            write(*_deal(examples, n_chunks, config.shards, ir_stats))
         else:
             print("ir_relevance: no click_log configured, task skipped (pairs are never invented)")
             stats["skipped/ir_relevance_without_click_log"] += 1
@@ -212,7 +217,7 @@ def make(config: DataConfig, progress: bool = True) -> dict:
         "discourse_markers": markers,
         "vocab": {"path": config.vocab, "sha256": sha256_file(config.vocab), "size": len(vocab)},
         "config": config.to_dict(),
-        "examples": n_written,
+        "examples": sum(w.n_examples for w in writers),
         "examples_per_task": _nest(stats, "examples"),
         "labels_per_task": _nest(stats, "labels"),
         "token_labels": _nest(stats, "token_labels"),
@@ -231,6 +236,6 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     if unk_rate > 0.05:
         print(f"warning: {unk_rate:.1%} of tokens are [UNK]: does {config.vocab} fit this corpus?",
               file=sys.stderr)
-    print(f"wrote {n_written} examples in {config.shards} shards, {stats['raw_bytes'] / 1e6:.1f} MB "
+    print(f"wrote {sum(w.n_examples for w in writers)} examples in {config.shards} shards, {stats['raw_bytes'] / 1e6:.1f} MB "
              f"of text in {elapsed:.1f} s; manifest: {out / MANIFEST}")
     return manifest

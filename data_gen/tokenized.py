@@ -25,33 +25,26 @@ class TokSentence:
     tags: List[str]            # part-of-speech tag of each word ("" when the corpus has none)
     word_case: np.ndarray      # int8 per word: 1 capitalised, 0 lower-case, -1 no cased letter
     basic_start: np.ndarray    # bool [n] token starts a basic masking unit
+    word_start: np.ndarray     # bool [n] token is the first of its lexical word
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    @property
-    def word_start(self) -> np.ndarray:
-        """bool [n]: token is the first of its lexical word."""
-        start = np.ones(len(self.ids), dtype=bool)
-        start[1:] = self.word_of_token[1:] != self.word_of_token[:-1]
-        return start
 
     def slice(self, begin: int, end: int) -> "TokSentence":
         """Tokens [begin, end), for splitting a sentence longer than an example."""
         w = self.word_of_token[begin:end]
         first = int(w[0]) if len(w) else 0
         last = int(w[-1]) + 1 if len(w) else 0
+        word_start = self.word_start[begin:end].copy()
+        word_start[:1] = True
         return TokSentence(self.ids[begin:end], w - first, self.words[first:last], self.tags[first:last],
-                           self.word_case[first:last], self.basic_start[begin:end])
+                           self.word_case[first:last], self.basic_start[begin:end], word_start)
 
 
-def _case(surface: str) -> int:
-    first = surface[:1]
-    if first.isupper():
-        return 1
-    if first.islower():
-        return 0
-    return -1
+def _word_starts(word_of_token: np.ndarray) -> np.ndarray:
+    start = np.ones(len(word_of_token), dtype=bool)
+    start[1:] = word_of_token[1:] != word_of_token[:-1]
+    return start
 
 
 class SentenceTokenizer:
@@ -84,14 +77,15 @@ class SentenceTokenizer:
         # run 0..k-1 without gaps.
         ids = np.asarray(enc.ids, dtype=np.int32)
         word_of_token = np.asarray(enc.word_ids, dtype=np.int32)
-        start = np.ones(len(ids), dtype=bool)
-        start[1:] = word_of_token[1:] != word_of_token[:-1]
+        start = _word_starts(word_of_token)
         offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
         first = np.flatnonzero(start)
         last = np.append(first[1:], len(ids)) - 1
         surfaces = [text[a:b] for a, b in zip(offsets[first, 0].tolist(), offsets[last, 1].tolist())]
+        # 1 capitalised, 0 lower-case, -1 no cased letter (numbers, punctuation)
+        case = [1 if w[:1].isupper() else 0 if w[:1].islower() else -1 for w in surfaces]
         return TokSentence(ids, word_of_token, [w.lower() for w in surfaces], [""] * len(surfaces),
-                           np.asarray([_case(w) for w in surfaces], dtype=np.int8), start)
+                           np.asarray(case, dtype=np.int8), start, start)
 
     def _chinese(self, sentence: Sentence, enc) -> TokSentence:
         words, tags = self._segment(sentence)
@@ -102,4 +96,4 @@ class SentenceTokenizer:
         # Characters are the basic unit; a Latin word or number inside Chinese text stays whole.
         basic_start = np.asarray([not t.startswith("##") for t in enc.tokens], dtype=bool)
         return TokSentence(ids, word_of_token, [w.lower() for w in words], tags,
-                           np.full(len(words), -1, dtype=np.int8), basic_start)
+                           np.full(len(words), -1, dtype=np.int8), basic_start, _word_starts(word_of_token))

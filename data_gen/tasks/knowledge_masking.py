@@ -98,16 +98,18 @@ def unit_spans(sent: TokSentence, lang: str, phrases: Set[Tuple[str, str]],
     for start, end in _entity_list_spans(sent.words, entities, max_entity_words, lang):
         add(start, end, ENTITY)
     if lang == "en":
-        i = 1 if n and sent.words[0] in stopwords else 0
-        while i < n:  # runs of capitalised words
-            j = i
-            while j < n and sent.word_case[j] == 1:
-                j += 1
-            add(i, j, ENTITY)
-            i = j + 1 if j == i else j
-        for i in range(n - 1):
-            if (sent.words[i], sent.words[i + 1]) in phrases:
-                add(i, i + 2, PHRASE)
+        capital = sent.word_case == 1
+        if n and sent.words[0] in stopwords:
+            capital = capital.copy()
+            capital[0] = False
+        edges = np.diff(np.concatenate(([0], capital.view(np.int8), [0])))
+        for start, end in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()):
+            add(start, end, ENTITY)  # runs of capitalised words (add keeps those of 2 or more)
+        if phrases:
+            words = sent.words
+            for i, pair in enumerate(zip(words, words[1:])):
+                if pair in phrases:
+                    add(i, i + 2, PHRASE)
     else:
         i = 0
         while i < n:  # tagged named entities; consecutive person-name parts form one name

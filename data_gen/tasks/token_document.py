@@ -8,6 +8,7 @@ The first piece of a word carries its label (1 occurs elsewhere, 0 not); stop wo
 list), words without a letter or digit, other pieces, [CLS] and [SEP] carry -1: frequent function
 words occur everywhere and would teach nothing, as the paper's motivation implies.
 """
+import re
 from collections import Counter
 from typing import List, Sequence, Set
 
@@ -16,8 +17,12 @@ import numpy as np
 from ..tokenized import TokSentence
 
 
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+
+
 def _content_words(sent: TokSentence, stopwords: Set[str]) -> List[bool]:
-    return [w not in stopwords and any(c.isalnum() for c in w) for w in sent.words]
+    has_alnum = _LETTER_OR_DIGIT.search
+    return [w not in stopwords and has_alnum(w) is not None for w in sent.words]
 
 
 def segment_word_labels(segments: Sequence[Sequence[TokSentence]], stopwords: Set[str]) -> List[List[np.ndarray]]:
