@@ -1,0 +1,268 @@
+"""Continual multi-task pre-training of ERNIE 2.0 as a Paddle static program.
+
+    python -m ernie.pretrain --config configs/pretrain/demo_en.yaml [--resume] [--print-schedule [--json]]
+
+The config names the model preset, the shard directory that `data_gen make` wrote, the schedule
+(`ernie.schedule`), the optimisation and the output directory. Every step trains the task the
+schedule names, with that task's id in the task embedding (ids follow
+`ernie.task_names.ALL_TASKS`). The learning rate warms up per pre-training task: each task runs
+its own noam (or linear warm-up/decay) schedule over its own step count, so a task that a new
+stage introduces warms up from zero while the tasks already trained keep their decayed rates.
+
+Output: `log.jsonl` (a line every `log_every` steps: the mean loss and accuracy of each task over
+the steps it trained in that window, the learning rate, tokens/s, stage), `checkpoints/step-N/` (written atomically at an interval and at every stage end;
+`checkpoints/latest` names the newest) and, at the end, `model/`, a model directory that
+`ernie.convert`, `ernie.encode` and fine-tuning read. `--resume` continues from the newest
+checkpoint and ends with the same parameters as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from .checkpoint import load_params, save_model_dir, save_params
+from .config import ErnieConfig
+from .fileio import atomic_directory, atomic_write_text
+from .schedule import Schedule, ScheduleError, schedule_from_config
+from .task_names import ALL_TASKS, SENTENCE_TASKS
+from .tokenization import load_vocab
+
+DEFAULT_OPTIMIZATION = {"learning_rate": 1e-4, "warmup_steps": 4000, "lr_schedule": "noam",
+                        "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.98, "epsilon": 1e-6, "clip_norm": 1.0}
+KEYS = {"model", "data", "output", "seed", "batch_tokens", "log_every", "checkpoint_every",
+        "keep_checkpoints", "optimization", "schedule"}
+
+
+class PretrainError(ValueError):
+    pass
+
+
+def load_config(path, overrides: Dict = None) -> dict:
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise PretrainError(f"cannot read {path}: {err}") from None
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(values) - KEYS)
+    if unknown:
+        raise PretrainError(f"{path}: unknown key(s) {unknown}")
+    optimization = {**DEFAULT_OPTIMIZATION, **values.get("optimization", {})}
+    bad = sorted(set(optimization) - set(DEFAULT_OPTIMIZATION))
+    if bad:
+        raise PretrainError(f"{path}: unknown optimization key(s) {bad}")
+    values["optimization"] = optimization
+    values.setdefault("seed", 1)
+    values.setdefault("batch_tokens", 4096)
+    values.setdefault("log_every", 10)
+    values.setdefault("checkpoint_every", 500)
+    values.setdefault("keep_checkpoints", 2)
+    for key in ("model", "data", "output", "schedule"):
+        if key not in values:
+            raise PretrainError(f"{path}: missing key {key!r}")
+    return values
+
+
+def _sha(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+class Trainer:
+    def __init__(self, config: dict):
+        from data_gen.registry import sha256_file
+
+        from .pretrain_data import PretrainingData
+
+        self.config = config
+        self.out = Path(config["output"])
+        self.schedule: Schedule = schedule_from_config(config["schedule"], "schedule")
+        shard_dir = Path(config["data"])
+        manifest_path = shard_dir / "manifest.json"
+        if not manifest_path.is_file():
+            raise PretrainError(f"{manifest_path} not found: run `python -m data_gen make` first")
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        self.vocab_file = Path(manifest["vocab"]["path"])
+        if sha256_file(self.vocab_file) != manifest["vocab"]["sha256"]:
+            raise PretrainError(f"{self.vocab_file} changed since the shards in {shard_dir} were made")
+        vocab = load_vocab(self.vocab_file)
+        self.vocab_sha = manifest["vocab"]["sha256"]
+        self.model_config = ErnieConfig.from_file(config["model"], vocab_size=len(vocab))
+        specials = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
+        self.data = PretrainingData(shard_dir, config["seed"], config["batch_tokens"], vocab["[MASK]"],
+                                    max(vocab[t] for t in specials) + 1)
+        self.data.check_tasks(self.schedule.tasks)
+        if len(ALL_TASKS) > self.model_config.task_type_vocab_size:
+            raise PretrainError(f"task_type_vocab_size {self.model_config.task_type_vocab_size} is too small "
+                                f"for {len(ALL_TASKS)} task ids")
+        self.num_classes = {t: manifest["classes"][t] for t in self.schedule.tasks if t in SENTENCE_TASKS}
+        self._build()
+
+    def _build(self):
+        from propeller.static_runner import StaticRunner
+
+        from .optimization import adamw
+        from .pretraining import ErnieForPretraining, pretraining_feeds
+
+        opt = self.config["optimization"]
+        holder = {}
+
+        def model_fn():
+            model = ErnieForPretraining(self.model_config, self.num_classes)
+            feeds = pretraining_feeds(model)
+            fetches = model(feeds)
+            holder["model"] = model
+            return feeds, fetches, fetches["loss"]
+
+        self.runner = StaticRunner(
+            model_fn, lambda lr: adamw(lr, opt["weight_decay"], opt["beta1"], opt["beta2"], opt["epsilon"],
+                                       opt["clip_norm"]), seed=self.config["seed"])
+        self.model = holder["model"]
+        self.task_order = self.model.active_task_order
+        self.param_names = [p.name for p in self.model.parameters()]
+
+    # ---- learning rate ----------------------------------------------------------------------
+
+    def learning_rate(self, task: str, task_step: int) -> float:
+        from .optimization import linear_warmup_decay, noam
+        opt = self.config["optimization"]
+        if opt["lr_schedule"] == "noam":
+            return noam(opt["learning_rate"], opt["warmup_steps"], task_step)
+        return linear_warmup_decay(opt["learning_rate"], opt["warmup_steps"], self.schedule.iterations(task), task_step)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+
+    def _fingerprint(self) -> dict:
+        resumable = {k: v for k, v in self.config.items() if k not in ("output", "log_every", "checkpoint_every",
+                                                                       "keep_checkpoints")}
+        return {"config_sha256": _sha(resumable), "vocab_sha256": self.vocab_sha}
+
+    def save_checkpoint(self, step: int, task_steps: Counter) -> Path:
+        ckpt_dir = self.out / "checkpoints"
+        name = f"step-{step:08d}"
+        state = self.runner.state()
+        with atomic_directory(ckpt_dir / name) as tmp:
+            save_params(tmp / "params.safetensors", {n: state[n] for n in self.param_names})
+            save_params(tmp / "optimizer.safetensors", {n: v for n, v in state.items() if n not in self.param_names})
+            (tmp / "trainer_state.json").write_text(json.dumps({
+                "step": step, "task_steps": dict(task_steps), "reader": self.data.state(),
+                **self._fingerprint()}, indent=2))
+            (tmp / "ernie_config.json").write_text(self.model_config.to_json())
+            (tmp / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+        atomic_write_text(ckpt_dir / "latest", name + "\n")
+        kept = sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())
+        for old in kept[:-self.config["keep_checkpoints"]]:
+            shutil.rmtree(old, ignore_errors=True)
+        return ckpt_dir / name
+
+    def load_checkpoint(self):
+        latest = self.out / "checkpoints" / "latest"
+        if not latest.is_file():
+            raise PretrainError(f"--resume: no checkpoint in {self.out / 'checkpoints'}")
+        ckpt = self.out / "checkpoints" / latest.read_text().strip()
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        mine = self._fingerprint()
+        if state["vocab_sha256"] != mine["vocab_sha256"]:
+            raise PretrainError(f"--resume: {ckpt} was trained with another vocabulary")
+        if state["config_sha256"] != mine["config_sha256"]:
+            saved = yaml.safe_load((ckpt / "config.yaml").read_text())
+            changed = sorted(k for k in set(saved) | set(self.config)
+                             if saved.get(k) != self.config.get(k) and k not in ("output", "log_every",
+                                                                                   "checkpoint_every", "keep_checkpoints"))
+            raise PretrainError(f"--resume: the config differs from {ckpt / 'config.yaml'} in {changed}")
+        self.runner.load_state({**load_params(ckpt / "params.safetensors"),
+                                **load_params(ckpt / "optimizer.safetensors")})
+        self.data.load_state(state["reader"])
+        return state["step"], Counter(state["task_steps"])
+
+    # ---- training -----------------------------------------------------------------------------
+
+    def train(self, resume: bool = False, progress: bool = True) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+        steps = list(self.schedule.steps())
+        start, task_steps = self.load_checkpoint() if resume else (0, Counter())
+        log_path = self.out / "log.jsonl"
+        kept = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] <= start] \
+            if resume and log_path.is_file() else []
+        atomic_write_text(log_path, "".join(l + "\n" for l in kept))
+        log = open(log_path, "a", encoding="utf-8")
+        stage_ends = {i for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1][0] != steps[i][0]}
+        bar = tqdm(total=len(steps), initial=start, desc="pretrain", unit="step", disable=not progress)
+        window_tokens, window_start = 0, time.perf_counter()
+        window: Counter = Counter()
+        for i in range(start, len(steps)):
+            stage, task = steps[i]
+            task_steps[task] += 1
+            lr = self.learning_rate(task, task_steps[task])
+            feed = self.data.batch(i, task, self.schedule.stage_tasks(stage), self.task_order, ALL_TASKS.index(task))
+            window_tokens += int(feed["tokens"])
+            out = self.runner.step(i, feed, lr)
+            loss = float(np.asarray(out["loss"]).reshape(-1)[0])
+            if not np.isfinite(loss):
+                raise PretrainError(f"step {i + 1}: loss is {loss} (task {task})")
+            window["loss"] += loss
+            window["steps"] += 1
+            for t, weight in zip(self.task_order, feed["task_weights"]):
+                count = float(np.asarray(out[f"{t}/count"]).reshape(-1)[0])
+                if weight and count:
+                    window[f"{t}/loss"] += float(np.asarray(out[f"{t}/loss"]).reshape(-1)[0])
+                    window[f"{t}/steps"] += 1
+                    window[f"{t}/correct"] += float(np.asarray(out[f"{t}/correct"]).reshape(-1)[0])
+                    window[f"{t}/count"] += count
+            if (i + 1) % self.config["log_every"] == 0 or i + 1 == len(steps):
+                elapsed = time.perf_counter() - window_start
+                record = {"step": i + 1, "stage": stage + 1, "lr": lr, "loss": window["loss"] / window["steps"],
+                          "tokens_per_s": round(window_tokens / max(elapsed, 1e-9), 1)}
+                for t in self.task_order:
+                    if window[f"{t}/steps"]:
+                        record[f"{t}/loss"] = window[f"{t}/loss"] / window[f"{t}/steps"]
+                        record[f"{t}/accuracy"] = window[f"{t}/correct"] / window[f"{t}/count"]
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{record['loss']:.3f}", task=task)
+                window_tokens, window_start, window = 0, time.perf_counter(), Counter()
+            if (i + 1) % self.config["checkpoint_every"] == 0 or i in stage_ends:
+                self.save_checkpoint(i + 1, task_steps)
+            bar.update(1)
+        bar.close()
+        log.close()
+        state = self.runner.state()
+        params = {n: state[n] for n in self.param_names}
+        return save_model_dir(self.out / "model", self.model_config, params, vocab_file=self.vocab_file)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ernie.pretrain", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="configs/pretrain/NAME.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument("--print-schedule", action="store_true", help="print the allocation and exit")
+    parser.add_argument("--json", action="store_true", help="with --print-schedule: as JSON")
+    parser.add_argument("--output", help="output directory (overrides the config)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        if args.print_schedule:
+            from .schedule import main as print_schedule
+            return print_schedule(["--config", args.config] + (["--json"] if args.json else []))
+        config = load_config(args.config, {"output": args.output})
+        model_dir = Trainer(config).train(resume=args.resume, progress=not args.quiet)
+    except (PretrainError, ScheduleError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"model: {model_dir}\nlog: {Path(config['output']) / 'log.jsonl'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Batches for pre-training, read from the shards `data_gen make` wrote.
+
+A step of the schedule names one task. For a sentence-level task the batch holds that task's
+examples, and the token-level tasks of the current stage that those examples carry are trained
+with it (one sentence-level loss with several token-level losses, as the paper combines them).
+For a token-level task the batch holds text examples and only that task's loss is on. Every
+batch is fed with the step's task id in `task_ids`.
+
+Each stream of examples (one per sentence task, plus all text examples) is read in a fresh
+permutation every epoch, seeded by (seed, stream, epoch); the read position is part of
+`state()`, so a resumed run reads exactly what the uninterrupted one would have. Knowledge
+masking runs here when the shards were made with `masking: online`, seeded by (seed, step).
+Batches are sized in tokens: examples are added while batch size x longest example stays within
+`batch_tokens`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from data_gen.examples import token_task_bit
+from data_gen.make import MANIFEST
+from data_gen.shards import Shard
+from data_gen.tasks.knowledge_masking import mask_units
+
+from .task_names import (CAPITALIZATION, KNOWLEDGE_MASKING, SENTENCE_TASKS, TOKEN_DOCUMENT,
+                         TOKEN_TASKS)
+
+TEXT_STREAM = "text"
+_LABEL_FIELD = {CAPITALIZATION: "case_label", TOKEN_DOCUMENT: "tokdoc_label"}
+
+
+class PretrainingData:
+    def __init__(self, shard_dir, seed: int, batch_tokens: int, mask_token_id: int,
+                 first_normal_id: int, rank: int = 0, world_size: int = 1):
+        shard_dir = Path(shard_dir)
+        self.manifest = json.loads((shard_dir / MANIFEST).read_text(encoding="utf-8"))
+        files = [s["file"] for s in self.manifest["shards"]]
+        # each rank reads its own part of the shards
+        self.shards = [Shard(shard_dir / f) for f in files[rank::world_size] or files]
+        self.seed, self.batch_tokens = seed, batch_tokens
+        self.mask_token_id, self.first_normal_id = mask_token_id, first_normal_id
+        self.vocab_size = self.manifest["vocab"]["size"]
+        self.online_masking = self.manifest["config"]["masking"] == "online"
+        self.streams: Dict[str, List[tuple]] = {}
+        for s, shard in enumerate(self.shards):
+            tasks = np.asarray(shard.arrays["task"])
+            token_tasks = np.asarray(shard.arrays["token_tasks"])
+            for i in range(len(shard)):
+                if tasks[i] >= 0:
+                    self.streams.setdefault(SENTENCE_TASKS[tasks[i]], []).append((s, i))
+                if token_tasks[i]:
+                    self.streams.setdefault(TEXT_STREAM, []).append((s, i))
+        self.position = {name: [0, 0] for name in self.streams}  # stream -> [epoch, index]
+
+    def stream_for(self, task: str) -> str:
+        return TEXT_STREAM if task in TOKEN_TASKS else task
+
+    def check_tasks(self, tasks: Sequence[str]) -> None:
+        missing = sorted({t for t in tasks if self.stream_for(t) not in self.streams})
+        if missing:
+            raise ValueError(f"the shards have no examples for task(s) {missing}; "
+                             f"their manifest lists {self.manifest['tasks']}")
+
+    def _next_example(self, stream: str):
+        epoch, index = self.position[stream]
+        members = self.streams[stream]
+        order = np.random.default_rng([self.seed, SENTENCE_TASKS.index(stream) + 1 if stream != TEXT_STREAM else 0,
+                                       epoch]).permutation(len(members))
+        s, i = members[order[index]]
+        index += 1
+        if index == len(members):
+            epoch, index = epoch + 1, 0
+        self.position[stream] = [epoch, index]
+        return self.shards[s][i]
+
+    def batch(self, step: int, task: str, stage_tasks: Sequence[str], task_order: Sequence[str],
+              task_id: int) -> Dict[str, np.ndarray]:
+        stream = self.stream_for(task)
+        examples, longest = [], 0
+        while True:
+            ex = self._next_example(stream)
+            longest = max(longest, len(ex))
+            examples.append(ex)
+            if (len(examples) + 1) * longest > self.batch_tokens:
+                break
+        if task in TOKEN_TASKS:
+            active = [task]
+        else:
+            active = [task] + [t for t in stage_tasks if t in TOKEN_TASKS
+                               and all(ex.token_tasks & token_task_bit(t) for ex in examples)]
+        return self._feeds(examples, step, task, active, task_order, task_id)
+
+    def _feeds(self, examples, step, task, active, task_order, task_id) -> Dict[str, np.ndarray]:
+        n, length = len(examples), max(len(ex) for ex in examples)
+        feeds = {"src_ids": np.zeros((n, length), np.int64), "sent_ids": np.zeros((n, length), np.int64),
+                 "input_mask": np.zeros((n, length), np.float32)}
+        labels = {t: np.full((n, length), -1, np.int64) for t in _LABEL_FIELD}
+        mask_pos, mask_label = [], []
+        rng = np.random.default_rng([self.seed, step, 7])
+        for row, ex in enumerate(examples):
+            size = len(ex)
+            src = np.asarray(ex.src_ids, np.int64)
+            if KNOWLEDGE_MASKING in active:
+                if self.online_masking:
+                    seg = ex.seg_knowledge if rng.random() < 0.5 else ex.seg_basic
+                    src, pos, lab = mask_units(src, seg, rng, self.vocab_size, self.mask_token_id,
+                                               self.first_normal_id)
+                else:
+                    pos, lab = ex.mask_pos, ex.mask_label
+                mask_pos.append(row * length + np.asarray(pos, np.int64))
+                mask_label.append(np.asarray(lab, np.int64))
+            feeds["src_ids"][row, :size] = src
+            feeds["sent_ids"][row, :size] = ex.sent_ids
+            feeds["input_mask"][row, :size] = 1.0
+            for t, field in _LABEL_FIELD.items():
+                if t in active:
+                    labels[t][row, :size] = getattr(ex, field)
+        feeds["pos_ids"] = np.broadcast_to(np.arange(length, dtype=np.int64), (n, length)).copy()
+        feeds["task_ids"] = np.full((n, length), task_id, np.int64)
+        # an empty gather is not allowed: without masked tokens, gather row 0 and ignore its label
+        feeds["mask_pos"] = np.concatenate(mask_pos) if mask_pos else np.zeros(1, np.int64)
+        feeds["mask_label"] = np.concatenate(mask_label) if mask_label else np.full(1, -1, np.int64)
+        for t in _LABEL_FIELD:
+            feeds[f"{t}_label"] = labels[t]
+        for t in SENTENCE_TASKS:
+            feeds[f"{t}_label"] = np.asarray([ex.label if t == task else -1 for ex in examples], np.int64)
+        feeds["task_weights"] = np.asarray([1.0 if t in active else 0.0 for t in task_order], np.float32)
+        feeds["tokens"] = np.asarray(sum(len(ex) for ex in examples))
+        return feeds
+
+    def state(self) -> dict:
+        return {"position": self.position}
+
+    def load_state(self, state: dict) -> None:
+        self.position = {k: list(v) for k, v in state["position"].items()}

@@ -1,0 +1,94 @@
+"""Runs a model function as a Paddle static (PIR) training program; knows nothing about ERNIE.
+
+`model_fn()` is called under a fresh program guard and returns (feeds, fetches, loss): the
+`paddle.static.data` inputs by name, the values to fetch by name, and the value to minimise. The
+runner adds the optimizer, initialises the parameters in a scope of its own, and runs one step
+per `step()`. Its state (every persistable variable: parameters and optimizer accumulators) is
+read and written as numpy arrays by name, for checkpoints in any safe format.
+
+Dropout is seeded per step, so a resumed run draws the same masks as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Dict, List, Mapping, Tuple
+
+import numpy as np
+import paddle
+
+
+@contextlib.contextmanager
+def _static():
+    was_dynamic = paddle.in_dynamic_mode()
+    paddle.enable_static()
+    try:
+        yield
+    finally:
+        if was_dynamic:
+            paddle.disable_static()
+
+
+class FedLearningRate(paddle.optimizer.lr.LRScheduler):
+    """A learning rate the caller sets before every step (`set`), for schedules computed outside
+    the program, such as a warm-up per pre-training task."""
+
+    def __init__(self):
+        super().__init__(learning_rate=0.0)
+
+    def set(self, value: float) -> None:
+        self.last_lr = float(value)
+
+    def get_lr(self) -> float:
+        return self.last_lr
+
+
+class StaticRunner:
+    def __init__(self, model_fn: Callable[[], Tuple[Dict, Dict, paddle.Tensor]],
+                 optimizer_fn: Callable[[FedLearningRate], paddle.optimizer.Optimizer], seed: int,
+                 place=None):
+        self.place = place or paddle.CPUPlace()
+        self.seed = seed
+        self.scope = paddle.static.Scope()
+        self.learning_rate = FedLearningRate()
+        with _static():
+            paddle.seed(seed)
+            self.main, startup = paddle.static.Program(), paddle.static.Program()
+            with paddle.static.program_guard(self.main, startup):
+                self.feeds, self.fetches, loss = model_fn()
+                optimizer_fn(self.learning_rate).minimize(loss)
+            self.executor = paddle.static.Executor(self.place)
+            with paddle.static.scope_guard(self.scope):
+                self.executor.run(startup)
+        self._fetch_names = list(self.fetches)
+        self.state_names = self._persistable_names()
+
+    def _persistable_names(self) -> List[str]:
+        from paddle.static.pir_io import get_pir_parameters
+        params, opts = get_pir_parameters(self.main)
+        return sorted({v.name for v in params + opts})
+
+    def step(self, step: int, feed: Mapping[str, np.ndarray], learning_rate: float) -> Dict[str, np.ndarray]:
+        self.learning_rate.set(learning_rate)
+        feed = {name: feed[name] for name in self.feeds}
+        with _static(), paddle.static.scope_guard(self.scope):
+            paddle.seed(self.seed * 1_000_003 + step)
+            values = self.executor.run(self.main, feed=feed, fetch_list=[self.fetches[n] for n in self._fetch_names])
+        return dict(zip(self._fetch_names, values))
+
+    def state(self) -> Dict[str, np.ndarray]:
+        return {name: np.array(self.scope.find_var(name).get_tensor()) for name in self.state_names}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        missing = [n for n in self.state_names if n not in state]
+        if missing:
+            raise KeyError(f"checkpoint lacks {len(missing)} variable(s), first {missing[:3]}")
+        for name in self.state_names:
+            tensor = self.scope.find_var(name).get_tensor()
+            current, value = np.array(tensor), np.asarray(state[name])
+            if current.shape != value.shape:
+                if current.size == value.size == 1:  # a scalar, stored as [1] by some writers
+                    value = value.reshape(current.shape)
+                else:
+                    raise ValueError(f"variable {name}: program has shape {current.shape}, "
+                                     f"checkpoint {value.shape}")
+            tensor.set(value.astype(current.dtype, copy=False), self.place)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# ERNIE 2.0 continual multi-task pre-training, end to end, on one machine:
+#   1. a WordPiece vocabulary from the corpus, 2. the task shards (python -m data_gen make),
+#   3. pre-training (python -m ernie.pretrain), 4. the loss-curve plot (python -m ernie.plot).
+# With no arguments: the embedded State of the Union demo corpus, the tiny model, continual
+# multi-task learning over the English task set, a few minutes on 2 CPU cores.
+# Variables choose other runs:
+#   DATA_CONFIG  data config         (default configs/data/demo_en.yaml)
+#   CONFIG       pre-training config (default configs/pretrain/demo_en.yaml)
+#   VOCAB_SIZE   vocabulary size when the data config's vocab file does not exist yet (8000)
+#   LANG_VOCAB   en, zh or mixed, for that vocabulary (default: the data config's lang)
+#   RESUME=1     continue a killed run from its newest checkpoint
+set -euo pipefail
+cd "$(dirname "$0")"
+DATA_CONFIG=${DATA_CONFIG:-configs/data/demo_en.yaml}
+CONFIG=${CONFIG:-configs/pretrain/demo_en.yaml}
+VOCAB_SIZE=${VOCAB_SIZE:-8000}
+
+read_key() { python -c "import sys, yaml; v = yaml.safe_load(open(sys.argv[1]))[sys.argv[2]]; print(v[0] if isinstance(v, list) else v)" "$1" "$2"; }
+VOCAB=$(read_key "$DATA_CONFIG" vocab)
+INPUT=$(read_key "$DATA_CONFIG" input)
+LANG_VOCAB=${LANG_VOCAB:-$(read_key "$DATA_CONFIG" lang)}
+OUTPUT=$(read_key "$CONFIG" output)
+
+start=$(date +%s)
+if [ ! -f "$VOCAB" ]; then
+  python -m data_gen build-vocab --input "$INPUT" --size "$VOCAB_SIZE" --lang "$LANG_VOCAB" --output "$VOCAB"
+fi
+python -m data_gen make --config "$DATA_CONFIG"
+python -m ernie.pretrain --config "$CONFIG" ${RESUME:+--resume}
+python -m ernie.plot "$OUTPUT"
+echo
+echo "done in $(( $(date +%s) - start )) s"
+echo "model:       $OUTPUT/model   (ernie_config.json, vocab.txt, params.safetensors)"
+echo "log:         $OUTPUT/log.jsonl"
+echo "plot:        $OUTPUT/loss_curves.png"
+echo "checkpoints: $OUTPUT/checkpoints"

@@ -1,0 +1,148 @@
+"""Pre-training: heads and losses, learning rates, the training loop, kill-and-resume."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import paddle
+import pytest
+import yaml
+
+from data_gen.config import DataConfig
+from data_gen.make import make
+from ernie.checkpoint import load_params
+from ernie.optimization import decays, linear_warmup_decay, noam
+from ernie.pretraining import ErnieForPretraining
+from ernie.params_io import layer_params
+from tests.conftest import REPO, random_feeds, small_config
+from tests.test_data_gen_make import _documents
+
+
+def test_noam_peaks_at_exactly_the_learning_rate():
+    assert noam(5e-5, 4000, 4000) == pytest.approx(5e-5, rel=1e-12)
+    assert noam(5e-5, 4000, 2000) == pytest.approx(2.5e-5, rel=1e-12)      # linear warm-up
+    assert noam(5e-5, 4000, 16000) == pytest.approx(2.5e-5, rel=1e-12)     # lr * sqrt(warmup / step)
+    assert linear_warmup_decay(1e-4, 10, 110, 5) == pytest.approx(5e-5)
+    assert linear_warmup_decay(1e-4, 10, 110, 60) == pytest.approx(5e-5)
+    assert linear_warmup_decay(1e-4, 10, 110, 110) == 0.0
+
+
+def test_weight_decay_skips_layer_norm_and_bias():
+    assert decays("encoder_layer_0_ffn_fc_0.w_0") and decays("word_embedding")
+    assert not decays("encoder_layer_0_ffn_fc_0.b_0")
+    assert not decays("encoder_layer_0_post_att_layer_norm_scale") and not decays("pre_encoder_layer_norm_bias")
+
+
+def test_losses_against_numpy():
+    config = small_config()
+    model = ErnieForPretraining(config, {"sentence_reordering": 33, "sentence_distance": 3})
+    model.eval()
+    feeds = random_feeds(config, batch=2, seq_len=6)
+    feeds.update(mask_pos=np.array([1, 7, 8], np.int64), mask_label=np.array([5, 6, -1], np.int64),
+                 capitalization_label=np.full((2, 6), -1, np.int64), token_document_label=np.full((2, 6), -1, np.int64),
+                 sentence_reordering_label=np.array([4, 31], np.int64), sentence_distance_label=np.array([-1, -1], np.int64))
+    feeds["capitalization_label"][0, 2] = 1
+    order = model.active_task_order
+    feeds["task_weights"] = np.array([1.0 if t in ("knowledge_masking", "sentence_reordering") else 0.0 for t in order],
+                                     np.float32)
+    out = model({k: paddle.to_tensor(v) for k, v in feeds.items()})
+    seq, pooled = (t.numpy() for t in model.ernie(*(paddle.to_tensor(feeds[k]) for k in
+                                                     ("src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids"))))
+    p = layer_params(model)
+
+    def ce(logits, labels):
+        logits = logits - logits.max(-1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        return -logp[np.arange(len(labels)), labels].mean()
+
+    def gelu(x):
+        return 0.5 * x * (1 + np.vectorize(math.erf)(x / np.sqrt(2)))
+
+    rows = seq.reshape(-1, config.hidden_size)[[1, 7]]  # the -1 label is ignored
+    h = gelu(rows @ p["mask_lm_trans_fc.w_0"] + p["mask_lm_trans_fc.b_0"])
+    h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + config.layer_norm_eps)
+    h = h * p["mask_lm_trans_layer_norm_scale"] + p["mask_lm_trans_layer_norm_bias"]
+    mlm = ce(h @ p["word_embedding"].T + p["mask_lm_out_fc.b_0"], np.array([5, 6]))
+    reorder = ce(pooled @ p["sentence_reordering_fc.w_0"] + p["sentence_reordering_fc.b_0"], np.array([4, 31]))
+    got = {k: float(v.numpy().reshape(-1)[0]) for k, v in out.items()}
+    assert got["knowledge_masking/loss"] == pytest.approx(mlm, rel=1e-5)
+    assert got["sentence_reordering/loss"] == pytest.approx(reorder, rel=1e-5)
+    assert got["sentence_distance/loss"] == 0.0 and got["token_document/loss"] == 0.0
+    assert got["capitalization/count"] == 1.0  # labelled, but switched off by task_weights:
+    assert got["loss"] == pytest.approx((mlm + reorder) / 2, rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def pretrain_setup(tmp_path_factory, en_vocab):
+    root = tmp_path_factory.mktemp("pretrain")
+    (root / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(4, 40)), encoding="utf-8")
+    make(DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
+                    tasks=["knowledge_masking", "capitalization", "sentence_reordering"], max_seq_len=64,
+                    shards=2, stopwords=str(REPO / "configs/stopwords/en.txt")), progress=False)
+    (root / "model.yaml").write_text(yaml.safe_dump(dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=64, use_task_id=True, task_type_vocab_size=8)))
+    config = dict(model=str(root / "model.yaml"), data=str(root / "shards"), output=str(root / "unused"),
+                  seed=3, batch_tokens=256, log_every=4, checkpoint_every=5,
+                  optimization={"learning_rate": 1e-3, "warmup_steps": 5},
+                  schedule={"strategy": "continual_multitask",
+                            "stages": [["knowledge_masking"], ["capitalization"], ["sentence_reordering"]],
+                            "iterations_per_task": 30})
+    (root / "pretrain.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def _pretrain(root, output, *extra, wait=True):
+    command = [sys.executable, "-m", "ernie.pretrain", "--config", str(root / "pretrain.yaml"),
+               "--output", str(output), "--quiet", *extra]
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def test_killed_run_resumes_to_the_same_parameters(pretrain_setup, tmp_path):
+    root = pretrain_setup
+    whole = _pretrain(root, tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    log = [json.loads(l) for l in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 90 and {"knowledge_masking/loss", "capitalization/loss",
+                                      "sentence_reordering/loss"} <= set(log[-1])
+
+    process = _pretrain(root, tmp_path / "killed", wait=False)
+    latest = tmp_path / "killed" / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (latest.is_file() and latest.read_text().strip() >= "step-00000040"):
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "model").exists(), "the run finished before it could be killed"
+
+    resumed = _pretrain(root, tmp_path / "killed", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_params(tmp_path / "whole" / "model" / "params.safetensors")
+    b = load_params(tmp_path / "killed" / "model" / "params.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], atol=1e-6, rtol=0, err_msg=name)
+    resumed_log = [json.loads(l)["step"] for l in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
+    assert resumed_log == [r["step"] for r in log]  # no step logged twice
+
+
+def test_resume_refuses_another_config(pretrain_setup, tmp_path):
+    root = pretrain_setup
+    assert "no checkpoint" in _pretrain(root, tmp_path / "none", "--resume").stderr
+    changed = yaml.safe_load((root / "pretrain.yaml").read_text())
+    changed["optimization"]["learning_rate"] = 2e-3
+    changed["schedule"]["iterations_per_task"] = 4
+    (root / "changed.yaml").write_text(yaml.safe_dump(changed))
+    first = _pretrain(root, tmp_path / "run")
+    assert first.returncode == 0, first.stderr
+    result = subprocess.run([sys.executable, "-m", "ernie.pretrain", "--config", str(root / "changed.yaml"),
+                             "--output", str(tmp_path / "run"), "--resume", "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "the config differs" in result.stderr and "optimization" in result.stderr and "schedule" in result.stderr
