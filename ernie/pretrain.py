@@ -98,8 +98,8 @@ class Trainer:
         self.vocab_sha = manifest["vocab"]["sha256"]
         self.model_config = ErnieConfig.from_file(config["model"], vocab_size=len(vocab))
         specials = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
-        self.data = PretrainingData(shard_dir, config["seed"], config["batch_tokens"], vocab["[MASK]"],
-                                    max(vocab[t] for t in specials) + 1)
+        self.data = PretrainingData(shard_dir, config["seed"], config["batch_tokens"], vocab["[PAD]"],
+                                    vocab["[MASK]"], max(vocab[t] for t in specials) + 1)
         self.data.check_tasks(self.schedule.tasks)
         if len(ALL_TASKS) > self.model_config.task_type_vocab_size:
             raise PretrainError(f"task_type_vocab_size {self.model_config.task_type_vocab_size} is too small "

@@ -26,6 +26,7 @@ from data_gen.make import MANIFEST
 from data_gen.shards import Shard
 from data_gen.tasks.knowledge_masking import mask_units
 
+from .features import pad_batch
 from .task_names import (CAPITALIZATION, KNOWLEDGE_MASKING, SENTENCE_TASKS, TOKEN_DOCUMENT,
                          TOKEN_TASKS)
 
@@ -34,7 +35,7 @@ _LABEL_FIELD = {CAPITALIZATION: "case_label", TOKEN_DOCUMENT: "tokdoc_label"}
 
 
 class PretrainingData:
-    def __init__(self, shard_dir, seed: int, batch_tokens: int, mask_token_id: int,
+    def __init__(self, shard_dir, seed: int, batch_tokens: int, pad_id: int, mask_token_id: int,
                  first_normal_id: int, rank: int = 0, world_size: int = 1):
         shard_dir = Path(shard_dir)
         self.manifest = json.loads((shard_dir / MANIFEST).read_text(encoding="utf-8"))
@@ -42,7 +43,7 @@ class PretrainingData:
         # each rank reads its own part of the shards
         self.shards = [Shard(shard_dir / f) for f in files[rank::world_size] or files]
         self.seed, self.batch_tokens = seed, batch_tokens
-        self.mask_token_id, self.first_normal_id = mask_token_id, first_normal_id
+        self.pad_id, self.mask_token_id, self.first_normal_id = pad_id, mask_token_id, first_normal_id
         self.vocab_size = self.manifest["vocab"]["size"]
         self.online_masking = self.manifest["config"]["masking"] == "online"
         self.streams: Dict[str, List[tuple]] = {}
@@ -96,10 +97,8 @@ class PretrainingData:
 
     def _feeds(self, examples, step, task, active, task_order, task_id) -> Dict[str, np.ndarray]:
         n, length = len(examples), max(len(ex) for ex in examples)
-        feeds = {"src_ids": np.zeros((n, length), np.int64), "sent_ids": np.zeros((n, length), np.int64),
-                 "input_mask": np.zeros((n, length), np.float32)}
         labels = {t: np.full((n, length), -1, np.int64) for t in _LABEL_FIELD}
-        mask_pos, mask_label = [], []
+        mask_pos, mask_label, inputs = [], [], []
         rng = np.random.default_rng([self.seed, step, 7])
         for row, ex in enumerate(examples):
             size = len(ex)
@@ -113,14 +112,11 @@ class PretrainingData:
                     pos, lab = ex.mask_pos, ex.mask_label
                 mask_pos.append(row * length + np.asarray(pos, np.int64))
                 mask_label.append(np.asarray(lab, np.int64))
-            feeds["src_ids"][row, :size] = src
-            feeds["sent_ids"][row, :size] = ex.sent_ids
-            feeds["input_mask"][row, :size] = 1.0
+            inputs.append((src, ex.sent_ids))
             for t, field in _LABEL_FIELD.items():
                 if t in active:
                     labels[t][row, :size] = getattr(ex, field)
-        feeds["pos_ids"] = np.broadcast_to(np.arange(length, dtype=np.int64), (n, length)).copy()
-        feeds["task_ids"] = np.full((n, length), task_id, np.int64)
+        feeds = pad_batch(inputs, self.pad_id, task_id)
         # an empty gather is not allowed: without masked tokens, gather row 0 and ignore its label
         feeds["mask_pos"] = np.concatenate(mask_pos) if mask_pos else np.zeros(1, np.int64)
         feeds["mask_label"] = np.concatenate(mask_label) if mask_label else np.full(1, -1, np.int64)

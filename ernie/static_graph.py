@@ -1,11 +1,12 @@
 """Building and running the encoder as a Paddle static (PIR) program."""
 from __future__ import annotations
 
-import contextlib
 from typing import Dict, Mapping, Optional
 
 import numpy as np
 import paddle
+
+from propeller.static_runner import static_mode
 
 from .config import ErnieConfig
 from .modeling import ErnieModel
@@ -13,18 +14,6 @@ from .params_io import assign_scope_params
 
 ID_FEEDS = ("src_ids", "sent_ids", "pos_ids", "task_ids")
 FEED_NAMES = ("src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids")
-
-
-@contextlib.contextmanager
-def static_mode():
-    """Static graph mode inside the block; the previous mode is restored after it."""
-    was_dynamic = paddle.in_dynamic_mode()
-    paddle.enable_static()
-    try:
-        yield
-    finally:
-        if was_dynamic:
-            paddle.disable_static()
 
 
 def feed_names(config: ErnieConfig):

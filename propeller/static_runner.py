@@ -18,7 +18,8 @@ import paddle
 
 
 @contextlib.contextmanager
-def _static():
+def static_mode():
+    """Static graph mode inside the block; the previous mode is restored after it."""
     was_dynamic = paddle.in_dynamic_mode()
     paddle.enable_static()
     try:
@@ -50,7 +51,7 @@ class StaticRunner:
         self.seed = seed
         self.scope = paddle.static.Scope()
         self.learning_rate = FedLearningRate()
-        with _static():
+        with static_mode():
             paddle.seed(seed)
             self.main, startup = paddle.static.Program(), paddle.static.Program()
             with paddle.static.program_guard(self.main, startup):
@@ -70,7 +71,7 @@ class StaticRunner:
     def step(self, step: int, feed: Mapping[str, np.ndarray], learning_rate: float) -> Dict[str, np.ndarray]:
         self.learning_rate.set(learning_rate)
         feed = {name: feed[name] for name in self.feeds}
-        with _static(), paddle.static.scope_guard(self.scope):
+        with static_mode(), paddle.static.scope_guard(self.scope):
             paddle.seed(self.seed * 1_000_003 + step)
             values = self.executor.run(self.main, feed=feed, fetch_list=[self.fetches[n] for n in self._fetch_names])
         return dict(zip(self._fetch_names, values))
