@@ -19,6 +19,7 @@ import paddle
 from ernie.config import ErnieConfig
 from ernie.cpu_runtime import usable_cores
 from ernie.modeling import ErnieModel
+from ernie.optimization import adamw
 from ernie.static_graph import encoder_feeds, static_mode
 
 THREADS = usable_cores()
@@ -44,12 +45,6 @@ def timed(step, warmup, steps):
     return (time.perf_counter() - start) / steps
 
 
-def adamw(parameters=None):
-    return paddle.optimizer.AdamW(learning_rate=1e-4, beta1=0.9, beta2=0.98, weight_decay=0.01,
-                                  parameters=parameters,
-                                  grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0))
-
-
 def bench_static(config, feeds, warmup, steps):
     with static_mode():
         main, startup = paddle.static.Program(), paddle.static.Program()
@@ -57,7 +52,7 @@ def bench_static(config, feeds, warmup, steps):
             inputs = encoder_feeds(config)
             seq, _ = ErnieModel(config)(**inputs)
             loss = paddle.mean(seq * seq)
-            adamw().minimize(loss)
+            adamw(1e-4).minimize(loss)
         exe = paddle.static.Executor(paddle.CPUPlace())
         scope = paddle.static.Scope()
         with paddle.static.scope_guard(scope):
@@ -68,7 +63,7 @@ def bench_static(config, feeds, warmup, steps):
 def bench_dygraph(config, feeds, warmup, steps):
     model = ErnieModel(config)
     model.train()
-    opt = adamw(model.parameters())
+    opt = adamw(1e-4, parameters=model.parameters())
     tensors = {k: paddle.to_tensor(v) for k, v in feeds.items()}
 
     def step():
@@ -94,7 +89,7 @@ def bench_torch(config, feeds, warmup, steps):
         type_vocab_size=config.sent_type_vocab_size, task_type_vocab_size=config.task_type_vocab_size,
         use_task_id=True, layer_norm_eps=config.layer_norm_eps, hidden_act=config.hidden_act)
     model = transformers.ErnieModel(hf_config, add_pooling_layer=True).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
     t = {k: torch.tensor(v) for k, v in feeds.items()}
 
     def step():

@@ -1,0 +1,195 @@
+"""The full pre-training step in tokens/s: encoder + the heads of the English task set (masked LM
+over gathered positions with tied output weights, capitalization, token-document relation,
+sentence reordering, discourse relation), forward + backward + AdamW, with every token-level
+task and sentence reordering active. Three implementations on the same shapes and masked
+positions in one run: this project's static program, its dygraph, and Hugging Face's PyTorch
+ErnieModel with the same heads written in PyTorch. Also model FLOP/s as a fraction of the fp32
+matrix-multiply peak measured here. Prints figures; asserts nothing.
+
+    python benchmarks/bench_pretrain.py [--layers 4 --hidden 256 --heads 4 --seq-len 128 --batch 16]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import ernie  # noqa: F401  (first: its CPU settings must precede Paddle's import)
+
+import numpy as np
+import paddle
+
+from ernie.config import ErnieConfig
+from ernie.cpu_runtime import usable_cores
+from ernie.optimization import adamw
+from ernie.pretraining import ErnieForPretraining, pretraining_feeds
+from ernie.task_names import CAPITALIZATION, DISCOURSE_RELATION, SENTENCE_REORDERING, TOKEN_DOCUMENT
+from propeller.static_runner import StaticRunner
+
+N_CLASSES = {SENTENCE_REORDERING: 33, DISCOURSE_RELATION: 57}
+ACTIVE = ("knowledge_masking", CAPITALIZATION, TOKEN_DOCUMENT, SENTENCE_REORDERING)
+
+
+def make_batch(config, batch, seq_len, order, seed=0):
+    rng = np.random.default_rng(seed)
+    n_mask = int(0.15 * batch * seq_len)
+    mask_pos = np.sort(rng.choice(batch * seq_len, n_mask, replace=False)).astype(np.int64)
+    feeds = {
+        "src_ids": rng.integers(5, config.vocab_size, (batch, seq_len)).astype(np.int64),
+        "sent_ids": (np.arange(seq_len) >= seq_len // 2).astype(np.int64)[None].repeat(batch, 0),
+        "pos_ids": np.arange(seq_len, dtype=np.int64)[None].repeat(batch, 0),
+        "input_mask": np.ones((batch, seq_len), np.float32),
+        "task_ids": np.full((batch, seq_len), 3, np.int64),
+        "mask_pos": mask_pos, "mask_label": rng.integers(5, config.vocab_size, n_mask).astype(np.int64),
+        f"{CAPITALIZATION}_label": rng.integers(0, 2, (batch, seq_len)).astype(np.int64),
+        f"{TOKEN_DOCUMENT}_label": rng.integers(0, 2, (batch, seq_len)).astype(np.int64),
+        f"{SENTENCE_REORDERING}_label": rng.integers(0, 33, batch).astype(np.int64),
+        f"{DISCOURSE_RELATION}_label": np.full(batch, -1, np.int64),
+    }
+    feeds["task_weights"] = np.asarray([1.0 if t in ACTIVE else 0.0 for t in order], np.float32)
+    return feeds
+
+
+def timed(step, warmup, steps):
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def bench_static(config, batch, warmup, steps):
+    holder = {}
+
+    def model_fn():
+        model = ErnieForPretraining(config, N_CLASSES)
+        feeds = pretraining_feeds(model)
+        out = model(feeds)
+        holder["order"] = model.active_task_order
+        return feeds, {"loss": out["loss"]}, out["loss"]
+
+    runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=1)
+    feeds = make_batch(config, *batch, holder["order"])
+    counter = iter(range(10 ** 9))
+    return timed(lambda: runner.step(next(counter), feeds, 1e-4), warmup, steps)
+
+
+def bench_dygraph(config, batch, warmup, steps):
+    model = ErnieForPretraining(config, N_CLASSES)
+    model.train()
+    opt = adamw(1e-4, parameters=model.parameters())
+    feeds = {k: paddle.to_tensor(v) for k, v in make_batch(config, *batch, model.active_task_order).items()}
+
+    def step():
+        loss = model(feeds)["loss"]
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        float(loss)
+
+    return timed(step, warmup, steps)
+
+
+def bench_torch(config, batch, warmup, steps):
+    import torch
+    import transformers
+    from torch import nn
+
+    torch.set_num_threads(usable_cores())
+    hf = transformers.ErnieConfig(
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
+        max_position_embeddings=config.max_position_embeddings, type_vocab_size=config.sent_type_vocab_size,
+        task_type_vocab_size=config.task_type_vocab_size, use_task_id=True, layer_norm_eps=config.layer_norm_eps)
+    h = config.hidden_size
+
+    class Heads(nn.Module):
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+            self.trans = nn.Linear(h, h)
+            self.norm = nn.LayerNorm(h, eps=config.layer_norm_eps)
+            self.out_bias = nn.Parameter(torch.zeros(config.vocab_size))
+            self.cap, self.doc = nn.Linear(h, 2), nn.Linear(h, 2)
+            self.reorder, self.discourse = nn.Linear(h, 33), nn.Linear(h, 57)
+
+        def forward(self, t):
+            out = self.encoder(input_ids=t["src_ids"], token_type_ids=t["sent_ids"], position_ids=t["pos_ids"],
+                               attention_mask=t["input_mask"], task_type_ids=t["task_ids"])
+            seq, pooled = out.last_hidden_state, out.pooler_output
+            masked = seq.reshape(-1, h)[t["mask_pos"]]
+            logits = self.norm(nn.functional.gelu(self.trans(masked))) @ \
+                self.encoder.embeddings.word_embeddings.weight.T + self.out_bias
+            ce = nn.functional.cross_entropy
+            losses = [ce(logits, t["mask_label"]),
+                      ce(self.cap(seq).reshape(-1, 2), t[f"{CAPITALIZATION}_label"].reshape(-1), ignore_index=-1),
+                      ce(self.doc(seq).reshape(-1, 2), t[f"{TOKEN_DOCUMENT}_label"].reshape(-1), ignore_index=-1),
+                      ce(self.reorder(pooled), t[f"{SENTENCE_REORDERING}_label"])]
+            self.discourse(pooled)  # computed, inactive, as in the static program
+            return torch.stack(losses).mean()
+
+    model = Heads(transformers.ErnieModel(hf)).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
+    order = ["knowledge_masking", CAPITALIZATION, TOKEN_DOCUMENT, SENTENCE_REORDERING, DISCOURSE_RELATION]
+    t = {k: torch.tensor(v) for k, v in make_batch(config, *batch, order).items()}
+
+    def step():
+        loss = model(t)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+        loss.item()
+
+    return timed(step, warmup, steps)
+
+
+def model_flops(config, batch, seq_len) -> float:
+    """Matrix-multiply FLOPs of one training step (forward x 3)."""
+    h, f, layers, tokens = config.hidden_size, config.intermediate_size, config.num_hidden_layers, batch * seq_len
+    per_layer = 2 * tokens * (4 * h * h + 2 * h * f) + 2 * 2 * batch * seq_len * seq_len * h
+    masked = int(0.15 * tokens)
+    heads = 2 * masked * (h * h + h * config.vocab_size) + 2 * tokens * h * 4 + 2 * batch * h * (h + 90)
+    return 3.0 * (layers * per_layer + heads)
+
+
+def gemm_peak(n=2048) -> float:
+    a, b = paddle.rand([n, n]), paddle.rand([n, n])
+    return 2.0 * n ** 3 / timed(lambda: paddle.matmul(a, b).numpy(), 2, 5)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--vocab", type=int, default=18000)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    config = ErnieConfig(vocab_size=args.vocab, hidden_size=args.hidden, num_hidden_layers=args.layers,
+                         num_attention_heads=args.heads, intermediate_size=4 * args.hidden, use_task_id=True,
+                         max_position_embeddings=max(512, args.seq_len))
+    batch = (args.batch, args.seq_len)
+    tokens = args.batch * args.seq_len
+    print(f"pre-training step: encoder {args.layers}x{args.hidden}/{args.heads} heads + MLM (vocab {args.vocab}, "
+          f"15% masked) + capitalization + token-document + reordering, batch {args.batch} x {args.seq_len}, "
+          f"{usable_cores()} threads")
+    results = {"paddle static": bench_static(config, batch, args.warmup, args.steps),
+               "paddle dygraph": bench_dygraph(config, batch, args.warmup, args.steps),
+               "pytorch (HF ErnieModel + heads)": bench_torch(config, batch, args.warmup, args.steps)}
+    peak = gemm_peak()
+    flops = model_flops(config, *batch)
+    reference = results["pytorch (HF ErnieModel + heads)"]
+    for name, seconds in results.items():
+        print(f"{name:32s} {seconds * 1000:8.1f} ms/step {tokens / seconds:9.0f} tokens/s "
+              f"{reference / seconds:5.2f}x PyTorch  {flops / seconds / 1e9:6.1f} GFLOP/s "
+              f"= {flops / seconds / peak:5.1%} of peak")
+    print(f"fp32 GEMM peak measured here (paddle, 2048^3): {peak / 1e9:.0f} GFLOP/s; "
+          f"model FLOPs per step: {flops / 1e9:.1f} G")
+
+
+if __name__ == "__main__":
+    main()
