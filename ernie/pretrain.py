@@ -13,7 +13,8 @@ Output: `log.jsonl` (a line every `log_every` steps: the mean loss and accuracy 
 the steps it trained in that window, the learning rate, tokens/s, stage), `checkpoints/step-N/` (written atomically at an interval and at every stage end;
 `checkpoints/latest` names the newest) and, at the end, `model/`, a model directory that
 `ernie.convert`, `ernie.encode` and fine-tuning read. `--resume` continues from the newest
-checkpoint and ends with the same parameters as an uninterrupted run.
+checkpoint and ends with the same parameters as an uninterrupted run. `--visualdl` also writes
+the logged scalars for VisualDL, Paddle's dashboard (`visualdl --logdir OUTPUT/visualdl`).
 """
 from __future__ import annotations
 
@@ -46,6 +47,28 @@ KEYS = {"model", "data", "output", "seed", "batch_tokens", "log_every", "checkpo
 
 class PretrainError(ValueError):
     pass
+
+
+class VisualDLWriter:
+    """The numbers of each log record as VisualDL scalars (loss/<task>, accuracy/<task>, ...)."""
+
+    def __init__(self, logdir: Path):
+        try:
+            from visualdl import LogWriter
+        except ImportError:
+            raise PretrainError("--visualdl needs VisualDL: pip install visualdl==2.5.3") from None
+        self.writer = LogWriter(logdir=str(logdir))
+
+    def write(self, record: dict) -> None:
+        step = record["step"]
+        for key, value in record.items():
+            if key in ("step", "stage"):
+                continue
+            name, _, metric = key.partition("/")
+            self.writer.add_scalar(tag=f"{metric}/{name}" if metric else f"train/{name}", step=step, value=value)
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def load_config(path, overrides: Dict = None) -> dict:
@@ -186,8 +209,9 @@ class Trainer:
 
     # ---- training -----------------------------------------------------------------------------
 
-    def train(self, resume: bool = False, progress: bool = True) -> Path:
+    def train(self, resume: bool = False, progress: bool = True, visualdl: bool = False) -> Path:
         self.out.mkdir(parents=True, exist_ok=True)
+        dashboard = VisualDLWriter(self.out / "visualdl") if visualdl else None
         (self.out / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
         steps = list(self.schedule.steps())
         start, task_steps = self.load_checkpoint() if resume else (0, Counter())
@@ -229,6 +253,8 @@ class Trainer:
                         record[f"{t}/accuracy"] = window[f"{t}/correct"] / window[f"{t}/count"]
                 log.write(json.dumps(record) + "\n")
                 log.flush()
+                if dashboard:
+                    dashboard.write(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", task=task)
                 window_tokens, window_start, window = 0, time.perf_counter(), Counter()
             if (i + 1) % self.config["checkpoint_every"] == 0 or i in stage_ends:
@@ -236,6 +262,8 @@ class Trainer:
             bar.update(1)
         bar.close()
         log.close()
+        if dashboard:
+            dashboard.close()
         state = self.runner.state()
         params = {n: state[n] for n in self.param_names}
         return save_model_dir(self.out / "model", self.model_config, params, vocab_file=self.vocab_file)
@@ -250,13 +278,14 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="with --print-schedule: as JSON")
     parser.add_argument("--output", help="output directory (overrides the config)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--visualdl", action="store_true", help="also log for VisualDL in OUTPUT/visualdl")
     args = parser.parse_args(argv)
     try:
         if args.print_schedule:
             from .schedule import main as print_schedule
             return print_schedule(["--config", args.config] + (["--json"] if args.json else []))
         config = load_config(args.config, {"output": args.output})
-        model_dir = Trainer(config).train(resume=args.resume, progress=not args.quiet)
+        model_dir = Trainer(config).train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl)
     except (PretrainError, ScheduleError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

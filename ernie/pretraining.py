@@ -42,7 +42,8 @@ def _linear(prefix: str, n_in: int, n_out: int, init_std: float) -> nn.Linear:
 
 def masked_mean_cross_entropy(logits, labels):
     """Mean cross entropy over the labels that are not -1 (0 when there are none); also the
-    number of labels and the number predicted right."""
+    number of labels and the number predicted right. Computed in float32 under mixed precision."""
+    logits = paddle.cast(logits, "float32")
     valid = paddle.cast(labels != IGNORE, "float32")
     safe = paddle.where(labels != IGNORE, labels, paddle.zeros_like(labels))
     loss = F.cross_entropy(logits, safe.unsqueeze(-1), reduction="none").squeeze(-1)

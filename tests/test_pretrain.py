@@ -133,6 +133,18 @@ def test_killed_run_resumes_to_the_same_parameters(pretrain_setup, tmp_path):
     assert resumed_log == [r["step"] for r in log]  # no step logged twice
 
 
+def test_visualdl_log_and_plot(pretrain_setup, tmp_path):
+    from visualdl import LogReader
+    result = _pretrain(pretrain_setup, tmp_path / "run", "--visualdl")
+    assert result.returncode == 0, result.stderr
+    (logfile,) = (tmp_path / "run" / "visualdl").iterdir()
+    reader = LogReader(file_path=str(logfile))
+    assert {"loss/knowledge_masking", "accuracy/sentence_reordering", "train/lr"} <= set(reader.get_tags()["scalar"])
+    plot = subprocess.run([sys.executable, "-m", "ernie.plot", str(tmp_path / "run")], capture_output=True, text=True)
+    assert plot.returncode == 0, plot.stderr
+    assert (tmp_path / "run" / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_resume_refuses_another_config(pretrain_setup, tmp_path):
     root = pretrain_setup
     assert "no checkpoint" in _pretrain(root, tmp_path / "none", "--resume").stderr
