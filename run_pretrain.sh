@@ -10,11 +10,19 @@
 #   VOCAB_SIZE   vocabulary size when the data config's vocab file does not exist yet (8000)
 #   LANG_VOCAB   en, zh or mixed, for that vocabulary (default: the data config's lang)
 #   RESUME=1     continue a killed run from its newest checkpoint
+#   NPROC        processes per node (default 1); more than 1, or NNODES > 1, launches data-parallel
+#                training with `python -m paddle.distributed.launch` (fleet collective: gloo on
+#                CPU, NCCL on GPU); each rank reads its own part of the shards
+#   NNODES       nodes (default 1); MASTER=ip:port of node 0 for several nodes, and run this
+#                script on every node with the same variables (the output directory must be
+#                shared for --resume)
 set -euo pipefail
 cd "$(dirname "$0")"
 DATA_CONFIG=${DATA_CONFIG:-configs/data/demo_en.yaml}
 CONFIG=${CONFIG:-configs/pretrain/demo_en.yaml}
 VOCAB_SIZE=${VOCAB_SIZE:-8000}
+NPROC=${NPROC:-1}
+NNODES=${NNODES:-1}
 
 read_key() { python -c "import sys, yaml; v = yaml.safe_load(open(sys.argv[1]))[sys.argv[2]]; print(v[0] if isinstance(v, list) else v)" "$1" "$2"; }
 VOCAB=$(read_key "$DATA_CONFIG" vocab)
@@ -27,7 +35,17 @@ if [ ! -f "$VOCAB" ]; then
   python -m data_gen build-vocab --input "$INPUT" --size "$VOCAB_SIZE" --lang "$LANG_VOCAB" --output "$VOCAB"
 fi
 python -m data_gen make --config "$DATA_CONFIG"
-python -m ernie.pretrain --config "$CONFIG" ${RESUME:+--resume}
+if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
+  python -m paddle.distributed.launch --nproc_per_node "$NPROC" --nnodes "$NNODES" ${MASTER:+--master "$MASTER"} \
+    --log_dir "$OUTPUT/launch_logs" scripts/pretrain_launch.py --config "$CONFIG" ${RESUME:+--resume}
+  # the launcher can exit 0 although a worker failed: rank 0 writes the model only on success
+  if [ ! -f "$OUTPUT/model/params.safetensors" ]; then
+    echo "pre-training failed; see $OUTPUT/launch_logs/workerlog.*" >&2
+    exit 1
+  fi
+else
+  python -m ernie.pretrain --config "$CONFIG" ${RESUME:+--resume}
+fi
 python -m ernie.plot "$OUTPUT"
 echo
 echo "done in $(( $(date +%s) - start )) s"

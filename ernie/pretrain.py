@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -42,7 +43,8 @@ from .tokenization import load_vocab
 DEFAULT_OPTIMIZATION = {"learning_rate": 1e-4, "warmup_steps": 4000, "lr_schedule": "noam",
                         "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.98, "epsilon": 1e-6, "clip_norm": 1.0}
 KEYS = {"model", "data", "output", "seed", "batch_tokens", "log_every", "checkpoint_every",
-        "keep_checkpoints", "optimization", "schedule"}
+        "keep_checkpoints", "optimization", "schedule", "mode"}
+MODES = ("static", "dygraph")
 
 
 class PretrainError(ValueError):
@@ -90,6 +92,9 @@ def load_config(path, overrides: Dict = None) -> dict:
     values.setdefault("log_every", 10)
     values.setdefault("checkpoint_every", 500)
     values.setdefault("keep_checkpoints", 2)
+    values.setdefault("mode", "static")
+    if values["mode"] not in MODES:
+        raise PretrainError(f"{path}: mode must be one of {MODES}, got {values['mode']!r}")
     for key in ("model", "data", "output", "schedule"):
         if key not in values:
             raise PretrainError(f"{path}: missing key {key!r}")
@@ -101,12 +106,23 @@ def _sha(value) -> str:
 
 
 class Trainer:
+    """Single process (static program by default, dygraph on request) or, under
+    `paddle.distributed.launch`, data-parallel dygraph: each rank reads its own part of the shards,
+    gradients are averaged across ranks, rank 0 writes logs, checkpoints and the model."""
+
     def __init__(self, config: dict):
         from data_gen.registry import sha256_file
 
         from .pretrain_data import PretrainingData
 
         self.config = config
+        self.world_size = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+        self.rank = int(os.environ.get("PADDLE_TRAINER_ID", "0"))
+        self.distributed = self.world_size > 1
+        if self.distributed and config["mode"] == "static":
+            # Paddle 3.3.1's static-graph fleet fails on CPU builds; dygraph fleet runs everywhere.
+            config = self.config = {**config, "mode": "dygraph"}
+        self.is_writer = self.rank == 0
         self.out = Path(config["output"])
         self.schedule: Schedule = schedule_from_config(config["schedule"], "schedule")
         shard_dir = Path(config["data"])
@@ -122,7 +138,8 @@ class Trainer:
         self.model_config = ErnieConfig.from_file(config["model"], vocab_size=len(vocab))
         specials = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
         self.data = PretrainingData(shard_dir, config["seed"], config["batch_tokens"], vocab["[PAD]"],
-                                    vocab["[MASK]"], max(vocab[t] for t in specials) + 1)
+                                    vocab["[MASK]"], max(vocab[t] for t in specials) + 1,
+                                    rank=self.rank, world_size=self.world_size)
         self.data.check_tasks(self.schedule.tasks)
         if len(ALL_TASKS) > self.model_config.task_type_vocab_size:
             raise PretrainError(f"task_type_vocab_size {self.model_config.task_type_vocab_size} is too small "
@@ -131,25 +148,35 @@ class Trainer:
         self._build()
 
     def _build(self):
+        from propeller.dygraph_runner import DygraphRunner
         from propeller.static_runner import StaticRunner
 
         from .optimization import adamw
-        from .pretraining import ErnieForPretraining, pretraining_feeds
+        from .pretraining import ErnieForPretraining, feed_specs, pretraining_feeds
 
         opt = self.config["optimization"]
-        holder = {}
 
-        def model_fn():
-            model = ErnieForPretraining(self.model_config, self.num_classes)
-            feeds = pretraining_feeds(model)
-            fetches = model(feeds)
-            holder["model"] = model
-            return feeds, fetches, fetches["loss"]
+        def optimizer(lr, parameters=None):
+            return adamw(lr, opt["weight_decay"], opt["beta1"], opt["beta2"], opt["epsilon"], opt["clip_norm"],
+                         parameters=parameters)
 
-        self.runner = StaticRunner(
-            model_fn, lambda lr: adamw(lr, opt["weight_decay"], opt["beta1"], opt["beta2"], opt["epsilon"],
-                                       opt["clip_norm"]), seed=self.config["seed"])
-        self.model = holder["model"]
+        if self.config["mode"] == "dygraph":
+            self.runner = DygraphRunner(lambda: ErnieForPretraining(self.model_config, self.num_classes),
+                                        optimizer, seed=self.config["seed"], distributed=self.distributed)
+            self.model = self.runner.model
+        else:
+            holder = {}
+
+            def model_fn():
+                model = ErnieForPretraining(self.model_config, self.num_classes)
+                feeds = pretraining_feeds(model)
+                fetches = model(feeds)
+                holder["model"] = model
+                return feeds, fetches, fetches["loss"]
+
+            self.runner = StaticRunner(model_fn, optimizer, seed=self.config["seed"])
+            self.model = holder["model"]
+        self.feed_names = list(feed_specs(self.model))
         self.task_order = self.model.active_task_order
         self.param_names = [p.name for p in self.model.parameters()]
 
@@ -209,19 +236,32 @@ class Trainer:
 
     # ---- training -----------------------------------------------------------------------------
 
+    def _check_ranks_agree(self) -> None:
+        """Data parallelism keeps the ranks' parameters identical; a divergence is an error."""
+        import paddle.distributed as dist
+        digest = self.runner.parameters_digest()
+        digests = []
+        dist.all_gather_object(digests, digest)
+        if len(set(digests)) != 1:
+            raise PretrainError(f"rank {self.rank}: parameters differ between ranks: {digests}")
+        print(f"rank {self.rank}: parameters identical on all {self.world_size} ranks (sha256 {digest[:16]})")
+
     def train(self, resume: bool = False, progress: bool = True, visualdl: bool = False) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
-        dashboard = VisualDLWriter(self.out / "visualdl") if visualdl else None
-        (self.out / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
         steps = list(self.schedule.steps())
         start, task_steps = self.load_checkpoint() if resume else (0, Counter())
         log_path = self.out / "log.jsonl"
-        kept = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] <= start] \
-            if resume and log_path.is_file() else []
-        atomic_write_text(log_path, "".join(l + "\n" for l in kept))
-        log = open(log_path, "a", encoding="utf-8")
+        dashboard = log = None
+        if self.is_writer:
+            self.out.mkdir(parents=True, exist_ok=True)
+            dashboard = VisualDLWriter(self.out / "visualdl") if visualdl else None
+            (self.out / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+            kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] <= start] \
+                if resume and log_path.is_file() else []
+            atomic_write_text(log_path, "".join(line + "\n" for line in kept))
+            log = open(log_path, "a", encoding="utf-8")
         stage_ends = {i for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1][0] != steps[i][0]}
-        bar = tqdm(total=len(steps), initial=start, desc="pretrain", unit="step", disable=not progress)
+        bar = tqdm(total=len(steps), initial=start, desc="pretrain", unit="step",
+                   disable=not (progress and self.is_writer))
         window_tokens, window_start = 0, time.perf_counter()
         window: Counter = Counter()
         for i in range(start, len(steps)):
@@ -229,8 +269,8 @@ class Trainer:
             task_steps[task] += 1
             lr = self.learning_rate(task, task_steps[task])
             feed = self.data.batch(i, task, self.schedule.stage_tasks(stage), self.task_order, ALL_TASKS.index(task))
-            window_tokens += int(feed["tokens"])
-            out = self.runner.step(i, feed, lr)
+            window_tokens += int(feed["tokens"]) * self.world_size
+            out = self.runner.step(i, {name: feed[name] for name in self.feed_names}, lr)
             loss = float(np.asarray(out["loss"]).reshape(-1)[0])
             if not np.isfinite(loss):
                 raise PretrainError(f"step {i + 1}: loss is {loss} (task {task})")
@@ -243,7 +283,7 @@ class Trainer:
                     window[f"{t}/steps"] += 1
                     window[f"{t}/correct"] += float(np.asarray(out[f"{t}/correct"]).reshape(-1)[0])
                     window[f"{t}/count"] += count
-            if (i + 1) % self.config["log_every"] == 0 or i + 1 == len(steps):
+            if self.is_writer and ((i + 1) % self.config["log_every"] == 0 or i + 1 == len(steps)):
                 elapsed = time.perf_counter() - window_start
                 record = {"step": i + 1, "stage": stage + 1, "lr": lr, "loss": window["loss"] / window["steps"],
                           "tokens_per_s": round(window_tokens / max(elapsed, 1e-9), 1)}
@@ -257,10 +297,14 @@ class Trainer:
                     dashboard.write(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", task=task)
                 window_tokens, window_start, window = 0, time.perf_counter(), Counter()
-            if (i + 1) % self.config["checkpoint_every"] == 0 or i in stage_ends:
+            if self.is_writer and ((i + 1) % self.config["checkpoint_every"] == 0 or i in stage_ends):
                 self.save_checkpoint(i + 1, task_steps)
             bar.update(1)
         bar.close()
+        if self.distributed:
+            self._check_ranks_agree()
+        if not self.is_writer:
+            return self.out / "model"
         log.close()
         if dashboard:
             dashboard.close()
@@ -279,12 +323,14 @@ def main(argv=None) -> int:
     parser.add_argument("--output", help="output directory (overrides the config)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--visualdl", action="store_true", help="also log for VisualDL in OUTPUT/visualdl")
+    parser.add_argument("--mode", choices=MODES, help="static program (default) or dygraph; "
+                                                      "multi-process runs use dygraph")
     args = parser.parse_args(argv)
     try:
         if args.print_schedule:
             from .schedule import main as print_schedule
             return print_schedule(["--config", args.config] + (["--json"] if args.json else []))
-        config = load_config(args.config, {"output": args.output})
+        config = load_config(args.config, {"output": args.output, "mode": args.mode})
         model_dir = Trainer(config).train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl)
     except (PretrainError, ScheduleError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

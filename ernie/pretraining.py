@@ -111,16 +111,19 @@ class ErnieForPretraining(nn.Layer):
         out[f"{task}/correct"] = correct
 
 
+def feed_specs(model: ErnieForPretraining) -> Dict[str, tuple]:
+    """name -> (shape, dtype) of every input of a pre-training batch."""
+    ids = ("src_ids", "sent_ids", "pos_ids") + (("task_ids",) if model.config.use_task_id else ())
+    specs = {n: ([-1, -1], "int64") for n in ids}
+    specs["input_mask"] = ([-1, -1], "float32")
+    specs["mask_pos"] = ([-1], "int64")
+    specs["mask_label"] = ([-1], "int64")
+    specs.update({f"{task}_label": ([-1, -1], "int64") for task in model.token_heads})
+    specs.update({f"{task}_label": ([-1], "int64") for task in model.sentence_heads})
+    specs["task_weights"] = ([len(model.active_task_order)], "float32")
+    return specs
+
+
 def pretraining_feeds(model: ErnieForPretraining) -> Dict[str, paddle.Tensor]:
     """`paddle.static.data` inputs for a pre-training batch."""
-    ids = ("src_ids", "sent_ids", "pos_ids") + (("task_ids",) if model.config.use_task_id else ())
-    feeds = {n: paddle.static.data(n, [-1, -1], "int64") for n in ids}
-    feeds["input_mask"] = paddle.static.data("input_mask", [-1, -1], "float32")
-    feeds["mask_pos"] = paddle.static.data("mask_pos", [-1], "int64")
-    feeds["mask_label"] = paddle.static.data("mask_label", [-1], "int64")
-    for task in model.token_heads:
-        feeds[f"{task}_label"] = paddle.static.data(f"{task}_label", [-1, -1], "int64")
-    for task in model.sentence_heads:
-        feeds[f"{task}_label"] = paddle.static.data(f"{task}_label", [-1], "int64")
-    feeds["task_weights"] = paddle.static.data("task_weights", [len(model.active_task_order)], "float32")
-    return feeds
+    return {name: paddle.static.data(name, shape, dtype) for name, (shape, dtype) in feed_specs(model).items()}

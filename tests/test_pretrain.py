@@ -17,6 +17,7 @@ from data_gen.make import make
 from ernie.checkpoint import load_params
 from ernie.optimization import decays, linear_warmup_decay, noam
 from ernie.pretraining import ErnieForPretraining
+from ernie.task_names import ALL_TASKS
 from ernie.params_io import layer_params
 from tests.conftest import REPO, random_feeds, small_config
 from tests.test_data_gen_make import _documents
@@ -158,3 +159,54 @@ def test_resume_refuses_another_config(pretrain_setup, tmp_path):
                              "--output", str(tmp_path / "run"), "--resume", "--quiet"], capture_output=True, text=True)
     assert result.returncode == 1
     assert "the config differs" in result.stderr and "optimization" in result.stderr and "schedule" in result.stderr
+
+
+def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_setup, tmp_path):
+    """fleet data parallelism on CPU (gloo): both ranks end identical, and equal a single process
+    that averages the losses of the two ranks' batches (dropout off, so no randomness differs)."""
+    from ernie.pretrain import Trainer, load_config
+    from ernie.pretrain_data import PretrainingData
+
+    root = pretrain_setup
+    model = yaml.safe_load((root / "model.yaml").read_text())
+    (root / "model_nodrop.yaml").write_text(yaml.safe_dump({**model, "hidden_dropout_prob": 0.0,
+                                                             "attention_probs_dropout_prob": 0.0}))
+    config = yaml.safe_load((root / "pretrain.yaml").read_text())
+    config.update(model=str(root / "model_nodrop.yaml"), checkpoint_every=1000)
+    config["schedule"]["iterations_per_task"] = 8
+    (root / "pretrain_dp.yaml").write_text(yaml.safe_dump(config))
+
+    logs = tmp_path / "launch_logs"
+    launch = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                             "--log_dir", str(logs), str(REPO / "scripts" / "pretrain_launch.py"),
+                             "--config", str(root / "pretrain_dp.yaml"), "--output", str(tmp_path / "dp"), "--quiet"],
+                            capture_output=True, text=True)
+    worker_logs = [(logs / f"workerlog.{r}").read_text() for r in (0, 1)]
+    assert launch.returncode == 0, launch.stderr[-2000:]
+    for rank, text in enumerate(worker_logs):  # the launcher can exit 0 when a worker failed
+        assert f"rank {rank}: parameters identical on all 2 ranks" in text, text[-3000:]
+    distributed = load_params(tmp_path / "dp" / "model" / "params.safetensors")
+
+    reference = load_config(root / "pretrain_dp.yaml", {"output": str(tmp_path / "ref"), "mode": "dygraph"})
+    trainer = Trainer(reference)
+    vocab_ids = (trainer.data.pad_id, trainer.data.mask_token_id, trainer.data.first_normal_id)
+    readers = [PretrainingData(reference["data"], reference["seed"], reference["batch_tokens"], *vocab_ids,
+                               rank=r, world_size=2) for r in (0, 1)]
+    runner, task_steps = trainer.runner, {}
+    for i, (stage, task) in enumerate(trainer.schedule.steps()):
+        task_steps[task] = task_steps.get(task, 0) + 1
+        runner.learning_rate.set(trainer.learning_rate(task, task_steps[task]))
+        losses = []
+        for reader in readers:
+            feed = reader.batch(i, task, trainer.schedule.stage_tasks(stage), trainer.task_order,
+                                ALL_TASKS.index(task))
+            losses.append(runner.model({k: paddle.to_tensor(feed[k]) for k in trainer.feed_names})["loss"])
+        ((losses[0] + losses[1]) / 2).backward()
+        runner.optimizer.step()
+        runner.optimizer.clear_grad()
+    single = {p.name: p.numpy() for p in runner.model.parameters()}
+    assert single.keys() == distributed.keys()
+    for name in single:
+        np.testing.assert_allclose(distributed[name], single[name], atol=1e-6, rtol=0, err_msg=name)
+    initial = {p.name: p.numpy() for p in Trainer(reference).model.parameters()}
+    assert max(float(np.abs(single[n] - initial[n]).max()) for n in single) > 1e-3  # it did train

@@ -1,0 +1,73 @@
+"""Runs a model in dygraph, alone or data-parallel under Paddle's fleet; knows nothing about ERNIE.
+
+The interface is `StaticRunner`'s: `step(step, feed, learning_rate)`, `state()`, `load_state()`.
+`model_fn()` returns a `paddle.nn.Layer` whose forward takes the feed dict (as tensors) and returns
+a dict of tensors with a `loss`. With `distributed=True` the process must have been started by
+`python -m paddle.distributed.launch`: fleet's collective mode (gloo on CPU, NCCL on GPU)
+averages the gradients of the ranks before every update, so all ranks keep identical parameters.
+This is the path that runs data-parallel on CPU: Paddle 3.3.1's static-graph fleet does not.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Dict, Mapping
+
+import numpy as np
+import paddle
+
+from .static_runner import FedLearningRate
+
+
+class DygraphRunner:
+    def __init__(self, model_fn: Callable[[], paddle.nn.Layer],
+                 optimizer_fn: Callable[[FedLearningRate, list], paddle.optimizer.Optimizer], seed: int,
+                 distributed: bool = False):
+        self.seed = seed
+        self.distributed = distributed
+        self.learning_rate = FedLearningRate()
+        paddle.seed(seed)
+        self.model = model_fn()
+        self.model.train()
+        self.optimizer = optimizer_fn(self.learning_rate, self.model.parameters())
+        self.param_names = [p.name for p in self.model.parameters()]
+        self._forward = self.model
+        if distributed:
+            from paddle.distributed import fleet
+            fleet.init(is_collective=True)
+            self._forward = fleet.distributed_model(self.model)
+            self.optimizer = fleet.distributed_optimizer(self.optimizer)
+
+    def step(self, step: int, feed: Mapping[str, np.ndarray], learning_rate: float) -> Dict[str, np.ndarray]:
+        self.learning_rate.set(learning_rate)
+        paddle.seed(self.seed * 1_000_003 + step)
+        out = self._forward({name: paddle.to_tensor(value) for name, value in feed.items()})
+        out["loss"].backward()
+        self.optimizer.step()
+        self.optimizer.clear_grad()
+        return {name: value.numpy() for name, value in out.items()}
+
+    def state(self) -> Dict[str, np.ndarray]:
+        state = {p.name: p.numpy() for p in self.model.parameters()}
+        for name, value in self.optimizer.state_dict().items():
+            if isinstance(value, paddle.Tensor):
+                state[name] = value.numpy()
+        return state
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        for p in self.model.parameters():
+            if p.name not in state:
+                raise KeyError(f"checkpoint lacks parameter {p.name}")
+            if tuple(p.shape) != tuple(state[p.name].shape):
+                raise ValueError(f"parameter {p.name}: model has shape {tuple(p.shape)}, "
+                                 f"checkpoint {tuple(state[p.name].shape)}")
+            p.set_value(state[p.name])
+        # accumulators are created at the first update; the optimizer keeps these until then
+        self.optimizer.set_state_dict({name: paddle.to_tensor(value) for name, value in state.items()
+                                       if name not in self.param_names})
+
+    def parameters_digest(self) -> str:
+        digest = hashlib.sha256()
+        for p in sorted(self.model.parameters(), key=lambda p: p.name):
+            digest.update(p.name.encode())
+            digest.update(np.ascontiguousarray(p.numpy()).tobytes())
+        return digest.hexdigest()

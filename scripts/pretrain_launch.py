@@ -1,0 +1,12 @@
+"""Entry file for `python -m paddle.distributed.launch`, which runs scripts by path, not modules:
+
+    python -m paddle.distributed.launch --nproc_per_node 2 scripts/pretrain_launch.py --config CONFIG
+
+Same arguments as `python -m ernie.pretrain`; each launched process is one data-parallel rank.
+"""
+import sys
+
+from ernie.pretrain import main
+
+if __name__ == "__main__":
+    sys.exit(main())
