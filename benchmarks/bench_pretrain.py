@@ -10,35 +10,29 @@ matrix-multiply peak measured here. Prints figures; asserts nothing.
 """
 from __future__ import annotations
 
-import argparse
-import time
-
 import ernie  # noqa: F401  (first: its CPU settings must precede Paddle's import)
 
 import numpy as np
-import paddle
 
-from ernie.config import ErnieConfig
 from ernie.cpu_runtime import usable_cores
 from ernie.optimization import adamw
 from ernie.pretraining import ErnieForPretraining, pretraining_feeds
 from ernie.task_names import CAPITALIZATION, DISCOURSE_RELATION, SENTENCE_REORDERING, TOKEN_DOCUMENT
+from propeller.dygraph_runner import DygraphRunner
 from propeller.static_runner import StaticRunner
+
+from common import config_from, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
 
 N_CLASSES = {SENTENCE_REORDERING: 33, DISCOURSE_RELATION: 57}
 ACTIVE = ("knowledge_masking", CAPITALIZATION, TOKEN_DOCUMENT, SENTENCE_REORDERING)
 
 
 def make_batch(config, batch, seq_len, order, seed=0):
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed + 1)
     n_mask = int(0.15 * batch * seq_len)
     mask_pos = np.sort(rng.choice(batch * seq_len, n_mask, replace=False)).astype(np.int64)
     feeds = {
-        "src_ids": rng.integers(5, config.vocab_size, (batch, seq_len)).astype(np.int64),
-        "sent_ids": (np.arange(seq_len) >= seq_len // 2).astype(np.int64)[None].repeat(batch, 0),
-        "pos_ids": np.arange(seq_len, dtype=np.int64)[None].repeat(batch, 0),
-        "input_mask": np.ones((batch, seq_len), np.float32),
-        "task_ids": np.full((batch, seq_len), 3, np.int64),
+        **encoder_batch(config, batch, seq_len, task_id=3, seed=seed),
         "mask_pos": mask_pos, "mask_label": rng.integers(5, config.vocab_size, n_mask).astype(np.int64),
         f"{CAPITALIZATION}_label": rng.integers(0, 2, (batch, seq_len)).astype(np.int64),
         f"{TOKEN_DOCUMENT}_label": rng.integers(0, 2, (batch, seq_len)).astype(np.int64),
@@ -47,15 +41,6 @@ def make_batch(config, batch, seq_len, order, seed=0):
     }
     feeds["task_weights"] = np.asarray([1.0 if t in ACTIVE else 0.0 for t in order], np.float32)
     return feeds
-
-
-def timed(step, warmup, steps):
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
 
 
 def bench_static(config, batch, warmup, steps):
@@ -75,19 +60,11 @@ def bench_static(config, batch, warmup, steps):
 
 
 def bench_dygraph(config, batch, warmup, steps):
-    model = ErnieForPretraining(config, N_CLASSES)
-    model.train()
-    opt = adamw(1e-4, parameters=model.parameters())
-    feeds = {k: paddle.to_tensor(v) for k, v in make_batch(config, *batch, model.active_task_order).items()}
-
-    def step():
-        loss = model(feeds)["loss"]
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        float(loss)
-
-    return timed(step, warmup, steps)
+    runner = DygraphRunner(lambda: ErnieForPretraining(config, N_CLASSES),
+                           lambda lr, params: adamw(lr, parameters=params), seed=1)
+    feeds = make_batch(config, *batch, runner.model.active_task_order)
+    counter = iter(range(10 ** 9))
+    return timed(lambda: runner.step(next(counter), feeds, 1e-4), warmup, steps)
 
 
 def bench_torch(config, batch, warmup, steps):
@@ -96,11 +73,6 @@ def bench_torch(config, batch, warmup, steps):
     from torch import nn
 
     torch.set_num_threads(usable_cores())
-    hf = transformers.ErnieConfig(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
-        max_position_embeddings=config.max_position_embeddings, type_vocab_size=config.sent_type_vocab_size,
-        task_type_vocab_size=config.task_type_vocab_size, use_task_id=True, layer_norm_eps=config.layer_norm_eps)
     h = config.hidden_size
 
     class Heads(nn.Module):
@@ -128,20 +100,10 @@ def bench_torch(config, batch, warmup, steps):
             self.discourse(pooled)  # computed, inactive, as in the static program
             return torch.stack(losses).mean()
 
-    model = Heads(transformers.ErnieModel(hf)).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
+    model = Heads(transformers.ErnieModel(hf_ernie_config(config)))
     order = ["knowledge_masking", CAPITALIZATION, TOKEN_DOCUMENT, SENTENCE_REORDERING, DISCOURSE_RELATION]
     t = {k: torch.tensor(v) for k, v in make_batch(config, *batch, order).items()}
-
-    def step():
-        loss = model(t)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad()
-        loss.item()
-
-    return timed(step, warmup, steps)
+    return torch_step_time(model, lambda: model(t), warmup, steps)
 
 
 def model_flops(config, batch, seq_len) -> float:
@@ -153,25 +115,9 @@ def model_flops(config, batch, seq_len) -> float:
     return 3.0 * (layers * per_layer + heads)
 
 
-def gemm_peak(n=2048) -> float:
-    a, b = paddle.rand([n, n]), paddle.rand([n, n])
-    return 2.0 * n ** 3 / timed(lambda: paddle.matmul(a, b).numpy(), 2, 5)
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--vocab", type=int, default=18000)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10)
-    args = parser.parse_args()
-    config = ErnieConfig(vocab_size=args.vocab, hidden_size=args.hidden, num_hidden_layers=args.layers,
-                         num_attention_heads=args.heads, intermediate_size=4 * args.hidden, use_task_id=True,
-                         max_position_embeddings=max(512, args.seq_len))
+    args = shape_arguments(__doc__).parse_args()
+    config = config_from(args)
     batch = (args.batch, args.seq_len)
     tokens = args.batch * args.seq_len
     print(f"pre-training step: encoder {args.layers}x{args.hidden}/{args.heads} heads + MLM (vocab {args.vocab}, "
@@ -180,14 +126,14 @@ def main():
     results = {"paddle static": bench_static(config, batch, args.warmup, args.steps),
                "paddle dygraph": bench_dygraph(config, batch, args.warmup, args.steps),
                "pytorch (HF ErnieModel + heads)": bench_torch(config, batch, args.warmup, args.steps)}
-    peak = gemm_peak()
+    peak = gemm_gflops()["paddle"] * 1e9
     flops = model_flops(config, *batch)
     reference = results["pytorch (HF ErnieModel + heads)"]
     for name, seconds in results.items():
         print(f"{name:32s} {seconds * 1000:8.1f} ms/step {tokens / seconds:9.0f} tokens/s "
               f"{reference / seconds:5.2f}x PyTorch  {flops / seconds / 1e9:6.1f} GFLOP/s "
               f"= {flops / seconds / peak:5.1%} of peak")
-    print(f"fp32 GEMM peak measured here (paddle, 2048^3): {peak / 1e9:.0f} GFLOP/s; "
+    print(f"fp32 GEMM peak measured here (paddle, 2048x1024x1024): {peak / 1e9:.0f} GFLOP/s; "
           f"model FLOPs per step: {flops / 1e9:.1f} G")
 
 
