@@ -24,14 +24,12 @@ import json
 import os
 import shutil
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Dict
 
 import numpy as np
 import yaml
-from tqdm import tqdm
 
 from .checkpoint import load_params, save_model_dir, save_params
 from .config import ErnieConfig
@@ -49,28 +47,6 @@ MODES = ("static", "dygraph")
 
 class PretrainError(ValueError):
     pass
-
-
-class VisualDLWriter:
-    """The numbers of each log record as VisualDL scalars (loss/<task>, accuracy/<task>, ...)."""
-
-    def __init__(self, logdir: Path):
-        try:
-            from visualdl import LogWriter
-        except ImportError:
-            raise PretrainError("--visualdl needs VisualDL: pip install visualdl==2.5.3") from None
-        self.writer = LogWriter(logdir=str(logdir))
-
-    def write(self, record: dict) -> None:
-        step = record["step"]
-        for key, value in record.items():
-            if key in ("step", "stage"):
-                continue
-            name, _, metric = key.partition("/")
-            self.writer.add_scalar(tag=f"{metric}/{name}" if metric else f"train/{name}", step=step, value=value)
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 def load_config(path, overrides: Dict = None) -> dict:
@@ -246,68 +222,55 @@ class Trainer:
             raise PretrainError(f"rank {self.rank}: parameters differ between ranks: {digests}")
         print(f"rank {self.rank}: parameters identical on all {self.world_size} ranks (sha256 {digest[:16]})")
 
+    def _metrics(self, out: Dict[str, np.ndarray], feed) -> dict:
+        """The step's loss, and each active task's loss and accuracy, as (total, weight)."""
+        def scalar(name):
+            return float(np.asarray(out[name]).reshape(-1)[0])
+
+        metrics = {"loss": (scalar("loss"), 1.0)}
+        for task, weight in zip(self.task_order, feed["task_weights"]):
+            count = scalar(f"{task}/count")
+            if weight and count:
+                metrics[f"{task}/loss"] = (scalar(f"{task}/loss"), 1.0)
+                metrics[f"{task}/accuracy"] = (scalar(f"{task}/correct"), count)
+        return metrics
+
     def train(self, resume: bool = False, progress: bool = True, visualdl: bool = False) -> Path:
+        from propeller.learner import CheckpointHook, Learner, LogHook, ProgressHook, VisualDLSink
+
         steps = list(self.schedule.steps())
         start, task_steps = self.load_checkpoint() if resume else (0, Counter())
-        log_path = self.out / "log.jsonl"
-        dashboard = log = None
+
+        def plan(index: int):
+            stage, task = steps[index]
+            task_steps[task] += 1
+            feed = self.data.batch(index, task, self.schedule.stage_tasks(stage), self.task_order,
+                                   ALL_TASKS.index(task))
+            info = {"stage": stage + 1, "task": task, "tokens": int(feed["tokens"]) * self.world_size}
+            return {name: feed[name] for name in self.feed_names}, self.learning_rate(task, task_steps[task]), info
+
+        hooks = []
         if self.is_writer:
             self.out.mkdir(parents=True, exist_ok=True)
-            dashboard = VisualDLWriter(self.out / "visualdl") if visualdl else None
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
-            kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] <= start] \
-                if resume and log_path.is_file() else []
-            atomic_write_text(log_path, "".join(line + "\n" for line in kept))
-            log = open(log_path, "a", encoding="utf-8")
-        stage_ends = {i for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1][0] != steps[i][0]}
-        bar = tqdm(total=len(steps), initial=start, desc="pretrain", unit="step",
-                   disable=not (progress and self.is_writer))
-        window_tokens, window_start = 0, time.perf_counter()
-        window: Counter = Counter()
-        for i in range(start, len(steps)):
-            stage, task = steps[i]
-            task_steps[task] += 1
-            lr = self.learning_rate(task, task_steps[task])
-            feed = self.data.batch(i, task, self.schedule.stage_tasks(stage), self.task_order, ALL_TASKS.index(task))
-            window_tokens += int(feed["tokens"]) * self.world_size
-            out = self.runner.step(i, {name: feed[name] for name in self.feed_names}, lr)
-            loss = float(np.asarray(out["loss"]).reshape(-1)[0])
-            if not np.isfinite(loss):
-                raise PretrainError(f"step {i + 1}: loss is {loss} (task {task})")
-            window["loss"] += loss
-            window["steps"] += 1
-            for t, weight in zip(self.task_order, feed["task_weights"]):
-                count = float(np.asarray(out[f"{t}/count"]).reshape(-1)[0])
-                if weight and count:
-                    window[f"{t}/loss"] += float(np.asarray(out[f"{t}/loss"]).reshape(-1)[0])
-                    window[f"{t}/steps"] += 1
-                    window[f"{t}/correct"] += float(np.asarray(out[f"{t}/correct"]).reshape(-1)[0])
-                    window[f"{t}/count"] += count
-            if self.is_writer and ((i + 1) % self.config["log_every"] == 0 or i + 1 == len(steps)):
-                elapsed = time.perf_counter() - window_start
-                record = {"step": i + 1, "stage": stage + 1, "lr": lr, "loss": window["loss"] / window["steps"],
-                          "tokens_per_s": round(window_tokens / max(elapsed, 1e-9), 1)}
-                for t in self.task_order:
-                    if window[f"{t}/steps"]:
-                        record[f"{t}/loss"] = window[f"{t}/loss"] / window[f"{t}/steps"]
-                        record[f"{t}/accuracy"] = window[f"{t}/correct"] / window[f"{t}/count"]
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                if dashboard:
-                    dashboard.write(record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", task=task)
-                window_tokens, window_start, window = 0, time.perf_counter(), Counter()
-            if self.is_writer and ((i + 1) % self.config["checkpoint_every"] == 0 or i in stage_ends):
-                self.save_checkpoint(i + 1, task_steps)
-            bar.update(1)
-        bar.close()
+            stage_ends = [i + 1 for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1][0] != steps[i][0]]
+            try:
+                sinks = [VisualDLSink(self.out / "visualdl")] if visualdl else []
+            except ImportError as err:
+                raise PretrainError(str(err)) from None
+            hooks = [ProgressHook(len(steps), enabled=progress),
+                     LogHook(self.out / "log.jsonl", self.config["log_every"], len(steps),
+                             fields=("stage", "lr"), sinks=sinks),
+                     CheckpointHook(lambda step: self.save_checkpoint(step, task_steps),
+                                    self.config["checkpoint_every"], also_after=stage_ends)]
+        try:
+            Learner(self.runner, self._metrics, hooks).train(plan, len(steps), start)
+        except FloatingPointError as err:
+            raise PretrainError(str(err)) from None
         if self.distributed:
             self._check_ranks_agree()
         if not self.is_writer:
             return self.out / "model"
-        log.close()
-        if dashboard:
-            dashboard.close()
         state = self.runner.state()
         params = {n: state[n] for n in self.param_names}
         return save_model_dir(self.out / "model", self.model_config, params, vocab_file=self.vocab_file)

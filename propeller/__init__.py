@@ -1,3 +1,8 @@
-"""The training engine: runs a model function over a data pipeline as a Paddle static program
-(or in dygraph), with hooks for logging, evaluation and checkpoints. It knows nothing about
-ERNIE's tasks and depends on Paddle only."""
+"""The training engine; it depends on Paddle only and knows nothing about ERNIE's tasks.
+
+- `learner.Learner` runs the training loop over a step plan and hands each step's metrics to
+  hooks: `ProgressHook`, `LogHook` (JSON lines, plus sinks such as `VisualDLSink`),
+  `CheckpointHook`, `EvalHook`.
+- `static_runner.StaticRunner` runs a model function as a Paddle static (PIR) program, the default.
+- `dygraph_runner.DygraphRunner` runs it in dygraph, alone or data-parallel under fleet.
+"""

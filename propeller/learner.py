@@ -1,0 +1,169 @@
+"""The training loop and its hooks; knows nothing about ERNIE's tasks.
+
+A `Learner` drives a runner (`StaticRunner` by default, `DygraphRunner` on request): for every
+step it asks a plan for (feed, learning rate, info), runs the step, turns the outputs into
+metrics, and hands them to its hooks. Hooks do everything else: the progress bar, JSON-lines
+logs (and any other sink, such as VisualDL), checkpoints, evaluation.
+
+Metrics are `{name: (total, weight)}` per step; a log line reports total/weight summed over the
+steps of its window, so a loss is averaged over the steps that had it and an accuracy is
+correct/count over all of the window's labels.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
+
+import numpy as np
+from tqdm import tqdm
+
+Metrics = Dict[str, Tuple[float, float]]
+Plan = Callable[[int], Tuple[Mapping[str, np.ndarray], float, dict]]
+
+
+class Hook:
+    def before_train(self, learner: "Learner", start: int) -> None:
+        pass
+
+    def after_step(self, learner: "Learner", step: int, metrics: Metrics, info: dict) -> None:
+        """`step` counts from 1; `info` is what the plan said about the step (lr, tokens, ...)."""
+
+    def after_train(self, learner: "Learner") -> None:
+        pass
+
+
+class Learner:
+    def __init__(self, runner, metrics_fn: Callable[[Dict[str, np.ndarray], Mapping], Metrics],
+                 hooks: Sequence[Hook] = ()):
+        self.runner = runner
+        self.metrics_fn = metrics_fn
+        self.hooks = list(hooks)
+
+    def train(self, plan: Plan, total_steps: int, start: int = 0) -> None:
+        for hook in self.hooks:
+            hook.before_train(self, start)
+        for index in range(start, total_steps):
+            feed, learning_rate, info = plan(index)
+            outputs = self.runner.step(index, feed, learning_rate)
+            metrics = self.metrics_fn(outputs, feed)
+            if "loss" in metrics and not np.isfinite(metrics["loss"][0]):
+                raise FloatingPointError(f"step {index + 1}: loss is {metrics['loss'][0]} ({info})")
+            for hook in self.hooks:
+                hook.after_step(self, index + 1, metrics, {**info, "lr": learning_rate})
+        for hook in self.hooks:
+            hook.after_train(self)
+
+
+class ProgressHook(Hook):
+    def __init__(self, total_steps: int, key: str = "loss", enabled: bool = True):
+        self.total, self.key, self.enabled = total_steps, key, enabled
+
+    def before_train(self, learner, start):
+        self.bar = tqdm(total=self.total, initial=start, desc="train", unit="step", disable=not self.enabled)
+
+    def after_step(self, learner, step, metrics, info):
+        if self.key in metrics:
+            total, weight = metrics[self.key]
+            self.bar.set_postfix({self.key: f"{total / max(weight, 1e-12):.3f}"}, refresh=False)
+        self.bar.update(1)
+
+    def after_train(self, learner):
+        self.bar.close()
+
+
+class LogHook(Hook):
+    """Every `every` steps (and at the last), a record of the window's metrics goes to a
+    JSON-lines file and to each sink. `fields` names info keys copied from the window's last step;
+    `tokens_per_s` comes from the info key `tokens`."""
+
+    def __init__(self, path, every: int, total_steps: int, fields: Sequence[str] = ("lr",),
+                 sinks: Iterable[Callable[[dict], None]] = ()):
+        self.path, self.every, self.total = path, every, total_steps
+        self.fields, self.sinks = tuple(fields), list(sinks)
+
+    def before_train(self, learner, start):
+        kept = []
+        if start and self.path.is_file():  # a resumed run: drop lines past the checkpoint
+            kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= start]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)  # a crash here keeps the old log whole
+        self.file = open(self.path, "a", encoding="utf-8")
+        self._reset()
+
+    def _reset(self):
+        self.sums: Dict[str, List[float]] = defaultdict(lambda: [0.0, 0.0])
+        self.tokens, self.started = 0, time.perf_counter()
+
+    def after_step(self, learner, step, metrics, info):
+        for name, (total, weight) in metrics.items():
+            self.sums[name][0] += total
+            self.sums[name][1] += weight
+        self.tokens += info.get("tokens", 0)
+        if step % self.every and step != self.total:
+            return
+        record = {"step": step, **{f: info[f] for f in self.fields if f in info}}
+        record.update({name: total / weight for name, (total, weight) in self.sums.items() if weight})
+        record["tokens_per_s"] = round(self.tokens / max(time.perf_counter() - self.started, 1e-9), 1)
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        for sink in self.sinks:
+            sink(record)
+        self._reset()
+
+    def after_train(self, learner):
+        self.file.close()
+        for sink in self.sinks:
+            if hasattr(sink, "close"):
+                sink.close()
+
+
+class VisualDLSink:
+    """Log records as VisualDL scalars: `a/b` becomes tag `b/a` (so `loss/<task>` groups the tasks'
+    losses in one chart), other names `train/<name>`."""
+
+    def __init__(self, logdir):
+        try:
+            from visualdl import LogWriter
+        except ImportError:
+            raise ImportError("VisualDL logging needs VisualDL: pip install visualdl==2.5.3") from None
+        self.writer = LogWriter(logdir=str(logdir))
+
+    def __call__(self, record: dict) -> None:
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)):
+                name, _, metric = key.partition("/")
+                self.writer.add_scalar(tag=f"{metric}/{name}" if metric else f"train/{name}",
+                                       step=record["step"], value=value)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class CheckpointHook(Hook):
+    """Calls `save(step)` every `every` steps and after each step listed in `also_after`."""
+
+    def __init__(self, save: Callable[[int], object], every: int, also_after: Iterable[int] = ()):
+        self.save, self.every, self.also_after = save, every, set(also_after)
+
+    def after_step(self, learner, step, metrics, info):
+        if step % self.every == 0 or step in self.also_after:
+            self.save(step)
+
+
+class EvalHook(Hook):
+    """Calls `evaluate(step)` every `every` steps and at the end; its dict goes to the sinks."""
+
+    def __init__(self, evaluate: Callable[[int], dict], every: int, total_steps: int,
+                 sinks: Iterable[Callable[[dict], None]] = ()):
+        self.evaluate, self.every, self.total, self.sinks = evaluate, every, total_steps, list(sinks)
+
+    def after_step(self, learner, step, metrics, info):
+        if step % self.every == 0 or step == self.total:
+            result = {"step": step, **self.evaluate(step)}
+            for sink in self.sinks:
+                sink(result)
