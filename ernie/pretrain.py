@@ -1,4 +1,5 @@
-"""Continual multi-task pre-training of ERNIE 2.0 as a Paddle static program.
+"""Continual multi-task pre-training of ERNIE 2.0: a Paddle static program by default, dygraph on
+request, data-parallel dygraph under `paddle.distributed.launch`.
 
     python -m ernie.pretrain --config configs/pretrain/demo_en.yaml [--resume] [--print-schedule [--json]]
 
@@ -10,8 +11,8 @@ its own noam (or linear warm-up/decay) schedule over its own step count, so a ta
 stage introduces warms up from zero while the tasks already trained keep their decayed rates.
 
 Output: `log.jsonl` (a line every `log_every` steps: the mean loss and accuracy of each task over
-the steps it trained in that window, the learning rate, tokens/s, stage), `checkpoints/step-N/` (written atomically at an interval and at every stage end;
-`checkpoints/latest` names the newest) and, at the end, `model/`, a model directory that
+the steps it trained in that window, the learning rate, tokens/s, stage), `checkpoints/step-N/`
+(written atomically at an interval and at every stage end; `checkpoints/latest` names the newest) and, at the end, `model/`, a model directory that
 `ernie.convert`, `ernie.encode` and fine-tuning read. `--resume` continues from the newest
 checkpoint and ends with the same parameters as an uninterrupted run. `--visualdl` also writes
 the logged scalars for VisualDL, Paddle's dashboard (`visualdl --logdir OUTPUT/visualdl`).
@@ -43,6 +44,8 @@ DEFAULT_OPTIMIZATION = {"learning_rate": 1e-4, "warmup_steps": 4000, "lr_schedul
 KEYS = {"model", "data", "output", "seed", "batch_tokens", "log_every", "checkpoint_every",
         "keep_checkpoints", "optimization", "schedule", "mode"}
 MODES = ("static", "dygraph")
+# Keys a resumed run may change: they decide where and how often to write, not what is trained.
+NOT_TRAINING_KEYS = ("output", "log_every", "checkpoint_every", "keep_checkpoints")
 
 
 class PretrainError(ValueError):
@@ -168,8 +171,7 @@ class Trainer:
     # ---- checkpoints ------------------------------------------------------------------------
 
     def _fingerprint(self) -> dict:
-        resumable = {k: v for k, v in self.config.items() if k not in ("output", "log_every", "checkpoint_every",
-                                                                       "keep_checkpoints")}
+        resumable = {k: v for k, v in self.config.items() if k not in NOT_TRAINING_KEYS}
         return {"config_sha256": _sha(resumable), "vocab_sha256": self.vocab_sha}
 
     def save_checkpoint(self, step: int, task_steps: Counter) -> Path:
@@ -202,8 +204,7 @@ class Trainer:
         if state["config_sha256"] != mine["config_sha256"]:
             saved = yaml.safe_load((ckpt / "config.yaml").read_text())
             changed = sorted(k for k in set(saved) | set(self.config)
-                             if saved.get(k) != self.config.get(k) and k not in ("output", "log_every",
-                                                                                   "checkpoint_every", "keep_checkpoints"))
+                             if saved.get(k) != self.config.get(k) and k not in NOT_TRAINING_KEYS)
             raise PretrainError(f"--resume: the config differs from {ckpt / 'config.yaml'} in {changed}")
         self.runner.load_state({**load_params(ckpt / "params.safetensors"),
                                 **load_params(ckpt / "optimizer.safetensors")})
