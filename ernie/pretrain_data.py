@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 
@@ -46,16 +46,17 @@ class PretrainingData:
         self.pad_id, self.mask_token_id, self.first_normal_id = pad_id, mask_token_id, first_normal_id
         self.vocab_size = self.manifest["vocab"]["size"]
         self.online_masking = self.manifest["config"]["masking"] == "online"
-        self.streams: Dict[str, List[tuple]] = {}
-        for s, shard in enumerate(self.shards):
-            tasks = np.asarray(shard.arrays["task"])
-            token_tasks = np.asarray(shard.arrays["token_tasks"])
-            for i in range(len(shard)):
-                if tasks[i] >= 0:
-                    self.streams.setdefault(SENTENCE_TASKS[tasks[i]], []).append((s, i))
-                if token_tasks[i]:
-                    self.streams.setdefault(TEXT_STREAM, []).append((s, i))
+        # stream -> [2, n] array of (shard index, example index) rows
+        shard_of = np.concatenate([np.full(len(shard), s) for s, shard in enumerate(self.shards)])
+        index_in = np.concatenate([np.arange(len(shard)) for shard in self.shards])
+        tasks = np.concatenate([np.asarray(shard.arrays["task"]) for shard in self.shards])
+        has_tokens = np.concatenate([np.asarray(shard.arrays["token_tasks"]) for shard in self.shards]) > 0
+        selections = {name: tasks == k for k, name in enumerate(SENTENCE_TASKS)}
+        selections[TEXT_STREAM] = has_tokens
+        self.streams: Dict[str, np.ndarray] = {name: np.stack([shard_of[mask], index_in[mask]])
+                                               for name, mask in selections.items() if mask.any()}
         self.position = {name: [0, 0] for name in self.streams}  # stream -> [epoch, index]
+        self._orders = {}  # stream -> (epoch, permutation)
 
     def stream_for(self, task: str) -> str:
         return TEXT_STREAM if task in TOKEN_TASKS else task
@@ -66,17 +67,24 @@ class PretrainingData:
             raise ValueError(f"the shards have no examples for task(s) {missing}; "
                              f"their manifest lists {self.manifest['tasks']}")
 
+    def _order(self, stream: str, epoch: int) -> np.ndarray:
+        """The stream's reading order in an epoch (computed once per epoch, not per example)."""
+        cached = self._orders.get(stream)
+        if cached is None or cached[0] != epoch:
+            stream_id = SENTENCE_TASKS.index(stream) + 1 if stream != TEXT_STREAM else 0
+            order = np.random.default_rng([self.seed, stream_id, epoch]).permutation(self.streams[stream].shape[1])
+            cached = self._orders[stream] = (epoch, order)
+        return cached[1]
+
     def _next_example(self, stream: str):
         epoch, index = self.position[stream]
         members = self.streams[stream]
-        order = np.random.default_rng([self.seed, SENTENCE_TASKS.index(stream) + 1 if stream != TEXT_STREAM else 0,
-                                       epoch]).permutation(len(members))
-        s, i = members[order[index]]
+        s, i = members[:, self._order(stream, epoch)[index]]
         index += 1
-        if index == len(members):
+        if index == members.shape[1]:
             epoch, index = epoch + 1, 0
         self.position[stream] = [epoch, index]
-        return self.shards[s][i]
+        return self.shards[int(s)][int(i)]
 
     def batch(self, step: int, task: str, stage_tasks: Sequence[str], task_order: Sequence[str],
               task_id: int) -> Dict[str, np.ndarray]:
