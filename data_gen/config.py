@@ -34,8 +34,8 @@ class DataConfig:
     seed: int = 1
     workers: int = 1
     masking: str = "online"            # online: the reader masks; offline: masked here, stored
-    knowledge_unit_prob: float = 0.5   # offline masking: share of examples masked by knowledge units
-    mask_ratio: float = 0.15
+    knowledge_unit_prob: float = 0.5   # share of examples masked by knowledge units (else basic units)
+    mask_ratio: float = 0.15           # share of units masked; online masking reads both from the manifest
     reorder_max_segments: int = 4
     discourse_markers: Optional[str] = None
     click_log: Optional[str] = None

@@ -17,7 +17,7 @@ import numpy as np
 
 from ernie.task_names import (CAPITALIZATION, DISCOURSE_RELATION, IR_RELEVANCE, KNOWLEDGE_MASKING,
                               SENTENCE_DISTANCE, SENTENCE_REORDERING, SENTENCE_TASKS, TOKEN_DOCUMENT)
-from ernie.tokenization import FullTokenizer
+from ernie.tokenization import FullTokenizer, first_normal_id
 
 from .config import DataConfig
 from .documents import Click, Document
@@ -58,7 +58,7 @@ class ExampleGenerator:
         for name in (KNOWLEDGE_MASKING, CAPITALIZATION, TOKEN_DOCUMENT):
             if name in self.tasks and not (name == CAPITALIZATION and config.lang != "en"):
                 self.token_tasks |= token_task_bit(name)
-        self.first_normal_id = max(self.tokenizer.vocab[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")) + 1
+        self.first_normal_id = first_normal_id(self.tokenizer.vocab)
 
     # ---- per sentence ---------------------------------------------------------------------
 
@@ -118,11 +118,9 @@ class ExampleGenerator:
         else:
             stats["examples/token_tasks_only"] += 1
         if self.config.masking == "offline" and token_tasks & token_task_bit(KNOWLEDGE_MASKING):
-            knowledge = rng.random() < self.config.knowledge_unit_prob
-            seg = ex.seg_knowledge if knowledge else ex.seg_basic
-            ex.src_ids, ex.mask_pos, ex.mask_label = km.mask_units(
-                ex.src_ids, seg, rng, len(self.tokenizer), self.tokenizer.mask_id,
-                self.first_normal_id, self.config.mask_ratio)
+            ex.src_ids, ex.mask_pos, ex.mask_label = km.mask_example(
+                ex.src_ids, ex.seg_basic, ex.seg_knowledge, rng, self.config.knowledge_unit_prob,
+                len(self.tokenizer), self.tokenizer.mask_id, self.first_normal_id, self.config.mask_ratio)
             stats["masked_tokens"] += len(ex.mask_pos)
         return ex
 

@@ -138,11 +138,12 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     vocab = load_vocab(config.vocab)
     print(f"data_gen make: {', '.join(config.input)} -> {out} ({config.shards} shards, "
-             f"{config.workers} worker(s), tasks: {', '.join(config.tasks)})")
+          f"{config.workers} worker(s), tasks: {', '.join(config.tasks)})")
     fp = fingerprint(config)
     old = _read_manifest(out)
     old_shas = {s["file"]: s["sha256"] for s in old["shards"]} if old and old.get("fingerprint") == fp else {}
-    if old_shas and all((out / f).is_file() and sha256_file(out / f) == sha for f, sha in old_shas.items()):
+    verified = {f for f, sha in old_shas.items() if (out / f).is_file() and sha256_file(out / f) == sha}
+    if old_shas and len(verified) == len(old_shas):
         print(f"up to date: {len(old_shas)} shards verified against {out / MANIFEST}")
         return old
 
@@ -188,7 +189,7 @@ def make(config: DataConfig, progress: bool = True) -> dict:
         name = shard_name(k)
         fresh = writer.close(out / f".{name}.new")
         sha = sha256_file(fresh)
-        if old_shas.get(name) == sha and (out / name).is_file() and sha256_file(out / name) == sha:
+        if name in verified and old_shas[name] == sha:
             fresh.unlink()
             stats["shards_kept"] += 1
         else:
@@ -236,6 +237,6 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     if unk_rate > 0.05:
         print(f"warning: {unk_rate:.1%} of tokens are [UNK]: does {config.vocab} fit this corpus?",
               file=sys.stderr)
-    print(f"wrote {sum(w.n_examples for w in writers)} examples in {config.shards} shards, {stats['raw_bytes'] / 1e6:.1f} MB "
-             f"of text in {elapsed:.1f} s; manifest: {out / MANIFEST}")
+    print(f"wrote {manifest['examples']} examples in {config.shards} shards, {stats['raw_bytes'] / 1e6:.1f} MB "
+          f"of text in {elapsed:.1f} s; manifest: {out / MANIFEST}")
     return manifest

@@ -37,7 +37,7 @@ from .config import ErnieConfig
 from .fileio import atomic_directory, atomic_write_text
 from .schedule import Schedule, ScheduleError, schedule_from_config
 from .task_names import ALL_TASKS, SENTENCE_TASKS
-from .tokenization import load_vocab
+from .tokenization import first_normal_id, load_vocab
 
 DEFAULT_OPTIMIZATION = {"learning_rate": 1e-4, "warmup_steps": 4000, "lr_schedule": "noam",
                         "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.98, "epsilon": 1e-6, "clip_norm": 1.0}
@@ -115,9 +115,8 @@ class Trainer:
         vocab = load_vocab(self.vocab_file)
         self.vocab_sha = manifest["vocab"]["sha256"]
         self.model_config = ErnieConfig.from_file(config["model"], vocab_size=len(vocab))
-        specials = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
         self.data = PretrainingData(shard_dir, config["seed"], config["batch_tokens"], vocab["[PAD]"],
-                                    vocab["[MASK]"], max(vocab[t] for t in specials) + 1,
+                                    vocab["[MASK]"], first_normal_id(vocab),
                                     rank=self.rank, world_size=self.world_size)
         self.data.check_tasks(self.schedule.tasks)
         if len(ALL_TASKS) > self.model_config.task_type_vocab_size:

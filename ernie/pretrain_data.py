@@ -24,7 +24,7 @@ import numpy as np
 from data_gen.examples import token_task_bit
 from data_gen.make import MANIFEST
 from data_gen.shards import Shard
-from data_gen.tasks.knowledge_masking import mask_units
+from data_gen.tasks.knowledge_masking import mask_example
 
 from .features import pad_batch
 from .task_names import (CAPITALIZATION, KNOWLEDGE_MASKING, SENTENCE_TASKS, TOKEN_DOCUMENT,
@@ -113,9 +113,10 @@ class PretrainingData:
             src = np.asarray(ex.src_ids, np.int64)
             if KNOWLEDGE_MASKING in active:
                 if self.online_masking:
-                    seg = ex.seg_knowledge if rng.random() < 0.5 else ex.seg_basic
-                    src, pos, lab = mask_units(src, seg, rng, self.vocab_size, self.mask_token_id,
-                                               self.first_normal_id)
+                    data_config = self.manifest["config"]
+                    src, pos, lab = mask_example(src, ex.seg_basic, ex.seg_knowledge, rng,
+                                                 data_config["knowledge_unit_prob"], self.vocab_size,
+                                                 self.mask_token_id, self.first_normal_id, data_config["mask_ratio"])
                 else:
                     pos, lab = ex.mask_pos, ex.mask_label
                 mask_pos.append(row * length + np.asarray(pos, np.int64))

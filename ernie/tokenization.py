@@ -58,6 +58,11 @@ def load_vocab(path) -> Dict[str, int]:
     return vocab
 
 
+def first_normal_id(vocab: Dict[str, int]) -> int:
+    """The first id after the special tokens: random replacements in masking start here."""
+    return max(vocab[t] for t in SPECIAL_TOKENS) + 1
+
+
 def write_vocab(path, tokens: Sequence[str]) -> None:
     """One token a line, in id order (the format every BERT-style tool reads)."""
     from .fileio import atomic_write_text

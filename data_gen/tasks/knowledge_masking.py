@@ -169,6 +169,15 @@ def mask_units(ids: np.ndarray, seg: np.ndarray, rng: np.random.Generator, vocab
     return masked, positions, labels
 
 
+def mask_example(ids: np.ndarray, seg_basic: np.ndarray, seg_knowledge: np.ndarray,
+                 rng: np.random.Generator, knowledge_prob: float, vocab_size: int, mask_id: int,
+                 first_normal_id: int, ratio: float = 0.15):
+    """Masks one example by knowledge units (probability `knowledge_prob`) or by basic units;
+    the same rule offline (`data_gen make`) and online (the pre-training reader)."""
+    seg = seg_knowledge if rng.random() < knowledge_prob else seg_basic
+    return mask_units(ids, seg, rng, vocab_size, mask_id, first_normal_id, ratio)
+
+
 def load_entity_list(path: Optional[str], lang: str) -> Set[Tuple[str, ...]]:
     """One entity a line; English entities are matched as word sequences, Chinese as words."""
     if not path:
