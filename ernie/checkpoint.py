@@ -62,8 +62,9 @@ def check_params(config: ErnieConfig, params: Mapping[str, np.ndarray], source: 
 
 
 def save_model_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray],
-                   vocab_file=None) -> Path:
-    """Writes a complete model directory atomically: a reader never sees a partial one."""
+                   vocab_file=None, extra_files: Optional[Mapping[str, str]] = None) -> Path:
+    """Writes a complete model directory atomically: a reader never sees a partial one.
+    `extra_files` ({name: text}) go in with it (a fine-tuned model's task description)."""
     check_params(config, params, source="parameters to save")
     path = Path(path)
     with atomic_directory(path) as tmp:
@@ -71,6 +72,8 @@ def save_model_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray],
         if vocab_file is not None:
             shutil.copyfile(vocab_file, tmp / VOCAB_FILE_NAME)
         save_params(tmp / PARAMS_FILE_NAME, params)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
     return path
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -67,6 +67,17 @@ def head_name_map() -> List[Tuple[str, str, bool]]:
             + _fc(names.NEXT_SENT_FC, "cls.seq_relationship"))
 
 
+# The fine-tuning heads (`ernie.finetune.heads`) and the HF classes that carry the same layer.
+FINETUNE_HEADS = {"cls_out": ("ErnieForSequenceClassification", "classifier"),
+                  "cls_seq_label_out": ("ErnieForTokenClassification", "classifier"),
+                  "cls_mrc_out": ("ErnieForQuestionAnswering", "qa_outputs")}
+
+
+def finetune_head_rows(stem: str) -> List[Tuple[str, str, bool]]:
+    hf = FINETUNE_HEADS[stem][1]
+    return [(f"{stem}_w", f"{hf}.weight", True), (f"{stem}_b", f"{hf}.bias", False)]
+
+
 # ---- config ------------------------------------------------------------------------------------
 
 def config_from_hf(values: Mapping) -> ErnieConfig:
@@ -98,6 +109,7 @@ def params_from_hf(config: ErnieConfig, state: Mapping[str, np.ndarray]) -> Tupl
     state = {_normalise_hf_key(k): v for k, v in state.items()}
     prefix = _ENCODER_PREFIX if any(k.startswith(_ENCODER_PREFIX) for k in state) else ""
     rows = [(e, prefix + h, t) for e, h, t in encoder_name_map(config)] + head_name_map()
+    rows += [row for stem in FINETUNE_HEADS for row in finetune_head_rows(stem)]
     params, used = {}, set()
     for ernie_name, hf_name, transpose in rows:
         if hf_name not in state:
@@ -111,7 +123,12 @@ def params_from_hf(config: ErnieConfig, state: Mapping[str, np.ndarray]) -> Tupl
 
 
 def params_to_hf(config: ErnieConfig, params: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], str]:
-    """HF-named arrays, and the architecture: ErnieForPreTraining when the heads are present."""
+    """HF-named arrays, and the architecture: ErnieForPreTraining when the pre-training heads are
+    present, the matching ErnieFor... class when a fine-tuning head is, else ErnieModel."""
+    for stem, (architecture, _) in FINETUNE_HEADS.items():
+        if f"{stem}_w" in params:
+            rows = [(e, _ENCODER_PREFIX + h, t) for e, h, t in encoder_name_map(config)] + finetune_head_rows(stem)
+            return {hf: np.ascontiguousarray(params[e].T) if t else params[e] for e, hf, t in rows}, architecture
     heads = head_name_map()
     with_heads = all(e in params for e, _, _ in heads)
     prefix = _ENCODER_PREFIX if with_heads else ""
@@ -139,11 +156,17 @@ def read_hf_dir(path) -> Tuple[ErnieConfig, Dict[str, np.ndarray], List[str]]:
 
 
 def write_hf_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray], vocab_file=None,
-                 do_lower_case: bool = True) -> Path:
+                 do_lower_case: bool = True, labels: Sequence[str] = ()) -> Path:
+    """`labels` name a classification head's outputs (HF's id2label)."""
     state, architecture = params_to_hf(config, params)
+    values = config_to_hf(config, architecture)
+    if labels:
+        values.update(id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+    elif architecture == "ErnieForSequenceClassification":
+        values.update(num_labels=int(state["classifier.bias"].shape[0]))
     path = Path(path)
     with atomic_directory(path) as tmp:
-        (tmp / HF_CONFIG_FILE).write_text(json.dumps(config_to_hf(config, architecture), indent=2) + "\n")
+        (tmp / HF_CONFIG_FILE).write_text(json.dumps(values, indent=2) + "\n")
         save_params(tmp / HF_WEIGHTS_FILE, state, fmt="pt")
         if vocab_file is not None:
             vocab = load_vocab(vocab_file)  # HF reads only the one-token-a-line format

@@ -38,6 +38,16 @@ class FoldedBiasLinear(nn.Linear):
         return folded_linear(x, self.weight, self.bias)
 
 
+def named_linear(weight_name: str, bias_name: str, n_in: int, n_out: int,
+                 init_std: float) -> FoldedBiasLinear:
+    """A task head's linear layer: truncated-normal weight, zero bias, both under given names."""
+    return FoldedBiasLinear(
+        n_in, n_out,
+        weight_attr=paddle.ParamAttr(name=weight_name,
+                                     initializer=nn.initializer.TruncatedNormal(std=init_std)),
+        bias_attr=paddle.ParamAttr(name=bias_name, initializer=nn.initializer.Constant(0.0)))
+
+
 class _NamedParams:
     """ParamAttr factories that give each parameter its original name and initializer."""
 

@@ -21,7 +21,7 @@ from paddle import nn
 
 from . import param_names as names
 from .config import ErnieConfig
-from .modeling import ErnieModel, FoldedBiasLinear
+from .modeling import ErnieModel, named_linear
 from .task_names import (ALL_TASKS, CAPITALIZATION, KNOWLEDGE_MASKING, SENTENCE_TASKS,
                          TOKEN_DOCUMENT)
 
@@ -33,11 +33,7 @@ def head_name(task: str) -> str:
 
 
 def _linear(prefix: str, n_in: int, n_out: int, init_std: float) -> nn.Linear:
-    return FoldedBiasLinear(
-        n_in, n_out,
-        weight_attr=paddle.ParamAttr(name=names.fc_weight(prefix),
-                                     initializer=nn.initializer.TruncatedNormal(std=init_std)),
-        bias_attr=paddle.ParamAttr(name=names.fc_bias(prefix), initializer=nn.initializer.Constant(0.0)))
+    return named_linear(names.fc_weight(prefix), names.fc_bias(prefix), n_in, n_out, init_std)
 
 
 def masked_mean_cross_entropy(logits, labels):

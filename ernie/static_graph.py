@@ -6,7 +6,7 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 import paddle
 
-from propeller.static_runner import static_mode
+from propeller.static_runner import InferenceProgram
 
 from .config import ErnieConfig
 from .modeling import ErnieModel
@@ -32,26 +32,20 @@ class StaticEncoder:
     def __init__(self, config: ErnieConfig, params: Optional[Mapping[str, np.ndarray]] = None,
                  place=None):
         self.config = config
-        self.place = place or paddle.CPUPlace()
-        self.scope = paddle.static.Scope()
-        with static_mode():
-            self.main, startup = paddle.static.Program(), paddle.static.Program()
-            with paddle.static.program_guard(self.main, startup):
-                self.feeds = encoder_feeds(config)
-                self.model = ErnieModel(config)
-                self.model.eval()
-                self.sequence_output, self.pooled_output = self.model(**self.feeds)
-            self.param_names = [p.name for p in self.model.parameters()]
-            self.executor = paddle.static.Executor(self.place)
-            with paddle.static.scope_guard(self.scope):
-                self.executor.run(startup)
-                if params is not None:
-                    assign_scope_params(self.param_names, params, self.place, self.scope)
+
+        def model_fn():
+            feeds = encoder_feeds(config)
+            self.model = ErnieModel(config)
+            self.model.eval()
+            sequence_output, pooled_output = self.model(**feeds)
+            return feeds, {"sequence_output": sequence_output, "pooled_output": pooled_output}
+
+        self.program = InferenceProgram(model_fn, place=place)
+        self.param_names = [p.name for p in self.model.parameters()]
+        if params is not None:
+            assign_scope_params(self.param_names, params, self.program.place, self.program.scope)
 
     def run(self, batch: Mapping[str, np.ndarray]):
         """Returns (sequence_output, pooled_output) as numpy arrays for a batch of feeds."""
-        feed = {name: batch[name] for name in self.feeds}
-        with static_mode(), paddle.static.scope_guard(self.scope):
-            seq, pooled = self.executor.run(self.main, feed=feed,
-                                            fetch_list=[self.sequence_output, self.pooled_output])
-        return seq, pooled
+        out = self.program.run(batch)
+        return out["sequence_output"], out["pooled_output"]

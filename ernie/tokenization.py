@@ -107,6 +107,13 @@ class _WordPieceTokenizer:
         enc = self.backend.encode(text, add_special_tokens=False)
         return enc.ids, enc.offsets
 
+    def encode_words(self, sentences: Sequence[Sequence[str]]) -> List[Tuple[List[int], List[int]]]:
+        """For pre-split words (NER characters or words): per sentence, the piece ids and the
+        index of the word each piece came from. A word the normaliser empties has no pieces."""
+        encodings = self.backend.encode_batch([list(words) for words in sentences],
+                                              is_pretokenized=True, add_special_tokens=False)
+        return [(e.ids, e.word_ids) for e in encodings]
+
     def convert_tokens_to_ids(self, tokens: Sequence[str]) -> List[int]:
         return [self.vocab.get(t, self.unk_id) for t in tokens]
 

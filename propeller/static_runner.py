@@ -29,6 +29,41 @@ def static_mode():
             paddle.disable_static()
 
 
+class InferenceProgram:
+    """A forward-only program: `model_fn()` returns (feeds, fetches) by name.
+
+    Given the `scope` of a `StaticRunner`, it shares the runner's parameters by name (an
+    evaluation graph without dropout beside the training graph); without one, it gets a scope of
+    its own with freshly initialised parameters, to be overwritten by the caller.
+    """
+
+    def __init__(self, model_fn: Callable[[], Tuple[Dict, Dict]], scope=None, place=None):
+        self.place = place or paddle.CPUPlace()
+        self.scope = scope if scope is not None else paddle.static.Scope()
+        with static_mode():
+            self.main, startup = paddle.static.Program(), paddle.static.Program()
+            with paddle.static.program_guard(self.main, startup):
+                self.feeds, self.fetches = model_fn()
+            self.executor = paddle.static.Executor(self.place)
+            if scope is None:
+                with paddle.static.scope_guard(self.scope):
+                    self.executor.run(startup)
+        self._fetch_names = list(self.fetches)
+
+    def run(self, feed: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        feed = {name: feed[name] for name in self.feeds}
+        with static_mode(), paddle.static.scope_guard(self.scope):
+            values = self.executor.run(self.main, feed=feed, fetch_list=[self.fetches[n] for n in self._fetch_names])
+        return dict(zip(self._fetch_names, values))
+
+    def save_inference_model(self, path_prefix) -> None:
+        """`path_prefix.json` + `.pdiparams`, which `paddle.inference` loads."""
+        with static_mode(), paddle.static.scope_guard(self.scope):
+            paddle.static.save_inference_model(str(path_prefix), list(self.feeds.values()),
+                                               [self.fetches[n] for n in self._fetch_names],
+                                               self.executor, program=self.main)
+
+
 class FedLearningRate(paddle.optimizer.lr.LRScheduler):
     """A learning rate the caller sets before every step (`set`), for schedules computed outside
     the program, such as a warm-up per pre-training task."""

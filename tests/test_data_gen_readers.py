@@ -61,7 +61,8 @@ def test_msra_tags_become_bio():
 
 
 @pytest.mark.parametrize("name,files", [("msra-ner", {"train.tsv": 50290, "test.tsv": 5001}),
-                                        ("sentiment", {"train.tsv": 13889, "dev.tsv": 1737, "test.tsv": 1738})])
+                                        ("sentiment", {"train.tsv": 13889, "dev.tsv": 1737, "test.tsv": 1738}),
+                                        ("brown-genre", {"train.tsv": 14933, "dev.tsv": 2027, "test.tsv": 1993})])
 def test_fetch_labelled_data(name, files, tmp_path):
     try:
         out = CORPORA[name].write(tmp_path / name)
@@ -74,3 +75,7 @@ def test_fetch_labelled_data(name, files, tmp_path):
         rows = [l.split("\t", 1) for f in files for l in (out / f).read_text(encoding="utf-8").splitlines()[1:]]
         assert len({t for _, t in rows}) == len(rows)  # deduplicated, no text in two splits
         assert {label for label, _ in rows} == {"0", "1"}
+    if name == "brown-genre":  # every genre in every split (texts, not passages, are split)
+        for file in files:
+            rows = [l.rsplit("\t", 1) for l in (out / file).read_text(encoding="utf-8").splitlines()[1:]]
+            assert len({label for _, label in rows}) == 15

@@ -11,7 +11,8 @@ from ernie.checkpoint import CheckpointError, load_model_dir
 from ernie.modeling import ErnieModel
 from ernie.paddle_static_format import read_lod_tensor
 from ernie.params_io import scope_params
-from ernie.static_graph import encoder_feeds, static_mode
+from ernie.static_graph import encoder_feeds
+from propeller.static_runner import static_mode
 from tests.conftest import small_config
 
 

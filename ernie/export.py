@@ -1,0 +1,117 @@
+"""`python -m ernie.export --model DIR --format {paddle-inference,onnx,hf,hub} --output DIR`
+
+- paddle-inference: `inference.json` + `inference.pdiparams` (feeds src_ids, sent_ids, pos_ids,
+  input_mask and, when the model has a task embedding, task_ids), with the model directory's
+  `ernie_config.json`, `vocab.txt` and `finetune.json`; `paddle.inference` and `ernie.predict`
+  run it.
+- onnx: `model.onnx` converted from that by paddle2onnx (opset 13, no optimiser that would need
+  the network), with the same side files.
+- hf: a Hugging Face directory that `transformers` loads (`ErnieModel`, or the `ErnieFor...`
+  class of a fine-tuned head).
+- hub: a PaddleHub-style module folder: the inference model, its side files, and `module.py`
+  whose `predict(texts)` runs it. Use it with
+      import sys; sys.path.insert(0, "OUTPUT")
+      import module
+      module.predict(["first text", "second text"])
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir
+from .config import CONFIG_FILE_NAME
+from .fileio import atomic_directory
+from .hf_format import write_hf_dir
+from .inference_model import FINETUNE_FILE, inference_program, read_description
+
+FORMATS = ("paddle-inference", "onnx", "hf", "hub")
+INFERENCE_PREFIX = "inference"
+ONNX_FILE = "model.onnx"
+HUB_MODULE = '''"""PaddleHub-style module exported by `python -m ernie.export --format hub`."""
+from pathlib import Path
+
+from ernie.predict import Predictor
+
+_predictor = None
+
+
+def predict(texts, text_pairs=None):
+    """One prediction per text (or text pair): see `ernie.predict.Predictor.predict`."""
+    global _predictor
+    if _predictor is None:
+        _predictor = Predictor(Path(__file__).resolve().parent)
+    return _predictor.predict(texts, text_pairs)
+'''
+
+
+def _side_files(model_dir: Path, out: Path) -> None:
+    for name in (CONFIG_FILE_NAME, VOCAB_FILE_NAME, FINETUNE_FILE):
+        if (model_dir / name).is_file():
+            shutil.copyfile(model_dir / name, out / name)
+
+
+def export_inference(model_dir: Path, out: Path) -> None:
+    inference_program(model_dir).save_inference_model(out / INFERENCE_PREFIX)
+    _side_files(model_dir, out)
+
+
+def export_onnx(model_dir: Path, out: Path) -> None:
+    import paddle2onnx
+    with tempfile.TemporaryDirectory() as tmp:
+        export_inference(model_dir, Path(tmp))
+        # polygraphy, the default optimiser, pip-installs itself at export time.
+        paddle2onnx.export(f"{tmp}/{INFERENCE_PREFIX}.json", f"{tmp}/{INFERENCE_PREFIX}.pdiparams",
+                           str(out / ONNX_FILE), opset_version=13, enable_onnx_checker=True,
+                           optimize_tool="None")
+    _side_files(model_dir, out)
+
+
+def export_hf(model_dir: Path, out: Path) -> None:
+    config, params, vocab = load_model_dir(model_dir)
+    description = read_description(model_dir) or {}
+    # write_hf_dir writes atomically itself; it replaces the (empty) temporary directory.
+    write_hf_dir(out, config, params, vocab, description.get("do_lower_case", True),
+                 labels=description.get("labels", ()))
+
+
+def export_hub(model_dir: Path, out: Path) -> None:
+    if read_description(model_dir) is None:
+        raise CheckpointError(f"{model_dir}: a hub module needs a fine-tuned model (no {FINETUNE_FILE})")
+    export_inference(model_dir, out)
+    (out / "module.py").write_text(HUB_MODULE, encoding="utf-8")
+
+
+def export(model_dir, fmt: str, output) -> Path:
+    model_dir, output = Path(model_dir), Path(output)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    load_model_dir(model_dir)  # a clear error for a broken model before anything is written
+    if fmt == "hf":
+        export_hf(model_dir, output)
+        return output
+    with atomic_directory(output) as tmp:
+        {"paddle-inference": export_inference, "onnx": export_onnx, "hub": export_hub}[fmt](model_dir, tmp)
+    return output
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ernie.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="model directory (pre-trained or fine-tuned)")
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--output", required=True)
+    args = parser.parse_args(argv)
+    try:
+        out = export(args.model, args.format, args.output)
+    except (CheckpointError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

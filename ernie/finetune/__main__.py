@@ -1,0 +1,103 @@
+"""`python -m ernie.finetune --task NAME --data DIR [--init-model MODEL_DIR] --output DIR`
+
+Trains on the task's train file, evaluates on dev after every epoch and keeps the best epoch,
+for `--seeds` seeds (1..N). Writes, under --output: `metrics.json` (each seed's best dev scores,
+and test scores where the test file is labelled, plus their median and mean over seeds, as the
+paper reports dev results), and per seed `seed-N/` with dev predictions, test predictions in the
+submission format, the log, and the best model (a model directory that `ernie.export` takes).
+With no --init-model the encoder starts from random initialisation: the baseline.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from ..checkpoint import CheckpointError, check_vocab_fits, load_model_dir
+from ..config import ConfigError, ErnieConfig
+from ..fileio import atomic_write_text
+from ..tokenization import load_vocab
+from .examples import DataError
+from .settings import SettingsError, config_for, load_settings
+from .tasks import get_task
+from .trainer import FinetuneJob, read_data
+
+DEFAULT_MODEL_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "model" / "tiny.yaml"
+
+
+def summarize(results: List[Dict]) -> Dict:
+    """Median and mean over seeds of every dev (and test) score."""
+    summary = {}
+    for split in ("dev", "test"):
+        runs = [r[split] for r in results if split in r]
+        if runs:
+            summary[split] = {stat: {k: float(fn([run[k] for run in runs])) for k in runs[0]}
+                              for stat, fn in (("median", np.median), ("mean", np.mean))}
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ernie.finetune", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--task", required=True, help="GLUE or Chinese task name (see ernie/finetune/tasks.py)")
+    parser.add_argument("--data", required=True, help="directory with the task's files")
+    parser.add_argument("--init-model", help="model directory (pre-trained or converted); omit for random init")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--config", help="settings YAML (default configs/finetune/TASK.yaml)")
+    parser.add_argument("--preset", help="a preset of the config (the paper's base or large column)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    parser.add_argument("--vocab", help="vocab.txt for random initialisation")
+    parser.add_argument("--model-config", default=str(DEFAULT_MODEL_CONFIG),
+                        help="model config for random initialisation")
+    parser.add_argument("--dev-file", help="dev file name inside --data (replaces the task's)")
+    parser.add_argument("--test-file", help="test file name inside --data (replaces the task's)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        task = get_task(args.task)
+        task = dataclasses.replace(task, **{k: v for k, v in (("dev_file", args.dev_file),
+                                                             ("test_file", args.test_file)) if v})
+        settings = load_settings(args.config or config_for(task.name), args.preset, args.set)
+        if args.init_model:
+            config, params, vocab = load_model_dir(args.init_model)
+            if vocab is None:
+                raise CheckpointError(f"{args.init_model} has no vocab.txt")
+        else:
+            if not args.vocab:
+                raise CheckpointError("random initialisation needs --vocab")
+            vocab, params = args.vocab, None
+            config = ErnieConfig.from_file(args.model_config, vocab_size=len(load_vocab(vocab)))
+            check_vocab_fits(vocab, config)
+        if settings["task_id"] >= (config.task_type_vocab_size if config.use_task_id else 1):
+            raise ConfigError(f"task_id {settings['task_id']} does not fit the model's task embedding")
+        data = read_data(task, args.data, settings["max_train_examples"])
+        job = FinetuneJob(task, settings, config, vocab, params, data)
+    except (KeyError, DataError, SettingsError, CheckpointError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if data.skipped:
+        print(f"skipped: {dict(data.skipped)}", file=sys.stderr)
+    output = Path(args.output)
+    results = []
+    for seed in range(1, args.seeds + 1):
+        result = job.run_seed(seed, output / f"seed-{seed}", progress=not args.quiet)
+        print(f"seed {seed}: best epoch {result['best_epoch']}, dev {result['dev']}"
+              + (f", test {result['test']}" if "test" in result else ""))
+        results.append(result)
+    report = {"task": task.name, "main_metric": task.main_metric,
+              "init_model": args.init_model or "random", "settings": settings,
+              "skipped": dict(data.skipped), "seeds": results, **summarize(results)}
+    atomic_write_text(output / "metrics.json", json.dumps(report, indent=1))
+    print(f"{task.name} dev {task.main_metric}: median {report['dev']['median'][task.main_metric]:.4f}, "
+          f"mean {report['dev']['mean'][task.main_metric]:.4f} over {len(results)} seed(s); "
+          f"{output / 'metrics.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The examples the readers produce, one type per kind of task."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+
+class DataError(ValueError):
+    """A fine-tuning file that cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """A sentence or sentence pair; `label` is a class name, a float score, or None (test);
+    `guid` is the id the submission file uses; `qid` groups the candidates of a ranking query."""
+    guid: str
+    text_a: str
+    text_b: Optional[str] = None
+    label: Optional[object] = None
+    qid: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class TaggedExample:
+    """Characters (Chinese) or words (English) with one BIO tag each (None for test data)."""
+    guid: str
+    words: List[str]
+    tags: Optional[List[str]] = None
+
+
+@dataclass(frozen=True)
+class MrcExample:
+    """A question on a context; `answers` holds (text, character offset in the context, or None
+    where the text could not be located)."""
+    qid: str
+    question: str
+    context: str
+    answers: List[Tuple[str, Optional[int]]]

@@ -1,0 +1,35 @@
+"""The encoder with one fine-tuning head, under the original ERNIE fine-tuning parameter names.
+
+- `sentence`: pooled [CLS] output -> dropout -> fc (`cls_out_w`, `cls_out_b`): classification,
+  ranking (2 classes) and regression (1 output);
+- `token`: every position of the sequence output -> dropout -> fc (`cls_seq_label_out_w/b`):
+  sequence labelling;
+- `span`: sequence output -> fc to start and end logits (`cls_mrc_out_w/b`): reading
+  comprehension.
+"""
+from __future__ import annotations
+
+from paddle import nn
+
+from ..config import ErnieConfig
+from ..modeling import ErnieModel, named_linear
+
+HEAD_PARAMS = {"sentence": ("cls_out_w", "cls_out_b"),
+               "token": ("cls_seq_label_out_w", "cls_seq_label_out_b"),
+               "span": ("cls_mrc_out_w", "cls_mrc_out_b")}
+
+
+class ErnieWithHead(nn.Layer):
+    def __init__(self, config: ErnieConfig, head: str, n_outputs: int):
+        super().__init__()
+        if head not in HEAD_PARAMS:
+            raise ValueError(f"unknown head {head!r}; choose from {sorted(HEAD_PARAMS)}")
+        self.head = head
+        self.ernie = ErnieModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob if head != "span" else 0.0)
+        self.out = named_linear(*HEAD_PARAMS[head], config.hidden_size, n_outputs,
+                                config.initializer_range)
+
+    def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
+        sequence, pooled = self.ernie(src_ids, sent_ids, pos_ids, input_mask, task_ids)
+        return self.out(self.dropout(pooled if self.head == "sentence" else sequence))

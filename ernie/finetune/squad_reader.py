@@ -1,0 +1,55 @@
+"""SQuAD-style JSON (SQuAD v1.1, CMRC 2018, DRCD, DuReader as ERNIE distributes it).
+
+Some public files give an answer offset that does not point at the answer text; the reader then
+takes the text's nearest occurrence in the context and, where there is none, keeps the answer
+for scoring with no offset (training skips it). Both cases are counted in `skipped`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from collections import Counter
+from typing import List, Optional
+
+from .examples import DataError, MrcExample
+
+
+def read_mrc_examples(path, skipped: Optional[Counter] = None) -> List[MrcExample]:
+    skipped = Counter() if skipped is None else skipped
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise DataError(f"{path}: not SQuAD-style JSON with a top-level 'data' list ({err})") from None
+    examples = []
+    for a, article in enumerate(data):
+        for p, paragraph in enumerate(article.get("paragraphs", [])):
+            context = paragraph.get("context")
+            if not isinstance(context, str):
+                raise DataError(f"{path}: data[{a}].paragraphs[{p}] has no context string")
+            for q, qa in enumerate(paragraph.get("qas", [])):
+                where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}]"
+                if "id" not in qa or "question" not in qa:
+                    raise DataError(f"{where}: needs 'id' and 'question'")
+                answers = []
+                for answer in qa.get("answers", []):
+                    text, start = answer.get("text"), answer.get("answer_start")
+                    if not isinstance(text, str):
+                        raise DataError(f"{where} (id {qa['id']}): an answer has no 'text' string")
+                    if not isinstance(start, int) or context[start:start + len(text)] != text:
+                        start = _nearest(context, text, start if isinstance(start, int) else 0)
+                        skipped["answer offset corrected" if start is not None
+                                else "answer not in context"] += 1
+                    answers.append((text, start))
+                examples.append(MrcExample(str(qa["id"]), qa["question"], context, answers))
+    return examples
+
+
+def _nearest(context: str, text: str, near: int) -> Optional[int]:
+    starts, at = [], context.find(text)
+    while at >= 0 and text:
+        starts.append(at)
+        at = context.find(text, at + 1)
+    return min(starts, key=lambda s: abs(s - near)) if starts else None

@@ -1,0 +1,105 @@
+"""Sentence (pair) classification, regression and ranking on the pooled [CLS] output.
+
+Ranking (NLPCC-DBQA) is 2-class classification of query-candidate pairs whose score is the
+probability of class 1; MRR ranks each query's candidates by it.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from ..features import pack_pair, pad_batch
+from . import metrics
+from .examples import DataError, TextExample
+
+
+class TextKind:
+    head = "sentence"
+
+    def __init__(self, task, tokenizer, max_seq_len: int, labels: Sequence[str]):
+        self.task, self.tokenizer, self.max_seq_len = task, tokenizer, max_seq_len
+        self.regression = task.kind == "regression"
+        self.labels = list(labels)
+        self.label_ids = {label: i for i, label in enumerate(self.labels)}
+        self.n_outputs = 1 if self.regression else len(self.labels)
+        self.output_names = ["score"] if self.regression else ["probs"]
+
+    # -- data --------------------------------------------------------------------------------
+    def features(self, examples: Sequence[TextExample], with_labels: bool) -> List[dict]:
+        a_ids = self.tokenizer.encode_batch([e.text_a for e in examples])
+        b_texts = [e.text_b for e in examples if e.text_b is not None]
+        b_iter = iter(self.tokenizer.encode_batch(b_texts))
+        features = []
+        for example, a in zip(examples, a_ids):
+            b = next(b_iter) if example.text_b is not None else None
+            src, sent = pack_pair(a, b, self.max_seq_len, self.tokenizer.cls_id, self.tokenizer.sep_id)
+            features.append({"src": src, "sent": sent,
+                             "label": self._label(example) if with_labels else None})
+        return features
+
+    def _label(self, example: TextExample):
+        if self.regression:
+            return float(example.label)
+        if example.label not in self.label_ids:
+            raise DataError(f"{self.task.name}: example {example.guid} has label {example.label!r}, "
+                            f"not one of {self.labels}")
+        return self.label_ids[example.label]
+
+    def batch(self, features: Sequence[dict], task_id: int) -> Dict[str, np.ndarray]:
+        feed = pad_batch([(f["src"], f["sent"]) for f in features], self.tokenizer.pad_id, task_id)
+        if features[0]["label"] is not None:
+            dtype = np.float32 if self.regression else np.int64
+            feed["label"] = np.array([[f["label"]] for f in features], dtype=dtype)
+        return feed
+
+    # -- program -----------------------------------------------------------------------------
+    def label_feeds(self) -> Dict[str, paddle.Tensor]:
+        return {"label": paddle.static.data("label", [-1, 1], "float32" if self.regression else "int64")}
+
+    def loss(self, logits, labels: Dict[str, paddle.Tensor]):
+        if self.regression:
+            return F.mse_loss(logits, labels["label"])
+        return F.cross_entropy(logits, labels["label"])
+
+    def outputs(self, logits) -> Dict[str, paddle.Tensor]:
+        return {"score": logits[:, 0]} if self.regression else {"probs": F.softmax(logits, axis=-1)}
+
+    # -- predictions -------------------------------------------------------------------------
+    def decode(self, features: Sequence[dict], outputs: Dict[str, np.ndarray]) -> list:
+        return list(outputs["score"]) if self.regression else list(outputs["probs"])
+
+    def predictions(self, decoded: list, features, examples) -> list:
+        """Regression: the score; classification: the label; ranking: (label, score)."""
+        if self.regression:
+            return [float(score) for score in decoded]
+        labels = [self.labels[int(np.argmax(p))] for p in decoded]
+        if self.task.kind == "ranking":
+            return [(label, float(p[1])) for label, p in zip(labels, decoded)]
+        return labels
+
+    def evaluate(self, predictions: list, examples: Sequence[TextExample]) -> Dict[str, float]:
+        if self.regression:
+            gold = [float(e.label) for e in examples]
+            return {"pearson": metrics.pearson(gold, predictions),
+                    "spearman": metrics.spearman(gold, predictions)}
+        gold = [self._label(e) for e in examples]
+        if self.task.kind == "ranking":
+            predicted = [self.label_ids[label] for label, _ in predictions]
+            scores = [score for _, score in predictions]
+            return {"mrr": metrics.mean_reciprocal_rank([e.qid for e in examples], gold, scores),
+                    "f1": metrics.f1(gold, predicted), "acc": metrics.accuracy(gold, predicted)}
+        predicted = [self.label_ids[label] for label in predictions]
+        result = {"acc": metrics.accuracy(gold, predicted)}
+        if "f1" in self.task.metrics:
+            result["f1"] = metrics.f1(gold, predicted)
+        if "mcc" in self.task.metrics:
+            result["mcc"] = metrics.matthews_corrcoef(gold, predicted)
+        return result
+
+    def format(self, prediction) -> str:
+        if self.regression:
+            return f"{prediction:.3f}"
+        return prediction[0] if self.task.kind == "ranking" else prediction

@@ -1,0 +1,216 @@
+"""One fine-tuning job: read the task's data once, then per seed train, evaluate on dev after
+every epoch, keep the best epoch's parameters, and write predictions and a model directory.
+
+The training program (with dropout) and the evaluation program (without) are two Paddle static
+programs over one scope, sharing the parameters by name. The learning rate warms up linearly
+over `warmup_proportion` of the steps and decays linearly to 0; AdamW (beta2 0.999, epsilon
+1e-6, global-norm clipping 1.0) decays every weight but biases and layer norms.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..checkpoint import save_model_dir
+from ..config import ErnieConfig
+from ..fileio import atomic_write_text
+from ..inference_model import FINETUNE_FILE
+from ..optimization import adamw, linear_warmup_decay
+from ..params_io import assign_scope_params, scope_params
+from ..static_graph import encoder_feeds
+from ..tokenization import FullTokenizer
+from .examples import DataError
+from .heads import ErnieWithHead
+from .tasks import AX, KINDS, Task
+
+
+
+def label_set(task: Task, train_examples) -> List[str]:
+    """The task's fixed labels, or the sorted labels found in its training data (with the I-
+    tag of every B- tag, which word pieces need even if the data never shows it)."""
+    if task.labels:
+        return list(task.labels)
+    if task.kind in ("regression", "mrc"):
+        return []
+    if task.kind == "labelling":
+        tags = {t for e in train_examples for t in e.tags}
+        return sorted(tags | {"I-" + t[2:] for t in tags if t.startswith("B-")})
+    return sorted({e.label for e in train_examples})
+
+
+@dataclass
+class FinetuneData:
+    train: list
+    dev: list
+    test: Optional[list]
+    extra_test: Dict[str, list]  # {submission name: examples}: MNLI's diagnostic set
+    skipped: Counter
+
+
+def read_data(task: Task, data_dir, max_train_examples: Optional[int] = None) -> FinetuneData:
+    """The task's examples; `max_train_examples` keeps a fixed random sample of the training set
+    (the same for every run), in file order."""
+    skipped = Counter()
+    train = task.read(data_dir, "train", skipped)
+    if max_train_examples and max_train_examples < len(train):
+        keep = np.random.default_rng(0).choice(len(train), max_train_examples, replace=False)
+        train = [train[i] for i in sorted(keep)]
+    dev = task.read(data_dir, "dev", skipped)
+    test = None
+    if task.test_file and (Path(data_dir) / task.test_file).is_file():
+        test = task.read(data_dir, "test", skipped)
+    extra = {}
+    if task.name.startswith("MNLI") and (Path(data_dir) / AX.test_file).is_file():
+        extra[AX.submission] = AX.read(data_dir, "test", skipped)
+    if not train or not dev:
+        raise DataError(f"{task.name}: {data_dir} gave {len(train)} training and {len(dev)} dev examples")
+    return FinetuneData(train, dev, test, extra, skipped)
+
+
+class FinetuneJob:
+    def __init__(self, task: Task, settings: Dict, config: ErnieConfig, vocab_file,
+                 init_params: Optional[Dict[str, np.ndarray]], data: FinetuneData):
+        self.task, self.settings, self.config = task, settings, config
+        self.vocab_file, self.init_params, self.data = Path(vocab_file), init_params, data
+        self.tokenizer = FullTokenizer(vocab_file, settings["do_lower_case"])
+        options = {k: settings[k] for k in ("doc_stride", "max_query_len", "max_answer_len", "n_best")} \
+            if task.kind == "mrc" else {}
+        self.kind = KINDS[task.kind](task, self.tokenizer, settings["max_seq_len"],
+                                     label_set(task, data.train), **options)
+        # Dev labels are featurised too (MRC excepted: that drops unanswerable examples), so a
+        # label the training data lacks is an error now rather than after the first epoch.
+        self.features = {"train": self.kind.features(data.train, with_labels=True),
+                         "dev": self.kind.features(data.dev, with_labels=task.kind != "mrc")}
+
+    # -- programs ----------------------------------------------------------------------------
+    def _model(self):
+        return ErnieWithHead(self.config, self.kind.head, self.kind.n_outputs)
+
+    def _build(self, seed: int):
+        from propeller.static_runner import InferenceProgram, StaticRunner
+        built = {}
+
+        def train_fn():
+            feeds, labels = encoder_feeds(self.config), self.kind.label_feeds()
+            built["model"] = model = self._model()
+            loss = self.kind.loss(model(**feeds), labels)
+            return {**feeds, **labels}, {"loss": loss}, loss
+
+        def optimizer(lr):
+            return adamw(lr, weight_decay=self.settings["weight_decay"], beta2=0.999)
+
+        runner = StaticRunner(train_fn, optimizer, seed=seed)
+        evaluator = InferenceProgram(self.inference_fn, scope=runner.scope, place=runner.place)
+        names = [p.name for p in built["model"].parameters()]
+        if self.init_params is not None:
+            encoder = [p.name for p in built["model"].ernie.parameters()]
+            assign_scope_params(encoder, self.init_params, runner.place, runner.scope)
+        return runner, evaluator, names
+
+    def inference_fn(self):
+        """The evaluation and export program: encoder feeds in, the kind's outputs out."""
+        feeds = encoder_feeds(self.config)
+        model = self._model()
+        model.eval()
+        return feeds, self.kind.outputs(model(**feeds))
+
+    # -- running -----------------------------------------------------------------------------
+    def predict(self, evaluator, examples, features) -> list:
+        size, decoded = self.settings["eval_batch_size"], []
+        for start in range(0, len(features), size):
+            batch = features[start:start + size]
+            decoded += self.kind.decode(batch, evaluator.run(self.kind.batch(batch, self.settings["task_id"])))
+        return self.kind.predictions(decoded, features, examples)
+
+    def run_seed(self, seed: int, out_dir: Path, progress: bool = True) -> Dict:
+        from propeller.learner import EvalHook, Learner, LogHook, ProgressHook
+        s = self.settings
+        runner, evaluator, names = self._build(seed)
+        train = self.features["train"]
+        per_epoch = math.ceil(len(train) / s["batch_size"])
+        total = per_epoch * s["epochs"]
+        warmup = int(s["warmup_proportion"] * total)
+        order: Dict[int, np.ndarray] = {}
+
+        def plan(index: int):
+            epoch, position = divmod(index, per_epoch)
+            if epoch not in order:
+                order.clear()
+                order[epoch] = np.random.default_rng([seed, epoch]).permutation(len(train))
+            rows = order[epoch][position * s["batch_size"]:(position + 1) * s["batch_size"]]
+            feed = self.kind.batch([train[i] for i in rows], s["task_id"])
+            lr = linear_warmup_decay(s["learning_rate"], warmup, total, index + 1)
+            return feed, lr, {"epoch": epoch + 1, "tokens": int(feed["input_mask"].sum())}
+
+        best = {"dev": None}
+
+        def evaluate(step: int) -> dict:
+            scores = self.kind.evaluate(self.predict(evaluator, self.data.dev, self.features["dev"]), self.data.dev)
+            if best["dev"] is None or scores[self.task.main_metric] > best["dev"][self.task.main_metric]:
+                best.update(dev=scores, epoch=math.ceil(step / per_epoch), params=scope_params(names, runner.scope))
+            return {f"dev/{k}": v for k, v in scores.items()}
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log = LogHook(out_dir / "log.jsonl", s["log_every"], total, fields=("lr", "epoch"))
+        hooks = [ProgressHook(total, enabled=progress), log,
+                 EvalHook(evaluate, per_epoch, total, sinks=[log_eval(out_dir / "log.jsonl")])]
+        Learner(runner, lambda out, feed: {"loss": (float(out["loss"]), 1.0)}, hooks).train(plan, total)
+
+        assign_scope_params(names, best["params"], runner.place, runner.scope)
+        result = {"seed": seed, "best_epoch": best["epoch"], "dev": best["dev"]}
+        dev_predictions = self.predict(evaluator, self.data.dev, self.features["dev"])
+        self.write_predictions(out_dir / "dev_predictions", self.data.dev, dev_predictions)
+        if self.data.test is not None:
+            test_predictions = self.predict(evaluator, self.data.test,
+                                            self.kind.features(self.data.test, with_labels=False))
+            self.write_predictions(out_dir / (self.task.submission or "test_predictions"),
+                                   self.data.test, test_predictions)
+            if _labelled(self.data.test):
+                result["test"] = self.kind.evaluate(test_predictions, self.data.test)
+        for name, examples in self.data.extra_test.items():
+            self.write_predictions(out_dir / name, examples,
+                                   self.predict(evaluator, examples, self.kind.features(examples, False)))
+        self.save_model(out_dir / "model", best["params"])
+        return result
+
+    # -- outputs -----------------------------------------------------------------------------
+    def write_predictions(self, path: Path, examples, predictions) -> None:
+        """MRC: `{question id: answer}` JSON; other tasks: `index<TAB>prediction` TSV, the GLUE
+        submission format (the index is the test file's id column, else the row number)."""
+        if self.task.kind == "mrc":
+            text = json.dumps({e.qid: p for e, p in zip(examples, predictions)}, ensure_ascii=False, indent=1)
+            atomic_write_text(path.with_suffix(".json"), text)
+            return
+        rows = [f"{e.guid}\t{self.kind.format(p)}\n" for e, p in zip(examples, predictions)]
+        atomic_write_text(path if path.suffix == ".tsv" else path.with_suffix(".tsv"),
+                          "index\tprediction\n" + "".join(rows))
+
+    def description(self) -> Dict:
+        """What `ernie.predict` needs to turn the exported outputs into predictions."""
+        keys = ("max_seq_len", "do_lower_case", "task_id")
+        return {"task": self.task.name, "kind": self.task.kind, "head": self.kind.head,
+                "labels": self.kind.labels, **{k: self.settings[k] for k in keys}}
+
+    def save_model(self, path: Path, params: Dict[str, np.ndarray]) -> None:
+        save_model_dir(path, self.config, params, self.vocab_file,
+                       extra_files={FINETUNE_FILE: json.dumps(self.description(), indent=1)})
+
+
+def _labelled(examples) -> bool:
+    def has_label(e):
+        return getattr(e, "label", None) is not None or getattr(e, "tags", None) is not None or \
+            bool(getattr(e, "answers", None))
+    return all(has_label(e) for e in examples)
+
+
+def log_eval(path: Path):
+    def sink(record: dict) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    return sink

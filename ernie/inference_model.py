@@ -1,0 +1,60 @@
+"""The forward program of a model directory, for export: a pre-trained encoder gives
+`sequence_output` and `pooled_output`; a fine-tuned model (with `finetune.json`) gives its task
+kind's outputs (class probabilities, a regression score, per-token tag probabilities, or start
+and end logits)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from propeller.static_runner import InferenceProgram
+
+from .checkpoint import CheckpointError, load_model_dir
+from .modeling import ErnieModel
+from .params_io import assign_scope_params
+from .static_graph import encoder_feeds
+from .tokenization import FullTokenizer
+
+FINETUNE_FILE = "finetune.json"
+
+
+def read_description(model_dir) -> Optional[dict]:
+    path = Path(model_dir) / FINETUNE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not JSON ({err})") from None
+
+
+def task_kind(description: dict, vocab_file):
+    """The fine-tuning kind object a description names (for its outputs and decoding)."""
+    from .finetune.tasks import KINDS, get_task
+    task = get_task(description["task"])
+    tokenizer = FullTokenizer(vocab_file, description["do_lower_case"])
+    return KINDS[task.kind](task, tokenizer, description["max_seq_len"], description["labels"])
+
+
+def inference_program(model_dir) -> InferenceProgram:
+    config, params, vocab = load_model_dir(model_dir)
+    description = read_description(model_dir)
+    layers = {}
+
+    def model_fn():
+        feeds = encoder_feeds(config)
+        if description is None:
+            layers["model"] = model = ErnieModel(config)
+            model.eval()
+            sequence_output, pooled_output = model(**feeds)
+            return feeds, {"sequence_output": sequence_output, "pooled_output": pooled_output}
+        from .finetune.heads import ErnieWithHead
+        kind = task_kind(description, vocab)
+        layers["model"] = model = ErnieWithHead(config, kind.head, kind.n_outputs)
+        model.eval()
+        return feeds, kind.outputs(model(**feeds))
+
+    program = InferenceProgram(model_fn)
+    assign_scope_params([p.name for p in layers["model"].parameters()], params, program.place, program.scope)
+    return program

@@ -1,0 +1,129 @@
+"""`python -m ernie.predict --model EXPORTED --input FILE.tsv [--output FILE]`
+
+Batch prediction with `paddle.inference` from a fine-tuned model exported by
+`python -m ernie.export --format paddle-inference` (or `hub`). The input is TSV: with a header
+naming `text_a` (and `text_b` for pair tasks), or one `text_a[<TAB>text_b]` a line without one.
+For sequence labelling, text_a holds the words joined by `\\x02` (ERNIE's format), or plain
+text, which is split into characters (Chinese tasks) or at whitespace (English tasks).
+The output is TSV: `index<TAB>prediction` plus, for classification, one probability column
+per label.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from .checkpoint import VOCAB_FILE_NAME, CheckpointError
+from .export import INFERENCE_PREFIX
+from .finetune.examples import DataError, TaggedExample, TextExample
+from .finetune.tsv import read_lines
+from .inference_model import read_description, task_kind
+
+
+class Predictor:
+    def __init__(self, exported_dir, batch_size: int = 32, threads: int = 2):
+        import paddle.inference as inference
+        exported_dir = Path(exported_dir)
+        self.description = read_description(exported_dir)
+        if self.description is None:
+            raise CheckpointError(f"{exported_dir} is not a fine-tuned export (no finetune.json); "
+                                  f"embed texts with `python -m ernie.encode` instead")
+        model = exported_dir / f"{INFERENCE_PREFIX}.json"
+        if not model.is_file():
+            raise CheckpointError(f"{model} not found: export with --format paddle-inference or hub")
+        config = inference.Config(str(model), str(exported_dir / f"{INFERENCE_PREFIX}.pdiparams"))
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(threads)
+        config.disable_glog_info()
+        self.predictor = inference.create_predictor(config)
+        self.kind = task_kind(self.description, exported_dir / VOCAB_FILE_NAME)
+        self.batch_size = batch_size
+
+    def run(self, feed) -> dict:
+        for name in self.predictor.get_input_names():
+            self.predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(feed[name]))
+        self.predictor.run()
+        # The export fetched the kind's outputs in the order of its `output_names`.
+        names = self.predictor.get_output_names()
+        return {key: self.predictor.get_output_handle(name).copy_to_cpu()
+                for key, name in zip(self.kind.output_names, names, strict=True)}
+
+    def examples(self, texts: Sequence[str], text_pairs: Optional[Sequence[str]] = None) -> list:
+        if self.kind.head == "token":
+            return [TaggedExample(str(i), self._words(t)) for i, t in enumerate(texts)]
+        pairs = text_pairs if text_pairs is not None else [None] * len(texts)
+        return [TextExample(str(i), a, b) for i, (a, b) in enumerate(zip(texts, pairs, strict=True))]
+
+    def _words(self, text: str) -> List[str]:
+        if "\x02" in text:
+            return text.split("\x02")
+        return list(text) if self.kind.task.lang == "zh" else text.split()
+
+    def predict(self, texts: Sequence[str], text_pairs: Optional[Sequence[str]] = None) -> list:
+        """Labels (classification), (label, score) (ranking), scores (regression), or a tag
+        per word (sequence labelling), one per text."""
+        examples = self.examples(texts, text_pairs)
+        features = self.kind.features(examples, with_labels=False)
+        decoded = []
+        for start in range(0, len(features), self.batch_size):
+            batch = features[start:start + self.batch_size]
+            decoded += self.kind.decode(batch, self.run(self.kind.batch(batch, self.description["task_id"])))
+        self.last_decoded = decoded
+        return self.kind.predictions(decoded, features, examples)
+
+
+def read_inputs(path) -> tuple:
+    lines = [line for line in read_lines(path) if line.strip()]
+    if not lines:
+        raise DataError(f"{path}: no input lines")
+    header = lines[0].split("\t")
+    a, b = (header.index("text_a"), header.index("text_b") if "text_b" in header else None) \
+        if "text_a" in header else (0, None)
+    rows = lines[1:] if "text_a" in header else lines
+    texts, pairs = [], []
+    for lineno, line in enumerate(rows, 2 if "text_a" in header else 1):
+        fields = line.split("\t")
+        if "text_a" not in header and len(fields) > 1:
+            b = 1
+        if len(fields) <= max(a, b or 0):
+            raise DataError(f"{path}:{lineno}: expected a text_a{' and text_b' if b else ''} column")
+        texts.append(fields[a])
+        pairs.append(fields[b] if b is not None else None)
+    return texts, (pairs if b is not None else None)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ernie.predict", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--model", required=True, help="exported directory (paddle-inference or hub)")
+    parser.add_argument("--input", required=True, help="TSV of texts")
+    parser.add_argument("--output", help="output TSV (default: standard output)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+    try:
+        predictor = Predictor(args.model, args.batch_size)
+        texts, pairs = read_inputs(args.input)
+        predictions = predictor.predict(texts, pairs)
+    except (CheckpointError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    kind = predictor.kind
+    with_probs = kind.head == "sentence" and not kind.regression
+    lines = ["index\tprediction" + "".join(f"\t{label}" for label in kind.labels if with_probs)]
+    for i, (prediction, decoded) in enumerate(zip(predictions, predictor.last_decoded)):
+        probs = "".join(f"\t{p:.6f}" for p in decoded) if with_probs else ""
+        lines.append(f"{i}\t{kind.format(prediction)}{probs}")
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        from .fileio import atomic_write_text
+        atomic_write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Export round trips of a fine-tuned model: Paddle inference, ONNX, Hugging Face, hub module."""
+import sys
+
+import numpy as np
+import pytest
+
+from ernie.export import export
+from ernie.inference_model import inference_program
+from ernie.predict import Predictor
+from ernie.predict import main as predict_main
+from tests.test_finetune import init_model, write_sst2  # noqa: F401  (fixture)
+
+TEXTS = ["war and peace", "the people of the nation", "taxes taxes economy"]
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory, init_model):  # noqa: F811
+    from ernie.finetune.__main__ import main
+    root = tmp_path_factory.mktemp("ft")
+    data = write_sst2(root / "SST-2")
+    assert main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model), "--output",
+                 str(root / "out"), "--quiet", "--set", "epochs=1", "--set", "max_seq_len=16"]) == 0
+    return root / "out" / "seed-1" / "model"
+
+
+@pytest.fixture(scope="module")
+def feeds(finetuned):
+    predictor = Predictor(export(finetuned, "paddle-inference", finetuned.parent / "inference"))
+    features = predictor.kind.features(predictor.examples(TEXTS), with_labels=False)
+    return predictor, predictor.kind.batch(features, task_id=0)
+
+
+def test_paddle_inference_equals_the_static_program(finetuned, feeds):
+    predictor, batch = feeds
+    expected = inference_program(finetuned).run(batch)["probs"]
+    np.testing.assert_allclose(predictor.run(batch)["probs"], expected, atol=1e-5)
+    assert set(batch) >= {"src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids"}
+    assert predictor.predictor.get_input_names() == ["src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids"]
+
+
+def test_onnx_equals_paddle_inference(finetuned, feeds, tmp_path):
+    import onnxruntime
+    predictor, batch = feeds
+    out = export(finetuned, "onnx", tmp_path / "onnx")
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    (probs,) = session.run(None, {i.name: batch[i.name] for i in session.get_inputs()})
+    np.testing.assert_allclose(probs, predictor.run(batch)["probs"], atol=1e-5)
+    assert (out / "vocab.txt").is_file() and (out / "finetune.json").is_file()
+
+
+def test_hugging_face_classifier_equals_paddle(finetuned, feeds, tmp_path):
+    import torch
+    from transformers import ErnieForSequenceClassification
+    predictor, batch = feeds
+    out = export(finetuned, "hf", tmp_path / "hf")
+    model = ErnieForSequenceClassification.from_pretrained(str(out)).eval()
+    assert model.config.id2label == {0: "0", 1: "1"}
+    with torch.no_grad():
+        logits = model(input_ids=torch.from_numpy(batch["src_ids"]),
+                       token_type_ids=torch.from_numpy(batch["sent_ids"]),
+                       attention_mask=torch.from_numpy(batch["input_mask"]).long(),
+                       task_type_ids=torch.from_numpy(batch["task_ids"])).logits
+    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), predictor.run(batch)["probs"], atol=1e-5)
+
+
+def test_hub_module_and_predict_cli(finetuned, feeds, tmp_path, capsys):
+    predictor, _ = feeds
+    out = export(finetuned, "hub", tmp_path / "hub")
+    sys.path.insert(0, str(out))
+    try:
+        import module
+        assert module.predict(TEXTS) == predictor.predict(TEXTS)
+    finally:
+        sys.path.remove(str(out))
+        sys.modules.pop("module", None)
+    (tmp_path / "in.tsv").write_text("text_a\n" + "".join(t + "\n" for t in TEXTS))
+    assert predict_main(["--model", str(out), "--input", str(tmp_path / "in.tsv")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "index\tprediction\t0\t1"
+    assert [l.split("\t")[1] for l in lines[1:]] == predictor.predict(TEXTS)
+
+
+def test_export_refuses_a_broken_model(tmp_path, finetuned):
+    import shutil
+
+    from ernie.checkpoint import CheckpointError
+    broken = tmp_path / "broken"
+    shutil.copytree(finetuned, broken)
+    data = (broken / "params.safetensors").read_bytes()
+    (broken / "params.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        export(broken, "paddle-inference", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

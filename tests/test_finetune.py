@@ -1,0 +1,146 @@
+"""Fine-tuning end to end on small files in public formats, and the kinds' feature and decoding
+rules on hand-computed cases."""
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score
+
+from ernie.checkpoint import save_model_dir
+from ernie.finetune.__main__ import main as finetune_main
+from ernie.finetune.examples import MrcExample, TaggedExample
+from ernie.finetune.labelling_kind import LabellingKind
+from ernie.finetune.mrc_kind import MrcKind
+from ernie.finetune.settings import load_settings
+from ernie.finetune.tasks import get_task
+from ernie.finetune.trainer import FinetuneJob, read_data
+from ernie.params_io import scope_params
+from ernie.tokenization import FullTokenizer, load_vocab
+from tests.conftest import small_config
+
+WORDS = ["war", "peace", "economy", "congress", "nation", "people", "freedom", "taxes"]
+
+
+def write_sst2(directory, n_train=48, n_dev=16):
+    """SST-2 files whose label says whether the sentence mentions war or taxes."""
+    rng = np.random.default_rng(0)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def rows(n):
+        for _ in range(n):
+            words = list(rng.choice(WORDS, 6))
+            yield " ".join(words), int("war" in words or "taxes" in words)
+
+    (directory / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{l}\n" for s, l in rows(n_train)))
+    (directory / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{l}\n" for s, l in rows(n_dev)))
+    (directory / "test.tsv").write_text("index\tsentence\n" + "".join(f"{i + 10}\t{s}\n" for i, (s, _) in enumerate(rows(5))))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def init_model(tmp_path_factory, en_vocab):
+    import paddle
+
+    from ernie.modeling import ErnieModel
+    from ernie.params_io import layer_params
+    config = small_config(vocab_size=len(load_vocab(en_vocab)), max_position_embeddings=64)
+    paddle.seed(7)
+    params = layer_params(ErnieModel(config))
+    return save_model_dir(tmp_path_factory.mktemp("init") / "model", config, params, en_vocab)
+
+
+def test_cli_trains_evaluates_and_writes_glue_submission(tmp_path, init_model):
+    data = write_sst2(tmp_path / "SST-2")
+    out = tmp_path / "out"
+    code = finetune_main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model),
+                          "--output", str(out), "--seeds", "2", "--quiet", "--set", "epochs=2",
+                          "--set", "batch_size=8", "--set", "learning_rate=1e-3", "--set", "max_seq_len=16", "--set", "log_every=1"])
+    assert code == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert [r["seed"] for r in report["seeds"]] == [1, 2]
+    accs = [r["dev"]["acc"] for r in report["seeds"]]
+    assert report["dev"]["median"]["acc"] == pytest.approx(np.median(accs))
+    assert report["dev"]["mean"]["acc"] == pytest.approx(np.mean(accs))
+    for seed, result in zip((1, 2), report["seeds"]):
+        rows = [l.split("\t") for l in (out / f"seed-{seed}" / "dev_predictions.tsv").read_text().splitlines()[1:]]
+        gold = [l.split("\t")[1] for l in (data / "dev.tsv").read_text().splitlines()[1:]]
+        assert accuracy_score(gold, [r[1] for r in rows]) == pytest.approx(result["dev"]["acc"])
+        submission = (out / f"seed-{seed}" / "SST-2.tsv").read_text().splitlines()
+        assert submission[0] == "index\tprediction"
+        assert [line.split("\t")[0] for line in submission[1:]] == ["10", "11", "12", "13", "14"]
+        assert (out / f"seed-{seed}" / "model" / "finetune.json").is_file()
+    first = [json.loads(l) for l in (out / "seed-1" / "log.jsonl").read_text().splitlines() if "loss" in l]
+    assert first[-1]["loss"] < first[0]["loss"]
+
+
+def test_init_model_sets_the_encoder_and_random_init_does_not(tmp_path, init_model, en_vocab):
+    from ernie.checkpoint import load_model_dir
+    config, params, vocab = load_model_dir(init_model)
+    task, settings = get_task("SST-2"), load_settings(overrides=["max_seq_len=16"])
+    data = read_data(task, write_sst2(tmp_path / "SST-2"))
+    for init, expect_equal in ((params, True), (None, False)):
+        job = FinetuneJob(task, settings, config, vocab, init, data)
+        runner, _, names = job._build(seed=3)
+        got = scope_params(names, runner.scope)
+        assert "cls_out_w" in got and got["cls_out_w"].shape == (config.hidden_size, 2)
+        same = np.array_equal(got["word_embedding"], params["word_embedding"])
+        assert same == expect_equal
+
+
+def test_cli_errors_are_clear(tmp_path, init_model, capsys):
+    data = write_sst2(tmp_path / "SST-2")
+    (data / "dev.tsv").write_text("sentence\tlabel\nwar war\t2\n")
+    code = finetune_main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model),
+                          "--output", str(tmp_path / "o"), "--quiet"])
+    assert code == 2 and "label '2', not one of ['0', '1']" in capsys.readouterr().err
+    code = finetune_main(["--task", "SST-2", "--data", str(data), "--output", str(tmp_path / "o")])
+    assert code == 2 and "random initialisation needs --vocab" in capsys.readouterr().err
+    code = finetune_main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model),
+                          "--output", str(tmp_path / "o"), "--set", "epoch=3"])
+    assert code == 2 and "unknown setting(s) ['epoch']" in capsys.readouterr().err
+
+
+def test_labelling_pieces_take_inside_tags_and_decode_to_words(en_vocab):
+    tokenizer = FullTokenizer(en_vocab)
+    words = ["Washington", "unbelievably", "spoke"]
+    pieces = [tokenizer.tokenize(w) for w in words]
+    assert len(pieces[1]) > 1  # the case needs a word split into several pieces
+    labels = ["B-PER", "I-PER", "B-MISC", "I-MISC", "O"]
+    kind = LabellingKind(get_task("MSRA-NER"), tokenizer, 64, labels)
+    (feature,) = kind.features([TaggedExample("0", words, ["B-PER", "B-MISC", "O"])], with_labels=True)
+    expected = [-1] + [0] + [1] * (len(pieces[0]) - 1) + [2] + [3] * (len(pieces[1]) - 1) + [4] * len(pieces[2]) + [-1]
+    assert feature["labels"] == expected
+    # Decoding reads each word's first piece: make every piece predict I-MISC except the firsts.
+    probs = np.zeros((1, len(feature["src"]), len(labels)))
+    probs[0, :, 3] = 1.0
+    firsts = [1, 1 + len(pieces[0]), 1 + len(pieces[0]) + len(pieces[1])]
+    for position, label in zip(firsts, (0, 2, 4)):
+        probs[0, position] = np.eye(len(labels))[label]
+    assert kind.decode([feature], {"probs": probs}) == [["B-PER", "B-MISC", "O"]]
+
+
+def test_mrc_windows_answer_positions_and_best_span(en_vocab):
+    tokenizer = FullTokenizer(en_vocab)
+    context = " ".join(["the nation"] * 10 + ["Congress met in Philadelphia in 1787"] + ["the people"] * 10)
+    start = context.index("Philadelphia")
+    example = MrcExample("q", "Where did Congress meet?", context, [("Philadelphia", start)])
+    kind = MrcKind(get_task("SQuAD"), tokenizer, max_seq_len=24, doc_stride=8, max_query_len=8)
+    features = kind.features([example], with_labels=True)
+    question = tokenizer.encode(example.question)
+    window = 24 - len(question) - 3
+    ids, offsets = tokenizer.encode_with_offsets(context)
+    assert len(features) == 1 + -(-(len(ids) - window) // 8)
+    answer = [i for i, (a, b) in enumerate(offsets) if a < start + 12 and b > start]
+    for f, window_start in zip(features, range(0, len(ids), 8)):
+        inside = window_start <= answer[0] and answer[-1] < window_start + window
+        expected = (answer[0] - window_start + f["first"], answer[-1] - window_start + f["first"]) if inside else (0, 0)
+        assert f["position"] == expected
+    # Logits pointing at the answer in the window that holds it decode to the context's text.
+    holder = next(i for i, f in enumerate(features) if f["position"] != (0, 0))
+    outputs = []
+    for i, f in enumerate(features):
+        starts, ends = np.zeros(len(f["src"])), np.zeros(len(f["src"]))
+        if i == holder:
+            starts[f["position"][0]], ends[f["position"][1]] = 5.0, 5.0
+        outputs.append(kind.decode([f], {"start_logits": starts[None], "end_logits": ends[None]})[0])
+    assert kind.predictions(outputs, features, [example]) == ["Philadelphia"]

@@ -1,0 +1,135 @@
+"""Each fine-tuning reader on small files in the exact public formats (written here)."""
+import json
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from ernie.finetune.examples import DataError
+from ernie.finetune.tasks import AX, get_task
+
+
+def write(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_cola_train_has_no_header_and_test_has_one(tmp_path):
+    write(tmp_path / "train.tsv", ["gj04\t1\t\tThe sailors rode the breeze clear of the rocks.",
+                                   "gj04\t0\t*\tThe more books I ask to whom he will give."])
+    write(tmp_path / "test.tsv", ["index\tsentence", "0\tBill whistled past the house."])
+    task = get_task("CoLA")
+    train = task.read(tmp_path, "train")
+    assert [(e.text_a[:11], e.label) for e in train] == [("The sailors", "1"), ("The more bo", "0")]
+    test = task.read(tmp_path, "test")
+    assert (test[0].guid, test[0].text_a, test[0].label) == ("0", "Bill whistled past the house.", None)
+
+
+def test_glue_pair_layouts(tmp_path):
+    write(tmp_path / "train.tsv", ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String",
+                                   "1\t702876\t702977\tAmrozi accused his brother .\tReferring to him as only \" the witness \" ."])
+    write(tmp_path / "test.tsv", ["index\t#1 ID\t#2 ID\t#1 String\t#2 String", "7\t1\t2\tA .\tB ."])
+    mrpc = get_task("MRPC")
+    (example,) = mrpc.read(tmp_path, "train")
+    assert (example.text_b, example.label) == ('Referring to him as only " the witness " .', "1")
+    assert mrpc.read(tmp_path, "test")[0].guid == "7"
+
+    sts = tmp_path / "sts"
+    sts.mkdir()
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2"
+    write(sts / "train.tsv", [header + "\tscore", "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane.\tAn air plane.\t5.000"])
+    (example,) = get_task("STS-B").read(sts, "train")
+    assert example.label == 5.0
+    write(sts / "dev.tsv", [header + "\tscore", "0\tg\tf\ty\t1\tn\tn\ta\tb\tfive"])
+    with pytest.raises(DataError, match=r"dev.tsv:2: score 'five'"):
+        get_task("STS-B").read(sts, "dev")
+
+
+def test_mnli_and_ax_files(tmp_path):
+    cols = "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2"
+    write(tmp_path / "dev_mismatched.tsv", [cols + "\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label",
+                                            "0\t1\t1n\tletters\t(x)\t(y)\t(X)\t(Y)\tP .\tH .\tneutral\tneutral\tneutral\tneutral\tneutral\tneutral"])
+    write(tmp_path / "diagnostic.tsv", ["index\tsentence1\tsentence2", "0\tThe cat sat.\tThe cat did not sit."])
+    (example,) = get_task("MNLI-mm").read(tmp_path, "dev")
+    assert (example.text_a, example.text_b, example.label) == ("P .", "H .", "neutral")
+    (diagnostic,) = AX.read(tmp_path, "test")
+    assert diagnostic.text_b == "The cat did not sit." and AX.submission == "AX.tsv"
+
+
+def test_qqp_broken_rows_are_skipped_and_counted(tmp_path):
+    write(tmp_path / "train.tsv", ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
+                                   "1\t1\t2\tHow?\tWhy?\t0", "2\t3\t4\tbroken row", "3\t5\t6\tA?\tB?\t1"])
+    skipped = Counter()
+    examples = get_task("QQP").read(tmp_path, "train", skipped)
+    assert [e.label for e in examples] == ["0", "1"]
+    assert skipped == {"train.tsv: wrong column count": 1}
+    with pytest.raises(DataError, match=r"train.tsv:3: expected 6 tab-separated columns, found 4"):
+        get_task("QQP").read(tmp_path, "train")
+
+
+def test_chinese_tsv_and_ranking_qids(tmp_path):
+    write(tmp_path / "train.tsv", ["label\ttext_a", "1\t这家酒店很好", "0\t房间太小"])
+    examples = get_task("ChnSentiCorp").read(tmp_path, "train")
+    assert [(e.text_a, e.label) for e in examples] == [("这家酒店很好", "1"), ("房间太小", "0")]
+    write(tmp_path / "dev.tsv", ["qid\ttext_a\ttext_b\tlabel", "0\t问题\t答案一\t0", "0\t问题\t答案二\t1"])
+    ranking = get_task("NLPCC-DBQA").read(tmp_path, "dev")
+    assert [(e.qid, e.text_b, e.label) for e in ranking] == [("0", "答案一", "0"), ("0", "答案二", "1")]
+    write(tmp_path / "test.tsv", ["text_a\tlabel", "x\t1"])
+    with pytest.raises(DataError, match="test.tsv:1: header has no column 'text_b'"):
+        get_task("LCQMC").read(tmp_path, "test")
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    (tmp_path / "train.tsv").write_bytes(b"label\ttext_a\n1\tgood\n0\t\xff\xfe\n")
+    with pytest.raises(DataError, match=r"train.tsv:3: not UTF-8"):
+        get_task("ChnSentiCorp").read(tmp_path, "train")
+
+
+def test_msra_ner_both_formats(tmp_path):
+    write(tmp_path / "train.tsv", ["text_a\tlabel", "\x02".join("我爱北京") + "\t" + "\x02".join(["O", "O", "B-LOC", "I-LOC"])])
+    write(tmp_path / "char.txt", ["我 O", "爱 O", "北 B-LOC", "京 E-LOC", "", "张 B-PER", "三 E-PER", "来 O"])
+    task = get_task("MSRA-NER")
+    (ernie,) = task.read(tmp_path, "train")
+    assert (ernie.words, ernie.tags) == (list("我爱北京"), ["O", "O", "B-LOC", "I-LOC"])
+    char = replace(task, train_file="char.txt").read(tmp_path, "train")
+    assert [e.tags for e in char] == [["O", "O", "B-LOC", "I-LOC"], ["B-PER", "I-PER", "O"]]
+    write(tmp_path / "bad.tsv", ["text_a\tlabel", "\x02".join("北京") + "\tB-LOC"])
+    with pytest.raises(DataError, match=r"bad.tsv:2: 2 characters but 1 tags"):
+        replace(task, train_file="bad.tsv").read(tmp_path, "train")
+
+
+def test_squad_json_with_a_misplaced_answer(tmp_path):
+    context = "ERNIE 2.0 was released by Baidu in 2019. Baidu is in Beijing."
+    data = {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": [
+        {"id": "q1", "question": "Who released it?", "answers": [{"text": "Baidu", "answer_start": 26}]},
+        {"id": "q2", "question": "Where?", "answers": [{"text": "Beijing", "answer_start": 3}]},
+        {"id": "q3", "question": "When?", "answers": [{"text": "1999", "answer_start": 0}]}]}]}]}
+    (tmp_path / "train.json").write_text(json.dumps(data), encoding="utf-8")
+    skipped = Counter()
+    examples = get_task("CMRC2018").read(tmp_path, "train", skipped)
+    assert [e.answers for e in examples] == [[("Baidu", 26)], [("Beijing", 53)], [("1999", None)]]
+    assert skipped == {"answer offset corrected": 1, "answer not in context": 1}
+    (tmp_path / "dev.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError, match="dev.json: not SQuAD-style JSON"):
+        get_task("CMRC2018").read(tmp_path, "dev")
+
+
+def test_unknown_task_lists_the_known_ones():
+    with pytest.raises(KeyError, match="SST-2"):
+        get_task("nonsense")
+
+
+def test_every_finetune_config_loads_and_names_a_known_task():
+    import yaml
+
+    from ernie.finetune.settings import CONFIG_DIR, load_settings
+    paths = sorted(CONFIG_DIR.glob("*.yaml"))
+    assert len(paths) == 21
+    for path in paths:
+        assert get_task(yaml.safe_load(path.read_text())["task"]).name == path.stem
+        load_settings(path)
+    # Table 3 and Table 4, spot-checked: CoLA large, MSRA-NER base.
+    cola = load_settings(CONFIG_DIR / "CoLA.yaml", preset="large")
+    assert (cola["epochs"], cola["learning_rate"], cola["batch_size"]) == (5, 3e-5, 32)
+    ner = load_settings(CONFIG_DIR / "MSRA-NER.yaml")
+    assert (ner["epochs"], ner["learning_rate"], ner["batch_size"], ner["max_seq_len"]) == (6, 5e-5, 16, 256)
