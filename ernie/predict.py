@@ -77,20 +77,21 @@ class Predictor:
 
 
 def read_inputs(path) -> tuple:
+    """(texts, text pairs or None) of a TSV with a `text_a[, text_b]` header, or without one."""
     lines = [line for line in read_lines(path) if line.strip()]
     if not lines:
         raise DataError(f"{path}: no input lines")
     header = lines[0].split("\t")
-    a, b = (header.index("text_a"), header.index("text_b") if "text_b" in header else None) \
-        if "text_a" in header else (0, None)
-    rows = lines[1:] if "text_a" in header else lines
+    if "text_a" in header:
+        a, b, first = header.index("text_a"), header.index("text_b") if "text_b" in header else None, 2
+        lines = lines[1:]
+    else:
+        a, b, first = 0, 1 if "\t" in lines[0] else None, 1
     texts, pairs = [], []
-    for lineno, line in enumerate(rows, 2 if "text_a" in header else 1):
+    for lineno, line in enumerate(lines, first):
         fields = line.split("\t")
-        if "text_a" not in header and len(fields) > 1:
-            b = 1
         if len(fields) <= max(a, b or 0):
-            raise DataError(f"{path}:{lineno}: expected a text_a{' and text_b' if b else ''} column")
+            raise DataError(f"{path}:{lineno}: expected a text_a{' and a text_b' if b else ''} column")
         texts.append(fields[a])
         pairs.append(fields[b] if b is not None else None)
     return texts, (pairs if b is not None else None)

@@ -91,3 +91,13 @@ def test_export_refuses_a_broken_model(tmp_path, finetuned):
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         export(broken, "paddle-inference", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_input_errors_name_file_and_line(tmp_path):
+    from ernie.finetune.examples import DataError
+    from ernie.predict import read_inputs
+    (tmp_path / "pairs.tsv").write_text("first\tsecond\nonly one\n")
+    with pytest.raises(DataError, match=r"pairs.tsv:2: expected a text_a and a text_b column"):
+        read_inputs(tmp_path / "pairs.tsv")
+    (tmp_path / "header.tsv").write_text("label\ttext_a\n1\tgood\n")
+    assert read_inputs(tmp_path / "header.tsv") == (["good"], None)
