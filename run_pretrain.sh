@@ -10,6 +10,7 @@
 #   VOCAB_SIZE   vocabulary size when the data config's vocab file does not exist yet (8000)
 #   LANG_VOCAB   en, zh or mixed, for that vocabulary (default: the data config's lang)
 #   RESUME=1     continue a killed run from its newest checkpoint
+#   AMP          mixed precision: fp16 (GPU) or bf16 (GPU, AVX-512 CPU); single process only
 #   NPROC        processes per node (default 1); more than 1, or NNODES > 1, launches data-parallel
 #                training with `python -m paddle.distributed.launch` (fleet collective: gloo on
 #                CPU, NCCL on GPU); each rank reads its own part of the shards
@@ -37,14 +38,14 @@ fi
 python -m data_gen make --config "$DATA_CONFIG"
 if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   python -m paddle.distributed.launch --nproc_per_node "$NPROC" --nnodes "$NNODES" ${MASTER:+--master "$MASTER"} \
-    --log_dir "$OUTPUT/launch_logs" scripts/pretrain_launch.py --config "$CONFIG" ${RESUME:+--resume}
+    --log_dir "$OUTPUT/launch_logs" scripts/pretrain_launch.py --config "$CONFIG" ${RESUME:+--resume} ${AMP:+--amp "$AMP"}
   # the launcher can exit 0 although a worker failed: rank 0 writes the model only on success
   if [ ! -f "$OUTPUT/model/params.safetensors" ]; then
     echo "pre-training failed; see $OUTPUT/launch_logs/workerlog.*" >&2
     exit 1
   fi
 else
-  python -m ernie.pretrain --config "$CONFIG" ${RESUME:+--resume}
+  python -m ernie.pretrain --config "$CONFIG" ${RESUME:+--resume} ${AMP:+--amp "$AMP"}
 fi
 python -m ernie.plot "$OUTPUT"
 echo

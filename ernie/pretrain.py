@@ -16,6 +16,12 @@ the steps it trained in that window, the learning rate, tokens/s, stage), `check
 `ernie.convert`, `ernie.encode` and fine-tuning read. `--resume` continues from the newest
 checkpoint and ends with the same parameters as an uninterrupted run. `--visualdl` also writes
 the logged scalars for VisualDL, Paddle's dashboard (`visualdl --logdir OUTPUT/visualdl`).
+
+Mixed precision (`amp:` in the config, or `--amp`): `fp16` (float16 O1 with fp32 master weights
+and dynamic loss scaling, set by an optional `loss_scaling:` mapping; the scale is logged as
+`loss_scale` and kept in checkpoints) needs a CUDA build and a GPU; `bf16` (bfloat16 O1) a GPU
+with bfloat16 or a CPU with AVX-512. Both run in the static program only, so not in multi-process
+runs on CPU (which use dygraph fleet); where they cannot run, the run stops before it starts.
 """
 from __future__ import annotations
 
@@ -32,6 +38,9 @@ from typing import Dict
 import numpy as np
 import yaml
 
+from propeller.mixed_precision import (AMP_CHOICES, LossScaling, MixedPrecision, MixedPrecisionUnsupported,
+                                       check_supported)
+
 from .checkpoint import load_params, save_model_dir, save_params
 from .config import ErnieConfig
 from .fileio import atomic_directory, atomic_write_text
@@ -42,7 +51,7 @@ from .tokenization import first_normal_id, load_vocab
 DEFAULT_OPTIMIZATION = {"learning_rate": 1e-4, "warmup_steps": 4000, "lr_schedule": "noam",
                         "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.98, "epsilon": 1e-6, "clip_norm": 1.0}
 KEYS = {"model", "data", "output", "seed", "batch_tokens", "log_every", "checkpoint_every",
-        "keep_checkpoints", "optimization", "schedule", "mode"}
+        "keep_checkpoints", "optimization", "schedule", "mode", "amp", "loss_scaling"}
 MODES = ("static", "dygraph")
 # Keys a resumed run may change: they decide where and how often to write, not what is trained.
 NOT_TRAINING_KEYS = ("output", "log_every", "checkpoint_every", "keep_checkpoints")
@@ -74,6 +83,13 @@ def load_config(path, overrides: Dict = None) -> dict:
     values.setdefault("mode", "static")
     if values["mode"] not in MODES:
         raise PretrainError(f"{path}: mode must be one of {MODES}, got {values['mode']!r}")
+    values.setdefault("amp", "off")
+    if values["amp"] not in AMP_CHOICES:
+        raise PretrainError(f"{path}: amp must be one of {AMP_CHOICES}, got {values['amp']!r}")
+    scaling_keys = set(LossScaling.__dataclass_fields__)
+    bad = sorted(set(values.get("loss_scaling", {})) - scaling_keys)
+    if bad:
+        raise PretrainError(f"{path}: unknown loss_scaling key(s) {bad}; known: {sorted(scaling_keys)}")
     for key in ("model", "data", "output", "schedule"):
         if key not in values:
             raise PretrainError(f"{path}: missing key {key!r}")
@@ -101,6 +117,9 @@ class Trainer:
         if self.distributed and config["mode"] == "static":
             # Paddle 3.3.1's static-graph fleet fails on CPU builds; dygraph fleet runs everywhere.
             config = self.config = {**config, "mode": "dygraph"}
+        if config["amp"] != "off" and config["mode"] == "dygraph":
+            raise PretrainError(f"amp {config['amp']} runs in the static program only; this run is dygraph"
+                                + (" (multi-process runs are)" if self.distributed else ""))
         self.is_writer = self.rank == 0
         self.out = Path(config["output"])
         self.schedule: Schedule = schedule_from_config(config["schedule"], "schedule")
@@ -152,7 +171,10 @@ class Trainer:
                 holder["model"] = model
                 return feeds, fetches, fetches["loss"]
 
-            self.runner = StaticRunner(model_fn, optimizer, seed=self.config["seed"])
+            amp = self.config["amp"]
+            mixed_precision = None if amp == "off" else \
+                MixedPrecision(amp, LossScaling(**self.config.get("loss_scaling", {})))
+            self.runner = StaticRunner(model_fn, optimizer, seed=self.config["seed"], mixed_precision=mixed_precision)
             self.model = holder["model"]
         self.feed_names = list(feed_specs(self.model))
         self.task_order = self.model.active_task_order
@@ -228,6 +250,8 @@ class Trainer:
             return float(np.asarray(out[name]).reshape(-1)[0])
 
         metrics = {"loss": (scalar("loss"), 1.0)}
+        if "loss_scale" in out:
+            metrics["loss_scale"] = (scalar("loss_scale"), 1.0)
         for task, weight in zip(self.task_order, feed["task_weights"]):
             count = scalar(f"{task}/count")
             if weight and count:
@@ -288,14 +312,17 @@ def main(argv=None) -> int:
     parser.add_argument("--visualdl", action="store_true", help="also log for VisualDL in OUTPUT/visualdl")
     parser.add_argument("--mode", choices=MODES, help="static program (default) or dygraph; "
                                                       "multi-process runs use dygraph")
+    parser.add_argument("--amp", choices=AMP_CHOICES, help="mixed precision (overrides the config; default off): "
+                                                           "fp16 on GPUs, bf16 on GPUs and AVX-512 CPUs")
     args = parser.parse_args(argv)
     try:
         if args.print_schedule:
             from .schedule import main as print_schedule
             return print_schedule(["--config", args.config] + (["--json"] if args.json else []))
-        config = load_config(args.config, {"output": args.output, "mode": args.mode})
+        config = load_config(args.config, {"output": args.output, "mode": args.mode, "amp": args.amp})
+        check_supported(config["amp"])
         model_dir = Trainer(config).train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl)
-    except (PretrainError, ScheduleError, ValueError, OSError) as err:
+    except (PretrainError, ScheduleError, MixedPrecisionUnsupported, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"model: {model_dir}\nlog: {Path(config['output']) / 'log.jsonl'}")

@@ -5,4 +5,5 @@
   `CheckpointHook`, `EvalHook`.
 - `static_runner.StaticRunner` runs a model function as a Paddle static (PIR) program, the default.
 - `dygraph_runner.DygraphRunner` runs it in dygraph, alone or data-parallel under fleet.
+- `mixed_precision` sets the static program up for float16 (with dynamic loss scaling) or bfloat16.
 """

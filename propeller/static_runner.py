@@ -11,10 +11,12 @@ Dropout is seeded per step, so a resumed run draws the same masks as an uninterr
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Dict, List, Mapping, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import paddle
+
+from .mixed_precision import LOSS_SCALE_PREFIX, MixedPrecision, has_gpu, minimize
 
 
 @contextlib.contextmanager
@@ -29,6 +31,11 @@ def static_mode():
             paddle.disable_static()
 
 
+def default_place():
+    """The first GPU where this is a CUDA build that sees one, else the CPU."""
+    return paddle.CUDAPlace(0) if has_gpu() else paddle.CPUPlace()
+
+
 class InferenceProgram:
     """A forward-only program: `model_fn()` returns (feeds, fetches) by name.
 
@@ -38,7 +45,7 @@ class InferenceProgram:
     """
 
     def __init__(self, model_fn: Callable[[], Tuple[Dict, Dict]], scope=None, place=None):
-        self.place = place or paddle.CPUPlace()
+        self.place = place or default_place()
         self.scope = scope if scope is not None else paddle.static.Scope()
         with static_mode():
             self.main, startup = paddle.static.Program(), paddle.static.Program()
@@ -79,24 +86,30 @@ class FedLearningRate(paddle.optimizer.lr.LRScheduler):
 
 
 class StaticRunner:
+    """`mixed_precision` (see `propeller.mixed_precision`) trains with float16 or bfloat16 O1;
+    with float16, `step()` also returns the loss scale in force after the step (`loss_scale`)."""
+
     def __init__(self, model_fn: Callable[[], Tuple[Dict, Dict, paddle.Tensor]],
                  optimizer_fn: Callable[[FedLearningRate], paddle.optimizer.Optimizer], seed: int,
-                 place=None):
-        self.place = place or paddle.CPUPlace()
+                 place=None, mixed_precision: Optional[MixedPrecision] = None):
+        self.place = place or default_place()
         self.seed = seed
         self.scope = paddle.static.Scope()
         self.learning_rate = FedLearningRate()
-        with static_mode():
+        # Fresh generated names (accumulators, loss scale) whatever was built before in this
+        # process, so a checkpoint's variable names match the program that resumes from it.
+        with static_mode(), paddle.utils.unique_name.guard():
             paddle.seed(seed)
             self.main, startup = paddle.static.Program(), paddle.static.Program()
             with paddle.static.program_guard(self.main, startup):
-                self.feeds, self.fetches, loss = model_fn()
-                optimizer_fn(self.learning_rate).minimize(loss)
+                self.feeds, self.fetches, _ = minimize(model_fn, optimizer_fn(self.learning_rate), mixed_precision)
             self.executor = paddle.static.Executor(self.place)
             with paddle.static.scope_guard(self.scope):
                 self.executor.run(startup)
         self._fetch_names = list(self.fetches)
         self.state_names = self._persistable_names()
+        scales = [n for n in self.state_names if n.startswith(LOSS_SCALE_PREFIX)]
+        self._loss_scale_name = scales[0] if scales else None
 
     def _persistable_names(self) -> List[str]:
         from paddle.static.pir_io import get_pir_parameters
@@ -109,7 +122,10 @@ class StaticRunner:
         with static_mode(), paddle.static.scope_guard(self.scope):
             paddle.seed(self.seed * 1_000_003 + step)
             values = self.executor.run(self.main, feed=feed, fetch_list=[self.fetches[n] for n in self._fetch_names])
-        return dict(zip(self._fetch_names, values))
+        out = dict(zip(self._fetch_names, values))
+        if self._loss_scale_name is not None:
+            out["loss_scale"] = np.array(self.scope.find_var(self._loss_scale_name).get_tensor())
+        return out
 
     def state(self) -> Dict[str, np.ndarray]:
         return {name: np.array(self.scope.find_var(name).get_tensor()) for name in self.state_names}

@@ -1,0 +1,96 @@
+"""Mixed-precision training for the static runner, with Paddle's own machinery.
+
+- O1 auto-cast: the ops on Paddle's white list (matmul and its kin) run in float16 or bfloat16;
+  everything else, and the master weights the optimizer updates, stay float32.
+- float16 adds dynamic loss scaling: the loss is multiplied by a scale before the backward
+  pass; a step whose gradients hold an inf or nan is skipped (parameters and Adam moments stay
+  as they were), and after `decr_every_n_nan_or_inf` such steps the scale is multiplied by
+  `decr_ratio`; after `incr_every_n_steps` clean steps in a row it is multiplied by
+  `incr_ratio`. The scale and its two counters are persistable program variables, so the
+  runner's state (and so every checkpoint) holds them beside the optimizer's accumulators.
+- bfloat16 has float32's exponent range and needs no loss scaling (Paddle turns it off).
+
+Kernels decide where each runs: float16 needs a CUDA build with a GPU; bfloat16 a GPU that
+has it or a CPU with AVX-512 (oneDNN's bfloat16 kernels). `check_supported` says so before
+anything is built.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import paddle
+
+AMP_CHOICES = ("off", "fp16", "bf16")
+_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+LOSS_SCALE_PREFIX = "loss_scaling"
+
+
+class MixedPrecisionUnsupported(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LossScaling:
+    """Dynamic loss scaling settings (float16); the defaults are the original ERNIE's range."""
+    init: float = 2.0 ** 15
+    incr_every_n_steps: int = 1000
+    decr_every_n_nan_or_inf: int = 2
+    incr_ratio: float = 2.0
+    decr_ratio: float = 0.5
+
+
+@dataclass(frozen=True)
+class MixedPrecision:
+    amp: str  # "fp16" or "bf16"
+    loss_scaling: LossScaling = field(default_factory=LossScaling)
+
+    @property
+    def dtype(self) -> str:
+        return _DTYPES[self.amp]
+
+
+def has_gpu() -> bool:
+    return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+
+
+def check_supported(amp: str) -> None:
+    """Raises `MixedPrecisionUnsupported`, saying why and what to use, where `amp` cannot run."""
+    if amp not in AMP_CHOICES:
+        raise MixedPrecisionUnsupported(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
+    if amp == "off":
+        return
+    if has_gpu():
+        if amp == "bf16" and not paddle.amp.is_bfloat16_supported():
+            raise MixedPrecisionUnsupported("--amp bf16: this GPU has no bfloat16 support; use --amp fp16")
+        return
+    if amp == "fp16":
+        raise MixedPrecisionUnsupported(
+            "--amp fp16 needs a CUDA build of Paddle and a GPU (float16 matmul, softmax and layer norm "
+            "have no CPU kernels); this process has none: use --amp off, or --amp bf16 on a CPU with AVX-512")
+    if not paddle.base.core.supports_bfloat16():
+        raise MixedPrecisionUnsupported(
+            "--amp bf16 on a CPU needs AVX-512 (oneDNN's bfloat16 kernels), which this CPU lacks: use --amp off")
+
+
+def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: Optional[MixedPrecision]):
+    """Builds the model under auto-cast and appends backward and optimizer ops; returns the
+    model function's (feeds, fetches, loss). Call inside a program guard."""
+    if mixed_precision is None:
+        feeds, fetches, loss = model_fn()
+        optimizer.minimize(loss)
+        return feeds, fetches, loss
+    dtype, scaling = mixed_precision.dtype, mixed_precision.loss_scaling
+    optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype)
+    with paddle.amp.auto_cast(level="O1", dtype=dtype):
+        feeds, fetches, loss = model_fn()
+        if dtype != "float16":
+            optimizer.minimize(loss)
+            return feeds, fetches, loss
+        scaler = paddle.amp.GradScaler(
+            init_loss_scaling=scaling.init, incr_ratio=scaling.incr_ratio, decr_ratio=scaling.decr_ratio,
+            incr_every_n_steps=scaling.incr_every_n_steps,
+            decr_every_n_nan_or_inf=scaling.decr_every_n_nan_or_inf, use_dynamic_loss_scaling=True)
+        scaled = scaler.scale(loss)
+    scaler.minimize(optimizer, scaled)
+    return feeds, fetches, loss

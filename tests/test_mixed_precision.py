@@ -1,0 +1,143 @@
+"""Mixed precision: Paddle's dynamic loss scaling as the static runner wires it, driven step by
+step; the checks that stop a run where its precision cannot run; bfloat16 where the CPU has it.
+
+float16 matmuls have no CPU kernels, so the loss-scaling program here is a matmul-free model
+(elementwise ops stay float32 under O1): the scale, the skip and the counters are the same ops
+a GPU run executes."""
+import numpy as np
+import paddle
+import pytest
+
+from ernie.pretrain import main as pretrain_main
+from propeller.mixed_precision import (LossScaling, MixedPrecision, MixedPrecisionUnsupported, check_supported,
+                                       has_gpu)
+from propeller.static_runner import StaticRunner
+
+CPU_BF16 = paddle.base.core.supports_bfloat16()
+
+
+def elementwise_model():
+    x = paddle.static.data("x", [4], "float32")
+    w = paddle.create_parameter([4], "float32", name="w", default_initializer=paddle.nn.initializer.Constant(1.0))
+    loss = paddle.mean(w * x * x)
+    return {"x": x}, {"loss": loss}, loss
+
+
+def fp16_runner(**scaling):
+    return StaticRunner(elementwise_model, lambda lr: paddle.optimizer.Adam(lr), seed=1,
+                        place=paddle.CPUPlace(), mixed_precision=MixedPrecision("fp16", LossScaling(**scaling)))
+
+
+CLEAN, OVERFLOW = 1.0, 1e30  # x = 1e30: the gradient 2·w·x·scale/4 is inf in float32
+
+
+def run(runner, xs, start=0):
+    """(loss scale, good steps, bad steps, w) after each step."""
+    trace = []
+    for step, x in enumerate(xs, start):
+        out = runner.step(step, {"x": np.full(4, x, np.float32)}, 0.1)
+        state = runner.state()
+        trace.append((float(out["loss_scale"][0]), int(state["num_good_steps_0"][0]),
+                      int(state["num_bad_steps_0"][0]), state["w"].copy()))
+    return trace
+
+
+def test_scale_grows_after_n_clean_steps_and_shrinks_on_overflow():
+    trace = run(fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1),
+                [CLEAN, CLEAN, CLEAN, OVERFLOW, CLEAN])
+    assert [(s, g, b) for s, g, b, _ in trace] == [(8, 1, 0), (16, 0, 0), (16, 1, 0), (8, 0, 0), (8, 1, 0)]
+    w = [t[3] for t in trace]
+    assert np.all(w[1] < w[0]) and np.all(w[2] < w[1])
+    np.testing.assert_array_equal(w[3], w[2])  # the overflowing step is skipped
+    assert np.all(w[4] < w[3])
+
+
+def test_scale_shrinks_only_after_n_overflows_and_skips_each_of_them():
+    def make():
+        return fp16_runner(init=1024.0, incr_every_n_steps=100, decr_every_n_nan_or_inf=2, decr_ratio=0.25)
+    runner = make()
+    clean = run(runner, [CLEAN])
+    before = runner.state()
+    trace = run(runner, [OVERFLOW, OVERFLOW], start=1)
+    assert [(s, g, b) for s, g, b, _ in trace] == [(1024, 0, 1), (256, 0, 0)]
+    after = runner.state()
+    for name in before:  # parameters and Adam's moments and powers untouched
+        if not name.startswith(("loss_scaling", "num_")):
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    np.testing.assert_array_equal(trace[1][3], clean[0][3])
+    assert run(runner, [CLEAN], start=3)[0][:3] == (256, 1, 0)
+
+
+def test_loss_scale_state_travels_with_the_runner_state():
+    xs = [CLEAN, CLEAN, OVERFLOW, CLEAN, CLEAN, CLEAN]
+    straight = run(fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1), xs)
+    first = fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1)
+    run(first, xs[:3])
+    state = first.state()
+    assert {"loss_scaling_0", "num_good_steps_0", "num_bad_steps_0"} <= set(state)
+    resumed = fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1)
+    resumed.load_state(state)
+    rest = run(resumed, xs[3:], start=3)
+    for a, b in zip(straight[3:], rest):
+        assert a[:3] == b[:3]
+        np.testing.assert_array_equal(a[3], b[3])
+
+
+@pytest.mark.skipif(has_gpu(), reason="a GPU runs float16")
+def test_fp16_on_cpu_is_refused_before_training(tmp_path, capsys):
+    with pytest.raises(MixedPrecisionUnsupported, match="fp16 needs a CUDA build"):
+        check_supported("fp16")
+    config = tmp_path / "c.yaml"
+    config.write_text("model: m\ndata: d\noutput: o\nschedule: {}\n")
+    assert pretrain_main(["--config", str(config), "--amp", "fp16"]) == 1
+    assert "--amp fp16 needs a CUDA build" in capsys.readouterr().err
+
+
+def test_amp_setting_is_checked():
+    check_supported("off")
+    with pytest.raises(MixedPrecisionUnsupported, match="amp must be one of"):
+        check_supported("fp8")
+
+
+@pytest.mark.skipif(has_gpu() or CPU_BF16, reason="this machine runs bfloat16")
+def test_bf16_without_avx512_is_refused():
+    with pytest.raises(MixedPrecisionUnsupported, match="AVX-512"):
+        check_supported("bf16")
+
+
+def matmul_model():
+    x = paddle.static.data("x", [8, 16], "float32")
+    y = paddle.static.data("y", [8], "int64")
+    hidden = paddle.nn.Linear(16, 32, weight_attr=paddle.ParamAttr(name="h.w"), bias_attr=paddle.ParamAttr(name="h.b"))
+    out = paddle.nn.Linear(32, 4, weight_attr=paddle.ParamAttr(name="o.w"), bias_attr=paddle.ParamAttr(name="o.b"))
+    loss = paddle.nn.functional.cross_entropy(out(paddle.tanh(hidden(x))), y)
+    return {"x": x, "y": y}, {"loss": loss}, loss
+
+
+@pytest.mark.skipif(not CPU_BF16, reason="bfloat16 on CPU needs AVX-512")
+def test_bf16_o1_trains_like_fp32_on_cpu():
+    check_supported("bf16")
+    rng = np.random.default_rng(0)
+    feed = {"x": rng.normal(size=(8, 16)).astype(np.float32), "y": rng.integers(0, 4, 8)}
+    losses = {}
+    for name, mixed in (("fp32", None), ("bf16", MixedPrecision("bf16"))):
+        runner = StaticRunner(matmul_model, lambda lr: paddle.optimizer.Adam(lr), seed=3, place=paddle.CPUPlace(),
+                              mixed_precision=mixed)
+        losses[name] = [float(runner.step(i, feed, 0.01)["loss"]) for i in range(5)]
+        assert runner.state()["h.w"].dtype == np.float32  # master weights stay float32
+    np.testing.assert_allclose(losses["bf16"], losses["fp32"], rtol=0.03)
+    assert losses["bf16"][-1] < losses["bf16"][0]
+
+
+def test_pretrain_config_checks_amp_keys(tmp_path):
+    from ernie.pretrain import PretrainError, load_config
+    base = "model: m\ndata: d\noutput: o\nschedule: {}\n"
+    path = tmp_path / "c.yaml"
+    path.write_text(base)
+    assert load_config(path)["amp"] == "off"
+    path.write_text(base + "amp: fp8\n")
+    with pytest.raises(PretrainError, match="amp must be one of"):
+        load_config(path)
+    path.write_text(base + "amp: fp16\nloss_scaling: {init: 1024, incr_every: 10}\n")
+    with pytest.raises(PretrainError, match=r"unknown loss_scaling key\(s\) \['incr_every'\]"):
+        load_config(path)
