@@ -11,7 +11,7 @@ DEFAULTS = {
     "epochs": 3, "learning_rate": 5e-5, "batch_size": 32, "eval_batch_size": 64, "max_seq_len": 128,
     "warmup_proportion": 0.1, "weight_decay": 0.01, "do_lower_case": True, "task_id": 0,
     "doc_stride": 128, "max_query_len": 64, "max_answer_len": 30, "n_best": 20, "log_every": 20,
-    "max_train_examples": None,
+    "max_train_examples": None, "group_by_length": True,
 }
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "finetune"
 

@@ -25,6 +25,7 @@ from ..optimization import adamw, linear_warmup_decay
 from ..params_io import assign_scope_params, scope_params
 from ..static_graph import encoder_feeds
 from ..tokenization import FullTokenizer
+from .batching import by_length, epoch_batches
 from .examples import DataError
 from .heads import ErnieWithHead
 from .tasks import AX, KINDS, Task
@@ -122,10 +123,12 @@ class FinetuneJob:
 
     # -- running -----------------------------------------------------------------------------
     def predict(self, evaluator, examples, features) -> list:
-        size, decoded = self.settings["eval_batch_size"], []
-        for start in range(0, len(features), size):
-            batch = features[start:start + size]
-            decoded += self.kind.decode(batch, evaluator.run(self.kind.batch(batch, self.settings["task_id"])))
+        decoded = [None] * len(features)
+        for rows in by_length([len(f["src"]) for f in features], self.settings["eval_batch_size"]):
+            batch = [features[i] for i in rows]
+            outputs = evaluator.run(self.kind.batch(batch, self.settings["task_id"]))
+            for i, item in zip(rows, self.kind.decode(batch, outputs)):
+                decoded[i] = item
         return self.kind.predictions(decoded, features, examples)
 
     def run_seed(self, seed: int, out_dir: Path, progress: bool = True) -> Dict:
@@ -136,14 +139,15 @@ class FinetuneJob:
         per_epoch = math.ceil(len(train) / s["batch_size"])
         total = per_epoch * s["epochs"]
         warmup = int(s["warmup_proportion"] * total)
-        order: Dict[int, np.ndarray] = {}
+        lengths = [len(f["src"]) for f in train]
+        batches: Dict[int, list] = {}
 
         def plan(index: int):
             epoch, position = divmod(index, per_epoch)
-            if epoch not in order:
-                order.clear()
-                order[epoch] = np.random.default_rng([seed, epoch]).permutation(len(train))
-            rows = order[epoch][position * s["batch_size"]:(position + 1) * s["batch_size"]]
+            if epoch not in batches:
+                batches.clear()
+                batches[epoch] = epoch_batches(lengths, s["batch_size"], seed, epoch, s["group_by_length"])
+            rows = batches[epoch][position]
             feed = self.kind.batch([train[i] for i in rows], s["task_id"])
             lr = linear_warmup_decay(s["learning_rate"], warmup, total, index + 1)
             return feed, lr, {"epoch": epoch + 1, "tokens": int(feed["input_mask"].sum())}
