@@ -43,17 +43,15 @@ def inference_program(model_dir) -> InferenceProgram:
     layers = {}
 
     def model_fn():
-        feeds = encoder_feeds(config)
         if description is None:
+            feeds = encoder_feeds(config)
             layers["model"] = model = ErnieModel(config)
             model.eval()
             sequence_output, pooled_output = model(**feeds)
             return feeds, {"sequence_output": sequence_output, "pooled_output": pooled_output}
-        from .finetune.heads import ErnieWithHead
-        kind = task_kind(description, vocab)
-        layers["model"] = model = ErnieWithHead(config, kind.head, kind.n_outputs)
-        model.eval()
-        return feeds, kind.outputs(model(**feeds))
+        from .finetune.heads import inference_graph
+        layers["model"], feeds, outputs = inference_graph(config, task_kind(description, vocab))
+        return feeds, outputs
 
     program = InferenceProgram(model_fn)
     assign_scope_params([p.name for p in layers["model"].parameters()], params, program.place, program.scope)

@@ -101,3 +101,48 @@ def test_predict_input_errors_name_file_and_line(tmp_path):
         read_inputs(tmp_path / "pairs.tsv")
     (tmp_path / "header.tsv").write_text("label\ttext_a\n1\tgood\n")
     assert read_inputs(tmp_path / "header.tsv") == (["good"], None)
+
+
+@pytest.mark.parametrize("task, labels, hf_class", [
+    ("MSRA-NER", ["B-LOC", "I-LOC", "O"], "ErnieForTokenClassification"),
+    ("SQuAD", [], "ErnieForQuestionAnswering"),
+])
+def test_hugging_face_token_and_span_heads_equal_paddle(init_model, tmp_path, task, labels, hf_class):  # noqa: F811
+    """A model with a labelling or reading-comprehension head (random head weights) exported to
+    HF: per-token tag probabilities and start/end logits equal the Paddle program's."""
+    import json
+
+    import torch
+    import transformers
+
+    from ernie.checkpoint import load_model_dir, save_model_dir
+    from ernie.finetune.heads import HEAD_PARAMS
+    from ernie.inference_model import FINETUNE_FILE
+    config, params, vocab = load_model_dir(init_model)
+    head = "token" if labels else "span"
+    n_outputs = len(labels) or 2
+    rng = np.random.default_rng(3)
+    weight, bias = HEAD_PARAMS[head]
+    params = {**params, weight: rng.normal(0, 0.05, (config.hidden_size, n_outputs)).astype(np.float32),
+              bias: rng.normal(0, 0.05, n_outputs).astype(np.float32)}
+    description = {"task": task, "kind": "labelling" if labels else "mrc", "head": head, "labels": labels,
+                   "max_seq_len": 32, "do_lower_case": True, "task_id": 0}
+    model_dir = save_model_dir(tmp_path / "model", config, params, vocab,
+                               extra_files={FINETUNE_FILE: json.dumps(description)})
+    rng_ids = np.random.default_rng(4)
+    batch = {"src_ids": rng_ids.integers(5, config.vocab_size, (2, 12)).astype(np.int64),
+             "sent_ids": np.zeros((2, 12), np.int64), "pos_ids": np.tile(np.arange(12), (2, 1)).astype(np.int64),
+             "input_mask": np.ones((2, 12), np.float32), "task_ids": np.zeros((2, 12), np.int64)}
+    batch["input_mask"][1, 9:] = 0
+    expected = inference_program(model_dir).run(batch)
+    model = getattr(transformers, hf_class).from_pretrained(str(export(model_dir, "hf", tmp_path / "hf"))).eval()
+    with torch.no_grad():
+        out = model(input_ids=torch.from_numpy(batch["src_ids"]), token_type_ids=torch.from_numpy(batch["sent_ids"]),
+                    attention_mask=torch.from_numpy(batch["input_mask"]).long(),
+                    task_type_ids=torch.from_numpy(batch["task_ids"]))
+    if labels:
+        assert model.config.id2label == dict(enumerate(labels))
+        np.testing.assert_allclose(torch.softmax(out.logits, -1).numpy(), expected["probs"], atol=1e-5)
+    else:
+        np.testing.assert_allclose(out.start_logits.numpy(), expected["start_logits"], atol=1e-5)
+        np.testing.assert_allclose(out.end_logits.numpy(), expected["end_logits"], atol=1e-5)

@@ -13,6 +13,7 @@ from paddle import nn
 
 from ..config import ErnieConfig
 from ..modeling import ErnieModel, named_linear
+from ..static_graph import encoder_feeds
 
 HEAD_PARAMS = {"sentence": ("cls_out_w", "cls_out_b"),
                "token": ("cls_seq_label_out_w", "cls_seq_label_out_b"),
@@ -33,3 +34,12 @@ class ErnieWithHead(nn.Layer):
     def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
         sequence, pooled = self.ernie(src_ids, sent_ids, pos_ids, input_mask, task_ids)
         return self.out(self.dropout(pooled if self.head == "sentence" else sequence))
+
+
+def inference_graph(config: ErnieConfig, kind):
+    """The evaluation and export graph of a fine-tuning kind, built in the current program:
+    encoder feeds in, the kind's outputs out, dropout off. Returns (model, feeds, outputs)."""
+    feeds = encoder_feeds(config)
+    model = ErnieWithHead(config, kind.head, kind.n_outputs)
+    model.eval()
+    return model, feeds, kind.outputs(model(**feeds))

@@ -27,7 +27,7 @@ from ..static_graph import encoder_feeds
 from ..tokenization import FullTokenizer
 from .batching import by_length, epoch_batches
 from .examples import DataError
-from .heads import ErnieWithHead
+from .heads import ErnieWithHead, inference_graph
 from .tasks import AX, KINDS, Task
 
 
@@ -90,16 +90,13 @@ class FinetuneJob:
                          "dev": self.kind.features(data.dev, with_labels=task.kind != "mrc")}
 
     # -- programs ----------------------------------------------------------------------------
-    def _model(self):
-        return ErnieWithHead(self.config, self.kind.head, self.kind.n_outputs)
-
     def _build(self, seed: int):
         from propeller.static_runner import InferenceProgram, StaticRunner
         built = {}
 
         def train_fn():
             feeds, labels = encoder_feeds(self.config), self.kind.label_feeds()
-            built["model"] = model = self._model()
+            built["model"] = model = ErnieWithHead(self.config, self.kind.head, self.kind.n_outputs)
             loss = self.kind.loss(model(**feeds), labels)
             return {**feeds, **labels}, {"loss": loss}, loss
 
@@ -115,11 +112,8 @@ class FinetuneJob:
         return runner, evaluator, names
 
     def inference_fn(self):
-        """The evaluation and export program: encoder feeds in, the kind's outputs out."""
-        feeds = encoder_feeds(self.config)
-        model = self._model()
-        model.eval()
-        return feeds, self.kind.outputs(model(**feeds))
+        _, feeds, outputs = inference_graph(self.config, self.kind)
+        return feeds, outputs
 
     # -- running -----------------------------------------------------------------------------
     def predict(self, evaluator, examples, features) -> list:
