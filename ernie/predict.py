@@ -5,12 +5,15 @@ Batch prediction with `paddle.inference` from a fine-tuned model exported by
 naming `text_a` (and `text_b` for pair tasks), or one `text_a[<TAB>text_b]` a line without one.
 For sequence labelling, text_a holds the words joined by `\\x02` (ERNIE's format), or plain
 text, which is split into characters (Chinese tasks) or at whitespace (English tasks).
-The output is TSV: `index<TAB>prediction` plus, for classification, one probability column
-per label.
+For reading comprehension, text_a is the question and text_b the context; or the input is a
+SQuAD-style JSON file, and the output the official prediction file, `{question id: answer}`.
+Otherwise the output is TSV: `index<TAB>prediction` plus, for classification, one probability
+column per label.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -19,7 +22,8 @@ import numpy as np
 
 from .checkpoint import VOCAB_FILE_NAME, CheckpointError
 from .export import INFERENCE_PREFIX
-from .finetune.examples import DataError, TaggedExample, TextExample
+from .finetune.examples import DataError, MrcExample, TaggedExample, TextExample
+from .finetune.squad_reader import read_mrc_examples
 from .finetune.tsv import read_lines
 from .inference_model import read_description, task_kind
 
@@ -55,6 +59,10 @@ class Predictor:
     def examples(self, texts: Sequence[str], text_pairs: Optional[Sequence[str]] = None) -> list:
         if self.kind.head == "token":
             return [TaggedExample(str(i), self._words(t)) for i, t in enumerate(texts)]
+        if self.kind.head == "span":
+            if text_pairs is None:
+                raise DataError("reading comprehension needs a question (text_a) and a context (text_b) per line")
+            return [MrcExample(str(i), q, c, []) for i, (q, c) in enumerate(zip(texts, text_pairs, strict=True))]
         pairs = text_pairs if text_pairs is not None else [None] * len(texts)
         return [TextExample(str(i), a, b) for i, (a, b) in enumerate(zip(texts, pairs, strict=True))]
 
@@ -64,9 +72,11 @@ class Predictor:
         return list(text) if self.kind.task.lang == "zh" else text.split()
 
     def predict(self, texts: Sequence[str], text_pairs: Optional[Sequence[str]] = None) -> list:
-        """Labels (classification), (label, score) (ranking), scores (regression), or a tag
-        per word (sequence labelling), one per text."""
-        examples = self.examples(texts, text_pairs)
+        """Labels (classification), (label, score) (ranking), scores (regression), a tag per
+        word (sequence labelling), or the answer text (reading comprehension), one per text."""
+        return self.predict_examples(self.examples(texts, text_pairs))
+
+    def predict_examples(self, examples: list) -> list:
         features = self.kind.features(examples, with_labels=False)
         decoded = []
         for start in range(0, len(features), self.batch_size):
@@ -97,27 +107,35 @@ def read_inputs(path) -> tuple:
     return texts, (pairs if b is not None else None)
 
 
+def tsv_output(predictor: Predictor, predictions: list) -> str:
+    kind = predictor.kind
+    with_probs = kind.head == "sentence" and not kind.regression
+    lines = ["index\tprediction" + "".join(f"\t{label}" for label in kind.labels if with_probs)]
+    for i, prediction in enumerate(predictions):
+        probs = "".join(f"\t{p:.6f}" for p in predictor.last_decoded[i]) if with_probs else ""
+        lines.append(f"{i}\t{kind.format(prediction)}{probs}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ernie.predict", description=__doc__.split("\n\n")[1])
     parser.add_argument("--model", required=True, help="exported directory (paddle-inference or hub)")
-    parser.add_argument("--input", required=True, help="TSV of texts")
+    parser.add_argument("--input", required=True, help="TSV of texts (or SQuAD-style JSON for reading comprehension)")
     parser.add_argument("--output", help="output TSV (default: standard output)")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     try:
         predictor = Predictor(args.model, args.batch_size)
-        texts, pairs = read_inputs(args.input)
-        predictions = predictor.predict(texts, pairs)
+        if predictor.kind.head == "span" and args.input.endswith(".json"):
+            examples = read_mrc_examples(args.input)
+            answers = predictor.predict_examples(examples)
+            text = json.dumps({e.qid: a for e, a in zip(examples, answers)}, ensure_ascii=False, indent=1) + "\n"
+        else:
+            texts, pairs = read_inputs(args.input)
+            text = tsv_output(predictor, predictor.predict(texts, pairs))
     except (CheckpointError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    kind = predictor.kind
-    with_probs = kind.head == "sentence" and not kind.regression
-    lines = ["index\tprediction" + "".join(f"\t{label}" for label in kind.labels if with_probs)]
-    for i, (prediction, decoded) in enumerate(zip(predictions, predictor.last_decoded)):
-        probs = "".join(f"\t{p:.6f}" for p in decoded) if with_probs else ""
-        lines.append(f"{i}\t{kind.format(prediction)}{probs}")
-    text = "\n".join(lines) + "\n"
     if args.output:
         from .fileio import atomic_write_text
         atomic_write_text(args.output, text)

@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pytest
 
+from ernie.config import ErnieConfig
 from ernie.export import export
 from ernie.inference_model import inference_program
 from ernie.predict import Predictor
@@ -103,17 +104,9 @@ def test_predict_input_errors_name_file_and_line(tmp_path):
     assert read_inputs(tmp_path / "header.tsv") == (["good"], None)
 
 
-@pytest.mark.parametrize("task, labels, hf_class", [
-    ("MSRA-NER", ["B-LOC", "I-LOC", "O"], "ErnieForTokenClassification"),
-    ("SQuAD", [], "ErnieForQuestionAnswering"),
-])
-def test_hugging_face_token_and_span_heads_equal_paddle(init_model, tmp_path, task, labels, hf_class):  # noqa: F811
-    """A model with a labelling or reading-comprehension head (random head weights) exported to
-    HF: per-token tag probabilities and start/end logits equal the Paddle program's."""
+def head_model_dir(init_model, tmp_path, task, labels):  # noqa: F811
+    """`init_model` with a random labelling (`labels`) or reading-comprehension head for `task`."""
     import json
-
-    import torch
-    import transformers
 
     from ernie.checkpoint import load_model_dir, save_model_dir
     from ernie.finetune.heads import HEAD_PARAMS
@@ -127,8 +120,21 @@ def test_hugging_face_token_and_span_heads_equal_paddle(init_model, tmp_path, ta
               bias: rng.normal(0, 0.05, n_outputs).astype(np.float32)}
     description = {"task": task, "kind": "labelling" if labels else "mrc", "head": head, "labels": labels,
                    "max_seq_len": 32, "do_lower_case": True, "task_id": 0}
-    model_dir = save_model_dir(tmp_path / "model", config, params, vocab,
-                               extra_files={FINETUNE_FILE: json.dumps(description)})
+    return save_model_dir(tmp_path / "model", config, params, vocab,
+                          extra_files={FINETUNE_FILE: json.dumps(description)})
+
+
+@pytest.mark.parametrize("task, labels, hf_class", [
+    ("MSRA-NER", ["B-LOC", "I-LOC", "O"], "ErnieForTokenClassification"),
+    ("SQuAD", [], "ErnieForQuestionAnswering"),
+])
+def test_hugging_face_token_and_span_heads_equal_paddle(init_model, tmp_path, task, labels, hf_class):  # noqa: F811
+    """A model with a labelling or reading-comprehension head (random head weights) exported to
+    HF: per-token tag probabilities and start/end logits equal the Paddle program's."""
+    import torch
+    import transformers
+    model_dir = head_model_dir(init_model, tmp_path, task, labels)
+    config = ErnieConfig.from_file(model_dir / "ernie_config.json")
     rng_ids = np.random.default_rng(4)
     batch = {"src_ids": rng_ids.integers(5, config.vocab_size, (2, 12)).astype(np.int64),
              "sent_ids": np.zeros((2, 12), np.int64), "pos_ids": np.tile(np.arange(12), (2, 1)).astype(np.int64),
@@ -146,3 +152,25 @@ def test_hugging_face_token_and_span_heads_equal_paddle(init_model, tmp_path, ta
     else:
         np.testing.assert_allclose(out.start_logits.numpy(), expected["start_logits"], atol=1e-5)
         np.testing.assert_allclose(out.end_logits.numpy(), expected["end_logits"], atol=1e-5)
+
+
+def test_predict_reading_comprehension_from_json_and_tsv(init_model, tmp_path, capsys):  # noqa: F811
+    import json
+    model_dir = head_model_dir(init_model, tmp_path, "SQuAD", [])
+    exported = export(model_dir, "paddle-inference", tmp_path / "inference")
+    contexts = ["the people of the nation paid taxes", "war and peace and the economy of the people"]
+    questions = ["who paid taxes", "what of the people"]
+    squad = {"data": [{"paragraphs": [{"context": c, "qas": [{"id": f"q{i}", "question": q, "answers": []}]}
+                                      for i, (q, c) in enumerate(zip(questions, contexts))]}]}
+    (tmp_path / "dev.json").write_text(json.dumps(squad))
+    assert predict_main(["--model", str(exported), "--input", str(tmp_path / "dev.json")]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert sorted(answers) == ["q0", "q1"]
+    assert all(answers[f"q{i}"] in contexts[i] for i in range(2))
+    (tmp_path / "in.tsv").write_text("text_a\ttext_b\n" + "".join(f"{q}\t{c}\n" for q, c in zip(questions, contexts)))
+    assert predict_main(["--model", str(exported), "--input", str(tmp_path / "in.tsv")]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [row[1] if len(row) > 1 else "" for row in rows] == [answers["q0"], answers["q1"]]
+    (tmp_path / "q.tsv").write_text("text_a\n" + "".join(q + "\n" for q in questions))
+    assert predict_main(["--model", str(exported), "--input", str(tmp_path / "q.tsv")]) == 2
+    assert "needs a question (text_a) and a context (text_b)" in capsys.readouterr().err
