@@ -149,7 +149,8 @@ class ExampleGenerator:
         a_start, a_end = segment[0], segment[0] + max(1, len(segment) // 2)
         b_len = max(1, len(segment) - (a_end - a_start))
         others = [d for d in range(len(doc_parts)) if d != doc_index and doc_parts[d]]
-        choice = choose_pair(len(parts), a_start, a_end, b_len, bool(others), rng)
+        counts = [stats[f"distance_class/{name}"] for name in DISTANCE_CLASSES]
+        choice = choose_pair(len(parts), a_start, a_end, b_len, bool(others), rng, counts)
         if choice is None:
             stats["distance_pair_impossible"] += 1
             return None

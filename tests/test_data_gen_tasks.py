@@ -78,6 +78,20 @@ def test_distance_classes_hand_computed():
     assert choose_pair(1, 0, 1, 1, False, rng) is None
 
 
+def test_distance_class_with_fewest_examples_goes_first():
+    rng = np.random.default_rng(0)
+    # a two-sentence document allows adjacency or another document; adjacency is behind
+    assert choose_pair(2, 0, 1, 1, True, rng, counts=(3, 0, 5))[0] == ADJACENT
+    # the emptiest class is one this document cannot give: the fewest among the allowed
+    assert choose_pair(2, 0, 1, 1, True, rng, counts=(6, 0, 5))[0] == OTHER_DOCUMENT
+    # over a stream of short documents the classes stay balanced
+    counts = [0, 0, 0]
+    for n in rng.integers(2, 6, 3000):
+        label, _ = choose_pair(int(n), 0, 1, 1, True, rng, counts)
+        counts[label] += 1
+    assert max(counts) - min(counts) <= 1
+
+
 # ---- capitalization ---------------------------------------------------------------------------
 
 def test_capitalised_word_under_an_uncased_vocab(en):
