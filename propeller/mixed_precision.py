@@ -75,22 +75,22 @@ def check_supported(amp: str) -> None:
 
 def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: Optional[MixedPrecision]):
     """Builds the model under auto-cast and appends backward and optimizer ops; returns the
-    model function's (feeds, fetches, loss). Call inside a program guard."""
+    model function's feeds and fetches. Call inside a program guard."""
     if mixed_precision is None:
         feeds, fetches, loss = model_fn()
         optimizer.minimize(loss)
-        return feeds, fetches, loss
+        return feeds, fetches
     dtype, scaling = mixed_precision.dtype, mixed_precision.loss_scaling
     optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype)
     with paddle.amp.auto_cast(level="O1", dtype=dtype):
         feeds, fetches, loss = model_fn()
         if dtype != "float16":
             optimizer.minimize(loss)
-            return feeds, fetches, loss
+            return feeds, fetches
         scaler = paddle.amp.GradScaler(
             init_loss_scaling=scaling.init, incr_ratio=scaling.incr_ratio, decr_ratio=scaling.decr_ratio,
             incr_every_n_steps=scaling.incr_every_n_steps,
             decr_every_n_nan_or_inf=scaling.decr_every_n_nan_or_inf, use_dynamic_loss_scaling=True)
         scaled = scaler.scale(loss)
     scaler.minimize(optimizer, scaled)
-    return feeds, fetches, loss
+    return feeds, fetches

@@ -102,7 +102,7 @@ class StaticRunner:
             paddle.seed(seed)
             self.main, startup = paddle.static.Program(), paddle.static.Program()
             with paddle.static.program_guard(self.main, startup):
-                self.feeds, self.fetches, _ = minimize(model_fn, optimizer_fn(self.learning_rate), mixed_precision)
+                self.feeds, self.fetches = minimize(model_fn, optimizer_fn(self.learning_rate), mixed_precision)
             self.executor = paddle.static.Executor(self.place)
             with paddle.static.scope_guard(self.scope):
                 self.executor.run(startup)
