@@ -10,17 +10,21 @@ import argparse
 import json
 import shutil
 import statistics
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import yaml
 from safetensors.numpy import load_file
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from data_gen.documents import read_documents  # noqa: E402
 from ernie.fileio import atomic_path, atomic_write_text  # noqa: E402
 from ernie.plot import plot_run  # noqa: E402
+from ernie.tokenization import FullTokenizer  # noqa: E402
 
 _NER_SPLITS, _SENTIMENT_SPLITS = (("dev", "test split"),), (("dev", "dev"), ("test", "test"))
 TASKS = [  # (run directory, title, metric, splits scored)
@@ -35,6 +39,19 @@ LOSS_WINDOW = 5  # logging records averaged for a task's first and last loss
 
 def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def unigram_entropy(data_config: dict) -> float:
+    """Entropy in nats of the corpus's token frequencies: the loss of a masked-LM that knows
+    nothing but how often each token occurs."""
+    texts = [s.text for d in read_documents(data_config["input"], data_config["format"], data_config["lang"],
+                                            Counter()) for s in d.sentences]
+    tokenizer = FullTokenizer(data_config["vocab"], data_config["do_lower_case"])
+    ids = np.concatenate([np.asarray(e.ids, dtype=np.int64)
+                          for e in tokenizer.backend.encode_batch(texts, add_special_tokens=False)])
+    p = np.bincount(ids) / len(ids)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
 
 
 def pretraining_section(run: Path) -> str:
@@ -84,7 +101,9 @@ def pretraining_section(run: Path) -> str:
         majority = f"{max(labels.values()) / sum(labels.values()):.3f}" if labels else "–"
         lines.append(f"| {task} | {mean(first, 'loss'):.2f} | {mean(last, 'loss'):.2f} | "
                      f"{mean(first, 'accuracy'):.3f} | {mean(last, 'accuracy'):.3f} | {majority} |")
-    lines += ["", "![pre-training losses](results_zh_pretrain.png)", ""]
+    lines += ["", f"For scale: the entropy of the corpus's token frequencies is {unigram_entropy(manifest['config']):.2f} "
+              "nats, about the knowledge-masking loss of a model that knows only how often each token occurs.",
+              "", "![pre-training losses](results_zh_pretrain.png)", ""]
     return "\n".join(lines)
 
 
