@@ -1,7 +1,7 @@
 """Writes docs/results.md and its plots from the outputs of scripts/results_zh.sh.
 
-Every figure in the document is read here from the run's files: the shard manifest, the
-pre-training log, each fine-tuning run's metrics.json and wall time.
+Every figure in the document is read here from the run's files: the manifest of the shards the
+model was pre-trained on, the pre-training log, each fine-tuning run's metrics.json and wall time.
 Run: python scripts/results_report.py --runs output/results_zh --output docs
 """
 from __future__ import annotations
@@ -56,7 +56,7 @@ def unigram_entropy(data_config: dict) -> float:
 
 def pretraining_section(run: Path) -> str:
     config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    manifest = read_json(Path(config["data"]) / "manifest.json")
+    manifest = read_json(run / "data_manifest.json")
     records = [json.loads(line) for line in (run / "log.jsonl").read_text(encoding="utf-8").splitlines()]
     model_config = read_json(run / "model" / "ernie_config.json")
     n_params = sum(a.size for a in load_file(str(run / "model" / "params.safetensors")).values())
@@ -73,7 +73,8 @@ def pretraining_section(run: Path) -> str:
         f"{manifest['token_labels']['knowledge_masking']['units']:,} units "
         f"({manifest['knowledge_units']['phrase_units']:,} phrases, "
         f"{manifest['knowledge_units']['entity_units']:,} entities from the `nr`/`ns`/`nt` tags). "
-        "IR relevance is skipped: the corpus has no click log.",
+        "Sentence distance classes: " + ", ".join(f"{k} {v:,}" for k, v in manifest["distance_classes"].items())
+        + ". IR relevance is skipped: the corpus has no click log.",
         f"- Model: {model_config['num_hidden_layers']} layers, hidden {model_config['hidden_size']}, "
         f"{model_config['num_attention_heads']} heads, {n_params / 1e6:.1f} M parameters "
         "(configs/model/tiny.yaml).",

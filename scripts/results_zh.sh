@@ -36,6 +36,9 @@ if [ ! -f "$MODEL/params.safetensors" ]; then
   start=$(date +%s)
   python -m ernie.pretrain --config "$PRETRAIN_CONFIG" --output "$OUT/pretrain" --quiet "${resume[@]}"
   echo $(( $(date +%s) - start )) > "$OUT/pretrain/wall_s"
+  # the shards' manifest as the model was trained on them (a later `make` may regenerate them)
+  cp "$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['data'])" "$PRETRAIN_CONFIG")/manifest.json" \
+    "$OUT/pretrain/data_manifest.json"
   python -m ernie.plot "$OUT/pretrain"
 fi
 
