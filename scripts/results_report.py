@@ -78,7 +78,7 @@ def pretraining_section(run: Path) -> str:
         f"- Model: {model_config['num_hidden_layers']} layers, hidden {model_config['hidden_size']}, "
         f"{model_config['num_attention_heads']} heads, {n_params / 1e6:.1f} M parameters "
         "(configs/model/tiny.yaml).",
-        f"- Schedule: {schedule['strategy']}, stages {schedule['stages']}, "
+        f"- Schedule: {schedule['strategy']}, stages {' → '.join(' + '.join(stage) for stage in schedule['stages'])}, "
         f"{schedule['iterations_per_task']} iterations per task, {records[-1]['step']:,} steps of "
         f"{config['batch_tokens']} tokens; noam, peak learning rate "
         f"{config['optimization']['learning_rate']}.",
@@ -149,6 +149,21 @@ def finetune_section(metrics, walls) -> str:
     return "\n".join(lines)
 
 
+def summary_section(metrics) -> str:
+    """One line per run: the main split's means, their difference, and the seeds' spread."""
+    lines = ["## Summary", "",
+             "Pre-trained minus random initialisation on the last split of each run, against the larger of "
+             "the two standard deviations over seeds.", "",
+             "| run | pre-trained | random | difference | sd over seeds |", "|---|---|---|---|---|"]
+    for task, title, metric, splits in TASKS:
+        split, name = splits[-1]
+        means = {i: metrics[task][i][split]["mean"][metric] for i in INITS}
+        spread = max(statistics.stdev([s[split][metric] for s in metrics[task][i]["seeds"]]) for i in INITS)
+        lines.append(f"| {title}, {name} | {means['pretrained']:.4f} | {means['random']:.4f} | "
+                     f"{means['pretrained'] - means['random']:+.4f} | {spread:.4f} |")
+    return "\n".join(lines + [""])
+
+
 def plot_finetune(metrics, out: Path) -> None:
     columns = (len(TASKS) + 1) // 2
     fig, axes = plt.subplots(2, columns, figsize=(5 * columns, 8.4))
@@ -187,7 +202,8 @@ def main(argv=None) -> int:
               "scores are no comparison with the paper's; what they show is whether continual "
               "multi-task pre-training on a small raw corpus helps the same architecture on labelled "
               "Chinese tasks, measured over several seeds.\n")
-    atomic_write_text(out / "results.md", "\n".join([header, pretraining_section(runs / "pretrain"),
+    atomic_write_text(out / "results.md", "\n".join([header, summary_section(metrics),
+                                                    pretraining_section(runs / "pretrain"),
                                                     finetune_section(metrics, walls)]))
     print(f"wrote {out / 'results.md'}, {out / 'results_zh.png'}, {out / 'results_zh_pretrain.png'}")
     return 0
