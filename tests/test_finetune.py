@@ -144,3 +144,63 @@ def test_mrc_windows_answer_positions_and_best_span(en_vocab):
             starts[f["position"][0]], ends[f["position"][1]] = 5.0, 5.0
         outputs.append(kind.decode([f], {"start_logits": starts[None], "end_logits": ends[None]})[0])
     assert kind.predictions(outputs, features, [example]) == ["Philadelphia"]
+
+
+def test_cli_reading_comprehension_end_to_end(tmp_path, init_model):
+    """SQuAD-style JSON in, a trained span head, `{id: answer}` predictions whose EM/F1 are
+    the ones metrics.json reports."""
+    from ernie.finetune.qa_metrics import squad_scores
+    rng = np.random.default_rng(1)
+
+    def squad(n, prefix):
+        paragraphs = []
+        for i in range(n):
+            words = list(rng.choice(WORDS, 7))
+            answer = words[3]
+            context = " ".join(words)
+            paragraphs.append({"context": context, "qas": [{"id": f"{prefix}{i}", "question": f"which {words[2]}",
+                               "answers": [{"text": answer, "answer_start": len(" ".join(words[:3])) + 1}]}]})
+        return {"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}
+    data = tmp_path / "squad"
+    data.mkdir()
+    dev = squad(8, "d")
+    (data / "train-v1.1.json").write_text(json.dumps(squad(32, "t")))
+    (data / "dev-v1.1.json").write_text(json.dumps(dev))
+    out = tmp_path / "out"
+    assert finetune_main(["--task", "SQuAD", "--data", str(data), "--init-model", str(init_model), "--output", str(out),
+                          "--quiet", "--set", "epochs=1", "--set", "batch_size=8", "--set", "max_seq_len=32"]) == 0
+    predictions = json.loads((out / "seed-1" / "dev_predictions.json").read_text())
+    answers = {qa["id"]: [a["text"] for a in qa["answers"]] for p in dev["data"][0]["paragraphs"] for qa in p["qas"]}
+    contexts = {p["qas"][0]["id"]: p["context"] for p in dev["data"][0]["paragraphs"]}
+    assert sorted(predictions) == sorted(answers)
+    assert all(predictions[q] in contexts[q] for q in predictions)
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["seeds"][0]["dev"] == pytest.approx(squad_scores(predictions, answers))
+
+
+def test_cli_ranking_end_to_end(tmp_path, init_model):
+    """NLPCC-DBQA's `qid` TSV: a trained pair classifier ranks each question's answers; the
+    reported MRR is a mean of reciprocal ranks, and accuracy matches the written predictions."""
+    import itertools
+    rng = np.random.default_rng(2)
+
+    def rows(n_questions):
+        for q in range(n_questions):
+            for k in range(3):
+                words = list(rng.choice(WORDS, 5))
+                label = int(k == 0)
+                yield q, " ".join(words[:2]), " ".join(words if label else words[2:]), label
+    data = tmp_path / "dbqa"
+    data.mkdir()
+    for name, n in (("train.tsv", 16), ("dev.tsv", 6)):
+        (data / name).write_text("qid\ttext_a\ttext_b\tlabel\n" + "".join(f"{q}\t{a}\t{b}\t{l}\n" for q, a, b, l in rows(n)))
+    out = tmp_path / "out"
+    assert finetune_main(["--task", "NLPCC-DBQA", "--data", str(data), "--init-model", str(init_model), "--output",
+                          str(out), "--quiet", "--set", "epochs=1", "--set", "batch_size=8", "--set", "max_seq_len=16"]) == 0
+    scores = json.loads((out / "metrics.json").read_text())["seeds"][0]["dev"]
+    # six questions, one gold answer among three each: MRR is a mean of six values in {1, 1/2, 1/3}
+    possible = {round(sum(c) / 6, 9) for c in itertools.combinations_with_replacement((1, 1 / 2, 1 / 3), 6)}
+    assert round(scores["mrr"], 9) in possible
+    gold = [line.split("\t")[3] for line in (data / "dev.tsv").read_text().splitlines()[1:]]
+    written = [line.split("\t")[1] for line in (out / "seed-1" / "dev_predictions.tsv").read_text().splitlines()[1:]]
+    assert accuracy_score(gold, written) == pytest.approx(scores["acc"])
