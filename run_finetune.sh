@@ -5,7 +5,7 @@
 #
 # With no arguments: the English demo model (output/demo/pretrain/model) on Brown Corpus genre
 # classification (15 genres, passages of 3 sentences, texts split 80/10/10), the English task
-# the registries offer; settings in configs/finetune/brown-genre.yaml. About 6.5 minutes on 2 cores.
+# the registries offer; settings in configs/finetune/brown-genre.yaml. About 5 minutes on 2 cores.
 #
 # Variables:
 #   INIT_MODEL   pre-trained model directory      (default output/demo/pretrain/model)
