@@ -25,14 +25,24 @@ from .sentences import split_sentences
 LONG_LINE_CHARS = 2000
 MAX_LINE_CHARS = 1_000_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
-_ZH_SENTENCE_END = set("。！？；!?;…")
+_ZH_SENTENCE_END = "。！？；!?;…"
+# People's Daily items are `word/tag`; the tag follows the last slash (1/2/m is the word 1/2)
+_ITEM = re.compile(r"(\S*)/([^\s/]*)(?!\S)")
+_TAG = re.compile(r"/[^\s/]*(?:\s+|$)")
+_SENTENCE_END = re.compile(rf"[{_ZH_SENTENCE_END}]/w(?!\S)")  # the last character of a word tagged w
 
 
 @dataclass
 class Sentence:
     text: str
-    # (word, part-of-speech tag) for pre-segmented corpora; None for raw text.
-    words: Optional[List[Tuple[str, str]]] = None
+    # Pre-segmented corpora: the sentence's `word/tag` items, separated by whitespace (parsed only
+    # where the words are needed, in the worker processes); None for raw text.
+    tagged: Optional[str] = None
+
+    def words_and_tags(self) -> Tuple[List[str], List[str]]:
+        """The words of a pre-segmented sentence and their part-of-speech tags ("" for none)."""
+        pairs = _ITEM.findall(self.tagged or "")
+        return [w for w, _ in pairs], [t for _, t in pairs]
 
 
 @dataclass
@@ -121,42 +131,36 @@ def read_jsonl(path: Path, lang: str, stats: Counter) -> Iterator[Document]:
             yield done
 
 
-def _tagged_words(line: str, stats: Counter) -> List[Tuple[str, str]]:
-    words = []
-    for item in line.split():
-        word, sep, tag = item.rpartition("/")
-        if not sep or not word:
-            stats["untagged_word"] += 1
-            word, tag = item, ""
-        words.append((word, tag))
-    return words
-
-
-def _tagged_sentences(words: List[Tuple[str, str]]) -> List[Sentence]:
-    sentences, current = [], []
-    for word, tag in words:
-        current.append((word, tag))
-        if tag == "w" and word[-1] in _ZH_SENTENCE_END:
-            sentences.append(current)
-            current = []
-    if current:
-        sentences.append(current)
-    return [Sentence("".join(w for w, _ in s), s) for s in sentences]
+def _tagged_sentences(line: str, stats: Counter) -> List[Sentence]:
+    """A People's Daily paragraph cut after each sentence-final punctuation item (tag `w`); an
+    item without a tag becomes a word tagged ""."""
+    items = line.split()
+    untagged = sum(1 for item in items if item.rfind("/") <= 0)  # no slash, or no word before it
+    if untagged:
+        stats["untagged_word"] += untagged
+        line = "  ".join(item if item.rfind("/") > 0 else item + "/" for item in items)
+    pieces, start = [], 0
+    for end in _SENTENCE_END.finditer(line):
+        pieces.append(line[start:end.end()].strip())
+        start = end.end()
+    pieces.append(line[start:].strip())
+    return [Sentence(_TAG.sub("", p), p) for p in pieces if p]
 
 
 def read_peoples_daily(path: Path, lang: str, stats: Counter) -> Iterator[Document]:
     doc = None
     for lineno, line in _lines(path, stats):
-        words = _tagged_words(line, stats)
-        if not words:
+        sentences = _tagged_sentences(line, stats)
+        if not sentences:
             continue
-        is_title = words[-1][0][-1] not in _ZH_SENTENCE_END and words[-1][0][-1] not in "”」）)"
+        last_word = sentences[-1].tagged.rsplit(None, 1)[-1].rpartition("/")[0]
+        is_title = last_word[-1] not in _ZH_SENTENCE_END and last_word[-1] not in "”」）)"
         if is_title or doc is None:
             done = _finish(doc, stats)
             if done:
                 yield done
             doc = Document(f"{path.name}:{lineno}")
-        doc.paragraphs.append(_tagged_sentences(words))
+        doc.paragraphs.append(sentences)
     done = _finish(doc, stats)
     if done:
         yield done

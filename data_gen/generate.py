@@ -10,8 +10,9 @@ sentences; IR pairs come from the click log.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from ernie.tokenization import FullTokenizer, first_normal_id
 
 from .config import DataConfig
 from .documents import Click, Document
-from .examples import Example, Part, fit_parts, pack, token_task_bit
+from .examples import LABEL_FIELDS, Plan, TokenTable, assemble, token_task_bit
 from .tasks import knowledge_masking as km
 from .tasks.capitalization import case_labels
 from .tasks.discourse_relation import MarkerList
@@ -29,8 +30,10 @@ from .tasks.ir_relevance import relevance_pairs
 from .tasks.sentence_distance import CLASS_NAMES as DISTANCE_CLASSES
 from .tasks.sentence_distance import OTHER_DOCUMENT, choose_pair
 from .tasks.sentence_reordering import split_and_shuffle
-from .tasks.token_document import segment_word_labels
-from .tokenized import SentenceTokenizer, TokSentence
+from .tasks.token_document import token_document_labels
+from .tokenized import ChunkTokenizer, Lexicon, TokenizedChunk
+
+Block = Dict[str, np.ndarray]
 
 
 def load_stopwords(path: Optional[str]) -> Set[str]:
@@ -45,10 +48,13 @@ class ExampleGenerator:
         self.config = config
         self.tasks = set(config.tasks)
         self.tokenizer = FullTokenizer(config.vocab, config.do_lower_case)
-        self.sentence_tokenizer = SentenceTokenizer(self.tokenizer, config.lang)
-        self.phrases = phrases
-        self.entities = km.load_entity_list(config.entities, config.lang)
         self.stopwords = load_stopwords(config.stopwords)
+        phrases = sorted(phrases)
+        self.lexicon = Lexicon(self.stopwords, pinned=[w for pair in phrases for w in pair])
+        # pinned words keep their ids when the lexicon is reset, and so do these pairs
+        self.phrase_pairs = self.lexicon.ids([w for pair in phrases for w in pair]).reshape(-1, 2)
+        self.chunk_tokenizer = ChunkTokenizer(self.tokenizer, config.lang, self.lexicon)
+        self.entities = km.load_entity_list(config.entities, config.lang)
         self.markers = (MarkerList.from_yaml(config.discourse_markers)
                         if DISCOURSE_RELATION in self.tasks and config.discourse_markers else None)
         self.text_sentence_tasks = [t for t in (SENTENCE_REORDERING, SENTENCE_DISTANCE) if t in self.tasks]
@@ -60,166 +66,187 @@ class ExampleGenerator:
                 self.token_tasks |= token_task_bit(name)
         self.first_normal_id = first_normal_id(self.tokenizer.vocab)
 
-    # ---- per sentence ---------------------------------------------------------------------
+    # ---- a chunk's tokens -----------------------------------------------------------------
 
-    def _split_long(self, toks: List[TokSentence], stats: Counter) -> List[TokSentence]:
+    def _segments(self, sentence_lengths: np.ndarray, doc_bounds: np.ndarray) -> List[List[Tuple[int, int]]]:
+        """Per document, its segments as [first, end) sentence ranges: runs of consecutive
+        sentences filling the segment budget."""
+        lengths = sentence_lengths.tolist()
         out = []
-        for t in toks:
-            if len(t) == 0:
-                stats["sentence_without_tokens"] += 1
-            elif len(t) > self.segment_budget:
-                stats["long_sentence_split"] += 1
-                out += [t.slice(i, i + self.segment_budget) for i in range(0, len(t), self.segment_budget)]
-            else:
-                out.append(t)
+        for first, end in zip(doc_bounds[:-1].tolist(), doc_bounds[1:].tolist()):
+            segments, start, used = [], first, 0
+            for s in range(first, end):
+                if s > start and used + lengths[s] > self.segment_budget:
+                    segments.append((start, s))
+                    start, used = s, 0
+                used += lengths[s]
+            if end > start:
+                segments.append((start, end))
+            out.append(segments)
         return out
 
-    def _token_parts(self, toks: List[TokSentence], segments: List[List[int]], stats: Counter) -> List[Part]:
-        tokdoc = (segment_word_labels([[toks[i] for i in seg] for seg in segments], self.stopwords)
-                  if TOKEN_DOCUMENT in self.tasks else None)
-        parts: List[Optional[Part]] = [None] * len(toks)
-        for s_index, seg in enumerate(segments):
-            for k, i in enumerate(seg):
-                t = toks[i]
-                none = np.full(len(t), -1, dtype=np.int8)
-                seg_basic, seg_knowledge = none, none
-                if KNOWLEDGE_MASKING in self.tasks:
-                    spans = km.unit_spans(t, self.config.lang, self.phrases, self.entities, self.stopwords)
-                    stats.update(km.count_levels(spans))
-                    seg_basic, seg_knowledge = km.segment_labels(t, spans)
-                case = case_labels(t) if self.token_tasks & token_task_bit(CAPITALIZATION) else none
-                doc_labels = tokdoc[s_index][k] if tokdoc is not None else none
-                parts[i] = Part(t.ids, seg_basic, seg_knowledge, case, doc_labels)
-        return parts
-
-    def _segments(self, toks: List[TokSentence]) -> List[List[int]]:
-        segments, current, used = [], [], 0
-        for i, t in enumerate(toks):
-            if current and used + len(t) > self.segment_budget:
-                segments.append(current)
-                current, used = [], 0
-            current.append(i)
-            used += len(t)
-        if current:
-            segments.append(current)
-        return segments
+    def _token_labels(self, chunk: TokenizedChunk, segments, stats: Counter) -> Dict[str, np.ndarray]:
+        none = np.full(len(chunk.ids), -1, np.int8)
+        labels = {name: none for name in LABEL_FIELDS}
+        if KNOWLEDGE_MASKING in self.tasks:
+            labels["seg_basic"] = np.where(chunk.basic_start, 0, 1).astype(np.int8)
+            labels["seg_knowledge"], counts = km.knowledge_segments(
+                chunk, self.config.lang, self.phrase_pairs, self.entities, labels["seg_basic"])
+            stats.update(counts)
+        if self.token_tasks & token_task_bit(CAPITALIZATION):
+            labels["case_label"] = case_labels(chunk)
+        if TOKEN_DOCUMENT in self.tasks:
+            flat = [(d, seg) for d, doc in enumerate(segments) for seg in doc]
+            sentence_segment = np.zeros(chunk.n_sentences, np.int64)
+            for k, (_, (first, end)) in enumerate(flat):
+                sentence_segment[first:end] = k
+            segment_document = np.asarray([d for d, _ in flat], np.int64)
+            labels["tokdoc_label"] = token_document_labels(chunk, sentence_segment, segment_document)
+        return labels
 
     # ---- examples -------------------------------------------------------------------------
 
-    def _finish(self, parts: List[Part], task: Optional[str], label: int, token_tasks: int,
-                rng: np.random.Generator, stats: Counter) -> Example:
-        ex = pack(fit_parts(parts, self.config.max_seq_len), self.tokenizer.cls_id, self.tokenizer.sep_id)
-        ex.task = SENTENCE_TASKS.index(task) if task else -1
-        ex.label = label
-        ex.token_tasks = token_tasks
+    @staticmethod
+    def _plan(parts, task: Optional[str], label: int, token_tasks: int, stats: Counter) -> Plan:
         if task:
             stats[f"examples/{task}"] += 1
             stats[f"labels/{task}/{label}"] += 1
         else:
             stats["examples/token_tasks_only"] += 1
-        if self.config.masking == "offline" and token_tasks & token_task_bit(KNOWLEDGE_MASKING):
-            ex.src_ids, ex.mask_pos, ex.mask_label = km.mask_example(
-                ex.src_ids, ex.seg_basic, ex.seg_knowledge, rng, self.config.knowledge_unit_prob,
-                len(self.tokenizer), self.tokenizer.mask_id, self.first_normal_id, self.config.mask_ratio)
-            stats["masked_tokens"] += len(ex.mask_pos)
-        return ex
+        return Plan(parts, SENTENCE_TASKS.index(task) if task else -1, label, token_tasks)
 
-    def _text_examples(self, doc_parts: List[List[Part]], segments: List[List[int]], doc_index: int,
-                       rng, stats) -> List[Example]:
-        parts = doc_parts[doc_index]
-        examples = []
-        for segment in segments:
+    def _text_plans(self, tokens: np.ndarray, doc_bounds: np.ndarray, segments, doc_index: int,
+                    non_empty: List[int], rng, stats) -> List[Plan]:
+        """`tokens`: the sentences' token offsets; sentences are indexed chunk-wide."""
+        plans = []
+        for first, end in segments:
             task = (self.text_sentence_tasks[int(rng.integers(len(self.text_sentence_tasks)))]
                     if self.text_sentence_tasks else None)
             if task == SENTENCE_REORDERING:
-                order, _, label = split_and_shuffle(len(segment), self.config.reorder_max_segments, rng)
-                pieces = [Part.concat([parts[segment[i]] for i in range(a, b)]) for a, b in order]
-                examples.append(self._finish(pieces, task, label, self.token_tasks, rng, stats))
+                order, _, label = split_and_shuffle(end - first, self.config.reorder_max_segments, rng)
+                pieces = [(int(tokens[first + a]), int(tokens[first + b])) for a, b in order]
+                plans.append(self._plan(pieces, task, label, self.token_tasks, stats))
             elif task == SENTENCE_DISTANCE:
-                ex = self._distance_example(doc_parts, doc_index, segment, rng, stats)
-                if ex is not None:
-                    examples.append(ex)
+                plan = self._distance_plan(tokens, doc_bounds, first, end, doc_index, non_empty, rng, stats)
+                if plan is not None:
+                    plans.append(plan)
             else:
-                examples.append(self._finish([Part.concat([parts[i] for i in segment])], None, -1,
-                                             self.token_tasks, rng, stats))
-        return examples
+                plans.append(self._plan([(int(tokens[first]), int(tokens[end]))], None, -1, self.token_tasks, stats))
+        return plans
 
-    def _distance_example(self, doc_parts, doc_index, segment, rng, stats) -> Optional[Example]:
-        parts = doc_parts[doc_index]
-        a_start, a_end = segment[0], segment[0] + max(1, len(segment) // 2)
-        b_len = max(1, len(segment) - (a_end - a_start))
-        others = [d for d in range(len(doc_parts)) if d != doc_index and doc_parts[d]]
+    def _distance_plan(self, tokens, doc_bounds, first, end, doc_index, non_empty, rng, stats) -> Optional[Plan]:
+        doc_first, doc_end = int(doc_bounds[doc_index]), int(doc_bounds[doc_index + 1])
+        a_start = first - doc_first
+        a_end = a_start + max(1, (end - first) // 2)
+        b_len = max(1, (end - first) - (a_end - a_start))
+        n_others = len(non_empty) - 1  # this document is among the non-empty ones
         counts = [stats[f"distance_class/{name}"] for name in DISTANCE_CLASSES]
-        choice = choose_pair(len(parts), a_start, a_end, b_len, bool(others), rng, counts)
+        choice = choose_pair(doc_end - doc_first, a_start, a_end, b_len, n_others > 0, rng, counts)
         if choice is None:
             stats["distance_pair_impossible"] += 1
             return None
         label, b_range = choice
         if label == OTHER_DOCUMENT:
-            other = doc_parts[others[int(rng.integers(len(others)))]]
-            start = int(rng.integers(max(1, len(other) - b_len + 1)))
-            b_parts = other[start:start + b_len]
+            k = int(rng.integers(n_others))
+            other = non_empty[k + (k >= bisect_left(non_empty, doc_index))]
+            o_first, o_end = int(doc_bounds[other]), int(doc_bounds[other + 1])
+            start = o_first + int(rng.integers(max(1, o_end - o_first - b_len + 1)))
+            b = (start, min(start + b_len, o_end))
         else:
-            b_parts = parts[b_range[0]:b_range[1]]
+            b = (doc_first + b_range[0], doc_first + b_range[1])
         stats[f"distance_class/{DISTANCE_CLASSES[label]}"] += 1
-        pieces = [Part.concat(parts[a_start:a_end]), Part.concat(b_parts)]
-        return self._finish(pieces, SENTENCE_DISTANCE, label, self.token_tasks, rng, stats)
+        pieces = [(int(tokens[doc_first + a_start]), int(tokens[doc_first + a_end])),
+                  (int(tokens[b[0]]), int(tokens[b[1]]))]
+        return self._plan(pieces, SENTENCE_DISTANCE, label, self.token_tasks, stats)
 
-    def _discourse_examples(self, docs: Sequence[Document], rng, stats) -> List[Example]:
-        pairs = []
+    def _discourse_plans(self, docs: Sequence[Document], sentence_tokens: np.ndarray, table: TokenTable,
+                         stats) -> List[Plan]:
+        """Pairs of consecutive sentences of a paragraph whose second starts with a marker: the
+        first as tokenized in the chunk, the second re-tokenized without its marker."""
+        pairs, index = [], 0
         for doc in docs:
             for paragraph in doc.paragraphs:
-                for first, second in zip(paragraph, paragraph[1:]):
+                for k, second in enumerate(paragraph[1:]):
                     found = self.markers.match(second.text)
                     if found:
-                        pairs.append((first.text, found[1], found[0]))
+                        pairs.append((index + k, found[1], found[0]))
+                index += len(paragraph)
         if not pairs:
             return []
-        ids = self.tokenizer.encode_batch([t for p in pairs for t in p[:2]])
-        examples = []
-        for k, (_, _, label) in enumerate(pairs):
-            a, b = ids[2 * k], ids[2 * k + 1]
-            if not a or not b:
+        stream = self.chunk_tokenizer.pieces.encode([rest for _, rest, _ in pairs])
+        row = table.append_unlabelled(stream.ids)
+        plans = []
+        for k, (sentence, _, label) in enumerate(pairs):
+            a = (int(sentence_tokens[sentence]), int(sentence_tokens[sentence + 1]))
+            b = (row + int(stream.text_tokens[k]), row + int(stream.text_tokens[k + 1]))
+            if a[0] == a[1] or b[0] == b[1]:
                 stats["discourse_pair_without_tokens"] += 1
                 continue
             stats[f"discourse_marker/{self.markers.markers[label]}"] += 1
-            examples.append(self._finish([Part.unlabelled(a), Part.unlabelled(b)],
-                                         DISCOURSE_RELATION, label, 0, rng, stats))
-        return examples
+            plans.append(self._plan([a, b], DISCOURSE_RELATION, label, 0, stats))
+        return plans
 
-    def process_chunk(self, chunk_index: int, docs: Sequence[Document]) -> Tuple[List[Example], Counter]:
+    def _assemble(self, table: TokenTable, plans: List[Plan], rng, stats) -> Block:
+        block = assemble(table, plans, self.tokenizer.cls_id, self.tokenizer.sep_id, self.config.max_seq_len)
+        if self.config.masking == "offline":
+            self._mask_offline(block, rng, stats)
+        return block
+
+    def _mask_offline(self, block: Block, rng, stats: Counter) -> None:
+        """Masks the knowledge-masking examples of a block in place and stores what was masked."""
+        bit = token_task_bit(KNOWLEDGE_MASKING)
+        positions, labels, counts = [], [], np.zeros(len(block["lengths"]), np.int64)
+        offsets = (np.cumsum(block["lengths"]) - block["lengths"]).tolist()
+        for i, (start, n, tasks) in enumerate(zip(offsets, block["lengths"].tolist(), block["token_tasks"].tolist())):
+            if not tasks & bit:
+                continue
+            span = slice(start, start + n)
+            block["src_ids"][span], pos, label = km.mask_example(
+                block["src_ids"][span], block["seg_basic"][span], block["seg_knowledge"][span], rng,
+                self.config.knowledge_unit_prob, len(self.tokenizer), self.tokenizer.mask_id,
+                self.first_normal_id, self.config.mask_ratio)
+            positions.append(pos)
+            labels.append(label)
+            counts[i] = len(pos)
+        if positions:
+            block["mask_pos"] = np.concatenate(positions).astype(np.int32)
+            block["mask_label"] = np.concatenate(labels).astype(np.int32)
+        block["mask_lengths"] = counts
+        stats["masked_tokens"] += int(counts.sum())
+
+    def process_chunk(self, chunk_index: int, docs: Sequence[Document]) -> Tuple[Block, Counter]:
+        """The chunk's examples as one block (`examples.assemble`), and what was counted."""
         stats: Counter = Counter()
         rng = np.random.default_rng([self.config.seed, chunk_index])
         sentences = [s for d in docs for s in d.sentences]
         stats["raw_bytes"] += sum(len(s.text.encode("utf-8")) for s in sentences)
         stats["sentences"] += len(sentences)
-        all_toks = self.sentence_tokenizer(sentences)
-        stats["unk_tokens"] += int(sum((t.ids == self.tokenizer.unk_id).sum() for t in all_toks))
-        stats["tokens"] += sum(len(t) for t in all_toks)
-        doc_parts, doc_segments, start = [], [], 0
-        for doc in docs:
-            n = len(doc.sentences)
-            toks = self._split_long(all_toks[start:start + n], stats)
-            start += n
-            if len(toks) == 1:
-                stats["one_sentence_document"] += 1
-            segments = self._segments(toks)
-            doc_segments.append(segments)
-            doc_parts.append(self._token_parts(toks, segments, stats) if toks else [])
-        examples = []
-        for d in range(len(docs)):
-            examples += self._text_examples(doc_parts, doc_segments[d], d, rng, stats)
+        whole = self.chunk_tokenizer(sentences)
+        stats["unk_tokens"] += int((whole.ids == self.tokenizer.unk_id).sum())
+        stats["tokens"] += len(whole.ids)
+        chunk, source = whole.split_long(self.segment_budget, stats)
+        doc_bounds = np.searchsorted(source, np.cumsum([0] + [len(d.sentences) for d in docs]))
+        per_doc = np.diff(doc_bounds)
+        stats["one_sentence_document"] += int((per_doc == 1).sum())
+        segments = self._segments(chunk.sentence_lengths(), doc_bounds)
+        table = TokenTable(chunk.ids, self._token_labels(chunk, segments, stats))
+        non_empty = np.flatnonzero(per_doc).tolist()
+        plans = []
+        for d, doc_segments in enumerate(segments):
+            plans += self._text_plans(chunk.sentence_tokens, doc_bounds, doc_segments, d, non_empty, rng, stats)
         if self.markers is not None:
-            examples += self._discourse_examples(docs, rng, stats)
+            plans += self._discourse_plans(docs, whole.sentence_tokens, table, stats)
         stats["documents"] += len(docs)
-        return examples, stats
+        return self._assemble(table, plans, rng, stats), stats
 
-    def ir_examples(self, log: Sequence[Click], chunk_index: int) -> Tuple[List[Example], Counter]:
+    def ir_examples(self, log: Sequence[Click], chunk_index: int) -> Tuple[Block, Counter]:
         stats: Counter = Counter()
         rng = np.random.default_rng([self.config.seed, chunk_index])
         pairs = relevance_pairs(log, rng, stats)
-        ids = self.tokenizer.encode_batch([t for q, title, _ in pairs for t in (q, title)])
-        examples = [self._finish([Part.unlabelled(ids[2 * k]), Part.unlabelled(ids[2 * k + 1])],
-                                 IR_RELEVANCE, label, 0, rng, stats)
-                    for k, (_, _, label) in enumerate(pairs)]
-        return examples, stats
+        stream = self.chunk_tokenizer.pieces.encode([t for q, title, _ in pairs for t in (q, title)])
+        table = TokenTable.unlabelled(stream.ids)
+        bounds = stream.text_tokens.tolist()
+        plans = [self._plan([(bounds[2 * k], bounds[2 * k + 1]), (bounds[2 * k + 1], bounds[2 * k + 2])],
+                            IR_RELEVANCE, label, 0, stats)
+                 for k, (_, _, label) in enumerate(pairs)]
+        return self._assemble(table, plans, rng, stats), stats

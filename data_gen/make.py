@@ -29,10 +29,10 @@ from ernie.tokenization import load_vocab
 
 from .config import DataConfig
 from .documents import Document, read_click_log, read_documents
-from .examples import token_task_bit
+from .examples import select, token_task_bit
 from .generate import ExampleGenerator, load_stopwords
 from .registry import sha256_file
-from .shards import FORMAT_VERSION, ShardWriter, pack_examples
+from .shards import FORMAT_VERSION, ShardWriter
 from .tasks.knowledge_masking import Collocations
 from .tasks.sentence_reordering import num_classes
 
@@ -54,15 +54,15 @@ def _process(job: Tuple[int, List[Document]]):
 
 
 def _dealt(chunk_index: int, docs, generator: ExampleGenerator):
-    """(one packed block per shard, stats) for a chunk."""
-    examples, stats = generator.process_chunk(chunk_index, docs)
-    return _deal(examples, chunk_index, generator.config.shards, stats)
+    """(one block per shard, stats) for a chunk."""
+    block, stats = generator.process_chunk(chunk_index, docs)
+    return _deal(block, chunk_index, generator.config.shards, stats)
 
 
-def _deal(examples, chunk_index: int, n_shards: int, stats: Counter):
-    _label_counts(examples, stats)
-    blocks = [pack_examples(examples[(k - chunk_index) % n_shards::n_shards]) for k in range(n_shards)]
-    return blocks, stats
+def _deal(block, chunk_index: int, n_shards: int, stats: Counter):
+    _label_counts(block, stats)
+    n = len(block["lengths"])
+    return [select(block, np.arange((k - chunk_index) % n_shards, n, n_shards)) for k in range(n_shards)], stats
 
 
 def _chunks(config: DataConfig, stats: Counter) -> Iterator[Tuple[int, List[Document]]]:
@@ -103,22 +103,29 @@ def _collocations(config: DataConfig) -> set:
         return set()
     colloc = Collocations(config.collocation_min_count, config.collocation_min_pmi,
                           stopwords=load_stopwords(config.stopwords))
+    batch: List[str] = []
     for doc in read_documents(config.input, config.format, config.lang, Counter()):
-        for sentence in doc.sentences:
-            colloc.count(sentence.text)
+        batch += [s.text for s in doc.sentences]
+        if len(batch) >= 100_000:
+            colloc.count(batch)
+            batch = []
+    colloc.count(batch)
     return colloc.finish().phrases
 
 
-def _label_counts(examples, stats: Counter) -> None:
-    for ex in examples:
-        for name, array in (("capitalization", ex.case_label), ("token_document", ex.tokdoc_label)):
-            if ex.token_tasks & token_task_bit(name):
-                counts = np.bincount(array[array >= 0], minlength=2)
-                stats[f"token_labels/{name}/0"] += int(counts[0])
-                stats[f"token_labels/{name}/1"] += int(counts[1])
-        if ex.token_tasks & token_task_bit(KNOWLEDGE_MASKING):
-            stats["token_labels/knowledge_masking/units"] += int((ex.seg_knowledge == 0).sum())
-            stats["token_labels/knowledge_masking/basic_units"] += int((ex.seg_basic == 0).sum())
+def _label_counts(block, stats: Counter) -> None:
+    """Token labels of the examples that carry each token-level task."""
+    tasks = np.repeat(block["token_tasks"], block["lengths"])
+    for name, field in (("capitalization", "case_label"), ("token_document", "tokdoc_label")):
+        if (block["token_tasks"] & token_task_bit(name)).any():
+            labels = block[field][(tasks & token_task_bit(name)) > 0]
+            counts = np.bincount(labels[labels >= 0], minlength=2)
+            stats[f"token_labels/{name}/0"] += int(counts[0])
+            stats[f"token_labels/{name}/1"] += int(counts[1])
+    if (block["token_tasks"] & token_task_bit(KNOWLEDGE_MASKING)).any():
+        masked = (tasks & token_task_bit(KNOWLEDGE_MASKING)) > 0
+        stats["token_labels/knowledge_masking/units"] += int((block["seg_knowledge"][masked] == 0).sum())
+        stats["token_labels/knowledge_masking/basic_units"] += int((block["seg_basic"][masked] == 0).sum())
 
 
 def _nest(stats: Counter, prefix: str) -> dict:
@@ -178,8 +185,8 @@ def make(config: DataConfig, progress: bool = True) -> dict:
 
     if IR_RELEVANCE in config.tasks:
         if config.click_log:
-            examples, ir_stats = generator.ir_examples(read_click_log(config.click_log, read_stats), n_chunks)
-            write(*_deal(examples, n_chunks, config.shards, ir_stats))
+            block, ir_stats = generator.ir_examples(read_click_log(config.click_log, read_stats), n_chunks)
+            write(*_deal(block, n_chunks, config.shards, ir_stats))
         else:
             print("ir_relevance: no click_log configured, task skipped (pairs are never invented)")
             stats["skipped/ir_relevance_without_click_log"] += 1

@@ -20,31 +20,15 @@ import numpy as np
 
 from ernie.fileio import atomic_path
 
-from .examples import TOKEN_DTYPES, TOKEN_FIELDS, Example
+from .examples import EXAMPLE_FIELDS, MASK_FIELDS, TOKEN_DTYPES, TOKEN_FIELDS, Example
 
 MAGIC = b"ERNIESHD"
 FORMAT_VERSION = 1
 _ALIGN = 64
-EXAMPLE_FIELDS = {"task": np.int8, "label": np.int32, "token_tasks": np.uint8}
-MASK_FIELDS = {"mask_pos": np.int32, "mask_label": np.int32}
 
 
 class ShardError(ValueError):
     """A shard that is missing, truncated or corrupt."""
-
-
-def pack_examples(examples) -> Dict[str, np.ndarray]:
-    """Examples as one block of concatenated arrays: cheap to send between processes and to
-    append to a shard."""
-    block = {name: np.concatenate([np.asarray(getattr(ex, name), TOKEN_DTYPES[name]) for ex in examples])
-             if examples else np.zeros(0, TOKEN_DTYPES[name]) for name in TOKEN_FIELDS}
-    block.update({name: np.asarray([getattr(ex, name) for ex in examples], dtype)
-                  for name, dtype in EXAMPLE_FIELDS.items()})
-    block.update({name: np.concatenate([np.asarray(getattr(ex, name), dtype) for ex in examples])
-                  if examples else np.zeros(0, dtype) for name, dtype in MASK_FIELDS.items()})
-    block["lengths"] = np.asarray([len(ex) for ex in examples], np.int64)
-    block["mask_lengths"] = np.asarray([len(ex.mask_pos) for ex in examples], np.int64)
-    return block
 
 
 class ShardWriter:
@@ -59,7 +43,7 @@ class ShardWriter:
         self._mask_offsets = [0]
 
     def add_block(self, block: Dict[str, np.ndarray]) -> None:
-        """Appends a block made by `pack_examples`."""
+        """Appends a block of examples (`examples.assemble`)."""
         for name, f in self._files.items():
             f.write(np.ascontiguousarray(block[name]).tobytes())
         self._token_offsets.extend((self.n_tokens + np.cumsum(block["lengths"])).tolist())
@@ -67,9 +51,6 @@ class ShardWriter:
         self.n_examples += len(block["lengths"])
         self.n_tokens += int(block["lengths"].sum())
         self.n_masks += int(block["mask_lengths"].sum())
-
-    def add(self, ex: Example) -> None:
-        self.add_block(pack_examples([ex]))
 
     def close(self, path=None) -> Path:
         """Assembles the shard at `path` (default: the writer's path), atomically."""

@@ -1,63 +1,175 @@
-"""Sentences tokenized once, with what every task needs to know about their words.
+"""A chunk of sentences tokenized at once, as flat arrays over its tokens and lexical words.
 
 A *lexical word* is the unit that capitalization and token-document relation label, and the
 basic unit of English knowledge masking: for English, a word of BERT's pre-tokenizer (split on
 whitespace and punctuation), read from the original cased text; for Chinese, a word of the
 corpus's segmentation (People's Daily) or of jieba's, whose basic masking unit is the character.
+Words are identified by their lower-cased text through a `Lexicon`, so the tasks compare
+integers. Every task labels the whole chunk with array operations; Python loops run over
+distinct words, sentences and examples, never over tokens.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Sequence
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
 from ernie.tokenization import FullTokenizer
 
 from .documents import Sentence
+from .pieces import PieceTokenizer, intern_slices
+
+NO_TAG, PERSON, OTHER_ENTITY = 0, 1, 2
+# People's Daily tags: consecutive person-name parts (nr) form one name; places (ns),
+# organisations (nt) and other proper nouns (nz) are entities of one word.
+_TAG_CLASS = {"nr": PERSON, "ns": OTHER_ENTITY, "nt": OTHER_ENTITY, "nz": OTHER_ENTITY}
+STOPWORD, CONTENT, MULTI_CHARACTER = 1, 2, 4  # Lexicon.flags bits
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+
+
+class Lexicon:
+    """Lower-cased words as integers, with what the tasks ask of a word: is it a stop word, is it
+    a content word (not a stop word, has a letter or digit), has it more than one character.
+    `pinned` words (the phrase list's) keep ids 0..len(pinned)-1 across `reset`, which bounds
+    memory on a long corpus."""
+
+    def __init__(self, stopwords: Set[str] = frozenset(), pinned: Iterable[str] = (), max_words: int = 2_000_000):
+        self.stopwords = stopwords
+        self.pinned = list(dict.fromkeys(pinned))
+        self.max_words = max_words
+        self.reset()
+
+    def reset(self) -> None:
+        self.index: Dict[str, int] = {}
+        self.words: List[str] = []
+        self.flags = np.zeros(0, np.uint8)
+        self.ids(self.pinned)
+
+    def maybe_reset(self) -> None:
+        if len(self.words) > self.max_words:
+            self.reset()
+
+    def ids(self, words: Sequence[str]) -> np.ndarray:
+        get = self.index.get
+        ids = [get(w, -1) for w in words]
+        if -1 in ids:
+            new = [w for w in dict.fromkeys(w for w, i in zip(words, ids) if i < 0)]
+            for w in new:
+                self.index[w] = len(self.words)
+                self.words.append(w)
+            flags = [(STOPWORD if w in self.stopwords else CONTENT if _LETTER_OR_DIGIT.search(w) else 0)
+                     | (MULTI_CHARACTER if len(w) > 1 else 0) for w in new]
+            self.flags = np.concatenate([self.flags, np.asarray(flags, np.uint8)])
+            ids = [get(w) for w in words]
+        return np.asarray(ids, np.int64)
 
 
 @dataclass
-class TokSentence:
-    ids: np.ndarray            # int32 [n] token ids
-    word_of_token: np.ndarray  # int32 [n] index of the lexical word each token belongs to
-    words: List[str]           # lower-cased lexical words
-    tags: List[str]            # part-of-speech tag of each word ("" when the corpus has none)
-    word_case: np.ndarray      # int8 per word: 1 capitalised, 0 lower-case, -1 no cased letter
-    basic_start: np.ndarray    # bool [n] token starts a basic masking unit
-    word_start: np.ndarray     # bool [n] token is the first of its lexical word
+class TokenizedChunk:
+    ids: np.ndarray              # int32 [T] token ids
+    word: np.ndarray             # int64 [T] the lexical word of each token
+    word_start: np.ndarray       # bool [T] first token of its word
+    basic_start: np.ndarray      # bool [T] first token of a basic masking unit
+    sentence_tokens: np.ndarray  # int64 [S + 1] sentence s is tokens sentence_tokens[s]:[s + 1]
+    word_sentence: np.ndarray    # int64 [W] the sentence of each word, -1 for a dropped one
+    lexeme: np.ndarray           # int64 [W] the word's lower-cased text in the lexicon
+    case: np.ndarray             # int8 [W] 1 capitalised, 0 lower-case, -1 no cased letter
+    tag: np.ndarray              # int8 [W] NO_TAG, PERSON or OTHER_ENTITY
+    lexicon: Lexicon
+    # A Chinese corpus word can have no token of its own (a token of the subword tokenizer may
+    # straddle two corpus words): it still occurs in its sentence.
 
-    def __len__(self) -> int:
-        return len(self.ids)
+    @property
+    def n_sentences(self) -> int:
+        return len(self.sentence_tokens) - 1
 
-    def slice(self, begin: int, end: int) -> "TokSentence":
-        """Tokens [begin, end), for splitting a sentence longer than an example."""
-        w = self.word_of_token[begin:end]
-        first = int(w[0]) if len(w) else 0
-        last = int(w[-1]) + 1 if len(w) else 0
-        word_start = self.word_start[begin:end].copy()
-        word_start[:1] = True
-        return TokSentence(self.ids[begin:end], w - first, self.words[first:last], self.tags[first:last],
-                           self.word_case[first:last], self.basic_start[begin:end], word_start)
+    def sentence_lengths(self) -> np.ndarray:
+        return np.diff(self.sentence_tokens)
+
+    def first_word_of_sentence(self) -> np.ndarray:
+        """bool [W]."""
+        first = np.ones(len(self.word_sentence), bool)
+        first[1:] = self.word_sentence[1:] != self.word_sentence[:-1]
+        return first
+
+    def split_long(self, budget: int, stats: Counter) -> Tuple["TokenizedChunk", np.ndarray]:
+        """Sentences without tokens dropped, sentences over `budget` tokens cut into pieces of
+        at most `budget` (a word cut in two becomes two words; a word without tokens stays in the
+        earlier piece); returns the new chunk and the source sentence of each new one."""
+        lengths = self.sentence_lengths()
+        stats["sentence_without_tokens"] += int((lengths == 0).sum())
+        stats["long_sentence_split"] += int((lengths > budget).sum())
+        pieces = -(-lengths // budget)
+        first_piece = np.cumsum(pieces) - pieces
+        within = np.arange(int(pieces.sum())) - np.repeat(first_piece, pieces)
+        starts = np.repeat(self.sentence_tokens[:-1], pieces) + within * budget
+        source = np.repeat(np.arange(self.n_sentences), pieces)
+        cuts = starts[within > 0]
+        inside = cuts[~self.word_start[cuts]]
+        copies = np.bincount(self.word[inside], minlength=len(self.lexeme)) + 1
+        shift = np.zeros(len(self.ids) + 1, np.int64)
+        shift[inside + 1] = 1
+        word = self.word + np.cumsum(shift)[1:]
+        word_start = self.word_start.copy()
+        word_start[inside] = True
+        # a word's new sentence: the first piece of its sentence plus the cuts at or before it
+        old_sentence = np.repeat(self.word_sentence, copies)
+        cuts_before = np.cumsum(np.maximum(pieces - 1, 0)) - np.maximum(pieces - 1, 0)
+        at = np.arange(len(old_sentence))
+        valid = old_sentence >= 0
+        valid[valid] = pieces[old_sentence[valid]] > 0
+        word_sentence = np.full(len(old_sentence), -1, np.int64)
+        s = old_sentence[valid]
+        word_sentence[valid] = first_piece[s] + np.searchsorted(word[cuts], at[valid], side="right") - cuts_before[s]
+        return replace(self, word=word, word_start=word_start, sentence_tokens=np.append(starts, len(self.ids)),
+                       word_sentence=word_sentence, lexeme=np.repeat(self.lexeme, copies),
+                       case=np.repeat(self.case, copies), tag=np.repeat(self.tag, copies)), source
 
 
-def _word_starts(word_of_token: np.ndarray) -> np.ndarray:
-    start = np.ones(len(word_of_token), dtype=bool)
-    start[1:] = word_of_token[1:] != word_of_token[:-1]
-    return start
+class ChunkTokenizer:
+    """Tokenizes the sentences of a chunk into one `TokenizedChunk` for one language."""
 
-
-class SentenceTokenizer:
-    """Tokenizes batches of sentences into `TokSentence`s for one language."""
-
-    def __init__(self, tokenizer: FullTokenizer, lang: str):
+    def __init__(self, tokenizer: FullTokenizer, lang: str, lexicon: Lexicon):
         self.tokenizer = tokenizer
         self.lang = lang
+        self.lexicon = lexicon
+        self.pieces = PieceTokenizer(tokenizer.backend)
+        inv = tokenizer.inv_vocab
+        self.continuation = np.asarray([inv[i].startswith("##") for i in range(len(inv))], bool)
+        self._surface: Dict[str, int] = {}  # cased English word -> 4 * lexeme + case + 1
         self._jieba = None
 
-    def _segment(self, sentence: Sentence):
-        if sentence.words is not None:
-            return [w for w, _ in sentence.words], [t for _, t in sentence.words]
+    def __call__(self, sentences: Sequence[Sentence]) -> TokenizedChunk:
+        self.lexicon.maybe_reset()
+        if len(self._surface) > self.lexicon.max_words:
+            self._surface = {}
+        stream = self.pieces.encode([s.text for s in sentences])
+        if self.lang == "en":
+            return self._english(stream)
+        return self._chinese(sentences, stream)
+
+    def _english(self, stream) -> TokenizedChunk:
+        word = np.cumsum(stream.word_start) - 1
+        first = np.flatnonzero(stream.word_start)
+        last = np.append(first[1:], len(stream.ids)) - 1
+        facts = intern_slices(stream.joined, stream.starts[first], stream.ends[last], self._surface, self._surface_facts)
+        word_sentence = np.searchsorted(stream.text_tokens, first, side="right") - 1
+        return TokenizedChunk(stream.ids, word, stream.word_start, stream.word_start, stream.text_tokens,
+                              word_sentence, facts >> 2, ((facts & 3) - 1).astype(np.int8), np.zeros(len(first), np.int8),
+                              self.lexicon)
+
+    def _surface_facts(self, surfaces: List[str]) -> List[int]:
+        """4 * lexeme + case + 1 of cased English words."""
+        lexemes = self.lexicon.ids([s.lower() for s in surfaces]).tolist()
+        return [4 * lexeme + (2 if s[:1].isupper() else 1 if s[:1].islower() else 0)
+                for s, lexeme in zip(surfaces, lexemes)]
+
+    def _segment(self, sentence: Sentence) -> Tuple[List[str], List[str]]:
+        if sentence.tagged is not None:
+            return sentence.words_and_tags()
         if self._jieba is None:
             import jieba
             jieba.setLogLevel(60)
@@ -65,35 +177,28 @@ class SentenceTokenizer:
         words = [w for w in self._jieba.cut(sentence.text, HMM=True) if w]
         return words, [""] * len(words)
 
-    def __call__(self, sentences: Sequence[Sentence]) -> List[TokSentence]:
-        texts = [s.text for s in sentences]
-        encodings = self.tokenizer.backend.encode_batch(texts, add_special_tokens=False)
-        if self.lang == "en":
-            return [self._english(text, enc) for text, enc in zip(texts, encodings)]
-        return [self._chinese(s, enc) for s, enc in zip(sentences, encodings)]
-
-    def _english(self, text: str, enc) -> TokSentence:
-        # Every pre-tokenized word yields at least one piece ([UNK] at worst), so the word ids
-        # run 0..k-1 without gaps.
-        ids = np.asarray(enc.ids, dtype=np.int32)
-        word_of_token = np.asarray(enc.word_ids, dtype=np.int32)
-        start = _word_starts(word_of_token)
-        offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
-        first = np.flatnonzero(start)
-        last = np.append(first[1:], len(ids)) - 1
-        surfaces = [text[a:b] for a, b in zip(offsets[first, 0].tolist(), offsets[last, 1].tolist())]
-        # 1 capitalised, 0 lower-case, -1 no cased letter (numbers, punctuation)
-        case = [1 if w[:1].isupper() else 0 if w[:1].islower() else -1 for w in surfaces]
-        return TokSentence(ids, word_of_token, [w.lower() for w in surfaces], [""] * len(surfaces),
-                           np.asarray(case, dtype=np.int8), start, start)
-
-    def _chinese(self, sentence: Sentence, enc) -> TokSentence:
-        words, tags = self._segment(sentence)
-        ids = np.asarray(enc.ids, dtype=np.int32)
-        starts = np.cumsum([0] + [len(w) for w in words[:-1]])
-        token_starts = np.asarray([s for s, _ in enc.offsets], dtype=np.int64)
-        word_of_token = (np.searchsorted(starts, token_starts, side="right") - 1).astype(np.int32)
-        # Characters are the basic unit; a Latin word or number inside Chinese text stays whole.
-        basic_start = np.asarray([not t.startswith("##") for t in enc.tokens], dtype=bool)
-        return TokSentence(ids, word_of_token, [w.lower() for w in words], tags,
-                           np.full(len(words), -1, dtype=np.int8), basic_start, _word_starts(word_of_token))
+    def _chinese(self, sentences: Sequence[Sentence], stream) -> TokenizedChunk:
+        words: List[str] = []
+        tags: List[str] = []
+        per_sentence = []
+        for s in sentences:
+            w, t = self._segment(s)
+            words += w
+            tags += t
+            per_sentence.append(len(w))
+        lengths = np.fromiter(map(len, words), np.int64, len(words))
+        counts = np.asarray(per_sentence, np.int64)
+        # a word's first character in the joined text: its sentence's start plus the words before it
+        before = np.concatenate([[0], np.cumsum(lengths)])
+        sentence_first_word = np.cumsum(counts) - counts
+        word_chars = (np.repeat(stream.text_chars[:-1] - before[sentence_first_word], counts)
+                      + before[:-1])
+        word = np.searchsorted(word_chars, stream.starts, side="right") - 1
+        word_start = np.ones(len(word), bool)
+        word_start[1:] = word[1:] != word[:-1]
+        lexeme = self.lexicon.ids([w.lower() for w in words])
+        tag = np.fromiter((_TAG_CLASS.get(t, NO_TAG) for t in tags), np.int8, len(tags))
+        # characters are the basic unit; a Latin word or number inside Chinese text stays whole
+        return TokenizedChunk(stream.ids, word, word_start, ~self.continuation[stream.ids], stream.text_tokens,
+                              np.repeat(np.arange(len(sentences)), counts), lexeme,
+                              np.full(len(words), -1, np.int8), tag, self.lexicon)

@@ -39,7 +39,21 @@ def test_peoples_daily_articles_sentences_and_tags(tmp_path):
     assert len(docs) == 2  # a title line starts an article
     first = docs[0]
     assert [s.text for s in first.sentences] == ["迈向充满希望的新世纪", "中共中央总书记江泽民发表讲话。", "同胞们！", "大家好。"]
-    assert first.sentences[1].words[2:4] == [("江", "nr"), ("泽民", "nr")]
+    words, tags = first.sentences[1].words_and_tags()
+    assert (words[2:4], tags[2:4]) == (["江", "泽民"], ["nr", "nr"])
+
+
+def test_peoples_daily_odd_items(tmp_path):
+    """The tag follows the last slash; an item without a tag, or with nothing before its slash,
+    is a word tagged "" (counted)."""
+    path = tmp_path / "pd.txt"
+    path.write_text("１/２/m  杯/q  无标/  孤立  /w  。/w  后/f  。/w\n", encoding="utf-8")
+    stats = Counter()
+    (doc,) = read_peoples_daily(path, "zh", stats)
+    first, second = doc.sentences
+    assert first.text == "１/２杯无标孤立/w。" and second.text == "后。"
+    assert first.words_and_tags() == (["１/２", "杯", "无标", "孤立", "/w", "。"], ["m", "q", "", "", "", "w"])
+    assert stats["untagged_word"] == 2
 
 
 def test_click_log(tmp_path):

@@ -12,19 +12,36 @@ from data_gen.tasks.ir_relevance import IRRELEVANT, STRONG, WEAK, relevance_pair
 from data_gen.tasks.sentence_distance import ADJACENT, OTHER_DOCUMENT, SAME_DOCUMENT, choose_pair
 from data_gen.tasks.sentence_reordering import (class_permutation, num_classes, permutation_class,
                                                 split_and_shuffle)
-from data_gen.tasks.token_document import segment_word_labels
-from data_gen.tokenized import SentenceTokenizer
+from data_gen.tasks.token_document import token_document_labels
+from data_gen.tokenized import ChunkTokenizer, Lexicon
 from ernie.tokenization import FullTokenizer
+
+
+def _tokenizer(vocab, lang, stopwords=(), pinned=()):
+    return ChunkTokenizer(FullTokenizer(vocab, do_lower_case=True), lang, Lexicon(set(stopwords), pinned))
 
 
 @pytest.fixture(scope="module")
 def en(en_vocab):
-    return SentenceTokenizer(FullTokenizer(en_vocab, do_lower_case=True), "en")
+    return _tokenizer(en_vocab, "en")
 
 
 @pytest.fixture(scope="module")
 def zh(zh_vocab):
-    return SentenceTokenizer(FullTokenizer(zh_vocab), "zh")
+    return _tokenizer(zh_vocab, "zh")
+
+
+def _sentence_labels(chunk, labels, tokenizer, s):
+    """{token: label} over sentence s of a chunk."""
+    a, b = chunk.sentence_tokens[s], chunk.sentence_tokens[s + 1]
+    return dict(zip(tokenizer.tokenizer.convert_ids_to_tokens(chunk.ids[a:b]), labels[a:b].tolist()))
+
+
+def _units(chunk, seg, tokenizer):
+    """The knowledge units of a chunk as strings of their tokens."""
+    tokens = tokenizer.tokenizer.convert_ids_to_tokens(chunk.ids)
+    starts = np.flatnonzero(seg == 0).tolist() + [len(tokens)]
+    return [" ".join(tokens[a:b]).replace(" ##", "") for a, b in zip(starts, starts[1:])]
 
 
 # ---- sentence reordering ----------------------------------------------------------------------
@@ -95,54 +112,101 @@ def test_distance_class_with_fewest_examples_goes_first():
 # ---- capitalization ---------------------------------------------------------------------------
 
 def test_capitalised_word_under_an_uncased_vocab(en):
-    (sent,) = en([Sentence("The Senate met in Washingtonville on 5 May.")])
-    tokens = en.tokenizer.convert_ids_to_tokens(sent.ids)
+    chunk = en([Sentence("The Senate met in Washingtonville on 5 May.")])
+    tokens = en.tokenizer.convert_ids_to_tokens(chunk.ids)
     assert all(t == t.lower() for t in tokens)  # the vocabulary is uncased
-    labels = dict(zip(tokens, case_labels(sent).tolist()))
-    assert labels["the"] == 1 and labels["senate"] == 1 and labels["met"] == 0 and labels["may"] == 1
-    assert labels["5"] == -1 and labels["."] == -1  # no cased letter
+    labels = case_labels(chunk)
+    by_token = dict(zip(tokens, labels.tolist()))
+    assert by_token["the"] == 1 and by_token["senate"] == 1 and by_token["met"] == 0 and by_token["may"] == 1
+    assert by_token["5"] == -1 and by_token["."] == -1  # no cased letter
     pieces = [i for i, t in enumerate(tokens) if t.startswith("##")]
-    assert pieces and all(case_labels(sent)[i] == -1 for i in pieces)  # only a word's first piece
+    assert pieces and all(labels[i] == -1 for i in pieces)  # only a word's first piece
 
 
 # ---- token-document relation ------------------------------------------------------------------
 
-def test_word_occurring_in_another_segment(en):
-    s = en([Sentence("Paris is big."), Sentence("America is old."), Sentence("Paris again, not America.")])
-    labels = segment_word_labels([[s[0], s[1]], [s[2]]], stopwords={"is", "not"})
-    tok = en.tokenizer.convert_ids_to_tokens
-    first = dict(zip(tok(s[0].ids), labels[0][0].tolist()))
-    second = dict(zip(tok(s[1].ids), labels[0][1].tolist()))
-    third = dict(zip(tok(s[2].ids), labels[1][0].tolist()))
+def test_word_occurring_in_another_segment(en_vocab):
+    en = _tokenizer(en_vocab, "en", stopwords={"is", "not"})
+    chunk = en([Sentence("Paris is big."), Sentence("America is old."), Sentence("Paris again, not America.")])
+    # one document, segments [sentences 0-1] and [sentence 2]
+    labels = token_document_labels(chunk, np.array([0, 0, 1]), np.array([0, 0]))
+    first, second, third = (_sentence_labels(chunk, labels, en, s) for s in range(3))
     assert first["paris"] == 1 and first["big"] == 0 and first["is"] == -1 and first["."] == -1
     assert second["america"] == 1 and second["old"] == 0
     assert third["paris"] == 1 and third["america"] == 1 and third["again"] == 0 and third["not"] == -1
     # a document of one segment has nothing to relate to
-    assert (segment_word_labels([[s[0]]], set())[0][0] == -1).all()
+    assert (token_document_labels(chunk, np.array([0, 0, 0]), np.array([0])) == -1).all()
+    # nor do the words of two documents of one segment each
+    assert (token_document_labels(chunk, np.array([0, 0, 1]), np.array([0, 1])) == -1).all()
+
+
+def test_corpus_word_without_a_token_of_its_own_still_occurs(zh):
+    """A subword token may straddle two corpus words (１９ + ９８ read as the pieces １９９, ##８):
+    the second word has no token, yet it occurs in its segment."""
+    vocab = zh.tokenizer.vocab
+    digits = "０１２３４５６７８９"
+    token = next(t for t in vocab if len(t) == 2 and all(c in digits for c in t))
+    whole = token[0] + token[1]
+    a = Sentence(f"在{whole}年", f"在/p  {token[0]}/m  {token[1]}/m  年/q")
+    b = Sentence(f"有{token[1]}人", f"有/v  {token[1]}/m  人/n")
+    chunk = zh([a, b])
+    assert whole in zh.tokenizer.convert_ids_to_tokens(chunk.ids)  # one token over two words
+    labels = token_document_labels(chunk, np.array([0, 1]), np.array([0, 0]))
+    assert _sentence_labels(chunk, labels, zh, 1)[token[1]] == 1
 
 
 # ---- knowledge masking ------------------------------------------------------------------------
 
+def _knowledge(chunk, lang, phrase_pairs=np.zeros((0, 2), np.int64), entities=frozenset()):
+    seg_basic = np.where(chunk.basic_start, 0, 1).astype(np.int8)
+    return (seg_basic,) + km.knowledge_segments(chunk, lang, phrase_pairs, set(entities), seg_basic)
+
+
 def test_peoples_daily_entity_is_one_unit(zh):
-    words = [("江", "nr"), ("泽民", "nr"), ("发表", "v"), ("新年", "t"), ("讲话", "n"), ("。", "w")]
-    (sent,) = zh([Sentence("".join(w for w, _ in words), words)])
-    spans = km.unit_spans(sent, "zh", set(), set())
-    assert (0, 2, km.ENTITY) in spans  # 江 + 泽民 merged into one person name
-    seg_basic, seg_knowledge = km.segment_labels(sent, spans)
+    chunk = zh([Sentence("江泽民发表新年讲话。", "江/nr  泽民/nr  发表/v  新年/t  讲话/n  。/w")])
+    seg_basic, seg_knowledge, counts = _knowledge(chunk, "zh")
     assert seg_basic.tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # characters
-    # 江泽民 | 发表 | 新年 | 讲话 | 。
+    # 江泽民 (江 + 泽民 merged into one person name) | 发表 | 新年 | 讲话 | 。
     assert seg_knowledge.tolist() == [0, 1, 1, 0, 1, 0, 1, 0, 1, 0]
+    assert counts == {"entity_units": 1, "phrase_units": 3}
 
 
-def test_english_entities_phrases_and_entity_list(en):
-    (sent,) = en([Sentence("And the United States Congress passed the health care bill in New York.")])
-    spans = km.unit_spans(sent, "en", {("health", "care")}, {("new", "york")}, stopwords={"and", "the"})
-    words = sent.words
-    named = {(" ".join(words[a:b]), level) for a, b, level in spans}
-    assert ("united states congress", km.ENTITY) in named
-    assert ("health care", km.PHRASE) in named
-    assert ("new york", km.ENTITY) in named
-    assert not any(text.startswith("and") for text, _ in named)  # sentence-initial "And" stays out
+def test_english_entities_phrases_and_entity_list(en_vocab):
+    en = _tokenizer(en_vocab, "en", stopwords={"and", "the"}, pinned=["health", "care"])
+    chunk = en([Sentence("And the United States Congress passed the health care bill in New York."),
+                Sentence("Senate Majority met. Care Act")])
+    pairs = en.lexicon.ids(["health", "care"]).reshape(-1, 2)
+    seg_basic, seg_knowledge, counts = _knowledge(chunk, "en", pairs, {("new", "york")})
+    units = _units(chunk, seg_knowledge, en)
+    assert {"united states congress", "health care", "new york", "senate majority", "care act"} <= set(units)
+    assert "and" in units and not any(u.startswith("and ") for u in units)  # sentence-initial "And" stays out
+    assert "york . senate" not in " | ".join(units)  # no unit crosses a sentence
+    assert counts == {"entity_units": 4, "phrase_units": 1}
+    assert len(_units(chunk, seg_basic, en)) == len(np.flatnonzero(chunk.word_start))  # basic units: words
+
+
+def test_phrases_that_overlap_are_taken_left_to_right(en_vocab):
+    en = _tokenizer(en_vocab, "en", pinned=["a", "b", "c"])
+    chunk = en([Sentence("x a b c b c")])
+    pairs = en.lexicon.ids(["a", "b", "b", "c", "c", "b"]).reshape(-1, 2)
+    _, seg_knowledge, counts = _knowledge(chunk, "en", pairs)
+    assert _units(chunk, seg_knowledge, en) == ["x", "a b", "c b", "c"]
+    assert counts["phrase_units"] == 2
+
+
+def test_long_sentence_cut_inside_a_word(en):
+    chunk = en([Sentence("Short one."), Sentence("Washingtonville " * 6 + "end."), Sentence("Last.")])
+    per_word = np.bincount(chunk.word, minlength=len(chunk.lexeme))
+    budget = int(per_word.max()) + 1  # a cut falls inside a word of several pieces
+    stats = Counter()
+    cut, source = chunk.split_long(budget, stats)
+    assert stats["long_sentence_split"] == 1
+    assert source.tolist()[0] == 0 and source.tolist()[-1] == 2 and len(source) > 3
+    assert (cut.sentence_lengths() <= budget).all() and cut.sentence_tokens[-1] == len(chunk.ids)
+    assert cut.word_start[cut.sentence_tokens[:-1]].all()  # every piece starts a word
+    token_sentence = np.repeat(np.arange(cut.n_sentences), cut.sentence_lengths())
+    assert (cut.word_sentence[cut.word] == token_sentence).all()  # a word lies in one piece
+    assert (cut.lexeme[cut.word] == chunk.lexeme[chunk.word]).all()  # the halves keep the word
 
 
 def test_masking_takes_whole_units_and_80_10_10():
@@ -163,12 +227,13 @@ def test_masking_takes_whole_units_and_80_10_10():
 
 
 def test_collocations_find_frequent_pairs():
+    """Pairs are counted within a sentence only."""
     colloc = km.Collocations(min_count=3, min_pmi=1.0, stopwords={"the", "a"})
     for _ in range(5):
-        colloc.count("Social security and health care matter.")
-        colloc.count("The budget is a matter of record.")
+        colloc.count(["Social security and health care matter.", "Budget is a matter of record."])
     assert ("social", "security") in colloc.finish().phrases and ("health", "care") in colloc.phrases
     assert not any("the" in p for p in colloc.phrases)
+    assert ("matter", "budget") not in colloc.phrases and ("record", "social") not in colloc.phrases
 
 
 # ---- discourse relation -----------------------------------------------------------------------

@@ -7,10 +7,11 @@ punctuation), [CLS] and [SEP] carry -1 (ignored). English only: Chinese has no c
 """
 import numpy as np
 
-from ..tokenized import TokSentence
+from ..tokenized import TokenizedChunk
 
 
-def case_labels(sent: TokSentence) -> np.ndarray:
-    labels = sent.word_case[sent.word_of_token].astype(np.int8)
-    labels[~sent.word_start] = -1
+def case_labels(chunk: TokenizedChunk) -> np.ndarray:
+    """int8 [T] over the chunk's tokens."""
+    labels = chunk.case[chunk.word]
+    labels[~chunk.word_start] = -1
     return labels

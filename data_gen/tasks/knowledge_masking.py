@@ -20,122 +20,167 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy as np
 
-from ..tokenized import TokSentence
+from ..tokenized import MULTI_CHARACTER, OTHER_ENTITY, PERSON, STOPWORD, TokenizedChunk
 
-PHRASE, ENTITY = 1, 2
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-_ENTITY_TAGS = {"nr", "ns", "nt", "nz"}
 
 
 class Collocations:
-    """English bigram phrases by pointwise mutual information, from one pass over the corpus."""
+    """English bigram phrases by pointwise mutual information, from one pass over the corpus.
+    Words are counted as integers: unigrams in an array, bigrams as sorted (code, count) arrays
+    merged now and then."""
 
     def __init__(self, min_count: int = 5, min_pmi: float = 3.0, max_phrases: int = 50000,
                  stopwords: Set[str] = frozenset()):
         self.min_count, self.min_pmi, self.max_phrases = min_count, min_pmi, max_phrases
         self.stopwords = stopwords
-        self.unigrams: Counter = Counter()
-        self.bigrams: Counter = Counter()
+        self._index: Dict[str, int] = {}
+        self._unigrams = np.zeros(0, np.int64)
+        self._bigrams: List[Tuple[np.ndarray, np.ndarray]] = []
         self.phrases: Set[Tuple[str, str]] = set()
 
-    def count(self, sentence_text: str) -> None:
-        words = _WORD.findall(sentence_text.lower())
-        self.unigrams.update(words)
-        self.bigrams.update(zip(words, words[1:]))
+    def count(self, sentences: Iterable[str]) -> None:
+        """Counts the words of a batch of sentences and their pairs within a sentence."""
+        index, ids, ends = self._index, [], []
+        for text in sentences:
+            ids += [index.setdefault(w, len(index)) for w in _WORD.findall(text.lower())]
+            ends.append(len(ids))
+        ids = np.asarray(ids, np.int64)
+        self._unigrams = np.bincount(ids, minlength=len(index)) + np.pad(
+            self._unigrams, (0, len(index) - len(self._unigrams)))
+        within = np.ones(max(0, len(ids) - 1), bool)
+        ends = np.asarray(ends, np.int64)
+        within[ends[(ends > 0) & (ends < len(ids))] - 1] = False  # the pair across a sentence end
+        self._bigrams.append(np.unique(((ids[:-1] << 32) | ids[1:])[within], return_counts=True))
+        if len(self._bigrams) > 8:
+            self._bigrams = [self._merged()]
+
+    def _merged(self) -> Tuple[np.ndarray, np.ndarray]:
+        codes = np.concatenate([c for c, _ in self._bigrams]) if self._bigrams else np.zeros(0, np.int64)
+        counts = np.concatenate([n for _, n in self._bigrams]) if self._bigrams else np.zeros(0, np.int64)
+        unique, inverse = np.unique(codes, return_inverse=True)
+        return unique, np.bincount(inverse, weights=counts, minlength=len(unique)).astype(np.int64)
 
     def finish(self) -> "Collocations":
-        total = sum(self.unigrams.values()) or 1
+        codes, counts = self._merged()
+        frequent = counts >= self.min_count
+        words = list(self._index)
+        unigrams = self._unigrams.tolist()
+        total = sum(unigrams) or 1
         scored = []
-        for (a, b), n in self.bigrams.items():
-            if n < self.min_count or a in self.stopwords or b in self.stopwords:
+        for code, n in zip(codes[frequent].tolist(), counts[frequent].tolist()):
+            a, b = code >> 32, code & 0xFFFFFFFF
+            if words[a] in self.stopwords or words[b] in self.stopwords:
                 continue
-            pmi = math.log(n * total / (self.unigrams[a] * self.unigrams[b]))
+            pmi = math.log(n * total / (unigrams[a] * unigrams[b]))
             if pmi >= self.min_pmi:
-                scored.append((pmi * math.log(n), a, b))
+                scored.append((pmi * math.log(n), words[a], words[b]))
         scored.sort(reverse=True)
         self.phrases = {(a, b) for _, a, b in scored[:self.max_phrases]}
-        self.unigrams, self.bigrams = Counter(), Counter()  # the counts are no longer needed
+        self._index, self._unigrams, self._bigrams = {}, np.zeros(0, np.int64), []  # no longer needed
         return self
 
 
-def _entity_list_spans(words: Sequence[str], entities: Set[Tuple[str, ...]], max_len: int, lang: str):
-    """Longest matches of the entity list: word sequences (English) or their concatenation."""
-    spans, i = [], 0
-    if not entities:
-        return spans
-    while i < len(words):
-        for n in range(min(max_len, len(words) - i), 0, -1):
-            key = tuple(words[i:i + n]) if lang == "en" else ("".join(words[i:i + n]),)
-            if key in entities:
-                spans.append((i, i + n))
-                i += n
-                break
-        else:
-            i += 1
-    return spans
+class _Units:
+    """Units chosen so far over a chunk's words: each new level keeps the candidate spans that
+    overlap no unit already chosen (entities first, then phrases)."""
+
+    def __init__(self, n_words: int):
+        self.taken = np.zeros(n_words, bool)
+        self.first = np.zeros(n_words, bool)
+        self.counts: Counter = Counter()
+
+    def add(self, starts: np.ndarray, ends: np.ndarray, name: str) -> None:
+        """Spans [starts, ends) of words, not overlapping one another."""
+        taken_before = np.concatenate([[0], np.cumsum(self.taken)])
+        free = taken_before[ends] == taken_before[starts]
+        starts, ends = starts[free], ends[free]
+        cover = np.zeros(len(self.taken) + 1, np.int64)
+        np.add.at(cover, starts, 1)
+        np.add.at(cover, ends, -1)
+        self.taken |= np.cumsum(cover[:-1]) > 0
+        self.first[starts] = True
+        self.counts[name] += len(starts)
 
 
-def unit_spans(sent: TokSentence, lang: str, phrases: Set[Tuple[str, str]],
-               entities: Set[Tuple[str, ...]], stopwords: Set[str] = frozenset(),
-               max_entity_words: int = 6) -> List[Tuple[int, int, int]]:
-    """Non-overlapping (first word, end word, level) spans of phrases and entities.
+def _runs(inside: np.ndarray, sentence_first: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """[start, end) of the maximal runs of `inside` words, cut at sentence starts."""
+    before = np.concatenate([[False], inside[:-1]]) & ~sentence_first
+    after = np.concatenate([inside[1:] & ~sentence_first[1:], [False]])
+    return np.flatnonzero(inside & ~before), np.flatnonzero(inside & ~after) + 1
 
-    A capitalised run does not start with a sentence-initial stop word ("And Mitch" is not an
-    entity; "Mitch" alone is a basic unit)."""
-    n = len(sent.words)
-    taken = np.zeros(n, dtype=bool)
-    spans = []
 
-    def add(start, end, level):
-        if end - start >= (2 if lang == "en" else 1) and not taken[start:end].any():
-            taken[start:end] = True
-            spans.append((start, end, level))
+def _entity_list_spans(chunk: TokenizedChunk, entities: Set[Tuple[str, ...]], max_len: int, lang: str):
+    """Longest matches of the entity list in each sentence: word sequences (English) or their
+    concatenation (Chinese)."""
+    starts, ends = [], []
+    words = [chunk.lexicon.words[i] for i in chunk.lexeme.tolist()]
+    bounds = np.append(np.flatnonzero(chunk.first_word_of_sentence()), len(words)).tolist()
+    for a, b in zip(bounds, bounds[1:]):
+        if chunk.word_sentence[a] < 0:
+            continue
+        i = a
+        while i < b:
+            for n in range(min(max_len, b - i), 0, -1):
+                key = tuple(words[i:i + n]) if lang == "en" else ("".join(words[i:i + n]),)
+                if key in entities:
+                    starts.append(i)
+                    ends.append(i + n)
+                    i += n
+                    break
+            else:
+                i += 1
+    return np.asarray(starts, np.int64), np.asarray(ends, np.int64)
 
-    for start, end in _entity_list_spans(sent.words, entities, max_entity_words, lang):
-        add(start, end, ENTITY)
+
+def knowledge_segments(chunk: TokenizedChunk, lang: str, phrase_pairs: np.ndarray,
+                       entities: Set[Tuple[str, ...]], seg_basic: np.ndarray,
+                       max_entity_words: int = 6) -> Tuple[np.ndarray, Counter]:
+    """`seg_knowledge` over the chunk's tokens (entities, then phrases, then basic units) and
+    the number of phrase and entity units.
+
+    `phrase_pairs`: [P, 2] lexicon ids of the phrase bigrams. Entities: the entity list, then for English runs of two or more capitalised words, which do
+    not start with a sentence-initial stop word ("And Mitch" is not an entity), for Chinese the
+    tagged names. Phrases: for English the collocation bigrams, taken greedily left to right; for
+    Chinese every word of more than one character. No unit crosses a sentence."""
+    n = len(chunk.lexeme)
+    first = chunk.first_word_of_sentence()
+    kept = chunk.word_sentence >= 0
+    units = _Units(n)
+    if entities:
+        units.add(*_entity_list_spans(chunk, entities, max_entity_words, lang), "entity_units")
+    flags = chunk.lexicon.flags[chunk.lexeme]
     if lang == "en":
-        capital = sent.word_case == 1
-        if n and sent.words[0] in stopwords:
-            capital = capital.copy()
-            capital[0] = False
-        edges = np.diff(np.concatenate(([0], capital.view(np.int8), [0])))
-        for start, end in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()):
-            add(start, end, ENTITY)  # runs of capitalised words (add keeps those of 2 or more)
-        if phrases:
-            words = sent.words
-            for i, pair in enumerate(zip(words, words[1:])):
-                if pair in phrases:
-                    add(i, i + 2, PHRASE)
+        capital = (chunk.case == 1) & kept & ~(first & ((flags & STOPWORD) > 0))
+        starts, ends = _runs(capital, first)
+        long_enough = ends - starts >= 2
+        units.add(starts[long_enough], ends[long_enough], "entity_units")
+        if len(phrase_pairs) and n > 1:
+            size = len(chunk.lexicon.words)
+            codes = chunk.lexeme[:-1] * size + chunk.lexeme[1:]
+            free = ~units.taken
+            candidate = (np.isin(codes, phrase_pairs[:, 0] * size + phrase_pairs[:, 1]) & ~first[1:]
+                         & kept[1:] & free[:-1] & free[1:])
+            # consecutive candidates overlap: greedy left to right takes every other one
+            starts, ends = _runs(candidate, np.zeros(n - 1, bool))
+            at = np.flatnonzero(candidate)
+            chosen = at[(at - np.repeat(starts, ends - starts)) % 2 == 0]
+            units.add(chosen, chosen + 2, "phrase_units")
     else:
-        i = 0
-        while i < n:  # tagged named entities; consecutive person-name parts form one name
-            j = i + 1
-            if sent.tags[i] in _ENTITY_TAGS:
-                while j < n and sent.tags[i] == "nr" and sent.tags[j] == "nr":
-                    j += 1
-                add(i, j, ENTITY)
-            i = j
-        for w, word in enumerate(sent.words):
-            if len(word) > 1 and not taken[w]:
-                add(w, w + 1, PHRASE)
-    return sorted(spans)
-
-
-def segment_labels(sent: TokSentence, spans) -> Tuple[np.ndarray, np.ndarray]:
-    """(seg_basic, seg_knowledge) over the sentence's tokens: 0 starts a unit, 1 continues."""
-    seg_basic = np.where(sent.basic_start, 0, 1).astype(np.int8)
+        starts, ends = _runs((chunk.tag == PERSON) & kept, first)
+        single = np.flatnonzero((chunk.tag == OTHER_ENTITY) & kept)
+        units.add(np.concatenate([starts, single]), np.concatenate([ends, single + 1]), "entity_units")
+        multi = np.flatnonzero(((flags & MULTI_CHARACTER) > 0) & kept & ~units.taken)
+        units.add(multi, multi + 1, "phrase_units")
+    in_unit = units.taken[chunk.word]
     seg_knowledge = seg_basic.copy()
-    for start, end, _ in spans:
-        in_span = (sent.word_of_token >= start) & (sent.word_of_token < end)
-        idx = np.flatnonzero(in_span)
-        if idx.size:
-            seg_knowledge[idx] = 1
-            seg_knowledge[idx[0]] = 0
-    return seg_basic, seg_knowledge
+    seg_knowledge[in_unit] = 1
+    seg_knowledge[in_unit & units.first[chunk.word] & chunk.word_start] = 0
+    return seg_knowledge, units.counts
 
 
 def unit_starts(seg: np.ndarray) -> np.ndarray:
@@ -189,7 +234,3 @@ def load_entity_list(path: Optional[str], lang: str) -> Set[Tuple[str, ...]]:
             if line:
                 entities.add(tuple(line.split()) if lang == "en" else (line,))
     return entities
-
-
-def count_levels(spans: Iterable[Tuple[int, int, int]]) -> Counter:
-    return Counter({PHRASE: "phrase_units", ENTITY: "entity_units"}[level] for _, _, level in spans)

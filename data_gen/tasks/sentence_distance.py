@@ -24,10 +24,11 @@ def choose_pair(n_sentences: int, a_start: int, a_end: int, b_len: int, has_othe
     options: List[Tuple[int, Optional[Tuple[int, int]]]] = []
     if a_end + b_len <= n_sentences:
         options.append((ADJACENT, (a_end, a_end + b_len)))
-    far = [s for s in range(0, n_sentences - b_len + 1)
-           if s + b_len <= a_start - 1 or s >= a_end + 1]
-    if far:
-        start = int(rng.choice(far))
+    # B at least one sentence away: starts 0 .. a_start - b_len - 1, or a_end + 1 .. n - b_len
+    before, after = max(0, a_start - b_len), max(0, n_sentences - b_len - a_end)
+    if before + after:
+        k = int(rng.integers(before + after))
+        start = k if k < before else a_end + 1 + k - before
         options.append((SAME_DOCUMENT, (start, start + b_len)))
     if has_other_document:
         options.append((OTHER_DOCUMENT, None))

@@ -8,39 +8,28 @@ The first piece of a word carries its label (1 occurs elsewhere, 0 not); stop wo
 list), words without a letter or digit, other pieces, [CLS] and [SEP] carry -1: frequent function
 words occur everywhere and would teach nothing, as the paper's motivation implies.
 """
-import re
-from collections import Counter
-from typing import List, Sequence, Set
-
 import numpy as np
 
-from ..tokenized import TokSentence
+from ..tokenized import CONTENT, TokenizedChunk
 
 
-_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
-
-
-def _content_words(sent: TokSentence, stopwords: Set[str]) -> List[bool]:
-    has_alnum = _LETTER_OR_DIGIT.search
-    return [w not in stopwords and has_alnum(w) is not None for w in sent.words]
-
-
-def segment_word_labels(segments: Sequence[Sequence[TokSentence]], stopwords: Set[str]) -> List[List[np.ndarray]]:
-    """Per segment, per sentence: token labels."""
-    content = [[_content_words(s, stopwords) for s in seg] for seg in segments]
-    vocabularies = [{w for s, c in zip(seg, cs) for w, keep in zip(s.words, c) if keep}
-                    for seg, cs in zip(segments, content)]
-    segments_with = Counter(w for v in vocabularies for w in v)
-    out = []
-    for seg, cs in zip(segments, content):
-        seg_labels = []
-        for s, c in zip(seg, cs):
-            per_word = np.asarray([(1 if segments_with[w] > 1 else 0) if keep else -1
-                                   for w, keep in zip(s.words, c)], dtype=np.int8)
-            if len(segments) < 2:
-                per_word[:] = -1
-            labels = per_word[s.word_of_token] if len(s.ids) else np.zeros(0, np.int8)
-            labels[~s.word_start] = -1
-            seg_labels.append(labels)
-        out.append(seg_labels)
-    return out
+def token_document_labels(chunk: TokenizedChunk, sentence_segment: np.ndarray, segment_document: np.ndarray
+                          ) -> np.ndarray:
+    """int8 [T] over the chunk's tokens, given the segment of each sentence and the document of
+    each segment."""
+    size = max(1, len(chunk.lexicon.words))
+    content = ((chunk.lexicon.flags[chunk.lexeme] & CONTENT) > 0) & (chunk.word_sentence >= 0)
+    segment = sentence_segment[chunk.word_sentence[content]]
+    document = segment_document[segment]
+    lexeme = chunk.lexeme[content]
+    # distinct (segment, word) pairs, then how many segments of its document hold each word
+    in_segment = np.unique(segment * size + lexeme)
+    in_document, n_segments = np.unique(segment_document[in_segment // size] * size + in_segment % size,
+                                        return_counts=True)
+    elsewhere = n_segments[np.searchsorted(in_document, document * size + lexeme)] > 1
+    several = np.bincount(segment_document)[document] > 1  # a document of one segment gives no labels
+    word_labels = np.full(len(chunk.lexeme), -1, np.int8)
+    word_labels[content] = np.where(several, elsewhere, -1)
+    labels = word_labels[chunk.word]
+    labels[~chunk.word_start] = -1
+    return labels
