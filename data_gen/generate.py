@@ -22,7 +22,7 @@ from ernie.tokenization import FullTokenizer, first_normal_id
 
 from .config import DataConfig
 from .documents import Click, Document
-from .examples import LABEL_FIELDS, Plan, TokenTable, assemble, token_task_bit
+from .examples import LABEL_FIELDS, NO_TASK, Plan, TokenTable, assemble, token_task_bit
 from .tasks import knowledge_masking as km
 from .tasks.capitalization import case_labels
 from .tasks.discourse_relation import MarkerList
@@ -49,10 +49,10 @@ class ExampleGenerator:
         self.tasks = set(config.tasks)
         self.tokenizer = FullTokenizer(config.vocab, config.do_lower_case)
         self.stopwords = load_stopwords(config.stopwords)
-        phrases = sorted(phrases)
-        self.lexicon = Lexicon(self.stopwords, pinned=[w for pair in phrases for w in pair])
+        phrase_words = [w for pair in sorted(phrases) for w in pair]
+        self.lexicon = Lexicon(self.stopwords, pinned=phrase_words)
         # pinned words keep their ids when the lexicon is reset, and so do these pairs
-        self.phrase_pairs = self.lexicon.ids([w for pair in phrases for w in pair]).reshape(-1, 2)
+        self.phrase_pairs = self.lexicon.ids(phrase_words).reshape(-1, 2)
         self.chunk_tokenizer = ChunkTokenizer(self.tokenizer, config.lang, self.lexicon)
         self.entities = km.load_entity_list(config.entities, config.lang)
         self.markers = (MarkerList.from_yaml(config.discourse_markers)
@@ -113,7 +113,7 @@ class ExampleGenerator:
             stats[f"labels/{task}/{label}"] += 1
         else:
             stats["examples/token_tasks_only"] += 1
-        return Plan(parts, SENTENCE_TASKS.index(task) if task else -1, label, token_tasks)
+        return Plan(parts, SENTENCE_TASKS.index(task) if task else NO_TASK, label, token_tasks)
 
     def _text_plans(self, tokens: np.ndarray, doc_bounds: np.ndarray, segments, doc_index: int,
                     non_empty: List[int], rng, stats) -> List[Plan]:

@@ -48,15 +48,18 @@ class Lexicon:
         self.flags = np.zeros(0, np.uint8)
         self.ids(self.pinned)
 
-    def maybe_reset(self) -> None:
+    def maybe_reset(self) -> bool:
+        """Resets a full lexicon; True when it did (ids held elsewhere are then stale)."""
         if len(self.words) > self.max_words:
             self.reset()
+            return True
+        return False
 
     def ids(self, words: Sequence[str]) -> np.ndarray:
         get = self.index.get
         ids = [get(w, -1) for w in words]
         if -1 in ids:
-            new = [w for w in dict.fromkeys(w for w, i in zip(words, ids) if i < 0)]
+            new = list(dict.fromkeys(w for w, i in zip(words, ids) if i < 0))
             for w in new:
                 self.index[w] = len(self.words)
                 self.words.append(w)
@@ -143,8 +146,8 @@ class ChunkTokenizer:
         self._jieba = None
 
     def __call__(self, sentences: Sequence[Sentence]) -> TokenizedChunk:
-        self.lexicon.maybe_reset()
-        if len(self._surface) > self.lexicon.max_words:
+        # the surface cache holds lexicon ids: it goes whenever the lexicon is reset
+        if self.lexicon.maybe_reset() or len(self._surface) > self.lexicon.max_words:
             self._surface = {}
         stream = self.pieces.encode([s.text for s in sentences])
         if self.lang == "en":

@@ -194,6 +194,18 @@ def test_phrases_that_overlap_are_taken_left_to_right(en_vocab):
     assert counts["phrase_units"] == 2
 
 
+def test_word_ids_stay_true_across_a_lexicon_reset(en_vocab, en_lines):
+    """The cased-word cache holds lexicon ids, so it must go with every reset of the lexicon."""
+    en = ChunkTokenizer(FullTokenizer(en_vocab), "en", Lexicon(max_words=50))
+    for start in range(0, 300, 100):
+        chunk = en([Sentence(line) for line in en_lines[start:start + 100]])
+        tokens = en.tokenizer.convert_ids_to_tokens(chunk.ids)
+        first_piece = {chunk.word[i]: t for i, t in enumerate(tokens) if chunk.word_start[i]}
+        words = [en.lexicon.words[i] for i in chunk.lexeme.tolist()]
+        assert all(words[w].startswith(t) or t == "[UNK]" for w, t in first_piece.items())
+    assert len(en.lexicon.words) < 2000  # it was reset
+
+
 def test_long_sentence_cut_inside_a_word(en):
     chunk = en([Sentence("Short one."), Sentence("Washingtonville " * 6 + "end."), Sentence("Last.")])
     per_word = np.bincount(chunk.word, minlength=len(chunk.lexeme))
