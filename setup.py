@@ -20,7 +20,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["ernie", "ernie.*", "propeller", "propeller.*", "data_gen", "data_gen.*"]),
     include_package_data=True,
-    package_data={"data_gen": ["demo/*.txt", "demo/*.md"]},
+    package_data={"data_gen": ["demo/*.txt", "demo/*.md"], "ernie": ["csrc/*.cc"]},
     install_requires=_requirements(),
     license="Apache-2.0",
 )

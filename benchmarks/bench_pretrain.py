@@ -2,8 +2,9 @@
 over gathered positions with tied output weights, capitalization, token-document relation,
 sentence reordering, discourse relation), forward + backward + AdamW, with every token-level
 task and sentence reordering active. Three implementations on the same shapes and masked
-positions in one run: this project's static program, its dygraph, and Hugging Face's PyTorch
-ErnieModel with the same heads written in PyTorch. Also model FLOP/s as a fraction of the fp32
+positions in one run: this project's static program (with its fused CPU kernels, and once more
+with Paddle's own ops only), its dygraph, and Hugging Face's PyTorch ErnieModel with the same
+heads written in PyTorch. Also model FLOP/s as a fraction of the fp32
 matrix-multiply peak measured here. Prints figures; asserts nothing.
 
     python benchmarks/bench_pretrain.py [--layers 4 --hidden 256 --heads 4 --seq-len 128 --batch 16]
@@ -11,6 +12,9 @@ matrix-multiply peak measured here. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import ernie  # noqa: F401  (first: its CPU settings must precede Paddle's import)
+
+import contextlib
+import os
 
 import numpy as np
 
@@ -43,7 +47,21 @@ def make_batch(config, batch, seq_len, order, seed=0):
     return feeds
 
 
-def bench_static(config, batch, warmup, steps):
+@contextlib.contextmanager
+def cpu_kernels_switch(on: bool):
+    """ERNIE_CPU_KERNELS as given while a program is built (it is read then), as before after."""
+    before = os.environ.get("ERNIE_CPU_KERNELS")
+    os.environ["ERNIE_CPU_KERNELS"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["ERNIE_CPU_KERNELS"]
+        else:
+            os.environ["ERNIE_CPU_KERNELS"] = before
+
+
+def bench_static(config, batch, warmup, steps, fused=True):
     holder = {}
 
     def model_fn():
@@ -53,7 +71,8 @@ def bench_static(config, batch, warmup, steps):
         holder["order"] = model.active_task_order
         return feeds, {"loss": out["loss"]}, out["loss"]
 
-    runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=1)
+    with cpu_kernels_switch(fused):
+        runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=1)
     feeds = make_batch(config, *batch, holder["order"])
     counter = iter(range(10 ** 9))
     return timed(lambda: runner.step(next(counter), feeds, 1e-4), warmup, steps)
@@ -124,6 +143,7 @@ def main():
           f"15% masked) + capitalization + token-document + reordering, batch {args.batch} x {args.seq_len}, "
           f"{usable_cores()} threads")
     results = {"paddle static": bench_static(config, batch, args.warmup, args.steps),
+               "paddle static, Paddle's ops only": bench_static(config, batch, args.warmup, args.steps, fused=False),
                "paddle dygraph": bench_dygraph(config, batch, args.warmup, args.steps),
                "pytorch (HF ErnieModel + heads)": bench_torch(config, batch, args.warmup, args.steps)}
     peak = gemm_gflops()["paddle"] * 1e9

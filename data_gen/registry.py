@@ -13,14 +13,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ernie.fileio import cache_dir
+
 
 class FetchError(RuntimeError):
     """A corpus archive that could not be fetched or failed its checksum."""
-
-
-def cache_dir() -> Path:
-    """`$ERNIE_CACHE`, else `~/.cache/ernie2`."""
-    return Path(os.environ.get("ERNIE_CACHE", Path.home() / ".cache" / "ernie2"))
 
 
 def sha256_file(path) -> str:

@@ -8,6 +8,11 @@ import tempfile
 from pathlib import Path
 
 
+def cache_dir() -> Path:
+    """Where downloads and built kernels are kept: `$ERNIE_CACHE`, else `~/.cache/ernie2`."""
+    return Path(os.environ.get("ERNIE_CACHE", Path.home() / ".cache" / "ernie2"))
+
+
 def _default_mode(directory: bool) -> int:
     """What a plain open()/mkdir() would give under this process's umask (mkstemp gives 0600)."""
     umask = os.umask(0)

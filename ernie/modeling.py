@@ -13,6 +13,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from . import cpu_kernels
 from . import cpu_runtime  # noqa: F401  (tunes the process for Paddle's CPU kernels)
 from . import param_names as names
 from .config import ErnieConfig
@@ -21,27 +22,27 @@ from .config import ErnieConfig
 _MASK_BIAS = -1e4
 
 
-def folded_linear(x, weight, bias):
-    """`x @ weight + bias` computed as `[x, 1] @ [weight; bias]`: the same result, faster.
-
-    Paddle's CPU backward of a broadcast bias add reduces the output gradient over its rows with
-    a slow column-sum kernel (15 ms for [2048, 1024], three times the GEMM that produced it);
-    folding the bias into the GEMM gets its gradient from the GEMM of the weight gradient.
-    """
-    ones = paddle.ones_like(x[..., :1])
-    return paddle.matmul(paddle.concat([x, ones], axis=-1),
-                         paddle.concat([weight, bias.unsqueeze(0)], axis=0))
-
-
-class FoldedBiasLinear(nn.Linear):
+class Linear(nn.Linear):
     def forward(self, x):
-        return folded_linear(x, self.weight, self.bias)
+        return cpu_kernels.linear(x, self.weight, self.bias, self.training)
+
+
+class LayerNorm(nn.LayerNorm):
+    def forward(self, x):
+        return cpu_kernels.layer_norm(x, self.weight, self.bias, self._epsilon, self.training)
+
+
+class Dropout(nn.Dropout):
+    """Dropout that scales kept values by 1 / (1 - p) in training (upscale_in_train)."""
+
+    def forward(self, x):
+        return cpu_kernels.dropout(x, self.p, self.training)
 
 
 def named_linear(weight_name: str, bias_name: str, n_in: int, n_out: int,
-                 init_std: float) -> FoldedBiasLinear:
+                 init_std: float) -> Linear:
     """A task head's linear layer: truncated-normal weight, zero bias, both under given names."""
-    return FoldedBiasLinear(
+    return Linear(
         n_in, n_out,
         weight_attr=paddle.ParamAttr(name=weight_name,
                                      initializer=nn.initializer.TruncatedNormal(std=init_std)),
@@ -57,14 +58,14 @@ class _NamedParams:
     def weight(self, name: str) -> paddle.ParamAttr:
         return paddle.ParamAttr(name=name, initializer=self._init)
 
-    def linear(self, prefix: str, n_in: int, n_out: int) -> nn.Linear:
-        return FoldedBiasLinear(n_in, n_out, weight_attr=self.weight(names.fc_weight(prefix)),
-                         bias_attr=paddle.ParamAttr(name=names.fc_bias(prefix),
+    def linear(self, prefix: str, n_in: int, n_out: int) -> Linear:
+        return Linear(n_in, n_out, weight_attr=self.weight(names.fc_weight(prefix)),
+                      bias_attr=paddle.ParamAttr(name=names.fc_bias(prefix),
                                                     initializer=nn.initializer.Constant(0.0)))
 
     @staticmethod
-    def layer_norm(prefix: str, size: int, eps: float) -> nn.LayerNorm:
-        return nn.LayerNorm(size, epsilon=eps,
+    def layer_norm(prefix: str, size: int, eps: float) -> LayerNorm:
+        return LayerNorm(size, epsilon=eps,
                             weight_attr=paddle.ParamAttr(name=names.ln_scale(prefix),
                                                          initializer=nn.initializer.Constant(1.0)),
                             bias_attr=paddle.ParamAttr(name=names.ln_bias(prefix),
@@ -85,7 +86,7 @@ class ErnieEmbeddings(nn.Layer):
             nn.Embedding(config.task_type_vocab_size, h, weight_attr=params.weight(names.TASK_EMBEDDING))
             if config.use_task_id else None)
         self.layer_norm = params.layer_norm(names.PRE_ENCODER_LAYER_NORM, h, config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob, mode="upscale_in_train")
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, src_ids, sent_ids, pos_ids, task_ids):
         emb = self.word_embedding(src_ids) + self.pos_embedding(pos_ids) + self.sent_embedding(sent_ids)
@@ -104,7 +105,7 @@ class ErnieSelfAttention(nn.Layer):
         self.key_fc = params.linear(names.attention_fc(index, "key"), h, h)
         self.value_fc = params.linear(names.attention_fc(index, "value"), h, h)
         self.output_fc = params.linear(names.attention_fc(index, "output"), h, h)
-        self.dropout = nn.Dropout(config.attention_probs_dropout_prob, mode="upscale_in_train")
+        self.dropout = Dropout(config.attention_probs_dropout_prob)
 
     def _split_heads(self, x):
         # [B, T, H] -> [B, heads, T, head_size]
@@ -115,8 +116,8 @@ class ErnieSelfAttention(nn.Layer):
         q = self._split_heads(self.query_fc(x) * (1.0 / math.sqrt(self.head_size)))
         k = self._split_heads(self.key_fc(x))
         v = self._split_heads(self.value_fc(x))
-        scores = paddle.matmul(q, k, transpose_y=True) + attn_bias
-        probs = self.dropout(F.softmax(scores, axis=-1))
+        scores = paddle.matmul(q, k, transpose_y=True)
+        probs = self.dropout(cpu_kernels.masked_softmax(scores, attn_bias, self.training))
         context = paddle.transpose(paddle.matmul(probs, v), [0, 2, 1, 3])
         context = paddle.reshape(context, [0, 0, self.num_heads * self.head_size])
         return self.output_fc(context)
@@ -133,12 +134,14 @@ class ErnieEncoderLayer(nn.Layer):
         self.ffn_fc_0 = params.linear(names.ffn_fc(index, 0), h, config.intermediate_size)
         self.ffn_fc_1 = params.linear(names.ffn_fc(index, 1), config.intermediate_size, h)
         self.post_ffn_layer_norm = params.layer_norm(names.post_ffn_layer_norm(index), h, eps)
-        self.activation = F.gelu if config.hidden_act == "gelu" else F.relu
-        self.dropout = nn.Dropout(config.hidden_dropout_prob, mode="upscale_in_train")
+        self.gelu = config.hidden_act == "gelu"
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x, attn_bias):
         x = self.post_att_layer_norm(x + self.dropout(self.attention(x, attn_bias)))
-        ffn = self.ffn_fc_1(self.activation(self.ffn_fc_0(x)))
+        hidden = self.ffn_fc_0(x)
+        hidden = cpu_kernels.gelu(hidden, self.training) if self.gelu else F.relu(hidden)
+        ffn = self.ffn_fc_1(hidden)
         return self.post_ffn_layer_norm(x + self.dropout(ffn))
 
 

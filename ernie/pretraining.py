@@ -19,9 +19,10 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from . import cpu_kernels
 from . import param_names as names
 from .config import ErnieConfig
-from .modeling import ErnieModel, named_linear
+from .modeling import ErnieModel, LayerNorm, named_linear
 from .task_names import (ALL_TASKS, CAPITALIZATION, KNOWLEDGE_MASKING, SENTENCE_TASKS,
                          TOKEN_DOCUMENT)
 
@@ -59,7 +60,7 @@ class ErnieForPretraining(nn.Layer):
         h, std = config.hidden_size, config.initializer_range
         with paddle.utils.unique_name.guard():
             self.mask_lm_trans_fc = _linear(names.MASK_LM_TRANS_FC, h, h, std)
-            self.mask_lm_trans_layer_norm = nn.LayerNorm(
+            self.mask_lm_trans_layer_norm = LayerNorm(
                 h, epsilon=config.layer_norm_eps,
                 weight_attr=paddle.ParamAttr(name=names.ln_scale(names.MASK_LM_TRANS_LAYER_NORM),
                                              initializer=nn.initializer.Constant(1.0)),
@@ -82,9 +83,10 @@ class ErnieForPretraining(nn.Layer):
         # masked LM: gather [B*T, H] rows at the masked positions first
         flat = paddle.reshape(seq, [-1, self.config.hidden_size])
         masked = paddle.gather(flat, batch["mask_pos"])
-        trans = self.mask_lm_trans_layer_norm(F.gelu(self.mask_lm_trans_fc(masked)))
+        trans = self.mask_lm_trans_layer_norm(cpu_kernels.gelu(self.mask_lm_trans_fc(masked), self.training))
         word_embedding = self.ernie.embeddings.word_embedding.weight
-        logits = paddle.matmul(trans, word_embedding, transpose_y=True) + self.mask_lm_out_bias
+        logits = cpu_kernels.bias_add(paddle.matmul(trans, word_embedding, transpose_y=True),
+                                      self.mask_lm_out_bias, self.training)
         self._record(out, KNOWLEDGE_MASKING, *masked_mean_cross_entropy(logits, batch["mask_label"]))
         for task, head in self.token_heads.items():
             self._record(out, task, *masked_mean_cross_entropy(head(seq), batch[f"{task}_label"]))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from paddle import nn
 
 from ..config import ErnieConfig
-from ..modeling import ErnieModel, named_linear
+from ..modeling import Dropout, ErnieModel, named_linear
 from ..static_graph import encoder_feeds
 
 HEAD_PARAMS = {"sentence": ("cls_out_w", "cls_out_b"),
@@ -27,7 +27,7 @@ class ErnieWithHead(nn.Layer):
             raise ValueError(f"unknown head {head!r}; choose from {sorted(HEAD_PARAMS)}")
         self.head = head
         self.ernie = ErnieModel(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob if head != "span" else 0.0)
+        self.dropout = Dropout(config.hidden_dropout_prob if head != "span" else 0.0)
         self.out = named_linear(*HEAD_PARAMS[head], config.hidden_size, n_outputs,
                                 config.initializer_range)
 

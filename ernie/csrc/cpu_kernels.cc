@@ -1,0 +1,589 @@
+// Fused CPU kernels for training the ERNIE encoder: dropout, layer norm, exact GELU, the masked
+// attention softmax and bias add, forward and backward, float32, multi-threaded with OpenMP.
+//
+// Paddle 3.3's own CPU kernels for these ops are single-threaded or slow in the backward pass
+// (a column reduction over the rows, a per-element std::mt19937 draw), and together cost a
+// third of a pre-training step on the CPU; see ernie/kernels.py for the figures.
+//
+// Dropout draws its keep decisions from Philox4x32-10 (Salmon et al., "Parallel random numbers:
+// as easy as 1, 2, 3", SC 2011), a counter-based generator: the decision for element i is a pure
+// function of (key, i), so the result does not depend on the number of threads, and the AVX2
+// path and the portable path agree bit for bit.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <omp.h>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "paddle/extension.h"
+
+// glibc's libmvec has vectorised erff and expf (erff since glibc 2.35), but <math.h> declares
+// them only under -ffast-math, which would change every other kernel here; declared here, the
+// loops below call them eight lanes at a time.
+#if defined(__x86_64__) && defined(__GLIBC__) && __GLIBC_PREREQ(2, 35)
+extern "C" {
+#pragma omp declare simd notinbranch
+float erff(float);
+#pragma omp declare simd notinbranch
+float expf(float);
+}
+#endif
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Philox4x32-10
+
+constexpr uint32_t kPhiloxM0 = 0xD2511F53u;
+constexpr uint32_t kPhiloxM1 = 0xCD9E8D57u;
+constexpr uint32_t kPhiloxW0 = 0x9E3779B9u;
+constexpr uint32_t kPhiloxW1 = 0xBB67AE85u;
+constexpr int kPhiloxRounds = 10;
+
+// Elements are taken in groups of 32: element 32 g + 8 w + l holds word w of the Philox block
+// whose counter is (8 g + l) as a 64-bit number in the first two counter words (low word first),
+// the other two words zero. Eight consecutive blocks fill one group, so the AVX2 path computes a
+// group with one block per vector lane.
+constexpr int64_t kLanes = 8;
+constexpr int64_t kGroup = 4 * kLanes;
+
+void PhiloxBlock(uint64_t counter, uint32_t k0, uint32_t k1, uint32_t out[4]) {
+  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);
+  uint32_t c2 = 0, c3 = 0;
+  for (int r = 0; r < kPhiloxRounds; ++r) {
+    const uint64_t p0 = static_cast<uint64_t>(kPhiloxM0) * c0;
+    const uint64_t p1 = static_cast<uint64_t>(kPhiloxM1) * c2;
+    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
+    const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    c0 = n0;
+    c1 = static_cast<uint32_t>(p1);
+    c2 = n2;
+    c3 = static_cast<uint32_t>(p0);
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
+  }
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
+}
+
+// Random words for elements [32 g, 32 g + n) of group g, n <= 32, in element order.
+void PhiloxGroupPortable(int64_t g, int64_t n, uint32_t k0, uint32_t k1, uint32_t words[kGroup]) {
+  for (int64_t l = 0; l < kLanes; ++l) {
+    uint32_t block[4];
+    PhiloxBlock(static_cast<uint64_t>(g) * kLanes + l, k0, k1, block);
+    for (int64_t w = 0; w < 4; ++w) {
+      if (w * kLanes + l < n) words[w * kLanes + l] = block[w];
+    }
+  }
+}
+
+#if defined(__AVX2__)
+// High and low 32 bits of a * m in each of the eight lanes.
+inline void MulHiLo(__m256i a, __m256i m, __m256i* hi, __m256i* lo) {
+  const __m256i even = _mm256_mul_epu32(a, m);
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+// The 32 words of a whole group g, as four vectors of eight lanes (vector w = words 8 w ... 8 w + 7).
+inline void PhiloxGroupAvx2(int64_t g, uint32_t k0, uint32_t k1, __m256i words[4]) {
+  const uint64_t first = static_cast<uint64_t>(g) * kLanes;  // no carry inside a group: first % 8 == 0
+  __m256i c0 = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                _mm256_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(first))));
+  __m256i c1 = _mm256_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(first >> 32)));
+  __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int32_t>(kPhiloxM0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int32_t>(kPhiloxM1));
+  for (int r = 0; r < kPhiloxRounds; ++r) {
+    __m256i hi0, lo0, hi1, lo1;
+    MulHiLo(c0, m0, &hi0, &lo0);
+    MulHiLo(c2, m1, &hi1, &lo1);
+    c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int32_t>(k0)));
+    c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int32_t>(k1)));
+    c1 = lo1;
+    c3 = lo0;
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
+  }
+  words[0] = c0;
+  words[1] = c1;
+  words[2] = c2;
+  words[3] = c3;
+}
+#endif
+
+// A word keeps its element when it is at least this: P(drop) = threshold / 2^32.
+uint32_t DropThreshold(float p) {
+  return static_cast<uint32_t>(std::llround(static_cast<double>(p) * 4294967296.0));
+}
+
+void KeepPortable(const float* x, int64_t g, int64_t n, uint32_t k0, uint32_t k1, uint32_t threshold,
+                  float scale, float* out, uint8_t* mask) {
+  uint32_t words[kGroup];
+  PhiloxGroupPortable(g, n, k0, k1, words);
+  for (int64_t j = 0; j < n; ++j) {
+    const bool keep = words[j] >= threshold;
+    mask[j] = keep;
+    out[j] = keep ? x[j] * scale : 0.0f;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+void CheckFloat32(const paddle::Tensor& t, const char* op, const char* name) {
+  PD_CHECK(t.dtype() == paddle::DataType::FLOAT32, op, ": ", name, " must be float32");
+  PD_CHECK(t.is_cpu(), op, ": ", name, " must be on the CPU");
+}
+
+int64_t LastDim(const paddle::Tensor& t) {
+  const auto& shape = t.shape();
+  return shape.empty() ? 1 : shape.back();
+}
+
+// Column sums of a [rows, cols] row-major matrix into `out`, with per-thread partial sums added
+// in thread order (the same result on every run with the same number of threads).
+void ColumnSums(const float* a, int64_t rows, int64_t cols, float* out) {
+  const int threads = omp_get_max_threads();
+  std::vector<float> partial(static_cast<size_t>(threads) * cols, 0.0f);
+#pragma omp parallel num_threads(threads)
+  {
+    float* mine = partial.data() + static_cast<int64_t>(omp_get_thread_num()) * cols;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = a + r * cols;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) mine[j] += row[j];
+    }
+  }
+  std::fill(out, out + cols, 0.0f);
+  for (int t = 0; t < threads; ++t) {
+    const float* p = partial.data() + static_cast<int64_t>(t) * cols;
+    for (int64_t j = 0; j < cols; ++j) out[j] += p[j];
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Dropout (upscale in train): out = x * keep / (1 - p); `seed` holds the two 32-bit key words.
+
+std::vector<paddle::Tensor> DropoutForward(const paddle::Tensor& x, const paddle::Tensor& seed, float p) {
+  CheckFloat32(x, "ernie_dropout", "x");
+  PD_CHECK(seed.dtype() == paddle::DataType::INT64 && seed.numel() == 2, "ernie_dropout: seed must be int64 [2]");
+  PD_CHECK(p >= 0.0f && p < 1.0f, "ernie_dropout: p must be in [0, 1), got ", p);
+  auto out = paddle::empty_like(x);
+  auto mask = paddle::empty(x.shape(), paddle::DataType::UINT8, x.place());
+  const int64_t* key = seed.data<int64_t>();
+  const uint32_t k0 = static_cast<uint32_t>(key[0]), k1 = static_cast<uint32_t>(key[1]);
+  const uint32_t threshold = DropThreshold(p);
+  const float scale = 1.0f / (1.0f - p);
+  const float* xp = x.data<float>();
+  float* op = out.data<float>();
+  uint8_t* mp = mask.data<uint8_t>();
+  const int64_t n = x.numel(), groups = n / kGroup;
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t base = g * kGroup;
+#if defined(__AVX2__)
+    __m256i words[4];
+    PhiloxGroupAvx2(g, k0, k1, words);
+    // unsigned w >= t  <=>  signed (w ^ 2^31) > (t ^ 2^31) - 1, for t > 0
+    const __m256i flip = _mm256_set1_epi32(static_cast<int32_t>(0x80000000u));
+    const __m256 vscale = _mm256_set1_ps(scale);
+    for (int w = 0; w < 4; ++w) {
+      __m256i keep;
+      if (threshold == 0) {
+        keep = _mm256_set1_epi32(-1);
+      } else {
+        const __m256i bound = _mm256_set1_epi32(static_cast<int32_t>((threshold ^ 0x80000000u) - 1u));
+        keep = _mm256_cmpgt_epi32(_mm256_xor_si256(words[w], flip), bound);
+      }
+      const int64_t at = base + w * kLanes;
+      const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(xp + at), vscale);
+      _mm256_storeu_ps(op + at, _mm256_and_ps(v, _mm256_castsi256_ps(keep)));
+      // lanes are all-ones or zero: keep the low byte of each, as 0 or 1
+      const __m256i bytes = _mm256_and_si256(keep, _mm256_set1_epi32(1));
+      const __m128i packed16 = _mm_packus_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(mp + at), _mm_packus_epi16(packed16, packed16));
+    }
+#else
+    KeepPortable(xp + base, g, kGroup, k0, k1, threshold, scale, op + base, mp + base);
+#endif
+  }
+  const int64_t tail = n - groups * kGroup;
+  if (tail > 0) {
+    const int64_t base = groups * kGroup;
+    KeepPortable(xp + base, groups, tail, k0, k1, threshold, scale, op + base, mp + base);
+  }
+  return {out, mask};
+}
+
+std::vector<paddle::Tensor> DropoutBackward(const paddle::Tensor& mask, const paddle::Tensor& dout, float p) {
+  CheckFloat32(dout, "ernie_dropout_grad", "out@GRAD");
+  auto dx = paddle::empty_like(dout);
+  const float scale = 1.0f / (1.0f - p);
+  const uint8_t* mp = mask.data<uint8_t>();
+  const float* dp = dout.data<float>();
+  float* xp = dx.data<float>();
+  const int64_t n = dout.numel();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) xp[i] = mp[i] ? dp[i] * scale : 0.0f;
+  return {dx};
+}
+
+std::vector<std::vector<int64_t>> DropoutShape(const std::vector<int64_t>& x, const std::vector<int64_t>&) {
+  return {x, x};
+}
+
+std::vector<paddle::DataType> DropoutDtype(const paddle::DataType& x, const paddle::DataType&) {
+  return {x, paddle::DataType::UINT8};
+}
+
+PD_BUILD_OP(ernie_dropout)
+    .Inputs({"X", "Seed"})
+    .Outputs({"Out", "Mask"})
+    .Attrs({"p: float"})
+    .SetKernelFn(PD_KERNEL(DropoutForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(DropoutShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(DropoutDtype));
+
+std::vector<std::vector<int64_t>> DropoutGradShape(const std::vector<int64_t>&, const std::vector<int64_t>& dout) {
+  return {dout};
+}
+
+std::vector<paddle::DataType> DropoutGradDtype(const paddle::DataType&, const paddle::DataType& dout) {
+  return {dout};
+}
+
+PD_BUILD_GRAD_OP(ernie_dropout)
+    .Inputs({"Mask", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X")})
+    .Attrs({"p: float"})
+    .SetKernelFn(PD_KERNEL(DropoutBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(DropoutGradShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(DropoutGradDtype));
+
+// ---------------------------------------------------------------------------------------------
+// Layer norm over the last axis, with scale and bias; also returns each row's mean and
+// 1 / sqrt(variance + epsilon) for the backward pass.
+
+std::vector<paddle::Tensor> LayerNormForward(const paddle::Tensor& x, const paddle::Tensor& scale,
+                                             const paddle::Tensor& bias, float epsilon) {
+  CheckFloat32(x, "ernie_layer_norm", "x");
+  CheckFloat32(scale, "ernie_layer_norm", "scale");
+  CheckFloat32(bias, "ernie_layer_norm", "bias");
+  const int64_t h = LastDim(x), rows = x.numel() / h;
+  PD_CHECK(scale.numel() == h && bias.numel() == h, "ernie_layer_norm: scale and bias must have ", h, " elements");
+  const std::vector<int64_t> shape = x.shape();
+  const std::vector<int64_t> row_shape(shape.begin(), shape.end() - 1);
+  auto out = paddle::empty_like(x);
+  auto mean = paddle::empty(row_shape, paddle::DataType::FLOAT32, x.place());
+  auto rstd = paddle::empty(row_shape, paddle::DataType::FLOAT32, x.place());
+  const float *xp = x.data<float>(), *g = scale.data<float>(), *b = bias.data<float>();
+  float *op = out.data<float>(), *mp = mean.data<float>(), *rp = rstd.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = xp + r * h;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < h; ++j) sum += row[j];
+    const float mu = sum / h;
+    float sq = 0.0f;
+#pragma omp simd reduction(+ : sq)
+    for (int64_t j = 0; j < h; ++j) sq += (row[j] - mu) * (row[j] - mu);
+    const float inv = 1.0f / std::sqrt(sq / h + epsilon);
+    mp[r] = mu;
+    rp[r] = inv;
+    float* o = op + r * h;
+#pragma omp simd
+    for (int64_t j = 0; j < h; ++j) o[j] = (row[j] - mu) * inv * g[j] + b[j];
+  }
+  return {out, mean, rstd};
+}
+
+std::vector<paddle::Tensor> LayerNormBackward(const paddle::Tensor& x, const paddle::Tensor& scale,
+                                              const paddle::Tensor& mean, const paddle::Tensor& rstd,
+                                              const paddle::Tensor& dout, float) {
+  CheckFloat32(dout, "ernie_layer_norm_grad", "out@GRAD");
+  const int64_t h = LastDim(x), rows = x.numel() / h;
+  auto dx = paddle::empty_like(x);
+  auto dscale = paddle::empty_like(scale);
+  auto dbias = paddle::empty_like(scale);
+  const float *xp = x.data<float>(), *g = scale.data<float>(), *mp = mean.data<float>(), *rp = rstd.data<float>();
+  const float* dp = dout.data<float>();
+  float* dxp = dx.data<float>();
+  const int threads = omp_get_max_threads();
+  std::vector<float> partial(static_cast<size_t>(threads) * 2 * h, 0.0f);
+#pragma omp parallel num_threads(threads)
+  {
+    float* dg = partial.data() + static_cast<int64_t>(omp_get_thread_num()) * 2 * h;
+    float* db = dg + h;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *row = xp + r * h, *dy = dp + r * h;
+      const float mu = mp[r], inv = rp[r];
+      float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
+#pragma omp simd reduction(+ : sum_dxhat, sum_dxhat_xhat)
+      for (int64_t j = 0; j < h; ++j) {
+        const float xhat = (row[j] - mu) * inv, dxhat = dy[j] * g[j];
+        sum_dxhat += dxhat;
+        sum_dxhat_xhat += dxhat * xhat;
+        dg[j] += dy[j] * xhat;
+        db[j] += dy[j];
+      }
+      const float a = sum_dxhat / h, c = sum_dxhat_xhat / h;
+      float* out = dxp + r * h;
+#pragma omp simd
+      for (int64_t j = 0; j < h; ++j) {
+        const float xhat = (row[j] - mu) * inv;
+        out[j] = inv * (dy[j] * g[j] - a - xhat * c);
+      }
+    }
+  }
+  float *dgp = dscale.data<float>(), *dbp = dbias.data<float>();
+  std::fill(dgp, dgp + h, 0.0f);
+  std::fill(dbp, dbp + h, 0.0f);
+  for (int t = 0; t < threads; ++t) {
+    const float* p = partial.data() + static_cast<int64_t>(t) * 2 * h;
+    for (int64_t j = 0; j < h; ++j) {
+      dgp[j] += p[j];
+      dbp[j] += p[h + j];
+    }
+  }
+  return {dx, dscale, dbias};
+}
+
+std::vector<std::vector<int64_t>> LayerNormShape(const std::vector<int64_t>& x, const std::vector<int64_t>&,
+                                                 const std::vector<int64_t>&) {
+  std::vector<int64_t> rows(x.begin(), x.end() - 1);
+  return {x, rows, rows};
+}
+
+std::vector<paddle::DataType> LayerNormDtype(const paddle::DataType& x, const paddle::DataType&,
+                                             const paddle::DataType&) {
+  return {x, x, x};
+}
+
+PD_BUILD_OP(ernie_layer_norm)
+    .Inputs({"X", "Scale", "Bias"})
+    .Outputs({"Out", "Mean", "Rstd"})
+    .Attrs({"epsilon: float"})
+    .SetKernelFn(PD_KERNEL(LayerNormForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(LayerNormShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(LayerNormDtype));
+
+std::vector<std::vector<int64_t>> LayerNormGradShape(const std::vector<int64_t>& x, const std::vector<int64_t>& scale,
+                                                     const std::vector<int64_t>&, const std::vector<int64_t>&,
+                                                     const std::vector<int64_t>&) {
+  return {x, scale, scale};
+}
+
+std::vector<paddle::DataType> LayerNormGradDtype(const paddle::DataType& x, const paddle::DataType& scale,
+                                                 const paddle::DataType&, const paddle::DataType&,
+                                                 const paddle::DataType&) {
+  return {x, scale, scale};
+}
+
+PD_BUILD_GRAD_OP(ernie_layer_norm)
+    .Inputs({"X", "Scale", "Mean", "Rstd", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X"), paddle::Grad("Scale"), paddle::Grad("Bias")})
+    .Attrs({"epsilon: float"})
+    .SetKernelFn(PD_KERNEL(LayerNormBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(LayerNormGradShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(LayerNormGradDtype));
+
+// ---------------------------------------------------------------------------------------------
+// GELU, exact (erf) form: x * Phi(x).
+
+constexpr float kSqrtHalf = 0.70710678118654752f;
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+
+std::vector<paddle::Tensor> GeluForward(const paddle::Tensor& x) {
+  CheckFloat32(x, "ernie_gelu", "x");
+  auto out = paddle::empty_like(x);
+  const float* xp = x.data<float>();
+  float* op = out.data<float>();
+  const int64_t n = x.numel();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) op[i] = 0.5f * xp[i] * (1.0f + erff(xp[i] * kSqrtHalf));
+  return {out};
+}
+
+std::vector<paddle::Tensor> GeluBackward(const paddle::Tensor& x, const paddle::Tensor& dout) {
+  CheckFloat32(dout, "ernie_gelu_grad", "out@GRAD");
+  auto dx = paddle::empty_like(x);
+  const float *xp = x.data<float>(), *dp = dout.data<float>();
+  float* dxp = dx.data<float>();
+  const int64_t n = x.numel();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = xp[i];
+    const float cdf = 0.5f * (1.0f + erff(v * kSqrtHalf));
+    dxp[i] = dp[i] * (cdf + v * kInvSqrt2Pi * expf(-0.5f * v * v));
+  }
+  return {dx};
+}
+
+PD_BUILD_OP(ernie_gelu)
+    .Inputs({"X"})
+    .Outputs({"Out"})
+    .SetKernelFn(PD_KERNEL(GeluForward));
+
+PD_BUILD_GRAD_OP(ernie_gelu)
+    .Inputs({"X", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X")})
+    .SetKernelFn(PD_KERNEL(GeluBackward));
+
+// ---------------------------------------------------------------------------------------------
+// Attention softmax with the additive padding mask: out = softmax(scores + bias) over the keys,
+// scores [batch, heads, queries, keys], bias one row of [keys] per batch entry ([batch, 1, 1, keys]).
+// The mask is data, so only the scores get a gradient.
+
+std::vector<paddle::Tensor> MaskedSoftmaxForward(const paddle::Tensor& scores, const paddle::Tensor& bias) {
+  CheckFloat32(scores, "ernie_masked_softmax", "scores");
+  CheckFloat32(bias, "ernie_masked_softmax", "bias");
+  const auto& shape = scores.shape();
+  PD_CHECK(shape.size() == 4, "ernie_masked_softmax: scores must be [batch, heads, queries, keys]");
+  const int64_t keys = shape[3], rows_per_batch = shape[1] * shape[2], rows = scores.numel() / keys;
+  PD_CHECK(bias.numel() == shape[0] * keys, "ernie_masked_softmax: bias must hold ", shape[0] * keys,
+           " values ([batch, 1, 1, keys]), holds ", bias.numel());
+  auto out = paddle::empty_like(scores);
+  const float *sp = scores.data<float>(), *bp = bias.data<float>();
+  float* op = out.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *s = sp + r * keys, *b = bp + (r / rows_per_batch) * keys;
+    float* o = op + r * keys;
+    float top = -INFINITY;
+    for (int64_t j = 0; j < keys; ++j) top = std::max(top, s[j] + b[j]);
+    float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+    for (int64_t j = 0; j < keys; ++j) {
+      o[j] = expf(s[j] + b[j] - top);
+      total += o[j];
+    }
+    const float inv = 1.0f / total;
+#pragma omp simd
+    for (int64_t j = 0; j < keys; ++j) o[j] *= inv;
+  }
+  return {out};
+}
+
+std::vector<paddle::Tensor> MaskedSoftmaxBackward(const paddle::Tensor& out, const paddle::Tensor& dout) {
+  CheckFloat32(dout, "ernie_masked_softmax_grad", "out@GRAD");
+  const int64_t keys = LastDim(out), rows = out.numel() / keys;
+  auto dx = paddle::empty_like(out);
+  const float *op = out.data<float>(), *dp = dout.data<float>();
+  float* xp = dx.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *y = op + r * keys, *dy = dp + r * keys;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t j = 0; j < keys; ++j) dot += y[j] * dy[j];
+    float* d = xp + r * keys;
+#pragma omp simd
+    for (int64_t j = 0; j < keys; ++j) d[j] = y[j] * (dy[j] - dot);
+  }
+  return {dx};
+}
+
+std::vector<std::vector<int64_t>> MaskedSoftmaxShape(const std::vector<int64_t>& scores, const std::vector<int64_t>&) {
+  return {scores};
+}
+
+std::vector<paddle::DataType> MaskedSoftmaxDtype(const paddle::DataType& scores, const paddle::DataType&) {
+  return {scores};
+}
+
+std::vector<std::vector<int64_t>> MaskedSoftmaxGradShape(const std::vector<int64_t>& out, const std::vector<int64_t>&) {
+  return {out};
+}
+
+std::vector<paddle::DataType> MaskedSoftmaxGradDtype(const paddle::DataType& out, const paddle::DataType&) {
+  return {out};
+}
+
+PD_BUILD_OP(ernie_masked_softmax)
+    .Inputs({"Scores", "Bias"})
+    .Outputs({"Out"})
+    .SetKernelFn(PD_KERNEL(MaskedSoftmaxForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(MaskedSoftmaxShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(MaskedSoftmaxDtype));
+
+PD_BUILD_GRAD_OP(ernie_masked_softmax)
+    .Inputs({"Out", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("Scores")})
+    .SetKernelFn(PD_KERNEL(MaskedSoftmaxBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(MaskedSoftmaxGradShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(MaskedSoftmaxGradDtype));
+
+// ---------------------------------------------------------------------------------------------
+// Bias add over the last axis; the bias gradient is a column sum of the output gradient.
+
+std::vector<paddle::Tensor> BiasAddForward(const paddle::Tensor& x, const paddle::Tensor& bias) {
+  CheckFloat32(x, "ernie_bias_add", "x");
+  CheckFloat32(bias, "ernie_bias_add", "bias");
+  const int64_t h = LastDim(x), rows = x.numel() / h;
+  PD_CHECK(bias.numel() == h, "ernie_bias_add: bias must have ", h, " elements, has ", bias.numel());
+  auto out = paddle::empty_like(x);
+  const float *xp = x.data<float>(), *b = bias.data<float>();
+  float* op = out.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+#pragma omp simd
+    for (int64_t j = 0; j < h; ++j) op[r * h + j] = xp[r * h + j] + b[j];
+  }
+  return {out};
+}
+
+std::vector<paddle::Tensor> BiasAddBackward(const paddle::Tensor& bias, const paddle::Tensor& dout) {
+  CheckFloat32(dout, "ernie_bias_add_grad", "out@GRAD");
+  const int64_t h = LastDim(dout), rows = dout.numel() / h;
+  auto dx = paddle::empty_like(dout);
+  auto dbias = paddle::empty_like(bias);
+  const float* dp = dout.data<float>();
+  float* dxp = dx.data<float>();
+  const int64_t n = dout.numel();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) dxp[i] = dp[i];
+  ColumnSums(dp, rows, h, dbias.data<float>());
+  return {dx, dbias};
+}
+
+std::vector<std::vector<int64_t>> BiasAddShape(const std::vector<int64_t>& x, const std::vector<int64_t>&) {
+  return {x};
+}
+
+std::vector<paddle::DataType> BiasAddDtype(const paddle::DataType& x, const paddle::DataType&) { return {x}; }
+
+PD_BUILD_OP(ernie_bias_add)
+    .Inputs({"X", "Bias"})
+    .Outputs({"Out"})
+    .SetKernelFn(PD_KERNEL(BiasAddForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(BiasAddShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(BiasAddDtype));
+
+std::vector<std::vector<int64_t>> BiasAddGradShape(const std::vector<int64_t>& bias, const std::vector<int64_t>& dout) {
+  return {dout, bias};
+}
+
+std::vector<paddle::DataType> BiasAddGradDtype(const paddle::DataType& bias, const paddle::DataType& dout) {
+  return {dout, bias};
+}
+
+PD_BUILD_GRAD_OP(ernie_bias_add)
+    .Inputs({"Bias", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X"), paddle::Grad("Bias")})
+    .SetKernelFn(PD_KERNEL(BiasAddBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(BiasAddGradShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(BiasAddGradDtype));

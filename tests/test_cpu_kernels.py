@@ -1,0 +1,162 @@
+"""The fused CPU kernels against independent references: Paddle's own ops for layer norm, GELU
+and bias add (values and gradients), and a NumPy Philox4x32-10, itself checked against the
+Random123 known-answer vectors, for the dropout mask."""
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from ernie import cpu_kernels
+from ernie.optimization import adamw
+from ernie.pretraining import ErnieForPretraining, pretraining_feeds
+from propeller.static_runner import InferenceProgram, StaticRunner
+from tests.conftest import random_feeds, small_config
+
+MASK32 = np.uint64(0xFFFFFFFF)
+
+
+def philox4x32_10(counters, key):
+    """Philox4x32-10 (Salmon et al. 2011) over rows of four 32-bit counter words."""
+    c = [counters[:, i].astype(np.uint64) for i in range(4)]
+    k0, k1 = np.uint64(key[0]), np.uint64(key[1])
+    for _ in range(10):
+        p0, p1 = np.uint64(0xD2511F53) * c[0], np.uint64(0xCD9E8D57) * c[2]
+        c = [(p1 >> np.uint64(32)) ^ c[1] ^ k0, p1 & MASK32, (p0 >> np.uint64(32)) ^ c[3] ^ k1, p0 & MASK32]
+        k0, k1 = (k0 + np.uint64(0x9E3779B9)) & MASK32, (k1 + np.uint64(0xBB67AE85)) & MASK32
+    return np.stack(c, axis=1).astype(np.uint32)
+
+
+@pytest.mark.parametrize("counter,key,expected", [
+    ([0, 0, 0, 0], [0, 0], [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
+    ([0xFFFFFFFF] * 4, [0xFFFFFFFF] * 2, [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
+    ([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344], [0xA4093822, 0x299F31D0],
+     [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]),
+])
+def test_reference_philox_matches_random123_known_answers(counter, key, expected):
+    got = philox4x32_10(np.array([counter], np.uint64), key)[0]
+    assert [int(v) for v in got] == expected
+
+
+def reference_keep(n, key, p):
+    """Element 32 g + 8 w + l keeps when word w of the block with counter 8 g + l reaches p * 2^32."""
+    i = np.arange(n, dtype=np.uint64)
+    block = (i // np.uint64(32)) * np.uint64(8) + i % np.uint64(8)
+    word = (i % np.uint64(32)) // np.uint64(8)
+    counters = np.stack([block & MASK32, block >> np.uint64(32), 0 * block, 0 * block], axis=1)
+    words = philox4x32_10(counters, key)[np.arange(n), word.astype(np.int64)]
+    return words >= np.uint32(round(p * 2 ** 32))
+
+
+@pytest.mark.parametrize("shape,p", [((3, 37, 29), 0.1), ((64,), 0.5), ((5, 7), 0.0)])
+def test_dropout_mask_is_philox_and_gradient_follows_it(shape, p):
+    assert cpu_kernels.available()
+    rng = np.random.default_rng(0)
+    x = paddle.to_tensor(rng.normal(size=shape).astype(np.float32), stop_gradient=False)
+    key = [123456789, 987654321]
+    out = cpu_kernels._run("ernie_dropout", x, paddle.to_tensor(key, dtype="int64"), p)[0]
+    keep = reference_keep(int(np.prod(shape)), key, p).reshape(shape)
+    np.testing.assert_array_equal(out.numpy() != 0, keep)
+    np.testing.assert_allclose(out.numpy(), np.where(keep, x.numpy() / (1 - p), 0), rtol=1e-6)
+    dy = rng.normal(size=shape).astype(np.float32)
+    (grad,) = paddle.grad(out, x, paddle.to_tensor(dy))
+    np.testing.assert_allclose(grad.numpy(), np.where(keep, dy / (1 - p), 0), rtol=1e-6)
+
+
+def test_dropout_follows_paddle_seed_and_keeps_the_expected_share():
+    x = paddle.ones([1000, 1000])
+    draws = []
+    for seed in (7, 7, 8):
+        paddle.seed(seed)
+        draws.append(cpu_kernels.dropout(x, 0.1, training=True).numpy())
+    np.testing.assert_array_equal(draws[0], draws[1])
+    assert (draws[0] != draws[2]).any()
+    assert abs((draws[0] != 0).mean() - 0.9) < 0.002
+    np.testing.assert_array_equal(cpu_kernels.dropout(x, 0.1, training=False).numpy(), x.numpy())
+
+
+def _values_and_grads(fn, inputs, dy, data_inputs):
+    """The output and the gradients of all inputs but the last `data_inputs` (data, no gradient)."""
+    tensors = [paddle.to_tensor(v, stop_gradient=i >= len(inputs) - data_inputs) for i, v in enumerate(inputs)]
+    out = fn(*tensors)
+    grads = paddle.grad(out, tensors[:len(inputs) - data_inputs], paddle.to_tensor(dy))
+    return [out.numpy()] + [g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("name,fused,native,shapes,data_inputs", [
+    ("layer_norm", lambda x, w, b: cpu_kernels.layer_norm(x, w, b, 1e-12, training=True),
+     lambda x, w, b: F.layer_norm(x, x.shape[-1:], w, b, 1e-12), [(4, 7, 50), (50,), (50,)], 0),
+    ("gelu", lambda x: cpu_kernels.gelu(x, training=True), F.gelu, [(6, 333)], 0),
+    ("bias_add", lambda x, b: cpu_kernels.bias_add(x, b, training=True), lambda x, b: x + b, [(3, 5, 19), (19,)], 0),
+    ("masked_softmax", lambda s, b: cpu_kernels.masked_softmax(s, b, training=True),
+     lambda s, b: F.softmax(s + b, axis=-1), [(2, 3, 11, 11), (2, 1, 1, 11)], 1),
+])
+def test_fused_kernels_match_paddle_ops(name, fused, native, shapes, data_inputs):
+    rng = np.random.default_rng(1)
+    inputs = [(rng.normal(size=s) * 4 + 1).astype(np.float32) for s in shapes]
+    if name == "masked_softmax":  # the padding mask: 0 for real keys, -1e4 for padding
+        inputs[1] = np.where(np.arange(11) < [[[[7]]], [[[11]]]], 0.0, -1e4).astype(np.float32)
+    dy = rng.normal(size=shapes[0]).astype(np.float32)
+    for got, want in zip(_values_and_grads(fused, inputs, dy, data_inputs),
+                         _values_and_grads(native, inputs, dy, data_inputs)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5, err_msg=name)
+
+
+def _train_step(config, feeds, monkeypatch, switch):
+    monkeypatch.setenv("ERNIE_CPU_KERNELS", switch)
+
+    def model_fn():
+        model = ErnieForPretraining(config, {"sentence_reordering": 5})
+        inputs = pretraining_feeds(model)
+        out = model(inputs)
+        return inputs, {"loss": out["loss"]}, out["loss"]
+
+    runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=3)
+    fused_ops = {op.name() for op in runner.main.global_block().ops if op.name().startswith("custom_op")}
+    assert bool(fused_ops) == (switch == "1"), fused_ops
+    loss = runner.step(0, feeds, 1e-3)["loss"]
+    return loss, runner.state()
+
+
+def test_static_training_step_with_fused_kernels_equals_paddle_ops(monkeypatch):
+    config = small_config()
+    feeds = random_feeds(config, batch=2, seq_len=8, seed=4)
+    rng = np.random.default_rng(5)
+    feeds.update(mask_pos=np.array([1, 5, 9, 14]), mask_label=rng.integers(1, 120, 4),
+                 capitalization_label=rng.integers(-1, 2, (2, 8)), token_document_label=rng.integers(-1, 2, (2, 8)),
+                 sentence_reordering_label=np.array([3, 1]), task_weights=np.ones(4, np.float32))
+    fused_loss, fused_state = _train_step(config, feeds, monkeypatch, "1")
+    native_loss, native_state = _train_step(config, feeds, monkeypatch, "0")
+    np.testing.assert_allclose(fused_loss, native_loss, rtol=1e-6)
+    assert fused_state.keys() == native_state.keys()
+    for name in fused_state:
+        np.testing.assert_allclose(fused_state[name], native_state[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_eval_programs_keep_paddle_ops():
+    """Exported models must not need this library: eval graphs hold no fused op."""
+    from ernie.modeling import ErnieModel
+    config = small_config(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+
+    def model_fn():
+        model = ErnieModel(config)
+        model.eval()
+        src = paddle.static.data("src_ids", [-1, -1], "int64")
+        seq, _ = model(src)
+        return {"src_ids": src}, {"seq": seq}
+
+    program = InferenceProgram(model_fn).main
+    names = [op.name() for op in program.global_block().ops]
+    assert "pd_op.layer_norm" in names
+    assert not [n for n in names if n.startswith("custom_op")]
+
+
+def test_failed_build_warns_and_falls_back(monkeypatch):
+    def broken():
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(cpu_kernels, "_load", broken)
+    monkeypatch.setattr(cpu_kernels, "_loaded", {})
+    with pytest.warns(UserWarning, match="no compiler"):
+        assert not cpu_kernels.available()
+    x = paddle.to_tensor(np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4))
+    np.testing.assert_array_equal(cpu_kernels.gelu(x, training=True).numpy(), F.gelu(x).numpy())
