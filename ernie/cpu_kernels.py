@@ -75,7 +75,6 @@ def _exclusive(lock_path: Path):
     except ImportError:  # not POSIX: no lock, concurrent builds just race to the same rename
         yield
         return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -99,6 +98,7 @@ def _build(target: Path) -> None:
 def _load() -> None:
     target = cache_dir() / "cpu_kernels" / _build_key() / f"{_LIBRARY}.so"
     if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
         with _exclusive(target.parent / ".lock"):
             if not target.exists():
                 _build(target)

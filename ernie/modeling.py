@@ -22,6 +22,9 @@ from .config import ErnieConfig
 _MASK_BIAS = -1e4
 
 
+# The layers below train on the fused CPU kernels where they apply (see `ernie.cpu_kernels`).
+
+
 class Linear(nn.Linear):
     def forward(self, x):
         return cpu_kernels.linear(x, self.weight, self.bias, self.training)
@@ -61,15 +64,15 @@ class _NamedParams:
     def linear(self, prefix: str, n_in: int, n_out: int) -> Linear:
         return Linear(n_in, n_out, weight_attr=self.weight(names.fc_weight(prefix)),
                       bias_attr=paddle.ParamAttr(name=names.fc_bias(prefix),
-                                                    initializer=nn.initializer.Constant(0.0)))
+                                                 initializer=nn.initializer.Constant(0.0)))
 
     @staticmethod
     def layer_norm(prefix: str, size: int, eps: float) -> LayerNorm:
         return LayerNorm(size, epsilon=eps,
-                            weight_attr=paddle.ParamAttr(name=names.ln_scale(prefix),
-                                                         initializer=nn.initializer.Constant(1.0)),
-                            bias_attr=paddle.ParamAttr(name=names.ln_bias(prefix),
-                                                       initializer=nn.initializer.Constant(0.0)))
+                         weight_attr=paddle.ParamAttr(name=names.ln_scale(prefix),
+                                                      initializer=nn.initializer.Constant(1.0)),
+                         bias_attr=paddle.ParamAttr(name=names.ln_bias(prefix),
+                                                    initializer=nn.initializer.Constant(0.0)))
 
 
 class ErnieEmbeddings(nn.Layer):
