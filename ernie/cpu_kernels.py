@@ -35,6 +35,8 @@ from typing import Optional
 import paddle
 import paddle.nn.functional as F
 
+from propeller.mixed_precision import has_gpu
+
 from .fileio import atomic_path, cache_dir
 
 _SOURCE = Path(__file__).parent / "csrc" / "cpu_kernels.cc"
@@ -119,8 +121,7 @@ def available() -> bool:
 
 
 def _on_cpu() -> bool:
-    return not (paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0) \
-        and not paddle.is_compiled_with_xpu()
+    return not has_gpu() and not paddle.is_compiled_with_xpu()
 
 
 def use_fused(x, training: bool) -> bool:

@@ -190,25 +190,20 @@ std::vector<paddle::Tensor> DropoutForward(const paddle::Tensor& x, const paddle
   float* op = out.data<float>();
   uint8_t* mp = mask.data<uint8_t>();
   const int64_t n = x.numel(), groups = n / kGroup;
+#if defined(__AVX2__)
+  const __m256i vthreshold = _mm256_set1_epi32(static_cast<int32_t>(threshold));
+#endif
 #pragma omp parallel for schedule(static)
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t base = g * kGroup;
 #if defined(__AVX2__)
     __m256i words[4];
     PhiloxGroupAvx2(g, k0, k1, words);
-    // unsigned w >= t  <=>  signed (w ^ 2^31) > (t ^ 2^31) - 1, for t > 0
-    const __m256i flip = _mm256_set1_epi32(static_cast<int32_t>(0x80000000u));
-    const __m256 vscale = _mm256_set1_ps(scale);
     for (int w = 0; w < 4; ++w) {
-      __m256i keep;
-      if (threshold == 0) {
-        keep = _mm256_set1_epi32(-1);
-      } else {
-        const __m256i bound = _mm256_set1_epi32(static_cast<int32_t>((threshold ^ 0x80000000u) - 1u));
-        keep = _mm256_cmpgt_epi32(_mm256_xor_si256(words[w], flip), bound);
-      }
+      // unsigned word >= threshold  <=>  max(word, threshold) == word
+      const __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(words[w], vthreshold), words[w]);
       const int64_t at = base + w * kLanes;
-      const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(xp + at), vscale);
+      const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(xp + at), _mm256_set1_ps(scale));
       _mm256_storeu_ps(op + at, _mm256_and_ps(v, _mm256_castsi256_ps(keep)));
       // lanes are all-ones or zero: keep the low byte of each, as 0 or 1
       const __m256i bytes = _mm256_and_si256(keep, _mm256_set1_epi32(1));
