@@ -5,7 +5,9 @@ task and sentence reordering active. Three implementations on the same shapes an
 positions in one run: this project's static program (with its fused CPU kernels, and once more
 with Paddle's own ops only), its dygraph, and Hugging Face's PyTorch ErnieModel with the same
 heads written in PyTorch. Also model FLOP/s as a fraction of the fp32
-matrix-multiply peak measured here. Prints figures; asserts nothing.
+matrix-multiply peak measured here. Where this process can train in bfloat16 (`--amp bf16`: a GPU
+with it, or a CPU with AVX-512), the static program once more in bfloat16 O1, with its losses
+over the timed steps against float32's from the same start. Prints figures; asserts nothing.
 
     python benchmarks/bench_pretrain.py [--layers 4 --hidden 256 --heads 4 --seq-len 128 --batch 16]
 """
@@ -23,6 +25,7 @@ from ernie.optimization import adamw
 from ernie.pretraining import ErnieForPretraining, pretraining_feeds
 from ernie.task_names import CAPITALIZATION, DISCOURSE_RELATION, SENTENCE_REORDERING, TOKEN_DOCUMENT
 from propeller.dygraph_runner import DygraphRunner
+from propeller.mixed_precision import MixedPrecision, MixedPrecisionUnsupported, check_supported
 from propeller.static_runner import StaticRunner
 
 from common import config_from, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
@@ -61,7 +64,8 @@ def cpu_kernels_switch(on: bool):
             os.environ["ERNIE_CPU_KERNELS"] = before
 
 
-def bench_static(config, batch, warmup, steps, fused=True):
+def bench_static(config, batch, warmup, steps, fused=True, amp=None, losses=None):
+    """Seconds per step; with `losses` (a list), also appends each step's loss to it."""
     holder = {}
 
     def model_fn():
@@ -72,10 +76,26 @@ def bench_static(config, batch, warmup, steps, fused=True):
         return feeds, {"loss": out["loss"]}, out["loss"]
 
     with cpu_kernels_switch(fused):
-        runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=1)
+        runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=1,
+                              mixed_precision=MixedPrecision(amp) if amp else None)
     feeds = make_batch(config, *batch, holder["order"])
     counter = iter(range(10 ** 9))
-    return timed(lambda: runner.step(next(counter), feeds, 1e-4), warmup, steps)
+
+    def step():
+        loss = runner.step(next(counter), feeds, 1e-4)["loss"]
+        if losses is not None:
+            losses.append(float(loss))
+
+    return timed(step, warmup, steps)
+
+
+def bf16_supported() -> bool:
+    try:
+        check_supported("bf16")
+        return True
+    except MixedPrecisionUnsupported as err:
+        print(f"bfloat16: not measured ({err})")
+        return False
 
 
 def bench_dygraph(config, batch, warmup, steps):
@@ -142,10 +162,14 @@ def main():
     print(f"pre-training step: encoder {args.layers}x{args.hidden}/{args.heads} heads + MLM (vocab {args.vocab}, "
           f"15% masked) + capitalization + token-document + reordering, batch {args.batch} x {args.seq_len}, "
           f"{usable_cores()} threads")
-    results = {"paddle static": bench_static(config, batch, args.warmup, args.steps),
+    fp32_losses, bf16_losses = [], []
+    results = {"paddle static": bench_static(config, batch, args.warmup, args.steps, losses=fp32_losses),
                "paddle static, Paddle's ops only": bench_static(config, batch, args.warmup, args.steps, fused=False),
-               "paddle dygraph": bench_dygraph(config, batch, args.warmup, args.steps),
-               "pytorch (HF ErnieModel + heads)": bench_torch(config, batch, args.warmup, args.steps)}
+               "paddle dygraph": bench_dygraph(config, batch, args.warmup, args.steps)}
+    if bf16_supported():
+        results["paddle static, bf16 O1"] = bench_static(config, batch, args.warmup, args.steps, amp="bf16",
+                                                         losses=bf16_losses)
+    results["pytorch (HF ErnieModel + heads)"] = bench_torch(config, batch, args.warmup, args.steps)
     peak = gemm_gflops()["paddle"] * 1e9
     flops = model_flops(config, *batch)
     reference = results["pytorch (HF ErnieModel + heads)"]
@@ -153,6 +177,11 @@ def main():
         print(f"{name:32s} {seconds * 1000:8.1f} ms/step {tokens / seconds:9.0f} tokens/s "
               f"{reference / seconds:5.2f}x PyTorch  {flops / seconds / 1e9:6.1f} GFLOP/s "
               f"= {flops / seconds / peak:5.1%} of peak")
+    if bf16_losses:
+        gap = max(abs(a - b) / abs(a) for a, b in zip(fp32_losses, bf16_losses))
+        print(f"bf16 O1 against fp32, same start and batch, {len(bf16_losses)} steps: losses "
+              f"{bf16_losses[0]:.4f} -> {bf16_losses[-1]:.4f} against {fp32_losses[0]:.4f} -> {fp32_losses[-1]:.4f}, "
+              f"largest relative difference {gap:.2e}")
     print(f"fp32 GEMM peak measured here (paddle, 2048x1024x1024): {peak / 1e9:.0f} GFLOP/s; "
           f"model FLOPs per step: {flops / 1e9:.1f} G")
 

@@ -41,7 +41,7 @@ from .fileio import atomic_path, cache_dir
 
 _SOURCE = Path(__file__).parent / "csrc" / "cpu_kernels.cc"
 _LIBRARY = "ernie_cpu_kernels"
-_CXX_FLAGS = ["-O3", "-march=native", "-fopenmp"]
+_CXX_FLAGS = ("-O3", "-march=native", "-fopenmp")
 _SWITCH = "ERNIE_CPU_KERNELS"
 
 # Paddle's custom-operator toolchain, run in a child process so that its compiler log stays out
@@ -85,10 +85,11 @@ def _exclusive(lock_path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _build(target: Path) -> None:
+def _build(target: Path, cxx_flags=_CXX_FLAGS) -> None:
+    """Compiles the kernels with `cxx_flags` into the library file `target`."""
     print(f"ernie: building the fused CPU kernels into {target.parent} (once per machine)", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=target.parent) as build_dir:
-        done = subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, _LIBRARY, str(_SOURCE), build_dir, *_CXX_FLAGS],
+        done = subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, _LIBRARY, str(_SOURCE), build_dir, *cxx_flags],
                               capture_output=True, text=True)
         built = Path(build_dir) / _LIBRARY / f"{_LIBRARY}.so"
         if done.returncode != 0 or not built.exists():

@@ -8,7 +8,7 @@
   `decr_ratio`; after `incr_every_n_steps` clean steps in a row it is multiplied by
   `incr_ratio`. The scale and its two counters are persistable program variables, so the
   runner's state (and so every checkpoint) holds them beside the optimizer's accumulators.
-- bfloat16 has float32's exponent range and needs no loss scaling (Paddle turns it off).
+- bfloat16 has float32's exponent range and needs no loss scaling (none is built).
 
 Kernels decide where each runs: float16 needs a CUDA build with a GPU; bfloat16 a GPU that
 has it or a CPU with AVX-512 (oneDNN's bfloat16 kernels). `check_supported` says so before
@@ -73,6 +73,23 @@ def check_supported(amp: str) -> None:
             "--amp bf16 on a CPU needs AVX-512 (oneDNN's bfloat16 kernels), which this CPU lacks: use --amp off")
 
 
+def _give_bf16_matmuls_both_gradients(program) -> None:
+    """Paddle 3.3.1's oneDNN bfloat16 `matmul_grad` kernel writes both input gradients even when
+    one input needs none, and crashes the process (a segmentation fault) doing so. A bfloat16
+    matmul whose one input needs a gradient and whose other does not (an input fed from data, say)
+    gets the missing gradient asked for too: one extra matrix product, computed and dropped."""
+    for op in program.global_block().ops:
+        if op.name() != "pd_op.matmul":
+            continue
+        operands = op.operands_source()
+        if operands[0].dtype != paddle.bfloat16:
+            continue
+        needs = [not v.stop_gradient for v in operands]
+        if any(needs) and not all(needs):
+            for value in operands:
+                value.stop_gradient = False
+
+
 def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: Optional[MixedPrecision]):
     """Builds the model under auto-cast and appends backward and optimizer ops; returns the
     model function's feeds and fetches. Call inside a program guard."""
@@ -81,12 +98,19 @@ def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: O
         optimizer.minimize(loss)
         return feeds, fetches
     dtype, scaling = mixed_precision.dtype, mixed_precision.loss_scaling
+    if dtype == "bfloat16":
+        # no loss scaling: Paddle's defaults would build an unscale op without a scale
+        optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype, init_loss_scaling=1.0,
+                                               use_dynamic_loss_scaling=False)
+        with paddle.amp.auto_cast(level="O1", dtype=dtype):
+            feeds, fetches, loss = model_fn()
+            if not has_gpu():
+                _give_bf16_matmuls_both_gradients(paddle.static.default_main_program())
+            optimizer.minimize(loss)
+        return feeds, fetches
     optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype)
     with paddle.amp.auto_cast(level="O1", dtype=dtype):
         feeds, fetches, loss = model_fn()
-        if dtype != "float16":
-            optimizer.minimize(loss)
-            return feeds, fetches
         scaler = paddle.amp.GradScaler(
             init_loss_scaling=scaling.init, incr_ratio=scaling.incr_ratio, decr_ratio=scaling.decr_ratio,
             incr_every_n_steps=scaling.incr_every_n_steps,

@@ -1,6 +1,10 @@
 """The fused CPU kernels against independent references: Paddle's own ops for layer norm, GELU
 and bias add (values and gradients), and a NumPy Philox4x32-10, itself checked against the
 Random123 known-answer vectors, for the dropout mask."""
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -160,3 +164,49 @@ def test_failed_build_warns_and_falls_back(monkeypatch):
         assert not cpu_kernels.available()
     x = paddle.to_tensor(np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4))
     np.testing.assert_array_equal(cpu_kernels.gelu(x, training=True).numpy(), F.gelu(x).numpy())
+
+
+def test_build_key_covers_the_cpu_features(monkeypatch):
+    """The library is compiled for the CPU that builds it (-march=native): a cache carried to a
+    CPU with other instruction sets must not be reused."""
+    monkeypatch.setattr(cpu_kernels, "_cpu_flags", lambda: "flags : fpu sse2 avx avx2 fma")
+    avx2_only = cpu_kernels._build_key()
+    monkeypatch.setattr(cpu_kernels, "_cpu_flags", lambda: "flags : fpu sse2 avx avx2 fma avx512f avx512_bf16")
+    assert cpu_kernels._build_key() != avx2_only
+
+
+_PORTABLE_PROBE = """
+import sys
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+from paddle.utils.cpp_extension import load_op_meta_info_and_register_op
+load_op_meta_info_and_register_op(sys.argv[1])
+rng = np.random.default_rng(0)
+x = paddle.to_tensor(rng.normal(size=(3, 37, 29)).astype(np.float32))
+key = paddle.to_tensor([123456789, 987654321], dtype="int64")
+run = paddle._C_ops._run_custom_op
+np.savez(sys.argv[2], dropout=run("ernie_dropout", x, key, 0.1)[0].numpy(), gelu=run("ernie_gelu", x)[0].numpy())
+"""
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the AVX2 path exists on x86-64 only")
+def test_portable_path_equals_the_vector_path(tmp_path):
+    """The kernels built without AVX2 (as on a CPU that lacks it) give the vector build's dropout
+    mask bit for bit, and its GELU to float rounding."""
+    assert cpu_kernels.available()
+    library = tmp_path / "portable.so"
+    cpu_kernels._build(library, ("-O3", "-march=x86-64", "-mno-avx2", "-fopenmp"))
+    subprocess.run([sys.executable, "-c", _PORTABLE_PROBE, str(library), str(tmp_path / "out.npz")], check=True)
+    portable = np.load(tmp_path / "out.npz")
+    rng = np.random.default_rng(0)
+    x = paddle.to_tensor(rng.normal(size=(3, 37, 29)).astype(np.float32))
+    key = paddle.to_tensor([123456789, 987654321], dtype="int64")
+    vector = cpu_kernels._run("ernie_dropout", x, key, 0.1)[0].numpy()
+    np.testing.assert_array_equal(portable["dropout"], vector)
+    np.testing.assert_array_equal(portable["dropout"] != 0, reference_keep(x.size, [123456789, 987654321], 0.1)
+                                  .reshape(x.shape))
+    np.testing.assert_allclose(portable["gelu"], cpu_kernels._run("ernie_gelu", x)[0].numpy(), rtol=1e-6, atol=1e-6)
