@@ -2,12 +2,16 @@
 # ERNIE 2.0 continual multi-task pre-training, end to end, on one machine:
 #   1. a WordPiece vocabulary from the corpus, 2. the task shards (python -m data_gen make),
 #   3. pre-training (python -m ernie.pretrain), 4. the loss-curve plot (python -m ernie.plot).
-# With no arguments: the embedded State of the Union demo corpus, the tiny model, continual
-# multi-task learning over the English task set, a few minutes on 2 CPU cores.
-# Variables choose other runs:
+# With no arguments: the embedded State of the Union demo corpus, the micro model, continual
+# multi-task learning over the English task set, about 10 minutes on 2 CPU cores.
+# Variables choose other runs, e.g. the 60-minute recipes of docs/pretraining.md:
+#   DATA_CONFIG=configs/data/sotu_en.yaml CONFIG=configs/pretrain/small_en.yaml bash run_pretrain.sh
+#   DATA_CONFIG=configs/data/peoples_daily_zh.yaml CONFIG=configs/pretrain/small_zh.yaml bash run_pretrain.sh
+# A corpus the data config reads from data/NAME/ is fetched first (python -m data_gen fetch NAME).
 #   DATA_CONFIG  data config         (default configs/data/demo_en.yaml)
 #   CONFIG       pre-training config (default configs/pretrain/demo_en.yaml)
-#   VOCAB_SIZE   vocabulary size when the data config's vocab file does not exist yet (8000)
+#   VOCAB_SIZE   vocabulary size when the data config's vocab file does not exist yet
+#                (default 8000, 12000 for Chinese)
 #   LANG_VOCAB   en, zh or mixed, for that vocabulary (default: the data config's lang)
 #   RESUME=1     continue a killed run from its newest checkpoint
 #   AMP          mixed precision: fp16 (GPU) or bf16 (GPU, AVX-512 CPU); single process only
@@ -21,7 +25,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 DATA_CONFIG=${DATA_CONFIG:-configs/data/demo_en.yaml}
 CONFIG=${CONFIG:-configs/pretrain/demo_en.yaml}
-VOCAB_SIZE=${VOCAB_SIZE:-8000}
 NPROC=${NPROC:-1}
 NNODES=${NNODES:-1}
 
@@ -29,11 +32,19 @@ read_key() { python -c "import sys, yaml; v = yaml.safe_load(open(sys.argv[1]))[
 VOCAB=$(read_key "$DATA_CONFIG" vocab)
 INPUT=$(read_key "$DATA_CONFIG" input)
 LANG_VOCAB=${LANG_VOCAB:-$(read_key "$DATA_CONFIG" lang)}
+FORMAT=$(read_key "$DATA_CONFIG" format)
 OUTPUT=$(read_key "$CONFIG" output)
+if [ "$LANG_VOCAB" = zh ]; then VOCAB_SIZE=${VOCAB_SIZE:-12000}; else VOCAB_SIZE=${VOCAB_SIZE:-8000}; fi
 
 start=$(date +%s)
+if [ ! -f "$INPUT" ] && [ "$(basename "$(dirname "$(dirname "$INPUT")")")" = data ]; then
+  python -m data_gen fetch "$(basename "$(dirname "$INPUT")")" --dir "$(dirname "$(dirname "$INPUT")")"
+fi
 if [ ! -f "$VOCAB" ]; then
-  python -m data_gen build-vocab --input "$INPUT" --size "$VOCAB_SIZE" --lang "$LANG_VOCAB" --output "$VOCAB"
+  strip=()
+  [ "$FORMAT" = peoples_daily ] && strip=(--strip-pos)  # word/pos lines: train on the words
+  python -m data_gen build-vocab --input "$INPUT" --size "$VOCAB_SIZE" --lang "$LANG_VOCAB" --output "$VOCAB" \
+    "${strip[@]}"
 fi
 python -m data_gen make --config "$DATA_CONFIG"
 if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
@@ -50,6 +61,8 @@ fi
 python -m ernie.plot "$OUTPUT"
 echo
 echo "done in $(( $(date +%s) - start )) s"
+python -c "import json, sys; from ernie.run_log import summary_line; print(summary_line(json.load(open(sys.argv[1]))) or '')" \
+  "$OUTPUT/summary.json"
 echo "model:       $OUTPUT/model   (ernie_config.json, vocab.txt, params.safetensors)"
 echo "log:         $OUTPUT/log.jsonl"
 echo "plot:        $OUTPUT/loss_curves.png"

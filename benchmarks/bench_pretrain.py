@@ -84,7 +84,7 @@ def bench_static(config, batch, warmup, steps, fused=True, amp=None, losses=None
     def step():
         loss = runner.step(next(counter), feeds, 1e-4)["loss"]
         if losses is not None:
-            losses.append(float(loss))
+            losses.append(float(np.asarray(loss).reshape(-1)[0]))
 
     return timed(step, warmup, steps)
 

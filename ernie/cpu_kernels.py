@@ -1,7 +1,8 @@
 """Fused CPU kernels for training (`ernie/csrc/cpu_kernels.cc`), and the ops the models call:
 each runs the fused kernel where it applies and Paddle's own op everywhere else.
 
-They apply when the model trains in float32 on the CPU and the kernels could be built. Eval
+They apply when the model trains on the CPU, in float32 or in bfloat16 mixed precision (where
+they take the matrix products' outputs back to float32), and the kernels could be built. Eval
 graphs, and so every exported model, keep Paddle's own ops; GPU builds with a GPU keep Paddle's
 GPU kernels; `ERNIE_CPU_KERNELS=0` turns the fused kernels off.
 
@@ -125,10 +126,19 @@ def _on_cpu() -> bool:
     return not has_gpu() and not paddle.is_compiled_with_xpu()
 
 
-def use_fused(x, training: bool) -> bool:
-    """Whether an op on `x` runs a fused kernel: training, float32, on the CPU, not switched off."""
-    return (training and x.dtype == paddle.float32 and os.environ.get(_SWITCH, "1") != "0"
+def _fused_applies(x, training: bool) -> bool:
+    """Whether an op on `x` runs a fused kernel: training, on the CPU, not switched off, `x`
+    float32 or bfloat16 (see `_float32`)."""
+    return (training and x.dtype in (paddle.float32, paddle.bfloat16) and os.environ.get(_SWITCH, "1") != "0"
             and _on_cpu() and available())
+
+
+def _float32(x):
+    """The kernels are float32. In bfloat16 mixed-precision training (`--amp bf16`) a matrix
+    product hands them a bfloat16 activation, which goes back to float32 here: only the matrix
+    products run in bfloat16 (oneDNN's kernels for them are the fast part), and everything between
+    them keeps the fused float32 kernels."""
+    return x if x.dtype == paddle.float32 else paddle.cast(x, "float32")
 
 
 def _run(op: str, *inputs_then_attributes):
@@ -142,42 +152,42 @@ def dropout(x, p: float, training: bool):
     generator, so `paddle.seed` fixes it as it fixes Paddle's own dropout."""
     if not training or p == 0:
         return x
-    if not use_fused(x, training):
+    if not _fused_applies(x, training):
         return F.dropout(x, p, training=True, mode="upscale_in_train")
     key = paddle.randint(0, 2 ** 31 - 1, [2], dtype="int64")
-    return _run("ernie_dropout", x, key, float(p))[0]
+    return _run("ernie_dropout", _float32(x), key, float(p))[0]
 
 
 def layer_norm(x, weight, bias, epsilon: float, training: bool):
     """Layer norm over the last axis."""
-    if not use_fused(x, training):
+    if not _fused_applies(x, training):
         return F.layer_norm(x, x.shape[-1:], weight, bias, epsilon)
-    return _run("ernie_layer_norm", x, weight, bias, float(epsilon))[0]
+    return _run("ernie_layer_norm", _float32(x), weight, bias, float(epsilon))[0]
 
 
 def gelu(x, training: bool):
     """GELU, exact (erf) form, as the original ERNIE."""
-    if not use_fused(x, training):
+    if not _fused_applies(x, training):
         return F.gelu(x)
-    return _run("ernie_gelu", x)[0]
+    return _run("ernie_gelu", _float32(x))[0]
 
 
 def masked_softmax(scores, bias, training: bool):
     """`softmax(scores + bias)` over the last axis; scores [B, heads, T, T], bias [B, 1, 1, T]."""
-    if not use_fused(scores, training):
+    if not _fused_applies(scores, training):
         return F.softmax(scores + bias, axis=-1)
-    return _run("ernie_masked_softmax", scores, bias)[0]
+    return _run("ernie_masked_softmax", _float32(scores), bias)[0]
 
 
 def linear(x, weight, bias: Optional[paddle.Tensor], training: bool):
     """`x @ weight + bias`; the fused bias add gets the bias gradient as a threaded column sum."""
-    if bias is None or not use_fused(x, training):
+    if bias is None or not _fused_applies(x, training):
         return F.linear(x, weight, bias)
     return bias_add(paddle.matmul(x, weight), bias, training)
 
 
 def bias_add(x, bias, training: bool):
     """`x + bias`, the bias broadcast over the last axis."""
-    if not use_fused(x, training):
+    if not _fused_applies(x, training):
         return x + bias
-    return _run("ernie_bias_add", x, bias)[0]
+    return _run("ernie_bias_add", _float32(x), bias)[0]

@@ -1,7 +1,6 @@
-"""Learning-rate schedules and the AdamW optimizer of ERNIE pre-training and fine-tuning."""
+"""Learning-rate schedules and the AdamW optimizer of ERNIE pre-training and fine-tuning. The
+schedules are plain functions (no Paddle), shared with the PyTorch reference scripts."""
 from __future__ import annotations
-
-import paddle
 
 
 def noam(peak: float, warmup: int, step: int) -> float:
@@ -20,14 +19,26 @@ def linear_warmup_decay(peak: float, warmup: int, total: int, step: int) -> floa
     return peak * max(0.0, (total - step) / max(total - warmup, 1))
 
 
+def task_learning_rate(optimization: dict, iterations: int, task_step: int) -> float:
+    """A pre-training task's learning rate at its `task_step`-th step of `iterations`, from the
+    config's `optimization` settings: noam, or linear warm-up and decay to 0 at its last step;
+    warm-up over `warmup_proportion` of its iterations where that is set, else `warmup_steps`."""
+    warmup = optimization["warmup_steps"] if optimization.get("warmup_proportion") is None else \
+        max(1, round(optimization["warmup_proportion"] * iterations))
+    if optimization["lr_schedule"] == "noam":
+        return noam(optimization["learning_rate"], warmup, task_step)
+    return linear_warmup_decay(optimization["learning_rate"], warmup, iterations, task_step)
+
+
 def decays(param_name: str) -> bool:
     """Decoupled weight decay skips layer-norm parameters and biases, as the original does."""
     return not (param_name.endswith(".b_0") or "layer_norm" in param_name or param_name.endswith("_bias"))
 
 
 def adamw(learning_rate, weight_decay: float = 0.01, beta1: float = 0.9, beta2: float = 0.98,
-          epsilon: float = 1e-6, clip_norm: float = 1.0, parameters=None) -> paddle.optimizer.AdamW:
+          epsilon: float = 1e-6, clip_norm: float = 1.0, parameters=None):
     """`parameters` is for dygraph; a static program's optimizer finds them itself."""
+    import paddle
     return paddle.optimizer.AdamW(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon,
                                   weight_decay=weight_decay, apply_decay_param_fun=decays,
                                   grad_clip=paddle.nn.ClipGradByGlobalNorm(clip_norm), parameters=parameters)

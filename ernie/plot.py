@@ -3,7 +3,6 @@ marked, written to RUN_DIR/loss_curves.png (from RUN_DIR/log.jsonl)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -13,17 +12,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .fileio import atomic_path  # noqa: E402
+from .run_log import read_log  # noqa: E402
 
 
 def plot_run(run_dir) -> Path:
     run_dir = Path(run_dir)
-    log_path = run_dir / "log.jsonl"
-    try:
-        records = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read {log_path}: {err}") from None
+    records = read_log(run_dir)
     if not records:
-        raise ValueError(f"{log_path} has no records yet")
+        raise ValueError(f"{run_dir / 'log.jsonl'} has no records yet")
     tasks = sorted({key[:-5] for r in records for key in r if key.endswith("/loss")},
                    key=lambda t: min(r["step"] for r in records if f"{t}/loss" in r))
     fig, ax = plt.subplots(figsize=(10, 5.5))

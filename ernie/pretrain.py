@@ -12,8 +12,12 @@ stage introduces warms up from zero while the tasks already trained keep their d
 
 Output: `log.jsonl` (a line every `log_every` steps: the mean loss and accuracy of each task over
 the steps it trained in that window, the learning rate, tokens/s, stage), `checkpoints/step-N/`
-(written atomically at an interval and at every stage end; `checkpoints/latest` names the newest) and, at the end, `model/`, a model directory that
-`ernie.convert`, `ernie.encode` and fine-tuning read. `--resume` continues from the newest
+(written atomically at an interval and at every stage end; `checkpoints/latest` names the
+newest) and, at the end, `model/`, a model directory that `ernie.convert`, `ernie.encode` and
+fine-tuning read, and `summary.json`: each task's final loss and accuracy, and the
+knowledge-masking loss as a share of the unigram entropy of the shards' tokens, which the run
+also prints. `dropout:` in the config sets the encoder's dropout for pre-training only; the saved
+model keeps its preset's rates for fine-tuning. `--resume` continues from the newest
 checkpoint and ends with the same parameters as an uninterrupted run. `--visualdl` also writes
 the logged scalars for VisualDL, Paddle's dashboard (`visualdl --logdir OUTPUT/visualdl`).
 
@@ -44,57 +48,11 @@ from propeller.mixed_precision import (AMP_CHOICES, LossScaling, MixedPrecision,
 from .checkpoint import load_params, save_model_dir, save_params
 from .config import ErnieConfig
 from .fileio import atomic_directory, atomic_write_text
+from .pretrain_config import MODES, NOT_TRAINING_KEYS, PretrainError, load_config
+from .run_log import read_log, summary, summary_line
 from .schedule import Schedule, ScheduleError, schedule_from_config
 from .task_names import ALL_TASKS, SENTENCE_TASKS
 from .tokenization import first_normal_id, load_vocab
-
-DEFAULT_OPTIMIZATION = {"learning_rate": 1e-4, "warmup_steps": 4000, "lr_schedule": "noam",
-                        "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.98, "epsilon": 1e-6, "clip_norm": 1.0}
-KEYS = {"model", "data", "output", "seed", "batch_tokens", "log_every", "checkpoint_every",
-        "keep_checkpoints", "optimization", "schedule", "mode", "amp", "loss_scaling"}
-MODES = ("static", "dygraph")
-# Keys a resumed run may change: they decide where and how often to write, not what is trained.
-NOT_TRAINING_KEYS = ("output", "log_every", "checkpoint_every", "keep_checkpoints")
-
-
-class PretrainError(ValueError):
-    pass
-
-
-def load_config(path, overrides: Dict = None) -> dict:
-    try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise PretrainError(f"cannot read {path}: {err}") from None
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    unknown = sorted(set(values) - KEYS)
-    if unknown:
-        raise PretrainError(f"{path}: unknown key(s) {unknown}")
-    optimization = {**DEFAULT_OPTIMIZATION, **values.get("optimization", {})}
-    bad = sorted(set(optimization) - set(DEFAULT_OPTIMIZATION))
-    if bad:
-        raise PretrainError(f"{path}: unknown optimization key(s) {bad}")
-    values["optimization"] = optimization
-    values.setdefault("seed", 1)
-    values.setdefault("batch_tokens", 4096)
-    values.setdefault("log_every", 10)
-    values.setdefault("checkpoint_every", 500)
-    values.setdefault("keep_checkpoints", 2)
-    values.setdefault("mode", "static")
-    if values["mode"] not in MODES:
-        raise PretrainError(f"{path}: mode must be one of {MODES}, got {values['mode']!r}")
-    values.setdefault("amp", "off")
-    if values["amp"] not in AMP_CHOICES:
-        raise PretrainError(f"{path}: amp must be one of {AMP_CHOICES}, got {values['amp']!r}")
-    scaling_keys = set(LossScaling.__dataclass_fields__)
-    bad = sorted(set(values.get("loss_scaling", {})) - scaling_keys)
-    if bad:
-        raise PretrainError(f"{path}: unknown loss_scaling key(s) {bad}; known: {sorted(scaling_keys)}")
-    for key in ("model", "data", "output", "schedule"):
-        if key not in values:
-            raise PretrainError(f"{path}: missing key {key!r}")
-    return values
-
 
 def _sha(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
@@ -121,6 +79,7 @@ class Trainer:
             raise PretrainError(f"amp {config['amp']} runs in the static program only; this run is dygraph"
                                 + (" (multi-process runs are)" if self.distributed else ""))
         self.is_writer = self.rank == 0
+        self.summary = None  # the writer's final losses, after `train`
         self.out = Path(config["output"])
         self.schedule: Schedule = schedule_from_config(config["schedule"], "schedule")
         shard_dir = Path(config["data"])
@@ -138,6 +97,11 @@ class Trainer:
                                     vocab["[MASK]"], first_normal_id(vocab),
                                     rank=self.rank, world_size=self.world_size)
         self.data.check_tasks(self.schedule.tasks)
+        # The model trains with the config's `dropout` where it sets one; the saved model keeps the
+        # preset's rates, which fine-tuning uses.
+        dropout = config.get("dropout")
+        self.train_config = self.model_config if dropout is None else self.model_config.replace(
+            hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
         if len(ALL_TASKS) > self.model_config.task_type_vocab_size:
             raise PretrainError(f"task_type_vocab_size {self.model_config.task_type_vocab_size} is too small "
                                 f"for {len(ALL_TASKS)} task ids")
@@ -158,14 +122,14 @@ class Trainer:
                          parameters=parameters)
 
         if self.config["mode"] == "dygraph":
-            self.runner = DygraphRunner(lambda: ErnieForPretraining(self.model_config, self.num_classes),
+            self.runner = DygraphRunner(lambda: ErnieForPretraining(self.train_config, self.num_classes),
                                         optimizer, seed=self.config["seed"], distributed=self.distributed)
             self.model = self.runner.model
         else:
             holder = {}
 
             def model_fn():
-                model = ErnieForPretraining(self.model_config, self.num_classes)
+                model = ErnieForPretraining(self.train_config, self.num_classes)
                 feeds = pretraining_feeds(model)
                 fetches = model(feeds)
                 holder["model"] = model
@@ -183,11 +147,8 @@ class Trainer:
     # ---- learning rate ----------------------------------------------------------------------
 
     def learning_rate(self, task: str, task_step: int) -> float:
-        from .optimization import linear_warmup_decay, noam
-        opt = self.config["optimization"]
-        if opt["lr_schedule"] == "noam":
-            return noam(opt["learning_rate"], opt["warmup_steps"], task_step)
-        return linear_warmup_decay(opt["learning_rate"], opt["warmup_steps"], self.schedule.iterations(task), task_step)
+        from .optimization import task_learning_rate
+        return task_learning_rate(self.config["optimization"], self.schedule.iterations(task), task_step)
 
     # ---- checkpoints ------------------------------------------------------------------------
 
@@ -297,7 +258,11 @@ class Trainer:
             return self.out / "model"
         state = self.runner.state()
         params = {n: state[n] for n in self.param_names}
-        return save_model_dir(self.out / "model", self.model_config, params, vocab_file=self.vocab_file)
+        model_dir = save_model_dir(self.out / "model", self.model_config, params, vocab_file=self.vocab_file)
+        entropy = self.data.manifest.get("unigram_entropy", {}).get("nats")
+        self.summary = summary(read_log(self.out), entropy)
+        atomic_write_text(self.out / "summary.json", json.dumps(self.summary, indent=2) + "\n")
+        return model_dir
 
 
 def main(argv=None) -> int:
@@ -321,11 +286,13 @@ def main(argv=None) -> int:
             return print_schedule(["--config", args.config] + (["--json"] if args.json else []))
         config = load_config(args.config, {"output": args.output, "mode": args.mode, "amp": args.amp})
         check_supported(config["amp"])
-        model_dir = Trainer(config).train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl)
+        trainer = Trainer(config)
+        model_dir = trainer.train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl)
     except (PretrainError, ScheduleError, MixedPrecisionUnsupported, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"model: {model_dir}\nlog: {Path(config['output']) / 'log.jsonl'}")
+    line = summary_line(trainer.summary) if trainer.summary else None
+    print((f"{line}\n" if line else "") + f"model: {model_dir}\nlog: {Path(config['output']) / 'log.jsonl'}")
     return 0
 
 

@@ -12,14 +12,16 @@
 
 Kernels decide where each runs: float16 needs a CUDA build with a GPU; bfloat16 a GPU that
 has it or a CPU with AVX-512 (oneDNN's bfloat16 kernels). `check_supported` says so before
-anything is built.
+anything is built. The settings (`AMP_CHOICES`, `LossScaling`, `MixedPrecision`) import without
+Paddle, so a config can be checked in a process that never loads it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import paddle
+if TYPE_CHECKING:
+    import paddle
 
 AMP_CHOICES = ("off", "fp16", "bf16")
 _DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
@@ -51,6 +53,7 @@ class MixedPrecision:
 
 
 def has_gpu() -> bool:
+    import paddle
     return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 
 
@@ -60,6 +63,7 @@ def check_supported(amp: str) -> None:
         raise MixedPrecisionUnsupported(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
     if amp == "off":
         return
+    import paddle
     if has_gpu():
         if amp == "bf16" and not paddle.amp.is_bfloat16_supported():
             raise MixedPrecisionUnsupported("--amp bf16: this GPU has no bfloat16 support; use --amp fp16")
@@ -78,6 +82,7 @@ def _give_bf16_matmuls_both_gradients(program) -> None:
     one input needs none, and crashes the process (a segmentation fault) doing so. A bfloat16
     matmul whose one input needs a gradient and whose other does not (an input fed from data, say)
     gets the missing gradient asked for too: one extra matrix product, computed and dropped."""
+    import paddle
     for op in program.global_block().ops:
         if op.name() != "pd_op.matmul":
             continue
@@ -93,6 +98,7 @@ def _give_bf16_matmuls_both_gradients(program) -> None:
 def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: Optional[MixedPrecision]):
     """Builds the model under auto-cast and appends backward and optimizer ops; returns the
     model function's feeds and fetches. Call inside a program guard."""
+    import paddle
     if mixed_precision is None:
         feeds, fetches, loss = model_fn()
         optimizer.minimize(loss)

@@ -141,3 +141,37 @@ def test_pretrain_config_checks_amp_keys(tmp_path):
     path.write_text(base + "amp: fp16\nloss_scaling: {init: 1024, incr_every: 10}\n")
     with pytest.raises(PretrainError, match=r"unknown loss_scaling key\(s\) \['incr_every'\]"):
         load_config(path)
+
+
+@pytest.mark.skipif(not CPU_BF16, reason="bfloat16 on CPU needs AVX-512")
+def test_bf16_pretraining_keeps_the_fused_float32_kernels_between_its_matmuls():
+    """ERNIE's pre-training program in bfloat16 O1: matrix products in bfloat16, the fused CPU
+    kernels (float32) between them, and the losses of float32 training."""
+    from ernie import cpu_kernels
+    from ernie.optimization import adamw
+    from ernie.pretraining import ErnieForPretraining, pretraining_feeds
+    from tests.conftest import random_feeds, small_config
+
+    config = small_config()
+    feeds = random_feeds(config, batch=2, seq_len=8, seed=4)
+    rng = np.random.default_rng(5)
+    feeds.update(mask_pos=np.array([1, 5, 9, 14]), mask_label=rng.integers(1, 120, 4),
+                 capitalization_label=rng.integers(-1, 2, (2, 8)), token_document_label=rng.integers(-1, 2, (2, 8)),
+                 sentence_reordering_label=np.array([3, 1]), task_weights=np.ones(4, np.float32))
+
+    def model_fn():
+        model = ErnieForPretraining(config, {"sentence_reordering": 5})
+        inputs = pretraining_feeds(model)
+        out = model(inputs)
+        return inputs, {"loss": out["loss"]}, out["loss"]
+
+    losses = {}
+    for name, mixed in (("fp32", None), ("bf16", MixedPrecision("bf16"))):
+        runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=3, place=paddle.CPUPlace(), mixed_precision=mixed)
+        ops = runner.main.global_block().ops
+        assert cpu_kernels.available() and any(op.name().startswith("custom_op.ernie_") for op in ops)
+        matmul_dtypes = {str(op.operands_source()[0].dtype) for op in ops if op.name() == "pd_op.matmul"}
+        assert matmul_dtypes == ({"paddle.bfloat16"} if mixed else {"paddle.float32"}), matmul_dtypes
+        losses[name] = [float(np.asarray(runner.step(i, feeds, 1e-3)["loss"]).reshape(-1)[0]) for i in range(4)]
+    np.testing.assert_allclose(losses["bf16"], losses["fp32"], rtol=0.02)
+    assert losses["bf16"][-1] < losses["bf16"][0]

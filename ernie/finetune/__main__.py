@@ -1,7 +1,7 @@
 """`python -m ernie.finetune --task NAME --data DIR [--init-model MODEL_DIR] --output DIR`
 
 Trains on the task's train file, evaluates on dev after every epoch and keeps the best epoch,
-for `--seeds` seeds (1..N). Writes, under --output: `metrics.json` (each seed's best dev scores,
+for `--seeds` seeds (1..N, or from `--first-seed`). Writes, under --output: `metrics.json` (each seed's best dev scores,
 and test scores where the test file is labelled, plus their median and mean over seeds, as the
 paper reports dev results), and per seed `seed-N/` with dev predictions, test predictions in the
 submission format, the log, and the best model (a model directory that `ernie.export` takes).
@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True, help="directory with the task's files")
     parser.add_argument("--init-model", help="model directory (pre-trained or converted); omit for random init")
     parser.add_argument("--output", required=True)
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=1, help="the first seed (seeds run from it up)")
     parser.add_argument("--config", help="settings YAML (default configs/finetune/TASK.yaml)")
     parser.add_argument("--preset", help="a preset of the config (the paper's base or large column)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
         print(f"skipped: {dict(data.skipped)}", file=sys.stderr)
     output = Path(args.output)
     results = []
-    for seed in range(1, args.seeds + 1):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         result = job.run_seed(seed, output / f"seed-{seed}", progress=not args.quiet)
         print(f"seed {seed}: best epoch {result['best_epoch']}, dev {result['dev']}"
               + (f", test {result['test']}" if "test" in result else ""))
