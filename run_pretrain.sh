@@ -61,7 +61,7 @@ fi
 python -m ernie.plot "$OUTPUT"
 echo
 echo "done in $(( $(date +%s) - start )) s"
-python -c "import json, sys; from ernie.run_log import summary_line; print(summary_line(json.load(open(sys.argv[1]))) or '')" \
+python -c "import json, sys; from ernie.pretrain.log import summary_line; print(summary_line(json.load(open(sys.argv[1]))) or '')" \
   "$OUTPUT/summary.json"
 echo "model:       $OUTPUT/model   (ernie_config.json, vocab.txt, params.safetensors)"
 echo "log:         $OUTPUT/log.jsonl"

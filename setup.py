@@ -1,4 +1,7 @@
-"""Installs the three packages of the ERNIE 2.0 framework: ernie, propeller, data_gen."""
+"""Installs the packages of the ERNIE 2.0 framework, bottom layer first: ernie_common (what data
+generation and the model library share), propeller (the training engine), data_gen, ernie, and
+ernie_tasks (the built-in pre-training tasks); and the repository's configs/ as the package
+ernie_configs, so the shipped configs are found after a plain `pip install .` too."""
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -18,9 +21,12 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["ernie", "ernie.*", "propeller", "propeller.*", "data_gen", "data_gen.*"]),
+    packages=find_packages(include=["ernie_common", "propeller", "data_gen", "data_gen.*", "ernie", "ernie.*",
+                                    "ernie_tasks"]) + ["ernie_configs"],
+    package_dir={"ernie_configs": "configs"},
     include_package_data=True,
-    package_data={"data_gen": ["demo/*.txt", "demo/*.md"], "ernie": ["csrc/*.cc"]},
+    package_data={"data_gen": ["demo/*.txt", "demo/*.md"], "ernie.kernels": ["csrc/*.cc"],
+                  "ernie_configs": ["*/*.yaml", "*/*.txt"]},
     install_requires=_requirements(),
     license="Apache-2.0",
 )

@@ -25,7 +25,7 @@ from data_gen.documents import read_documents
 from data_gen.make import make
 from data_gen.registry import FetchError
 from data_gen.vocab import build_vocab
-from ernie.tokenization import FullTokenizer
+from ernie_common.tokenization import FullTokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,10 +13,10 @@ import ernie  # noqa: F401  (first: its CPU settings must precede Paddle's impor
 
 import paddle
 
-from ernie.cpu_runtime import usable_cores
-from ernie.modeling import ErnieModel
-from ernie.optimization import adamw
-from ernie.static_graph import encoder_feeds
+from ernie.kernels.cpu_runtime import usable_cores
+from ernie.model.modeling import ErnieModel
+from ernie.model.optimization import adamw
+from ernie.model.static_graph import encoder_feeds
 from propeller.dygraph_runner import DygraphRunner
 from propeller.static_runner import StaticRunner
 

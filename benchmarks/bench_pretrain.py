@@ -20,17 +20,20 @@ import os
 
 import numpy as np
 
-from ernie.cpu_runtime import usable_cores
-from ernie.optimization import adamw
-from ernie.pretraining import ErnieForPretraining, pretraining_feeds
-from ernie.task_names import CAPITALIZATION, DISCOURSE_RELATION, SENTENCE_REORDERING, TOKEN_DOCUMENT
+from ernie.kernels.cpu_runtime import usable_cores
+from ernie.model.optimization import adamw
+from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
 from propeller.dygraph_runner import DygraphRunner
 from propeller.mixed_precision import MixedPrecision, MixedPrecisionUnsupported, check_supported
 from propeller.static_runner import StaticRunner
 
 from common import config_from, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
 
-N_CLASSES = {SENTENCE_REORDERING: 33, DISCOURSE_RELATION: 57}
+CAPITALIZATION, TOKEN_DOCUMENT = "capitalization", "token_document"
+SENTENCE_REORDERING, DISCOURSE_RELATION = "sentence_reordering", "discourse_relation"
+# the English task set: the model's heads, with each sentence task's classes
+N_CLASSES = {"knowledge_masking": None, CAPITALIZATION: None, TOKEN_DOCUMENT: None, SENTENCE_REORDERING: 33,
+             DISCOURSE_RELATION: 57}
 ACTIVE = ("knowledge_masking", CAPITALIZATION, TOKEN_DOCUMENT, SENTENCE_REORDERING)
 
 

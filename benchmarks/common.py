@@ -23,7 +23,7 @@ def shape_arguments(description: str) -> argparse.ArgumentParser:
 
 
 def config_from(args):
-    from ernie.config import ErnieConfig
+    from ernie.model.config import ErnieConfig
     return ErnieConfig(vocab_size=args.vocab, hidden_size=args.hidden, num_hidden_layers=args.layers,
                        num_attention_heads=args.heads, intermediate_size=4 * args.hidden, use_task_id=True,
                        max_position_embeddings=max(512, args.seq_len))

@@ -5,7 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ernie.tokenization import VocabError
+from ernie_common.tasks import TaskError
+from ernie_common.tokenization import VocabError
 
 from .config import DataConfig, DataConfigError
 from .corpora import CORPORA
@@ -37,7 +38,7 @@ def _build_vocab(args) -> int:
 
 def _make(args) -> int:
     from .make import make
-    config = DataConfig.from_yaml(args.config, workers=args.workers, output=args.output)
+    config = DataConfig.from_yaml(args.config, args.set, workers=args.workers, output=args.output)
     make(config, progress=not args.quiet)
     return 0
 
@@ -74,6 +75,8 @@ def main(argv=None) -> int:
     make.add_argument("--workers", type=int, help="worker processes (overrides the config)")
     make.add_argument("--output", help="output directory (overrides the config)")
     make.add_argument("--quiet", action="store_true", help="no progress bar")
+    make.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config key (mask_ratio=0.15, shards=8)")
     make.set_defaults(run=_make)
 
     insp = sub.add_parser("inspect", help="decode examples of a shard or shard directory")
@@ -85,7 +88,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (FetchError, DataConfigError, ShardError, VocabError) as err:
+    except (FetchError, DataConfigError, ShardError, VocabError, TaskError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

@@ -7,28 +7,30 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
-import yaml
-
-from ernie.task_names import ALL_TASKS, CAPITALIZATION
+from ernie_common import tasks as registry
+from ernie_common.configfile import ConfigError, apply_overrides, build, read
+from ernie_common.configs import find
 
 from .documents import READERS
 
 
-class DataConfigError(ValueError):
+class DataConfigError(ConfigError):
     pass
 
 
 @dataclasses.dataclass
 class DataConfig:
+    config_error = DataConfigError  # not a field: the error the config loader raises for this config
     input: List[str]
     vocab: str
     output: str
     format: str = "text"
     lang: str = "en"
     do_lower_case: bool = True
-    tasks: List[str] = dataclasses.field(default_factory=lambda: list(ALL_TASKS))
+    tasks: List[str] = dataclasses.field(default_factory=registry.builtin_names)
+    task_modules: List[str] = dataclasses.field(default_factory=list)  # a user's task modules (name or .py)
     max_seq_len: int = 128
     shards: int = 4
     seed: int = 1
@@ -48,15 +50,17 @@ class DataConfig:
     def __post_init__(self):
         if isinstance(self.input, str):
             self.input = [self.input]
-        unknown = [t for t in self.tasks if t not in ALL_TASKS]
-        if unknown:
-            raise DataConfigError(f"unknown task(s) {unknown}; known: {list(ALL_TASKS)}")
+        try:
+            registry.load_modules(self.task_modules)
+            tasks = [registry.get(t) for t in self.tasks]
+        except registry.TaskError as err:
+            raise DataConfigError(str(err)) from None
         if self.format not in READERS:
             raise DataConfigError(f"format must be one of {sorted(READERS)}, got {self.format!r}")
         if self.lang not in ("en", "zh"):
             raise DataConfigError(f"lang must be en or zh, got {self.lang!r}")
-        if self.lang == "zh" and CAPITALIZATION in self.tasks:
-            self.tasks = [t for t in self.tasks if t != CAPITALIZATION]  # Chinese has no case
+        # a task the language cannot have is left out (Chinese has no case)
+        self.tasks = [t.name for t in tasks if self.lang in t.languages]
         if self.masking not in ("online", "offline"):
             raise DataConfigError(f"masking must be online or offline, got {self.masking!r}")
         if not 1 <= self.reorder_max_segments <= 5:
@@ -66,33 +70,23 @@ class DataConfig:
         for name in ("shards", "workers", "chunk_bytes"):
             if getattr(self, name) < 1:
                 raise DataConfigError(f"{name} must be at least 1")
+        for name in ("discourse_markers", "stopwords"):  # shipped resources, found from anywhere
+            if getattr(self, name):
+                setattr(self, name, str(find(getattr(self, name))))
         for path in [*self.input, self.vocab] + [p for p in (self.discourse_markers, self.click_log,
                                                             self.entities, self.stopwords) if p]:
             if not Path(path).is_file():
                 raise DataConfigError(f"file not found: {path}")
 
     @classmethod
-    def from_yaml(cls, path, **overrides) -> "DataConfig":
+    def from_yaml(cls, path, overrides: Sequence[str] = (), **options) -> "DataConfig":
+        """The config of `path`, with a command's own `options` and `key=value` overrides on top."""
         try:
-            values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as err:
-            raise DataConfigError(f"cannot read data config {path}: {err}") from None
-        if not isinstance(values, dict):
-            raise DataConfigError(f"{path}: expected a mapping")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
-        if unknown:
-            raise DataConfigError(f"{path}: unknown key(s) {unknown}")
-        missing = [f.name for f in dataclasses.fields(cls)
-                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                   and f.name not in values]
-        if missing:
-            raise DataConfigError(f"{path}: missing required key(s) {missing}")
-        try:
-            return cls(**values)
-        except DataConfigError as err:
-            raise DataConfigError(f"{path}: {err}") from None
+            values = read(path)
+        except ConfigError as err:
+            raise DataConfigError(str(err)) from None
+        values.update({k: v for k, v in options.items() if v is not None})
+        return build(cls, apply_overrides(values, overrides), str(path))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

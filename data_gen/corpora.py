@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Tuple
 
-from ernie.fileio import atomic_path
+from ernie_common.fileio import atomic_path
 
 from .registry import npm_package, pypi_archive
 from .sentences import split_english

@@ -1,9 +1,11 @@
 """The training example every task produces, and assembling a chunk's examples into one block.
 
 An example is `[CLS] part_0 [SEP] part_1 [SEP] ...`; part k gets sentence id min(k, 3) (ERNIE's
-sentence-type vocabulary has 4 entries). Token-level label arrays hold -1 wherever a label does
-not apply ([CLS], [SEP], tasks the corpus does not support). Positions are 0..len-1 and are not
-stored.
+sentence-type vocabulary has 4 entries). Besides its tokens and sentence ids it holds the
+per-token label arrays of the token-level tasks (int8, -1 wherever a label does not apply:
+[CLS], [SEP], tasks the corpus does not support), named by each task's `label_fields`; the id of
+its sentence-level task (`NO_TASK` for none) and that task's label; and `token_tasks`, a bit
+mask over the ids of the token-level tasks it carries. Positions are 0..len-1 and are not stored.
 
 Generators describe examples as `Plan`s: runs of rows of a `TokenTable` (a chunk's tokens with
 their labels, plus unlabelled rows such as discourse sentences), so a whole chunk is assembled
@@ -12,24 +14,26 @@ with a handful of array gathers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ernie.task_names import SENTENCE_TASKS, TOKEN_TASKS
-
-TOKEN_FIELDS = ("src_ids", "sent_ids", "seg_basic", "seg_knowledge", "case_label", "tokdoc_label")
-TOKEN_DTYPES = {"src_ids": np.int32, "sent_ids": np.int8, "seg_basic": np.int8,
-                "seg_knowledge": np.int8, "case_label": np.int8, "tokdoc_label": np.int8}
-LABEL_FIELDS = ("seg_basic", "seg_knowledge", "case_label", "tokdoc_label")
-EXAMPLE_FIELDS = {"task": np.int8, "label": np.int32, "token_tasks": np.uint8}
-MASK_FIELDS = {"mask_pos": np.int32, "mask_label": np.int32}
+INPUT_FIELDS = {"src_ids": np.int32, "sent_ids": np.int8}  # per token, for every example
+LABEL_DTYPE = np.int8                                      # every task's per-token label arrays
+EXAMPLE_FIELDS = {"task": np.int16, "label": np.int32, "token_tasks": np.uint64}
+MASK_FIELDS = {"mask_pos": np.int32, "mask_label": np.int32}  # offline masking
 MAX_SENTENCE_TYPE = 3
 NO_TASK = -1
 
 
-def token_task_bit(name: str) -> int:
-    return 1 << TOKEN_TASKS.index(name)
+def task_bit(task_id: int) -> int:
+    """The bit of a token-level task in an example's `token_tasks` mask."""
+    return 1 << task_id
+
+
+def token_fields(label_fields: Sequence[str]) -> Dict[str, type]:
+    """Every per-token array of a block or shard, with its dtype."""
+    return {**INPUT_FIELDS, **{name: LABEL_DTYPE for name in label_fields}}
 
 
 @dataclass
@@ -37,53 +41,51 @@ class Example:
     """One example as read back from a shard."""
     src_ids: np.ndarray
     sent_ids: np.ndarray
-    seg_basic: np.ndarray
-    seg_knowledge: np.ndarray
-    case_label: np.ndarray
-    tokdoc_label: np.ndarray
-    task: int = NO_TASK          # index into SENTENCE_TASKS, or NO_TASK
-    label: int = -1              # the sentence-level label
-    token_tasks: int = 0         # bit mask over TOKEN_TASKS
+    labels: Dict[str, np.ndarray]   # label field -> int8 [len]
+    task: int = NO_TASK             # the id of its sentence-level task, or NO_TASK
+    label: int = -1                 # the sentence-level label
+    token_tasks: int = 0            # bit mask over token-level task ids
     mask_pos: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     mask_label: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
     def __len__(self) -> int:
         return len(self.src_ids)
 
-    @property
-    def task_name(self) -> Optional[str]:
-        return SENTENCE_TASKS[self.task] if self.task != NO_TASK else None
+    def carries(self, task_id: int) -> bool:
+        return bool(self.token_tasks & task_bit(task_id))
 
 
 @dataclass
 class Plan:
     """An example to assemble: its parts as [start, end) row ranges of a `TokenTable`."""
     parts: List[Tuple[int, int]]
-    task: int
+    task: int          # the sentence-level task's id, or NO_TASK
     label: int
-    token_tasks: int
+    token_tasks: int   # bit mask over the token-level tasks' ids
 
 
 class TokenTable:
     """Rows of token ids with their token-level labels: a chunk's tokens first, then unlabelled
-    rows appended for pairs that are not runs of the chunk (discourse sentences, IR text)."""
+    rows appended for pairs that are not runs of the chunk (discourse sentences, IR text).
+    `labels` has an array for each of `fields`; a field without one is -1 throughout."""
 
-    def __init__(self, ids: np.ndarray, labels: Dict[str, np.ndarray]):
+    def __init__(self, ids: np.ndarray, labels: Dict[str, np.ndarray], fields: Sequence[str]):
         self.ids = [np.asarray(ids, np.int32)]
-        self.labels = {name: [labels[name].astype(np.int8)] for name in LABEL_FIELDS}
+        self.fields = tuple(fields)
+        none = np.full(len(ids), -1, LABEL_DTYPE)
+        self.labels = {name: [labels[name].astype(LABEL_DTYPE) if name in labels else none] for name in self.fields}
         self.rows = len(ids)
 
     @classmethod
-    def unlabelled(cls, ids: np.ndarray) -> "TokenTable":
-        none = np.full(len(ids), -1, np.int8)
-        return cls(ids, {name: none for name in LABEL_FIELDS})
+    def unlabelled(cls, ids: np.ndarray, fields: Sequence[str]) -> "TokenTable":
+        return cls(ids, {}, fields)
 
     def append_unlabelled(self, ids: np.ndarray) -> int:
         """Adds rows without labels; returns the first one."""
         first = self.rows
         self.ids.append(np.asarray(ids, np.int32))
-        for name in LABEL_FIELDS:
-            self.labels[name].append(np.full(len(ids), -1, np.int8))
+        for name in self.fields:
+            self.labels[name].append(np.full(len(ids), -1, LABEL_DTYPE))
         self.rows += len(ids)
         return first
 
@@ -122,13 +124,12 @@ def assemble(table: TokenTable, plans: Sequence[Plan], cls_id: int, sep_id: int,
                            np.asarray(lengths_per_example, np.int64))
     block = {"src_ids": np.concatenate(table.ids)[rows],
              "sent_ids": np.repeat(np.asarray(types, np.int8), lengths)}
-    for name in LABEL_FIELDS:
+    for name in table.fields:
         values = np.concatenate(table.labels[name])[rows]
         values[unlabelled] = -1
         block[name] = values
-    block["task"] = np.asarray([p.task for p in plans], np.int8)
-    block["label"] = np.asarray([p.label for p in plans], np.int32)
-    block["token_tasks"] = np.asarray([p.token_tasks for p in plans], np.uint8)
+    for name, dtype in EXAMPLE_FIELDS.items():
+        block[name] = np.asarray([getattr(p, name) for p in plans], dtype)
     block["lengths"] = np.asarray(lengths_per_example, np.int64)
     block.update({name: np.zeros(0, dtype) for name, dtype in MASK_FIELDS.items()})
     block["mask_lengths"] = np.zeros(len(plans), np.int64)
@@ -141,13 +142,19 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
 
 
+def token_arrays(block: Dict[str, np.ndarray]) -> List[str]:
+    """The names of a block's per-token arrays: the inputs and the label fields."""
+    return [name for name in block
+            if name not in EXAMPLE_FIELDS and name not in MASK_FIELDS and name not in ("lengths", "mask_lengths")]
+
+
 def select(block: Dict[str, np.ndarray], examples: np.ndarray) -> Dict[str, np.ndarray]:
     """The sub-block of the given examples, in that order."""
     token_offsets = np.cumsum(block["lengths"]) - block["lengths"]
     mask_offsets = np.cumsum(block["mask_lengths"]) - block["mask_lengths"]
     tokens = _ranges(token_offsets[examples], block["lengths"][examples])
     masks = _ranges(mask_offsets[examples], block["mask_lengths"][examples])
-    out = {name: block[name][tokens] for name in TOKEN_FIELDS}
+    out = {name: block[name][tokens] for name in token_arrays(block)}
     out.update({name: block[name][examples] for name in (*EXAMPLE_FIELDS, "lengths", "mask_lengths")})
     out.update({name: block[name][masks] for name in MASK_FIELDS})
     return out

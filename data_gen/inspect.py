@@ -1,9 +1,10 @@
 """`python -m data_gen inspect PATH [--limit N] [--json]`: examples decoded, one a line.
 
 PATH is a shard or the output directory of `make` (its manifest names the vocabulary and the
-label sets). Every label is decoded: knowledge units (and masked tokens with their originals),
-capitalization and token-document labels per word, the reordering permutation, the distance
-class, the discourse marker, the IR relevance class.
+label sets). Every label is decoded, each by its task (`PretrainingTask.describe`): for the
+built-in tasks the knowledge units (and masked tokens with their originals), capitalization and
+token-document labels per word, the reordering permutation, the distance class, the discourse
+marker, the IR relevance class.
 """
 from __future__ import annotations
 
@@ -13,20 +14,15 @@ from typing import Iterator, List
 
 import numpy as np
 
-from ernie.task_names import (CAPITALIZATION, DISCOURSE_RELATION, IR_RELEVANCE, KNOWLEDGE_MASKING,
-                              SENTENCE_DISTANCE, SENTENCE_REORDERING, TOKEN_DOCUMENT)
-from ernie.tokenization import load_vocab
+from ernie_common import tasks as registry
+from ernie_common.tokenization import load_vocab
 
-from .examples import Example, token_task_bit
-from .make import MANIFEST
-from .shards import Shard, ShardError
-from .tasks.ir_relevance import CLASS_NAMES as IR_CLASSES
-from .tasks.sentence_distance import CLASS_NAMES as DISTANCE_CLASSES
-from .tasks.sentence_reordering import class_permutation
+from .examples import NO_TASK, Example
+from .shards import MANIFEST, Shard, ShardError
 
 
-def _units(tokens: List[str], seg: np.ndarray) -> List[str]:
-    """Multi-token units of a boundary array, as text."""
+def knowledge_units(tokens: List[str], seg: np.ndarray) -> List[str]:
+    """Multi-token units of a boundary array (0 starts a unit, 1 continues it), as text."""
     units, current = [], []
     for tok, s in zip(tokens, seg):
         if s == 0 or s == -1:
@@ -40,35 +36,22 @@ def _units(tokens: List[str], seg: np.ndarray) -> List[str]:
     return units
 
 
-def _word_labels(tokens: List[str], labels: np.ndarray) -> List[str]:
+def word_labels(tokens: List[str], labels: np.ndarray) -> List[str]:
+    """`token=label` for every token with a label (the first piece of a word)."""
     return [f"{tok}={int(lab)}" for tok, lab in zip(tokens, labels) if lab >= 0]
 
 
-def describe(ex: Example, inv_vocab: dict, manifest: dict) -> dict:
+def describe(ex: Example, inv_vocab: dict, manifest: dict, tasks) -> dict:
+    """The example's tokens and every label of the shard's `tasks`, decoded by each task."""
     tokens = [inv_vocab[int(i)] for i in ex.src_ids]
     original = list(tokens)
     for pos, lab in zip(ex.mask_pos, ex.mask_label):
         original[int(pos)] = inv_vocab[int(lab)]
-    out = {"task": ex.task_name or "token_tasks_only", "tokens": " ".join(tokens),
-           "sentence_ids": "".join(str(int(s)) for s in ex.sent_ids)}
-    if ex.token_tasks & token_task_bit(KNOWLEDGE_MASKING):
-        out["knowledge_units"] = _units(original, ex.seg_knowledge)
-        if len(ex.mask_pos):
-            out["masked"] = [f"{int(p)}:{original[int(p)]}->{tokens[int(p)]}" for p in ex.mask_pos]
-    if ex.token_tasks & token_task_bit(CAPITALIZATION):
-        out["capitalization"] = _word_labels(original, ex.case_label)
-    if ex.token_tasks & token_task_bit(TOKEN_DOCUMENT):
-        out["token_document"] = _word_labels(original, ex.tokdoc_label)
-    task, label = ex.task_name, ex.label
-    if task == SENTENCE_REORDERING:
-        m = manifest["config"]["reorder_max_segments"]
-        out["label"] = f"{label} permutation={list(class_permutation(label, m))}"
-    elif task == SENTENCE_DISTANCE:
-        out["label"] = f"{label} {DISTANCE_CLASSES[label]}"
-    elif task == DISCOURSE_RELATION:
-        out["label"] = f"{label} marker={manifest['discourse_markers'][label]!r}"
-    elif task == IR_RELEVANCE:
-        out["label"] = f"{label} {IR_CLASSES[label]}"
+    out = {"task": registry.by_id(ex.task).name if ex.task != NO_TASK else "token_tasks_only",
+           "tokens": " ".join(tokens), "sentence_ids": "".join(str(int(s)) for s in ex.sent_ids)}
+    for task in tasks:
+        if (task.level == registry.TOKEN and ex.carries(task.task_id)) or ex.task == task.task_id:
+            out.update(task.describe(ex, tokens, original, manifest))
     return out
 
 
@@ -91,10 +74,11 @@ def inspect(path, limit: int = 10) -> Iterator[dict]:
     inv_vocab = {i: t for t, i in load_vocab(manifest["vocab"]["path"]).items()}
     shown = 0
     for shard_path in _shard_paths(path):
-        for ex in Shard(shard_path):
+        shard = Shard(shard_path)
+        for ex in shard:
             if shown >= limit:
                 return
-            yield describe(ex, inv_vocab, manifest)
+            yield describe(ex, inv_vocab, manifest, shard.tasks)
             shown += 1
 
 
@@ -104,9 +88,9 @@ def format_line(record: dict) -> str:
         parts.append(f"label={record['label']}")
     parts.append(record["tokens"])
     parts.append(f"sent={record['sentence_ids']}")
-    for key in ("knowledge_units", "masked", "capitalization", "token_document"):
-        if key in record:
-            parts.append(f"{key}: {', '.join(record[key])}")
+    for key, value in record.items():
+        if key not in ("task", "label", "tokens", "sentence_ids"):
+            parts.append(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
     return " | ".join(parts)
 
 

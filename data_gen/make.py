@@ -9,6 +9,7 @@ manifest, verifies every shard's checksum and rewrites only shards that fail.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import multiprocessing
 import os
@@ -23,20 +24,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread per worke
 import numpy as np
 from tqdm import tqdm
 
-from ernie.fileio import atomic_write_text
-from ernie.task_names import (IR_RELEVANCE, KNOWLEDGE_MASKING, SENTENCE_TASKS, TOKEN_TASKS)
-from ernie.tokenization import SPECIAL_TOKENS, load_vocab
+from ernie_common import tasks as registry
+from ernie_common.fileio import atomic_write_text, sha256_file
+from ernie_common.tokenization import SPECIAL_TOKENS, load_vocab
 
 from .config import DataConfig
-from .documents import Document, read_click_log, read_documents
-from .examples import select, token_task_bit
-from .generate import ExampleGenerator, load_stopwords
-from .registry import sha256_file
-from .shards import FORMAT_VERSION, Shard, ShardWriter
-from .tasks.knowledge_masking import Collocations
-from .tasks.sentence_reordering import num_classes
+from .documents import Document, read_documents
+from .examples import select, task_bit
+from .generate import ExampleGenerator
+from .shards import FORMAT_VERSION, MANIFEST, Shard, ShardWriter
 
-MANIFEST = "manifest.json"
 _generator: Optional[ExampleGenerator] = None
 
 
@@ -44,9 +41,10 @@ def shard_name(index: int) -> str:
     return f"part-{index:05d}.shard"
 
 
-def _init_worker(config: DataConfig, phrases) -> None:
+def _init_worker(config: DataConfig, states) -> None:
     global _generator
-    _generator = ExampleGenerator(config, phrases)
+    registry.load_modules(config.task_modules)  # a user's tasks, in this worker too
+    _generator = ExampleGenerator(config, states)
 
 
 def _process(job: Tuple[int, List[Document]]):
@@ -56,12 +54,12 @@ def _process(job: Tuple[int, List[Document]]):
 def _dealt(chunk_index: int, docs, generator: ExampleGenerator):
     """(one block per shard, stats) for a chunk."""
     block, stats = generator.process_chunk(chunk_index, docs)
-    return _deal(block, chunk_index, generator.config.shards, stats)
+    return _deal(block, chunk_index, generator, stats)
 
 
-def _deal(block, chunk_index: int, n_shards: int, stats: Counter):
-    _label_counts(block, stats)
-    n = len(block["lengths"])
+def _deal(block, chunk_index: int, generator: ExampleGenerator, stats: Counter):
+    _label_counts(block, generator.token_tasks, stats)
+    n, n_shards = len(block["lengths"]), generator.config.shards
     return [select(block, np.arange((k - chunk_index) % n_shards, n, n_shards)) for k in range(n_shards)], stats
 
 
@@ -79,10 +77,13 @@ def _chunks(config: DataConfig, stats: Counter) -> Iterator[Tuple[int, List[Docu
 
 
 def fingerprint(config: DataConfig) -> str:
-    """What the shards are a function of: config, vocabulary, inputs and the generator's code."""
+    """What the shards are a function of: config, vocabulary, inputs and the generator's code,
+    the configured tasks' modules included."""
     digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
     digest.update(f"shard-format-{FORMAT_VERSION}".encode())
-    for source in sorted(Path(__file__).parent.rglob("*.py")):
+    sources = sorted(Path(__file__).parent.rglob("*.py")) + [Path(registry.__file__)]
+    sources += [Path(inspect.getfile(type(task))) for task in registry.resolve(config.tasks)]
+    for source in sources:
         digest.update(source.read_bytes())
     for path in [config.vocab, *config.input] + [p for p in (config.click_log, config.entities,
                                                            config.stopwords, config.discourse_markers) if p]:
@@ -98,34 +99,22 @@ def _read_manifest(out: Path) -> Optional[dict]:
     return manifest
 
 
-def _collocations(config: DataConfig) -> set:
-    if KNOWLEDGE_MASKING not in config.tasks or config.lang != "en":
-        return set()
-    colloc = Collocations(config.collocation_min_count, config.collocation_min_pmi,
-                          stopwords=load_stopwords(config.stopwords))
-    batch: List[str] = []
-    for doc in read_documents(config.input, config.format, config.lang, Counter()):
-        batch += [s.text for s in doc.sentences]
-        if len(batch) >= 100_000:
-            colloc.count(batch)
-            batch = []
-    colloc.count(batch)
-    return colloc.finish().phrases
+def _corpus_states(config: DataConfig) -> dict:
+    """What each task computes over the whole corpus before generation (`PretrainingTask.prepare`)."""
+    def read_corpus():
+        return read_documents(config.input, config.format, config.lang, Counter())
+    return {task.name: task.prepare(config, read_corpus) for task in registry.resolve(config.tasks)}
 
 
-def _label_counts(block, stats: Counter) -> None:
-    """Token labels of the examples that carry each token-level task."""
-    tasks = np.repeat(block["token_tasks"], block["lengths"])
-    for name, field in (("capitalization", "case_label"), ("token_document", "tokdoc_label")):
-        if (block["token_tasks"] & token_task_bit(name)).any():
-            labels = block[field][(tasks & token_task_bit(name)) > 0]
-            counts = np.bincount(labels[labels >= 0], minlength=2)
-            stats[f"token_labels/{name}/0"] += int(counts[0])
-            stats[f"token_labels/{name}/1"] += int(counts[1])
-    if (block["token_tasks"] & token_task_bit(KNOWLEDGE_MASKING)).any():
-        masked = (tasks & token_task_bit(KNOWLEDGE_MASKING)) > 0
-        stats["token_labels/knowledge_masking/units"] += int((block["seg_knowledge"][masked] == 0).sum())
-        stats["token_labels/knowledge_masking/basic_units"] += int((block["seg_basic"][masked] == 0).sum())
+def _label_counts(block, token_tasks, stats: Counter) -> None:
+    """Token labels of the examples that carry each token-level task (`PretrainingTask.count_labels`)."""
+    carried = np.repeat(block["token_tasks"], block["lengths"])
+    for task in token_tasks:
+        rows = (carried & np.uint64(task_bit(task.task_id))) > 0
+        if rows.any():
+            counts = task.count_labels({name: block[name][rows] for name in task.label_fields})
+            for label, n in counts.items():
+                stats[f"token_labels/{task.name}/{label}"] += n
 
 
 def unigram_entropy(shard_paths, vocab_size: int, special_ids) -> dict:
@@ -174,9 +163,11 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     started = time.time()
     read_stats: Counter = Counter()
     stats: Counter = Counter()
-    phrases = _collocations(config)
+    states = _corpus_states(config)
+    generator = ExampleGenerator(config, states)
+    task_table = {task.name: task.spec.to_dict() for task in generator.tasks}
     total_bytes = sum(os.path.getsize(p) for p in config.input)
-    writers = [ShardWriter(out / shard_name(k)) for k in range(config.shards)]
+    writers = [ShardWriter(out / shard_name(k), task_table, generator.label_fields) for k in range(config.shards)]
 
     def write(blocks, chunk_stats):
         for writer, block in zip(writers, blocks):
@@ -187,10 +178,9 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     jobs = _chunks(config, read_stats)
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="make", disable=not progress)
     n_chunks = 0
-    generator = ExampleGenerator(config, phrases)
     if config.workers > 1:
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(config.workers, _init_worker, (config, phrases)) as pool:
+        with ctx.Pool(config.workers, _init_worker, (config, states)) as pool:
             for result in pool.imap(_process, jobs):
                 write(*result)
                 n_chunks += 1
@@ -200,13 +190,12 @@ def make(config: DataConfig, progress: bool = True) -> dict:
             n_chunks += 1
     bar.close()
 
-    if IR_RELEVANCE in config.tasks:
-        if config.click_log:
-            block, ir_stats = generator.ir_examples(read_click_log(config.click_log, read_stats), n_chunks)
-            write(*_deal(block, n_chunks, config.shards, ir_stats))
+    for block, task_stats, why in generator.corpus_examples(n_chunks, read_stats):
+        if block is None:
+            print(why)
+            stats.update(task_stats)
         else:
-            print("ir_relevance: no click_log configured, task skipped (pairs are never invented)")
-            stats["skipped/ir_relevance_without_click_log"] += 1
+            write(*_deal(block, n_chunks, generator, task_stats))
 
     shards = []
     for k, writer in enumerate(writers):
@@ -223,33 +212,23 @@ def make(config: DataConfig, progress: bool = True) -> dict:
 
     elapsed = time.time() - started
     skipped = {k: v for k, v in read_stats.items()}
-    skipped.update({k: stats[k] for k in ("long_sentence_split", "one_sentence_document",
-                                          "sentence_without_tokens", "distance_pair_impossible",
-                                          "discourse_pair_without_tokens", "ir_pair_without_impressions")
+    skipped.update({k: stats[k] for k in ("long_sentence_split", "one_sentence_document", "sentence_without_tokens")
                     if stats[k]})
-    skipped.update(_nest(stats, "skipped"))
-    markers = generator.markers.markers if generator.markers else []
-    classes = {"sentence_reordering": num_classes(config.reorder_max_segments), "sentence_distance": 3,
-               "discourse_relation": len(markers), "ir_relevance": 3}
+    skipped.update(_nest(stats, "skipped"))  # the tasks' own: `skipped/<reason>`
     unk_rate = stats["unk_tokens"] / max(1, stats["tokens"])
     manifest = {
         "format_version": FORMAT_VERSION,
         "fingerprint": fp,
         "tasks": list(config.tasks),
-        "sentence_tasks": list(SENTENCE_TASKS),
-        "token_tasks": list(TOKEN_TASKS),
-        "classes": {t: n for t, n in classes.items() if t in config.tasks},
-        "discourse_markers": markers,
+        "task_table": task_table,
+        "classes": {t.name: t.num_classes(generator) for t in generator.tasks if t.level == registry.SENTENCE},
         "vocab": {"path": config.vocab, "sha256": sha256_file(config.vocab), "size": len(vocab)},
         "config": config.to_dict(),
         "examples": sum(w.n_examples for w in writers),
         "examples_per_task": _nest(stats, "examples"),
         "labels_per_task": _nest(stats, "labels"),
         "token_labels": _nest(stats, "token_labels"),
-        "discourse_marker_counts": _nest(stats, "discourse_marker"),
-        "distance_classes": _nest(stats, "distance_class"),
-        "knowledge_units": {"phrase_units": stats["phrase_units"], "entity_units": stats["entity_units"],
-                            "collocation_phrases": len(phrases)},
+        **{key: value for task in generator.tasks for key, value in task.manifest_entries(generator, stats).items()},
         "corpus": {"documents": stats["documents"], "sentences": stats["sentences"],
                    "tokens": stats["tokens"], "raw_bytes": stats["raw_bytes"], "unk_rate": round(unk_rate, 5)},
         "unigram_entropy": unigram_entropy([out / s["file"] for s in shards], len(vocab),

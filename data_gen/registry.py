@@ -5,7 +5,6 @@ Corpora are read out of the archives; nothing is installed. A download that cann
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -13,19 +12,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ernie.fileio import cache_dir
+from ernie_common.fileio import cache_dir, sha256_file
 
 
 class FetchError(RuntimeError):
     """A corpus archive that could not be fetched or failed its checksum."""
-
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verified(path: Path, sha256: str) -> bool:

@@ -1,8 +1,10 @@
 """Binary shards of examples: one file each, memory-mapped when read.
 
 Layout: the 8-byte magic `ERNIESHD`, a little-endian uint32 header length, a JSON header
-(format version, example/token/mask counts, and for each array its dtype, byte offset and
-length), then the arrays, each aligned to 64 bytes. Per-token arrays are concatenated over the
+(format version, example/token/mask counts, the task table the shard was written with (each
+task's id, level and label arrays, `ernie_common.tasks.TaskSpec`), the names of the per-token
+label arrays, and for each array its dtype, byte offset and length), then the arrays, each
+aligned to 64 bytes. Reading a shard checks its task table against the registered tasks. Per-token arrays are concatenated over the
 examples with `token_offsets` [n + 1] marking where each starts; `mask_pos`/`mask_label` (offline
 masking) likewise with `mask_offsets`. A writer streams each array to its own temporary file and
 assembles the shard under a temporary name, renamed into place when complete.
@@ -14,16 +16,18 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Sequence
 
 import numpy as np
 
-from ernie.fileio import atomic_path
+from ernie_common import tasks
+from ernie_common.fileio import atomic_path
 
-from .examples import EXAMPLE_FIELDS, MASK_FIELDS, TOKEN_DTYPES, TOKEN_FIELDS, Example
+from .examples import EXAMPLE_FIELDS, INPUT_FIELDS, MASK_FIELDS, Example, token_fields
 
+MANIFEST = "manifest.json"  # beside the shards: what `make` wrote, with what and from what
 MAGIC = b"ERNIESHD"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the task table, label arrays named by the tasks, task ids instead of positions
 _ALIGN = 64
 
 
@@ -32,12 +36,16 @@ class ShardError(ValueError):
 
 
 class ShardWriter:
-    def __init__(self, path):
+    """`task_table`: {name: TaskSpec dict} of the tasks the examples were made for; `label_fields`:
+    the per-token label arrays they carry."""
+
+    def __init__(self, path, task_table: Dict[str, dict], label_fields: Sequence[str]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.task_table, self.label_fields = task_table, list(label_fields)
+        self._dtypes = {**token_fields(self.label_fields), **EXAMPLE_FIELDS, **MASK_FIELDS}
         self._dir = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
-        self._files = {name: open(Path(self._dir.name) / name, "wb")
-                       for name in (*TOKEN_FIELDS, *EXAMPLE_FIELDS, *MASK_FIELDS)}
+        self._files = {name: open(Path(self._dir.name) / name, "wb") for name in self._dtypes}
         self.n_examples = self.n_tokens = self.n_masks = 0
         self._token_offsets = [0]
         self._mask_offsets = [0]
@@ -45,7 +53,7 @@ class ShardWriter:
     def add_block(self, block: Dict[str, np.ndarray]) -> None:
         """Appends a block of examples (`examples.assemble`)."""
         for name, f in self._files.items():
-            f.write(np.ascontiguousarray(block[name]).tobytes())
+            f.write(np.ascontiguousarray(block[name], self._dtypes[name]).tobytes())
         self._token_offsets.extend((self.n_tokens + np.cumsum(block["lengths"])).tolist())
         self._mask_offsets.extend((self.n_masks + np.cumsum(block["mask_lengths"])).tolist())
         self.n_examples += len(block["lengths"])
@@ -59,7 +67,7 @@ class ShardWriter:
         arrays = {name: Path(self._dir.name) / name for name in self._files}
         offsets = {"token_offsets": np.asarray(self._token_offsets, np.int64),
                    "mask_offsets": np.asarray(self._mask_offsets, np.int64)}
-        dtypes = {**TOKEN_DTYPES, **EXAMPLE_FIELDS, **MASK_FIELDS}
+        dtypes = self._dtypes
         layout, position = {}, 0
         sizes = {name: arrays[name].stat().st_size for name in arrays}
         sizes.update({name: a.nbytes for name, a in offsets.items()})
@@ -68,7 +76,8 @@ class ShardWriter:
                             "offset": position, "nbytes": sizes[name]}
             position += -(-sizes[name] // _ALIGN) * _ALIGN
         header = json.dumps({"version": FORMAT_VERSION, "examples": self.n_examples,
-                             "tokens": self.n_tokens, "masks": self.n_masks, "arrays": layout}).encode()
+                             "tokens": self.n_tokens, "masks": self.n_masks, "tasks": self.task_table,
+                             "label_fields": self.label_fields, "arrays": layout}).encode()
         data_start = -(-(len(MAGIC) + 4 + len(header)) // _ALIGN) * _ALIGN
         target = Path(path or self.path)
         with atomic_path(target) as tmp, open(tmp, "wb") as out:
@@ -109,8 +118,13 @@ class Shard:
         except (ValueError, UnicodeDecodeError):
             raise ShardError(f"{self.path}: corrupt shard header") from None
         if header.get("version") != FORMAT_VERSION:
-            raise ShardError(f"{self.path}: shard format version {header.get('version')}, "
-                             f"this reader knows {FORMAT_VERSION}")
+            raise ShardError(f"{self.path}: shard format version {header.get('version')}, this reader knows "
+                             f"{FORMAT_VERSION}: make the shards again with `python -m data_gen make`")
+        try:
+            self.tasks = tasks.check_table(header["tasks"], str(self.path))
+        except tasks.TaskError as err:
+            raise ShardError(str(err)) from None
+        self.label_fields = list(header["label_fields"])
         data_start = -(-(len(MAGIC) + 4 + header_len) // _ALIGN) * _ALIGN
         self.arrays: Dict[str, np.ndarray] = {}
         for name, spec in header["arrays"].items():
@@ -136,8 +150,9 @@ class Shard:
         a = self.arrays
         t0, t1 = int(a["token_offsets"][i]), int(a["token_offsets"][i + 1])
         m0, m1 = int(a["mask_offsets"][i]), int(a["mask_offsets"][i + 1])
-        tokens = {name: np.asarray(a[name][t0:t1]) for name in TOKEN_FIELDS}
-        return Example(**tokens, task=int(a["task"][i]), label=int(a["label"][i]),
+        return Example(**{name: np.asarray(a[name][t0:t1]) for name in INPUT_FIELDS},
+                       labels={name: np.asarray(a[name][t0:t1]) for name in self.label_fields},
+                       task=int(a["task"][i]), label=int(a["label"][i]),
                        token_tasks=int(a["token_tasks"][i]),
                        mask_pos=np.asarray(a["mask_pos"][m0:m1]),
                        mask_label=np.asarray(a["mask_label"][m0:m1]))

@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from ernie.tokenization import FullTokenizer
+from ernie_common.tokenization import FullTokenizer
 
 from .documents import Sentence
 from .pieces import PieceTokenizer, intern_slices

@@ -1,6 +1,6 @@
 """WordPiece vocabulary training in ERNIE's format: [PAD]=0, [CLS], [SEP], [MASK], [UNK], then
 the learned tokens. Training runs in Hugging Face `tokenizers` with the same normalisation and
-pre-tokenisation as `ernie.tokenization.FullTokenizer`, so every learned piece is reachable.
+pre-tokenisation as `ernie_common.tokenization.FullTokenizer`, so every learned piece is reachable.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Iterable, Iterator, Sequence
 from tokenizers import Tokenizer, pre_tokenizers, trainers
 from tokenizers.models import WordPiece
 
-from ernie.tokenization import SPECIAL_TOKENS, UNK, bert_normalizer, write_vocab
+from ernie_common.tokenization import SPECIAL_TOKENS, UNK, bert_normalizer, write_vocab
 
 # How many distinct characters the vocabulary may hold: enough for the CJK characters of a
 # Chinese corpus, a Latin alphabet with punctuation and symbols for English.

@@ -1,8 +1,11 @@
-"""ERNIE 2.0 model library: config, tokenization, modeling, checkpoints, conversion, encoding.
+"""ERNIE 2.0 model library, grouped by role: the model core (`model`), fused CPU kernels
+(`kernels`), model directories and checkpoint formats (`formats`), pre-training (`pretrain`),
+fine-tuning (`finetune`), exported models (`serving`); the command lines at the top (`convert`,
+`encode`, `export`, `predict`, `plot`; `python -m ernie.pretrain`, `python -m ernie.finetune`).
 
-Importing the package is cheap: modules that need Paddle import it themselves, so the data
-generators can use `ernie.tokenization` without loading Paddle. Import `ernie` before `paddle`
-so that the CPU settings below reach Paddle's math library (see `ernie.cpu_runtime`).
+Importing the package is cheap: modules that need Paddle import it themselves. Import `ernie`
+before `paddle` so that the CPU settings below reach Paddle's math library (see
+`ernie.kernels.cpu_runtime`).
 """
 import os as _os
 import warnings as _warnings

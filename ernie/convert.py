@@ -14,11 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
-from .config import ConfigError
-from .hf_format import read_hf_dir, write_hf_dir
-from .paddle_static_format import read_static_model
-from .tokenization import VocabError
+from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
+from ernie.model.config import ConfigError
+from ernie.formats.hf_format import read_hf_dir, write_hf_dir
+from ernie.formats.paddle_static_format import read_static_model
+from ernie_common.tokenization import VocabError
 
 
 def _vocab_in(src: Path):

@@ -16,11 +16,11 @@ from typing import Iterator, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from .checkpoint import CheckpointError, load_model_dir
-from .config import ConfigError
-from .features import pack_pair, pad_batch
-from .fileio import atomic_path
-from .tokenization import CharTokenizer, FullTokenizer, VocabError
+from ernie.formats.checkpoint import CheckpointError, load_model_dir
+from ernie.model.config import ConfigError
+from ernie.model.features import pack_pair, pad_batch
+from ernie_common.fileio import atomic_path
+from ernie_common.tokenization import CharTokenizer, FullTokenizer, VocabError
 
 
 class InputError(ValueError):
@@ -53,7 +53,7 @@ def batches(items: list, size: int) -> Iterator[list]:
 def encode_file(model_dir, input_file, output_dir, task_id: int = 0, max_seq_len: int = 128,
                 batch_size: int = 32, tokenizer: str = "full", do_lower_case: bool = True) -> int:
     # Paddle is imported here so that `--help` and input errors answer at once.
-    from .static_graph import StaticEncoder
+    from ernie.model.static_graph import StaticEncoder
 
     pairs = read_text_pairs(Path(input_file))
     config, params, vocab = load_model_dir(model_dir)

@@ -22,11 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir
-from .config import CONFIG_FILE_NAME
-from .fileio import atomic_directory
-from .hf_format import write_hf_dir
-from .inference_model import FINETUNE_FILE, inference_program, read_description
+from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir
+from ernie.model.config import CONFIG_FILE_NAME
+from ernie_common.fileio import atomic_directory
+from ernie.formats.hf_format import write_hf_dir
+from ernie.serving.inference_model import FINETUNE_FILE, inference_program, read_description
 
 FORMATS = ("paddle-inference", "onnx", "hf", "hub")
 INFERENCE_PREFIX = "inference"

@@ -11,8 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .fileio import atomic_path  # noqa: E402
-from .run_log import read_log  # noqa: E402
+from ernie_common.fileio import atomic_path  # noqa: E402
+from ernie.pretrain.log import read_log  # noqa: E402
 
 
 def plot_run(run_dir) -> Path:

@@ -20,12 +20,12 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .checkpoint import VOCAB_FILE_NAME, CheckpointError
-from .export import INFERENCE_PREFIX
-from .finetune.examples import DataError, MrcExample, TaggedExample, TextExample
-from .finetune.squad_reader import read_mrc_examples
-from .finetune.tsv import read_lines
-from .inference_model import read_description, task_kind
+from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError
+from ernie.export import INFERENCE_PREFIX
+from ernie.finetune.examples import DataError, MrcExample, TaggedExample, TextExample
+from ernie.finetune.squad_reader import read_mrc_examples
+from ernie.finetune.tsv import read_lines
+from ernie.serving.inference_model import read_description, task_kind
 
 
 class Predictor:
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.output:
-        from .fileio import atomic_write_text
+        from ernie_common.fileio import atomic_write_text
         atomic_write_text(args.output, text)
     else:
         sys.stdout.write(text)

@@ -54,16 +54,24 @@ class DygraphRunner:
         return state
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
-        for p in self.model.parameters():
-            if p.name not in state:
-                raise KeyError(f"checkpoint lacks parameter {p.name}")
-            if tuple(p.shape) != tuple(state[p.name].shape):
-                raise ValueError(f"parameter {p.name}: model has shape {tuple(p.shape)}, "
-                                 f"checkpoint {tuple(state[p.name].shape)}")
-            p.set_value(state[p.name])
+        missing = [p.name for p in self.model.parameters() if p.name not in state]
+        if missing:
+            raise KeyError(f"checkpoint lacks parameter {missing[0]}")
+        self.assign({name: state[name] for name in self.param_names})
         # accumulators are created at the first update; the optimizer keeps these until then
         self.optimizer.set_state_dict({name: paddle.to_tensor(value) for name, value in state.items()
                                        if name not in self.param_names})
+
+    def assign(self, values: Mapping[str, np.ndarray]) -> None:
+        """Sets the given parameters to the given values; shapes must fit."""
+        by_name = {p.name: p for p in self.model.parameters()}
+        for name, value in values.items():
+            if name not in by_name:
+                raise KeyError(f"the model has no parameter {name}")
+            p = by_name[name]
+            if tuple(p.shape) != tuple(value.shape):
+                raise ValueError(f"parameter {name}: model has shape {tuple(p.shape)}, given {tuple(value.shape)}")
+            p.set_value(value)
 
     def parameters_digest(self) -> str:
         digest = hashlib.sha256()

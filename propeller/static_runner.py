@@ -134,9 +134,15 @@ class StaticRunner:
         missing = [n for n in self.state_names if n not in state]
         if missing:
             raise KeyError(f"checkpoint lacks {len(missing)} variable(s), first {missing[:3]}")
-        for name in self.state_names:
+        self.assign({name: state[name] for name in self.state_names})
+
+    def assign(self, values: Mapping[str, np.ndarray]) -> None:
+        """Sets the given variables (a subset of the state) to the given values; shapes must fit."""
+        for name in values:
+            if name not in self.state_names:
+                raise KeyError(f"the program has no variable {name}")
             tensor = self.scope.find_var(name).get_tensor()
-            current, value = np.array(tensor), np.asarray(state[name])
+            current, value = np.array(tensor), np.asarray(values[name])
             if current.shape != value.shape:
                 if current.size == value.size == 1:  # a scalar, stored as [1] by some writers
                     value = value.reshape(current.shape)

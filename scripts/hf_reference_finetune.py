@@ -2,7 +2,7 @@
 `ErnieForSequenceClassification` and `BertTokenizerFast` over the same TSV files and settings that
 `ernie.finetune` uses, to check that fine-tuning path (docs/pretraining.md).
 
-The model comes from an ERNIE model directory (converted with `ernie.hf_format`, as
+The model comes from an ERNIE model directory (converted with `ernie.formats.hf_format`, as
 `python -m ernie.convert --from ernie --to hf` does) or, with `--random`, is initialised by
 Hugging Face from the same config. Each seed trains `epochs` epochs with AdamW (beta2 0.999,
 epsilon 1e-6, weight decay on every weight but biases and layer norms), linear warm-up over
@@ -31,9 +31,9 @@ import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ernie.checkpoint import load_model_dir  # noqa: E402
-from ernie.hf_format import write_hf_dir  # noqa: E402
-from ernie.optimization import linear_warmup_decay  # noqa: E402
+from ernie.formats.checkpoint import load_model_dir  # noqa: E402
+from ernie.formats.hf_format import write_hf_dir  # noqa: E402
+from ernie.model.optimization import linear_warmup_decay  # noqa: E402
 
 
 def read_tsv(path: Path):

@@ -6,7 +6,7 @@ It reads a pre-training config as `ernie.pretrain` does and trains on exactly th
 run's knowledge-masking steps read: the same shards, reader, seed, masked positions and labels,
 the same optimizer (AdamW, beta1/beta2/epsilon, decoupled weight decay skipping layer-norm and
 bias parameters, global-norm clipping) and learning-rate schedule. The loss is computed on the
-gathered masked positions only, as in `ernie.pretraining`. Paddle is never imported: the two
+gathered masked positions only, as in `ernie.pretrain.model`. Paddle is never imported: the two
 frameworks' OpenMP runtimes slow each other down in one process.
 
     python scripts/hf_reference_pretrain.py --config configs/pretrain/X.yaml --output DIR [--steps N]
@@ -29,14 +29,14 @@ import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ernie.checkpoint import save_model_dir  # noqa: E402
-from ernie.config import ErnieConfig  # noqa: E402
-from ernie.hf_format import config_to_hf, params_from_hf  # noqa: E402
-from ernie.optimization import task_learning_rate  # noqa: E402
-from ernie.pretrain_config import load_config  # noqa: E402
-from ernie.pretrain_data import PretrainingData  # noqa: E402
-from ernie.task_names import KNOWLEDGE_MASKING  # noqa: E402
-from ernie.tokenization import first_normal_id, load_vocab  # noqa: E402
+from ernie.formats.checkpoint import save_model_dir  # noqa: E402
+from ernie.model.config import ErnieConfig  # noqa: E402
+from ernie.formats.hf_format import config_to_hf, params_from_hf  # noqa: E402
+from ernie.model.optimization import task_learning_rate  # noqa: E402
+from ernie.pretrain.config import load_config  # noqa: E402
+from ernie.pretrain.data import PretrainingData  # noqa: E402
+from ernie.pretrain.log import KNOWLEDGE_MASKING  # noqa: E402
+from ernie_common.tokenization import first_normal_id, load_vocab  # noqa: E402
 
 
 class MaskedLM(torch.nn.Module):
@@ -70,22 +70,22 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(config["seed"])
-    manifest = json.loads((Path(config["data"]) / "manifest.json").read_text(encoding="utf-8"))
+    torch.manual_seed(config.seed)
+    manifest = json.loads((Path(config.data) / "manifest.json").read_text(encoding="utf-8"))
     vocab_file = Path(manifest["vocab"]["path"])
     vocab = load_vocab(vocab_file)
-    model_config = ErnieConfig.from_file(config["model"], vocab_size=len(vocab))
-    data = PretrainingData(config["data"], config["seed"], config["batch_tokens"], vocab["[PAD]"], vocab["[MASK]"],
+    model_config = ErnieConfig.from_file(config.model, vocab_size=len(vocab))
+    data = PretrainingData(config.data, config.seed, config.batch_tokens, vocab["[PAD]"], vocab["[MASK]"],
                            first_normal_id(vocab))
-    opt = config["optimization"]
+    opt = config.optimization
     steps = args.steps or _km_iterations(config)
-    dropout = config.get("dropout")  # as in ernie.pretrain: for training only, the saved config keeps the preset's
+    dropout = config.dropout  # as in ernie.pretrain: for training only, the saved config keeps the preset's
     model = MaskedLM(model_config if dropout is None else
                      model_config.replace(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout))
     named = list(model.named_parameters())
-    groups = [{"params": [p for n, p in named if not _no_decay(n)], "weight_decay": opt["weight_decay"]},
+    groups = [{"params": [p for n, p in named if not _no_decay(n)], "weight_decay": opt.weight_decay},
               {"params": [p for n, p in named if _no_decay(n)], "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=0.0, betas=(opt["beta1"], opt["beta2"]), eps=opt["epsilon"])
+    optimizer = torch.optim.AdamW(groups, lr=0.0, betas=(opt.beta1, opt.beta2), eps=opt.epsilon)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     log = (out / "log.jsonl").open("w", encoding="utf-8")
@@ -100,14 +100,14 @@ def main(argv=None) -> int:
                    if k in ("src_ids", "sent_ids", "pos_ids", "task_ids", "input_mask", "mask_pos", "mask_label")}
         loss, correct, count = model(tensors)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), opt["clip_norm"])
+        torch.nn.utils.clip_grad_norm_(model.parameters(), opt.clip_norm)
         optimizer.step()
         optimizer.zero_grad()
         window["loss"].append(loss.item())
         window["correct"] += int(correct)
         window["count"] += int(count)
         window["tokens"] += int(feed["tokens"])
-        if (step + 1) % config["log_every"] == 0 or step + 1 == steps:
+        if (step + 1) % config.log_every == 0 or step + 1 == steps:
             seconds = time.perf_counter() - window["start"]
             log.write(json.dumps({"step": step + 1, "lr": lr, "loss": float(np.mean(window["loss"])),
                                   f"{KNOWLEDGE_MASKING}/loss": float(np.mean(window["loss"])),
@@ -124,13 +124,13 @@ def main(argv=None) -> int:
 
 
 def _no_decay(torch_name: str) -> bool:
-    """The decay rule of `ernie.optimization.decays`, for Hugging Face's parameter names."""
+    """The decay rule of `ernie.model.optimization.decays`, for Hugging Face's parameter names."""
     return torch_name.endswith(".bias") or "LayerNorm" in torch_name
 
 
 def _km_iterations(config: dict) -> int:
-    from ernie.schedule import schedule_from_config
-    return schedule_from_config(config["schedule"], "schedule").iterations(KNOWLEDGE_MASKING)
+    from ernie.pretrain.schedule import schedule_from_config
+    return schedule_from_config(config.schedule, "schedule").iterations(KNOWLEDGE_MASKING)
 
 
 if __name__ == "__main__":

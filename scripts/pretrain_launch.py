@@ -5,8 +5,11 @@
 Same arguments as `python -m ernie.pretrain`; each launched process is one data-parallel rank.
 """
 import sys
+from pathlib import Path
 
-from ernie.pretrain import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages first
+
+from ernie.pretrain.trainer import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from downstream import report_table  # noqa: E402
-from ernie.run_log import read_log, summary  # noqa: E402
+from ernie.pretrain.log import read_log, summary  # noqa: E402
 
 DEMO_DATA = "configs/data/demo_en.yaml"
 STEPS = 1500

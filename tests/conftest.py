@@ -30,7 +30,7 @@ def zh_lines():
 @pytest.fixture(scope="session")
 def en_vocab(tmp_path_factory, en_lines):
     from data_gen.vocab import train_vocab
-    from ernie.tokenization import write_vocab
+    from ernie_common.tokenization import write_vocab
     path = tmp_path_factory.mktemp("vocab") / "vocab_en.txt"
     write_vocab(path, train_vocab(en_lines, 8000, "en"))
     return path
@@ -39,14 +39,14 @@ def en_vocab(tmp_path_factory, en_lines):
 @pytest.fixture(scope="session")
 def zh_vocab(tmp_path_factory, zh_lines):
     from data_gen.vocab import train_vocab
-    from ernie.tokenization import write_vocab
+    from ernie_common.tokenization import write_vocab
     path = tmp_path_factory.mktemp("vocab") / "vocab_zh.txt"
     write_vocab(path, train_vocab(zh_lines, 12000, "zh"))
     return path
 
 
 def small_config(**overrides):
-    from ernie.config import ErnieConfig
+    from ernie.model.config import ErnieConfig
     values = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                   intermediate_size=48, max_position_embeddings=40, use_task_id=True,
                   task_type_vocab_size=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)

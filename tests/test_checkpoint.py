@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from ernie.checkpoint import CheckpointError, load_model_dir, save_model_dir
-from ernie.config import ConfigError
-from ernie.modeling import ErnieModel
-from ernie.params_io import layer_params
+from ernie.formats.checkpoint import CheckpointError, load_model_dir, save_model_dir
+from ernie.model.config import ConfigError
+from ernie.model.modeling import ErnieModel
+from ernie.formats.params_io import layer_params
 from tests.conftest import small_config
 
 
@@ -86,7 +86,7 @@ def test_save_killed_midway_leaves_previous_directory_intact(saved, monkeypatch)
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("ernie.checkpoint.save_params", disk_full)
+    monkeypatch.setattr("ernie.formats.checkpoint.save_params", disk_full)
     with pytest.raises(OSError):
         save_model_dir(path, config, params)
     assert (path / "params.safetensors").read_bytes() == before

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ernie.config import ConfigError, ErnieConfig
+from ernie.model.config import ConfigError, ErnieConfig
 from tests.conftest import REPO
 
 
@@ -35,7 +35,7 @@ def test_presets(preset, expected):
 
 @pytest.mark.parametrize("values,message", [
     ({"vocab_size": 10, "hidden_size": 30, "num_attention_heads": 4}, "not divisible"),
-    ({"vocab_size": 10, "hiden_size": 32}, "unknown key 'hiden_size'"),
+    ({"vocab_size": 10, "hiden_size": 32}, r"unknown key\(s\) \['hiden_size'\]"),
     ({"vocab_size": 10, "hidden_act": "swish"}, "hidden_act"),
     ({"vocab_size": 10, "type_vocab_size": 2, "sent_type_vocab_size": 4}, "contradicts"),
     ({"vocab_size": 0}, "vocab_size must be a positive integer"),

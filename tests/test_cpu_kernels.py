@@ -10,9 +10,9 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-from ernie import cpu_kernels
-from ernie.optimization import adamw
-from ernie.pretraining import ErnieForPretraining, pretraining_feeds
+from ernie.kernels import cpu_kernels
+from ernie.model.optimization import adamw
+from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
 from propeller.static_runner import InferenceProgram, StaticRunner
 from tests.conftest import random_feeds, small_config
 
@@ -109,7 +109,8 @@ def _train_step(config, feeds, monkeypatch, switch):
     monkeypatch.setenv("ERNIE_CPU_KERNELS", switch)
 
     def model_fn():
-        model = ErnieForPretraining(config, {"sentence_reordering": 5})
+        model = ErnieForPretraining(config, {"knowledge_masking": None, "capitalization": None, "token_document": None,
+                                            "sentence_reordering": 5})
         inputs = pretraining_feeds(model)
         out = model(inputs)
         return inputs, {"loss": out["loss"]}, out["loss"]
@@ -138,7 +139,7 @@ def test_static_training_step_with_fused_kernels_equals_paddle_ops(monkeypatch):
 
 def test_eval_programs_keep_paddle_ops():
     """Exported models must not need this library: eval graphs hold no fused op."""
-    from ernie.modeling import ErnieModel
+    from ernie.model.modeling import ErnieModel
     config = small_config(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
 
     def model_fn():

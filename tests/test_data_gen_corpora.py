@@ -6,7 +6,7 @@ import pytest
 from data_gen.corpora import bert_document_lines, sotu_addresses, strip_pos_tags
 from data_gen.registry import FetchError
 from data_gen.sentences import split_chinese, split_english
-from ernie.tokenization import FullTokenizer, load_vocab
+from ernie_common.tokenization import FullTokenizer, load_vocab
 from tests.conftest import DEMO_CORPUS
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from data_gen.pieces import PieceTokenizer
-from ernie.tokenization import FullTokenizer
+from ernie_common.tokenization import FullTokenizer
 
 AWKWARD = [
     "Café  naïve\u00a0test\x07x and e\u0301 combining",  # accents, no-break space, control, combining mark

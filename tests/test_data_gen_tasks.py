@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 
 from data_gen.documents import Click, Sentence
-from data_gen.tasks import knowledge_masking as km
-from data_gen.tasks.capitalization import case_labels
-from data_gen.tasks.discourse_relation import MarkerList
-from data_gen.tasks.ir_relevance import IRRELEVANT, STRONG, WEAK, relevance_pairs
-from data_gen.tasks.sentence_distance import ADJACENT, OTHER_DOCUMENT, SAME_DOCUMENT, choose_pair
-from data_gen.tasks.sentence_reordering import (class_permutation, num_classes, permutation_class,
+from ernie_tasks import knowledge_masking as km
+from ernie_tasks.capitalization import case_labels
+from ernie_tasks.discourse_relation import MarkerList
+from ernie_tasks.ir_relevance import IRRELEVANT, STRONG, WEAK, relevance_pairs
+from ernie_tasks.sentence_distance import ADJACENT, OTHER_DOCUMENT, SAME_DOCUMENT, choose_pair
+from ernie_tasks.sentence_reordering import (class_permutation, num_classes, permutation_class,
                                                 split_and_shuffle)
-from data_gen.tasks.token_document import token_document_labels
+from ernie_tasks.token_document import token_document_labels
 from data_gen.tokenized import ChunkTokenizer, Lexicon
-from ernie.tokenization import FullTokenizer
+from ernie_common.tokenization import FullTokenizer
 
 
 def _tokenizer(vocab, lang, stopwords=(), pinned=()):
@@ -274,4 +274,4 @@ def test_ir_labels_from_a_click_log():
     irrelevant = [(q, t) for q, t, label in pairs if label == IRRELEVANT]
     assert len(irrelevant) == 2
     assert all(t not in {c.title for c in log if c.query == q} for q, t in irrelevant)
-    assert stats["ir_pair_without_impressions"] == 1
+    assert stats["skipped/ir_pair_without_impressions"] == 1

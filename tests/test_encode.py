@@ -4,12 +4,12 @@ import sys
 import numpy as np
 import pytest
 
-from ernie.checkpoint import save_model_dir
-from ernie.features import pack_pair, pad_batch
-from ernie.modeling import ErnieModel
-from ernie.params_io import layer_params
-from ernie.static_graph import StaticEncoder
-from ernie.tokenization import FullTokenizer, load_vocab
+from ernie.formats.checkpoint import save_model_dir
+from ernie.model.features import pack_pair, pad_batch
+from ernie.model.modeling import ErnieModel
+from ernie.formats.params_io import layer_params
+from ernie.model.static_graph import StaticEncoder
+from ernie_common.tokenization import FullTokenizer, load_vocab
 from tests.conftest import small_config
 
 
@@ -50,7 +50,7 @@ def test_encode_writes_pooled_and_top_layer(model_dir, en_vocab, tmp_path):
 
 
 def layer_params_from(path):
-    from ernie.checkpoint import load_model_dir
+    from ernie.formats.checkpoint import load_model_dir
     return load_model_dir(path)[1]
 
 

@@ -4,9 +4,9 @@ import sys
 import numpy as np
 import pytest
 
-from ernie.config import ErnieConfig
+from ernie.model.config import ErnieConfig
 from ernie.export import export
-from ernie.inference_model import inference_program
+from ernie.serving.inference_model import inference_program
 from ernie.predict import Predictor
 from ernie.predict import main as predict_main
 from tests.test_finetune import init_model, write_sst2  # noqa: F401  (fixture)
@@ -84,7 +84,7 @@ def test_hub_module_and_predict_cli(finetuned, feeds, tmp_path, capsys):
 def test_export_refuses_a_broken_model(tmp_path, finetuned):
     import shutil
 
-    from ernie.checkpoint import CheckpointError
+    from ernie.formats.checkpoint import CheckpointError
     broken = tmp_path / "broken"
     shutil.copytree(finetuned, broken)
     data = (broken / "params.safetensors").read_bytes()
@@ -108,9 +108,9 @@ def head_model_dir(init_model, tmp_path, task, labels):  # noqa: F811
     """`init_model` with a random labelling (`labels`) or reading-comprehension head for `task`."""
     import json
 
-    from ernie.checkpoint import load_model_dir, save_model_dir
+    from ernie.formats.checkpoint import load_model_dir, save_model_dir
     from ernie.finetune.heads import HEAD_PARAMS
-    from ernie.inference_model import FINETUNE_FILE
+    from ernie.serving.inference_model import FINETUNE_FILE
     config, params, vocab = load_model_dir(init_model)
     head = "token" if labels else "span"
     n_outputs = len(labels) or 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
 
-from ernie.checkpoint import save_model_dir
+from ernie.formats.checkpoint import save_model_dir
 from ernie.finetune.__main__ import main as finetune_main
 from ernie.finetune.examples import MrcExample, TaggedExample
 from ernie.finetune.labelling_kind import LabellingKind
@@ -14,8 +14,8 @@ from ernie.finetune.mrc_kind import MrcKind
 from ernie.finetune.settings import load_settings
 from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import FinetuneJob, read_data
-from ernie.params_io import scope_params
-from ernie.tokenization import FullTokenizer, load_vocab
+from ernie.formats.params_io import scope_params
+from ernie_common.tokenization import FullTokenizer, load_vocab
 from tests.conftest import small_config
 
 WORDS = ["war", "peace", "economy", "congress", "nation", "people", "freedom", "taxes"]
@@ -41,8 +41,8 @@ def write_sst2(directory, n_train=48, n_dev=16):
 def init_model(tmp_path_factory, en_vocab):
     import paddle
 
-    from ernie.modeling import ErnieModel
-    from ernie.params_io import layer_params
+    from ernie.model.modeling import ErnieModel
+    from ernie.formats.params_io import layer_params
     config = small_config(vocab_size=len(load_vocab(en_vocab)), max_position_embeddings=64)
     paddle.seed(7)
     params = layer_params(ErnieModel(config))
@@ -74,7 +74,7 @@ def test_cli_trains_evaluates_and_writes_glue_submission(tmp_path, init_model):
 
 
 def test_init_model_sets_the_encoder_and_random_init_does_not(tmp_path, init_model, en_vocab):
-    from ernie.checkpoint import load_model_dir
+    from ernie.formats.checkpoint import load_model_dir
     config, params, vocab = load_model_dir(init_model)
     task, settings = get_task("SST-2"), load_settings(overrides=["max_seq_len=16"])
     data = read_data(task, write_sst2(tmp_path / "SST-2"))
@@ -97,7 +97,7 @@ def test_cli_errors_are_clear(tmp_path, init_model, capsys):
     assert code == 2 and "random initialisation needs --vocab" in capsys.readouterr().err
     code = finetune_main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model),
                           "--output", str(tmp_path / "o"), "--set", "epoch=3"])
-    assert code == 2 and "unknown setting(s) ['epoch']" in capsys.readouterr().err
+    assert code == 2 and "unknown key(s) ['epoch']" in capsys.readouterr().err
 
 
 def test_labelling_pieces_take_inside_tags_and_decode_to_words(en_vocab):

@@ -130,6 +130,6 @@ def test_every_finetune_config_loads_and_names_a_known_task():
         load_settings(path)
     # Table 3 and Table 4, spot-checked: CoLA large, MSRA-NER base.
     cola = load_settings(CONFIG_DIR / "CoLA.yaml", preset="large")
-    assert (cola["epochs"], cola["learning_rate"], cola["batch_size"]) == (5, 3e-5, 32)
+    assert (cola.epochs, cola.learning_rate, cola.batch_size) == (5, 3e-5, 32)
     ner = load_settings(CONFIG_DIR / "MSRA-NER.yaml")
-    assert (ner["epochs"], ner["learning_rate"], ner["batch_size"], ner["max_seq_len"]) == (6, 5e-5, 16, 256)
+    assert (ner.epochs, ner.learning_rate, ner.batch_size, ner.max_seq_len) == (6, 5e-5, 16, 256)

@@ -8,10 +8,10 @@ import pytest
 import torch
 import transformers
 
-from ernie.checkpoint import load_model_dir
-from ernie.modeling import ErnieModel
-from ernie.params_io import assign_layer_params
-from ernie.static_graph import StaticEncoder
+from ernie.formats.checkpoint import load_model_dir
+from ernie.model.modeling import ErnieModel
+from ernie.formats.params_io import assign_layer_params
+from ernie.model.static_graph import StaticEncoder
 from tests.conftest import random_feeds
 
 HF_CONFIG = dict(vocab_size=99, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,

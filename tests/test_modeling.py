@@ -2,10 +2,10 @@ import numpy as np
 import paddle
 import pytest
 
-from ernie.modeling import ErnieModel
-from ernie.param_names import encoder_param_shapes
-from ernie.params_io import assign_layer_params, layer_params
-from ernie.static_graph import StaticEncoder
+from ernie.model.modeling import ErnieModel
+from ernie.model.param_names import encoder_param_shapes
+from ernie.formats.params_io import assign_layer_params, layer_params
+from ernie.model.static_graph import StaticEncoder
 from tests.conftest import random_feeds, small_config
 
 

@@ -14,11 +14,11 @@ import yaml
 
 from data_gen.config import DataConfig
 from data_gen.make import make
-from ernie.checkpoint import load_params
-from ernie.optimization import decays, linear_warmup_decay, noam
-from ernie.pretraining import ErnieForPretraining
-from ernie.task_names import ALL_TASKS
-from ernie.params_io import layer_params
+from ernie.formats.checkpoint import load_params
+from ernie.model.optimization import decays, linear_warmup_decay, noam
+from ernie.pretrain.model import ErnieForPretraining
+from ernie_common import tasks as registry
+from ernie.formats.params_io import layer_params
 from tests.conftest import REPO, random_feeds, small_config
 from tests.test_data_gen_make import _documents
 
@@ -40,7 +40,8 @@ def test_weight_decay_skips_layer_norm_and_bias():
 
 def test_losses_against_numpy():
     config = small_config()
-    model = ErnieForPretraining(config, {"sentence_reordering": 33, "sentence_distance": 3})
+    model = ErnieForPretraining(config, {"knowledge_masking": None, "capitalization": None, "token_document": None,
+                                         "sentence_reordering": 33, "sentence_distance": 3})
     model.eval()
     feeds = random_feeds(config, batch=2, seq_len=6)
     feeds.update(mask_pos=np.array([1, 7, 8], np.int64), mask_label=np.array([5, 6, -1], np.int64),
@@ -164,8 +165,8 @@ def test_resume_refuses_another_config(pretrain_setup, tmp_path):
 def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_setup, tmp_path):
     """fleet data parallelism on CPU (gloo): both ranks end identical, and equal a single process
     that averages the losses of the two ranks' batches (dropout off, so no randomness differs)."""
-    from ernie.pretrain import Trainer, load_config
-    from ernie.pretrain_data import PretrainingData
+    from ernie.pretrain.trainer import Trainer, load_config
+    from ernie.pretrain.data import PretrainingData
 
     root = pretrain_setup
     model = yaml.safe_load((root / "model.yaml").read_text())
@@ -190,7 +191,7 @@ def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_s
     reference = load_config(root / "pretrain_dp.yaml", {"output": str(tmp_path / "ref"), "mode": "dygraph"})
     trainer = Trainer(reference)
     vocab_ids = (trainer.data.pad_id, trainer.data.mask_token_id, trainer.data.first_normal_id)
-    readers = [PretrainingData(reference["data"], reference["seed"], reference["batch_tokens"], *vocab_ids,
+    readers = [PretrainingData(reference.data, reference.seed, reference.batch_tokens, *vocab_ids,
                                rank=r, world_size=2) for r in (0, 1)]
     runner, task_steps = trainer.runner, {}
     for i, (stage, task) in enumerate(trainer.schedule.steps()):
@@ -199,7 +200,7 @@ def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_s
         losses = []
         for reader in readers:
             feed = reader.batch(i, task, trainer.schedule.stage_tasks(stage), trainer.task_order,
-                                ALL_TASKS.index(task))
+                                registry.get(task).task_id)
             losses.append(runner.model({k: paddle.to_tensor(feed[k]) for k in trainer.feed_names})["loss"])
         ((losses[0] + losses[1]) / 2).backward()
         runner.optimizer.step()

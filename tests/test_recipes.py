@@ -10,10 +10,10 @@ import yaml
 
 from data_gen.config import DataConfig
 from data_gen.make import make
-from ernie.config import ErnieConfig
-from ernie.pretrain_config import PretrainError, load_config
-from ernie.run_log import read_log, summary
-from ernie.schedule import schedule_from_config
+from ernie.model.config import ErnieConfig
+from ernie.pretrain.config import PretrainError, load_config
+from ernie.pretrain.log import read_log, summary
+from ernie.pretrain.schedule import schedule_from_config
 from tests.conftest import REPO
 from tests.test_data_gen_make import _documents
 
@@ -29,15 +29,15 @@ def test_recipe_settings_load_as_documented(name):
     data_name, preset = RECIPES[name]
     config = load_config(REPO / "configs" / "pretrain" / f"{name}.yaml")
     data = yaml.safe_load((REPO / "configs" / "data" / f"{data_name}.yaml").read_text(encoding="utf-8"))
-    assert config["data"] == data["output"]  # the pre-training config reads what the data config writes
-    assert config["model"] == f"configs/model/{preset}.yaml"
-    model = ErnieConfig.from_file(REPO / config["model"], vocab_size=8000)
+    assert config.data == data["output"]  # the pre-training config reads what the data config writes
+    assert config.model == f"configs/model/{preset}.yaml"
+    model = ErnieConfig.from_file(REPO / config.model, vocab_size=8000)
     assert model.hidden_act == "gelu" and model.use_task_id  # the paper's architecture (post-LN is the only one)
     assert model.hidden_dropout_prob == 0.1  # fine-tuning keeps dropout ...
-    assert config["dropout"] == 0.0           # ... pre-training runs without it
+    assert config.dropout == 0.0           # ... pre-training runs without it
     assert data["mask_ratio"] == 0.4
-    assert config["optimization"]["lr_schedule"] == "linear" and config["optimization"]["learning_rate"] == 1e-3
-    schedule = schedule_from_config(config["schedule"])
+    assert config.optimization.lr_schedule == "linear" and config.optimization.learning_rate == 1e-3
+    schedule = schedule_from_config(config.schedule)
     assert schedule.strategy == "continual_multitask"
     assert schedule.tasks[0] == "knowledge_masking"
     km = schedule.iterations("knowledge_masking")

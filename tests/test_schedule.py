@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from ernie.schedule import ScheduleError, build_schedule, interleave, load_schedule
+from ernie.pretrain.schedule import ScheduleError, build_schedule, interleave, load_schedule
 from tests.conftest import REPO
 
 TABLE7 = REPO / "configs" / "pretrain"
@@ -71,12 +71,12 @@ def test_bad_schedules(stages, iterations, message):
 
 
 def test_cli_prints_table_7():
-    result = subprocess.run([sys.executable, "-m", "ernie.schedule", "--config",
+    result = subprocess.run([sys.executable, "-m", "ernie.pretrain.schedule", "--config",
                              str(TABLE7 / "table7_continual_multitask.yaml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[2].split() == ["knowledge_masking", "20k", "10k", "10k", "10k", "50k"]
     assert lines[5].split() == ["sentence_reordering", "-", "-", "-", "50k", "50k"]
-    as_json = subprocess.run([sys.executable, "-m", "ernie.schedule", "--config",
+    as_json = subprocess.run([sys.executable, "-m", "ernie.pretrain.schedule", "--config",
                               str(TABLE7 / "ernie2_en.yaml"), "--json"], capture_output=True, text=True)
     assert json.loads(as_json.stdout)["iterations"] == {t: 50000 for t in TASKS + ["discourse_relation"]}

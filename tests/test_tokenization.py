@@ -2,7 +2,7 @@
 import pytest
 from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy, WordpieceTokenizer
 
-from ernie.tokenization import CharTokenizer, FullTokenizer, VocabError, load_vocab
+from ernie_common.tokenization import CharTokenizer, FullTokenizer, VocabError, load_vocab
 
 EDGE_CASES = [
     "", "   ", "Café naïve résumé — ÀÉÎÕÜ", "tab\tand\u00a0nbsp\u3000ideographic space",

@@ -18,16 +18,17 @@ from typing import Dict, List
 
 import numpy as np
 
-from ..checkpoint import CheckpointError, check_vocab_fits, load_model_dir
-from ..config import ConfigError, ErnieConfig
-from ..fileio import atomic_write_text
-from ..tokenization import load_vocab
-from .examples import DataError
-from .settings import SettingsError, config_for, load_settings
-from .tasks import get_task
-from .trainer import FinetuneJob, read_data
+from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir
+from ernie.model.config import ConfigError, ErnieConfig
+from ernie_common.configs import shipped
+from ernie_common.fileio import atomic_write_text
+from ernie_common.tokenization import load_vocab
+from ernie.finetune.examples import DataError
+from ernie.finetune.settings import SettingsError, config_for, load_settings
+from ernie.finetune.tasks import get_task
+from ernie.finetune.trainer import FinetuneJob, read_data
 
-DEFAULT_MODEL_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "model" / "tiny.yaml"
+DEFAULT_MODEL_CONFIG = shipped("model", "tiny.yaml")
 
 
 def summarize(results: List[Dict]) -> Dict:
@@ -74,9 +75,9 @@ def main(argv=None) -> int:
             vocab, params = args.vocab, None
             config = ErnieConfig.from_file(args.model_config, vocab_size=len(load_vocab(vocab)))
             check_vocab_fits(vocab, config)
-        if settings["task_id"] >= (config.task_type_vocab_size if config.use_task_id else 1):
-            raise ConfigError(f"task_id {settings['task_id']} does not fit the model's task embedding")
-        data = read_data(task, args.data, settings["max_train_examples"])
+        if settings.task_id >= (config.task_type_vocab_size if config.use_task_id else 1):
+            raise ConfigError(f"task_id {settings.task_id} does not fit the model's task embedding")
+        data = read_data(task, args.data, settings.max_train_examples)
         job = FinetuneJob(task, settings, config, vocab, params, data)
     except (KeyError, DataError, SettingsError, CheckpointError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
               + (f", test {result['test']}" if "test" in result else ""))
         results.append(result)
     report = {"task": task.name, "main_metric": task.main_metric,
-              "init_model": args.init_model or "random", "settings": settings,
+              "init_model": args.init_model or "random", "settings": dataclasses.asdict(settings),
               "skipped": dict(data.skipped), "seeds": results, **summarize(results)}
     atomic_write_text(output / "metrics.json", json.dumps(report, indent=1))
     print(f"{task.name} dev {task.main_metric}: median {report['dev']['median'][task.main_metric]:.4f}, "

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from paddle import nn
 
-from ..config import ErnieConfig
-from ..modeling import Dropout, ErnieModel, named_linear
-from ..static_graph import encoder_feeds
+from ernie.model.config import ErnieConfig
+from ernie.model.modeling import Dropout, ErnieModel, named_linear
+from ernie.model.static_graph import encoder_feeds
 
 HEAD_PARAMS = {"sentence": ("cls_out_w", "cls_out_b"),
                "token": ("cls_seq_label_out_w", "cls_seq_label_out_b"),

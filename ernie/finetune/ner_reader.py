@@ -14,8 +14,8 @@ from typing import List
 
 from data_gen.labelled import SEPARATOR, bmes_to_bio, parse_char_per_line
 
-from .examples import DataError, TaggedExample
-from .tsv import read_lines, read_tsv
+from ernie.finetune.examples import DataError, TaggedExample
+from ernie.finetune.tsv import read_lines, read_tsv
 
 
 def read_tagged_examples(path) -> List[TaggedExample]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from collections import Counter
 from typing import List, Optional
 
-from .examples import DataError, MrcExample
+from ernie.finetune.examples import DataError, MrcExample
 
 
 def read_mrc_examples(path, skipped: Optional[Counter] = None) -> List[MrcExample]:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
-from .examples import DataError
-from .labelling_kind import LabellingKind
-from .mrc_kind import MrcKind
-from .ner_reader import read_tagged_examples
-from .squad_reader import read_mrc_examples
-from .text_kind import TextKind
-from .text_reader import TextLayout, read_text_examples
+from ernie.finetune.examples import DataError
+from ernie.finetune.labelling_kind import LabellingKind
+from ernie.finetune.mrc_kind import MrcKind
+from ernie.finetune.ner_reader import read_tagged_examples
+from ernie.finetune.squad_reader import read_mrc_examples
+from ernie.finetune.text_kind import TextKind
+from ernie.finetune.text_reader import TextLayout, read_text_examples
 
 KINDS = {"classification": TextKind, "regression": TextKind, "ranking": TextKind,
          "labelling": LabellingKind, "mrc": MrcKind}

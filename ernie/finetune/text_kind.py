@@ -11,9 +11,9 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ..features import pack_pair, pad_batch
-from . import metrics
-from .examples import DataError, TextExample
+from ernie.model.features import pack_pair, pad_batch
+from ernie.finetune import metrics
+from ernie.finetune.examples import DataError, TextExample
 
 
 class TextKind:

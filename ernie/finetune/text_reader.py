@@ -5,8 +5,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import List, Optional, Union
 
-from .examples import DataError, TextExample
-from .tsv import column_index, read_tsv
+from ernie.finetune.examples import DataError, TextExample
+from ernie.finetune.tsv import column_index, read_tsv
 
 Column = Union[str, int]
 

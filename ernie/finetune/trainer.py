@@ -17,18 +17,19 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..checkpoint import save_model_dir
-from ..config import ErnieConfig
-from ..fileio import atomic_write_text
-from ..inference_model import FINETUNE_FILE
-from ..optimization import adamw, linear_warmup_decay
-from ..params_io import assign_scope_params, scope_params
-from ..static_graph import encoder_feeds
-from ..tokenization import FullTokenizer
-from .batching import by_length, epoch_batches
-from .examples import DataError
-from .heads import ErnieWithHead, inference_graph
-from .tasks import AX, KINDS, Task
+from ernie.formats.checkpoint import save_model_dir
+from ernie.model.config import ErnieConfig
+from ernie_common.fileio import atomic_write_text
+from ernie.serving.inference_model import FINETUNE_FILE
+from ernie.model.optimization import adamw, linear_warmup_decay
+from ernie.formats.params_io import assign_scope_params, scope_params
+from ernie.model.static_graph import encoder_feeds
+from ernie_common.tokenization import FullTokenizer
+from ernie.finetune.batching import by_length, epoch_batches
+from ernie.finetune.examples import DataError
+from ernie.finetune.heads import ErnieWithHead, inference_graph
+from ernie.finetune.settings import FinetuneSettings
+from ernie.finetune.tasks import AX, KINDS, Task
 
 
 
@@ -75,14 +76,14 @@ def read_data(task: Task, data_dir, max_train_examples: Optional[int] = None) ->
 
 
 class FinetuneJob:
-    def __init__(self, task: Task, settings: Dict, config: ErnieConfig, vocab_file,
+    def __init__(self, task: Task, settings: FinetuneSettings, config: ErnieConfig, vocab_file,
                  init_params: Optional[Dict[str, np.ndarray]], data: FinetuneData):
         self.task, self.settings, self.config = task, settings, config
         self.vocab_file, self.init_params, self.data = Path(vocab_file), init_params, data
-        self.tokenizer = FullTokenizer(vocab_file, settings["do_lower_case"])
-        options = {k: settings[k] for k in ("doc_stride", "max_query_len", "max_answer_len", "n_best")} \
+        self.tokenizer = FullTokenizer(vocab_file, settings.do_lower_case)
+        options = {k: getattr(settings, k) for k in ("doc_stride", "max_query_len", "max_answer_len", "n_best")} \
             if task.kind == "mrc" else {}
-        self.kind = KINDS[task.kind](task, self.tokenizer, settings["max_seq_len"],
+        self.kind = KINDS[task.kind](task, self.tokenizer, settings.max_seq_len,
                                      label_set(task, data.train), **options)
         # Dev labels are featurised too (MRC excepted: that drops unanswerable examples), so a
         # label the training data lacks is an error now rather than after the first epoch.
@@ -101,7 +102,7 @@ class FinetuneJob:
             return {**feeds, **labels}, {"loss": loss}, loss
 
         def optimizer(lr):
-            return adamw(lr, weight_decay=self.settings["weight_decay"], beta2=0.999)
+            return adamw(lr, weight_decay=self.settings.weight_decay, beta2=0.999)
 
         runner = StaticRunner(train_fn, optimizer, seed=seed)
         evaluator = InferenceProgram(self.inference_fn, scope=runner.scope, place=runner.place)
@@ -118,9 +119,9 @@ class FinetuneJob:
     # -- running -----------------------------------------------------------------------------
     def predict(self, evaluator, examples, features) -> list:
         decoded = [None] * len(features)
-        for rows in by_length([len(f["src"]) for f in features], self.settings["eval_batch_size"]):
+        for rows in by_length([len(f["src"]) for f in features], self.settings.eval_batch_size):
             batch = [features[i] for i in rows]
-            outputs = evaluator.run(self.kind.batch(batch, self.settings["task_id"]))
+            outputs = evaluator.run(self.kind.batch(batch, self.settings.task_id))
             for i, item in zip(rows, self.kind.decode(batch, outputs)):
                 decoded[i] = item
         return self.kind.predictions(decoded, features, examples)
@@ -130,9 +131,9 @@ class FinetuneJob:
         s = self.settings
         runner, evaluator, names = self._build(seed)
         train = self.features["train"]
-        per_epoch = math.ceil(len(train) / s["batch_size"])
-        total = per_epoch * s["epochs"]
-        warmup = int(s["warmup_proportion"] * total)
+        per_epoch = math.ceil(len(train) / s.batch_size)
+        total = per_epoch * s.epochs
+        warmup = int(s.warmup_proportion * total)
         lengths = [len(f["src"]) for f in train]
         batches: Dict[int, list] = {}
 
@@ -140,10 +141,10 @@ class FinetuneJob:
             epoch, position = divmod(index, per_epoch)
             if epoch not in batches:
                 batches.clear()
-                batches[epoch] = epoch_batches(lengths, s["batch_size"], seed, epoch, s["group_by_length"])
+                batches[epoch] = epoch_batches(lengths, s.batch_size, seed, epoch, s.group_by_length)
             rows = batches[epoch][position]
-            feed = self.kind.batch([train[i] for i in rows], s["task_id"])
-            lr = linear_warmup_decay(s["learning_rate"], warmup, total, index + 1)
+            feed = self.kind.batch([train[i] for i in rows], s.task_id)
+            lr = linear_warmup_decay(s.learning_rate, warmup, total, index + 1)
             return feed, lr, {"epoch": epoch + 1, "tokens": int(feed["input_mask"].sum())}
 
         best = {"dev": None}
@@ -155,7 +156,7 @@ class FinetuneJob:
             return {f"dev/{k}": v for k, v in scores.items()}
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        log = LogHook(out_dir / "log.jsonl", s["log_every"], total, fields=("lr", "epoch"))
+        log = LogHook(out_dir / "log.jsonl", s.log_every, total, fields=("lr", "epoch"))
         hooks = [ProgressHook(total, enabled=progress), log,
                  EvalHook(evaluate, per_epoch, total, sinks=[log_eval(out_dir / "log.jsonl")])]
         Learner(runner, lambda out, feed: {"loss": (float(out["loss"]), 1.0)}, hooks).train(plan, total)
@@ -193,7 +194,7 @@ class FinetuneJob:
         """What `ernie.predict` needs to turn the exported outputs into predictions."""
         keys = ("max_seq_len", "do_lower_case", "task_id")
         return {"task": self.task.name, "kind": self.task.kind, "head": self.kind.head,
-                "labels": self.kind.labels, **{k: self.settings[k] for k in keys}}
+                "labels": self.kind.labels, **{k: getattr(self.settings, k) for k in keys}}
 
     def save_model(self, path: Path, params: Dict[str, np.ndarray]) -> None:
         save_model_dir(path, self.config, params, self.vocab_file,

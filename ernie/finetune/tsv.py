@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-from .examples import DataError
+from ernie.finetune.examples import DataError
 
 Row = Tuple[int, List[str]]
 

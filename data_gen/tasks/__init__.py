@@ -1,1 +1,0 @@
-"""One module per ERNIE 2.0 pre-training task: what its labels are and how they are made."""

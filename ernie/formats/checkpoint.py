@@ -1,0 +1,110 @@
+"""Model directories: `ernie_config.json` + `vocab.txt` + `params.safetensors`.
+
+Parameters are stored under their original ERNIE names in safetensors, which loads without
+unpickling. Every load checks the file's integrity and each tensor's shape against the config.
+This module needs no Paddle; moving arrays into a layer or a static scope lives in `ernie.formats.params_io`.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
+from ernie_common.fileio import atomic_directory
+from ernie_common.tokenization import load_vocab
+from ernie.model.param_names import encoder_param_shapes, pretraining_head_param_shapes
+
+PARAMS_FILE_NAME = "params.safetensors"
+VOCAB_FILE_NAME = "vocab.txt"
+
+
+class CheckpointError(ValueError):
+    """A model directory or parameter file that is missing, corrupt, or does not fit its config."""
+
+
+def save_params(path, params: Mapping[str, np.ndarray], fmt: str = "ernie") -> None:
+    """Writes a safetensors file (call inside an atomic directory or via `save_model_dir`).
+
+    `fmt` goes into the file's metadata; Hugging Face accepts only its own values ("pt")."""
+    save_file({name: np.ascontiguousarray(value) for name, value in params.items()}, str(path),
+              metadata={"format": fmt})
+
+
+def load_params(path) -> Dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"parameter file not found: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): "
+                              f"{err}") from None
+
+
+def parameter_names(model_dir) -> List[str]:
+    """The parameter names of a model directory, read without loading the tensors."""
+    from safetensors import safe_open
+    path = Path(model_dir) / PARAMS_FILE_NAME
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return list(f.keys())
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file: {err}") from None
+
+
+def check_params(config: ErnieConfig, params: Mapping[str, np.ndarray], source: str) -> None:
+    """Every encoder parameter is present with the shape its config implies; known head
+    parameters, where present, fit too. Other names (task heads of later stages) pass."""
+    expected = encoder_param_shapes(config)
+    missing = [name for name in expected if name not in params]
+    if missing:
+        raise CheckpointError(f"{source}: missing {len(missing)} encoder parameter(s), first "
+                              f"{missing[:3]}; does the config match the checkpoint?")
+    expected.update(pretraining_head_param_shapes(config))
+    for name, shape in expected.items():
+        if name in params and tuple(params[name].shape) != shape:
+            raise CheckpointError(f"{source}: parameter {name} has shape {tuple(params[name].shape)}, "
+                                  f"config implies {shape}")
+
+
+def save_model_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray],
+                   vocab_file=None, extra_files: Optional[Mapping[str, str]] = None) -> Path:
+    """Writes a complete model directory atomically: a reader never sees a partial one.
+    `extra_files` ({name: text}) go in with it (a fine-tuned model's task description)."""
+    check_params(config, params, source="parameters to save")
+    path = Path(path)
+    with atomic_directory(path) as tmp:
+        (tmp / CONFIG_FILE_NAME).write_text(config.to_json(), encoding="utf-8")
+        if vocab_file is not None:
+            shutil.copyfile(vocab_file, tmp / VOCAB_FILE_NAME)
+        save_params(tmp / PARAMS_FILE_NAME, params)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+    return path
+
+
+def load_model_dir(path) -> tuple[ErnieConfig, Dict[str, np.ndarray], Optional[Path]]:
+    """Returns (config, params, vocab path or None) of a model directory, checked."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"model directory not found: {path}")
+    config = ErnieConfig.from_file(path / CONFIG_FILE_NAME)
+    params = load_params(path / PARAMS_FILE_NAME)
+    check_params(config, params, source=str(path / PARAMS_FILE_NAME))
+    vocab = path / VOCAB_FILE_NAME
+    if not vocab.is_file():
+        return config, params, None
+    check_vocab_fits(vocab, config)
+    return config, params, vocab
+
+
+def check_vocab_fits(vocab_file, config: ErnieConfig) -> None:
+    n_tokens = len(load_vocab(vocab_file))
+    if n_tokens != config.vocab_size:
+        raise CheckpointError(f"{vocab_file} has {n_tokens} tokens but the model config says "
+                              f"vocab_size {config.vocab_size}")

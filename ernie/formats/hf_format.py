@@ -1,0 +1,177 @@
+"""Hugging Face `ErnieModel` / `ErnieForPreTraining` directories, read and written without torch.
+
+HF stores linear weights [out, in]; ERNIE stores them [in, out], so those are transposed.
+The masked-LM decoder weight is tied to the word embedding in both and is not stored twice.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from ernie.model import param_names as names
+from ernie.formats.checkpoint import CheckpointError, load_params, save_params
+from ernie.model.config import ErnieConfig
+from ernie_common.fileio import atomic_directory
+from ernie_common.tokenization import load_vocab
+
+HF_CONFIG_FILE = "config.json"
+HF_WEIGHTS_FILE = "model.safetensors"
+_ENCODER_PREFIX = "ernie."
+
+# ERNIE config field -> HF config key (the rest share their names).
+_CONFIG_RENAMES = {"sent_type_vocab_size": "type_vocab_size"}
+# HF keys that are not parameters, or are tied copies of one.
+_IGNORED_HF_KEYS = ("embeddings.position_ids", "cls.predictions.decoder.weight",
+                    "cls.predictions.decoder.bias")
+
+
+def _fc(ernie_prefix: str, hf_prefix: str) -> List[Tuple[str, str, bool]]:
+    return [(names.fc_weight(ernie_prefix), f"{hf_prefix}.weight", True),
+            (names.fc_bias(ernie_prefix), f"{hf_prefix}.bias", False)]
+
+
+def _ln(ernie_prefix: str, hf_prefix: str) -> List[Tuple[str, str, bool]]:
+    return [(names.ln_scale(ernie_prefix), f"{hf_prefix}.weight", False),
+            (names.ln_bias(ernie_prefix), f"{hf_prefix}.bias", False)]
+
+
+def encoder_name_map(config: ErnieConfig) -> List[Tuple[str, str, bool]]:
+    """(ERNIE name, HF name without the model prefix, transpose?) for every encoder parameter."""
+    rows = [(names.WORD_EMBEDDING, "embeddings.word_embeddings.weight", False),
+            (names.POS_EMBEDDING, "embeddings.position_embeddings.weight", False),
+            (names.SENT_EMBEDDING, "embeddings.token_type_embeddings.weight", False)]
+    if config.use_task_id:
+        rows.append((names.TASK_EMBEDDING, "embeddings.task_type_embeddings.weight", False))
+    rows += _ln(names.PRE_ENCODER_LAYER_NORM, "embeddings.LayerNorm")
+    for i in range(config.num_hidden_layers):
+        hf = f"encoder.layer.{i}"
+        for which in ("query", "key", "value"):
+            rows += _fc(names.attention_fc(i, which), f"{hf}.attention.self.{which}")
+        rows += _fc(names.attention_fc(i, "output"), f"{hf}.attention.output.dense")
+        rows += _ln(names.post_att_layer_norm(i), f"{hf}.attention.output.LayerNorm")
+        rows += _fc(names.ffn_fc(i, 0), f"{hf}.intermediate.dense")
+        rows += _fc(names.ffn_fc(i, 1), f"{hf}.output.dense")
+        rows += _ln(names.post_ffn_layer_norm(i), f"{hf}.output.LayerNorm")
+    rows += _fc(names.POOLED_FC, "pooler.dense")
+    return rows
+
+
+def head_name_map() -> List[Tuple[str, str, bool]]:
+    """The pre-training heads of `ErnieForPreTraining` (stored without the model prefix)."""
+    return (_fc(names.MASK_LM_TRANS_FC, "cls.predictions.transform.dense")
+            + _ln(names.MASK_LM_TRANS_LAYER_NORM, "cls.predictions.transform.LayerNorm")
+            + [(names.MASK_LM_OUT_BIAS, "cls.predictions.bias", False)]
+            + _fc(names.NEXT_SENT_FC, "cls.seq_relationship"))
+
+
+# The fine-tuning heads (`ernie.finetune.heads`) and the HF classes that carry the same layer.
+FINETUNE_HEADS = {"cls_out": ("ErnieForSequenceClassification", "classifier"),
+                  "cls_seq_label_out": ("ErnieForTokenClassification", "classifier"),
+                  "cls_mrc_out": ("ErnieForQuestionAnswering", "qa_outputs")}
+
+
+def finetune_head_rows(stem: str) -> List[Tuple[str, str, bool]]:
+    hf = FINETUNE_HEADS[stem][1]
+    return [(f"{stem}_w", f"{hf}.weight", True), (f"{stem}_b", f"{hf}.bias", False)]
+
+
+# ---- config ------------------------------------------------------------------------------------
+
+def config_from_hf(values: Mapping) -> ErnieConfig:
+    if values.get("model_type") not in (None, "ernie"):
+        raise CheckpointError(f"config.json has model_type {values.get('model_type')!r}, expected 'ernie'")
+    ernie = {}
+    for field in ErnieConfig.__dataclass_fields__:
+        key = _CONFIG_RENAMES.get(field, field)
+        if key in values and values[key] is not None:
+            ernie[field] = values[key]
+    return ErnieConfig.from_dict(ernie, source=HF_CONFIG_FILE)
+
+
+def config_to_hf(config: ErnieConfig, architecture: str) -> dict:
+    values = {_CONFIG_RENAMES.get(k, k): v for k, v in config.to_dict().items()}
+    values.update(model_type="ernie", architectures=[architecture], tie_word_embeddings=True)
+    return values
+
+
+# ---- parameters --------------------------------------------------------------------------------
+
+def _normalise_hf_key(key: str) -> str:
+    # Checkpoints from older BERT-style code name layer-norm parameters gamma/beta.
+    return key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+
+
+def params_from_hf(config: ErnieConfig, state: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], List[str]]:
+    """ERNIE-named arrays from an HF state dict; also returns the HF keys that were not used."""
+    state = {_normalise_hf_key(k): v for k, v in state.items()}
+    prefix = _ENCODER_PREFIX if any(k.startswith(_ENCODER_PREFIX) for k in state) else ""
+    rows = [(e, prefix + h, t) for e, h, t in encoder_name_map(config)] + head_name_map()
+    rows += [row for stem in FINETUNE_HEADS for row in finetune_head_rows(stem)]
+    params, used = {}, set()
+    for ernie_name, hf_name, transpose in rows:
+        if hf_name not in state:
+            continue
+        value = np.asarray(state[hf_name])
+        params[ernie_name] = np.ascontiguousarray(value.T) if transpose else value
+        used.add(hf_name)
+    ignored = sorted(k for k in state if k not in used
+                     and not any(k.endswith(i) for i in _IGNORED_HF_KEYS))
+    return params, ignored
+
+
+def params_to_hf(config: ErnieConfig, params: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], str]:
+    """HF-named arrays, and the architecture: ErnieForPreTraining when the pre-training heads are
+    present, the matching ErnieFor... class when a fine-tuning head is, else ErnieModel."""
+    for stem, (architecture, _) in FINETUNE_HEADS.items():
+        if f"{stem}_w" in params:
+            rows = [(e, _ENCODER_PREFIX + h, t) for e, h, t in encoder_name_map(config)] + finetune_head_rows(stem)
+            return {hf: np.ascontiguousarray(params[e].T) if t else params[e] for e, hf, t in rows}, architecture
+    heads = head_name_map()
+    with_heads = all(e in params for e, _, _ in heads)
+    prefix = _ENCODER_PREFIX if with_heads else ""
+    rows = [(e, prefix + h, t) for e, h, t in encoder_name_map(config)] + (heads if with_heads else [])
+    state = {hf: np.ascontiguousarray(params[e].T) if t else params[e] for e, hf, t in rows}
+    return state, "ErnieForPreTraining" if with_heads else "ErnieModel"
+
+
+# ---- directories -------------------------------------------------------------------------------
+
+def read_hf_dir(path) -> Tuple[ErnieConfig, Dict[str, np.ndarray], List[str]]:
+    path = Path(path)
+    config_file, weights = path / HF_CONFIG_FILE, path / HF_WEIGHTS_FILE
+    if not weights.is_file():
+        found = sorted(p.name for p in path.glob("*.bin"))
+        hint = f" (found {found}: re-save it with safe_serialization=True)" if found else ""
+        raise CheckpointError(f"{weights} not found{hint}; only safetensors weights are read")
+    try:
+        values = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"cannot read {config_file}: {err}") from None
+    config = config_from_hf(values)
+    params, ignored = params_from_hf(config, load_params(weights))
+    return config, params, ignored
+
+
+def write_hf_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray], vocab_file=None,
+                 do_lower_case: bool = True, labels: Sequence[str] = ()) -> Path:
+    """`labels` name a classification head's outputs (HF's id2label)."""
+    state, architecture = params_to_hf(config, params)
+    values = config_to_hf(config, architecture)
+    if labels:
+        values.update(id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+    elif architecture == "ErnieForSequenceClassification":
+        values.update(num_labels=int(state["classifier.bias"].shape[0]))
+    path = Path(path)
+    with atomic_directory(path) as tmp:
+        (tmp / HF_CONFIG_FILE).write_text(json.dumps(values, indent=2) + "\n")
+        save_params(tmp / HF_WEIGHTS_FILE, state, fmt="pt")
+        if vocab_file is not None:
+            vocab = load_vocab(vocab_file)  # HF reads only the one-token-a-line format
+            (tmp / "vocab.txt").write_text("".join(f"{t}\n" for t in sorted(vocab, key=vocab.get)),
+                                           encoding="utf-8")
+            (tmp / "tokenizer_config.json").write_text(json.dumps(
+                {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case}, indent=2) + "\n")
+    return path

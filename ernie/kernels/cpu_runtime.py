@@ -1,0 +1,59 @@
+"""Process settings that make Paddle's CPU kernels fast; applied once when `ernie.model.modeling` loads.
+
+- Memory: glibc serves every allocation above its mmap threshold with a fresh mmap, so each
+  multi-megabyte activation of a training step page-faults its memory in again. Raising the mmap
+  and trim thresholds keeps freed blocks in the heap for reuse; measured here, an add over 2M
+  floats goes from 4.0 ms to 0.5 ms and a whole encoder step from 1635 ms to 910 ms.
+- Threads: Paddle runs one math thread unless OMP_NUM_THREADS was set before it was imported;
+  use every core this process may run on, divided among the local ranks of a distributed job.
+- Executor: the static-graph executor runs independent ops on several threads at once, which on
+  a CPU competes with the math library's own threads; serial execution measured 1.4-1.7x faster
+  on the encoder's linear layers. CPU-only builds only: on a GPU the parallel streams pay off.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+import paddle
+
+import ernie
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_HEAP_KEEP_BYTES = 1 << 30
+
+
+def _keep_freed_memory_in_heap() -> bool:
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(libc_name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _HEAP_KEEP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, _HEAP_KEEP_BYTES))
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _math_threads() -> int:
+    local_ranks = int(os.environ.get("PADDLE_LOCAL_SIZE", os.environ.get("PADDLE_TRAINERS_NUM", "1")))
+    return max(1, usable_cores() // max(1, local_ranks))
+
+
+def configure() -> None:
+    _keep_freed_memory_in_heap()
+    if not ernie.USER_SET_THREADS:
+        paddle.base.core.set_num_threads(_math_threads())
+    if not paddle.is_compiled_with_cuda() and not paddle.is_compiled_with_xpu():
+        paddle.set_flags({"FLAGS_new_executor_serial_run": True})
+
+
+configure()

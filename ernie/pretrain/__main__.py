@@ -1,0 +1,5 @@
+import sys
+
+from ernie.pretrain.trainer import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""Batches for pre-training, read from the shards `data_gen make` wrote.
+
+A step of the schedule names one task. For a sentence-level task the batch holds that task's
+examples, and the token-level tasks of the current stage that those examples carry are trained
+with it (one sentence-level loss with several token-level losses, as the paper combines them).
+For a token-level task the batch holds text examples and only that task's loss is on. Every
+batch is fed with the step's task id in `task_ids`. Each task makes its own label feeds
+(`PretrainingTask.batch_labels`); knowledge masking masks here when the shards were made with
+`masking: online`, seeded by (seed, step).
+
+Each stream of examples (one per sentence task, plus all text examples) is read in a fresh
+permutation every epoch, seeded by (seed, stream, epoch); the read position is part of
+`state()`, so a resumed run reads exactly what the uninterrupted one would have. Batches are
+sized in tokens: examples are added while batch size x longest example stays within
+`batch_tokens`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from data_gen.examples import task_bit
+from data_gen.shards import MANIFEST, Shard
+from ernie_common import tasks as registry
+
+from ernie.model.features import pad_batch
+
+TEXT_STREAM = "text"
+
+
+@dataclass
+class BatchContext:
+    """What a task's `batch_labels` may use: the step's random generator, the examples' input
+    ids (one array a row, which a masking task replaces), and the data config of the shards."""
+    rng: np.random.Generator
+    src: List[np.ndarray]
+    data_config: dict
+    vocab_size: int
+    mask_token_id: int
+    first_normal_id: int
+
+
+class PretrainingData:
+    def __init__(self, shard_dir, seed: int, batch_tokens: int, pad_id: int, mask_token_id: int,
+                 first_normal_id: int, rank: int = 0, world_size: int = 1):
+        shard_dir = Path(shard_dir)
+        self.manifest = json.loads((shard_dir / MANIFEST).read_text(encoding="utf-8"))
+        files = [s["file"] for s in self.manifest["shards"]]
+        # each rank reads its own part of the shards
+        self.shards = [Shard(shard_dir / f) for f in files[rank::world_size] or files]
+        self.tasks = {t.name: t for t in self.shards[0].tasks}
+        self.seed, self.batch_tokens = seed, batch_tokens
+        self.pad_id, self.mask_token_id, self.first_normal_id = pad_id, mask_token_id, first_normal_id
+        self.vocab_size = self.manifest["vocab"]["size"]
+        # stream -> [2, n] array of (shard index, example index) rows
+        shard_of = np.concatenate([np.full(len(shard), s) for s, shard in enumerate(self.shards)])
+        index_in = np.concatenate([np.arange(len(shard)) for shard in self.shards])
+        codes = np.concatenate([np.asarray(shard.arrays["task"]) for shard in self.shards])
+        has_tokens = np.concatenate([np.asarray(shard.arrays["token_tasks"]) for shard in self.shards]) > 0
+        selections = {t.name: codes == t.task_id for t in self.tasks.values() if t.level == registry.SENTENCE}
+        selections[TEXT_STREAM] = has_tokens
+        self.streams: Dict[str, np.ndarray] = {name: np.stack([shard_of[mask], index_in[mask]])
+                                               for name, mask in selections.items() if mask.any()}
+        self.position = {name: [0, 0] for name in self.streams}  # stream -> [epoch, index]
+        self._orders = {}  # stream -> (epoch, permutation)
+
+    def stream_for(self, task: str) -> str:
+        return TEXT_STREAM if registry.get(task).level == registry.TOKEN else task
+
+    def check_tasks(self, tasks: Sequence[str]) -> None:
+        missing = sorted({t for t in tasks if t not in self.tasks or self.stream_for(t) not in self.streams})
+        if missing:
+            raise ValueError(f"the shards have no examples for task(s) {missing}; "
+                             f"their manifest lists {self.manifest['tasks']}")
+
+    def _order(self, stream: str, epoch: int) -> np.ndarray:
+        """The stream's reading order in an epoch (computed once per epoch, not per example)."""
+        cached = self._orders.get(stream)
+        if cached is None or cached[0] != epoch:
+            # seeds: 0 for the text stream, a sentence task's id - 2 for its own (reordering, id 3,
+            # reads in the order it always has read in: 1)
+            stream_id = 0 if stream == TEXT_STREAM else registry.get(stream).task_id - 2
+            order = np.random.default_rng([self.seed, stream_id, epoch]).permutation(self.streams[stream].shape[1])
+            cached = self._orders[stream] = (epoch, order)
+        return cached[1]
+
+    def _next_example(self, stream: str):
+        epoch, index = self.position[stream]
+        members = self.streams[stream]
+        s, i = members[:, self._order(stream, epoch)[index]]
+        index += 1
+        if index == members.shape[1]:
+            epoch, index = epoch + 1, 0
+        self.position[stream] = [epoch, index]
+        return self.shards[int(s)][int(i)]
+
+    def batch(self, step: int, task: str, stage_tasks: Sequence[str], task_order: Sequence[str],
+              task_id: int) -> Dict[str, np.ndarray]:
+        stream = self.stream_for(task)
+        examples, longest = [], 0
+        while True:
+            ex = self._next_example(stream)
+            longest = max(longest, len(ex))
+            examples.append(ex)
+            if (len(examples) + 1) * longest > self.batch_tokens:
+                break
+        if stream == TEXT_STREAM:
+            active = [task]
+        else:
+            active = [task] + [t for t in stage_tasks if registry.get(t).level == registry.TOKEN
+                               and all(ex.token_tasks & task_bit(registry.get(t).task_id) for ex in examples)]
+        return self._feeds(examples, step, active, task_order, task_id)
+
+    def _feeds(self, examples, step, active, task_order, task_id) -> Dict[str, np.ndarray]:
+        n, length = len(examples), max(len(ex) for ex in examples)
+        batch = BatchContext(np.random.default_rng([self.seed, step, 7]),
+                             [np.asarray(ex.src_ids, np.int64) for ex in examples], self.manifest["config"],
+                             self.vocab_size, self.mask_token_id, self.first_normal_id)
+        feeds = {}
+        for name in task_order:  # the order the tasks' labels were always drawn in
+            task = registry.get(name)
+            feeds.update(task.batch_labels(examples, length, batch) if name in active else task.no_labels(n, length))
+        feeds.update(pad_batch(list(zip(batch.src, (ex.sent_ids for ex in examples))), self.pad_id, task_id))
+        feeds["task_weights"] = np.asarray([1.0 if t in active else 0.0 for t in task_order], np.float32)
+        feeds["tokens"] = np.asarray(sum(len(ex) for ex in examples))
+        return feeds
+
+    def state(self) -> dict:
+        return {"position": self.position}
+
+    def load_state(self, state: dict) -> None:
+        self.position = {k: list(v) for k, v in state["position"].items()}

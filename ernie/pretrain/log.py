@@ -1,0 +1,49 @@
+"""A pre-training run's `log.jsonl`: reading its records, and each task's final loss set against
+the unigram entropy of the shards' tokens (what a masked LM that knows only token frequencies
+scores)."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Dict, List, Optional
+
+
+FINAL_WINDOW = 5  # logging records a task's final loss is averaged over
+KNOWLEDGE_MASKING = "knowledge_masking"  # the task whose loss is set against the unigram entropy
+
+
+def read_log(run_dir) -> List[dict]:
+    path = Path(run_dir) / "log.jsonl"
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read {path}: {err}") from None
+
+
+def final_value(records: List[dict], task: str, key: str = "loss", window: int = FINAL_WINDOW) -> Optional[float]:
+    """Mean of `task/key` over the last `window` records that have it; None if none has."""
+    values = [r[f"{task}/{key}"] for r in records if f"{task}/{key}" in r]
+    return statistics.fmean(values[-window:]) if values else None
+
+
+def summary(records: List[dict], unigram_entropy: Optional[float]) -> Dict:
+    """Each task's final loss and accuracy; knowledge masking's also as a share of the entropy."""
+    tasks = sorted({k[:-5] for r in records for k in r if k.endswith("/loss")})
+    out = {"steps": records[-1]["step"] if records else 0,
+           "final_loss": {t: final_value(records, t) for t in tasks},
+           "final_accuracy": {t: final_value(records, t, "accuracy") for t in tasks},
+           "unigram_entropy": unigram_entropy}
+    km = out["final_loss"].get(KNOWLEDGE_MASKING)
+    if km is not None and unigram_entropy:
+        out["knowledge_masking_over_entropy"] = km / unigram_entropy
+    return out
+
+
+def summary_line(values: Dict) -> Optional[str]:
+    ratio = values.get("knowledge_masking_over_entropy")
+    if ratio is None:
+        return None
+    return (f"knowledge masking: final loss {values['final_loss'][KNOWLEDGE_MASKING]:.3f} nats = {ratio:.3f} x "
+            f"the unigram entropy of its tokens ({values['unigram_entropy']:.3f} nats; mean of the last "
+            f"{FINAL_WINDOW} logged windows)")

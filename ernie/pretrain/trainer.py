@@ -1,0 +1,333 @@
+"""Continual multi-task pre-training of ERNIE 2.0: a Paddle static program by default, dygraph on
+request, data-parallel dygraph under `paddle.distributed.launch`.
+
+    python -m ernie.pretrain --config configs/pretrain/demo_en.yaml [--resume] [--print-schedule [--json]]
+
+The config names the model preset, the shard directory that `data_gen make` wrote, the schedule
+(`ernie.pretrain.schedule`), the optimisation and the output directory. Every step trains the task the
+schedule names, with that task's stable id in the task embedding (`ernie_common.tasks`;
+`task_modules:` names a user's task modules). The learning rate warms up per pre-training task:
+each task runs its own noam (or linear warm-up/decay) schedule over its own step count, so a task
+that a new stage introduces warms up from zero while the tasks already trained keep their
+decayed rates.
+
+Output: `log.jsonl` (a line every `log_every` steps: the mean loss and accuracy of each task over
+the steps it trained in that window, the learning rate, tokens/s, stage), `checkpoints/step-N/`
+(written atomically at an interval and at every stage end; `checkpoints/latest` names the
+newest) and, at the end, `model/`, a model directory that `ernie.convert`, `ernie.encode` and
+fine-tuning read, and `summary.json`: each task's final loss and accuracy, and the
+knowledge-masking loss as a share of the unigram entropy of the shards' tokens, which the run
+also prints. `dropout:` in the config sets the encoder's dropout for pre-training only; the saved
+model keeps its preset's rates for fine-tuning. `--resume` continues from the newest
+checkpoint and ends with the same parameters as an uninterrupted run. `--visualdl` also writes
+the logged scalars for VisualDL, Paddle's dashboard (`visualdl --logdir OUTPUT/visualdl`).
+
+Mixed precision (`amp:` in the config, or `--amp`): `fp16` (float16 O1 with fp32 master weights
+and dynamic loss scaling, set by an optional `loss_scaling:` mapping; the scale is logged as
+`loss_scale` and kept in checkpoints) needs a CUDA build and a GPU; `bf16` (bfloat16 O1) a GPU
+with bfloat16 or a CPU with AVX-512. Both run in the static program only, so not in multi-process
+runs on CPU (which use dygraph fleet); where they cannot run, the run stops before it starts.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import yaml
+
+from propeller.mixed_precision import AMP_CHOICES, MixedPrecision, MixedPrecisionUnsupported, check_supported
+
+from ernie.formats.checkpoint import load_params, save_model_dir, save_params
+from ernie.model.config import ErnieConfig
+from ernie_common.configfile import to_dict
+from ernie_common.fileio import atomic_directory, atomic_write_text
+from ernie.pretrain.config import MODES, NOT_TRAINING_KEYS, PretrainConfig, PretrainError, load_config
+from ernie.pretrain.log import read_log, summary, summary_line
+from ernie.pretrain.schedule import Schedule, ScheduleError, schedule_from_config
+from ernie_common import tasks as registry
+from ernie_common.tokenization import first_normal_id, load_vocab
+
+def _sha(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+class Trainer:
+    """Single process (static program by default, dygraph on request) or, under
+    `paddle.distributed.launch`, data-parallel dygraph: each rank reads its own part of the shards,
+    gradients are averaged across ranks, rank 0 writes logs, checkpoints and the model."""
+
+    def __init__(self, config: PretrainConfig):
+        from ernie_common.fileio import sha256_file
+
+        from ernie.pretrain.data import PretrainingData
+
+        self.config = config
+        self.world_size = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+        self.rank = int(os.environ.get("PADDLE_TRAINER_ID", "0"))
+        self.distributed = self.world_size > 1
+        if self.distributed and config.mode == "static":
+            # Paddle 3.3.1's static-graph fleet fails on CPU builds; dygraph fleet runs everywhere.
+            config = self.config = dataclasses.replace(config, mode="dygraph")
+        if config.amp != "off" and config.mode == "dygraph":
+            raise PretrainError(f"amp {config.amp} runs in the static program only; this run is dygraph"
+                                + (" (multi-process runs are)" if self.distributed else ""))
+        self.is_writer = self.rank == 0
+        self.summary = None  # the writer's final losses, after `train`
+        self.out = Path(config.output)
+        try:
+            registry.load_modules(config.task_modules)
+        except registry.TaskError as err:
+            raise PretrainError(str(err)) from None
+        self.schedule: Schedule = schedule_from_config(config.schedule, "schedule")
+        shard_dir = Path(config.data)
+        manifest_path = shard_dir / "manifest.json"
+        if not manifest_path.is_file():
+            raise PretrainError(f"{manifest_path} not found: run `python -m data_gen make` first")
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        self.vocab_file = Path(manifest["vocab"]["path"])
+        if sha256_file(self.vocab_file) != manifest["vocab"]["sha256"]:
+            raise PretrainError(f"{self.vocab_file} changed since the shards in {shard_dir} were made")
+        vocab = load_vocab(self.vocab_file)
+        self.vocab_sha = manifest["vocab"]["sha256"]
+        preset = ErnieConfig.from_file(config.model, vocab_size=len(vocab)) if config.model else None
+        self.init = None  # the model this run continues from (`init_model:`)
+        if config.init_model:
+            from ernie.formats.checkpoint import CheckpointError
+            from ernie.pretrain.init_model import learned_tasks, load_init_model
+            tasks = registry.resolve(self.schedule.tasks)
+            try:
+                self.init = load_init_model(config.init_model, self.vocab_file, [t.task_id for t in tasks], preset)
+            except CheckpointError as err:
+                raise PretrainError(str(err)) from None
+            self.schedule = schedule_from_config(config.schedule, "schedule",
+                                                 learned_tasks(tasks, self.init.params))
+        self.model_config = self.init.config if self.init else preset
+        self.data = PretrainingData(shard_dir, config.seed, config.batch_tokens, vocab["[PAD]"],
+                                    vocab["[MASK]"], first_normal_id(vocab),
+                                    rank=self.rank, world_size=self.world_size)
+        self.data.check_tasks(self.schedule.tasks)
+        # The model trains with the config's `dropout` where it sets one; the saved model keeps the
+        # preset's rates, which fine-tuning uses.
+        dropout = config.dropout
+        self.train_config = self.model_config if dropout is None else self.model_config.replace(
+            hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+        for task in registry.resolve(self.schedule.tasks):
+            if self.model_config.use_task_id and task.task_id >= self.model_config.task_type_vocab_size:
+                raise PretrainError(f"task {task.name} has id {task.task_id}, which the task embedding of "
+                                    f"{self.model_config.task_type_vocab_size} rows (task_type_vocab_size) lacks")
+        self.num_classes = {t: manifest["classes"].get(t) for t in self.schedule.tasks}
+        self._build()
+
+    def _build(self):
+        from propeller.dygraph_runner import DygraphRunner
+        from propeller.static_runner import StaticRunner
+
+        from ernie.model.optimization import adamw
+        from ernie.pretrain.model import ErnieForPretraining, feed_specs, pretraining_feeds
+
+        opt = self.config.optimization
+
+        def optimizer(lr, parameters=None):
+            return adamw(lr, opt.weight_decay, opt.beta1, opt.beta2, opt.epsilon, opt.clip_norm,
+                         parameters=parameters)
+
+        if self.config.mode == "dygraph":
+            self.runner = DygraphRunner(lambda: ErnieForPretraining(self.train_config, self.num_classes),
+                                        optimizer, seed=self.config.seed, distributed=self.distributed)
+            self.model = self.runner.model
+        else:
+            holder = {}
+
+            def model_fn():
+                model = ErnieForPretraining(self.train_config, self.num_classes)
+                feeds = pretraining_feeds(model)
+                fetches = model(feeds)
+                holder["model"] = model
+                return feeds, fetches, fetches["loss"]
+
+            amp = self.config.amp
+            mixed_precision = None if amp == "off" else \
+                MixedPrecision(amp, self.config.loss_scaling)
+            self.runner = StaticRunner(model_fn, optimizer, seed=self.config.seed, mixed_precision=mixed_precision)
+            self.model = holder["model"]
+        self.feed_names = list(feed_specs(self.model))
+        self.task_order = self.model.active_task_order
+        self.param_names = [p.name for p in self.model.parameters()]
+
+    # ---- learning rate ----------------------------------------------------------------------
+
+    def learning_rate(self, task: str, task_step: int) -> float:
+        from ernie.model.optimization import task_learning_rate
+        return task_learning_rate(self.config.optimization, self.schedule.iterations(task), task_step)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+
+    def _fingerprint(self) -> dict:
+        return {"config_sha256": _sha(self.config.training_settings()), "vocab_sha256": self.vocab_sha}
+
+    def save_checkpoint(self, step: int, task_steps: Counter) -> Path:
+        ckpt_dir = self.out / "checkpoints"
+        name = f"step-{step:08d}"
+        state = self.runner.state()
+        with atomic_directory(ckpt_dir / name) as tmp:
+            save_params(tmp / "params.safetensors", {n: state[n] for n in self.param_names})
+            save_params(tmp / "optimizer.safetensors", {n: v for n, v in state.items() if n not in self.param_names})
+            (tmp / "trainer_state.json").write_text(json.dumps({
+                "step": step, "task_steps": dict(task_steps), "reader": self.data.state(),
+                **self._fingerprint()}, indent=2))
+            (tmp / "ernie_config.json").write_text(self.model_config.to_json())
+            (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+        atomic_write_text(ckpt_dir / "latest", name + "\n")
+        kept = sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())
+        for old in kept[:-self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return ckpt_dir / name
+
+    def load_checkpoint(self):
+        latest = self.out / "checkpoints" / "latest"
+        if not latest.is_file():
+            raise PretrainError(f"--resume: no checkpoint in {self.out / 'checkpoints'}")
+        ckpt = self.out / "checkpoints" / latest.read_text().strip()
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        mine = self._fingerprint()
+        if state["vocab_sha256"] != mine["vocab_sha256"]:
+            raise PretrainError(f"--resume: {ckpt} was trained with another vocabulary")
+        if state["config_sha256"] != mine["config_sha256"]:
+            saved = yaml.safe_load((ckpt / "config.yaml").read_text())
+            mine = self.config.training_settings()
+            changed = sorted(k for k in set(saved) | set(mine) if k not in NOT_TRAINING_KEYS and saved.get(k) != mine.get(k))
+            raise PretrainError(f"--resume: the config differs from {ckpt / 'config.yaml'} in {changed}")
+        self.runner.load_state({**load_params(ckpt / "params.safetensors"),
+                                **load_params(ckpt / "optimizer.safetensors")})
+        self.data.load_state(state["reader"])
+        return state["step"], Counter(state["task_steps"])
+
+    # ---- training -----------------------------------------------------------------------------
+
+    def _start_from_init_model(self) -> None:
+        shapes = {p.name: tuple(p.shape) for p in self.model.parameters()}
+        values = self.init.values_for(shapes)
+        self.runner.assign(values)
+        if self.is_writer:
+            fresh = [name for name in shapes if name not in values]
+            print(f"init_model {self.init.path}: {len(values)} parameters loaded"
+                  + (f", learned tasks replayed from stage 1: {', '.join(self.schedule.learned)}"
+                     if self.schedule.learned else "")
+                  + (f"; fresh: {', '.join(fresh)}" if fresh else "")
+                  + (f"; not used: {', '.join(self.init.ignored)}" if self.init.ignored else ""))
+
+    def _check_ranks_agree(self) -> None:
+        """Data parallelism keeps the ranks' parameters identical; a divergence is an error."""
+        import paddle.distributed as dist
+        digest = self.runner.parameters_digest()
+        digests = []
+        dist.all_gather_object(digests, digest)
+        if len(set(digests)) != 1:
+            raise PretrainError(f"rank {self.rank}: parameters differ between ranks: {digests}")
+        print(f"rank {self.rank}: parameters identical on all {self.world_size} ranks (sha256 {digest[:16]})")
+
+    def _metrics(self, out: Dict[str, np.ndarray], feed) -> dict:
+        """The step's loss, and each active task's loss and accuracy, as (total, weight)."""
+        def scalar(name):
+            return float(np.asarray(out[name]).reshape(-1)[0])
+
+        metrics = {"loss": (scalar("loss"), 1.0)}
+        if "loss_scale" in out:
+            metrics["loss_scale"] = (scalar("loss_scale"), 1.0)
+        for task, weight in zip(self.task_order, feed["task_weights"]):
+            count = scalar(f"{task}/count")
+            if weight and count:
+                metrics[f"{task}/loss"] = (scalar(f"{task}/loss"), 1.0)
+                metrics[f"{task}/accuracy"] = (scalar(f"{task}/correct"), count)
+        return metrics
+
+    def train(self, resume: bool = False, progress: bool = True, visualdl: bool = False) -> Path:
+        from propeller.learner import CheckpointHook, Learner, LogHook, ProgressHook, VisualDLSink
+
+        steps = list(self.schedule.steps())
+        if resume:
+            start, task_steps = self.load_checkpoint()
+        else:
+            start, task_steps = 0, Counter()
+            if self.init is not None:
+                self._start_from_init_model()
+
+        def plan(index: int):
+            stage, task = steps[index]
+            task_steps[task] += 1
+            feed = self.data.batch(index, task, self.schedule.stage_tasks(stage), self.task_order,
+                                   registry.get(task).task_id)
+            info = {"stage": stage + 1, "task": task, "tokens": int(feed["tokens"]) * self.world_size}
+            return {name: feed[name] for name in self.feed_names}, self.learning_rate(task, task_steps[task]), info
+
+        hooks = []
+        if self.is_writer:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+            stage_ends = [i + 1 for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1][0] != steps[i][0]]
+            try:
+                sinks = [VisualDLSink(self.out / "visualdl")] if visualdl else []
+            except ImportError as err:
+                raise PretrainError(str(err)) from None
+            hooks = [ProgressHook(len(steps), enabled=progress),
+                     LogHook(self.out / "log.jsonl", self.config.log_every, len(steps),
+                             fields=("stage", "lr"), sinks=sinks),
+                     CheckpointHook(lambda step: self.save_checkpoint(step, task_steps),
+                                    self.config.checkpoint_every, also_after=stage_ends)]
+        try:
+            Learner(self.runner, self._metrics, hooks).train(plan, len(steps), start)
+        except FloatingPointError as err:
+            raise PretrainError(str(err)) from None
+        if self.distributed:
+            self._check_ranks_agree()
+        if not self.is_writer:
+            return self.out / "model"
+        state = self.runner.state()
+        params = {n: state[n] for n in self.param_names}
+        model_dir = save_model_dir(self.out / "model", self.model_config, params, vocab_file=self.vocab_file)
+        entropy = self.data.manifest.get("unigram_entropy", {}).get("nats")
+        self.summary = summary(read_log(self.out), entropy)
+        atomic_write_text(self.out / "summary.json", json.dumps(self.summary, indent=2) + "\n")
+        return model_dir
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ernie.pretrain", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="configs/pretrain/NAME.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument("--print-schedule", action="store_true", help="print the allocation and exit")
+    parser.add_argument("--json", action="store_true", help="with --print-schedule: as JSON")
+    parser.add_argument("--output", help="output directory (overrides the config)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--visualdl", action="store_true", help="also log for VisualDL in OUTPUT/visualdl")
+    parser.add_argument("--mode", choices=MODES, help="static program (default) or dygraph; "
+                                                      "multi-process runs use dygraph")
+    parser.add_argument("--amp", choices=AMP_CHOICES, help="mixed precision (overrides the config; default off): "
+                                                           "fp16 on GPUs, bf16 on GPUs and AVX-512 CPUs")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (dotted for a nested one: optimization.learning_rate=1e-3)")
+    args = parser.parse_args(argv)
+    try:
+        if args.print_schedule:
+            from ernie.pretrain.schedule import main as print_schedule
+            return print_schedule(["--config", args.config] + (["--json"] if args.json else []))
+        config = load_config(args.config, {"output": args.output, "mode": args.mode, "amp": args.amp}, args.set)
+        check_supported(config.amp)
+        trainer = Trainer(config)
+        model_dir = trainer.train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl)
+    except (PretrainError, ScheduleError, MixedPrecisionUnsupported, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    line = summary_line(trainer.summary) if trainer.summary else None
+    print((f"{line}\n" if line else "") + f"model: {model_dir}\nlog: {Path(config.output) / 'log.jsonl'}")
+    return 0

@@ -1,0 +1,151 @@
+"""One way to read every config of the framework: model presets (`ernie.model.config`), data
+configs (`data_gen.config`), pre-training configs (`ernie.pretrain.config`) and fine-tuning
+settings (`ernie.finetune.settings`). A dataclass declares the keys and their types; a YAML (or
+JSON) file and `key=value` overrides from the command line (`--set`, dotted for a nested key:
+`--set optimization.learning_rate=1e-3`) fill it. An unknown key, a value of the wrong type or a
+value its dataclass refuses is an error that names the file and the key.
+
+Values are read as YAML and converted to the declared type where that loses nothing (YAML reads
+`1e-3` as a string, `3` as an int where a float is declared). Types understood: int, float, bool,
+str, Optional, List, Tuple of one type, Dict with str keys, nested dataclasses, and Any; one
+value where a list is declared is a list of one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+from typing import Any, Dict, Mapping, Sequence
+
+import yaml
+
+from .configs import find
+
+
+class ConfigError(ValueError):
+    """A config that cannot be read, or a key or value it does not accept."""
+
+
+def read(path) -> Dict[str, Any]:
+    """The mapping a YAML or JSON config file holds (a shipped `configs/...` path found from anywhere)."""
+    path = find(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
+    return values
+
+
+def apply_overrides(values: Dict[str, Any], overrides: Sequence[str], source: str = "--set") -> Dict[str, Any]:
+    """`values` with each `key=value` (value read as YAML; a dotted key reaches into a mapping)."""
+    values = json.loads(json.dumps(values, default=str)) if values else {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{source}: {item!r} is not key=value")
+        *path, leaf = key.split(".")
+        node = values
+        for part in path:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source}: {key}: {part} is not a mapping")
+        try:
+            node[leaf] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{source}: {key}: cannot read {text!r}: {err}") from None
+    return values
+
+
+def build(cls, values: Mapping[str, Any], where: str):
+    """An instance of the dataclass `cls` from `values`, every value converted to its field's type.
+    Errors are `cls.config_error` where the class names one (a `ConfigError` of its own)."""
+    error = getattr(cls, "config_error", ConfigError)
+    if not isinstance(values, Mapping):
+        raise error(f"{where}: expected a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise error(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    try:
+        kwargs = {name: _convert(value, hints[name], f"{where}: {name}") for name, value in values.items()}
+    except ConfigError as err:
+        raise err if isinstance(err, error) else error(str(err)) from None
+    missing = sorted(name for name, f in fields.items() if name not in kwargs
+                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    if missing:
+        raise error(f"{where}: missing key(s) {missing}")
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise type(err)(f"{where}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise error(f"{where}: {err}") from None
+
+
+def load(cls, path=None, overrides: Sequence[str] = (), extra: Mapping[str, Any] = None):
+    """`cls` from a config file (or none), `extra` values (set by a command's own options) and
+    `key=value` overrides, in that order."""
+    values = read(path) if path is not None else {}
+    values.update({k: v for k, v in (extra or {}).items() if v is not None})
+    return build(cls, apply_overrides(values, overrides), str(path) if path is not None else "config")
+
+
+def to_dict(instance) -> Dict[str, Any]:
+    """The plain mapping of a config (as YAML would hold it)."""
+    return dataclasses.asdict(instance)
+
+
+def _convert(value, kind, where: str):
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any:
+        return value
+    if origin is typing.Union:  # Optional[X]
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(value, inner, where)
+    if dataclasses.is_dataclass(kind):
+        return value if isinstance(value, kind) else build(kind, value if value is not None else {}, where)
+    if origin in (list, tuple, Sequence, typing.Sequence):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # one value where a list is declared: a list of one
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        items = [_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+        return tuple(items) if origin is tuple else items
+    if origin in (dict, Mapping, typing.Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return {k: _convert(v, args[1], f"{where}.{k}") if args else v for k, v in value.items()}
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if kind in (int, float):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if kind is int:
+                if not number.is_integer():
+                    raise ValueError
+                return int(number)
+            return number
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+    if kind is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    if kind is Path:
+        return Path(value)
+    return value

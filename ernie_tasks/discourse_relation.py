@@ -1,0 +1,100 @@
+"""Discourse relation: which discourse marker linked two consecutive sentences?
+
+Pairs are mined from a text corpus in the spirit of Sileo et al.'s Discovery: when a sentence of
+a paragraph starts with a marker from `configs/discourse/{lang}.yaml`, the pair (previous
+sentence, this sentence without its marker) is an example and the marker's index is its label.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import yaml
+
+from ernie.pretrain.task_base import LinearHeadTask
+from ernie_common.tasks import SENTENCE, register
+
+
+class MarkerList:
+    def __init__(self, markers: List[str], lang: str):
+        if not markers:
+            raise ValueError("the discourse marker list is empty")
+        self.markers = [m.lower() for m in markers]
+        self.lang = lang
+        order = sorted(range(len(markers)), key=lambda i: -len(self.markers[i]))
+        if lang == "en":
+            alternatives = "|".join(re.escape(self.markers[i]) for i in order)
+            self._pattern = re.compile(rf"^({alternatives})(?:,\s*|\s+)(?=\S)", re.IGNORECASE)
+        else:
+            alternatives = "|".join(re.escape(self.markers[i]) for i in order)
+            self._pattern = re.compile(rf"^({alternatives})[，,、]?(?=\S)")
+        self._index = {m: i for i, m in enumerate(self.markers)}
+
+    @classmethod
+    def from_yaml(cls, path) -> "MarkerList":
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(values, dict) or not isinstance(values.get("markers"), list):
+            raise ValueError(f"{path}: expected a mapping with a 'markers' list")
+        return cls([str(m) for m in values["markers"]], values.get("lang", "en"))
+
+    def match(self, sentence: str) -> Optional[Tuple[int, str]]:
+        """(marker index, the sentence without its marker), or None."""
+        found = self._pattern.match(sentence)
+        if not found:
+            return None
+        rest = sentence[found.end():]
+        if self.lang == "en":
+            rest = rest[:1].upper() + rest[1:]
+        return self._index[found.group(1).lower()], rest
+
+
+@register
+class DiscourseRelation(LinearHeadTask):
+    name, task_id, level = "discourse_relation", 5, SENTENCE
+    description = "which discourse marker linked these two sentences? (semantic-aware)"
+
+    def setup(self, generator, state) -> None:
+        path = generator.config.discourse_markers
+        self.markers = MarkerList.from_yaml(path) if path else None
+
+    def num_classes(self, generator) -> int:
+        return len(self.markers.markers) if self.markers else 0
+
+    def manifest_entries(self, generator, stats) -> dict:
+        markers = self.markers.markers if self.markers else []
+        return {"discourse_markers": markers,
+                "discourse_marker_counts": {m: stats[f"discourse_marker/{m}"] for m in markers
+                                            if stats[f"discourse_marker/{m}"]}}
+
+    def chunk_examples(self, context, stats) -> list:
+        """Pairs of consecutive sentences of a paragraph whose second starts with a marker: the
+        first as tokenized in the chunk, the second re-tokenized without its marker."""
+        if self.markers is None:
+            return []
+        pairs, index = [], 0
+        for doc in context.docs:
+            for paragraph in doc.paragraphs:
+                for k, second in enumerate(paragraph[1:]):
+                    found = self.markers.match(second.text)
+                    if found:
+                        pairs.append((index + k, found[1], found[0]))
+                index += len(paragraph)
+        if not pairs:
+            return []
+        stream = context.generator.chunk_tokenizer.pieces.encode([rest for _, rest, _ in pairs])
+        row = context.table.append_unlabelled(stream.ids)
+        sentence_tokens = context.whole.sentence_tokens
+        plans = []
+        for k, (sentence, _, label) in enumerate(pairs):
+            a = (int(sentence_tokens[sentence]), int(sentence_tokens[sentence + 1]))
+            b = (row + int(stream.text_tokens[k]), row + int(stream.text_tokens[k + 1]))
+            if a[0] == a[1] or b[0] == b[1]:
+                stats["skipped/discourse_pair_without_tokens"] += 1
+                continue
+            stats[f"discourse_marker/{self.markers.markers[label]}"] += 1
+            plans.append(context.plan([a, b], self, label, stats, token_tasks=0))
+        return plans
+
+    def describe(self, example, tokens, original, manifest):
+        return {"label": f"{example.label} marker={manifest['discourse_markers'][example.label]!r}"}

@@ -1,0 +1,71 @@
+"""IR relevance: how relevant is a title to a query, from a search engine's click log?
+
+Log format (TSV, one line per query-title pair): `query<TAB>title<TAB>clicks<TAB>impressions`.
+Label 0 (strong): the title was clicked (clicks > 0). Label 1 (weak): shown but never clicked
+(impressions > 0, clicks == 0). Label 2 (irrelevant): a title drawn at random from the log's
+other queries, one per query. Pairs with no impressions are skipped (nothing was observed).
+Without a click log the task is skipped: pairs are never invented.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from data_gen.documents import Click, read_click_log
+from data_gen.examples import TokenTable
+from ernie.pretrain.task_base import LinearHeadTask
+from ernie_common.tasks import SENTENCE, register
+
+STRONG, WEAK, IRRELEVANT = 0, 1, 2
+CLASS_NAMES = ("clicked", "shown_not_clicked", "random_title")
+
+
+def relevance_pairs(log: Sequence[Click], rng: np.random.Generator, stats: Counter
+                    ) -> List[Tuple[str, str, int]]:
+    """(query, title, label) for every observed pair plus one random title per query."""
+    pairs = []
+    logged: Dict[str, set] = {}  # every title logged for a query, observed or not
+    for click in log:
+        logged.setdefault(click.query, set()).add(click.title)
+        if click.impressions == 0:
+            stats["skipped/ir_pair_without_impressions"] += 1
+            continue
+        pairs.append((click.query, click.title, STRONG if click.clicks > 0 else WEAK))
+    observed_queries = sorted({q for q, _, _ in pairs})
+    all_titles = sorted({c.title for c in log})
+    for query in observed_queries:
+        own = logged[query]
+        if len(own) == len(all_titles):
+            stats["skipped/ir_query_without_foreign_title"] += 1
+            continue
+        while (title := all_titles[int(rng.integers(len(all_titles)))]) in own:
+            pass
+        pairs.append((query, title, IRRELEVANT))
+    return pairs
+
+
+@register
+class IRRelevance(LinearHeadTask):
+    name, task_id, level = "ir_relevance", 6, SENTENCE
+    description = "how relevant is this title to this query, by a search engine's clicks? (semantic-aware)"
+
+    def num_classes(self, generator) -> int:
+        return len(CLASS_NAMES)
+
+    def corpus_examples(self, generator, read_stats, rng, stats):
+        if not generator.config.click_log:
+            stats[f"skipped/{self.name}_without_click_log"] += 1
+            return "no click_log configured, task skipped (pairs are never invented)"
+        pairs = relevance_pairs(read_click_log(generator.config.click_log, read_stats), rng, stats)
+        stream = generator.chunk_tokenizer.pieces.encode([t for q, title, _ in pairs for t in (q, title)])
+        table = TokenTable.unlabelled(stream.ids, generator.label_fields)
+        bounds = stream.text_tokens.tolist()
+        plans = [generator.plan([(bounds[2 * k], bounds[2 * k + 1]), (bounds[2 * k + 1], bounds[2 * k + 2])],
+                                self, label, stats, token_tasks=0)
+                 for k, (_, _, label) in enumerate(pairs)]
+        return table, plans
+
+    def describe(self, example, tokens, original, manifest):
+        return {"label": f"{example.label} {CLASS_NAMES[example.label]}"}

@@ -1,0 +1,359 @@
+"""Knowledge masking (ERNIE 1.0, kept in 2.0): mask whole units at three levels.
+
+- basic: an English word (all its word pieces), a Chinese character;
+- phrase: an English collocation (a bigram whose pointwise mutual information over the corpus is
+  high, `Collocations`), a Chinese multi-character word of the segmentation (the corpus's own, or
+  jieba's, whose dictionary is built from word frequencies);
+- entity: a People's Daily person/place/organisation span (`nr`/`ns`/`nt`, consecutive `nr`
+  merged, e.g. 江/nr 泽民/nr), an entry of a user-supplied entity list, or for English a run of
+  two or more capitalised words ("United States", "Social Security Administration").
+Units are stored as boundaries, like the original `seg_labels`: 0 starts a unit, 1 continues
+one, -1 marks [CLS]/[SEP]. Two arrays per example: `seg_basic` (basic units only) and
+`seg_knowledge` (entities, then phrases, then basic units), so masking runs offline here or on
+the fly in the reader with `mask_units`.
+Masking chooses `mask_ratio` of the units (15% by default, as BERT and ERNIE 1.0); every token
+of a chosen unit is replaced by [MASK] with probability 0.8, by a random token with 0.1, or kept
+with 0.1 (decided per token, as BERT's whole-word masking does). The head is BERT's masked-LM
+head under ERNIE's original parameter names, its output weights tied to the word embeddings, its
+vocabulary projection computed on the masked positions only.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+import numpy as np
+
+from data_gen.examples import MASK_FIELDS
+from data_gen.generate import load_stopwords
+from data_gen.inspect import knowledge_units
+from data_gen.tokenized import MULTI_CHARACTER, OTHER_ENTITY, PERSON, STOPWORD, TokenizedChunk
+from ernie_common.tasks import TOKEN, PretrainingTask, register
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+class Collocations:
+    """English bigram phrases by pointwise mutual information, from one pass over the corpus.
+    Words are counted as integers: unigrams in an array, bigrams as sorted (code, count) arrays
+    merged now and then."""
+
+    def __init__(self, min_count: int = 5, min_pmi: float = 3.0, max_phrases: int = 50000,
+                 stopwords: Set[str] = frozenset()):
+        self.min_count, self.min_pmi, self.max_phrases = min_count, min_pmi, max_phrases
+        self.stopwords = stopwords
+        self._index: Dict[str, int] = {}
+        self._unigrams = np.zeros(0, np.int64)
+        self._bigrams: List[Tuple[np.ndarray, np.ndarray]] = []
+        self.phrases: Set[Tuple[str, str]] = set()
+
+    def count(self, sentences: Iterable[str]) -> None:
+        """Counts the words of a batch of sentences and their pairs within a sentence."""
+        index, ids, ends = self._index, [], []
+        for text in sentences:
+            ids += [index.setdefault(w, len(index)) for w in _WORD.findall(text.lower())]
+            ends.append(len(ids))
+        ids = np.asarray(ids, np.int64)
+        self._unigrams = np.bincount(ids, minlength=len(index)) + np.pad(
+            self._unigrams, (0, len(index) - len(self._unigrams)))
+        within = np.ones(max(0, len(ids) - 1), bool)
+        ends = np.asarray(ends, np.int64)
+        within[ends[(ends > 0) & (ends < len(ids))] - 1] = False  # the pair across a sentence end
+        self._bigrams.append(np.unique(((ids[:-1] << 32) | ids[1:])[within], return_counts=True))
+        if len(self._bigrams) > 8:
+            self._bigrams = [self._merged()]
+
+    def _merged(self) -> Tuple[np.ndarray, np.ndarray]:
+        codes = np.concatenate([c for c, _ in self._bigrams]) if self._bigrams else np.zeros(0, np.int64)
+        counts = np.concatenate([n for _, n in self._bigrams]) if self._bigrams else np.zeros(0, np.int64)
+        unique, inverse = np.unique(codes, return_inverse=True)
+        return unique, np.bincount(inverse, weights=counts, minlength=len(unique)).astype(np.int64)
+
+    def finish(self) -> "Collocations":
+        codes, counts = self._merged()
+        frequent = counts >= self.min_count
+        words = list(self._index)
+        unigrams = self._unigrams.tolist()
+        total = sum(unigrams) or 1
+        scored = []
+        for code, n in zip(codes[frequent].tolist(), counts[frequent].tolist()):
+            a, b = code >> 32, code & 0xFFFFFFFF
+            if words[a] in self.stopwords or words[b] in self.stopwords:
+                continue
+            pmi = math.log(n * total / (unigrams[a] * unigrams[b]))
+            if pmi >= self.min_pmi:
+                scored.append((pmi * math.log(n), words[a], words[b]))
+        scored.sort(reverse=True)
+        self.phrases = {(a, b) for _, a, b in scored[:self.max_phrases]}
+        self._index, self._unigrams, self._bigrams = {}, np.zeros(0, np.int64), []  # no longer needed
+        return self
+
+
+class _Units:
+    """Units chosen so far over a chunk's words: each new level keeps the candidate spans that
+    overlap no unit already chosen (entities first, then phrases)."""
+
+    def __init__(self, n_words: int):
+        self.taken = np.zeros(n_words, bool)
+        self.first = np.zeros(n_words, bool)
+        self.counts: Counter = Counter()
+
+    def add(self, starts: np.ndarray, ends: np.ndarray, name: str) -> None:
+        """Spans [starts, ends) of words, not overlapping one another."""
+        taken_before = np.concatenate([[0], np.cumsum(self.taken)])
+        free = taken_before[ends] == taken_before[starts]
+        starts, ends = starts[free], ends[free]
+        cover = np.zeros(len(self.taken) + 1, np.int64)
+        np.add.at(cover, starts, 1)
+        np.add.at(cover, ends, -1)
+        self.taken |= np.cumsum(cover[:-1]) > 0
+        self.first[starts] = True
+        self.counts[name] += len(starts)
+
+
+def _runs(inside: np.ndarray, sentence_first: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """[start, end) of the maximal runs of `inside` words, cut at sentence starts."""
+    before = np.concatenate([[False], inside[:-1]]) & ~sentence_first
+    after = np.concatenate([inside[1:] & ~sentence_first[1:], [False]])
+    return np.flatnonzero(inside & ~before), np.flatnonzero(inside & ~after) + 1
+
+
+def _entity_list_spans(chunk: TokenizedChunk, entities: Set[Tuple[str, ...]], max_len: int, lang: str):
+    """Longest matches of the entity list in each sentence: word sequences (English) or their
+    concatenation (Chinese)."""
+    starts, ends = [], []
+    words = [chunk.lexicon.words[i] for i in chunk.lexeme.tolist()]
+    bounds = np.append(np.flatnonzero(chunk.first_word_of_sentence()), len(words)).tolist()
+    for a, b in zip(bounds, bounds[1:]):
+        if chunk.word_sentence[a] < 0:
+            continue
+        i = a
+        while i < b:
+            for n in range(min(max_len, b - i), 0, -1):
+                key = tuple(words[i:i + n]) if lang == "en" else ("".join(words[i:i + n]),)
+                if key in entities:
+                    starts.append(i)
+                    ends.append(i + n)
+                    i += n
+                    break
+            else:
+                i += 1
+    return np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+
+
+def knowledge_segments(chunk: TokenizedChunk, lang: str, phrase_pairs: np.ndarray,
+                       entities: Set[Tuple[str, ...]], seg_basic: np.ndarray,
+                       max_entity_words: int = 6) -> Tuple[np.ndarray, Counter]:
+    """`seg_knowledge` over the chunk's tokens (entities, then phrases, then basic units) and
+    the number of phrase and entity units.
+
+    `phrase_pairs`: [P, 2] lexicon ids of the phrase bigrams. Entities: the entity list, then for English runs of two or more capitalised words, which do
+    not start with a sentence-initial stop word ("And Mitch" is not an entity), for Chinese the
+    tagged names. Phrases: for English the collocation bigrams, taken greedily left to right; for
+    Chinese every word of more than one character. No unit crosses a sentence."""
+    n = len(chunk.lexeme)
+    first = chunk.first_word_of_sentence()
+    kept = chunk.word_sentence >= 0
+    units = _Units(n)
+    if entities:
+        units.add(*_entity_list_spans(chunk, entities, max_entity_words, lang), "entity_units")
+    flags = chunk.lexicon.flags[chunk.lexeme]
+    if lang == "en":
+        capital = (chunk.case == 1) & kept & ~(first & ((flags & STOPWORD) > 0))
+        starts, ends = _runs(capital, first)
+        long_enough = ends - starts >= 2
+        units.add(starts[long_enough], ends[long_enough], "entity_units")
+        if len(phrase_pairs) and n > 1:
+            size = len(chunk.lexicon.words)
+            codes = chunk.lexeme[:-1] * size + chunk.lexeme[1:]
+            free = ~units.taken
+            candidate = (np.isin(codes, phrase_pairs[:, 0] * size + phrase_pairs[:, 1]) & ~first[1:]
+                         & kept[1:] & free[:-1] & free[1:])
+            # consecutive candidates overlap: greedy left to right takes every other one
+            starts, ends = _runs(candidate, np.zeros(n - 1, bool))
+            at = np.flatnonzero(candidate)
+            chosen = at[(at - np.repeat(starts, ends - starts)) % 2 == 0]
+            units.add(chosen, chosen + 2, "phrase_units")
+    else:
+        starts, ends = _runs((chunk.tag == PERSON) & kept, first)
+        single = np.flatnonzero((chunk.tag == OTHER_ENTITY) & kept)
+        units.add(np.concatenate([starts, single]), np.concatenate([ends, single + 1]), "entity_units")
+        multi = np.flatnonzero(((flags & MULTI_CHARACTER) > 0) & kept & ~units.taken)
+        units.add(multi, multi + 1, "phrase_units")
+    in_unit = units.taken[chunk.word]
+    seg_knowledge = seg_basic.copy()
+    seg_knowledge[in_unit] = 1
+    seg_knowledge[in_unit & units.first[chunk.word] & chunk.word_start] = 0
+    return seg_knowledge, units.counts
+
+
+def unit_starts(seg: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(seg == 0)
+
+
+def mask_units(ids: np.ndarray, seg: np.ndarray, rng: np.random.Generator, vocab_size: int,
+               mask_id: int, first_normal_id: int, ratio: float = 0.15):
+    """Masks 15% of the units of `seg`. Returns (masked ids, positions, original ids)."""
+    starts = unit_starts(seg)
+    if starts.size == 0:
+        return ids.copy(), np.zeros(0, np.int32), np.zeros(0, np.int32)
+    n_chosen = max(1, int(round(ratio * starts.size)))
+    chosen = np.sort(rng.choice(starts.size, n_chosen, replace=False))
+    # a unit runs from its start to the next position that is not a continuation (1)
+    positions = []
+    for u in chosen:
+        p = starts[u]
+        positions.append(p)
+        p += 1
+        while p < len(seg) and seg[p] == 1:
+            positions.append(p)
+            p += 1
+    positions = np.asarray(positions, dtype=np.int32)
+    labels = ids[positions].astype(np.int32)
+    masked = ids.copy()
+    roll = rng.random(positions.size)
+    masked[positions[roll < 0.8]] = mask_id
+    random_pos = positions[(roll >= 0.8) & (roll < 0.9)]
+    masked[random_pos] = rng.integers(first_normal_id, vocab_size, random_pos.size)
+    return masked, positions, labels
+
+
+def mask_example(ids: np.ndarray, seg_basic: np.ndarray, seg_knowledge: np.ndarray,
+                 rng: np.random.Generator, knowledge_prob: float, vocab_size: int, mask_id: int,
+                 first_normal_id: int, ratio: float = 0.15):
+    """Masks one example by knowledge units (probability `knowledge_prob`) or by basic units;
+    the same rule offline (`data_gen make`) and online (the pre-training reader)."""
+    seg = seg_knowledge if rng.random() < knowledge_prob else seg_basic
+    return mask_units(ids, seg, rng, vocab_size, mask_id, first_normal_id, ratio)
+
+
+def load_entity_list(path: Optional[str], lang: str) -> Set[Tuple[str, ...]]:
+    """One entity a line; English entities are matched as word sequences, Chinese as words."""
+    if not path:
+        return set()
+    entities = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip().lower()
+            if line:
+                entities.add(tuple(line.split()) if lang == "en" else (line,))
+    return entities
+
+
+@register
+class KnowledgeMasking(PretrainingTask):
+    name, task_id, level = "knowledge_masking", 0, TOKEN
+    label_fields = ("seg_basic", "seg_knowledge")
+    description = "the tokens of masked words, phrases and entities (word-aware)"
+
+    # ---- data generation: unit boundaries, and masking when it is done offline ---------------
+    def prepare(self, config, read_corpus) -> List[Tuple[str, str]]:
+        """English collocations by PMI over the whole corpus (Chinese phrases are its words)."""
+        if config.lang != "en":
+            return []
+        colloc = Collocations(config.collocation_min_count, config.collocation_min_pmi,
+                              stopwords=load_stopwords(config.stopwords))
+        batch: List[str] = []
+        for doc in read_corpus():
+            batch += [s.text for s in doc.sentences]
+            if len(batch) >= 100_000:
+                colloc.count(batch)
+                batch = []
+        colloc.count(batch)
+        return sorted(colloc.finish().phrases)
+
+    def lexicon_words(self, phrases) -> List[str]:
+        return [w for pair in phrases or () for w in pair]
+
+    def setup(self, generator, phrases) -> None:
+        words = self.lexicon_words(phrases)
+        # pinned words keep their ids when the lexicon is reset, and so do these pairs
+        self.phrase_pairs = generator.lexicon.ids(words).reshape(-1, 2)
+        self.n_phrases = len(words) // 2
+        self.entities = load_entity_list(generator.config.entities, generator.config.lang)
+
+    def token_labels(self, chunk, context, stats):
+        seg_basic = np.where(chunk.basic_start, 0, 1).astype(np.int8)
+        seg_knowledge, counts = knowledge_segments(chunk, context.generator.config.lang, self.phrase_pairs,
+                                                   self.entities, seg_basic)
+        stats.update(counts)
+        return {"seg_basic": seg_basic, "seg_knowledge": seg_knowledge}
+
+    def finish_block(self, block, generator, rng, stats) -> None:
+        """With `masking: offline`, masks the block's examples in place and stores what was masked."""
+        config = generator.config
+        if config.masking != "offline":
+            return
+        positions, labels, counts = [], [], np.zeros(len(block["lengths"]), np.int64)
+        offsets = (np.cumsum(block["lengths"]) - block["lengths"]).tolist()
+        bit = 1 << self.task_id
+        for i, (start, n, tasks) in enumerate(zip(offsets, block["lengths"].tolist(), block["token_tasks"].tolist())):
+            if not tasks & bit:
+                continue
+            span = slice(start, start + n)
+            block["src_ids"][span], pos, label = mask_example(
+                block["src_ids"][span], block["seg_basic"][span], block["seg_knowledge"][span], rng,
+                config.knowledge_unit_prob, len(generator.tokenizer), generator.tokenizer.mask_id,
+                generator.first_normal_id, config.mask_ratio)
+            positions.append(pos)
+            labels.append(label)
+            counts[i] = len(pos)
+        if positions:
+            block["mask_pos"] = np.concatenate(positions).astype(MASK_FIELDS["mask_pos"])
+            block["mask_label"] = np.concatenate(labels).astype(MASK_FIELDS["mask_label"])
+        block["mask_lengths"] = counts
+        stats["masked_tokens"] += int(counts.sum())
+
+    def count_labels(self, labels) -> dict:
+        return {"units": int((labels["seg_knowledge"] == 0).sum()), "basic_units": int((labels["seg_basic"] == 0).sum())}
+
+    def manifest_entries(self, generator, stats) -> dict:
+        return {"knowledge_units": {"phrase_units": stats["phrase_units"], "entity_units": stats["entity_units"],
+                                    "collocation_phrases": self.n_phrases}}
+
+    # ---- reading: masking on the fly, or the stored masks --------------------------------------
+    def feed_specs(self) -> dict:
+        return {"mask_pos": ([-1], "int64"), "mask_label": ([-1], "int64")}
+
+    def batch_labels(self, examples, length, batch) -> dict:
+        """Masks each example (online masking, seeded by the step) or reads its stored masks;
+        `mask_pos` indexes the flattened [B * T] batch, as the original's gather does."""
+        config = batch.data_config
+        positions, labels = [], []
+        for row, ex in enumerate(examples):
+            if config["masking"] == "online":
+                batch.src[row], pos, label = mask_example(
+                    batch.src[row], ex.labels["seg_basic"], ex.labels["seg_knowledge"], batch.rng,
+                    config["knowledge_unit_prob"], batch.vocab_size, batch.mask_token_id, batch.first_normal_id,
+                    config["mask_ratio"])
+            else:
+                pos, label = ex.mask_pos, ex.mask_label
+            positions.append(row * length + np.asarray(pos, np.int64))
+            labels.append(np.asarray(label, np.int64))
+        return {"mask_pos": np.concatenate(positions), "mask_label": np.concatenate(labels)}
+
+    def no_labels(self, n, length) -> dict:
+        # a gather of nothing is not allowed: gather row 0 and ignore its label
+        return {"mask_pos": np.zeros(1, np.int64), "mask_label": np.full(1, -1, np.int64)}
+
+    # ---- model -----------------------------------------------------------------------------
+    def head_parameters(self):
+        from ernie.model.param_names import MASKED_LM_HEAD
+        return MASKED_LM_HEAD
+
+    def build_head(self, config, num_classes):
+        from ernie.pretrain.model import MaskedLMHead
+        return MaskedLMHead(config)
+
+    def loss(self, head, encoder, sequence, pooled, batch):
+        from ernie.pretrain.model import masked_mean_cross_entropy
+        return masked_mean_cross_entropy(head(sequence, batch["mask_pos"], encoder), batch["mask_label"])
+
+    # ---- inspect -------------------------------------------------------------------------------
+    def describe(self, example, tokens, original, manifest) -> dict:
+        out = {"knowledge_units": knowledge_units(original, example.labels["seg_knowledge"])}
+        if len(example.mask_pos):
+            out["masked"] = [f"{int(p)}:{original[int(p)]}->{tokens[int(p)]}" for p in example.mask_pos]
+        return out

@@ -1,0 +1,103 @@
+"""The pre-training task registry (`ernie_common.tasks`), and a user's own task (the example of
+docs/custom_task.md, `examples/custom_task/`) taken through data generation, `inspect` and
+continual multi-task pre-training beside built-in tasks."""
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from data_gen.config import DataConfig, DataConfigError
+from data_gen.inspect import inspect
+from data_gen.make import make
+from data_gen.shards import Shard, ShardError
+from ernie_common import tasks as registry
+from tests.conftest import REPO
+from tests.test_data_gen_make import _documents
+
+CUSTOM = REPO / "examples" / "custom_task" / "next_sentence.py"
+
+
+def test_builtin_tasks_keep_their_ids_and_levels():
+    ids = {name: registry.get(name).task_id for name in registry.builtin_names()}
+    assert ids == {"knowledge_masking": 0, "capitalization": 1, "token_document": 2, "sentence_reordering": 3,
+                   "sentence_distance": 4, "discourse_relation": 5, "ir_relevance": 6}
+    assert [t.level for t in registry.resolve(list(ids))] == ["token"] * 3 + ["sentence"] * 4
+    assert registry.by_id(5).name == "discourse_relation"
+
+
+def test_unknown_tasks_and_clashes_are_clear_errors(tmp_path):
+    with pytest.raises(registry.TaskError, match="unknown task 'spelling'.*task_modules"):
+        registry.get("spelling")
+    clash = tmp_path / "clash.py"
+    clash.write_text("from ernie.pretrain.task_base import LinearHeadTask\nfrom ernie_common.tasks import SENTENCE, register\n"
+                     "@register\nclass Mine(LinearHeadTask):\n    name, task_id, level = 'mine', 3, SENTENCE\n")
+    with pytest.raises(registry.TaskError, match="task id 3 of mine .* is taken by sentence_reordering"):
+        registry.load_module(str(clash))
+    with pytest.raises(registry.TaskError, match="cannot be imported"):
+        registry.load_module("no_such_package.task")
+
+
+@pytest.fixture(scope="module")
+def custom_shards(tmp_path_factory, en_vocab):
+    root = tmp_path_factory.mktemp("custom")
+    (root / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(6, 30)), encoding="utf-8")
+    config = DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
+                        task_modules=[str(CUSTOM)], tasks=["knowledge_masking", "next_sentence"], max_seq_len=64,
+                        shards=2, stopwords=str(REPO / "configs/stopwords/en.txt"))
+    return root, make(config, progress=False)
+
+
+def test_a_users_task_generates_records_and_decodes(custom_shards):
+    root, manifest = custom_shards
+    assert manifest["task_table"]["next_sentence"] == {"name": "next_sentence", "task_id": 7, "level": "sentence",
+                                                       "label_fields": [], "module": str(CUSTOM)}
+    assert manifest["classes"]["next_sentence"] == 2
+    labels = manifest["labels_per_task"]["next_sentence"]
+    assert set(labels) == {"0", "1"} and min(labels.values()) > 0
+    records = [r for r in inspect(root / "shards", limit=200) if r["task"] == "next_sentence"]
+    assert records and {r["label"].split()[1] for r in records} == {"is_next", "random"}
+    assert all("knowledge_units" in r for r in records)  # the built-in token task rides on its examples
+
+
+def test_shards_whose_task_table_differs_are_refused(custom_shards, tmp_path):
+    root, _ = custom_shards
+    shard = next((root / "shards").glob("part-*.shard")).read_bytes()
+    # the same shard, its task recorded under another id (a changed module would do the same)
+    (tmp_path / "part-00000.shard").write_bytes(shard.replace(b'"task_id": 7', b'"task_id": 9'))
+    with pytest.raises(ShardError, match="task 'next_sentence' was written with task_id 9.*regenerate"):
+        Shard(tmp_path / "part-00000.shard")
+
+
+def test_a_data_config_naming_a_missing_task_module_is_refused(tmp_path, en_vocab):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("A sentence.\n", encoding="utf-8")
+    with pytest.raises(DataConfigError, match="task module .*missing.py not found"):
+        DataConfig(input=[str(corpus)], vocab=str(en_vocab), output=str(tmp_path / "o"),
+                   task_modules=[str(tmp_path / "missing.py")])
+
+
+def test_a_users_task_pretrains_beside_builtin_ones(custom_shards, tmp_path):
+    root, _ = custom_shards
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64, use_task_id=True, task_type_vocab_size=8)))
+    config = dict(model=str(tmp_path / "model.yaml"), data=str(root / "shards"), output=str(tmp_path / "run"),
+                  task_modules=[str(CUSTOM)], seed=1, batch_tokens=512, log_every=5, checkpoint_every=1000,
+                  optimization={"learning_rate": 1e-3, "warmup_steps": 5},
+                  schedule={"strategy": "continual_multitask", "stages": [["knowledge_masking"], ["next_sentence"]],
+                            "iterations_per_task": 15})
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(config))
+    listed = subprocess.run([sys.executable, "-m", "ernie.pretrain", "--config", str(tmp_path / "pretrain.yaml"),
+                             "--print-schedule", "--json"], capture_output=True, text=True, cwd=REPO)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["tasks"] == ["knowledge_masking", "next_sentence"]
+    run = subprocess.run([sys.executable, "-m", "ernie.pretrain", "--config", str(tmp_path / "pretrain.yaml"),
+                          "--quiet"], capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("next_sentence/loss" in r for r in log) and "knowledge_masking/loss" in log[-1]
+    from ernie.formats.checkpoint import load_params
+    params = load_params(tmp_path / "run" / "model" / "params.safetensors")
+    assert params["next_sent_fc.w_0"].shape == (32, 2)  # the original name of this task's head
