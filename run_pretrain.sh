@@ -28,11 +28,12 @@ CONFIG=${CONFIG:-configs/pretrain/demo_en.yaml}
 NPROC=${NPROC:-1}
 NNODES=${NNODES:-1}
 
-read_key() { python -c "import sys, yaml; v = yaml.safe_load(open(sys.argv[1]))[sys.argv[2]]; print(v[0] if isinstance(v, list) else v)" "$1" "$2"; }
+read_key() { python -c "import sys, yaml; v = yaml.safe_load(open(sys.argv[1])).get(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None); print(v[0] if isinstance(v, list) else v)" "$@"; }
 VOCAB=$(read_key "$DATA_CONFIG" vocab)
 INPUT=$(read_key "$DATA_CONFIG" input)
 LANG_VOCAB=${LANG_VOCAB:-$(read_key "$DATA_CONFIG" lang)}
-FORMAT=$(read_key "$DATA_CONFIG" format)
+FORMAT=$(read_key "$DATA_CONFIG" format text)
+KIND=$(read_key "$DATA_CONFIG" tokenizer wordpiece)
 OUTPUT=$(read_key "$CONFIG" output)
 if [ "$LANG_VOCAB" = zh ]; then VOCAB_SIZE=${VOCAB_SIZE:-12000}; else VOCAB_SIZE=${VOCAB_SIZE:-8000}; fi
 
@@ -44,7 +45,7 @@ if [ ! -f "$VOCAB" ]; then
   strip=()
   [ "$FORMAT" = peoples_daily ] && strip=(--strip-pos)  # word/pos lines: train on the words
   python -m data_gen build-vocab --input "$INPUT" --size "$VOCAB_SIZE" --lang "$LANG_VOCAB" --output "$VOCAB" \
-    "${strip[@]}"
+    --kind "$KIND" "${strip[@]}"
 fi
 python -m data_gen make --config "$DATA_CONFIG"
 if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then

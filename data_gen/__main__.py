@@ -31,7 +31,7 @@ def _build_vocab(args) -> int:
         return 2
     n = build_vocab(inputs, Path(args.output), args.size, args.lang,
                     do_lower_case=not args.cased, min_frequency=args.min_frequency,
-                    strip_pos=args.strip_pos)
+                    strip_pos=args.strip_pos, kind=args.kind)
     print(f"wrote {args.output}: {n} tokens")
     return 0
 
@@ -66,6 +66,9 @@ def main(argv=None) -> int:
     vocab.add_argument("--output", required=True, help="vocab.txt to write")
     vocab.add_argument("--cased", action="store_true", help="keep case (default: lower-case)")
     vocab.add_argument("--min-frequency", type=int, default=2)
+    vocab.add_argument("--kind", choices=["wordpiece", "sentencepiece"], default="wordpiece",
+                       help="WordPiece (BERT, ERNIE) or a SentencePiece unigram model (ERNIE Tiny); the "
+                            "SentencePiece model is written beside the vocab.txt")
     vocab.add_argument("--strip-pos", action="store_true",
                        help="inputs are People's Daily word/pos lines: train on the words")
     vocab.set_defaults(run=_build_vocab)

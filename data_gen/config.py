@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence
 from ernie_common import tasks as registry
 from ernie_common.configfile import ConfigError, apply_overrides, build, read
 from ernie_common.configs import find
+from ernie_common.tokenization import is_sentencepiece
 
 from .documents import READERS
 
@@ -28,7 +29,8 @@ class DataConfig:
     output: str
     format: str = "text"
     lang: str = "en"
-    do_lower_case: bool = True
+    do_lower_case: bool = True         # WordPiece's; a SentencePiece model keeps its own
+    tokenizer: str = "wordpiece"       # or sentencepiece: the vocab's directory holds the model
     tasks: List[str] = dataclasses.field(default_factory=registry.builtin_names)
     task_modules: List[str] = dataclasses.field(default_factory=list)  # a user's task modules (name or .py)
     max_seq_len: int = 128
@@ -59,6 +61,12 @@ class DataConfig:
             raise DataConfigError(f"format must be one of {sorted(READERS)}, got {self.format!r}")
         if self.lang not in ("en", "zh"):
             raise DataConfigError(f"lang must be en or zh, got {self.lang!r}")
+        if self.tokenizer not in ("wordpiece", "sentencepiece"):
+            raise DataConfigError(f"tokenizer must be wordpiece or sentencepiece, got {self.tokenizer!r}")
+        if (self.tokenizer == "sentencepiece") != is_sentencepiece(self.vocab):
+            raise DataConfigError(f"tokenizer {self.tokenizer}, but {self.vocab} is a "
+                                  f"{'SentencePiece' if is_sentencepiece(self.vocab) else 'WordPiece'} vocabulary "
+                                  "(python -m data_gen build-vocab --kind ...)")
         # a task the language cannot have is left out (Chinese has no case)
         self.tasks = [t.name for t in tasks if self.lang in t.languages]
         if self.masking not in ("online", "offline"):

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from ernie_common import tasks as registry
-from ernie_common.tokenization import FullTokenizer, first_normal_id
+from ernie_common.tokenization import first_normal_id, make_tokenizer
 
 from .config import DataConfig
 from .documents import Document
@@ -71,7 +71,7 @@ class ExampleGenerator:
         """`states`: what each task's `prepare` computed over the corpus (`make` runs it once)."""
         self.config = config
         self.tasks = registry.resolve(config.tasks)
-        self.tokenizer = FullTokenizer(config.vocab, config.do_lower_case)
+        self.tokenizer = make_tokenizer(config.vocab, config.do_lower_case)
         self.stopwords = load_stopwords(config.stopwords)
         pinned = [w for task in self.tasks for w in task.lexicon_words(states.get(task.name))]
         self.lexicon = Lexicon(self.stopwords, pinned=pinned)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ernie_common import tasks as registry
 from ernie_common.fileio import atomic_write_text, sha256_file
-from ernie_common.tokenization import SPECIAL_TOKENS, load_vocab
+from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, load_vocab
 
 from .config import DataConfig
 from .documents import Document, read_documents
@@ -85,8 +85,10 @@ def fingerprint(config: DataConfig) -> str:
     sources += [Path(inspect.getfile(type(task))) for task in registry.resolve(config.tasks)]
     for source in sources:
         digest.update(source.read_bytes())
-    for path in [config.vocab, *config.input] + [p for p in (config.click_log, config.entities,
-                                                           config.stopwords, config.discourse_markers) if p]:
+    vocab = Path(config.vocab)
+    resources = [vocab, *[vocab.with_name(f) for f in TOKENIZER_FILES if vocab.with_name(f).is_file()], *config.input]
+    resources += [p for p in (config.click_log, config.entities, config.stopwords, config.discourse_markers) if p]
+    for path in resources:
         digest.update(sha256_file(path).encode())
     return digest.hexdigest()
 

@@ -4,10 +4,11 @@ Layout: the 8-byte magic `ERNIESHD`, a little-endian uint32 header length, a JSO
 (format version, example/token/mask counts, the task table the shard was written with (each
 task's id, level and label arrays, `ernie_common.tasks.TaskSpec`), the names of the per-token
 label arrays, and for each array its dtype, byte offset and length), then the arrays, each
-aligned to 64 bytes. Reading a shard checks its task table against the registered tasks. Per-token arrays are concatenated over the
-examples with `token_offsets` [n + 1] marking where each starts; `mask_pos`/`mask_label` (offline
-masking) likewise with `mask_offsets`. A writer streams each array to its own temporary file and
-assembles the shard under a temporary name, renamed into place when complete.
+aligned to 64 bytes. Reading a shard checks its task table against the registered tasks.
+Per-token arrays are concatenated over the examples with `token_offsets` [n + 1] marking where
+each starts; `mask_pos`/`mask_label` (offline masking) likewise with `mask_offsets`. A writer
+streams each array to its own temporary file and assembles the shard under a temporary name,
+renamed into place when complete.
 """
 from __future__ import annotations
 

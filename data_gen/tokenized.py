@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from ernie_common.tokenization import FullTokenizer
+from ernie_common.tokenization import SentencePieceTokenizer
 
 from .documents import Sentence
 from .pieces import PieceTokenizer, intern_slices
@@ -133,15 +133,17 @@ class TokenizedChunk:
 
 
 class ChunkTokenizer:
-    """Tokenizes the sentences of a chunk into one `TokenizedChunk` for one language."""
+    """Tokenizes the sentences of a chunk into one `TokenizedChunk` for one language, with any
+    of `ernie_common.tokenization`'s tokenizers (their `tokenizers` pipeline does the work)."""
 
-    def __init__(self, tokenizer: FullTokenizer, lang: str, lexicon: Lexicon):
+    def __init__(self, tokenizer, lang: str, lexicon: Lexicon):
         self.tokenizer = tokenizer
         self.lang = lang
         self.lexicon = lexicon
         self.pieces = PieceTokenizer(tokenizer.backend)
-        inv = tokenizer.inv_vocab
-        self.continuation = np.asarray([inv[i].startswith("##") for i in range(len(inv))], bool)
+        self.continuation = tokenizer.continues_word()
+        # SentencePiece takes Chinese as words separated by spaces: its pieces never cross a word
+        self.pieces_by_word = isinstance(tokenizer, SentencePieceTokenizer) and lang == "zh"
         self._surface: Dict[str, int] = {}  # cased English word -> 4 * lexeme + case + 1
         self._jieba = None
 
@@ -149,10 +151,9 @@ class ChunkTokenizer:
         # the surface cache holds lexicon ids: it goes whenever the lexicon is reset
         if self.lexicon.maybe_reset() or len(self._surface) > self.lexicon.max_words:
             self._surface = {}
-        stream = self.pieces.encode([s.text for s in sentences])
         if self.lang == "en":
-            return self._english(stream)
-        return self._chinese(sentences, stream)
+            return self._english(self.pieces.encode([s.text for s in sentences]))
+        return self._chinese(sentences)
 
     def _english(self, stream) -> TokenizedChunk:
         word = np.cumsum(stream.word_start) - 1
@@ -180,22 +181,29 @@ class ChunkTokenizer:
         words = [w for w in self._jieba.cut(sentence.text, HMM=True) if w]
         return words, [""] * len(words)
 
-    def _chinese(self, sentences: Sequence[Sentence], stream) -> TokenizedChunk:
+    def _chinese(self, sentences: Sequence[Sentence]) -> TokenizedChunk:
         words: List[str] = []
         tags: List[str] = []
         per_sentence = []
         for s in sentences:
             w, t = self._segment(s)
+            if self.pieces_by_word:  # a word of spaces only would be no word of the pipeline's
+                w, t = [x for x in w if x.strip()], [y for x, y in zip(w, t) if x.strip()]
             words += w
             tags += t
             per_sentence.append(len(w))
-        lengths = np.fromiter(map(len, words), np.int64, len(words))
         counts = np.asarray(per_sentence, np.int64)
-        # a word's first character in the joined text: its sentence's start plus the words before it
-        before = np.concatenate([[0], np.cumsum(lengths)])
         sentence_first_word = np.cumsum(counts) - counts
-        word_chars = (np.repeat(stream.text_chars[:-1] - before[sentence_first_word], counts)
-                      + before[:-1])
+        if self.pieces_by_word:
+            texts = [" ".join(words[a:a + n]) for a, n in zip(sentence_first_word, counts)]
+        else:
+            texts = [s.text for s in sentences]
+        stream = self.pieces.encode(texts)
+        # a word's first character in the joined text: its sentence's start plus the words (and,
+        # between words, the spaces) before it
+        lengths = np.fromiter(map(len, words), np.int64, len(words)) + self.pieces_by_word
+        before = np.concatenate([[0], np.cumsum(lengths)])
+        word_chars = np.repeat(stream.text_chars[:-1] - before[sentence_first_word], counts) + before[:-1]
         word = np.searchsorted(word_chars, stream.starts, side="right") - 1
         word_start = np.ones(len(word), bool)
         word_start[1:] = word[1:] != word[:-1]

@@ -1,16 +1,25 @@
-"""WordPiece vocabulary training in ERNIE's format: [PAD]=0, [CLS], [SEP], [MASK], [UNK], then
-the learned tokens. Training runs in Hugging Face `tokenizers` with the same normalisation and
-pre-tokenisation as `ernie_common.tokenization.FullTokenizer`, so every learned piece is reachable.
+"""Vocabulary training in ERNIE's format: [PAD]=0, [CLS], [SEP], [MASK], [UNK], then the learned
+tokens. WordPiece trains in Hugging Face `tokenizers` with the same normalisation and
+pre-tokenisation as `ernie_common.tokenization.FullTokenizer`, so every learned piece is
+reachable. SentencePiece (ERNIE Tiny's kind) trains a unigram model with the `sentencepiece`
+package over the words `SentencePieceTokenizer` will see (BERT's pre-tokenizer's for English,
+jieba's for Chinese), and writes the model and its settings beside the vocab.txt.
 """
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from tokenizers import Tokenizer, pre_tokenizers, trainers
 from tokenizers.models import WordPiece
 
-from ernie_common.tokenization import SPECIAL_TOKENS, UNK, bert_normalizer, write_vocab
+from ernie_common.fileio import atomic_path, atomic_write_text
+from ernie_common.tokenization import (CLS, MASK, PAD, SENTENCEPIECE_MODEL, SENTENCEPIECE_SETTINGS, SEP,
+                                       SPECIAL_TOKENS, UNK, VocabError, bert_normalizer, write_vocab)
+
+KINDS = ("wordpiece", "sentencepiece")
 
 # How many distinct characters the vocabulary may hold: enough for the CJK characters of a
 # Chinese corpus, a Latin alphabet with punctuation and symbols for English.
@@ -45,8 +54,57 @@ def train_vocab(lines: Iterable[str], size: int, lang: str, do_lower_case: bool 
     return list(SPECIAL_TOKENS) + [t for t, _ in learned if t not in SPECIAL_TOKENS]
 
 
-def build_vocab(inputs: Sequence[Path], output: Path, size: int, lang: str,
-                do_lower_case: bool = True, min_frequency: int = 2, strip_pos: bool = False) -> int:
-    tokens = train_vocab(iter_text_lines(inputs, strip_pos), size, lang, do_lower_case, min_frequency)
+def _words(lines: Iterable[str], lang: str) -> Iterator[str]:
+    """Lines as the words SentencePieceTokenizer cuts them into, separated by spaces."""
+    if lang == "zh":
+        import jieba
+        jieba.setLogLevel(60)
+        for line in lines:
+            yield " ".join(w for w in jieba.cut(line.strip(), HMM=True) if w.strip())
+        return
+    split = pre_tokenizers.BertPreTokenizer()
+    for line in lines:
+        yield " ".join(word for word, _ in split.pre_tokenize_str(line.strip()))
+
+
+def train_sentencepiece(lines: Iterable[str], size: int, lang: str, do_lower_case: bool, output: Path) -> int:
+    """Trains a unigram model; writes `output` (vocab.txt) and the model and settings beside it."""
+    import sentencepiece
+    model = io.BytesIO()
+    try:
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=_words(lines, lang), model_writer=model, vocab_size=size, model_type="unigram",
+            character_coverage=0.9995 if lang == "zh" else 1.0, hard_vocab_limit=False,
+            normalization_rule_name="nmt_nfkc_cf" if do_lower_case else "nmt_nfkc",
+            pad_id=0, pad_piece=PAD, bos_id=1, bos_piece=CLS, eos_id=2, eos_piece=SEP, unk_id=4, unk_piece=UNK,
+            user_defined_symbols=[MASK], num_threads=1, minloglevel=2)
+    except RuntimeError as err:  # SentencePiece says what is wrong on its last line
+        raise VocabError(f"SentencePiece cannot train a vocabulary of {size}: {str(err).splitlines()[-1]}") from None
+    from sentencepiece import sentencepiece_model_pb2
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model.getvalue())
+    pieces = [p.piece for p in proto.pieces]
+    if tuple(pieces[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        raise VocabError(f"SentencePiece put the special tokens at {pieces[:len(SPECIAL_TOKENS)]}")
+    with atomic_path(output.with_name(SENTENCEPIECE_MODEL)) as tmp:
+        tmp.write_bytes(model.getvalue())
+    atomic_write_text(output.with_name(SENTENCEPIECE_SETTINGS),
+                      json.dumps({"lang": lang, "do_lower_case": do_lower_case}) + "\n")
+    write_vocab(output, pieces)
+    return len(pieces)
+
+
+def build_vocab(inputs: Sequence[Path], output: Path, size: int, lang: str, do_lower_case: bool = True,
+                min_frequency: int = 2, strip_pos: bool = False, kind: str = "wordpiece") -> int:
+    if kind not in KINDS:
+        raise ValueError(f"unknown vocabulary kind {kind!r}; expected one of {KINDS}")
+    lines = iter_text_lines(inputs, strip_pos)
+    if kind == "sentencepiece":
+        if lang not in ("en", "zh"):
+            raise ValueError(f"a SentencePiece vocabulary is for en or zh, not {lang!r}")
+        return train_sentencepiece(lines, size, lang, do_lower_case, Path(output))
+    for stale in (SENTENCEPIECE_MODEL, SENTENCEPIECE_SETTINGS):  # a WordPiece vocab.txt stands alone
+        Path(output).with_name(stale).unlink(missing_ok=True)
+    tokens = train_vocab(lines, size, lang, do_lower_case, min_frequency)
     write_vocab(output, tokens)
     return len(tokens)

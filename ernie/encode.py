@@ -20,7 +20,7 @@ from ernie.formats.checkpoint import CheckpointError, load_model_dir
 from ernie.model.config import ConfigError
 from ernie.model.features import pack_pair, pad_batch
 from ernie_common.fileio import atomic_path
-from ernie_common.tokenization import CharTokenizer, FullTokenizer, VocabError
+from ernie_common.tokenization import CharTokenizer, VocabError, make_tokenizer
 
 
 class InputError(ValueError):
@@ -65,7 +65,7 @@ def encode_file(model_dir, input_file, output_dir, task_id: int = 0, max_seq_len
     if not 0 <= task_id < (config.task_type_vocab_size if config.use_task_id else 1):
         raise ConfigError(f"--task-id {task_id} is outside the model's task embedding "
                           f"({config.task_type_vocab_size if config.use_task_id else 'none: use_task_id is false'})")
-    tok = CharTokenizer(vocab) if tokenizer == "char" else FullTokenizer(vocab, do_lower_case)
+    tok = CharTokenizer(vocab) if tokenizer == "char" else make_tokenizer(vocab, do_lower_case)
     encoder = StaticEncoder(config, params)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,24 +1,36 @@
-"""ERNIE/BERT tokenizers over an ERNIE `vocab.txt`, with Hugging Face `tokenizers` as the engine.
+"""Tokenizers over an ERNIE `vocab.txt`, one interface for data generation, fine-tuning,
+encoding, prediction and the exports, with Hugging Face `tokenizers` as the engine.
 
 `FullTokenizer` is BERT's: clean text, split CJK characters, lower-case and strip accents when
 `do_lower_case`, split on whitespace and punctuation, then greedy longest-match WordPiece.
 `CharTokenizer` is the original ERNIE Chinese one: lower-case, split on whitespace only (text is
 pre-segmented), then WordPiece. Both give the ids of their pure-Python originals (tested against
 Hugging Face's legacy `BertTokenizer`) at the speed of the Rust engine.
+`SentencePieceTokenizer` is the original ERNIE Tiny's kind: a SentencePiece unigram model
+(trained with the `sentencepiece` package, `python -m data_gen build-vocab --kind sentencepiece`)
+over words; Chinese is cut into words by jieba first, as ERNIE Tiny cut it with its dictionary.
+`make_tokenizer` gives the tokenizer a vocabulary was made for.
 
-ERNIE's `vocab.txt` is one token a line, or `token<TAB>id` a line (the Chinese releases).
+ERNIE's `vocab.txt` is one token a line, or `token<TAB>id` a line (the Chinese releases). A
+SentencePiece vocabulary has its model and a note of its settings beside it
+(`sentencepiece.model`, `sentencepiece.json`); the vocab.txt lists the model's pieces in id order.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
-from tokenizers.models import WordPiece
+from tokenizers.models import Unigram, WordPiece
 
 PAD, CLS, SEP, MASK, UNK = "[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"
 SPECIAL_TOKENS = (PAD, CLS, SEP, MASK, UNK)
 MAX_INPUT_CHARS_PER_WORD = 100
+SENTENCEPIECE_MODEL, SENTENCEPIECE_SETTINGS = "sentencepiece.model", "sentencepiece.json"
+WORD_START = "\u2581"  # what SentencePiece puts before the first piece of a word
+TOKENIZER_FILES = (SENTENCEPIECE_MODEL, SENTENCEPIECE_SETTINGS)  # what travels beside a vocab.txt
 
 
 class VocabError(ValueError):
@@ -75,36 +87,36 @@ def bert_normalizer(do_lower_case: bool) -> normalizers.Normalizer:
                                       strip_accents=None, lowercase=do_lower_case)
 
 
-class _WordPieceTokenizer:
-    """Shared vocabulary handling; subclasses choose normalisation and pre-tokenisation."""
+class _Tokenizer:
+    """What every tokenizer offers; subclasses give the `tokenizers` pipeline (`backend`)."""
 
-    def __init__(self, vocab_file, normalizer, pre_tokenizer):
+    def __init__(self, vocab_file, backend: Tokenizer):
         self.vocab_file = Path(vocab_file)
         self.vocab = load_vocab(vocab_file)
         self.inv_vocab = {i: t for t, i in self.vocab.items()}
         self.pad_id, self.cls_id, self.sep_id, self.mask_id, self.unk_id = (
             self.vocab[t] for t in SPECIAL_TOKENS)
-        self.backend = Tokenizer(WordPiece(self.vocab, unk_token=UNK,
-                                           max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
-        self.backend.normalizer = normalizer
-        self.backend.pre_tokenizer = pre_tokenizer
-        self.backend.decoder = decoders.WordPiece()
+        self.backend = backend
 
     def __len__(self) -> int:
         return len(self.vocab)
 
+    def prepare(self, text: str) -> str:
+        """The text as the pipeline takes it (SentencePiece's Chinese: cut into words)."""
+        return text
+
     def tokenize(self, text: str) -> List[str]:
-        return self.backend.encode(text, add_special_tokens=False).tokens
+        return self.backend.encode(self.prepare(text), add_special_tokens=False).tokens
 
     def encode(self, text: str) -> List[int]:
-        return self.backend.encode(text, add_special_tokens=False).ids
+        return self.backend.encode(self.prepare(text), add_special_tokens=False).ids
 
     def encode_batch(self, texts: Sequence[str]) -> List[List[int]]:
-        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+        return [e.ids for e in self.backend.encode_batch([self.prepare(t) for t in texts], add_special_tokens=False)]
 
     def encode_with_offsets(self, text: str) -> Tuple[List[int], List[Tuple[int, int]]]:
-        """Ids and each token's (start, end) character span in the original `text`."""
-        enc = self.backend.encode(text, add_special_tokens=False)
+        """Ids and each token's (start, end) character span in `text` (as `prepare` gives it)."""
+        enc = self.backend.encode(self.prepare(text), add_special_tokens=False)
         return enc.ids, enc.offsets
 
     def encode_words(self, sentences: Sequence[Sequence[str]]) -> List[Tuple[List[int], List[int]]]:
@@ -120,6 +132,20 @@ class _WordPieceTokenizer:
     def convert_ids_to_tokens(self, ids: Sequence[int]) -> List[str]:
         return [self.inv_vocab[int(i)] for i in ids]
 
+    def continues_word(self) -> np.ndarray:
+        """bool [vocab]: the tokens that continue a word rather than start one."""
+        return np.asarray([self.inv_vocab[i].startswith("##") for i in range(len(self.inv_vocab))], bool)
+
+
+class _WordPieceTokenizer(_Tokenizer):
+    def __init__(self, vocab_file, normalizer, pre_tokenizer):
+        backend = Tokenizer(WordPiece(load_vocab(vocab_file), unk_token=UNK,
+                                      max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
+        backend.normalizer = normalizer
+        backend.pre_tokenizer = pre_tokenizer
+        backend.decoder = decoders.WordPiece()
+        super().__init__(vocab_file, backend)
+
 
 class FullTokenizer(_WordPieceTokenizer):
     def __init__(self, vocab_file, do_lower_case: bool = True):
@@ -132,3 +158,62 @@ class CharTokenizer(_WordPieceTokenizer):
 
     def __init__(self, vocab_file):
         super().__init__(vocab_file, normalizers.Lowercase(), pre_tokenizers.WhitespaceSplit())
+
+
+class SentencePieceTokenizer(_Tokenizer):
+    """A SentencePiece unigram model over words. English words are BERT's pre-tokenizer's
+    (whitespace and punctuation); Chinese text is cut into words by jieba (`prepare`), or given
+    as words separated by spaces. No piece crosses a word, so knowledge masking's words and
+    phrases stay whole pieces. The model's normalisation (NFKC, and case folding for an uncased
+    vocabulary) is its own, read from the model file."""
+
+    def __init__(self, vocab_file):
+        from sentencepiece import sentencepiece_model_pb2
+        directory = Path(vocab_file).parent
+        try:
+            settings = json.loads((directory / SENTENCEPIECE_SETTINGS).read_text(encoding="utf-8"))
+            proto = sentencepiece_model_pb2.ModelProto()
+            proto.ParseFromString((directory / SENTENCEPIECE_MODEL).read_bytes())
+        except (OSError, ValueError) as err:
+            raise VocabError(f"{directory}: cannot read the SentencePiece model beside {Path(vocab_file).name}: "
+                             f"{err}") from None
+        vocab = load_vocab(vocab_file)
+        pieces = [p.piece for p in proto.pieces]
+        if pieces != sorted(vocab, key=vocab.get):
+            raise VocabError(f"{vocab_file} does not list the pieces of {directory / SENTENCEPIECE_MODEL} in order")
+        backend = Tokenizer(Unigram([(p.piece, p.score) for p in proto.pieces], vocab[UNK], False))
+        if proto.normalizer_spec.precompiled_charsmap:
+            backend.normalizer = normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap)
+        self.lang = settings["lang"]
+        words = pre_tokenizers.WhitespaceSplit() if self.lang == "zh" else pre_tokenizers.BertPreTokenizer()
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [words, pre_tokenizers.Metaspace(replacement=WORD_START, prepend_scheme="always")])
+        backend.decoder = decoders.Metaspace(replacement=WORD_START, prepend_scheme="always")
+        super().__init__(vocab_file, backend)
+        self.do_lower_case = settings["do_lower_case"]
+        self._jieba = None
+
+    def prepare(self, text: str) -> str:
+        if self.lang != "zh":
+            return text
+        if self._jieba is None:
+            import jieba
+            jieba.setLogLevel(60)
+            self._jieba = jieba
+        return " ".join(w for w in self._jieba.cut(text, HMM=True) if w.strip())
+
+    def continues_word(self) -> np.ndarray:
+        return np.asarray([not (t.startswith(WORD_START) or t in SPECIAL_TOKENS)
+                           for t in self.convert_ids_to_tokens(range(len(self.vocab)))], bool)
+
+
+def is_sentencepiece(vocab_file) -> bool:
+    return (Path(vocab_file).parent / SENTENCEPIECE_MODEL).is_file()
+
+
+def make_tokenizer(vocab_file, do_lower_case: bool = True) -> _Tokenizer:
+    """The tokenizer `vocab_file` was made for: SentencePiece where its model lies beside it
+    (its own case setting then applies), else BERT's WordPiece."""
+    if is_sentencepiece(vocab_file):
+        return SentencePieceTokenizer(vocab_file)
+    return FullTokenizer(vocab_file, do_lower_case)

@@ -1,5 +1,6 @@
 """A plain `pip install .` (not editable) ships everything a command needs: the packages of every
 layer and the configs, found from a directory outside the checkout."""
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -31,9 +32,13 @@ def test_a_plain_install_finds_its_packages_and_configs(tmp_path):
     python = venv / "bin" / "python"
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    # the project from its wheel; its dependencies borrowed from this environment
+    # the project from its wheel, built from a copy (pip builds in the source tree); its
+    # dependencies borrowed from this environment
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "output", "data", "build",
+                                                                 "*.egg-info", "__pycache__", ".pytest_cache"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", site, str(REPO)], check=True, capture_output=True, text=True)
+                    "--target", site, str(source)], check=True, capture_output=True, text=True)
     with open(f"{site}/deps.pth", "w") as f:
         f.write(sysconfig.get_paths()["purelib"] + "\n")
     work = tmp_path / "elsewhere"

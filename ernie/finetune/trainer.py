@@ -24,7 +24,7 @@ from ernie.serving.inference_model import FINETUNE_FILE
 from ernie.model.optimization import adamw, linear_warmup_decay
 from ernie.formats.params_io import assign_scope_params, scope_params
 from ernie.model.static_graph import encoder_feeds
-from ernie_common.tokenization import FullTokenizer
+from ernie_common.tokenization import make_tokenizer
 from ernie.finetune.batching import by_length, epoch_batches
 from ernie.finetune.examples import DataError
 from ernie.finetune.heads import ErnieWithHead, inference_graph
@@ -80,7 +80,7 @@ class FinetuneJob:
                  init_params: Optional[Dict[str, np.ndarray]], data: FinetuneData):
         self.task, self.settings, self.config = task, settings, config
         self.vocab_file, self.init_params, self.data = Path(vocab_file), init_params, data
-        self.tokenizer = FullTokenizer(vocab_file, settings.do_lower_case)
+        self.tokenizer = make_tokenizer(vocab_file, settings.do_lower_case)
         options = {k: getattr(settings, k) for k in ("doc_stride", "max_query_len", "max_answer_len", "n_best")} \
             if task.kind == "mrc" else {}
         self.kind = KINDS[task.kind](task, self.tokenizer, settings.max_seq_len,

@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save_file
 
 from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
 from ernie_common.fileio import atomic_directory
-from ernie_common.tokenization import load_vocab
+from ernie_common.tokenization import TOKENIZER_FILES, load_vocab
 from ernie.model.param_names import encoder_param_shapes, pretraining_head_param_shapes
 
 PARAMS_FILE_NAME = "params.safetensors"
@@ -75,13 +75,17 @@ def check_params(config: ErnieConfig, params: Mapping[str, np.ndarray], source: 
 def save_model_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray],
                    vocab_file=None, extra_files: Optional[Mapping[str, str]] = None) -> Path:
     """Writes a complete model directory atomically: a reader never sees a partial one.
-    `extra_files` ({name: text}) go in with it (a fine-tuned model's task description)."""
+    `extra_files` ({name: text}) go in with it (a fine-tuned model's task description); a
+    SentencePiece vocabulary's model and settings travel with its vocab.txt."""
     check_params(config, params, source="parameters to save")
     path = Path(path)
     with atomic_directory(path) as tmp:
         (tmp / CONFIG_FILE_NAME).write_text(config.to_json(), encoding="utf-8")
         if vocab_file is not None:
             shutil.copyfile(vocab_file, tmp / VOCAB_FILE_NAME)
+            for name in TOKENIZER_FILES:
+                if Path(vocab_file).with_name(name).is_file():
+                    shutil.copyfile(Path(vocab_file).with_name(name), tmp / name)
         save_params(tmp / PARAMS_FILE_NAME, params)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")

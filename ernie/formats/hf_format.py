@@ -15,7 +15,7 @@ from ernie.model import param_names as names
 from ernie.formats.checkpoint import CheckpointError, load_params, save_params
 from ernie.model.config import ErnieConfig
 from ernie_common.fileio import atomic_directory
-from ernie_common.tokenization import load_vocab
+from ernie_common.tokenization import CLS, MASK, PAD, SEP, UNK, SentencePieceTokenizer, is_sentencepiece, load_vocab
 
 HF_CONFIG_FILE = "config.json"
 HF_WEIGHTS_FILE = "model.safetensors"
@@ -168,10 +168,28 @@ def write_hf_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray], vo
     with atomic_directory(path) as tmp:
         (tmp / HF_CONFIG_FILE).write_text(json.dumps(values, indent=2) + "\n")
         save_params(tmp / HF_WEIGHTS_FILE, state, fmt="pt")
-        if vocab_file is not None:
+        if vocab_file is not None and is_sentencepiece(vocab_file):
+            _write_sentencepiece_tokenizer(tmp, vocab_file)
+        elif vocab_file is not None:
             vocab = load_vocab(vocab_file)  # HF reads only the one-token-a-line format
             (tmp / "vocab.txt").write_text("".join(f"{t}\n" for t in sorted(vocab, key=vocab.get)),
                                            encoding="utf-8")
             (tmp / "tokenizer_config.json").write_text(json.dumps(
                 {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case}, indent=2) + "\n")
     return path
+
+
+def _write_sentencepiece_tokenizer(directory: Path, vocab_file) -> None:
+    """A SentencePiece model's pipeline as `tokenizer.json`, which `transformers` loads as a fast
+    tokenizer giving this library's ids, with [CLS]/[SEP] around one text or a pair. A Chinese
+    model takes words separated by spaces there (this library cuts raw text with jieba first)."""
+    from tokenizers.processors import TemplateProcessing
+    tokenizer = SentencePieceTokenizer(vocab_file)
+    backend = tokenizer.backend
+    backend.post_processor = TemplateProcessing(
+        single=f"{CLS} $A {SEP}", pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
+        special_tokens=[(CLS, tokenizer.cls_id), (SEP, tokenizer.sep_id)])
+    backend.save(str(directory / "tokenizer.json"))
+    (directory / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "cls_token": CLS, "sep_token": SEP, "pad_token": PAD,
+         "mask_token": MASK, "unk_token": UNK}, indent=2) + "\n")

@@ -14,7 +14,7 @@ from ernie.formats.checkpoint import CheckpointError, load_model_dir
 from ernie.model.modeling import ErnieModel
 from ernie.formats.params_io import assign_scope_params
 from ernie.model.static_graph import encoder_feeds
-from ernie_common.tokenization import FullTokenizer
+from ernie_common.tokenization import make_tokenizer
 
 FINETUNE_FILE = "finetune.json"
 
@@ -33,7 +33,7 @@ def task_kind(description: dict, vocab_file):
     """The fine-tuning kind object a description names (for its outputs and decoding)."""
     from ernie.finetune.tasks import KINDS, get_task
     task = get_task(description["task"])
-    tokenizer = FullTokenizer(vocab_file, description["do_lower_case"])
+    tokenizer = make_tokenizer(vocab_file, description["do_lower_case"])
     return KINDS[task.kind](task, tokenizer, description["max_seq_len"], description["labels"])
 
 
