@@ -125,11 +125,13 @@ def unigram_entropy(shard_paths, vocab_size: int, special_ids) -> dict:
     often each token occurs, the bar a pre-trained encoder must get under."""
     counts = np.zeros(vocab_size, np.int64)
     for path in shard_paths:
-        arrays = Shard(path).arrays
-        ids = np.array(arrays["src_ids"], np.int64)
-        if len(arrays["mask_pos"]):  # offline masking: put the original tokens back
-            example = np.searchsorted(arrays["mask_offsets"], np.arange(len(arrays["mask_pos"])), side="right") - 1
-            ids[arrays["token_offsets"][example] + arrays["mask_pos"]] = arrays["mask_label"]
+        shard = Shard(path)
+        shard.verify()  # every byte of a shard just written, before the manifest vouches for it
+        ids = shard.array("src_ids").astype(np.int64)
+        mask_pos = shard.array("mask_pos")
+        if len(mask_pos):  # offline masking: put the original tokens back
+            example = np.searchsorted(shard.array("mask_offsets"), np.arange(len(mask_pos)), side="right") - 1
+            ids[shard.array("token_offsets")[example] + mask_pos] = shard.array("mask_label")
         ids = ids[~np.isin(ids, list(special_ids))]
         counts += np.bincount(ids, minlength=vocab_size)
     p = counts[counts > 0] / max(1, counts.sum())

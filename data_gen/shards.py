@@ -1,14 +1,20 @@
-"""Binary shards of examples: one file each, memory-mapped when read.
+"""Binary shards of examples: one file each, memory-mapped when read, checked as read.
 
-Layout: the 8-byte magic `ERNIESHD`, a little-endian uint32 header length, a JSON header
-(format version, example/token/mask counts, the task table the shard was written with (each
-task's id, level and label arrays, `ernie_common.tasks.TaskSpec`), the names of the per-token
-label arrays, and for each array its dtype, byte offset and length), then the arrays, each
-aligned to 64 bytes. Reading a shard checks its task table against the registered tasks.
-Per-token arrays are concatenated over the examples with `token_offsets` [n + 1] marking where
-each starts; `mask_pos`/`mask_label` (offline masking) likewise with `mask_offsets`. A writer
-streams each array to its own temporary file and assembles the shard under a temporary name,
-renamed into place when complete.
+Layout: the 8-byte magic `ERNIESHD`, a little-endian uint32 header length, the header's CRC-32
+(uint32), a JSON header (format version, example/token/mask counts, the task table the shard was
+written with (each task's id, level and label arrays, `ernie_common.tasks.TaskSpec`), the names
+of the per-token label arrays, for each array its dtype, byte offset and length, and a CRC-32
+for every `block_bytes` of the data), then the data: the arrays, each aligned to 64 bytes, zeros
+between them. Per-token arrays are concatenated over the examples with `token_offsets` [n + 1]
+marking where each starts; `mask_pos`/`mask_label` (offline masking) likewise with
+`mask_offsets`. A writer streams each array to its own temporary file and assembles the shard
+under a temporary name, renamed into place when complete.
+
+Reading checks the header's CRC at once and a data block's the first time anything in it is
+read (so a corpus of any size is not hashed whole before training starts); a flipped byte
+anywhere, padding included, or a truncated file is a `ShardError` naming the file and the bytes,
+raised before the example that holds them is used. Reading a shard also checks its task table
+against the registered tasks.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import json
 import os
 import struct
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Dict, Iterator, Sequence
 
@@ -28,8 +35,11 @@ from .examples import EXAMPLE_FIELDS, INPUT_FIELDS, MASK_FIELDS, Example, token_
 
 MANIFEST = "manifest.json"  # beside the shards: what `make` wrote, with what and from what
 MAGIC = b"ERNIESHD"
-FORMAT_VERSION = 2  # 2: the task table, label arrays named by the tasks, task ids instead of positions
+# 2: the task table, label arrays named by the tasks, task ids instead of positions, checksums
+FORMAT_VERSION = 2
 _ALIGN = 64
+BLOCK_BYTES = 1 << 20  # the data is checked a block at a time
+_PREFIX = len(MAGIC) + 8  # magic, header length, header CRC-32
 
 
 class ShardError(ValueError):
@@ -76,42 +86,80 @@ class ShardWriter:
             layout[name] = {"dtype": np.dtype(offsets[name].dtype if name in offsets else dtypes[name]).str,
                             "offset": position, "nbytes": sizes[name]}
             position += -(-sizes[name] // _ALIGN) * _ALIGN
-        header = json.dumps({"version": FORMAT_VERSION, "examples": self.n_examples,
-                             "tokens": self.n_tokens, "masks": self.n_masks, "tasks": self.task_table,
-                             "label_fields": self.label_fields, "arrays": layout}).encode()
-        data_start = -(-(len(MAGIC) + 4 + len(header)) // _ALIGN) * _ALIGN
+        n_blocks = -(-position // BLOCK_BYTES)
+
+        def header_bytes(crcs: str) -> bytes:
+            return json.dumps({"version": FORMAT_VERSION, "examples": self.n_examples, "tokens": self.n_tokens,
+                               "masks": self.n_masks, "tasks": self.task_table, "label_fields": self.label_fields,
+                               "arrays": layout, "block_bytes": BLOCK_BYTES, "block_crc32": crcs}).encode()
+
+        # the CRCs are fixed-width hex, so the header's length is known before the data is
+        header_len = len(header_bytes("0" * 8 * n_blocks))
+        data_start = -(-(_PREFIX + header_len) // _ALIGN) * _ALIGN
         target = Path(path or self.path)
         with atomic_path(target) as tmp, open(tmp, "wb") as out:
-            out.write(MAGIC + struct.pack("<I", len(header)) + header)
+            out.seek(data_start)
+            blocks = _BlockCrc(out)
             for name in (*offsets, *arrays):
-                out.seek(data_start + layout[name]["offset"])
                 if name in offsets:
-                    out.write(offsets[name].tobytes())
+                    blocks.write(offsets[name].tobytes())
                 else:
                     with open(arrays[name], "rb") as f:
-                        while block := f.read(1 << 22):
-                            out.write(block)
-            out.truncate(data_start + position)
+                        while chunk := f.read(1 << 22):
+                            blocks.write(chunk)
+                blocks.write(bytes(-(-sizes[name] // _ALIGN) * _ALIGN - sizes[name]))
+            header = header_bytes(blocks.finish())
+            assert len(header) == header_len
+            out.seek(0)
+            out.write(MAGIC + struct.pack("<II", len(header), zlib.crc32(header)) + header)
+            out.write(bytes(data_start - _PREFIX - len(header)))
         self._dir.cleanup()
         return target
 
 
+class _BlockCrc:
+    """Writes the data region and keeps the CRC-32 of each `BLOCK_BYTES` of it."""
+
+    def __init__(self, out):
+        self.out, self.crcs, self.crc, self.filled = out, [], 0, 0
+
+    def write(self, data: bytes) -> None:
+        self.out.write(data)
+        view = memoryview(data)
+        while len(view):
+            take = min(len(view), BLOCK_BYTES - self.filled)
+            self.crc = zlib.crc32(view[:take], self.crc)
+            self.filled += take
+            view = view[take:]
+            if self.filled == BLOCK_BYTES:
+                self.crcs.append(self.crc)
+                self.crc, self.filled = 0, 0
+
+    def finish(self) -> str:
+        if self.filled:
+            self.crcs.append(self.crc)
+        return "".join(f"{crc:08x}" for crc in self.crcs)
+
+
 class Shard:
-    """Random access to the examples of one shard file."""
+    """Random access to the examples of one shard file, each checked before it is used."""
 
     def __init__(self, path):
         self.path = Path(path)
         try:
             size = os.path.getsize(self.path)
             with open(self.path, "rb") as f:
-                head = f.read(len(MAGIC) + 4)
-                if len(head) < len(MAGIC) + 4 or head[:len(MAGIC)] != MAGIC:
+                head = f.read(_PREFIX)
+                if len(head) < _PREFIX or head[:len(MAGIC)] != MAGIC:
                     raise ShardError(f"{self.path}: not an ERNIE shard (bad magic)")
-                (header_len,) = struct.unpack("<I", head[len(MAGIC):])
-                if len(MAGIC) + 4 + header_len > size:
+                header_len, header_crc = struct.unpack("<II", head[len(MAGIC):])
+                if _PREFIX + header_len > size:
                     raise ShardError(f"{self.path}: truncated ({size} bytes, the header alone needs "
-                                     f"{len(MAGIC) + 4 + header_len})")
-                header = json.loads(f.read(header_len))
+                                     f"{_PREFIX + header_len})")
+                raw = f.read(header_len)
+            if zlib.crc32(raw) != header_crc:
+                raise ShardError(f"{self.path}: corrupt shard header (its checksum fails)")
+            header = json.loads(raw)
         except ShardError:
             raise
         except OSError as err:
@@ -126,37 +174,82 @@ class Shard:
         except tasks.TaskError as err:
             raise ShardError(str(err)) from None
         self.label_fields = list(header["label_fields"])
-        data_start = -(-(len(MAGIC) + 4 + header_len) // _ALIGN) * _ALIGN
-        self.arrays: Dict[str, np.ndarray] = {}
+        self._data_start = -(-(_PREFIX + header_len) // _ALIGN) * _ALIGN
+        crcs = header["block_crc32"]
+        self._block_bytes = header["block_bytes"]
+        self._crcs = [int(crcs[i:i + 8], 16) for i in range(0, len(crcs), 8)]
+        data_bytes = max((spec["offset"] + -(-spec["nbytes"] // _ALIGN) * _ALIGN for spec in header["arrays"].values()),
+                         default=0)
+        if self._data_start + data_bytes > size:
+            raise ShardError(f"{self.path}: truncated ({size} bytes, its data needs {self._data_start + data_bytes})")
+        self._verified = np.zeros(len(self._crcs), bool)
+        self._data = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self._data_start,
+                               shape=(data_bytes,)) if data_bytes else np.zeros(0, np.uint8)
+        self._arrays: Dict[str, np.ndarray] = {}
+        self._spans: Dict[str, tuple] = {}  # name -> (byte offset in the data, item size)
         for name, spec in header["arrays"].items():
-            start = data_start + spec["offset"]
-            if start + spec["nbytes"] > size:
-                raise ShardError(f"{self.path}: truncated ({size} bytes, array {name} needs "
-                                 f"{start + spec['nbytes']})")
             dtype = np.dtype(spec["dtype"])
-            count = spec["nbytes"] // dtype.itemsize
-            self.arrays[name] = (np.memmap(self.path, dtype=dtype, mode="r", offset=start, shape=(count,))
-                                 if count else np.zeros(0, dtype))
+            self._arrays[name] = self._data[spec["offset"]:spec["offset"] + spec["nbytes"]].view(dtype)
+            self._spans[name] = (spec["offset"], dtype.itemsize)
         self.n_examples = header["examples"]
-        offsets = self.arrays["token_offsets"]
+        offsets = self.array("token_offsets")  # the offsets are checked whole when the shard opens
+        self.array("mask_offsets")
         if len(offsets) != self.n_examples + 1 or (self.n_examples and offsets[-1] != header["tokens"]):
             raise ShardError(f"{self.path}: corrupt shard (offsets do not match the header)")
+        self._checked = np.zeros(self.n_examples, bool)  # examples whose bytes were checked
+        self._token_arrays = (*INPUT_FIELDS, *self.label_fields)
+
+    def _check(self, start: int, end: int) -> None:
+        """Verifies the blocks that data bytes [start, end) lie in, each once."""
+        if end <= start:
+            return
+        first, last = start // self._block_bytes, (end - 1) // self._block_bytes
+        if self._verified[first:last + 1].all():
+            return
+        for block in range(first, last + 1):
+            if not self._verified[block]:
+                a, b = block * self._block_bytes, min((block + 1) * self._block_bytes, len(self._data))
+                if zlib.crc32(self._data[a:b]) != self._crcs[block]:
+                    raise ShardError(f"{self.path}: corrupt shard: bytes {self._data_start + a}-"
+                                     f"{self._data_start + b} fail their checksum")
+                self._verified[block] = True
+
+    def _slice(self, name: str, first: int, last: int) -> np.ndarray:
+        offset, itemsize = self._spans[name]
+        self._check(offset + first * itemsize, offset + last * itemsize)
+        return np.asarray(self._arrays[name][first:last])
+
+    def array(self, name: str) -> np.ndarray:
+        """A whole array, checked."""
+        return self._slice(name, 0, len(self._arrays[name]))
+
+    def verify(self) -> None:
+        """Checks every block now (`data_gen make` does, before it keeps a shard)."""
+        self._check(0, len(self._data))
 
     def __len__(self) -> int:
         return self.n_examples
 
+    def _check_example(self, i: int, t0: int, t1: int, m0: int, m1: int) -> None:
+        for names, first, last in ((self._token_arrays, t0, t1), (EXAMPLE_FIELDS, i, i + 1),
+                                   (MASK_FIELDS, m0, m1)):
+            for name in names:
+                offset, itemsize = self._spans[name]
+                self._check(offset + first * itemsize, offset + last * itemsize)
+        self._checked[i] = True
+
     def __getitem__(self, i: int) -> Example:
         if not 0 <= i < self.n_examples:
             raise IndexError(i)
-        a = self.arrays
+        a = self._arrays
         t0, t1 = int(a["token_offsets"][i]), int(a["token_offsets"][i + 1])
         m0, m1 = int(a["mask_offsets"][i]), int(a["mask_offsets"][i + 1])
+        if not self._checked[i]:  # an example's bytes are checked the first time it is read
+            self._check_example(i, t0, t1, m0, m1)
         return Example(**{name: np.asarray(a[name][t0:t1]) for name in INPUT_FIELDS},
                        labels={name: np.asarray(a[name][t0:t1]) for name in self.label_fields},
-                       task=int(a["task"][i]), label=int(a["label"][i]),
-                       token_tasks=int(a["token_tasks"][i]),
-                       mask_pos=np.asarray(a["mask_pos"][m0:m1]),
-                       mask_label=np.asarray(a["mask_label"][m0:m1]))
+                       task=int(a["task"][i]), label=int(a["label"][i]), token_tasks=int(a["token_tasks"][i]),
+                       mask_pos=np.asarray(a["mask_pos"][m0:m1]), mask_label=np.asarray(a["mask_label"][m0:m1]))
 
     def __iter__(self) -> Iterator[Example]:
         for i in range(self.n_examples):

@@ -63,9 +63,15 @@ def test_a_users_task_generates_records_and_decodes(custom_shards):
 
 def test_shards_whose_task_table_differs_are_refused(custom_shards, tmp_path):
     root, _ = custom_shards
+    import struct
+    import zlib
     shard = next((root / "shards").glob("part-*.shard")).read_bytes()
-    # the same shard, its task recorded under another id (a changed module would do the same)
-    (tmp_path / "part-00000.shard").write_bytes(shard.replace(b'"task_id": 7', b'"task_id": 9'))
+    # the same shard, its task recorded under another id (a changed module would do the same),
+    # its header checksum made to fit
+    (length,) = struct.unpack("<I", shard[8:12])
+    header = shard[16:16 + length].replace(b'"task_id": 7', b'"task_id": 9')
+    (tmp_path / "part-00000.shard").write_bytes(shard[:12] + struct.pack("<I", zlib.crc32(header)) + header
+                                                + shard[16 + length:])
     with pytest.raises(ShardError, match="task 'next_sentence' was written with task_id 9.*regenerate"):
         Shard(tmp_path / "part-00000.shard")
 

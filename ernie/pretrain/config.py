@@ -62,6 +62,7 @@ class PretrainConfig:
     keep_checkpoints: int = 2
     mode: str = "static"
     amp: str = "off"
+    corrupt_shards: str = "error"      # or skip: examples whose bytes fail their checksum are skipped, counted
     loss_scaling: LossScaling = dataclasses.field(default_factory=LossScaling)
     optimization: Optimization = dataclasses.field(default_factory=Optimization)
 
@@ -70,6 +71,8 @@ class PretrainConfig:
             raise PretrainError("missing key 'model' (a model preset; or init_model: a model directory)")
         if self.mode not in MODES:
             raise PretrainError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.corrupt_shards not in ("error", "skip"):
+            raise PretrainError(f"corrupt_shards must be error or skip, got {self.corrupt_shards!r}")
         if self.amp not in AMP_CHOICES:
             raise PretrainError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:

@@ -24,7 +24,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from data_gen.examples import task_bit
-from data_gen.shards import MANIFEST, Shard
+from data_gen.shards import MANIFEST, Shard, ShardError
 from ernie_common import tasks as registry
 
 from ernie.model.features import pad_batch
@@ -46,7 +46,9 @@ class BatchContext:
 
 class PretrainingData:
     def __init__(self, shard_dir, seed: int, batch_tokens: int, pad_id: int, mask_token_id: int,
-                 first_normal_id: int, rank: int = 0, world_size: int = 1):
+                 first_normal_id: int, rank: int = 0, world_size: int = 1, skip_corrupt: bool = False):
+        """`skip_corrupt`: an example whose bytes fail their checksum is skipped and counted
+        (`corrupt_examples`) instead of stopping the run."""
         shard_dir = Path(shard_dir)
         self.manifest = json.loads((shard_dir / MANIFEST).read_text(encoding="utf-8"))
         files = [s["file"] for s in self.manifest["shards"]]
@@ -59,14 +61,15 @@ class PretrainingData:
         # stream -> [2, n] array of (shard index, example index) rows
         shard_of = np.concatenate([np.full(len(shard), s) for s, shard in enumerate(self.shards)])
         index_in = np.concatenate([np.arange(len(shard)) for shard in self.shards])
-        codes = np.concatenate([np.asarray(shard.arrays["task"]) for shard in self.shards])
-        has_tokens = np.concatenate([np.asarray(shard.arrays["token_tasks"]) for shard in self.shards]) > 0
+        codes = np.concatenate([shard.array("task") for shard in self.shards])
+        has_tokens = np.concatenate([shard.array("token_tasks") for shard in self.shards]) > 0
         selections = {t.name: codes == t.task_id for t in self.tasks.values() if t.level == registry.SENTENCE}
         selections[TEXT_STREAM] = has_tokens
         self.streams: Dict[str, np.ndarray] = {name: np.stack([shard_of[mask], index_in[mask]])
                                                for name, mask in selections.items() if mask.any()}
         self.position = {name: [0, 0] for name in self.streams}  # stream -> [epoch, index]
         self._orders = {}  # stream -> (epoch, permutation)
+        self.skip_corrupt, self.corrupt_examples = skip_corrupt, 0
 
     def stream_for(self, task: str) -> str:
         return TEXT_STREAM if registry.get(task).level == registry.TOKEN else task
@@ -89,14 +92,20 @@ class PretrainingData:
         return cached[1]
 
     def _next_example(self, stream: str):
-        epoch, index = self.position[stream]
-        members = self.streams[stream]
-        s, i = members[:, self._order(stream, epoch)[index]]
-        index += 1
-        if index == members.shape[1]:
-            epoch, index = epoch + 1, 0
-        self.position[stream] = [epoch, index]
-        return self.shards[int(s)][int(i)]
+        while True:
+            epoch, index = self.position[stream]
+            members = self.streams[stream]
+            s, i = members[:, self._order(stream, epoch)[index]]
+            index += 1
+            if index == members.shape[1]:
+                epoch, index = epoch + 1, 0
+            self.position[stream] = [epoch, index]
+            try:
+                return self.shards[int(s)][int(i)]
+            except ShardError:
+                if not self.skip_corrupt:
+                    raise
+                self.corrupt_examples += 1
 
     def batch(self, step: int, task: str, stage_tasks: Sequence[str], task_order: Sequence[str],
               task_id: int) -> Dict[str, np.ndarray]:
@@ -130,7 +139,8 @@ class PretrainingData:
         return feeds
 
     def state(self) -> dict:
-        return {"position": self.position}
+        return {"position": self.position, "corrupt_examples": self.corrupt_examples}
 
     def load_state(self, state: dict) -> None:
         self.position = {k: list(v) for k, v in state["position"].items()}
+        self.corrupt_examples = state.get("corrupt_examples", 0)

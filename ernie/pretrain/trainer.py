@@ -113,7 +113,8 @@ class Trainer:
         self.model_config = self.init.config if self.init else preset
         self.data = PretrainingData(shard_dir, config.seed, config.batch_tokens, vocab["[PAD]"],
                                     vocab["[MASK]"], first_normal_id(vocab),
-                                    rank=self.rank, world_size=self.world_size)
+                                    rank=self.rank, world_size=self.world_size,
+                                    skip_corrupt=config.corrupt_shards == "skip")
         self.data.check_tasks(self.schedule.tasks)
         # The model trains with the config's `dropout` where it sets one; the saved model keeps the
         # preset's rates, which fine-tuning uses.
@@ -296,6 +297,9 @@ class Trainer:
         model_dir = save_model_dir(self.out / "model", self.model_config, params, vocab_file=self.vocab_file)
         entropy = self.data.manifest.get("unigram_entropy", {}).get("nats")
         self.summary = summary(read_log(self.out), entropy)
+        if self.config.corrupt_shards == "skip":
+            self.summary["corrupt_examples_skipped"] = self.data.corrupt_examples
+            print(f"skipped {self.data.corrupt_examples} example(s) of corrupt shards", file=sys.stderr)
         atomic_write_text(self.out / "summary.json", json.dumps(self.summary, indent=2) + "\n")
         return model_dir
 

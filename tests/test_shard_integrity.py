@@ -1,0 +1,128 @@
+"""Shards checked as they are read: a flipped byte in the header, in any array or in the padding
+between arrays, or a truncated file, is an error naming the shard before the example that holds
+the bytes is used; a training run stops with that error (or, with `corrupt_shards: skip`, skips
+and counts the examples)."""
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from data_gen.config import DataConfig
+from data_gen.make import make
+from data_gen.shards import _ALIGN, _PREFIX, Shard, ShardError
+from tests.conftest import REPO
+from tests.test_data_gen_make import _documents
+
+
+@pytest.fixture(scope="module")
+def shard_dir(tmp_path_factory, en_vocab):
+    """A shard in blocks of 512 bytes (1 MiB in use), so that blocks are checked one by one."""
+    root = tmp_path_factory.mktemp("integrity")
+    (root / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(4, 30)), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("data_gen.shards.BLOCK_BYTES", 512)
+        make(DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
+                        tasks=["knowledge_masking", "capitalization", "sentence_reordering"], max_seq_len=64,
+                        shards=1, masking="offline", stopwords=str(REPO / "configs/stopwords/en.txt")), progress=False)
+    return root / "shards"
+
+
+def _layout(data: bytes):
+    (length,) = struct.unpack("<I", data[8:12])
+    header = json.loads(data[_PREFIX:_PREFIX + length])
+    return header, -(-(_PREFIX + length) // _ALIGN) * _ALIGN
+
+
+def _read_all(path):
+    for _ in Shard(path):
+        pass
+
+
+def _flipped(shard_dir, tmp_path, at: int):
+    data = bytearray((shard_dir / "part-00000.shard").read_bytes())
+    data[at] ^= 0x40
+    path = tmp_path / "part-00000.shard"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_flip_in_the_header_is_caught_at_open(shard_dir, tmp_path):
+    with pytest.raises(ShardError, match="part-00000.shard: corrupt shard header"):
+        Shard(_flipped(shard_dir, tmp_path, _PREFIX + 5))
+
+
+def test_a_flip_in_any_array_is_caught_before_its_example_is_used(shard_dir, tmp_path):
+    clean = (shard_dir / "part-00000.shard").read_bytes()
+    header, data_start = _layout(clean)
+    assert header["block_bytes"] == 512 and len(header["block_crc32"]) > 8 * 20
+    offsets = np.frombuffer(clean, np.int64, header["examples"] + 1,
+                            data_start + header["arrays"]["token_offsets"]["offset"])
+    per_token = ("src_ids", "sent_ids", *header["label_fields"])
+    for name, spec in header["arrays"].items():
+        if not spec["nbytes"]:
+            continue
+        item = spec["nbytes"] // 2 // np.dtype(spec["dtype"]).itemsize
+        path = _flipped(shard_dir, tmp_path, data_start + spec["offset"] + item * np.dtype(spec["dtype"]).itemsize)
+        # the example that holds the flipped item
+        holder = int(np.searchsorted(offsets, item, side="right") - 1) if name in per_token else item
+        used = []
+        with pytest.raises(ShardError, match=r"part-00000.shard: corrupt shard: bytes \d+-\d+ fail their checksum"):
+            shard = Shard(path)
+            for i in range(len(shard)):
+                shard[i]
+                used.append(i)
+        if name in (*per_token, "task", "label", "token_tasks"):
+            assert holder not in used, name
+
+
+def test_a_flip_in_the_padding_is_caught(shard_dir, tmp_path):
+    clean = (shard_dir / "part-00000.shard").read_bytes()
+    header, data_start = _layout(clean)
+    gaps = [spec["offset"] + spec["nbytes"] for spec in header["arrays"].values() if spec["nbytes"] % _ALIGN]
+    with pytest.raises(ShardError, match="fail their checksum"):
+        _read_all(_flipped(shard_dir, tmp_path, data_start + gaps[0]))
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.99])
+def test_a_truncated_shard_is_caught_at_open(shard_dir, tmp_path, keep):
+    data = (shard_dir / "part-00000.shard").read_bytes()
+    path = tmp_path / "part-00000.shard"
+    path.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(ShardError, match="truncated"):
+        Shard(path)
+
+
+def _pretrain(shard_dir, tmp_path, **extra):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(dict(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64, use_task_id=True, task_type_vocab_size=8)))
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(dict(
+        model=str(tmp_path / "model.yaml"), data=str(shard_dir), output=str(tmp_path / "run"), batch_tokens=1024,
+        log_every=5, checkpoint_every=1000, optimization={"warmup_steps": 2},
+        schedule={"strategy": "continual", "stages": [["knowledge_masking"]], "iterations_per_task": 40}, **extra)))
+    return subprocess.run([sys.executable, "-m", "ernie.pretrain", "--config", str(tmp_path / "pretrain.yaml"),
+                           "--quiet"], capture_output=True, text=True, cwd=REPO)
+
+
+def test_training_stops_with_the_error_or_skips_and_counts(shard_dir, tmp_path):
+    clean = (shard_dir / "part-00000.shard").read_bytes()
+    header, data_start = _layout(clean)
+    spec = header["arrays"]["src_ids"]
+    corrupt = tmp_path / "shards"
+    corrupt.mkdir()
+    (corrupt / "manifest.json").write_bytes((shard_dir / "manifest.json").read_bytes())
+    data = bytearray(clean)
+    data[data_start + spec["offset"] + 10] ^= 0x40  # a token id of the first examples
+    (corrupt / "part-00000.shard").write_bytes(bytes(data))
+    stopped = _pretrain(corrupt, tmp_path / "a")
+    assert stopped.returncode == 1 and "Traceback" not in stopped.stderr
+    assert "part-00000.shard: corrupt shard: bytes" in stopped.stderr
+    skipped = _pretrain(corrupt, tmp_path / "b", corrupt_shards="skip")
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    summary = json.loads((tmp_path / "b" / "run" / "summary.json").read_text())
+    assert summary["corrupt_examples_skipped"] > 0
