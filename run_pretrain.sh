@@ -14,7 +14,7 @@
 #                (default 8000, 12000 for Chinese)
 #   LANG_VOCAB   en, zh or mixed, for that vocabulary (default: the data config's lang)
 #   RESUME=1     continue a killed run from its newest checkpoint
-#   AMP          mixed precision: fp16 (GPU) or bf16 (GPU, AVX-512 CPU); single process only
+#   AMP          mixed precision: fp16 (GPU) or bf16 (GPU, AVX-512 CPU), in one process or many
 #   NPROC        processes per node (default 1); more than 1, or NNODES > 1, launches data-parallel
 #                training with `python -m paddle.distributed.launch` (fleet collective: gloo on
 #                CPU, NCCL on GPU); each rank reads its own part of the shards
@@ -49,11 +49,16 @@ if [ ! -f "$VOCAB" ]; then
 fi
 python -m data_gen make --config "$DATA_CONFIG"
 if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
+  mkdir -p "$OUTPUT/launch_logs"
   python -m paddle.distributed.launch --nproc_per_node "$NPROC" --nnodes "$NNODES" ${MASTER:+--master "$MASTER"} \
-    --log_dir "$OUTPUT/launch_logs" scripts/pretrain_launch.py --config "$CONFIG" ${RESUME:+--resume} ${AMP:+--amp "$AMP"}
+    --log_dir "$OUTPUT/launch_logs" scripts/pretrain_launch.py --config "$CONFIG" ${RESUME:+--resume} \
+    ${AMP:+--amp "$AMP"} 2>&1 | tee "$OUTPUT/launch_logs/launcher.out" || true
   # the launcher can exit 0 although a worker failed: rank 0 writes the model only on success
   if [ ! -f "$OUTPUT/model/params.safetensors" ]; then
-    echo "pre-training failed; see $OUTPUT/launch_logs/workerlog.*" >&2
+    echo "pre-training failed:" >&2
+    grep -h "^Container rank .* status failed\|^error: rank" "$OUTPUT/launch_logs/launcher.out" \
+      "$OUTPUT"/launch_logs/workerlog.* 2>/dev/null | sed 's/ cmd \[.*\] code / exit code /' | sort -u >&2 || true
+    echo "see $OUTPUT/launch_logs/workerlog.*; RESUME=1 continues from the last checkpoint" >&2
     exit 1
   fi
 else

@@ -4,14 +4,24 @@ the Union slice) and Chinese (People's Daily, fetched from PyPI) with every appl
 sentences one by one, before any labelling. The generator tokenizes through `data_gen.pieces`,
 which gives the same tokens from a cache of distinct runs; the ratio printed is the whole
 generator (reading, labelling, writing shards) against that tokenization alone.
+
+Memory at scale: `data_gen make` (2 workers, 8 shards, the demo's English tasks) on the Brown
+Corpus (6 MB) and on bigger corpora made from it, its sentences dealt at random into new
+documents of Brown's document lengths, each new document with a sentence naming two invented
+people (so the vocabulary and the word pairs keep growing as a real corpus's do). For each size:
+MB/s, the peak RSS of the largest process (the main one, which holds the phrase counts and the
+shard writers) and the peak of the whole process tree, sampled from /proc.
 Prints figures; asserts nothing.
 
-    python benchmarks/bench_data_gen.py [--workers 1 2]
+    python benchmarks/bench_data_gen.py [--workers 1 2] [--sizes 6 25 100] [--skip-speed | --skip-memory]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -20,7 +30,7 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from data_gen.config import DataConfig
-from data_gen.corpora import CORPORA
+from data_gen.corpora import CORPORA, brown_documents
 from data_gen.documents import read_documents
 from data_gen.make import make
 from data_gen.registry import FetchError
@@ -62,29 +72,123 @@ def corpora(work: Path):
         discourse_markers=str(REPO / "configs/discourse/zh.yaml"), stopwords=str(REPO / "configs/stopwords/zh.txt"))
 
 
+def grown_corpus(path: Path, megabytes: float, seed: int = 0) -> Path:
+    """Brown's sentences dealt into new documents until `megabytes` of text (see the docstring)."""
+    rng = random.Random(seed)
+    docs = [sentences for _, sentences in brown_documents()]
+    if megabytes <= 6.2:  # Brown itself
+        path.write_text("".join("".join(s + "\n" for s in doc) + "\n" for doc in docs), encoding="utf-8")
+        return path
+    sentences = [s for doc in docs for s in doc]
+    lengths = [len(doc) for doc in docs]
+    syllables = ["ka", "lo", "ven", "tir", "mo", "sa", "dre", "qui", "bar", "nel", "zo", "phi", "gus", "ter"]
+
+    def name() -> str:
+        return "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))).capitalize()
+
+    size, limit = 0, megabytes * 1e6
+    with open(path, "w", encoding="utf-8") as f:
+        while size < limit:
+            doc = [rng.choice(sentences) for _ in range(rng.choice(lengths))]
+            doc.insert(rng.randrange(len(doc) + 1), f"{name()} {name()} met {name()} {name()} in the spring .")
+            text = "".join(s + "\n" for s in doc) + "\n"
+            f.write(text)
+            size += len(text.encode("utf-8"))
+    return path
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants, from /proc."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack += [int(c) for c in f.read().split()]
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def measure_make(config_path: Path, workers: int):
+    """(seconds, peak RSS of the largest process, peak RSS of the tree) of one `data_gen make`."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "data_gen", "make", "--config", str(config_path), "--quiet",
+                             "--workers", str(workers)], stdout=subprocess.DEVNULL, cwd=REPO)
+    tree_peak = 0
+    while True:  # reaped here, not by Popen, for the child's resource usage
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        tree_peak = max(tree_peak, _tree_rss(proc.pid))
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"data_gen make failed on {config_path} (exit {proc.returncode})")
+    # the reaped child's ru_maxrss (KiB) is the largest peak of it and its own reaped children
+    return seconds, usage.ru_maxrss * 1024, tree_peak
+
+
+def memory_scaling(work: Path, sizes, workers: int) -> None:
+    import yaml
+    demo = next(corpora(work))[1]
+    brown_vocab = work / "vocab_brown.txt"
+    corpus = grown_corpus(work / "brown-6.txt", 6)
+    build_vocab([corpus], brown_vocab, 16000, "en")
+    print(f"\nMemory at scale: data_gen make, {workers} workers, 8 shards, tasks: {', '.join(demo['tasks'])}")
+    print(f"  {'text MB':>8} {'s':>7} {'MB/s':>6} {'peak RSS, largest process':>26} {'peak RSS, all processes':>24}")
+    first = None
+    for megabytes in sizes:
+        corpus = grown_corpus(work / f"brown-{megabytes:g}.txt", megabytes)
+        config = {**demo, "input": [str(corpus)], "vocab": str(brown_vocab), "shards": 8,
+                  "output": str(work / f"scale-{megabytes:g}")}
+        config_path = work / f"scale-{megabytes:g}.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        seconds, largest, tree = measure_make(config_path, workers)
+        mb = corpus.stat().st_size / 1e6
+        first = first or largest
+        print(f"  {mb:8.1f} {seconds:7.1f} {mb / seconds:6.2f} {largest / 2**20:19.0f} MiB "
+              f"({largest / first:4.2f}x) {tree / 2**20:20.0f} MiB")
+        corpus.unlink()
+
+
+def speed(work: Path, worker_counts) -> None:
+    for name, values in corpora(work):
+        print(f"\n{name}")
+        base = None
+        for workers in worker_counts:
+            config = DataConfig(**values, output=str(work / f"out{workers}"), workers=workers, shards=4)
+            start = time.perf_counter()
+            manifest = make(config, progress=False)
+            seconds = time.perf_counter() - start
+            mb = manifest["corpus"]["raw_bytes"] / 1e6
+            base = base or seconds
+            print(f"  {workers} worker(s): {mb / seconds:5.2f} MB/s in all, {mb / seconds / workers:5.2f} MB/s "
+                  f"per worker, {manifest['examples'] / seconds:7.0f} examples/s, "
+                  f"speed-up {base / seconds:4.2f}x ({mb:.1f} MB, {manifest['examples']} examples, {seconds:.1f} s)")
+        peer = tokenizer_only_mb_per_s(config)
+        print(f"  peer: Hugging Face tokenizer alone, 1 thread: {peer:5.2f} MB/s; "
+              f"the whole generator per worker ({worker_counts[0]} worker(s)) / peer: "
+              f"{mb / base / worker_counts[0] / peer:4.2f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[6, 25, 100], help="corpus sizes, MB of text")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name, values in corpora(work):
-            print(f"\n{name}")
-            base = None
-            for workers in args.workers:
-                config = DataConfig(**values, output=str(work / f"out{workers}"), workers=workers, shards=4)
-                start = time.perf_counter()
-                manifest = make(config, progress=False)
-                seconds = time.perf_counter() - start
-                mb = manifest["corpus"]["raw_bytes"] / 1e6
-                base = base or seconds
-                print(f"  {workers} worker(s): {mb / seconds:5.2f} MB/s in all, {mb / seconds / workers:5.2f} MB/s "
-                      f"per worker, {manifest['examples'] / seconds:7.0f} examples/s, "
-                      f"speed-up {base / seconds:4.2f}x ({mb:.1f} MB, {manifest['examples']} examples, {seconds:.1f} s)")
-            peer = tokenizer_only_mb_per_s(config)
-            print(f"  peer: Hugging Face tokenizer alone, 1 thread: {peer:5.2f} MB/s; "
-                  f"the whole generator per worker ({args.workers[0]} worker(s)) / peer: "
-                  f"{mb / base / args.workers[0] / peer:4.2f}x")
+        if not args.skip_speed:
+            speed(work, args.workers)
+        if not args.skip_memory:
+            memory_scaling(work, args.sizes, max(args.workers))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python -m data_gen {fetch,build-vocab,make,inspect} ...`: the data generation command line."""
+"""`python -m data_gen {fetch,build-vocab,make,merge,inspect} ...`: the data generation command line."""
 from __future__ import annotations
 
 import argparse
@@ -37,9 +37,22 @@ def _build_vocab(args) -> int:
 
 
 def _make(args) -> int:
-    from .make import make
+    from .make import make, make_part, prepare
     config = DataConfig.from_yaml(args.config, args.set, workers=args.workers, output=args.output)
-    make(config, progress=not args.quiet)
+    if (args.part is None) != (args.parts is None):
+        raise DataConfigError("--part and --parts go together (--part 0 --parts 4 makes the first of four parts)")
+    if args.prepare:
+        prepare(config)
+    elif args.part is not None:
+        make_part(config, args.part, args.parts, progress=not args.quiet)
+    else:
+        make(config, progress=not args.quiet)
+    return 0
+
+
+def _merge(args) -> int:
+    from .make import merge
+    merge(DataConfig.from_yaml(args.config, args.set, output=args.output))
     return 0
 
 
@@ -80,7 +93,19 @@ def main(argv=None) -> int:
     make.add_argument("--quiet", action="store_true", help="no progress bar")
     make.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config key (mask_ratio=0.15, shards=8)")
+    make.add_argument("--prepare", action="store_true",
+                      help="for a corpus made in parts: compute the statistics every part shares "
+                           "(knowledge masking's phrases) once, into OUTPUT/corpus_states.json")
+    make.add_argument("--part", type=int, help="make part I (0-based) of --parts N: input files I, I+N, ...")
+    make.add_argument("--parts", type=int, help="the number of parts the input files are split into")
     make.set_defaults(run=_make)
+
+    merge = sub.add_parser("merge", help="write one manifest over the shards of every part")
+    merge.add_argument("--config", required=True, help="the data config the parts were made with")
+    merge.add_argument("--output", help="output directory (overrides the config)")
+    merge.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="the overrides the parts were made with")
+    merge.set_defaults(run=_merge)
 
     insp = sub.add_parser("inspect", help="decode examples of a shard or shard directory")
     insp.add_argument("path")

@@ -47,6 +47,8 @@ class DataConfig:
     stopwords: Optional[str] = None
     collocation_min_count: int = 5
     collocation_min_pmi: float = 3.0
+    collocation_max_pairs: int = 1_000_000   # phrase mining's memory bound (16 bytes a pair) ...
+    collocation_max_words: int = 200_000     # ... and its words' (see ernie_tasks.knowledge_masking)
     chunk_bytes: int = 262144           # documents are dealt to workers in chunks of about this much text
 
     def __post_init__(self):

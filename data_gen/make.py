@@ -5,6 +5,11 @@ each chunk, and a function of the corpus and config alone, so the output is the 
 whatever the number of workers. Workers pack each shard's examples into one block, so the main
 process only appends bytes. A re-run with the same config, vocabulary, input and code finds the
 manifest, verifies every shard's checksum and rewrites only shards that fail.
+
+A corpus too big for one machine is made in parts: `--prepare` runs the tasks' corpus-wide
+statistics once (`corpus_states.json`), each `--part I --parts N` makes the shards of input
+files I, I + N, ... with them (shards I * shards ... on, and a part manifest), possibly on N
+machines sharing the output directory, and `merge` writes the one manifest training reads.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread per worker process
 
@@ -28,13 +33,14 @@ from ernie_common import tasks as registry
 from ernie_common.fileio import atomic_write_text, sha256_file
 from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, load_vocab
 
-from .config import DataConfig
+from .config import DataConfig, DataConfigError
 from .documents import Document, read_documents
 from .examples import select, task_bit
 from .generate import ExampleGenerator
 from .shards import FORMAT_VERSION, MANIFEST, Shard, ShardWriter
 
 _generator: Optional[ExampleGenerator] = None
+STATES = "corpus_states.json"  # what the tasks' prepare() computed, shared by the parts
 
 
 def shard_name(index: int) -> str:
@@ -63,42 +69,48 @@ def _deal(block, chunk_index: int, generator: ExampleGenerator, stats: Counter):
     return [select(block, np.arange((k - chunk_index) % n_shards, n, n_shards)) for k in range(n_shards)], stats
 
 
-def _chunks(config: DataConfig, stats: Counter) -> Iterator[Tuple[int, List[Document]]]:
-    """Whole documents, about `chunk_bytes` of text a chunk, numbered in corpus order."""
+def _chunks(config: DataConfig, inputs: List[str], part: int, parts: int,
+            stats: Counter) -> Iterator[Tuple[int, List[Document]]]:
+    """Whole documents, about `chunk_bytes` of text a chunk, in corpus order; part `part` of
+    `parts` numbers its chunks part, part + parts, ..., so no two parts seed a chunk alike."""
     chunk, size, index = [], 0, 0
-    for doc in read_documents(config.input, config.format, config.lang, stats):
+    for doc in read_documents(inputs, config.format, config.lang, stats):
         chunk.append(doc)
         size += sum(len(s.text) for s in doc.sentences)
         if size >= config.chunk_bytes:
-            yield index, chunk
+            yield index * parts + part, chunk
             chunk, size, index = [], 0, index + 1
     if chunk:
-        yield index, chunk
+        yield index * parts + part, chunk
 
 
-def fingerprint(config: DataConfig) -> str:
-    """What the shards are a function of: config, vocabulary, inputs and the generator's code,
-    the configured tasks' modules included."""
-    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
-    digest.update(f"shard-format-{FORMAT_VERSION}".encode())
+def fingerprint(config: DataConfig, inputs: Sequence[str], states_sha: str = "") -> str:
+    """What the shards are a function of: config, vocabulary, the inputs read, the shared corpus
+    states (for a part) and the generator's code, the configured tasks' modules included."""
+    settings = {k: v for k, v in config.to_dict().items() if k != "workers"}  # the output does not depend on it
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update(f"shard-format-{FORMAT_VERSION}{states_sha}".encode())
     sources = sorted(Path(__file__).parent.rglob("*.py")) + [Path(registry.__file__)]
     sources += [Path(inspect.getfile(type(task))) for task in registry.resolve(config.tasks)]
     for source in sources:
         digest.update(source.read_bytes())
     vocab = Path(config.vocab)
-    resources = [vocab, *[vocab.with_name(f) for f in TOKENIZER_FILES if vocab.with_name(f).is_file()], *config.input]
+    resources = [vocab, *[vocab.with_name(f) for f in TOKENIZER_FILES if vocab.with_name(f).is_file()], *inputs]
     resources += [p for p in (config.click_log, config.entities, config.stopwords, config.discourse_markers) if p]
     for path in resources:
         digest.update(sha256_file(path).encode())
     return digest.hexdigest()
 
 
-def _read_manifest(out: Path) -> Optional[dict]:
+def _read_manifest(path: Path) -> Optional[dict]:
     try:
-        manifest = json.loads((out / MANIFEST).read_text())
+        return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return manifest
+
+
+def part_manifest_name(part: int, parts: int) -> str:
+    return f"manifest.part-{part:04d}-of-{parts:04d}.json"
 
 
 def _corpus_states(config: DataConfig) -> dict:
@@ -106,6 +118,38 @@ def _corpus_states(config: DataConfig) -> dict:
     def read_corpus():
         return read_documents(config.input, config.format, config.lang, Counter())
     return {task.name: task.prepare(config, read_corpus) for task in registry.resolve(config.tasks)}
+
+
+def prepare(config: DataConfig) -> Path:
+    """Runs every task's `prepare` over the whole corpus once and writes the result for the
+    parts (`make_part`) to share: `corpus_states.json` in the output directory."""
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    states = _corpus_states(config)
+    try:
+        text = json.dumps({"fingerprint": fingerprint(config, config.input), "states": states}, ensure_ascii=False)
+    except TypeError as err:
+        raise registry.TaskError(f"a task's prepare() returned what JSON cannot hold, so parts cannot share it: {err}")
+    atomic_write_text(out / STATES, text + "\n")
+    print(f"wrote {out / STATES} in {time.time() - started:.1f} s")
+    return out / STATES
+
+
+def _load_states(out: Path, config: DataConfig) -> Tuple[dict, str]:
+    path = out / STATES
+    if not path.is_file():
+        raise DataConfigError(f"{path} not found: run `python -m data_gen make --config CONFIG --prepare` once "
+                              "before the parts (it computes the corpus statistics every part shares)")
+    try:
+        states = json.loads(path.read_text())["states"]
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as err:
+        raise DataConfigError(f"{path} is not a corpus-state file ({err}): run the --prepare step again")
+    missing = [t.name for t in registry.resolve(config.tasks) if t.name not in states]
+    if missing:
+        raise DataConfigError(f"{path} has no state for task(s) {', '.join(missing)}: it was prepared with "
+                              "another task list; run the --prepare step again")
+    return states, sha256_file(path)
 
 
 def _label_counts(block, token_tasks, stats: Counter) -> None:
@@ -119,14 +163,13 @@ def _label_counts(block, token_tasks, stats: Counter) -> None:
                 stats[f"token_labels/{task.name}/{label}"] += n
 
 
-def unigram_entropy(shard_paths, vocab_size: int, special_ids) -> dict:
-    """Entropy in nats of the token frequencies of the shards' text (special tokens left out,
-    offline masks undone): the knowledge-masking loss of a model that knows nothing but how
-    often each token occurs, the bar a pre-trained encoder must get under."""
+def unigram_counts(shard_paths, vocab_size: int, special_ids) -> np.ndarray:
+    """How often each token occurs in the shards' text (special tokens left out, offline masks
+    undone); every byte of each shard is verified on the way, before a manifest vouches for it."""
     counts = np.zeros(vocab_size, np.int64)
     for path in shard_paths:
         shard = Shard(path)
-        shard.verify()  # every byte of a shard just written, before the manifest vouches for it
+        shard.verify()
         ids = shard.array("src_ids").astype(np.int64)
         mask_pos = shard.array("mask_pos")
         if len(mask_pos):  # offline masking: put the original tokens back
@@ -134,6 +177,12 @@ def unigram_entropy(shard_paths, vocab_size: int, special_ids) -> dict:
             ids[shard.array("token_offsets")[example] + mask_pos] = shard.array("mask_label")
         ids = ids[~np.isin(ids, list(special_ids))]
         counts += np.bincount(ids, minlength=vocab_size)
+    return counts
+
+
+def unigram_entropy(counts: np.ndarray) -> dict:
+    """Entropy in nats of the token frequencies: the knowledge-masking loss of a model that knows
+    nothing but how often each token occurs, the bar a pre-trained encoder must get under."""
     p = counts[counts > 0] / max(1, counts.sum())
     return {"nats": round(float(-(p * np.log(p)).sum()), 4), "tokens": int(counts.sum())}
 
@@ -150,28 +199,26 @@ def _nest(stats: Counter, prefix: str) -> dict:
     return out
 
 
-def make(config: DataConfig, progress: bool = True) -> dict:
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
-    vocab = load_vocab(config.vocab)
-    print(f"data_gen make: {', '.join(config.input)} -> {out} ({config.shards} shards, "
-          f"{config.workers} worker(s), tasks: {', '.join(config.tasks)})")
-    fp = fingerprint(config)
-    old = _read_manifest(out)
-    old_shas = {s["file"]: s["sha256"] for s in old["shards"]} if old and old.get("fingerprint") == fp else {}
-    verified = {f for f, sha in old_shas.items() if (out / f).is_file() and sha256_file(out / f) == sha}
-    if old_shas and len(verified) == len(old_shas):
-        print(f"up to date: {len(old_shas)} shards verified against {out / MANIFEST}")
-        return old
+def _verified(out: Path, old: Optional[dict], fp: str) -> Dict[str, str]:
+    """{file: sha256} of the shards an earlier run with the same fingerprint wrote and that still
+    match their checksum."""
+    if not old or old.get("fingerprint") != fp:
+        return {}
+    shas = {s["file"]: s["sha256"] for s in old["shards"]}
+    return {f: sha for f, sha in shas.items() if (out / f).is_file() and sha256_file(out / f) == sha}
 
-    started = time.time()
+
+def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, parts: int,
+              verified: Dict[str, str], progress: bool):
+    """Writes the shards of `inputs` (part `part` of `parts`, shards numbered from
+    part * shards); (shard entries, generator, stats, read stats, unigram counts)."""
+    out = Path(config.output)
     read_stats: Counter = Counter()
     stats: Counter = Counter()
-    states = _corpus_states(config)
     generator = ExampleGenerator(config, states)
     task_table = {task.name: task.spec.to_dict() for task in generator.tasks}
-    total_bytes = sum(os.path.getsize(p) for p in config.input)
-    writers = [ShardWriter(out / shard_name(k), task_table, generator.label_fields) for k in range(config.shards)]
+    names = [shard_name(part * config.shards + k) for k in range(config.shards)]
+    writers = [ShardWriter(out / name, task_table, generator.label_fields) for name in names]
 
     def write(blocks, chunk_stats):
         for writer, block in zip(writers, blocks):
@@ -179,8 +226,9 @@ def make(config: DataConfig, progress: bool = True) -> dict:
         stats.update(chunk_stats)
         bar.update(chunk_stats["raw_bytes"])
 
-    jobs = _chunks(config, read_stats)
-    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="make", disable=not progress)
+    jobs = _chunks(config, inputs, part, parts, read_stats)
+    bar = tqdm(total=sum(os.path.getsize(p) for p in inputs), unit="B", unit_scale=True, desc="make",
+               disable=not progress)
     n_chunks = 0
     if config.workers > 1:
         ctx = multiprocessing.get_context("fork")
@@ -194,28 +242,33 @@ def make(config: DataConfig, progress: bool = True) -> dict:
             n_chunks += 1
     bar.close()
 
-    for block, task_stats, why in generator.corpus_examples(n_chunks, read_stats):
-        if block is None:
-            print(why)
-            stats.update(task_stats)
-        else:
-            write(*_deal(block, n_chunks, generator, task_stats))
+    if part == 0:  # examples from a task's own source (IR's click log) are made once, by the first part
+        for block, task_stats, why in generator.corpus_examples(n_chunks * parts, read_stats):
+            if block is None:
+                print(why)
+                stats.update(task_stats)
+            else:
+                write(*_deal(block, n_chunks * parts, generator, task_stats))
 
     shards = []
-    for k, writer in enumerate(writers):
-        name = shard_name(k)
+    for name, writer in zip(names, writers):
         fresh = writer.close(out / f".{name}.new")
         sha = sha256_file(fresh)
-        if name in verified and old_shas[name] == sha:
+        if verified.get(name) == sha:
             fresh.unlink()
             stats["shards_kept"] += 1
         else:
             os.replace(fresh, out / name)
         shards.append({"file": name, "sha256": sha, "examples": writer.n_examples,
                        "tokens": writer.n_tokens, "bytes": (out / name).stat().st_size})
+    vocab = load_vocab(config.vocab)
+    counts = unigram_counts([out / s["file"] for s in shards], len(vocab), [vocab[t] for t in SPECIAL_TOKENS])
+    return shards, generator, stats, read_stats, counts
 
-    elapsed = time.time() - started
-    skipped = {k: v for k, v in read_stats.items()}
+
+def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: List[dict], stats: Counter,
+              read_stats: Counter, counts: np.ndarray, seconds: float) -> dict:
+    skipped = dict(read_stats)
     skipped.update({k: stats[k] for k in ("long_sentence_split", "one_sentence_document", "sentence_without_tokens")
                     if stats[k]})
     skipped.update(_nest(stats, "skipped"))  # the tasks' own: `skipped/<reason>`
@@ -224,28 +277,126 @@ def make(config: DataConfig, progress: bool = True) -> dict:
         "format_version": FORMAT_VERSION,
         "fingerprint": fp,
         "tasks": list(config.tasks),
-        "task_table": task_table,
+        "task_table": {task.name: task.spec.to_dict() for task in generator.tasks},
         "classes": {t.name: t.num_classes(generator) for t in generator.tasks if t.level == registry.SENTENCE},
-        "vocab": {"path": config.vocab, "sha256": sha256_file(config.vocab), "size": len(vocab)},
+        "vocab": {"path": config.vocab, "sha256": sha256_file(config.vocab), "size": len(load_vocab(config.vocab))},
         "config": config.to_dict(),
-        "examples": sum(w.n_examples for w in writers),
+        "examples": sum(s["examples"] for s in shards),
         "examples_per_task": _nest(stats, "examples"),
         "labels_per_task": _nest(stats, "labels"),
         "token_labels": _nest(stats, "token_labels"),
         **{key: value for task in generator.tasks for key, value in task.manifest_entries(generator, stats).items()},
         "corpus": {"documents": stats["documents"], "sentences": stats["sentences"],
                    "tokens": stats["tokens"], "raw_bytes": stats["raw_bytes"], "unk_rate": round(unk_rate, 5)},
-        "unigram_entropy": unigram_entropy([out / s["file"] for s in shards], len(vocab),
-                                           [vocab[t] for t in SPECIAL_TOKENS]),
+        "unigram_entropy": unigram_entropy(counts),
         "skipped_or_repaired": skipped,
         "shards": shards,
-        "seconds": round(elapsed, 2),
-        "mb_per_second": round(stats["raw_bytes"] / 1e6 / max(elapsed, 1e-9), 3),
+        "seconds": round(seconds, 2),
+        "mb_per_second": round(stats["raw_bytes"] / 1e6 / max(seconds, 1e-9), 3),
     }
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(Path(config.output) / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     if unk_rate > 0.05:
         print(f"warning: {unk_rate:.1%} of tokens are [UNK]: does {config.vocab} fit this corpus?",
               file=sys.stderr)
-    print(f"wrote {manifest['examples']} examples in {config.shards} shards, {stats['raw_bytes'] / 1e6:.1f} MB "
-          f"of text in {elapsed:.1f} s; manifest: {out / MANIFEST}")
+    print(f"wrote {manifest['examples']} examples in {len(shards)} shards, {stats['raw_bytes'] / 1e6:.1f} MB "
+          f"of text in {seconds:.1f} s; manifest: {Path(config.output) / MANIFEST}")
     return manifest
+
+
+def make(config: DataConfig, progress: bool = True) -> dict:
+    """The whole corpus on this machine: corpus states, shards and manifest."""
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"data_gen make: {', '.join(config.input)} -> {out} ({config.shards} shards, "
+          f"{config.workers} worker(s), tasks: {', '.join(config.tasks)})")
+    fp = fingerprint(config, config.input)
+    old = _read_manifest(out / MANIFEST)
+    verified = _verified(out, old, fp)
+    if verified and len(verified) == len(old["shards"]):
+        print(f"up to date: {len(verified)} shards verified against {out / MANIFEST}")
+        return old
+    started = time.time()
+    shards, generator, stats, read_stats, counts = _generate(config, _corpus_states(config), list(config.input),
+                                                             0, 1, verified, progress)
+    return _manifest(config, generator, fp, shards, stats, read_stats, counts, time.time() - started)
+
+
+def part_inputs(config: DataConfig, part: int, parts: int) -> List[str]:
+    """Part `part` of `parts` reads input files part, part + parts, ... of the config's list."""
+    if not 0 <= part < parts:
+        raise DataConfigError(f"--part {part} is not one of 0..{parts - 1} (--parts {parts})")
+    if parts > len(config.input):
+        raise DataConfigError(f"--parts {parts} is more than the {len(config.input)} input file(s) of the "
+                              "config: split the corpus into at least as many files as parts")
+    return list(config.input[part::parts])
+
+
+def make_part(config: DataConfig, part: int, parts: int, progress: bool = True) -> dict:
+    """Shards of one part of the input files, with the corpus states `prepare` wrote; its own
+    manifest (`manifest.part-I-of-N.json`) is what `merge` reads."""
+    out = Path(config.output)
+    inputs = part_inputs(config, part, parts)
+    states, states_sha = _load_states(out, config)
+    print(f"data_gen make part {part} of {parts}: {len(inputs)} input file(s) -> {out} ({config.shards} shards)")
+    fp = fingerprint(config, inputs, states_sha)
+    path = out / part_manifest_name(part, parts)
+    old = _read_manifest(path)
+    verified = _verified(out, old, fp)
+    if verified and len(verified) == len(old["shards"]):
+        print(f"up to date: {len(verified)} shards verified against {path}")
+        return old
+    started = time.time()
+    shards, _, stats, read_stats, counts = _generate(config, states, inputs, part, parts, verified, progress)
+    record = {"part": part, "parts": parts, "fingerprint": fp,
+              "shared": fingerprint(config, [], states_sha), "inputs": inputs, "shards": shards,
+              "stats": dict(stats), "read_stats": dict(read_stats),
+              "unigram_counts": {str(i): int(n) for i, n in enumerate(counts) if n},
+              "seconds": round(time.time() - started, 2)}
+    atomic_write_text(path, json.dumps(record, ensure_ascii=False) + "\n")
+    print(f"wrote part {part} of {parts}: {sum(s['examples'] for s in shards)} examples, {path}")
+    return record
+
+
+def merge(config: DataConfig) -> dict:
+    """One manifest over the shards every part wrote: checks that all parts are there, made
+    from the same config, code, vocabulary and corpus states, and sums their counts."""
+    out = Path(config.output)
+    found = sorted(out.glob("manifest.part-*-of-*.json"))
+    if not found:
+        raise DataConfigError(f"no part manifests (manifest.part-*-of-*.json) in {out}: run the parts first")
+    records = []
+    for path in found:
+        record = _read_manifest(path)
+        if record is None:
+            raise DataConfigError(f"{path}: not a readable part manifest; run that part again")
+        records.append(record)
+    parts = {r["parts"] for r in records}
+    if len(parts) > 1:
+        raise DataConfigError(f"{out} holds parts of different splits ({sorted(parts)} parts): remove the stale "
+                              "manifest.part-*.json files")
+    n = parts.pop()
+    missing = sorted(set(range(n)) - {r["part"] for r in records})
+    if missing:
+        raise DataConfigError(f"part(s) {', '.join(map(str, missing))} of {n} not made yet in {out}")
+    states, states_sha = _load_states(out, config)
+    shared = fingerprint(config, [], states_sha)
+    stale = [r["part"] for r in records if r["shared"] != shared]
+    if stale:
+        raise DataConfigError(f"part(s) {', '.join(map(str, stale))} in {out} were made with another config, "
+                              "vocabulary, code or corpus states: make them again")
+    for record in records:
+        for shard in record["shards"]:
+            if not (out / shard["file"]).is_file():
+                raise DataConfigError(f"{out / shard['file']} of part {record['part']} is missing: make the part again")
+    records.sort(key=lambda r: r["part"])
+    stats, read_stats = Counter(), Counter()
+    generator = ExampleGenerator(config, states)
+    counts = np.zeros(len(load_vocab(config.vocab)), np.int64)
+    for record in records:
+        stats.update(record["stats"])
+        read_stats.update(record["read_stats"])
+        for token, k in record["unigram_counts"].items():
+            counts[int(token)] += k
+    fp = hashlib.sha256("".join(r["fingerprint"] for r in records).encode()).hexdigest()
+    shards = [s for r in records for s in r["shards"]]
+    return _manifest(config, generator, fp, shards, stats, read_stats, counts, sum(r["seconds"] for r in records))

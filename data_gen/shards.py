@@ -54,19 +54,21 @@ class ShardWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.task_table, self.label_fields = task_table, list(label_fields)
-        self._dtypes = {**token_fields(self.label_fields), **EXAMPLE_FIELDS, **MASK_FIELDS}
+        # every array, the offsets too, goes to a file as it comes: memory does not grow with the shard
+        self._dtypes = {"token_offsets": np.int64, "mask_offsets": np.int64,
+                        **token_fields(self.label_fields), **EXAMPLE_FIELDS, **MASK_FIELDS}
         self._dir = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
         self._files = {name: open(Path(self._dir.name) / name, "wb") for name in self._dtypes}
         self.n_examples = self.n_tokens = self.n_masks = 0
-        self._token_offsets = [0]
-        self._mask_offsets = [0]
+        for name in ("token_offsets", "mask_offsets"):
+            self._files[name].write(np.zeros(1, np.int64).tobytes())
 
     def add_block(self, block: Dict[str, np.ndarray]) -> None:
         """Appends a block of examples (`examples.assemble`)."""
+        block = {**block, "token_offsets": self.n_tokens + np.cumsum(block["lengths"], dtype=np.int64),
+                 "mask_offsets": self.n_masks + np.cumsum(block["mask_lengths"], dtype=np.int64)}
         for name, f in self._files.items():
             f.write(np.ascontiguousarray(block[name], self._dtypes[name]).tobytes())
-        self._token_offsets.extend((self.n_tokens + np.cumsum(block["lengths"])).tolist())
-        self._mask_offsets.extend((self.n_masks + np.cumsum(block["mask_lengths"])).tolist())
         self.n_examples += len(block["lengths"])
         self.n_tokens += int(block["lengths"].sum())
         self.n_masks += int(block["mask_lengths"].sum())
@@ -76,15 +78,10 @@ class ShardWriter:
         for f in self._files.values():
             f.close()
         arrays = {name: Path(self._dir.name) / name for name in self._files}
-        offsets = {"token_offsets": np.asarray(self._token_offsets, np.int64),
-                   "mask_offsets": np.asarray(self._mask_offsets, np.int64)}
-        dtypes = self._dtypes
         layout, position = {}, 0
         sizes = {name: arrays[name].stat().st_size for name in arrays}
-        sizes.update({name: a.nbytes for name, a in offsets.items()})
-        for name in (*offsets, *arrays):
-            layout[name] = {"dtype": np.dtype(offsets[name].dtype if name in offsets else dtypes[name]).str,
-                            "offset": position, "nbytes": sizes[name]}
+        for name in arrays:
+            layout[name] = {"dtype": np.dtype(self._dtypes[name]).str, "offset": position, "nbytes": sizes[name]}
             position += -(-sizes[name] // _ALIGN) * _ALIGN
         n_blocks = -(-position // BLOCK_BYTES)
 
@@ -100,13 +97,10 @@ class ShardWriter:
         with atomic_path(target) as tmp, open(tmp, "wb") as out:
             out.seek(data_start)
             blocks = _BlockCrc(out)
-            for name in (*offsets, *arrays):
-                if name in offsets:
-                    blocks.write(offsets[name].tobytes())
-                else:
-                    with open(arrays[name], "rb") as f:
-                        while chunk := f.read(1 << 22):
-                            blocks.write(chunk)
+            for name in arrays:
+                with open(arrays[name], "rb") as f:
+                    while chunk := f.read(1 << 22):
+                        blocks.write(chunk)
                 blocks.write(bytes(-(-sizes[name] // _ALIGN) * _ALIGN - sizes[name]))
             header = header_bytes(blocks.finish())
             assert len(header) == header_len

@@ -37,16 +37,26 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 class Collocations:
     """English bigram phrases by pointwise mutual information, from one pass over the corpus.
-    Words are counted as integers: unigrams in an array, bigrams as sorted (code, count) arrays
-    merged now and then."""
+
+    Words are counted as integers: unigrams in an array, bigrams as one sorted table of (code,
+    count) arrays into which each batch's pairs are merged. Memory is bounded by configuration,
+    not by the corpus: when the table holds more than `max_pairs` pairs, or the lexicon more than
+    `max_words` words, the rarest are dropped, as word2vec's and gensim's phrase detectors prune
+    their vocabularies: every entry counted fewer than `min_reduce` times goes, and `min_reduce`
+    grows by one each time. A pair dropped and seen again starts counting from zero, so a count
+    can fall short of the truth by at most the `min_reduce` reached (recorded as `pruned_below`);
+    pairs frequent enough to be phrases are not affected unless the bound is far too small."""
 
     def __init__(self, min_count: int = 5, min_pmi: float = 3.0, max_phrases: int = 50000,
-                 stopwords: Set[str] = frozenset()):
+                 stopwords: Set[str] = frozenset(), max_pairs: int = 1_000_000, max_words: int = 200_000):
         self.min_count, self.min_pmi, self.max_phrases = min_count, min_pmi, max_phrases
         self.stopwords = stopwords
+        self.max_pairs, self.max_words = max_pairs, max_words
         self._index: Dict[str, int] = {}
         self._unigrams = np.zeros(0, np.int64)
-        self._bigrams: List[Tuple[np.ndarray, np.ndarray]] = []
+        self._codes, self._counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self.min_reduce = 1        # entries counted fewer times than this were dropped
+        self.pruned_below = 0      # the largest min_reduce a pruning used
         self.phrases: Set[Tuple[str, str]] = set()
 
     def count(self, sentences: Iterable[str]) -> None:
@@ -61,18 +71,38 @@ class Collocations:
         within = np.ones(max(0, len(ids) - 1), bool)
         ends = np.asarray(ends, np.int64)
         within[ends[(ends > 0) & (ends < len(ids))] - 1] = False  # the pair across a sentence end
-        self._bigrams.append(np.unique(((ids[:-1] << 32) | ids[1:])[within], return_counts=True))
-        if len(self._bigrams) > 8:
-            self._bigrams = [self._merged()]
+        codes, counts = np.unique(((ids[:-1] << 32) | ids[1:])[within], return_counts=True)
+        self._codes, self._counts = _merge_counts(self._codes, self._counts, codes, counts)
+        while len(self._codes) > self.max_pairs or len(self._index) > self.max_words:
+            self._prune()
 
-    def _merged(self) -> Tuple[np.ndarray, np.ndarray]:
-        codes = np.concatenate([c for c, _ in self._bigrams]) if self._bigrams else np.zeros(0, np.int64)
-        counts = np.concatenate([n for _, n in self._bigrams]) if self._bigrams else np.zeros(0, np.int64)
-        unique, inverse = np.unique(codes, return_inverse=True)
-        return unique, np.bincount(inverse, weights=counts, minlength=len(unique)).astype(np.int64)
+    @property
+    def n_pairs(self) -> int:
+        return len(self._codes)
+
+    @property
+    def n_words(self) -> int:
+        return len(self._index)
+
+    def _prune(self) -> None:
+        """Drops the pairs and words counted fewer than `min_reduce` times, then raises it."""
+        self.pruned_below = max(self.pruned_below, self.min_reduce)
+        keep = self._counts >= self.min_reduce
+        self._codes, self._counts = self._codes[keep], self._counts[keep]
+        if len(self._index) > self.max_words:
+            kept = self._unigrams >= self.min_reduce
+            new_id = np.cumsum(kept) - 1
+            a, b = self._codes >> 32, self._codes & 0xFFFFFFFF
+            both = kept[a] & kept[b]
+            self._codes = (new_id[a[both]] << 32) | new_id[b[both]]  # order is kept: ids only shrink
+            self._counts = self._counts[both]
+            words = [w for w, k in zip(self._index, kept.tolist()) if k]
+            self._index = {w: i for i, w in enumerate(words)}
+            self._unigrams = self._unigrams[kept]
+        self.min_reduce += 1
 
     def finish(self) -> "Collocations":
-        codes, counts = self._merged()
+        codes, counts = self._codes, self._counts
         frequent = counts >= self.min_count
         words = list(self._index)
         unigrams = self._unigrams.tolist()
@@ -87,8 +117,17 @@ class Collocations:
                 scored.append((pmi * math.log(n), words[a], words[b]))
         scored.sort(reverse=True)
         self.phrases = {(a, b) for _, a, b in scored[:self.max_phrases]}
-        self._index, self._unigrams, self._bigrams = {}, np.zeros(0, np.int64), []  # no longer needed
+        self._index, self._unigrams = {}, np.zeros(0, np.int64)  # no longer needed
+        self._codes, self._counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
         return self
+
+
+def _merge_counts(codes_a, counts_a, codes_b, counts_b):
+    """The sum of two sorted (code, count) tables, sorted."""
+    codes = np.concatenate([codes_a, codes_b])
+    counts = np.concatenate([counts_a, counts_b])
+    unique, inverse = np.unique(codes, return_inverse=True)
+    return unique, np.bincount(inverse, weights=counts, minlength=len(unique)).astype(np.int64)
 
 
 class _Units:
@@ -149,10 +188,11 @@ def knowledge_segments(chunk: TokenizedChunk, lang: str, phrase_pairs: np.ndarra
     """`seg_knowledge` over the chunk's tokens (entities, then phrases, then basic units) and
     the number of phrase and entity units.
 
-    `phrase_pairs`: [P, 2] lexicon ids of the phrase bigrams. Entities: the entity list, then for English runs of two or more capitalised words, which do
-    not start with a sentence-initial stop word ("And Mitch" is not an entity), for Chinese the
-    tagged names. Phrases: for English the collocation bigrams, taken greedily left to right; for
-    Chinese every word of more than one character. No unit crosses a sentence."""
+    `phrase_pairs`: [P, 2] lexicon ids of the phrase bigrams. Entities: the entity list, then
+    for English runs of two or more capitalised words, which do not start with a sentence-initial
+    stop word ("And Mitch" is not an entity), for Chinese the tagged names. Phrases: for
+    English the collocation bigrams, taken greedily left to right; for Chinese every word of more
+    than one character. No unit crosses a sentence."""
     n = len(chunk.lexeme)
     first = chunk.first_word_of_sentence()
     kept = chunk.word_sentence >= 0
@@ -254,11 +294,12 @@ class KnowledgeMasking(PretrainingTask):
         if config.lang != "en":
             return []
         colloc = Collocations(config.collocation_min_count, config.collocation_min_pmi,
-                              stopwords=load_stopwords(config.stopwords))
+                              stopwords=load_stopwords(config.stopwords),
+                              max_pairs=config.collocation_max_pairs, max_words=config.collocation_max_words)
         batch: List[str] = []
         for doc in read_corpus():
             batch += [s.text for s in doc.sentences]
-            if len(batch) >= 100_000:
+            if len(batch) >= 20_000:  # a batch's pairs are merged into the bounded table
                 colloc.count(batch)
                 batch = []
         colloc.count(batch)
@@ -289,7 +330,8 @@ class KnowledgeMasking(PretrainingTask):
         positions, labels, counts = [], [], np.zeros(len(block["lengths"]), np.int64)
         offsets = (np.cumsum(block["lengths"]) - block["lengths"]).tolist()
         bit = 1 << self.task_id
-        for i, (start, n, tasks) in enumerate(zip(offsets, block["lengths"].tolist(), block["token_tasks"].tolist())):
+        examples = zip(offsets, block["lengths"].tolist(), block["token_tasks"].tolist())
+        for i, (start, n, tasks) in enumerate(examples):
             if not tasks & bit:
                 continue
             span = slice(start, start + n)
@@ -307,7 +349,8 @@ class KnowledgeMasking(PretrainingTask):
         stats["masked_tokens"] += int(counts.sum())
 
     def count_labels(self, labels) -> dict:
-        return {"units": int((labels["seg_knowledge"] == 0).sum()), "basic_units": int((labels["seg_basic"] == 0).sum())}
+        return {"units": int((labels["seg_knowledge"] == 0).sum()),
+                "basic_units": int((labels["seg_basic"] == 0).sum())}
 
     def manifest_entries(self, generator, stats) -> dict:
         return {"knowledge_units": {"phrase_units": stats["phrase_units"], "entity_units": stats["entity_units"],

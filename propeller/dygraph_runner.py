@@ -5,7 +5,9 @@ The interface is `StaticRunner`'s: `step(step, feed, learning_rate)`, `state()`,
 a dict of tensors with a `loss`. With `distributed=True` the process must have been started by
 `python -m paddle.distributed.launch`: fleet's collective mode (gloo on CPU, NCCL on GPU)
 averages the gradients of the ranks before every update, so all ranks keep identical parameters.
-This is the path that runs data-parallel on CPU: Paddle 3.3.1's static-graph fleet does not.
+The static runner does the same with the averaging in its program; this runner has no mixed
+precision, because Paddle 3.3.1's dygraph `auto_cast` and `GradScaler` switch themselves off on
+a CPU (they run on CUDA, XPU and custom devices only), so nothing of them could be tested here.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Callable, Dict, Mapping
 import numpy as np
 import paddle
 
-from .static_runner import FedLearningRate
+from .static_runner import FedLearningRate, step_seed
 
 
 class DygraphRunner:
@@ -24,6 +26,7 @@ class DygraphRunner:
                  distributed: bool = False):
         self.seed = seed
         self.distributed = distributed
+        self.rank = 0
         self.learning_rate = FedLearningRate()
         paddle.seed(seed)
         self.model = model_fn()
@@ -34,12 +37,13 @@ class DygraphRunner:
         if distributed:
             from paddle.distributed import fleet
             fleet.init(is_collective=True)
+            self.rank = fleet.worker_index()
             self._forward = fleet.distributed_model(self.model)
             self.optimizer = fleet.distributed_optimizer(self.optimizer)
 
     def step(self, step: int, feed: Mapping[str, np.ndarray], learning_rate: float) -> Dict[str, np.ndarray]:
         self.learning_rate.set(learning_rate)
-        paddle.seed(self.seed * 1_000_003 + step)
+        paddle.seed(step_seed(self.seed, step, self.rank))
         out = self._forward({name: paddle.to_tensor(value) for name, value in feed.items()})
         out["loss"].backward()
         self.optimizer.step()

@@ -18,7 +18,7 @@ Paddle, so a config can be checked in a process that never loads it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
     import paddle
@@ -34,12 +34,14 @@ class MixedPrecisionUnsupported(RuntimeError):
 
 @dataclass(frozen=True)
 class LossScaling:
-    """Dynamic loss scaling settings (float16); the defaults are the original ERNIE's range."""
-    init: float = 2.0 ** 15
-    incr_every_n_steps: int = 1000
+    """Dynamic loss scaling settings (float16). The defaults are the original ERNIE's
+    pre-training defaults (`ernie/pretrain_args.py` of PaddlePaddle/ERNIE: initial scale 102400,
+    x2 after 100 clean steps, x0.8 after 2 overflowing ones)."""
+    init: float = 102400.0
+    incr_every_n_steps: int = 100
     decr_every_n_nan_or_inf: int = 2
     incr_ratio: float = 2.0
-    decr_ratio: float = 0.5
+    decr_ratio: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,30 @@ def _give_bf16_matmuls_both_gradients(program) -> None:
                 value.stop_gradient = False
 
 
-def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: Optional[MixedPrecision]):
+def _reduce_after_backward(optimizer, reduce_gradients: Callable) -> None:
+    """Makes `optimizer.minimize` pass its gradients through `reduce_gradients` between the
+    backward pass and the update. Paddle's optimizers, plain or decorated for mixed precision,
+    all compute their gradients in `backward()`, so wrapping that one method puts the reduction
+    before everything the update does with them: the inf/nan check of loss scaling (every rank
+    then sees the same overflow and skips the same steps), clipping and weight decay."""
+    backward = optimizer.backward
+
+    def reduced_backward(*args, **kwargs):
+        return reduce_gradients(backward(*args, **kwargs))
+
+    optimizer.backward = reduced_backward
+
+
+def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: Optional[MixedPrecision],
+             reduce_gradients: Optional[Callable] = None):
     """Builds the model under auto-cast and appends backward and optimizer ops; returns the
-    model function's feeds and fetches. Call inside a program guard."""
+    model function's feeds and fetches. `reduce_gradients([(param, grad)]) -> [(param, grad)]`
+    (data parallelism's all-reduce) runs on the gradients before the update. Call inside a
+    program guard."""
     import paddle
     if mixed_precision is None:
+        if reduce_gradients is not None:
+            _reduce_after_backward(optimizer, reduce_gradients)
         feeds, fetches, loss = model_fn()
         optimizer.minimize(loss)
         return feeds, fetches
@@ -108,6 +129,8 @@ def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: O
         # no loss scaling: Paddle's defaults would build an unscale op without a scale
         optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype, init_loss_scaling=1.0,
                                                use_dynamic_loss_scaling=False)
+        if reduce_gradients is not None:
+            _reduce_after_backward(optimizer, reduce_gradients)
         with paddle.amp.auto_cast(level="O1", dtype=dtype):
             feeds, fetches, loss = model_fn()
             if not has_gpu():
@@ -115,6 +138,8 @@ def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: O
             optimizer.minimize(loss)
         return feeds, fetches
     optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype)
+    if reduce_gradients is not None:
+        _reduce_after_backward(optimizer, reduce_gradients)
     with paddle.amp.auto_cast(level="O1", dtype=dtype):
         feeds, fetches, loss = model_fn()
         scaler = paddle.amp.GradScaler(

@@ -6,11 +6,22 @@ runner adds the optimizer, initialises the parameters in a scope of its own, and
 per `step()`. Its state (every persistable variable: parameters and optimizer accumulators) is
 read and written as numpy arrays by name, for checkpoints in any safe format.
 
-Dropout is seeded per step, so a resumed run draws the same masks as an uninterrupted one.
+Dropout is seeded per step (and rank), so a resumed run draws the same masks as an
+uninterrupted one.
+
+Data parallelism (`distributed=True`, in a process started by `python -m paddle.distributed.launch`):
+every rank runs the same program on its own batch, and the program itself averages the gradients
+across ranks (an all-reduce op per gradient, over gloo on CPU and NCCL on GPU) between the
+backward pass and the update, so every rank applies the same update to the same parameters, and
+mixed precision, loss scaling and the fused CPU kernels work as in one process. Paddle's fleet
+static collective (`fleet.distributed_optimizer(...).minimize`) cannot run this on Paddle 3.3.1:
+under PIR it fails in `Program.clone(for_test=...)` with a TypeError, and under the legacy IR it
+asks for a GPU or XPU build.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -71,6 +82,12 @@ class InferenceProgram:
                                                self.executor, program=self.main)
 
 
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The random seed of one training step of one rank: dropout differs between steps and
+    between data-parallel ranks, and is the same again when a run resumes."""
+    return seed * 1_000_003 + step + rank * 1_000_000_007
+
+
 class FedLearningRate(paddle.optimizer.lr.LRScheduler):
     """A learning rate the caller sets before every step (`set`), for schedules computed outside
     the program, such as a warm-up per pre-training task."""
@@ -85,24 +102,44 @@ class FedLearningRate(paddle.optimizer.lr.LRScheduler):
         return self.last_lr
 
 
+def average_across_ranks(world_size: int):
+    """The gradient reduction of data parallelism, as program ops: the sum over ranks, / ranks."""
+    def reduce(params_grads):
+        import paddle.distributed as dist
+        averaged = []
+        for param, grad in params_grads:
+            dist.all_reduce(grad)  # in place
+            averaged.append((param, paddle.scale(grad, 1.0 / world_size)))
+        return averaged
+    return reduce
+
+
 class StaticRunner:
     """`mixed_precision` (see `propeller.mixed_precision`) trains with float16 or bfloat16 O1;
-    with float16, `step()` also returns the loss scale in force after the step (`loss_scale`)."""
+    with float16, `step()` also returns the loss scale in force after the step (`loss_scale`).
+    `distributed`: data-parallel over the ranks of `paddle.distributed.launch` (module docstring)."""
 
     def __init__(self, model_fn: Callable[[], Tuple[Dict, Dict, paddle.Tensor]],
                  optimizer_fn: Callable[[FedLearningRate], paddle.optimizer.Optimizer], seed: int,
-                 place=None, mixed_precision: Optional[MixedPrecision] = None):
+                 place=None, mixed_precision: Optional[MixedPrecision] = None, distributed: bool = False):
         self.place = place or default_place()
         self.seed = seed
         self.scope = paddle.static.Scope()
         self.learning_rate = FedLearningRate()
+        self.rank, reduce = 0, None
+        if distributed:
+            import paddle.distributed as dist
+            if not dist.is_initialized():
+                dist.init_parallel_env()
+            self.rank, reduce = dist.get_rank(), average_across_ranks(dist.get_world_size())
         # Fresh generated names (accumulators, loss scale) whatever was built before in this
         # process, so a checkpoint's variable names match the program that resumes from it.
         with static_mode(), paddle.utils.unique_name.guard():
-            paddle.seed(seed)
+            paddle.seed(seed)  # the same initial parameters on every rank
             self.main, startup = paddle.static.Program(), paddle.static.Program()
             with paddle.static.program_guard(self.main, startup):
-                self.feeds, self.fetches = minimize(model_fn, optimizer_fn(self.learning_rate), mixed_precision)
+                self.feeds, self.fetches = minimize(model_fn, optimizer_fn(self.learning_rate), mixed_precision,
+                                                    reduce)
             self.executor = paddle.static.Executor(self.place)
             with paddle.static.scope_guard(self.scope):
                 self.executor.run(startup)
@@ -120,7 +157,7 @@ class StaticRunner:
         self.learning_rate.set(learning_rate)
         feed = {name: feed[name] for name in self.feeds}
         with static_mode(), paddle.static.scope_guard(self.scope):
-            paddle.seed(self.seed * 1_000_003 + step)
+            paddle.seed(step_seed(self.seed, step, self.rank))
             values = self.executor.run(self.main, feed=feed, fetch_list=[self.fetches[n] for n in self._fetch_names])
         out = dict(zip(self._fetch_names, values))
         if self._loss_scale_name is not None:
@@ -129,6 +166,14 @@ class StaticRunner:
 
     def state(self) -> Dict[str, np.ndarray]:
         return {name: np.array(self.scope.find_var(name).get_tensor()) for name in self.state_names}
+
+    def parameters_digest(self) -> str:
+        """SHA-256 of the whole state, to check that data-parallel ranks agree."""
+        digest = hashlib.sha256()
+        for name, value in sorted(self.state().items()):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        return digest.hexdigest()
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         missing = [n for n in self.state_names if n not in state]

@@ -94,6 +94,44 @@ def test_rerun_skips_verified_shards_and_repairs_corrupt_ones(corpus, en_vocab, 
     assert len(Shard(broken)) == first["shards"][1]["examples"]
 
 
+def test_a_corpus_made_in_parts_and_merged_is_the_whole_corpus(corpus, en_vocab, tmp_path):
+    """prepare once, two parts over three files (as two machines would), merge: one manifest
+    that counts what a single make counts, over every part's shards, readable by inspect."""
+    files = []
+    for k, doc in enumerate(_documents(n_docs=6, sentences=25)):
+        if k % 2 == 0:
+            files.append(tmp_path / f"in-{len(files)}.txt")
+        with open(files[-1], "a", encoding="utf-8") as f:
+            f.write("".join(doc) + "\n")
+    values = dict(input=[str(f) for f in files], vocab=str(en_vocab), output=str(tmp_path / "parts"),
+                  max_seq_len=64, shards=2, chunk_bytes=4096, tasks=["knowledge_masking", "capitalization",
+                                                                    "sentence_reordering", "sentence_distance"])
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(values))
+
+    def data_gen(*args):
+        return subprocess.run([sys.executable, "-m", "data_gen", *args, "--config", str(tmp_path / "data.yaml")],
+                              capture_output=True, text=True)
+
+    early = data_gen("make", "--part", "0", "--parts", "2", "--quiet")
+    assert early.returncode == 1 and "corpus_states.json not found" in early.stderr
+    assert data_gen("make", "--prepare").returncode == 0
+    assert data_gen("make", "--part", "1", "--parts", "2", "--quiet", "--workers", "2").returncode == 0
+    missing = data_gen("merge")
+    assert missing.returncode == 1 and "part(s) 0 of 2 not made yet" in missing.stderr
+    assert data_gen("make", "--part", "0", "--parts", "2", "--quiet").returncode == 0
+    merged = data_gen("merge")
+    assert merged.returncode == 0, merged.stderr
+    manifest = json.loads((tmp_path / "parts" / "manifest.json").read_text())
+    assert [s["file"] for s in manifest["shards"]] == [f"part-0000{k}.shard" for k in range(4)]
+    whole = make(DataConfig(**{**values, "output": str(tmp_path / "whole")}), progress=False)
+    assert manifest["corpus"] == whole["corpus"] and manifest["knowledge_units"] == whole["knowledge_units"]
+    assert manifest["examples"] == sum(s["examples"] for s in manifest["shards"]) > 0
+    assert abs(manifest["unigram_entropy"]["nats"] - whole["unigram_entropy"]["nats"]) < 0.05
+    shown = subprocess.run([sys.executable, "-m", "data_gen", "inspect", str(tmp_path / "parts"), "--limit", "3"],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.count("[CLS]") == 3
+
+
 def test_not_a_shard(tmp_path):
     (tmp_path / "x.shard").write_bytes(b"PK\x03\x04 not a shard at all")
     with pytest.raises(ShardError, match="x.shard: not an ERNIE shard"):

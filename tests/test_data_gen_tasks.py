@@ -248,6 +248,36 @@ def test_collocations_find_frequent_pairs():
     assert ("matter", "budget") not in colloc.phrases and ("record", "social") not in colloc.phrases
 
 
+def test_collocation_counts_stay_within_their_bound_on_a_growing_vocabulary():
+    """Every batch brings new words and pairs; the table never holds more than its bound, and
+    the frequent phrases (counts far above the pruning threshold) are still found."""
+    rng = np.random.default_rng(0)
+    colloc = km.Collocations(min_count=20, min_pmi=1.0, max_pairs=2000, max_words=1500)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    fresh = ("x" + "".join(letters[(i // 26 ** k) % 26] for k in range(4)) for i in range(26 ** 4))
+    for _ in range(40):
+        batch = []
+        for _ in range(50):
+            words = [next(fresh) for _ in range(int(rng.integers(5, 12)))]
+            batch.append(" ".join(["social", "security"] + words + ["health", "care"]))
+        colloc.count(batch)
+        assert colloc.n_pairs <= 2000 and colloc.n_words <= 1500
+    assert colloc.pruned_below >= 1
+    phrases = colloc.finish().phrases
+    assert ("social", "security") in phrases and ("health", "care") in phrases
+    assert not any(a.startswith("x") and b.startswith("x") for a, b in phrases)
+
+
+def test_collocations_are_exact_while_the_bound_is_not_reached():
+    sentences = ["the cat sat on the mat", "a cat sat", "the mat sat on a cat"] * 7
+    bounded = km.Collocations(min_count=2, min_pmi=0.1, max_pairs=10**6)
+    for i in range(0, len(sentences), 4):
+        bounded.count(sentences[i:i + 4])
+    whole = km.Collocations(min_count=2, min_pmi=0.1)
+    whole.count(sentences)
+    assert bounded.pruned_below == 0 and bounded.finish().phrases == whole.finish().phrases
+
+
 # ---- discourse relation -----------------------------------------------------------------------
 
 def test_discourse_markers():

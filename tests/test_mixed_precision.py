@@ -43,7 +43,7 @@ def run(runner, xs, start=0):
 
 
 def test_scale_grows_after_n_clean_steps_and_shrinks_on_overflow():
-    trace = run(fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1),
+    trace = run(fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1, decr_ratio=0.5),
                 [CLEAN, CLEAN, CLEAN, OVERFLOW, CLEAN])
     assert [(s, g, b) for s, g, b, _ in trace] == [(8, 1, 0), (16, 0, 0), (16, 1, 0), (8, 0, 0), (8, 1, 0)]
     w = [t[3] for t in trace]
@@ -70,17 +70,57 @@ def test_scale_shrinks_only_after_n_overflows_and_skips_each_of_them():
 
 def test_loss_scale_state_travels_with_the_runner_state():
     xs = [CLEAN, CLEAN, OVERFLOW, CLEAN, CLEAN, CLEAN]
-    straight = run(fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1), xs)
-    first = fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1)
+    straight = run(fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1, decr_ratio=0.5), xs)
+    first = fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1, decr_ratio=0.5)
     run(first, xs[:3])
     state = first.state()
     assert {"loss_scaling_0", "num_good_steps_0", "num_bad_steps_0"} <= set(state)
-    resumed = fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1)
+    resumed = fp16_runner(init=8.0, incr_every_n_steps=2, decr_every_n_nan_or_inf=1, decr_ratio=0.5)
     resumed.load_state(state)
     rest = run(resumed, xs[3:], start=3)
     for a, b in zip(straight[3:], rest):
         assert a[:3] == b[:3]
         np.testing.assert_array_equal(a[3], b[3])
+
+
+RANK_SCRIPT = """
+import json, os, sys
+import numpy as np, paddle
+sys.path.insert(0, sys.argv[1])
+from tests.test_mixed_precision import CLEAN, OVERFLOW, elementwise_model, run
+from propeller.mixed_precision import LossScaling, MixedPrecision
+from propeller.static_runner import StaticRunner
+rank = int(os.environ["PADDLE_TRAINER_ID"])
+runner = StaticRunner(elementwise_model, lambda lr: paddle.optimizer.Adam(lr), seed=1, place=paddle.CPUPlace(),
+                      mixed_precision=MixedPrecision("fp16", LossScaling(init=8.0, incr_every_n_steps=2,
+                                                                           decr_every_n_nan_or_inf=1, decr_ratio=0.5)),
+                      distributed=True)
+xs = [CLEAN, CLEAN, CLEAN, OVERFLOW if rank == 1 else CLEAN, CLEAN]  # only rank 1 overflows
+trace = run(runner, xs)
+with open(os.path.join(sys.argv[2], f"rank{rank}.json"), "w") as f:
+    json.dump([[s, g, b, w.tolist()] for s, g, b, w in trace], f)
+"""
+
+
+def test_loss_scaling_across_ranks_skips_a_step_every_rank_skips(tmp_path):
+    """Two ranks of the data-parallel static program; only rank 1's gradients overflow at step 4.
+    The all-reduce comes before the overflow check, so both ranks skip that step and shrink the
+    scale alike, and their parameters stay identical."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    (tmp_path / "rank.py").write_text(RANK_SCRIPT)
+    launch = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                             "--log_dir", str(tmp_path / "logs"), str(tmp_path / "rank.py"), str(REPO), str(tmp_path)],
+                            capture_output=True, text=True)
+    assert launch.returncode == 0, launch.stdout[-3000:]
+    traces = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for trace in traces:
+        assert [tuple(t[:3]) for t in trace] == [(8, 1, 0), (16, 0, 0), (16, 1, 0), (8, 0, 0), (8, 1, 0)]
+        assert trace[3][3] == trace[2][3] and trace[4][3] != trace[3][3]  # step 4 skipped, step 5 not
+    assert traces[0] == traces[1]
 
 
 @pytest.mark.skipif(has_gpu(), reason="a GPU runs float16")

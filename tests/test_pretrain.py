@@ -2,7 +2,9 @@
 import json
 import math
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -162,38 +164,52 @@ def test_resume_refuses_another_config(pretrain_setup, tmp_path):
     assert "the config differs" in result.stderr and "optimization" in result.stderr and "schedule" in result.stderr
 
 
-def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_setup, tmp_path):
-    """fleet data parallelism on CPU (gloo): both ranks end identical, and equal a single process
-    that averages the losses of the two ranks' batches (dropout off, so no randomness differs)."""
-    from ernie.pretrain.trainer import Trainer, load_config
-    from ernie.pretrain.data import PretrainingData
+def _launch(config, output, logs, *extra, nodes=None, wait=True):
+    """`paddle.distributed.launch` of two ranks: one launcher with two processes, or
+    `nodes=(node rank, master)`: one of two launchers of one process each, as two machines run."""
+    topology = ["--nproc_per_node", "2"] if nodes is None else \
+        ["--nproc_per_node", "1", "--nnodes", "2", "--rank", str(nodes[0]), "--master", nodes[1]]
+    command = [sys.executable, "-m", "paddle.distributed.launch", *topology, "--log_dir", str(logs),
+               str(REPO / "scripts" / "pretrain_launch.py"), "--config", str(config), "--output", str(output),
+               "--quiet", *extra]
+    if not wait:
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "launcher.out", "w") as out:  # not a pipe: nobody reads it while the job runs
+            return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    launch = subprocess.run(command, capture_output=True, text=True)
+    worker_logs = [(logs / f"workerlog.{r}").read_text() for r in (0, 1)]
+    assert launch.returncode == 0, launch.stdout[-2000:] + launch.stderr[-2000:]
+    for rank, text in enumerate(worker_logs):  # the launcher can exit 0 when a worker failed
+        assert f"rank {rank}: parameters identical on all 2 ranks" in text, text[-3000:]
+    return load_params(output / "model" / "params.safetensors")
 
-    root = pretrain_setup
+
+def _dp_config(root, name, **changes):
+    """The test config without dropout (so a single process can stand for two ranks), changed."""
     model = yaml.safe_load((root / "model.yaml").read_text())
     (root / "model_nodrop.yaml").write_text(yaml.safe_dump({**model, "hidden_dropout_prob": 0.0,
                                                              "attention_probs_dropout_prob": 0.0}))
     config = yaml.safe_load((root / "pretrain.yaml").read_text())
     config.update(model=str(root / "model_nodrop.yaml"), checkpoint_every=1000)
     config["schedule"]["iterations_per_task"] = 8
-    (root / "pretrain_dp.yaml").write_text(yaml.safe_dump(config))
+    config.update(changes)
+    (root / name).write_text(yaml.safe_dump(config))
+    return root / name
 
-    logs = tmp_path / "launch_logs"
-    launch = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-                             "--log_dir", str(logs), str(REPO / "scripts" / "pretrain_launch.py"),
-                             "--config", str(root / "pretrain_dp.yaml"), "--output", str(tmp_path / "dp"), "--quiet"],
-                            capture_output=True, text=True)
-    worker_logs = [(logs / f"workerlog.{r}").read_text() for r in (0, 1)]
-    assert launch.returncode == 0, launch.stderr[-2000:]
-    for rank, text in enumerate(worker_logs):  # the launcher can exit 0 when a worker failed
-        assert f"rank {rank}: parameters identical on all 2 ranks" in text, text[-3000:]
-    distributed = load_params(tmp_path / "dp" / "model" / "params.safetensors")
 
-    reference = load_config(root / "pretrain_dp.yaml", {"output": str(tmp_path / "ref"), "mode": "dygraph"})
+def _one_process_over_both_ranks_batches(config_path, tmp_path):
+    """Parameters after a dygraph run in one process whose every step averages the losses of the
+    batches the two ranks read."""
+    from ernie.pretrain.trainer import Trainer, load_config
+    from ernie.pretrain.data import PretrainingData
+
+    reference = load_config(config_path, {"output": str(tmp_path / "ref"), "mode": "dygraph", "amp": "off"})
     trainer = Trainer(reference)
     vocab_ids = (trainer.data.pad_id, trainer.data.mask_token_id, trainer.data.first_normal_id)
     readers = [PretrainingData(reference.data, reference.seed, reference.batch_tokens, *vocab_ids,
                                rank=r, world_size=2) for r in (0, 1)]
     runner, task_steps = trainer.runner, {}
+    initial = {p.name: p.numpy() for p in runner.model.parameters()}
     for i, (stage, task) in enumerate(trainer.schedule.steps()):
         task_steps[task] = task_steps.get(task, 0) + 1
         runner.learning_rate.set(trainer.learning_rate(task, task_steps[task]))
@@ -205,9 +221,72 @@ def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_s
         ((losses[0] + losses[1]) / 2).backward()
         runner.optimizer.step()
         runner.optimizer.clear_grad()
-    single = {p.name: p.numpy() for p in runner.model.parameters()}
+    return initial, {p.name: p.numpy() for p in runner.model.parameters()}
+
+
+@pytest.mark.parametrize("mode", ["static", "dygraph"])
+def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_setup, tmp_path, mode):
+    """Data parallelism on CPU (gloo), in the static program (the all-reduce in the program) and
+    in dygraph (fleet): both ranks end identical, and equal a single process that averages the
+    losses of the two ranks' batches (dropout off, so no randomness differs)."""
+    config = _dp_config(pretrain_setup, "pretrain_dp.yaml")
+    distributed = _launch(config, tmp_path / "dp", tmp_path / "logs", "--mode", mode)
+    initial, single = _one_process_over_both_ranks_batches(config, tmp_path)
     assert single.keys() == distributed.keys()
     for name in single:
         np.testing.assert_allclose(distributed[name], single[name], atol=1e-6, rtol=0, err_msg=name)
-    initial = {p.name: p.numpy() for p in Trainer(reference).model.parameters()}
     assert max(float(np.abs(single[n] - initial[n]).max()) for n in single) > 1e-3  # it did train
+
+
+@pytest.mark.skipif(not paddle.base.core.supports_bfloat16(), reason="bfloat16 on CPU needs AVX-512")
+def test_two_processes_train_in_bfloat16(pretrain_setup, tmp_path):
+    """bf16 O1 in the data-parallel static program: ranks identical, close to float32 in one process."""
+    config = _dp_config(pretrain_setup, "pretrain_dp_bf16.yaml", amp="bf16")
+    distributed = _launch(config, tmp_path / "dp", tmp_path / "logs")
+    initial, single = _one_process_over_both_ranks_batches(config, tmp_path)
+    moved = np.sqrt(sum(float(((single[n] - initial[n]) ** 2).sum()) for n in single))
+    apart = np.sqrt(sum(float(((distributed[n] - single[n]) ** 2).sum()) for n in single))
+    assert apart < 0.1 * moved, (apart, moved)
+
+
+def _children(pid):
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            kids += [int(k) for k in f.read().split()]
+    return kids
+
+
+def test_a_dead_rank_stops_the_job_naming_it_and_resume_ends_as_uninterrupted(pretrain_setup, tmp_path):
+    """Two machines' worth of launchers (one rank each); rank 1 is killed (kill -9) after a
+    checkpoint: rank 0 stops within seconds with an error naming rank 1, and resuming (one
+    launcher, two ranks) ends with the parameters of an uninterrupted data-parallel run."""
+    root = pretrain_setup
+    whole = _launch(root / "pretrain.yaml", tmp_path / "whole", tmp_path / "logs-whole")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        master = f"127.0.0.1:{s.getsockname()[1]}"
+    killed = tmp_path / "killed"
+    nodes = [_launch(root / "pretrain.yaml", killed, tmp_path / f"logs-node{n}", nodes=(n, master), wait=False)
+             for n in (0, 1)]
+    latest = killed / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (latest.is_file() and latest.read_text().strip() >= "step-00000040"):
+        time.sleep(0.02)
+    (worker,) = _children(nodes[1].pid)
+    os.kill(worker, signal.SIGKILL)
+    killed_at = time.monotonic()
+    nodes[0].wait(timeout=120)
+    stopped_after = time.monotonic() - killed_at
+    nodes[1].wait(timeout=120)
+    assert not (killed / "model").exists(), "the run finished before it could be killed"
+    assert nodes[0].returncode != 0 and stopped_after < 60
+    rank0 = (tmp_path / "logs-node0" / "workerlog.0").read_text()
+    assert re.search(r"error: rank 0: step \d+ failed \(.*\): rank 1 stopped", rank0), rank0[-3000:]
+
+    resumed = _launch(root / "pretrain.yaml", killed, tmp_path / "logs-resumed", "--resume")
+    for name in whole:
+        np.testing.assert_allclose(resumed[name], whole[name], atol=1e-6, rtol=0, err_msg=name)
+    steps = [json.loads(line)["step"] for line in (killed / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 90

@@ -13,7 +13,7 @@ from propeller.mixed_precision import AMP_CHOICES, LossScaling
 MODES = ("static", "dygraph")
 LR_SCHEDULES = ("noam", "linear")
 # Keys a resumed run may change: they decide where and how often to write, not what is trained.
-NOT_TRAINING_KEYS = ("output", "log_every", "checkpoint_every", "keep_checkpoints")
+NOT_TRAINING_KEYS = ("output", "log_every", "checkpoint_every", "keep_checkpoints", "step_timeout")
 
 
 class PretrainError(ConfigError):
@@ -63,6 +63,7 @@ class PretrainConfig:
     mode: str = "static"
     amp: str = "off"
     corrupt_shards: str = "error"      # or skip: examples whose bytes fail their checksum are skipped, counted
+    step_timeout: float = 600.0        # data-parallel: seconds a step may take before the job counts as stuck
     loss_scaling: LossScaling = dataclasses.field(default_factory=LossScaling)
     optimization: Optimization = dataclasses.field(default_factory=Optimization)
 
@@ -77,6 +78,8 @@ class PretrainConfig:
             raise PretrainError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise PretrainError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.step_timeout <= 0:
+            raise PretrainError(f"step_timeout must be positive, got {self.step_timeout}")
         for name in ("batch_tokens", "log_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise PretrainError(f"{name} must be at least 1, got {getattr(self, name)}")

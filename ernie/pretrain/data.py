@@ -56,6 +56,8 @@ class PretrainingData:
         self.shards = [Shard(shard_dir / f) for f in files[rank::world_size] or files]
         self.tasks = {t.name: t for t in self.shards[0].tasks}
         self.seed, self.batch_tokens = seed, batch_tokens
+        # the random draws of a step (online masking); ranks after the first draw their own
+        self._step_seed = [seed] if rank == 0 else [seed, 1000 + rank]
         self.pad_id, self.mask_token_id, self.first_normal_id = pad_id, mask_token_id, first_normal_id
         self.vocab_size = self.manifest["vocab"]["size"]
         # stream -> [2, n] array of (shard index, example index) rows
@@ -126,7 +128,7 @@ class PretrainingData:
 
     def _feeds(self, examples, step, active, task_order, task_id) -> Dict[str, np.ndarray]:
         n, length = len(examples), max(len(ex) for ex in examples)
-        batch = BatchContext(np.random.default_rng([self.seed, step, 7]),
+        batch = BatchContext(np.random.default_rng([*self._step_seed, step, 7]),
                              [np.asarray(ex.src_ids, np.int64) for ex in examples], self.manifest["config"],
                              self.vocab_size, self.mask_token_id, self.first_normal_id)
         feeds = {}

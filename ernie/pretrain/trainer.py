@@ -1,5 +1,5 @@
-"""Continual multi-task pre-training of ERNIE 2.0: a Paddle static program by default, dygraph on
-request, data-parallel dygraph under `paddle.distributed.launch`.
+"""Continual multi-task pre-training of ERNIE 2.0: a Paddle static program by default (dygraph on
+request), data-parallel under `paddle.distributed.launch` (the program averages the ranks' gradients).
 
     python -m ernie.pretrain --config configs/pretrain/demo_en.yaml [--resume] [--print-schedule [--json]]
 
@@ -25,13 +25,12 @@ the logged scalars for VisualDL, Paddle's dashboard (`visualdl --logdir OUTPUT/v
 Mixed precision (`amp:` in the config, or `--amp`): `fp16` (float16 O1 with fp32 master weights
 and dynamic loss scaling, set by an optional `loss_scaling:` mapping; the scale is logged as
 `loss_scale` and kept in checkpoints) needs a CUDA build and a GPU; `bf16` (bfloat16 O1) a GPU
-with bfloat16 or a CPU with AVX-512. Both run in the static program only, so not in multi-process
-runs on CPU (which use dygraph fleet); where they cannot run, the run stops before it starts.
+with bfloat16 or a CPU with AVX-512. Both run in the static program, in one process or many;
+where they cannot run, the run stops before it starts.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
@@ -39,7 +38,7 @@ import shutil
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import yaml
@@ -61,9 +60,9 @@ def _sha(value) -> str:
 
 
 class Trainer:
-    """Single process (static program by default, dygraph on request) or, under
-    `paddle.distributed.launch`, data-parallel dygraph: each rank reads its own part of the shards,
-    gradients are averaged across ranks, rank 0 writes logs, checkpoints and the model."""
+    """One process or, under `paddle.distributed.launch`, data-parallel ranks (static program by
+    default, dygraph on request): each rank reads its own part of the shards, gradients are
+    averaged across ranks, rank 0 writes logs, checkpoints and the model."""
 
     def __init__(self, config: PretrainConfig):
         from ernie_common.fileio import sha256_file
@@ -74,12 +73,9 @@ class Trainer:
         self.world_size = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
         self.rank = int(os.environ.get("PADDLE_TRAINER_ID", "0"))
         self.distributed = self.world_size > 1
-        if self.distributed and config.mode == "static":
-            # Paddle 3.3.1's static-graph fleet fails on CPU builds; dygraph fleet runs everywhere.
-            config = self.config = dataclasses.replace(config, mode="dygraph")
         if config.amp != "off" and config.mode == "dygraph":
-            raise PretrainError(f"amp {config.amp} runs in the static program only; this run is dygraph"
-                                + (" (multi-process runs are)" if self.distributed else ""))
+            raise PretrainError(f"amp {config.amp} runs in the static program (mode: static, the default) only: "
+                                "Paddle's dygraph auto-cast does nothing on a CPU")
         self.is_writer = self.rank == 0
         self.summary = None  # the writer's final losses, after `train`
         self.out = Path(config.output)
@@ -158,7 +154,8 @@ class Trainer:
             amp = self.config.amp
             mixed_precision = None if amp == "off" else \
                 MixedPrecision(amp, self.config.loss_scaling)
-            self.runner = StaticRunner(model_fn, optimizer, seed=self.config.seed, mixed_precision=mixed_precision)
+            self.runner = StaticRunner(model_fn, optimizer, seed=self.config.seed, mixed_precision=mixed_precision,
+                                       distributed=self.distributed)
             self.model = holder["model"]
         self.feed_names = list(feed_specs(self.model))
         self.task_order = self.model.active_task_order
@@ -175,7 +172,20 @@ class Trainer:
     def _fingerprint(self) -> dict:
         return {"config_sha256": _sha(self.config.training_settings()), "vocab_sha256": self.vocab_sha}
 
-    def save_checkpoint(self, step: int, task_steps: Counter) -> Path:
+    def _reader_states(self) -> list:
+        """Every rank's reading position (each reads its own shards), gathered on every rank."""
+        if not self.distributed:
+            return [self.data.state()]
+        import paddle.distributed as dist
+        states: list = []
+        dist.all_gather_object(states, self.data.state())
+        return states
+
+    def save_checkpoint(self, step: int, task_steps: Counter) -> Optional[Path]:
+        """Called on every rank (the ranks' reading positions are gathered); rank 0 writes."""
+        readers = self._reader_states()
+        if not self.is_writer:
+            return None
         ckpt_dir = self.out / "checkpoints"
         name = f"step-{step:08d}"
         state = self.runner.state()
@@ -183,7 +193,7 @@ class Trainer:
             save_params(tmp / "params.safetensors", {n: state[n] for n in self.param_names})
             save_params(tmp / "optimizer.safetensors", {n: v for n, v in state.items() if n not in self.param_names})
             (tmp / "trainer_state.json").write_text(json.dumps({
-                "step": step, "task_steps": dict(task_steps), "reader": self.data.state(),
+                "step": step, "task_steps": dict(task_steps), "readers": readers,
                 **self._fingerprint()}, indent=2))
             (tmp / "ernie_config.json").write_text(self.model_config.to_json())
             (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
@@ -207,9 +217,13 @@ class Trainer:
             mine = self.config.training_settings()
             changed = sorted(k for k in set(saved) | set(mine) if k not in NOT_TRAINING_KEYS and saved.get(k) != mine.get(k))
             raise PretrainError(f"--resume: the config differs from {ckpt / 'config.yaml'} in {changed}")
+        readers = state["readers"]
+        if len(readers) != self.world_size:
+            raise PretrainError(f"--resume: {ckpt} was written by a run of {len(readers)} process(es); "
+                                f"resume it with as many (this run has {self.world_size})")
         self.runner.load_state({**load_params(ckpt / "params.safetensors"),
                                 **load_params(ckpt / "optimizer.safetensors")})
-        self.data.load_state(state["reader"])
+        self.data.load_state(readers[self.rank])
         return state["step"], Counter(state["task_steps"])
 
     # ---- training -----------------------------------------------------------------------------
@@ -274,20 +288,30 @@ class Trainer:
         if self.is_writer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
-            stage_ends = [i + 1 for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1][0] != steps[i][0]]
             try:
                 sinks = [VisualDLSink(self.out / "visualdl")] if visualdl else []
             except ImportError as err:
                 raise PretrainError(str(err)) from None
             hooks = [ProgressHook(len(steps), enabled=progress),
                      LogHook(self.out / "log.jsonl", self.config.log_every, len(steps),
-                             fields=("stage", "lr"), sinks=sinks),
-                     CheckpointHook(lambda step: self.save_checkpoint(step, task_steps),
-                                    self.config.checkpoint_every, also_after=stage_ends)]
+                             fields=("stage", "lr"), sinks=sinks)]
+        stage_ends = [i + 1 for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1][0] != steps[i][0]]
+        hooks.append(CheckpointHook(lambda step: self.save_checkpoint(step, task_steps),
+                                    self.config.checkpoint_every, also_after=stage_ends))
+        watch = None
+        if self.distributed:  # a dead rank stops the others, which name it (propeller.rank_watch)
+            from propeller.rank_watch import RankWatch
+            watch = RankWatch(self.rank, self.world_size, step_timeout=self.config.step_timeout)
+            hooks.append(watch)
         try:
             Learner(self.runner, self._metrics, hooks).train(plan, len(steps), start)
         except FloatingPointError as err:
             raise PretrainError(str(err)) from None
+        except RuntimeError as err:
+            if watch is None:
+                raise
+            watch.close()
+            raise PretrainError(watch.failure_message(f"step {watch.step + 1} failed ({err})")) from None
         if self.distributed:
             self._check_ranks_agree()
         if not self.is_writer:
@@ -314,8 +338,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", help="output directory (overrides the config)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--visualdl", action="store_true", help="also log for VisualDL in OUTPUT/visualdl")
-    parser.add_argument("--mode", choices=MODES, help="static program (default) or dygraph; "
-                                                      "multi-process runs use dygraph")
+    parser.add_argument("--mode", choices=MODES, help="static program (default) or dygraph")
     parser.add_argument("--amp", choices=AMP_CHOICES, help="mixed precision (overrides the config; default off): "
                                                            "fp16 on GPUs, bf16 on GPUs and AVX-512 CPUs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

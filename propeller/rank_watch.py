@@ -1,0 +1,109 @@
+"""Which rank of a data-parallel job stopped, so that the others stop too and say so.
+
+Every rank beats a counter of its own (`propeller/heartbeat/RANK`) in the key-value store that
+`paddle.distributed.launch` sets up for the job (a TCP store hosted by rank 0's process), once a
+`interval` seconds, from a thread. When a rank dies, what the others see depends on the
+transport: gloo (CPU) fails the next collective at once with a bare `RuntimeError:
+std::exception`; NCCL (GPU) can block in it for a long time. Both cases end here:
+
+- a failed step is explained by `failure_message`: the ranks whose counters stopped moving, or
+  rank 0 when the store itself is gone with its host;
+- a step that runs longer than `step_timeout` seconds makes the watch thread print the same
+  explanation and end the process (exit code 1), since the main thread is stuck inside Paddle.
+
+On one node the launcher also stops the job's other processes a few seconds after one of them
+exits; across nodes only the ranks themselves can notice. Knows nothing about ERNIE.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import List, Optional
+
+from .learner import Hook
+
+KEY = "propeller/heartbeat/{}"
+
+
+class RankWatch(Hook):
+    def __init__(self, rank: int, world_size: int, interval: float = 0.5, step_timeout: float = 600.0,
+                 store=None):
+        if store is None:
+            from paddle.base import core
+            store = core.create_or_get_global_tcp_store()
+        self.rank, self.world_size = rank, world_size
+        self.interval, self.step_timeout = interval, step_timeout
+        self._store, self._lock = store, threading.Lock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.step, self.step_started = 0, time.monotonic()  # the steps done
+
+    # ---- the store ------------------------------------------------------------------------
+    def _beats(self) -> Optional[List[int]]:
+        """Every rank's counter, or None when the store cannot be reached."""
+        try:
+            with self._lock:
+                return [int(self._store.add(KEY.format(r), 0)) for r in range(self.world_size)]
+        except Exception:  # the store's host is gone: whatever the binding raises, the answer is the same
+            return None
+
+    def _beat(self) -> bool:
+        try:
+            with self._lock:
+                self._store.add(KEY.format(self.rank), 1)
+            return True
+        except Exception:
+            return False
+
+    def stopped_ranks(self, wait: Optional[float] = None) -> Optional[List[int]]:
+        """The other ranks whose counter did not move in `wait` seconds (default: 3 beats);
+        None when the store is unreachable, which means rank 0, its host, is gone."""
+        first = self._beats()
+        if first is None:
+            return None
+        time.sleep(3 * self.interval if wait is None else wait)
+        second = self._beats()
+        if second is None:
+            return None
+        return [r for r in range(self.world_size) if r != self.rank and first[r] == second[r]]
+
+    def failure_message(self, what: str) -> str:
+        stopped = self.stopped_ranks()
+        if stopped is None:
+            who = "rank 0 stopped (the job's store, which it hosts, is unreachable)"
+        elif stopped:
+            who = f"rank{'s' if len(stopped) > 1 else ''} {', '.join(map(str, stopped))} stopped " \
+                  f"(no heartbeat for {3 * self.interval:g} s)"
+        else:
+            who = "every other rank is still alive"
+        return f"rank {self.rank}: {what}: {who}; see the other ranks' logs, then resume from the last checkpoint"
+
+    # ---- the hook -------------------------------------------------------------------------
+    def before_train(self, learner, start: int) -> None:
+        self.step, self.step_started = start, time.monotonic()
+        self._beat()
+        self._thread = threading.Thread(target=self._run, name="rank-watch", daemon=True)
+        self._thread.start()
+
+    def after_step(self, learner, step: int, metrics, info) -> None:
+        self.step, self.step_started = step, time.monotonic()
+
+    def after_train(self, learner) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._beat()
+            stuck = time.monotonic() - self.step_started
+            if stuck > self.step_timeout:
+                print(f"error: {self.failure_message(f'step {self.step + 1} has run {stuck:.0f} s')}",
+                      file=sys.stderr, flush=True)
+                os._exit(1)
