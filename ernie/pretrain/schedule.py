@@ -19,13 +19,25 @@
   A task the model already learned (pre-training continued from a model that has its head,
   `init_model:`) was introduced before this run: it has no stage of its own, and its N
   iterations are spread evenly over all stages, as replay from the first step.
-Within a stage the tasks are interleaved step by step in proportion to their allocations (at each
-step, the task furthest behind its proportional share goes next; ties go to the earlier task), so a
+Budgets count loss-on steps. A task's N iterations (and its share of each stage) are the steps
+on which its loss is on, whatever task the step's batch belongs to. With `joint_token_tasks: true`
+(the default) a step of a text task (sentence reordering, sentence distance: its examples are
+segments of text that carry every token-level label) also switches on the stage's token-level
+tasks, as ERNIE 2.0 trains them together; such a step counts against their budgets too, so a
+token-level task rides on min(its share, the stage's text-task steps) of them, spread evenly, and
+has steps of its own (plain text in natural order, its loss alone) for the rest. Every task gets
+exactly its budget under every strategy; the number of steps is the sum of the budgets less the
+rides. With `joint_token_tasks: false` every step trains one task, and every strategy runs the
+same number of steps: Table 7's condition of equal budgets at equal compute.
+
+Within a stage the tasks' own steps are interleaved in proportion to their counts (at each step,
+the task furthest behind its proportional share goes next; ties go to the earlier task), so a
 stage never runs its tasks in blocks. The schedule is a pure function of the config.
 """
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple
@@ -43,11 +55,14 @@ class ScheduleError(ValueError):
 
 @dataclass(frozen=True)
 class Stage:
-    allocation: Dict[str, int]  # task -> iterations in this stage, in task order
+    allocation: Dict[str, int]  # task -> loss-on steps in this stage (its budget), in task order
 
-    @property
-    def steps(self) -> int:
-        return sum(self.allocation.values())
+
+@dataclass(frozen=True)
+class Step:
+    stage: int                  # stage index
+    task: str                   # the task whose examples the batch holds
+    on: Tuple[str, ...]         # the tasks whose loss is on: `task`, then token-level tasks riding on it
 
 
 @dataclass(frozen=True)
@@ -56,36 +71,70 @@ class Schedule:
     tasks: Tuple[str, ...]
     stages: Tuple[Stage, ...]
     learned: Tuple[str, ...] = ()  # tasks the initial model already learned (replayed from stage 1)
+    joint_token_tasks: bool = True
+
+    def iterations(self, task: str) -> int:
+        """The task's budget: the steps on which its loss is on."""
+        return sum(stage.allocation.get(task, 0) for stage in self.stages)
+
+    def stage_plan(self, index: int) -> Tuple[Dict[str, int], Dict[str, int]]:
+        """(steps of each task's own, rides of each token-level task on text-task steps) in a stage."""
+        allocation = self.stages[index].allocation
+        carriers = [t for t in allocation if self.joint_token_tasks and registry.get(t).text_task]
+        seats = sum(allocation[t] for t in carriers)
+        rides = {t: min(n, seats) for t, n in allocation.items()
+                 if carriers and registry.get(t).level == registry.TOKEN}
+        own = {t: n - rides.get(t, 0) for t, n in allocation.items() if n > rides.get(t, 0)}
+        return own, rides
+
+    def stage_steps(self, index: int) -> int:
+        return sum(self.stage_plan(index)[0].values())
 
     @property
     def total_steps(self) -> int:
-        return sum(stage.steps for stage in self.stages)
+        return sum(self.stage_steps(i) for i in range(len(self.stages)))
 
-    def iterations(self, task: str) -> int:
-        return sum(stage.allocation.get(task, 0) for stage in self.stages)
+    def own_steps(self, task: str) -> int:
+        """The steps whose batch is the task's (its learning rate runs over them)."""
+        return sum(self.stage_plan(i)[0].get(task, 0) for i in range(len(self.stages)))
 
-    def stage_tasks(self, stage_index: int) -> List[str]:
-        return list(self.stages[stage_index].allocation)
+    def steps(self) -> Iterator[Step]:
+        """Every step, in training order."""
+        for index in range(len(self.stages)):
+            own, rides = self.stage_plan(index)
+            seats = sum(n for t, n in own.items() if registry.get(t).text_task) if rides else 0
+            seat = 0
+            for task in interleave(own):
+                on = [task]
+                if rides and registry.get(task).text_task:
+                    # token task t rides on seat k when floor((k + 1) r / seats) steps past floor(k r / seats)
+                    on += [t for t, r in rides.items() if (seat + 1) * r // seats > seat * r // seats]
+                    seat += 1
+                yield Step(index, task, tuple(on))
 
-    def steps(self) -> Iterator[Tuple[int, str]]:
-        """(stage index, task) of every step, in training order."""
-        for index, stage in enumerate(self.stages):
-            for task in interleave(stage.allocation):
-                yield index, task
+    def loss_on_steps(self) -> Dict[str, int]:
+        """Each task's loss-on steps, counted by replaying `steps()` (equal to its budget)."""
+        counts = Counter(t for step in self.steps() for t in step.on)
+        return {task: counts[task] for task in self.tasks}
 
     def table(self) -> List[List[str]]:
-        """Rows of task x stage iterations ('-' where a task does not train), as in Table 7."""
-        rows = [["task", *[f"stage {i + 1}" for i in range(len(self.stages))], "total"]]
+        """Rows of task x stage budgets ('-' where a task does not train), as in Table 7, then
+        each task's loss-on steps as replayed and the steps of each stage."""
+        rows = [["task", *[f"stage {i + 1}" for i in range(len(self.stages))], "total", "loss-on steps"]]
+        loss_on = self.loss_on_steps()
         for task in self.tasks:
             cells = [_k(stage.allocation[task]) if task in stage.allocation else "-" for stage in self.stages]
-            rows.append([task, *cells, _k(self.iterations(task))])
-        rows.append(["steps", *[_k(stage.steps) for stage in self.stages], _k(self.total_steps)])
+            rows.append([task, *cells, _k(self.iterations(task)), _k(loss_on[task])])
+        rows.append(["steps", *[_k(self.stage_steps(i)) for i in range(len(self.stages))], _k(self.total_steps), ""])
         return rows
 
     def to_json(self) -> str:
         return json.dumps({"strategy": self.strategy, "tasks": list(self.tasks), "learned": list(self.learned),
+                           "joint_token_tasks": self.joint_token_tasks,
                            "stages": [stage.allocation for stage in self.stages],
                            "iterations": {t: self.iterations(t) for t in self.tasks},
+                           "loss_on_steps": self.loss_on_steps(),
+                           "steps_per_stage": [self.stage_steps(i) for i in range(len(self.stages))],
                            "total_steps": self.total_steps}, indent=2)
 
 
@@ -104,9 +153,10 @@ def interleave(allocation: Dict[str, int]) -> Iterator[str]:
 
 
 def build_schedule(strategy: str, stages: Sequence[Sequence[str]], iterations: Dict[str, int],
-                   learned: Sequence[str] = ()) -> Schedule:
-    """`stages` lists the tasks each stage introduces; `iterations` is N per task; `learned` the
-    tasks the initial model already learned (continual multi-task learning replays them)."""
+                   learned: Sequence[str] = (), joint_token_tasks: bool = True) -> Schedule:
+    """`stages` lists the tasks each stage introduces; `iterations` is N per task (loss-on steps);
+    `learned` the tasks the initial model already learned (continual multi-task learning replays
+    them); `joint_token_tasks`: text-task steps also train the stage's token-level tasks."""
     if strategy not in STRATEGIES:
         raise ScheduleError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     order = [t for stage in stages for t in stage]
@@ -121,9 +171,11 @@ def build_schedule(strategy: str, stages: Sequence[Sequence[str]], iterations: D
     if missing or any(iterations[t] <= 0 for t in order):
         raise ScheduleError(f"every task needs a positive iteration count (missing: {missing})")
     if strategy == "multitask":
-        return Schedule(strategy, tuple(order), (Stage({t: iterations[t] for t in order}),))
+        return Schedule(strategy, tuple(order), (Stage({t: iterations[t] for t in order}),),
+                        joint_token_tasks=joint_token_tasks)
     if strategy == "continual":
-        return Schedule(strategy, tuple(order), tuple(Stage({t: iterations[t]}) for t in order))
+        return Schedule(strategy, tuple(order), tuple(Stage({t: iterations[t]}) for t in order),
+                        joint_token_tasks=joint_token_tasks)
     n_stages = len(stages)
     allocations: List[Dict[str, int]] = [dict() for _ in range(n_stages)]
     learned = tuple(t for t in order if t in set(learned))
@@ -146,7 +198,7 @@ def build_schedule(strategy: str, stages: Sequence[Sequence[str]], iterations: D
             for later_stage in range(s + 1, n_stages):
                 allocations[later_stage][task] = replay
     ordered = [{t: a[t] for t in order if t in a} for a in allocations]
-    return Schedule(strategy, tuple(order), tuple(Stage(a) for a in ordered), learned)
+    return Schedule(strategy, tuple(order), tuple(Stage(a) for a in ordered), learned, joint_token_tasks)
 
 
 def schedule_from_config(values: dict, source: str = "config", learned: Sequence[str] = ()) -> Schedule:
@@ -157,8 +209,14 @@ def schedule_from_config(values: dict, source: str = "config", learned: Sequence
         raise ScheduleError(f"{source}: missing key {err}") from None
     if isinstance(n, int):
         n = {t: n for stage in stages for t in stage}
+    unknown = sorted(set(values) - {"strategy", "stages", "iterations_per_task", "joint_token_tasks"})
+    if unknown:
+        raise ScheduleError(f"{source}: schedule: unknown key(s) {unknown}")
+    joint = values.get("joint_token_tasks", True)
+    if not isinstance(joint, bool):
+        raise ScheduleError(f"{source}: schedule: joint_token_tasks must be true or false, got {joint!r}")
     try:
-        return build_schedule(values.get("strategy", "continual_multitask"), stages, n, learned)
+        return build_schedule(values.get("strategy", "continual_multitask"), stages, n, learned, joint)
     except ScheduleError as err:
         raise ScheduleError(f"{source}: {err}") from None
 
@@ -202,8 +260,11 @@ def main(argv=None) -> int:
         return 0
     rows = schedule.table()
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print(f"strategy: {schedule.strategy}"
+    print(f"strategy: {schedule.strategy}; "
+          + ("text-task steps also train the stage's token-level tasks (joint_token_tasks)"
+             if schedule.joint_token_tasks else "every step trains one task (joint_token_tasks: false)")
           + (f"; learned before (replayed from stage 1): {', '.join(schedule.learned)}" if schedule.learned else ""))
+    print("budgets are loss-on steps (steps on which the task's loss is on), per stage:")
     for row in rows:
         print("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))))
     return 0

@@ -106,6 +106,7 @@ class Trainer:
                 raise PretrainError(str(err)) from None
             self.schedule = schedule_from_config(config.schedule, "schedule",
                                                  learned_tasks(tasks, self.init.params))
+        self.own_steps = {t: self.schedule.own_steps(t) for t in self.schedule.tasks}
         self.model_config = self.init.config if self.init else preset
         self.data = PretrainingData(shard_dir, config.seed, config.batch_tokens, vocab["[PAD]"],
                                     vocab["[MASK]"], first_normal_id(vocab),
@@ -164,8 +165,9 @@ class Trainer:
     # ---- learning rate ----------------------------------------------------------------------
 
     def learning_rate(self, task: str, task_step: int) -> float:
+        """The rate of the step that is the `task_step`-th of the task's own steps."""
         from ernie.model.optimization import task_learning_rate
-        return task_learning_rate(self.config.optimization, self.schedule.iterations(task), task_step)
+        return task_learning_rate(self.config.optimization, self.own_steps[task], task_step)
 
     # ---- checkpoints ------------------------------------------------------------------------
 
@@ -277,12 +279,12 @@ class Trainer:
                 self._start_from_init_model()
 
         def plan(index: int):
-            stage, task = steps[index]
-            task_steps[task] += 1
-            feed = self.data.batch(index, task, self.schedule.stage_tasks(stage), self.task_order,
-                                   registry.get(task).task_id)
-            info = {"stage": stage + 1, "task": task, "tokens": int(feed["tokens"]) * self.world_size}
-            return {name: feed[name] for name in self.feed_names}, self.learning_rate(task, task_steps[task]), info
+            step = steps[index]
+            task_steps[step.task] += 1
+            feed = self.data.batch(index, step.task, step.on, self.task_order, registry.get(step.task).task_id)
+            info = {"stage": step.stage + 1, "task": step.task, "tokens": int(feed["tokens"]) * self.world_size}
+            lr = self.learning_rate(step.task, task_steps[step.task])
+            return {name: feed[name] for name in self.feed_names}, lr, info
 
         hooks = []
         if self.is_writer:
@@ -295,7 +297,7 @@ class Trainer:
             hooks = [ProgressHook(len(steps), enabled=progress),
                      LogHook(self.out / "log.jsonl", self.config.log_every, len(steps),
                              fields=("stage", "lr"), sinks=sinks)]
-        stage_ends = [i + 1 for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1][0] != steps[i][0]]
+        stage_ends = [i + 1 for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1].stage != steps[i].stage]
         hooks.append(CheckpointHook(lambda step: self.save_checkpoint(step, task_steps),
                                     self.config.checkpoint_every, also_after=stage_ends))
         watch = None
