@@ -51,10 +51,11 @@ import json, sys
 from pathlib import Path
 runs = {init: json.loads((Path(sys.argv[1]) / init / "metrics.json").read_text()) for init in ("pretrained", "random")}
 metric = runs["pretrained"]["main_metric"]
-print(f"\n{'initialisation':<16}{'dev ' + metric + ' (mean over seeds)':>32}{'test ' + metric:>14}")
+print(f"\n{'initialisation':<16}{'dev ' + metric + ' (mean over seeds)':>32}{'last epoch':>12}{'test ' + metric:>14}")
 for init, report in runs.items():
     test = report.get("test", {}).get("mean", {}).get(metric)
-    print(f"{init:<16}{report['dev']['mean'][metric]:>32.4f}{'' if test is None else f'{test:.4f}':>14}")
+    print(f"{init:<16}{report['dev']['mean'][metric]:>32.4f}{report['last_dev']['mean'][metric]:>12.4f}"
+          f"{'' if test is None else f'{test:.4f}':>14}")
 PY
 echo
 echo "done in $(( $(date +%s) - start )) s; metrics, predictions and models under $OUTPUT"

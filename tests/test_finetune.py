@@ -11,7 +11,7 @@ from ernie.finetune.__main__ import main as finetune_main
 from ernie.finetune.examples import MrcExample, TaggedExample
 from ernie.finetune.labelling_kind import LabellingKind
 from ernie.finetune.mrc_kind import MrcKind
-from ernie.finetune.settings import load_settings
+from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import FinetuneJob, read_data
 from ernie.formats.params_io import scope_params
@@ -61,6 +61,11 @@ def test_cli_trains_evaluates_and_writes_glue_submission(tmp_path, init_model):
     accs = [r["dev"]["acc"] for r in report["seeds"]]
     assert report["dev"]["median"]["acc"] == pytest.approx(np.median(accs))
     assert report["dev"]["mean"]["acc"] == pytest.approx(np.mean(accs))
+    evals = [json.loads(l) for l in (out / "seed-1" / "log.jsonl").read_text().splitlines() if "dev/acc" in l]
+    assert [e["dev/acc"] for e in evals][-1] == report["seeds"][0]["last_dev"]["acc"]
+    assert report["seeds"][0]["last_epoch"] == 2
+    assert max(e["dev/acc"] for e in evals) == report["seeds"][0]["dev"]["acc"]
+    assert report["last_dev"]["mean"]["acc"] == pytest.approx(np.mean([r["last_dev"]["acc"] for r in report["seeds"]]))
     for seed, result in zip((1, 2), report["seeds"]):
         rows = [l.split("\t") for l in (out / f"seed-{seed}" / "dev_predictions.tsv").read_text().splitlines()[1:]]
         gold = [l.split("\t")[1] for l in (data / "dev.tsv").read_text().splitlines()[1:]]
@@ -98,6 +103,32 @@ def test_cli_errors_are_clear(tmp_path, init_model, capsys):
     code = finetune_main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model),
                           "--output", str(tmp_path / "o"), "--set", "epoch=3"])
     assert code == 2 and "unknown key(s) ['epoch']" in capsys.readouterr().err
+    (data / "dev.tsv").write_text("sentence\tlabel\nwar war\t1\n")
+    (data / "test.tsv").write_text("sentence\tlabel\nwar war\t1\n")
+    code = finetune_main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model),
+                          "--output", str(tmp_path / "o"), "--quiet"])
+    assert code == 2 and "the epoch would be selected on the test split" in capsys.readouterr().err
+
+
+def test_learning_rate_schedules():
+    linear = load_settings(overrides=["learning_rate=1e-3", "warmup_proportion=0.1"])
+    assert [linear.learning_rate_at(s, 100) for s in (5, 10, 55, 100)] == pytest.approx([5e-4, 1e-3, 5e-4, 0.0])
+    constant = load_settings(overrides=["learning_rate=1e-3", "warmup_proportion=0", "lr_schedule=constant"])
+    assert {constant.learning_rate_at(s, 100) for s in (1, 50, 100)} == {1e-3}
+    with pytest.raises(SettingsError, match="constant has no warm-up"):
+        load_settings(overrides=["lr_schedule=constant", "warmup_proportion=0.1"])
+
+
+def test_released_settings_where_the_paper_is_silent():
+    """GLUE: weight decay 0; Chinese tasks: no warm-up (constant rate), ChnSentiCorp 256 and XNLI 512
+    tokens, as the released ERNIE 2.0 scripts run them."""
+    for glue in ("SST-2", "CoLA", "MRPC", "QQP", "MNLI-m", "QNLI", "RTE", "STS-B", "WNLI"):
+        assert load_settings(config_for(glue)).weight_decay == 0.0, glue
+    for zh in ("ChnSentiCorp", "XNLI", "LCQMC", "BQ", "MSRA-NER", "NLPCC-DBQA"):
+        s = load_settings(config_for(zh), preset="base")
+        assert (s.warmup_proportion, s.lr_schedule) == (0.0, "constant"), zh
+    assert load_settings(config_for("ChnSentiCorp")).max_seq_len == 256
+    assert load_settings(config_for("XNLI")).max_seq_len == 512
 
 
 def test_labelling_pieces_take_inside_tags_and_decode_to_words(en_vocab):

@@ -1,10 +1,12 @@
 """`python -m ernie.finetune --task NAME --data DIR [--init-model MODEL_DIR] --output DIR`
 
-Trains on the task's train file, evaluates on dev after every epoch and keeps the best epoch,
-for `--seeds` seeds (1..N, or from `--first-seed`). Writes, under --output: `metrics.json` (each seed's best dev scores,
-and test scores where the test file is labelled, plus their median and mean over seeds, as the
-paper reports dev results), and per seed `seed-N/` with dev predictions, test predictions in the
-submission format, the log, and the best model (a model directory that `ernie.export` takes).
+Trains on the task's train file, evaluates on dev after every epoch and keeps the best epoch
+(selected on dev, never on test), for `--seeds` seeds (1..N, or from `--first-seed`). Writes,
+under --output: `metrics.json` (each seed's best epoch and its dev scores, the last epoch and
+its dev scores, and the best epoch's test scores where the test file is labelled, plus their
+median and mean over seeds, as the paper reports dev results), and per seed `seed-N/` with dev
+predictions, test predictions in the submission format, the log, and the best model (a model
+directory that `ernie.export` takes).
 With no --init-model the encoder starts from random initialisation: the baseline.
 """
 from __future__ import annotations
@@ -32,9 +34,10 @@ DEFAULT_MODEL_CONFIG = shipped("model", "tiny.yaml")
 
 
 def summarize(results: List[Dict]) -> Dict:
-    """Median and mean over seeds of every dev (and test) score."""
+    """Median and mean over seeds of every score: the best epoch's dev (and test), the last
+    epoch's dev (`last_dev`)."""
     summary = {}
-    for split in ("dev", "test"):
+    for split in ("dev", "last_dev", "test"):
         runs = [r[split] for r in results if split in r]
         if runs:
             summary[split] = {stat: {k: float(fn([run[k] for run in runs])) for k in runs[0]}
@@ -89,16 +92,21 @@ def main(argv=None) -> int:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         result = job.run_seed(seed, output / f"seed-{seed}", progress=not args.quiet)
         print(f"seed {seed}: best epoch {result['best_epoch']}, dev {result['dev']}"
-              + (f", test {result['test']}" if "test" in result else ""))
+              + (f", test {result['test']}" if "test" in result else "")
+              + f"; last epoch {result['last_epoch']}, dev {result['last_dev']}")
         results.append(result)
     report = {"task": task.name, "main_metric": task.main_metric,
               "init_model": args.init_model or "random", "settings": dataclasses.asdict(settings),
               "skipped": dict(data.skipped), "seeds": results, **summarize(results)}
     atomic_write_text(output / "metrics.json", json.dumps(report, indent=1))
-    print(f"{task.name} dev {task.main_metric}: median {report['dev']['median'][task.main_metric]:.4f}, "
-          f"mean {report['dev']['mean'][task.main_metric]:.4f} over {len(results)} seed(s); "
-          f"{output / 'metrics.json'}")
+    print(f"{task.name} dev {task.main_metric} over {len(results)} seed(s): "
+          f"{_median_mean(report['dev'], task.main_metric)} (best epoch), "
+          f"{_median_mean(report['last_dev'], task.main_metric)} (last epoch); {output / 'metrics.json'}")
     return 0
+
+
+def _median_mean(summary: Dict, metric: str) -> str:
+    return f"median {summary['median'][metric]:.4f}, mean {summary['mean'][metric]:.4f}"
 
 
 if __name__ == "__main__":

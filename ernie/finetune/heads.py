@@ -4,8 +4,12 @@
   ranking (2 classes) and regression (1 output);
 - `token`: every position of the sequence output -> dropout -> fc (`cls_seq_label_out_w/b`):
   sequence labelling;
-- `span`: sequence output -> fc to start and end logits (`cls_mrc_out_w/b`): reading
+- `span`: sequence output -> dropout -> fc to start and end logits (`cls_mrc_out_w/b`): reading
   comprehension.
+
+Every head drops out its input while training, as the released heads do (PaddlePaddle/ERNIE
+v2.0 finetune/classifier.py, sequence_label.py and mrc.py: dropout 0.1, upscale_in_train) at the
+encoder's `hidden_dropout_prob`, 0.1 in every released and shipped model config.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ class ErnieWithHead(nn.Layer):
             raise ValueError(f"unknown head {head!r}; choose from {sorted(HEAD_PARAMS)}")
         self.head = head
         self.ernie = ErnieModel(config)
-        self.dropout = Dropout(config.hidden_dropout_prob if head != "span" else 0.0)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.out = named_linear(*HEAD_PARAMS[head], config.hidden_size, n_outputs,
                                 config.initializer_range)
 

@@ -91,9 +91,10 @@ def chunk_f1(label_sequences: Sequence[Sequence[str]], predicted_sequences: Sequ
 
 
 def mean_reciprocal_rank(query_ids: Sequence[Hashable], labels, scores) -> float:
-    """Mean over queries of 1/rank of the first relevant candidate (label 1) when the query's
-    candidates are sorted by score, highest first (ties keep file order). Queries without a
-    relevant candidate are left out, as NLPCC-DBQA's evaluation does."""
+    """Mean over all queries of 1/rank of the first relevant candidate (label 1) when the
+    query's candidates are sorted by score, highest first (ties keep file order). A query
+    without a relevant candidate counts, with 0, as the released NLPCC-DBQA evaluation does
+    (PaddlePaddle/ERNIE v2.0 finetune/classifier.py, evaluate_mrr)."""
     grouped: Dict[Hashable, List[Tuple[float, int]]] = defaultdict(list)
     for qid, label, score in zip(query_ids, labels, scores, strict=True):
         grouped[qid].append((float(score), int(label)))
@@ -101,6 +102,5 @@ def mean_reciprocal_rank(query_ids: Sequence[Hashable], labels, scores) -> float
     for candidates in grouped.values():
         ranked = sorted(candidates, key=lambda c: -c[0])
         hits = [rank for rank, (_, label) in enumerate(ranked, 1) if label == 1]
-        if hits:
-            reciprocal.append(1.0 / hits[0])
+        reciprocal.append(1.0 / hits[0] if hits else 0.0)
     return float(np.mean(reciprocal)) if reciprocal else 0.0

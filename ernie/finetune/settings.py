@@ -6,10 +6,15 @@ import dataclasses
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ernie.model.optimization import linear_warmup_decay
 from ernie_common.configfile import ConfigError, apply_overrides, build, read
 from ernie_common.configs import shipped
 
 CONFIG_DIR = shipped("finetune")
+# `linear`: warm-up over `warmup_proportion` of the steps, then linear decay to 0. `constant`: the
+# learning rate at every step, which is what the released ERNIE scripts run whenever their
+# warmup_proportion is 0.0 (their optimization.py decays only after a warm-up).
+LR_SCHEDULES = ("linear", "constant")
 
 
 class SettingsError(ConfigError):
@@ -25,6 +30,7 @@ class FinetuneSettings:
     eval_batch_size: int = 64
     max_seq_len: int = 128
     warmup_proportion: float = 0.1
+    lr_schedule: str = "linear"
     weight_decay: float = 0.01
     do_lower_case: bool = True
     task_id: int = 0
@@ -42,6 +48,16 @@ class FinetuneSettings:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.learning_rate <= 0 or not 0 <= self.warmup_proportion < 1:
             raise SettingsError("learning_rate must be positive and warmup_proportion in [0, 1)")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise SettingsError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.lr_schedule == "constant" and self.warmup_proportion:
+            raise SettingsError("lr_schedule constant has no warm-up: set warmup_proportion to 0")
+
+    def learning_rate_at(self, step: int, total: int) -> float:
+        """The learning rate of training step `step` (from 1) of `total`."""
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        return linear_warmup_decay(self.learning_rate, int(self.warmup_proportion * total), total, step)
 
 
 def config_for(task_name: str) -> Optional[Path]:

@@ -1,19 +1,22 @@
 """One fine-tuning job: read the task's data once, then per seed train, evaluate on dev after
 every epoch, keep the best epoch's parameters, and write predictions and a model directory.
+The epoch is selected on dev alone (a dev file that is the test file is refused); the last
+epoch's dev scores are reported beside the best epoch's.
 
 The training program (with dropout) and the evaluation program (without) are two Paddle static
-programs over one scope, sharing the parameters by name. The learning rate warms up linearly
-over `warmup_proportion` of the steps and decays linearly to 0; AdamW (beta2 0.999, epsilon
+programs over one scope, sharing the parameters by name. The learning rate follows the
+settings' `lr_schedule` (linear warm-up and decay, or constant); AdamW (beta2 0.999, epsilon
 1e-6, global-norm clipping 1.0) decays every weight but biases and layer norms.
 """
 from __future__ import annotations
 
+import filecmp
 import json
 import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -21,7 +24,7 @@ from ernie.formats.checkpoint import save_model_dir
 from ernie.model.config import ErnieConfig
 from ernie_common.fileio import atomic_write_text
 from ernie.serving.inference_model import FINETUNE_FILE
-from ernie.model.optimization import adamw, linear_warmup_decay
+from ernie.model.optimization import adamw
 from ernie.formats.params_io import assign_scope_params, scope_params
 from ernie.model.static_graph import encoder_feeds
 from ernie_common.tokenization import make_tokenizer
@@ -66,6 +69,7 @@ def read_data(task: Task, data_dir, max_train_examples: Optional[int] = None) ->
     dev = task.read(data_dir, "dev", skipped)
     test = None
     if task.test_file and (Path(data_dir) / task.test_file).is_file():
+        _check_dev_is_not_test(Path(data_dir) / task.dev_file, Path(data_dir) / task.test_file)
         test = task.read(data_dir, "test", skipped)
     extra = {}
     if task.name.startswith("MNLI") and (Path(data_dir) / AX.test_file).is_file():
@@ -73,6 +77,35 @@ def read_data(task: Task, data_dir, max_train_examples: Optional[int] = None) ->
     if not train or not dev:
         raise DataError(f"{task.name}: {data_dir} gave {len(train)} training and {len(dev)} dev examples")
     return FinetuneData(train, dev, test, extra, skipped)
+
+
+def _check_dev_is_not_test(dev: Path, test: Path) -> None:
+    """The epoch is selected on dev, and test scores are reported: a dev file that is the test
+    file, by name or by content, would select the epoch on the split reported as test."""
+    if dev.resolve() == test.resolve() or filecmp.cmp(dev, test, shallow=False):
+        raise DataError(f"{dev} and {test} are the same data: the epoch would be selected on the "
+                        f"test split; give a dev split of its own (e.g. from the training data)")
+
+
+class DevHistory:
+    """The dev scores after each epoch: the best epoch (the first with the highest main metric),
+    whose parameters are kept, and the last epoch, reported beside it because the released ERNIE
+    scripts report the end of training and the best of several epochs is an optimistic estimate."""
+
+    def __init__(self, metric: str):
+        self.metric = metric
+        self.best = self.last = None  # (epoch, scores)
+        self.best_params: Optional[Dict[str, np.ndarray]] = None
+
+    def record(self, epoch: int, scores: Dict[str, float], params: Callable[[], Dict[str, np.ndarray]]) -> None:
+        """`params` is called only for a new best epoch: copying the parameters costs."""
+        self.last = (epoch, scores)
+        if self.best is None or scores[self.metric] > self.best[1][self.metric]:
+            self.best, self.best_params = (epoch, scores), params()
+
+    def report(self) -> Dict:
+        return {"best_epoch": self.best[0], "dev": self.best[1],
+                "last_epoch": self.last[0], "last_dev": self.last[1]}
 
 
 class FinetuneJob:
@@ -133,7 +166,6 @@ class FinetuneJob:
         train = self.features["train"]
         per_epoch = math.ceil(len(train) / s.batch_size)
         total = per_epoch * s.epochs
-        warmup = int(s.warmup_proportion * total)
         lengths = [len(f["src"]) for f in train]
         batches: Dict[int, list] = {}
 
@@ -144,15 +176,14 @@ class FinetuneJob:
                 batches[epoch] = epoch_batches(lengths, s.batch_size, seed, epoch, s.group_by_length)
             rows = batches[epoch][position]
             feed = self.kind.batch([train[i] for i in rows], s.task_id)
-            lr = linear_warmup_decay(s.learning_rate, warmup, total, index + 1)
+            lr = s.learning_rate_at(index + 1, total)
             return feed, lr, {"epoch": epoch + 1, "tokens": int(feed["input_mask"].sum())}
 
-        best = {"dev": None}
+        history = DevHistory(self.task.main_metric)
 
         def evaluate(step: int) -> dict:
             scores = self.kind.evaluate(self.predict(evaluator, self.data.dev, self.features["dev"]), self.data.dev)
-            if best["dev"] is None or scores[self.task.main_metric] > best["dev"][self.task.main_metric]:
-                best.update(dev=scores, epoch=math.ceil(step / per_epoch), params=scope_params(names, runner.scope))
+            history.record(math.ceil(step / per_epoch), scores, lambda: scope_params(names, runner.scope))
             return {f"dev/{k}": v for k, v in scores.items()}
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,8 +192,8 @@ class FinetuneJob:
                  EvalHook(evaluate, per_epoch, total, sinks=[log_eval(out_dir / "log.jsonl")])]
         Learner(runner, lambda out, feed: {"loss": (float(out["loss"]), 1.0)}, hooks).train(plan, total)
 
-        assign_scope_params(names, best["params"], runner.place, runner.scope)
-        result = {"seed": seed, "best_epoch": best["epoch"], "dev": best["dev"]}
+        assign_scope_params(names, history.best_params, runner.place, runner.scope)
+        result = {"seed": seed, **history.report()}
         dev_predictions = self.predict(evaluator, self.data.dev, self.features["dev"])
         self.write_predictions(out_dir / "dev_predictions", self.data.dev, dev_predictions)
         if self.data.test is not None:
@@ -175,7 +206,7 @@ class FinetuneJob:
         for name, examples in self.data.extra_test.items():
             self.write_predictions(out_dir / name, examples,
                                    self.predict(evaluator, examples, self.kind.features(examples, False)))
-        self.save_model(out_dir / "model", best["params"])
+        self.save_model(out_dir / "model", history.best_params)
         return result
 
     # -- outputs -----------------------------------------------------------------------------
