@@ -1,8 +1,10 @@
 """`python -m ernie.predict --model EXPORTED --input FILE.tsv [--output FILE]`
 
 Batch prediction with `paddle.inference` from a fine-tuned model exported by
-`python -m ernie.export --format paddle-inference` (or `hub`). The input is TSV: with a header
-naming `text_a` (and `text_b` for pair tasks), or one `text_a[<TAB>text_b]` a line without one.
+`python -m ernie.export --format paddle-inference` (or `hub`). The input is TSV: a file of the
+model's task as `ernie.finetune` reads it (a GLUE test.tsv or dev.tsv: the task's text columns),
+a header naming `text_a` (and `text_b` for pair tasks), or one `text_a[<TAB>text_b]` a line
+without one. A pair given to a single-text model, or one text to a pair model, is an error.
 For sequence labelling, text_a holds the words joined by `\\x02` (ERNIE's format), or plain
 text, which is split into characters (Chinese tasks) or at whitespace (English tasks).
 For reading comprehension, text_a is the question and text_b the context; or the input is a
@@ -63,6 +65,11 @@ class Predictor:
             if text_pairs is None:
                 raise DataError("reading comprehension needs a question (text_a) and a context (text_b) per line")
             return [MrcExample(str(i), q, c, []) for i, (q, c) in enumerate(zip(texts, text_pairs, strict=True))]
+        layout = self.kind.task.layout
+        if layout is not None and (layout.text_b is not None) != (text_pairs is not None):
+            raise DataError(f"the model ({self.kind.task.name}) takes "
+                            + ("a pair of texts (text_a, text_b)" if layout.text_b is not None else "one text")
+                            + " an example, and was given " + ("pairs" if text_pairs is not None else "single texts"))
         pairs = text_pairs if text_pairs is not None else [None] * len(texts)
         return [TextExample(str(i), a, b) for i, (a, b) in enumerate(zip(texts, pairs, strict=True))]
 
@@ -86,13 +93,23 @@ class Predictor:
         return self.kind.predictions(decoded, features, examples)
 
 
-def read_inputs(path) -> tuple:
-    """(texts, text pairs or None) of a TSV with a `text_a[, text_b]` header, or without one."""
+def read_inputs(path, task=None) -> tuple:
+    """(texts, text pairs or None) of a TSV. With the model's `task`, a file of that task as
+    `ernie.finetune` reads it is read by the task's own layout (a GLUE test.tsv by its index and
+    sentence columns, a dev.tsv with its label column left out); otherwise a header naming
+    `text_a` (and `text_b`), or `text_a[<TAB>text_b]` lines without a header."""
     lines = [line for line in read_lines(path) if line.strip()]
     if not lines:
         raise DataError(f"{path}: no input lines")
     header = lines[0].split("\t")
-    if "text_a" in header:
+    layout = _layout_of(task, header)
+    if layout is not None and layout.header:
+        a, first = header.index(layout.text_a), 2
+        b = header.index(layout.text_b) if layout.text_b is not None else None
+        lines = lines[1:]
+    elif layout is not None:
+        a, b, first = layout.text_a, layout.text_b, 1
+    elif "text_a" in header:
         a, b, first = header.index("text_a"), header.index("text_b") if "text_b" in header else None, 2
         lines = lines[1:]
     else:
@@ -104,7 +121,24 @@ def read_inputs(path) -> tuple:
             raise DataError(f"{path}:{lineno}: expected a text_a{' and a text_b' if b else ''} column")
         texts.append(fields[a])
         pairs.append(fields[b] if b is not None else None)
+    if not texts:
+        raise DataError(f"{path}: a header and no input lines")
     return texts, (pairs if b is not None else None)
+
+
+def _layout_of(task, header: List[str]):
+    """The layout of `task` (test file first, then train/dev) that a file whose first line is
+    `header` has: a header holding the layout's text columns, or a header-less row with the
+    layout's number of columns (CoLA's train and dev files)."""
+    for layout in (getattr(task, "test_layout", None), getattr(task, "layout", None)):
+        if layout is None:
+            continue
+        texts = [c for c in (layout.text_a, layout.text_b) if c is not None]
+        if layout.header and all(c in header for c in texts):
+            return layout
+        if not layout.header and len(header) == layout.n_columns and "text_a" not in header:
+            return layout
+    return None
 
 
 def tsv_output(predictor: Predictor, predictions: list) -> str:
@@ -123,15 +157,16 @@ def main(argv=None) -> int:
     parser.add_argument("--input", required=True, help="TSV of texts (or SQuAD-style JSON for reading comprehension)")
     parser.add_argument("--output", help="output TSV (default: standard output)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="CPU math threads (default 2)")
     args = parser.parse_args(argv)
     try:
-        predictor = Predictor(args.model, args.batch_size)
+        predictor = Predictor(args.model, args.batch_size, args.threads)
         if predictor.kind.head == "span" and args.input.endswith(".json"):
             examples = read_mrc_examples(args.input)
             answers = predictor.predict_examples(examples)
             text = json.dumps({e.qid: a for e, a in zip(examples, answers)}, ensure_ascii=False, indent=1) + "\n"
         else:
-            texts, pairs = read_inputs(args.input)
+            texts, pairs = read_inputs(args.input, predictor.kind.task)
             text = tsv_output(predictor, predictor.predict(texts, pairs))
     except (CheckpointError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pytest
 
+from ernie.finetune.examples import DataError
 from ernie.model.config import ErnieConfig
 from ernie.export import export
 from ernie.serving.inference_model import inference_program
@@ -79,6 +80,25 @@ def test_hub_module_and_predict_cli(finetuned, feeds, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "index\tprediction\t0\t1"
     assert [l.split("\t")[1] for l in lines[1:]] == predictor.predict(TEXTS)
+
+
+def test_predict_reads_the_files_finetune_reads(finetuned, feeds, tmp_path, capsys):
+    """A GLUE test.tsv (index, sentence) and dev.tsv (sentence, label) are read by the task's
+    columns: no header row predicted, no index or label taken for a text."""
+    predictor, _ = feeds
+    out = export(finetuned, "paddle-inference", tmp_path / "served")
+    data = write_sst2(tmp_path / "SST-2")
+    dev = [line.split("\t")[0] for line in (data / "dev.tsv").read_text().splitlines()[1:]]
+    test = [line.split("\t")[1] for line in (data / "test.tsv").read_text().splitlines()[1:]]
+    for path, sentences in ((data / "dev.tsv", dev), (data / "test.tsv", test)):
+        assert predict_main(["--model", str(out), "--input", str(path)]) == 0
+        rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[1:]]
+        assert [r[1] for r in rows] == predictor.predict(sentences)
+    (tmp_path / "pairs.tsv").write_text("war and peace\tthe nation\n")
+    assert predict_main(["--model", str(out), "--input", str(tmp_path / "pairs.tsv")]) == 2
+    assert "takes one text an example, and was given pairs" in capsys.readouterr().err
+    with pytest.raises(DataError, match="takes one text"):
+        predictor.predict(TEXTS, TEXTS)
 
 
 def test_export_refuses_a_broken_model(tmp_path, finetuned):
