@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -51,6 +51,19 @@ def _init_worker(config: DataConfig, states) -> None:
     global _generator
     registry.load_modules(config.task_modules)  # a user's tasks, in this worker too
     _generator = ExampleGenerator(config, states)
+
+
+def _in_order(pool, jobs, window: int):
+    """The results of `_process` over `jobs`, in order, with at most `window` chunks in flight.
+    (`Pool.imap` reads its whole input ahead, so the corpus would wait in memory when the workers
+    are slower than the reader.)"""
+    pending: deque = deque()
+    for job in jobs:
+        pending.append(pool.apply_async(_process, (job,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def _process(job: Tuple[int, List[Document]]):
@@ -163,20 +176,26 @@ def _label_counts(block, token_tasks, stats: Counter) -> None:
                 stats[f"token_labels/{task.name}/{label}"] += n
 
 
-def unigram_counts(shard_paths, vocab_size: int, special_ids) -> np.ndarray:
+def unigram_counts(shard_paths, vocab_size: int, special_ids, window: int = 1 << 20) -> np.ndarray:
     """How often each token occurs in the shards' text (special tokens left out, offline masks
-    undone); every byte of each shard is verified on the way, before a manifest vouches for it."""
+    undone); every byte of each shard is verified on the way, before a manifest vouches for it.
+    Shards are read about `window` tokens at a time, so memory does not grow with their size."""
     counts = np.zeros(vocab_size, np.int64)
+    special = sorted(special_ids)
     for path in shard_paths:
         shard = Shard(path)
         shard.verify()
-        ids = shard.array("src_ids").astype(np.int64)
-        mask_pos = shard.array("mask_pos")
-        if len(mask_pos):  # offline masking: put the original tokens back
-            example = np.searchsorted(shard.array("mask_offsets"), np.arange(len(mask_pos)), side="right") - 1
-            ids[shard.array("token_offsets")[example] + mask_pos] = shard.array("mask_label")
-        ids = ids[~np.isin(ids, list(special_ids))]
-        counts += np.bincount(ids, minlength=vocab_size)
+        tokens, masks = shard.array("token_offsets"), shard.array("mask_offsets")
+        e0 = 0
+        while e0 < len(shard):  # examples [e0, e1): about `window` tokens
+            e1 = min(len(shard), max(e0 + 1, int(np.searchsorted(tokens, tokens[e0] + window, side="right")) - 1))
+            t0, t1, m0, m1 = tokens[e0], tokens[e1], masks[e0], masks[e1]
+            ids = shard.read("src_ids", t0, t1).astype(np.int64)
+            if m1 > m0:  # offline masking: put the original tokens back
+                example = np.searchsorted(masks[e0:e1 + 1], np.arange(m0, m1), side="right") - 1 + e0
+                ids[tokens[example] - t0 + shard.read("mask_pos", m0, m1)] = shard.read("mask_label", m0, m1)
+            counts += np.bincount(ids[~np.isin(ids, special)], minlength=vocab_size)
+            e0 = e1
     return counts
 
 
@@ -233,7 +252,7 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
     if config.workers > 1:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(config.workers, _init_worker, (config, states)) as pool:
-            for result in pool.imap(_process, jobs):
+            for result in _in_order(pool, jobs, window=2 * config.workers):
                 write(*result)
                 n_chunks += 1
     else:

@@ -162,6 +162,25 @@ def test_offline_masking_and_inspect(corpus, en_vocab, tmp_path):
                             "--limit", "2"], capture_output=True, text=True)
     assert plain.stdout.count("\n") == 2 and "[CLS]" in plain.stdout
 
+    # the unigram counts, read a few tokens at a time, equal the examples' own tokens, masks undone
+    from collections import Counter
+
+    from data_gen.make import unigram_counts
+    from ernie_common.tokenization import load_vocab
+    vocab = load_vocab(en_vocab)
+    special = {vocab[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]") if t in vocab}
+    paths = sorted((tmp_path / "shards").glob("*.shard"))
+    expected = Counter()
+    for path in paths:
+        for ex in Shard(path):
+            ids = ex.src_ids.copy()
+            ids[ex.mask_pos] = ex.mask_label
+            expected.update(int(i) for i in ids if int(i) not in special)
+    assert sum(len(Shard(p)) for p in paths) > 0 and any(len(ex.mask_pos) for ex in Shard(paths[0]))
+    for window in (7, 1 << 20):
+        counts = unigram_counts(paths, len(vocab), special, window=window)
+        assert {i: int(c) for i, c in enumerate(counts) if c} == dict(expected)
+
 
 def test_cli_make_and_bad_configs(corpus, en_vocab, tmp_path):
     values = dict(input=str(corpus / "corpus.txt"), vocab=str(en_vocab), output=str(tmp_path / "out"),
