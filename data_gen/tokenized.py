@@ -36,7 +36,7 @@ class Lexicon:
     `pinned` words (the phrase list's) keep ids 0..len(pinned)-1 across `reset`, which bounds
     memory on a long corpus."""
 
-    def __init__(self, stopwords: Set[str] = frozenset(), pinned: Iterable[str] = (), max_words: int = 200_000):
+    def __init__(self, stopwords: Set[str] = frozenset(), pinned: Iterable[str] = (), max_words: int = 2_000_000):
         self.stopwords = stopwords
         self.pinned = list(dict.fromkeys(pinned))
         self.max_words = max_words
