@@ -111,7 +111,7 @@ def main(argv=None) -> int:
                         args.batch_size, args.tokenizer, not args.cased)
     except (InputError, CheckpointError, ConfigError, VocabError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     print(f"encoded {n} lines into {args.output}/cls_emb.npy and top_layer_emb.npy")
     return 0
 

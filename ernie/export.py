@@ -2,8 +2,9 @@
 
 - paddle-inference: `inference.json` + `inference.pdiparams` (feeds src_ids, sent_ids, pos_ids,
   input_mask and, when the model has a task embedding, task_ids), with the model directory's
-  `ernie_config.json`, `vocab.txt` and `finetune.json`; `paddle.inference` and `ernie.predict`
-  run it.
+  `ernie_config.json`, `vocab.txt` and `finetune.json`, and `checksums.json` (the two files'
+  SHA-256, which `ernie.predict` checks: Paddle Inference loads a truncated .pdiparams silently);
+  `paddle.inference` and `ernie.predict` run it.
 - onnx: `model.onnx` converted from that by paddle2onnx (opset 13, no optimiser that would need
   the network), with the same side files.
 - hf: a Hugging Face directory that `transformers` loads (`ErnieModel`, or the `ErnieFor...`
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -24,12 +26,13 @@ from pathlib import Path
 
 from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir
 from ernie.model.config import CONFIG_FILE_NAME
-from ernie_common.fileio import atomic_directory
+from ernie_common.fileio import atomic_directory, sha256_file
 from ernie.formats.hf_format import write_hf_dir
 from ernie.serving.inference_model import FINETUNE_FILE, inference_program, read_description
 
 FORMATS = ("paddle-inference", "onnx", "hf", "hub")
 INFERENCE_PREFIX = "inference"
+CHECKSUMS_FILE = "checksums.json"
 ONNX_FILE = "model.onnx"
 HUB_MODULE = '''"""PaddleHub-style module exported by `python -m ernie.export --format hub`."""
 from pathlib import Path
@@ -57,6 +60,23 @@ def _side_files(model_dir: Path, out: Path) -> None:
 def export_inference(model_dir: Path, out: Path) -> None:
     inference_program(model_dir).save_inference_model(out / INFERENCE_PREFIX)
     _side_files(model_dir, out)
+    # Paddle Inference loads a truncated .pdiparams without a word: the predictor checks these
+    files = [f"{INFERENCE_PREFIX}.json", f"{INFERENCE_PREFIX}.pdiparams"]
+    (out / CHECKSUMS_FILE).write_text(json.dumps({f: sha256_file(out / f) for f in files}, indent=1) + "\n")
+
+
+def verify_checksums(directory: Path) -> None:
+    """Checks an exported model's files against the SHA-256 the export recorded (exports made
+    before it recorded them are not checked)."""
+    path = directory / CHECKSUMS_FILE
+    if not path.is_file():
+        return
+    for name, digest in json.loads(path.read_text(encoding="utf-8")).items():
+        if not (directory / name).is_file():
+            raise CheckpointError(f"{directory / name} is missing: export the model again")
+        if sha256_file(directory / name) != digest:
+            raise CheckpointError(f"{directory / name} is truncated or corrupt (its SHA-256 differs from the "
+                                  f"export's): export the model again")
 
 
 def export_onnx(model_dir: Path, out: Path) -> None:

@@ -23,7 +23,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError
-from ernie.export import INFERENCE_PREFIX
+from ernie.export import INFERENCE_PREFIX, verify_checksums
 from ernie.finetune.examples import DataError, MrcExample, TaggedExample, TextExample
 from ernie.finetune.squad_reader import read_mrc_examples
 from ernie.finetune.tsv import read_lines
@@ -34,6 +34,8 @@ class Predictor:
     def __init__(self, exported_dir, batch_size: int = 32, threads: int = 2):
         import paddle.inference as inference
         exported_dir = Path(exported_dir)
+        if not exported_dir.is_dir():
+            raise CheckpointError(f"{exported_dir}: no such directory")
         self.description = read_description(exported_dir)
         if self.description is None:
             raise CheckpointError(f"{exported_dir} is not a fine-tuned export (no finetune.json); "
@@ -41,11 +43,17 @@ class Predictor:
         model = exported_dir / f"{INFERENCE_PREFIX}.json"
         if not model.is_file():
             raise CheckpointError(f"{model} not found: export with --format paddle-inference or hub")
+        verify_checksums(exported_dir)
         config = inference.Config(str(model), str(exported_dir / f"{INFERENCE_PREFIX}.pdiparams"))
         config.disable_gpu()
         config.set_cpu_math_library_num_threads(threads)
         config.disable_glog_info()
-        self.predictor = inference.create_predictor(config)
+        try:
+            self.predictor = inference.create_predictor(config)
+        except Exception as err:  # Paddle raises its own kinds; a truncated .pdiparams is one
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{exported_dir}: Paddle Inference cannot load the model ({first}); "
+                                  f"export it again") from None
         self.kind = task_kind(self.description, exported_dir / VOCAB_FILE_NAME)
         self.batch_size = batch_size
 

@@ -68,11 +68,11 @@ def test_pack_pair_truncates_the_longer_side():
 def test_bad_input_lines(model_dir, tmp_path, content, message):
     (tmp_path / "in.txt").write_bytes(content)
     result = _encode(model_dir[0], tmp_path / "in.txt", tmp_path / "out")
-    assert result.returncode == 1 and message in result.stderr
+    assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "out" / "cls_emb.npy").exists()
 
 
 def test_task_id_outside_the_embedding(model_dir, tmp_path):
     (tmp_path / "in.txt").write_text("hello\n")
     result = _encode(model_dir[0], tmp_path / "in.txt", tmp_path / "out", "--task-id", "3", "--max-seq-len", "16")
-    assert result.returncode == 1 and "--task-id 3 is outside" in result.stderr
+    assert result.returncode == 2 and "--task-id 3 is outside" in result.stderr

@@ -63,6 +63,8 @@ def test_hugging_face_classifier_equals_paddle(finetuned, feeds, tmp_path):
                        attention_mask=torch.from_numpy(batch["input_mask"]).long(),
                        task_type_ids=torch.from_numpy(batch["task_ids"])).logits
     np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), predictor.run(batch)["probs"], atol=1e-5)
+    from transformers import AutoTokenizer
+    assert AutoTokenizer.from_pretrained(str(out)).model_max_length == model.config.max_position_embeddings
 
 
 def test_hub_module_and_predict_cli(finetuned, feeds, tmp_path, capsys):
@@ -99,6 +101,18 @@ def test_predict_reads_the_files_finetune_reads(finetuned, feeds, tmp_path, caps
     assert "takes one text an example, and was given pairs" in capsys.readouterr().err
     with pytest.raises(DataError, match="takes one text"):
         predictor.predict(TEXTS, TEXTS)
+
+
+def test_predict_names_a_missing_or_broken_export(finetuned, tmp_path, capsys):
+    assert predict_main(["--model", str(tmp_path / "nowhere"), "--input", str(tmp_path / "x.tsv")]) == 2
+    assert "nowhere: no such directory" in capsys.readouterr().err
+    out = export(finetuned, "paddle-inference", tmp_path / "served")
+    params = out / "inference.pdiparams"
+    params.write_bytes(params.read_bytes()[: params.stat().st_size // 2])
+    (tmp_path / "in.tsv").write_text("war and peace\n")
+    assert predict_main(["--model", str(out), "--input", str(tmp_path / "in.tsv")]) == 2
+    err = capsys.readouterr().err
+    assert "inference.pdiparams is truncated or corrupt" in err and "Traceback" not in err
 
 
 def test_export_refuses_a_broken_model(tmp_path, finetuned):

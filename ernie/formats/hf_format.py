@@ -169,17 +169,18 @@ def write_hf_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray], vo
         (tmp / HF_CONFIG_FILE).write_text(json.dumps(values, indent=2) + "\n")
         save_params(tmp / HF_WEIGHTS_FILE, state, fmt="pt")
         if vocab_file is not None and is_sentencepiece(vocab_file):
-            _write_sentencepiece_tokenizer(tmp, vocab_file)
+            _write_sentencepiece_tokenizer(tmp, vocab_file, config.max_position_embeddings)
         elif vocab_file is not None:
             vocab = load_vocab(vocab_file)  # HF reads only the one-token-a-line format
             (tmp / "vocab.txt").write_text("".join(f"{t}\n" for t in sorted(vocab, key=vocab.get)),
                                            encoding="utf-8")
             (tmp / "tokenizer_config.json").write_text(json.dumps(
-                {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case}, indent=2) + "\n")
+                {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case,
+                 "model_max_length": config.max_position_embeddings}, indent=2) + "\n")
     return path
 
 
-def _write_sentencepiece_tokenizer(directory: Path, vocab_file) -> None:
+def _write_sentencepiece_tokenizer(directory: Path, vocab_file, model_max_length: int) -> None:
     """A SentencePiece model's pipeline as `tokenizer.json`, which `transformers` loads as a fast
     tokenizer giving this library's ids, with [CLS]/[SEP] around one text or a pair. A Chinese
     model takes words separated by spaces there (this library cuts raw text with jieba first)."""
@@ -192,4 +193,4 @@ def _write_sentencepiece_tokenizer(directory: Path, vocab_file) -> None:
     backend.save(str(directory / "tokenizer.json"))
     (directory / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "PreTrainedTokenizerFast", "cls_token": CLS, "sep_token": SEP, "pad_token": PAD,
-         "mask_token": MASK, "unk_token": UNK}, indent=2) + "\n")
+         "mask_token": MASK, "unk_token": UNK, "model_max_length": model_max_length}, indent=2) + "\n")
