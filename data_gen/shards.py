@@ -176,7 +176,8 @@ class Shard:
                          default=0)
         if self._data_start + data_bytes > size:
             raise ShardError(f"{self.path}: truncated ({size} bytes, its data needs {self._data_start + data_bytes})")
-        self._verified = np.zeros(len(self._crcs), bool)
+        self._verified = bytearray(len(self._crcs))  # 1: the block passed its checksum
+        self._unverified = len(self._crcs)
         self._data = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self._data_start,
                                shape=(data_bytes,)) if data_bytes else np.zeros(0, np.uint8)
         self._arrays: Dict[str, np.ndarray] = {}
@@ -190,23 +191,22 @@ class Shard:
         self.array("mask_offsets")
         if len(offsets) != self.n_examples + 1 or (self.n_examples and offsets[-1] != header["tokens"]):
             raise ShardError(f"{self.path}: corrupt shard (offsets do not match the header)")
-        self._checked = np.zeros(self.n_examples, bool)  # examples whose bytes were checked
+        self._checked = bytearray(self.n_examples)  # examples whose bytes were checked
         self._token_arrays = (*INPUT_FIELDS, *self.label_fields)
 
     def _check(self, start: int, end: int) -> None:
         """Verifies the blocks that data bytes [start, end) lie in, each once."""
         if end <= start:
             return
-        first, last = start // self._block_bytes, (end - 1) // self._block_bytes
-        if self._verified[first:last + 1].all():
-            return
-        for block in range(first, last + 1):
-            if not self._verified[block]:
+        verified = self._verified
+        for block in range(start // self._block_bytes, (end - 1) // self._block_bytes + 1):
+            if not verified[block]:
                 a, b = block * self._block_bytes, min((block + 1) * self._block_bytes, len(self._data))
                 if zlib.crc32(self._data[a:b]) != self._crcs[block]:
                     raise ShardError(f"{self.path}: corrupt shard: bytes {self._data_start + a}-"
                                      f"{self._data_start + b} fail their checksum")
-                self._verified[block] = True
+                verified[block] = 1
+                self._unverified -= 1
 
     def _slice(self, name: str, first: int, last: int) -> np.ndarray:
         offset, itemsize = self._spans[name]
@@ -230,7 +230,8 @@ class Shard:
                     a = block * self._block_bytes
                     raise ShardError(f"{self.path}: corrupt shard: bytes {self._data_start + a}-"
                                      f"{self._data_start + a + len(data)} fail their checksum")
-        self._verified[:] = True
+        self._verified[:] = b"\x01" * len(self._verified)
+        self._unverified = 0
 
     def read(self, name: str, first: int, last: int) -> np.ndarray:
         """Items [first, last) of an array, read from the file (memory: the slice's size), for
@@ -248,7 +249,7 @@ class Shard:
             for name in names:
                 offset, itemsize = self._spans[name]
                 self._check(offset + first * itemsize, offset + last * itemsize)
-        self._checked[i] = True
+        self._checked[i] = 1
 
     def __getitem__(self, i: int) -> Example:
         if not 0 <= i < self.n_examples:
@@ -256,7 +257,7 @@ class Shard:
         a = self._arrays
         t0, t1 = int(a["token_offsets"][i]), int(a["token_offsets"][i + 1])
         m0, m1 = int(a["mask_offsets"][i]), int(a["mask_offsets"][i + 1])
-        if not self._checked[i]:  # an example's bytes are checked the first time it is read
+        if self._unverified and not self._checked[i]:  # an example's bytes are checked the first time it is read
             self._check_example(i, t0, t1, m0, m1)
         return Example(**{name: np.asarray(a[name][t0:t1]) for name in INPUT_FIELDS},
                        labels={name: np.asarray(a[name][t0:t1]) for name in self.label_fields},
