@@ -343,8 +343,9 @@ REPORT_HEAD = [
     "its last 5 logged windows (`summary.json`).", "",
     "**What was wrong.** With the settings it shipped with, the demo's knowledge-masking loss stayed at "
     "the unigram entropy for its whole run, and the models lost to random initialisation downstream. "
-    "The diagnosis below finds no bug in the model, the data or the fine-tuning path: Hugging Face's "
-    "PyTorch ERNIE on the very same batches stays on the same plateau. The settings were made for "
+    "The diagnosis below finds no bug in the model or the data: Hugging Face's PyTorch ERNIE on the "
+    "very same batches stays on the same plateau. (Whether the fine-tuning path is clear is a separate "
+    "check, below under \"The fine-tuning path\".) The settings were made for "
     "GPU clusters (a 4-layer model, batches of 1,024 tokens, noam decay from a small peak, dropout, 15% "
     "masking) and, at the budget of a few minutes on 2 cores, they never leave the plateau. The recipes "
     "change the optimisation, the masking ratio, the batch and the model size, keep the paper's "
