@@ -91,7 +91,8 @@ def resolved(run: Run) -> dict:
     return settings
 
 
-def _python(*args, log: Path, threads: Optional[int] = None) -> None:
+def run_python(*args, log: Path, threads: Optional[int] = None) -> None:
+    """`python ARGS` in the repository, its output to `log`; `threads`: its OMP_NUM_THREADS."""
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     with open(log, "w", encoding="utf-8") as f:
         subprocess.run([sys.executable, *args], check=True, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env)
@@ -102,13 +103,13 @@ def shards(out: Path, mask_ratio: float) -> Path:
     data = yaml.safe_load((ROOT / DEMO_DATA).read_text(encoding="utf-8"))
     vocab = ROOT / data["vocab"]
     if not vocab.is_file():
-        _python("-m", "data_gen", "build-vocab", "--input", data["input"], "--size", "8000", "--lang", "en",
+        run_python("-m", "data_gen", "build-vocab", "--input", data["input"], "--size", "8000", "--lang", "en",
                 "--output", str(vocab), log=out / "vocab.log")
     target = out / f"shards-mask-{mask_ratio:g}"
     config = {**data, "output": str(target), "mask_ratio": mask_ratio}
     path = out / f"data-mask-{mask_ratio:g}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    _python("-m", "data_gen", "make", "--config", str(path), log=out / f"make-mask-{mask_ratio:g}.log")
+    run_python("-m", "data_gen", "make", "--config", str(path), log=out / f"make-mask-{mask_ratio:g}.log")
     return target
 
 
@@ -134,10 +135,10 @@ def ablation(out: Path) -> None:
         print(f"ablation: {run.name}", flush=True)
         start = time.time()
         if run.reference:
-            _python("scripts/hf_reference_pretrain.py", "--config", str(run_dir / "study.yaml"),
+            run_python("scripts/hf_reference_pretrain.py", "--config", str(run_dir / "study.yaml"),
                     "--output", str(run_dir), log=run_dir / "train.log")
         else:
-            _python("-m", "ernie.pretrain", "--config", str(run_dir / "study.yaml"), "--quiet",
+            run_python("-m", "ernie.pretrain", "--config", str(run_dir / "study.yaml"), "--quiet",
                     log=run_dir / "train.log")
         (run_dir / "wall_s").write_text(f"{time.time() - start:.0f}\n")
 
@@ -151,7 +152,7 @@ CHECK = {"data": "data/brown-genre", "examples": 2000, "epochs": 3, "lr": 3e-4, 
 def finetune_check(out: Path) -> None:
     model = out / "ablation" / CHECK_MODEL / "model"
     if not (ROOT / CHECK["data"]).is_dir():
-        _python("-m", "data_gen", "fetch", "brown-genre", "--dir", str(Path(CHECK["data"]).parent),
+        run_python("-m", "data_gen", "fetch", "brown-genre", "--dir", str(Path(CHECK["data"]).parent),
                 log=out / "fetch.log")
     jobs = []
     for init in ("pretrained", "random"):
@@ -176,7 +177,7 @@ def finetune_check(out: Path) -> None:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
         print(f"finetune-check: {run_dir.name}", flush=True)
-        _python(*args, log=run_dir.parent / f"{run_dir.name}.log", threads=1)
+        run_python(*args, log=run_dir.parent / f"{run_dir.name}.log", threads=1)
 
     with ThreadPoolExecutor(2) as pool:  # two single-threaded runs at once: faster than one on two cores
         list(pool.map(one, jobs))

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,9 +29,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from ernie.pretrain.log import read_log  # noqa: E402
 from ernie.pretrain.schedule import load_schedule  # noqa: E402
+from pretraining_study import run_python  # noqa: E402
 
 STRATEGIES = ("continual", "multitask", "continual_multitask")
 TITLES = {"continual": "continual learning", "multitask": "multi-task learning",
@@ -62,7 +62,7 @@ def finetune(out: Path, seeds: int) -> None:
                   if init == "random" else ["--init-model", str(model_of(init))])
         for name, task, data, examples in TASKS:
             run_dir = out / "finetune" / init / name
-            command = [sys.executable, "-m", "ernie.finetune", "--task", task, "--data", data, *source,
+            command = ["-m", "ernie.finetune", "--task", task, "--data", data, *source,
                        "--output", str(run_dir), "--seeds", str(seeds), "--quiet",
                        "--set", f"max_train_examples={'null' if examples is None else examples}",
                        *[arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")]]
@@ -74,9 +74,7 @@ def finetune(out: Path, seeds: int) -> None:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
         print(f"fine-tuning {run_dir.parent.name} on {run_dir.name}", flush=True)
-        with open(run_dir.parent / f"{run_dir.name}.log", "w", encoding="utf-8") as log:
-            subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+        run_python(*command, log=run_dir.parent / f"{run_dir.name}.log", threads=1)
 
     with ThreadPoolExecutor(2) as pool:  # two single-threaded runs at once: faster than one on two cores
         list(pool.map(one, jobs))

@@ -70,3 +70,15 @@ def random_feeds(config, batch=3, seq_len=9, seed=0, pad_from=None):
         feeds["src_ids"][0, pad_from:] = config.pad_token_id
         feeds["input_mask"][0, pad_from:] = 0.0
     return {k: v.astype(np.float32 if k == "input_mask" else np.int64) for k, v in feeds.items()}
+def pretraining_step_feeds(config):
+    """Feeds of one pre-training step (2 x 8 tokens) for knowledge masking, capitalization,
+    token-document relation and sentence reordering, all four tasks' losses on."""
+    import numpy as np
+    feeds = random_feeds(config, batch=2, seq_len=8, seed=4)
+    rng = np.random.default_rng(5)
+    feeds.update(mask_pos=np.array([1, 5, 9, 14]), mask_label=rng.integers(1, 120, 4),
+                 capitalization_label=rng.integers(-1, 2, (2, 8)), token_document_label=rng.integers(-1, 2, (2, 8)),
+                 sentence_reordering_label=np.array([3, 1]), task_weights=np.ones(4, np.float32))
+    return feeds
+
+

@@ -14,7 +14,7 @@ from ernie.kernels import cpu_kernels
 from ernie.model.optimization import adamw
 from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
 from propeller.static_runner import InferenceProgram, StaticRunner
-from tests.conftest import random_feeds, small_config
+from tests.conftest import pretraining_step_feeds, small_config
 
 MASK32 = np.uint64(0xFFFFFFFF)
 
@@ -124,11 +124,7 @@ def _train_step(config, feeds, monkeypatch, switch):
 
 def test_static_training_step_with_fused_kernels_equals_paddle_ops(monkeypatch):
     config = small_config()
-    feeds = random_feeds(config, batch=2, seq_len=8, seed=4)
-    rng = np.random.default_rng(5)
-    feeds.update(mask_pos=np.array([1, 5, 9, 14]), mask_label=rng.integers(1, 120, 4),
-                 capitalization_label=rng.integers(-1, 2, (2, 8)), token_document_label=rng.integers(-1, 2, (2, 8)),
-                 sentence_reordering_label=np.array([3, 1]), task_weights=np.ones(4, np.float32))
+    feeds = pretraining_step_feeds(config)
     fused_loss, fused_state = _train_step(config, feeds, monkeypatch, "1")
     native_loss, native_state = _train_step(config, feeds, monkeypatch, "0")
     np.testing.assert_allclose(fused_loss, native_loss, rtol=1e-6)

@@ -190,14 +190,10 @@ def test_bf16_pretraining_keeps_the_fused_float32_kernels_between_its_matmuls():
     from ernie.kernels import cpu_kernels
     from ernie.model.optimization import adamw
     from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
-    from tests.conftest import random_feeds, small_config
+    from tests.conftest import pretraining_step_feeds, small_config
 
     config = small_config()
-    feeds = random_feeds(config, batch=2, seq_len=8, seed=4)
-    rng = np.random.default_rng(5)
-    feeds.update(mask_pos=np.array([1, 5, 9, 14]), mask_label=rng.integers(1, 120, 4),
-                 capitalization_label=rng.integers(-1, 2, (2, 8)), token_document_label=rng.integers(-1, 2, (2, 8)),
-                 sentence_reordering_label=np.array([3, 1]), task_weights=np.ones(4, np.float32))
+    feeds = pretraining_step_feeds(config)
 
     def model_fn():
         model = ErnieForPretraining(config, {"knowledge_masking": None, "capitalization": None, "token_document": None,
