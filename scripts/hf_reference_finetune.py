@@ -1,5 +1,5 @@
 """Sentence classification fine-tuned in an independent PyTorch loop: Hugging Face's
-`ErnieForSequenceClassification` and `BertTokenizerFast` over the same TSV files and settings that
+`ErnieForSequenceClassification` and the tokenizer the HF export writes, over the same TSV files and settings that
 `ernie.finetune` uses, to check that fine-tuning path (docs/pretraining.md).
 
 The model comes from an ERNIE model directory (converted with `ernie.formats.hf_format`, as
@@ -43,6 +43,17 @@ def read_tsv(path: Path):
     header = rows[0]
     text, label = header.index("text_a"), header.index("label")
     return [r[text] for r in rows[1:]], [r[label] for r in rows[1:]]
+
+
+def check_tokenizer(tokenizer, vocab_file, texts) -> None:
+    """Stop unless Hugging Face's tokenizer gives this library's ids on `texts`: a reference loop
+    fed other ids (all [UNK], say) would compare nothing."""
+    from ernie_common.tokenization import FullTokenizer
+    ours = FullTokenizer(vocab_file, do_lower_case=True)
+    for text in texts:
+        theirs = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if theirs != ours.encode(text):
+            sys.exit(f"error: Hugging Face's tokenizer disagrees with {vocab_file} on: {text[:60]!r}")
 
 
 def encode(tokenizer, texts, max_len):
@@ -126,7 +137,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir = write_hf_dir(Path(tmp) / "hf", config, params, vocab_file=vocab)
         hf_config = transformers.ErnieConfig.from_pretrained(hf_dir, num_labels=len(names))
-        tokenizer = transformers.BertTokenizerFast(vocab_file=str(hf_dir / "vocab.txt"), do_lower_case=True)
+        # From the directory, as users load it: in transformers 5, `BertTokenizerFast(vocab_file=...)`
+        # keeps only the special tokens and maps every word to [UNK].
+        tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+        check_tokenizer(tokenizer, vocab, train_texts[:50])
         scores = [run_seed(args, seed, hf_dir, hf_config, tokenizer, train, dev) for seed in range(1, args.seeds + 1)]
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,13 @@ A batch is padded to its longest sequence, so random batches of sentences whose 
 (MSRA-NER: 3 to 126 characters; review sentiment: 5 to 128 tokens) spend much of their compute
 on padding. With `group_by_length`, each epoch's shuffled order is cut into windows of
 `WINDOW_BATCHES` batches, each window is sorted by length and cut into batches, and the batches
-are shuffled: batches hold similar lengths and stay random in content and order.
+are shuffled: batches hold similar lengths and stay random in order.
+
+Grouping is off by default, as the released scripts batch at random: where length goes with the
+label, length-sorted batches go with it too, each holding a few classes. On Brown genre, whose
+passage length goes with the genre, a randomly initialised encoder fine-tuned on grouped
+batches never left the majority class (docs/pretraining.md, "The fine-tuning path"). Turn it
+on for speed where length says nothing of the label.
 """
 from __future__ import annotations
 

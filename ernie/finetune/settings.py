@@ -40,7 +40,8 @@ class FinetuneSettings:
     n_best: int = 20
     log_every: int = 20
     max_train_examples: Optional[int] = None  # a fixed random sample of the training set
-    group_by_length: bool = True
+    # Off by default: sorted batches follow the label wherever length does (ernie/finetune/batching.py).
+    group_by_length: bool = False
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_batch_size", "max_seq_len", "log_every"):
