@@ -51,7 +51,8 @@ def batches(items: list, size: int) -> Iterator[list]:
 
 
 def encode_file(model_dir, input_file, output_dir, task_id: int = 0, max_seq_len: int = 128,
-                batch_size: int = 32, tokenizer: str = "full", do_lower_case: bool = True) -> int:
+                batch_size: int = 32, tokenizer: str = "full", do_lower_case: bool = True) -> Tuple[int, int]:
+    """Writes the two arrays; returns (lines encoded, lines cut to `max_seq_len` tokens)."""
     # Paddle is imported here so that `--help` and input errors answer at once.
     from ernie.model.static_graph import StaticEncoder
 
@@ -75,11 +76,12 @@ def encode_file(model_dir, input_file, output_dir, task_id: int = 0, max_seq_len
         cls_out = np.lib.format.open_memmap(cls_tmp, mode="w+", dtype=np.float32, shape=(n, h))
         top_out = np.lib.format.open_memmap(top_tmp, mode="w+", dtype=np.float32,
                                             shape=(n, max_seq_len, h))
-        row = 0
+        row = truncated = 0
         with tqdm(total=n, unit="line", desc="encode", disable=None) as bar:
             for chunk in batches(pairs, batch_size):
-                examples = [pack_pair(tok.encode(a), tok.encode(b) if b is not None else None,
-                                      max_seq_len, tok.cls_id, tok.sep_id) for a, b in chunk]
+                ids = [(tok.encode(a), tok.encode(b) if b is not None else None) for a, b in chunk]
+                truncated += sum(len(a) + len(b or ()) + (3 if b is not None else 2) > max_seq_len for a, b in ids)
+                examples = [pack_pair(a, b, max_seq_len, tok.cls_id, tok.sep_id) for a, b in ids]
                 feeds = pad_batch(examples, tok.pad_id, task_id)
                 seq, pooled = encoder.run(feeds)
                 seq = seq * feeds["input_mask"][:, :, None]
@@ -90,7 +92,7 @@ def encode_file(model_dir, input_file, output_dir, task_id: int = 0, max_seq_len
         cls_out.flush()
         top_out.flush()
         del cls_out, top_out
-    return n
+    return n, truncated
 
 
 def main(argv=None) -> int:
@@ -107,12 +109,13 @@ def main(argv=None) -> int:
     parser.add_argument("--cased", action="store_true", help="do not lower-case (full tokenizer)")
     args = parser.parse_args(argv)
     try:
-        n = encode_file(args.model, args.input, args.output, args.task_id, args.max_seq_len,
+        n, truncated = encode_file(args.model, args.input, args.output, args.task_id, args.max_seq_len,
                         args.batch_size, args.tokenizer, not args.cased)
     except (InputError, CheckpointError, ConfigError, VocabError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"encoded {n} lines into {args.output}/cls_emb.npy and top_layer_emb.npy")
+    print(f"encoded {n} lines into {args.output}/cls_emb.npy and top_layer_emb.npy"
+          + (f"; {truncated} of them longer than {args.max_seq_len} tokens, cut to it" if truncated else ""))
     return 0
 
 

@@ -1,12 +1,15 @@
 """`python -m ernie.export --model DIR --format {paddle-inference,onnx,hf,hub} --output DIR`
 
 - paddle-inference: `inference.json` + `inference.pdiparams` (feeds src_ids, sent_ids, pos_ids,
-  input_mask and, when the model has a task embedding, task_ids), with the model directory's
-  `ernie_config.json`, `vocab.txt` and `finetune.json`, and `checksums.json` (the two files'
-  SHA-256, which `ernie.predict` checks: Paddle Inference loads a truncated .pdiparams silently);
-  `paddle.inference` and `ernie.predict` run it.
+  input_mask and, when the model has a task embedding, task_ids; named outputs: `logits` and
+  `probs` for classification and sequence labelling, `score` for regression, `start_logits` and
+  `end_logits` for reading comprehension, `sequence_output` and `pooled_output` for a pre-trained
+  encoder), with the model directory's `ernie_config.json`, `vocab.txt` and `finetune.json`,
+  `signature.json` (each input's and output's name, dtype and shape) and `checksums.json` (the
+  two files' SHA-256, which `ernie.predict` checks: Paddle Inference loads a truncated .pdiparams
+  silently); `paddle.inference` and `ernie.predict` run it.
 - onnx: `model.onnx` converted from that by paddle2onnx (opset 13, no optimiser that would need
-  the network), with the same side files.
+  the network), with the same inputs, outputs and side files.
 - hf: a Hugging Face directory that `transformers` loads (`ErnieModel`, or the `ErnieFor...`
   class of a fine-tuned head).
 - hub: a PaddleHub-style module folder: the inference model, its side files, and `module.py`
@@ -33,6 +36,7 @@ from ernie.serving.inference_model import FINETUNE_FILE, inference_program, read
 FORMATS = ("paddle-inference", "onnx", "hf", "hub")
 INFERENCE_PREFIX = "inference"
 CHECKSUMS_FILE = "checksums.json"
+SIGNATURE_FILE = "signature.json"
 ONNX_FILE = "model.onnx"
 HUB_MODULE = '''"""PaddleHub-style module exported by `python -m ernie.export --format hub`."""
 from pathlib import Path
@@ -58,8 +62,10 @@ def _side_files(model_dir: Path, out: Path) -> None:
 
 
 def export_inference(model_dir: Path, out: Path) -> None:
-    inference_program(model_dir).save_inference_model(out / INFERENCE_PREFIX)
+    program = inference_program(model_dir)
+    program.save_inference_model(out / INFERENCE_PREFIX)
     _side_files(model_dir, out)
+    (out / SIGNATURE_FILE).write_text(json.dumps(program.signature(), indent=1) + "\n")
     # Paddle Inference loads a truncated .pdiparams without a word: the predictor checks these
     files = [f"{INFERENCE_PREFIX}.json", f"{INFERENCE_PREFIX}.pdiparams"]
     (out / CHECKSUMS_FILE).write_text(json.dumps({f: sha256_file(out / f) for f in files}, indent=1) + "\n")
@@ -87,6 +93,7 @@ def export_onnx(model_dir: Path, out: Path) -> None:
         paddle2onnx.export(f"{tmp}/{INFERENCE_PREFIX}.json", f"{tmp}/{INFERENCE_PREFIX}.pdiparams",
                            str(out / ONNX_FILE), opset_version=13, enable_onnx_checker=True,
                            optimize_tool="None")
+        shutil.copyfile(Path(tmp) / SIGNATURE_FILE, out / SIGNATURE_FILE)
     _side_files(model_dir, out)
 
 

@@ -10,13 +10,23 @@ text, which is split into characters (Chinese tasks) or at whitespace (English t
 For reading comprehension, text_a is the question and text_b the context; or the input is a
 SQuAD-style JSON file, and the output the official prediction file, `{question id: answer}`.
 Otherwise the output is TSV: `index<TAB>prediction` plus, for classification, one probability
-column per label.
+column per label. Inputs longer than the model's maximum length are cut to it, and counted on
+standard error.
+
+Exit codes: 0 done; 2 a user's mistake (bad input, a missing or damaged model), with one line
+saying what and where.
+
+Paddle's predictor and PyTorch each bring an OpenMP runtime; in one process they compete for the
+cores and the predictor slows many times over. `Predictor` warns when torch is already imported:
+serve Paddle and PyTorch models from separate processes.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -30,8 +40,13 @@ from ernie.finetune.tsv import read_lines
 from ernie.serving.inference_model import read_description, task_kind
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class Predictor:
-    def __init__(self, exported_dir, batch_size: int = 32, threads: int = 2):
+    def __init__(self, exported_dir, batch_size: int = 32, threads: Optional[int] = None):
         import paddle.inference as inference
         exported_dir = Path(exported_dir)
         if not exported_dir.is_dir():
@@ -46,7 +61,11 @@ class Predictor:
         verify_checksums(exported_dir)
         config = inference.Config(str(model), str(exported_dir / f"{INFERENCE_PREFIX}.pdiparams"))
         config.disable_gpu()
-        config.set_cpu_math_library_num_threads(threads)
+        config.set_cpu_math_library_num_threads(threads or usable_cores())
+        if "torch" in sys.modules:
+            warnings.warn("torch is imported in this process: its OpenMP runtime and Paddle's compete for "
+                          "the cores and slow the predictor; serve Paddle and PyTorch models from separate "
+                          "processes", RuntimeWarning, stacklevel=2)
         config.disable_glog_info()
         try:
             self.predictor = inference.create_predictor(config)
@@ -55,16 +74,17 @@ class Predictor:
             raise CheckpointError(f"{exported_dir}: Paddle Inference cannot load the model ({first}); "
                                   f"export it again") from None
         self.kind = task_kind(self.description, exported_dir / VOCAB_FILE_NAME)
+        if self.predictor.get_output_names() != self.kind.output_names:  # exports before outputs had names
+            raise CheckpointError(f"{exported_dir}: the graph's outputs {self.predictor.get_output_names()} are not "
+                                  f"{self.kind.output_names}: export the model again")
         self.batch_size = batch_size
+        self.truncated = 0  # inputs cut to the maximum length by the last prediction
 
     def run(self, feed) -> dict:
         for name in self.predictor.get_input_names():
             self.predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(feed[name]))
         self.predictor.run()
-        # The export fetched the kind's outputs in the order of its `output_names`.
-        names = self.predictor.get_output_names()
-        return {key: self.predictor.get_output_handle(name).copy_to_cpu()
-                for key, name in zip(self.kind.output_names, names, strict=True)}
+        return {name: self.predictor.get_output_handle(name).copy_to_cpu() for name in self.kind.output_names}
 
     def examples(self, texts: Sequence[str], text_pairs: Optional[Sequence[str]] = None) -> list:
         if self.kind.head == "token":
@@ -93,6 +113,7 @@ class Predictor:
 
     def predict_examples(self, examples: list) -> list:
         features = self.kind.features(examples, with_labels=False)
+        self.truncated = sum(f.get("truncated", False) for f in features)
         decoded = []
         for start in range(0, len(features), self.batch_size):
             batch = features[start:start + self.batch_size]
@@ -165,7 +186,7 @@ def main(argv=None) -> int:
     parser.add_argument("--input", required=True, help="TSV of texts (or SQuAD-style JSON for reading comprehension)")
     parser.add_argument("--output", help="output TSV (default: standard output)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="CPU math threads (default 2)")
+    parser.add_argument("--threads", type=int, help="CPU math threads (default: the cores this process may use)")
     args = parser.parse_args(argv)
     try:
         predictor = Predictor(args.model, args.batch_size, args.threads)
@@ -179,6 +200,9 @@ def main(argv=None) -> int:
     except (CheckpointError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if predictor.truncated:
+        print(f"note: {predictor.truncated} input(s) longer than the model's "
+              f"{predictor.description['max_seq_len']} tokens were cut to it", file=sys.stderr)
     if args.output:
         from ernie_common.fileio import atomic_write_text
         atomic_write_text(args.output, text)

@@ -75,11 +75,53 @@ class InferenceProgram:
         return dict(zip(self._fetch_names, values))
 
     def save_inference_model(self, path_prefix) -> None:
-        """`path_prefix.json` + `.pdiparams`, which `paddle.inference` loads."""
+        """`path_prefix.json` + `.pdiparams`, which `paddle.inference` loads, its outputs named
+        as the fetches are (`paddle.inference`'s `get_output_names()`, and ONNX's after
+        paddle2onnx)."""
         with static_mode(), paddle.static.scope_guard(self.scope):
             paddle.static.save_inference_model(str(path_prefix), list(self.feeds.values()),
                                                [self.fetches[n] for n in self._fetch_names],
                                                self.executor, program=self.main)
+        name_pir_outputs(f"{path_prefix}.json", self._fetch_names)
+
+    def signature(self) -> Dict[str, List[Dict]]:
+        """The saved graph's inputs and outputs: name, dtype and shape (-1: any size)."""
+        def describe(name, value):
+            return {"name": name, "dtype": str(value.dtype).replace("paddle.", ""), "shape": list(value.shape)}
+        return {"inputs": [describe(n, v) for n, v in self.feeds.items()],
+                "outputs": [describe(n, self.fetches[n]) for n in self._fetch_names]}
+
+
+def name_pir_outputs(json_path, names: List[str]) -> None:
+    """Gives the fetch ops of a saved PIR program the names `names`, in fetch order.
+
+    Paddle 3 names an output after its value only where the value is persistable (a parameter),
+    so every computed output is saved as `fetch_name_<i>`; `Value.name` refuses to be set on
+    anything else. The fetch op's `name` attribute is what `paddle.inference` reports and
+    paddle2onnx carries over, so it is set in the saved program's JSON."""
+    import json
+    with open(json_path, encoding="utf-8") as f:
+        program = json.load(f)
+    fetches = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("#") == "1.fetch":
+                fetches.append(node)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+    walk(program)
+    attrs = [{a["N"]: a["AT"] for a in op.get("A", [])} for op in fetches]
+    if len(fetches) != len(names) or not all("name" in a and "col" in a for a in attrs):
+        raise RuntimeError(f"{json_path}: found {len(fetches)} fetch ops for outputs {names}; "
+                           f"this Paddle version saves programs differently")
+    for a in attrs:
+        a["name"]["D"] = names[a["col"]["D"]]
+    with open(json_path, "w", encoding="utf-8") as f:
+        json.dump(program, f)
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:

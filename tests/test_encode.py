@@ -47,6 +47,7 @@ def test_encode_writes_pooled_and_top_layer(model_dir, en_vocab, tmp_path):
     np.testing.assert_allclose(top[1, :n], seq[0, :n], atol=1e-6)
     assert not top[1, n:].any()  # zeros past the line's length
     assert top[2].any(axis=1).sum() == 32  # the long line is truncated to max_seq_len
+    assert "1 of them longer than 32 tokens, cut to it" in result.stdout
 
 
 def layer_params_from(path):

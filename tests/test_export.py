@@ -33,11 +33,23 @@ def feeds(finetuned):
 
 
 def test_paddle_inference_equals_the_static_program(finetuned, feeds):
+    import json
     predictor, batch = feeds
-    expected = inference_program(finetuned).run(batch)["probs"]
-    np.testing.assert_allclose(predictor.run(batch)["probs"], expected, atol=1e-5)
+    expected = inference_program(finetuned).run(batch)
+    got = predictor.run(batch)
+    for name in ("logits", "probs"):
+        np.testing.assert_allclose(got[name], expected[name], atol=1e-5)
+    np.testing.assert_allclose(got["probs"], np.exp(got["logits"]) / np.exp(got["logits"]).sum(-1, keepdims=True),
+                               atol=1e-6)
     assert set(batch) >= {"src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids"}
-    assert predictor.predictor.get_input_names() == ["src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids"]
+    inputs = ["src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids"]
+    assert predictor.predictor.get_input_names() == inputs
+    assert predictor.predictor.get_output_names() == ["logits", "probs"]
+    signature = json.loads((finetuned.parent / "inference" / "signature.json").read_text())
+    assert [i["name"] for i in signature["inputs"]] == inputs
+    assert signature["inputs"][3] == {"name": "input_mask", "dtype": "float32", "shape": [-1, -1]}
+    assert signature["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [-1, 2]},
+                                    {"name": "probs", "dtype": "float32", "shape": [-1, 2]}]
 
 
 def test_onnx_equals_paddle_inference(finetuned, feeds, tmp_path):
@@ -45,9 +57,13 @@ def test_onnx_equals_paddle_inference(finetuned, feeds, tmp_path):
     predictor, batch = feeds
     out = export(finetuned, "onnx", tmp_path / "onnx")
     session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    (probs,) = session.run(None, {i.name: batch[i.name] for i in session.get_inputs()})
-    np.testing.assert_allclose(probs, predictor.run(batch)["probs"], atol=1e-5)
-    assert (out / "vocab.txt").is_file() and (out / "finetune.json").is_file()
+    assert [o.name for o in session.get_outputs()] == ["logits", "probs"]
+    logits, probs = session.run(None, {i.name: batch[i.name] for i in session.get_inputs()})
+    expected = predictor.run(batch)
+    np.testing.assert_allclose(logits, expected["logits"], atol=1e-5)
+    np.testing.assert_allclose(probs, expected["probs"], atol=1e-5)
+    for name in ("vocab.txt", "finetune.json", "signature.json"):
+        assert (out / name).is_file()
 
 
 def test_hugging_face_classifier_equals_paddle(finetuned, feeds, tmp_path):
@@ -62,9 +78,12 @@ def test_hugging_face_classifier_equals_paddle(finetuned, feeds, tmp_path):
                        token_type_ids=torch.from_numpy(batch["sent_ids"]),
                        attention_mask=torch.from_numpy(batch["input_mask"]).long(),
                        task_type_ids=torch.from_numpy(batch["task_ids"])).logits
-    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), predictor.run(batch)["probs"], atol=1e-5)
+    np.testing.assert_allclose(logits.numpy(), predictor.run(batch)["logits"], atol=1e-5)
     from transformers import AutoTokenizer
-    assert AutoTokenizer.from_pretrained(str(out)).model_max_length == model.config.max_position_embeddings
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    assert tokenizer.model_max_length == model.config.max_position_embeddings
+    for text, row, mask in zip(TEXTS, batch["src_ids"], batch["input_mask"]):  # the ids fed above, [CLS]/[SEP] too
+        assert tokenizer(text)["input_ids"] == row[mask.astype(bool)].tolist()
 
 
 def test_hub_module_and_predict_cli(finetuned, feeds, tmp_path, capsys):
@@ -101,6 +120,16 @@ def test_predict_reads_the_files_finetune_reads(finetuned, feeds, tmp_path, caps
     assert "takes one text an example, and was given pairs" in capsys.readouterr().err
     with pytest.raises(DataError, match="takes one text"):
         predictor.predict(TEXTS, TEXTS)
+
+
+def test_predict_counts_cut_inputs_and_warns_of_torch(finetuned, tmp_path, capsys):
+    import torch  # noqa: F401  (in this process, as a service that also serves PyTorch models)
+    out = export(finetuned, "paddle-inference", tmp_path / "served")
+    with pytest.warns(RuntimeWarning, match="torch is imported in this process"):
+        Predictor(out)
+    (tmp_path / "in.tsv").write_text("war and peace\n" + "the people of the nation " * 10 + "\n")
+    assert predict_main(["--model", str(out), "--input", str(tmp_path / "in.tsv")]) == 0
+    assert "1 input(s) longer than the model's 16 tokens were cut to it" in capsys.readouterr().err
 
 
 def test_predict_names_a_missing_or_broken_export(finetuned, tmp_path, capsys):

@@ -26,7 +26,7 @@ def inside_tag(tag: str) -> str:
 
 class LabellingKind:
     head = "token"
-    output_names = ["probs"]
+    output_names = ["logits", "probs"]
 
     def __init__(self, task, tokenizer, max_seq_len: int, labels: Sequence[str]):
         self.task, self.tokenizer, self.max_seq_len = task, tokenizer, max_seq_len
@@ -37,13 +37,14 @@ class LabellingKind:
     def features(self, examples: Sequence[TaggedExample], with_labels: bool) -> List[dict]:
         features = []
         for example, (ids, word_ids) in zip(examples, self.tokenizer.encode_words([e.words for e in examples])):
+            cut = len(ids) > self.max_seq_len - 2
             ids, word_ids = ids[:self.max_seq_len - 2], word_ids[:self.max_seq_len - 2]
             src = [self.tokenizer.cls_id] + ids + [self.tokenizer.sep_id]
             labels = None
             if with_labels:
                 labels = [IGNORE] + [self._piece_label(example, word_ids, i) for i in range(len(ids))] + [IGNORE]
             features.append({"src": src, "word_ids": word_ids, "labels": labels,
-                             "n_words": len(example.words)})
+                             "n_words": len(example.words), "truncated": cut})
         return features
 
     def _piece_label(self, example: TaggedExample, word_ids: List[int], i: int) -> int:
@@ -71,7 +72,7 @@ class LabellingKind:
         return loss
 
     def outputs(self, logits) -> Dict[str, paddle.Tensor]:
-        return {"probs": F.softmax(logits, axis=-1)}
+        return {"logits": logits, "probs": F.softmax(logits, axis=-1)}
 
     def decode(self, features: Sequence[dict], outputs: Dict[str, np.ndarray]) -> list:
         decoded = []

@@ -25,7 +25,7 @@ class TextKind:
         self.labels = list(labels)
         self.label_ids = {label: i for i, label in enumerate(self.labels)}
         self.n_outputs = 1 if self.regression else len(self.labels)
-        self.output_names = ["score"] if self.regression else ["probs"]
+        self.output_names = ["score"] if self.regression else ["logits", "probs"]
 
     # -- data --------------------------------------------------------------------------------
     def features(self, examples: Sequence[TextExample], with_labels: bool) -> List[dict]:
@@ -36,7 +36,8 @@ class TextKind:
         for example, a in zip(examples, a_ids):
             b = next(b_iter) if example.text_b is not None else None
             src, sent = pack_pair(a, b, self.max_seq_len, self.tokenizer.cls_id, self.tokenizer.sep_id)
-            features.append({"src": src, "sent": sent,
+            cut = len(a) + len(b or ()) + (3 if b is not None else 2) > self.max_seq_len
+            features.append({"src": src, "sent": sent, "truncated": cut,
                              "label": self._label(example) if with_labels else None})
         return features
 
@@ -65,7 +66,9 @@ class TextKind:
         return F.cross_entropy(logits, labels["label"])
 
     def outputs(self, logits) -> Dict[str, paddle.Tensor]:
-        return {"score": logits[:, 0]} if self.regression else {"probs": F.softmax(logits, axis=-1)}
+        if self.regression:
+            return {"score": logits[:, 0]}
+        return {"logits": logits, "probs": F.softmax(logits, axis=-1)}
 
     # -- predictions -------------------------------------------------------------------------
     def decode(self, features: Sequence[dict], outputs: Dict[str, np.ndarray]) -> list:
