@@ -237,3 +237,26 @@ def test_predict_reading_comprehension_from_json_and_tsv(init_model, tmp_path, c
     (tmp_path / "q.tsv").write_text("text_a\n" + "".join(q + "\n" for q in questions))
     assert predict_main(["--model", str(exported), "--input", str(tmp_path / "q.tsv")]) == 2
     assert "needs a question (text_a) and a context (text_b)" in capsys.readouterr().err
+
+
+def test_pretrained_encoder_export_names_its_outputs(init_model, tmp_path):  # noqa: F811
+    import json
+
+    import paddle.inference as inference
+    out = export(init_model, "paddle-inference", tmp_path / "encoder")
+    config = inference.Config(str(out / "inference.json"), str(out / "inference.pdiparams"))
+    config.disable_gpu()
+    predictor = inference.create_predictor(config)
+    assert predictor.get_output_names() == ["sequence_output", "pooled_output"]
+    signature = json.loads((out / "signature.json").read_text())
+    assert [o["name"] for o in signature["outputs"]] == predictor.get_output_names()
+    assert [i["name"] for i in signature["inputs"]] == predictor.get_input_names()
+    batch = {"src_ids": np.array([[1, 7, 9, 2]], np.int64), "sent_ids": np.zeros((1, 4), np.int64),
+             "pos_ids": np.arange(4, dtype=np.int64)[None], "input_mask": np.ones((1, 4), np.float32),
+             "task_ids": np.zeros((1, 4), np.int64)}
+    for name in predictor.get_input_names():
+        predictor.get_input_handle(name).copy_from_cpu(batch[name])
+    predictor.run()
+    expected = inference_program(init_model).run(batch)
+    for name in ("sequence_output", "pooled_output"):
+        np.testing.assert_allclose(predictor.get_output_handle(name).copy_to_cpu(), expected[name], atol=1e-5)
