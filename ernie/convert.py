@@ -1,9 +1,12 @@
 """Converts model checkpoints between this project's format and others.
 
-    python -m ernie.convert --from {hf,paddle-static,ernie} --to {ernie,hf} SRC DST
+    python -m ernie.convert --from {hf,paddlenlp,paddle-static,ernie} --to {ernie,hf,paddlenlp} SRC DST
 
   hf             a Hugging Face ErnieModel / ErnieForPreTraining directory (config.json,
                  model.safetensors, vocab.txt); task-type embeddings included
+  paddlenlp      a PaddleNLP ERNIE save (config.json or model_config.json, model_state.pdparams
+                 or model.safetensors, vocab.txt): ErnieModel or a task class's encoder and head;
+                 the pickle is read without running code from it (ernie/formats/paddlenlp_format.py)
   paddle-static  a released ERNIE static-graph model: ernie_config.json, vocab.txt and params/
                  (one Paddle LoDTensor file per parameter, as save_persistables wrote it)
   ernie          this project's model directory (ernie_config.json, vocab.txt, params.safetensors)
@@ -18,6 +21,7 @@ from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_mod
 from ernie.model.config import ConfigError
 from ernie.formats.hf_format import read_hf_dir, write_hf_dir
 from ernie.formats.paddle_static_format import read_static_model
+from ernie.formats.paddlenlp_format import read_paddlenlp_dir, write_paddlenlp_dir
 from ernie_common.tokenization import VocabError
 
 
@@ -37,6 +41,11 @@ def read_any(kind: str, src: Path):
         config, params, ignored = read_hf_dir(src)
         notes = [f"ignored {len(ignored)} Hugging Face tensor(s) that are not ERNIE encoder or "
                  f"pre-training parameters: {', '.join(ignored[:5])}"] if ignored else []
+        return config, params, _vocab_in(src), notes
+    if kind == "paddlenlp":
+        config, params, ignored = read_paddlenlp_dir(src)
+        notes = [f"ignored {len(ignored)} PaddleNLP tensor(s) that are not ERNIE encoder or fine-tuning head "
+                 f"parameters: {', '.join(ignored[:5])}"] if ignored else []
         return config, params, _vocab_in(src), notes
     if kind == "paddle-static":
         config, params, others = read_static_model(src)
@@ -58,6 +67,8 @@ def convert(src_kind: str, dst_kind: str, src, dst, do_lower_case: bool = True) 
         save_model_dir(dst, config, params, vocab_file=vocab)
     elif dst_kind == "hf":
         write_hf_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case)
+    elif dst_kind == "paddlenlp":
+        write_paddlenlp_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case)
     else:
         raise ValueError(f"unknown target format {dst_kind!r}")
     return notes
@@ -66,10 +77,10 @@ def convert(src_kind: str, dst_kind: str, src, dst, do_lower_case: bool = True) 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ernie.convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--from", dest="src_kind", required=True, choices=["hf", "paddle-static", "ernie"])
-    parser.add_argument("--to", dest="dst_kind", required=True, choices=["ernie", "hf"])
+    parser.add_argument("--from", dest="src_kind", required=True, choices=["hf", "paddlenlp", "paddle-static", "ernie"])
+    parser.add_argument("--to", dest="dst_kind", required=True, choices=["ernie", "hf", "paddlenlp"])
     parser.add_argument("--cased", action="store_true",
-                        help="for --to hf: mark the tokenizer as cased (default: uncased)")
+                        help="for --to hf/paddlenlp: mark the tokenizer as cased (default: uncased)")
     parser.add_argument("src", help="source directory")
     parser.add_argument("dst", help="target directory (replaced atomically if it exists)")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""`python -m ernie.export --model DIR --format {paddle-inference,onnx,hf,hub} --output DIR`
+"""`python -m ernie.export --model DIR --format {paddle-inference,onnx,hf,paddlenlp,hub} --output DIR`
 
 - paddle-inference: `inference.json` + `inference.pdiparams` (feeds src_ids, sent_ids, pos_ids,
   input_mask and, when the model has a task embedding, task_ids; named outputs: `logits` and
@@ -12,10 +12,13 @@
   the network), with the same inputs, outputs and side files.
 - hf: a Hugging Face directory that `transformers` loads (`ErnieModel`, or the `ErnieFor...`
   class of a fine-tuned head).
-- hub: a PaddleHub-style module folder: the inference model, its side files, and `module.py`
-  whose `predict(texts)` runs it. Use it with
-      import sys; sys.path.insert(0, "OUTPUT")
-      import module
+- paddlenlp: a PaddleNLP directory that `paddlenlp.transformers` loads (`ErnieModel`, or the
+  `ErnieFor...` class of a fine-tuned head, with its labels).
+- hub: a PaddleHub module folder of a sentence-level model: the inference model, its side files
+  and `module.py`, which needs paddlepaddle and paddlehub but not this project
+  (ernie/serving/hub_module.py):
+      import paddlehub as hub
+      module = hub.Module(directory="OUTPUT")
       module.predict(["first text", "second text"])
 """
 from __future__ import annotations
@@ -30,29 +33,16 @@ from pathlib import Path
 from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir
 from ernie.model.config import CONFIG_FILE_NAME
 from ernie_common.fileio import atomic_directory, sha256_file
+from ernie_common.tokenization import is_sentencepiece
 from ernie.formats.hf_format import write_hf_dir
+from ernie.formats.paddlenlp_format import write_paddlenlp_dir
 from ernie.serving.inference_model import FINETUNE_FILE, inference_program, read_description
 
-FORMATS = ("paddle-inference", "onnx", "hf", "hub")
+FORMATS = ("paddle-inference", "onnx", "hf", "paddlenlp", "hub")
 INFERENCE_PREFIX = "inference"
 CHECKSUMS_FILE = "checksums.json"
 SIGNATURE_FILE = "signature.json"
 ONNX_FILE = "model.onnx"
-HUB_MODULE = '''"""PaddleHub-style module exported by `python -m ernie.export --format hub`."""
-from pathlib import Path
-
-from ernie.predict import Predictor
-
-_predictor = None
-
-
-def predict(texts, text_pairs=None):
-    """One prediction per text (or text pair): see `ernie.predict.Predictor.predict`."""
-    global _predictor
-    if _predictor is None:
-        _predictor = Predictor(Path(__file__).resolve().parent)
-    return _predictor.predict(texts, text_pairs)
-'''
 
 
 def _side_files(model_dir: Path, out: Path) -> None:
@@ -100,16 +90,38 @@ def export_onnx(model_dir: Path, out: Path) -> None:
 def export_hf(model_dir: Path, out: Path) -> None:
     config, params, vocab = load_model_dir(model_dir)
     description = read_description(model_dir) or {}
-    # write_hf_dir writes atomically itself; it replaces the (empty) temporary directory.
     write_hf_dir(out, config, params, vocab, description.get("do_lower_case", True),
                  labels=description.get("labels", ()))
 
 
+def export_paddlenlp(model_dir: Path, out: Path) -> None:
+    config, params, vocab = load_model_dir(model_dir)
+    description = read_description(model_dir) or {}
+    write_paddlenlp_dir(out, config, params, vocab, description.get("do_lower_case", True),
+                        labels=description.get("labels", ()), task_id=description.get("task_id", 0))
+
+
 def export_hub(model_dir: Path, out: Path) -> None:
-    if read_description(model_dir) is None:
+    import re
+
+    from ernie.finetune.tasks import get_task
+    from ernie.serving.hub_module import module_source
+    description = read_description(model_dir)
+    if description is None:
         raise CheckpointError(f"{model_dir}: a hub module needs a fine-tuned model (no {FINETUNE_FILE})")
+    task = get_task(description["task"])
+    if description["head"] != "sentence":
+        raise CheckpointError(f"{model_dir}: the hub module serves sentence-level heads; a {task.kind} model is "
+                              f"served with --format paddle-inference and `python -m ernie.predict`")
+    vocab = model_dir / VOCAB_FILE_NAME
+    if is_sentencepiece(vocab):
+        raise CheckpointError(f"{vocab} is a SentencePiece vocabulary; the hub module tokenizes with PaddleNLP's "
+                              f"WordPiece ErnieTokenizer")
     export_inference(model_dir, out)
-    (out / "module.py").write_text(HUB_MODULE, encoding="utf-8")
+    name = "ernie_" + re.sub(r"[^0-9a-z]+", "_", task.name.lower()).strip("_")
+    source = module_source(name, f"ERNIE 2.0 fine-tuned on {task.name}", task.kind,
+                           paired=task.layout is not None and task.layout.text_b is not None)
+    (out / "module.py").write_text(source, encoding="utf-8")
 
 
 def export(model_dir, fmt: str, output) -> Path:
@@ -117,8 +129,8 @@ def export(model_dir, fmt: str, output) -> Path:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     load_model_dir(model_dir)  # a clear error for a broken model before anything is written
-    if fmt == "hf":
-        export_hf(model_dir, output)
+    if fmt in ("hf", "paddlenlp"):  # their writers write atomically themselves
+        (export_hf if fmt == "hf" else export_paddlenlp)(model_dir, output)
         return output
     with atomic_directory(output) as tmp:
         {"paddle-inference": export_inference, "onnx": export_onnx, "hub": export_hub}[fmt](model_dir, tmp)
