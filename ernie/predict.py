@@ -170,6 +170,22 @@ def _layout_of(task, header: List[str]):
     return None
 
 
+def evaluate_file(predictor: Predictor, path) -> str:
+    """Scores of the model on a labelled file of its task, printed to standard error; returns
+    the predictions in predict's output format."""
+    task = predictor.kind.task
+    examples = task.read_file(path)
+    if not examples:
+        raise DataError(f"{path}: no labelled examples")
+    predictions = predictor.predict_examples(examples)
+    scores = predictor.kind.evaluate(predictions, examples)
+    print(f"{task.name} on {path} ({len(examples)} examples): "
+          + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()), file=sys.stderr)
+    if predictor.kind.head == "span":
+        return json.dumps({e.qid: a for e, a in zip(examples, predictions)}, ensure_ascii=False, indent=1) + "\n"
+    return tsv_output(predictor, predictions)
+
+
 def tsv_output(predictor: Predictor, predictions: list) -> str:
     kind = predictor.kind
     with_probs = kind.head == "sentence" and not kind.regression
@@ -187,10 +203,15 @@ def main(argv=None) -> int:
     parser.add_argument("--output", help="output TSV (default: standard output)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, help="CPU math threads (default: the cores this process may use)")
+    parser.add_argument("--eval", action="store_true",
+                        help="the input is a labelled file of the model's task (a dev.tsv, MSRA-NER's, SQuAD "
+                             "JSON): print its scores, computed as ernie.finetune computes them")
     args = parser.parse_args(argv)
     try:
         predictor = Predictor(args.model, args.batch_size, args.threads)
-        if predictor.kind.head == "span" and args.input.endswith(".json"):
+        if args.eval:
+            text = evaluate_file(predictor, args.input)
+        elif predictor.kind.head == "span" and args.input.endswith(".json"):
             examples = read_mrc_examples(args.input)
             answers = predictor.predict_examples(examples)
             text = json.dumps({e.qid: a for e, a in zip(examples, answers)}, ensure_ascii=False, indent=1) + "\n"

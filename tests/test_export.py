@@ -258,3 +258,19 @@ def test_pretrained_encoder_export_names_its_outputs(init_model, tmp_path):  # n
     expected = inference_program(init_model).run(batch)
     for name in ("sequence_output", "pooled_output"):
         np.testing.assert_allclose(predictor.get_output_handle(name).copy_to_cpu(), expected[name], atol=1e-5)
+
+
+def test_predict_reproduces_the_finetune_dev_score_and_submission(finetuned, tmp_path, capsys):
+    """`--eval` on the fine-tuning run's own dev file gives its dev score; its test file gives
+    the predictions of its submission file."""
+    import json
+    run = finetuned.parent.parent
+    data = run.parent / "SST-2"
+    report = json.loads((run / "metrics.json").read_text())
+    out = export(finetuned, "paddle-inference", tmp_path / "served")
+    assert predict_main(["--model", str(out), "--input", str(data / "dev.tsv"), "--eval"]) == 0
+    assert f"acc {report['seeds'][0]['dev']['acc']:.4f}" in capsys.readouterr().err
+    assert predict_main(["--model", str(out), "--input", str(data / "test.tsv")]) == 0
+    predicted = [line.split("\t")[:2] for line in capsys.readouterr().out.splitlines()[1:]]
+    submission = [line.split("\t") for line in (run / "seed-1" / "SST-2.tsv").read_text().splitlines()[1:]]
+    assert [p[1] for p in predicted] == [s[1] for s in submission] and len(submission) > 1

@@ -49,12 +49,16 @@ class Task:
         name = {"train": self.train_file, "dev": self.dev_file, "test": self.test_file}[split]
         if name is None:
             raise DataError(f"task {self.name} has no {split} file")
-        path = Path(data_dir) / name
+        return self.read_file(Path(data_dir) / name, test=split == "test", skipped=skipped)
+
+    def read_file(self, path, test: bool = False, skipped: Optional[Counter] = None):
+        """Examples of one file in the task's format (`test`: the test file's columns)."""
+        path = Path(path)
         if self.kind == "labelling":
             return read_tagged_examples(path)
         if self.kind == "mrc":
             return read_mrc_examples(path, skipped)
-        layout = self.test_layout if split == "test" and self.test_layout else self.layout
+        layout = self.test_layout if test and self.test_layout else self.layout
         return read_text_examples(path, layout, regression=self.kind == "regression", skipped=skipped)
 
 
