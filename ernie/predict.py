@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -33,16 +32,12 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError
+from ernie.kernels.cpu_runtime import usable_cores
 from ernie.export import INFERENCE_PREFIX, verify_checksums
 from ernie.finetune.examples import DataError, MrcExample, TaggedExample, TextExample
 from ernie.finetune.squad_reader import read_mrc_examples
 from ernie.finetune.tsv import read_lines
 from ernie.serving.inference_model import read_description, task_kind
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class Predictor:
