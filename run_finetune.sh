@@ -42,7 +42,7 @@ for model in $MODELS; do
 done
 if [ ${#found[@]} -eq 0 ]; then
   echo "no pre-trained model: run 'bash run_pretrain.sh' first (or set MODELS)" >&2
-  exit 1
+  exit 2
 fi
 if [ ! -d "$DATA" ]; then
   python -m data_gen fetch "$CORPUS" --dir "$(dirname "$DATA")"

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
         return args.run(args)
     except (FetchError, DataConfigError, ShardError, VocabError, TaskError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":

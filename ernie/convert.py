@@ -89,7 +89,7 @@ def main(argv=None) -> int:
                         do_lower_case=not args.cased)
     except (CheckpointError, ConfigError, VocabError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {args.dst}")

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         print(f"wrote {plot_run(args.run_dir)}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     return 0
 
 

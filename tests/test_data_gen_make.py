@@ -117,11 +117,11 @@ def test_a_corpus_made_in_parts_and_merged_is_the_whole_corpus(corpus, en_vocab,
                               capture_output=True, text=True)
 
     early = data_gen("make", "--part", "0", "--parts", "2", "--quiet")
-    assert early.returncode == 1 and "corpus_states.json not found" in early.stderr
+    assert early.returncode == 2 and "corpus_states.json not found" in early.stderr
     assert data_gen("make", "--prepare").returncode == 0
     assert data_gen("make", "--part", "1", "--parts", "2", "--quiet", "--workers", "2").returncode == 0
     missing = data_gen("merge")
-    assert missing.returncode == 1 and "part(s) 0 of 2 not made yet" in missing.stderr
+    assert missing.returncode == 2 and "part(s) 0 of 2 not made yet" in missing.stderr
     assert data_gen("make", "--part", "0", "--parts", "2", "--quiet").returncode == 0
     merged = data_gen("merge")
     assert merged.returncode == 0, merged.stderr
@@ -196,7 +196,7 @@ def test_cli_make_and_bad_configs(corpus, en_vocab, tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**values, "shard": 3}))
     result = subprocess.run([sys.executable, "-m", "data_gen", "make", "--config", str(tmp_path / "bad.yaml")],
                             capture_output=True, text=True)
-    assert result.returncode == 1 and "unknown key(s) ['shard']" in result.stderr
+    assert result.returncode == 2 and "unknown key(s) ['shard']" in result.stderr
     with pytest.raises(DataConfigError, match="file not found: nope.txt"):
         DataConfig(**{**values, "input": "nope.txt"})
 

@@ -116,6 +116,6 @@ def test_mismatched_vocab_is_refused(hf_model_dir, tmp_path):
     _write_vocab(bad / "vocab.txt", 50)
     result = subprocess.run([sys.executable, "-m", "ernie.convert", "--from", "hf", "--to", "ernie",
                              str(bad), str(tmp_path / "out")], capture_output=True, text=True)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "has 50 tokens but the model config says vocab_size 99" in result.stderr
     assert not (tmp_path / "out").exists()

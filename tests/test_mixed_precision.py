@@ -129,7 +129,7 @@ def test_fp16_on_cpu_is_refused_before_training(tmp_path, capsys):
         check_supported("fp16")
     config = tmp_path / "c.yaml"
     config.write_text("model: m\ndata: d\noutput: o\nschedule: {}\n")
-    assert pretrain_main(["--config", str(config), "--amp", "fp16"]) == 1
+    assert pretrain_main(["--config", str(config), "--amp", "fp16"]) == 2
     assert "--amp fp16 needs a CUDA build" in capsys.readouterr().err
 
 

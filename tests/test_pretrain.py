@@ -206,7 +206,7 @@ def test_resume_refuses_another_config(pretrain_setup, tmp_path):
     assert first.returncode == 0, first.stderr
     result = subprocess.run([sys.executable, "-m", "ernie.pretrain", "--config", str(root / "changed.yaml"),
                              "--output", str(tmp_path / "run"), "--resume", "--quiet"], capture_output=True, text=True)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "the config differs" in result.stderr and "optimization" in result.stderr and "schedule" in result.stderr
 
 

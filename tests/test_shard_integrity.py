@@ -122,7 +122,7 @@ def test_training_stops_with_the_error_or_skips_and_counts(shard_dir, tmp_path):
     data[data_start + spec["offset"] + spec["nbytes"] // 2] ^= 0x40
     (corrupt / "part-00000.shard").write_bytes(bytes(data))
     stopped = _pretrain(corrupt, tmp_path / "a")
-    assert stopped.returncode == 1 and "Traceback" not in stopped.stderr
+    assert stopped.returncode == 2 and "Traceback" not in stopped.stderr
     assert "part-00000.shard: corrupt shard: bytes" in stopped.stderr
     skipped = _pretrain(corrupt, tmp_path / "b", corrupt_shards="skip")
     assert skipped.returncode == 0, skipped.stderr[-2000:]

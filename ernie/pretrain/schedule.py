@@ -254,7 +254,7 @@ def main(argv=None) -> int:
         schedule = load_schedule(args.config)
     except (ScheduleError, OSError, yaml.YAMLError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     if args.json:
         print(schedule.to_json())
         return 0

@@ -59,6 +59,11 @@ def _sha(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
+class TrainingFailed(RuntimeError):
+    """A run that started and then failed (a non-finite loss, a rank that stopped): exit code 1,
+    where a config, data or checkpoint the run cannot use is a PretrainError and exit code 2."""
+
+
 class Trainer:
     """One process or, under `paddle.distributed.launch`, data-parallel ranks (static program by
     default, dygraph on request): each rank reads its own part of the shards, gradients are
@@ -308,12 +313,12 @@ class Trainer:
         try:
             Learner(self.runner, self._metrics, hooks).train(plan, len(steps), start)
         except FloatingPointError as err:
-            raise PretrainError(str(err)) from None
+            raise TrainingFailed(str(err)) from None
         except RuntimeError as err:
             if watch is None:
                 raise
             watch.close()
-            raise PretrainError(watch.failure_message(f"step {watch.step + 1} failed ({err})")) from None
+            raise TrainingFailed(watch.failure_message(f"step {watch.step + 1} failed ({err})")) from None
         if self.distributed:
             self._check_ranks_agree()
         if not self.is_writer:
@@ -354,9 +359,12 @@ def main(argv=None) -> int:
         check_supported(config.amp)
         trainer = Trainer(config)
         model_dir = trainer.train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl)
-    except (PretrainError, ScheduleError, MixedPrecisionUnsupported, ValueError, OSError) as err:
+    except TrainingFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except (PretrainError, ScheduleError, MixedPrecisionUnsupported, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     line = summary_line(trainer.summary) if trainer.summary else None
     print((f"{line}\n" if line else "") + f"model: {model_dir}\nlog: {Path(config.output) / 'log.jsonl'}")
     return 0
