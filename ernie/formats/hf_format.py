@@ -80,15 +80,16 @@ def finetune_head_rows(stem: str) -> List[Tuple[str, str, bool]]:
 
 # ---- config ------------------------------------------------------------------------------------
 
-def config_from_hf(values: Mapping) -> ErnieConfig:
+def config_from_hf(values: Mapping, source: str = HF_CONFIG_FILE) -> ErnieConfig:
+    """The ERNIE config of a Hugging Face config (PaddleNLP's uses the same keys)."""
     if values.get("model_type") not in (None, "ernie"):
-        raise CheckpointError(f"config.json has model_type {values.get('model_type')!r}, expected 'ernie'")
+        raise CheckpointError(f"{source} has model_type {values.get('model_type')!r}, expected 'ernie'")
     ernie = {}
     for field in ErnieConfig.__dataclass_fields__:
         key = _CONFIG_RENAMES.get(field, field)
         if key in values and values[key] is not None:
             ernie[field] = values[key]
-    return ErnieConfig.from_dict(ernie, source=HF_CONFIG_FILE)
+    return ErnieConfig.from_dict(ernie, source=source)
 
 
 def config_to_hf(config: ErnieConfig, architecture: str) -> dict:
@@ -171,13 +172,19 @@ def write_hf_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray], vo
         if vocab_file is not None and is_sentencepiece(vocab_file):
             _write_sentencepiece_tokenizer(tmp, vocab_file, config.max_position_embeddings)
         elif vocab_file is not None:
-            vocab = load_vocab(vocab_file)  # HF reads only the one-token-a-line format
-            (tmp / "vocab.txt").write_text("".join(f"{t}\n" for t in sorted(vocab, key=vocab.get)),
-                                           encoding="utf-8")
-            (tmp / "tokenizer_config.json").write_text(json.dumps(
-                {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case,
-                 "model_max_length": config.max_position_embeddings}, indent=2) + "\n")
+            write_wordpiece_tokenizer(tmp, vocab_file, "BertTokenizer", do_lower_case, config.max_position_embeddings)
     return path
+
+
+def write_wordpiece_tokenizer(directory: Path, vocab_file, tokenizer_class: str, do_lower_case: bool,
+                              model_max_length: int) -> None:
+    """`vocab.txt` one token a line (the only format HF and PaddleNLP read; an ERNIE vocabulary
+    may be `token<TAB>id`) and a `tokenizer_config.json` naming `tokenizer_class`."""
+    vocab = load_vocab(vocab_file)
+    (directory / "vocab.txt").write_text("".join(f"{t}\n" for t in sorted(vocab, key=vocab.get)), encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": tokenizer_class, "do_lower_case": do_lower_case, "model_max_length": model_max_length},
+        indent=2) + "\n")
 
 
 def _write_sentencepiece_tokenizer(directory: Path, vocab_file, model_max_length: int) -> None:

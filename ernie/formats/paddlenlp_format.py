@@ -23,19 +23,17 @@ from typing import Dict, List, Mapping, Tuple
 import numpy as np
 
 from ernie.formats.checkpoint import CheckpointError, load_params
-from ernie.formats.hf_format import FINETUNE_HEADS
+from ernie.formats.hf_format import FINETUNE_HEADS, config_from_hf, config_to_hf, write_wordpiece_tokenizer
 from ernie.model import param_names as names
 from ernie.model.config import ErnieConfig
 from ernie_common.fileio import atomic_directory
-from ernie_common.tokenization import is_sentencepiece, load_vocab
+from ernie_common.tokenization import is_sentencepiece
 
 CONFIG_FILES = ("config.json", "model_config.json")  # PaddleNLP 2.5+, then the legacy name
 PDPARAMS_FILE = "model_state.pdparams"
 SAFETENSORS_FILE = "model.safetensors"
 LAYER_NORM_EPS = 1e-5  # PaddleNLP's ERNIE ignores its config's layer_norm_eps
 _PREFIX = "ernie."     # PaddleNLP's base_model_prefix: the encoder's names inside a task class
-# ERNIE config field -> PaddleNLP config key (the rest share their names)
-_CONFIG_RENAMES = {"sent_type_vocab_size": "type_vocab_size"}
 # this project's fine-tuning head -> the PaddleNLP class that carries it as `classifier`
 HEAD_CLASSES = {stem: architecture for stem, (architecture, _) in FINETUNE_HEADS.items()}
 
@@ -71,24 +69,17 @@ def encoder_name_map(config: ErnieConfig) -> List[Tuple[str, str]]:
 def config_from_paddlenlp(values: Mapping, source: str) -> ErnieConfig:
     if isinstance(values.get("init_args"), list) and values["init_args"] and isinstance(values["init_args"][0], dict):
         values = values["init_args"][0]  # the oldest saves nest the encoder's arguments
-    if values.get("model_type") not in (None, "ernie"):
-        raise CheckpointError(f"{source} has model_type {values.get('model_type')!r}, expected 'ernie'")
-    ernie = {}
-    for field in ErnieConfig.__dataclass_fields__:
-        key = _CONFIG_RENAMES.get(field, field)
-        if key in values and values[key] is not None:
-            ernie[field] = values[key]
-    ernie["layer_norm_eps"] = LAYER_NORM_EPS
-    return ErnieConfig.from_dict(ernie, source=source)
+    return config_from_hf({**values, "layer_norm_eps": LAYER_NORM_EPS}, source)
 
 
 def config_to_paddlenlp(config: ErnieConfig, architecture: str, task_id: int = 0) -> dict:
     if abs(config.layer_norm_eps - LAYER_NORM_EPS) > 1e-12:
         raise CheckpointError(f"the model's layer_norm_eps is {config.layer_norm_eps:g}; PaddleNLP's ERNIE always "
                               f"uses {LAYER_NORM_EPS:g} and would compute something else")
-    values = {_CONFIG_RENAMES.get(k, k): v for k, v in config.to_dict().items()}
+    values = config_to_hf(config, architecture)
+    del values["tie_word_embeddings"]
     # PaddleNLP's task classes take no task ids: their task embedding reads the config's task_id
-    values.update(model_type="ernie", architectures=[architecture], task_id=task_id)
+    values["task_id"] = task_id
     return values
 
 
@@ -178,10 +169,5 @@ def write_paddlenlp_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarr
         (tmp / CONFIG_FILES[0]).write_text(json.dumps(values, indent=2) + "\n")
         paddle.save(state, str(tmp / PDPARAMS_FILE))
         if vocab_file is not None:
-            vocab = load_vocab(vocab_file)
-            (tmp / "vocab.txt").write_text("".join(f"{t}\n" for t in sorted(vocab, key=vocab.get)),
-                                           encoding="utf-8")
-            (tmp / "tokenizer_config.json").write_text(json.dumps(
-                {"tokenizer_class": "ErnieTokenizer", "do_lower_case": do_lower_case,
-                 "model_max_length": config.max_position_embeddings}, indent=2) + "\n")
+            write_wordpiece_tokenizer(tmp, vocab_file, "ErnieTokenizer", do_lower_case, config.max_position_embeddings)
     return path
