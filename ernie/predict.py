@@ -3,8 +3,8 @@
 Batch prediction with `paddle.inference` from a fine-tuned model exported by
 `python -m ernie.export --format paddle-inference` (or `hub`). The input is TSV: a file of the
 model's task as `ernie.finetune` reads it (a GLUE test.tsv or dev.tsv: the task's text columns),
-a header naming `text_a` (and `text_b` for pair tasks), or one `text_a[<TAB>text_b]` a line
-without one. A pair given to a single-text model, or one text to a pair model, is an error.
+a header naming `text_a` (and `text_b` for pair tasks), or, with `--plain`, one
+`text_a[<TAB>text_b]` a line without a header. A pair given to a single-text model, or one text to a pair model, is an error.
 For sequence labelling, text_a holds the words joined by `\\x02` (ERNIE's format), or plain
 text, which is split into characters (Chinese tasks) or at whitespace (English tasks).
 For reading comprehension, text_a is the question and text_b the context; or the input is a
@@ -117,17 +117,19 @@ class Predictor:
         return self.kind.predictions(decoded, features, examples)
 
 
-def read_inputs(path, task=None) -> tuple:
-    """(texts, text pairs or None) of a TSV. With the model's `task`, a file of that task as
-    `ernie.finetune` reads it is read by the task's own layout (a GLUE test.tsv by its index and
-    sentence columns, a dev.tsv with its label column left out); otherwise a header naming
-    `text_a` (and `text_b`), or `text_a[<TAB>text_b]` lines without a header."""
+def read_inputs(path, task=None, plain: bool = False) -> tuple:
+    """(texts, text pairs or None) of a TSV. A file of the model's `task` as `ernie.finetune`
+    reads it is read by the task's own columns (a GLUE test.tsv by its index and sentence
+    columns, a dev.tsv with its label column left out); otherwise its header must name `text_a`
+    (and `text_b`). `plain`: no header, `text_a[<TAB>text_b]` a line."""
     lines = [line for line in read_lines(path) if line.strip()]
     if not lines:
         raise DataError(f"{path}: no input lines")
     header = lines[0].split("\t")
-    layout = _layout_of(task, header)
-    if layout is not None and layout.header:
+    layout = None if plain else _layout_of(task, header)
+    if plain:
+        a, b, first = 0, 1 if "\t" in lines[0] else None, 1
+    elif layout is not None and layout.header:
         a, first = header.index(layout.text_a), 2
         b = header.index(layout.text_b) if layout.text_b is not None else None
         lines = lines[1:]
@@ -137,11 +139,13 @@ def read_inputs(path, task=None) -> tuple:
         a, b, first = header.index("text_a"), header.index("text_b") if "text_b" in header else None, 2
         lines = lines[1:]
     else:
-        a, b, first = 0, 1 if "\t" in lines[0] else None, 1
+        expected = f"the columns of a {task.name} file, or " if task is not None and task.layout is not None else ""
+        raise DataError(f"{path}:1: the first line names neither {expected}text_a; for lines of text without a "
+                        f"header (text_a[<TAB>text_b]) pass --plain")
     texts, pairs = [], []
     for lineno, line in enumerate(lines, first):
         fields = line.split("\t")
-        if len(fields) <= max(a, b or 0):
+        if len(fields) <= max(a, b or 0) or (plain and len(fields) != (2 if b is not None else 1)):
             raise DataError(f"{path}:{lineno}: expected a text_a{' and a text_b' if b else ''} column")
         texts.append(fields[a])
         pairs.append(fields[b] if b is not None else None)
@@ -198,6 +202,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", help="output TSV (default: standard output)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, help="CPU math threads (default: the cores this process may use)")
+    parser.add_argument("--plain", action="store_true",
+                        help="the input has no header: text_a, or text_a<TAB>text_b, a line")
     parser.add_argument("--eval", action="store_true",
                         help="the input is a labelled file of the model's task (a dev.tsv, MSRA-NER's, SQuAD "
                              "JSON): print its scores, computed as ernie.finetune computes them")
@@ -211,7 +217,7 @@ def main(argv=None) -> int:
             answers = predictor.predict_examples(examples)
             text = json.dumps({e.qid: a for e, a in zip(examples, answers)}, ensure_ascii=False, indent=1) + "\n"
         else:
-            texts, pairs = read_inputs(args.input, predictor.kind.task)
+            texts, pairs = read_inputs(args.input, predictor.kind.task, args.plain)
             text = tsv_output(predictor, predictor.predict(texts, pairs))
     except (CheckpointError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)

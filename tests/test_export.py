@@ -115,6 +115,8 @@ def test_predict_reads_the_files_finetune_reads(finetuned, feeds, tmp_path, caps
         assert [r[1] for r in rows] == predictor.predict(sentences)
     (tmp_path / "pairs.tsv").write_text("war and peace\tthe nation\n")
     assert predict_main(["--model", str(out), "--input", str(tmp_path / "pairs.tsv")]) == 2
+    assert "pairs.tsv:1: the first line names neither the columns of a SST-2 file, or text_a" in capsys.readouterr().err
+    assert predict_main(["--model", str(out), "--input", str(tmp_path / "pairs.tsv"), "--plain"]) == 2
     assert "takes one text an example, and was given pairs" in capsys.readouterr().err
     with pytest.raises(DataError, match="takes one text"):
         predictor.predict(TEXTS, TEXTS)
@@ -126,7 +128,7 @@ def test_predict_counts_cut_inputs_and_warns_of_torch(finetuned, tmp_path, capsy
     with pytest.warns(RuntimeWarning, match="torch is imported in this process"):
         Predictor(out)
     (tmp_path / "in.tsv").write_text("war and peace\n" + "the people of the nation " * 10 + "\n")
-    assert predict_main(["--model", str(out), "--input", str(tmp_path / "in.tsv")]) == 0
+    assert predict_main(["--model", str(out), "--input", str(tmp_path / "in.tsv"), "--plain"]) == 0
     assert "1 input(s) longer than the model's 16 tokens were cut to it" in capsys.readouterr().err
 
 
@@ -160,6 +162,8 @@ def test_predict_input_errors_name_file_and_line(tmp_path):
     from ernie.predict import read_inputs
     (tmp_path / "pairs.tsv").write_text("first\tsecond\nonly one\n")
     with pytest.raises(DataError, match=r"pairs.tsv:2: expected a text_a and a text_b column"):
+        read_inputs(tmp_path / "pairs.tsv", plain=True)
+    with pytest.raises(DataError, match=r"pairs.tsv:1: the first line names neither text_a; .* pass --plain"):
         read_inputs(tmp_path / "pairs.tsv")
     (tmp_path / "header.tsv").write_text("label\ttext_a\n1\tgood\n")
     assert read_inputs(tmp_path / "header.tsv") == (["good"], None)
