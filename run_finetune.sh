@@ -18,7 +18,7 @@
 #   DATA         directory with the task's files  (default data/finetune/$CORPUS, fetched if absent)
 #   OUTPUT       where runs go                    (default output/finetune/$TASK)
 #   SEEDS        seeds per run                    (default 1)
-#   PRETRAINED_LR, RANDOM_LR   learning rates of the two initialisations (default 3e-4 and 1e-3)
+#   PRETRAINED_LR, RANDOM_LR   learning rates of the two initialisations (default 3e-4 both)
 #   EXTRA        more `python -m ernie.finetune` arguments, e.g. "--set epochs=1"
 # Example, the Chinese sentiment task with the 60-minute Chinese recipe's model:
 #   MODELS=output/small_zh/pretrain/model TASK=sentiment bash run_finetune.sh
@@ -32,7 +32,7 @@ DATA=${DATA:-data/finetune/$CORPUS}
 OUTPUT=${OUTPUT:-output/finetune/$TASK}
 SEEDS=${SEEDS:-1}
 PRETRAINED_LR=${PRETRAINED_LR:-3e-4}
-RANDOM_LR=${RANDOM_LR:-1e-3}
+RANDOM_LR=${RANDOM_LR:-3e-4}
 EXTRA=${EXTRA:-}
 
 found=()
