@@ -4,7 +4,8 @@ Batch prediction with `paddle.inference` from a fine-tuned model exported by
 `python -m ernie.export --format paddle-inference` (or `hub`). The input is TSV: a file of the
 model's task as `ernie.finetune` reads it (a GLUE test.tsv or dev.tsv: the task's text columns),
 a header naming `text_a` (and `text_b` for pair tasks), or, with `--plain`, one
-`text_a[<TAB>text_b]` a line without a header. A pair given to a single-text model, or one text to a pair model, is an error.
+`text_a[<TAB>text_b]` a line without a header. A pair given to a single-text model, or one text
+to a pair model, is an error.
 For sequence labelling, text_a holds the words joined by `\\x02` (ERNIE's format), or plain
 text, which is split into characters (Chinese tasks) or at whitespace (English tasks).
 For reading comprehension, text_a is the question and text_b the context; or the input is a
@@ -17,8 +18,8 @@ Exit codes: 0 done; 2 a user's mistake (bad input, a missing or damaged model), 
 saying what and where.
 
 Paddle's predictor and PyTorch each bring an OpenMP runtime; in one process they compete for the
-cores and the predictor slows many times over. `Predictor` warns when torch is already imported:
-serve Paddle and PyTorch models from separate processes.
+cores and the predictor slows down. `Predictor` warns when torch is already imported: serve
+Paddle and PyTorch models from separate processes.
 """
 from __future__ import annotations
 
