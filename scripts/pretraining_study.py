@@ -429,7 +429,8 @@ DOWNSTREAM_TEXT = [
     "initialisation gets its own learning rate from a small grid ({1e-4, 3e-4, 1e-3} with 2,000 "
     "examples, {3e-4, 1e-3} with all), chosen by the dev score of seed 1; seeds 2 to 5 then run at that "
     "rate. Scores are the mean ± standard deviation of the 5 seeds, in points, at each seed's best dev "
-    "epoch; test is never used to choose. Batches of 32; 3 epochs with 2,000 examples, 1 with the full "
+    "epoch; test is never used to choose. Random batches of 32 (not grouped by length: see the fine-tuning "
+    "check above); 3 epochs with 2,000 examples, 1 with the full "
     "training sets; linear warm-up over 10% of the steps, then linear decay; MSRA-NER's dev set is the last 5,000 sentences of its training file, its test set "
     "the package's test file.",
 ]
