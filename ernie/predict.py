@@ -128,8 +128,13 @@ def read_inputs(path, task=None, plain: bool = False) -> tuple:
         raise DataError(f"{path}: no input lines")
     header = lines[0].split("\t")
     layout = None if plain else _layout_of(task, header)
+    columns = len(header)  # every row has as many columns as the first line
     if plain:
         a, b, first = 0, 1 if "\t" in lines[0] else None, 1
+        paired = task is not None and task.layout is not None and task.layout.text_b is not None
+        if task is not None and task.layout is not None and (b is not None) != paired:
+            raise DataError(f"{path}:1: " + ("one text" if b is None else "a text pair") + f", but the model "
+                            f"({task.name}) takes " + ("a pair of texts" if paired else "one text") + " an example")
     elif layout is not None and layout.header:
         a, first = header.index(layout.text_a), 2
         b = header.index(layout.text_b) if layout.text_b is not None else None
@@ -146,8 +151,8 @@ def read_inputs(path, task=None, plain: bool = False) -> tuple:
     texts, pairs = [], []
     for lineno, line in enumerate(lines, first):
         fields = line.split("\t")
-        if len(fields) <= max(a, b or 0) or (plain and len(fields) != (2 if b is not None else 1)):
-            raise DataError(f"{path}:{lineno}: expected a text_a{' and a text_b' if b else ''} column")
+        if len(fields) != columns:
+            raise DataError(f"{path}:{lineno}: {len(fields)} column(s) where the first line has {columns}")
         texts.append(fields[a])
         pairs.append(fields[b] if b is not None else None)
     if not texts:

@@ -117,7 +117,7 @@ def test_predict_reads_the_files_finetune_reads(finetuned, feeds, tmp_path, caps
     assert predict_main(["--model", str(out), "--input", str(tmp_path / "pairs.tsv")]) == 2
     assert "pairs.tsv:1: the first line names neither the columns of a SST-2 file, or text_a" in capsys.readouterr().err
     assert predict_main(["--model", str(out), "--input", str(tmp_path / "pairs.tsv"), "--plain"]) == 2
-    assert "takes one text an example, and was given pairs" in capsys.readouterr().err
+    assert "pairs.tsv:1: a text pair, but the model (SST-2) takes one text an example" in capsys.readouterr().err
     with pytest.raises(DataError, match="takes one text"):
         predictor.predict(TEXTS, TEXTS)
 
@@ -161,8 +161,12 @@ def test_predict_input_errors_name_file_and_line(tmp_path):
     from ernie.finetune.examples import DataError
     from ernie.predict import read_inputs
     (tmp_path / "pairs.tsv").write_text("first\tsecond\nonly one\n")
-    with pytest.raises(DataError, match=r"pairs.tsv:2: expected a text_a and a text_b column"):
+    with pytest.raises(DataError, match=r"pairs.tsv:2: 1 column\(s\) where the first line has 2"):
         read_inputs(tmp_path / "pairs.tsv", plain=True)
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\textra\n")
+    from ernie.finetune.tasks import get_task
+    with pytest.raises(DataError, match=r"dev.tsv:3: 3 column\(s\) where the first line has 2"):
+        read_inputs(tmp_path / "dev.tsv", get_task("SST-2"))
     with pytest.raises(DataError, match=r"pairs.tsv:1: the first line names neither text_a; .* pass --plain"):
         read_inputs(tmp_path / "pairs.tsv")
     (tmp_path / "header.tsv").write_text("label\ttext_a\n1\tgood\n")
