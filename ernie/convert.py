@@ -21,7 +21,7 @@ from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_mod
 from ernie.model.config import ConfigError
 from ernie.formats.hf_format import read_hf_dir, write_hf_dir
 from ernie.formats.paddle_static_format import read_static_model
-from ernie.formats.paddlenlp_format import read_paddlenlp_dir, write_paddlenlp_dir
+from ernie.formats.paddlenlp_format import epsilon_note, read_paddlenlp_dir, write_paddlenlp_dir
 from ernie_common.tokenization import VocabError
 
 
@@ -69,6 +69,7 @@ def convert(src_kind: str, dst_kind: str, src, dst, do_lower_case: bool = True) 
         write_hf_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case)
     elif dst_kind == "paddlenlp":
         write_paddlenlp_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case)
+        notes += [note for note in [epsilon_note(config)] if note]
     else:
         raise ValueError(f"unknown target format {dst_kind!r}")
     return notes

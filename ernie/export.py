@@ -35,7 +35,7 @@ from ernie.model.config import CONFIG_FILE_NAME
 from ernie_common.fileio import atomic_directory, sha256_file
 from ernie_common.tokenization import is_sentencepiece
 from ernie.formats.hf_format import write_hf_dir
-from ernie.formats.paddlenlp_format import write_paddlenlp_dir
+from ernie.formats.paddlenlp_format import epsilon_note, write_paddlenlp_dir
 from ernie.serving.inference_model import FINETUNE_FILE, inference_program, read_description
 
 FORMATS = ("paddle-inference", "onnx", "hf", "paddlenlp", "hub")
@@ -148,6 +148,10 @@ def main(argv=None) -> int:
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.format == "paddlenlp":
+        note = epsilon_note(load_model_dir(args.model)[0])
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     print(f"wrote {out}")
     return 0
 
