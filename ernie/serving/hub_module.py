@@ -40,7 +40,8 @@ class ErnieFinetunedModule:
         config = paddle_infer.Config(os.path.join(HERE, "inference.json"), os.path.join(HERE, "inference.pdiparams"))
         config.disable_gpu()
         config.disable_glog_info()
-        config.set_cpu_math_library_num_threads(threads or len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        config.set_cpu_math_library_num_threads(threads or cores)
         self.predictor = paddle_infer.create_predictor(config)
         self.labels = self.description["labels"]
 
