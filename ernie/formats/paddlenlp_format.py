@@ -143,7 +143,7 @@ def read_paddlenlp_dir(path) -> Tuple[ErnieConfig, Dict[str, np.ndarray], List[s
         raise CheckpointError(f"{path}: no {PDPARAMS_FILE} or {SAFETENSORS_FILE}")
     prefix = _PREFIX if any(k.startswith(_PREFIX) for k in state) else ""
     rows = [(e, prefix + p) for e, p in encoder_name_map(config)]
-    architecture = (values.get("architectures") or [""])[0]
+    architecture = (values.get("architectures") or [values.get("init_class", "")])[0]  # legacy: init_class
     for stem, head_class in HEAD_CLASSES.items():
         if architecture == head_class:
             rows += [(f"{stem}_w", "classifier.weight"), (f"{stem}_b", "classifier.bias")]
