@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ernie.formats.checkpoint import CheckpointError, load_model_dir
 from ernie.model.config import ConfigError
-from ernie.model.features import pack_pair, pad_batch
+from ernie.model.features import pack_pair, pad_batch, pair_is_cut
 from ernie_common.fileio import atomic_path
 from ernie_common.tokenization import CharTokenizer, VocabError, make_tokenizer
 
@@ -80,7 +80,7 @@ def encode_file(model_dir, input_file, output_dir, task_id: int = 0, max_seq_len
         with tqdm(total=n, unit="line", desc="encode", disable=None) as bar:
             for chunk in batches(pairs, batch_size):
                 ids = [(tok.encode(a), tok.encode(b) if b is not None else None) for a, b in chunk]
-                truncated += sum(len(a) + len(b or ()) + (3 if b is not None else 2) > max_seq_len for a, b in ids)
+                truncated += sum(pair_is_cut(a, b, max_seq_len) for a, b in ids)
                 examples = [pack_pair(a, b, max_seq_len, tok.cls_id, tok.sep_id) for a, b in ids]
                 feeds = pad_batch(examples, tok.pad_id, task_id)
                 seq, pooled = encoder.run(feeds)
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         n, truncated = encode_file(args.model, args.input, args.output, args.task_id, args.max_seq_len,
-                        args.batch_size, args.tokenizer, not args.cased)
+                                   args.batch_size, args.tokenizer, not args.cased)
     except (InputError, CheckpointError, ConfigError, VocabError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir
-from ernie.model.config import CONFIG_FILE_NAME
+from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
 from ernie_common.fileio import atomic_directory, sha256_file
 from ernie_common.tokenization import is_sentencepiece
 from ernie.formats.hf_format import write_hf_dir
@@ -87,18 +87,16 @@ def export_onnx(model_dir: Path, out: Path) -> None:
     _side_files(model_dir, out)
 
 
-def export_hf(model_dir: Path, out: Path) -> None:
+def export_library_dir(model_dir: Path, out: Path, fmt: str) -> None:
+    """A Hugging Face or PaddleNLP directory (their writers write atomically themselves), with a
+    fine-tuned model's labels (and, for PaddleNLP, whose task classes take no task ids, its task id)."""
     config, params, vocab = load_model_dir(model_dir)
     description = read_description(model_dir) or {}
-    write_hf_dir(out, config, params, vocab, description.get("do_lower_case", True),
-                 labels=description.get("labels", ()))
-
-
-def export_paddlenlp(model_dir: Path, out: Path) -> None:
-    config, params, vocab = load_model_dir(model_dir)
-    description = read_description(model_dir) or {}
-    write_paddlenlp_dir(out, config, params, vocab, description.get("do_lower_case", True),
-                        labels=description.get("labels", ()), task_id=description.get("task_id", 0))
+    common = dict(do_lower_case=description.get("do_lower_case", True), labels=description.get("labels", ()))
+    if fmt == "hf":
+        write_hf_dir(out, config, params, vocab, **common)
+    else:
+        write_paddlenlp_dir(out, config, params, vocab, task_id=description.get("task_id", 0), **common)
 
 
 def export_hub(model_dir: Path, out: Path) -> None:
@@ -120,7 +118,7 @@ def export_hub(model_dir: Path, out: Path) -> None:
     export_inference(model_dir, out)
     name = "ernie_" + re.sub(r"[^0-9a-z]+", "_", task.name.lower()).strip("_")
     source = module_source(name, f"ERNIE 2.0 fine-tuned on {task.name}", task.kind,
-                           paired=task.layout is not None and task.layout.text_b is not None)
+                           paired=task.takes_pairs)
     (out / "module.py").write_text(source, encoding="utf-8")
 
 
@@ -129,8 +127,8 @@ def export(model_dir, fmt: str, output) -> Path:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     load_model_dir(model_dir)  # a clear error for a broken model before anything is written
-    if fmt in ("hf", "paddlenlp"):  # their writers write atomically themselves
-        (export_hf if fmt == "hf" else export_paddlenlp)(model_dir, output)
+    if fmt in ("hf", "paddlenlp"):
+        export_library_dir(model_dir, output, fmt)
         return output
     with atomic_directory(output) as tmp:
         {"paddle-inference": export_inference, "onnx": export_onnx, "hub": export_hub}[fmt](model_dir, tmp)
@@ -149,7 +147,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.format == "paddlenlp":
-        note = epsilon_note(load_model_dir(args.model)[0])
+        note = epsilon_note(ErnieConfig.from_file(Path(args.model) / CONFIG_FILE_NAME))
         if note:
             print(f"note: {note}", file=sys.stderr)
     print(f"wrote {out}")

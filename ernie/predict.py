@@ -89,10 +89,10 @@ class Predictor:
             if text_pairs is None:
                 raise DataError("reading comprehension needs a question (text_a) and a context (text_b) per line")
             return [MrcExample(str(i), q, c, []) for i, (q, c) in enumerate(zip(texts, text_pairs, strict=True))]
-        layout = self.kind.task.layout
-        if layout is not None and (layout.text_b is not None) != (text_pairs is not None):
-            raise DataError(f"the model ({self.kind.task.name}) takes "
-                            + ("a pair of texts (text_a, text_b)" if layout.text_b is not None else "one text")
+        task = self.kind.task
+        if task.layout is not None and task.takes_pairs != (text_pairs is not None):
+            raise DataError(f"the model ({task.name}) takes "
+                            + ("a pair of texts (text_a, text_b)" if task.takes_pairs else "one text")
                             + " an example, and was given " + ("pairs" if text_pairs is not None else "single texts"))
         pairs = text_pairs if text_pairs is not None else [None] * len(texts)
         return [TextExample(str(i), a, b) for i, (a, b) in enumerate(zip(texts, pairs, strict=True))]
@@ -131,10 +131,10 @@ def read_inputs(path, task=None, plain: bool = False) -> tuple:
     columns = len(header)  # every row has as many columns as the first line
     if plain:
         a, b, first = 0, 1 if "\t" in lines[0] else None, 1
-        paired = task is not None and task.layout is not None and task.layout.text_b is not None
-        if task is not None and task.layout is not None and (b is not None) != paired:
+        if task is not None and task.layout is not None and (b is not None) != task.takes_pairs:
             raise DataError(f"{path}:1: " + ("one text" if b is None else "a text pair") + f", but the model "
-                            f"({task.name}) takes " + ("a pair of texts" if paired else "one text") + " an example")
+                            f"({task.name}) takes " + ("a pair of texts" if task.takes_pairs else "one text")
+                            + " an example")
     elif layout is not None and layout.header:
         a, first = header.index(layout.text_a), 2
         b = header.index(layout.text_b) if layout.text_b is not None else None

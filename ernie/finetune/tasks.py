@@ -43,6 +43,11 @@ class Task:
     def main_metric(self) -> str:
         return self.metrics[0]
 
+    @property
+    def takes_pairs(self) -> bool:
+        """A sentence-level task whose examples are text pairs (text_a, text_b)."""
+        return self.layout is not None and self.layout.text_b is not None
+
     def read(self, data_dir, split: str, skipped: Optional[Counter] = None):
         """Examples of `split` (train/dev/test); test examples carry no labels where the
         public test file has none."""

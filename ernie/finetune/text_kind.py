@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ernie.model.features import pack_pair, pad_batch
+from ernie.model.features import pack_pair, pad_batch, pair_is_cut
 from ernie.finetune import metrics
 from ernie.finetune.examples import DataError, TextExample
 
@@ -36,8 +36,7 @@ class TextKind:
         for example, a in zip(examples, a_ids):
             b = next(b_iter) if example.text_b is not None else None
             src, sent = pack_pair(a, b, self.max_seq_len, self.tokenizer.cls_id, self.tokenizer.sep_id)
-            cut = len(a) + len(b or ()) + (3 if b is not None else 2) > self.max_seq_len
-            features.append({"src": src, "sent": sent, "truncated": cut,
+            features.append({"src": src, "sent": sent, "truncated": pair_is_cut(a, b, self.max_seq_len),
                              "label": self._label(example) if with_labels else None})
         return features
 

@@ -17,10 +17,20 @@ def truncate_pair(a: List[int], b: Optional[List[int]], budget: int) -> Tuple[Li
     return a, b
 
 
+def _pair_budget(b: Optional[Sequence[int]], max_seq_len: int) -> int:
+    """Tokens left for a and b once [CLS] and the [SEP]s are in."""
+    return max_seq_len - (3 if b is not None else 2)
+
+
+def pair_is_cut(a: Sequence[int], b: Optional[Sequence[int]], max_seq_len: int) -> bool:
+    """Whether `pack_pair` drops tokens of this pair."""
+    return len(a) + (len(b) if b is not None else 0) > _pair_budget(b, max_seq_len)
+
+
 def pack_pair(a: Sequence[int], b: Optional[Sequence[int]], max_seq_len: int, cls_id: int,
               sep_id: int) -> Tuple[List[int], List[int]]:
     """(token ids, sentence ids) of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, at most max_seq_len."""
-    a, b = truncate_pair(a, b, max_seq_len - (3 if b is not None else 2))
+    a, b = truncate_pair(a, b, _pair_budget(b, max_seq_len))
     src = [cls_id] + a + [sep_id]
     sent = [0] * len(src)
     if b is not None:
