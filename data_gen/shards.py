@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import tempfile
 import zlib
@@ -138,6 +139,10 @@ class _BlockCrc:
 class Shard:
     """Random access to the examples of one shard file, each checked before it is used."""
 
+    def _version_error(self, version) -> str:
+        return (f"{self.path}: shard format version {version}, this reader knows {FORMAT_VERSION}: "
+                f"make the shards again with `python -m data_gen make`")
+
     def __init__(self, path):
         self.path = Path(path)
         try:
@@ -152,6 +157,10 @@ class Shard:
                                      f"{_PREFIX + header_len})")
                 raw = f.read(header_len)
             if zlib.crc32(raw) != header_crc:
+                # format 1 had no header checksum: its header starts where format 2 keeps the checksum
+                older = re.match(rb'\{"version": (\d+),', head[len(MAGIC) + 4:] + raw)
+                if older and int(older.group(1)) != FORMAT_VERSION:
+                    raise ShardError(self._version_error(int(older.group(1))))
                 raise ShardError(f"{self.path}: corrupt shard header (its checksum fails)")
             header = json.loads(raw)
         except ShardError:
@@ -161,8 +170,7 @@ class Shard:
         except (ValueError, UnicodeDecodeError):
             raise ShardError(f"{self.path}: corrupt shard header") from None
         if header.get("version") != FORMAT_VERSION:
-            raise ShardError(f"{self.path}: shard format version {header.get('version')}, this reader knows "
-                             f"{FORMAT_VERSION}: make the shards again with `python -m data_gen make`")
+            raise ShardError(self._version_error(header.get("version")))
         try:
             self.tasks = tasks.check_table(header["tasks"], str(self.path))
         except tasks.TaskError as err:

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     vocab = load_vocab(vocab_file)
     model_config = ErnieConfig.from_file(config.model, vocab_size=len(vocab))
     data = PretrainingData(config.data, config.seed, config.batch_tokens, vocab["[PAD]"], vocab["[MASK]"],
-                           first_normal_id(vocab))
+                           first_normal_id(vocab), length_pool=config.length_pool)
     opt = config.optimization
     steps = args.steps or _km_iterations(config)
     dropout = config.dropout  # as in ernie.pretrain: for training only, the saved config keeps the preset's

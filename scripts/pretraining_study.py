@@ -32,8 +32,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_batching import measure as measure_batches  # noqa: E402
 from downstream import report_table  # noqa: E402
+from ernie.pretrain.config import load_config  # noqa: E402
 from ernie.pretrain.log import read_log, summary  # noqa: E402
 from ernie.pretrain.schedule import schedule_from_config  # noqa: E402
 
@@ -408,8 +411,9 @@ RECIPES_TEXT = [
     "stage and replayed in the later ones, and depart from the paper's optimisation as the diagnosis "
     "below motivates: no dropout while pre-training (the saved model keeps dropout 0.1 for "
     "fine-tuning), 40% of the knowledge units masked, linear warm-up and decay to 0 from a peak of "
-    "1e-3, batches of 4,096 tokens. Knowledge masking gets most of each budget: it is the task whose "
-    "loss says whether the encoder reads context.",
+    "1e-3, batches of 4,096 tokens (small_zh's cut from length-sorted pools: \"Length pools\" below). "
+    "Knowledge masking gets most of each budget: it is the task whose loss says whether the encoder "
+    "reads context.",
 ]
 
 ABLATION_TEXT = [
@@ -528,6 +532,48 @@ def _demo_allocation() -> List[str]:
             f"({new.stages[0].allocation['knowledge_masking']} in its own stage)."]
 
 
+# recipe -> the directory under the study's output of the same recipe run with `length_pool: 1`
+WITHOUT_POOLS = {"small_zh": "small_zh-nopool"}
+
+
+def length_pool_text(out: Path, recipes: Dict[str, Dict]) -> List[str]:
+    """A recipe against its own run with batches read one at a time (same config otherwise)."""
+    lines = []
+    for name, other in WITHOUT_POOLS.items():
+        run_dir = out / other
+        if name not in recipes or not (run_dir / "summary.json").is_file():
+            continue
+        pooled, single = recipes[name], _read_json(run_dir / "summary.json")
+        config_path = ROOT / next(path for recipe, path, *_ in RECIPES if recipe == name)
+        mine, theirs = (load_config(path).training_settings() for path in (config_path, run_dir / "config.yaml"))
+        differs = sorted(k for k in set(mine) | set(theirs) if k != "length_pool" and mine.get(k) != theirs.get(k))
+        rates = []
+        for directory in (pooled["run_dir"], run_dir):
+            records = read_log(directory)
+            rates.append(statistics.fmean(r["tokens_per_s"] for r in records[len(records) // 10:]))
+        wall = int((run_dir / "wall_s").read_text()) if (run_dir / "wall_s").is_file() else None
+        lines.append(
+            f"- **{name}**, batches cut from pools of {pooled['config']['length_pool']} batches' worth of examples "
+            f"sorted by length (`length_pool`, `ernie.pretrain.data`) against batches read one at a time: final "
+            f"knowledge-masking loss {pooled['summary']['final_loss']['knowledge_masking']:.3f} "
+            f"({pooled['summary']['knowledge_masking_over_entropy']:.3f} x entropy) against "
+            f"{single['final_loss']['knowledge_masking']:.3f} ({single['knowledge_masking_over_entropy']:.3f}), "
+            f"with {rates[0]:,.0f} against {rates[1]:,.0f} real tokens/s"
+            + (f", in {pooled['wall'] / 60:.1f} against {wall / 60:.1f} minutes" if pooled["wall"] and wall else "")
+            + (f" (the runs' configs also differ in {differs})" if differs else
+               " (the configs differ in nothing else)") + ".")
+    if lines:
+        name = next(iter(WITHOUT_POOLS))
+        config = recipes[name]["config"]
+        fill = {pool: measure_batches(ROOT / config["data"], config["batch_tokens"], 300, pool)["fill"]
+                for pool in (1, config["length_pool"])}
+        lines = [f"**Length pools.** Read one batch at a time, {name}'s batches of knowledge-masking segments "
+                 f"hold {fill[1]:.0%} real tokens, the rest padding; cut from length-sorted pools of "
+                 f"{config['length_pool']}, {fill[config['length_pool']]:.0%} (300 batches; "
+                 f"`python benchmarks/bench_batching.py {config['data']}`). The same recipe both ways:", "", *lines]
+    return lines
+
+
 def check_text(out: Path, scores: Dict) -> List[str]:
     if not all((impl, init) in scores for impl in ("paddle", "hf") for init in ("pretrained", "random")):
         return ["The check has not run to the end yet (`python scripts/pretraining_study.py finetune-check`)."]
@@ -566,6 +612,9 @@ def report(out: Path, doc: Path) -> None:
             target.write_bytes(plot_run(r["run_dir"]).read_bytes())
             lines.append(f"![{name}: pre-training losses](pretraining_{name}.png)")
         lines.append("")
+        pools = length_pool_text(out, recipes)
+        if pools:
+            lines += [*pools, ""]
     if results:
         ablation_plot(results, DOCS / "pretraining_ablation.png")
         lines += ["## Diagnosis: knowledge masking alone, one change a run", "", *ABLATION_TEXT, "",

@@ -111,11 +111,13 @@ def four_task_shards(tmp_path_factory, en_vocab):
     return root / "shards"
 
 
+@pytest.mark.parametrize("length_pool", [1, 4])
 @pytest.mark.parametrize("strategy", ["continual", "multitask", "continual_multitask"])
-def test_the_reader_switches_on_each_task_for_exactly_its_budget(four_task_shards, strategy):
+def test_the_reader_switches_on_each_task_for_exactly_its_budget(four_task_shards, strategy, length_pool):
     """A replay of the reader over a whole schedule: each task's loss is on for exactly its
     iterations; steps of token-level tasks alone read only plain segments (natural order: no
-    reordered, no cross-document example), text-task steps their own task's examples."""
+    reordered, no cross-document example), text-task steps their own task's examples; batches
+    cut from length-sorted pools too."""
     from data_gen.examples import NO_TASK
     from ernie.pretrain.data import PretrainingData
     from ernie.pretrain.schedule import build_schedule
@@ -123,11 +125,11 @@ def test_the_reader_switches_on_each_task_for_exactly_its_budget(four_task_shard
     budgets = {"knowledge_masking": 40, "capitalization": 24, "sentence_reordering": 30, "sentence_distance": 12}
     schedule = build_schedule(strategy, [[t] for t in budgets], budgets)
     data = PretrainingData(four_task_shards, seed=1, batch_tokens=256, pad_id=0, mask_token_id=3,
-                           first_normal_id=5)
+                           first_normal_id=5, length_pool=length_pool)
     order = list(budgets)
     read, loss_on = [], Counter()
-    original = data._next_example
-    data._next_example = lambda stream: read.append(original(stream)) or read[-1]
+    original = data._feeds
+    data._feeds = lambda examples, *rest: read.extend(examples) or original(examples, *rest)
     for index, step in enumerate(schedule.steps()):
         del read[:]
         feed = data.batch(index, step.task, step.on, order, registry.get(step.task).task_id)
@@ -138,6 +140,53 @@ def test_the_reader_switches_on_each_task_for_exactly_its_budget(four_task_shard
         if task.level == registry.TOKEN:
             assert all(not (ex.sent_ids[1:] != ex.sent_ids[:-1]).any() for ex in read)  # one segment, unbroken
     assert loss_on == budgets
+
+
+def _batches(data, steps, stream_task="knowledge_masking"):
+    """The [shard, index] rows and padded shape of `steps` batches of one stream."""
+    rows = []
+    original = data._feeds
+    data._feeds = lambda examples, *rest: rows.append(examples) or original(examples, *rest)
+    shapes = [data.batch(i, stream_task, [stream_task], [stream_task], 0)["src_ids"].shape for i in range(steps)]
+    data._feeds = original
+    return [[(ex.task, list(ex.src_ids)) for ex in b] for b in rows], shapes
+
+
+def test_length_pools_fill_batches_with_real_tokens_and_resume_exactly(four_task_shards):
+    """Batches cut from a length-sorted pool stay within the token budget, hold more real tokens
+    than batches read in order, serve every example of the pool once, and a reader restored from
+    the state saved after some batches serves the same batches as the uninterrupted one."""
+    from ernie.pretrain.data import PLAIN_STREAM, PretrainingData
+
+    def reader(pool):
+        return PretrainingData(four_task_shards, seed=1, batch_tokens=256, pad_id=0, mask_token_id=3,
+                               first_normal_id=5, length_pool=pool)
+
+    fill = {}
+    for pool in (1, 8):
+        data = reader(pool)
+        batches, shapes = _batches(data, 40)
+        real = sum(len(ids) for b in batches for _, ids in b)
+        fill[pool] = real / sum(n * length for n, length in shapes)
+        if pool > 1:
+            assert all(n * length <= 256 for n, length in shapes)
+    assert fill[8] > fill[1] + 0.05, fill
+
+    data = reader(8)  # a pool's batches hold exactly the examples next in the stream's order
+    data._fill_pending(PLAIN_STREAM)
+    pooled = sorted(ref for b in data.pending[PLAIN_STREAM] for ref in b)
+    in_order = reader(1)
+    assert pooled == sorted(in_order._next_example(PLAIN_STREAM)[1] for _ in pooled)
+
+    whole = reader(8)
+    first, _ = _batches(whole, 13)
+    rest, _ = _batches(whole, 20)
+    resumed = reader(8)
+    _batches(resumed, 13)
+    saved = json.loads(json.dumps(resumed.state()))
+    restored = reader(8)
+    restored.load_state(saved)
+    assert _batches(restored, 20)[0] == rest
 
 
 def _total_steps(root) -> int:

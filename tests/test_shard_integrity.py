@@ -55,6 +55,18 @@ def test_a_flip_in_the_header_is_caught_at_open(shard_dir, tmp_path):
         Shard(_flipped(shard_dir, tmp_path, _PREFIX + 5))
 
 
+def test_a_shard_of_the_first_format_is_named_as_such_not_as_corrupt(shard_dir, tmp_path):
+    """Format 1 wrote the header right after its length (no checksum field)."""
+    clean = (shard_dir / "part-00000.shard").read_bytes()
+    header, data_start = _layout(clean)
+    raw = json.dumps({**header, "version": 1}).encode()
+    path = tmp_path / "part-00000.shard"
+    path.write_bytes(clean[:8] + struct.pack("<I", len(raw)) + raw + clean[data_start:])
+    with pytest.raises(ShardError, match="part-00000.shard: shard format version 1, this reader knows 2: "
+                                         "make the shards again"):
+        Shard(path)
+
+
 def test_a_flip_in_any_array_is_caught_before_its_example_is_used(shard_dir, tmp_path):
     clean = (shard_dir / "part-00000.shard").read_bytes()
     header, data_start = _layout(clean)

@@ -56,6 +56,7 @@ class PretrainConfig:
     task_modules: List[str] = dataclasses.field(default_factory=list)  # a user's task modules
     seed: int = 1
     batch_tokens: int = 4096
+    length_pool: int = 1               # batches' worth of examples sorted by length together (ernie.pretrain.data)
     dropout: Optional[float] = None    # the encoder's dropout while pre-training (the saved model keeps the preset's)
     log_every: int = 10
     checkpoint_every: int = 500
@@ -80,13 +81,15 @@ class PretrainConfig:
             raise PretrainError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.step_timeout <= 0:
             raise PretrainError(f"step_timeout must be positive, got {self.step_timeout}")
-        for name in ("batch_tokens", "log_every", "checkpoint_every", "keep_checkpoints"):
+        for name in ("batch_tokens", "length_pool", "log_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise PretrainError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     def training_settings(self) -> Dict[str, Any]:
-        """Everything but where and how often the run writes: what a resumed run must share."""
-        return {k: v for k, v in to_dict(self).items() if k not in NOT_TRAINING_KEYS}
+        """Everything but where and how often the run writes: what a resumed run must share.
+        `length_pool` at 1 is left out, so checkpoints written before it existed still resume."""
+        return {k: v for k, v in to_dict(self).items()
+                if k not in NOT_TRAINING_KEYS and not (k == "length_pool" and v == 1)}
 
 
 def load_config(path, options: Dict[str, Any] = None, overrides: Sequence[str] = ()) -> PretrainConfig:

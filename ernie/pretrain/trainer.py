@@ -116,7 +116,7 @@ class Trainer:
         self.data = PretrainingData(shard_dir, config.seed, config.batch_tokens, vocab["[PAD]"],
                                     vocab["[MASK]"], first_normal_id(vocab),
                                     rank=self.rank, world_size=self.world_size,
-                                    skip_corrupt=config.corrupt_shards == "skip")
+                                    skip_corrupt=config.corrupt_shards == "skip", length_pool=config.length_pool)
         self.data.check_tasks(self.schedule.tasks)
         # The model trains with the config's `dropout` where it sets one; the saved model keeps the
         # preset's rates, which fine-tuning uses.
