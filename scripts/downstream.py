@@ -138,8 +138,9 @@ def collect(out: Path, setting: Setting, init: str) -> Optional[Dict]:
 def _mean_sd(values: List[float]) -> str:
     if not values:
         return "–"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.fmean(values):.1f} ± {100 * sd:.1f}"
+    if len(values) == 1:  # no spread to show (the seeds column says 1)
+        return f"{100 * values[0]:.1f}"
+    return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
 def report_table(out: Path) -> str:
