@@ -215,6 +215,16 @@ class Measured:
     curve: List          # (step, loss) of every logged window
 
 
+def _rate(records) -> float:
+    """A run's tokens/s (real tokens): the mean over its logged windows after the first 10%."""
+    return statistics.fmean(r["tokens_per_s"] for r in records[len(records) // 10:])
+
+
+def _wall(run_dir: Path) -> Optional[int]:
+    """Seconds from the corpus on disk to the model, where the run's wall_s records them."""
+    return int((run_dir / "wall_s").read_text()) if (run_dir / "wall_s").is_file() else None
+
+
 def ablation_results(out: Path) -> Dict[str, Measured]:
     found = {}
     for run in RUNS:
@@ -226,8 +236,8 @@ def ablation_results(out: Path) -> Dict[str, Measured]:
         config = yaml.safe_load((run_dir / "study.yaml").read_text(encoding="utf-8"))
         found[run.name] = Measured(values["final_loss"]["knowledge_masking"], values["knowledge_masking_over_entropy"],
                                    records[-1]["step"], records[-1]["step"] * config["batch_tokens"],
-                                   int((run_dir / "wall_s").read_text()),
-                                   statistics.fmean(r["tokens_per_s"] for r in records[len(records) // 10:]),
+                                   _wall(run_dir),
+                                   _rate(records),
                                    [(r["step"], r["knowledge_masking/loss"]) for r in records])
     return found
 
@@ -352,9 +362,10 @@ def recipe_results(out: Path) -> Dict[str, Dict]:
             continue
         manifest = _read_json(ROOT / config["data"] / "manifest.json")
         model = yaml.safe_load((ROOT / config["model"]).read_text(encoding="utf-8"))
-        found[name] = {"summary": _read_json(run_dir / "summary.json"), "config": config, "minutes": minutes,
+        found[name] = {"summary": _read_json(run_dir / "summary.json"), "config": config,
+                       "config_path": ROOT / config_path, "minutes": minutes,
                        "target": target, "manifest": manifest, "model": model, "run_dir": run_dir,
-                       "wall": int((run_dir / "wall_s").read_text()) if (run_dir / "wall_s").is_file() else None,
+                       "wall": _wall(run_dir),
                        # how the run went, where it did not go as the recipe says (written beside it by hand)
                        "note": (run_dir / "note").read_text().strip() if (run_dir / "note").is_file() else ""}
     return found
@@ -544,14 +555,11 @@ def length_pool_text(out: Path, recipes: Dict[str, Dict]) -> List[str]:
         if name not in recipes or not (run_dir / "summary.json").is_file():
             continue
         pooled, single = recipes[name], _read_json(run_dir / "summary.json")
-        config_path = ROOT / next(path for recipe, path, *_ in RECIPES if recipe == name)
-        mine, theirs = (load_config(path).training_settings() for path in (config_path, run_dir / "config.yaml"))
+        mine, theirs = (load_config(path).training_settings()
+                        for path in (pooled["config_path"], run_dir / "config.yaml"))
         differs = sorted(k for k in set(mine) | set(theirs) if k != "length_pool" and mine.get(k) != theirs.get(k))
-        rates = []
-        for directory in (pooled["run_dir"], run_dir):
-            records = read_log(directory)
-            rates.append(statistics.fmean(r["tokens_per_s"] for r in records[len(records) // 10:]))
-        wall = int((run_dir / "wall_s").read_text()) if (run_dir / "wall_s").is_file() else None
+        rates = [_rate(read_log(directory)) for directory in (pooled["run_dir"], run_dir)]
+        wall = _wall(run_dir)
         lines.append(
             f"- **{name}**, batches cut from pools of {pooled['config']['length_pool']} batches' worth of examples "
             f"sorted by length (`length_pool`, `ernie.pretrain.data`) against batches read one at a time: final "
