@@ -422,7 +422,7 @@ RECIPES_TEXT = [
     "stage and replayed in the later ones, and depart from the paper's optimisation as the diagnosis "
     "below motivates: no dropout while pre-training (the saved model keeps dropout 0.1 for "
     "fine-tuning), 40% of the knowledge units masked, linear warm-up and decay to 0 from a peak of "
-    "1e-3, batches of 4,096 tokens (small_zh's cut from length-sorted pools: \"Length pools\" below). "
+    "1e-3, batches of 4,096 tokens (the small recipes' cut from length-sorted pools: \"Length pools\" below). "
     "Knowledge masking gets most of each budget: it is the task whose loss says whether the encoder "
     "reads context.",
 ]
