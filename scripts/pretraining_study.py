@@ -549,7 +549,7 @@ WITHOUT_POOLS = {"small_zh": "small_zh-nopool"}
 
 def length_pool_text(out: Path, recipes: Dict[str, Dict]) -> List[str]:
     """A recipe against its own run with batches read one at a time (same config otherwise)."""
-    lines = []
+    lines, shown = [], []
     for name, other in WITHOUT_POOLS.items():
         run_dir = out / other
         if name not in recipes or not (run_dir / "summary.json").is_file():
@@ -560,6 +560,7 @@ def length_pool_text(out: Path, recipes: Dict[str, Dict]) -> List[str]:
         differs = sorted(k for k in set(mine) | set(theirs) if k != "length_pool" and mine.get(k) != theirs.get(k))
         rates = [_rate(read_log(directory)) for directory in (pooled["run_dir"], run_dir)]
         wall = _wall(run_dir)
+        shown.append(name)
         lines.append(
             f"- **{name}**, batches cut from pools of {pooled['config']['length_pool']} batches' worth of examples "
             f"sorted by length (`length_pool`, `ernie.pretrain.data`) against batches read one at a time: final "
@@ -570,8 +571,8 @@ def length_pool_text(out: Path, recipes: Dict[str, Dict]) -> List[str]:
             + (f", in {pooled['wall'] / 60:.1f} against {wall / 60:.1f} minutes" if pooled["wall"] and wall else "")
             + (f" (the runs' configs also differ in {differs})" if differs else
                " (the configs differ in nothing else)") + ".")
-    if lines:
-        name = next(iter(WITHOUT_POOLS))
+    if shown:  # the fill of batches, measured on the shards of the first recipe compared
+        name = shown[0]
         config = recipes[name]["config"]
         fill = {pool: measure_batches(ROOT / config["data"], config["batch_tokens"], 300, pool)["fill"]
                 for pool in (1, config["length_pool"])}

@@ -143,7 +143,7 @@ def test_the_reader_switches_on_each_task_for_exactly_its_budget(four_task_shard
 
 
 def _batches(data, steps, stream_task="knowledge_masking"):
-    """The [shard, index] rows and padded shape of `steps` batches of one stream."""
+    """The examples (task, token ids) and the padded shape of each of `steps` batches of one stream."""
     rows = []
     original = data._feeds
     data._feeds = lambda examples, *rest: rows.append(examples) or original(examples, *rest)
