@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from ernie.pretrain.log import read_log  # noqa: E402
+from ernie.pretrain.log import FINAL_WINDOW, read_log  # noqa: E402
 from ernie.pretrain.schedule import load_schedule  # noqa: E402
 from pretraining_study import run_python  # noqa: E402
 
@@ -88,7 +88,8 @@ def _mean_sd(values: List[float]) -> str:
 
 
 def scores(out: Path) -> Dict[tuple, Dict[str, List[float]]]:
-    """(init, task name) -> {"dev": [...], "test": [...]}: each seed's main metric."""
+    """(init, task name) -> {"dev": [...], "last_dev": [...], "test": [...]}: each seed's main metric
+    (dev and test at the epoch chosen on dev, and dev at the last epoch)."""
     found = {}
     for init in (*STRATEGIES, "random"):
         for name, *_ in TASKS:
@@ -97,18 +98,18 @@ def scores(out: Path) -> Dict[tuple, Dict[str, List[float]]]:
                 report = json.loads(path.read_text(encoding="utf-8"))
                 metric = report["main_metric"]
                 found[init, name] = {split: [s[split][metric] for s in report["seeds"] if split in s]
-                                     for split in ("dev", "test")}
+                                     for split in ("dev", "last_dev", "test")}
     return found
 
 
 def results_table(found) -> List[str]:
-    header = "| initialisation | " + " | ".join(f"{name}: test (dev)" for name, *_ in TASKS) + " |"
+    header = "| initialisation | " + " | ".join(f"{name}: test (dev / last-epoch dev)" for name, *_ in TASKS) + " |"
     lines = [header, "|---" * (len(TASKS) + 1) + "|"]
     for init in (*STRATEGIES, "random"):
         cells = []
         for name, *_ in TASKS:
             s = found.get((init, name))
-            cells.append(f"{_mean_sd(s['test'])} ({_mean_sd(s['dev'])})" if s else "–")
+            cells.append(f"{_mean_sd(s['test'])} ({_mean_sd(s['dev'])} / {_mean_sd(s['last_dev'])})" if s else "–")
         lines.append(f"| {TITLES[init]} | " + " | ".join(cells) + " |")
     return lines
 
@@ -134,6 +135,28 @@ def schedule_table() -> List[str]:
         lines.append(f"| {TITLES[strategy]} | " + " | ".join(f"{loss_on[t]:,}" for t in tasks)
                      + f" | {schedule.total_steps:,} |")
     return lines
+
+
+def pretraining_table() -> List[str]:
+    """Each finished strategy's final loss per task (as its summary.json gives it) and its
+    knowledge-masking loss against the unigram entropy of the shards, from its summary.json."""
+    runs = {}
+    for strategy in STRATEGIES:
+        path = model_of(strategy).parent / "summary.json"
+        if path.is_file():
+            runs[strategy] = json.loads(path.read_text(encoding="utf-8"))
+    if not runs:
+        return []
+    tasks = sorted({t for summary in runs.values() for t in summary["final_loss"]})
+    lines = ["| strategy | " + " | ".join(f"{t} loss" for t in tasks) + " | knowledge masking / unigram entropy |",
+             "|---" * (len(tasks) + 2) + "|"]
+    for strategy, summary in runs.items():
+        losses = [f"{summary['final_loss'][t]:.3f}" if t in summary["final_loss"] else "–" for t in tasks]
+        ratio = summary.get("knowledge_masking_over_entropy")
+        lines.append(f"| {TITLES[strategy]} | " + " | ".join(losses) + " | "
+                     + (f"{ratio:.3f}" if ratio is not None else "–") + " |")
+    return [f"Pre-training, each task's final loss (mean of the last {FINAL_WINDOW} logged windows in which its "
+            "loss was on):", "", *lines]
 
 
 def curves_plot(path: Path) -> Optional[List[str]]:
@@ -179,6 +202,7 @@ def report(out: Path, doc: Path) -> None:
         "runs the same 3,000 steps of 4,096 tokens, one task a step (`joint_token_tasks: false`), so every "
         "task has its loss on for exactly its 750 steps under every strategy:", "",
         *schedule_table(), "",
+        *pretraining_table(), "",
         "Under continual multi-task learning a task gives a replay share r = round(N / (S + 1)) to each stage "
         "after the one that introduced it; that rule is this project's inference from the one example in the "
         "paper's Table 7, not a rule the paper states.", "",
