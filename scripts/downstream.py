@@ -13,8 +13,8 @@ few labels, 1 with the full training set; linear warm-up over 10% of the steps, 
         --output output/downstream/small_en
     python scripts/downstream.py report output/downstream/small_en [--markdown FILE]
 
-`run` skips every fine-tuning run whose metrics.json exists, so a killed evaluation continues
-where it stopped. Data: `python -m data_gen fetch brown-genre|sentiment|msra-ner --dir data`.
+`run` skips every fine-tuning run whose metrics.json exists and resumes the others
+(`ernie.finetune --resume`), so a killed evaluation continues with the seed it was on. Data: `python -m data_gen fetch brown-genre|sentiment|msra-ner --dir data`.
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def _finetune(setting: Setting, init: str, model: Path, lr: float, first_seed: i
                   ["--vocab", str(model / "vocab.txt"), "--model-config", str(model / "ernie_config.json")])
         limit = "null" if setting.train_examples is None else str(setting.train_examples)
         command = [sys.executable, "-m", "ernie.finetune", "--task", setting.task, "--data", setting.data, *source,
-                   "--output", str(out), "--seeds", str(seeds), "--first-seed", str(first_seed), "--quiet",
+                   "--output", str(out), "--seeds", str(seeds), "--first-seed", str(first_seed), "--quiet", "--resume",
                    "--set", f"learning_rate={lr}", "--set", f"epochs={setting.epochs}",
                    "--set", f"max_train_examples={limit}", "--set", "batch_size=32",
                    # the protocol's schedule, whatever the task's config says (MSRA-NER's follows

@@ -11,7 +11,7 @@ initialisation as a reference, with `python -m ernie.finetune` on three Chinese 
 review sentiment and MSRA-NER with 2,000 training examples, and part-of-speech tagging of the
 People's Daily sentences held out of the pre-training text; every model with the same settings
 (the paper fine-tunes every strategy alike), over `--seeds` seeds. A run whose metrics.json
-exists is skipped. `report` writes the table (mean ± sd of the seeds, test and dev), each task's
+exists is skipped, the others resume with the seed they were on (`ernie.finetune --resume`). `report` writes the table (mean ± sd of the seeds, test and dev), each task's
 loss-on steps per strategy as the schedule module counts them, and the per-task pre-training
 curves, from the runs' files.
 """
@@ -63,7 +63,7 @@ def finetune(out: Path, seeds: int) -> None:
         for name, task, data, examples in TASKS:
             run_dir = out / "finetune" / init / name
             command = ["-m", "ernie.finetune", "--task", task, "--data", data, *source,
-                       "--output", str(run_dir), "--seeds", str(seeds), "--quiet",
+                       "--output", str(run_dir), "--seeds", str(seeds), "--quiet", "--resume",
                        "--set", f"max_train_examples={'null' if examples is None else examples}",
                        *[arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")]]
             jobs.append((run_dir, command))

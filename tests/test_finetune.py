@@ -78,6 +78,32 @@ def test_cli_trains_evaluates_and_writes_glue_submission(tmp_path, init_model):
     assert first[-1]["loss"] < first[0]["loss"]
 
 
+def test_resume_reads_back_finished_seeds_of_the_same_run_only(tmp_path, init_model, monkeypatch):
+    data = write_sst2(tmp_path / "SST-2", n_train=16, n_dev=8)
+    out = tmp_path / "out"
+    args = ["--task", "SST-2", "--data", str(data), "--init-model", str(init_model), "--output", str(out),
+            "--seeds", "2", "--quiet", "--set", "epochs=1", "--set", "batch_size=8", "--set", "max_seq_len=16"]
+    assert finetune_main(args) == 0
+    first = (out / "metrics.json").read_text()
+    (out / "metrics.json").unlink()
+    trained = []
+    real_run_seed = FinetuneJob.run_seed
+
+    def counting(self, seed, out_dir, progress=True):
+        trained.append(seed)
+        return real_run_seed(self, seed, out_dir, progress)
+
+    monkeypatch.setattr(FinetuneJob, "run_seed", counting)
+    (out / "seed-2" / "result.json").write_text("{truncated")  # as a kill mid-write would not leave it
+    assert finetune_main(args + ["--resume"]) == 0
+    assert trained == [2]  # seed 1 read back, seed 2's unreadable record trained again
+    assert (out / "metrics.json").read_text() == first  # and the same result as the uninterrupted run
+    assert finetune_main(args + ["--resume", "--set", "learning_rate=1e-4"]) == 0
+    assert trained == [2, 1, 2]  # other settings: nothing is read back
+    assert finetune_main(args) == 0
+    assert trained == [2, 1, 2, 1, 2]  # without --resume every seed trains
+
+
 def test_init_model_sets_the_encoder_and_random_init_does_not(tmp_path, init_model, en_vocab):
     from ernie.formats.checkpoint import load_model_dir
     config, params, vocab = load_model_dir(init_model)

@@ -5,14 +5,18 @@ Trains on the task's train file, evaluates on dev after every epoch and keeps th
 under --output: `metrics.json` (each seed's best epoch and its dev scores, the last epoch and
 its dev scores, and the best epoch's test scores where the test file is labelled, plus their
 median and mean over seeds, as the paper reports dev results), and per seed `seed-N/` with dev
-predictions, test predictions in the submission format, the log, and the best model (a model
-directory that `ernie.export` takes).
+predictions, test predictions in the submission format, the log, the best model (a model
+directory that `ernie.export` takes) and `result.json`.
 With no --init-model the encoder starts from random initialisation: the baseline.
+With --resume, a seed whose `seed-N/result.json` was written by a run of the same task, data,
+initialisation and settings is read back instead of trained again, so a killed run of many
+seeds continues with the seed it was on and ends with the same metrics.json.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -45,6 +49,27 @@ def summarize(results: List[Dict]) -> Dict:
     return summary
 
 
+def run_fingerprint(task, settings, config: ErnieConfig, vocab, params, data) -> str:
+    """A digest of everything a seed's result depends on besides the seed: the task, the
+    settings, the model config, the initial parameters, the vocabulary and the examples read."""
+    digest = hashlib.sha256(repr((task, settings, config.to_dict())).encode("utf-8"))
+    for name in sorted(params or {}):
+        digest.update(name.encode("utf-8"))
+        digest.update(np.ascontiguousarray(params[name]).tobytes())
+    digest.update(Path(vocab).read_bytes())
+    digest.update(repr((data.train, data.dev, data.test, data.extra_test)).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _finished_seed(seed_dir: Path, fingerprint: str):
+    """The seed's result as its result.json holds it, if that run matches `fingerprint`."""
+    try:
+        record = json.loads((seed_dir / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record.get("result") if isinstance(record, dict) and record.get("run") == fingerprint else None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ernie.finetune", description=__doc__.split("\n\n")[1])
     parser.add_argument("--task", required=True, help="GLUE or Chinese task name (see ernie/finetune/tasks.py)")
@@ -62,6 +87,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dev-file", help="dev file name inside --data (replaces the task's)")
     parser.add_argument("--test-file", help="test file name inside --data (replaces the task's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", action="store_true",
+                        help="read back the seeds an identical earlier run finished (seed-N/result.json)")
     args = parser.parse_args(argv)
     try:
         task = get_task(args.task)
@@ -89,8 +116,15 @@ def main(argv=None) -> int:
         print(f"skipped: {dict(data.skipped)}", file=sys.stderr)
     output = Path(args.output)
     results = []
+    fingerprint = run_fingerprint(task, settings, config, vocab, params, data)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        result = job.run_seed(seed, output / f"seed-{seed}", progress=not args.quiet)
+        seed_dir = output / f"seed-{seed}"
+        result = _finished_seed(seed_dir, fingerprint) if args.resume else None
+        if result is None:
+            result = job.run_seed(seed, seed_dir, progress=not args.quiet)
+            atomic_write_text(seed_dir / "result.json", json.dumps({"run": fingerprint, "result": result}, indent=1))
+        else:
+            print(f"seed {seed}: read back from {seed_dir / 'result.json'}")
         print(f"seed {seed}: best epoch {result['best_epoch']}, dev {result['dev']}"
               + (f", test {result['test']}" if "test" in result else "")
               + f"; last epoch {result['last_epoch']}, dev {result['last_dev']}")
