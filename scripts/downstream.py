@@ -14,7 +14,8 @@ few labels, 1 with the full training set; linear warm-up over 10% of the steps, 
     python scripts/downstream.py report output/downstream/small_en [--markdown FILE]
 
 `run` skips every fine-tuning run whose metrics.json exists and resumes the others
-(`ernie.finetune --resume`), so a killed evaluation continues with the seed it was on. Data: `python -m data_gen fetch brown-genre|sentiment|msra-ner --dir data`.
+(`ernie.finetune --resume`), so a killed evaluation continues with the seed it was on.
+Data: `python -m data_gen fetch brown-genre|sentiment|msra-ner --dir data`.
 """
 from __future__ import annotations
 

@@ -11,9 +11,10 @@ initialisation as a reference, with `python -m ernie.finetune` on three Chinese 
 review sentiment and MSRA-NER with 2,000 training examples, and part-of-speech tagging of the
 People's Daily sentences held out of the pre-training text; every model with the same settings
 (the paper fine-tunes every strategy alike), over `--seeds` seeds. A run whose metrics.json
-exists is skipped, the others resume with the seed they were on (`ernie.finetune --resume`). `report` writes the table (mean ± sd of the seeds, test and dev), each task's
-loss-on steps per strategy as the schedule module counts them, and the per-task pre-training
-curves, from the runs' files.
+exists is skipped, the others resume with the seed they were on (`ernie.finetune --resume`).
+`report` writes the table (mean ± sd of the seeds: test, dev at the chosen epoch and at the last),
+each task's loss-on steps per strategy as the schedule module counts them, each strategy's final
+pre-training losses, and the per-task pre-training curves, from the runs' files.
 """
 from __future__ import annotations
 
@@ -138,8 +139,8 @@ def schedule_table() -> List[str]:
 
 
 def pretraining_table() -> List[str]:
-    """Each finished strategy's final loss per task (as its summary.json gives it) and its
-    knowledge-masking loss against the unigram entropy of the shards, from its summary.json."""
+    """Each finished strategy's final loss per task and its knowledge-masking loss against the
+    unigram entropy of the shards, as its summary.json gives them."""
     runs = {}
     for strategy in STRATEGIES:
         path = model_of(strategy).parent / "summary.json"

@@ -94,7 +94,7 @@ def test_resume_reads_back_finished_seeds_of_the_same_run_only(tmp_path, init_mo
         return real_run_seed(self, seed, out_dir, progress)
 
     monkeypatch.setattr(FinetuneJob, "run_seed", counting)
-    (out / "seed-2" / "result.json").write_text("{truncated")  # as a kill mid-write would not leave it
+    (out / "seed-2" / "result.json").write_text("{truncated")  # unreadable (atomic writes leave none; a hand edit may)
     assert finetune_main(args + ["--resume"]) == 0
     assert trained == [2]  # seed 1 read back, seed 2's unreadable record trained again
     assert (out / "metrics.json").read_text() == first  # and the same result as the uninterrupted run
