@@ -8,12 +8,12 @@ from sklearn.metrics import accuracy_score
 
 from ernie.formats.checkpoint import save_model_dir
 from ernie.finetune.__main__ import main as finetune_main
-from ernie.finetune.examples import MrcExample, TaggedExample
+from ernie.finetune.examples import MrcExample, TaggedExample, TextExample
 from ernie.finetune.labelling_kind import LabellingKind
 from ernie.finetune.mrc_kind import MrcKind
 from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
-from ernie.finetune.trainer import FinetuneJob, read_data
+from ernie.finetune.trainer import FinetuneJob, label_set, read_data
 from ernie.formats.params_io import scope_params
 from ernie_common.tokenization import FullTokenizer, load_vocab
 from tests.conftest import small_config
@@ -174,6 +174,16 @@ def test_labelling_pieces_take_inside_tags_and_decode_to_words(en_vocab):
     for position, label in zip(firsts, (0, 2, 4)):
         probs[0, position] = np.eye(len(labels))[label]
     assert kind.decode([feature], {"probs": probs}) == [["B-PER", "B-MISC", "O"]]
+
+
+def test_tag_sets_take_the_dev_data_s_tags_and_class_labels_do_not():
+    """A rare tag only dev shows is a label the model can miss (People's Daily's POS tag Mg);
+    a class label only dev shows stays an error (test_cli_errors_are_clear)."""
+    train = [TaggedExample("0", ["a", "b"], ["B-n", "B-v"])]
+    dev = [TaggedExample("1", ["c"], ["B-Mg"])]
+    assert label_set(get_task("peoples-daily-pos"), train, dev) == ["B-Mg", "B-n", "B-v", "I-Mg", "I-n", "I-v"]
+    sentences = [TextExample("0", "a", label="pos"), TextExample("1", "b", label="neg")]
+    assert label_set(get_task("brown-genre"), sentences, [TextExample("2", "c", label="odd")]) == ["neg", "pos"]
 
 
 def test_mrc_windows_answer_positions_and_best_span(en_vocab):

@@ -36,15 +36,19 @@ from ernie.finetune.tasks import AX, KINDS, Task
 
 
 
-def label_set(task: Task, train_examples) -> List[str]:
-    """The task's fixed labels, or the sorted labels found in its training data (with the I-
-    tag of every B- tag, which word pieces need even if the data never shows it)."""
+def label_set(task: Task, train_examples, dev_examples=()) -> List[str]:
+    """The task's fixed labels, or the sorted labels found in its data. A class label must occur
+    in the training data (a dev label it lacks is an error: a typo or another label set). Tags
+    come from the training and dev data, with the I- tag of every B- tag, which word pieces need
+    even if the data never shows it: a tag set has a long tail (People's Daily's POS tag Mg
+    occurs in its dev sentences and not in 3,500 training ones), and such a tag is a miss to
+    score, not a reason to refuse the data."""
     if task.labels:
         return list(task.labels)
     if task.kind in ("regression", "mrc"):
         return []
     if task.kind == "labelling":
-        tags = {t for e in train_examples for t in e.tags}
+        tags = {t for e in (*train_examples, *dev_examples) for t in e.tags}
         return sorted(tags | {"I-" + t[2:] for t in tags if t.startswith("B-")})
     return sorted({e.label for e in train_examples})
 
@@ -117,9 +121,9 @@ class FinetuneJob:
         options = {k: getattr(settings, k) for k in ("doc_stride", "max_query_len", "max_answer_len", "n_best")} \
             if task.kind == "mrc" else {}
         self.kind = KINDS[task.kind](task, self.tokenizer, settings.max_seq_len,
-                                     label_set(task, data.train), **options)
+                                     label_set(task, data.train, data.dev), **options)
         # Dev labels are featurised too (MRC excepted: that drops unanswerable examples), so a
-        # label the training data lacks is an error now rather than after the first epoch.
+        # class label the training data lacks is an error now rather than after the first epoch.
         self.features = {"train": self.kind.features(data.train, with_labels=True),
                          "dev": self.kind.features(data.dev, with_labels=task.kind != "mrc")}
 
