@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
@@ -101,6 +101,30 @@ def run_python(*args, log: Path, threads: Optional[int] = None) -> None:
         subprocess.run([sys.executable, *args], check=True, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env)
 
 
+def run_finetune_jobs(jobs: List[Tuple[Path, List[str]]], what: str) -> None:
+    """Each `(run_dir, python args)` whose run_dir has no metrics.json yet, two single-threaded
+    runs at once (faster than one run on two cores), each logging to `run_dir`.log beside it.
+    A failed job does not stop the others; the failures are named at the end."""
+    failed = []
+
+    def one(job):
+        run_dir, args = job
+        if (run_dir / "metrics.json").is_file():
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        print(f"{what}: {run_dir.parent.name}/{run_dir.name}", flush=True)
+        try:
+            run_python(*args, log=run_dir.parent / f"{run_dir.name}.log", threads=1)
+        except subprocess.CalledProcessError:
+            failed.append(f"{run_dir}.log")
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, jobs))
+    if failed:
+        raise SystemExit(f"{what}: {len(failed)} run(s) failed, see {', '.join(sorted(failed))}; "
+                         "run again to continue")
+
+
 def shards(out: Path, mask_ratio: float) -> Path:
     """The demo corpus's shards with the given masking ratio (the demo's vocabulary)."""
     data = yaml.safe_load((ROOT / DEMO_DATA).read_text(encoding="utf-8"))
@@ -174,17 +198,7 @@ def finetune_check(out: Path) -> None:
                                "--max-train-examples", str(CHECK["examples"]), "--epochs", str(CHECK["epochs"]),
                                "--learning-rate", str(CHECK["lr"]), "--max-seq-len", str(CHECK["max_seq_len"]),
                                "--batch-size", "32", *(["--random"] if init == "random" else [])]))
-
-    def one(job):
-        run_dir, args = job
-        if (run_dir / "metrics.json").is_file():
-            return
-        run_dir.mkdir(parents=True, exist_ok=True)
-        print(f"finetune-check: {run_dir.name}", flush=True)
-        run_python(*args, log=run_dir.parent / f"{run_dir.name}.log", threads=1)
-
-    with ThreadPoolExecutor(2) as pool:  # two single-threaded runs at once: faster than one on two cores
-        list(pool.map(one, jobs))
+    run_finetune_jobs(jobs, "finetune-check")
 
 
 # ---- report --------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import argparse
 import json
 import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from ernie.pretrain.log import FINAL_WINDOW, read_log  # noqa: E402
 from ernie.pretrain.schedule import load_schedule  # noqa: E402
-from pretraining_study import run_python  # noqa: E402
+from pretraining_study import run_finetune_jobs  # noqa: E402
 
 STRATEGIES = ("continual", "multitask", "continual_multitask")
 TITLES = {"continual": "continual learning", "multitask": "multi-task learning",
@@ -68,17 +67,7 @@ def finetune(out: Path, seeds: int) -> None:
                        "--set", f"max_train_examples={'null' if examples is None else examples}",
                        *[arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")]]
             jobs.append((run_dir, command))
-
-    def one(job):
-        run_dir, command = job
-        if (run_dir / "metrics.json").is_file():
-            return
-        run_dir.mkdir(parents=True, exist_ok=True)
-        print(f"fine-tuning {run_dir.parent.name} on {run_dir.name}", flush=True)
-        run_python(*command, log=run_dir.parent / f"{run_dir.name}.log", threads=1)
-
-    with ThreadPoolExecutor(2) as pool:  # two single-threaded runs at once: faster than one on two cores
-        list(pool.map(one, jobs))
+    run_finetune_jobs(jobs, "fine-tuning")
 
 
 def _mean_sd(values: List[float]) -> str:
