@@ -14,6 +14,8 @@
 #                (default 8000, 12000 for Chinese)
 #   LANG_VOCAB   en, zh or mixed, for that vocabulary (default: the data config's lang)
 #   RESUME=1     continue a killed run from its newest checkpoint
+#   DATA_ONLY=1  stop after the shards (fetch, vocabulary, data_gen make): runs that share the
+#                shards make them once before they start side by side (scripts/table7.sh)
 #   AMP          mixed precision: fp16 (GPU) or bf16 (GPU, AVX-512 CPU), in one process or many
 #   NPROC        processes per node (default 1); more than 1, or NNODES > 1, launches data-parallel
 #                training with `python -m paddle.distributed.launch` (fleet collective: gloo on
@@ -48,6 +50,7 @@ if [ ! -f "$VOCAB" ]; then
     --kind "$KIND" "${strip[@]}"
 fi
 python -m data_gen make --config "$DATA_CONFIG"
+[ -n "${DATA_ONLY:-}" ] && exit 0
 if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   mkdir -p "$OUTPUT/launch_logs"
   python -m paddle.distributed.launch --nproc_per_node "$NPROC" --nnodes "$NNODES" ${MASTER:+--master "$MASTER"} \
