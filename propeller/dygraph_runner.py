@@ -11,6 +11,7 @@ a CPU (they run on CUDA, XPU and custom devices only), so nothing of them could 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import Callable, Dict, Mapping
 
@@ -21,10 +22,16 @@ from .static_runner import FedLearningRate, step_seed
 
 
 class DygraphRunner:
+    """`accumulate` k > 1: a step takes a list of k micro-batch feeds, adds the gradients of each
+    one's loss / k (data parallelism reduces them once, after the last) and updates once."""
+
     def __init__(self, model_fn: Callable[[], paddle.nn.Layer],
                  optimizer_fn: Callable[[FedLearningRate, list], paddle.optimizer.Optimizer], seed: int,
-                 distributed: bool = False):
+                 distributed: bool = False, accumulate: int = 1):
+        if accumulate < 1:
+            raise ValueError(f"accumulate must be at least 1, got {accumulate}")
         self.seed = seed
+        self.accumulate = accumulate
         self.distributed = distributed
         self.rank = 0
         self.learning_rate = FedLearningRate()
@@ -41,14 +48,25 @@ class DygraphRunner:
             self._forward = fleet.distributed_model(self.model)
             self.optimizer = fleet.distributed_optimizer(self.optimizer)
 
-    def step(self, step: int, feed: Mapping[str, np.ndarray], learning_rate: float) -> Dict[str, np.ndarray]:
+    def step(self, step: int, feed, learning_rate: float):
+        """One update from a feed, or from a list of `accumulate` micro-batch feeds (then the
+        list of their outputs is returned)."""
         self.learning_rate.set(learning_rate)
-        paddle.seed(step_seed(self.seed, step, self.rank))
-        out = self._forward({name: paddle.to_tensor(value) for name, value in feed.items()})
-        out["loss"].backward()
+        feeds = feed if self.accumulate > 1 else [feed]
+        if len(feeds) != self.accumulate or not all(isinstance(f, Mapping) for f in feeds):
+            raise ValueError(f"step {step}: expected {self.accumulate} micro-batch feed(s), got {len(feeds)}")
+        outs = []
+        for j, micro in enumerate(feeds):
+            paddle.seed(step_seed(self.seed, step * self.accumulate + j, self.rank))
+            last = j == len(feeds) - 1
+            # data parallelism all-reduces in the backward pass: only in the last micro-batch's
+            with contextlib.nullcontext() if last or not self.distributed else self._forward.no_sync():
+                out = self._forward({name: paddle.to_tensor(value) for name, value in micro.items()})
+                (out["loss"] / self.accumulate if self.accumulate > 1 else out["loss"]).backward()
+            outs.append({name: value.numpy() for name, value in out.items()})
         self.optimizer.step()
         self.optimizer.clear_grad()
-        return {name: value.numpy() for name, value in out.items()}
+        return outs if self.accumulate > 1 else outs[0]
 
     def state(self) -> Dict[str, np.ndarray]:
         state = {p.name: p.numpy() for p in self.model.parameters()}

@@ -156,14 +156,35 @@ class CheckpointHook(Hook):
 
 
 class EvalHook(Hook):
-    """Calls `evaluate(step)` every `every` steps and at the end; its dict goes to the sinks."""
+    """Calls `evaluate(step)` every `every` steps (0: never on a count), after each step listed in
+    `also_after`, at the end, and with `at_start` once before a run's first step (step 0, not
+    again on resume); its dict, with the step and the `fields` of the step's info, goes to the
+    sinks."""
 
     def __init__(self, evaluate: Callable[[int], dict], every: int, total_steps: int,
-                 sinks: Iterable[Callable[[dict], None]] = ()):
+                 sinks: Iterable[Callable[[dict], None]] = (), also_after: Iterable[int] = (),
+                 at_start: bool = False, fields: Sequence[str] = ()):
         self.evaluate, self.every, self.total, self.sinks = evaluate, every, total_steps, list(sinks)
+        self.also_after, self.at_start, self.fields = set(also_after), at_start, tuple(fields)
+
+    def _emit(self, step: int, info: Mapping) -> None:
+        result = {"step": step, **{f: info[f] for f in self.fields if f in info}, **self.evaluate(step)}
+        for sink in self.sinks:
+            sink(result)
+
+    def before_train(self, learner, start):
+        if self.at_start and start == 0:
+            self._emit(0, {})
 
     def after_step(self, learner, step, metrics, info):
-        if step % self.every == 0 or step == self.total:
-            result = {"step": step, **self.evaluate(step)}
-            for sink in self.sinks:
-                sink(result)
+        if (self.every and step % self.every == 0) or step == self.total or step in self.also_after:
+            self._emit(step, info)
+
+
+def append_jsonl(path) -> Callable[[dict], None]:
+    """A sink that appends each record to a JSON-lines file (an evaluation's records beside a
+    `LogHook`'s in the same log)."""
+    def sink(record: dict) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    return sink

@@ -111,35 +111,54 @@ def _reduce_after_backward(optimizer, reduce_gradients: Callable) -> None:
     optimizer.backward = reduced_backward
 
 
+def _gradient_pipeline(optimizer, reduce_gradients: Optional[Callable], accumulate: int, accumulators: list) -> None:
+    """Backward, then the accumulated micro-batches' gradients added (`propeller.accumulation`),
+    then the ranks' reduction: what the update sees is the global batch's gradient."""
+    if accumulate > 1:
+        from .accumulation import accumulate_in_backward
+        accumulate_in_backward(optimizer, accumulate, accumulators)
+    if reduce_gradients is not None:
+        _reduce_after_backward(optimizer, reduce_gradients)
+
+
+def bf16_cpu_fixup(program) -> None:
+    """What a bfloat16 program needs on a CPU before its backward is built (a no-op on a GPU)."""
+    if not has_gpu():
+        _give_bf16_matmuls_both_gradients(program)
+
+
 def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: Optional[MixedPrecision],
-             reduce_gradients: Optional[Callable] = None):
+             reduce_gradients: Optional[Callable] = None, accumulate: int = 1):
     """Builds the model under auto-cast and appends backward and optimizer ops; returns the
-    model function's feeds and fetches. `reduce_gradients([(param, grad)]) -> [(param, grad)]`
+    model function's feeds and fetches and the gradient accumulators (none unless `accumulate`
+    > 1: then the update uses the accumulated gradients of `accumulate` micro-batches and sets
+    the accumulators back to zero). `reduce_gradients([(param, grad)]) -> [(param, grad)]`
     (data parallelism's all-reduce) runs on the gradients before the update. Call inside a
     program guard."""
     import paddle
+
+    from .accumulation import reset
+    accumulators: list = []
     if mixed_precision is None:
-        if reduce_gradients is not None:
-            _reduce_after_backward(optimizer, reduce_gradients)
+        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators)
         feeds, fetches, loss = model_fn()
         optimizer.minimize(loss)
-        return feeds, fetches
+        reset(accumulators)
+        return feeds, fetches, accumulators
     dtype, scaling = mixed_precision.dtype, mixed_precision.loss_scaling
     if dtype == "bfloat16":
         # no loss scaling: Paddle's defaults would build an unscale op without a scale
         optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype, init_loss_scaling=1.0,
                                                use_dynamic_loss_scaling=False)
-        if reduce_gradients is not None:
-            _reduce_after_backward(optimizer, reduce_gradients)
+        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators)
         with paddle.amp.auto_cast(level="O1", dtype=dtype):
             feeds, fetches, loss = model_fn()
-            if not has_gpu():
-                _give_bf16_matmuls_both_gradients(paddle.static.default_main_program())
+            bf16_cpu_fixup(paddle.static.default_main_program())
             optimizer.minimize(loss)
-        return feeds, fetches
+        reset(accumulators)
+        return feeds, fetches, accumulators
     optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype)
-    if reduce_gradients is not None:
-        _reduce_after_backward(optimizer, reduce_gradients)
+    _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators)
     with paddle.amp.auto_cast(level="O1", dtype=dtype):
         feeds, fetches, loss = model_fn()
         scaler = paddle.amp.GradScaler(
@@ -148,4 +167,5 @@ def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: O
             decr_every_n_nan_or_inf=scaling.decr_every_n_nan_or_inf, use_dynamic_loss_scaling=True)
         scaled = scaler.scale(loss)
     scaler.minimize(optimizer, scaled)
-    return feeds, fetches
+    reset(accumulators)
+    return feeds, fetches, accumulators

@@ -159,13 +159,19 @@ def average_across_ranks(world_size: int):
 class StaticRunner:
     """`mixed_precision` (see `propeller.mixed_precision`) trains with float16 or bfloat16 O1;
     with float16, `step()` also returns the loss scale in force after the step (`loss_scale`).
-    `distributed`: data-parallel over the ranks of `paddle.distributed.launch` (module docstring)."""
+    `distributed`: data-parallel over the ranks of `paddle.distributed.launch` (module docstring).
+    `accumulate` k > 1: a step takes a list of k micro-batch feeds and makes one update from
+    their accumulated gradients (`propeller.accumulation`); it returns the k outputs."""
 
     def __init__(self, model_fn: Callable[[], Tuple[Dict, Dict, paddle.Tensor]],
                  optimizer_fn: Callable[[FedLearningRate], paddle.optimizer.Optimizer], seed: int,
-                 place=None, mixed_precision: Optional[MixedPrecision] = None, distributed: bool = False):
+                 place=None, mixed_precision: Optional[MixedPrecision] = None, distributed: bool = False,
+                 accumulate: int = 1):
+        if accumulate < 1:
+            raise ValueError(f"accumulate must be at least 1, got {accumulate}")
         self.place = place or default_place()
         self.seed = seed
+        self.accumulate = accumulate
         self.scope = paddle.static.Scope()
         self.learning_rate = FedLearningRate()
         self.rank, reduce = 0, None
@@ -180,8 +186,8 @@ class StaticRunner:
             paddle.seed(seed)  # the same initial parameters on every rank
             self.main, startup = paddle.static.Program(), paddle.static.Program()
             with paddle.static.program_guard(self.main, startup):
-                self.feeds, self.fetches = minimize(model_fn, optimizer_fn(self.learning_rate), mixed_precision,
-                                                    reduce)
+                self.feeds, self.fetches, accumulators = minimize(
+                    model_fn, optimizer_fn(self.learning_rate), mixed_precision, reduce, accumulate)
             self.executor = paddle.static.Executor(self.place)
             with paddle.static.scope_guard(self.scope):
                 self.executor.run(startup)
@@ -189,22 +195,43 @@ class StaticRunner:
         self.state_names = self._persistable_names()
         scales = [n for n in self.state_names if n.startswith(LOSS_SCALE_PREFIX)]
         self._loss_scale_name = scales[0] if scales else None
+        self.micro = None  # the micro-batch program (accumulate > 1)
+        if accumulate > 1:
+            from .accumulation import micro_batch_program
+            from .mixed_precision import bf16_cpu_fixup
+            amp = mixed_precision.dtype if mixed_precision else None
+            with static_mode(), paddle.utils.unique_name.guard():
+                self.micro, micro_feeds, self.micro_fetches = micro_batch_program(
+                    model_fn, [acc.name for acc in accumulators], autocast=amp,
+                    loss_scale=self._loss_scale_name, after_build=bf16_cpu_fixup if amp == "bfloat16" else None)
+            if list(micro_feeds) != list(self.feeds) or list(self.micro_fetches) != self._fetch_names:
+                raise RuntimeError("the model function built different feeds or fetches for the micro-batch program")
 
     def _persistable_names(self) -> List[str]:
         from paddle.static.pir_io import get_pir_parameters
         params, opts = get_pir_parameters(self.main)
         return sorted({v.name for v in params + opts})
 
-    def step(self, step: int, feed: Mapping[str, np.ndarray], learning_rate: float) -> Dict[str, np.ndarray]:
+    def step(self, step: int, feed, learning_rate: float):
+        """One update. `feed`: a mapping of inputs, or with `accumulate` k > 1 a list of k
+        (micro-batches: the first k - 1 only add their gradients, the last updates); returns the
+        fetches, or a list of the k micro-batches' fetches."""
         self.learning_rate.set(learning_rate)
-        feed = {name: feed[name] for name in self.feeds}
+        feeds = feed if self.accumulate > 1 else [feed]
+        if len(feeds) != self.accumulate or not all(isinstance(f, Mapping) for f in feeds):
+            raise ValueError(f"step {step}: expected {self.accumulate} micro-batch feed(s), got {len(feeds)}")
+        outs = []
         with static_mode(), paddle.static.scope_guard(self.scope):
-            paddle.seed(step_seed(self.seed, step, self.rank))
-            values = self.executor.run(self.main, feed=feed, fetch_list=[self.fetches[n] for n in self._fetch_names])
-        out = dict(zip(self._fetch_names, values))
+            for j, micro_feed in enumerate(feeds):
+                program, fetches = (self.main, self.fetches) if j == len(feeds) - 1 else (self.micro, self.micro_fetches)
+                # dropout seeded per micro-batch; with one micro-batch a step, as it always was
+                paddle.seed(step_seed(self.seed, step * self.accumulate + j, self.rank))
+                values = self.executor.run(program, feed={name: micro_feed[name] for name in self.feeds},
+                                           fetch_list=[fetches[n] for n in self._fetch_names])
+                outs.append(dict(zip(self._fetch_names, values)))
         if self._loss_scale_name is not None:
-            out["loss_scale"] = np.array(self.scope.find_var(self._loss_scale_name).get_tensor())
-        return out
+            outs[-1]["loss_scale"] = np.array(self.scope.find_var(self._loss_scale_name).get_tensor())
+        return outs if self.accumulate > 1 else outs[0]
 
     def state(self) -> Dict[str, np.ndarray]:
         return {name: np.array(self.scope.find_var(name).get_tensor()) for name in self.state_names}

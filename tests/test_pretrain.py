@@ -203,15 +203,16 @@ def _pretrain(root, output, *extra, wait=True):
     return subprocess.run(command, capture_output=True, text=True)
 
 
-def test_killed_run_resumes_to_the_same_parameters(pretrain_setup, tmp_path):
+@pytest.mark.parametrize("accumulate", [(), ("--set", "max_tokens_per_device=128")], ids=["one", "accumulated"])
+def test_killed_run_resumes_to_the_same_parameters(pretrain_setup, tmp_path, accumulate):
     root = pretrain_setup
-    whole = _pretrain(root, tmp_path / "whole")
+    whole = _pretrain(root, tmp_path / "whole", *accumulate)
     assert whole.returncode == 0, whole.stderr
     log = [json.loads(l) for l in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == _total_steps(root) and {"knowledge_masking/loss", "capitalization/loss",
                                       "sentence_reordering/loss"} <= set(log[-1])
 
-    process = _pretrain(root, tmp_path / "killed", wait=False)
+    process = _pretrain(root, tmp_path / "killed", *accumulate, wait=False)
     latest = tmp_path / "killed" / "checkpoints" / "latest"
     deadline = time.time() + 300
     while time.time() < deadline and not (latest.is_file() and latest.read_text().strip() >= "step-00000040"):
@@ -221,7 +222,7 @@ def test_killed_run_resumes_to_the_same_parameters(pretrain_setup, tmp_path):
     assert process.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed" / "model").exists(), "the run finished before it could be killed"
 
-    resumed = _pretrain(root, tmp_path / "killed", "--resume")
+    resumed = _pretrain(root, tmp_path / "killed", "--resume", *accumulate)
     assert resumed.returncode == 0, resumed.stderr
     a = load_params(tmp_path / "whole" / "model" / "params.safetensors")
     b = load_params(tmp_path / "killed" / "model" / "params.safetensors")
@@ -292,16 +293,17 @@ def _dp_config(root, name, **changes):
     return root / name
 
 
-def _one_process_over_both_ranks_batches(config_path, tmp_path):
+def _one_process_over_both_ranks_batches(config_path, tmp_path, accumulate=1):
     """Parameters after a dygraph run in one process whose every step averages the losses of the
-    batches the two ranks read."""
+    batches the two ranks read (each rank's `accumulate` micro-batches, where it has several)."""
     from ernie.pretrain.trainer import Trainer, load_config
     from ernie.pretrain.data import PretrainingData
 
-    reference = load_config(config_path, {"output": str(tmp_path / "ref"), "mode": "dygraph", "amp": "off"})
+    reference = load_config(config_path, {"output": str(tmp_path / "ref"), "mode": "dygraph", "amp": "off"},
+                            ["max_tokens_per_device=null"])
     trainer = Trainer(reference)
     vocab_ids = (trainer.data.pad_id, trainer.data.mask_token_id, trainer.data.first_normal_id)
-    readers = [PretrainingData(reference.data, reference.seed, reference.batch_tokens, *vocab_ids,
+    readers = [PretrainingData(reference.data, reference.seed, reference.batch_tokens // accumulate, *vocab_ids,
                                rank=r, world_size=2) for r in (0, 1)]
     runner, task_steps = trainer.runner, {}
     initial = {p.name: p.numpy() for p in runner.model.parameters()}
@@ -310,22 +312,26 @@ def _one_process_over_both_ranks_batches(config_path, tmp_path):
         runner.learning_rate.set(trainer.learning_rate(step.task, task_steps[step.task]))
         losses = []
         for reader in readers:
-            feed = reader.batch(i, step.task, step.on, trainer.task_order, registry.get(step.task).task_id)
-            losses.append(runner.model({k: paddle.to_tensor(feed[k]) for k in trainer.feed_names})["loss"])
-        ((losses[0] + losses[1]) / 2).backward()
+            for j in range(accumulate):
+                feed = reader.batch(i * accumulate + j, step.task, step.on, trainer.task_order,
+                                    registry.get(step.task).task_id)
+                losses.append(runner.model({k: paddle.to_tensor(feed[k]) for k in trainer.feed_names})["loss"])
+        (sum(losses) / len(losses)).backward()
         runner.optimizer.step()
         runner.optimizer.clear_grad()
     return initial, {p.name: p.numpy() for p in runner.model.parameters()}
 
 
-@pytest.mark.parametrize("mode", ["static", "dygraph"])
-def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_setup, tmp_path, mode):
+@pytest.mark.parametrize("mode,accumulate", [("static", 1), ("dygraph", 1), ("static", 2), ("dygraph", 2)])
+def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_setup, tmp_path, mode, accumulate):
     """Data parallelism on CPU (gloo), in the static program (the all-reduce in the program) and
-    in dygraph (fleet): both ranks end identical, and equal a single process that averages the
-    losses of the two ranks' batches (dropout off, so no randomness differs)."""
-    config = _dp_config(pretrain_setup, "pretrain_dp.yaml")
+    in dygraph (fleet), each rank's batch in one piece or accumulated over two micro-batches
+    (`max_tokens_per_device`): both ranks end identical, and equal a single process that averages
+    the losses of the two ranks' (micro-)batches (dropout off, so no randomness differs)."""
+    config = _dp_config(pretrain_setup, f"pretrain_dp_{accumulate}.yaml",
+                        max_tokens_per_device=256 // accumulate if accumulate > 1 else None)
     distributed = _launch(config, tmp_path / "dp", tmp_path / "logs", "--mode", mode)
-    initial, single = _one_process_over_both_ranks_batches(config, tmp_path)
+    initial, single = _one_process_over_both_ranks_batches(config, tmp_path, accumulate)
     assert single.keys() == distributed.keys()
     for name in single:
         np.testing.assert_allclose(distributed[name], single[name], atol=1e-6, rtol=0, err_msg=name)

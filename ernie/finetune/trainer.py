@@ -164,7 +164,7 @@ class FinetuneJob:
         return self.kind.predictions(decoded, features, examples)
 
     def run_seed(self, seed: int, out_dir: Path, progress: bool = True) -> Dict:
-        from propeller.learner import EvalHook, Learner, LogHook, ProgressHook
+        from propeller.learner import EvalHook, Learner, LogHook, ProgressHook, append_jsonl
         s = self.settings
         runner, evaluator, names = self._build(seed)
         train = self.features["train"]
@@ -193,7 +193,7 @@ class FinetuneJob:
         out_dir.mkdir(parents=True, exist_ok=True)
         log = LogHook(out_dir / "log.jsonl", s.log_every, total, fields=("lr", "epoch"))
         hooks = [ProgressHook(total, enabled=progress), log,
-                 EvalHook(evaluate, per_epoch, total, sinks=[log_eval(out_dir / "log.jsonl")])]
+                 EvalHook(evaluate, per_epoch, total, sinks=[append_jsonl(out_dir / "log.jsonl")])]
         Learner(runner, lambda out, feed: {"loss": (float(out["loss"]), 1.0)}, hooks).train(plan, total)
 
         assign_scope_params(names, history.best_params, runner.place, runner.scope)
@@ -243,8 +243,3 @@ def _labelled(examples) -> bool:
     return all(has_label(e) for e in examples)
 
 
-def log_eval(path: Path):
-    def sink(record: dict) -> None:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-    return sink

@@ -45,6 +45,44 @@ class Optimization:
             raise PretrainError(f"learning_rate must be positive, got {self.learning_rate}")
 
 
+DEFAULT_BATCH_TOKENS = 4096
+MIN_BATCH_TOKENS = 16  # the shortest example with its special tokens must fit a micro-batch
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+    """One step's batch: `accumulate` micro-batches of at most `micro_tokens` tokens (batch size x
+    longest example) on each of `ranks` ranks, one update."""
+    ranks: int
+    accumulate: int
+    micro_tokens: int
+
+    @property
+    def global_tokens(self) -> int:
+        return self.ranks * self.accumulate * self.micro_tokens
+
+    def describe(self) -> str:
+        return (f"{self.global_tokens:,} tokens a step = {self.ranks} rank(s) x {self.accumulate} micro-batch(es) "
+                f"of {self.micro_tokens:,}")
+
+
+@dataclasses.dataclass
+class Heldout:
+    """Forgetting, measured: `examples` examples of every task's stream are kept out of training,
+    and the held-out loss and accuracy of every task of the schedule, trained yet or not, are
+    logged before the first step, at the end of every stage and every `every` steps (0: stage ends
+    only). The slice is drawn from all shards by the run's seed, the same on every rank."""
+    config_error = PretrainError
+    examples: int = 0                  # per task stream (0: no held-out evaluation)
+    every: int = 0
+
+    def __post_init__(self):
+        if self.examples < 0 or self.every < 0:
+            raise PretrainError(f"heldout: examples and every must be at least 0, got {self.examples}, {self.every}")
+        if self.every and not self.examples:
+            raise PretrainError("heldout: every is set, but examples is 0: no example to evaluate on")
+
+
 @dataclasses.dataclass
 class PretrainConfig:
     config_error = PretrainError
@@ -55,7 +93,9 @@ class PretrainConfig:
     init_model: Optional[str] = None   # continue from this model directory (`ernie.pretrain.init_model`)
     task_modules: List[str] = dataclasses.field(default_factory=list)  # a user's task modules
     seed: int = 1
-    batch_tokens: int = 4096
+    batch_tokens: int = DEFAULT_BATCH_TOKENS  # one rank's batch (at most batch size x longest example) ...
+    global_batch_tokens: Optional[int] = None   # ... or the whole update's, over every rank (the paper's 393,216)
+    max_tokens_per_device: Optional[int] = None  # what one device holds: a larger batch is accumulated
     length_pool: int = 1               # batches' worth of examples sorted by length together (ernie.pretrain.data)
     dropout: Optional[float] = None    # the encoder's dropout while pre-training (the saved model keeps the preset's)
     log_every: int = 10
@@ -67,6 +107,7 @@ class PretrainConfig:
     step_timeout: float = 600.0        # data-parallel: seconds a step may take before the job counts as stuck
     loss_scaling: LossScaling = dataclasses.field(default_factory=LossScaling)
     optimization: Optimization = dataclasses.field(default_factory=Optimization)
+    heldout: Heldout = dataclasses.field(default_factory=Heldout)
 
     def __post_init__(self):
         if self.model is None and self.init_model is None:
@@ -84,12 +125,38 @@ class PretrainConfig:
         for name in ("batch_tokens", "length_pool", "log_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise PretrainError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.global_batch_tokens is not None and self.batch_tokens != DEFAULT_BATCH_TOKENS:
+            raise PretrainError(f"batch_tokens ({self.batch_tokens}, one rank's) and global_batch_tokens "
+                                f"({self.global_batch_tokens}, all ranks') are both set: set one")
+        for name in ("global_batch_tokens", "max_tokens_per_device"):
+            if getattr(self, name) is not None and getattr(self, name) < MIN_BATCH_TOKENS:
+                raise PretrainError(f"{name} must be at least {MIN_BATCH_TOKENS}, got {getattr(self, name)}")
+
+    def batch_plan(self, ranks: int) -> "BatchPlan":
+        """How a step's batch is cut for `ranks` data-parallel ranks: one rank's batch is
+        `batch_tokens`, or `global_batch_tokens` / ranks; where that exceeds
+        `max_tokens_per_device`, it is accumulated over the fewest equal micro-batches that fit."""
+        per_rank = self.batch_tokens if self.global_batch_tokens is None else self.global_batch_tokens // ranks
+        if per_rank < MIN_BATCH_TOKENS:
+            raise PretrainError(f"global_batch_tokens {self.global_batch_tokens} over {ranks} ranks leaves "
+                                f"{per_rank} tokens a rank, fewer than {MIN_BATCH_TOKENS}")
+        limit = self.max_tokens_per_device or per_rank
+        accumulate = -(-per_rank // limit)
+        return BatchPlan(ranks, accumulate, per_rank // accumulate)
 
     def training_settings(self) -> Dict[str, Any]:
         """Everything but where and how often the run writes: what a resumed run must share.
-        `length_pool` at 1 is left out, so checkpoints written before it existed still resume."""
-        return {k: v for k, v in to_dict(self).items()
-                if k not in NOT_TRAINING_KEYS and not (k == "length_pool" and v == 1)}
+        `length_pool` at 1, the global batch keys unset and `heldout` off are left out, so
+        checkpoints written before they existed still resume; the held-out slice is a training setting (it is kept out of the
+        data), how often it is evaluated is not."""
+        settings = {k: v for k, v in to_dict(self).items()
+                    if k not in NOT_TRAINING_KEYS and not (k == "length_pool" and v == 1)
+                    and not (k in ("global_batch_tokens", "max_tokens_per_device") and v is None)}
+        if self.heldout.examples:
+            settings["heldout"] = {"examples": self.heldout.examples}
+        else:
+            del settings["heldout"]
+        return settings
 
 
 def load_config(path, options: Dict[str, Any] = None, overrides: Sequence[str] = ()) -> PretrainConfig:

@@ -21,6 +21,10 @@ seed, stream and pool number; the batches not served yet are part of `state()`).
 batch then have nearly the same length, so nearly every position is a real token: on People's
 Daily segments (mean length 89 of at most 128) a pool of 32 batches fills 97% of each batch
 against 71% read one batch at a time (fairseq and tensor2tensor batch by length the same way).
+
+With `heldout` K > 0, K examples of every stream, drawn over all shards by (seed, stream), are
+kept out of training on every rank; `heldout_batches(task)` serves them to an evaluation, in
+fixed batches with fixed masks, so every evaluation of a run scores the same examples alike.
 """
 from __future__ import annotations
 
@@ -55,30 +59,40 @@ class BatchContext:
 class PretrainingData:
     def __init__(self, shard_dir, seed: int, batch_tokens: int, pad_id: int, mask_token_id: int,
                  first_normal_id: int, rank: int = 0, world_size: int = 1, skip_corrupt: bool = False,
-                 length_pool: int = 1):
+                 length_pool: int = 1, heldout: int = 0):
         """`skip_corrupt`: an example whose bytes fail their checksum is skipped and counted
         (`corrupt_examples`) instead of stopping the run. `length_pool`: batches' worth of
-        examples sorted by length together (1: batches read straight in the stream's order)."""
+        examples sorted by length together (1: batches read straight in the stream's order).
+        `heldout`: examples of each stream kept out of training for `heldout_batches`."""
         shard_dir = Path(shard_dir)
         self.manifest = json.loads((shard_dir / MANIFEST).read_text(encoding="utf-8"))
         files = [s["file"] for s in self.manifest["shards"]]
-        # each rank reads its own part of the shards
-        self.shards = [Shard(shard_dir / f) for f in files[rank::world_size] or files]
+        # each rank reads its own part of the shards; the held-out slice is drawn over all of them
+        mine = list(range(len(files)))[rank::world_size] or list(range(len(files)))
+        every_shard = [Shard(shard_dir / f) for f in files] if heldout else None
+        self.shards = [every_shard[g] if every_shard else Shard(shard_dir / files[g]) for g in mine]
         self.tasks = {t.name: t for t in self.shards[0].tasks}
         self.seed, self.batch_tokens = seed, batch_tokens
         # the random draws of a step (online masking); ranks after the first draw their own
         self._step_seed = [seed] if rank == 0 else [seed, 1000 + rank]
         self.pad_id, self.mask_token_id, self.first_normal_id = pad_id, mask_token_id, first_normal_id
         self.vocab_size = self.manifest["vocab"]["size"]
-        # stream -> [2, n] array of (shard index, example index) rows
-        shard_of = np.concatenate([np.full(len(shard), s) for s, shard in enumerate(self.shards)])
-        index_in = np.concatenate([np.arange(len(shard)) for shard in self.shards])
-        codes = np.concatenate([shard.array("task") for shard in self.shards])
-        has_tokens = np.concatenate([shard.array("token_tasks") for shard in self.shards]) > 0
-        selections = {t.name: codes == t.task_id for t in self.tasks.values() if t.level == registry.SENTENCE}
-        selections[PLAIN_STREAM] = (codes == NO_TASK) & has_tokens
-        self.streams: Dict[str, np.ndarray] = {name: np.stack([shard_of[mask], index_in[mask]])
-                                               for name, mask in selections.items() if mask.any()}
+        self.heldout: Dict[str, list] = {}  # stream -> its held-out examples
+        if heldout:
+            everything = self._stream_members(every_shard)
+            kept_out = {name: self._heldout_rows(name, rows.shape[1], heldout) for name, rows in everything.items()}
+            self.heldout = {name: [every_shard[s][i] for s, i in everything[name][:, rows].T]
+                            for name, rows in kept_out.items()}
+            local = np.full(len(files), -1)
+            local[mine] = np.arange(len(mine))  # a shard's index among this rank's, -1 if not its own
+            self.streams: Dict[str, np.ndarray] = {}
+            for name, rows in everything.items():
+                train = local[rows[0]] >= 0
+                train[kept_out[name]] = False
+                if train.any():
+                    self.streams[name] = np.stack([local[rows[0, train]], rows[1, train]])
+        else:
+            self.streams = self._stream_members(self.shards)
         self.position = {name: [0, 0] for name in self.streams}  # stream -> [epoch, index]
         self._orders = {}  # stream -> (epoch, permutation)
         self.length_pool = length_pool
@@ -86,6 +100,38 @@ class PretrainingData:
         self.pending: Dict[str, List[List[List[int]]]] = {name: [] for name in self.streams}
         self.pools = {name: 0 for name in self.streams}
         self.skip_corrupt, self.corrupt_examples = skip_corrupt, 0
+
+    def _stream_members(self, shards) -> Dict[str, np.ndarray]:
+        """stream -> [2, n] array of (index in `shards`, example index) rows, in shard order."""
+        shard_of = np.concatenate([np.full(len(shard), s) for s, shard in enumerate(shards)])
+        index_in = np.concatenate([np.arange(len(shard)) for shard in shards])
+        codes = np.concatenate([shard.array("task") for shard in shards])
+        has_tokens = np.concatenate([shard.array("token_tasks") for shard in shards]) > 0
+        selections = {t.name: codes == t.task_id for t in self.tasks.values() if t.level == registry.SENTENCE}
+        selections[PLAIN_STREAM] = (codes == NO_TASK) & has_tokens
+        return {name: np.stack([shard_of[mask], index_in[mask]]) for name, mask in selections.items() if mask.any()}
+
+    def _heldout_rows(self, stream: str, n: int, k: int) -> np.ndarray:
+        """The rows of a stream of `n` examples kept out: `k` of them (at most half the stream),
+        drawn by (seed, stream); 1 << 21 keeps the draw apart from the epochs' and pools'."""
+        rng = np.random.default_rng([self.seed, self._stream_id(stream), 1 << 21])
+        return np.sort(rng.permutation(n)[:min(k, n // 2)])
+
+    def heldout_batches(self, task: str, task_order: Sequence[str], task_id: int) -> List[Dict[str, np.ndarray]]:
+        """The held-out examples of `task`'s stream as feeds with only `task`'s loss on: sorted by
+        length into batches of at most `batch_tokens`, masked (online masking) by draws fixed
+        for the run, so each evaluation scores the same examples with the same labels."""
+        examples = sorted(self.heldout.get(self.stream_for(task), []), key=len)
+        batches, current = [], []
+        for ex in examples:
+            if current and (len(current) + 1) * len(ex) > self.batch_tokens:
+                batches.append(current)
+                current = []
+            current.append(ex)
+        if current:
+            batches.append(current)
+        seed = [self.seed, registry.get(task).task_id, 1 << 22]
+        return [self._feeds(batch, [*seed, k], [task], task_order, task_id) for k, batch in enumerate(batches)]
 
     def stream_for(self, task: str) -> str:
         return PLAIN_STREAM if registry.get(task).level == registry.TOKEN else task
@@ -177,11 +223,11 @@ class PretrainingData:
             if not all(ex.token_tasks & task_bit(registry.get(rider).task_id) for ex in examples):
                 raise ValueError(f"step {step + 1}: {task}'s examples do not carry {rider}'s labels, "
                                  f"which the schedule trains on them; were the shards made for {rider}?")
-        return self._feeds(examples, step, list(on), task_order, task_id)
+        return self._feeds(examples, [*self._step_seed, step, 7], list(on), task_order, task_id)
 
-    def _feeds(self, examples, step, active, task_order, task_id) -> Dict[str, np.ndarray]:
+    def _feeds(self, examples, rng_seed, active, task_order, task_id) -> Dict[str, np.ndarray]:
         n, length = len(examples), max(len(ex) for ex in examples)
-        batch = BatchContext(np.random.default_rng([*self._step_seed, step, 7]),
+        batch = BatchContext(np.random.default_rng(rng_seed),
                              [np.asarray(ex.src_ids, np.int64) for ex in examples], self.manifest["config"],
                              self.vocab_size, self.mask_token_id, self.first_normal_id)
         feeds = {}

@@ -27,13 +27,34 @@ def final_value(records: List[dict], task: str, key: str = "loss", window: int =
     return statistics.fmean(values[-window:]) if values else None
 
 
+HELDOUT_LOSS, HELDOUT_ACCURACY = "heldout_loss/", "heldout_accuracy/"  # keys of the held-out records
+
+
+def heldout_records(records: List[dict]) -> List[dict]:
+    """The records of the held-out evaluation (`heldout:` in the config), in step order."""
+    return [r for r in records if any(k.startswith(HELDOUT_LOSS) for k in r)]
+
+
+def training_records(records: List[dict]) -> List[dict]:
+    """The records of the training windows (the held-out evaluation's left out)."""
+    return [r for r in records if not any(k.startswith(HELDOUT_LOSS) for k in r)]
+
+
 def summary(records: List[dict], unigram_entropy: Optional[float]) -> Dict:
-    """Each task's final loss and accuracy; knowledge masking's also as a share of the entropy."""
+    """Each task's final loss and accuracy; knowledge masking's also as a share of the entropy;
+    the last held-out evaluation's losses and accuracies, where the run had one."""
+    heldout = heldout_records(records)
+    records = training_records(records)
     tasks = sorted({k[:-5] for r in records for k in r if k.endswith("/loss")})
     out = {"steps": records[-1]["step"] if records else 0,
            "final_loss": {t: final_value(records, t) for t in tasks},
            "final_accuracy": {t: final_value(records, t, "accuracy") for t in tasks},
            "unigram_entropy": unigram_entropy}
+    if heldout:
+        last = heldout[-1]
+        out["heldout_loss"] = {k[len(HELDOUT_LOSS):]: v for k, v in last.items() if k.startswith(HELDOUT_LOSS)}
+        out["heldout_accuracy"] = {k[len(HELDOUT_ACCURACY):]: v for k, v in last.items()
+                                   if k.startswith(HELDOUT_ACCURACY)}
     km = out["final_loss"].get(KNOWLEDGE_MASKING)
     if km is not None and unigram_entropy:
         out["knowledge_masking_over_entropy"] = km / unigram_entropy

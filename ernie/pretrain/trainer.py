@@ -113,10 +113,14 @@ class Trainer:
                                                  learned_tasks(tasks, self.init.params))
         self.own_steps = {t: self.schedule.own_steps(t) for t in self.schedule.tasks}
         self.model_config = self.init.config if self.init else preset
-        self.data = PretrainingData(shard_dir, config.seed, config.batch_tokens, vocab["[PAD]"],
+        self.batch = config.batch_plan(self.world_size)
+        if self.is_writer:
+            print(f"batch: {self.batch.describe()}")
+        self.data = PretrainingData(shard_dir, config.seed, self.batch.micro_tokens, vocab["[PAD]"],
                                     vocab["[MASK]"], first_normal_id(vocab),
                                     rank=self.rank, world_size=self.world_size,
-                                    skip_corrupt=config.corrupt_shards == "skip", length_pool=config.length_pool)
+                                    skip_corrupt=config.corrupt_shards == "skip", length_pool=config.length_pool,
+                                    heldout=config.heldout.examples)
         self.data.check_tasks(self.schedule.tasks)
         # The model trains with the config's `dropout` where it sets one; the saved model keeps the
         # preset's rates, which fine-tuning uses.
@@ -145,7 +149,8 @@ class Trainer:
 
         if self.config.mode == "dygraph":
             self.runner = DygraphRunner(lambda: ErnieForPretraining(self.train_config, self.num_classes),
-                                        optimizer, seed=self.config.seed, distributed=self.distributed)
+                                        optimizer, seed=self.config.seed, distributed=self.distributed,
+                                        accumulate=self.batch.accumulate)
             self.model = self.runner.model
         else:
             holder = {}
@@ -161,11 +166,57 @@ class Trainer:
             mixed_precision = None if amp == "off" else \
                 MixedPrecision(amp, self.config.loss_scaling)
             self.runner = StaticRunner(model_fn, optimizer, seed=self.config.seed, mixed_precision=mixed_precision,
-                                       distributed=self.distributed)
+                                       distributed=self.distributed, accumulate=self.batch.accumulate)
             self.model = holder["model"]
         self.feed_names = list(feed_specs(self.model))
         self.task_order = self.model.active_task_order
         self.param_names = [p.name for p in self.model.parameters()]
+        self._evaluator = None  # the forward-only program of the held-out evaluation, built on first use
+
+    # ---- held-out evaluation -------------------------------------------------------------------
+
+    def _forward(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """The model's outputs on a batch with the current parameters, dropout off, no update."""
+        if self.config.mode == "dygraph":
+            import paddle
+            self.model.eval()
+            with paddle.no_grad():
+                out = self.model({name: paddle.to_tensor(feed[name]) for name in self.feed_names})
+            self.model.train()
+            return {name: value.numpy() for name, value in out.items()}
+        if self._evaluator is None:
+            from propeller.static_runner import InferenceProgram
+
+            from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
+
+            def model_fn():
+                model = ErnieForPretraining(self.train_config, self.num_classes)
+                model.eval()
+                feeds = pretraining_feeds(model)
+                return feeds, model(feeds)
+            self._evaluator = InferenceProgram(model_fn, scope=self.runner.scope, place=self.runner.place)
+        return self._evaluator.run(feed)
+
+    def evaluate_heldout(self) -> Dict[str, float]:
+        """`heldout_loss/<task>` and `heldout_accuracy/<task>` of every task of the schedule on
+        its held-out examples: the mean over all their labels (a batch's loss is the mean over its
+        labels, so batches are weighted by their label counts)."""
+        if not hasattr(self, "_heldout_feeds"):
+            self._heldout_feeds = {t: self.data.heldout_batches(t, self.task_order, registry.get(t).task_id)
+                                   for t in self.schedule.tasks}
+        result = {}
+        for task, feeds in self._heldout_feeds.items():
+            loss = count = correct = 0.0
+            for feed in feeds:
+                out = self._forward(feed)
+                n = float(np.asarray(out[f"{task}/count"]).reshape(-1)[0])
+                loss += float(np.asarray(out[f"{task}/loss"]).reshape(-1)[0]) * n
+                count += n
+                correct += float(np.asarray(out[f"{task}/correct"]).reshape(-1)[0])
+            if count:
+                result[f"heldout_loss/{task}"] = loss / count
+                result[f"heldout_accuracy/{task}"] = correct / count
+        return result
 
     # ---- learning rate ----------------------------------------------------------------------
 
@@ -257,23 +308,29 @@ class Trainer:
             raise PretrainError(f"rank {self.rank}: parameters differ between ranks: {digests}")
         print(f"rank {self.rank}: parameters identical on all {self.world_size} ranks (sha256 {digest[:16]})")
 
-    def _metrics(self, out: Dict[str, np.ndarray], feed) -> dict:
-        """The step's loss, and each active task's loss and accuracy, as (total, weight)."""
-        def scalar(name):
-            return float(np.asarray(out[name]).reshape(-1)[0])
+    def _metrics(self, out, feed) -> dict:
+        """The step's loss, and each active task's loss and accuracy, as (total, weight); over
+        the micro-batches of an accumulated step, the loss as their mean, an accuracy over all
+        their labels."""
+        outs, feeds = (out, feed) if isinstance(out, list) else ([out], [feed])
 
-        metrics = {"loss": (scalar("loss"), 1.0)}
-        if "loss_scale" in out:
-            metrics["loss_scale"] = (scalar("loss_scale"), 1.0)
-        for task, weight in zip(self.task_order, feed["task_weights"]):
-            count = scalar(f"{task}/count")
-            if weight and count:
-                metrics[f"{task}/loss"] = (scalar(f"{task}/loss"), 1.0)
-                metrics[f"{task}/accuracy"] = (scalar(f"{task}/correct"), count)
+        def scalar(values, name):
+            return float(np.asarray(values[name]).reshape(-1)[0])
+
+        n = len(outs)
+        metrics = {"loss": (sum(scalar(o, "loss") for o in outs) / n, 1.0)}
+        if "loss_scale" in outs[-1]:
+            metrics["loss_scale"] = (scalar(outs[-1], "loss_scale"), 1.0)
+        for task, weight in zip(self.task_order, feeds[0]["task_weights"]):
+            counts = [scalar(o, f"{task}/count") for o in outs]
+            if weight and sum(counts):
+                labelled = [o for o, c in zip(outs, counts) if c]
+                metrics[f"{task}/loss"] = (sum(scalar(o, f"{task}/loss") for o in labelled) / len(labelled), 1.0)
+                metrics[f"{task}/accuracy"] = (sum(scalar(o, f"{task}/correct") for o in outs), sum(counts))
         return metrics
 
     def train(self, resume: bool = False, progress: bool = True, visualdl: bool = False) -> Path:
-        from propeller.learner import CheckpointHook, Learner, LogHook, ProgressHook, VisualDLSink
+        from propeller.learner import CheckpointHook, EvalHook, Learner, LogHook, ProgressHook, VisualDLSink, append_jsonl
 
         steps = list(self.schedule.steps())
         if resume:
@@ -283,15 +340,21 @@ class Trainer:
             if self.init is not None:
                 self._start_from_init_model()
 
+        k = self.batch.accumulate
+
         def plan(index: int):
             step = steps[index]
             task_steps[step.task] += 1
-            feed = self.data.batch(index, step.task, step.on, self.task_order, registry.get(step.task).task_id)
-            info = {"stage": step.stage + 1, "task": step.task, "tokens": int(feed["tokens"]) * self.world_size}
+            task_id = registry.get(step.task).task_id
+            feeds = [self.data.batch(index * k + j, step.task, step.on, self.task_order, task_id) for j in range(k)]
+            info = {"stage": step.stage + 1, "task": step.task,
+                    "tokens": sum(int(f["tokens"]) for f in feeds) * self.world_size}
             lr = self.learning_rate(step.task, task_steps[step.task])
-            return {name: feed[name] for name in self.feed_names}, lr, info
+            feeds = [{name: f[name] for name in self.feed_names} for f in feeds]
+            return (feeds if k > 1 else feeds[0]), lr, info
 
         hooks = []
+        stage_ends = [i + 1 for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1].stage != steps[i].stage]
         if self.is_writer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
@@ -302,7 +365,10 @@ class Trainer:
             hooks = [ProgressHook(len(steps), enabled=progress),
                      LogHook(self.out / "log.jsonl", self.config.log_every, len(steps),
                              fields=("stage", "lr"), sinks=sinks)]
-        stage_ends = [i + 1 for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1].stage != steps[i].stage]
+            if self.config.heldout.examples:  # before the checkpoint hook: a checkpoint's step has its record
+                hooks.append(EvalHook(lambda step: self.evaluate_heldout(), self.config.heldout.every, len(steps),
+                                      sinks=[append_jsonl(self.out / "log.jsonl"), *sinks], also_after=stage_ends,
+                                      at_start=True, fields=("stage",)))
         hooks.append(CheckpointHook(lambda step: self.save_checkpoint(step, task_steps),
                                     self.config.checkpoint_every, also_after=stage_ends))
         watch = None

@@ -1,0 +1,151 @@
+"""Gradient accumulation in the static runner (`propeller.accumulation`): k micro-batches on one
+rank, k ranks of one micro-batch and one process with the whole batch end with the same
+parameters; loss scaling skips a whole global step when any micro-batch of any rank overflows;
+the accumulators are empty between steps, so a runner's state resumes exactly."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import pytest
+
+from propeller.accumulation import ACCUMULATOR_SUFFIX
+from propeller.mixed_precision import LossScaling, MixedPrecision
+from propeller.static_runner import StaticRunner
+from tests.conftest import REPO
+from tests.test_mixed_precision import CPU_BF16, OVERFLOW, elementwise_model
+
+STEPS, BATCH = 4, 8
+DATA = np.random.default_rng(0)
+X = DATA.normal(size=(STEPS, BATCH, 6)).astype(np.float32)
+Y = DATA.integers(0, 3, (STEPS, BATCH))
+PARAMS = ("h.w", "h.b", "o.w", "o.b")
+
+
+def classifier():
+    x, y = paddle.static.data("x", [-1, 6], "float32"), paddle.static.data("y", [-1], "int64")
+    hidden = paddle.nn.Linear(6, 16, weight_attr=paddle.ParamAttr(name="h.w"), bias_attr=paddle.ParamAttr(name="h.b"))
+    out = paddle.nn.Linear(16, 3, weight_attr=paddle.ParamAttr(name="o.w"), bias_attr=paddle.ParamAttr(name="o.b"))
+    loss = paddle.nn.functional.cross_entropy(out(paddle.tanh(hidden(x))), y.unsqueeze(-1))  # a mean over the rows
+    return {"x": x, "y": y}, {"loss": loss}, loss
+
+
+def adamw(lr):  # clipping is tight, so it acts: it must see the global gradient, not a micro-batch's
+    return paddle.optimizer.AdamW(lr, weight_decay=0.01, grad_clip=paddle.nn.ClipGradByGlobalNorm(0.05))
+
+
+def micro_feeds(step, parts, rank=0, ranks=1):
+    """This rank's `parts` micro-batches of the step's global batch (ranks take equal slices)."""
+    xs, ys = np.split(X[step], ranks)[rank], np.split(Y[step], ranks)[rank]
+    return [{"x": x, "y": y} for x, y in zip(np.split(xs, parts), np.split(ys, parts))]
+
+
+def train(parts, **runner_options):
+    runner = StaticRunner(classifier, adamw, seed=1, place=paddle.CPUPlace(), accumulate=parts, **runner_options)
+    losses = []
+    for step in range(STEPS):
+        feeds = micro_feeds(step, parts)
+        out = runner.step(step, feeds if parts > 1 else feeds[0], 0.05)
+        losses.append([float(o["loss"]) for o in (out if parts > 1 else [out])])
+    return runner, losses
+
+
+@pytest.fixture(scope="module")
+def whole_batch():
+    runner, _ = train(1)
+    return {name: value for name, value in runner.state().items() if name in PARAMS}
+
+
+@pytest.mark.parametrize("parts", [2, 4])
+def test_micro_batches_train_as_the_whole_batch(parts, whole_batch):
+    runner, losses = train(parts)
+    state = runner.state()
+    for name in PARAMS:
+        np.testing.assert_allclose(state[name], whole_batch[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(state[name + ACCUMULATOR_SUFFIX], 0.0)  # nothing left between steps
+    assert len(losses[0]) == parts
+    assert not np.allclose(whole_batch["h.w"], StaticRunner(classifier, adamw, seed=1).state()["h.w"])  # it trained
+
+
+def test_a_runner_resumes_between_global_steps(whole_batch):
+    first = StaticRunner(classifier, adamw, seed=1, place=paddle.CPUPlace(), accumulate=2)
+    for step in range(2):
+        first.step(step, micro_feeds(step, 2), 0.05)
+    resumed = StaticRunner(classifier, adamw, seed=7, place=paddle.CPUPlace(), accumulate=2)
+    resumed.load_state(first.state())
+    for step in range(2, STEPS):
+        resumed.step(step, micro_feeds(step, 2), 0.05)
+    for name in PARAMS:
+        np.testing.assert_allclose(resumed.state()[name], whole_batch[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_step_takes_exactly_its_micro_batches():
+    runner = StaticRunner(classifier, adamw, seed=1, place=paddle.CPUPlace(), accumulate=2)
+    with pytest.raises(ValueError, match="expected 2 micro-batch feed"):
+        runner.step(0, micro_feeds(0, 4), 0.05)
+    with pytest.raises(ValueError, match="accumulate must be at least 1"):
+        StaticRunner(classifier, adamw, seed=1, accumulate=0)
+
+
+def fp16_trace(micro_xs, **runner_options):
+    """(loss scale, good steps, bad steps, w) after each global step of 2 micro-batches."""
+    runner = StaticRunner(elementwise_model, lambda lr: paddle.optimizer.Adam(lr), seed=1, place=paddle.CPUPlace(),
+                          mixed_precision=MixedPrecision("fp16", LossScaling(init=8.0, incr_every_n_steps=2,
+                                                                             decr_every_n_nan_or_inf=1,
+                                                                             decr_ratio=0.5)),
+                          accumulate=2, **runner_options)
+    trace = []
+    for step, pair in enumerate(micro_xs):
+        out = runner.step(step, [{"x": np.full(4, x, np.float32)} for x in pair], 0.1)
+        state = runner.state()
+        trace.append((float(out[-1]["loss_scale"][0]), int(state["num_good_steps_0"][0]),
+                      int(state["num_bad_steps_0"][0]), state["w"].tolist()))
+    return trace
+
+
+def test_an_overflowing_micro_batch_skips_the_whole_global_step():
+    trace = fp16_trace([(1.0, 1.0), (1.0, 1.0), (OVERFLOW, 1.0), (1.0, 1.0)])
+    assert [t[:3] for t in trace] == [(8, 1, 0), (16, 0, 0), (8, 0, 0), (8, 1, 0)]
+    assert trace[2][3] == trace[1][3] and trace[3][3] != trace[2][3]  # step 3 skipped whole, step 4 not
+
+
+RANK_SCRIPT = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np, paddle
+from tests.test_accumulation import PARAMS, STEPS, adamw, classifier, fp16_trace, micro_feeds
+from propeller.static_runner import StaticRunner
+rank = int(os.environ["PADDLE_TRAINER_ID"])
+runner = StaticRunner(classifier, adamw, seed=1, place=paddle.CPUPlace(), distributed=True, accumulate=2)
+for step in range(STEPS):
+    runner.step(step, micro_feeds(step, 2, rank, ranks=2), 0.05)
+state = runner.state()
+trace = fp16_trace([(1.0, 1.0), (1.0, 1.0), (1.0, 1e30 if rank == 1 else 1.0), (1.0, 1.0)], distributed=True)
+with open(os.path.join(sys.argv[2], f"rank{rank}.json"), "w") as f:
+    json.dump({"params": {n: state[n].tolist() for n in PARAMS}, "fp16": trace}, f)
+"""
+
+
+def test_two_ranks_of_two_micro_batches_train_as_one_process_with_the_whole_batch(tmp_path, whole_batch):
+    (tmp_path / "rank.py").write_text(RANK_SCRIPT)
+    launch = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                             "--log_dir", str(tmp_path / "logs"), str(tmp_path / "rank.py"), str(REPO), str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert launch.returncode == 0, launch.stdout[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]  # the ranks agree bit for bit
+    for name in PARAMS:
+        np.testing.assert_allclose(np.array(ranks[0]["params"][name], np.float32), whole_batch[name],
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    # only rank 1's second micro-batch of step 3 overflows: both ranks skip that global step
+    assert [tuple(t[:3]) for t in ranks[0]["fp16"]] == [(8, 1, 0), (16, 0, 0), (8, 0, 0), (8, 1, 0)]
+    assert ranks[0]["fp16"][2][3] == ranks[0]["fp16"][1][3]
+
+
+@pytest.mark.skipif(not CPU_BF16, reason="bfloat16 on CPU needs AVX-512")
+def test_bf16_micro_batches_train_as_the_whole_batch():
+    whole, _ = train(1, mixed_precision=MixedPrecision("bf16"))
+    parts, _ = train(2, mixed_precision=MixedPrecision("bf16"))
+    for name in PARAMS:  # bfloat16 matmuls: rounding differs with the batch's split, a little
+        np.testing.assert_allclose(parts.state()[name], whole.state()[name], rtol=2e-2, atol=2e-3, err_msg=name)

@@ -1,0 +1,126 @@
+"""The held-out evaluation of pre-training (`heldout:`): a fixed slice of every task's examples is
+kept out of training on every rank, and every task of the schedule, trained yet or not, is scored
+on it before the first step and at each stage end; a task not yet trained scores what its
+untrained head scores, a trained one scores lower, and the logged values are what a separate
+model holding the saved parameters computes on the same batches."""
+import json
+import math
+
+import numpy as np
+import paddle
+import pytest
+import yaml
+
+from data_gen.config import DataConfig
+from data_gen.make import make
+from ernie.formats.checkpoint import load_params
+from ernie.formats.params_io import assign_layer_params
+from ernie.pretrain.config import PretrainError
+from ernie.pretrain.data import PretrainingData
+from ernie.pretrain.model import ErnieForPretraining
+from ernie.pretrain.trainer import Trainer, load_config
+from ernie_common import tasks as registry
+from ernie_common.tokenization import first_normal_id, load_vocab
+from tests.conftest import REPO
+from tests.test_data_gen_make import _documents
+
+MODEL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+             max_position_embeddings=64, use_task_id=True, task_type_vocab_size=8)
+TASKS = ["knowledge_masking", "capitalization", "sentence_reordering"]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, en_vocab):
+    root = tmp_path_factory.mktemp("heldout")
+    (root / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(4, 40)), encoding="utf-8")
+    make(DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
+                    tasks=TASKS, max_seq_len=64, shards=3, stopwords=str(REPO / "configs/stopwords/en.txt")),
+         progress=False)
+    (root / "model.yaml").write_text(yaml.safe_dump(MODEL))
+    return root
+
+
+def _data(root, vocab_file, **options):
+    vocab = load_vocab(vocab_file)
+    return PretrainingData(root / "shards", 1, 256, vocab["[PAD]"], vocab["[MASK]"], first_normal_id(vocab), **options)
+
+
+def _members(data, stream):
+    """(shard file, example index) of the stream's training rows."""
+    rows = data.streams.get(stream, np.zeros((2, 0), int))
+    return {(data.shards[s].path.name, int(i)) for s, i in rows.T}
+
+
+def test_the_slice_is_kept_out_of_training_on_every_rank(shards, en_vocab):
+    whole = _data(shards, en_vocab)
+    ranks = [_data(shards, en_vocab, heldout=12, rank=r, world_size=2) for r in range(2)]
+    for stream in whole.streams:
+        everything = _members(whole, stream)
+        kept = [[ex.src_ids.tobytes() for ex in rank.heldout[stream]] for rank in ranks]
+        assert kept[0] == kept[1] and len(kept[0]) == min(12, len(everything) // 2)  # the same slice on both ranks
+        trained = [_members(rank, stream) for rank in ranks]
+        assert not trained[0] & trained[1]  # each rank its own shards ...
+        assert len(trained[0] | trained[1]) == len(everything) - len(kept[0])  # ... less the held-out examples
+    one_process = _data(shards, en_vocab, heldout=12)
+    assert all([ex.src_ids.tobytes() for ex in one_process.heldout[s]] ==
+               [ex.src_ids.tobytes() for ex in ranks[0].heldout[s]] for s in whole.streams)
+
+
+def _run(root, name, **heldout):
+    config = dict(model=str(root / "model.yaml"), data=str(root / "shards"), output=str(root / name), seed=3,
+                  batch_tokens=256, log_every=5, checkpoint_every=1000, heldout={"examples": 24, **heldout},
+                  optimization={"learning_rate": 2e-3, "warmup_steps": 4},
+                  schedule={"strategy": "continual", "iterations_per_task": 25,
+                            "stages": [["knowledge_masking"], ["sentence_reordering"]]})
+    (root / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    trainer = Trainer(load_config(root / f"{name}.yaml"))
+    trainer.train(progress=False)
+    records = [json.loads(line) for line in (root / name / "log.jsonl").read_text().splitlines()]
+    return trainer, [r for r in records if "heldout_loss/knowledge_masking" in r]
+
+
+def test_every_task_is_scored_before_training_and_at_each_stage_end(shards):
+    trainer, evaluations = _run(shards, "stages")
+    assert [(r["step"], r.get("stage")) for r in evaluations] == [(0, None), (25, 1), (50, 2)]
+    classes = trainer.num_classes["sentence_reordering"]
+    start, after_masking, end = ({t: r[f"heldout_loss/{t}"] for t in ("knowledge_masking", "sentence_reordering")}
+                                 for r in evaluations)
+    # untrained heads score about the uniform guess: ln(classes), ln(vocabulary) for the masked LM
+    assert start["sentence_reordering"] == pytest.approx(math.log(classes), abs=0.05)
+    assert after_masking["sentence_reordering"] == pytest.approx(math.log(classes), abs=0.05)  # not trained yet
+    assert start["knowledge_masking"] == pytest.approx(math.log(trainer.data.vocab_size), abs=0.3)
+    assert after_masking["knowledge_masking"] < start["knowledge_masking"] - 0.3
+    assert end["sentence_reordering"] < after_masking["sentence_reordering"] - 0.1
+    summary = json.loads((shards / "stages" / "summary.json").read_text())
+    assert summary["heldout_loss"] == pytest.approx(end)
+    assert set(summary["heldout_accuracy"]) == {"knowledge_masking", "sentence_reordering"}
+
+
+def test_logged_values_equal_a_direct_evaluation_of_the_saved_model(shards):
+    trainer, evaluations = _run(shards, "direct", every=10)
+    assert [r["step"] for r in evaluations] == [0, 10, 20, 25, 30, 40, 50]
+    params = load_params(shards / "direct" / "model" / "params.safetensors")
+    model = ErnieForPretraining(trainer.train_config, trainer.num_classes)
+    model.eval()
+    assign_layer_params(model, {p.name: params[p.name] for p in model.parameters()})
+    for task in ("knowledge_masking", "sentence_reordering"):
+        total = count = 0.0
+        for feed in trainer.data.heldout_batches(task, trainer.task_order, registry.get(task).task_id):
+            out = model({k: paddle.to_tensor(v) for k, v in feed.items() if k != "tokens"})
+            n = float(out[f"{task}/count"].numpy().reshape(-1)[0])
+            total += float(out[f"{task}/loss"].numpy().reshape(-1)[0]) * n
+            count += n
+        assert count > 0
+        assert evaluations[-1][f"heldout_loss/{task}"] == pytest.approx(total / count, rel=1e-5)
+    _, again = _run(shards, "direct_again", every=10)  # a rerun scores the same batches with the same masks
+    assert again == evaluations
+
+
+def test_heldout_options_are_checked(shards):
+    path = shards / "bad.yaml"
+    path.write_text(yaml.safe_dump(dict(model=str(shards / "model.yaml"), data=str(shards / "shards"), output="x",
+                                        schedule={"strategy": "continual", "stages": [["knowledge_masking"]],
+                                                  "iterations_per_task": 2},
+                                        heldout={"every": 10})))
+    with pytest.raises(PretrainError, match="heldout: every is set, but examples is 0"):
+        load_config(path)
