@@ -111,9 +111,14 @@ def _reduce_after_backward(optimizer, reduce_gradients: Callable) -> None:
     optimizer.backward = reduced_backward
 
 
-def _gradient_pipeline(optimizer, reduce_gradients: Optional[Callable], accumulate: int, accumulators: list) -> None:
-    """Backward, then the accumulated micro-batches' gradients added (`propeller.accumulation`),
-    then the ranks' reduction: what the update sees is the global batch's gradient."""
+def _gradient_pipeline(optimizer, reduce_gradients: Optional[Callable], accumulate: int, accumulators: list,
+                       recompute: bool) -> None:
+    """Backward (its ops tagged as such for recomputation), then the accumulated micro-batches'
+    gradients added (`propeller.accumulation`), then the ranks' reduction: what the update sees
+    is the global batch's gradient."""
+    if recompute:
+        from .recompute import tag_backward
+        tag_backward(optimizer)
     if accumulate > 1:
         from .accumulation import accumulate_in_backward
         accumulate_in_backward(optimizer, accumulate, accumulators)
@@ -128,37 +133,52 @@ def bf16_cpu_fixup(program) -> None:
 
 
 def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: Optional[MixedPrecision],
-             reduce_gradients: Optional[Callable] = None, accumulate: int = 1):
+             reduce_gradients: Optional[Callable] = None, accumulate: int = 1, recompute: bool = False):
     """Builds the model under auto-cast and appends backward and optimizer ops; returns the
     model function's feeds and fetches and the gradient accumulators (none unless `accumulate`
     > 1: then the update uses the accumulated gradients of `accumulate` micro-batches and sets
     the accumulators back to zero). `reduce_gradients([(param, grad)]) -> [(param, grad)]`
-    (data parallelism's all-reduce) runs on the gradients before the update. Call inside a
-    program guard."""
+    (data parallelism's all-reduce) runs on the gradients before the update. `recompute`: the
+    segments the model marked are recomputed in the backward pass (`propeller.recompute`).
+    Call inside a program guard."""
     import paddle
 
+    from . import recompute as rc
     from .accumulation import reset
     accumulators: list = []
+    build = model_fn
+    if recompute:
+        def build():
+            with rc.forward_role():
+                return model_fn()
+    feeds, fetches = _minimize(build, optimizer, mixed_precision, reduce_gradients, accumulate, accumulators,
+                               recompute)
+    if recompute:
+        rc.apply(paddle.static.default_main_program())
+    reset(accumulators)
+    return feeds, fetches, accumulators
+
+
+def _minimize(model_fn, optimizer, mixed_precision, reduce_gradients, accumulate, accumulators, recompute):
+    import paddle
     if mixed_precision is None:
-        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators)
+        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute)
         feeds, fetches, loss = model_fn()
         optimizer.minimize(loss)
-        reset(accumulators)
-        return feeds, fetches, accumulators
+        return feeds, fetches
     dtype, scaling = mixed_precision.dtype, mixed_precision.loss_scaling
     if dtype == "bfloat16":
         # no loss scaling: Paddle's defaults would build an unscale op without a scale
         optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype, init_loss_scaling=1.0,
                                                use_dynamic_loss_scaling=False)
-        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators)
+        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute)
         with paddle.amp.auto_cast(level="O1", dtype=dtype):
             feeds, fetches, loss = model_fn()
             bf16_cpu_fixup(paddle.static.default_main_program())
             optimizer.minimize(loss)
-        reset(accumulators)
-        return feeds, fetches, accumulators
+        return feeds, fetches
     optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype)
-    _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators)
+    _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute)
     with paddle.amp.auto_cast(level="O1", dtype=dtype):
         feeds, fetches, loss = model_fn()
         scaler = paddle.amp.GradScaler(
@@ -167,5 +187,4 @@ def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: O
             decr_every_n_nan_or_inf=scaling.decr_every_n_nan_or_inf, use_dynamic_loss_scaling=True)
         scaled = scaler.scale(loss)
     scaler.minimize(optimizer, scaled)
-    reset(accumulators)
-    return feeds, fetches, accumulators
+    return feeds, fetches

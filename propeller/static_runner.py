@@ -161,12 +161,14 @@ class StaticRunner:
     with float16, `step()` also returns the loss scale in force after the step (`loss_scale`).
     `distributed`: data-parallel over the ranks of `paddle.distributed.launch` (module docstring).
     `accumulate` k > 1: a step takes a list of k micro-batch feeds and makes one update from
-    their accumulated gradients (`propeller.accumulation`); it returns the k outputs."""
+    their accumulated gradients (`propeller.accumulation`); it returns the k outputs.
+    `recompute`: the segments the model marks are computed again in the backward pass instead of
+    kept (`propeller.recompute`)."""
 
     def __init__(self, model_fn: Callable[[], Tuple[Dict, Dict, paddle.Tensor]],
                  optimizer_fn: Callable[[FedLearningRate], paddle.optimizer.Optimizer], seed: int,
                  place=None, mixed_precision: Optional[MixedPrecision] = None, distributed: bool = False,
-                 accumulate: int = 1):
+                 accumulate: int = 1, recompute: bool = False):
         if accumulate < 1:
             raise ValueError(f"accumulate must be at least 1, got {accumulate}")
         self.place = place or default_place()
@@ -187,7 +189,7 @@ class StaticRunner:
             self.main, startup = paddle.static.Program(), paddle.static.Program()
             with paddle.static.program_guard(self.main, startup):
                 self.feeds, self.fetches, accumulators = minimize(
-                    model_fn, optimizer_fn(self.learning_rate), mixed_precision, reduce, accumulate)
+                    model_fn, optimizer_fn(self.learning_rate), mixed_precision, reduce, accumulate, recompute)
             self.executor = paddle.static.Executor(self.place)
             with paddle.static.scope_guard(self.scope):
                 self.executor.run(startup)
@@ -203,7 +205,8 @@ class StaticRunner:
             with static_mode(), paddle.utils.unique_name.guard():
                 self.micro, micro_feeds, self.micro_fetches = micro_batch_program(
                     model_fn, [acc.name for acc in accumulators], autocast=amp,
-                    loss_scale=self._loss_scale_name, after_build=bf16_cpu_fixup if amp == "bfloat16" else None)
+                    loss_scale=self._loss_scale_name, after_build=bf16_cpu_fixup if amp == "bfloat16" else None,
+                    recompute=recompute)
             if list(micro_feeds) != list(self.feeds) or list(self.micro_fetches) != self._fetch_names:
                 raise RuntimeError("the model function built different feeds or fetches for the micro-batch program")
 

@@ -149,10 +149,16 @@ def dropout(x, p: float, training: bool):
     """Dropout that scales kept values by 1 / (1 - p) in training (the original's upscale_in_train).
 
     The fused kernel draws its mask from Philox4x32-10 keyed by two numbers taken from Paddle's
-    generator, so `paddle.seed` fixes it as it fixes Paddle's own dropout."""
+    generator, so `paddle.seed` fixes it as it fixes Paddle's own dropout. In a static program,
+    Paddle's own dropout (a GPU's) is seeded by a number drawn the same way. Either way the mask
+    is a function of a `randint` op's output, which activation recomputation keeps
+    (`propeller.recompute`): the recomputed dropout applies the forward's mask."""
     if not training or p == 0:
         return x
     if not _fused_applies(x, training):
+        if not paddle.in_dynamic_mode():
+            seed = paddle.randint(0, 2 ** 31 - 1, [1], dtype="int32")
+            return paddle._C_ops.dropout(x, seed, float(p), False, "upscale_in_train", 0, False)
         return F.dropout(x, p, training=True, mode="upscale_in_train")
     key = paddle.randint(0, 2 ** 31 - 1, [2], dtype="int64")
     return _run("ernie_dropout", _float32(x), key, float(p))[0]

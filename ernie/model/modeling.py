@@ -156,9 +156,12 @@ class ErnieModel(nn.Layer):
     Padded keys are masked out of attention; outputs at padded positions are not meaningful.
     """
 
-    def __init__(self, config: ErnieConfig):
+    def __init__(self, config: ErnieConfig, recompute: bool = False):
+        """`recompute`: keep only each layer's input for the backward pass and compute the layer
+        again there (Paddle's recompute), for long sequences on large models; training only."""
         super().__init__()
         self.config = config
+        self.recompute = recompute
         # Dygraph refuses two parameters of one name per process unless each model gets a fresh
         # name registry; the names themselves are fixed by `param_names`, so this is safe.
         with paddle.utils.unique_name.guard():
@@ -181,7 +184,12 @@ class ErnieModel(nn.Layer):
         x = self.embeddings(src_ids, sent_ids, pos_ids, task_ids)
         # [B, T] -> [B, 1, 1, T]: every query sees only real keys.
         attn_bias = ((1.0 - paddle.cast(input_mask, x.dtype)) * _MASK_BIAS).unsqueeze([1, 2])
-        for layer in self.layers:
-            x = layer(x, attn_bias)
+        if self.recompute and self.training:
+            from paddle.distributed.fleet.recompute import recompute
+            for layer in self.layers:
+                x = recompute(layer, x, attn_bias)
+        else:
+            for layer in self.layers:
+                x = layer(x, attn_bias)
         pooled = paddle.tanh(self.pooled_fc(x[:, 0]))
         return x, pooled

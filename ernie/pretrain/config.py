@@ -98,6 +98,7 @@ class PretrainConfig:
     max_tokens_per_device: Optional[int] = None  # what one device holds: a larger batch is accumulated
     length_pool: int = 1               # batches' worth of examples sorted by length together (ernie.pretrain.data)
     dropout: Optional[float] = None    # the encoder's dropout while pre-training (the saved model keeps the preset's)
+    recompute: bool = False            # recompute each encoder layer in the backward pass: activation memory / layers
     log_every: int = 10
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
@@ -146,12 +147,13 @@ class PretrainConfig:
 
     def training_settings(self) -> Dict[str, Any]:
         """Everything but where and how often the run writes: what a resumed run must share.
-        `length_pool` at 1, the global batch keys unset and `heldout` off are left out, so
+        `length_pool` at 1, the global batch keys unset, `recompute` and `heldout` off are left out, so
         checkpoints written before they existed still resume; the held-out slice is a training setting (it is kept out of the
         data), how often it is evaluated is not."""
         settings = {k: v for k, v in to_dict(self).items()
                     if k not in NOT_TRAINING_KEYS and not (k == "length_pool" and v == 1)
-                    and not (k in ("global_batch_tokens", "max_tokens_per_device") and v is None)}
+                    and not (k in ("global_batch_tokens", "max_tokens_per_device") and v is None)
+                    and not (k == "recompute" and not v)}
         if self.heldout.examples:
             settings["heldout"] = {"examples": self.heldout.examples}
         else:

@@ -81,12 +81,13 @@ def masked_mean_cross_entropy(logits, labels):
 
 class ErnieForPretraining(nn.Layer):
     """The encoder and the heads of the given tasks; `tasks` maps each task's name to its number
-    of classes (None for a token-level task). Heads are built in task-id order."""
+    of classes (None for a token-level task). Heads are built in task-id order. `recompute`: the
+    encoder's layers are recomputed in the backward pass (`ErnieModel`)."""
 
-    def __init__(self, config: ErnieConfig, tasks: Dict[str, Optional[int]]):
+    def __init__(self, config: ErnieConfig, tasks: Dict[str, Optional[int]], recompute: bool = False):
         super().__init__()
         self.config = config
-        self.ernie = ErnieModel(config)
+        self.ernie = ErnieModel(config, recompute=recompute)
         self.tasks = registry.resolve(list(tasks))
         self.heads = nn.LayerDict({t.name: t.build_head(config, tasks[t.name]) for t in self.tasks})
 

@@ -148,7 +148,8 @@ class Trainer:
                          parameters=parameters)
 
         if self.config.mode == "dygraph":
-            self.runner = DygraphRunner(lambda: ErnieForPretraining(self.train_config, self.num_classes),
+            self.runner = DygraphRunner(lambda: ErnieForPretraining(self.train_config, self.num_classes,
+                                                                    recompute=self.config.recompute),
                                         optimizer, seed=self.config.seed, distributed=self.distributed,
                                         accumulate=self.batch.accumulate)
             self.model = self.runner.model
@@ -156,7 +157,7 @@ class Trainer:
             holder = {}
 
             def model_fn():
-                model = ErnieForPretraining(self.train_config, self.num_classes)
+                model = ErnieForPretraining(self.train_config, self.num_classes, recompute=self.config.recompute)
                 feeds = pretraining_feeds(model)
                 fetches = model(feeds)
                 holder["model"] = model
@@ -166,7 +167,8 @@ class Trainer:
             mixed_precision = None if amp == "off" else \
                 MixedPrecision(amp, self.config.loss_scaling)
             self.runner = StaticRunner(model_fn, optimizer, seed=self.config.seed, mixed_precision=mixed_precision,
-                                       distributed=self.distributed, accumulate=self.batch.accumulate)
+                                       distributed=self.distributed, accumulate=self.batch.accumulate,
+                                       recompute=self.config.recompute)
             self.model = holder["model"]
         self.feed_names = list(feed_specs(self.model))
         self.task_order = self.model.active_task_order
