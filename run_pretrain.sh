@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ERNIE 2.0 continual multi-task pre-training, end to end, on one machine:
-#   1. a WordPiece vocabulary from the corpus, 2. the task shards (python -m data_gen make),
+#   1. a vocabulary from the corpus (python -m data_gen build-vocab --config: every input, read
+#      with the data config's format and layout), 2. the task shards (python -m data_gen make),
 #   3. pre-training (python -m ernie.pretrain), 4. the loss-curve plot (python -m ernie.plot).
 # With no arguments: the embedded State of the Union demo corpus, the micro model, continual
 # multi-task learning over the English task set, about 10 minutes on 2 CPU cores.
@@ -8,6 +9,7 @@
 #   DATA_CONFIG=configs/data/sotu_en.yaml CONFIG=configs/pretrain/small_en.yaml bash run_pretrain.sh
 #   DATA_CONFIG=configs/data/peoples_daily_zh.yaml CONFIG=configs/pretrain/small_zh.yaml bash run_pretrain.sh
 # A corpus the data config reads from data/NAME/ is fetched first (python -m data_gen fetch NAME).
+# Data config values are read with `python -m data_gen get` (the config's own defaults and checks).
 #   DATA_CONFIG  data config         (default configs/data/demo_en.yaml)
 #   CONFIG       pre-training config (default configs/pretrain/demo_en.yaml)
 #   VOCAB_SIZE   vocabulary size when the data config's vocab file does not exist yet
@@ -30,24 +32,30 @@ CONFIG=${CONFIG:-configs/pretrain/demo_en.yaml}
 NPROC=${NPROC:-1}
 NNODES=${NNODES:-1}
 
-read_key() { python -c "import sys, yaml; v = yaml.safe_load(open(sys.argv[1])).get(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None); print(v[0] if isinstance(v, list) else v)" "$@"; }
-VOCAB=$(read_key "$DATA_CONFIG" vocab)
-INPUT=$(read_key "$DATA_CONFIG" input)
-LANG_VOCAB=${LANG_VOCAB:-$(read_key "$DATA_CONFIG" lang)}
-FORMAT=$(read_key "$DATA_CONFIG" format text)
-KIND=$(read_key "$DATA_CONFIG" tokenizer wordpiece)
-OUTPUT=$(read_key "$CONFIG" output)
+VOCAB=$(python -m data_gen get --config "$DATA_CONFIG" vocab)
+INPUTS=$(python -m data_gen get --config "$DATA_CONFIG" input)  # files, folders, glob patterns: one a line
+LANG_VOCAB=${LANG_VOCAB:-$(python -m data_gen get --config "$DATA_CONFIG" lang)}
+if [ -z "${DATA_ONLY:-}" ]; then  # the pre-training config's output, through its own loader
+  OUTPUT=$(python -c "import sys
+from ernie.pretrain.config import PretrainError, load_config
+try:
+    print(load_config(sys.argv[1]).output)
+except PretrainError as err:
+    print(f'error: {err}', file=sys.stderr)
+    sys.exit(2)" "$CONFIG")
+fi
 if [ "$LANG_VOCAB" = zh ]; then VOCAB_SIZE=${VOCAB_SIZE:-12000}; else VOCAB_SIZE=${VOCAB_SIZE:-8000}; fi
 
 start=$(date +%s)
-if [ ! -f "$INPUT" ] && [ "$(basename "$(dirname "$(dirname "$INPUT")")")" = data ]; then
-  python -m data_gen fetch "$(basename "$(dirname "$INPUT")")" --dir "$(dirname "$(dirname "$INPUT")")"
-fi
+shopt -s globstar  # compgen -G below matches `**` as the data config does
+while IFS= read -r entry; do  # an input under data/NAME/ that is not there yet: registry corpus NAME
+  dir=$(dirname "$entry")
+  if ! compgen -G "$entry" > /dev/null && [ "$(basename "$(dirname "$dir")")" = data ]; then
+    python -m data_gen fetch "$(basename "$dir")" --dir "$(dirname "$dir")"
+  fi
+done <<< "$INPUTS"
 if [ ! -f "$VOCAB" ]; then
-  strip=()
-  [ "$FORMAT" = peoples_daily ] && strip=(--strip-pos)  # word/pos lines: train on the words
-  python -m data_gen build-vocab --input "$INPUT" --size "$VOCAB_SIZE" --lang "$LANG_VOCAB" --output "$VOCAB" \
-    --kind "$KIND" "${strip[@]}"
+  python -m data_gen build-vocab --config "$DATA_CONFIG" --size "$VOCAB_SIZE" --lang "$LANG_VOCAB"
 fi
 python -m data_gen make --config "$DATA_CONFIG"
 [ -n "${DATA_ONLY:-}" ] && exit 0

@@ -1,4 +1,4 @@
-"""`python -m data_gen {fetch,build-vocab,make,merge,inspect} ...`: the data generation command line."""
+"""`python -m data_gen {fetch,build-vocab,make,merge,inspect,get} ...`: the data generation command line."""
 from __future__ import annotations
 
 import argparse
@@ -10,9 +10,10 @@ from ernie_common.tokenization import VocabError
 
 from .config import DataConfig, DataConfigError
 from .corpora import CORPORA
+from .documents import CorpusError
 from .registry import FetchError
 from .shards import ShardError
-from .vocab import build_vocab
+from .vocab import build_config_vocab, build_vocab
 
 
 def _fetch(args) -> int:
@@ -24,15 +25,40 @@ def _fetch(args) -> int:
 
 
 def _build_vocab(args) -> int:
+    if args.config:
+        if args.strip_pos:
+            raise DataConfigError("--strip-pos is for --input files: with --config the data config's format reads them")
+        config = DataConfig.from_yaml(args.config, args.set, check_files=False)
+        output = args.output or config.vocab
+        n = build_config_vocab(config, args.size, args.lang, output, args.min_frequency, args.cased, args.kind)
+        print(f"wrote {output}: {n} tokens, from {len(config.files)} input file(s) of {args.config}")
+        return 0
+    missing = [flag for flag, value in (("--lang", args.lang), ("--output", args.output)) if value is None]
+    if missing:
+        raise DataConfigError(f"build-vocab --input needs {' and '.join(missing)} (or --config: a data config's)")
     inputs = [Path(p) for p in args.input]
     missing = [str(p) for p in inputs if not p.is_file()]
     if missing:
-        print(f"error: input file(s) not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        raise DataConfigError(f"input file(s) not found: {', '.join(missing)}")
     n = build_vocab(inputs, Path(args.output), args.size, args.lang,
                     do_lower_case=not args.cased, min_frequency=args.min_frequency,
-                    strip_pos=args.strip_pos, kind=args.kind)
+                    strip_pos=args.strip_pos, kind=args.kind or "wordpiece")
     print(f"wrote {args.output}: {n} tokens")
+    return 0
+
+
+def _get(args) -> int:
+    """A data config's resolved value of a key, as a shell script reads it: a list one item a
+    line, true/false, nothing for none."""
+    config = DataConfig.from_yaml(args.config, args.set, check_files=False)
+    values = config.to_dict()
+    if args.key not in values:
+        raise DataConfigError(f"{args.config}: no key {args.key!r}; known: {sorted(values)}")
+    value = values[args.key]
+    if value is None:
+        return 0
+    for item in value if isinstance(value, list) else [value]:
+        print(str(item).lower() if isinstance(item, bool) else item)
     return 0
 
 
@@ -73,15 +99,20 @@ def main(argv=None) -> int:
     fetch.set_defaults(run=_fetch)
 
     vocab = sub.add_parser("build-vocab", help="train a WordPiece vocabulary in ERNIE's format")
-    vocab.add_argument("--input", nargs="+", required=True, help="UTF-8 text files")
+    source = vocab.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", nargs="+", help="UTF-8 text files, trained on line by line")
+    source.add_argument("--config", help="a data config: every input, read with its format and layout; its "
+                                         "lang, vocab (the output), tokenizer and do_lower_case unless given")
+    vocab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a key of --config (layout=paragraphs)")
     vocab.add_argument("--size", type=int, required=True, help="vocabulary size, special tokens included")
-    vocab.add_argument("--lang", choices=["en", "zh", "mixed"], required=True)
-    vocab.add_argument("--output", required=True, help="vocab.txt to write")
+    vocab.add_argument("--lang", choices=["en", "zh", "mixed"], help="required with --input")
+    vocab.add_argument("--output", help="vocab.txt to write (required with --input)")
     vocab.add_argument("--cased", action="store_true", help="keep case (default: lower-case)")
     vocab.add_argument("--min-frequency", type=int, default=2)
-    vocab.add_argument("--kind", choices=["wordpiece", "sentencepiece"], default="wordpiece",
-                       help="WordPiece (BERT, ERNIE) or a SentencePiece unigram model (ERNIE Tiny); the "
-                            "SentencePiece model is written beside the vocab.txt")
+    vocab.add_argument("--kind", choices=["wordpiece", "sentencepiece"],
+                       help="WordPiece (BERT, ERNIE; the default with --input) or a SentencePiece unigram model "
+                            "(ERNIE Tiny); the SentencePiece model is written beside the vocab.txt")
     vocab.add_argument("--strip-pos", action="store_true",
                        help="inputs are People's Daily word/pos lines: train on the words")
     vocab.set_defaults(run=_build_vocab)
@@ -113,10 +144,16 @@ def main(argv=None) -> int:
     insp.add_argument("--json", action="store_true", help="one JSON object a line")
     insp.set_defaults(run=_inspect)
 
+    get = sub.add_parser("get", help="print a data config's resolved value of a key (lists one item a line)")
+    get.add_argument("--config", required=True, help="configs/data/NAME.yaml")
+    get.add_argument("key", help="a data config key: input, vocab, lang, layout, ...")
+    get.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    get.set_defaults(run=_get)
+
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (FetchError, DataConfigError, ShardError, VocabError, TaskError) as err:
+    except (FetchError, DataConfigError, CorpusError, ShardError, VocabError, TaskError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -1,20 +1,23 @@
 """Data generation config (`configs/data/*.yaml`), validated; unknown keys are errors.
 
 Relative paths are read relative to the directory the command runs in (the repository root in
-every shipped config).
+every shipped config). `input` lists files, folders and glob patterns (`DataConfig.files`: the
+files they name, in the order read).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections import Counter
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import ClassVar, Iterator, List, Optional, Sequence
 
 from ernie_common import tasks as registry
 from ernie_common.configfile import ConfigError, apply_overrides, build, read
 from ernie_common.configs import find
 from ernie_common.tokenization import is_sentencepiece
 
-from .documents import READERS
+from .documents import CorpusError, Document, Reading, expand_inputs, read_documents
 
 
 class DataConfigError(ConfigError):
@@ -24,11 +27,15 @@ class DataConfigError(ConfigError):
 @dataclasses.dataclass
 class DataConfig:
     config_error = DataConfigError  # not a field: the error the config loader raises for this config
-    input: List[str]
+    check_files: ClassVar[bool] = True  # whether the files it names must exist (not in `_Unchecked`)
+    input: List[str]                   # files, folders (every file under them), glob patterns
     vocab: str
     output: str
     format: str = "text"
     lang: str = "en"
+    layout: Optional[str] = None       # sentence_per_line, paragraphs, paragraph_per_line (None: the format's)
+    document_separator: Optional[str] = None  # a regular expression: a line that starts a new document
+    text_field: Optional[str] = None   # jsonl's key, parquet's column holding the text (None: text)
     do_lower_case: bool = True         # WordPiece's; a SentencePiece model keeps its own
     tokenizer: str = "wordpiece"       # or sentencepiece: the vocab's directory holds the model
     tasks: List[str] = dataclasses.field(default_factory=registry.builtin_names)
@@ -59,16 +66,15 @@ class DataConfig:
             tasks = [registry.get(t) for t in self.tasks]
         except registry.TaskError as err:
             raise DataConfigError(str(err)) from None
-        if self.format not in READERS:
-            raise DataConfigError(f"format must be one of {sorted(READERS)}, got {self.format!r}")
         if self.lang not in ("en", "zh"):
             raise DataConfigError(f"lang must be en or zh, got {self.lang!r}")
+        try:
+            how = self.reading()
+        except ValueError as err:
+            raise DataConfigError(str(err)) from None
+        self.layout, self.text_field = how.layout, how.text_field
         if self.tokenizer not in ("wordpiece", "sentencepiece"):
             raise DataConfigError(f"tokenizer must be wordpiece or sentencepiece, got {self.tokenizer!r}")
-        if (self.tokenizer == "sentencepiece") != is_sentencepiece(self.vocab):
-            raise DataConfigError(f"tokenizer {self.tokenizer}, but {self.vocab} is a "
-                                  f"{'SentencePiece' if is_sentencepiece(self.vocab) else 'WordPiece'} vocabulary "
-                                  "(python -m data_gen build-vocab --kind ...)")
         # a task the language cannot have is left out (Chinese has no case)
         self.tasks = [t.name for t in tasks if self.lang in t.languages]
         if self.masking not in ("online", "offline"):
@@ -83,20 +89,50 @@ class DataConfig:
         for name in ("discourse_markers", "stopwords"):  # shipped resources, found from anywhere
             if getattr(self, name):
                 setattr(self, name, str(find(getattr(self, name))))
-        for path in [*self.input, self.vocab] + [p for p in (self.discourse_markers, self.click_log,
-                                                            self.entities, self.stopwords) if p]:
-            if not Path(path).is_file():
-                raise DataConfigError(f"file not found: {path}")
+        if self.check_files:
+            self.files  # the inputs expanded now: an entry that names no file is an error of the config
+            for path in [self.vocab] + [p for p in (self.discourse_markers, self.click_log, self.entities,
+                                                    self.stopwords) if p]:
+                if not Path(path).is_file():
+                    raise DataConfigError(f"file not found: {path}")
+            if (self.tokenizer == "sentencepiece") != is_sentencepiece(self.vocab):
+                raise DataConfigError(f"tokenizer {self.tokenizer}, but {self.vocab} is a "
+                                      f"{'SentencePiece' if is_sentencepiece(self.vocab) else 'WordPiece'} "
+                                      "vocabulary (python -m data_gen build-vocab --kind ...)")
+
+    @functools.cached_property
+    def files(self) -> List[str]:
+        """The input files, in the order they are read (`documents.expand_inputs`)."""
+        try:
+            return expand_inputs(self.input)
+        except CorpusError as err:
+            raise DataConfigError(str(err)) from None
+
+    def reading(self) -> Reading:
+        return Reading.of(self.format, self.lang, self.layout, self.document_separator, self.text_field)
+
+    def documents(self, paths: Sequence[str], stats: Counter) -> Iterator[Document]:
+        """The documents of input files, read as this config says (format, lang, layout, ...)."""
+        return read_documents(paths, self.format, self.lang, stats, self.layout, self.document_separator,
+                              self.text_field)
 
     @classmethod
-    def from_yaml(cls, path, overrides: Sequence[str] = (), **options) -> "DataConfig":
-        """The config of `path`, with a command's own `options` and `key=value` overrides on top."""
+    def from_yaml(cls, path, overrides: Sequence[str] = (), check_files: bool = True, **options) -> "DataConfig":
+        """The config of `path`, with a command's own `options` and `key=value` overrides on top;
+        with `check_files` false, before the files it names exist (`_Unchecked`)."""
         try:
             values = read(path)
         except ConfigError as err:
             raise DataConfigError(str(err)) from None
         values.update({k: v for k, v in options.items() if v is not None})
-        return build(cls, apply_overrides(values, overrides), str(path))
+        return build(cls if check_files else _Unchecked, apply_overrides(values, overrides), str(path))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+class _Unchecked(DataConfig):
+    """A data config whose keys and values are checked but not its files: what `get` and
+    `build-vocab --config` read before the corpus is fetched and the vocabulary built (`files`
+    still expands the inputs, and names one that gives no file)."""
+    check_files = False

@@ -1,35 +1,70 @@
 """Corpus readers: documents of paragraphs of sentences, with bad records skipped and counted.
 
 Formats (`format:` in a data config):
-- `text`: BERT's format, one sentence a line, a blank line between documents; a line longer
-  than `LONG_LINE_CHARS` is split into sentences.
-- `jsonl`: one document a line, `{"title": ..., "text": ...}` (paragraphs separated by newlines,
-  split into sentences here) or `{"sentences": [...]}`.
+- `text`: plain text, laid out as `layout:` says (below).
+- `jsonl`: one document a line, `{"text": ...}` (the text under `text_field:`, laid out as
+  `layout:` says, by default a line a paragraph) or `{"sentences": [...]}`.
+- `parquet`: one document a row, its text in the column `text_field:` (read with pyarrow), laid
+  out as a jsonl record's.
 - `peoples_daily`: pre-segmented, POS-tagged Chinese, one paragraph a line of `word/pos` items
   (People's Daily 1998). The January 1998 file carries no article ids, so an article starts at a
   title line: one that does not end in sentence-final punctuation.
-Lines are decoded strictly as UTF-8; control characters are removed (and counted).
+
+Layouts (`layout:`) of a text file, or of a record's text:
+- `sentence_per_line`: BERT's, one sentence a line, a blank line between documents; a line longer
+  than `LONG_LINE_CHARS` is split into sentences. The default of `text`.
+- `paragraphs`: a blank line ends a paragraph; its lines are joined (`sentences.join_lines`: a
+  space in English, nothing between Chinese characters) and split into sentences.
+- `paragraph_per_line`: each line a paragraph, split into sentences. The default of records.
+In the two paragraph layouts a file (a record) is one document. In every layout a line in which
+`document_separator:` (a regular expression) is found starts a new document, and is not text.
+
+Files ending in .gz, .bz2, .xz or .zst are decompressed as they are read; one that is truncated or
+corrupt is an error naming it and the line (CorpusError). Lines are decoded strictly as UTF-8;
+control characters are removed (and counted). `layout_warning` guesses from a text's first lines
+whether the layout it is read with fits it.
 """
 from __future__ import annotations
 
+import bz2
+import glob
+import gzip
+import io
 import json
+import lzma
+import os
 import re
+import sys
 import unicodedata
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import IO, Iterable, Iterator, List, Optional, Pattern, Sequence, Tuple, Union
 
-from .sentences import split_sentences
+from .sentences import join_lines, split_sentences
 
 LONG_LINE_CHARS = 2000
 MAX_LINE_CHARS = 1_000_000
+# A document is cut (and counted) past this much text: a corpus read as one document per file,
+# a dump of many articles without a document_separator, would otherwise be held whole in memory.
+MAX_DOCUMENT_CHARS = 10_000_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _ZH_SENTENCE_END = "。！？；!?;…"
 # People's Daily items are `word/tag`; the tag follows the last slash (1/2/m is the word 1/2)
 _ITEM = re.compile(r"(\S*)/([^\s/]*)(?!\S)")
 _TAG = re.compile(r"/[^\s/]*(?:\s+|$)")
 _SENTENCE_END = re.compile(rf"[{_ZH_SENTENCE_END}]/w(?!\S)")  # the last character of a word tagged w
+
+SENTENCE_PER_LINE, PARAGRAPHS, PARAGRAPH_PER_LINE = "sentence_per_line", "paragraphs", "paragraph_per_line"
+LAYOUTS = (SENTENCE_PER_LINE, PARAGRAPHS, PARAGRAPH_PER_LINE)
+DEFAULT_LAYOUT = {"text": SENTENCE_PER_LINE, "jsonl": PARAGRAPH_PER_LINE, "parquet": PARAGRAPH_PER_LINE}
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
+
+
+class CorpusError(ValueError):
+    """An input that cannot be read at all: named with what is wrong and where."""
 
 
 @dataclass
@@ -55,23 +90,191 @@ class Document:
         return [s for p in self.paragraphs for s in p]
 
 
-def _lines(path: Path, stats: Counter) -> Iterator[Tuple[int, str]]:
-    """(line number, cleaned text) of every decodable line; bad lines are counted and skipped."""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
+@dataclass(frozen=True)
+class Reading:
+    """How a corpus's files are read: the data config's format, lang, layout,
+    document_separator (compiled) and text_field, the format's defaults filled in."""
+    format: str
+    lang: str
+    layout: Optional[str] = None             # None for peoples_daily, which has its own
+    separator: Optional[Pattern] = None
+    text_field: Optional[str] = None         # jsonl's and parquet's
+
+    @classmethod
+    def of(cls, fmt: str, lang: str, layout: Optional[str] = None, document_separator: Optional[str] = None,
+           text_field: Optional[str] = None) -> "Reading":
+        """ValueError names a setting that is unknown, that the format does not take, or a
+        separator that is not a regular expression."""
+        if fmt not in READERS:
+            raise ValueError(f"format must be one of {sorted(READERS)}, got {fmt!r}")
+        if fmt == "peoples_daily":
+            given = [k for k, v in (("layout", layout), ("document_separator", document_separator),
+                                    ("text_field", text_field)) if v is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: not for format peoples_daily, which reads a paragraph a "
+                                 "line of word/pos items and starts an article at a title line")
+            return cls(fmt, lang)
+        if fmt == "text" and text_field is not None:
+            raise ValueError("text_field is for jsonl and parquet input: the key or column that holds the text")
+        layout = layout or DEFAULT_LAYOUT[fmt]
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        try:
+            separator = re.compile(document_separator) if document_separator else None
+        except re.error as err:
+            raise ValueError(f"document_separator {document_separator!r} is not a valid regular expression: "
+                             f"{err}") from None
+        return cls(fmt, lang, layout, separator, text_field or (None if fmt == "text" else "text"))
+
+    def is_separator(self, line: str) -> bool:
+        return self.separator is not None and bool(line.strip()) and self.separator.search(line) is not None
+
+
+# ---- input files -------------------------------------------------------------------------------
+
+def _files_under(folder: Path) -> List[Path]:
+    """Every file under a folder, hidden ones (a name starting with a dot) left out, sorted by path."""
+    found = [p for p in folder.rglob("*") if p.is_file()
+             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    return sorted(found, key=lambda p: p.parts)
+
+
+def expand_inputs(entries: Sequence[str]) -> List[str]:
+    """The files that `input:` entries name, in order: a file as it is; a folder, every file under
+    it in sorted order; a glob pattern (`*`, `?`, `[...]`; `**` reaches into subfolders), the files
+    and folders it matches in sorted order. A file named twice is read once."""
+    if not entries:
+        raise CorpusError("input: no file, folder or pattern given")
+    files, seen = [], set()
+    for entry in entries:
+        path = Path(entry)
+        if path.is_file():
+            found = [path]
+        elif path.is_dir():
+            found = _files_under(path)
+            if not found:
+                raise CorpusError(f"input: folder {entry} holds no files")
+        elif glob.has_magic(entry):
+            matches = sorted((Path(m) for m in glob.glob(entry, recursive=True)), key=lambda p: p.parts)
+            found = [f for m in matches for f in ([m] if m.is_file() else _files_under(m))]
+            if not found:
+                raise CorpusError(f"input: no file matches {entry}")
+        else:
+            raise CorpusError(f"file not found: {entry}")
+        for f in found:
+            key = os.path.realpath(f)
+            if key not in seen:
+                seen.add(key)
+                files.append(str(f))
+    return files
+
+
+def open_input(path: Path) -> IO[bytes]:
+    """A file's bytes, decompressed where its name ends in .gz, .bz2, .xz or .zst."""
+    kind = COMPRESSIONS.get(path.suffix.lower())
+    if kind == "gzip":
+        return gzip.open(path, "rb")
+    if kind == "bzip2":
+        return bz2.open(path, "rb")
+    if kind == "xz":
+        return lzma.open(path, "rb")
+    if kind == "zstd":
+        return io.BufferedReader(_ZstdReader(path))
+    return open(path, "rb")
+
+
+class _ZstdReader(io.RawIOBase):
+    """A .zst file's bytes, frame after frame, and EOFError where the file ends inside a frame
+    (zstandard's own reader returns the bytes of a truncated frame without a word)."""
+
+    def __init__(self, path: Path):
+        import zstandard  # imported only for .zst input
+        self._file, self._new = open(path, "rb"), zstandard.ZstdDecompressor().decompressobj
+        self._frame, self._in_frame = self._new(), False
+        self._out, self._at = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self._at == len(self._out):
+            data = self._file.read(1 << 18)
+            if not data:
+                if self._in_frame:
+                    raise EOFError
+                return 0
+            out = []
+            while data:
+                out.append(self._frame.decompress(data))
+                self._in_frame, data = not self._frame.eof, b""
+                if self._frame.eof:  # the next frame starts in what this one left
+                    data, self._frame = self._frame.unused_data, self._new()
+            self._out, self._at = b"".join(out), 0
+        n = min(len(buffer), len(self._out) - self._at)
+        buffer[:n] = self._out[self._at:self._at + n]
+        self._at += n
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _read_errors(path: Path) -> tuple:
+    """What reading a file of this kind raises when its bytes are truncated or corrupt."""
+    errors = (OSError, EOFError, zlib.error, lzma.LZMAError)
+    if path.suffix.lower() == ".zst":
+        import zstandard
+        errors += (zstandard.ZstdError,)
+    return errors
+
+
+def _unreadable(path: Path, where: str, err: Exception) -> CorpusError:
+    kind = COMPRESSIONS.get(path.suffix.lower())
+    what = "the compressed data ends early" if isinstance(err, EOFError) else str(err) or type(err).__name__
+    hint = f": a truncated or corrupt {kind} file" if kind else ""
+    return CorpusError(f"{path}: cannot read {where} ({what}){hint}")
+
+
+def _clean(line: str, stats: Counter) -> str:
+    """A line truncated to MAX_LINE_CHARS, control characters removed, NFC-normalised (counted)."""
+    if len(line) > MAX_LINE_CHARS:
+        stats["line_over_1M_chars_truncated"] += 1
+        line = line[:MAX_LINE_CHARS]
+    cleaned = _CONTROL.sub("", line)
+    if cleaned != line:
+        stats["control_characters_removed"] += 1
+    return unicodedata.normalize("NFC", cleaned)
+
+
+def _lines(path: Path, stats: Counter, clean: bool = True) -> Iterator[Tuple[int, str]]:
+    """(line number, text) of every decodable line, cleaned (`_clean`) unless told not to; bad
+    lines are counted and skipped."""
+    path = Path(path)
+    errors = _read_errors(path)
+    try:
+        f = open_input(path)
+    except OSError as err:
+        raise CorpusError(f"{path}: cannot open it ({err.strerror or err})") from None
+    with f:
+        lineno = 0
+        while True:
+            try:
+                raw = f.readline()
+            except errors as err:
+                raise _unreadable(path, f"line {lineno + 1}", err) from None
+            if not raw:
+                return
+            lineno += 1
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError:
                 stats["invalid_utf8_line"] += 1
                 continue
-            if len(line) > MAX_LINE_CHARS:
-                stats["line_over_1M_chars_truncated"] += 1
-                line = line[:MAX_LINE_CHARS]
-            cleaned = _CONTROL.sub("", line)
-            if cleaned != line:
-                stats["control_characters_removed"] += 1
-            yield lineno, unicodedata.normalize("NFC", cleaned)
+            yield lineno, _clean(line, stats) if clean else line
 
+
+# ---- layouts -----------------------------------------------------------------------------------
 
 def _finish(doc: Optional[Document], stats: Counter) -> Optional[Document]:
     if doc is None:
@@ -83,32 +286,101 @@ def _finish(doc: Optional[Document], stats: Counter) -> Optional[Document]:
     return doc
 
 
-def read_text(path: Path, lang: str, stats: Counter) -> Iterator[Document]:
-    doc, previous_blank = None, False
-    for lineno, line in _lines(path, stats):
-        if not line.strip():
-            if previous_blank:  # two separators in a row: an empty document between them
-                stats["empty_document"] += 1
-            done = _finish(doc, stats)
-            if done:
-                yield done
-            doc, previous_blank = None, True
-            continue
-        previous_blank = False
-        if doc is None:
-            doc = Document(f"{path.name}:{lineno}", [[]])
-        if len(line) > LONG_LINE_CHARS:
-            stats["long_line_split"] += 1
-            doc.paragraphs[0].extend(Sentence(s) for s in split_sentences(line, lang))
+class _Documents:
+    """The documents of one text (a file, a record) as its lines come: the document being read and
+    the lines of its open paragraph (layout `paragraphs`)."""
+
+    def __init__(self, name: str, how: Reading, stats: Counter):
+        self.name, self.how, self.stats = name, how, stats
+        self.doc: Optional[Document] = None
+        self.chars = 0                  # text in self.doc
+        self.lines: List[str] = []      # the open paragraph's
+        self.line_chars = 0
+
+    def start(self, lineno: int) -> None:
+        if self.doc is None:
+            self.doc, self.chars = Document(f"{self.name}:{lineno}"), 0
+
+    def add(self, sentences: List[Sentence], new_paragraph: bool) -> Optional[Document]:
+        """Adds sentences to the document, as a paragraph of their own or to its last one; the
+        document when that made it too long to go on."""
+        if new_paragraph or not self.doc.paragraphs:
+            self.doc.paragraphs.append([])
+        self.doc.paragraphs[-1].extend(sentences)
+        self.chars += sum(len(s.text) for s in sentences)
+        if self.chars > MAX_DOCUMENT_CHARS:
+            self.stats["document_over_10M_chars_cut"] += 1
+            return self.end_document()
+        return None
+
+    def add_line(self, line: str) -> Optional[Document]:
+        """A line of the open paragraph (layout `paragraphs`)."""
+        self.lines.append(line)
+        self.line_chars += len(line)
+        if self.line_chars > MAX_LINE_CHARS:
+            self.stats["paragraph_over_1M_chars_cut"] += 1
+            return self.end_paragraph()
+        return None
+
+    def end_paragraph(self) -> Optional[Document]:
+        if not self.lines:
+            return None
+        text = join_lines(self.lines, self.how.lang)
+        self.lines, self.line_chars = [], 0
+        return self.add([Sentence(s) for s in split_sentences(text, self.how.lang)], new_paragraph=True)
+
+    def end_document(self) -> Optional[Document]:
+        done = self.end_paragraph()
+        if done is not None:  # the open paragraph filled the document: it was ended with it
+            return done
+        done, self.doc = _finish(self.doc, self.stats), None
+        return done
+
+
+def _documents(name: str, lines: Iterable[Tuple[int, str]], how: Reading, stats: Counter) -> Iterator[Document]:
+    """The documents of a text's (line number, cleaned line)s, as `how.layout` lays them out."""
+    reader = _Documents(name, how, stats)
+    previous_blank = False  # sentence_per_line: two blank lines in a row hold an empty document
+    for lineno, line in lines:
+        if how.is_separator(line):
+            done = reader.end_document()
+        elif not line.strip():
+            done = None
+            if how.layout == SENTENCE_PER_LINE:
+                if previous_blank:
+                    stats["empty_document"] += 1
+                done, previous_blank = reader.end_document(), True
+            elif how.layout == PARAGRAPHS:
+                done = reader.end_paragraph()
         else:
-            doc.paragraphs[0].append(Sentence(line.strip()))
-    done = _finish(doc, stats)
-    if done:
+            reader.start(lineno)
+            if how.layout == SENTENCE_PER_LINE:
+                if len(line) > LONG_LINE_CHARS:
+                    stats["long_line_split"] += 1
+                    sentences = [Sentence(s) for s in split_sentences(line, how.lang)]
+                else:
+                    sentences = [Sentence(line.strip())]
+                done = reader.add(sentences, new_paragraph=False)
+            elif how.layout == PARAGRAPHS:
+                done = reader.add_line(line)
+            else:
+                done = reader.add([Sentence(s) for s in split_sentences(line, how.lang)], new_paragraph=True)
+        if line.strip():
+            previous_blank = False
+        if done is not None:
+            yield done
+    done = reader.end_document()
+    if done is not None:
         yield done
 
 
-def read_jsonl(path: Path, lang: str, stats: Counter) -> Iterator[Document]:
-    for lineno, line in _lines(path, stats):
+def read_text(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
+    return _documents(path.name, _lines(path, stats), how, stats)
+
+
+def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[int, Union[str, List[str]]]]:
+    """(line number, the text under text_field, or the list under "sentences") of each record."""
+    for lineno, line in _lines(path, stats, clean=False):  # a record's text is cleaned line by line
         if not line.strip():
             continue
         try:
@@ -116,19 +388,65 @@ def read_jsonl(path: Path, lang: str, stats: Counter) -> Iterator[Document]:
         except json.JSONDecodeError:
             stats["malformed_json_line"] += 1
             continue
-        doc = Document(f"{path.name}:{lineno}")
         if isinstance(record, dict) and isinstance(record.get("sentences"), list):
-            doc.paragraphs = [[Sentence(s.strip()) for s in record["sentences"]
-                               if isinstance(s, str) and s.strip()]]
-        elif isinstance(record, dict) and isinstance(record.get("text"), str):
-            doc.paragraphs = [[Sentence(s) for s in split_sentences(p, lang)]
-                              for p in record["text"].split("\n")]
+            yield lineno, [s for s in record["sentences"] if isinstance(s, str)]
+        elif isinstance(record, dict) and isinstance(record.get(how.text_field), str):
+            yield lineno, record[how.text_field]
         else:
             stats["json_without_text_or_sentences"] += 1
+
+
+def _parquet_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[int, str]]:
+    """(row number, text of the text_field column) of each row."""
+    import pyarrow as pa  # imported only for parquet input
+    import pyarrow.parquet as pq
+    errors = (pa.ArrowException, OSError)
+    try:
+        table = pq.ParquetFile(path)
+    except errors as err:
+        raise CorpusError(f"{path}: not a readable parquet file ({err})") from None
+    names = table.schema_arrow.names
+    if how.text_field not in names:
+        raise CorpusError(f"{path}: no column {how.text_field!r} (columns: {', '.join(names)}): "
+                          "set text_field to the column that holds the text")
+    kind = table.schema_arrow.field(how.text_field).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+        raise CorpusError(f"{path}: column {how.text_field!r} holds {kind}, not text")
+    batches, row = table.iter_batches(batch_size=1024, columns=[how.text_field]), 0
+    while True:
+        try:
+            batch = next(batches, None)
+        except errors as err:
+            raise _unreadable(path, f"row {row + 1}", err) from None
+        if batch is None:
+            return
+        for text in batch.column(0).to_pylist():
+            row += 1
+            if text is None:
+                stats["parquet_row_without_text"] += 1
+            else:
+                yield row, text
+
+
+def _records(path: Path, how: Reading, stats: Counter):
+    return (_json_records if how.format == "jsonl" else _parquet_records)(path, how, stats)
+
+
+def read_records(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
+    """jsonl and parquet: each record's text read as a file of its own, in its layout."""
+    for where, value in _records(path, how, stats):
+        if isinstance(value, list):  # the record's own sentences
+            sentences = [Sentence(t) for t in (_clean(s, stats).strip() for s in value) if t]
+            done = _finish(Document(f"{path.name}:{where}", [sentences]), stats)
+            if done is not None:
+                yield done
             continue
-        done = _finish(doc, stats)
-        if done:
-            yield done
+        empty = True
+        for doc in _documents(path.name, ((where, _clean(line, stats)) for line in value.split("\n")), how, stats):
+            empty = False
+            yield doc
+        if empty:
+            stats["empty_document"] += 1
 
 
 def _tagged_sentences(line: str, stats: Counter) -> List[Sentence]:
@@ -147,7 +465,7 @@ def _tagged_sentences(line: str, stats: Counter) -> List[Sentence]:
     return [Sentence(_TAG.sub("", p), p) for p in pieces if p]
 
 
-def read_peoples_daily(path: Path, lang: str, stats: Counter) -> Iterator[Document]:
+def read_peoples_daily(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
     doc = None
     for lineno, line in _lines(path, stats):
         sentences = _tagged_sentences(line, stats)
@@ -166,14 +484,80 @@ def read_peoples_daily(path: Path, lang: str, stats: Counter) -> Iterator[Docume
         yield done
 
 
-READERS = {"text": read_text, "jsonl": read_jsonl, "peoples_daily": read_peoples_daily}
+READERS = {"text": read_text, "jsonl": read_records, "parquet": read_records, "peoples_daily": read_peoples_daily}
 
 
-def read_documents(paths, fmt: str, lang: str, stats: Counter) -> Iterator[Document]:
-    if fmt not in READERS:
-        raise ValueError(f"unknown corpus format {fmt!r}; expected one of {sorted(READERS)}")
+def read_documents(paths, fmt: str, lang: str, stats: Counter, layout: Optional[str] = None,
+                   document_separator: Optional[str] = None, text_field: Optional[str] = None) -> Iterator[Document]:
+    """The documents of the files `paths`, read as a data config's format, lang, layout,
+    document_separator and text_field say (None: the format's default)."""
+    how = Reading.of(fmt, lang, layout, document_separator, text_field)
     for path in paths:
-        yield from READERS[fmt](Path(path), lang, stats)
+        yield from READERS[fmt](Path(path), how, stats)
+
+
+# ---- guessing the layout -------------------------------------------------------------------------
+
+SAMPLE_LINES = 2000     # a file's first lines, from which its layout is guessed
+MIN_SAMPLE_LINES = 20   # fewer tell nothing
+CHECKED_FILES = 100     # the first input files are checked, not all of a corpus of many small ones
+_ENDS_SENTENCE = re.compile(r"[.!?。！？…][\"'”’」』）)\]_*]*$")
+
+
+def _text_lines(path: Path, how: Reading) -> Iterator[str]:
+    """The lines a file's text is read from: a text file's, or those of each record's text."""
+    if how.format == "text":
+        return (line for _, line in _lines(path, Counter()))
+    return (line for _, value in _records(path, how, Counter()) if isinstance(value, str)
+            for line in value.split("\n"))
+
+
+def layout_warning(path, how: Reading) -> Optional[dict]:
+    """A guess, from a file's first lines, that `how.layout` misreads it; None when it fits, or
+    when there are too few lines to tell. Wrapped prose (most lines do not end a sentence, and
+    most are within a quarter below one width) read a line a sentence or a paragraph wants
+    `paragraphs`; lines of several sentences (most of the text) read a line a sentence want
+    `paragraph_per_line`. Only a guess: the file is read as configured all the same."""
+    if how.layout not in (SENTENCE_PER_LINE, PARAGRAPH_PER_LINE):
+        return None
+    lines = list(islice((line.strip() for line in _text_lines(Path(path), how)
+                         if line.strip() and not how.is_separator(line)), SAMPLE_LINES))
+    n = len(lines)
+    if n < MIN_SAMPLE_LINES:
+        return None
+    ending = sum(1 for line in lines if _ENDS_SENTENCE.search(line)) / n
+    lengths = sorted(map(len, lines))
+    width = lengths[int(0.9 * n)]
+    low = int(0.75 * width + 0.5)
+    banded = sum(1 for k in lengths if low <= k <= width) / n
+    figures = {"file": str(path), "layout": how.layout, "lines_sampled": n,
+               "lines_ending_a_sentence": round(ending, 3)}
+    head = f"{path}: {ending:.0%} of its {'first ' if n == SAMPLE_LINES else ''}{n:,} lines end a sentence"
+    if ending < 0.5 and banded >= 0.5:
+        unit = "a sentence" if how.layout == SENTENCE_PER_LINE else "a paragraph"
+        return {**figures, "suggested_layout": PARAGRAPHS, "message":
+                f"{head} and {banded:.0%} are {low} to {width} characters long: it looks like prose wrapped at "
+                f"{width} characters, which layout {how.layout} reads as {unit} a line. If so, set "
+                f"layout: {PARAGRAPHS} (a blank line ends a paragraph; its lines are joined and split into sentences)"}
+    if how.layout == SENTENCE_PER_LINE:
+        several = sum(len(line) for line in lines if len(split_sentences(line, how.lang)) > 1) / sum(lengths)
+        if several > 0.5:
+            return {**figures, "suggested_layout": PARAGRAPH_PER_LINE, "message":
+                    f"{head}, and lines of more than one sentence hold {several:.0%} of its text: it looks like a "
+                    f"paragraph a line, which layout {SENTENCE_PER_LINE} reads as one sentence a line. If so, set "
+                    f"layout: {PARAGRAPH_PER_LINE} (each line is split into sentences)"}
+    return None
+
+
+def warn_layouts(paths: Sequence[str], how: Reading, shown: int = 5) -> List[dict]:
+    """`layout_warning` of the first CHECKED_FILES files, the first `shown` printed to stderr."""
+    found = [w for w in (layout_warning(p, how) for p in list(paths)[:CHECKED_FILES]) if w]
+    for w in found[:shown]:
+        print(f"warning: {w['message']}. It is read as configured all the same.", file=sys.stderr)
+    if len(found) > shown:
+        print(f"warning: {len(found) - shown} more input files look misread the same way: the manifest's "
+              "layout_warnings lists them all", file=sys.stderr)
+    return found
 
 
 @dataclass(frozen=True)

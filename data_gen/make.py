@@ -34,9 +34,10 @@ from ernie_common.fileio import atomic_write_text, sha256_file
 from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, load_vocab
 
 from .config import DataConfig, DataConfigError
-from .documents import Document, read_documents
+from .documents import COMPRESSIONS, Document, warn_layouts
 from .examples import select, task_bit
 from .generate import ExampleGenerator
+from .sentences import sentence_length
 from .shards import FORMAT_VERSION, MANIFEST, Shard, ShardWriter
 
 _generator: Optional[ExampleGenerator] = None
@@ -82,14 +83,18 @@ def _deal(block, chunk_index: int, generator: ExampleGenerator, stats: Counter):
     return [select(block, np.arange((k - chunk_index) % n_shards, n, n_shards)) for k in range(n_shards)], stats
 
 
-def _chunks(config: DataConfig, inputs: List[str], part: int, parts: int,
-            stats: Counter) -> Iterator[Tuple[int, List[Document]]]:
+def _chunks(config: DataConfig, inputs: List[str], part: int, parts: int, stats: Counter,
+            shape: Counter) -> Iterator[Tuple[int, List[Document]]]:
     """Whole documents, about `chunk_bytes` of text a chunk, in corpus order; part `part` of
-    `parts` numbers its chunks part, part + parts, ..., so no two parts seed a chunk alike."""
+    `parts` numbers its chunks part, part + parts, ..., so no two parts seed a chunk alike.
+    `shape` counts what the corpus report gives: paragraphs, and words (characters for
+    Chinese) of sentences."""
     chunk, size, index = [], 0, 0
-    for doc in read_documents(inputs, config.format, config.lang, stats):
+    for doc in config.documents(inputs, stats):
         chunk.append(doc)
         size += sum(len(s.text) for s in doc.sentences)
+        shape["corpus/paragraphs"] += len(doc.paragraphs)
+        shape["corpus/sentence_length"] += sum(sentence_length(s.text, config.lang) for s in doc.sentences)
         if size >= config.chunk_bytes:
             yield index * parts + part, chunk
             chunk, size, index = [], 0, index + 1
@@ -98,8 +103,9 @@ def _chunks(config: DataConfig, inputs: List[str], part: int, parts: int,
 
 
 def fingerprint(config: DataConfig, inputs: Sequence[str], states_sha: str = "") -> str:
-    """What the shards are a function of: config, vocabulary, the inputs read, the shared corpus
-    states (for a part) and the generator's code, the configured tasks' modules included."""
+    """What the shards are a function of: config, vocabulary, the inputs read (their names, order
+    and bytes), the shared corpus states (for a part) and the generator's code, the configured
+    tasks' modules included."""
     settings = {k: v for k, v in config.to_dict().items() if k != "workers"}  # the output does not depend on it
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(f"shard-format-{FORMAT_VERSION}{states_sha}".encode())
@@ -108,10 +114,12 @@ def fingerprint(config: DataConfig, inputs: Sequence[str], states_sha: str = "")
     for source in sources:
         digest.update(source.read_bytes())
     vocab = Path(config.vocab)
-    resources = [vocab, *[vocab.with_name(f) for f in TOKENIZER_FILES if vocab.with_name(f).is_file()], *inputs]
+    resources = [vocab, *[vocab.with_name(f) for f in TOKENIZER_FILES if vocab.with_name(f).is_file()]]
     resources += [p for p in (config.click_log, config.entities, config.stopwords, config.discourse_markers) if p]
     for path in resources:
         digest.update(sha256_file(path).encode())
+    for path in inputs:
+        digest.update(f"{path}\0{sha256_file(path)}".encode())
     return digest.hexdigest()
 
 
@@ -129,7 +137,7 @@ def part_manifest_name(part: int, parts: int) -> str:
 def _corpus_states(config: DataConfig) -> dict:
     """What each task computes over the whole corpus before generation (`PretrainingTask.prepare`)."""
     def read_corpus():
-        return read_documents(config.input, config.format, config.lang, Counter())
+        return config.documents(config.files, Counter())
     return {task.name: task.prepare(config, read_corpus) for task in registry.resolve(config.tasks)}
 
 
@@ -141,7 +149,7 @@ def prepare(config: DataConfig) -> Path:
     started = time.time()
     states = _corpus_states(config)
     try:
-        text = json.dumps({"fingerprint": fingerprint(config, config.input), "states": states}, ensure_ascii=False)
+        text = json.dumps({"fingerprint": fingerprint(config, config.files), "states": states}, ensure_ascii=False)
     except TypeError as err:
         raise registry.TaskError(f"a task's prepare() returned what JSON cannot hold, so parts cannot share it: {err}")
     atomic_write_text(out / STATES, text + "\n")
@@ -227,6 +235,14 @@ def _verified(out: Path, old: Optional[dict], fp: str) -> Dict[str, str]:
     return {f: sha for f, sha in shas.items() if (out / f).is_file() and sha256_file(out / f) == sha}
 
 
+def _text_bytes(config: DataConfig, inputs: List[str]) -> Optional[int]:
+    """About how much text the inputs hold, for the progress bar: their sizes, or unknown (None)
+    where the bytes on disk are compressed."""
+    if config.format == "parquet" or any(Path(p).suffix.lower() in COMPRESSIONS for p in inputs):
+        return None
+    return sum(os.path.getsize(p) for p in inputs)
+
+
 def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, parts: int,
               verified: Dict[str, str], progress: bool):
     """Writes the shards of `inputs` (part `part` of `parts`, shards numbered from
@@ -234,6 +250,7 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
     out = Path(config.output)
     read_stats: Counter = Counter()
     stats: Counter = Counter()
+    shape: Counter = Counter()
     generator = ExampleGenerator(config, states)
     task_table = {task.name: task.spec.to_dict() for task in generator.tasks}
     names = [shard_name(part * config.shards + k) for k in range(config.shards)]
@@ -245,8 +262,8 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
         stats.update(chunk_stats)
         bar.update(chunk_stats["raw_bytes"])
 
-    jobs = _chunks(config, inputs, part, parts, read_stats)
-    bar = tqdm(total=sum(os.path.getsize(p) for p in inputs), unit="B", unit_scale=True, desc="make",
+    jobs = _chunks(config, inputs, part, parts, read_stats, shape)
+    bar = tqdm(total=_text_bytes(config, inputs), unit="B", unit_scale=True, desc="make",
                disable=not progress)
     n_chunks = 0
     if config.workers > 1:
@@ -260,6 +277,7 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
             write(*_dealt(*job, generator))
             n_chunks += 1
     bar.close()
+    stats.update(shape)
 
     if part == 0:  # examples from a task's own source (IR's click log) are made once, by the first part
         for block, task_stats, why in generator.corpus_examples(n_chunks * parts, read_stats):
@@ -285,8 +303,29 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
     return shards, generator, stats, read_stats, counts
 
 
+def corpus_figures(stats: Counter, lang: str) -> dict:
+    """The corpus as it was read: what a person checks before hours of training (README, "Your own corpus")."""
+    documents, sentences = stats["documents"], stats["sentences"]
+    unit = "characters_per_sentence" if lang == "zh" else "words_per_sentence"
+    return {"documents": documents, "paragraphs": stats["corpus/paragraphs"], "sentences": sentences,
+            unit: round(stats["corpus/sentence_length"] / max(1, sentences), 1),
+            "sentences_per_document": round(sentences / max(1, documents), 1)}
+
+
+def report(manifest: dict) -> str:
+    """The corpus figures of a manifest, in a line."""
+    corpus, layout = manifest["corpus"], manifest["config"]["layout"]
+    length = corpus.get("words_per_sentence", corpus.get("characters_per_sentence"))
+    unit = "words" if "words_per_sentence" in corpus else "characters"
+    warned = len(manifest["layout_warnings"])
+    return (f"corpus{f' (layout {layout})' if layout else ''}: {corpus['documents']:,} documents, "
+            f"{corpus['paragraphs']:,} paragraphs, {corpus['sentences']:,} sentences; {length:,} {unit} a sentence, "
+            f"{corpus['sentences_per_document']:,} sentences a document"
+            + (f"; {warned} layout warning(s), in the manifest's layout_warnings" if warned else ""))
+
+
 def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: List[dict], stats: Counter,
-              read_stats: Counter, counts: np.ndarray, seconds: float) -> dict:
+              read_stats: Counter, counts: np.ndarray, seconds: float, warnings: List[dict]) -> dict:
     skipped = dict(read_stats)
     skipped.update({k: stats[k] for k in ("long_sentence_split", "one_sentence_document", "sentence_without_tokens")
                     if stats[k]})
@@ -305,8 +344,10 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
         "labels_per_task": _nest(stats, "labels"),
         "token_labels": _nest(stats, "token_labels"),
         **{key: value for task in generator.tasks for key, value in task.manifest_entries(generator, stats).items()},
-        "corpus": {"documents": stats["documents"], "sentences": stats["sentences"],
-                   "tokens": stats["tokens"], "raw_bytes": stats["raw_bytes"], "unk_rate": round(unk_rate, 5)},
+        "inputs": list(config.files),
+        "layout_warnings": warnings,
+        "corpus": {**corpus_figures(stats, config.lang), "tokens": stats["tokens"], "raw_bytes": stats["raw_bytes"],
+                   "unk_rate": round(unk_rate, 5)},
         "unigram_entropy": unigram_entropy(counts),
         "skipped_or_repaired": skipped,
         "shards": shards,
@@ -319,6 +360,7 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
               file=sys.stderr)
     print(f"wrote {manifest['examples']} examples in {len(shards)} shards, {stats['raw_bytes'] / 1e6:.1f} MB "
           f"of text in {seconds:.1f} s; manifest: {Path(config.output) / MANIFEST}")
+    print(report(manifest))
     return manifest
 
 
@@ -326,28 +368,30 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     """The whole corpus on this machine: corpus states, shards and manifest."""
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"data_gen make: {', '.join(config.input)} -> {out} ({config.shards} shards, "
+    print(f"data_gen make: {', '.join(config.input)} ({len(config.files)} file(s)) -> {out} ({config.shards} shards, "
           f"{config.workers} worker(s), tasks: {', '.join(config.tasks)})")
-    fp = fingerprint(config, config.input)
+    warnings = warn_layouts(config.files, config.reading())
+    fp = fingerprint(config, config.files)
     old = _read_manifest(out / MANIFEST)
     verified = _verified(out, old, fp)
     if verified and len(verified) == len(old["shards"]):
         print(f"up to date: {len(verified)} shards verified against {out / MANIFEST}")
+        print(report(old))
         return old
     started = time.time()
-    shards, generator, stats, read_stats, counts = _generate(config, _corpus_states(config), list(config.input),
+    shards, generator, stats, read_stats, counts = _generate(config, _corpus_states(config), list(config.files),
                                                              0, 1, verified, progress)
-    return _manifest(config, generator, fp, shards, stats, read_stats, counts, time.time() - started)
+    return _manifest(config, generator, fp, shards, stats, read_stats, counts, time.time() - started, warnings)
 
 
 def part_inputs(config: DataConfig, part: int, parts: int) -> List[str]:
     """Part `part` of `parts` reads input files part, part + parts, ... of the config's list."""
     if not 0 <= part < parts:
         raise DataConfigError(f"--part {part} is not one of 0..{parts - 1} (--parts {parts})")
-    if parts > len(config.input):
-        raise DataConfigError(f"--parts {parts} is more than the {len(config.input)} input file(s) of the "
+    if parts > len(config.files):
+        raise DataConfigError(f"--parts {parts} is more than the {len(config.files)} input file(s) of the "
                               "config: split the corpus into at least as many files as parts")
-    return list(config.input[part::parts])
+    return list(config.files[part::parts])
 
 
 def make_part(config: DataConfig, part: int, parts: int, progress: bool = True) -> dict:
@@ -357,6 +401,7 @@ def make_part(config: DataConfig, part: int, parts: int, progress: bool = True) 
     inputs = part_inputs(config, part, parts)
     states, states_sha = _load_states(out, config)
     print(f"data_gen make part {part} of {parts}: {len(inputs)} input file(s) -> {out} ({config.shards} shards)")
+    warnings = warn_layouts(inputs, config.reading())
     fp = fingerprint(config, inputs, states_sha)
     path = out / part_manifest_name(part, parts)
     old = _read_manifest(path)
@@ -370,7 +415,7 @@ def make_part(config: DataConfig, part: int, parts: int, progress: bool = True) 
               "shared": fingerprint(config, [], states_sha), "inputs": inputs, "shards": shards,
               "stats": dict(stats), "read_stats": dict(read_stats),
               "unigram_counts": {str(i): int(n) for i, n in enumerate(counts) if n},
-              "seconds": round(time.time() - started, 2)}
+              "layout_warnings": warnings, "seconds": round(time.time() - started, 2)}
     atomic_write_text(path, json.dumps(record, ensure_ascii=False) + "\n")
     print(f"wrote part {part} of {parts}: {sum(s['examples'] for s in shards)} examples, {path}")
     return record
@@ -418,4 +463,6 @@ def merge(config: DataConfig) -> dict:
             counts[int(token)] += k
     fp = hashlib.sha256("".join(r["fingerprint"] for r in records).encode()).hexdigest()
     shards = [s for r in records for s in r["shards"]]
-    return _manifest(config, generator, fp, shards, stats, read_stats, counts, sum(r["seconds"] for r in records))
+    warnings = [w for r in records for w in r["layout_warnings"]]
+    return _manifest(config, generator, fp, shards, stats, read_stats, counts, sum(r["seconds"] for r in records),
+                     warnings)

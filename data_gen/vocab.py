@@ -3,14 +3,16 @@ tokens. WordPiece trains in Hugging Face `tokenizers` with the same normalisatio
 pre-tokenisation as `ernie_common.tokenization.FullTokenizer`, so every learned piece is
 reachable. SentencePiece (ERNIE Tiny's kind) trains a unigram model with the `sentencepiece`
 package over the words `SentencePieceTokenizer` will see (BERT's pre-tokenizer's for English,
-jieba's for Chinese), and writes the model and its settings beside the vocab.txt.
+jieba's for Chinese), and writes the model and its settings beside the vocab.txt. A data config's
+vocabulary (`build_config_vocab`) is learned from every input, read as `make` reads it.
 """
 from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 from tokenizers import Tokenizer, pre_tokenizers, trainers
 from tokenizers.models import WordPiece
@@ -70,16 +72,29 @@ def _words(lines: Iterable[str], lang: str) -> Iterator[str]:
 def train_sentencepiece(lines: Iterable[str], size: int, lang: str, do_lower_case: bool, output: Path) -> int:
     """Trains a unigram model; writes `output` (vocab.txt) and the model and settings beside it."""
     import sentencepiece
-    model = io.BytesIO()
+    model, failed = io.BytesIO(), []
+
+    def words():
+        """The input's words; an error reading it is kept and raised below (SentencePiece would stop
+        at it without a word, and train on what came before, or report an empty input)."""
+        try:
+            yield from _words(lines, lang)
+        except Exception as err:  # whatever it is, it is raised again as it is
+            failed.append(err)
+
     try:
         sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=_words(lines, lang), model_writer=model, vocab_size=size, model_type="unigram",
+            sentence_iterator=words(), model_writer=model, vocab_size=size, model_type="unigram",
             character_coverage=0.9995 if lang == "zh" else 1.0, hard_vocab_limit=False,
             normalization_rule_name="nmt_nfkc_cf" if do_lower_case else "nmt_nfkc",
             pad_id=0, pad_piece=PAD, bos_id=1, bos_piece=CLS, eos_id=2, eos_piece=SEP, unk_id=4, unk_piece=UNK,
             user_defined_symbols=[MASK], num_threads=1, minloglevel=2)
     except RuntimeError as err:  # SentencePiece says what is wrong on its last line
+        if failed:
+            raise failed[0] from None
         raise VocabError(f"SentencePiece cannot train a vocabulary of {size}: {str(err).splitlines()[-1]}") from None
+    if failed:
+        raise failed[0]
     from sentencepiece import sentencepiece_model_pb2
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(model.getvalue())
@@ -96,15 +111,32 @@ def train_sentencepiece(lines: Iterable[str], size: int, lang: str, do_lower_cas
 
 def build_vocab(inputs: Sequence[Path], output: Path, size: int, lang: str, do_lower_case: bool = True,
                 min_frequency: int = 2, strip_pos: bool = False, kind: str = "wordpiece") -> int:
+    """A vocabulary of the non-empty lines of text files."""
+    return write_learned_vocab(iter_text_lines(inputs, strip_pos), output, size, lang, do_lower_case, min_frequency,
+                               kind)
+
+
+def build_config_vocab(config, size: int, lang: Optional[str] = None, output: Optional[Path] = None,
+                       min_frequency: int = 2, cased: bool = False, kind: Optional[str] = None) -> int:
+    """The vocabulary of a data config's corpus: the sentences of all its inputs, read with its
+    format and layout; its lang, vocab path, tokenizer kind and casing unless told otherwise.
+    (A misfit layout changes little here, the words are the same: `make` warns of it.)"""
+    sentences = (s.text for doc in config.documents(config.files, Counter()) for s in doc.sentences)
+    return write_learned_vocab(sentences, Path(output or config.vocab), size, lang or config.lang,
+                               config.do_lower_case and not cased, min_frequency, kind or config.tokenizer)
+
+
+def write_learned_vocab(lines: Iterable[str], output: Path, size: int, lang: str, do_lower_case: bool = True,
+                        min_frequency: int = 2, kind: str = "wordpiece") -> int:
+    """Trains a vocabulary of `kind` on `lines` and writes it; its number of tokens."""
     if kind not in KINDS:
         raise ValueError(f"unknown vocabulary kind {kind!r}; expected one of {KINDS}")
-    lines = iter_text_lines(inputs, strip_pos)
     if kind == "sentencepiece":
         if lang not in ("en", "zh"):
             raise ValueError(f"a SentencePiece vocabulary is for en or zh, not {lang!r}")
         return train_sentencepiece(lines, size, lang, do_lower_case, Path(output))
+    tokens = train_vocab(lines, size, lang, do_lower_case, min_frequency)
     for stale in (SENTENCEPIECE_MODEL, SENTENCEPIECE_SETTINGS):  # a WordPiece vocab.txt stands alone
         Path(output).with_name(stale).unlink(missing_ok=True)
-    tokens = train_vocab(lines, size, lang, do_lower_case, min_frequency)
     write_vocab(output, tokens)
     return len(tokens)

@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 
 from data_gen.corpora import CORPORA
-from data_gen.documents import read_click_log, read_jsonl, read_peoples_daily
+from data_gen.documents import read_click_log, read_documents
 from data_gen.labelled import bmes_to_bio, parse_char_per_line
 from data_gen.registry import FetchError
 
@@ -18,7 +18,7 @@ def test_jsonl_both_shapes_and_bad_lines(tmp_path):
         b'{"text": ""}\n'
         b'{"text": "Bad \xff byte."}\n')
     stats = Counter()
-    docs = list(read_jsonl(path, "en", stats))
+    docs = list(read_documents([path], "jsonl", "en", stats))
     assert [[s.text for s in p] for p in docs[0].paragraphs] == [
         ["First sentence here.", "Second one follows."], ["A new paragraph."]]
     assert [s.text for s in docs[1].sentences] == ["One.", "Two."]
@@ -35,7 +35,7 @@ def test_peoples_daily_articles_sentences_and_tags(tmp_path):
         "大家/r  好/a  。/w\n"
         "第二/m  篇/q  文章/n\n"
         "它/r  很/d  短/a  。/w\n", encoding="utf-8")
-    docs = list(read_peoples_daily(path, "zh", Counter()))
+    docs = list(read_documents([path], "peoples_daily", "zh", Counter()))
     assert len(docs) == 2  # a title line starts an article
     first = docs[0]
     assert [s.text for s in first.sentences] == ["迈向充满希望的新世纪", "中共中央总书记江泽民发表讲话。", "同胞们！", "大家好。"]
@@ -49,7 +49,7 @@ def test_peoples_daily_odd_items(tmp_path):
     path = tmp_path / "pd.txt"
     path.write_text("１/２/m  杯/q  无标/  孤立  /w  。/w  后/f  。/w\n", encoding="utf-8")
     stats = Counter()
-    (doc,) = read_peoples_daily(path, "zh", stats)
+    (doc,) = read_documents([path], "peoples_daily", "zh", stats)
     first, second = doc.sentences
     assert first.text == "１/２杯无标孤立/w。" and second.text == "后。"
     assert first.words_and_tags() == (["１/２", "杯", "无标", "孤立", "/w", "。"], ["m", "q", "", "", "", "w"])
