@@ -117,6 +117,6 @@ def test_cli_prints_table_7():
     assert lines[6].split() == ["sentence_reordering", "-", "-", "-", "50k", "50k", "50k"]
     assert lines[7].split() == ["steps", "20k", "40k", "60k", "80k", "200k"]
     as_json = subprocess.run([sys.executable, "-m", "ernie.pretrain.schedule", "--config",
-                              str(TABLE7 / "ernie2_en.yaml"), "--json"], capture_output=True, text=True)
+                              str(TABLE7 / "ernie2_base_en.yaml"), "--json"], capture_output=True, text=True)
     printed = json.loads(as_json.stdout)
     assert printed["iterations"] == printed["loss_on_steps"] == {t: 50000 for t in TASKS + ["discourse_relation"]}

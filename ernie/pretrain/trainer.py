@@ -331,10 +331,14 @@ class Trainer:
                 metrics[f"{task}/accuracy"] = (sum(scalar(o, f"{task}/correct") for o in outs), sum(counts))
         return metrics
 
-    def train(self, resume: bool = False, progress: bool = True, visualdl: bool = False) -> Path:
+    def train(self, resume: bool = False, progress: bool = True, visualdl: bool = False,
+              max_steps: Optional[int] = None) -> Optional[Path]:
+        """Trains to the schedule's end and writes the model; with `max_steps`, stops after that
+        step (a checkpoint is written there, so `resume` continues) and returns None."""
         from propeller.learner import CheckpointHook, EvalHook, Learner, LogHook, ProgressHook, VisualDLSink, append_jsonl
 
         steps = list(self.schedule.steps())
+        end = len(steps) if max_steps is None else min(len(steps), max_steps)
         if resume:
             start, task_steps = self.load_checkpoint()
         else:
@@ -364,22 +368,21 @@ class Trainer:
                 sinks = [VisualDLSink(self.out / "visualdl")] if visualdl else []
             except ImportError as err:
                 raise PretrainError(str(err)) from None
-            hooks = [ProgressHook(len(steps), enabled=progress),
-                     LogHook(self.out / "log.jsonl", self.config.log_every, len(steps),
-                             fields=("stage", "lr"), sinks=sinks)]
+            hooks = [ProgressHook(end, enabled=progress),
+                     LogHook(self.out / "log.jsonl", self.config.log_every, end, fields=("stage", "lr"), sinks=sinks)]
             if self.config.heldout.examples:  # before the checkpoint hook: a checkpoint's step has its record
-                hooks.append(EvalHook(lambda step: self.evaluate_heldout(), self.config.heldout.every, len(steps),
+                hooks.append(EvalHook(lambda step: self.evaluate_heldout(), self.config.heldout.every, end,
                                       sinks=[append_jsonl(self.out / "log.jsonl"), *sinks], also_after=stage_ends,
                                       at_start=True, fields=("stage",)))
         hooks.append(CheckpointHook(lambda step: self.save_checkpoint(step, task_steps),
-                                    self.config.checkpoint_every, also_after=stage_ends))
+                                    self.config.checkpoint_every, also_after=stage_ends + [end]))
         watch = None
         if self.distributed:  # a dead rank stops the others, which name it (propeller.rank_watch)
             from propeller.rank_watch import RankWatch
             watch = RankWatch(self.rank, self.world_size, step_timeout=self.config.step_timeout)
             hooks.append(watch)
         try:
-            Learner(self.runner, self._metrics, hooks).train(plan, len(steps), start)
+            Learner(self.runner, self._metrics, hooks).train(plan, end, start)
         except FloatingPointError as err:
             raise TrainingFailed(str(err)) from None
         except RuntimeError as err:
@@ -389,6 +392,11 @@ class Trainer:
             raise TrainingFailed(watch.failure_message(f"step {watch.step + 1} failed ({err})")) from None
         if self.distributed:
             self._check_ranks_agree()
+        if end < len(steps):
+            if self.is_writer:
+                print(f"stopped after step {end} of {len(steps)} (--max-steps): --resume continues from "
+                      f"{self.out / 'checkpoints'}")
+            return None
         if not self.is_writer:
             return self.out / "model"
         state = self.runner.state()
@@ -403,11 +411,21 @@ class Trainer:
         return model_dir
 
 
+def _is_whole_config(path) -> bool:
+    """Whether `path` is a pre-training config (and not a schedule fragment, which
+    `--print-schedule` also prints)."""
+    values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else None
+    return isinstance(values, dict) and "data" in values
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ernie.pretrain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="configs/pretrain/NAME.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument("--max-steps", type=int, metavar="N",
+                        help="stop after step N (a checkpoint is written there; --resume continues): a time-boxed "
+                             "run, or a smoke test of a cluster config on a few steps")
     parser.add_argument("--print-schedule", action="store_true", help="print the allocation and exit")
     parser.add_argument("--json", action="store_true", help="with --print-schedule: as JSON")
     parser.add_argument("--output", help="output directory (overrides the config)")
@@ -422,11 +440,18 @@ def main(argv=None) -> int:
     try:
         if args.print_schedule:
             from ernie.pretrain.schedule import main as print_schedule
-            return print_schedule(["--config", args.config] + (["--json"] if args.json else []))
+            code = print_schedule(["--config", args.config] + (["--json"] if args.json else []))
+            if code == 0 and not args.json and _is_whole_config(args.config):
+                from ernie.pretrain.memory import scale_report
+                print("\n".join(scale_report(load_config(args.config, {"amp": args.amp}, args.set))))
+            return code
         config = load_config(args.config, {"output": args.output, "mode": args.mode, "amp": args.amp}, args.set)
         check_supported(config.amp)
         trainer = Trainer(config)
-        model_dir = trainer.train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl)
+        if args.max_steps is not None and args.max_steps < 1:
+            raise PretrainError(f"--max-steps must be at least 1, got {args.max_steps}")
+        model_dir = trainer.train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl,
+                                  max_steps=args.max_steps)
     except TrainingFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -434,5 +459,6 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     line = summary_line(trainer.summary) if trainer.summary else None
-    print((f"{line}\n" if line else "") + f"model: {model_dir}\nlog: {Path(config.output) / 'log.jsonl'}")
+    print((f"{line}\n" if line else "") + (f"model: {model_dir}\n" if model_dir else "")
+          + f"log: {Path(config.output) / 'log.jsonl'}")
     return 0
