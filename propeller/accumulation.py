@@ -7,7 +7,8 @@ runner builds two programs over the same scope:
   multiplied by the loss scale, under float16) added into a persistable accumulator per
   parameter (`<param>@GRAD_ACC`); no update;
 - the update program, today's training program, run on the last micro-batch: its gradient is
-  added to the accumulators and divided by k before anything else sees it, so the all-reduce
+  added to the accumulators and divided by the step's number of micro-batches before anything
+  else sees it, so the all-reduce
   of data parallelism, loss scaling's overflow check and scale update, clipping, weight decay
   and the optimizer's update all run once, on the global batch's gradient; then the
   accumulators are set back to zero.
@@ -25,20 +26,28 @@ from typing import Callable, List, Optional
 ACCUMULATOR_SUFFIX = "@GRAD_ACC"
 
 
+SCALE = "grad_accumulation_scale"  # 1 / the step's number of micro-batches, set before each update
+
+
 def accumulate_in_backward(optimizer, k: int, accumulators: List) -> None:
-    """Makes `optimizer.backward` return (param, (accumulator + grad) / k), creating one
-    zero-initialised persistable accumulator per parameter (appended to `accumulators`)."""
+    """Makes `optimizer.backward` return (param, (accumulator + grad) x `SCALE`), creating one
+    zero-initialised persistable accumulator per parameter (appended to `accumulators`) and the
+    scale (1 / k until the runner sets it: a step may have fewer micro-batches, as the last
+    batch of a fine-tuning epoch)."""
     import paddle
     from paddle.pir.core import create_persistable_value
     backward = optimizer.backward
 
     def accumulated_backward(*args, **kwargs):
+        scale = create_persistable_value(dtype="float32", shape=[1], name=SCALE,
+                                         initializer=paddle.nn.initializer.Constant(1.0 / k))
+        scale.stop_gradient = True
         out = []
         for param, grad in backward(*args, **kwargs):
             acc = create_persistable_value(dtype=grad.dtype, shape=grad.shape, name=param.name + ACCUMULATOR_SUFFIX,
                                            initializer=paddle.nn.initializer.Constant(0.0))
             accumulators.append(acc)
-            out.append((param, paddle.scale(acc + grad, 1.0 / k)))
+            out.append((param, (acc + grad) * scale))
         return out
 
     optimizer.backward = accumulated_backward

@@ -22,8 +22,9 @@ from .static_runner import FedLearningRate, step_seed
 
 
 class DygraphRunner:
-    """`accumulate` k > 1: a step takes a list of k micro-batch feeds, adds the gradients of each
-    one's loss / k (data parallelism reduces them once, after the last) and updates once."""
+    """`accumulate` k > 1: a step takes a list of up to k micro-batch feeds, adds the gradients of
+    each one's loss / their number (data parallelism reduces them once, after the last) and
+    updates once."""
 
     def __init__(self, model_fn: Callable[[], paddle.nn.Layer],
                  optimizer_fn: Callable[[FedLearningRate, list], paddle.optimizer.Optimizer], seed: int,
@@ -53,8 +54,8 @@ class DygraphRunner:
         list of their outputs is returned)."""
         self.learning_rate.set(learning_rate)
         feeds = feed if self.accumulate > 1 else [feed]
-        if len(feeds) != self.accumulate or not all(isinstance(f, Mapping) for f in feeds):
-            raise ValueError(f"step {step}: expected {self.accumulate} micro-batch feed(s), got {len(feeds)}")
+        if not 1 <= len(feeds) <= self.accumulate or not all(isinstance(f, Mapping) for f in feeds):
+            raise ValueError(f"step {step}: expected 1 to {self.accumulate} micro-batch feed(s), got {len(feeds)}")
         outs = []
         for j, micro in enumerate(feeds):
             paddle.seed(step_seed(self.seed, step * self.accumulate + j, self.rank))
@@ -62,7 +63,7 @@ class DygraphRunner:
             # data parallelism all-reduces in the backward pass: only in the last micro-batch's
             with contextlib.nullcontext() if last or not self.distributed else self._forward.no_sync():
                 out = self._forward({name: paddle.to_tensor(value) for name, value in micro.items()})
-                (out["loss"] / self.accumulate if self.accumulate > 1 else out["loss"]).backward()
+                (out["loss"] / len(feeds) if len(feeds) > 1 else out["loss"]).backward()
             outs.append({name: value.numpy() for name, value in out.items()})
         self.optimizer.step()
         self.optimizer.clear_grad()

@@ -216,14 +216,17 @@ class StaticRunner:
         return sorted({v.name for v in params + opts})
 
     def step(self, step: int, feed, learning_rate: float):
-        """One update. `feed`: a mapping of inputs, or with `accumulate` k > 1 a list of k
-        (micro-batches: the first k - 1 only add their gradients, the last updates); returns the
-        fetches, or a list of the k micro-batches' fetches."""
+        """One update. `feed`: a mapping of inputs, or with `accumulate` k > 1 a list of 1 to k
+        (micro-batches: all but the last only add their gradients, the last updates with their
+        mean); returns the fetches, or a list of the micro-batches' fetches."""
         self.learning_rate.set(learning_rate)
         feeds = feed if self.accumulate > 1 else [feed]
-        if len(feeds) != self.accumulate or not all(isinstance(f, Mapping) for f in feeds):
-            raise ValueError(f"step {step}: expected {self.accumulate} micro-batch feed(s), got {len(feeds)}")
+        if not 1 <= len(feeds) <= self.accumulate or not all(isinstance(f, Mapping) for f in feeds):
+            raise ValueError(f"step {step}: expected 1 to {self.accumulate} micro-batch feed(s), got {len(feeds)}")
         outs = []
+        if self.accumulate > 1:
+            from .accumulation import SCALE
+            self.scope.find_var(SCALE).get_tensor().set(np.full([1], 1.0 / len(feeds), np.float32), self.place)
         with static_mode(), paddle.static.scope_guard(self.scope):
             for j, micro_feed in enumerate(feeds):
                 program, fetches = (self.main, self.fetches) if j == len(feeds) - 1 else (self.micro, self.micro_fetches)

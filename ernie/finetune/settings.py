@@ -26,7 +26,8 @@ class FinetuneSettings:
     config_error = SettingsError  # not a field: the error the config loader raises
     epochs: int = 3
     learning_rate: float = 5e-5
-    batch_size: int = 32
+    batch_size: int = 32                       # sequences a step, over all micro-batches
+    max_sequences_per_device: Optional[int] = None  # what one device holds: a larger batch is accumulated
     eval_batch_size: int = 64
     max_seq_len: int = 128
     warmup_proportion: float = 0.1
@@ -47,12 +48,20 @@ class FinetuneSettings:
         for name in ("epochs", "batch_size", "eval_batch_size", "max_seq_len", "log_every"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_sequences_per_device is not None and self.max_sequences_per_device < 1:
+            raise SettingsError(f"max_sequences_per_device must be at least 1, got {self.max_sequences_per_device}")
         if self.learning_rate <= 0 or not 0 <= self.warmup_proportion < 1:
             raise SettingsError("learning_rate must be positive and warmup_proportion in [0, 1)")
         if self.lr_schedule not in LR_SCHEDULES:
             raise SettingsError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.lr_schedule == "constant" and self.warmup_proportion:
             raise SettingsError("lr_schedule constant has no warm-up: set warmup_proportion to 0")
+
+    @property
+    def accumulate(self) -> int:
+        """Micro-batches a full batch is cut into: the fewest within `max_sequences_per_device`."""
+        limit = self.max_sequences_per_device or self.batch_size
+        return -(-self.batch_size // limit)
 
     def learning_rate_at(self, step: int, total: int) -> float:
         """The learning rate of training step `step` (from 1) of `total`."""

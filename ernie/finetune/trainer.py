@@ -141,7 +141,7 @@ class FinetuneJob:
         def optimizer(lr):
             return adamw(lr, weight_decay=self.settings.weight_decay, beta2=0.999)
 
-        runner = StaticRunner(train_fn, optimizer, seed=seed)
+        runner = StaticRunner(train_fn, optimizer, seed=seed, accumulate=self.settings.accumulate)
         evaluator = InferenceProgram(self.inference_fn, scope=runner.scope, place=runner.place)
         names = [p.name for p in built["model"].parameters()]
         if self.init_params is not None:
@@ -179,9 +179,14 @@ class FinetuneJob:
                 batches.clear()
                 batches[epoch] = epoch_batches(lengths, s.batch_size, seed, epoch, s.group_by_length)
             rows = batches[epoch][position]
-            feed = self.kind.batch([train[i] for i in rows], s.task_id)
             lr = s.learning_rate_at(index + 1, total)
-            return feed, lr, {"epoch": epoch + 1, "tokens": int(feed["input_mask"].sum())}
+            if s.accumulate == 1:
+                feed = self.kind.batch([train[i] for i in rows], s.task_id)
+                return feed, lr, {"epoch": epoch + 1, "tokens": int(feed["input_mask"].sum())}
+            # micro-batches of at most max_sequences_per_device rows, their losses weighted alike
+            parts = np.array_split(np.asarray(rows), -(-len(rows) // s.max_sequences_per_device))
+            feeds = [self.kind.batch([train[i] for i in part], s.task_id) for part in parts]
+            return feeds, lr, {"epoch": epoch + 1, "tokens": sum(int(f["input_mask"].sum()) for f in feeds)}
 
         history = DevHistory(self.task.main_metric)
 
@@ -194,7 +199,11 @@ class FinetuneJob:
         log = LogHook(out_dir / "log.jsonl", s.log_every, total, fields=("lr", "epoch"))
         hooks = [ProgressHook(total, enabled=progress), log,
                  EvalHook(evaluate, per_epoch, total, sinks=[append_jsonl(out_dir / "log.jsonl")])]
-        Learner(runner, lambda out, feed: {"loss": (float(out["loss"]), 1.0)}, hooks).train(plan, total)
+        def metrics(out, feed):
+            outs = out if isinstance(out, list) else [out]
+            return {"loss": (sum(float(o["loss"]) for o in outs) / len(outs), 1.0)}
+
+        Learner(runner, metrics, hooks).train(plan, total)
 
         assign_scope_params(names, history.best_params, runner.place, runner.scope)
         result = {"seed": seed, **history.report()}
