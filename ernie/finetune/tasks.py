@@ -77,6 +77,7 @@ def _glue(name, text_a, text_b, label, labels, metrics=("acc",), kind="classific
 _NLI = ("contradiction", "entailment", "neutral")
 _BINARY = ("0", "1")
 _ENTAILMENT = ("entailment", "not_entailment")
+_POLARITY = ("negative", "positive")
 
 TASKS = {task.name: task for task in [
     Task("CoLA", "classification", ("mcc", "acc"), labels=_BINARY, submission="CoLA.tsv",
@@ -101,6 +102,13 @@ TASKS = {task.name: task for task in [
          labels=_BINARY),
     Task("sentiment", "classification", ("acc",), "zh", TextLayout("text_a", label="label"), labels=_BINARY),
     Task("brown-genre", "classification", ("acc",), "en", TextLayout("text_a", label="label")),
+    Task("review-sentiment", "classification", ("acc",), "en", TextLayout("text_a", label="label"),
+         labels=_POLARITY),
+    Task("tweet-sentiment", "classification", ("acc",), "en", TextLayout("text_a", label="label"),
+         labels=_POLARITY),
+    Task("spam-email", "classification", ("f1", "acc"), "en", TextLayout("text_a", label="label"),
+         labels=("ham", "spam")),
+    Task("brown-pos", "labelling", ("f1",), "en"),
     Task("MSRA-NER", "labelling", ("f1",), "zh"),
     Task("peoples-daily-pos", "labelling", ("f1",), "zh"),
     Task("CMRC2018", "mrc", ("f1", "em"), "zh", train_file="train.json", dev_file="dev.json", test_file=None),
