@@ -1,4 +1,4 @@
-"""Fused CPU kernels for training (`ernie/csrc/cpu_kernels.cc`), and the ops the models call:
+"""Fused CPU kernels for training (`ernie/kernels/csrc/cpu_kernels.cc`), and the ops the models call:
 each runs the fused kernel where it applies and Paddle's own op everywhere else.
 
 They apply when the model trains on the CPU, in float32 or in bfloat16 mixed precision (where

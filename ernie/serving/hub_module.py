@@ -3,7 +3,7 @@
 The module runs without this project installed: `paddlehub` loads it with
 `hub.Module(directory=...)`, its `@moduleinfo` class runs the exported inference graph with
 Paddle Inference, and tokenizes with PaddleNLP's `ErnieTokenizer` (PaddleHub depends on PaddleNLP;
-on a WordPiece vocabulary it gives this library's ids, as tests/test_paddlenlp.py checks). It
+on a WordPiece vocabulary it gives this library's ids, as tests/test_paddle_consumers.py checks). It
 serves sentence-level heads (classification, ranking, regression) over one text or a text pair;
 the task's description travels in the folder's `finetune.json`.
 """
