@@ -124,7 +124,9 @@ def test_every_finetune_config_loads_and_names_a_known_task():
 
     from ernie.finetune.settings import CONFIG_DIR, load_settings
     paths = sorted(CONFIG_DIR.glob("*.yaml"))
-    assert len(paths) == 22  # the 19 of the paper's tables and the registries' sentiment, brown-genre, peoples-daily-pos
+    # the 19 of the paper's tables and the registries' sentiment, brown-genre, brown-pos, peoples-daily-pos,
+    # review-sentiment, tweet-sentiment, spam-email
+    assert len(paths) == 26
     for path in paths:
         assert get_task(yaml.safe_load(path.read_text())["task"]).name == path.stem
         load_settings(path)

@@ -1,0 +1,110 @@
+"""The English fine-tuning suite's table, docs/english_suite.md, from the fetched files.
+
+    python scripts/english_suite.py [--data data] [--doc docs/english_suite.md]
+
+For each set of the suite (fetched into DATA/NAME as `python -m data_gen fetch NAME` does, where
+it is missing): its source package and licence (data_gen/corpora.py), its examples per split and
+label balance as the fine-tuning reads them (`ernie.finetune.tasks`), its median length in words,
+how many of the package's texts State of the Union and the Brown Corpus hold (`data_gen.overlap`;
+the fetch leaves them out) and how many of the written files' texts they hold (none, if the fetch
+did its work). Brown POS tagging, Brown itself, gets one sentence. Nothing is trained or measured.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import List
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data_gen.corpora import CORPORA  # noqa: E402
+from data_gen.labelled import ENGLISH_SUITE, held_texts  # noqa: E402
+from data_gen.overlap import SHINGLE, pretraining_indexes  # noqa: E402
+from data_gen.registry import FetchError  # noqa: E402
+from ernie.finetune.examples import DataError  # noqa: E402
+from ernie.finetune.tasks import get_task  # noqa: E402
+from ernie_common.fileio import atomic_write_text  # noqa: E402
+
+SPLITS = ("train", "dev", "test")
+
+
+def read_set(name: str, data: Path) -> dict:
+    directory = data / name
+    if not all((directory / f"{split}.tsv").is_file() for split in SPLITS):
+        CORPORA[name].write(directory)
+    task = get_task(name)
+    return {split: task.read(directory, split) for split in SPLITS}
+
+
+def _balance(examples) -> str:
+    counts = Counter(e.label for e in examples)
+    return ", ".join(f"{label} {counts[label] / len(examples):.1%}" for label in sorted(counts))
+
+
+def suite_table(sets: dict, indexes: dict) -> List[str]:
+    lines = ["| set | source package | licence | train / dev / test | labels (all splits) | median words | "
+             "package texts in State of the Union / Brown, left out | in the files |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, splits in sets.items():
+        corpus, examples = CORPORA[name], [e for split in SPLITS for e in splits[split]]
+        removed = held_texts(ENGLISH_SUITE[name](), indexes)
+        kept = held_texts({"files": [e.text_a for e in examples]}, indexes)
+        lines.append(f"| {name} | {corpus.source} | {corpus.licence} | "
+                     f"{' / '.join(f'{len(splits[s]):,}' for s in SPLITS)} | {_balance(examples)} | "
+                     f"{statistics.median(len(e.text_a.split()) for e in examples):.0f} | "
+                     f"{len(removed['sotu'])} / {len(removed['brown'])} | "
+                     f"{len(kept['sotu']) + len(kept['brown'])} |")
+    return lines
+
+
+def brown_pos_sentence(data: Path) -> str:
+    splits = read_set("brown-pos", data)
+    tags = Counter(tag for split in SPLITS for e in splits[split] for tag in e.tags)
+    n_words = sum(tags.values())
+    common = ", ".join(f"{tag[2:]} {n / n_words:.1%}" for tag, n in tags.most_common(4))
+    return (f"The token-level task beside them, `brown-pos` ({CORPORA['brown-pos'].source}), is Brown itself: "
+            f"{' / '.join(f'{len(splits[s]):,}' for s in SPLITS)} sentences, {n_words:,} words in "
+            f"{len(tags)} tags ({common}, ...), a probe of what the encoder learned of its own corpus rather "
+            f"than a task unlike it.")
+
+
+def document(data: Path) -> str:
+    sets = {name: read_set(name, data) for name in ENGLISH_SUITE}
+    lines = ["# The English fine-tuning suite", "",
+             "Written by `python scripts/english_suite.py` from the files `python -m data_gen fetch NAME` writes, "
+             "before anything was trained or measured on them. Sentence and short-text classification of "
+             "domains unlike the pre-training corpora (State of the Union addresses, the Brown Corpus), real "
+             "human-labelled data shipped inside registry packages; each is deduplicated (a text found with two "
+             "labels dropped), shuffled with a fixed seed and split 80/10/10. The licences are as the packages "
+             "state them; the data is fetched on the user's machine, never committed.", "",
+             *suite_table(sets, pretraining_indexes()), "",
+             f"**Overlap with the pre-training corpora.** A text is held by a corpus when it shares a run of "
+             f"{SHINGLE} words with it, or, with fewer than {SHINGLE} words, equals one of its sentences (words: "
+             f"lower-cased runs of letters and digits; `data_gen/overlap.py`). The fetch leaves out every distinct "
+             f"text of the package that State of the Union or Brown holds (counted per corpus above); the last "
+             f"column checks the written files again and should read 0.", ""]
+    lines += [f"- **{name}**: {CORPORA[name].description}." for name in ENGLISH_SUITE]
+    lines += ["", brown_pos_sentence(data), ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="data", help="where the sets are (fetched there if missing)")
+    parser.add_argument("--doc", default=str(ROOT / "docs" / "english_suite.md"))
+    args = parser.parse_args(argv)
+    try:
+        atomic_write_text(args.doc, document(Path(args.data)))
+    except (FetchError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
