@@ -36,7 +36,8 @@ from ernie_common.fileio import atomic_directory, sha256_file
 from ernie_common.tokenization import is_sentencepiece
 from ernie.formats.hf_format import write_hf_dir
 from ernie.formats.paddlenlp_format import epsilon_note, write_paddlenlp_dir
-from ernie.serving.inference_model import FINETUNE_FILE, inference_program, read_description
+from ernie.finetune import FINETUNE_FILE
+from ernie.serving.inference_model import inference_program, read_description
 
 FORMATS = ("paddle-inference", "onnx", "hf", "paddlenlp", "hub")
 INFERENCE_PREFIX = "inference"

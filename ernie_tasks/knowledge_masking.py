@@ -391,7 +391,7 @@ class KnowledgeMasking(PretrainingTask):
         return MaskedLMHead(config)
 
     def loss(self, head, encoder, sequence, pooled, batch):
-        from ernie.pretrain.model import masked_mean_cross_entropy
+        from ernie.model.losses import masked_mean_cross_entropy
         return masked_mean_cross_entropy(head(sequence, batch["mask_pos"], encoder), batch["mask_label"])
 
     # ---- inspect -------------------------------------------------------------------------------

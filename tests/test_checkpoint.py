@@ -6,7 +6,7 @@ import pytest
 from ernie.formats.checkpoint import CheckpointError, load_model_dir, save_model_dir
 from ernie.model.config import ConfigError
 from ernie.model.modeling import ErnieModel
-from ernie.formats.params_io import layer_params
+from ernie.model.params_io import layer_params
 from tests.conftest import small_config
 
 

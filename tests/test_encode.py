@@ -7,7 +7,7 @@ import pytest
 from ernie.formats.checkpoint import save_model_dir
 from ernie.model.features import pack_pair, pad_batch
 from ernie.model.modeling import ErnieModel
-from ernie.formats.params_io import layer_params
+from ernie.model.params_io import layer_params
 from ernie.model.static_graph import StaticEncoder
 from ernie_common.tokenization import FullTokenizer, load_vocab
 from tests.conftest import small_config

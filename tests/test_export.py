@@ -179,7 +179,7 @@ def head_model_dir(init_model, tmp_path, task, labels):  # noqa: F811
 
     from ernie.formats.checkpoint import load_model_dir, save_model_dir
     from ernie.finetune.heads import HEAD_PARAMS
-    from ernie.serving.inference_model import FINETUNE_FILE
+    from ernie.finetune import FINETUNE_FILE
     config, params, vocab = load_model_dir(init_model)
     head = "token" if labels else "span"
     n_outputs = len(labels) or 2

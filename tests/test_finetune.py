@@ -14,7 +14,7 @@ from ernie.finetune.mrc_kind import MrcKind
 from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import FinetuneJob, label_set, read_data
-from ernie.formats.params_io import scope_params
+from ernie.model.params_io import scope_params
 from ernie_common.tokenization import FullTokenizer, load_vocab
 from tests.conftest import small_config
 
@@ -42,7 +42,7 @@ def init_model(tmp_path_factory, en_vocab):
     import paddle
 
     from ernie.model.modeling import ErnieModel
-    from ernie.formats.params_io import layer_params
+    from ernie.model.params_io import layer_params
     config = small_config(vocab_size=len(load_vocab(en_vocab)), max_position_embeddings=64)
     paddle.seed(7)
     params = layer_params(ErnieModel(config))

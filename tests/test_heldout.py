@@ -14,7 +14,7 @@ import yaml
 from data_gen.config import DataConfig
 from data_gen.make import make
 from ernie.formats.checkpoint import load_params
-from ernie.formats.params_io import assign_layer_params
+from ernie.model.params_io import assign_layer_params
 from ernie.pretrain.config import PretrainError
 from ernie.pretrain.data import PretrainingData
 from ernie.pretrain.model import ErnieForPretraining

@@ -10,7 +10,7 @@ import transformers
 
 from ernie.formats.checkpoint import load_model_dir
 from ernie.model.modeling import ErnieModel
-from ernie.formats.params_io import assign_layer_params
+from ernie.model.params_io import assign_layer_params
 from ernie.model.static_graph import StaticEncoder
 from tests.conftest import random_feeds
 

@@ -10,7 +10,7 @@ import yaml
 from data_gen.config import DataConfig
 from data_gen.make import make
 from ernie.formats.checkpoint import load_params
-from ernie.formats.params_io import assign_layer_params
+from ernie.model.params_io import assign_layer_params
 from ernie.pretrain.model import ErnieForPretraining
 from ernie.pretrain.trainer import PretrainError, Trainer, load_config
 from tests.conftest import REPO

@@ -4,7 +4,7 @@ import pytest
 
 from ernie.model.modeling import ErnieModel
 from ernie.model.param_names import encoder_param_shapes
-from ernie.formats.params_io import assign_layer_params, layer_params
+from ernie.model.params_io import assign_layer_params, layer_params
 from ernie.model.static_graph import StaticEncoder
 from tests.conftest import random_feeds, small_config
 

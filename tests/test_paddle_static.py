@@ -10,7 +10,7 @@ import pytest
 from ernie.formats.checkpoint import CheckpointError, load_model_dir
 from ernie.model.modeling import ErnieModel
 from ernie.formats.paddle_static_format import read_lod_tensor
-from ernie.formats.params_io import scope_params
+from ernie.model.params_io import scope_params
 from ernie.model.static_graph import encoder_feeds
 from propeller.static_runner import static_mode
 from tests.conftest import small_config

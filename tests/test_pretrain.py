@@ -21,7 +21,7 @@ from ernie.formats.checkpoint import load_params
 from ernie.model.optimization import decays, linear_warmup_decay, noam
 from ernie.pretrain.model import ErnieForPretraining
 from ernie_common import tasks as registry
-from ernie.formats.params_io import layer_params
+from ernie.model.params_io import layer_params
 from tests.conftest import REPO, random_feeds, small_config
 from tests.test_data_gen_make import _documents
 

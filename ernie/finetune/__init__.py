@@ -5,3 +5,5 @@ sentence (pair) classification, which also covers regression and ranking (`text_
 labelling (`labelling_kind`) and span-extraction reading comprehension (`mrc_kind`).
 `tasks.TASKS` names every supported dataset and says which reader, kind and metrics it uses.
 """
+
+FINETUNE_FILE = "finetune.json"  # beside a fine-tuned model: its task, head and labels, for serving

@@ -15,7 +15,7 @@ import paddle
 import paddle.nn.functional as F
 
 from ernie.model.features import pad_batch
-from ernie.pretrain.model import IGNORE, masked_mean_cross_entropy
+from ernie.model.losses import IGNORE, masked_mean_cross_entropy
 from ernie.finetune import metrics
 from ernie.finetune.examples import DataError, TaggedExample
 

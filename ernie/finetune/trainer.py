@@ -23,9 +23,9 @@ import numpy as np
 from ernie.formats.checkpoint import save_model_dir
 from ernie.model.config import ErnieConfig
 from ernie_common.fileio import atomic_write_text
-from ernie.serving.inference_model import FINETUNE_FILE
+from ernie.finetune import FINETUNE_FILE
 from ernie.model.optimization import adamw
-from ernie.formats.params_io import assign_scope_params, scope_params
+from ernie.model.params_io import assign_scope_params, scope_params
 from ernie.model.static_graph import encoder_feeds
 from ernie_common.tokenization import make_tokenizer
 from ernie.finetune.batching import by_length, epoch_batches

@@ -2,7 +2,7 @@
 
 Parameters are stored under their original ERNIE names in safetensors, which loads without
 unpickling. Every load checks the file's integrity and each tensor's shape against the config.
-This module needs no Paddle; moving arrays into a layer or a static scope lives in `ernie.formats.params_io`.
+This module needs no Paddle; moving arrays into a layer or a static scope lives in `ernie.model.params_io`.
 """
 from __future__ import annotations
 
@@ -15,16 +15,13 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
+from ernie.model.errors import CheckpointError
 from ernie_common.fileio import atomic_directory
 from ernie_common.tokenization import TOKENIZER_FILES, load_vocab
 from ernie.model.param_names import encoder_param_shapes, pretraining_head_param_shapes
 
 PARAMS_FILE_NAME = "params.safetensors"
 VOCAB_FILE_NAME = "vocab.txt"
-
-
-class CheckpointError(ValueError):
-    """A model directory or parameter file that is missing, corrupt, or does not fit its config."""
 
 
 def save_params(path, params: Mapping[str, np.ndarray], fmt: str = "ernie") -> None:

@@ -6,7 +6,7 @@ from typing import Dict, Iterable, Mapping
 import numpy as np
 import paddle
 
-from ernie.formats.checkpoint import CheckpointError
+from ernie.model.errors import CheckpointError
 
 
 def layer_params(layer: paddle.nn.Layer) -> Dict[str, np.ndarray]:

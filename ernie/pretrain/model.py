@@ -2,8 +2,8 @@
 
 Each task builds its own head and computes its own loss (`ernie_common.tasks.PretrainingTask`);
 this module holds the encoder-side model and what heads share: a linear head under the original
-naming (`<task>_fc.w_0`), BERT's masked-LM head under ERNIE's names, and the masked cross
-entropy every built-in loss uses.
+naming (`<task>_fc.w_0`) and BERT's masked-LM head under ERNIE's names (the masked cross entropy
+every built-in loss uses is `ernie.model.losses`).
 
 Every head is in the program; a batch switches heads on with `task_weights` (1 for the tasks
 active in this batch, 0 otherwise), and the loss is the mean of the active tasks' losses:
@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 import paddle
-import paddle.nn.functional as F
 from paddle import nn
 
 from ernie_common import tasks as registry
@@ -24,9 +23,6 @@ from ernie.kernels import cpu_kernels
 from ernie.model import param_names as names
 from ernie.model.config import ErnieConfig
 from ernie.model.modeling import ErnieModel, LayerNorm, named_linear
-
-IGNORE = -1
-
 
 def linear_head(task: str, config: ErnieConfig, n_out: int) -> nn.Layer:
     """A task's linear head: truncated-normal weight, zero bias, named `<task>_fc.w_0/b_0`."""
@@ -64,19 +60,6 @@ class MaskedLMHead(nn.Layer):
         word_embedding = encoder.embeddings.word_embedding.weight
         return cpu_kernels.bias_add(paddle.matmul(trans, word_embedding, transpose_y=True), self.out_bias,
                                     self.training)
-
-
-def masked_mean_cross_entropy(logits, labels):
-    """Mean cross entropy over the labels that are not -1 (0 when there are none); also the
-    number of labels and the number predicted right. Computed in float32 under mixed precision."""
-    logits = paddle.cast(logits, "float32")
-    valid = paddle.cast(labels != IGNORE, "float32")
-    safe = paddle.where(labels != IGNORE, labels, paddle.zeros_like(labels))
-    loss = F.cross_entropy(logits, safe.unsqueeze(-1), reduction="none").squeeze(-1)
-    count = paddle.sum(valid)
-    denominator = paddle.maximum(count, paddle.ones_like(count))
-    correct = paddle.sum(paddle.cast(paddle.argmax(logits, axis=-1) == safe, "float32") * valid)
-    return paddle.sum(loss * valid) / denominator, count, correct
 
 
 class ErnieForPretraining(nn.Layer):

@@ -23,6 +23,6 @@ class LinearHeadTask(PretrainingTask):
         return linear_head(self.name, config, self.token_classes if self.level == TOKEN else num_classes)
 
     def loss(self, head, encoder, sequence, pooled, batch):
-        from ernie.pretrain.model import masked_mean_cross_entropy
+        from ernie.model.losses import masked_mean_cross_entropy
         logits = head(sequence if self.level == TOKEN else pooled)
         return masked_mean_cross_entropy(logits, batch[f"{self.name}_label"])

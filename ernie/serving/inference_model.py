@@ -12,11 +12,10 @@ from propeller.static_runner import InferenceProgram
 
 from ernie.formats.checkpoint import CheckpointError, load_model_dir
 from ernie.model.modeling import ErnieModel
-from ernie.formats.params_io import assign_scope_params
+from ernie.finetune import FINETUNE_FILE
+from ernie.model.params_io import assign_scope_params
 from ernie.model.static_graph import encoder_feeds
 from ernie_common.tokenization import make_tokenizer
-
-FINETUNE_FILE = "finetune.json"
 
 
 def read_description(model_dir) -> Optional[dict]:
