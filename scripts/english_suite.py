@@ -21,7 +21,7 @@ from typing import List
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data_gen.corpora import CORPORA  # noqa: E402
+from data_gen.fetch import CORPORA  # noqa: E402
 from data_gen.labelled import ENGLISH_SUITE, held_texts  # noqa: E402
 from data_gen.overlap import SHINGLE, pretraining_indexes  # noqa: E402
 from data_gen.registry import FetchError  # noqa: E402

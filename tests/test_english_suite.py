@@ -7,7 +7,7 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from data_gen.corpora import CORPORA
+from data_gen.fetch import CORPORA
 from data_gen.labelled import mail_text, universal_tag
 from data_gen.overlap import CorpusIndex, pretraining_indexes
 from data_gen.registry import FetchError
