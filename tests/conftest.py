@@ -82,3 +82,16 @@ def pretraining_step_feeds(config):
     return feeds
 
 
+@pytest.fixture(scope="session")
+def init_model(tmp_path_factory, en_vocab):
+    """A small random model directory on the demo vocabulary, to fine-tune and export."""
+    import paddle
+
+    from ernie.formats.checkpoint import save_model_dir
+    from ernie.model.modeling import ErnieModel
+    from ernie.model.params_io import layer_params
+    from ernie_common.tokenization import load_vocab
+    config = small_config(vocab_size=len(load_vocab(en_vocab)), max_position_embeddings=64)
+    paddle.seed(7)
+    params = layer_params(ErnieModel(config))
+    return save_model_dir(tmp_path_factory.mktemp("init") / "model", config, params, en_vocab)

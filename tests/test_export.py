@@ -1,5 +1,4 @@
 """Export round trips of a fine-tuned model: Paddle inference, ONNX, Hugging Face, hub module."""
-import sys
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from ernie.export import export
 from ernie.serving.inference_model import inference_program
 from ernie.predict import Predictor
 from ernie.predict import main as predict_main
-from tests.test_finetune import init_model, write_sst2  # noqa: F401  (fixture)
+from tests.test_finetune import write_sst2
 
 TEXTS = ["war and peace", "the people of the nation", "taxes taxes economy"]
 
@@ -173,7 +172,7 @@ def test_predict_input_errors_name_file_and_line(tmp_path):
     assert read_inputs(tmp_path / "header.tsv") == (["good"], None)
 
 
-def head_model_dir(init_model, tmp_path, task, labels):  # noqa: F811
+def head_model_dir(init_model, tmp_path, task, labels):
     """`init_model` with a random labelling (`labels`) or reading-comprehension head for `task`."""
     import json
 

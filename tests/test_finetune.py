@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
 
-from ernie.formats.checkpoint import save_model_dir
 from ernie.finetune.__main__ import main as finetune_main
 from ernie.finetune.examples import MrcExample, TaggedExample, TextExample
 from ernie.finetune.labelling_kind import LabellingKind
@@ -15,8 +14,7 @@ from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import FinetuneJob, label_set, read_data
 from ernie.model.params_io import scope_params
-from ernie_common.tokenization import FullTokenizer, load_vocab
-from tests.conftest import small_config
+from ernie_common.tokenization import FullTokenizer
 
 WORDS = ["war", "peace", "economy", "congress", "nation", "people", "freedom", "taxes"]
 
@@ -35,18 +33,6 @@ def write_sst2(directory, n_train=48, n_dev=16):
     (directory / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{l}\n" for s, l in rows(n_dev)))
     (directory / "test.tsv").write_text("index\tsentence\n" + "".join(f"{i + 10}\t{s}\n" for i, (s, _) in enumerate(rows(5))))
     return directory
-
-
-@pytest.fixture(scope="module")
-def init_model(tmp_path_factory, en_vocab):
-    import paddle
-
-    from ernie.model.modeling import ErnieModel
-    from ernie.model.params_io import layer_params
-    config = small_config(vocab_size=len(load_vocab(en_vocab)), max_position_embeddings=64)
-    paddle.seed(7)
-    params = layer_params(ErnieModel(config))
-    return save_model_dir(tmp_path_factory.mktemp("init") / "model", config, params, en_vocab)
 
 
 def test_cli_trains_evaluates_and_writes_glue_submission(tmp_path, init_model):

@@ -5,7 +5,7 @@ import numpy as np
 from ernie.finetune.__main__ import main as finetune_main
 from ernie.finetune.settings import load_settings
 from ernie.formats.checkpoint import load_params
-from tests.test_finetune import init_model, write_sst2  # noqa: F401 (a fixture)
+from tests.test_finetune import write_sst2
 
 
 def _finetune(tmp_path, init_model, name, *extra):
