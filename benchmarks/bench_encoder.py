@@ -20,7 +20,8 @@ from ernie.model.static_graph import encoder_feeds
 from propeller.dygraph_runner import DygraphRunner
 from propeller.static_runner import StaticRunner
 
-from common import config_from, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
+from common import (config_from, cpu_line, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed,
+                    torch_step_time)
 
 THREADS = usable_cores()
 
@@ -78,6 +79,7 @@ def main():
     config = config_from(args)
     feeds = encoder_batch(config, args.batch, args.seq_len, task_id=1)
     tokens = args.batch * args.seq_len
+    print(cpu_line())
     print(f"encoder {args.layers}x{args.hidden}/{args.heads} heads, batch {args.batch} x seq "
           f"{args.seq_len}, vocab {args.vocab}, {THREADS} threads, fwd+bwd+AdamW, "
           f"{args.steps} timed steps after {args.warmup} warm-up")

@@ -4,8 +4,9 @@ sentence reordering, discourse relation), forward + backward + AdamW, with every
 task and sentence reordering active. Three implementations on the same shapes and masked
 positions in one run: this project's static program (with its fused CPU kernels, and once more
 with Paddle's own ops only), its dygraph, and Hugging Face's PyTorch ErnieModel with the same
-heads written in PyTorch. Also model FLOP/s as a fraction of the fp32
-matrix-multiply peak measured here. Where this process can train in bfloat16 (`--amp bf16`: a GPU
+heads written in PyTorch, in float32 and under bfloat16 autocast (the fast way to train on a CPU
+with AMX for a PyTorch user). The CPU model and its flags come first. Also model FLOP/s as a
+fraction of the fp32 matrix-multiply peak measured here. Where this process can train in bfloat16 (`--amp bf16`: a GPU
 with it, or a CPU with AVX-512), the static program once more in bfloat16 O1, with its losses
 over the timed steps against float32's from the same start. Prints figures; asserts nothing.
 
@@ -27,7 +28,8 @@ from propeller.dygraph_runner import DygraphRunner
 from propeller.mixed_precision import MixedPrecision, MixedPrecisionUnsupported, check_supported
 from propeller.static_runner import StaticRunner
 
-from common import config_from, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
+from common import (config_from, cpu_line, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed,
+                    torch_step_time)
 
 CAPITALIZATION, TOKEN_DOCUMENT = "capitalization", "token_document"
 SENTENCE_REORDERING, DISCOURSE_RELATION = "sentence_reordering", "discourse_relation"
@@ -109,7 +111,7 @@ def bench_dygraph(config, batch, warmup, steps):
     return timed(lambda: runner.step(next(counter), feeds, 1e-4), warmup, steps)
 
 
-def bench_torch(config, batch, warmup, steps):
+def bench_torch(config, batch, warmup, steps, bf16: bool = False):
     import torch
     import transformers
     from torch import nn
@@ -145,7 +147,7 @@ def bench_torch(config, batch, warmup, steps):
     model = Heads(transformers.ErnieModel(hf_ernie_config(config)))
     order = ["knowledge_masking", CAPITALIZATION, TOKEN_DOCUMENT, SENTENCE_REORDERING, DISCOURSE_RELATION]
     t = {k: torch.tensor(v) for k, v in make_batch(config, *batch, order).items()}
-    return torch_step_time(model, lambda: model(t), warmup, steps)
+    return torch_step_time(model, lambda: model(t), warmup, steps, bf16=bf16)
 
 
 def model_flops(config, batch, seq_len) -> float:
@@ -162,6 +164,7 @@ def main():
     config = config_from(args)
     batch = (args.batch, args.seq_len)
     tokens = args.batch * args.seq_len
+    print(cpu_line())
     print(f"pre-training step: encoder {args.layers}x{args.hidden}/{args.heads} heads + MLM (vocab {args.vocab}, "
           f"15% masked) + capitalization + token-document + reordering, batch {args.batch} x {args.seq_len}, "
           f"{usable_cores()} threads")
@@ -173,6 +176,7 @@ def main():
         results["paddle static, bf16 O1"] = bench_static(config, batch, args.warmup, args.steps, amp="bf16",
                                                          losses=bf16_losses)
     results["pytorch (HF ErnieModel + heads)"] = bench_torch(config, batch, args.warmup, args.steps)
+    results["pytorch, bf16 autocast"] = bench_torch(config, batch, args.warmup, args.steps, bf16=True)
     peak = gemm_gflops()["paddle"] * 1e9
     flops = model_flops(config, *batch)
     reference = results["pytorch (HF ErnieModel + heads)"]

@@ -1,11 +1,34 @@
-"""What the benchmarks share: model-shape options, timing, a synthetic encoder batch, the
-equivalent Hugging Face config, and the machine's fp32 matrix-multiply rate."""
+"""What the benchmarks share: the CPU they ran on, model-shape options, timing, a synthetic
+encoder batch, the equivalent Hugging Face config, and the machine's fp32 matrix-multiply rate."""
 from __future__ import annotations
 
 import argparse
 import time
 
 import numpy as np
+
+
+# the flags that decide which kernels run: vector width, bfloat16 and float16 arithmetic, AMX tiles
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_line() -> str:
+    """`CPU: <model name>; <cores> cores; flags: ...` from /proc/cpuinfo (Linux), so figures from
+    different machines are never mixed up."""
+    import os
+    model, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    present = [flag for flag in CPU_FLAGS if flag in flags]
+    return f"CPU: {model}; {os.cpu_count()} cores; flags: {' '.join(present) or 'none of ' + ' '.join(CPU_FLAGS)}"
 
 
 def shape_arguments(description: str) -> argparse.ArgumentParser:
@@ -73,15 +96,20 @@ def gemm_gflops(m: int = 2048, n: int = 1024) -> dict:
             "pytorch": flops / timed(lambda: (ta @ tb).numpy(), 2, 10) / 1e9}
 
 
-def torch_step_time(model, loss_fn, warmup: int, steps: int) -> float:
+def torch_step_time(model, loss_fn, warmup: int, steps: int, bf16: bool = False) -> float:
     """Seconds per PyTorch step: `loss_fn()` forward, backward, clip to global norm 1, AdamW with
-    this project's hyper-parameters."""
+    this project's hyper-parameters; `bf16`: the forward under `torch.autocast` in bfloat16 (what
+    a PyTorch user runs on a CPU with AMX), weights and optimizer in float32."""
+    import contextlib
+
     import torch
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
 
     def step():
-        loss = loss_fn()
+        cast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with cast:
+            loss = loss_fn()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
