@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ernie  # noqa: F401  (first: its CPU settings must precede Paddle's import)
 
+# isort: split
+
 import paddle
 
 from ernie.kernels.cpu_runtime import usable_cores
@@ -20,8 +22,7 @@ from ernie.model.static_graph import encoder_feeds
 from propeller.dygraph_runner import DygraphRunner
 from propeller.static_runner import StaticRunner
 
-from common import (config_from, cpu_line, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed,
-                    torch_step_time)
+from common import config_from, cpu_line, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
 
 THREADS = usable_cores()
 

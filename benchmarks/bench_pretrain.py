@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ernie  # noqa: F401  (first: its CPU settings must precede Paddle's import)
 
+# isort: split
+
 import contextlib
 import os
 
@@ -28,8 +30,7 @@ from propeller.dygraph_runner import DygraphRunner
 from propeller.mixed_precision import MixedPrecision, MixedPrecisionUnsupported, check_supported
 from propeller.static_runner import StaticRunner
 
-from common import (config_from, cpu_line, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed,
-                    torch_step_time)
+from common import config_from, cpu_line, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
 
 CAPITALIZATION, TOKEN_DOCUMENT = "capitalization", "token_document"
 SENTENCE_REORDERING, DISCOURSE_RELATION = "sentence_reordering", "discourse_relation"

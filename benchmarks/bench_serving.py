@@ -37,11 +37,11 @@ def _make_model(out: Path, args) -> Path:
 
     from data_gen.vocab import train_vocab
     from ernie.export import export
+    from ernie.finetune import FINETUNE_FILE
     from ernie.formats.checkpoint import save_model_dir
-    from ernie.model.params_io import layer_params
     from ernie.model.config import ErnieConfig
     from ernie.model.modeling import ErnieModel
-    from ernie.finetune import FINETUNE_FILE
+    from ernie.model.params_io import layer_params
     from ernie_common.tokenization import write_vocab
     write_vocab(out / "vocab.txt", train_vocab(_sentences(100_000), 8000, "en"))
     n_vocab = sum(1 for _ in (out / "vocab.txt").open(encoding="utf-8"))

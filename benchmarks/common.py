@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 
-
 # the flags that decide which kernels run: vector width, bfloat16 and float16 arithmetic, AMX tiles
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 

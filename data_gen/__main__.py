@@ -9,8 +9,8 @@ from ernie_common.tasks import TaskError
 from ernie_common.tokenization import VocabError
 
 from .config import DataConfig, DataConfigError
-from .fetch import CORPORA
 from .documents import CorpusError
+from .fetch import CORPORA
 from .registry import FetchError
 from .shards import ShardError
 from .vocab import build_config_vocab, build_vocab

@@ -37,6 +37,11 @@ def load_stopwords(path: Optional[str]) -> Set[str]:
         return {line.strip().lower() for line in f if line.strip()}
 
 
+def label_fields(tasks: Sequence[registry.PretrainingTask]) -> List[str]:
+    """The per-token label arrays of the examples of these tasks: their token-level tasks'."""
+    return [f for t in tasks if t.level == registry.TOKEN for f in t.label_fields]
+
+
 @dataclass
 class ChunkContext:
     """What a chunk's tasks see. Sentences are indexed chunk-wide; `sentence_tokens[s]` is the
@@ -79,7 +84,7 @@ class ExampleGenerator:
         self.chunk_tokenizer = ChunkTokenizer(self.tokenizer, config.lang, self.lexicon)
         self.first_normal_id = first_normal_id(self.tokenizer.vocab)
         self.token_tasks = [t for t in self.tasks if t.level == registry.TOKEN]
-        self.label_fields = [f for t in self.token_tasks for f in t.label_fields]
+        self.label_fields = label_fields(self.tasks)
         self.token_task_mask = 0
         for task in self.token_tasks:
             self.token_task_mask |= task_bit(task.task_id)

@@ -36,7 +36,7 @@ from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, load_voca
 from .config import DataConfig, DataConfigError
 from .documents import COMPRESSIONS, Document, warn_layouts
 from .examples import select, task_bit
-from .generate import ExampleGenerator
+from .generate import ExampleGenerator, label_fields
 from .sentences import sentence_length
 from .shards import FORMAT_VERSION, MANIFEST, Shard, ShardWriter
 
@@ -184,10 +184,13 @@ def _label_counts(block, token_tasks, stats: Counter) -> None:
                 stats[f"token_labels/{task.name}/{label}"] += n
 
 
-def unigram_counts(shard_paths, vocab_size: int, special_ids, window: int = 1 << 20) -> np.ndarray:
+def unigram_counts(shard_paths, vocab_size: int, special_ids, window: int = 1 << 16) -> np.ndarray:
     """How often each token occurs in the shards' text (special tokens left out, offline masks
     undone); every byte of each shard is verified on the way, before a manifest vouches for it.
-    Shards are read about `window` tokens at a time, so memory does not grow with their size."""
+    Shards are read about `window` tokens at a time, so memory does not grow with their size: a
+    window's arrays take about 30 bytes a token, so it is kept below the tokens of the shards of
+    a small corpus (8 shards of 6 MB of text hold about 200,000 tokens each), and a big corpus
+    peaks no higher."""
     counts = np.zeros(vocab_size, np.int64)
     special = sorted(special_ids)
     for path in shard_paths:
@@ -251,10 +254,10 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
     read_stats: Counter = Counter()
     stats: Counter = Counter()
     shape: Counter = Counter()
-    generator = ExampleGenerator(config, states)
-    task_table = {task.name: task.spec.to_dict() for task in generator.tasks}
+    tasks = registry.resolve(config.tasks)
+    task_table = {task.name: task.spec.to_dict() for task in tasks}
     names = [shard_name(part * config.shards + k) for k in range(config.shards)]
-    writers = [ShardWriter(out / name, task_table, generator.label_fields) for name in names]
+    writers = [ShardWriter(out / name, task_table, label_fields(tasks)) for name in names]
 
     def write(blocks, chunk_stats):
         for writer, block in zip(writers, blocks):
@@ -266,13 +269,14 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
     bar = tqdm(total=_text_bytes(config, inputs), unit="B", unit_scale=True, desc="make",
                disable=not progress)
     n_chunks = 0
-    if config.workers > 1:
+    if config.workers > 1:  # forked before this process has a generator, which each would hold a copy of
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(config.workers, _init_worker, (config, states)) as pool:
             for result in _in_order(pool, jobs, window=2 * config.workers):
                 write(*result)
                 n_chunks += 1
-    else:
+    generator = ExampleGenerator(config, states)
+    if config.workers == 1:
         for job in jobs:
             write(*_dealt(*job, generator))
             n_chunks += 1

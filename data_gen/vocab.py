@@ -18,8 +18,19 @@ from tokenizers import Tokenizer, pre_tokenizers, trainers
 from tokenizers.models import WordPiece
 
 from ernie_common.fileio import atomic_path, atomic_write_text
-from ernie_common.tokenization import (CLS, MASK, PAD, SENTENCEPIECE_MODEL, SENTENCEPIECE_SETTINGS, SEP,
-                                       SPECIAL_TOKENS, UNK, VocabError, bert_normalizer, write_vocab)
+from ernie_common.tokenization import (
+    CLS,
+    MASK,
+    PAD,
+    SENTENCEPIECE_MODEL,
+    SENTENCEPIECE_SETTINGS,
+    SEP,
+    SPECIAL_TOKENS,
+    UNK,
+    VocabError,
+    bert_normalizer,
+    write_vocab,
+)
 
 KINDS = ("wordpiece", "sentencepiece")
 

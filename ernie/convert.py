@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
-from ernie.model.config import ConfigError
 from ernie.formats.hf_format import read_hf_dir, write_hf_dir
 from ernie.formats.paddle_static_format import read_static_model
 from ernie.formats.paddlenlp_format import epsilon_note, read_paddlenlp_dir, write_paddlenlp_dir
+from ernie.model.config import ConfigError
 from ernie_common.tokenization import VocabError
 
 

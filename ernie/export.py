@@ -30,14 +30,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ernie.finetune import FINETUNE_FILE
 from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir
-from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
-from ernie_common.fileio import atomic_directory, sha256_file
-from ernie_common.tokenization import is_sentencepiece
 from ernie.formats.hf_format import write_hf_dir
 from ernie.formats.paddlenlp_format import epsilon_note, write_paddlenlp_dir
-from ernie.finetune import FINETUNE_FILE
+from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
 from ernie.serving.inference_model import inference_program, read_description
+from ernie_common.fileio import atomic_directory, sha256_file
+from ernie_common.tokenization import is_sentencepiece
 
 FORMATS = ("paddle-inference", "onnx", "hf", "paddlenlp", "hub")
 INFERENCE_PREFIX = "inference"

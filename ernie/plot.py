@@ -14,8 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ernie_common.fileio import atomic_path  # noqa: E402
 from ernie.pretrain.log import HELDOUT_LOSS, heldout_records, read_log, training_records  # noqa: E402
+from ernie_common.fileio import atomic_path  # noqa: E402
 
 
 def _mark_stages(ax, stage_starts, first_step, first_stage, label: bool) -> None:

@@ -32,12 +32,12 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError
-from ernie.kernels.cpu_runtime import usable_cores
 from ernie.export import INFERENCE_PREFIX, verify_checksums
 from ernie.finetune.examples import DataError, MrcExample, TaggedExample, TextExample
 from ernie.finetune.squad_reader import read_mrc_examples
 from ernie.finetune.tsv import read_lines
+from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError
+from ernie.kernels.cpu_runtime import usable_cores
 from ernie.serving.inference_model import read_description, task_kind
 
 

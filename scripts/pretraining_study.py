@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_batching import measure as measure_batches  # noqa: E402
 from downstream import floor_findings, report_table  # noqa: E402
+
 from ernie.pretrain.config import load_config  # noqa: E402
 from ernie.pretrain.log import read_log, summary  # noqa: E402
 from ernie.pretrain.schedule import schedule_from_config  # noqa: E402

@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from pretraining_study import run_finetune_jobs  # noqa: E402
+
 from ernie.pretrain.log import FINAL_WINDOW, read_log  # noqa: E402
 from ernie.pretrain.schedule import load_schedule  # noqa: E402
-from pretraining_study import run_finetune_jobs  # noqa: E402
 
 STRATEGIES = ("continual", "multitask", "continual_multitask")
 TITLES = {"continual": "continual learning", "multitask": "multi-task learning",

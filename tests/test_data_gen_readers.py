@@ -2,8 +2,8 @@ from collections import Counter
 
 import pytest
 
-from data_gen.fetch import CORPORA
 from data_gen.documents import read_click_log, read_documents
+from data_gen.fetch import CORPORA
 from data_gen.labelled import bmes_to_bio, parse_char_per_line
 from data_gen.registry import FetchError
 

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
+from ernie.export import export
 from ernie.finetune.examples import DataError
 from ernie.model.config import ErnieConfig
-from ernie.export import export
-from ernie.serving.inference_model import inference_program
 from ernie.predict import Predictor
 from ernie.predict import main as predict_main
+from ernie.serving.inference_model import inference_program
 from tests.test_finetune import write_sst2
 
 TEXTS = ["war and peace", "the people of the nation", "taxes taxes economy"]
@@ -176,9 +176,9 @@ def head_model_dir(init_model, tmp_path, task, labels):
     """`init_model` with a random labelling (`labels`) or reading-comprehension head for `task`."""
     import json
 
-    from ernie.formats.checkpoint import load_model_dir, save_model_dir
-    from ernie.finetune.heads import HEAD_PARAMS
     from ernie.finetune import FINETUNE_FILE
+    from ernie.finetune.heads import HEAD_PARAMS
+    from ernie.formats.checkpoint import load_model_dir, save_model_dir
     config, params, vocab = load_model_dir(init_model)
     head = "token" if labels else "span"
     n_outputs = len(labels) or 2

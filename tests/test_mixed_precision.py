@@ -9,8 +9,7 @@ import paddle
 import pytest
 
 from ernie.pretrain.trainer import main as pretrain_main
-from propeller.mixed_precision import (LossScaling, MixedPrecision, MixedPrecisionUnsupported, check_supported,
-                                       has_gpu)
+from propeller.mixed_precision import LossScaling, MixedPrecision, MixedPrecisionUnsupported, check_supported, has_gpu
 from propeller.static_runner import StaticRunner
 
 CPU_BF16 = paddle.base.core.supports_bfloat16()

@@ -8,8 +8,8 @@ import paddle
 import pytest
 
 from ernie.formats.checkpoint import CheckpointError, load_model_dir
-from ernie.model.modeling import ErnieModel
 from ernie.formats.paddle_static_format import read_lod_tensor
+from ernie.model.modeling import ErnieModel
 from ernie.model.params_io import scope_params
 from ernie.model.static_graph import encoder_feeds
 from propeller.static_runner import static_mode

@@ -19,9 +19,9 @@ from data_gen.config import DataConfig
 from data_gen.make import make
 from ernie.formats.checkpoint import load_params
 from ernie.model.optimization import decays, linear_warmup_decay, noam
+from ernie.model.params_io import layer_params
 from ernie.pretrain.model import ErnieForPretraining
 from ernie_common import tasks as registry
-from ernie.model.params_io import layer_params
 from tests.conftest import REPO, random_feeds, small_config
 from tests.test_data_gen_make import _documents
 
@@ -296,8 +296,8 @@ def _dp_config(root, name, **changes):
 def _one_process_over_both_ranks_batches(config_path, tmp_path, accumulate=1):
     """Parameters after a dygraph run in one process whose every step averages the losses of the
     batches the two ranks read (each rank's `accumulate` micro-batches, where it has several)."""
-    from ernie.pretrain.trainer import Trainer, load_config
     from ernie.pretrain.data import PretrainingData
+    from ernie.pretrain.trainer import Trainer, load_config
 
     reference = load_config(config_path, {"output": str(tmp_path / "ref"), "mode": "dygraph", "amp": "off"},
                             ["max_tokens_per_device=null"])

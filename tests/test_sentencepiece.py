@@ -13,8 +13,7 @@ from data_gen.config import DataConfig, DataConfigError
 from data_gen.make import make
 from data_gen.shards import Shard
 from data_gen.vocab import build_vocab
-from ernie_common.tokenization import (SENTENCEPIECE_MODEL, SPECIAL_TOKENS, WORD_START, SentencePieceTokenizer,
-                                       VocabError, make_tokenizer)
+from ernie_common.tokenization import SENTENCEPIECE_MODEL, SPECIAL_TOKENS, WORD_START, SentencePieceTokenizer, VocabError, make_tokenizer
 from tests.conftest import DEMO_CORPUS, REPO
 from tests.test_data_gen_make import _documents
 

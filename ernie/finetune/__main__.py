@@ -24,15 +24,15 @@ from typing import Dict, List
 
 import numpy as np
 
+from ernie.finetune.examples import DataError
+from ernie.finetune.settings import SettingsError, config_for, load_settings
+from ernie.finetune.tasks import get_task
+from ernie.finetune.trainer import FinetuneJob, read_data
 from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir
 from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.configs import shipped
 from ernie_common.fileio import atomic_write_text
 from ernie_common.tokenization import load_vocab
-from ernie.finetune.examples import DataError
-from ernie.finetune.settings import SettingsError, config_for, load_settings
-from ernie.finetune.tasks import get_task
-from ernie.finetune.trainer import FinetuneJob, read_data
 
 DEFAULT_MODEL_CONFIG = shipped("model", "tiny.yaml")
 

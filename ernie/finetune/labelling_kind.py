@@ -14,10 +14,10 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ernie.model.features import pad_batch
-from ernie.model.losses import IGNORE, masked_mean_cross_entropy
 from ernie.finetune import metrics
 from ernie.finetune.examples import DataError, TaggedExample
+from ernie.model.features import pad_batch
+from ernie.model.losses import IGNORE, masked_mean_cross_entropy
 
 
 def inside_tag(tag: str) -> str:

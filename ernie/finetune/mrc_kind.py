@@ -16,9 +16,9 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ernie.model.features import pad_batch
 from ernie.finetune.examples import MrcExample
 from ernie.finetune.qa_metrics import cmrc_scores, squad_scores
+from ernie.model.features import pad_batch
 
 
 class MrcKind:

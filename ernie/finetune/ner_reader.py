@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import List
 
 from data_gen.labelled import SEPARATOR, bmes_to_bio, parse_char_per_line
-
 from ernie.finetune.examples import DataError, TaggedExample
 from ernie.finetune.tsv import read_lines, read_tsv
 

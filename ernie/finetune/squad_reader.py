@@ -7,8 +7,8 @@ for scoring with no offset (training skips it). Both cases are counted in `skipp
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 from typing import List, Optional
 
 from ernie.finetune.examples import DataError, MrcExample

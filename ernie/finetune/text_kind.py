@@ -11,9 +11,9 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ernie.model.features import pack_pair, pad_batch, pair_is_cut
 from ernie.finetune import metrics
 from ernie.finetune.examples import DataError, TextExample
+from ernie.model.features import pack_pair, pad_batch, pair_is_cut
 
 
 class TextKind:

@@ -20,20 +20,19 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from ernie.formats.checkpoint import save_model_dir
-from ernie.model.config import ErnieConfig
-from ernie_common.fileio import atomic_write_text
 from ernie.finetune import FINETUNE_FILE
-from ernie.model.optimization import adamw
-from ernie.model.params_io import assign_scope_params, scope_params
-from ernie.model.static_graph import encoder_feeds
-from ernie_common.tokenization import make_tokenizer
 from ernie.finetune.batching import by_length, epoch_batches
 from ernie.finetune.examples import DataError
 from ernie.finetune.heads import ErnieWithHead, inference_graph
 from ernie.finetune.settings import FinetuneSettings
 from ernie.finetune.tasks import AX, KINDS, Task
-
+from ernie.formats.checkpoint import save_model_dir
+from ernie.model.config import ErnieConfig
+from ernie.model.optimization import adamw
+from ernie.model.params_io import assign_scope_params, scope_params
+from ernie.model.static_graph import encoder_feeds
+from ernie_common.fileio import atomic_write_text
+from ernie_common.tokenization import make_tokenizer
 
 
 def label_set(task: Task, train_examples, dev_examples=()) -> List[str]:

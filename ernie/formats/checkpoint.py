@@ -16,9 +16,9 @@ from safetensors.numpy import load_file, save_file
 
 from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
 from ernie.model.errors import CheckpointError
+from ernie.model.param_names import encoder_param_shapes, pretraining_head_param_shapes
 from ernie_common.fileio import atomic_directory
 from ernie_common.tokenization import TOKENIZER_FILES, load_vocab
-from ernie.model.param_names import encoder_param_shapes, pretraining_head_param_shapes
 
 PARAMS_FILE_NAME = "params.safetensors"
 VOCAB_FILE_NAME = "vocab.txt"

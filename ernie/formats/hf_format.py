@@ -11,8 +11,8 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from ernie.model import param_names as names
 from ernie.formats.checkpoint import CheckpointError, load_params, save_params
+from ernie.model import param_names as names
 from ernie.model.config import ErnieConfig
 from ernie_common.fileio import atomic_directory
 from ernie_common.tokenization import CLS, MASK, PAD, SEP, UNK, SentencePieceTokenizer, is_sentencepiece, load_vocab

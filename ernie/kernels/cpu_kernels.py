@@ -36,9 +36,8 @@ from typing import Optional
 import paddle
 import paddle.nn.functional as F
 
-from propeller.mixed_precision import has_gpu
-
 from ernie_common.fileio import atomic_path, cache_dir
+from propeller.mixed_precision import has_gpu
 
 _SOURCE = Path(__file__).parent / "csrc" / "cpu_kernels.cc"
 _LIBRARY = "ernie_cpu_kernels"

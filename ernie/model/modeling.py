@@ -13,8 +13,10 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from ernie.kernels import cpu_kernels
-from ernie.kernels import cpu_runtime  # noqa: F401  (tunes the process for Paddle's CPU kernels)
+from ernie.kernels import (
+    cpu_kernels,
+    cpu_runtime,  # noqa: F401  (tunes the process for Paddle's CPU kernels)
+)
 from ernie.model import param_names as names
 from ernie.model.config import ErnieConfig
 

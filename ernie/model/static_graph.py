@@ -6,11 +6,10 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 import paddle
 
-from propeller.static_runner import InferenceProgram
-
 from ernie.model.config import ErnieConfig
 from ernie.model.modeling import ErnieModel
 from ernie.model.params_io import assign_scope_params
+from propeller.static_runner import InferenceProgram
 
 ID_FEEDS = ("src_ids", "sent_ids", "pos_ids", "task_ids")
 FEED_NAMES = ("src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids")

@@ -37,9 +37,8 @@ import numpy as np
 
 from data_gen.examples import NO_TASK, task_bit
 from data_gen.shards import MANIFEST, Shard, ShardError
-from ernie_common import tasks as registry
-
 from ernie.model.features import pad_batch
+from ernie_common import tasks as registry
 
 PLAIN_STREAM = "plain"  # the examples of no sentence-level task: segments in natural order
 

@@ -18,11 +18,10 @@ from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 
-from ernie_common.tokenization import load_vocab
-
-from ernie.model import param_names as names
 from ernie.formats.checkpoint import CheckpointError, load_model_dir
+from ernie.model import param_names as names
 from ernie.model.config import ErnieConfig
+from ernie_common.tokenization import load_vocab
 
 # the fields that fix the encoder's parameter shapes; the task embedding's rows may grow
 SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",

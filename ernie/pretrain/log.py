@@ -8,7 +8,6 @@ import statistics
 from pathlib import Path
 from typing import Dict, List, Optional
 
-
 FINAL_WINDOW = 5  # logging records a task's final loss is averaged over
 KNOWLEDGE_MASKING = "knowledge_masking"  # the task whose loss is set against the unigram entropy
 

@@ -17,12 +17,12 @@ from typing import Dict, Optional
 import paddle
 from paddle import nn
 
-from ernie_common import tasks as registry
-
 from ernie.kernels import cpu_kernels
 from ernie.model import param_names as names
 from ernie.model.config import ErnieConfig
 from ernie.model.modeling import ErnieModel, LayerNorm, named_linear
+from ernie_common import tasks as registry
+
 
 def linear_head(task: str, config: ErnieConfig, n_out: int) -> nn.Layer:
     """A task's linear head: truncated-normal weight, zero bias, named `<task>_fc.w_0/b_0`."""

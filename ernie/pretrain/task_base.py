@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ernie_common.tasks import TOKEN, PretrainingTask
-
 from ernie.model import param_names as names
+from ernie_common.tasks import TOKEN, PretrainingTask
 
 
 class LinearHeadTask(PretrainingTask):

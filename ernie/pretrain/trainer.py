@@ -43,17 +43,17 @@ from typing import Dict, Optional
 import numpy as np
 import yaml
 
-from propeller.mixed_precision import AMP_CHOICES, MixedPrecision, MixedPrecisionUnsupported, check_supported
-
 from ernie.formats.checkpoint import load_params, save_model_dir, save_params
 from ernie.model.config import ErnieConfig
-from ernie_common.configfile import to_dict
-from ernie_common.fileio import atomic_directory, atomic_write_text
 from ernie.pretrain.config import MODES, NOT_TRAINING_KEYS, PretrainConfig, PretrainError, load_config
 from ernie.pretrain.log import read_log, summary, summary_line
 from ernie.pretrain.schedule import Schedule, ScheduleError, schedule_from_config
 from ernie_common import tasks as registry
+from ernie_common.configfile import to_dict
+from ernie_common.fileio import atomic_directory, atomic_write_text
 from ernie_common.tokenization import first_normal_id, load_vocab
+from propeller.mixed_precision import AMP_CHOICES, MixedPrecision, MixedPrecisionUnsupported, check_supported
+
 
 def _sha(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
@@ -70,9 +70,8 @@ class Trainer:
     averaged across ranks, rank 0 writes logs, checkpoints and the model."""
 
     def __init__(self, config: PretrainConfig):
-        from ernie_common.fileio import sha256_file
-
         from ernie.pretrain.data import PretrainingData
+        from ernie_common.fileio import sha256_file
 
         self.config = config
         self.world_size = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
@@ -135,11 +134,10 @@ class Trainer:
         self._build()
 
     def _build(self):
-        from propeller.dygraph_runner import DygraphRunner
-        from propeller.static_runner import StaticRunner
-
         from ernie.model.optimization import adamw
         from ernie.pretrain.model import ErnieForPretraining, feed_specs, pretraining_feeds
+        from propeller.dygraph_runner import DygraphRunner
+        from propeller.static_runner import StaticRunner
 
         opt = self.config.optimization
 
@@ -187,9 +185,8 @@ class Trainer:
             self.model.train()
             return {name: value.numpy() for name, value in out.items()}
         if self._evaluator is None:
-            from propeller.static_runner import InferenceProgram
-
             from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
+            from propeller.static_runner import InferenceProgram
 
             def model_fn():
                 model = ErnieForPretraining(self.train_config, self.num_classes)

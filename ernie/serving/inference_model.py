@@ -8,14 +8,13 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from propeller.static_runner import InferenceProgram
-
+from ernie.finetune import FINETUNE_FILE
 from ernie.formats.checkpoint import CheckpointError, load_model_dir
 from ernie.model.modeling import ErnieModel
-from ernie.finetune import FINETUNE_FILE
 from ernie.model.params_io import assign_scope_params
 from ernie.model.static_graph import encoder_feeds
 from ernie_common.tokenization import make_tokenizer
+from propeller.static_runner import InferenceProgram
 
 
 def read_description(model_dir) -> Optional[dict]:

@@ -49,6 +49,7 @@ class NextSentence(LinearHeadTask):
 
     def build_head(self, config, num_classes):
         import paddle
+
         from ernie.model.modeling import named_linear
         with paddle.utils.unique_name.guard():
             return named_linear(*self.head_parameters(), config.hidden_size, num_classes, config.initializer_range)
