@@ -14,7 +14,6 @@ from ernie.formats.paddlenlp_format import PDPARAMS_FILE, read_paddlenlp_dir, re
 from ernie.serving.inference_model import inference_program
 from tests.external_env import run_in
 from tests.test_export import finetuned  # noqa: F401  (fixture)
-from tests.test_finetune import init_model  # noqa: F401  (fixture)
 
 IDS = [[1, 17, 33, 52, 9, 2], [1, 40, 41, 2, 0, 0]]  # [CLS] ... [SEP], the second row padded
 SENT = [[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0]]
