@@ -9,8 +9,11 @@ Memory at scale: `data_gen make` (2 workers, 8 shards, the demo's English tasks)
 Corpus (6 MB) and on bigger corpora made from it, its sentences dealt at random into new
 documents of Brown's document lengths, each new document with a sentence naming two invented
 people (so the vocabulary and the word pairs keep growing as a real corpus's do). For each size:
-MB/s, the peak RSS of the largest process (the main one, which holds the phrase counts and the
-shard writers) and the peak of the whole process tree, sampled from /proc.
+MB/s, the peak RSS of the largest process (the kernel's own peak, of the main process, which
+counts the phrases and writes the shards, and of each worker) and the peak of what the whole
+process tree takes of the machine: the sum of every process's PSS (a page the forked workers
+share with the main process is counted once, split among them, where a sum of RSS would count
+it in each), sampled from /proc every 50 ms; each beside its ratio to the first size.
 Prints figures; asserts nothing.
 
     python benchmarks/bench_data_gen.py [--workers 1 2] [--sizes 6 25 100] [--skip-speed | --skip-memory]
@@ -30,12 +33,15 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from data_gen.config import DataConfig
-from data_gen.corpora import CORPORA, brown_documents
+from data_gen.corpora import brown_documents
 from data_gen.documents import read_documents
+from data_gen.fetch import CORPORA
 from data_gen.make import make
 from data_gen.registry import FetchError
 from data_gen.vocab import build_vocab
 from ernie_common.tokenization import FullTokenizer
+
+from common import cpu_line
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -97,40 +103,55 @@ def grown_corpus(path: Path, megabytes: float, seed: int = 0) -> Path:
     return path
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants, from /proc."""
-    total, stack = 0, [pid]
+def _children(pid: int) -> list:
+    children = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children += [int(c) for c in f.read().split()]
+    except OSError:  # it has exited
+        pass
+    return children
+
+
+def _descendants_pss(pid: int) -> int:
+    """Proportional set size in bytes of all the descendants of a process, from /proc."""
+    total, stack = 0, _children(pid)
     while stack:
         p = stack.pop()
         try:
-            with open(f"/proc/{p}/status") as f:
-                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    stack += [int(c) for c in f.read().split()]
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
         except (OSError, StopIteration):
             continue
+        stack += _children(p)
     return total
 
 
+# `data_gen make` runs under this small launcher, which reports its peak: the kernel's peak RSS of
+# a process counts what the process it was forked from held (here the benchmark, which holds the
+# corpora and vocabularies it built), and the launcher holds less than `make` ever does.
+_LAUNCHER = """import resource, subprocess, sys, time
+start = time.perf_counter()
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - start)
+"""
+
+
 def measure_make(config_path: Path, workers: int):
-    """(seconds, peak RSS of the largest process, peak RSS of the tree) of one `data_gen make`."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "data_gen", "make", "--config", str(config_path), "--quiet",
-                             "--workers", str(workers)], stdout=subprocess.DEVNULL, cwd=REPO)
+    """(seconds, peak RSS of the largest process, peak PSS of the tree) of one `data_gen make`."""
+    proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "data_gen", "make", "--config",
+                             str(config_path), "--quiet", "--workers", str(workers)], stdout=subprocess.PIPE,
+                            text=True, cwd=REPO)
     tree_peak = 0
-    while True:  # reaped here, not by Popen, for the child's resource usage
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        tree_peak = max(tree_peak, _tree_rss(proc.pid))
+    while proc.poll() is None:
+        tree_peak = max(tree_peak, _descendants_pss(proc.pid))
         time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"data_gen make failed on {config_path} (exit {proc.returncode})")
-    # the reaped child's ru_maxrss (KiB) is the largest peak of it and its own reaped children
-    return seconds, usage.ru_maxrss * 1024, tree_peak
+    # RUSAGE_CHILDREN's ru_maxrss (KiB): the largest peak of `make` and of the workers it reaped
+    maxrss, seconds = proc.stdout.read().split()
+    return float(seconds), int(maxrss) * 1024, tree_peak
 
 
 def memory_scaling(work: Path, sizes, workers: int) -> None:
@@ -140,8 +161,8 @@ def memory_scaling(work: Path, sizes, workers: int) -> None:
     corpus = grown_corpus(work / "brown-6.txt", 6)
     build_vocab([corpus], brown_vocab, 16000, "en")
     print(f"\nMemory at scale: data_gen make, {workers} workers, 8 shards, tasks: {', '.join(demo['tasks'])}")
-    print(f"  {'text MB':>8} {'s':>7} {'MB/s':>6} {'peak RSS, largest process':>26} {'peak RSS, all processes':>24}")
-    first = None
+    print(f"  {'text MB':>8} {'s':>7} {'MB/s':>6} {'peak RSS, largest process':>26} {'peak PSS, all processes':>26}")
+    first = first_tree = None
     for megabytes in sizes:
         corpus = grown_corpus(work / f"brown-{megabytes:g}.txt", megabytes)
         config = {**demo, "input": [str(corpus)], "vocab": str(brown_vocab), "shards": 8,
@@ -150,9 +171,9 @@ def memory_scaling(work: Path, sizes, workers: int) -> None:
         config_path.write_text(yaml.safe_dump(config))
         seconds, largest, tree = measure_make(config_path, workers)
         mb = corpus.stat().st_size / 1e6
-        first = first or largest
+        first, first_tree = first or largest, first_tree or tree
         print(f"  {mb:8.1f} {seconds:7.1f} {mb / seconds:6.2f} {largest / 2**20:19.0f} MiB "
-              f"({largest / first:4.2f}x) {tree / 2**20:20.0f} MiB")
+              f"({largest / first:4.2f}x) {tree / 2**20:19.0f} MiB ({tree / first_tree:4.2f}x)")
         corpus.unlink()
 
 
@@ -183,6 +204,7 @@ def main():
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
+    print(cpu_line())
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if not args.skip_speed:

@@ -56,9 +56,10 @@ def intern_slices(text: str, starts: np.ndarray, ends: np.ndarray, table: Dict[s
 
 class PieceTokenizer:
     """Caches the tokenization of isolated characters and runs; `max_pieces` bounds the cache
-    (it is emptied and refilled when full, between batches)."""
+    (it is emptied and refilled when full, between batches), as `tokenized.Lexicon` bounds the
+    words."""
 
-    def __init__(self, backend: Tokenizer, max_pieces: int = 1_000_000):
+    def __init__(self, backend: Tokenizer, max_pieces: int = 100_000):
         self.backend = backend
         self.max_pieces = max_pieces
         self._reset()

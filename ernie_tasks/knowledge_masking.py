@@ -19,10 +19,11 @@ vocabulary projection computed on the masked positions only.
 """
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -102,32 +103,45 @@ class Collocations:
         self.min_reduce += 1
 
     def finish(self) -> "Collocations":
-        codes, counts = self._codes, self._counts
-        frequent = counts >= self.min_count
+        """The `max_phrases` best pairs by (PMI times log count, first word, second word), as a
+        reverse sort of those tuples ranks them, kept in a heap of that size as the candidates
+        stream by: memory is bounded by the setting, not by how many pairs of a long corpus
+        pass `min_count`."""
+        frequent = np.flatnonzero(self._counts >= self.min_count)
+        codes, counts = self._codes[frequent], self._counts[frequent]
         words = list(self._index)
+        stop = np.fromiter((w in self.stopwords for w in words), bool, len(words))
+        content = ~stop[codes >> 32] & ~stop[codes & 0xFFFFFFFF]
+        codes, counts = codes[content], counts[content]
         unigrams = self._unigrams.tolist()
         total = sum(unigrams) or 1
-        scored = []
-        for code, n in zip(codes[frequent].tolist(), counts[frequent].tolist()):
-            a, b = code >> 32, code & 0xFFFFFFFF
-            if words[a] in self.stopwords or words[b] in self.stopwords:
-                continue
-            pmi = math.log(n * total / (unigrams[a] * unigrams[b]))
-            if pmi >= self.min_pmi:
-                scored.append((pmi * math.log(n), words[a], words[b]))
-        scored.sort(reverse=True)
-        self.phrases = {(a, b) for _, a, b in scored[:self.max_phrases]}
+
+        def scored() -> Iterator[Tuple[float, str, str]]:
+            step = 1 << 16  # pairs made Python numbers at a time
+            for start in range(0, len(codes), step):
+                for code, n in zip(codes[start:start + step].tolist(), counts[start:start + step].tolist()):
+                    a, b = code >> 32, code & 0xFFFFFFFF
+                    pmi = math.log(n * total / (unigrams[a] * unigrams[b]))
+                    if pmi >= self.min_pmi:
+                        yield pmi * math.log(n), words[a], words[b]
+
+        self.phrases = {(a, b) for _, a, b in heapq.nlargest(self.max_phrases, scored())}
         self._index, self._unigrams = {}, np.zeros(0, np.int64)  # no longer needed
         self._codes, self._counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
         return self
 
 
 def _merge_counts(codes_a, counts_a, codes_b, counts_b):
-    """The sum of two sorted (code, count) tables, sorted."""
-    codes = np.concatenate([codes_a, codes_b])
-    counts = np.concatenate([counts_a, counts_b])
-    unique, inverse = np.unique(codes, return_inverse=True)
-    return unique, np.bincount(inverse, weights=counts, minlength=len(unique)).astype(np.int64)
+    """The sum of two sorted (code, count) tables of distinct codes, sorted: b's codes that a
+    holds are added in place, the others inserted where they sort. (Unlike a `np.unique` of
+    both, which sorts copies of the two and an inverse index, the extra memory is one copy of
+    the result.)"""
+    at = np.searchsorted(codes_a, codes_b)
+    held = at < len(codes_a)
+    held[held] = codes_a[at[held]] == codes_b[held]
+    counts_a[at[held]] += counts_b[held]
+    new = ~held
+    return np.insert(codes_a, at[new], codes_b[new]), np.insert(counts_a, at[new], counts_b[new])
 
 
 class _Units:

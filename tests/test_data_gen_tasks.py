@@ -1,4 +1,5 @@
 """Each task's labels against hand-computed cases."""
+import math
 from collections import Counter
 
 import numpy as np
@@ -205,6 +206,17 @@ def test_word_ids_stay_true_across_a_lexicon_reset(en_vocab, en_lines):
     assert len(en.lexicon.words) < 2000  # it was reset
 
 
+def test_pinned_words_are_not_counted_against_the_lexicon_bound():
+    """The phrase words stay put however many there are; only the other words fill the lexicon."""
+    pinned = ["p%d" % i for i in range(80)]
+    lexicon = Lexicon(pinned=pinned, max_words=50)
+    lexicon.ids(["w%d" % i for i in range(50)])
+    assert not lexicon.maybe_reset() and len(lexicon.words) == 130
+    lexicon.ids(["x"])
+    assert lexicon.maybe_reset() and lexicon.words == pinned
+    assert lexicon.ids(pinned).tolist() == list(range(80))
+
+
 def test_long_sentence_cut_inside_a_word(en):
     chunk = en([Sentence("Short one."), Sentence("Washingtonville " * 6 + "end."), Sentence("Last.")])
     per_word = np.bincount(chunk.word, minlength=len(chunk.lexeme))
@@ -275,6 +287,32 @@ def test_collocations_are_exact_while_the_bound_is_not_reached():
     whole = km.Collocations(min_count=2, min_pmi=0.1)
     whole.count(sentences)
     assert bounded.pruned_below == 0 and bounded.finish().phrases == whole.finish().phrases
+
+
+def test_collocations_keep_the_best_scored_phrases_up_to_max_phrases():
+    """Counted in batches, scored as one list sorted by (PMI x log count, first word, second
+    word) would be, and cut at `max_phrases`: equal scores go to the later words."""
+    rng = np.random.default_rng(1)
+    words = ["w" + chr(ord("a") + i) for i in range(26)] + ["of", "the"]
+    sentences = [" ".join(rng.choice(words, int(rng.integers(2, 9)))) for _ in range(400)]
+    sentences += ["alpha beta", "gamma delta"] * 6  # two pairs scored alike
+    unigrams, pairs = Counter(), Counter()
+    for text in sentences:
+        tokens = text.split()
+        unigrams.update(tokens)
+        pairs.update(zip(tokens, tokens[1:]))
+    total = sum(unigrams.values())
+    scored = sorted(((math.log(n * total / (unigrams[a] * unigrams[b])) * math.log(n), a, b)
+                     for (a, b), n in pairs.items()
+                     if n >= 3 and "the" not in (a, b) and "of" not in (a, b)
+                     and math.log(n * total / (unigrams[a] * unigrams[b])) >= 0.5), reverse=True)
+    for max_phrases in (1, 5, 40, 10_000):
+        colloc = km.Collocations(min_count=3, min_pmi=0.5, max_phrases=max_phrases, stopwords={"the", "of"})
+        for i in range(0, len(sentences), 37):
+            colloc.count(sentences[i:i + 37])
+        assert colloc.pruned_below == 0
+        assert colloc.finish().phrases == {(a, b) for _, a, b in scored[:max_phrases]}
+    assert scored[0][1:] == ("gamma", "delta") and scored[1][1:] == ("alpha", "beta")
 
 
 # ---- discourse relation -----------------------------------------------------------------------
