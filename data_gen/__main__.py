@@ -83,7 +83,7 @@ def _merge(args) -> int:
 
 
 def _inspect(args) -> int:
-    from .inspect import format_line, inspect, to_json
+    from .decode import format_line, inspect, to_json
     for record in inspect(args.path, args.limit):
         print(to_json(record) if args.json else format_line(record))
     return 0

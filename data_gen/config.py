@@ -14,7 +14,7 @@ from typing import ClassVar, Iterator, List, Optional, Sequence
 
 from ernie_common import tasks as registry
 from ernie_common.configfile import ConfigError, apply_overrides, build, read
-from ernie_common.configs import find
+from ernie_common.shipped_configs import find
 from ernie_common.tokenization import is_sentencepiece
 
 from .documents import CorpusError, Document, Reading, expand_inputs, read_documents

@@ -20,7 +20,7 @@ from typing import Any, Dict, Mapping, Sequence
 
 import yaml
 
-from .configs import find
+from .shipped_configs import find
 
 
 class ConfigError(ValueError):

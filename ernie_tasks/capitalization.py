@@ -7,7 +7,7 @@ punctuation), [CLS] and [SEP] carry -1 (ignored). English only: Chinese has no c
 """
 import numpy as np
 
-from data_gen.inspect import word_labels
+from data_gen.decode import word_labels
 from data_gen.tokenized import TokenizedChunk
 from ernie.pretrain.task_base import LinearHeadTask
 from ernie_common.tasks import TOKEN, register

@@ -27,9 +27,9 @@ from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
+from data_gen.decode import knowledge_units
 from data_gen.examples import MASK_FIELDS
 from data_gen.generate import load_stopwords
-from data_gen.inspect import knowledge_units
 from data_gen.tokenized import MULTI_CHARACTER, OTHER_ENTITY, PERSON, STOPWORD, TokenizedChunk
 from ernie_common.tasks import TOKEN, PretrainingTask, register
 

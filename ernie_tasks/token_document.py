@@ -10,7 +10,7 @@ words occur everywhere and would teach nothing, as the paper's motivation implie
 """
 import numpy as np
 
-from data_gen.inspect import word_labels
+from data_gen.decode import word_labels
 from data_gen.tokenized import CONTENT, TokenizedChunk
 from ernie.pretrain.task_base import LinearHeadTask
 from ernie_common.tasks import TOKEN, register

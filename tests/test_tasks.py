@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from data_gen.config import DataConfig, DataConfigError
-from data_gen.inspect import inspect
+from data_gen.decode import inspect
 from data_gen.make import make
 from data_gen.shards import Shard, ShardError
 from ernie_common import tasks as registry

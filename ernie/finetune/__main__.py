@@ -30,8 +30,8 @@ from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import FinetuneJob, read_data
 from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir
 from ernie.model.config import ConfigError, ErnieConfig
-from ernie_common.configs import shipped
 from ernie_common.fileio import atomic_write_text
+from ernie_common.shipped_configs import shipped
 from ernie_common.tokenization import load_vocab
 
 DEFAULT_MODEL_CONFIG = shipped("model", "tiny.yaml")

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 from ernie.model.optimization import linear_warmup_decay
 from ernie_common.configfile import ConfigError, apply_overrides, build, read
-from ernie_common.configs import shipped
+from ernie_common.shipped_configs import shipped
 
 CONFIG_DIR = shipped("finetune")
 # `linear`: warm-up over `warmup_proportion` of the steps, then linear decay to 0. `constant`: the

@@ -1,4 +1,6 @@
-"""`python -m data_gen inspect PATH [--limit N] [--json]`: examples decoded, one a line.
+"""Shard examples decoded for a person, one a line: what `python -m data_gen inspect PATH
+[--limit N] [--json]` prints, and the word-level decoders the tasks' `describe` uses. (Named so
+as not to shadow the standard library's `inspect`.)
 
 PATH is a shard or the output directory of `make` (its manifest names the vocabulary and the
 label sets). Every label is decoded, each by its task (`PretrainingTask.describe`): for the
