@@ -59,6 +59,11 @@ def _sha(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
+def _scalar(values: Dict[str, np.ndarray], name: str) -> float:
+    """A fetched value of one element as a float (programs fetch shapes [] or [1])."""
+    return float(np.asarray(values[name]).reshape(-1)[0])
+
+
 class TrainingFailed(RuntimeError):
     """A run that started and then failed (a non-finite loss, a rank that stopped): exit code 1,
     where a config, data or checkpoint the run cannot use is a PretrainError and exit code 2."""
@@ -172,6 +177,7 @@ class Trainer:
         self.task_order = self.model.active_task_order
         self.param_names = [p.name for p in self.model.parameters()]
         self._evaluator = None  # the forward-only program of the held-out evaluation, built on first use
+        self._heldout_feeds = None  # task -> its held-out batches, made on first use
 
     # ---- held-out evaluation -------------------------------------------------------------------
 
@@ -200,7 +206,7 @@ class Trainer:
         """`heldout_loss/<task>` and `heldout_accuracy/<task>` of every task of the schedule on
         its held-out examples: the mean over all their labels (a batch's loss is the mean over its
         labels, so batches are weighted by their label counts)."""
-        if not hasattr(self, "_heldout_feeds"):
+        if self._heldout_feeds is None:
             self._heldout_feeds = {t: self.data.heldout_batches(t, self.task_order, registry.get(t).task_id)
                                    for t in self.schedule.tasks}
         result = {}
@@ -208,10 +214,10 @@ class Trainer:
             loss = count = correct = 0.0
             for feed in feeds:
                 out = self._forward(feed)
-                n = float(np.asarray(out[f"{task}/count"]).reshape(-1)[0])
-                loss += float(np.asarray(out[f"{task}/loss"]).reshape(-1)[0]) * n
+                n = _scalar(out, f"{task}/count")
+                loss += _scalar(out, f"{task}/loss") * n
                 count += n
-                correct += float(np.asarray(out[f"{task}/correct"]).reshape(-1)[0])
+                correct += _scalar(out, f"{task}/correct")
             if count:
                 result[f"heldout_loss/{task}"] = loss / count
                 result[f"heldout_accuracy/{task}"] = correct / count
@@ -312,20 +318,16 @@ class Trainer:
         the micro-batches of an accumulated step, the loss as their mean, an accuracy over all
         their labels."""
         outs, feeds = (out, feed) if isinstance(out, list) else ([out], [feed])
-
-        def scalar(values, name):
-            return float(np.asarray(values[name]).reshape(-1)[0])
-
         n = len(outs)
-        metrics = {"loss": (sum(scalar(o, "loss") for o in outs) / n, 1.0)}
+        metrics = {"loss": (sum(_scalar(o, "loss") for o in outs) / n, 1.0)}
         if "loss_scale" in outs[-1]:
-            metrics["loss_scale"] = (scalar(outs[-1], "loss_scale"), 1.0)
+            metrics["loss_scale"] = (_scalar(outs[-1], "loss_scale"), 1.0)
         for task, weight in zip(self.task_order, feeds[0]["task_weights"]):
-            counts = [scalar(o, f"{task}/count") for o in outs]
+            counts = [_scalar(o, f"{task}/count") for o in outs]
             if weight and sum(counts):
                 labelled = [o for o, c in zip(outs, counts) if c]
-                metrics[f"{task}/loss"] = (sum(scalar(o, f"{task}/loss") for o in labelled) / len(labelled), 1.0)
-                metrics[f"{task}/accuracy"] = (sum(scalar(o, f"{task}/correct") for o in outs), sum(counts))
+                metrics[f"{task}/loss"] = (sum(_scalar(o, f"{task}/loss") for o in labelled) / len(labelled), 1.0)
+                metrics[f"{task}/accuracy"] = (sum(_scalar(o, f"{task}/correct") for o in outs), sum(counts))
         return metrics
 
     def train(self, resume: bool = False, progress: bool = True, visualdl: bool = False,
