@@ -153,7 +153,11 @@ def test_two_ranks_of_two_micro_batches_train_as_one_process_with_the_whole_batc
 
 @pytest.mark.skipif(not CPU_BF16, reason="bfloat16 on CPU needs AVX-512")
 def test_bf16_micro_batches_train_as_the_whole_batch():
-    whole, _ = train(1, mixed_precision=MixedPrecision("bf16"))
-    parts, _ = train(2, mixed_precision=MixedPrecision("bf16"))
-    for name in PARAMS:  # bfloat16 matmuls: rounding differs with the batch's split, a little
-        np.testing.assert_allclose(parts.state()[name], whole.state()[name], rtol=2e-2, atol=2e-3, err_msg=name)
+    start = StaticRunner(classifier, adamw, seed=1, place=paddle.CPUPlace()).state()
+    whole = train(1, mixed_precision=MixedPrecision("bf16"))[0].state()
+    parts = train(2, mixed_precision=MixedPrecision("bf16"))[0].state()
+    # bfloat16 matmuls round differently with the batch's split, and Adam magnifies small gradients'
+    # differences: the two end far closer to each other than to where they started
+    moved = np.sqrt(sum(float(((whole[n] - start[n]) ** 2).sum()) for n in PARAMS))
+    apart = np.sqrt(sum(float(((parts[n] - whole[n]) ** 2).sum()) for n in PARAMS))
+    assert apart < 0.1 * moved, (apart, moved)
