@@ -39,9 +39,8 @@ from data_gen.fetch import CORPORA
 from data_gen.make import make
 from data_gen.registry import FetchError
 from data_gen.vocab import build_vocab
+from ernie_common.machine import cpu_line
 from ernie_common.tokenization import FullTokenizer
-
-from common import cpu_line
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -19,10 +19,11 @@ from ernie.kernels.cpu_runtime import usable_cores
 from ernie.model.modeling import ErnieModel
 from ernie.model.optimization import adamw
 from ernie.model.static_graph import encoder_feeds
+from ernie_common.machine import cpu_line
 from propeller.dygraph_runner import DygraphRunner
 from propeller.static_runner import StaticRunner
 
-from common import config_from, cpu_line, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
+from common import config_from, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
 
 THREADS = usable_cores()
 

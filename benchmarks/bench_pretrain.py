@@ -26,11 +26,12 @@ import numpy as np
 from ernie.kernels.cpu_runtime import usable_cores
 from ernie.model.optimization import adamw
 from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
+from ernie_common.machine import cpu_line
 from propeller.dygraph_runner import DygraphRunner
 from propeller.mixed_precision import MixedPrecision, MixedPrecisionUnsupported, check_supported
 from propeller.static_runner import StaticRunner
 
-from common import config_from, cpu_line, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
+from common import config_from, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
 
 CAPITALIZATION, TOKEN_DOCUMENT = "capitalization", "token_document"
 SENTENCE_REORDERING, DISCOURSE_RELATION = "sentence_reordering", "discourse_relation"

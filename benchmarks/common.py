@@ -1,4 +1,4 @@
-"""What the benchmarks share: the CPU they ran on, model-shape options, timing, a synthetic
+"""What the benchmarks share (the CPU line they print is ernie_common.machine's): model-shape options, timing, a synthetic
 encoder batch, the equivalent Hugging Face config, and the machine's fp32 matrix-multiply rate."""
 from __future__ import annotations
 
@@ -6,28 +6,6 @@ import argparse
 import time
 
 import numpy as np
-
-# the flags that decide which kernels run: vector width, bfloat16 and float16 arithmetic, AMX tiles
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
-
-
-def cpu_line() -> str:
-    """`CPU: <model name>; <cores> cores; flags: ...` from /proc/cpuinfo (Linux), so figures from
-    different machines are never mixed up."""
-    import os
-    model, flags = "unknown", set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
-    present = [flag for flag in CPU_FLAGS if flag in flags]
-    return f"CPU: {model}; {os.cpu_count()} cores; flags: {' '.join(present) or 'none of ' + ' '.join(CPU_FLAGS)}"
 
 
 def shape_arguments(description: str) -> argparse.ArgumentParser:

@@ -222,8 +222,13 @@ def test_killed_run_resumes_to_the_same_parameters(pretrain_setup, tmp_path, acc
     assert process.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed" / "model").exists(), "the run finished before it could be killed"
 
+    checkpointed = json.loads((latest.parent / latest.read_text().strip() / "trainer_state.json").read_text())
     resumed = _pretrain(root, tmp_path / "killed", "--resume", *accumulate)
     assert resumed.returncode == 0, resumed.stderr
+    # the training time counts the killed segment's seconds up to its checkpoint and the resumed ones
+    summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert summary["train_seconds"] > checkpointed["train_seconds"] > 0
+    assert summary["machine"].startswith("CPU: ")
     a = load_params(tmp_path / "whole" / "model" / "params.safetensors")
     b = load_params(tmp_path / "killed" / "model" / "params.safetensors")
     assert a.keys() == b.keys()

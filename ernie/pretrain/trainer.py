@@ -36,6 +36,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Optional
@@ -51,6 +52,7 @@ from ernie.pretrain.schedule import Schedule, ScheduleError, schedule_from_confi
 from ernie_common import tasks as registry
 from ernie_common.configfile import to_dict
 from ernie_common.fileio import atomic_directory, atomic_write_text
+from ernie_common.machine import cpu_line
 from ernie_common.tokenization import first_normal_id, load_vocab
 from propeller.mixed_precision import AMP_CHOICES, MixedPrecision, MixedPrecisionUnsupported, check_supported
 
@@ -257,7 +259,7 @@ class Trainer:
             save_params(tmp / "optimizer.safetensors", {n: v for n, v in state.items() if n not in self.param_names})
             (tmp / "trainer_state.json").write_text(json.dumps({
                 "step": step, "task_steps": dict(task_steps), "readers": readers,
-                **self._fingerprint()}, indent=2))
+                "train_seconds": round(self._train_seconds(), 1), **self._fingerprint()}, indent=2))
             (tmp / "ernie_config.json").write_text(self.model_config.to_json())
             (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
         atomic_write_text(ckpt_dir / "latest", name + "\n")
@@ -287,7 +289,12 @@ class Trainer:
         self.runner.load_state({**load_params(ckpt / "params.safetensors"),
                                 **load_params(ckpt / "optimizer.safetensors")})
         self.data.load_state(readers[self.rank])
+        self._seconds_before = state.get("train_seconds", 0.0)
         return state["step"], Counter(state["task_steps"])
+
+    def _train_seconds(self) -> float:
+        """Seconds of training of this run so far, over all its resumed segments."""
+        return self._seconds_before + time.perf_counter() - self._segment_started
 
     # ---- training -----------------------------------------------------------------------------
 
@@ -338,6 +345,7 @@ class Trainer:
 
         steps = list(self.schedule.steps())
         end = len(steps) if max_steps is None else min(len(steps), max_steps)
+        self._segment_started, self._seconds_before = time.perf_counter(), 0.0
         if resume:
             start, task_steps = self.load_checkpoint()
         else:
@@ -403,6 +411,9 @@ class Trainer:
         model_dir = save_model_dir(self.out / "model", self.model_config, params, vocab_file=self.vocab_file)
         entropy = self.data.manifest.get("unigram_entropy", {}).get("nats")
         self.summary = summary(read_log(self.out), entropy)
+        # how long, and where: with the threads each process had (another run beside it slows it)
+        self.summary["train_seconds"] = round(self._train_seconds(), 1)
+        self.summary["machine"] = f"{cpu_line()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
         if self.config.corrupt_shards == "skip":
             self.summary["corrupt_examples_skipped"] = self.data.corrupt_examples
             print(f"skipped {self.data.corrupt_examples} example(s) of corrupt shards", file=sys.stderr)
