@@ -1,7 +1,9 @@
 """Installs the packages of the ERNIE 2.0 framework, bottom layer first: ernie_common (what data
 generation and the model library share), propeller (the training engine), data_gen, ernie, and
-ernie_tasks (the built-in pre-training tasks); and the repository's configs/ as the package
-ernie_configs, so the shipped configs are found after a plain `pip install .` too."""
+ernie_tasks (the built-in pre-training tasks); the repository's configs/ as the package
+ernie_configs, so the shipped configs are found after a plain `pip install .` too; and studies,
+the tools behind docs/, which read and write a repository checkout (the editable install the
+README uses: `pip install -e .`)."""
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -22,11 +24,12 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["ernie_common", "propeller", "data_gen", "data_gen.*", "ernie", "ernie.*",
-                                    "ernie_tasks"]) + ["ernie_configs"],
+                                    "ernie_tasks", "studies"]) + ["ernie_configs"],
     package_dir={"ernie_configs": "configs"},
     include_package_data=True,
     package_data={"data_gen": ["demo/*.txt", "demo/*.md"], "ernie.kernels": ["csrc/*.cc"],
-                  "ernie_configs": ["*/*.yaml", "*/*.txt"]},
+                  "ernie_configs": ["*/*.yaml", "*/*.txt"],
+                  "studies": ["templates/*.md"]},
     install_requires=_requirements(),
     license="Apache-2.0",
 )

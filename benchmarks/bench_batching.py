@@ -10,28 +10,9 @@ or the Chinese recipe (output/small_zh/shards). Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
-from ernie.pretrain.data import PretrainingData
-from ernie_common.tokenization import first_normal_id, load_vocab
-
-TASK = "knowledge_masking"
-
-
-def measure(shards: Path, batch_tokens: int, batches: int, pool: int) -> dict:
-    vocab = load_vocab(json.loads((shards / "manifest.json").read_text(encoding="utf-8"))["vocab"]["path"])
-    data = PretrainingData(shards, 1, batch_tokens, vocab["[PAD]"], vocab["[MASK]"], first_normal_id(vocab),
-                           length_pool=pool)
-    real = padded = 0
-    start = time.perf_counter()
-    for step in range(batches):
-        feed = data.batch(step, TASK, [TASK], [TASK], 0)
-        real += int(feed["tokens"])
-        padded += feed["src_ids"].shape[0] * feed["src_ids"].shape[1]
-    seconds = time.perf_counter() - start
-    return {"real": real / batches, "fill": real / padded, "rate": batches / seconds}
+from ernie.pretrain.data import batch_fill
 
 
 def main():
@@ -45,10 +26,10 @@ def main():
         print(f"{shards} (batches of {args.batch_tokens} tokens, {args.batches} of them)")
         base = None
         for pool in args.pools:
-            m = measure(shards, args.batch_tokens, args.batches, pool)
+            m = batch_fill(shards, args.batch_tokens, args.batches, pool)
             base = base or m["real"]
             print(f"  length_pool {pool:4d}: {m['real']:7.0f} real tokens a batch ({m['real'] / base:.2f}x), "
-                  f"{m['fill']:6.1%} of padded positions, reader {m['rate']:6.1f} batches/s")
+                  f"{m['fill']:6.1%} of padded positions, reader {args.batches / m['seconds']:6.1f} batches/s")
 
 
 if __name__ == "__main__":

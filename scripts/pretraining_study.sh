@@ -3,12 +3,12 @@
 #   1. the recipes: the 10-minute demo and the 60-minute English and Chinese recipes, each through
 #      run_pretrain.sh, timed from the corpus on disk to the plot;
 #   2. the ablation: knowledge masking alone on the demo corpus, one change a run, and the
-#      Hugging Face reference on the same batches (scripts/pretraining_study.py ablation);
+#      Hugging Face reference on the same batches (python -m studies.pretraining ablation);
 #   3. the fine-tuning check: one of those models and its random twin, fine-tuned by
 #      ernie.finetune and by an independent PyTorch loop (... finetune-check);
 #   4. downstream: the small recipes' models against random initialisation on the registries'
-#      labelled tasks, with few labels and with all (scripts/downstream.py);
-#   5. the document (scripts/pretraining_study.py report).
+#      labelled tasks, with few labels and with all (python -m studies.downstream);
+#   5. the document (python -m studies.pretraining report).
 # Every step is skipped when its output is complete, so a killed study continues where it stopped
 # when the script runs again. OUT (default output/study) holds everything but the recipes' own
 # output directories (output/demo, output/small_en, output/small_zh).
@@ -37,10 +37,10 @@ recipe demo configs/data/demo_en.yaml configs/pretrain/demo_en.yaml
 recipe small_en configs/data/sotu_en.yaml configs/pretrain/small_en.yaml
 recipe small_zh configs/data/peoples_daily_zh.yaml configs/pretrain/small_zh.yaml
 
-python scripts/pretraining_study.py ablation --output "$OUT"
-python scripts/pretraining_study.py finetune-check --output "$OUT"
+python -m studies.pretraining ablation --output "$OUT"
+python -m studies.pretraining finetune-check --output "$OUT"
 
-python scripts/downstream.py run --model output/small_en/pretrain/model --lang en --output "$OUT/downstream/small_en"
-python scripts/downstream.py run --model output/small_zh/pretrain/model --lang zh --output "$OUT/downstream/small_zh"
+python -m studies.downstream run --model output/small_en/pretrain/model --lang en --output "$OUT/downstream/small_en"
+python -m studies.downstream run --model output/small_zh/pretrain/model --lang zh --output "$OUT/downstream/small_zh"
 
-python scripts/pretraining_study.py report --output "$OUT"
+python -m studies.pretraining report --output "$OUT"

@@ -1,9 +1,7 @@
 """The floors beside the downstream figures (ernie/finetune/floors.py) on small files in the
 fine-tuning formats, checked against scikit-learn run independently and hand-computed cases, and
-the floor rows of scripts/downstream.py's report."""
-import importlib.util
+the floor rows of studies/downstream.py's report."""
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from ernie.finetune import floors
 from ernie.finetune.examples import TaggedExample
 from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import read_data
-from tests.conftest import REPO
+from studies import downstream
 
 FILLER = ["war", "peace", "economy", "congress", "nation", "people"]
 POLARITY_FLIP = {"positive": "negative", "negative": "positive"}
@@ -154,36 +152,28 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
         assert message in err and err.count("\n") == 1, err
 
 
-def load_downstream(monkeypatch):
-    """scripts/downstream.py as a module (listed in sys.modules for this test only: its dataclass needs it)."""
-    spec = importlib.util.spec_from_file_location("downstream", REPO / "scripts" / "downstream.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "downstream", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_downstream_report_has_a_floor_row_and_says_when_it_is_not_beaten(tmp_path, monkeypatch):
-    downstream = load_downstream(monkeypatch)
+def test_downstream_report_has_a_floor_row_and_says_when_it_is_not_beaten(tmp_path):
     rng = np.random.default_rng(2)
     splits = {split: rows(rng, n, "good", "positive") + rows(rng, n, "bad", "negative")
               for split, n in (("train", 10), ("dev", 4), ("test", 4))}
     data = write_texts(tmp_path / "data", splits)
-    setting = downstream.Setting("toy", "review-sentiment", str(data), "acc", None, 1)
-    monkeypatch.setattr(downstream, "SETTINGS", {"en": [setting]})
+    setting = downstream.Setting("toy", "review-sentiment", str(data), None, 1)
     out = tmp_path / "out"
     for init, test in (("pretrained", [0.5, 0.7]), ("random", [0.5, 0.5])):
         run = out / "toy" / init / "lr-0.001"
         run.mkdir(parents=True)
         seeds = [{"dev": {"acc": 0.6}, "test": {"acc": t}} for t in test]
         (run / "metrics.json").write_text(json.dumps({"seeds": seeds}))
-    table = downstream.report_table(out).splitlines()
+    table = downstream.comparison_table(out, [setting], downstream.INITS, downstream.TITLES, "random")
     assert len(table) == 5 and "floor: TF-IDF of words" in table[4]
-    assert table[4].rstrip(" |").split(" | ")[4:7] == ["100.0", "100.0", "pre-trained − floor: -40.0"]
+    assert table[4].rstrip(" |").split(" | ")[4:] == ["100.0", "100.0"]
+    assert table[2].split(" | ")[3:] == ["2", "60.0 ± 0.0", "60.0 ± 14.1", "+10.0 |"]
     assert (out / "toy" / "floor.json").is_file()
-    (finding,) = downstream.floor_findings(out)
-    assert "does not beat its floor's, 100.0" in finding and finding.endswith("not yet useful on this task.")
+    findings = downstream.floor_findings(out, [setting], downstream.INITS, downstream.TITLES)
+    assert [f.split("**, ")[1].split(":")[0] for f in findings] == ["pre-trained", "random initialisation"]
+    assert all("does not beat its floor's, 100.0" in f and f.endswith("not yet useful on this task.") for f in findings)
+    assert downstream.report(out, [setting]).splitlines() == [*table, "", *findings]
     (out / "toy" / "floor.json").unlink()
     for name in ("train.tsv", "dev.tsv", "test.tsv"):
         (data / name).unlink()
-    assert "floor not computed: data file not found" in downstream.report_table(out)
+    assert "floor not computed: data file not found" in downstream.report(out, [setting])

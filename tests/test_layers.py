@@ -22,6 +22,7 @@ ROOMS = {
     "ernie.serving": 6,                         # inference and export
     "ernie": 7,                                 # the commands at the top of the library
     "ernie_tasks": 8,                           # the pre-training tasks, registered like a user's
+    "studies": 9,                               # the studies behind docs/, run from the repository
 }
 ISOLATED = {"propeller"}  # the engine knows no ERNIE task and no data format: no project import
 PACKAGES = sorted({room.split(".")[0] for room in ROOMS})

@@ -1,15 +1,15 @@
 """The controlled runs behind docs/pretraining.md, and the document itself.
 
-    python scripts/pretraining_study.py ablation [--output output/study]   # knowledge masking alone, one change a run
-    python scripts/pretraining_study.py finetune-check [--output output/study]
-    python scripts/pretraining_study.py report [--output output/study] [--doc docs/pretraining.md]
+    python -m studies.pretraining ablation [--output output/study]   # knowledge masking alone, one change a run
+    python -m studies.pretraining finetune-check [--output output/study]
+    python -m studies.pretraining report [--output output/study] [--doc docs/pretraining.md]
 
 `ablation` pre-trains knowledge masking alone on the demo corpus, 1,500 steps a run, changing one
 setting at a time from the demo's release settings, with `python -m ernie.pretrain` and with the
 Hugging Face reference (`scripts/hf_reference_pretrain.py`) on the same batches. `finetune-check`
 fine-tunes one of those models and its random twin on Brown genre with `python -m ernie.finetune`
 and with an independent PyTorch loop (`scripts/hf_reference_finetune.py`). `report` reads every
-run's files (and those of the recipes and of `scripts/downstream.py`, where they exist) and writes
+run's files (and those of the recipes and of `studies/downstream.py`, where they exist) and writes
 the document. Runs whose outputs exist are skipped, so a killed study continues where it stopped.
 About 2 hours on 2 CPU cores (`scripts/pretraining_study.sh` runs everything, recipes included).
 """
@@ -17,29 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from bench_batching import measure as measure_batches  # noqa: E402
-from downstream import floor_findings, report_table  # noqa: E402
-
-from ernie.pretrain.config import load_config  # noqa: E402
-from ernie.pretrain.log import read_log, summary  # noqa: E402
-from ernie.pretrain.schedule import schedule_from_config  # noqa: E402
+from ernie.pretrain.config import load_config
+from ernie.pretrain.data import batch_fill
+from ernie.pretrain.log import read_log, summary
+from ernie.pretrain.schedule import schedule_from_config
+from studies import downstream
+from studies.jobs import ROOT, run_all, run_python
 
 DEMO_DATA = "configs/data/demo_en.yaml"
 STEPS = 1500
@@ -95,49 +87,18 @@ def resolved(run: Run) -> dict:
     return settings
 
 
-def run_python(*args, log: Path, threads: Optional[int] = None) -> None:
-    """`python ARGS` in the repository, its output to `log`; `threads`: its OMP_NUM_THREADS."""
-    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
-    with open(log, "w", encoding="utf-8") as f:
-        subprocess.run([sys.executable, *args], check=True, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env)
-
-
-def run_finetune_jobs(jobs: List[Tuple[Path, List[str]]], what: str) -> None:
-    """Each `(run_dir, python args)` whose run_dir has no metrics.json yet, two single-threaded
-    runs at once (faster than one run on two cores), each logging to `run_dir`.log beside it.
-    A failed job does not stop the others; the failures are named at the end."""
-    failed = []
-
-    def one(job):
-        run_dir, args = job
-        if (run_dir / "metrics.json").is_file():
-            return
-        run_dir.mkdir(parents=True, exist_ok=True)
-        print(f"{what}: {run_dir.parent.name}/{run_dir.name}", flush=True)
-        try:
-            run_python(*args, log=run_dir.parent / f"{run_dir.name}.log", threads=1)
-        except subprocess.CalledProcessError:
-            failed.append(f"{run_dir}.log")
-
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(one, jobs))
-    if failed:
-        raise SystemExit(f"{what}: {len(failed)} run(s) failed, see {', '.join(sorted(failed))}; "
-                         "run again to continue")
-
-
 def shards(out: Path, mask_ratio: float) -> Path:
     """The demo corpus's shards with the given masking ratio (the demo's vocabulary)."""
     data = yaml.safe_load((ROOT / DEMO_DATA).read_text(encoding="utf-8"))
     vocab = ROOT / data["vocab"]
     if not vocab.is_file():
-        run_python("-m", "data_gen", "build-vocab", "--input", data["input"], "--size", "8000", "--lang", "en",
-                "--output", str(vocab), log=out / "vocab.log")
+        run_python(["-m", "data_gen", "build-vocab", "--input", data["input"], "--size", "8000", "--lang", "en",
+                    "--output", str(vocab)], log=out / "vocab.log")
     target = out / f"shards-mask-{mask_ratio:g}"
     config = {**data, "output": str(target), "mask_ratio": mask_ratio}
     path = out / f"data-mask-{mask_ratio:g}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    run_python("-m", "data_gen", "make", "--config", str(path), log=out / f"make-mask-{mask_ratio:g}.log")
+    run_python(["-m", "data_gen", "make", "--config", str(path)], log=out / f"make-mask-{mask_ratio:g}.log")
     return target
 
 
@@ -163,11 +124,11 @@ def ablation(out: Path) -> None:
         print(f"ablation: {run.name}", flush=True)
         start = time.time()
         if run.reference:
-            run_python("scripts/hf_reference_pretrain.py", "--config", str(run_dir / "study.yaml"),
-                    "--output", str(run_dir), log=run_dir / "train.log")
+            run_python(["scripts/hf_reference_pretrain.py", "--config", str(run_dir / "study.yaml"),
+                        "--output", str(run_dir)], log=run_dir / "train.log")
         else:
-            run_python("-m", "ernie.pretrain", "--config", str(run_dir / "study.yaml"), "--quiet",
-                    log=run_dir / "train.log")
+            run_python(["-m", "ernie.pretrain", "--config", str(run_dir / "study.yaml"), "--quiet"],
+                       log=run_dir / "train.log")
         (run_dir / "wall_s").write_text(f"{time.time() - start:.0f}\n")
 
 
@@ -180,26 +141,34 @@ CHECK = {"data": "data/brown-genre", "examples": 2000, "epochs": 3, "lr": 3e-4, 
 def finetune_check(out: Path) -> None:
     model = out / "ablation" / CHECK_MODEL / "model"
     if not (ROOT / CHECK["data"]).is_dir():
-        run_python("-m", "data_gen", "fetch", "brown-genre", "--dir", str(Path(CHECK["data"]).parent),
-                log=out / "fetch.log")
+        run_python(["-m", "data_gen", "fetch", "brown-genre", "--dir", str(Path(CHECK["data"]).parent)],
+                   log=out / "fetch.log")
     jobs = []
+
+    def job(run_dir: Path, args: List[str]):
+        def run():
+            if not (run_dir / "metrics.json").is_file():
+                print(f"finetune-check: {run_dir.name}", flush=True)
+                run_python(args, log=run_dir.parent / f"{run_dir.name}.log", threads=1)
+        return run
+
     for init in ("pretrained", "random"):
         source = ["--init-model", str(model)] if init == "pretrained" else \
             ["--vocab", str(model / "vocab.txt"), "--model-config", str(model / "ernie_config.json")]
         for impl, extra in (("paddle", []), ("paddle-grouped", ["--set", "group_by_length=true"])):
             run_dir = out / "finetune-check" / f"{impl}-{init}"
-            jobs.append((run_dir, ["-m", "ernie.finetune", "--task", "brown-genre", "--data", CHECK["data"], *source,
+            jobs.append(job(run_dir, ["-m", "ernie.finetune", "--task", "brown-genre", "--data", CHECK["data"], *source,
                                    "--output", str(run_dir), "--seeds", str(CHECK["seeds"]), "--quiet",
                                    "--set", f"max_train_examples={CHECK['examples']}",
                                    "--set", f"epochs={CHECK['epochs']}", "--set", f"learning_rate={CHECK['lr']}",
                                    "--set", f"max_seq_len={CHECK['max_seq_len']}", "--set", "batch_size=32", *extra]))
         run_dir = out / "finetune-check" / f"hf-{init}"
-        jobs.append((run_dir, ["scripts/hf_reference_finetune.py", "--model", str(model), "--data", CHECK["data"],
+        jobs.append(job(run_dir, ["scripts/hf_reference_finetune.py", "--model", str(model), "--data", CHECK["data"],
                                "--output", str(run_dir), "--seeds", str(CHECK["seeds"]),
                                "--max-train-examples", str(CHECK["examples"]), "--epochs", str(CHECK["epochs"]),
                                "--learning-rate", str(CHECK["lr"]), "--max-seq-len", str(CHECK["max_seq_len"]),
                                "--batch-size", "32", *(["--random"] if init == "random" else [])]))
-    run_finetune_jobs(jobs, "finetune-check")
+    run_all(jobs, "finetune-check")
 
 
 # ---- report --------------------------------------------------------------------------------------
@@ -207,7 +176,6 @@ def finetune_check(out: Path) -> None:
 RECIPES = (("demo", "configs/pretrain/demo_en.yaml", 10, 0.92),
            ("small_en", "configs/pretrain/small_en.yaml", 60, 0.75),
            ("small_zh", "configs/pretrain/small_zh.yaml", 60, 0.75))  # name, config, minutes, target share
-DOCS = ROOT / "docs"
 
 
 def _read_json(path: Path):
@@ -408,7 +376,7 @@ def recipes_table(recipes: Dict[str, Dict]) -> List[str]:
 
 REPORT_HEAD = [
     "# Pre-training that teaches the encoder", "",
-    "Written by `python scripts/pretraining_study.py report` from the files of the runs it describes; "
+    "Written by `python -m studies.pretraining report` from the files of the runs it describes; "
     "`bash scripts/pretraining_study.sh` reruns all of them (about 9 hours on 2 CPU cores). The machine: "
     "2 cores of an AMD EPYC with AVX-512, Paddle 3.3.1 (CPU), PyTorch 2.13.", "",
     "**The bar.** A masked language model that knows nothing but how often each token occurs scores the "
@@ -455,7 +423,7 @@ ABLATION_TEXT = [
 DOWNSTREAM_TEXT = [
     "Each small recipe's model against the same architecture from random initialisation, fine-tuned with "
     "`python -m ernie.finetune` on the labelled tasks the registries give for its language, with 2,000 "
-    "training examples (a fixed sample) and with the whole training set (`scripts/downstream.py`). Each "
+    "training examples (a fixed sample) and with the whole training set (`studies/downstream.py`). Each "
     "initialisation gets its own learning rate from a small grid ({1e-4, 3e-4, 1e-3} with 2,000 "
     "examples, {3e-4, 1e-3} with all), chosen by the dev score of seed 1; seeds 2 to 5 then run at that "
     "rate. Scores are the mean ± standard deviation of the 5 seeds, in points, at each seed's best dev "
@@ -592,7 +560,7 @@ def length_pool_text(out: Path, recipes: Dict[str, Dict]) -> List[str]:
     if shown:  # the fill of batches, measured on the shards of the first recipe compared
         name = shown[0]
         config = recipes[name]["config"]
-        fill = {pool: measure_batches(ROOT / config["data"], config["batch_tokens"], 300, pool)["fill"]
+        fill = {pool: batch_fill(ROOT / config["data"], config["batch_tokens"], 300, pool)["fill"]
                 for pool in (1, config["length_pool"])}
         lines = [f"**Length pools.** Read one batch at a time, {name}'s batches of knowledge-masking segments "
                  f"hold {fill[1]:.0%} real tokens, the rest padding; cut from length-sorted pools of "
@@ -603,7 +571,7 @@ def length_pool_text(out: Path, recipes: Dict[str, Dict]) -> List[str]:
 
 def check_text(out: Path, scores: Dict) -> List[str]:
     if not all((impl, init) in scores for impl in ("paddle", "hf") for init in ("pretrained", "random")):
-        return ["The check has not run to the end yet (`python scripts/pretraining_study.py finetune-check`)."]
+        return ["The check has not run to the end yet (`python -m studies.pretraining finetune-check`)."]
     diffs = {impl: [a - b for a, b in zip(scores[impl, "pretrained"], scores[impl, "random"])]
              for impl in ("paddle", "hf")}
     means = {impl: statistics.fmean(d) for impl, d in diffs.items()}
@@ -635,7 +603,7 @@ def report(out: Path, doc: Path) -> None:
         lines += ["## The recipes", "", *RECIPES_TEXT, "", *recipes_table(recipes), ""]
         for name, r in recipes.items():
             from ernie.plot import plot_run
-            target = DOCS / f"pretraining_{name}.png"
+            target = doc.parent / f"pretraining_{name}.png"
             target.write_bytes(plot_run(r["run_dir"]).read_bytes())
             lines.append(f"![{name}: pre-training losses](pretraining_{name}.png)")
         lines.append("")
@@ -643,19 +611,18 @@ def report(out: Path, doc: Path) -> None:
         if pools:
             lines += [*pools, ""]
     if results:
-        ablation_plot(results, DOCS / "pretraining_ablation.png")
+        ablation_plot(results, doc.parent / "pretraining_ablation.png")
         lines += ["## Diagnosis: knowledge masking alone, one change a run", "", *ABLATION_TEXT, "",
                   *ablation_table(results), "", "![ablation curves](pretraining_ablation.png)", "",
                   *ablation_findings(results), ""]
     if scores:
         lines += ["## The fine-tuning path", "", *check_text(out, scores), "", *check_table(scores), ""]
-    downstream = {name: report_table(out / "downstream" / name) for name in ("small_en", "small_zh")
-                  if (out / "downstream" / name).is_dir()}
-    if any(t.count("\n") > 1 for t in downstream.values()):
+    tables = {name: downstream.report(out / "downstream" / name, downstream.language_settings(lang))
+              for name, lang in (("small_en", "en"), ("small_zh", "zh")) if (out / "downstream" / name).is_dir()}
+    if any(t.count("\n") > 1 for t in tables.values()):
         lines += ["## Downstream: pre-trained against random initialisation", "", *DOWNSTREAM_TEXT, ""]
-        for name, table in downstream.items():
-            findings = floor_findings(out / "downstream" / name)
-            lines += [f"### {name}", "", table, "", *(findings + [""] if findings else [])]
+        for name, table in tables.items():
+            lines += [f"### {name}", "", table, ""]
     lines += REPORT_TAIL
     doc.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {doc}")

@@ -1,0 +1,275 @@
+"""Does pre-training pay downstream? The protocol every study compares initialisations by, and the
+command that compares one pre-trained model with the same architecture from random initialisation.
+
+Protocol (as papers compare initialisations): each initialisation gets its own best learning rate
+from a small grid (1e-4, 3e-4, 1e-3 with few labels; 3e-4, 1e-3 with all, where 1e-4 is too slow
+for one epoch), chosen by the dev score of the first `--grid-seeds` seeds; then the remaining
+seeds run at that rate, and the report gives the mean and standard deviation of all the seeds on
+dev and on test (test is never used to choose anything). Batches of 32; the setting's epochs;
+linear warm-up over 10% of the steps, then linear decay. Beside the initialisations every table
+has the task's floor, what no encoder at all scores on the same files and training sample
+(`ernie.finetune.floors`: TF-IDF + logistic regression, or each token's most frequent tag), and
+the report names every initialisation that does not beat it.
+
+    python -m studies.downstream run --model output/small_en/pretrain/model --lang en \\
+        --output output/study/downstream/small_en
+    python -m studies.downstream report output/study/downstream/small_en
+
+The settings per language are configs/studies/downstream.yaml's. `run` skips every fine-tuning run
+whose metrics.json exists and resumes the others (`ernie.finetune --resume`), so a killed
+evaluation continues with the seed it was on. Files: OUTPUT/SETTING/INIT/lr-RATE/ (the grid's
+seeds), lr-RATE/more/ (the other seeds at the chosen rate), OUTPUT/SETTING/floor.json.
+Data: `python -m data_gen fetch NAME --dir data`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import yaml
+
+from studies.jobs import ROOT, cores, run_all, run_python
+
+GRID = {"few": (1e-4, 3e-4, 1e-3), "full": (3e-4, 1e-3)}
+SETTINGS_FILE = ROOT / "configs" / "studies" / "downstream.yaml"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str                      # the run directory
+    task: str                      # ernie.finetune's task name
+    data: str                      # directory of the task's files, from the repository root
+    train_examples: Optional[int]  # None: the full training set
+    epochs: int
+
+    @property
+    def data_dir(self) -> Path:
+        return ROOT / self.data
+
+    @property
+    def metric(self) -> str:
+        from ernie.finetune.tasks import get_task
+        return get_task(self.task).main_metric
+
+    @property
+    def grid(self) -> Tuple[float, ...]:
+        return GRID["full" if self.train_examples is None else "few"]
+
+    @property
+    def title(self) -> str:
+        size = "full training set" if self.train_examples is None else f"{self.train_examples:,} training examples"
+        return f"{self.task}, {size}"
+
+
+def settings_from(entries, source: str) -> List[Setting]:
+    """Settings from a YAML list of mappings (name, task, data, train_examples, epochs)."""
+    fields = ("name", "task", "data", "train_examples", "epochs")
+    if not isinstance(entries, list):
+        raise SystemExit(f"{source}: expected a list of settings, got {type(entries).__name__}")
+    found = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or set(entry) != set(fields):
+            raise SystemExit(f"{source}: setting {i + 1} must have exactly the keys {list(fields)}, got {entry!r}")
+        found.append(Setting(**entry))
+    return found
+
+
+def language_settings(lang: str) -> List[Setting]:
+    table = yaml.safe_load(SETTINGS_FILE.read_text(encoding="utf-8"))
+    if lang not in table:
+        raise SystemExit(f"{SETTINGS_FILE}: no settings for language {lang!r} (it has {sorted(table)})")
+    return settings_from(table[lang], f"{SETTINGS_FILE}:{lang}")
+
+
+@dataclass(frozen=True)
+class Init:
+    """An initialisation: its name (the run directory) and the arguments that give it to
+    `ernie.finetune`."""
+    name: str
+    source: Tuple[str, ...]
+
+    @staticmethod
+    def pretrained(name: str, model: Path) -> "Init":
+        return Init(name, ("--init-model", str(model)))
+
+    @staticmethod
+    def random_twin(name: str, model: Path) -> "Init":
+        """The architecture and vocabulary of `model`, from random initialisation."""
+        return Init(name, ("--vocab", str(model / "vocab.txt"), "--model-config", str(model / "ernie_config.json")))
+
+
+def _lr_name(lr: float) -> str:
+    return f"lr-{lr:g}"
+
+
+def _finetune(setting: Setting, init: Init, lr: float, first_seed: int, seeds: int, out: Path, threads: int) -> dict:
+    metrics = out / "metrics.json"
+    if not metrics.is_file():
+        limit = "null" if setting.train_examples is None else str(setting.train_examples)
+        print(f"{setting.name} {init.name} lr {lr:g} seeds {first_seed}-{first_seed + seeds - 1}", flush=True)
+        run_python(["-m", "ernie.finetune", "--task", setting.task, "--data", str(setting.data_dir), *init.source,
+                    "--output", str(out), "--seeds", str(seeds), "--first-seed", str(first_seed), "--quiet", "--resume",
+                    "--set", f"learning_rate={lr}", "--set", f"epochs={setting.epochs}",
+                    "--set", f"max_train_examples={limit}", "--set", "batch_size=32",
+                    # the protocol's schedule, whatever the task's config says (MSRA-NER's follows
+                    # the released scripts for base models: no warm-up)
+                    "--set", "warmup_proportion=0.1", "--set", "lr_schedule=linear"],
+                   log=out / "finetune.log", threads=threads)
+    return json.loads(metrics.read_text(encoding="utf-8"))
+
+
+def _dev_mean(report: dict, metric: str) -> float:
+    return statistics.fmean(s["dev"][metric] for s in report["seeds"])
+
+
+def evaluate(setting: Setting, init: Init, out: Path, seeds: int = 5, grid_seeds: int = 1,
+             grid: Optional[Sequence[float]] = None, threads: int = 1) -> None:
+    """One initialisation on one setting: the grid, then the remaining seeds at the chosen rate;
+    its files under OUT/SETTING/INIT."""
+    base = out / setting.name / init.name
+    found = {lr: _finetune(setting, init, lr, 1, grid_seeds, base / _lr_name(lr), threads)
+             for lr in (grid or setting.grid)}
+    best = max(found, key=lambda lr: _dev_mean(found[lr], setting.metric))
+    if seeds > grid_seeds:
+        _finetune(setting, init, best, grid_seeds + 1, seeds - grid_seeds, base / _lr_name(best) / "more", threads)
+
+
+def evaluate_all(settings: Sequence[Setting], inits: Sequence[Init], out: Path, parallel: int = 2, **protocol) -> None:
+    """Every initialisation on every setting, `parallel` fine-tuning runs at once, each on its
+    share of the cores (for models this small, faster than one run on all of them)."""
+    threads = max(1, cores() // parallel)
+    jobs = [lambda s=s, i=i: evaluate(s, i, out, threads=threads, **protocol) for s in settings for i in inits]
+    run_all(jobs, "fine-tuning", parallel)
+
+
+def collect(out: Path, setting: Setting, init: str) -> Optional[Dict]:
+    """The chosen learning rate and every seed's scores at it, from the run's files."""
+    base = out / setting.name / init
+    grid = {float(path.parent.name[3:]): json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(base.glob("lr-*/metrics.json"))}
+    if not grid:
+        return None
+    best = max(grid, key=lambda lr: _dev_mean(grid[lr], setting.metric))
+    seeds = list(grid[best]["seeds"])
+    more = base / _lr_name(best) / "more" / "metrics.json"
+    if more.is_file():
+        seeds += json.loads(more.read_text(encoding="utf-8"))["seeds"]
+    return {"lr": best, "grid": {lr: _dev_mean(r, setting.metric) for lr, r in grid.items()},
+            "dev": [s["dev"][setting.metric] for s in seeds],
+            "test": [s["test"][setting.metric] for s in seeds if "test" in s]}
+
+
+def mean_sd(values: Sequence[float], signed: bool = False) -> str:
+    """Mean ± sample standard deviation in points; one value alone (no spread to show)."""
+    if not values:
+        return "–"
+    mean = f"{100 * statistics.fmean(values):{'+' if signed else ''}.1f}"
+    return mean if len(values) == 1 else f"{mean} ± {100 * statistics.stdev(values):.1f}"
+
+
+def floor(out: Path, setting: Setting) -> Dict:
+    """The setting's floor on its files and training sample: OUT/SETTING/floor.json where it was
+    computed from the same files, else computed now (seconds) and written there; {"error": ...}
+    where the files are missing and no floor was recorded."""
+    from ernie.finetune.examples import DataError
+    from ernie.finetune.floors import floor_for
+    from ernie.finetune.tasks import get_task
+    try:
+        return floor_for(get_task(setting.task), setting.data_dir, setting.train_examples,
+                         out / setting.name / "floor.json")
+    except DataError as err:
+        return {"error": str(err)}
+
+
+def results(out: Path, settings: Iterable[Setting], inits: Sequence[str]) -> Iterable[Tuple[Setting, Dict[str, Dict], Dict]]:
+    """(setting, {init: collect()}, floor) of every setting that every initialisation has results for."""
+    for setting in settings:
+        found = {init: collect(out, setting, init) for init in inits}
+        if all(found.values()):
+            yield setting, found, floor(out, setting)
+
+
+def comparison_table(out: Path, settings: Iterable[Setting], inits: Sequence[str], titles: Dict[str, str],
+                     reference: str) -> List[str]:
+    """A Markdown table: per setting, each initialisation's chosen rate (and the grid's dev means),
+    seeds, dev and test (mean ± sd in points), its test difference from `reference`, and the
+    floor's row."""
+    lines = [f"| task | initialisation | learning rate (dev mean per grid value) | seeds | dev | test | "
+             f"test − {titles[reference]} |", "|---|---|---|---|---|---|---|"]
+    for setting, found, bar in results(out, settings, inits):
+        task = f"{setting.title} ({setting.metric})"
+        for init in inits:
+            r = found[init]
+            grid = ", ".join(f"{lr:g}: {100 * v:.1f}" for lr, v in sorted(r["grid"].items()))
+            diff = ("" if init == reference else
+                    f"{100 * (statistics.fmean(r['test']) - statistics.fmean(found[reference]['test'])):+.1f}")
+            lines.append(f"| {task} | {titles[init]} | **{r['lr']:g}** ({grid}) | {len(r['dev'])} | "
+                         f"{mean_sd(r['dev'])} | {mean_sd(r['test'])} | {diff} |")
+        if "error" in bar:
+            lines.append(f"| {task} | floor not computed: {bar['error']} | | | | | |")
+        else:
+            test = bar.get("test", {}).get(setting.metric)
+            lines.append(f"| {task} | floor: {bar['description']} | – | – | {mean_sd([bar['dev'][setting.metric]])} | "
+                         f"{mean_sd([test] if test is not None else [])} | |")
+    return lines
+
+
+def floor_findings(out: Path, settings: Iterable[Setting], inits: Sequence[str], titles: Dict[str, str]) -> List[str]:
+    """A sentence for each initialisation whose mean test score does not beat its task's floor."""
+    lines = []
+    for setting, found, bar in results(out, settings, inits):
+        test = bar.get("test", {}).get(setting.metric)
+        for init in inits:
+            scores = found[init]["test"]
+            if test is not None and scores and statistics.fmean(scores) <= test:
+                lines.append(f"- **{setting.title}**, {titles[init]}: test {setting.metric} "
+                             f"{100 * statistics.fmean(scores):.1f} does not beat its floor's, {100 * test:.1f} "
+                             f"({bar['description']}): not yet useful on this task.")
+    return lines
+
+
+INITS = ("pretrained", "random")
+TITLES = {"pretrained": "pre-trained", "random": "random initialisation"}
+
+
+def report(out: Path, settings: Sequence[Setting]) -> str:
+    """The pre-trained model against its random twin: the table and the floor findings."""
+    findings = floor_findings(out, settings, INITS, TITLES)
+    return "\n".join([*comparison_table(out, settings, INITS, TITLES, "random"), *([""] + findings if findings else [])])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studies.downstream", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="fine-tune a model and its random twin on a language's tasks")
+    r.add_argument("--model", required=True, help="the pre-trained model directory")
+    r.add_argument("--lang", required=True, help="the settings of this language in configs/studies/downstream.yaml")
+    r.add_argument("--output", required=True)
+    r.add_argument("--seeds", type=int, default=5)
+    r.add_argument("--grid-seeds", type=int, default=1, help="seeds per grid value for choosing the rate")
+    r.add_argument("--grid", type=float, nargs="+", help="learning rates to choose from (default: the setting's)")
+    r.add_argument("--only", nargs="+", help="only these settings (run directory names)")
+    r.add_argument("--jobs", type=int, default=2, help="fine-tuning runs at once (default 2)")
+    p = sub.add_parser("report", help="print the table of a finished (or partial) evaluation")
+    p.add_argument("output")
+    p.add_argument("--lang", help="the settings to look for (default: every language's)")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        model = Path(args.model)
+        settings = [s for s in language_settings(args.lang) if not args.only or s.name in args.only]
+        evaluate_all(settings, [Init.pretrained("pretrained", model), Init.random_twin("random", model)],
+                     Path(args.output), args.jobs, seeds=args.seeds, grid_seeds=args.grid_seeds, grid=args.grid)
+        return 0
+    langs = [args.lang] if args.lang else sorted(yaml.safe_load(SETTINGS_FILE.read_text(encoding="utf-8")))
+    print(report(Path(args.output), [s for lang in langs for s in language_settings(lang)]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

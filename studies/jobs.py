@@ -1,0 +1,44 @@
+"""Running the project's commands for a study: each in a subprocess with its own thread count and
+log file, several at once, a failure named at the end rather than stopping the others."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_python(args: Sequence[str], log: Path, threads: Optional[int] = None) -> None:
+    """`python ARGS` in the repository, its output to `log`; `threads`: its OMP_NUM_THREADS.
+    Raises subprocess.CalledProcessError when it fails."""
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as f:
+        subprocess.run([sys.executable, *args], check=True, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env)
+
+
+def run_all(jobs: Iterable[Callable[[], None]], what: str, parallel: int = 2) -> None:
+    """Runs each job (a callable that runs commands), `parallel` at once. A job that fails with a
+    failed command does not stop the others; the failures are named at the end (SystemExit)."""
+    failed: List[str] = []
+
+    def one(job):
+        try:
+            job()
+        except subprocess.CalledProcessError as err:
+            failed.append(" ".join(str(a) for a in err.cmd[1:]))
+
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(one, list(jobs)))
+    if failed:
+        raise SystemExit(f"{what}: {len(failed)} run(s) failed: " + "; ".join(failed)
+                         + " (each wrote its log beside its output; run again to continue)")

@@ -1,0 +1,373 @@
+"""Table 7 of the paper on 2 CPU cores: the three strategies pre-trained from one initialisation at
+equal budgets, every task's held-out loss stage by stage (forgetting), and each model against
+random initialisation downstream. The variants (English as the paper ran it, Chinese) and their
+runs are listed in configs/studies/table7.yaml.
+
+    python -m studies.table7 pretrain --variant en     # the shards, then the three strategies, two at a time
+    python -m studies.table7 finetune --variant en     # every initialisation, studies/downstream.py's protocol
+    python -m studies.table7 report                    # docs/table7.md and its plots, from the runs' files
+
+Every step skips what is complete and resumes what is not (`ernie.pretrain --resume`,
+`ernie.finetune --resume`), so a killed study continues where it stopped when run again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import yaml
+
+from ernie.pretrain.log import FINAL_WINDOW, HELDOUT_LOSS, heldout_records, read_log
+from ernie.pretrain.schedule import Schedule, load_schedule
+from ernie_common.fileio import atomic_write_text
+from studies import downstream
+from studies.jobs import ROOT, run_all, run_python
+from studies.template import TEMPLATES, fill
+
+RUN_LIST = ROOT / "configs" / "studies" / "table7.yaml"
+STRATEGIES = ("continual", "multitask", "continual_multitask")
+PAPER_ORDER = ("continual_multitask", "multitask", "continual")  # the paper's Table 7, best first
+TITLES = {"continual": "continual learning", "multitask": "multi-task learning",
+          "continual_multitask": "continual multi-task learning", "random": "random initialisation"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    title: str
+    data: Path                    # the data config of the pre-training text
+    strategies: Dict[str, Path]   # strategy -> its pre-training config
+    output: Path                  # the fine-tuning runs go under OUTPUT/finetune
+    fetch: tuple                  # labelled data sets to fetch (python -m data_gen fetch)
+    settings: tuple               # downstream.Setting
+
+    def config(self, strategy: str) -> dict:
+        return yaml.safe_load(self.strategies[strategy].read_text(encoding="utf-8"))
+
+    def run_dir(self, strategy: str) -> Path:
+        return ROOT / self.config(strategy)["output"]
+
+    def schedule(self, strategy: str) -> Schedule:
+        return load_schedule(self.strategies[strategy])
+
+
+def variants(path: Path = RUN_LIST) -> Dict[str, Variant]:
+    table = yaml.safe_load(path.read_text(encoding="utf-8"))
+    keys = {"title", "data", "strategies", "output", "fetch", "downstream"}
+    found = {}
+    for name, entry in table.items():
+        if not isinstance(entry, dict) or set(entry) != keys:
+            raise SystemExit(f"{path}: variant {name!r} must have exactly the keys {sorted(keys)}")
+        if sorted(entry["strategies"]) != sorted(STRATEGIES):
+            raise SystemExit(f"{path}: variant {name!r} must name a config for each of {list(STRATEGIES)}")
+        found[name] = Variant(name, entry["title"], ROOT / entry["data"],
+                              {s: ROOT / entry["strategies"][s] for s in STRATEGIES}, ROOT / entry["output"],
+                              tuple(entry["fetch"]), tuple(downstream.settings_from(entry["downstream"], f"{path}:{name}")))
+    return found
+
+
+# ---- running --------------------------------------------------------------------------------------
+
+def pretrain(variant: Variant, parallel: int = 2) -> None:
+    """The shards (run_pretrain.sh with DATA_ONLY=1: the corpus, its vocabulary, data_gen make),
+    then the strategies, `parallel` at once with a thread each (on 2 cores, faster together than
+    one after another with two threads)."""
+    subprocess.run(["bash", "run_pretrain.sh"], check=True, cwd=ROOT,
+                   env={**os.environ, "DATA_ONLY": "1", "DATA_CONFIG": str(variant.data)})
+
+    def job(strategy: str):
+        def run():
+            run_dir = variant.run_dir(strategy)
+            if (run_dir / "summary.json").is_file():
+                return
+            resume = ["--resume"] if (run_dir / "checkpoints" / "latest").is_file() else []
+            print(f"pre-training {strategy} (log: {run_dir}.log)", flush=True)
+            run_python(["-m", "ernie.pretrain", "--config", str(variant.strategies[strategy]), "--quiet", *resume],
+                       log=Path(f"{run_dir}.log"), threads=1)
+        return run
+
+    run_all([job(s) for s in STRATEGIES], "pre-training", parallel)
+
+
+def inits(variant: Variant) -> List[downstream.Init]:
+    """The three strategies' models and the random twin of the first (all share one architecture)."""
+    models = {s: variant.run_dir(s) / "model" for s in STRATEGIES}
+    missing = [str(m) for m in models.values() if not (m / "params.safetensors").is_file()]
+    if missing:
+        raise SystemExit(f"fine-tuning needs the pre-trained models first ({', '.join(missing)}): "
+                         f"python -m studies.table7 pretrain --variant {variant.name}")
+    return [*(downstream.Init.pretrained(s, m) for s, m in models.items()),
+            downstream.Init.random_twin("random", models[STRATEGIES[0]])]
+
+
+def finetune(variant: Variant, seeds: int, parallel: int = 2) -> None:
+    for name in variant.fetch:
+        if not (ROOT / "data" / name).is_dir():
+            run_python(["-m", "data_gen", "fetch", name, "--dir", "data"], log=variant.output / f"fetch-{name}.log")
+    downstream.evaluate_all(variant.settings, inits(variant), variant.output / "finetune", parallel, seeds=seeds)
+
+
+# ---- the report's parts -----------------------------------------------------------------------------
+
+def _shown(path: Path) -> str:
+    """A path as the document names it: from the repository root where it is inside."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def setup_text(variant: Variant) -> str:
+    config = variant.config(STRATEGIES[0])
+    model = yaml.safe_load((ROOT / config["model"]).read_text(encoding="utf-8"))
+    data = yaml.safe_load(variant.data.read_text(encoding="utf-8"))
+    schedule = variant.schedule(STRATEGIES[0])
+    budgets = sorted(set(schedule.loss_on_steps().values()))
+    manifest = ROOT / data["output"] / "manifest.json"
+    corpus = ""
+    if manifest.is_file():
+        c = json.loads(manifest.read_text(encoding="utf-8"))["corpus"]
+        corpus = f" ({c['documents']:,} documents, {c['sentences']:,} sentences, {c['tokens']:,} tokens)"
+    inputs = data["input"] if isinstance(data["input"], list) else [data["input"]]
+    return (f"The {model['num_hidden_layers']} x {model['hidden_size']} model (`{config['model']}`) from one "
+            f"initialisation (seed {config['seed']}), pre-trained on {', '.join(f'`{i}`' for i in inputs)}{corpus} "
+            f"with {', '.join(schedule.tasks)}, in that order; "
+            f"{' / '.join(f'{b:,}' for b in budgets)} loss-on steps a task, batches of {config['batch_tokens']:,} "
+            f"tokens (`{_shown(variant.strategies[STRATEGIES[0]]).replace(STRATEGIES[0] + '.yaml', '*.yaml')}`). "
+            "Loss-on steps per task "
+            "and steps per strategy, as the schedule module counts them:")
+
+
+def schedule_table(variant: Variant) -> List[str]:
+    schedules = {s: variant.schedule(s) for s in STRATEGIES}
+    tasks = list(schedules[STRATEGIES[0]].tasks)
+    lines = ["| strategy | " + " | ".join(tasks) + " | steps |", "|---" * (len(tasks) + 2) + "|"]
+    for strategy, schedule in schedules.items():
+        loss_on = schedule.loss_on_steps()
+        lines.append(f"| {TITLES[strategy]} | " + " | ".join(f"{loss_on[t]:,}" for t in tasks)
+                     + f" | {schedule.total_steps:,} |")
+    return lines
+
+
+def _summaries(variant: Variant) -> Dict[str, dict]:
+    return {s: json.loads(path.read_text(encoding="utf-8")) for s in STRATEGIES
+            if (path := variant.run_dir(s) / "summary.json").is_file()}
+
+
+def _progress(variant: Variant, strategy: str) -> str:
+    log = variant.run_dir(strategy) / "log.jsonl"
+    if not log.is_file():
+        return f"{TITLES[strategy]}: not started"
+    records = read_log(log.parent)
+    return (f"{TITLES[strategy]}: still training, step {records[-1]['step']:,} of "
+            f"{variant.schedule(strategy).total_steps:,} logged" if records else f"{TITLES[strategy]}: started")
+
+
+def pretraining_table(variant: Variant) -> List[str]:
+    """Each finished strategy's final loss per task (over the last windows in which its loss was on:
+    for a task of continual learning, the end of its own stage) and knowledge masking's share of
+    the unigram entropy; a line for each strategy still training."""
+    runs = _summaries(variant)
+    tasks = list(variant.schedule(STRATEGIES[0]).tasks)
+    lines = []
+    if runs:
+        lines = [f"Each task's final training loss (mean of the last {FINAL_WINDOW} logged windows in which its loss "
+                 "was on) and knowledge masking's against the unigram entropy of the shards' tokens:", "",
+                 "| strategy | " + " | ".join(tasks) + " | knowledge masking / unigram entropy |",
+                 "|---" * (len(tasks) + 2) + "|"]
+        for strategy, s in runs.items():
+            ratio = s.get("knowledge_masking_over_entropy")
+            lines.append(f"| {TITLES[strategy]} | " + " | ".join(
+                f"{s['final_loss'][t]:.3f}" if t in s["final_loss"] else "–" for t in tasks)
+                + f" | {f'{ratio:.3f}' if ratio is not None else '–'} |")
+    pending = [_progress(variant, s) for s in STRATEGIES if s not in runs]
+    return lines + ([""] if lines and pending else []) + [f"- {p}" for p in pending]
+
+
+def machine_text(variant: Variant) -> str:
+    runs = {s: r for s, r in _summaries(variant).items() if "train_seconds" in r}
+    if not runs:
+        return "No strategy has finished pre-training yet, so no training time is on record."
+    machines = sorted({r["machine"] for r in runs.values()})
+    times = ", ".join(f"{TITLES[s]} {r['train_seconds'] / 3600:.2f} h" for s, r in runs.items())
+    return f"Training time (summary.json, over resumes): {times}; on {' and '.join(machines)}."
+
+
+def stage_ends(schedule: Schedule) -> List[int]:
+    ends, step = [], 0
+    for index in range(len(schedule.stages)):
+        step += schedule.stage_steps(index)
+        ends.append(step)
+    return ends
+
+
+def _heldout(variant: Variant, strategy: str) -> Dict[int, Dict[str, float]]:
+    """step -> task -> held-out loss, from the run's log."""
+    run_dir = variant.run_dir(strategy)
+    if not (run_dir / "log.jsonl").is_file():
+        return {}
+    return {r["step"]: {k[len(HELDOUT_LOSS):]: v for k, v in r.items() if k.startswith(HELDOUT_LOSS)}
+            for r in heldout_records(read_log(run_dir))}
+
+
+def forgetting_table(variant: Variant) -> List[str]:
+    """Per strategy, every task's held-out loss before the first step and at each stage end reached."""
+    tasks = list(variant.schedule(STRATEGIES[0]).tasks)
+    lines = ["| strategy | after | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 2) + "|"]
+    rows = 0
+    for strategy in STRATEGIES:
+        heldout = _heldout(variant, strategy)
+        points = [("no training (step 0)", 0)] + [(f"stage {i + 1} (step {end:,})", end)
+                                                  for i, end in enumerate(stage_ends(variant.schedule(strategy)))]
+        for label, step in points:
+            if step in heldout:
+                rows += 1
+                lines.append(f"| {TITLES[strategy]} | {label} | "
+                             + " | ".join(f"{heldout[step][t]:.3f}" if t in heldout[step] else "–" for t in tasks) + " |")
+    return lines if rows else ["No held-out evaluation is on record yet (the runs log one before their first step)."]
+
+
+def forgetting(variant: Variant) -> Dict[str, Dict[str, tuple]]:
+    """strategy -> task -> (lowest held-out loss, the step it was reached, final held-out loss),
+    for the strategies whose evaluation has reached its last stage end."""
+    found = {}
+    for strategy in STRATEGIES:
+        heldout = _heldout(variant, strategy)
+        if stage_ends(variant.schedule(strategy))[-1] not in heldout:
+            continue
+        last = max(heldout)
+        found[strategy] = {}
+        for task in heldout[last]:
+            best = min((values[task], step) for step, values in heldout.items() if task in values)
+            found[strategy][task] = (best[0], best[1], heldout[last][task])
+    return found
+
+
+def forgetting_summary(variant: Variant) -> List[str]:
+    found = forgetting(variant)
+    if not found:
+        return ["The forgetting summary waits for a strategy's last stage to end."]
+    tasks = list(variant.schedule(STRATEGIES[0]).tasks)
+    lines = ["Forgetting, held-out: final loss less the lowest reached (the step it was reached):", "",
+             "| strategy | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    for strategy, values in found.items():
+        lines.append(f"| {TITLES[strategy]} | " + " | ".join(
+            f"{values[t][2] - values[t][0]:+.3f} ({values[t][0]:.3f} at {values[t][1]:,})" if t in values else "–"
+            for t in tasks) + " |")
+    return lines
+
+
+def forgetting_plot(variant: Variant, path: Path) -> Optional[str]:
+    """One panel per task: its held-out loss against the step, a line per strategy, and each
+    strategy's stage ends as dotted lines of its colour. Returns the Markdown image line."""
+    curves = {s: h for s in STRATEGIES if (h := _heldout(variant, s))}
+    if not curves:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tasks = list(variant.schedule(STRATEGIES[0]).tasks)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.3), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for index, (strategy, heldout) in enumerate(curves.items()):
+            color = f"C{index}"
+            points = sorted((step, values[task]) for step, values in heldout.items() if task in values)
+            ax.plot(*zip(*points), label=TITLES[strategy], color=color, linewidth=1.2, marker=".", markersize=3)
+            for end in stage_ends(variant.schedule(strategy))[:-1]:
+                ax.axvline(end, color=color, linestyle=":", linewidth=0.8)
+        ax.set_title(task)
+        ax.set_xlabel("step")
+    axes[0][0].set_ylabel("held-out loss")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"![every task's held-out loss under each strategy, stage ends dotted]({path.name})"
+
+
+INITS = (*STRATEGIES, "random")
+
+
+def ordering(variant: Variant) -> List[str]:
+    """Per setting, the initialisations from the highest mean test score to the lowest, whether
+    the paper's order of the strategies holds, and which strategies are ahead of random
+    initialisation, as measured."""
+    lines = []
+    for setting, found, _ in downstream.results(variant.output / "finetune", variant.settings, INITS):
+        means = {init: statistics.fmean(found[init]["test"]) for init in INITS}
+        ranked = sorted(means, key=means.get, reverse=True)
+        holds = all(means[a] > means[b] for a, b in zip(PAPER_ORDER, PAPER_ORDER[1:]))
+        ahead = [TITLES[s] for s in STRATEGIES if means[s] > means["random"]]
+        lines.append(f"- {setting.title}: " + " > ".join(f"{TITLES[i]} ({100 * means[i]:.1f})" for i in ranked)
+                     + f". The paper's order of the strategies {'holds' if holds else 'does not hold'}; "
+                     + (f"ahead of random initialisation: {', '.join(ahead)}." if ahead else
+                        "no strategy is ahead of random initialisation."))
+    if not lines:
+        return ["The ordering waits for every initialisation's fine-tuning runs "
+                f"(`python -m studies.table7 finetune --variant {variant.name}`)."]
+    return ["Measured order (mean test score), per task:", "", *lines]
+
+
+def section(variant: Variant, docs: Path) -> str:
+    finetuned = variant.output / "finetune"
+    table = downstream.comparison_table(finetuned, variant.settings, INITS, TITLES, "random")
+    plot = forgetting_plot(variant, docs / f"table7_{variant.name}.png")
+    return fill(TEMPLATES / "table7_variant.md", {
+        "title": variant.title,
+        "setup": setup_text(variant),
+        "schedule_table": "\n".join(schedule_table(variant)),
+        "pretraining_table": "\n".join(pretraining_table(variant)),
+        "machine": machine_text(variant),
+        "forgetting_table": "\n".join(forgetting_table(variant)),
+        "forgetting_summary": "\n".join(forgetting_summary(variant)),
+        "forgetting_plot": plot or "",
+        "downstream_table": "\n".join(table) if len(table) > 2 else
+        "No initialisation has been fine-tuned on every setting yet.",
+        "floor_findings": "\n".join(downstream.floor_findings(finetuned, variant.settings, INITS, TITLES)),
+        "ordering": "\n".join(ordering(variant)),
+    })
+
+
+def report(doc: Path, which: Sequence[Variant]) -> None:
+    """The document from the runs' files: a section for each variant whose pre-training has started."""
+    started = [v for v in which if any((v.run_dir(s) / "log.jsonl").is_file() for s in STRATEGIES)]
+    sections = [section(v, doc.parent) for v in started]
+    sections += [f"## {v.title}\n\nNot run yet: `bash scripts/table7.sh {v.name}`." for v in which if v not in started]
+    text = fill(TEMPLATES / "table7.md", {"variants": "\n\n".join(sections)})
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.splitlines()))  # parts left empty
+    atomic_write_text(doc, text.strip() + "\n")
+    print(f"wrote {doc}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studies.table7", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    known = variants()
+    for name, text in (("pretrain", "the shards and the three strategies' pre-training"),
+                       ("finetune", "fine-tune every initialisation (strategies and random)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--variant", required=True, choices=sorted(known))
+        p.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
+        if name == "finetune":
+            p.add_argument("--seeds", type=int, default=5)
+    r = sub.add_parser("report", help="write the document from the runs' files")
+    r.add_argument("--doc", default=str(ROOT / "docs" / "table7.md"))
+    args = parser.parse_args(argv)
+    if args.command == "pretrain":
+        pretrain(known[args.variant], args.jobs)
+    elif args.command == "finetune":
+        finetune(known[args.variant], args.seeds, args.jobs)
+    else:
+        report(Path(args.doc), list(known.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""A report is a Markdown template with `${name}` fields, filled from values computed from the
+runs' files: the prose stays in the template, every figure and conclusion comes from the runs."""
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Mapping
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class TemplateError(ValueError):
+    pass
+
+
+def fill(template: Path, values: Mapping[str, str]) -> str:
+    """The template with every field replaced; a field without a value, or a value without a field,
+    is an error (a report never shows `${...}` and never computes a figure nobody reads)."""
+    text = template.read_text(encoding="utf-8")
+    fields = set(string.Template(text).get_identifiers())
+    missing, unused = sorted(fields - set(values)), sorted(set(values) - fields)
+    if missing or unused:
+        raise TemplateError(f"{template}: fields without values {missing}, values without fields {unused}")
+    return string.Template(text).substitute(values)

@@ -1,0 +1,114 @@
+"""The study tools (studies/): a report's template refuses a field without a value and a value
+without a field, and Table 7's report reads forgetting, ordering and floors from a study's files
+(hand-written run files of three strategies whose figures are known)."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from studies import table7
+from studies.template import TemplateError, fill
+from tests.test_floors import rows, write_texts
+
+
+def test_a_template_needs_exactly_its_fields(tmp_path):
+    template = tmp_path / "t.md"
+    template.write_text("# ${title}\n\n${body}\n", encoding="utf-8")
+    assert fill(template, {"title": "A", "body": "b"}) == "# A\n\nb\n"
+    with pytest.raises(TemplateError, match=r"fields without values \['body'\], values without fields \[\]"):
+        fill(template, {"title": "A"})
+    with pytest.raises(TemplateError, match=r"values without fields \['extra'\]"):
+        fill(template, {"title": "A", "body": "b", "extra": "c"})
+
+
+TASKS = ("knowledge_masking", "sentence_reordering")
+# held-out loss per strategy at its logged steps: continual forgets knowledge masking in stage 2
+HELDOUT = {
+    "continual": {0: (9.0, 3.5), 4: (6.0, 3.5), 8: (7.5, 2.0)},       # stages end at 4 and 8
+    "multitask": {0: (9.0, 3.5), 4: (6.5, 2.6), 8: (6.2, 2.2)},       # one stage, ends at 8
+    "continual_multitask": {0: (9.0, 3.5), 3: (6.4, 3.5), 8: (6.1, 2.1)},  # stages end at 3 and 8
+}
+TEST_SCORES = {"continual": [0.60, 0.62], "multitask": [0.70, 0.72], "continual_multitask": [0.80, 0.82],
+               "random": [0.65, 0.65]}
+
+
+def study(tmp_path):
+    """A run list of one variant whose strategies and fine-tuning runs have written their files."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "manifest.json").write_text(json.dumps(
+        {"corpus": {"documents": 3, "sentences": 40, "tokens": 500}}), encoding="utf-8")
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump({"input": "corpus.txt", "output": str(shards)}), encoding="utf-8")
+    strategies = {}
+    stages = {"continual": [["knowledge_masking"], ["sentence_reordering"]],
+              "multitask": [["knowledge_masking", "sentence_reordering"]],
+              "continual_multitask": [["knowledge_masking"], ["sentence_reordering"]]}
+    for strategy in table7.STRATEGIES:
+        run_dir = tmp_path / "runs" / strategy
+        run_dir.mkdir(parents=True)
+        config = {"model": "configs/model/micro.yaml", "data": str(shards), "output": str(run_dir), "seed": 1,
+                  "batch_tokens": 256, "schedule": {"strategy": strategy, "stages": stages[strategy],
+                                                    "iterations_per_task": 4, "joint_token_tasks": False}}
+        strategies[strategy] = tmp_path / f"t7_{strategy}.yaml"
+        strategies[strategy].write_text(yaml.safe_dump(config), encoding="utf-8")
+        records = [{"step": step, **{f"heldout_loss/{t}": v for t, v in zip(TASKS, values)}}
+                   for step, values in HELDOUT[strategy].items()]
+        (run_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        (run_dir / "summary.json").write_text(json.dumps(
+            {"final_loss": {"knowledge_masking": 6.0, "sentence_reordering": 2.0},
+             "knowledge_masking_over_entropy": 0.7, "train_seconds": 7200.0,
+             "machine": "CPU: Test CPU; 2 cores; flags: avx2; OMP_NUM_THREADS=1"}), encoding="utf-8")
+    rng = np.random.default_rng(3)
+    labelled = write_texts(tmp_path / "labelled", {
+        split: rows(rng, n, "good", "positive") + rows(rng, n, "bad", "negative")
+        for split, n in (("train", 10), ("dev", 4), ("test", 4))})
+    for init, scores in TEST_SCORES.items():
+        run = tmp_path / "out" / "finetune" / "toy" / init / "lr-0.001"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps(
+            {"seeds": [{"dev": {"acc": 0.6}, "test": {"acc": s}} for s in scores]}), encoding="utf-8")
+    run_list = tmp_path / "table7.yaml"
+    run_list.write_text(yaml.safe_dump({"toy": {
+        "title": "Toy variant", "data": str(data), "strategies": {s: str(p) for s, p in strategies.items()},
+        "output": str(tmp_path / "out"), "fetch": [],
+        "downstream": [{"name": "toy", "task": "review-sentiment", "data": str(labelled),
+                        "train_examples": None, "epochs": 1}]}}), encoding="utf-8")
+    return table7.variants(run_list)["toy"]
+
+
+def test_table7_report_reads_forgetting_ordering_and_floors_from_the_runs(tmp_path):
+    variant = study(tmp_path)
+    table = table7.forgetting_table(variant)
+    assert table[2:] == [
+        "| continual learning | no training (step 0) | 9.000 | 3.500 |",
+        "| continual learning | stage 1 (step 4) | 6.000 | 3.500 |",
+        "| continual learning | stage 2 (step 8) | 7.500 | 2.000 |",
+        "| multi-task learning | no training (step 0) | 9.000 | 3.500 |",
+        "| multi-task learning | stage 1 (step 8) | 6.200 | 2.200 |",
+        "| continual multi-task learning | no training (step 0) | 9.000 | 3.500 |",
+        "| continual multi-task learning | stage 1 (step 3) | 6.400 | 3.500 |",
+        "| continual multi-task learning | stage 2 (step 8) | 6.100 | 2.100 |"]
+    found = table7.forgetting(variant)
+    assert found["continual"]["knowledge_masking"] == (6.0, 4, 7.5)  # lowest, its step, final
+    assert found["continual_multitask"]["knowledge_masking"] == (6.1, 8, 6.1)
+    summary = table7.forgetting_summary(variant)
+    assert summary[4] == "| continual learning | +1.500 (6.000 at 4) | +0.000 (2.000 at 8) |"
+
+    (line,) = table7.ordering(variant)[2:]
+    assert line == ("- review-sentiment, full training set: continual multi-task learning (81.0) > "
+                    "multi-task learning (71.0) > random initialisation (65.0) > continual learning (61.0). "
+                    "The paper's order of the strategies holds; ahead of random initialisation: "
+                    "multi-task learning, continual multi-task learning.")
+    assert "Training time (summary.json, over resumes): continual learning 2.00 h" in table7.machine_text(variant)
+
+    doc = tmp_path / "docs" / "table7.md"
+    doc.parent.mkdir()
+    table7.report(doc, [variant])
+    text = doc.read_text(encoding="utf-8")
+    assert "${" not in text and "\n\n\n" not in text
+    assert "(3 documents, 40 sentences, 500 tokens)" in text and (doc.parent / "table7_toy.png").is_file()
+    assert "| review-sentiment, full training set (acc) | floor: TF-IDF" in text
+    # every initialisation scores below the toy set's floor (its cue words separate it): each is named
+    assert text.count("does not beat its floor's, 100.0") == 4
