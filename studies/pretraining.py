@@ -32,20 +32,21 @@ from ernie.pretrain.log import read_log, summary
 from ernie.pretrain.schedule import schedule_from_config
 from studies import downstream
 from studies.jobs import ROOT, run_all, run_python
+from studies.template import TEMPLATES, fill, write_report
 
-DEMO_DATA = "configs/data/demo_en.yaml"
-STEPS = 1500
-# The demo's settings before this study (configs/pretrain/demo_en.yaml at 025a20a).
-RELEASE = {"model": {"preset": "configs/model/tiny.yaml"}, "mask_ratio": 0.15, "batch_tokens": 1024,
-           "optimization": {"learning_rate": 5.0e-4, "warmup_steps": 50, "lr_schedule": "noam"}}
-LINEAR = {"lr_schedule": "linear", "warmup_steps": 150}
+RUN_LIST = ROOT / "configs" / "studies" / "pretraining.yaml"
+STUDY = yaml.safe_load(RUN_LIST.read_text(encoding="utf-8"))
+ABLATION = STUDY["ablation"]
+STEPS = ABLATION["steps"]
+RELEASE = ABLATION["release"]
+CHECK = STUDY["finetune_check"]
 
 
 @dataclass
 class Run:
     name: str
     change: str                       # what differs from the run it is compared with
-    base: Optional[str] = None        # the run it changes (None: RELEASE)
+    base: Optional[str] = None        # the run it changes (None: the release settings)
     optimization: Dict = field(default_factory=dict)
     model: Dict = field(default_factory=dict)
     mask_ratio: Optional[float] = None
@@ -54,22 +55,7 @@ class Run:
     reference: bool = False           # trained by the Hugging Face reference instead
 
 
-RUNS = [
-    Run("release", "the demo's settings before this study: noam, peak 5e-4, warm-up 50, dropout 0.1, "
-                   "15% masking, batches of 1,024 tokens, tiny (4 x 256)"),
-    Run("release-hf", "the same in Hugging Face's PyTorch ERNIE, same batches", "release", reference=True),
-    Run("linear-5e-4", "linear warm-up (150) and decay to 0 instead of noam", "release", optimization=LINEAR),
-    Run("linear-1e-3", "peak learning rate 1e-3", "linear-5e-4", optimization={"learning_rate": 1e-3}),
-    Run("linear-2e-3", "peak learning rate 2e-3", "linear-5e-4", optimization={"learning_rate": 2e-3}),
-    Run("no-dropout", "no dropout while pre-training", "linear-1e-3", dropout=0.0),
-    Run("mask-40", "40% of the units masked instead of 15%", "no-dropout", mask_ratio=0.4),
-    Run("mask-40-hf", "the same in Hugging Face's PyTorch ERNIE, same batches", "mask-40", reference=True),
-    Run("no-task-id", "no task embedding", "mask-40", model={"use_task_id": False}),
-    Run("2-layers", "2 layers instead of 4", "mask-40", model={"num_hidden_layers": 2}),
-    Run("micro", "micro (4 x 128, 2 heads)", "mask-40", model={"preset": "configs/model/micro.yaml"}),
-    Run("micro-2048", "batches of 2,048 tokens", "micro", batch_tokens=2048),
-    Run("micro-4096", "batches of 4,096 tokens", "micro", batch_tokens=4096),
-]
+RUNS = [Run(**entry) for entry in ABLATION["runs"]]
 BY_NAME = {r.name: r for r in RUNS}
 
 
@@ -89,7 +75,7 @@ def resolved(run: Run) -> dict:
 
 def shards(out: Path, mask_ratio: float) -> Path:
     """The demo corpus's shards with the given masking ratio (the demo's vocabulary)."""
-    data = yaml.safe_load((ROOT / DEMO_DATA).read_text(encoding="utf-8"))
+    data = yaml.safe_load((ROOT / ABLATION["data"]).read_text(encoding="utf-8"))
     vocab = ROOT / data["vocab"]
     if not vocab.is_file():
         run_python(["-m", "data_gen", "build-vocab", "--input", data["input"], "--size", "8000", "--lang", "en",
@@ -134,12 +120,10 @@ def ablation(out: Path) -> None:
 
 # ---- fine-tuning check ---------------------------------------------------------------------------
 
-CHECK_MODEL = "mask-40"   # the ablation run whose model is fine-tuned
-CHECK = {"data": "data/brown-genre", "examples": 2000, "epochs": 3, "lr": 3e-4, "seeds": 3, "max_seq_len": 96}
 
 
 def finetune_check(out: Path) -> None:
-    model = out / "ablation" / CHECK_MODEL / "model"
+    model = out / "ablation" / CHECK["model"] / "model"
     if not (ROOT / CHECK["data"]).is_dir():
         run_python(["-m", "data_gen", "fetch", "brown-genre", "--dir", str(Path(CHECK["data"]).parent)],
                    log=out / "fetch.log")
@@ -173,9 +157,6 @@ def finetune_check(out: Path) -> None:
 
 # ---- report --------------------------------------------------------------------------------------
 
-RECIPES = (("demo", "configs/pretrain/demo_en.yaml", 10, 0.92),
-           ("small_en", "configs/pretrain/small_en.yaml", 60, 0.75),
-           ("small_zh", "configs/pretrain/small_zh.yaml", 60, 0.75))  # name, config, minutes, target share
 
 
 def _read_json(path: Path):
@@ -269,7 +250,7 @@ def check_history(out: Path, scores: Dict) -> List[str]:
     from ernie.finetune.tasks import get_task
     from ernie.finetune.trainer import read_data
     from ernie_common.tokenization import FullTokenizer
-    model = out / "ablation" / CHECK_MODEL / "model"
+    model = out / "ablation" / CHECK["model"] / "model"
     tokenizer = FullTokenizer(model / "vocab.txt", do_lower_case=True)
     data = read_data(get_task("brown-genre"), ROOT / CHECK["data"], CHECK["examples"])
     train, dev_labels = data.train, [example.label for example in data.dev]
@@ -283,23 +264,15 @@ def check_history(out: Path, scores: Dict) -> List[str]:
     short, long = min(mean, key=mean.get), max(mean, key=mean.get)
     few, many = min(full, key=full.get), max(full, key=full.get)
     grouped = [a - b for a, b in zip(scores["paddle-grouped", "pretrained"], scores["paddle-grouped", "random"])]
-    return [
-        f"**What the check found, and what changed.** Its first run disagreed ({100 * statistics.fmean(grouped):+.1f} "
-        "points here, none in the reference) and had two causes. (1) The reference loop built its tokenizer as "
-        "`BertTokenizerFast(vocab_file=...)`, which in transformers 5 keeps only the five special tokens: every word "
-        "became `[UNK]`, so the reference compared two models that saw no text. It now loads the tokenizer the HF "
-        "export writes and stops unless that gives this library's ids. (2) `ernie.finetune` grouped training batches "
-        "by length by default, and Brown genre's passage length goes with its genre: in the "
-        f"{len(train):,} training passages, {short.replace('_', ' ')} averages {mean[short]:.0f} tokens and "
-        f"{long.replace('_', ' ')} {mean[long]:.0f}; {100 * full[many]:.0f}% of the {many.replace('_', ' ')} "
-        f"passages fill the {CHECK['max_seq_len']} tokens against {100 * full[few]:.0f}% of the "
-        f"{few.replace('_', ' ')} ones. Sorted batches each held a few genres, and a randomly initialised encoder "
-        "never left the majority class. Batches are now random, as in the released scripts; grouping is an option "
-        "(`group_by_length=true`) for tasks where length says nothing of the label. The grouped rows keep the "
-        f"first run's figures: the random twin on grouped batches ends at "
-        f"{100 * statistics.fmean(scores['paddle-grouped', 'random']):.1f} points (always answering the majority "
-        f"class scores {100 * majority:.1f}), on random batches at "
-        f"{100 * statistics.fmean(scores['paddle', 'random']):.1f}."]
+    return fill(TEMPLATES / "pretraining_check_history.md", {
+        "grouped_gap": f"{100 * statistics.fmean(grouped):+.1f}", "passages": f"{len(train):,}",
+        "short": short.replace("_", " "), "short_mean": f"{mean[short]:.0f}",
+        "long": long.replace("_", " "), "long_mean": f"{mean[long]:.0f}",
+        "many": many.replace("_", " "), "many_full": f"{100 * full[many]:.0f}",
+        "few": few.replace("_", " "), "few_full": f"{100 * full[few]:.0f}", "max_seq_len": str(CHECK["max_seq_len"]),
+        "grouped_random": f"{100 * statistics.fmean(scores['paddle-grouped', 'random']):.1f}",
+        "majority": f"{100 * majority:.1f}", "random": f"{100 * statistics.fmean(scores['paddle', 'random']):.1f}",
+    }).strip().splitlines()
 
 
 CHECK_IMPLS = (("paddle", "`ernie.finetune` (Paddle static program), random batches (the default)"),
@@ -338,7 +311,8 @@ def _pm(values, signed=False) -> str:
 
 def recipe_results(out: Path) -> Dict[str, Dict]:
     found = {}
-    for name, config_path, minutes, target in RECIPES:
+    for recipe in STUDY["recipes"]:
+        name, config_path, minutes, target = (recipe[k] for k in ("name", "config", "minutes", "target"))
         config = yaml.safe_load((ROOT / config_path).read_text(encoding="utf-8"))
         run_dir = ROOT / config["output"]
         if not (run_dir / "summary.json").is_file():
@@ -368,83 +342,10 @@ def recipes_table(recipes: Dict[str, Dict]) -> List[str]:
                      f"(entropy {s['unigram_entropy']:.3f}) | **{s['knowledge_masking_over_entropy']:.3f}** "
                      f"(≤ {r['target']}) | {others} |")
     notes = [f"- {name}: {r['note']}" for name, r in recipes.items() if r["note"]]
-    missing = [name for name, *_ in RECIPES if name not in recipes]
+    missing = [r["name"] for r in STUDY["recipes"] if r["name"] not in recipes]
     if missing:
         notes.append(f"- not run for this page yet: {', '.join(missing)}.")
     return lines + ([""] + notes if notes else [])
-
-
-REPORT_HEAD = [
-    "# Pre-training that teaches the encoder", "",
-    "Written by `python -m studies.pretraining report` from the files of the runs it describes; "
-    "`bash scripts/pretraining_study.sh` reruns all of them (about 9 hours on 2 CPU cores). The machine: "
-    "2 cores of an AMD EPYC with AVX-512, Paddle 3.3.1 (CPU), PyTorch 2.13.", "",
-    "**The bar.** A masked language model that knows nothing but how often each token occurs scores the "
-    "entropy of the token frequencies (the *unigram entropy*; `data_gen make` computes it over the shards' "
-    "own tokens and records it in `manifest.json`). Every knowledge-masking loss below is also given as a "
-    "share of it: under 1 is what the encoder learned from context. A run's *final* loss is the mean of "
-    "its last 5 logged windows (`summary.json`).", "",
-    "**What was wrong.** With the settings it shipped with, the demo's knowledge-masking loss stayed at "
-    "the unigram entropy for its whole run, and the models lost to random initialisation downstream. "
-    "The diagnosis below finds no bug in the model or the data: Hugging Face's PyTorch ERNIE on the "
-    "very same batches stays on the same plateau. The fine-tuning path had a fault of its own, found by "
-    "checking it against an independent PyTorch loop (below, \"The fine-tuning path\"): its batches, "
-    "grouped by length, kept randomly initialised encoders at the majority class on Brown genre. The "
-    "pre-training settings were made for "
-    "GPU clusters (a 4-layer model, batches of 1,024 tokens, noam decay from a small peak, dropout, 15% "
-    "masking) and, at the budget of a few minutes on 2 cores, they never leave the plateau. The recipes "
-    "change the optimisation, the masking ratio, the batch and the model size, keep the paper's "
-    "architecture and schedule, and do leave it.", "",
-]
-
-RECIPES_TEXT = [
-    "Each recipe is `run_pretrain.sh` with a data config and a pre-training config (README, "
-    "\"Recipes\"); the wall time runs from the corpus on disk to the loss plot (vocabulary, shards, "
-    "pre-training, plot). All three train the paper's architecture (post-LN, GELU, token + sentence + "
-    "position + task embeddings) with continual multi-task learning, each task introduced in its own "
-    "stage and replayed in the later ones, and depart from the paper's optimisation as the diagnosis "
-    "below motivates: no dropout while pre-training (the saved model keeps dropout 0.1 for "
-    "fine-tuning), 40% of the knowledge units masked, linear warm-up and decay to 0 from a peak of "
-    "1e-3, batches of 4,096 tokens (the small recipes' cut from length-sorted pools: \"Length pools\" below). "
-    "Knowledge masking gets most of each budget: it is the task whose loss says whether the encoder "
-    "reads context.",
-]
-
-ABLATION_TEXT = [
-    "Knowledge masking alone, 1,500 steps a run, on the demo corpus's shards (the demo's vocabulary; "
-    "masking on the fly with the same seed, so runs with the same masking ratio and batch size read "
-    "exactly the same batches and masked positions). Each run changes one setting of the run in "
-    "brackets; *effect* is its final loss minus that run's. Rows ending in `-hf` are the same run in "
-    "Hugging Face's PyTorch ERNIE (`scripts/hf_reference_pretrain.py`: `ErnieModel` with BERT's "
-    "masked-LM head, the same batches, masked positions, optimizer and schedule), the independent "
-    "reference.",
-]
-
-DOWNSTREAM_TEXT = [
-    "Each small recipe's model against the same architecture from random initialisation, fine-tuned with "
-    "`python -m ernie.finetune` on the labelled tasks the registries give for its language, with 2,000 "
-    "training examples (a fixed sample) and with the whole training set (`studies/downstream.py`). Each "
-    "initialisation gets its own learning rate from a small grid ({1e-4, 3e-4, 1e-3} with 2,000 "
-    "examples, {3e-4, 1e-3} with all), chosen by the dev score of seed 1; seeds 2 to 5 then run at that "
-    "rate. Scores are the mean ± standard deviation of the 5 seeds, in points, at each seed's best dev "
-    "epoch; test is never used to choose. Random batches of 32 (not grouped by length: see the fine-tuning "
-    "check above); 3 epochs with 2,000 examples, 1 with the full "
-    "training sets; linear warm-up over 10% of the steps, then linear decay; MSRA-NER's dev set is the last 5,000 sentences of its training file, its test set "
-    "the package's test file. Each task's *floor* row is what no encoder at all scores on the same files and "
-    "training sample (`ernie/finetune/floors.py`): TF-IDF of words (characters for Chinese) with 1-grams or "
-    "1-2-grams and logistic regression, the n-grams and C chosen on dev, or each token's most frequent training "
-    "tag; a task where the pre-trained encoder's test mean does not beat its floor is named below its table.",
-]
-
-REPORT_TAIL = [
-    "## Reproduce", "",
-    "```bash",
-    "bash run_pretrain.sh                                                        # the demo",
-    "DATA_CONFIG=configs/data/sotu_en.yaml CONFIG=configs/pretrain/small_en.yaml bash run_pretrain.sh",
-    "DATA_CONFIG=configs/data/peoples_daily_zh.yaml CONFIG=configs/pretrain/small_zh.yaml bash run_pretrain.sh",
-    "bash scripts/pretraining_study.sh                                           # everything on this page",
-    "```", "",
-]
 
 
 def _noam_at(step: int) -> float:
@@ -459,51 +360,71 @@ def _loss_at_seconds(m: Measured, seconds: float) -> float:
     return reached[-1] if reached else m.curve[0][1]
 
 
+PLATEAU = 0.95  # a knowledge-masking loss above this share of the unigram entropy: still on the plateau
+AGREE = 0.05    # two implementations whose final losses are this close (nats) agree
+
+
+def _plateau(m: Measured) -> str:
+    return "on the unigram plateau" if m.share > PLATEAU else "off the unigram plateau"
+
+
+def _change(effect: float) -> str:
+    return "lower" if effect < 0 else "higher"
+
+
 def ablation_findings(r: Dict[str, Measured]) -> List[str]:
-    """The conclusions, each with the figures of the runs it rests on."""
+    """What the ablation measured, each finding with the figures of the runs it rests on; every
+    word of judgement (agree or not, helps or not, on the plateau or off it) is decided by those
+    figures, with the thresholds above."""
     def eff(name):
         return r[name].loss - r[BY_NAME[name].base].loss
+
+    def agreement(ours: Measured, reference: Measured) -> str:
+        gap = abs(ours.loss - reference.loss)
+        return (f"**The two implementations agree** ({gap:.3f} nats apart)" if gap <= AGREE else
+                f"**The two implementations disagree** ({gap:.3f} nats apart)")
 
     lines = []
     if {"release", "release-hf"} <= set(r):
         a, b = r["release"], r["release-hf"]
-        lines.append(f"- **Not a bug of this framework.** With the release settings this framework ends at "
-                     f"{a.loss:.3f} nats ({a.share:.3f} x entropy), Hugging Face's ERNIE on the same batches at "
-                     f"{b.loss:.3f} ({b.share:.3f}); both sit on the unigram plateau.")
+        lines.append(f"- {agreement(a, b)} with the release settings: this framework ends at {a.loss:.3f} nats "
+                     f"({a.share:.3f} x entropy, {_plateau(a)}), Hugging Face's ERNIE on the same batches at "
+                     f"{b.loss:.3f} ({b.share:.3f}, {_plateau(b)}).")
     if {"linear-5e-4", "linear-1e-3", "linear-2e-3"} <= set(r):
-        lines.append(f"- **The learning rate.** Noam with 50 warm-up steps from a peak of 5e-4 is down to "
-                     f"{_noam_at(STEPS):.1e} at step {STEPS:,}. Linear warm-up and decay to 0 over the run instead: "
+        lines.append(f"- **The learning rate.** Noam with {RELEASE['optimization']['warmup_steps']} warm-up steps "
+                     f"from a peak of {RELEASE['optimization']['learning_rate']:g} is down to {_noam_at(STEPS):.1e} "
+                     f"at step {STEPS:,}. Linear warm-up and decay to 0 over the run instead: "
                      f"{eff('linear-5e-4'):+.3f} nats; a peak of 1e-3: {eff('linear-1e-3'):+.3f} more; a peak of "
-                     f"2e-3: {eff('linear-2e-3'):+.3f} against 5e-4's (the post-LN encoder does not train at that "
-                     f"rate, as the issue's reference runs found too).")
+                     f"2e-3: {eff('linear-2e-3'):+.3f} against 5e-4's ({_change(eff('linear-2e-3'))}).")
     if {"no-dropout", "mask-40"} <= set(r):
-        lines.append(f"- **Denser signal.** No dropout while pre-training: {eff('no-dropout'):+.3f}; 40% of the "
-                     f"units masked instead of 15% (2.7 times the predictions per step, each with less context): "
-                     f"{eff('mask-40'):+.3f}, although the loss is measured on harder predictions.")
+        lines.append(f"- **Denser signal.** No dropout while pre-training: {eff('no-dropout'):+.3f} "
+                     f"({_change(eff('no-dropout'))}); 40% of the units masked instead of 15% (2.7 times the "
+                     f"predictions per step, each with less context): {eff('mask-40'):+.3f} "
+                     f"({_change(eff('mask-40'))}), measured on the harder predictions.")
     if {"mask-40", "mask-40-hf"} <= set(r):
         a, b = r["mask-40"], r["mask-40-hf"]
-        lines.append(f"- **The reference agrees.** With those settings Hugging Face's ERNIE ends at {b.loss:.3f} "
+        lines.append(f"- {agreement(a, b)} with those settings: Hugging Face's ERNIE ends at {b.loss:.3f} "
                      f"({b.share:.3f}) and this framework at {a.loss:.3f} ({a.share:.3f}); this framework ran "
                      f"{a.rate / b.rate:.2f}x the reference's tokens/s.")
     if {"mask-40", "2-layers", "micro"} <= set(r):
         a, b, c = r["mask-40"], r["2-layers"], r["micro"]
-        lines.append(f"- **A step teaches a small model as much as a larger one.** At 1,500 equal steps: 4 x 256 "
-                     f"{a.loss:.3f}, 2 x 256 {b.loss:.3f}, 4 x 128 {c.loss:.3f}; but the micro model's steps take "
-                     f"{a.wall / c.wall:.1f}x less time. At a budget of minutes the number of steps decides, so "
-                     f"the demo trains the micro model.")
+        spread = max(x.loss for x in (a, b, c)) - min(x.loss for x in (a, b, c))
+        lines.append(f"- **Model size at equal steps.** At {STEPS:,} steps: 4 x 256 {a.loss:.3f}, 2 x 256 "
+                     f"{b.loss:.3f}, 4 x 128 {c.loss:.3f} ({spread:.3f} nats from best to worst); the micro "
+                     f"model's steps take {a.wall / c.wall:.1f}x less time.")
     if {"micro", "micro-2048", "micro-4096"} <= set(r):
         a, b, c = r["micro"], r["micro-2048"], r["micro-4096"]
+        at_equal_time = _loss_at_seconds(c, a.wall)
         lines.append(f"- **Larger batches.** Micro with batches of 1,024 / 2,048 / 4,096 tokens: {a.loss:.3f} / "
-                     f"{b.loss:.3f} / {c.loss:.3f} after the same 1,500 steps, in {a.wall / 60:.1f} / "
-                     f"{b.wall / 60:.1f} / {c.wall / 60:.1f} minutes: per step the larger batches win. When the "
-                     f"1,024-token run ended, the 4,096-token run's logged loss was "
-                     f"{_loss_at_seconds(c, a.wall):.3f}: "
-                     + ("ahead at equal time too." if _loss_at_seconds(c, a.wall) < a.loss else
-                        "behind at equal time, so runs this short do not show the larger batches paying per minute; "
-                        "the recipes take them for their loss per step, and this ablation does not settle the "
-                        "choice per minute."))
+                     f"{b.loss:.3f} / {c.loss:.3f} after the same {STEPS:,} steps, in {a.wall / 60:.1f} / "
+                     f"{b.wall / 60:.1f} / {c.wall / 60:.1f} minutes. When the 1,024-token run ended, the "
+                     f"4,096-token run's logged loss was {at_equal_time:.3f}: "
+                     + ("ahead at equal time too." if at_equal_time < a.loss else
+                        "behind at equal time, so runs this short show the larger batches paying per step, not "
+                        "per minute."))
     if "no-task-id" in r:
-        lines.append(f"- **Not a factor.** Removing the task embedding: {eff('no-task-id'):+.3f}.")
+        lines.append(f"- **The task embedding.** Removing it: {eff('no-task-id'):+.3f} "
+                     f"({'within' if abs(eff('no-task-id')) <= AGREE else 'outside'} {AGREE} nats).")
     if {"release", "micro-4096"} <= set(r):
         a, b = r["release"], r["micro-4096"]
         lines.append(f"- **Together.** From the release settings ({a.share:.3f} x entropy in {a.wall / 60:.1f} "
@@ -529,14 +450,12 @@ def _demo_allocation() -> List[str]:
             f"({new.stages[0].allocation['knowledge_masking']} in its own stage)."]
 
 
-# recipe -> the directory under the study's output of the same recipe run with `length_pool: 1`
-WITHOUT_POOLS = {"small_zh": "small_zh-nopool"}
 
 
 def length_pool_text(out: Path, recipes: Dict[str, Dict]) -> List[str]:
     """A recipe against its own run with batches read one at a time (same config otherwise)."""
     lines, shown = [], []
-    for name, other in WITHOUT_POOLS.items():
+    for name, other in STUDY["without_pools"].items():
         run_dir = out / other
         if name not in recipes or not (run_dir / "summary.json").is_file():
             continue
@@ -577,55 +496,52 @@ def check_text(out: Path, scores: Dict) -> List[str]:
     means = {impl: statistics.fmean(d) for impl, d in diffs.items()}
     spread = sum(statistics.stdev(d) if len(d) > 1 else 0.0 for d in diffs.values())
     agree = abs(means["paddle"] - means["hf"]) <= spread
-    lines = [f"The `{CHECK_MODEL}` model of the ablation and its random twin, fine-tuned on Brown genre "
-             f"({CHECK['examples']:,} training passages, {CHECK['epochs']} epochs, learning rate {CHECK['lr']:g}, "
-             f"batches of 32, {CHECK['seeds']} seeds; dev accuracy of each seed's best epoch, in points) by this "
-             f"framework and by an independent loop: Hugging Face's `ErnieForSequenceClassification` on the model "
-             f"converted as `ernie.convert --to hf` does, the tokenizer of that export (checked to give this "
-             f"library's ids), its own reader, optimizer and schedule (`scripts/hf_reference_finetune.py`).",
-             "",
-             f"Pre-trained minus random: {100 * means['paddle']:+.1f} points here, {100 * means['hf']:+.1f} in the "
-             f"reference; the difference between the two, {100 * abs(means['paddle'] - means['hf']):.1f} points, is "
-             + ("within" if agree else "**outside**") + f" the seeds' spread (the two standard deviations added: "
-             f"{100 * spread:.1f}). " + ("The fine-tuning path is not where the gain was lost." if agree else
-                                         "The fine-tuning path needs a closer look.")]
+    lines = [f"Pre-trained minus random: {100 * means['paddle']:+.1f} points here, {100 * means['hf']:+.1f} in the "
+              f"reference; the difference between the two, {100 * abs(means['paddle'] - means['hf']):.1f} points, is "
+              + ("within" if agree else "**outside**") + f" the seeds' spread (the two standard deviations added: "
+              f"{100 * spread:.1f}). " + ("The fine-tuning path is not where the gain was lost." if agree else
+                                          "The fine-tuning path needs a closer look.")]
     if ("paddle-grouped", "random") in scores:
         lines += ["", *check_history(out, scores)]
     return lines
+
+
+def machine_text(recipes: Dict[str, Dict]) -> str:
+    """Where the recipes ran, as their summary.json records it (runs before it did say nothing)."""
+    machines = sorted({r["summary"]["machine"] for r in recipes.values() if "machine" in r["summary"]})
+    return (f"The machine, as the recipes' runs record it: {'; '.join(machines)}." if machines else
+            "The machine is not recorded by these runs (their summary.json predates the record).")
 
 
 def report(out: Path, doc: Path) -> None:
     results = ablation_results(out)
     scores = check_scores(out)
     recipes = recipe_results(out)
-    lines = REPORT_HEAD[:]
+    sections = {"recipes": "", "ablation": "", "check": "", "downstream": ""}
     if recipes:
-        lines += ["## The recipes", "", *RECIPES_TEXT, "", *recipes_table(recipes), ""]
+        from ernie.plot import plot_run
+        plots = []
         for name, r in recipes.items():
-            from ernie.plot import plot_run
-            target = doc.parent / f"pretraining_{name}.png"
-            target.write_bytes(plot_run(r["run_dir"]).read_bytes())
-            lines.append(f"![{name}: pre-training losses](pretraining_{name}.png)")
-        lines.append("")
-        pools = length_pool_text(out, recipes)
-        if pools:
-            lines += [*pools, ""]
+            (doc.parent / f"pretraining_{name}.png").write_bytes(plot_run(r["run_dir"]).read_bytes())
+            plots.append(f"![{name}: pre-training losses](pretraining_{name}.png)")
+        sections["recipes"] = fill(TEMPLATES / "pretraining_recipes.md", {
+            "table": "\n".join(recipes_table(recipes)), "plots": "\n".join(plots),
+            "pools": "\n".join(length_pool_text(out, recipes))})
     if results:
         ablation_plot(results, doc.parent / "pretraining_ablation.png")
-        lines += ["## Diagnosis: knowledge masking alone, one change a run", "", *ABLATION_TEXT, "",
-                  *ablation_table(results), "", "![ablation curves](pretraining_ablation.png)", "",
-                  *ablation_findings(results), ""]
+        sections["ablation"] = fill(TEMPLATES / "pretraining_ablation.md", {
+            "table": "\n".join(ablation_table(results)), "findings": "\n".join(ablation_findings(results))})
     if scores:
-        lines += ["## The fine-tuning path", "", *check_text(out, scores), "", *check_table(scores), ""]
+        sections["check"] = fill(TEMPLATES / "pretraining_check.md", {
+            "model": CHECK["model"], "examples": f"{CHECK['examples']:,}", "epochs": str(CHECK["epochs"]),
+            "lr": f"{CHECK['lr']:g}", "seeds": str(CHECK["seeds"]),
+            "text": "\n".join(check_text(out, scores)), "table": "\n".join(check_table(scores))})
     tables = {name: downstream.report(out / "downstream" / name, downstream.language_settings(lang))
-              for name, lang in (("small_en", "en"), ("small_zh", "zh")) if (out / "downstream" / name).is_dir()}
+              for name, lang in STUDY["downstream"].items() if (out / "downstream" / name).is_dir()}
     if any(t.count("\n") > 1 for t in tables.values()):
-        lines += ["## Downstream: pre-trained against random initialisation", "", *DOWNSTREAM_TEXT, ""]
-        for name, table in tables.items():
-            lines += [f"### {name}", "", table, ""]
-    lines += REPORT_TAIL
-    doc.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {doc}")
+        sections["downstream"] = fill(TEMPLATES / "pretraining_downstream.md", {
+            "tables": "\n\n".join(f"### {name}\n\n{table}" for name, table in tables.items())})
+    write_report(doc, fill(TEMPLATES / "pretraining.md", {"machine": machine_text(recipes), **sections}))
 
 
 def main(argv=None) -> int:

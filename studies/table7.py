@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -27,10 +26,9 @@ import yaml
 
 from ernie.pretrain.log import FINAL_WINDOW, HELDOUT_LOSS, heldout_records, read_log
 from ernie.pretrain.schedule import Schedule, load_schedule
-from ernie_common.fileio import atomic_write_text
 from studies import downstream
 from studies.jobs import ROOT, run_all, run_python
-from studies.template import TEMPLATES, fill
+from studies.template import TEMPLATES, fill, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "table7.yaml"
 STRATEGIES = ("continual", "multitask", "continual_multitask")
@@ -339,10 +337,7 @@ def report(doc: Path, which: Sequence[Variant]) -> None:
     started = [v for v in which if any((v.run_dir(s) / "log.jsonl").is_file() for s in STRATEGIES)]
     sections = [section(v, doc.parent) for v in started]
     sections += [f"## {v.title}\n\nNot run yet: `bash scripts/table7.sh {v.name}`." for v in which if v not in started]
-    text = fill(TEMPLATES / "table7.md", {"variants": "\n\n".join(sections)})
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.splitlines()))  # parts left empty
-    atomic_write_text(doc, text.strip() + "\n")
-    print(f"wrote {doc}")
+    write_report(doc, fill(TEMPLATES / "table7.md", {"variants": "\n\n".join(sections)}))
 
 
 def main(argv=None) -> int:

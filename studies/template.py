@@ -2,9 +2,12 @@
 runs' files: the prose stays in the template, every figure and conclusion comes from the runs."""
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 from typing import Mapping
+
+from ernie_common.fileio import atomic_write_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -22,3 +25,11 @@ def fill(template: Path, values: Mapping[str, str]) -> str:
     if missing or unused:
         raise TemplateError(f"{template}: fields without values {missing}, values without fields {unused}")
     return string.Template(text).substitute(values)
+
+
+def write_report(doc: Path, text: str) -> None:
+    """The filled report, written atomically: trailing spaces dropped, and the blank lines that
+    parts left empty collapsed to one."""
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.splitlines()))
+    atomic_write_text(doc, text.strip() + "\n")
+    print(f"wrote {doc}")

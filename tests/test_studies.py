@@ -112,3 +112,18 @@ def test_table7_report_reads_forgetting_ordering_and_floors_from_the_runs(tmp_pa
     assert "| review-sentiment, full training set (acc) | floor: TF-IDF" in text
     # every initialisation scores below the toy set's floor (its cue words separate it): each is named
     assert text.count("does not beat its floor's, 100.0") == 4
+
+
+def test_pretraining_findings_take_their_judgement_from_the_figures():
+    from studies import pretraining
+
+    def run(loss, share, wall=60):
+        return pretraining.Measured(loss, share, 1500, 1500 * 1024, wall, 1000.0, [(10, loss), (1500, loss)])
+
+    (agree, *_) = pretraining.ablation_findings({"release": run(6.214, 0.959), "release-hf": run(6.204, 0.958)})
+    assert agree.startswith("- **The two implementations agree** (0.010 nats apart) with the release settings")
+    assert agree.count("on the unigram plateau") == 2
+    (apart, *_) = pretraining.ablation_findings({"release": run(6.214, 0.959), "release-hf": run(5.500, 0.849)})
+    assert "**The two implementations disagree** (0.714 nats apart)" in apart and "off the unigram plateau" in apart
+    (task_id, *_) = pretraining.ablation_findings({"mask-40": run(5.900, 0.9), "no-task-id": run(5.990, 0.91)})
+    assert task_id == "- **The task embedding.** Removing it: +0.090 (outside 0.05 nats)."
