@@ -29,11 +29,9 @@ import numpy as np
 import torch
 import transformers
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ernie.formats.checkpoint import load_model_dir  # noqa: E402
-from ernie.formats.hf_format import write_hf_dir  # noqa: E402
-from ernie.model.optimization import linear_warmup_decay  # noqa: E402
+from ernie.formats.checkpoint import load_model_dir
+from ernie.formats.hf_format import write_hf_dir
+from ernie.model.optimization import linear_warmup_decay
 
 
 def read_tsv(path: Path):

@@ -27,16 +27,14 @@ import numpy as np
 import torch
 import transformers
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ernie.formats.checkpoint import save_model_dir  # noqa: E402
-from ernie.formats.hf_format import config_to_hf, params_from_hf  # noqa: E402
-from ernie.model.config import ErnieConfig  # noqa: E402
-from ernie.model.optimization import task_learning_rate  # noqa: E402
-from ernie.pretrain.config import load_config  # noqa: E402
-from ernie.pretrain.data import PretrainingData  # noqa: E402
-from ernie.pretrain.log import KNOWLEDGE_MASKING  # noqa: E402
-from ernie_common.tokenization import first_normal_id, load_vocab  # noqa: E402
+from ernie.formats.checkpoint import save_model_dir
+from ernie.formats.hf_format import config_to_hf, params_from_hf
+from ernie.model.config import ErnieConfig
+from ernie.model.optimization import task_learning_rate
+from ernie.pretrain.config import load_config
+from ernie.pretrain.data import PretrainingData
+from ernie.pretrain.log import KNOWLEDGE_MASKING
+from ernie_common.tokenization import first_normal_id, load_vocab
 
 
 class MaskedLM(torch.nn.Module):

@@ -1,5 +1,5 @@
 """PaddleNLP both ways: `ernie.convert --from/--to paddlenlp` and `ernie.export --format paddlenlp`,
-checked against the real `paddlenlp` package (in its own environment: tests/external_env.py)."""
+checked against the real `paddlenlp` package (in its own environment: studies/external_env.py)."""
 import dataclasses
 import json
 import pickle
@@ -12,7 +12,7 @@ from ernie.export import export
 from ernie.formats.checkpoint import CheckpointError, load_model_dir
 from ernie.formats.paddlenlp_format import PDPARAMS_FILE, read_paddlenlp_dir, read_pdparams
 from ernie.serving.inference_model import inference_program
-from tests.external_env import run_in
+from studies.external_env import run_in
 from tests.test_export import finetuned  # noqa: F401  (fixture)
 
 IDS = [[1, 17, 33, 52, 9, 2], [1, 40, 41, 2, 0, 0]]  # [CLS] ... [SEP], the second row padded

@@ -1,6 +1,6 @@
 """The English fine-tuning suite's table, docs/english_suite.md, from the fetched files.
 
-    python scripts/english_suite.py [--data data] [--doc docs/english_suite.md]
+    python -m studies.english_suite [--data data] [--doc docs/english_suite.md]
 
 For each set of the suite (fetched into DATA/NAME as `python -m data_gen fetch NAME` does, where
 it is missing): its source package and licence (data_gen/corpora.py), its examples per split and
@@ -18,16 +18,14 @@ from collections import Counter
 from pathlib import Path
 from typing import List
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from data_gen.fetch import CORPORA  # noqa: E402
-from data_gen.labelled import ENGLISH_SUITE, held_texts  # noqa: E402
-from data_gen.overlap import SHINGLE, pretraining_indexes  # noqa: E402
-from data_gen.registry import FetchError  # noqa: E402
-from ernie.finetune.examples import DataError  # noqa: E402
-from ernie.finetune.tasks import get_task  # noqa: E402
-from ernie_common.fileio import atomic_write_text  # noqa: E402
+from data_gen.fetch import CORPORA
+from data_gen.labelled import ENGLISH_SUITE, held_texts
+from data_gen.overlap import SHINGLE, pretraining_indexes
+from data_gen.registry import FetchError
+from ernie.finetune.examples import DataError
+from ernie.finetune.tasks import get_task
+from ernie_common.fileio import atomic_write_text
+from studies.jobs import ROOT
 
 SPLITS = ("train", "dev", "test")
 
@@ -75,7 +73,7 @@ def brown_pos_sentence(data: Path) -> str:
 def document(data: Path) -> str:
     sets = {name: read_set(name, data) for name in ENGLISH_SUITE}
     lines = ["# The English fine-tuning suite", "",
-             "Written by `python scripts/english_suite.py` from the files `python -m data_gen fetch NAME` writes, "
+             "Written by `python -m studies.english_suite` from the files `python -m data_gen fetch NAME` writes, "
              "before anything was trained or measured on them. Sentence and short-text classification of "
              "domains unlike the pre-training corpora (State of the Union addresses, the Brown Corpus), real "
              "human-labelled data shipped inside registry packages; each is deduplicated (a text found with two "

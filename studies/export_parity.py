@@ -1,8 +1,8 @@
 """How far each consumer of the exports is from this library: the largest logit difference between
 the fine-tuned model's static program and Paddle Inference, onnxruntime, transformers and PaddleNLP
-(the last in its own environment, tests/external_env.py), on the first passages of a dev file.
+(the last in its own environment, studies/external_env.py), on the first passages of a dev file.
 
-    python scripts/export_parity.py --model out/seed-1/model --dev data/brown-genre/dev.tsv [--n 64]
+    python -m studies.export_parity --model out/seed-1/model --dev data/brown-genre/dev.tsv [--n 64]
 
 The model is a sentence classifier from `python -m ernie.finetune`; the dev file's first column is
 the text. Prints one line per consumer; README's figures come from it.
@@ -17,12 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ernie.export import export  # noqa: E402
-from ernie.predict import Predictor  # noqa: E402
-from ernie.serving.inference_model import inference_program  # noqa: E402
-from tests.external_env import run_in  # noqa: E402
+from ernie.export import export
+from ernie.predict import Predictor
+from ernie.serving.inference_model import inference_program
+from studies.external_env import run_in
 
 PADDLENLP_LOGITS = """
 import json, sys, paddle
