@@ -7,7 +7,7 @@
 #   3. the fine-tuning check: one of those models and its random twin, fine-tuned by
 #      ernie.finetune and by an independent PyTorch loop (... finetune-check);
 #   4. downstream: the small recipes' models against random initialisation on the registries'
-#      labelled tasks, with few labels and with all (python -m studies.downstream);
+#      labelled tasks, with few labels and with all, and the English suite (python -m studies.downstream);
 #   5. the document (python -m studies.pretraining report).
 # Every step is skipped when its output is complete, so a killed study continues where it stopped
 # when the script runs again. OUT (default output/study) holds everything but the recipes' own
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-output/study}
 mkdir -p "$OUT"
 
-for corpus in brown-genre sentiment msra-ner; do
+for corpus in brown-genre sentiment msra-ner review-sentiment tweet-sentiment spam-email brown-pos; do
   [ -d "data/$corpus" ] || python -m data_gen fetch "$corpus" --dir data
 done
 
@@ -42,5 +42,6 @@ python -m studies.pretraining finetune-check --output "$OUT"
 
 python -m studies.downstream run --model output/small_en/pretrain/model --lang en --output "$OUT/downstream/small_en"
 python -m studies.downstream run --model output/small_zh/pretrain/model --lang zh --output "$OUT/downstream/small_zh"
+python -m studies.downstream run --model output/small_en/pretrain/model --lang en-suite --output "$OUT/downstream/small_en-suite"
 
 python -m studies.pretraining report --output "$OUT"
