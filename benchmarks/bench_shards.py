@@ -53,9 +53,9 @@ def main():
         values = yaml.safe_load((REPO / "configs/data/demo_en.yaml").read_text())
         vocab = Path(tmp) / "vocab.txt"
         build_vocab([REPO / values["input"]], vocab, 8000, "en")
-        values.update(vocab=str(vocab), output=str(Path(tmp) / "shards"), workers=1)
-        config = DataConfig(**{k: str(REPO / v) if k in ("input", "discourse_markers", "stopwords") else v
-                               for k, v in values.items()})
+        # the config's `configs/...` resources are found among the shipped configs from any directory
+        values.update(input=str(REPO / values["input"]), vocab=str(vocab), output=str(Path(tmp) / "shards"), workers=1)
+        config = DataConfig(**values)
         make(config, progress=False)
         paths = sorted((Path(tmp) / "shards").glob("part-*.shard"))
         size = sum(p.stat().st_size for p in paths) / 1e6

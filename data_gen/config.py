@@ -2,7 +2,12 @@
 
 Relative paths are read relative to the directory the command runs in (the repository root in
 every shipped config). `input` lists files, folders and glob patterns (`DataConfig.files`: the
-files they name, in the order read).
+files they name, in the order read). A task's own settings and files are its options, under its
+name in `task_options:` (`ernie_common.tasks.TaskOptions`), e.g.
+
+    task_options:
+      knowledge_masking: {mask_ratio: 0.4}
+      discourse_relation: {discourse_markers: configs/discourse/en.yaml}
 """
 from __future__ import annotations
 
@@ -10,11 +15,12 @@ import dataclasses
 import functools
 from collections import Counter
 from pathlib import Path
-from typing import ClassVar, Iterator, List, Optional, Sequence
+from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ernie_common import tasks as registry
 from ernie_common.configfile import ConfigError, apply_overrides, build, read
 from ernie_common.shipped_configs import find
+from ernie_common.tasks import TaskOptions
 from ernie_common.tokenization import is_sentencepiece
 
 from .documents import CorpusError, Document, Reading, expand_inputs, read_documents
@@ -44,18 +50,10 @@ class DataConfig:
     shards: int = 4
     seed: int = 1
     workers: int = 1
-    masking: str = "online"            # online: the reader masks; offline: masked here, stored
-    knowledge_unit_prob: float = 0.5   # share of examples masked by knowledge units (else basic units)
-    mask_ratio: float = 0.15           # share of units masked; online masking reads both from the manifest
-    reorder_max_segments: int = 4
-    discourse_markers: Optional[str] = None
-    click_log: Optional[str] = None
-    entities: Optional[str] = None
-    stopwords: Optional[str] = None
-    collocation_min_count: int = 5
-    collocation_min_pmi: float = 3.0
-    collocation_max_pairs: int = 1_000_000   # phrase mining's memory bound (16 bytes a pair) ...
-    collocation_max_words: int = 200_000     # ... and its words' (see ernie_tasks.knowledge_masking)
+    # each task's options, under its name (`ernie_common.tasks.TaskOptions`); after loading, every
+    # configured task's options object, defaults filled in
+    task_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    stopwords: Optional[str] = None    # the lexicon's stop words, which several tasks' labels leave out
     chunk_bytes: int = 262144           # documents are dealt to workers in chunks of about this much text
 
     def __post_init__(self):
@@ -77,28 +75,54 @@ class DataConfig:
             raise DataConfigError(f"tokenizer must be wordpiece or sentencepiece, got {self.tokenizer!r}")
         # a task the language cannot have is left out (Chinese has no case)
         self.tasks = [t.name for t in tasks if self.lang in t.languages]
-        if self.masking not in ("online", "offline"):
-            raise DataConfigError(f"masking must be online or offline, got {self.masking!r}")
-        if not 1 <= self.reorder_max_segments <= 5:
-            raise DataConfigError("reorder_max_segments must be between 1 and 5")
         if self.max_seq_len < 16 or self.max_seq_len > 4096:
             raise DataConfigError(f"max_seq_len {self.max_seq_len} is outside 16..4096")
         for name in ("shards", "workers", "chunk_bytes"):
             if getattr(self, name) < 1:
                 raise DataConfigError(f"{name} must be at least 1")
-        for name in ("discourse_markers", "stopwords"):  # shipped resources, found from anywhere
-            if getattr(self, name):
-                setattr(self, name, str(find(getattr(self, name))))
+        self.task_options = self._options([registry.get(t) for t in self.tasks])
+        if self.stopwords:  # a shipped resource, found from anywhere
+            self.stopwords = str(find(self.stopwords))
         if self.check_files:
             self.files  # the inputs expanded now: an entry that names no file is an error of the config
-            for path in [self.vocab] + [p for p in (self.discourse_markers, self.click_log, self.entities,
-                                                    self.stopwords) if p]:
-                if not Path(path).is_file():
-                    raise DataConfigError(f"file not found: {path}")
+            for key, path in [("vocab", self.vocab), ("stopwords", self.stopwords)] + self.resources():
+                if path and not Path(path).is_file():
+                    raise DataConfigError(f"{key}: file not found: {path}")
             if (self.tokenizer == "sentencepiece") != is_sentencepiece(self.vocab):
                 raise DataConfigError(f"tokenizer {self.tokenizer}, but {self.vocab} is a "
                                       f"{'SentencePiece' if is_sentencepiece(self.vocab) else 'WordPiece'} "
                                       "vocabulary (python -m data_gen build-vocab --kind ...)")
+
+    def _options(self, tasks) -> Dict[str, TaskOptions]:
+        """Every configured task's options from `task_options`, checked by the typed loader; a
+        task the config does not make may have options (a config shared by runs of different
+        task lists), which are checked and left out. Resource paths under `configs/` are found
+        among the shipped configs."""
+        made = {t.name for t in tasks}
+        options = {}
+        for name, values in self.task_options.items():
+            try:
+                task = registry.get(name)
+            except registry.TaskError as err:
+                raise DataConfigError(f"task_options: {err}") from None
+            if not isinstance(values, task.options_type):
+                try:
+                    values = build(task.options_type, values if values is not None else {}, f"task_options.{name}")
+                except ConfigError as err:
+                    raise DataConfigError(str(err)) from None
+            if name in made:
+                options[name] = values
+        found = {}
+        for task in tasks:
+            values = options.get(task.name) or task.options_type()
+            found[task.name] = dataclasses.replace(
+                values, **{key: str(find(path)) for key, path in values.resources().items()})
+        return found
+
+    def resources(self) -> List[Tuple[str, str]]:
+        """(key, path) of every file the configured tasks' options name, in task order."""
+        return [(f"task_options.{name}.{key}", path) for name, options in self.task_options.items()
+                for key, path in options.resources().items()]
 
     @functools.cached_property
     def files(self) -> List[str]:

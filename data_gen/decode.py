@@ -3,39 +3,25 @@
 as not to shadow the standard library's `inspect`.)
 
 PATH is a shard or the output directory of `make` (its manifest names the vocabulary and the
-label sets). Every label is decoded, each by its task (`PretrainingTask.describe`): for the
-built-in tasks the knowledge units (and masked tokens with their originals), capitalization and
-token-document labels per word, the reordering permutation, the distance class, the discourse
-marker, the IR relevance class.
+label sets). Every label is decoded, each by its task (`DataTask.describe`, the task built from
+the options its manifest records): for the built-in tasks the knowledge units (and masked tokens
+with their originals), capitalization and token-document labels per word, the reordering
+permutation, the distance class, the discourse marker, the IR relevance class.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Sequence
 
 import numpy as np
 
 from ernie_common import tasks as registry
 from ernie_common.tokenization import load_vocab
 
+from .data_task import DataTask
 from .examples import NO_TASK, Example
 from .shards import MANIFEST, Shard, ShardError
-
-
-def knowledge_units(tokens: List[str], seg: np.ndarray) -> List[str]:
-    """Multi-token units of a boundary array (0 starts a unit, 1 continues it), as text."""
-    units, current = [], []
-    for tok, s in zip(tokens, seg):
-        if s == 0 or s == -1:
-            if len(current) > 1:
-                units.append(" ".join(current))
-            current = [tok] if s == 0 else []
-        else:
-            current.append(tok)
-    if len(current) > 1:
-        units.append(" ".join(current))
-    return units
 
 
 def word_labels(tokens: List[str], labels: np.ndarray) -> List[str]:
@@ -43,8 +29,8 @@ def word_labels(tokens: List[str], labels: np.ndarray) -> List[str]:
     return [f"{tok}={int(lab)}" for tok, lab in zip(tokens, labels) if lab >= 0]
 
 
-def describe(ex: Example, inv_vocab: dict, manifest: dict, tasks) -> dict:
-    """The example's tokens and every label of the shard's `tasks`, decoded by each task."""
+def describe(ex: Example, inv_vocab: dict, manifest: dict, tasks: Sequence[DataTask]) -> dict:
+    """The example's tokens and every label of the shard's `tasks` (their objects), decoded by each task."""
     tokens = [inv_vocab[int(i)] for i in ex.src_ids]
     original = list(tokens)
     for pos, lab in zip(ex.mask_pos, ex.mask_label):
@@ -77,10 +63,11 @@ def inspect(path, limit: int = 10) -> Iterator[dict]:
     shown = 0
     for shard_path in _shard_paths(path):
         shard = Shard(shard_path)
+        tasks = registry.recorded_tasks(shard.tasks, manifest["config"], str(manifest_path))
         for ex in shard:
             if shown >= limit:
                 return
-            yield describe(ex, inv_vocab, manifest, shard.tasks)
+            yield describe(ex, inv_vocab, manifest, tasks)
             shown += 1
 
 

@@ -5,16 +5,16 @@ A chunk is a fixed run of consecutive documents, and its random generator is see
 worker processes share the chunks. Each document is cut into *segments*: runs of consecutive
 sentences (across paragraph breaks) that fill `max_seq_len`. A segment becomes a plain example
 (its text in natural order with the labels of every configured token-level task,
-`PretrainingTask.token_labels`: what steps of token-level tasks alone read) and one example of a
+`DataTask.token_labels`: what steps of token-level tasks alone read) and one example of a
 sentence-level task drawn from the configured text tasks (`segment_example`: reordering,
 distance), which carries the token-level labels too. Other sentence-level tasks mine examples of their own from the chunk
 (`chunk_examples`: discourse) or, after the corpus, from a source of their own
-(`corpus_examples`: IR's click log). The generator names no task: it asks the registry.
+(`corpus_examples`: IR's click log). The generator names no task: it builds the configured ones from
+their options (`build_tasks`).
 """
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -23,11 +23,10 @@ from ernie_common import tasks as registry
 from ernie_common.tokenization import first_normal_id, make_tokenizer
 
 from .config import DataConfig
+from .data_task import Block, ChunkContext, DataTask
 from .documents import Document
 from .examples import NO_TASK, Plan, TokenTable, assemble, task_bit
-from .tokenized import ChunkTokenizer, Lexicon, TokenizedChunk
-
-Block = Dict[str, np.ndarray]
+from .tokenized import ChunkTokenizer, Lexicon
 
 
 def load_stopwords(path: Optional[str]) -> Set[str]:
@@ -37,46 +36,22 @@ def load_stopwords(path: Optional[str]) -> Set[str]:
         return {line.strip().lower() for line in f if line.strip()}
 
 
-def label_fields(tasks: Sequence[registry.PretrainingTask]) -> List[str]:
+def build_tasks(config: DataConfig) -> List[DataTask]:
+    """The config's tasks, in id order, each a new object built from its options: every
+    generator has its own, which its `setup` fills."""
+    return [task(config.task_options[task.name]) for task in registry.resolve(config.tasks)]
+
+
+def label_fields(tasks: Sequence[DataTask]) -> List[str]:
     """The per-token label arrays of the examples of these tasks: their token-level tasks'."""
     return [f for t in tasks if t.level == registry.TOKEN for f in t.label_fields]
 
 
-@dataclass
-class ChunkContext:
-    """What a chunk's tasks see. Sentences are indexed chunk-wide; `sentence_tokens[s]` is the
-    first token of sentence s in `chunk` (its sentences split where one would overflow a
-    segment), `whole` is the chunk before that split."""
-    generator: "ExampleGenerator"
-    docs: Sequence[Document]
-    whole: TokenizedChunk
-    chunk: TokenizedChunk
-    doc_bounds: np.ndarray          # first sentence of each document, then the end
-    segments: List[List[Tuple[int, int]]]  # per document, [first, end) sentence ranges
-    non_empty: List[int]            # documents with at least one sentence
-    table: TokenTable
-    doc_index: int = 0              # the document of the segment being made
-
-    @property
-    def sentence_tokens(self) -> np.ndarray:
-        return self.chunk.sentence_tokens
-
-    def token_range(self, first: int, end: int) -> Tuple[int, int]:
-        """The token rows of sentences [first, end)."""
-        return int(self.sentence_tokens[first]), int(self.sentence_tokens[end])
-
-    def plan(self, parts, task: Optional[registry.PretrainingTask], label: int, stats: Counter,
-             token_tasks: Optional[int] = None) -> Plan:
-        """An example of `parts` (token row ranges) for a sentence-level task (None: only the
-        token-level tasks), carrying the configured token-level tasks unless told otherwise."""
-        return self.generator.plan(parts, task, label, stats, token_tasks)
-
-
 class ExampleGenerator:
-    def __init__(self, config: DataConfig, states: Dict[str, object]):
+    def __init__(self, config: DataConfig, states: dict):
         """`states`: what each task's `prepare` computed over the corpus (`make` runs it once)."""
         self.config = config
-        self.tasks = registry.resolve(config.tasks)
+        self.tasks = build_tasks(config)
         self.tokenizer = make_tokenizer(config.vocab, config.do_lower_case)
         self.stopwords = load_stopwords(config.stopwords)
         pinned = [w for task in self.tasks for w in task.lexicon_words(states.get(task.name))]
@@ -90,7 +65,7 @@ class ExampleGenerator:
             self.token_task_mask |= task_bit(task.task_id)
         self.text_tasks = [t for t in self.tasks if t.level == registry.SENTENCE and t.text_task]
         # a segment leaves room for [CLS] and a [SEP] after each of its parts
-        parts = max([t.max_parts(config) for t in self.text_tasks] or [2])
+        parts = max([t.max_parts() for t in self.text_tasks] or [2])
         self.segment_budget = config.max_seq_len - (parts + 1)
         for task in self.tasks:
             task.setup(self, states.get(task.name))
@@ -116,7 +91,7 @@ class ExampleGenerator:
 
     # ---- examples -------------------------------------------------------------------------
 
-    def plan(self, parts, task: Optional[registry.PretrainingTask], label: int, stats: Counter,
+    def plan(self, parts: List[Tuple[int, int]], task: Optional[DataTask], label: int, stats: Counter,
              token_tasks: Optional[int] = None) -> Plan:
         if task is not None:
             stats[f"examples/{task.name}"] += 1

@@ -36,7 +36,7 @@ from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, load_voca
 from .config import DataConfig, DataConfigError
 from .documents import COMPRESSIONS, Document, warn_layouts
 from .examples import select, task_bit
-from .generate import ExampleGenerator, label_fields
+from .generate import ExampleGenerator, build_tasks, label_fields
 from .sentences import sentence_length
 from .shards import FORMAT_VERSION, MANIFEST, Shard, ShardWriter
 
@@ -103,19 +103,21 @@ def _chunks(config: DataConfig, inputs: List[str], part: int, parts: int, stats:
 
 
 def fingerprint(config: DataConfig, inputs: Sequence[str], states_sha: str = "") -> str:
-    """What the shards are a function of: config, vocabulary, the inputs read (their names, order
+    """What the shards are a function of: config, vocabulary and stop words, the files the
+    configured tasks' options name (`DataConfig.resources`), the inputs read (their names, order
     and bytes), the shared corpus states (for a part) and the generator's code, the configured
     tasks' modules included."""
     settings = {k: v for k, v in config.to_dict().items() if k != "workers"}  # the output does not depend on it
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(f"shard-format-{FORMAT_VERSION}{states_sha}".encode())
     sources = sorted(Path(__file__).parent.rglob("*.py")) + [Path(registry.__file__)]
-    sources += [Path(inspect.getfile(type(task))) for task in registry.resolve(config.tasks)]
+    sources += [Path(inspect.getfile(task)) for task in registry.resolve(config.tasks)]
     for source in sources:
         digest.update(source.read_bytes())
     vocab = Path(config.vocab)
     resources = [vocab, *[vocab.with_name(f) for f in TOKENIZER_FILES if vocab.with_name(f).is_file()]]
-    resources += [p for p in (config.click_log, config.entities, config.stopwords, config.discourse_markers) if p]
+    resources += [config.stopwords] if config.stopwords else []
+    resources += [path for _, path in config.resources()]
     for path in resources:
         digest.update(sha256_file(path).encode())
     for path in inputs:
@@ -135,10 +137,10 @@ def part_manifest_name(part: int, parts: int) -> str:
 
 
 def _corpus_states(config: DataConfig) -> dict:
-    """What each task computes over the whole corpus before generation (`PretrainingTask.prepare`)."""
+    """What each task computes over the whole corpus before generation (`DataTask.prepare`)."""
     def read_corpus():
         return config.documents(config.files, Counter())
-    return {task.name: task.prepare(config, read_corpus) for task in registry.resolve(config.tasks)}
+    return {task.name: task.prepare(config, read_corpus) for task in build_tasks(config)}
 
 
 def prepare(config: DataConfig) -> Path:
@@ -174,7 +176,7 @@ def _load_states(out: Path, config: DataConfig) -> Tuple[dict, str]:
 
 
 def _label_counts(block, token_tasks, stats: Counter) -> None:
-    """Token labels of the examples that carry each token-level task (`PretrainingTask.count_labels`)."""
+    """Token labels of the examples that carry each token-level task (`DataTask.count_labels`)."""
     carried = np.repeat(block["token_tasks"], block["lengths"])
     for task in token_tasks:
         rows = (carried & np.uint64(task_bit(task.task_id))) > 0

@@ -1,13 +1,29 @@
 """The pre-training task registry: every task the framework trains, the seven of ERNIE 2.0 and a
-user's own, each defined by one module (in the spirit of fairseq's task registry).
+user's own, each defined by one module (in the spirit of fairseq's `register_task(name,
+dataclass=...)`).
 
-A task module defines a subclass of `PretrainingTask` and decorates it with `@register`. The
-class says what the task is (its `name`, the key used in configs, shards, logs and checkpoints;
-a stable `task_id`, which is the row of the task embedding and the code stored in shards; its
-`level`, token or sentence; the per-token label arrays it stores) and implements the hooks that
-data generation, the pre-training reader, the model and `inspect` call. Nothing outside a task's
-module names the task: generation, shards, the reader, the heads and `inspect` loop over the
-tasks a config selects.
+A task module defines the task's two sides and registers them together with a dataclass of its
+options:
+
+    @register(options=NextSentenceOptions, head=LinearHead)
+    class NextSentence(DataTask):
+        name, task_id, level = "next_sentence", 7, SENTENCE
+
+The registered class is the data side (`data_gen.data_task.DataTask`: generation, reading,
+`inspect`'s decoding); `head` is the class of the model side (`ernie.pretrain.task_head.TaskHead`:
+the head's layer, its parameter names, the loss and its counts). The class attributes say what
+the task is: its `name`, the key used in configs, shards, logs and checkpoints; a stable
+`task_id`, which is the row of the task embedding and the code stored in shards; its `level`,
+token or sentence; the per-token label arrays it stores. Nothing outside a task's module names
+the task: generation, shards, the reader, the heads and `inspect` loop over the tasks a config
+selects, and a task's settings and files are its options.
+
+Options are a `TaskOptions` dataclass, read from the data config's `task_options:` mapping under
+the task's name and checked by the typed config loader (`ernie_common.configfile`); a field made
+with `resource()` names a file the task reads, which the data config checks exists and the
+shards' fingerprint hashes. The registry holds classes only: each run builds its task objects
+from their options (`data_gen.generate.build_tasks`, `recorded_tasks`), so no state is shared
+between runs or kept from import.
 
 Modules are found by name: the built-in tasks are listed in `BUILTIN` (module paths, imported on
 first use, exactly as a user's modules are), and a config adds its own with `task_modules:` (an
@@ -20,18 +36,19 @@ whose table differs from the registered tasks is an error naming the task.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
 
-if TYPE_CHECKING:  # the hooks' argument types; this module itself imports nothing of the project
-    import numpy as np
+from .configfile import ConfigError, build
 
 TOKEN, SENTENCE = "token", "sentence"
 MAX_TASK_ID = 63  # shards keep the token-level tasks of an example as a 64-bit mask over ids
+_RESOURCE = "resource"  # the metadata key of an options field that names a file
 
 BUILTIN = {
     "knowledge_masking": "ernie_tasks.knowledge_masking",
@@ -68,160 +85,61 @@ class TaskSpec:
                    values["module"])
 
 
-class PretrainingTask:
-    """One pre-training task. Subclasses set the class attributes and override the hooks their
-    level needs; every hook has a default that does nothing.
-
-    Data generation (`data_gen`), per chunk of documents:
-      token level:    `token_labels` gives int8 arrays over the chunk's tokens, one per name in
-                      `label_fields` (-1 where there is no label);
-      sentence level: `segment_example` turns a text segment into an example (reordering,
-                      distance: the segment's task is drawn among these tasks), `chunk_examples`
-                      mines examples from the chunk's documents (discourse), `corpus_examples`
-                      from a source of its own after the corpus (IR's click log).
-    Reading (`ernie.pretrain.data`): `batch_labels` turns the examples of a batch into the
-    task's label feeds. Model (`ernie.pretrain.model`): `build_head` and `loss`. `inspect`: `describe`.
-    """
-    name: str = ""
-    task_id: int = -1
-    level: str = ""
-    label_fields: Tuple[str, ...] = ()
-    # A sentence-level task built from text segments competes with the others for each segment;
-    # a token-level task's labels ride on every text example.
-    text_task: bool = False
-    languages: Tuple[str, ...] = ("en", "zh")
-    description: str = ""
-
-    def __init__(self, module: str):
-        self.module = module
-
-    @property
-    def spec(self) -> TaskSpec:
-        return TaskSpec(self.name, self.task_id, self.level, tuple(self.label_fields), self.module)
-
-    # ---- data generation -------------------------------------------------------------------
-    def prepare(self, config, read_corpus) -> Any:
-        """State computed over the whole corpus before generation (knowledge masking's phrase
-        statistics); `read_corpus()` iterates the corpus's documents. It is passed to every worker."""
-        return None
-
-    def lexicon_words(self, state) -> Sequence[str]:
-        """Words the generator's lexicon must keep under fixed ids (the phrases' words)."""
-        return ()
-
-    def setup(self, generator, state) -> None:
-        """Called once per generator (in each worker) with the state `prepare` returned."""
-
-    def max_parts(self, config) -> int:
-        """A text task's most parts per example ([SEP]s a segment must leave room for)."""
-        return 2
-
-    def token_labels(self, chunk, context, stats) -> Dict[str, "np.ndarray"]:
-        """A token-level task's label arrays over the chunk's tokens, one per `label_fields`."""
-        return {}
-
-    def segment_example(self, context, segment: Tuple[int, int], rng, stats):
-        """An `examples.Plan` for the segment [first, end) of sentences, or None to drop it."""
-        return None
-
-    def chunk_examples(self, context, stats) -> List:
-        return []
-
-    def corpus_examples(self, generator, read_stats, rng, stats):
-        """(TokenTable, plans) made after the corpus from the task's own source; None when the
-        task has no such source; a sentence saying why when it has one but made nothing."""
-        return None
-
-    def finish_block(self, block, generator, rng, stats) -> None:
-        """Last changes to an assembled block of examples (knowledge masking's offline masking)."""
-
-    def count_labels(self, labels: Dict[str, "np.ndarray"]) -> Dict[str, int]:
-        """What the manifest records of a token-level task's labels over the examples that carry
-        it (default: how often each label of its first field occurs)."""
-        import numpy as np
-        values = labels[self.label_fields[0]]
-        counts = np.bincount(values[values >= 0].astype(np.int64))
-        return {str(label): int(n) for label, n in enumerate(counts) if n}
-
-    def num_classes(self, generator) -> Optional[int]:
-        """Classes of a sentence-level task (from its config and resources), None for token tasks."""
-        return None
-
-    def manifest_entries(self, generator, stats) -> Dict[str, Any]:
-        """What the manifest should record of this task besides its examples and labels per
-        class (the discourse markers), from its generator and the generation's counts."""
-        return {}
-
-    # ---- reading ---------------------------------------------------------------------------
-    def batch_labels(self, examples: Sequence, length: int, batch) -> Dict[str, "np.ndarray"]:
-        """This task's label feeds for a batch in which it is on, its examples padded to `length`;
-        `batch` (`ernie.pretrain.data.BatchContext`) holds the step's random generator and the
-        examples' input ids, which a masking task may change. Default: a token task's first
-        label field as `<name>_label` [B, T]; a sentence task's labels as `<name>_label` [B]."""
-        import numpy as np
-        if self.level == TOKEN:
-            out = np.full((len(examples), length), -1, np.int64)
-            for row, ex in enumerate(examples):
-                out[row, :len(ex)] = ex.labels[self.label_fields[0]]
-            return {f"{self.name}_label": out}
-        return {f"{self.name}_label": np.asarray([ex.label for ex in examples], np.int64)}
-
-    def no_labels(self, n: int, length: int) -> Dict[str, "np.ndarray"]:
-        """The feeds of a batch in which the task is off: no labels (-1)."""
-        import numpy as np
-        dims = {1: (n,), 2: (n, length)}  # a feed is [B] or [B, T]
-        return {name: np.full(dims[len(shape)], -1, np.int64) for name, (shape, _) in self.feed_specs().items()}
-
-    def feed_specs(self) -> Dict[str, Tuple[List[int], str]]:
-        """name -> (shape, dtype) of the feeds `batch_labels` gives."""
-        return {f"{self.name}_label": ([-1, -1] if self.level == TOKEN else [-1], "int64")}
-
-    # ---- model -----------------------------------------------------------------------------
-    def head_parameters(self) -> Tuple[str, ...]:
-        """The names of the head's parameters: a model that has them all has learned the task."""
-        return ()
-
-    def build_head(self, config, num_classes: Optional[int]):
-        """The task's head (a `paddle.nn.Layer` with parameters under fixed names), or None."""
-        raise NotImplementedError(f"{self.name}: no head")
-
-    def loss(self, head, encoder, sequence, pooled, batch):
-        """(mean loss, number of labels, number predicted right) for the batch."""
-        raise NotImplementedError(f"{self.name}: no loss")
-
-    # ---- inspect ---------------------------------------------------------------------------
-    def describe(self, example, tokens: List[str], original: List[str], manifest: dict) -> Dict[str, Any]:
-        """The example's labels of this task, decoded for a person."""
-        return {}
+def resource(default: Optional[str] = None):
+    """A field of a task's options that names a file the task reads while it generates: the data
+    config checks that it exists (a `configs/...` path is found among the shipped configs from any
+    directory) and its bytes enter the shards' fingerprint."""
+    return dataclasses.field(default=default, metadata={_RESOURCE: True})
 
 
-_REGISTERED: Dict[str, PretrainingTask] = {}
+@dataclass
+class TaskOptions:
+    """The options of a task (none here): subclasses are dataclasses whose fields the data
+    config's `task_options.<task>` sets; `__post_init__` may refuse a value with a ValueError,
+    which the loader reports under the file and key."""
+
+    def resources(self) -> Dict[str, str]:
+        """field -> path of each file the options name (the `resource()` fields that are set)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.metadata.get(_RESOURCE) and getattr(self, f.name)}
+
+
+_REGISTERED: Dict[str, type] = {}
 _BY_ID: Dict[int, str] = {}
 _LOADED_FILES: Dict[str, str] = {}   # resolved .py path -> the module name it was loaded under
 _FILE_OF: Dict[str, str] = {}        # that module name -> the path as the config gave it
 
 
-def register(cls: Type[PretrainingTask]) -> Type[PretrainingTask]:
-    """Class decorator: registers the task under its name and id."""
-    if not cls.name or cls.level not in (TOKEN, SENTENCE) or not 0 <= cls.task_id <= MAX_TASK_ID:
-        raise TaskError(f"{cls.__module__}.{cls.__name__}: a task needs a name, a level ({TOKEN} or "
-                        f"{SENTENCE}) and an id in 0..{MAX_TASK_ID}")
-    if cls.level == TOKEN and not cls.label_fields:
-        raise TaskError(f"task {cls.name}: a token-level task stores at least one label field")
-    task = cls(_FILE_OF.get(cls.__module__, cls.__module__))  # what a shard records to find the task again
-    old = _REGISTERED.get(cls.name)
-    if old is not None and old.module != task.module:
-        raise TaskError(f"task name {cls.name!r} is taken by {old.module}; {task.module} must choose another")
-    if cls.task_id in _BY_ID and _BY_ID[cls.task_id] != cls.name:
-        raise TaskError(f"task id {cls.task_id} of {cls.name} ({task.module}) is taken by "
-                        f"{_BY_ID[cls.task_id]}; ids are permanent, choose a free one")
-    fields = {f for t in _REGISTERED.values() if t.name != cls.name for f in t.label_fields}
-    clash = sorted(fields & set(cls.label_fields))
-    if clash:
-        raise TaskError(f"task {cls.name}: label field(s) {clash} belong to another task")
-    _REGISTERED[cls.name] = task
-    _BY_ID[cls.task_id] = cls.name
-    return cls
+def register(*, head: type, options: Type[TaskOptions] = TaskOptions) -> Callable[[type], type]:
+    """Class decorator: registers a task's data-side class under its name and id, with the class
+    of its model side (`head`) and the dataclass of its `options`. It sets the class's `spec`,
+    `module` (what a shard records to find the task again), `options_type` and `head_type`."""
+    if not (isinstance(options, type) and issubclass(options, TaskOptions) and dataclasses.is_dataclass(options)):
+        raise TaskError(f"register(options={options!r}): the options must be a dataclass subclassing TaskOptions")
+
+    def add(cls: type) -> type:
+        if not cls.name or cls.level not in (TOKEN, SENTENCE) or not 0 <= cls.task_id <= MAX_TASK_ID:
+            raise TaskError(f"{cls.__module__}.{cls.__name__}: a task needs a name, a level ({TOKEN} or "
+                            f"{SENTENCE}) and an id in 0..{MAX_TASK_ID}")
+        if cls.level == TOKEN and not cls.label_fields:
+            raise TaskError(f"task {cls.name}: a token-level task stores at least one label field")
+        module = _FILE_OF.get(cls.__module__, cls.__module__)
+        old = _REGISTERED.get(cls.name)
+        if old is not None and old.module != module:
+            raise TaskError(f"task name {cls.name!r} is taken by {old.module}; {module} must choose another")
+        if cls.task_id in _BY_ID and _BY_ID[cls.task_id] != cls.name:
+            raise TaskError(f"task id {cls.task_id} of {cls.name} ({module}) is taken by "
+                            f"{_BY_ID[cls.task_id]}; ids are permanent, choose a free one")
+        fields = {f for t in _REGISTERED.values() if t.name != cls.name for f in t.label_fields}
+        clash = sorted(fields & set(cls.label_fields))
+        if clash:
+            raise TaskError(f"task {cls.name}: label field(s) {clash} belong to another task")
+        cls.module, cls.options_type, cls.head_type = module, options, head
+        cls.spec = TaskSpec(cls.name, cls.task_id, cls.level, tuple(cls.label_fields), module)
+        _REGISTERED[cls.name] = cls
+        _BY_ID[cls.task_id] = cls.name
+        return cls
+    return add
 
 
 def load_module(path_or_name: str) -> None:
@@ -256,8 +174,8 @@ def load_modules(modules: Iterable[str]) -> None:
         load_module(module)
 
 
-def get(name: str) -> PretrainingTask:
-    """The registered task of this name, importing a built-in's module on first use."""
+def get(name: str) -> type:
+    """The registered task class of this name, importing a built-in's module on first use."""
     if name not in _REGISTERED and name in BUILTIN:
         load_module(BUILTIN[name])
     if name not in _REGISTERED:
@@ -266,7 +184,7 @@ def get(name: str) -> PretrainingTask:
     return _REGISTERED[name]
 
 
-def by_id(task_id: int) -> PretrainingTask:
+def by_id(task_id: int) -> type:
     if task_id not in _BY_ID:
         for name in BUILTIN:
             get(name)
@@ -275,8 +193,8 @@ def by_id(task_id: int) -> PretrainingTask:
     return _REGISTERED[_BY_ID[task_id]]
 
 
-def resolve(names: Sequence[str]) -> List[PretrainingTask]:
-    """The tasks of these names, in id order (the order of heads, feeds and the task table)."""
+def resolve(names: Sequence[str]) -> List[type]:
+    """The task classes of these names, in id order (the order of heads, feeds and the task table)."""
     tasks = {get(n).name: get(n) for n in names}
     return sorted(tasks.values(), key=lambda t: t.task_id)
 
@@ -285,9 +203,29 @@ def builtin_names() -> List[str]:
     return list(BUILTIN)
 
 
-def check_table(recorded: Dict[str, dict], where: str) -> List[PretrainingTask]:
-    """The registered tasks of a shard's or manifest's task table; an error names the first task
-    whose id, level, label arrays or module differ from the code's, or that is not registered."""
+def recorded_options(task: type, config: Mapping[str, Any], where: str) -> TaskOptions:
+    """A task's options from a data config as a manifest records it (`DataConfig.to_dict`).
+    Manifests written before tasks had options of their own hold them as top-level keys, under
+    the names the options' fields still have."""
+    if "task_options" in config:
+        values = config["task_options"].get(task.name, {})
+    else:
+        values = {f.name: config[f.name] for f in dataclasses.fields(task.options_type) if f.name in config}
+    try:
+        return build(task.options_type, values, f"{where}: task_options.{task.name}")
+    except ConfigError as err:
+        raise TaskError(str(err)) from None
+
+
+def recorded_tasks(tasks: Sequence[type], config: Mapping[str, Any], where: str) -> list:
+    """This run's objects of `tasks` (classes), each built from its options in a manifest's data
+    config (`where` names the manifest in an error)."""
+    return [task(recorded_options(task, config, where)) for task in tasks]
+
+
+def check_table(recorded: Dict[str, dict], where: str) -> List[type]:
+    """The registered task classes of a shard's or manifest's task table; an error names the first
+    task whose id, level, label arrays or module differ from the code's, or that is not registered."""
     tasks = []
     for name, values in recorded.items():
         spec = TaskSpec.from_dict(values)

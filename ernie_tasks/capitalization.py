@@ -7,9 +7,10 @@ punctuation), [CLS] and [SEP] carry -1 (ignored). English only: Chinese has no c
 """
 import numpy as np
 
+from data_gen.data_task import DataTask
 from data_gen.decode import word_labels
 from data_gen.tokenized import TokenizedChunk
-from ernie.pretrain.task_base import LinearHeadTask
+from ernie.pretrain.task_head import LinearHead
 from ernie_common.tasks import TOKEN, register
 
 
@@ -20,8 +21,8 @@ def case_labels(chunk: TokenizedChunk) -> np.ndarray:
     return labels
 
 
-@register
-class Capitalization(LinearHeadTask):
+@register(head=LinearHead)
+class Capitalization(DataTask):
     name, task_id, level = "capitalization", 1, TOKEN
     label_fields = ("case_label",)
     languages = ("en",)

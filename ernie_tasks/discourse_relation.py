@@ -1,19 +1,22 @@
 """Discourse relation: which discourse marker linked two consecutive sentences?
 
 Pairs are mined from a text corpus in the spirit of Sileo et al.'s Discovery: when a sentence of
-a paragraph starts with a marker from `configs/discourse/{lang}.yaml`, the pair (previous
-sentence, this sentence without its marker) is an example and the marker's index is its label.
+a paragraph starts with a marker of the list its options name (`discourse_markers`, e.g. the
+shipped `configs/discourse/{lang}.yaml`), the pair (previous sentence, this sentence without its
+marker) is an example and the marker's index is its label.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import yaml
 
-from ernie.pretrain.task_base import LinearHeadTask
-from ernie_common.tasks import SENTENCE, register
+from data_gen.data_task import DataTask
+from ernie.pretrain.task_head import LinearHead
+from ernie_common.tasks import SENTENCE, TaskOptions, register, resource
 
 
 class MarkerList:
@@ -49,13 +52,18 @@ class MarkerList:
         return self._index[found.group(1).lower()], rest
 
 
-@register
-class DiscourseRelation(LinearHeadTask):
+@dataclass
+class DiscourseRelationOptions(TaskOptions):
+    discourse_markers: Optional[str] = resource()  # the marker list; none: the task makes no examples
+
+
+@register(options=DiscourseRelationOptions, head=LinearHead)
+class DiscourseRelation(DataTask):
     name, task_id, level = "discourse_relation", 5, SENTENCE
     description = "which discourse marker linked these two sentences? (semantic-aware)"
 
     def setup(self, generator, state) -> None:
-        path = generator.config.discourse_markers
+        path = self.options.discourse_markers
         self.markers = MarkerList.from_yaml(path) if path else None
 
     def num_classes(self, generator) -> int:

@@ -4,19 +4,22 @@ Log format (TSV, one line per query-title pair): `query<TAB>title<TAB>clicks<TAB
 Label 0 (strong): the title was clicked (clicks > 0). Label 1 (weak): shown but never clicked
 (impressions > 0, clicks == 0). Label 2 (irrelevant): a title drawn at random from the log's
 other queries, one per query. Pairs with no impressions are skipped (nothing was observed).
-Without a click log the task is skipped: pairs are never invented.
+The log is the task's option `click_log`; without one the task is skipped: pairs are never
+invented.
 """
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from data_gen.data_task import DataTask
 from data_gen.documents import Click, read_click_log
 from data_gen.examples import TokenTable
-from ernie.pretrain.task_base import LinearHeadTask
-from ernie_common.tasks import SENTENCE, register
+from ernie.pretrain.task_head import LinearHead
+from ernie_common.tasks import SENTENCE, TaskOptions, register, resource
 
 STRONG, WEAK, IRRELEVANT = 0, 1, 2
 CLASS_NAMES = ("clicked", "shown_not_clicked", "random_title")
@@ -46,8 +49,13 @@ def relevance_pairs(log: Sequence[Click], rng: np.random.Generator, stats: Count
     return pairs
 
 
-@register
-class IRRelevance(LinearHeadTask):
+@dataclass
+class IRRelevanceOptions(TaskOptions):
+    click_log: Optional[str] = resource()  # the search engine's click log; none: the task is skipped
+
+
+@register(options=IRRelevanceOptions, head=LinearHead)
+class IRRelevance(DataTask):
     name, task_id, level = "ir_relevance", 6, SENTENCE
     description = "how relevant is this title to this query, by a search engine's clicks? (semantic-aware)"
 
@@ -55,10 +63,10 @@ class IRRelevance(LinearHeadTask):
         return len(CLASS_NAMES)
 
     def corpus_examples(self, generator, read_stats, rng, stats):
-        if not generator.config.click_log:
+        if not self.options.click_log:
             stats[f"skipped/{self.name}_without_click_log"] += 1
             return "no click_log configured, task skipped (pairs are never invented)"
-        pairs = relevance_pairs(read_click_log(generator.config.click_log, read_stats), rng, stats)
+        pairs = relevance_pairs(read_click_log(self.options.click_log, read_stats), rng, stats)
         stream = generator.chunk_tokenizer.pieces.encode([t for q, title, _ in pairs for t in (q, title)])
         table = TokenTable.unlabelled(stream.ids, generator.label_fields)
         bounds = stream.text_tokens.tolist()

@@ -15,7 +15,8 @@ Masking chooses `mask_ratio` of the units (15% by default, as BERT and ERNIE 1.0
 of a chosen unit is replaced by [MASK] with probability 0.8, by a random token with 0.1, or kept
 with 0.1 (decided per token, as BERT's whole-word masking does). The head is BERT's masked-LM
 head under ERNIE's original parameter names, its output weights tied to the word embeddings, its
-vocabulary projection computed on the masked positions only.
+vocabulary projection computed on the masked positions only (`MaskedLMHead`). The settings are
+the task's options (`KnowledgeMaskingOptions`, `task_options.knowledge_masking` of a data config).
 """
 from __future__ import annotations
 
@@ -23,15 +24,18 @@ import heapq
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
-from data_gen.decode import knowledge_units
+from data_gen.data_task import DataTask
 from data_gen.examples import MASK_FIELDS
 from data_gen.generate import load_stopwords
 from data_gen.tokenized import MULTI_CHARACTER, OTHER_ENTITY, PERSON, STOPWORD, TokenizedChunk
-from ernie_common.tasks import TOKEN, PretrainingTask, register
+from ernie.model import param_names as names
+from ernie.pretrain.task_head import TaskHead
+from ernie_common.tasks import TOKEN, TaskOptions, register, resource
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
@@ -296,8 +300,90 @@ def load_entity_list(path: Optional[str], lang: str) -> Set[Tuple[str, ...]]:
     return entities
 
 
-@register
-class KnowledgeMasking(PretrainingTask):
+def knowledge_units(tokens: List[str], seg: np.ndarray) -> List[str]:
+    """Multi-token units of a boundary array (0 starts a unit, 1 continues it), as text."""
+    units, current = [], []
+    for tok, s in zip(tokens, seg):
+        if s == 0 or s == -1:
+            if len(current) > 1:
+                units.append(" ".join(current))
+            current = [tok] if s == 0 else []
+        else:
+            current.append(tok)
+    if len(current) > 1:
+        units.append(" ".join(current))
+    return units
+
+
+@dataclass
+class KnowledgeMaskingOptions(TaskOptions):
+    masking: str = "online"            # online: the reader masks; offline: `data_gen make` masks, stored
+    knowledge_unit_prob: float = 0.5   # share of examples masked by knowledge units (else basic units)
+    mask_ratio: float = 0.15           # share of units masked
+    entities: Optional[str] = resource()      # an entity list, one entity a line
+    collocation_min_count: int = 5
+    collocation_min_pmi: float = 3.0
+    collocation_max_pairs: int = 1_000_000   # phrase mining's memory bound (16 bytes a pair) ...
+    collocation_max_words: int = 200_000     # ... and its words' (`Collocations`)
+
+    def __post_init__(self):
+        if self.masking not in ("online", "offline"):
+            raise ValueError(f"masking must be online or offline, got {self.masking!r}")
+        if not 0 < self.mask_ratio <= 1 or not 0 <= self.knowledge_unit_prob <= 1:
+            raise ValueError("mask_ratio must be in (0, 1] and knowledge_unit_prob in [0, 1]")
+
+
+class MaskedLMHead(TaskHead):
+    """BERT's masked-LM head under ERNIE's original names: dense + GELU + layer norm on the
+    masked rows, then the vocabulary projection with the word embeddings' weights and a bias of
+    its own; the cross entropy of the masked tokens."""
+
+    def parameter_names(self):
+        return names.MASKED_LM_HEAD
+
+    def build(self, config, num_classes):
+        """The head's three parts in one layer (`logits` is its forward)."""
+        import paddle
+        from paddle import nn
+
+        from ernie.model.modeling import LayerNorm, named_linear
+        h, std = config.hidden_size, config.initializer_range
+        layer = nn.Layer()
+        with paddle.utils.unique_name.guard():
+            layer.trans_fc = named_linear(names.fc_weight(names.MASK_LM_TRANS_FC),
+                                          names.fc_bias(names.MASK_LM_TRANS_FC), h, h, std)
+            layer.trans_layer_norm = LayerNorm(
+                h, epsilon=config.layer_norm_eps,
+                weight_attr=paddle.ParamAttr(name=names.ln_scale(names.MASK_LM_TRANS_LAYER_NORM),
+                                             initializer=nn.initializer.Constant(1.0)),
+                bias_attr=paddle.ParamAttr(name=names.ln_bias(names.MASK_LM_TRANS_LAYER_NORM),
+                                           initializer=nn.initializer.Constant(0.0)))
+            layer.out_bias = layer.create_parameter(
+                [config.vocab_size], attr=paddle.ParamAttr(name=names.MASK_LM_OUT_BIAS,
+                                                           initializer=nn.initializer.Constant(0.0)),
+                is_bias=True)
+        return layer
+
+    @staticmethod
+    def logits(layer, sequence, positions, encoder):
+        """Logits [M, vocab] at the M `positions` of the flattened [B * T] sequence output."""
+        import paddle
+
+        from ernie.kernels import cpu_kernels
+        flat = paddle.reshape(sequence, [-1, sequence.shape[-1]])
+        masked = paddle.gather(flat, positions)  # gather before the vocabulary projection
+        trans = layer.trans_layer_norm(cpu_kernels.gelu(layer.trans_fc(masked), layer.training))
+        word_embedding = encoder.embeddings.word_embedding.weight
+        return cpu_kernels.bias_add(paddle.matmul(trans, word_embedding, transpose_y=True), layer.out_bias,
+                                    layer.training)
+
+    def loss(self, layer, encoder, sequence, pooled, batch):
+        from ernie.model.losses import masked_mean_cross_entropy
+        return masked_mean_cross_entropy(self.logits(layer, sequence, batch["mask_pos"], encoder), batch["mask_label"])
+
+
+@register(options=KnowledgeMaskingOptions, head=MaskedLMHead)
+class KnowledgeMasking(DataTask):
     name, task_id, level = "knowledge_masking", 0, TOKEN
     label_fields = ("seg_basic", "seg_knowledge")
     description = "the tokens of masked words, phrases and entities (word-aware)"
@@ -307,9 +393,10 @@ class KnowledgeMasking(PretrainingTask):
         """English collocations by PMI over the whole corpus (Chinese phrases are its words)."""
         if config.lang != "en":
             return []
-        colloc = Collocations(config.collocation_min_count, config.collocation_min_pmi,
+        options = self.options
+        colloc = Collocations(options.collocation_min_count, options.collocation_min_pmi,
                               stopwords=load_stopwords(config.stopwords),
-                              max_pairs=config.collocation_max_pairs, max_words=config.collocation_max_words)
+                              max_pairs=options.collocation_max_pairs, max_words=options.collocation_max_words)
         batch: List[str] = []
         for doc in read_corpus():
             batch += [s.text for s in doc.sentences]
@@ -327,7 +414,7 @@ class KnowledgeMasking(PretrainingTask):
         # pinned words keep their ids when the lexicon is reset, and so do these pairs
         self.phrase_pairs = generator.lexicon.ids(words).reshape(-1, 2)
         self.n_phrases = len(words) // 2
-        self.entities = load_entity_list(generator.config.entities, generator.config.lang)
+        self.entities = load_entity_list(self.options.entities, generator.config.lang)
 
     def token_labels(self, chunk, context, stats):
         seg_basic = np.where(chunk.basic_start, 0, 1).astype(np.int8)
@@ -338,8 +425,8 @@ class KnowledgeMasking(PretrainingTask):
 
     def finish_block(self, block, generator, rng, stats) -> None:
         """With `masking: offline`, masks the block's examples in place and stores what was masked."""
-        config = generator.config
-        if config.masking != "offline":
+        options = self.options
+        if options.masking != "offline":
             return
         positions, labels, counts = [], [], np.zeros(len(block["lengths"]), np.int64)
         offsets = (np.cumsum(block["lengths"]) - block["lengths"]).tolist()
@@ -351,8 +438,8 @@ class KnowledgeMasking(PretrainingTask):
             span = slice(start, start + n)
             block["src_ids"][span], pos, label = mask_example(
                 block["src_ids"][span], block["seg_basic"][span], block["seg_knowledge"][span], rng,
-                config.knowledge_unit_prob, len(generator.tokenizer), generator.tokenizer.mask_id,
-                generator.first_normal_id, config.mask_ratio)
+                options.knowledge_unit_prob, len(generator.tokenizer), generator.tokenizer.mask_id,
+                generator.first_normal_id, options.mask_ratio)
             positions.append(pos)
             labels.append(label)
             counts[i] = len(pos)
@@ -371,20 +458,21 @@ class KnowledgeMasking(PretrainingTask):
                                     "collocation_phrases": self.n_phrases}}
 
     # ---- reading: masking on the fly, or the stored masks --------------------------------------
-    def feed_specs(self) -> dict:
+    @classmethod
+    def feed_specs(cls) -> dict:
         return {"mask_pos": ([-1], "int64"), "mask_label": ([-1], "int64")}
 
     def batch_labels(self, examples, length, batch) -> dict:
         """Masks each example (online masking, seeded by the step) or reads its stored masks;
         `mask_pos` indexes the flattened [B * T] batch, as the original's gather does."""
-        config = batch.data_config
+        options = self.options
         positions, labels = [], []
         for row, ex in enumerate(examples):
-            if config["masking"] == "online":
+            if options.masking == "online":
                 batch.src[row], pos, label = mask_example(
                     batch.src[row], ex.labels["seg_basic"], ex.labels["seg_knowledge"], batch.rng,
-                    config["knowledge_unit_prob"], batch.vocab_size, batch.mask_token_id, batch.first_normal_id,
-                    config["mask_ratio"])
+                    options.knowledge_unit_prob, batch.vocab_size, batch.mask_token_id, batch.first_normal_id,
+                    options.mask_ratio)
             else:
                 pos, label = ex.mask_pos, ex.mask_label
             positions.append(row * length + np.asarray(pos, np.int64))
@@ -394,19 +482,6 @@ class KnowledgeMasking(PretrainingTask):
     def no_labels(self, n, length) -> dict:
         # a gather of nothing is not allowed: gather row 0 and ignore its label
         return {"mask_pos": np.zeros(1, np.int64), "mask_label": np.full(1, -1, np.int64)}
-
-    # ---- model -----------------------------------------------------------------------------
-    def head_parameters(self):
-        from ernie.model.param_names import MASKED_LM_HEAD
-        return MASKED_LM_HEAD
-
-    def build_head(self, config, num_classes):
-        from ernie.pretrain.model import MaskedLMHead
-        return MaskedLMHead(config)
-
-    def loss(self, head, encoder, sequence, pooled, batch):
-        from ernie.model.losses import masked_mean_cross_entropy
-        return masked_mean_cross_entropy(head(sequence, batch["mask_pos"], encoder), batch["mask_label"])
 
     # ---- inspect -------------------------------------------------------------------------------
     def describe(self, example, tokens, original, manifest) -> dict:

@@ -13,7 +13,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ernie.pretrain.task_base import LinearHeadTask
+from data_gen.data_task import DataTask
+from ernie.pretrain.task_head import LinearHead
 from ernie_common.tasks import SENTENCE, register
 
 ADJACENT, SAME_DOCUMENT, OTHER_DOCUMENT = 0, 1, 2
@@ -43,8 +44,8 @@ def choose_pair(n_sentences: int, a_start: int, a_end: int, b_len: int, has_othe
     return options[int(rng.integers(len(options)))]
 
 
-@register
-class SentenceDistance(LinearHeadTask):
+@register(head=LinearHead)
+class SentenceDistance(DataTask):
     name, task_id, level = "sentence_distance", 4, SENTENCE
     text_task = True
     description = "are these two sentence runs adjacent, apart in one document, or from two? (structure-aware)"

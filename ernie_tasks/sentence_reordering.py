@@ -10,12 +10,14 @@ paragraph's number of sentences allows, so the classes are balanced.
 """
 import itertools
 import math
+from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from ernie.pretrain.task_base import LinearHeadTask
-from ernie_common.tasks import SENTENCE, register
+from data_gen.data_task import DataTask
+from ernie.pretrain.task_head import LinearHead
+from ernie_common.tasks import SENTENCE, TaskOptions, register
 
 
 def num_classes(max_segments: int) -> int:
@@ -52,23 +54,32 @@ def split_and_shuffle(n_sentences: int, max_segments: int, rng: np.random.Genera
     return [segments[i] for i in perm], perm, label
 
 
-@register
-class SentenceReordering(LinearHeadTask):
+@dataclass
+class SentenceReorderingOptions(TaskOptions):
+    reorder_max_segments: int = 4  # m: a paragraph is cut into at most m segments
+
+    def __post_init__(self):
+        if not 1 <= self.reorder_max_segments <= 5:
+            raise ValueError("reorder_max_segments must be between 1 and 5")
+
+
+@register(options=SentenceReorderingOptions, head=LinearHead)
+class SentenceReordering(DataTask):
     name, task_id, level = "sentence_reordering", 3, SENTENCE
     text_task = True
     description = "which permutation shuffled this paragraph's segments? (structure-aware)"
 
-    def max_parts(self, config) -> int:
-        return config.reorder_max_segments
+    def max_parts(self) -> int:
+        return self.options.reorder_max_segments
 
     def num_classes(self, generator) -> int:
-        return num_classes(generator.config.reorder_max_segments)
+        return num_classes(self.options.reorder_max_segments)
 
     def segment_example(self, context, segment, rng, stats):
         first, end = segment
-        order, _, label = split_and_shuffle(end - first, context.generator.config.reorder_max_segments, rng)
+        order, _, label = split_and_shuffle(end - first, self.options.reorder_max_segments, rng)
         return context.plan([context.token_range(first + a, first + b) for a, b in order], self, label, stats)
 
     def describe(self, example, tokens, original, manifest):
-        permutation = class_permutation(example.label, manifest["config"]["reorder_max_segments"])
+        permutation = class_permutation(example.label, self.options.reorder_max_segments)
         return {"label": f"{example.label} permutation={list(permutation)}"}

@@ -10,9 +10,10 @@ words occur everywhere and would teach nothing, as the paper's motivation implie
 """
 import numpy as np
 
+from data_gen.data_task import DataTask
 from data_gen.decode import word_labels
 from data_gen.tokenized import CONTENT, TokenizedChunk
-from ernie.pretrain.task_base import LinearHeadTask
+from ernie.pretrain.task_head import LinearHead
 from ernie_common.tasks import TOKEN, register
 
 
@@ -38,8 +39,8 @@ def token_document_labels(chunk: TokenizedChunk, sentence_segment: np.ndarray, s
     return labels
 
 
-@register
-class TokenDocument(LinearHeadTask):
+@register(head=LinearHead)
+class TokenDocument(DataTask):
     name, task_id, level = "token_document", 2, TOKEN
     label_fields = ("tokdoc_label",)
     description = "does this word occur in another segment of its document? (word-aware)"

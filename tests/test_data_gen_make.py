@@ -47,12 +47,14 @@ def corpus(tmp_path_factory):
     return root
 
 
-def _config(corpus, vocab, tmp_path, **overrides):
+def _config(corpus, vocab, tmp_path, masking=None, **overrides):
+    """The test corpus's data config; `masking`: knowledge masking's options."""
     values = dict(input=str(corpus / "corpus.txt"), vocab=str(vocab), output=str(tmp_path / "shards"),
                   format="text", lang="en", max_seq_len=64, shards=3, seed=7, workers=1,
-                  discourse_markers=str(REPO / "configs/discourse/en.yaml"),
-                  stopwords=str(REPO / "configs/stopwords/en.txt"), click_log=str(corpus / "clicks.tsv"),
-                  chunk_bytes=4096)
+                  stopwords=str(REPO / "configs/stopwords/en.txt"), chunk_bytes=4096,
+                  task_options={"discourse_relation": {"discourse_markers": str(REPO / "configs/discourse/en.yaml")},
+                                "ir_relevance": {"click_log": str(corpus / "clicks.tsv")},
+                                "knowledge_masking": masking or {}})
     values.update(overrides)
     return DataConfig(**values)
 
@@ -143,9 +145,9 @@ def test_not_a_shard(tmp_path):
 
 
 def test_offline_masking_and_inspect(corpus, en_vocab, tmp_path):
-    config = _config(corpus, en_vocab, tmp_path, masking="offline", knowledge_unit_prob=1.0)
+    config = _config(corpus, en_vocab, tmp_path, masking={"masking": "offline", "knowledge_unit_prob": 1.0})
     manifest = make(config, progress=False)
-    assert manifest["config"]["masking"] == "offline"
+    assert manifest["config"]["task_options"]["knowledge_masking"]["masking"] == "offline"
     result = subprocess.run([sys.executable, "-m", "data_gen", "inspect", str(tmp_path / "shards"),
                              "--limit", "400", "--json"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

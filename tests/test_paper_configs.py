@@ -34,7 +34,7 @@ def test_a_paper_config_has_the_papers_settings_and_prints_its_plan(name):
         (4000, "noam", 0.98)
     assert config.data == f"output/{data_config}/shards"
     data = yaml.safe_load((REPO / "configs" / "data" / f"{data_config}.yaml").read_text())
-    assert (data["max_seq_len"], data["lang"], data["mask_ratio"]) == (512, lang, 0.15)
+    assert (data["max_seq_len"], data["lang"], data["task_options"]["knowledge_masking"]["mask_ratio"]) == (512, lang, 0.15)
     assert {t for stage in config.schedule["stages"] for t in stage} <= set(data["tasks"])
     plans = {n: config.batch_plan(n) for n in (8, 48, 64)}
     assert [(p.accumulate, p.micro_tokens) for p in plans.values()] == [(6, 8192), (1, 8192), (1, 6144)]
@@ -64,9 +64,9 @@ def _shards(corpora, lang, data_config):
     if not (out / "manifest.json").is_file():
         overrides = {"input": [str(root / f"{lang}.txt")], "vocab": str(vocabs[lang]), "output": str(out),
                      "shards": 1, "workers": 1, "layout": "paragraph_per_line" if lang == "zh" else "sentence_per_line"}
-        if lang == "zh":
-            overrides["click_log"] = str(root / "clicks.tsv")
         values = {**yaml.safe_load((REPO / "configs" / "data" / f"{data_config}.yaml").read_text()), **overrides}
+        if lang == "zh":
+            values["task_options"]["ir_relevance"] = {"click_log": str(root / "clicks.tsv")}
         (root / f"{data_config}.yaml").write_text(yaml.safe_dump(values))
         make(DataConfig.from_yaml(root / f"{data_config}.yaml"), progress=False)
     return out

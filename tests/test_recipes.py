@@ -35,7 +35,7 @@ def test_recipe_settings_load_as_documented(name):
     assert model.hidden_act == "gelu" and model.use_task_id  # the paper's architecture (post-LN is the only one)
     assert model.hidden_dropout_prob == 0.1  # fine-tuning keeps dropout ...
     assert config.dropout == 0.0           # ... pre-training runs without it
-    assert data["mask_ratio"] == 0.4
+    assert data["task_options"]["knowledge_masking"]["mask_ratio"] == 0.4
     assert config.optimization.lr_schedule == "linear" and config.optimization.learning_rate == 1e-3
     schedule = schedule_from_config(config.schedule)
     assert schedule.strategy == "continual_multitask"
@@ -64,7 +64,8 @@ def tiny_shards(tmp_path_factory, en_vocab):
     (root / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(3, 20)), encoding="utf-8")
     manifest = make(DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
                                tasks=["knowledge_masking", "capitalization"], max_seq_len=64, shards=1,
-                               mask_ratio=0.4, stopwords=str(REPO / "configs/stopwords/en.txt")), progress=False)
+                               task_options={"knowledge_masking": {"mask_ratio": 0.4}},
+                               stopwords=str(REPO / "configs/stopwords/en.txt")), progress=False)
     (root / "model.yaml").write_text(yaml.safe_dump(dict(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
         max_position_embeddings=64, use_task_id=True, task_type_vocab_size=8)))

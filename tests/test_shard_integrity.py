@@ -27,7 +27,8 @@ def shard_dir(tmp_path_factory, en_vocab):
         patch.setattr("data_gen.shards.BLOCK_BYTES", 512)
         make(DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
                         tasks=["knowledge_masking", "capitalization", "sentence_reordering"], max_seq_len=64,
-                        shards=1, masking="offline", stopwords=str(REPO / "configs/stopwords/en.txt")), progress=False)
+                        shards=1, task_options={"knowledge_masking": {"masking": "offline"}},
+                        stopwords=str(REPO / "configs/stopwords/en.txt")), progress=False)
     return root / "shards"
 
 

@@ -1,6 +1,7 @@
-"""The pre-training task registry (`ernie_common.tasks`), and a user's own task (the example of
-docs/custom_task.md, `examples/custom_task/`) taken through data generation, `inspect` and
-continual multi-task pre-training beside built-in tasks."""
+"""The pre-training task registry (`ernie_common.tasks`), tasks' options (`task_options:` of a data
+config) and resources, and a user's own task (the example of docs/custom_task.md,
+`examples/custom_task/`) taken through data generation, `inspect` and continual multi-task
+pre-training beside built-in tasks."""
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import yaml
 
 from data_gen.config import DataConfig, DataConfigError
 from data_gen.decode import inspect
+from data_gen.generate import build_tasks
 from data_gen.make import make
 from data_gen.shards import Shard, ShardError
 from ernie_common import tasks as registry
@@ -31,22 +33,33 @@ def test_unknown_tasks_and_clashes_are_clear_errors(tmp_path):
     with pytest.raises(registry.TaskError, match="unknown task 'spelling'.*task_modules"):
         registry.get("spelling")
     clash = tmp_path / "clash.py"
-    clash.write_text("from ernie.pretrain.task_base import LinearHeadTask\nfrom ernie_common.tasks import SENTENCE, register\n"
-                     "@register\nclass Mine(LinearHeadTask):\n    name, task_id, level = 'mine', 3, SENTENCE\n")
+    clash.write_text("from data_gen.data_task import DataTask\nfrom ernie.pretrain.task_head import LinearHead\n"
+                     "from ernie_common.tasks import SENTENCE, register\n"
+                     "@register(head=LinearHead)\nclass Mine(DataTask):\n    name, task_id, level = 'mine', 3, SENTENCE\n")
     with pytest.raises(registry.TaskError, match="task id 3 of mine .* is taken by sentence_reordering"):
         registry.load_module(str(clash))
     with pytest.raises(registry.TaskError, match="cannot be imported"):
         registry.load_module("no_such_package.task")
 
 
+def _custom_config(root, en_vocab, output="shards") -> DataConfig:
+    """The example's task beside knowledge masking on a small corpus."""
+    return DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / output),
+                      task_modules=[str(CUSTOM)], tasks=["knowledge_masking", "next_sentence"], max_seq_len=64,
+                      shards=2, stopwords=str(REPO / "configs/stopwords/en.txt"),
+                      task_options={"knowledge_masking": {"mask_ratio": 0.25}})
+
+
 @pytest.fixture(scope="module")
-def custom_shards(tmp_path_factory, en_vocab):
+def custom_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("custom")
     (root / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(6, 30)), encoding="utf-8")
-    config = DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
-                        task_modules=[str(CUSTOM)], tasks=["knowledge_masking", "next_sentence"], max_seq_len=64,
-                        shards=2, stopwords=str(REPO / "configs/stopwords/en.txt"))
-    return root, make(config, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def custom_shards(custom_root, en_vocab):
+    return custom_root, make(_custom_config(custom_root, en_vocab), progress=False)
 
 
 def test_a_users_task_generates_records_and_decodes(custom_shards):
@@ -107,3 +120,55 @@ def test_a_users_task_pretrains_beside_builtin_ones(custom_shards, tmp_path):
     from ernie.formats.checkpoint import load_params
     params = load_params(tmp_path / "run" / "model" / "params.safetensors")
     assert params["next_sent_fc.w_0"].shape == (32, 2)  # the original name of this task's head
+
+
+# ---- options and resources ----------------------------------------------------------------------
+
+def _write_config(tmp_path, en_vocab, task_options) -> str:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("A sentence.\n", encoding="utf-8")
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump(dict(input=str(corpus), vocab=str(en_vocab), output=str(tmp_path / "o"),
+                                        task_options=task_options)))
+    return str(path)
+
+
+@pytest.mark.parametrize("task_options, message", [
+    ({"spelling": {}}, r"task_options: unknown task 'spelling'"),
+    ({"sentence_reordering": {"max_segments": 3}},
+     r"task_options.sentence_reordering: unknown key\(s\) \['max_segments'\]; known: \['reorder_max_segments'\]"),
+    ({"knowledge_masking": {"mask_ratio": "lots"}}, r"task_options.knowledge_masking: mask_ratio must be a number"),
+    ({"knowledge_masking": {"masking": "sometimes"}}, r"task_options.knowledge_masking: masking must be online or"),
+    ({"sentence_reordering": {"reorder_max_segments": 9}},
+     r"task_options.sentence_reordering: reorder_max_segments must be between 1 and 5"),
+    ({"discourse_relation": {"discourse_markers": "no/such.yaml"}},
+     r"task_options.discourse_relation.discourse_markers: file not found: no/such.yaml"),
+])
+def test_task_options_are_checked_by_the_typed_loader(tmp_path, en_vocab, task_options, message):
+    path = _write_config(tmp_path, en_vocab, task_options)
+    with pytest.raises(DataConfigError, match=f"^{path}: {message}"):
+        DataConfig.from_yaml(path)
+
+
+def test_a_bad_task_option_is_a_one_line_error_of_the_command(tmp_path, en_vocab):
+    path = _write_config(tmp_path, en_vocab, {"knowledge_masking": {"mask_ratio": "half"}})
+    result = subprocess.run([sys.executable, "-m", "data_gen", "make", "--config", path], capture_output=True,
+                            text=True, cwd=REPO)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: task_options.knowledge_masking: mask_ratio must be a number, got 'half'"]
+
+
+def test_options_reach_the_task_objects_of_each_run(custom_root, en_vocab):
+    config = _custom_config(custom_root, en_vocab)
+    tasks = {task.name: task for task in build_tasks(config)}
+    assert tasks["knowledge_masking"].options.mask_ratio == 0.25
+    assert tasks["next_sentence"].options == registry.get("next_sentence").options_type()  # none, the default
+    assert build_tasks(config)[0] is not build_tasks(config)[0]  # built per run, never shared
+    # the reader and inspect build theirs from what the manifest records, and old manifests kept
+    # a task's options as top-level keys
+    recorded = registry.recorded_tasks(registry.resolve(config.tasks), config.to_dict(), "manifest.json")
+    assert [t.options for t in recorded] == [config.task_options[t.name] for t in recorded]
+    old = registry.recorded_options(registry.get("knowledge_masking"), {"mask_ratio": 0.4, "masking": "online",
+                                                                         "seed": 1}, "manifest.json")
+    assert (old.mask_ratio, old.masking, old.knowledge_unit_prob) == (0.4, "online", 0.5)

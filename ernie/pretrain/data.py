@@ -6,8 +6,9 @@ examples; the token-level tasks riding on a text task's step are trained on the 
 (one sentence-level loss with several token-level losses, as the paper combines them). For a
 token-level task the batch holds plain segments, text in its natural order, and only that task's
 loss is on. Every batch is fed with the step's task id in `task_ids`. Each task makes its own label feeds
-(`PretrainingTask.batch_labels`); knowledge masking masks here when the shards were made with
-`masking: online`, seeded by (seed, step).
+(`DataTask.batch_labels`, each task built from the options the shards' manifest records);
+knowledge masking masks here when the shards were made with `masking: online`, seeded by
+(seed, step).
 
 Each stream of examples (one per sentence task, plus the plain segments) is read in a fresh
 permutation every epoch, seeded by (seed, stream, epoch); the read position is part of
@@ -29,30 +30,18 @@ fixed batches with fixed masks, so every evaluation of a run scores the same exa
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
 
+from data_gen.data_task import BatchContext
 from data_gen.examples import NO_TASK, task_bit
 from data_gen.shards import MANIFEST, Shard, ShardError
 from ernie.model.features import pad_batch
 from ernie_common import tasks as registry
 
 PLAIN_STREAM = "plain"  # the examples of no sentence-level task: segments in natural order
-
-
-@dataclass
-class BatchContext:
-    """What a task's `batch_labels` may use: the step's random generator, the examples' input
-    ids (one array a row, which a masking task replaces), and the data config of the shards."""
-    rng: np.random.Generator
-    src: List[np.ndarray]
-    data_config: dict
-    vocab_size: int
-    mask_token_id: int
-    first_normal_id: int
 
 
 class PretrainingData:
@@ -70,7 +59,8 @@ class PretrainingData:
         mine = list(range(len(files)))[rank::world_size] or list(range(len(files)))
         every_shard = [Shard(shard_dir / f) for f in files] if heldout else None
         self.shards = [every_shard[g] if every_shard else Shard(shard_dir / files[g]) for g in mine]
-        self.tasks = {t.name: t for t in self.shards[0].tasks}
+        self.tasks = {t.name: t for t in registry.recorded_tasks(self.shards[0].tasks, self.manifest["config"],
+                                                                str(shard_dir / MANIFEST))}
         self.seed, self.batch_tokens = seed, batch_tokens
         # the random draws of a step (online masking); ranks after the first draw their own
         self._step_seed = [seed] if rank == 0 else [seed, 1000 + rank]
@@ -226,12 +216,11 @@ class PretrainingData:
 
     def _feeds(self, examples, rng_seed, active, task_order, task_id) -> Dict[str, np.ndarray]:
         n, length = len(examples), max(len(ex) for ex in examples)
-        batch = BatchContext(np.random.default_rng(rng_seed),
-                             [np.asarray(ex.src_ids, np.int64) for ex in examples], self.manifest["config"],
+        batch = BatchContext(np.random.default_rng(rng_seed), [np.asarray(ex.src_ids, np.int64) for ex in examples],
                              self.vocab_size, self.mask_token_id, self.first_normal_id)
         feeds = {}
         for name in task_order:  # the order the tasks' labels were always drawn in
-            task = registry.get(name)
+            task = self.tasks[name]
             feeds.update(task.batch_labels(examples, length, batch) if name in active else task.no_labels(n, length))
         feeds.update(pad_batch(list(zip(batch.src, (ex.sent_ids for ex in examples))), self.pad_id, task_id))
         feeds["task_weights"] = np.asarray([1.0 if t in active else 0.0 for t in task_order], np.float32)

@@ -78,6 +78,6 @@ def load_init_model(path, vocab_file, task_ids: List[int], preset: ErnieConfig =
 
 
 def learned_tasks(tasks, parameter_names) -> List[str]:
-    """The tasks whose every head parameter is among `parameter_names` (a model's)."""
+    """The tasks (registered classes) whose every head parameter is among `parameter_names` (a model's)."""
     have = set(parameter_names)
-    return [t.name for t in tasks if t.head_parameters() and set(t.head_parameters()) <= have]
+    return [t.name for t in tasks if set(t.head_type(t.spec).parameter_names()) <= have]

@@ -10,7 +10,7 @@ cluster is rented, printed by `python -m ernie.pretrain --config CONFIG --print-
   with dropout), twice that in float32; with recompute, each layer keeps only its 16-bit (or
   32-bit) input and one layer's activations are alive at a time.
 - The masked-LM output: the logits over the vocabulary and their gradient, in float32, at the
-  masked positions (the mask ratio of the shards' config).
+  masked positions (the mask ratio of knowledge masking's options in the shards' config).
 Allocator slack, the framework's workspace and the collective buffers are not counted: leave a
 fifth of the device free.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ernie.model.config import ErnieConfig
+from ernie_common import tasks as registry
 
 GB = 1 << 30
 
@@ -84,8 +85,9 @@ def scale_report(config, ranks=(1, 8, 64)) -> list:
     known = {}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        masking = registry.recorded_options(registry.get("knowledge_masking"), manifest["config"], str(manifest_path))
         known = {"vocab_size": manifest["vocab"]["size"], "max_seq_len": manifest["config"]["max_seq_len"],
-                 "mask_ratio": manifest["config"]["mask_ratio"]}
+                 "mask_ratio": masking.mask_ratio}
     values = {**ASSUMED, **known}
     source = f"the shards' ({manifest_path})" if known else f"assumed (no shards at {config.data} yet)"
     model = ErnieConfig.from_file(config.model or Path(config.init_model), vocab_size=values["vocab_size"])

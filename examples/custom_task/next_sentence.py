@@ -10,15 +10,23 @@ head, `next_sent_fc`, so the head of a released ERNIE checkpoint (converted with
 """
 from bisect import bisect_left
 
+from data_gen.data_task import DataTask
 from ernie.model import param_names as names
-from ernie.pretrain.task_base import LinearHeadTask
+from ernie.pretrain.task_head import LinearHead
 from ernie_common.tasks import SENTENCE, register
 
 IS_NEXT, RANDOM = 0, 1
 
 
-@register
-class NextSentence(LinearHeadTask):
+class NextSentenceHead(LinearHead):
+    """The usual linear head over the pooled output, under the original ERNIE name."""
+
+    def parameter_names(self):
+        return names.fc_weight(names.NEXT_SENT_FC), names.fc_bias(names.NEXT_SENT_FC)
+
+
+@register(head=NextSentenceHead)
+class NextSentence(DataTask):
     name, task_id, level = "next_sentence", 7, SENTENCE
     text_task = True  # made from text segments, like reordering and distance
     description = "does the second run of sentences follow the first? (BERT's next-sentence prediction)"
@@ -43,16 +51,6 @@ class NextSentence(LinearHeadTask):
         length = max(1, end - middle)
         start = o_first + int(rng.integers(max(1, o_end - o_first - length + 1)))
         return context.plan([a, context.token_range(start, min(start + length, o_end))], self, RANDOM, stats)
-
-    def head_parameters(self):
-        return (names.fc_weight(names.NEXT_SENT_FC), names.fc_bias(names.NEXT_SENT_FC))
-
-    def build_head(self, config, num_classes):
-        import paddle
-
-        from ernie.model.modeling import named_linear
-        with paddle.utils.unique_name.guard():
-            return named_linear(*self.head_parameters(), config.hidden_size, num_classes, config.initializer_range)
 
     def describe(self, example, tokens, original, manifest):
         return {"label": f"{example.label} {('is_next', 'random')[example.label]}"}
