@@ -12,13 +12,14 @@ import yaml
 from data_gen.config import DataConfig, DataConfigError
 from data_gen.decode import inspect
 from data_gen.generate import build_tasks
-from data_gen.make import make
+from data_gen.make import fingerprint, make
 from data_gen.shards import Shard, ShardError
 from ernie_common import tasks as registry
 from tests.conftest import REPO
 from tests.test_data_gen_make import _documents
 
 CUSTOM = REPO / "examples" / "custom_task" / "next_sentence.py"
+CONNECTIVES = REPO / "examples" / "custom_task" / "connectives.txt"
 
 
 def test_builtin_tasks_keep_their_ids_and_levels():
@@ -42,12 +43,12 @@ def test_unknown_tasks_and_clashes_are_clear_errors(tmp_path):
         registry.load_module("no_such_package.task")
 
 
-def _custom_config(root, en_vocab, output="shards") -> DataConfig:
-    """The example's task beside knowledge masking on a small corpus."""
+def _custom_config(root, en_vocab, output="shards", **options) -> DataConfig:
+    """The example's task beside knowledge masking on a small corpus; `options`: next_sentence's."""
     return DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / output),
                       task_modules=[str(CUSTOM)], tasks=["knowledge_masking", "next_sentence"], max_seq_len=64,
                       shards=2, stopwords=str(REPO / "configs/stopwords/en.txt"),
-                      task_options={"knowledge_masking": {"mask_ratio": 0.25}})
+                      task_options={"next_sentence": {"connectives": str(CONNECTIVES), **options}})
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +161,10 @@ def test_a_bad_task_option_is_a_one_line_error_of_the_command(tmp_path, en_vocab
 
 
 def test_options_reach_the_task_objects_of_each_run(custom_root, en_vocab):
-    config = _custom_config(custom_root, en_vocab)
+    config = _custom_config(custom_root, en_vocab, swap_probability=0.25)
     tasks = {task.name: task for task in build_tasks(config)}
-    assert tasks["knowledge_masking"].options.mask_ratio == 0.25
-    assert tasks["next_sentence"].options == registry.get("next_sentence").options_type()  # none, the default
+    assert tasks["next_sentence"].options.swap_probability == 0.25
+    assert tasks["knowledge_masking"].options == registry.get("knowledge_masking").options_type()  # defaults
     assert build_tasks(config)[0] is not build_tasks(config)[0]  # built per run, never shared
     # the reader and inspect build theirs from what the manifest records, and old manifests kept
     # a task's options as top-level keys
@@ -172,3 +173,48 @@ def test_options_reach_the_task_objects_of_each_run(custom_root, en_vocab):
     old = registry.recorded_options(registry.get("knowledge_masking"), {"mask_ratio": 0.4, "masking": "online",
                                                                          "seed": 1}, "manifest.json")
     assert (old.mask_ratio, old.masking, old.knowledge_unit_prob) == (0.4, "online", 0.5)
+
+
+def test_the_examples_option_is_checked_as_a_built_in_one_is(custom_root, en_vocab):
+    with pytest.raises(DataConfigError, match="task_options.next_sentence: swap_probability must be between 0 and 1"):
+        _custom_config(custom_root, en_vocab, swap_probability=1.5)
+
+
+def test_the_swap_probability_changes_the_examples(custom_root, en_vocab):
+    labels = {p: make(_custom_config(custom_root, en_vocab, f"swap-{p}", swap_probability=p),
+                      progress=False)["labels_per_task"]["next_sentence"] for p in (0.1, 0.9)}
+    random_share = {p: counts.get("1", 0) / sum(counts.values()) for p, counts in labels.items()}
+    # a segment of one sentence has no B of its own: its B is always another document's
+    assert random_share[0.1] < 0.5 and random_share[0.9] > 0.9
+
+
+def test_a_declared_resource_enters_the_fingerprint(custom_root, en_vocab, tmp_path):
+    words = tmp_path / "connectives.txt"
+    words.write_text(CONNECTIVES.read_text(encoding="utf-8"), encoding="utf-8")
+    config = _custom_config(custom_root, en_vocab, connectives=str(words))
+    assert config.resources() == [("task_options.next_sentence.connectives", str(words))]
+    before = fingerprint(config, config.files)
+    assert fingerprint(config, config.files) == before
+    words.write_text(words.read_text(encoding="utf-8") + "besides\n", encoding="utf-8")
+    assert fingerprint(config, config.files) != before
+
+
+def test_the_connectives_keep_an_argument_in_one_run(custom_root, en_vocab):
+    """The example's resource at work: A is not cut off before a sentence opening with a
+    connective while a later sentence of the segment opens otherwise."""
+    import numpy as np
+
+    from data_gen.data_task import ChunkContext
+    from data_gen.documents import Document, Sentence
+    from data_gen.generate import ExampleGenerator
+    sentences = [Sentence(text) for text in ("Taxes rose.", "Spending fell.", "However, the deficit grew.",
+                                             "The year ended.", "So did the session.")]
+    cuts = {}
+    for connectives in (str(CONNECTIVES), None):
+        generator = ExampleGenerator(_custom_config(custom_root, en_vocab, connectives=connectives), {})
+        (task,) = [t for t in generator.tasks if t.name == "next_sentence"]
+        chunk = generator.chunk_tokenizer(sentences)
+        context = ChunkContext(generator, [Document("d", [sentences])], chunk, chunk, np.array([0, 5]),
+                               [[(0, 5)]], [0], None)
+        cuts[connectives] = [task.cut(context, 0, 4), task.cut(context, 0, 5), task.cut(context, 3, 5)]
+    assert cuts == {str(CONNECTIVES): [3, 3, 4], None: [2, 2, 4]}
