@@ -62,7 +62,8 @@ def corpora(work: Path):
         input=[str(demo)], format="text", lang="en", vocab=str(en_vocab),
         tasks=["knowledge_masking", "capitalization", "token_document", "sentence_reordering",
                "sentence_distance", "discourse_relation"],
-        discourse_markers=str(REPO / "configs/discourse/en.yaml"), stopwords=str(REPO / "configs/stopwords/en.txt"))
+        task_options={"discourse_relation": {"discourse_markers": str(REPO / "configs/discourse/en.yaml")}},
+        stopwords=str(REPO / "configs/stopwords/en.txt"))
     try:
         pd_file = CORPORA["peoples-daily"].write(work / "pd")
     except FetchError as err:
@@ -74,7 +75,8 @@ def corpora(work: Path):
         input=[str(pd_file)], format="peoples_daily", lang="zh", vocab=str(zh_vocab),
         tasks=["knowledge_masking", "token_document", "sentence_reordering", "sentence_distance",
                "discourse_relation"],
-        discourse_markers=str(REPO / "configs/discourse/zh.yaml"), stopwords=str(REPO / "configs/stopwords/zh.txt"))
+        task_options={"discourse_relation": {"discourse_markers": str(REPO / "configs/discourse/zh.yaml")}},
+        stopwords=str(REPO / "configs/stopwords/zh.txt"))
 
 
 def grown_corpus(path: Path, megabytes: float, seed: int = 0) -> Path:
