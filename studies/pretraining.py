@@ -81,7 +81,9 @@ def shards(out: Path, mask_ratio: float) -> Path:
         run_python(["-m", "data_gen", "build-vocab", "--input", data["input"], "--size", "8000", "--lang", "en",
                     "--output", str(vocab)], log=out / "vocab.log")
     target = out / f"shards-mask-{mask_ratio:g}"
-    config = {**data, "output": str(target), "mask_ratio": mask_ratio}
+    options = data.get("task_options", {})
+    config = {**data, "output": str(target), "task_options": {
+        **options, "knowledge_masking": {**options.get("knowledge_masking", {}), "mask_ratio": mask_ratio}}}
     path = out / f"data-mask-{mask_ratio:g}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     run_python(["-m", "data_gen", "make", "--config", str(path)], log=out / f"make-mask-{mask_ratio:g}.log")
