@@ -24,8 +24,8 @@ from data_gen.overlap import SHINGLE, pretraining_indexes
 from data_gen.registry import FetchError
 from ernie.finetune.examples import DataError
 from ernie.finetune.tasks import get_task
-from ernie_common.fileio import atomic_write_text
 from studies.jobs import ROOT
+from studies.template import TEMPLATES, fill, write_report
 
 SPLITS = ("train", "dev", "test")
 
@@ -72,22 +72,10 @@ def brown_pos_sentence(data: Path) -> str:
 
 def document(data: Path) -> str:
     sets = {name: read_set(name, data) for name in ENGLISH_SUITE}
-    lines = ["# The English fine-tuning suite", "",
-             "Written by `python -m studies.english_suite` from the files `python -m data_gen fetch NAME` writes, "
-             "before anything was trained or measured on them. Sentence and short-text classification of "
-             "domains unlike the pre-training corpora (State of the Union addresses, the Brown Corpus), real "
-             "human-labelled data shipped inside registry packages; each is deduplicated (a text found with two "
-             "labels dropped), shuffled with a fixed seed and split 80/10/10. The licences are as the packages "
-             "state them; the data is fetched on the user's machine, never committed.", "",
-             *suite_table(sets, pretraining_indexes()), "",
-             f"**Overlap with the pre-training corpora.** A text is held by a corpus when it shares a run of "
-             f"{SHINGLE} words with it, or, with fewer than {SHINGLE} words, equals one of its sentences (words: "
-             f"lower-cased runs of letters and digits; `data_gen/overlap.py`). The fetch leaves out every distinct "
-             f"text of the package that State of the Union or Brown holds (counted per corpus above); the last "
-             f"column checks the written files again and should read 0.", ""]
-    lines += [f"- **{name}**: {CORPORA[name].description}." for name in ENGLISH_SUITE]
-    lines += ["", brown_pos_sentence(data), ""]
-    return "\n".join(lines)
+    return fill(TEMPLATES / "english_suite.md", {
+        "table": "\n".join(suite_table(sets, pretraining_indexes())), "shingle": str(SHINGLE),
+        "descriptions": "\n".join(f"- **{name}**: {CORPORA[name].description}." for name in ENGLISH_SUITE),
+        "brown_pos": brown_pos_sentence(data)})
 
 
 def main(argv=None) -> int:
@@ -96,11 +84,10 @@ def main(argv=None) -> int:
     parser.add_argument("--doc", default=str(ROOT / "docs" / "english_suite.md"))
     args = parser.parse_args(argv)
     try:
-        atomic_write_text(args.doc, document(Path(args.data)))
+        write_report(Path(args.doc), document(Path(args.data)))
     except (FetchError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {args.doc}")
     return 0
 
 
