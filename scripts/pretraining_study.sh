@@ -24,7 +24,7 @@ done
 # recipe NAME DATA_CONFIG PRETRAIN_CONFIG: run_pretrain.sh, its wall time kept beside the run
 recipe() {
   local name=$1 output
-  output=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['output'])" "$3")
+  output=$(python -c "import sys; from ernie.pretrain.config import load_config; print(load_config(sys.argv[1]).output)" "$3")
   if [ ! -f "$output/summary.json" ]; then
     local start resume=()
     start=$(date +%s)
