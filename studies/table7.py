@@ -272,8 +272,8 @@ def forgetting_plot(variant: Variant, path: Path) -> Optional[str]:
     tasks = list(variant.schedule(STRATEGIES[0]).tasks)
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.3), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for index, (strategy, heldout) in enumerate(curves.items()):
-            color = f"C{index}"
+        for strategy, heldout in curves.items():
+            color = f"C{STRATEGIES.index(strategy)}"  # a strategy keeps its colour whichever have run
             points = sorted((step, values[task]) for step, values in heldout.items() if task in values)
             ax.plot(*zip(*points), label=TITLES[strategy], color=color, linewidth=1.2, marker=".", markersize=3)
             for end in stage_ends(variant.schedule(strategy))[:-1]:
