@@ -33,7 +33,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
-from studies.jobs import ROOT, cores, run_all, run_python
+from ernie.kernels.cpu_runtime import usable_cores
+from studies.jobs import ROOT, run_all, run_python
 
 GRID = {"few": (1e-4, 3e-4, 1e-3), "full": (3e-4, 1e-3)}
 SETTINGS_FILE = ROOT / "configs" / "studies" / "downstream.yaml"
@@ -142,7 +143,7 @@ def evaluate(setting: Setting, init: Init, out: Path, seeds: int = 5, grid_seeds
 def evaluate_all(settings: Sequence[Setting], inits: Sequence[Init], out: Path, parallel: int = 2, **protocol) -> None:
     """Every initialisation on every setting, `parallel` fine-tuning runs at once, each on its
     share of the cores (for models this small, faster than one run on all of them)."""
-    threads = max(1, cores() // parallel)
+    threads = max(1, usable_cores() // parallel)
     jobs = [lambda s=s, i=i: evaluate(s, i, out, threads=threads, **protocol) for s in settings for i in inits]
     run_all(jobs, "fine-tuning", parallel)
 

@@ -12,11 +12,6 @@ from typing import Callable, Iterable, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def run_python(args: Sequence[str], log: Path, threads: Optional[int] = None) -> None:
     """`python ARGS` in the repository, its output to `log`; `threads`: its OMP_NUM_THREADS.
     Raises subprocess.CalledProcessError when it fails."""

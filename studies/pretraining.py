@@ -301,14 +301,9 @@ def check_table(scores: Dict) -> List[str]:
     for impl, title in CHECK_IMPLS:
         if (impl, "pretrained") in scores and (impl, "random") in scores:
             pre, rnd = scores[impl, "pretrained"], scores[impl, "random"]
-            lines.append(f"| {title} | {_pm(pre)} | {_pm(rnd)} | "
-                         f"{_pm([a - b for a, b in zip(pre, rnd)], signed=True)} |")
+            lines.append(f"| {title} | {downstream.mean_sd(pre)} | {downstream.mean_sd(rnd)} | "
+                         f"{downstream.mean_sd([a - b for a, b in zip(pre, rnd)], signed=True)} |")
     return lines
-
-
-def _pm(values, signed=False) -> str:
-    mean, sd = 100 * statistics.fmean(values), 100 * (statistics.stdev(values) if len(values) > 1 else 0.0)
-    return f"{mean:+.1f} ± {sd:.1f}" if signed else f"{mean:.1f} ± {sd:.1f}"
 
 
 def recipe_results(out: Path) -> Dict[str, Dict]:

@@ -196,14 +196,6 @@ def machine_text(variant: Variant) -> str:
     return f"Training time (summary.json, over resumes): {times}; on {' and '.join(machines)}."
 
 
-def stage_ends(schedule: Schedule) -> List[int]:
-    ends, step = [], 0
-    for index in range(len(schedule.stages)):
-        step += schedule.stage_steps(index)
-        ends.append(step)
-    return ends
-
-
 def _heldout(variant: Variant, strategy: str) -> Dict[int, Dict[str, float]]:
     """step -> task -> held-out loss, from the run's log."""
     run_dir = variant.run_dir(strategy)
@@ -221,7 +213,7 @@ def forgetting_table(variant: Variant) -> List[str]:
     for strategy in STRATEGIES:
         heldout = _heldout(variant, strategy)
         points = [("no training (step 0)", 0)] + [(f"stage {i + 1} (step {end:,})", end)
-                                                  for i, end in enumerate(stage_ends(variant.schedule(strategy)))]
+                                                  for i, end in enumerate(variant.schedule(strategy).stage_ends)]
         for label, step in points:
             if step in heldout:
                 rows += 1
@@ -236,7 +228,7 @@ def forgetting(variant: Variant) -> Dict[str, Dict[str, tuple]]:
     found = {}
     for strategy in STRATEGIES:
         heldout = _heldout(variant, strategy)
-        if stage_ends(variant.schedule(strategy))[-1] not in heldout:
+        if variant.schedule(strategy).stage_ends[-1] not in heldout:
             continue
         last = max(heldout)
         found[strategy] = {}
@@ -276,7 +268,7 @@ def forgetting_plot(variant: Variant, path: Path) -> Optional[str]:
             color = f"C{STRATEGIES.index(strategy)}"  # a strategy keeps its colour whichever have run
             points = sorted((step, values[task]) for step, values in heldout.items() if task in values)
             ax.plot(*zip(*points), label=TITLES[strategy], color=color, linewidth=1.2, marker=".", markersize=3)
-            for end in stage_ends(variant.schedule(strategy))[:-1]:
+            for end in variant.schedule(strategy).stage_ends[:-1]:
                 ax.axvline(end, color=color, linestyle=":", linewidth=0.8)
         ax.set_title(task)
         ax.set_xlabel("step")

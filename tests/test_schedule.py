@@ -67,6 +67,8 @@ def test_every_task_gets_exactly_its_budget_of_loss_on_steps(strategy, joint):
         assert on == stage.allocation
     steps = list(schedule.steps())
     assert len(steps) == schedule.total_steps
+    # the stage ends (held-out evaluation and checkpoints) are the steps after which the stage changes
+    assert schedule.stage_ends == [i + 1 for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1].stage != steps[i].stage]
     if not joint or strategy == "continual":  # one task a step: equal compute for every strategy
         assert schedule.total_steps == sum(BUDGETS.values()) and all(s.on == (s.task,) for s in steps)
 

@@ -94,6 +94,16 @@ class Schedule:
     def total_steps(self) -> int:
         return sum(self.stage_steps(i) for i in range(len(self.stages)))
 
+    @property
+    def stage_ends(self) -> List[int]:
+        """The step each stage ends after (counting from 1), in order; a stage without steps has none."""
+        ends, step = [], 0
+        for index in range(len(self.stages)):
+            if self.stage_steps(index):
+                step += self.stage_steps(index)
+                ends.append(step)
+        return ends
+
     def own_steps(self, task: str) -> int:
         """The steps whose batch is the task's (its learning rate runs over them)."""
         return sum(self.stage_plan(i)[0].get(task, 0) for i in range(len(self.stages)))

@@ -367,7 +367,7 @@ class Trainer:
             return (feeds if k > 1 else feeds[0]), lr, info
 
         hooks = []
-        stage_ends = [i + 1 for i in range(len(steps)) if i + 1 == len(steps) or steps[i + 1].stage != steps[i].stage]
+        stage_ends = self.schedule.stage_ends
         if self.is_writer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
