@@ -8,7 +8,8 @@
 # Variables choose other runs, e.g. the 60-minute recipes of docs/pretraining.md:
 #   DATA_CONFIG=configs/data/sotu_en.yaml CONFIG=configs/pretrain/small_en.yaml bash run_pretrain.sh
 #   DATA_CONFIG=configs/data/peoples_daily_zh.yaml CONFIG=configs/pretrain/small_zh.yaml bash run_pretrain.sh
-# A corpus the data config reads from data/NAME/ is fetched first (python -m data_gen fetch NAME).
+# A corpus the data config reads from data/NAME/ is fetched first (python -m data_gen fetch NAME), and
+# a released model whose vocabulary it names as models/NAME/vocab.txt (python -m ernie.pretrained get NAME).
 # Data config values are read with `python -m data_gen get` (the config's own defaults and checks).
 #   DATA_CONFIG  data config         (default configs/data/demo_en.yaml)
 #   CONFIG       pre-training config (default configs/pretrain/demo_en.yaml)
@@ -23,14 +24,23 @@
 #                training with `python -m paddle.distributed.launch` (fleet collective: gloo on
 #                CPU, NCCL on GPU); each rank reads its own part of the shards
 #   NNODES       nodes (default 1); MASTER=ip:port of node 0 for several nodes, and run this
-#                script on every node with the same variables (the output directory must be
-#                shared for --resume)
+#                script on every node with the same variables but NODE_RANK (the output directory
+#                must be shared for --resume)
+#   NODE_RANK    with NNODES > 1: this node's rank, 0 to NNODES-1, another on each node (the
+#                launcher's --rank). Each node's launcher logs go to a folder of their own,
+#                OUTPUT/launch_logs/node-NODE_RANK (node-0 on one node), since the launcher names
+#                them by local rank (workerlog.0 on every node): workerlog.I there is rank
+#                NODE_RANK x NPROC + I
 set -euo pipefail
 cd "$(dirname "$0")"
 DATA_CONFIG=${DATA_CONFIG:-configs/data/demo_en.yaml}
 CONFIG=${CONFIG:-configs/pretrain/demo_en.yaml}
 NPROC=${NPROC:-1}
 NNODES=${NNODES:-1}
+if [ "$NNODES" -gt 1 ] && ! [[ "${NODE_RANK:-}" =~ ^[0-9]+$ && "${NODE_RANK:-}" -lt "$NNODES" ]]; then
+  echo "error: NNODES=$NNODES needs NODE_RANK, this node's rank: 0 to $((NNODES - 1)), another on each node" >&2
+  exit 2
+fi
 
 VOCAB=$(python -m data_gen get --config "$DATA_CONFIG" vocab)
 INPUTS=$(python -m data_gen get --config "$DATA_CONFIG" input)  # files, folders, glob patterns: one a line
@@ -54,22 +64,27 @@ while IFS= read -r entry; do  # an input under data/NAME/ that is not there yet:
     python -m data_gen fetch "$(basename "$dir")" --dir "$(dirname "$dir")"
   fi
 done <<< "$INPUTS"
-if [ ! -f "$VOCAB" ]; then
+VOCAB_DIR=$(dirname "$VOCAB")
+if [ ! -f "$VOCAB" ] && [ "$(basename "$(dirname "$VOCAB_DIR")")" = models ]; then
+  # a released model's vocabulary (models/NAME/vocab.txt): the model is fetched, never a new vocabulary built
+  python -m ernie.pretrained get "$(basename "$VOCAB_DIR")" --dir "$(dirname "$VOCAB_DIR")"
+elif [ ! -f "$VOCAB" ]; then
   python -m data_gen build-vocab --config "$DATA_CONFIG" --size "$VOCAB_SIZE" --lang "$LANG_VOCAB"
 fi
 python -m data_gen make --config "$DATA_CONFIG"
 [ -n "${DATA_ONLY:-}" ] && exit 0
 if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
-  mkdir -p "$OUTPUT/launch_logs"
+  LOG_DIR=$OUTPUT/launch_logs/node-${NODE_RANK:-0}  # Paddle's launcher names its logs workerlog.<local rank>
+  mkdir -p "$LOG_DIR"
   python -m paddle.distributed.launch --nproc_per_node "$NPROC" --nnodes "$NNODES" ${MASTER:+--master "$MASTER"} \
-    --log_dir "$OUTPUT/launch_logs" scripts/pretrain_launch.py --config "$CONFIG" ${RESUME:+--resume} \
-    ${AMP:+--amp "$AMP"} 2>&1 | tee "$OUTPUT/launch_logs/launcher.out" || true
+    ${NODE_RANK:+--rank "$NODE_RANK"} --log_dir "$LOG_DIR" scripts/pretrain_launch.py --config "$CONFIG" \
+    ${RESUME:+--resume} ${AMP:+--amp "$AMP"} 2>&1 | tee "$LOG_DIR/launcher.out" || true
   # the launcher can exit 0 although a worker failed: rank 0 writes the model only on success
   if [ ! -f "$OUTPUT/model/params.safetensors" ]; then
     echo "pre-training failed:" >&2
-    grep -h "^Container rank .* status failed\|^error: rank" "$OUTPUT/launch_logs/launcher.out" \
-      "$OUTPUT"/launch_logs/workerlog.* 2>/dev/null | sed 's/ cmd \[.*\] code / exit code /' | sort -u >&2 || true
-    echo "see $OUTPUT/launch_logs/workerlog.*; RESUME=1 continues from the last checkpoint" >&2
+    grep -h "^Container rank .* status failed\|^error: rank" "$LOG_DIR/launcher.out" \
+      "$LOG_DIR"/workerlog.* 2>/dev/null | sed 's/ cmd \[.*\] code / exit code /' | sort -u >&2 || true
+    echo "see $LOG_DIR/workerlog.* (and the other nodes' folders beside it); RESUME=1 continues from the last checkpoint" >&2
     exit 1
   fi
 else

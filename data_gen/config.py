@@ -1,9 +1,12 @@
 """Data generation config (`configs/data/*.yaml`), validated; unknown keys are errors.
 
-Relative paths are read relative to the directory the command runs in (the repository root in
-every shipped config). `input` lists files, folders and glob patterns (`DataConfig.files`: the
-files they name, in the order read). A task's own settings and files are its options, under its
-name in `task_options:` (`ernie_common.tasks.TaskOptions`), e.g.
+A relative path in a config file is read from the file's folder (from the repository root in a
+config inside the checkout, as the shipped ones), one that begins with `configs/` names a shipped
+config, and one set on the command line (`--set`, `--output`) is the working directory's
+(`ernie_common.configfile.config_path`). `input` lists files, folders and glob patterns
+(`DataConfig.files`: the files they name, in the order read; `DataConfig.skipped_files`:
+what their folders and patterns hold that is not corpus). A task's own settings and files are its
+options, under its name in `task_options:` (`ernie_common.tasks.TaskOptions`), e.g.
 
     task_options:
       knowledge_masking: {mask_ratio: 0.4}
@@ -18,12 +21,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ernie_common import tasks as registry
-from ernie_common.configfile import ConfigError, apply_overrides, build, read
+from ernie_common.configfile import ConfigError, apply_overrides, build, read, resolve_paths
 from ernie_common.shipped_configs import find
 from ernie_common.tasks import TaskOptions
 from ernie_common.tokenization import is_sentencepiece
 
-from .documents import CorpusError, Document, Reading, expand_inputs, read_documents
+from .documents import CorpusError, Document, Reading, Skipped, expand_inputs, read_documents
 
 
 class DataConfigError(ConfigError):
@@ -34,6 +37,7 @@ class DataConfigError(ConfigError):
 class DataConfig:
     config_error = DataConfigError  # not a field: the error the config loader raises for this config
     check_files: ClassVar[bool] = True  # whether the files it names must exist (not in `_Unchecked`)
+    path_keys = ("input", "vocab", "output", "stopwords", "task_modules", "labelled_texts")  # read from the file's folder
     input: List[str]                   # files, folders (every file under them), glob patterns
     vocab: str
     output: str
@@ -41,7 +45,12 @@ class DataConfig:
     lang: str = "en"
     layout: Optional[str] = None       # sentence_per_line, paragraphs, paragraph_per_line (None: the format's)
     document_separator: Optional[str] = None  # a regular expression: a line that starts a new document
-    text_field: Optional[str] = None   # jsonl's key, parquet's column holding the text (None: text)
+    text_field: Optional[str] = None   # jsonl's key, parquet's and tsv's column holding the text (None: text, text_a)
+    # a fine-tuning task's folder (data_gen fetch NAME): its train.tsv's texts, labels dropped, in
+    # place of `input` and `format` (task-adaptive pre-training, on the text a task will see)
+    labelled_texts: Optional[str] = None
+    encoding: str = "utf-8"            # of text, jsonl and peoples_daily files (latin-1, cp1252, gb18030, ...)
+    on_decode_error: str = "error"     # or skip: a line that does not decode is skipped and counted
     do_lower_case: bool = True         # WordPiece's; a SentencePiece model keeps its own
     tokenizer: str = "wordpiece"       # or sentencepiece: the vocab's directory holds the model
     tasks: List[str] = dataclasses.field(default_factory=registry.builtin_names)
@@ -59,6 +68,12 @@ class DataConfig:
     def __post_init__(self):
         if isinstance(self.input, str):
             self.input = [self.input]
+        if self.labelled_texts is not None:
+            train = Path(self.labelled_texts) / "train.tsv"
+            if self.check_files and not train.is_file():
+                raise DataConfigError(f"labelled_texts: {train} not found (a fine-tuning task's folder, as "
+                                      f"`python -m data_gen fetch NAME --dir DIR` writes it)")
+            self.input, self.format, self.text_field = [str(train)], "tsv", None
         try:
             registry.load_modules(self.task_modules)
             tasks = [registry.get(t) for t in self.tasks]
@@ -125,27 +140,39 @@ class DataConfig:
                 for key, path in options.resources().items()]
 
     @functools.cached_property
-    def files(self) -> List[str]:
-        """The input files, in the order they are read (`documents.expand_inputs`)."""
+    def _inputs(self) -> Tuple[List[str], Skipped]:
+        skipped: Skipped = []
         try:
-            return expand_inputs(self.input)
+            return expand_inputs(self.input, self.format, skipped), skipped
         except CorpusError as err:
             raise DataConfigError(str(err)) from None
 
+    @property
+    def files(self) -> List[str]:
+        """The input files, in the order they are read (`documents.expand_inputs`)."""
+        return self._inputs[0]
+
+    @property
+    def skipped_files(self) -> Skipped:
+        """(path, why) of what the input folders and patterns hold that is not read: a README,
+        an archive, a binary file, a broken symlink, a symlink loop (`documents.expand_inputs`)."""
+        return self._inputs[1]
+
     def reading(self) -> Reading:
-        return Reading.of(self.format, self.lang, self.layout, self.document_separator, self.text_field)
+        return Reading.of(self.format, self.lang, self.layout, self.document_separator, self.text_field,
+                          self.encoding, self.on_decode_error)
 
     def documents(self, paths: Sequence[str], stats: Counter) -> Iterator[Document]:
         """The documents of input files, read as this config says (format, lang, layout, ...)."""
         return read_documents(paths, self.format, self.lang, stats, self.layout, self.document_separator,
-                              self.text_field)
+                              self.text_field, self.encoding, self.on_decode_error)
 
     @classmethod
     def from_yaml(cls, path, overrides: Sequence[str] = (), check_files: bool = True, **options) -> "DataConfig":
         """The config of `path`, with a command's own `options` and `key=value` overrides on top;
         with `check_files` false, before the files it names exist (`_Unchecked`)."""
         try:
-            values = read(path)
+            values = _resource_paths(resolve_paths(read(path), cls.path_keys, path), path)
         except ConfigError as err:
             raise DataConfigError(str(err)) from None
         values.update({k: v for k, v in options.items() if v is not None})
@@ -153,6 +180,30 @@ class DataConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _resource_paths(values: Dict[str, Any], config_file) -> Dict[str, Any]:
+    """The values of a config file with the files its `task_options` name (each task's
+    `resource()` fields) read by `config_path`. Where a task or its module is unknown, its options
+    are left as they are, for the config's own check to name."""
+    options, modules = values.get("task_options"), values.get("task_modules") or []
+    if not isinstance(options, dict):
+        return values
+    try:
+        registry.load_modules(modules if isinstance(modules, list) else [modules])  # a user's task's options
+    except registry.TaskError:
+        return values
+    return {**values, "task_options": {name: resolve_paths(task_values, _resource_keys(name), config_file)
+                                       if isinstance(task_values, dict) else task_values
+                                       for name, task_values in options.items()}}
+
+
+def _resource_keys(task: str) -> List[str]:
+    try:
+        options_type = registry.get(task).options_type
+    except registry.TaskError:
+        return []
+    return [f.name for f in dataclasses.fields(options_type) if f.metadata.get(registry._RESOURCE)]
 
 
 class _Unchecked(DataConfig):

@@ -3,9 +3,15 @@
 Formats (`format:` in a data config):
 - `text`: plain text, laid out as `layout:` says (below).
 - `jsonl`: one document a line, `{"text": ...}` (the text under `text_field:`, laid out as
-  `layout:` says, by default a line a paragraph) or `{"sentences": [...]}`.
+  `layout:` says, by default a line a paragraph) or `{"sentences": [...]}`. A text_field none of
+  a file's first records has is an error naming the fields they have; so is a file holding one
+  JSON array, which is refused rather than parsed whole into memory (`jq -c '.[]'` makes it jsonl).
 - `parquet`: one document a row, its text in the column `text_field:` (read with pyarrow), laid
   out as a jsonl record's.
+- `tsv`: the fine-tuning files' format (GLUE, CLUE, original ERNIE; what `data_gen fetch` writes):
+  a header row naming the columns, one document a row, its text in the column `text_field:`
+  (default `text_a`) and, beside `text_a`, a `text_b` column's as a second paragraph; labels are
+  not read. A data config's `labelled_texts:` reads a task's training split this way.
 - `peoples_daily`: pre-segmented, POS-tagged Chinese, one paragraph a line of `word/pos` items
   (People's Daily 1998). The January 1998 file carries no article ids, so an article starts at a
   title line: one that does not end in sentence-final punctuation.
@@ -20,13 +26,23 @@ In the two paragraph layouts a file (a record) is one document. In every layout 
 `document_separator:` (a regular expression) is found starts a new document, and is not text.
 
 Files ending in .gz, .bz2, .xz or .zst are decompressed as they are read; one that is truncated or
-corrupt is an error naming it and the line (CorpusError). Lines are decoded strictly as UTF-8;
-control characters are removed (and counted). `layout_warning` guesses from a text's first lines
-whether the layout it is read with fits it.
+corrupt is an error naming it and the line (CorpusError). Lines are decoded strictly in the
+config's `encoding:` (UTF-8 unless set): a line that does not decode is an error naming file, line
+and byte offset, or, with `on_decode_error: skip`, skipped and counted. A byte-order mark opening a
+file is dropped; control characters are removed (and counted). A line is read at most
+`4 * MAX_LINE_CHARS` bytes at a time, so one huge line is cut as it is read, not held whole.
+`layout_warning` guesses from a text's first lines whether the layout it is read with fits it.
+
+What a folder or glob pattern in `input:` finds is filtered (`expand_inputs`): hidden files and
+folders are not read; symlinks are followed, each folder entered once (a symlink loop ends there);
+a README, an archive, an image or a file whose first bytes hold NULs is skipped and noted. A file
+named on its own is read whatever its name, but one that is not text is an error.
 """
 from __future__ import annotations
 
 import bz2
+import codecs
+import fnmatch
 import glob
 import gzip
 import io
@@ -41,7 +57,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Iterable, Iterator, List, Optional, Pattern, Sequence, Tuple, Union
+from typing import IO, Callable, Dict, Iterable, Iterator, List, Optional, Pattern, Sequence, Tuple, Union
 
 from .sentences import join_lines, split_sentences
 
@@ -50,6 +66,13 @@ MAX_LINE_CHARS = 1_000_000
 # A document is cut (and counted) past this much text: a corpus read as one document per file,
 # a dump of many articles without a document_separator, would otherwise be held whole in memory.
 MAX_DOCUMENT_CHARS = 10_000_000
+# A jsonl record is a line of at most this many bytes (a document's worth of UTF-8); a longer one
+# is skipped (counted) without being held whole in memory.
+MAX_RECORD_BYTES = 4 * MAX_DOCUMENT_CHARS
+FIELD_CHECK_RECORDS = 100   # a jsonl file none of whose first records has text_field is an error
+SNIFF_BYTES = 8192          # a file's first bytes, in which NULs mean it is not text
+ARCHIVES = (".zip", ".tar", ".tgz", ".tbz", ".tbz2", ".txz", ".7z", ".rar")
+NOT_TEXT = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ico", ".svg")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _ZH_SENTENCE_END = "。！？；!?;…"
 # People's Daily items are `word/tag`; the tag follows the last slash (1/2/m is the word 1/2)
@@ -59,12 +82,45 @@ _SENTENCE_END = re.compile(rf"[{_ZH_SENTENCE_END}]/w(?!\S)")  # the last charact
 
 SENTENCE_PER_LINE, PARAGRAPHS, PARAGRAPH_PER_LINE = "sentence_per_line", "paragraphs", "paragraph_per_line"
 LAYOUTS = (SENTENCE_PER_LINE, PARAGRAPHS, PARAGRAPH_PER_LINE)
-DEFAULT_LAYOUT = {"text": SENTENCE_PER_LINE, "jsonl": PARAGRAPH_PER_LINE, "parquet": PARAGRAPH_PER_LINE}
+DEFAULT_LAYOUT = {"text": SENTENCE_PER_LINE, "jsonl": PARAGRAPH_PER_LINE, "parquet": PARAGRAPH_PER_LINE,
+                  "tsv": PARAGRAPH_PER_LINE}
+DEFAULT_TEXT_FIELD = {"jsonl": "text", "parquet": "text", "tsv": "text_a"}
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
 
 
 class CorpusError(ValueError):
     """An input that cannot be read at all: named with what is wrong and where."""
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a file's bytes become text: its encoding, and whether a line that does not decode is
+    skipped (counted) rather than an error. The default is an error: an undecodable line most
+    often means the whole file is in another encoding, which skipping would quietly halve."""
+    encoding: str = "utf-8"
+    skip_errors: bool = False
+
+    @classmethod
+    def of(cls, encoding: str = "utf-8", on_decode_error: str = "error") -> "Decoding":
+        """ValueError names an encoding Python does not know, one whose newline is not the byte
+        0x0a (lines are split as bytes: UTF-16 and UTF-32 are not), or a policy not error/skip."""
+        try:
+            newline = "\n".encode(encoding)
+        except LookupError:
+            raise ValueError(f"encoding {encoding!r} is not a text encoding Python knows "
+                             "(utf-8, latin-1, cp1252, gb18030, ...)") from None
+        if newline != b"\n":
+            raise ValueError(f"encoding {encoding}: files are read line by line as bytes, which {encoding} "
+                             f"does not allow: convert them to UTF-8 (iconv -f {encoding} -t utf-8)")
+        if on_decode_error not in ("error", "skip"):
+            raise ValueError(f"on_decode_error must be error or skip, got {on_decode_error!r}")
+        return cls(encoding, on_decode_error == "skip")
+
+    def decode(self, raw: bytes, cut: bool) -> str:
+        """A line's text; of a line cut short, the characters whose bytes are all there."""
+        if cut:
+            return codecs.getincrementaldecoder(self.encoding)().decode(raw, final=False)
+        return raw.decode(self.encoding)
 
 
 @dataclass
@@ -99,23 +155,28 @@ class Reading:
     layout: Optional[str] = None             # None for peoples_daily, which has its own
     separator: Optional[Pattern] = None
     text_field: Optional[str] = None         # jsonl's and parquet's
+    decoding: Decoding = Decoding()
 
     @classmethod
     def of(cls, fmt: str, lang: str, layout: Optional[str] = None, document_separator: Optional[str] = None,
-           text_field: Optional[str] = None) -> "Reading":
+           text_field: Optional[str] = None, encoding: str = "utf-8", on_decode_error: str = "error") -> "Reading":
         """ValueError names a setting that is unknown, that the format does not take, or a
-        separator that is not a regular expression."""
+        separator that is not a regular expression (or an encoding `Decoding.of` refuses)."""
         if fmt not in READERS:
             raise ValueError(f"format must be one of {sorted(READERS)}, got {fmt!r}")
+        decoding = Decoding.of(encoding, on_decode_error)
+        if fmt == "parquet" and codecs.lookup(encoding).name != "utf-8":
+            raise ValueError(f"encoding {encoding}: parquet holds its text as UTF-8; encoding is for text, "
+                             "jsonl and peoples_daily files")
         if fmt == "peoples_daily":
             given = [k for k, v in (("layout", layout), ("document_separator", document_separator),
                                     ("text_field", text_field)) if v is not None]
             if given:
                 raise ValueError(f"{', '.join(given)}: not for format peoples_daily, which reads a paragraph a "
                                  "line of word/pos items and starts an article at a title line")
-            return cls(fmt, lang)
+            return cls(fmt, lang, decoding=decoding)
         if fmt == "text" and text_field is not None:
-            raise ValueError("text_field is for jsonl and parquet input: the key or column that holds the text")
+            raise ValueError("text_field is for jsonl, parquet and tsv input: the key or column that holds the text")
         layout = layout or DEFAULT_LAYOUT[fmt]
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -124,7 +185,7 @@ class Reading:
         except re.error as err:
             raise ValueError(f"document_separator {document_separator!r} is not a valid regular expression: "
                              f"{err}") from None
-        return cls(fmt, lang, layout, separator, text_field or (None if fmt == "text" else "text"))
+        return cls(fmt, lang, layout, separator, text_field or DEFAULT_TEXT_FIELD.get(fmt), decoding)
 
     def is_separator(self, line: str) -> bool:
         return self.separator is not None and bool(line.strip()) and self.separator.search(line) is not None
@@ -132,33 +193,136 @@ class Reading:
 
 # ---- input files -------------------------------------------------------------------------------
 
-def _files_under(folder: Path) -> List[Path]:
-    """Every file under a folder, hidden ones (a name starting with a dot) left out, sorted by path."""
-    found = [p for p in folder.rglob("*") if p.is_file()
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-    return sorted(found, key=lambda p: p.parts)
+Skipped = List[Tuple[str, str]]  # (path, why) of what a folder or pattern found and is not read
 
 
-def expand_inputs(entries: Sequence[str]) -> List[str]:
+def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], bool] = lambda parts: True,
+          ) -> Iterator[Tuple[Path, Tuple[str, ...], Optional[str]]]:
+    """(path, its parts under `folder`, why it is not read or None) of every file under a folder
+    and of what is there but is not a file (a broken symlink, a fifo), in sorted order (of path
+    parts); symlinks followed, hidden entries (a name starting with a dot) left out. A folder is
+    entered once: a symlink back to a folder above it (a loop) or a second path to a folder is
+    noted in `skipped`. A subfolder is entered only where `enter(its parts)`."""
+    entered: Dict[Tuple[int, int], Path] = {}
+
+    def walk(at: Path, parts: Tuple[str, ...]):
+        stat = at.stat()
+        first = entered.setdefault((stat.st_dev, stat.st_ino), at)
+        if first != at:
+            skipped.append((str(at), f"a symlink loop back to {first}" if at.is_relative_to(first)
+                            else f"the same folder as {first}, read there"))
+            return
+        try:
+            entries = sorted(os.scandir(at), key=lambda e: e.name)
+        except OSError as err:
+            raise CorpusError(f"input: cannot list folder {at} ({err.strerror or err})") from None
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path, below = at / entry.name, parts + (entry.name,)
+            if entry.is_dir():
+                if enter(below):
+                    yield from walk(path, below)
+            elif entry.is_file():
+                yield path, below, None
+            else:
+                yield path, below, "a broken symlink" if entry.is_symlink() else "not a regular file"
+
+    return walk(folder, ())
+
+
+def _matches(pattern: Sequence[str], parts: Sequence[str]) -> bool:
+    """Whether path parts match a glob pattern's, part by part; `**` matches any number of parts."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_matches(pattern[1:], parts[k:]) for k in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _matches(pattern[1:], parts[1:])
+
+
+def _glob(pattern: str, skipped: Skipped) -> Iterator[Tuple[Path, Optional[str]]]:
+    """(path, why it is not read or None) of what a glob pattern matches and what lies under the
+    folders it matches, in sorted order: what `glob.glob(pattern, recursive=True)` finds, found by
+    `_walk`, since glob's `**` follows a symlink loop round and round."""
+    parts = Path(pattern).parts
+    fixed = next(k for k, part in enumerate(parts) if glob.has_magic(part))
+    root, rest = Path(*parts[:fixed]), parts[fixed:]
+    if not root.is_dir():
+        return
+
+    def enter(below: Tuple[str, ...]) -> bool:
+        """Without `**` a part matches a part: whether a folder can lead to a match, or lies in one."""
+        return "**" in rest or _matches(rest[:len(below)], below[:len(rest)])
+
+    for path, below, why in _walk(root, skipped, enter):
+        if any(_matches(rest, below[:k]) for k in range(1, len(below) + 1)):
+            yield path, why
+
+
+def _head(path: Path) -> Optional[bytes]:
+    """A file's first SNIFF_BYTES bytes (decompressed), or None when they cannot be read: the
+    reader then names what is wrong, and where."""
+    errors = _read_errors(path)
+    try:
+        with open_input(path) as f:
+            return f.read(SNIFF_BYTES)
+    except errors:
+        return None
+
+
+def _not_corpus(path: Path, fmt: str, found: bool) -> Optional[str]:
+    """Why a file is not corpus text, or None: an archive, an image or a PDF by its name, a
+    binary file by NULs in its first bytes (parquet aside), and, of the files a folder or pattern
+    `found`, a README (a file named on its own is read whatever its name). Text in UTF-16 or
+    UTF-32 (a byte-order mark) is an error: it is corpus, in an encoding read only once converted."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if found and path.name.lower().startswith("readme"):
+        return "a README, most likely not corpus text (name it in input: to read it)"
+    if ".tar" in suffixes or path.suffix.lower() in ARCHIVES:
+        kind = "".join(suffixes[suffixes.index(".tar"):]) if ".tar" in suffixes else path.suffix.lower()
+        return f"an archive ({kind}): unpack it to read its files"
+    if path.suffix.lower() in NOT_TEXT:
+        return f"not text ({path.suffix.lower()})"
+    head = _head(path) if fmt != "parquet" else None
+    if head and head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise CorpusError(f"{path}: UTF-16 or UTF-32 text (it opens with the byte-order mark {head[:2].hex(' ')}): "
+                          "convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8")
+    if head and b"\0" in head:
+        return "not text (it holds NUL bytes)"
+    return None
+
+
+def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[Skipped] = None) -> List[str]:
     """The files that `input:` entries name, in order: a file as it is; a folder, every file under
     it in sorted order; a glob pattern (`*`, `?`, `[...]`; `**` reaches into subfolders), the files
-    and folders it matches in sorted order. A file named twice is read once."""
+    and folders it matches in sorted order. A file named twice is read once. What a folder or
+    pattern finds that is not corpus (`_walk`, `_not_corpus`) is left out and added to `skipped`
+    as (path, why); a file named on its own that is not text (`_not_corpus`) is an error."""
     if not entries:
         raise CorpusError("input: no file, folder or pattern given")
-    files, seen = [], set()
+    skipped = [] if skipped is None else skipped
+    files, seen, noted = [], set(), set(skipped)
     for entry in entries:
         path = Path(entry)
         if path.is_file():
+            why = _not_corpus(path, fmt, found=False)
+            if why:
+                raise CorpusError(f"input: {entry} is {why}")
             found = [path]
-        elif path.is_dir():
-            found = _files_under(path)
+        elif path.is_dir() or glob.has_magic(entry):
+            found, left_out = [], []
+            for f, why in ((f, why) for f, _, why in _walk(path, left_out)) if path.is_dir() else _glob(entry, left_out):
+                why = why or _not_corpus(f, fmt, found=True)
+                if why:
+                    left_out.append((str(f), why))
+                else:
+                    found.append(f)
             if not found:
-                raise CorpusError(f"input: folder {entry} holds no files")
-        elif glob.has_magic(entry):
-            matches = sorted((Path(m) for m in glob.glob(entry, recursive=True)), key=lambda p: p.parts)
-            found = [f for m in matches for f in ([m] if m.is_file() else _files_under(m))]
-            if not found:
-                raise CorpusError(f"input: no file matches {entry}")
+                what = f"folder {entry} holds no files" if path.is_dir() else f"no file matches {entry}"
+                raise CorpusError(f"input: {what}" + (f" to read (skipped: {describe_skipped(left_out)})"
+                                                      if left_out else ""))
+            skipped.extend(w for w in left_out if w not in noted)
+            noted.update(left_out)
         else:
             raise CorpusError(f"file not found: {entry}")
         for f in found:
@@ -167,6 +331,12 @@ def expand_inputs(entries: Sequence[str]) -> List[str]:
                 seen.add(key)
                 files.append(str(f))
     return files
+
+
+def describe_skipped(skipped: Skipped, shown: int = 3) -> str:
+    """The first `shown` skipped inputs with why, in a line."""
+    text = "; ".join(f"{path}: {why}" for path, why in skipped[:shown])
+    return text + (f"; and {len(skipped) - shown} more" if len(skipped) > shown else "")
 
 
 def open_input(path: Path) -> IO[bytes]:
@@ -236,9 +406,61 @@ def _unreadable(path: Path, where: str, err: Exception) -> CorpusError:
     return CorpusError(f"{path}: cannot read {where} ({what}){hint}")
 
 
-def _clean(line: str, stats: Counter) -> str:
-    """A line truncated to MAX_LINE_CHARS, control characters removed, NFC-normalised (counted)."""
-    if len(line) > MAX_LINE_CHARS:
+def _undecodable(path: Path, lineno: int, offset: int, byte: int, decoding: Decoding) -> CorpusError:
+    where = f"byte {offset:,}" + (" of its decompressed text" if path.suffix.lower() in COMPRESSIONS else "")
+    return CorpusError(f"{path}: line {lineno}, {where} (0x{byte:02x}): not {decoding.encoding} text: set encoding: "
+                       "to the files' (latin-1, cp1252, gb18030, ...), or on_decode_error: skip to skip such lines")
+
+
+def _rest_of_line(f: IO[bytes], limit: int) -> Tuple[int, bool]:
+    """Reads past the rest of a line cut at `limit` bytes, `limit` bytes at a time: (bytes read,
+    whether any of them was text rather than the line's end)."""
+    n, text = 0, False
+    while True:
+        piece = f.readline(limit)
+        n += len(piece)
+        text = text or bool(piece.rstrip(b"\r\n"))
+        if not piece or piece.endswith(b"\n"):
+            return n, text
+
+
+def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -> Iterator[Tuple[int, str, bool]]:
+    """(line number, text, whether the line was cut) of every line of a file, a line read at most
+    `limit` bytes at a time: the rest of a longer one is read past, never held. The byte-order mark
+    opening the file is dropped. A line that does not decode is an error naming the file, line and
+    byte, or with `decoding.skip_errors` skipped and counted."""
+    path = Path(path)
+    errors = _read_errors(path)
+    try:
+        f = open_input(path)
+    except OSError as err:
+        raise CorpusError(f"{path}: cannot open it ({err.strerror or err})") from None
+    with f:
+        lineno, offset = 0, 0  # offset: of the line's first byte
+        while True:
+            try:
+                raw = f.readline(limit)
+                past, cut = _rest_of_line(f, limit) if len(raw) == limit and not raw.endswith(b"\n") else (0, False)
+            except errors as err:
+                raise _unreadable(path, f"line {lineno + 1}", err) from None
+            if not raw:
+                return
+            lineno += 1
+            try:
+                line = decoding.decode(raw, cut).rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                if not decoding.skip_errors:
+                    raise _undecodable(path, lineno, offset + err.start, raw[err.start], decoding) from None
+                stats["undecodable_line"] += 1
+            else:
+                yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line, cut
+            offset += len(raw) + past
+
+
+def _clean(line: str, stats: Counter, cut: bool = False) -> str:
+    """A line truncated to MAX_LINE_CHARS, control characters removed, NFC-normalised (counted);
+    `cut`: the line was longer than what was read of it, and is counted truncated."""
+    if cut or len(line) > MAX_LINE_CHARS:
         stats["line_over_1M_chars_truncated"] += 1
         line = line[:MAX_LINE_CHARS]
     cleaned = _CONTROL.sub("", line)
@@ -247,31 +469,12 @@ def _clean(line: str, stats: Counter) -> str:
     return unicodedata.normalize("NFC", cleaned)
 
 
-def _lines(path: Path, stats: Counter, clean: bool = True) -> Iterator[Tuple[int, str]]:
-    """(line number, text) of every decodable line, cleaned (`_clean`) unless told not to; bad
-    lines are counted and skipped."""
-    path = Path(path)
-    errors = _read_errors(path)
-    try:
-        f = open_input(path)
-    except OSError as err:
-        raise CorpusError(f"{path}: cannot open it ({err.strerror or err})") from None
-    with f:
-        lineno = 0
-        while True:
-            try:
-                raw = f.readline()
-            except errors as err:
-                raise _unreadable(path, f"line {lineno + 1}", err) from None
-            if not raw:
-                return
-            lineno += 1
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                stats["invalid_utf8_line"] += 1
-                continue
-            yield lineno, _clean(line, stats) if clean else line
+def _lines(path: Path, stats: Counter, decoding: Decoding = Decoding()) -> Iterator[Tuple[int, str]]:
+    """(line number, cleaned text) of every line of a file; a line is read at most
+    4 * MAX_LINE_CHARS bytes (MAX_LINE_CHARS characters of UTF-8 at most 4 bytes each) and cut
+    (`_decoded_lines`), then cleaned (`_clean`)."""
+    for lineno, line, cut in _decoded_lines(path, decoding, stats, 4 * MAX_LINE_CHARS):
+        yield lineno, _clean(line, stats, cut)
 
 
 # ---- layouts -----------------------------------------------------------------------------------
@@ -375,25 +578,54 @@ def _documents(name: str, lines: Iterable[Tuple[int, str]], how: Reading, stats:
 
 
 def read_text(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
-    return _documents(path.name, _lines(path, stats), how, stats)
+    return _documents(path.name, _lines(path, stats, how.decoding), how, stats)
 
 
 def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[int, Union[str, List[str]]]]:
-    """(line number, the text under text_field, or the list under "sentences") of each record."""
-    for lineno, line in _lines(path, stats, clean=False):  # a record's text is cleaned line by line
+    """(line number, the text under text_field, or the list under "sentences") of each record.
+    A file holding one JSON array (its first line opens with `[`) is an error, read as jsonl it
+    would give nothing; so is one none of whose first FIELD_CHECK_RECORDS records has text_field
+    or "sentences" (a mistyped text_field), as a parquet file without the column is."""
+    fields: Dict[str, None] = {}  # the keys of the records read while none had the text
+    without, first = 0, True      # records read while none had the text; the first line to come
+    for lineno, line, cut in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES):
+        if cut:
+            stats["json_line_over_40MB_skipped"] += 1
+            continue
         if not line.strip():
             continue
+        if first and line.lstrip().startswith("["):
+            raise CorpusError(f"{path}: holds a JSON array (line {lineno} opens with '['), not a JSON object a line: "
+                              f"convert it to jsonl, e.g. jq -c '.[]' {path} > {path.stem}.jsonl")
+        first = False
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             stats["malformed_json_line"] += 1
             continue
+        if without is not None:  # no record has had the text yet
+            if isinstance(record, dict) and (how.text_field in record or "sentences" in record):
+                without = None
+            else:
+                without += 1
+                fields.update(dict.fromkeys(record if isinstance(record, dict) else ()))
+                if without == FIELD_CHECK_RECORDS:
+                    raise _no_text_field(path, how, without, fields)
         if isinstance(record, dict) and isinstance(record.get("sentences"), list):
             yield lineno, [s for s in record["sentences"] if isinstance(s, str)]
         elif isinstance(record, dict) and isinstance(record.get(how.text_field), str):
             yield lineno, record[how.text_field]
         else:
             stats["json_without_text_or_sentences"] += 1
+    if without:
+        raise _no_text_field(path, how, without, fields)
+
+
+def _no_text_field(path: Path, how: Reading, records: int, fields: Dict[str, None]) -> CorpusError:
+    names = ", ".join(list(fields)[:20]) + (", ..." if len(fields) > 20 else "") if fields else "none"
+    which = "its first" if records == FIELD_CHECK_RECORDS else "any of its"
+    return CorpusError(f"{path}: no field {how.text_field!r} in {which} {records} records (fields: {names}): "
+                       "set text_field to the field that holds the text")
 
 
 def _parquet_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[int, str]]:
@@ -428,12 +660,39 @@ def _parquet_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple
                 yield row, text
 
 
+def _tsv_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[int, str]]:
+    """(line number, text) of each row of a TSV file whose header names its columns: the
+    `text_field` column's text, and beside `text_a` a `text_b` column's as a second paragraph. A
+    header without the column is an error naming the columns it has; a row of another number of
+    columns is skipped and counted."""
+    columns: Optional[List[str]] = None
+    for lineno, line, cut in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES):
+        if cut:
+            stats["tsv_row_over_40MB_skipped"] += 1
+            continue
+        if not line.strip():
+            continue
+        cells = line.rstrip("\r\n").split("\t")
+        if columns is None:
+            columns = cells
+            if how.text_field not in columns:
+                raise CorpusError(f"{path}: its header has no column {how.text_field!r} (text_field); it has "
+                                  f"{columns}")
+            field, second = columns.index(how.text_field), columns.index("text_b") \
+                if how.text_field == "text_a" and "text_b" in columns else None
+            continue
+        if len(cells) != len(columns):
+            stats["tsv_row_wrong_column_count"] += 1
+            continue
+        yield lineno, cells[field] + (f"\n{cells[second]}" if second is not None else "")
+
+
 def _records(path: Path, how: Reading, stats: Counter):
-    return (_json_records if how.format == "jsonl" else _parquet_records)(path, how, stats)
+    return {"jsonl": _json_records, "parquet": _parquet_records, "tsv": _tsv_records}[how.format](path, how, stats)
 
 
 def read_records(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
-    """jsonl and parquet: each record's text read as a file of its own, in its layout."""
+    """jsonl, parquet and tsv: each record's text read as a file of its own, in its layout."""
     for where, value in _records(path, how, stats):
         if isinstance(value, list):  # the record's own sentences
             sentences = [Sentence(t) for t in (_clean(s, stats).strip() for s in value) if t]
@@ -467,7 +726,7 @@ def _tagged_sentences(line: str, stats: Counter) -> List[Sentence]:
 
 def read_peoples_daily(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
     doc = None
-    for lineno, line in _lines(path, stats):
+    for lineno, line in _lines(path, stats, how.decoding):
         sentences = _tagged_sentences(line, stats)
         if not sentences:
             continue
@@ -484,14 +743,16 @@ def read_peoples_daily(path: Path, how: Reading, stats: Counter) -> Iterator[Doc
         yield done
 
 
-READERS = {"text": read_text, "jsonl": read_records, "parquet": read_records, "peoples_daily": read_peoples_daily}
+READERS = {"text": read_text, "jsonl": read_records, "parquet": read_records, "tsv": read_records,
+           "peoples_daily": read_peoples_daily}
 
 
 def read_documents(paths, fmt: str, lang: str, stats: Counter, layout: Optional[str] = None,
-                   document_separator: Optional[str] = None, text_field: Optional[str] = None) -> Iterator[Document]:
+                   document_separator: Optional[str] = None, text_field: Optional[str] = None,
+                   encoding: str = "utf-8", on_decode_error: str = "error") -> Iterator[Document]:
     """The documents of the files `paths`, read as a data config's format, lang, layout,
-    document_separator and text_field say (None: the format's default)."""
-    how = Reading.of(fmt, lang, layout, document_separator, text_field)
+    document_separator, text_field, encoding and on_decode_error say (None: the format's default)."""
+    how = Reading.of(fmt, lang, layout, document_separator, text_field, encoding, on_decode_error)
     for path in paths:
         yield from READERS[fmt](Path(path), how, stats)
 
@@ -507,7 +768,7 @@ _ENDS_SENTENCE = re.compile(r"[.!?。！？…][\"'”’」』）)\]_*]*$")
 def _text_lines(path: Path, how: Reading) -> Iterator[str]:
     """The lines a file's text is read from: a text file's, or those of each record's text."""
     if how.format == "text":
-        return (line for _, line in _lines(path, Counter()))
+        return (line for _, line in _lines(path, Counter(), how.decoding))
     return (line for _, value in _records(path, how, Counter()) if isinstance(value, str)
             for line in value.split("\n"))
 

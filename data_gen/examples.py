@@ -26,6 +26,14 @@ MAX_SENTENCE_TYPE = 3
 NO_TASK = -1
 
 
+def sentence_types(task) -> int:
+    """How many sentence-type ids (0, 1, ...) the examples of `task` (a task object) hold: one a
+    part, parts beyond `MAX_SENTENCE_TYPE` sharing the last id; a token-level task's plain
+    segments are one part. What a model's sentence-type table must have rows for."""
+    parts = task.max_parts() if task.level == "sentence" else 1
+    return min(parts, MAX_SENTENCE_TYPE + 1)
+
+
 def task_bit(task_id: int) -> int:
     """The bit of a token-level task in an example's `token_tasks` mask."""
     return 1 << task_id

@@ -4,7 +4,9 @@ Example j of chunk c goes to shard (c + j) mod n: round-robin, starting one shar
 each chunk, and a function of the corpus and config alone, so the output is the same for a seed
 whatever the number of workers. Workers pack each shard's examples into one block, so the main
 process only appends bytes. A re-run with the same config, vocabulary, input and code finds the
-manifest, verifies every shard's checksum and rewrites only shards that fail.
+manifest, verifies every shard's checksum and rewrites only shards that fail. Inputs that give
+no document are an error, not an empty set of shards; the report printed at the end closes with
+what was skipped (input files, lines, records, documents) and why.
 
 A corpus too big for one machine is made in parts: `--prepare` runs the tasks' corpus-wide
 statistics once (`corpus_states.json`), each `--part I --parts N` makes the shards of input
@@ -34,7 +36,7 @@ from ernie_common.fileio import atomic_write_text, sha256_file
 from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, load_vocab
 
 from .config import DataConfig, DataConfigError
-from .documents import COMPRESSIONS, Document, warn_layouts
+from .documents import COMPRESSIONS, CorpusError, Document, Skipped, describe_skipped, warn_layouts
 from .examples import select, task_bit
 from .generate import ExampleGenerator, build_tasks, label_fields
 from .sentences import sentence_length
@@ -283,6 +285,8 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
             write(*_dealt(*job, generator))
             n_chunks += 1
     bar.close()
+    if not stats["documents"]:
+        raise _no_documents(inputs, read_stats)
     stats.update(shape)
 
     if part == 0:  # examples from a task's own source (IR's click log) are made once, by the first part
@@ -310,7 +314,7 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
 
 
 def corpus_figures(stats: Counter, lang: str) -> dict:
-    """The corpus as it was read: what a person checks before hours of training (README, "Your own corpus")."""
+    """The corpus as it was read: what a person checks before hours of training (docs/data.md, "Your own corpus")."""
     documents, sentences = stats["documents"], stats["sentences"]
     unit = "characters_per_sentence" if lang == "zh" else "words_per_sentence"
     return {"documents": documents, "paragraphs": stats["corpus/paragraphs"], "sentences": sentences,
@@ -318,16 +322,46 @@ def corpus_figures(stats: Counter, lang: str) -> dict:
             "sentences_per_document": round(sentences / max(1, documents), 1)}
 
 
+def _counts(counts: dict, prefix: str = "") -> List[str]:
+    """`name n` of each count of a (nested) dict of counts, a nested one's name its path."""
+    return [item for key, value in sorted(counts.items())
+            for item in (_counts(value, f"{prefix}{key}/") if isinstance(value, dict) else [f"{prefix}{key} {value:,}"])]
+
+
+def _no_documents(inputs: List[str], read_stats: Counter) -> CorpusError:
+    """The error of inputs that gave no document: which they are, and what reading them skipped."""
+    named = ", ".join(inputs[:3]) + (f" and {len(inputs) - 3} more" if len(inputs) > 3 else "")
+    counts = _counts(read_stats)
+    why = f"skipped or repaired: {', '.join(counts)}" if counts else "not a line of text"
+    return CorpusError(f"no document in {named} ({why}): check the config's format, text_field, layout and encoding")
+
+
+def _print_skipped(skipped: Skipped, shown: int = 10) -> None:
+    """A line for each of the first `shown` input files left out, with why."""
+    for path, why in skipped[:shown]:
+        print(f"skipped {path}: {why}")
+    if len(skipped) > shown:
+        print(f"skipped {len(skipped) - shown} more input files: the manifest's skipped_inputs lists them all")
+
+
 def report(manifest: dict) -> str:
-    """The corpus figures of a manifest, in a line."""
+    """The corpus figures of a manifest in a line, and lines of what was skipped (or repaired)
+    and why: input files, then the counts of lines, records and documents."""
     corpus, layout = manifest["corpus"], manifest["config"]["layout"]
     length = corpus.get("words_per_sentence", corpus.get("characters_per_sentence"))
     unit = "words" if "words_per_sentence" in corpus else "characters"
     warned = len(manifest["layout_warnings"])
-    return (f"corpus{f' (layout {layout})' if layout else ''}: {corpus['documents']:,} documents, "
-            f"{corpus['paragraphs']:,} paragraphs, {corpus['sentences']:,} sentences; {length:,} {unit} a sentence, "
-            f"{corpus['sentences_per_document']:,} sentences a document"
-            + (f"; {warned} layout warning(s), in the manifest's layout_warnings" if warned else ""))
+    lines = [f"corpus{f' (layout {layout})' if layout else ''}: {corpus['documents']:,} documents, "
+             f"{corpus['paragraphs']:,} paragraphs, {corpus['sentences']:,} sentences; {length:,} {unit} a sentence, "
+             f"{corpus['sentences_per_document']:,} sentences a document"
+             + (f"; {warned} layout warning(s), in the manifest's layout_warnings" if warned else "")]
+    skipped_inputs = [(s["file"], s["why"]) for s in manifest.get("skipped_inputs", [])]  # older manifests: none
+    if skipped_inputs:
+        lines.append(f"skipped {len(skipped_inputs)} input file(s): {describe_skipped(skipped_inputs)}")
+    counts = _counts(manifest["skipped_or_repaired"])
+    if counts:
+        lines.append(f"skipped or repaired: {', '.join(counts)}")
+    return "\n".join(lines)
 
 
 def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: List[dict], stats: Counter,
@@ -351,6 +385,7 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
         "token_labels": _nest(stats, "token_labels"),
         **{key: value for task in generator.tasks for key, value in task.manifest_entries(generator, stats).items()},
         "inputs": list(config.files),
+        "skipped_inputs": [{"file": path, "why": why} for path, why in config.skipped_files],
         "layout_warnings": warnings,
         "corpus": {**corpus_figures(stats, config.lang), "tokens": stats["tokens"], "raw_bytes": stats["raw_bytes"],
                    "unk_rate": round(unk_rate, 5)},
@@ -376,6 +411,7 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     print(f"data_gen make: {', '.join(config.input)} ({len(config.files)} file(s)) -> {out} ({config.shards} shards, "
           f"{config.workers} worker(s), tasks: {', '.join(config.tasks)})")
+    _print_skipped(config.skipped_files)
     warnings = warn_layouts(config.files, config.reading())
     fp = fingerprint(config, config.files)
     old = _read_manifest(out / MANIFEST)

@@ -2,8 +2,12 @@
 
     python -m ernie.convert --from {hf,paddlenlp,paddle-static,ernie} --to {ernie,hf,paddlenlp} SRC DST
 
-  hf             a Hugging Face ErnieModel / ErnieForPreTraining directory (config.json,
-                 model.safetensors, vocab.txt); task-type embeddings included
+  hf             a Hugging Face ERNIE or BERT directory (config.json, model.safetensors or
+                 pytorch_model.bin, vocab.txt): ErnieModel / ErnieForPreTraining, task-type
+                 embeddings included; BertModel, BertForMaskedLM (a fresh pooler, said so),
+                 BertForPreTraining; or a sentence-transformers folder (modules.json, the BERT
+                 in it or in 0_Transformer/, its pooling recorded in sentence_pooling.json).
+                 The pickle is read without running code from it (ernie/formats/bert_format.py)
   paddlenlp      a PaddleNLP ERNIE save (config.json or model_config.json, model_state.pdparams
                  or model.safetensors, vocab.txt): ErnieModel or a task class's encoder and head;
                  the pickle is read without running code from it (ernie/formats/paddlenlp_format.py)
@@ -16,12 +20,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Dict, List, Mapping, NamedTuple, Optional
 
+import numpy as np
+
+from ernie.formats.bert_format import read_hf_checkpoint
 from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
-from ernie.formats.hf_format import read_hf_dir, write_hf_dir
+from ernie.formats.hf_format import write_hf_dir
 from ernie.formats.paddle_static_format import read_static_model
 from ernie.formats.paddlenlp_format import epsilon_note, read_paddlenlp_dir, write_paddlenlp_dir
-from ernie.model.config import ConfigError
+from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.tokenization import VocabError
 
 
@@ -32,39 +40,52 @@ def _vocab_in(src: Path):
     return None
 
 
-def read_any(kind: str, src: Path):
-    """(config, params, vocab file or None, notes on what was left out)."""
+class Source(NamedTuple):
+    config: ErnieConfig
+    params: Dict[str, np.ndarray]
+    vocab: Optional[Path]
+    notes: List[str]                # what was left out or made up, for the user
+    extra_files: Dict[str, str]     # {name: text} a converted model directory keeps beside the model
+
+
+def read_any(kind: str, src: Path) -> Source:
     if kind == "ernie":
         config, params, vocab = load_model_dir(src)
-        return config, params, vocab, []
+        return Source(config, params, vocab, [], {})
     if kind == "hf":
-        config, params, ignored = read_hf_dir(src)
-        notes = [f"ignored {len(ignored)} Hugging Face tensor(s) that are not ERNIE encoder or "
-                 f"pre-training parameters: {', '.join(ignored[:5])}"] if ignored else []
-        return config, params, _vocab_in(src), notes
+        checkpoint = read_hf_checkpoint(src)
+        config, params, ignored, notes = checkpoint.model
+        notes = ([f"ignored {len(ignored)} Hugging Face tensor(s) that are not ERNIE encoder or "
+                  f"pre-training parameters: {', '.join(ignored[:5])}"] if ignored else []) + notes
+        return Source(config, params, _vocab_in(checkpoint.weights_dir), notes, checkpoint.extra_files)
     if kind == "paddlenlp":
         config, params, ignored = read_paddlenlp_dir(src)
         notes = [f"ignored {len(ignored)} PaddleNLP tensor(s) that are not ERNIE encoder or fine-tuning head "
                  f"parameters: {', '.join(ignored[:5])}"] if ignored else []
-        return config, params, _vocab_in(src), notes
+        return Source(config, params, _vocab_in(src), notes, {})
     if kind == "paddle-static":
         config, params, others = read_static_model(src)
         notes = [f"ignored {len(others)} variable file(s) that are not model parameters "
                  f"(optimizer state and the like): {', '.join(others[:5])}"] if others else []
-        return config, params, _vocab_in(src), notes
+        return Source(config, params, _vocab_in(src), notes, {})
     raise ValueError(f"unknown source format {kind!r}")
 
 
-def convert(src_kind: str, dst_kind: str, src, dst, do_lower_case: bool = True) -> list:
-    """Converts SRC to DST; returns notes on what was left out."""
+def convert(src_kind: str, dst_kind: str, src, dst, do_lower_case: bool = True,
+            extra_files: Optional[Mapping[str, str]] = None) -> list:
+    """Converts SRC to DST; returns notes on what was left out. `extra_files` ({name: text}) go
+    into a model directory (--to ernie) with what the source itself brings (a pooling record)."""
     src, dst = Path(src), Path(dst)
-    config, params, vocab, notes = read_any(src_kind, src)
+    config, params, vocab, notes, extras = read_any(src_kind, src)
+    extras = {**extras, **(extra_files or {})}
     if vocab is not None:
         check_vocab_fits(vocab, config)
     else:
         notes.append(f"no vocab.txt found with {src}; {dst} has none either")
+    if extras and dst_kind != "ernie":
+        notes.append(f"{', '.join(sorted(extras))} not written: only a model directory (--to ernie) keeps them")
     if dst_kind == "ernie":
-        save_model_dir(dst, config, params, vocab_file=vocab)
+        save_model_dir(dst, config, params, vocab_file=vocab, extra_files=extras)
     elif dst_kind == "hf":
         write_hf_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case)
     elif dst_kind == "paddlenlp":

@@ -93,6 +93,12 @@ def export_library_dir(model_dir: Path, out: Path, fmt: str) -> None:
     fine-tuned model's labels (and, for PaddleNLP, whose task classes take no task ids, its task id)."""
     config, params, vocab = load_model_dir(model_dir)
     description = read_description(model_dir) or {}
+    if description.get("pooling", "cls") != "cls":
+        library = "Hugging Face" if fmt == "hf" else "PaddleNLP"
+        raise CheckpointError(f"{model_dir}: its head classifies the {description['pooling']}-pooled top layer; "
+                              f"{library}'s ErnieForSequenceClassification classifies the pooled [CLS] output, so "
+                              f"it would load the weights and compute something else: export paddle-inference, "
+                              f"onnx or hub instead")
     common = dict(do_lower_case=description.get("do_lower_case", True), labels=description.get("labels", ()))
     if fmt == "hf":
         write_hf_dir(out, config, params, vocab, **common)

@@ -2,7 +2,7 @@
 marked, written to RUN_DIR/loss_curves.png (from RUN_DIR/log.jsonl). A run with a held-out
 evaluation (`heldout:`) gets one more panel a task below: the held-out loss of every task of the
 schedule at each evaluation, trained yet or not, so forgetting shows where a task's loss rises
-after its stage."""
+after its stage. The title names the run by its config file (`run_name`)."""
 from __future__ import annotations
 
 import argparse
@@ -27,7 +27,28 @@ def _mark_stages(ax, stage_starts, first_step, first_stage, label: bool) -> None
                         xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")
 
 
-def plot_run(run_dir) -> Path:
+# The first line of a run's config.yaml, before the resolved config: the config file it was started with.
+CONFIG_LINE = "# config: "
+
+
+def run_name(run_dir) -> str:
+    """What the plot's title calls the run: the name of the config file it was started with
+    (`demo_en` for configs/pretrain/demo_en.yaml), read from the first line of RUN_DIR/config.yaml,
+    `# config: PATH`, where the trainer records it above the resolved config; for a run without
+    that line, the run directory with its parent (`demo/pretrain`, not `pretrain` alone)."""
+    run_dir = Path(run_dir).resolve()
+    try:
+        with open(run_dir / "config.yaml", encoding="utf-8") as f:
+            first = f.readline().strip()
+    except OSError:
+        first = ""
+    if first.startswith(CONFIG_LINE) and first[len(CONFIG_LINE):].strip():
+        return Path(first[len(CONFIG_LINE):].strip()).stem
+    return f"{run_dir.parent.name}/{run_dir.name}" if run_dir.parent.name else run_dir.name
+
+
+def draw(run_dir):
+    """The figure of `plot_run`, not saved."""
     run_dir = Path(run_dir)
     everything = read_log(run_dir)
     records, heldout = training_records(everything), heldout_records(everything)
@@ -47,7 +68,7 @@ def plot_run(run_dir) -> Path:
     _mark_stages(ax, stage_starts, records[0]["step"], records[0]["stage"], label=True)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (mean over the steps of each logging window)")
-    ax.set_title(f"ERNIE 2.0 pre-training: {run_dir.name}")
+    ax.set_title(f"ERNIE 2.0 pre-training: {run_name(run_dir)}")
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
     for column, task in enumerate(evaluated):
@@ -60,6 +81,13 @@ def plot_run(run_dir) -> Path:
         panel.grid(alpha=0.3)
         if column == 0:
             panel.set_ylabel("held-out loss", fontsize=8)
+    return fig
+
+
+def plot_run(run_dir) -> Path:
+    """Draws RUN_DIR/loss_curves.png from RUN_DIR/log.jsonl; returns its path."""
+    run_dir = Path(run_dir)
+    fig = draw(run_dir)
     out = run_dir / "loss_curves.png"
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")

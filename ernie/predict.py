@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -39,6 +40,7 @@ from ernie.finetune.tsv import read_lines
 from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError
 from ernie.kernels.cpu_runtime import usable_cores
 from ernie.serving.inference_model import read_description, task_kind
+from propeller.device import cuda_device_count, device_choice
 
 
 class Predictor:
@@ -56,7 +58,11 @@ class Predictor:
             raise CheckpointError(f"{model} not found: export with --format paddle-inference or hub")
         verify_checksums(exported_dir)
         config = inference.Config(str(model), str(exported_dir / f"{INFERENCE_PREFIX}.pdiparams"))
-        config.disable_gpu()
+        kind, gpu = device_choice(os.environ, cuda_device_count())  # the launcher's GPU for this process, if any
+        if kind == "gpu":
+            config.enable_use_gpu(256, gpu)
+        else:
+            config.disable_gpu()
         config.set_cpu_math_library_num_threads(threads or usable_cores())
         if "torch" in sys.modules:
             warnings.warn("torch is imported in this process: its OpenMP runtime and Paddle's compete for "

@@ -9,18 +9,29 @@ Values are read as YAML and converted to the declared type where that loses noth
 `1e-3` as a string, `3` as an int where a float is declared). Types understood: int, float, bool,
 str, Optional, List, Tuple of one type, Dict with str keys, nested dataclasses, and Any; one
 value where a list is declared is a list of one.
+
+Paths (`config_path`). A relative path in a config file is read from the file's folder, so a
+config and the files it names move together and a job may start in any directory; in a config
+file inside the repository's checkout (configs/, examples/, a run's saved config under output/,
+your own), from the repository root, as every config, script and document of the repository
+writes them. A path that begins with `configs/` names a shipped config (found from any directory
+when it is opened: `shipped_configs.find`). A path typed on the command line (`--set data=...`, a
+command's `--output`) is the working directory's. So no config means another thing in another
+working directory, except the shipped configs of a plain install (no repository), whose paths are
+the working directory's, as they always were. A config class names its path keys in `path_keys`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import typing
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import yaml
 
-from .shipped_configs import find
+from .shipped_configs import PREFIX, find, is_shipped, repository_root
 
 
 class ConfigError(ValueError):
@@ -93,10 +104,61 @@ def build(cls, values: Mapping[str, Any], where: str):
 
 def load(cls, path=None, overrides: Sequence[str] = (), extra: Mapping[str, Any] = None):
     """`cls` from a config file (or none), `extra` values (set by a command's own options) and
-    `key=value` overrides, in that order."""
-    values = read(path) if path is not None else {}
+    `key=value` overrides, in that order; the file's paths (`cls.path_keys`) read from its folder,
+    the others' from the working directory."""
+    values = resolve_paths(read(path), getattr(cls, "path_keys", ()), path) if path is not None else {}
     values.update({k: v for k, v in (extra or {}).items() if v is not None})
     return build(cls, apply_overrides(values, overrides), str(path) if path is not None else "config")
+
+
+def config_path(value: str, config_file) -> str:
+    """The path `value` in the config file `config_file`, as a command opens it (the module's
+    docstring: from the file's folder, or the repository root for a file inside the checkout; a
+    `configs/...` path and an absolute one as they are). Written relative to the working directory
+    where it lies under it, else absolute: the resolved config a run saves, and the fingerprint a
+    resumed run checks, stay what they were for the repository's configs run from its root."""
+    path = Path(value)
+    if path.is_absolute() or path.parts[:1] == (PREFIX,):
+        return value
+    base = _base_folder(find(config_file))
+    if base is None:
+        return value
+    return _from_working_directory(os.path.normpath(base / path))
+
+
+def _base_folder(config_file: Path) -> Optional[Path]:
+    """The folder the relative paths of `config_file` are read from: the repository root for a
+    file inside the checkout, the file's own folder for one elsewhere; None (the working
+    directory) for a shipped config of a plain install, which has no repository."""
+    root = repository_root()
+    if root is not None and config_file.resolve().is_relative_to(root.resolve()):
+        return root.resolve()
+    if root is None and is_shipped(config_file):
+        return None
+    return config_file.absolute().parent.resolve()
+
+
+def _from_working_directory(path: str) -> str:
+    """An absolute `path`, relative to the working directory where it lies under it."""
+    relative = os.path.relpath(path)
+    return path if relative == os.pardir or relative.startswith(os.pardir + os.sep) else relative
+
+
+TASK_MODULES = "task_modules"  # importable module names and .py files: only the files are paths
+
+
+def resolve_paths(values: Mapping[str, Any], keys: Sequence[str], config_file) -> Dict[str, Any]:
+    """The values of the config file `config_file`, each of `keys` it sets (a path, or a list of
+    them) read by `config_path`; of `task_modules`, the `.py` files."""
+    return {key: _resolved(key, value, config_file) if key in keys else value for key, value in values.items()}
+
+
+def _resolved(key: str, value, config_file):
+    if isinstance(value, list):
+        return [_resolved(key, item, config_file) for item in value]
+    if not isinstance(value, str) or (key == TASK_MODULES and not value.endswith(".py")):
+        return value  # not a path: the type check of `build` names what it is
+    return config_path(value, config_file)
 
 
 def to_dict(instance) -> Dict[str, Any]:

@@ -16,7 +16,8 @@ runner builds two programs over the same scope:
 The global gradient is the mean, over micro-batches (and ranks), of each micro-batch's gradient
 of its own mean loss: the semantics data parallelism already has across ranks, so k micro-batches
 on one rank and k ranks of one micro-batch each train alike. An overflow in any micro-batch
-makes the whole global step's gradient non-finite, so it is skipped as one step on every rank.
+makes the whole global step's gradient non-finite, so it is skipped as one step on every rank; so
+does a non-finite loss, which poisons its micro-batch's gradient (`propeller.nonfinite`).
 """
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ def micro_batch_program(model_fn: Callable, accumulator_names: List[str], autoca
     import paddle
 
     from . import recompute as rc
+    from .nonfinite import poison_gradient
     program = paddle.static.Program()
     with paddle.static.program_guard(program, paddle.static.Program()):
         cast = paddle.amp.auto_cast(level="O1", dtype=autocast) if autocast else contextlib.nullcontext()
@@ -96,7 +98,7 @@ def micro_batch_program(model_fn: Callable, accumulator_names: List[str], autoca
                 loss = loss * _persistable(loss_scale, [1], "float32")
             params = [p for p in program.global_block().all_parameters() if not p.stop_gradient]
             with rc.maybe(recompute, rc.backward_role):
-                params_grads = paddle.static.append_backward(loss, parameter_list=params)
+                params_grads = poison_gradient(loss, paddle.static.append_backward(loss, parameter_list=params))
             if recompute:
                 rc.apply(program)
         wanted = set(accumulator_names)

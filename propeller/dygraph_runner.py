@@ -18,13 +18,15 @@ from typing import Callable, Dict, Mapping
 import numpy as np
 import paddle
 
+from .nonfinite import SKIPPED
 from .static_runner import FedLearningRate, step_seed
 
 
 class DygraphRunner:
     """`accumulate` k > 1: a step takes a list of up to k micro-batch feeds, adds the gradients of
     each one's loss / their number (data parallelism reduces them once, after the last) and
-    updates once."""
+    updates once. A step whose loss or gradient is not finite is skipped on every rank (`skipped`
+    in the last output)."""
 
     def __init__(self, model_fn: Callable[[], paddle.nn.Layer],
                  optimizer_fn: Callable[[FedLearningRate, list], paddle.optimizer.Optimizer], seed: int,
@@ -65,9 +67,25 @@ class DygraphRunner:
                 out = self._forward({name: paddle.to_tensor(value) for name, value in micro.items()})
                 (out["loss"] / len(feeds) if len(feeds) > 1 else out["loss"]).backward()
             outs.append({name: value.numpy() for name, value in out.items()})
-        self.optimizer.step()
+        skipped = self._nonfinite(outs)
+        if not skipped:
+            self.optimizer.step()
         self.optimizer.clear_grad()
+        outs[-1][SKIPPED] = skipped
         return outs if self.accumulate > 1 else outs[0]
+
+    def _nonfinite(self, outs) -> bool:
+        """Whether any micro-batch's loss, on any rank, or the reduced gradient is not finite:
+        such a step is skipped on every rank (`propeller.nonfinite` does the same in programs)."""
+        bad = any(not np.all(np.isfinite(o["loss"])) for o in outs)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not bad and grads:
+            bad = not bool(paddle.stack([paddle.isfinite(g).all() for g in grads]).all())
+        if self.distributed:  # the gradients agree across ranks; the losses need telling
+            flag = paddle.to_tensor([1.0 if bad else 0.0])
+            paddle.distributed.all_reduce(flag)
+            bad = float(flag.numpy()[0]) > 0
+        return bad
 
     def state(self) -> Dict[str, np.ndarray]:
         state = {p.name: p.numpy() for p in self.model.parameters()}

@@ -20,6 +20,8 @@ from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from .nonfinite import SKIPPED
+
 Metrics = Dict[str, Tuple[float, float]]
 Plan = Callable[[int], Tuple[Mapping[str, np.ndarray], float, dict]]
 
@@ -36,21 +38,40 @@ class Hook:
 
 
 class Learner:
+    """`max_skipped`: how many steps in a row the runner may skip (a non-finite loss or gradient
+    on any rank, `propeller.nonfinite`) before the run stops; a skipped step's metrics are not
+    logged, its hooks see `skipped` in its info."""
+
     def __init__(self, runner, metrics_fn: Callable[[Dict[str, np.ndarray], Mapping], Metrics],
-                 hooks: Sequence[Hook] = ()):
+                 hooks: Sequence[Hook] = (), max_skipped: int = 100):
         self.runner = runner
         self.metrics_fn = metrics_fn
         self.hooks = list(hooks)
+        self.max_skipped = max_skipped
+        self.skipped_steps = 0  # over the whole run
 
     def train(self, plan: Plan, total_steps: int, start: int = 0) -> None:
         for hook in self.hooks:
             hook.before_train(self, start)
+        in_a_row = 0
         for index in range(start, total_steps):
             feed, learning_rate, info = plan(index)
             outputs = self.runner.step(index, feed, learning_rate)
-            metrics = self.metrics_fn(outputs, feed)
-            if "loss" in metrics and not np.isfinite(metrics["loss"][0]):
-                raise FloatingPointError(f"step {index + 1}: loss is {metrics['loss'][0]} ({info})")
+            last = outputs[-1] if isinstance(outputs, list) else outputs
+            if last.get(SKIPPED, False):
+                in_a_row += 1
+                self.skipped_steps += 1
+                if in_a_row > self.max_skipped:
+                    raise FloatingPointError(
+                        f"step {index + 1}: {in_a_row} steps in a row skipped for a non-finite loss or gradient "
+                        f"(at most {self.max_skipped} allowed; {self.skipped_steps} skipped in all) ({info})")
+                metrics, info = {}, {**info, SKIPPED: 1}
+            else:
+                in_a_row = 0
+                metrics = self.metrics_fn(outputs, feed)
+                if "loss" in metrics and not np.isfinite(metrics["loss"][0]):
+                    raise FloatingPointError(f"step {index + 1}: loss is {metrics['loss'][0]} ({info}); this "
+                                             f"runner's optimizer cannot skip such a step")
             for hook in self.hooks:
                 hook.after_step(self, index + 1, metrics, {**info, "lr": learning_rate})
         for hook in self.hooks:
@@ -77,7 +98,8 @@ class ProgressHook(Hook):
 class LogHook(Hook):
     """Every `every` steps (and at the last), a record of the window's metrics goes to a
     JSON-lines file and to each sink. `fields` names info keys copied from the window's last step;
-    `tokens_per_s` comes from the info key `tokens`."""
+    `tokens` (the window's) and `tokens_per_s` come from the info key `tokens`; `skipped_steps`, where the window had any,
+    counts the steps the runner skipped."""
 
     def __init__(self, path, every: int, total_steps: int, fields: Sequence[str] = ("lr",),
                  sinks: Iterable[Callable[[dict], None]] = ()):
@@ -97,17 +119,22 @@ class LogHook(Hook):
 
     def _reset(self):
         self.sums: Dict[str, List[float]] = defaultdict(lambda: [0.0, 0.0])
-        self.tokens, self.started = 0, time.perf_counter()
+        self.tokens, self.skipped, self.started = 0, 0, time.perf_counter()
 
     def after_step(self, learner, step, metrics, info):
         for name, (total, weight) in metrics.items():
             self.sums[name][0] += total
             self.sums[name][1] += weight
         self.tokens += info.get("tokens", 0)
+        self.skipped += info.get(SKIPPED, 0)
         if step % self.every and step != self.total:
             return
         record = {"step": step, **{f: info[f] for f in self.fields if f in info}}
         record.update({name: total / weight for name, (total, weight) in self.sums.items() if weight})
+        if self.skipped:
+            record["skipped_steps"] = self.skipped
+        if self.tokens:
+            record["tokens"] = self.tokens
         record["tokens_per_s"] = round(self.tokens / max(time.perf_counter() - self.started, 1e-9), 1)
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()

@@ -55,8 +55,8 @@ class MixedPrecision:
 
 
 def has_gpu() -> bool:
-    import paddle
-    return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    from .device import cuda_device_count
+    return cuda_device_count() > 0
 
 
 def check_supported(amp: str) -> None:
@@ -112,18 +112,25 @@ def _reduce_after_backward(optimizer, reduce_gradients: Callable) -> None:
 
 
 def _gradient_pipeline(optimizer, reduce_gradients: Optional[Callable], accumulate: int, accumulators: list,
-                       recompute: bool) -> None:
-    """Backward (its ops tagged as such for recomputation), then the accumulated micro-batches'
-    gradients added (`propeller.accumulation`), then the ranks' reduction: what the update sees
-    is the global batch's gradient."""
+                       recompute: bool, skip_flags: Optional[list]) -> None:
+    """Backward (its ops tagged as such for recomputation; a non-finite loss poisoning its
+    gradient, `propeller.nonfinite`), then the accumulated micro-batches' gradients added
+    (`propeller.accumulation`), then the ranks' reduction: what the update sees is the global
+    batch's gradient. With `skip_flags` (a list), a last check of that gradient makes the
+    update skip a non-finite step and its flag is appended there (float16's decorator does its
+    own)."""
+    from .nonfinite import poison_in_backward, skip_on_nonfinite
     if recompute:
         from .recompute import tag_backward
         tag_backward(optimizer)
+    poison_in_backward(optimizer)
     if accumulate > 1:
         from .accumulation import accumulate_in_backward
         accumulate_in_backward(optimizer, accumulate, accumulators)
     if reduce_gradients is not None:
         _reduce_after_backward(optimizer, reduce_gradients)
+    if skip_flags is not None:
+        skip_on_nonfinite(optimizer, skip_flags)
 
 
 def bf16_cpu_fixup(program) -> None:
@@ -135,9 +142,10 @@ def bf16_cpu_fixup(program) -> None:
 def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: Optional[MixedPrecision],
              reduce_gradients: Optional[Callable] = None, accumulate: int = 1, recompute: bool = False):
     """Builds the model under auto-cast and appends backward and optimizer ops; returns the
-    model function's feeds and fetches and the gradient accumulators (none unless `accumulate`
+    model function's feeds and fetches, the gradient accumulators (none unless `accumulate`
     > 1: then the update uses the accumulated gradients of `accumulate` micro-batches and sets
-    the accumulators back to zero). `reduce_gradients([(param, grad)]) -> [(param, grad)]`
+    the accumulators back to zero) and the flag of a skipped update (`propeller.nonfinite`;
+    None where the optimizer cannot skip). `reduce_gradients([(param, grad)]) -> [(param, grad)]`
     (data parallelism's all-reduce) runs on the gradients before the update. `recompute`: the
     segments the model marked are recomputed in the backward pass (`propeller.recompute`).
     Call inside a program guard."""
@@ -151,34 +159,37 @@ def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: O
         def build():
             with rc.forward_role():
                 return model_fn()
-    feeds, fetches = _minimize(build, optimizer, mixed_precision, reduce_gradients, accumulate, accumulators,
-                               recompute)
+    feeds, fetches, skipped = _minimize(build, optimizer, mixed_precision, reduce_gradients, accumulate,
+                                        accumulators, recompute)
     if recompute:
         rc.apply(paddle.static.default_main_program())
     reset(accumulators)
-    return feeds, fetches, accumulators
+    return feeds, fetches, accumulators, skipped
 
 
 def _minimize(model_fn, optimizer, mixed_precision, reduce_gradients, accumulate, accumulators, recompute):
     import paddle
+
+    from .nonfinite import decorator_flag, supports_skip
+    flags = [] if supports_skip(optimizer) else None
     if mixed_precision is None:
-        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute)
+        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, flags)
         feeds, fetches, loss = model_fn()
         optimizer.minimize(loss)
-        return feeds, fetches
+        return feeds, fetches, flags[0] if flags else None
     dtype, scaling = mixed_precision.dtype, mixed_precision.loss_scaling
     if dtype == "bfloat16":
         # no loss scaling: Paddle's defaults would build an unscale op without a scale
         optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype, init_loss_scaling=1.0,
                                                use_dynamic_loss_scaling=False)
-        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute)
+        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, flags)
         with paddle.amp.auto_cast(level="O1", dtype=dtype):
             feeds, fetches, loss = model_fn()
             bf16_cpu_fixup(paddle.static.default_main_program())
             optimizer.minimize(loss)
-        return feeds, fetches
+        return feeds, fetches, flags[0] if flags else None
     optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype)
-    _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute)
+    _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, None)
     with paddle.amp.auto_cast(level="O1", dtype=dtype):
         feeds, fetches, loss = model_fn()
         scaler = paddle.amp.GradScaler(
@@ -187,4 +198,4 @@ def _minimize(model_fn, optimizer, mixed_precision, reduce_gradients, accumulate
             decr_every_n_nan_or_inf=scaling.decr_every_n_nan_or_inf, use_dynamic_loss_scaling=True)
         scaled = scaler.scale(loss)
     scaler.minimize(optimizer, scaled)
-    return feeds, fetches
+    return feeds, fetches, decorator_flag(optimizer) if flags is not None else None

@@ -27,7 +27,9 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import paddle
 
-from .mixed_precision import LOSS_SCALE_PREFIX, MixedPrecision, has_gpu, minimize
+from .device import process_place
+from .mixed_precision import LOSS_SCALE_PREFIX, MixedPrecision, minimize
+from .nonfinite import SKIPPED
 
 
 @contextlib.contextmanager
@@ -42,11 +44,6 @@ def static_mode():
             paddle.disable_static()
 
 
-def default_place():
-    """The first GPU where this is a CUDA build that sees one, else the CPU."""
-    return paddle.CUDAPlace(0) if has_gpu() else paddle.CPUPlace()
-
-
 class InferenceProgram:
     """A forward-only program: `model_fn()` returns (feeds, fetches) by name.
 
@@ -56,7 +53,7 @@ class InferenceProgram:
     """
 
     def __init__(self, model_fn: Callable[[], Tuple[Dict, Dict]], scope=None, place=None):
-        self.place = place or default_place()
+        self.place = place or process_place()
         self.scope = scope if scope is not None else paddle.static.Scope()
         with static_mode():
             self.main, startup = paddle.static.Program(), paddle.static.Program()
@@ -171,7 +168,7 @@ class StaticRunner:
                  accumulate: int = 1, recompute: bool = False):
         if accumulate < 1:
             raise ValueError(f"accumulate must be at least 1, got {accumulate}")
-        self.place = place or default_place()
+        self.place = place or process_place()
         self.seed = seed
         self.accumulate = accumulate
         self.scope = paddle.static.Scope()
@@ -188,7 +185,7 @@ class StaticRunner:
             paddle.seed(seed)  # the same initial parameters on every rank
             self.main, startup = paddle.static.Program(), paddle.static.Program()
             with paddle.static.program_guard(self.main, startup):
-                self.feeds, self.fetches, accumulators = minimize(
+                self.feeds, self.fetches, accumulators, self._skipped = minimize(
                     model_fn, optimizer_fn(self.learning_rate), mixed_precision, reduce, accumulate, recompute)
             self.executor = paddle.static.Executor(self.place)
             with paddle.static.scope_guard(self.scope):
@@ -218,7 +215,9 @@ class StaticRunner:
     def step(self, step: int, feed, learning_rate: float):
         """One update. `feed`: a mapping of inputs, or with `accumulate` k > 1 a list of 1 to k
         (micro-batches: all but the last only add their gradients, the last updates with their
-        mean); returns the fetches, or a list of the micro-batches' fetches."""
+        mean); returns the fetches, or a list of the micro-batches' fetches. The last one also
+        holds `skipped` (where the optimizer can skip, `propeller.nonfinite`): True where a
+        non-finite loss or gradient of any micro-batch of any rank left the state as it was."""
         self.learning_rate.set(learning_rate)
         feeds = feed if self.accumulate > 1 else [feed]
         if not 1 <= len(feeds) <= self.accumulate or not all(isinstance(f, Mapping) for f in feeds):
@@ -229,12 +228,16 @@ class StaticRunner:
             self.scope.find_var(SCALE).get_tensor().set(np.full([1], 1.0 / len(feeds), np.float32), self.place)
         with static_mode(), paddle.static.scope_guard(self.scope):
             for j, micro_feed in enumerate(feeds):
-                program, fetches = (self.main, self.fetches) if j == len(feeds) - 1 else (self.micro, self.micro_fetches)
+                last = j == len(feeds) - 1
+                program, fetches = (self.main, self.fetches) if last else (self.micro, self.micro_fetches)
                 # dropout seeded per micro-batch; with one micro-batch a step, as it always was
                 paddle.seed(step_seed(self.seed, step * self.accumulate + j, self.rank))
+                extra = [self._skipped] if last and self._skipped is not None else []
                 values = self.executor.run(program, feed={name: micro_feed[name] for name in self.feeds},
-                                           fetch_list=[fetches[n] for n in self._fetch_names])
+                                           fetch_list=[fetches[n] for n in self._fetch_names] + extra)
                 outs.append(dict(zip(self._fetch_names, values)))
+                if extra:
+                    outs[-1][SKIPPED] = bool(np.asarray(values[-1]).reshape(-1)[0])
         if self._loss_scale_name is not None:
             outs[-1]["loss_scale"] = np.array(self.scope.find_var(self._loss_scale_name).get_tensor())
         return outs if self.accumulate > 1 else outs[0]

@@ -18,7 +18,8 @@ the report names every initialisation that does not beat it.
 The settings per language are configs/studies/downstream.yaml's. `run` skips every fine-tuning run
 whose metrics.json exists and resumes the others (`ernie.finetune --resume`), so a killed
 evaluation continues with the seed it was on. Files: OUTPUT/SETTING/INIT/lr-RATE/ (the grid's
-seeds), lr-RATE/more/ (the other seeds at the chosen rate), OUTPUT/SETTING/floor.json.
+seeds), lr-RATE/more/ (the other seeds at the chosen rate; lr-RATE/more-N/ from seed N, where a
+study asked for more), OUTPUT/SETTING/floor.json.
 Data: `python -m data_gen fetch NAME --dir data`.
 """
 from __future__ import annotations
@@ -89,19 +90,22 @@ def language_settings(lang: str) -> List[Setting]:
 
 @dataclass(frozen=True)
 class Init:
-    """An initialisation: its name (the run directory) and the arguments that give it to
-    `ernie.finetune`."""
+    """An initialisation: its name (the run directory), the arguments that give it to
+    `ernie.finetune`, and settings it fine-tunes with beside the protocol's (`key=value`, e.g.
+    `pooling=mean`)."""
     name: str
     source: Tuple[str, ...]
+    settings: Tuple[str, ...] = ()
 
     @staticmethod
-    def pretrained(name: str, model: Path) -> "Init":
-        return Init(name, ("--init-model", str(model)))
+    def pretrained(name: str, model: Path, settings: Sequence[str] = ()) -> "Init":
+        return Init(name, ("--init-model", str(model)), tuple(settings))
 
     @staticmethod
-    def random_twin(name: str, model: Path) -> "Init":
+    def random_twin(name: str, model: Path, settings: Sequence[str] = ()) -> "Init":
         """The architecture and vocabulary of `model`, from random initialisation."""
-        return Init(name, ("--vocab", str(model / "vocab.txt"), "--model-config", str(model / "ernie_config.json")))
+        return Init(name, ("--vocab", str(model / "vocab.txt"), "--model-config", str(model / "ernie_config.json")),
+                    tuple(settings))
 
 
 def _lr_name(lr: float) -> str:
@@ -119,7 +123,8 @@ def _finetune(setting: Setting, init: Init, lr: float, first_seed: int, seeds: i
                     "--set", f"max_train_examples={limit}", "--set", "batch_size=32",
                     # the protocol's schedule, whatever the task's config says (MSRA-NER's follows
                     # the released scripts for base models: no warm-up)
-                    "--set", "warmup_proportion=0.1", "--set", "lr_schedule=linear"],
+                    "--set", "warmup_proportion=0.1", "--set", "lr_schedule=linear",
+                    *(arg for override in init.settings for arg in ("--set", override))],
                    log=out / "finetune.log", threads=threads)
     return json.loads(metrics.read_text(encoding="utf-8"))
 
@@ -140,6 +145,23 @@ def evaluate(setting: Setting, init: Init, out: Path, seeds: int = 5, grid_seeds
         _finetune(setting, init, best, grid_seeds + 1, seeds - grid_seeds, base / _lr_name(best) / "more", threads)
 
 
+def _first_seed(more: Path) -> int:
+    """The first seed of a run of more seeds: `more` (the protocol's, after the grid's) or `more-N`."""
+    return int(more.name.partition("-")[2] or 0)
+
+
+def more_seeds(setting: Setting, init: Init, out: Path, seeds: int, threads: int = 1) -> None:
+    """Seeds at the chosen rate until there are `seeds` in all (in OUT/SETTING/INIT/lr-RATE/more-N,
+    N the first new seed), for initialisations too close to tell apart with fewer."""
+    found = collect(out, setting, init.name)
+    if found is None:
+        raise ValueError(f"{setting.name} {init.name}: no grid results to add seeds to")
+    have = len(found["dev"])
+    if have < seeds:
+        _finetune(setting, init, found["lr"], have + 1, seeds - have,
+                  out / setting.name / init.name / _lr_name(found["lr"]) / f"more-{have + 1}", threads)
+
+
 def evaluate_all(settings: Sequence[Setting], inits: Sequence[Init], out: Path, parallel: int = 2, **protocol) -> None:
     """Every initialisation on every setting, `parallel` fine-tuning runs at once, each on its
     share of the cores (for models this small, faster than one run on all of them)."""
@@ -157,8 +179,7 @@ def collect(out: Path, setting: Setting, init: str) -> Optional[Dict]:
         return None
     best = max(grid, key=lambda lr: _dev_mean(grid[lr], setting.metric))
     seeds = list(grid[best]["seeds"])
-    more = base / _lr_name(best) / "more" / "metrics.json"
-    if more.is_file():
+    for more in sorted((base / _lr_name(best)).glob("more*/metrics.json"), key=lambda p: _first_seed(p.parent)):
         seeds += json.loads(more.read_text(encoding="utf-8"))["seeds"]
     return {"lr": best, "grid": {lr: _dev_mean(r, setting.metric) for lr, r in grid.items()},
             "dev": [s["dev"][setting.metric] for s in seeds],

@@ -5,7 +5,7 @@ the fine-tuned model's static program and Paddle Inference, onnxruntime, transfo
     python -m studies.export_parity --model out/seed-1/model --dev data/brown-genre/dev.tsv [--n 64]
 
 The model is a sentence classifier from `python -m ernie.finetune`; the dev file's first column is
-the text. Prints one line per consumer; README's figures come from it.
+the text. Prints one line per consumer; docs/export.md's figures come from it.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ requirements (PaddleNLP 2.8.1 and PaddleHub 2.4.0 want huggingface_hub<0.26; tra
 `python_of(name)` creates the environment once, from the pins in `ENVIRONMENTS`, under
 `$ERNIE_TEST_ENVS` (default `~/.cache/ernie-framework/test-envs`), and reuses it while its pins
 are unchanged; concurrent test processes wait on a lock. Creating it takes minutes (about 1.8 GB
-installed; see the README for the time measured), once per machine.
+installed; see docs/install.md for the time measured), once per machine.
 """
 from __future__ import annotations
 

@@ -51,6 +51,51 @@ def train(parts, **runner_options):
     return runner, losses
 
 
+def sgd(lr):  # plain SGD without clipping: a wrong factor on the gradient is a wrong step
+    return paddle.optimizer.SGD(lr)
+
+
+LR = 0.5
+
+
+def numpy_sgd(params, steps=STEPS):
+    """The parameters after `steps` SGD steps on each step's whole batch, the gradient of the
+    batch's mean cross-entropy written out by hand."""
+    p = {k: v.astype(np.float64) for k, v in params.items()}
+    for step in range(steps):
+        x, y = X[step].astype(np.float64), Y[step]
+        h = np.tanh(x @ p["h.w"] + p["h.b"])
+        logits = h @ p["o.w"] + p["o.b"]
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        d_logits = (probs - np.eye(3)[y]) / len(y)  # the mean over the batch's rows
+        d_h = d_logits @ p["o.w"].T * (1 - h ** 2)
+        grads = {"o.w": h.T @ d_logits, "o.b": d_logits.sum(0), "h.w": x.T @ d_h, "h.b": d_h.sum(0)}
+        p = {k: p[k] - LR * grads[k] for k in p}
+    return p
+
+
+def sgd_train(parts, **runner_options):
+    runner = StaticRunner(classifier, sgd, seed=1, place=paddle.CPUPlace(), accumulate=parts, **runner_options)
+    start = {n: v for n, v in runner.state().items() if n in PARAMS}
+    for step in range(STEPS):
+        feeds = micro_feeds(step, parts)
+        runner.step(step, feeds if parts > 1 else feeds[0], LR)
+    return start, {n: v for n, v in runner.state().items() if n in PARAMS}
+
+
+@pytest.mark.parametrize("parts", [1, 2, 4])
+def test_accumulated_sgd_steps_are_the_whole_batch_gradient_computed_by_hand(parts):
+    """A sum of the micro-batches' gradients instead of their mean, or a missing 1/k, moves the
+    parameters k times too far: plain SGD shows it, where Adam (blind to a constant factor) and
+    tight clipping would not."""
+    start, end = sgd_train(parts)
+    expected = numpy_sgd(start)
+    for name in PARAMS:
+        np.testing.assert_allclose(end[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    assert max(float(np.abs(end[n] - start[n]).max()) for n in PARAMS) > 0.05  # the steps are not negligible
+
+
 @pytest.fixture(scope="module")
 def whole_batch():
     runner, _ = train(1)
@@ -122,16 +167,21 @@ RANK_SCRIPT = """
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np, paddle
-from tests.test_accumulation import PARAMS, STEPS, adamw, classifier, fp16_trace, micro_feeds
+from tests.test_accumulation import LR, PARAMS, STEPS, adamw, classifier, fp16_trace, micro_feeds, sgd
 from propeller.static_runner import StaticRunner
 rank = int(os.environ["PADDLE_TRAINER_ID"])
 runner = StaticRunner(classifier, adamw, seed=1, place=paddle.CPUPlace(), distributed=True, accumulate=2)
 for step in range(STEPS):
     runner.step(step, micro_feeds(step, 2, rank, ranks=2), 0.05)
 state = runner.state()
+plain = StaticRunner(classifier, sgd, seed=1, place=paddle.CPUPlace(), distributed=True, accumulate=2)
+sgd_start = {n: v.tolist() for n, v in plain.state().items() if n in PARAMS}
+for step in range(STEPS):
+    plain.step(step, micro_feeds(step, 2, rank, ranks=2), LR)
+sgd_end = {n: v.tolist() for n, v in plain.state().items() if n in PARAMS}
 trace = fp16_trace([(1.0, 1.0), (1.0, 1.0), (1.0, 1e30 if rank == 1 else 1.0), (1.0, 1.0)], distributed=True)
 with open(os.path.join(sys.argv[2], f"rank{rank}.json"), "w") as f:
-    json.dump({"params": {n: state[n].tolist() for n in PARAMS}, "fp16": trace}, f)
+    json.dump({"params": {n: state[n].tolist() for n in PARAMS}, "fp16": trace, "sgd": [sgd_start, sgd_end]}, f)
 """
 
 
@@ -146,6 +196,12 @@ def test_two_ranks_of_two_micro_batches_train_as_one_process_with_the_whole_batc
     for name in PARAMS:
         np.testing.assert_allclose(np.array(ranks[0]["params"][name], np.float32), whole_batch[name],
                                    rtol=1e-5, atol=1e-6, err_msg=name)
+    # plain SGD over 2 ranks x 2 micro-batches: the whole batch's gradient by hand (a missing
+    # 1/world-size or 1/k doubles every step)
+    sgd_start, sgd_end = ({n: np.array(v) for n, v in part.items()} for part in ranks[0]["sgd"])
+    expected = numpy_sgd(sgd_start)
+    for name in PARAMS:
+        np.testing.assert_allclose(sgd_end[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
     # only rank 1's second micro-batch of step 3 overflows: both ranks skip that global step
     assert [tuple(t[:3]) for t in ranks[0]["fp16"]] == [(8, 1, 0), (16, 0, 0), (8, 0, 0), (8, 1, 0)]
     assert ranks[0]["fp16"][2][3] == ranks[0]["fp16"][1][3]
@@ -161,3 +217,35 @@ def test_bf16_micro_batches_train_as_the_whole_batch():
     moved = np.sqrt(sum(float(((whole[n] - start[n]) ** 2).sum()) for n in PARAMS))
     apart = np.sqrt(sum(float(((parts[n] - whole[n]) ** 2).sum()) for n in PARAMS))
     assert apart < 0.1 * moved, (apart, moved)
+
+
+class DygraphClassifier(paddle.nn.Layer):
+    """`classifier` as a dygraph layer, its parameters named alike."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = paddle.nn.Linear(6, 16, weight_attr=paddle.ParamAttr(name="h.w"),
+                                       bias_attr=paddle.ParamAttr(name="h.b"))
+        self.out = paddle.nn.Linear(16, 3, weight_attr=paddle.ParamAttr(name="o.w"),
+                                    bias_attr=paddle.ParamAttr(name="o.b"))
+
+    def forward(self, feed):
+        logits = self.out(paddle.tanh(self.hidden(feed["x"])))
+        return {"loss": paddle.nn.functional.cross_entropy(logits, feed["y"].unsqueeze(-1))}
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_dygraph_accumulated_sgd_is_the_whole_batch_gradient_computed_by_hand(parts):
+    from propeller.dygraph_runner import DygraphRunner
+    def model():
+        with paddle.utils.unique_name.guard():  # each test's layer may take the names again
+            return DygraphClassifier()
+    runner = DygraphRunner(model, lambda lr, params: paddle.optimizer.SGD(lr, parameters=params),
+                           seed=1, accumulate=parts)
+    start = {n: v for n, v in runner.state().items() if n in PARAMS}
+    for step in range(STEPS):
+        feeds = micro_feeds(step, parts)
+        runner.step(step, feeds if parts > 1 else feeds[0], LR)
+    expected = numpy_sgd(start)
+    for name in PARAMS:
+        np.testing.assert_allclose(runner.state()[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)

@@ -285,7 +285,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, book, en_vocab, 
                                           "got 'wrapped'"),
         "separator": ({"document_separator": "(CHAPTER"}, "document_separator '(CHAPTER' is not a valid regular "
                                                           "expression: missing ), unterminated subpattern"),
-        "text_field": ({"text_field": "body"}, "text_field is for jsonl and parquet input"),
+        "text_field": ({"text_field": "body"}, "text_field is for jsonl, parquet and tsv input"),
         "empty_folder": ({"input": [str(tmp_path / "empty")]}, f"input: folder {tmp_path / 'empty'} holds no files"),
         "no_match": ({"input": [f"{tmp_path}/*.md"]}, f"input: no file matches {tmp_path}/*.md"),
         "truncated_gz": ({"input": [str(_truncated(tmp_path / "b.txt.gz", gzip.compress, data))]},

@@ -48,8 +48,8 @@ def corpus(tmp_path_factory):
 
 
 def _config(corpus, vocab, tmp_path, masking=None, **overrides):
-    """The test corpus's data config; `masking`: knowledge masking's options."""
-    values = dict(input=str(corpus / "corpus.txt"), vocab=str(vocab), output=str(tmp_path / "shards"),
+    """The test corpus's data config (its undecodable line skipped); `masking`: knowledge masking's options."""
+    values = dict(input=str(corpus / "corpus.txt"), on_decode_error="skip", vocab=str(vocab), output=str(tmp_path / "shards"),
                   format="text", lang="en", max_seq_len=64, shards=3, seed=7, workers=1,
                   stopwords=str(REPO / "configs/stopwords/en.txt"), chunk_bytes=4096,
                   task_options={"discourse_relation": {"discourse_markers": str(REPO / "configs/discourse/en.yaml")},
@@ -64,7 +64,7 @@ def test_make_counts_everything_and_is_independent_of_workers(corpus, en_vocab, 
     two = make(_config(corpus, en_vocab, tmp_path / "b", workers=2), progress=False)
     assert [s["sha256"] for s in one["shards"]] == [s["sha256"] for s in two["shards"]]
     skipped = one["skipped_or_repaired"]
-    assert skipped["invalid_utf8_line"] == 1 and skipped["control_characters_removed"] == 1
+    assert skipped["undecodable_line"] == 1 and skipped["control_characters_removed"] == 1
     assert skipped["empty_document"] == 1 and skipped["one_sentence_document"] == 1
     assert skipped["long_line_split"] == 1 and skipped["malformed_click_log_line"] == 1
     per_task = one["examples_per_task"]
@@ -185,8 +185,9 @@ def test_offline_masking_and_inspect(corpus, en_vocab, tmp_path):
 
 
 def test_cli_make_and_bad_configs(corpus, en_vocab, tmp_path):
-    values = dict(input=str(corpus / "corpus.txt"), vocab=str(en_vocab), output=str(tmp_path / "out"),
-                  tasks=["knowledge_masking", "capitalization", "ir_relevance"], shards=2, max_seq_len=64)
+    values = dict(input=str(corpus / "corpus.txt"), on_decode_error="skip", vocab=str(en_vocab),
+                  output=str(tmp_path / "out"), tasks=["knowledge_masking", "capitalization", "ir_relevance"], shards=2,
+                  max_seq_len=64)
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump(values))
     result = subprocess.run([sys.executable, "-m", "data_gen", "make", "--config", str(tmp_path / "ok.yaml"),
                              "--quiet"], capture_output=True, text=True)

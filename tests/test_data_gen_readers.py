@@ -18,13 +18,13 @@ def test_jsonl_both_shapes_and_bad_lines(tmp_path):
         b'{"text": ""}\n'
         b'{"text": "Bad \xff byte."}\n')
     stats = Counter()
-    docs = list(read_documents([path], "jsonl", "en", stats))
+    docs = list(read_documents([path], "jsonl", "en", stats, on_decode_error="skip"))
     assert [[s.text for s in p] for p in docs[0].paragraphs] == [
         ["First sentence here.", "Second one follows."], ["A new paragraph."]]
     assert [s.text for s in docs[1].sentences] == ["One.", "Two."]
     assert docs[0].doc_id == "c.jsonl:1"
     assert stats == Counter(json_without_text_or_sentences=1, malformed_json_line=1, empty_document=1,
-                            invalid_utf8_line=1)
+                            undecodable_line=1)
 
 
 def test_peoples_daily_articles_sentences_and_tags(tmp_path):

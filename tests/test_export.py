@@ -9,19 +9,14 @@ from ernie.model.config import ErnieConfig
 from ernie.predict import Predictor
 from ernie.predict import main as predict_main
 from ernie.serving.inference_model import inference_program
-from tests.test_finetune import write_sst2
+from tests.test_finetune import finetune_sst2, write_sst2
 
 TEXTS = ["war and peace", "the people of the nation", "taxes taxes economy"]
 
 
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, init_model):  # noqa: F811
-    from ernie.finetune.__main__ import main
-    root = tmp_path_factory.mktemp("ft")
-    data = write_sst2(root / "SST-2")
-    assert main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model), "--output",
-                 str(root / "out"), "--quiet", "--set", "epochs=1", "--set", "max_seq_len=16"]) == 0
-    return root / "out" / "seed-1" / "model"
+    return finetune_sst2(tmp_path_factory.mktemp("ft"), init_model)
 
 
 @pytest.fixture(scope="module")

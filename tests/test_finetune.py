@@ -35,6 +35,15 @@ def write_sst2(directory, n_train=48, n_dev=16):
     return directory
 
 
+def finetune_sst2(root, init_model, *overrides):
+    """The model directory of one epoch on write_sst2's files under `root` (`key=value` overrides)."""
+    data = write_sst2(root / "SST-2")
+    assert finetune_main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model), "--output",
+                          str(root / "out"), "--quiet", "--set", "epochs=1", "--set", "max_seq_len=16",
+                          *(arg for override in overrides for arg in ("--set", override))]) == 0
+    return root / "out" / "seed-1" / "model"
+
+
 def test_cli_trains_evaluates_and_writes_glue_submission(tmp_path, init_model):
     data = write_sst2(tmp_path / "SST-2")
     out = tmp_path / "out"

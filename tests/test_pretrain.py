@@ -163,13 +163,12 @@ def test_length_pools_fill_batches_with_real_tokens_and_resume_exactly(four_task
                                first_normal_id=5, length_pool=pool)
 
     fill = {}
-    for pool in (1, 8):
+    for pool in (1, 2, 8):
         data = reader(pool)
         batches, shapes = _batches(data, 40)
         real = sum(len(ids) for b in batches for _, ids in b)
         fill[pool] = real / sum(n * length for n, length in shapes)
-        if pool > 1:
-            assert all(n * length <= 256 for n, length in shapes)
+        assert all(n * length <= 256 for n, length in shapes), (pool, shapes)
     assert fill[8] > fill[1] + 0.05, fill
 
     data = reader(8)  # a pool's batches hold exactly the examples next in the stream's order
@@ -265,14 +264,13 @@ def test_resume_refuses_another_config(pretrain_setup, tmp_path):
     assert "the config differs" in result.stderr and "optimization" in result.stderr and "schedule" in result.stderr
 
 
-def _launch(config, output, logs, *extra, nodes=None, wait=True):
+def _launch(config, output, logs, *extra, nodes=None, wait=True, script=REPO / "scripts" / "pretrain_launch.py"):
     """`paddle.distributed.launch` of two ranks: one launcher with two processes, or
     `nodes=(node rank, master)`: one of two launchers of one process each, as two machines run."""
     topology = ["--nproc_per_node", "2"] if nodes is None else \
         ["--nproc_per_node", "1", "--nnodes", "2", "--rank", str(nodes[0]), "--master", nodes[1]]
     command = [sys.executable, "-m", "paddle.distributed.launch", *topology, "--log_dir", str(logs),
-               str(REPO / "scripts" / "pretrain_launch.py"), "--config", str(config), "--output", str(output),
-               "--quiet", *extra]
+               str(script), "--config", str(config), "--output", str(output), "--quiet", *extra]
     if not wait:
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / "launcher.out", "w") as out:  # not a pipe: nobody reads it while the job runs
@@ -282,6 +280,7 @@ def _launch(config, output, logs, *extra, nodes=None, wait=True):
     assert launch.returncode == 0, launch.stdout[-2000:] + launch.stderr[-2000:]
     for rank, text in enumerate(worker_logs):  # the launcher can exit 0 when a worker failed
         assert f"rank {rank}: parameters identical on all 2 ranks" in text, text[-3000:]
+        assert f"rank {rank} of 2: device cpu" in text, text[:3000]  # each rank says where it runs
     return load_params(output / "model" / "params.safetensors")
 
 
@@ -310,7 +309,7 @@ def _one_process_over_both_ranks_batches(config_path, tmp_path, accumulate=1):
     vocab_ids = (trainer.data.pad_id, trainer.data.mask_token_id, trainer.data.first_normal_id)
     readers = [PretrainingData(reference.data, reference.seed, reference.batch_tokens // accumulate, *vocab_ids,
                                rank=r, world_size=2) for r in (0, 1)]
-    runner, task_steps = trainer.runner, {}
+    runner, task_steps, tokens = trainer.runner, {}, 0
     initial = {p.name: p.numpy() for p in runner.model.parameters()}
     for i, step in enumerate(trainer.schedule.steps()):
         task_steps[step.task] = task_steps.get(step.task, 0) + 1
@@ -321,10 +320,11 @@ def _one_process_over_both_ranks_batches(config_path, tmp_path, accumulate=1):
                 feed = reader.batch(i * accumulate + j, step.task, step.on, trainer.task_order,
                                     registry.get(step.task).task_id)
                 losses.append(runner.model({k: paddle.to_tensor(feed[k]) for k in trainer.feed_names})["loss"])
+                tokens += int(feed["tokens"])
         (sum(losses) / len(losses)).backward()
         runner.optimizer.step()
         runner.optimizer.clear_grad()
-    return initial, {p.name: p.numpy() for p in runner.model.parameters()}
+    return initial, {p.name: p.numpy() for p in runner.model.parameters()}, tokens
 
 
 @pytest.mark.parametrize("mode,accumulate", [("static", 1), ("dygraph", 1), ("static", 2), ("dygraph", 2)])
@@ -336,7 +336,9 @@ def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_s
     config = _dp_config(pretrain_setup, f"pretrain_dp_{accumulate}.yaml",
                         max_tokens_per_device=256 // accumulate if accumulate > 1 else None)
     distributed = _launch(config, tmp_path / "dp", tmp_path / "logs", "--mode", mode)
-    initial, single = _one_process_over_both_ranks_batches(config, tmp_path, accumulate)
+    initial, single, tokens = _one_process_over_both_ranks_batches(config, tmp_path, accumulate)
+    logged = [json.loads(line) for line in (tmp_path / "dp" / "log.jsonl").read_text().splitlines()]
+    assert sum(r.get("tokens", 0) for r in logged) == tokens  # the real tokens of both ranks, not rank 0's x 2
     assert single.keys() == distributed.keys()
     for name in single:
         np.testing.assert_allclose(distributed[name], single[name], atol=1e-6, rtol=0, err_msg=name)
@@ -348,10 +350,48 @@ def test_two_processes_train_in_bfloat16(pretrain_setup, tmp_path):
     """bf16 O1 in the data-parallel static program: ranks identical, close to float32 in one process."""
     config = _dp_config(pretrain_setup, "pretrain_dp_bf16.yaml", amp="bf16")
     distributed = _launch(config, tmp_path / "dp", tmp_path / "logs")
-    initial, single = _one_process_over_both_ranks_batches(config, tmp_path)
+    initial, single, _ = _one_process_over_both_ranks_batches(config, tmp_path)
     moved = np.sqrt(sum(float(((single[n] - initial[n]) ** 2).sum()) for n in single))
     apart = np.sqrt(sum(float(((distributed[n] - single[n]) ** 2).sum()) for n in single))
     assert apart < 0.1 * moved, (apart, moved)
+
+
+INJECT_INF = """
+import os, sys
+sys.path.insert(0, {repo!r})
+import numpy as np
+from ernie.pretrain import data
+from ernie.pretrain.trainer import main
+original = data.PretrainingData.batch
+def batch(self, step, *args, **kwargs):
+    feed = original(self, step, *args, **kwargs)
+    if os.environ["PADDLE_TRAINER_ID"] == "1" and step == 5:  # rank 1's sixth batch only
+        feed["task_weights"] = np.full_like(feed["task_weights"], np.inf)
+    return feed
+data.PretrainingData.batch = batch
+sys.exit(main())
+"""
+
+
+def test_an_inf_on_one_rank_skips_the_step_on_both_and_the_run_goes_on(pretrain_setup, tmp_path):
+    """Rank 1 alone sees an infinite loss at step 6: both ranks skip that step (their parameters
+    stay identical), the log counts it, the run ends; allowed no skip, it stops in one line
+    naming the step."""
+    (tmp_path / "inject.py").write_text(INJECT_INF.format(repo=str(REPO)))
+    config = _dp_config(pretrain_setup, "pretrain_inf.yaml")
+    _launch(config, tmp_path / "run", tmp_path / "logs", script=tmp_path / "inject.py")
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert sum(r.get("skipped_steps", 0) for r in records) == 1
+    assert "skipped 1 step(s) for a non-finite loss or gradient" in (tmp_path / "logs" / "workerlog.0").read_text()
+
+    logs = tmp_path / "logs-stop"
+    launch = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                             "--log_dir", str(logs), str(tmp_path / "inject.py"), "--config", str(config),
+                             "--output", str(tmp_path / "stop"), "--quiet", "--set", "max_skipped_steps=0"],
+                            capture_output=True, text=True)
+    rank0 = (logs / "workerlog.0").read_text()
+    assert re.search(r"^error: step 6: 1 steps in a row skipped .*at most 0 allowed", rank0, re.M), rank0[-3000:]
+    assert "Traceback" not in rank0 and not (tmp_path / "stop" / "model").exists(), launch.stdout[-2000:]
 
 
 def _children(pid):
@@ -393,3 +433,59 @@ def test_a_dead_rank_stops_the_job_naming_it_and_resume_ends_as_uninterrupted(pr
         np.testing.assert_allclose(resumed[name], whole[name], atol=1e-6, rtol=0, err_msg=name)
     steps = [json.loads(line)["step"] for line in (killed / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == _total_steps(root)
+
+
+def _with_model(root, name, **changes):
+    """The fixture's pre-training config with its model preset changed."""
+    model = yaml.safe_load((root / "model.yaml").read_text())
+    (root / f"{name}_model.yaml").write_text(yaml.safe_dump({**model, **changes}))
+    config = yaml.safe_load((root / "pretrain.yaml").read_text())
+    config["model"] = str(root / f"{name}_model.yaml")
+    (root / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    return root / f"{name}.yaml"
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"sent_type_vocab_size": 2}, r"task sentence_reordering's examples hold 4 sentence types, but the model "
+                                  r"\(.*_model.yaml\) has 2 \(sent_type_vocab_size\)"),
+    ({"max_position_embeddings": 32}, r"shards of max_seq_len 64, but the model \(.*_model.yaml\) has 32 positions"),
+    ({"task_type_vocab_size": 2}, r"task sentence_reordering has id 3, which the task embedding of the model"),
+], ids=["sentence-types", "positions", "task-ids"])
+def test_a_model_that_does_not_fit_the_shards_is_refused_before_step_1(pretrain_setup, tmp_path, changes, message):
+    config = _with_model(pretrain_setup, "misfit", **changes)
+    result = subprocess.run([sys.executable, "-m", "ernie.pretrain", "--config", str(config), "--output",
+                             str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert re.fullmatch(r"error: .*" + message + r".*\n", result.stderr), result.stderr[-2000:]
+    assert not (tmp_path / "out" / "log.jsonl").exists()  # refused before anything was trained
+
+
+def test_a_model_of_two_sentence_types_grows_them_for_sentence_reordering(pretrain_setup, tmp_path, en_vocab):
+    """A BERT-shaped model (2 sentence types) continued with sentence reordering (up to 4 segments):
+    its table grows, the new rows copies of its second, said at start-up, and training runs."""
+    from ernie.formats.checkpoint import save_model_dir
+    from ernie.model.config import ErnieConfig
+    from ernie.model.param_names import encoder_param_shapes
+    model = yaml.safe_load((pretrain_setup / "model.yaml").read_text())
+    config = ErnieConfig(**{**model, "vocab_size": len(en_vocab.read_text().splitlines()),
+                            "sent_type_vocab_size": 2, "use_task_id": False})
+    rng = np.random.default_rng(0)
+    params = {n: rng.normal(0, 0.02, s).astype(np.float32) for n, s in encoder_param_shapes(config).items()}
+    bert = save_model_dir(tmp_path / "bert", config, params, vocab_file=en_vocab)
+    run = yaml.safe_load((pretrain_setup / "pretrain.yaml").read_text())
+    run.pop("model")
+    (tmp_path / "continue.yaml").write_text(yaml.safe_dump({**run, "init_model": str(bert)}))
+    result = subprocess.run([sys.executable, "-m", "ernie.pretrain", "--config", str(tmp_path / "continue.yaml"),
+                             "--output", str(tmp_path / "out"), "--quiet", "--max-steps", "3"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "grown: task embedding 0 -> 8 rows (new rows zero), sentence types 2 -> 4 (new rows copies of row 1)" \
+        in result.stdout, result.stdout
+    table = load_params(tmp_path / "out" / "checkpoints" / "step-00000003" / "params.safetensors")["sent_embedding"]
+    assert table.shape == (4, model["hidden_size"])
+
+
+def test_grown_sentence_types_copy_the_last_row():
+    from ernie.pretrain.init_model import grow_sentence_types
+    table = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(grow_sentence_types(table, 4), [[0, 1, 2], [3, 4, 5], [3, 4, 5], [3, 4, 5]])

@@ -15,6 +15,8 @@ CONFIG_DIR = shipped("finetune")
 # learning rate at every step, which is what the released ERNIE scripts run whenever their
 # warmup_proportion is 0.0 (their optimization.py decays only after a warm-up).
 LR_SCHEDULES = ("linear", "constant")
+# A sentence-level head's sentence vector (ernie/finetune/heads.py).
+POOLINGS = ("cls", "mean")
 
 
 class SettingsError(ConfigError):
@@ -43,6 +45,9 @@ class FinetuneSettings:
     max_train_examples: Optional[int] = None  # a fixed random sample of the training set
     # Off by default: sorted batches follow the label wherever length does (ernie/finetune/batching.py).
     group_by_length: bool = False
+    # Sentence-level tasks: `cls` classifies the pooled [CLS] output (the released heads), `mean`
+    # the mean of the top layer over the real tokens (ernie/finetune/heads.py says when it helps).
+    pooling: str = "cls"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_batch_size", "max_seq_len", "log_every"):
@@ -54,6 +59,8 @@ class FinetuneSettings:
             raise SettingsError("learning_rate must be positive and warmup_proportion in [0, 1)")
         if self.lr_schedule not in LR_SCHEDULES:
             raise SettingsError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.pooling not in POOLINGS:
+            raise SettingsError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.lr_schedule == "constant" and self.warmup_proportion:
             raise SettingsError("lr_schedule constant has no warm-up: set warmup_proportion to 0")
 

@@ -1,4 +1,5 @@
-"""Sentence (pair) classification, regression and ranking on the pooled [CLS] output.
+"""Sentence (pair) classification, regression and ranking on a sentence vector: the pooled [CLS]
+output, or the mean of the top layer over the real tokens (`pooling`, `ernie.finetune.heads`).
 
 Ranking (NLPCC-DBQA) is 2-class classification of query-candidate pairs whose score is the
 probability of class 1; MRR ranks each query's candidates by it.
@@ -19,8 +20,8 @@ from ernie.model.features import pack_pair, pad_batch, pair_is_cut
 class TextKind:
     head = "sentence"
 
-    def __init__(self, task, tokenizer, max_seq_len: int, labels: Sequence[str]):
-        self.task, self.tokenizer, self.max_seq_len = task, tokenizer, max_seq_len
+    def __init__(self, task, tokenizer, max_seq_len: int, labels: Sequence[str], pooling: str = "cls"):
+        self.task, self.tokenizer, self.max_seq_len, self.pooling = task, tokenizer, max_seq_len, pooling
         self.regression = task.kind == "regression"
         self.labels = list(labels)
         self.label_ids = {label: i for i, label in enumerate(self.labels)}

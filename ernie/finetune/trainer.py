@@ -24,7 +24,7 @@ from ernie.finetune import FINETUNE_FILE
 from ernie.finetune.batching import by_length, epoch_batches
 from ernie.finetune.examples import DataError
 from ernie.finetune.heads import ErnieWithHead, inference_graph
-from ernie.finetune.settings import FinetuneSettings
+from ernie.finetune.settings import FinetuneSettings, SettingsError
 from ernie.finetune.tasks import AX, KINDS, Task
 from ernie.formats.checkpoint import save_model_dir
 from ernie.model.config import ErnieConfig
@@ -117,8 +117,15 @@ class FinetuneJob:
         self.task, self.settings, self.config = task, settings, config
         self.vocab_file, self.init_params, self.data = Path(vocab_file), init_params, data
         self.tokenizer = make_tokenizer(vocab_file, settings.do_lower_case)
-        options = {k: getattr(settings, k) for k in ("doc_stride", "max_query_len", "max_answer_len", "n_best")} \
-            if task.kind == "mrc" else {}
+        if task.kind == "mrc":
+            options = {k: getattr(settings, k) for k in ("doc_stride", "max_query_len", "max_answer_len", "n_best")}
+        elif task.kind == "labelling":
+            options = {}
+        else:
+            options = {"pooling": settings.pooling}
+        if settings.pooling != "cls" and "pooling" not in options:
+            raise SettingsError(f"pooling={settings.pooling}: {task.name} is a {task.kind} task; pooling "
+                                f"applies to sentence-level tasks")
         self.kind = KINDS[task.kind](task, self.tokenizer, settings.max_seq_len,
                                      label_set(task, data.train, data.dev), **options)
         # Dev labels are featurised too (MRC excepted: that drops unanswerable examples), so a
@@ -133,7 +140,7 @@ class FinetuneJob:
 
         def train_fn():
             feeds, labels = encoder_feeds(self.config), self.kind.label_feeds()
-            built["model"] = model = ErnieWithHead(self.config, self.kind.head, self.kind.n_outputs)
+            built["model"] = model = ErnieWithHead.for_kind(self.config, self.kind)
             loss = self.kind.loss(model(**feeds), labels)
             return {**feeds, **labels}, {"loss": loss}, loss
 
@@ -236,8 +243,9 @@ class FinetuneJob:
     def description(self) -> Dict:
         """What `ernie.predict` needs to turn the exported outputs into predictions."""
         keys = ("max_seq_len", "do_lower_case", "task_id")
+        pooling = {"pooling": self.kind.pooling} if self.kind.head == "sentence" else {}
         return {"task": self.task.name, "kind": self.task.kind, "head": self.kind.head,
-                "labels": self.kind.labels, **{k: getattr(self.settings, k) for k in keys}}
+                "labels": self.kind.labels, **pooling, **{k: getattr(self.settings, k) for k in keys}}
 
     def save_model(self, path: Path, params: Dict[str, np.ndarray]) -> None:
         save_model_dir(path, self.config, params, self.vocab_file,

@@ -1,13 +1,17 @@
-"""Hugging Face `ErnieModel` / `ErnieForPreTraining` directories, read and written without torch.
+"""Hugging Face `ErnieModel` / `ErnieForPreTraining` directories, read and written without torch;
+BERT's (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`) are read too.
 
-HF stores linear weights [out, in]; ERNIE stores them [in, out], so those are transposed.
-The masked-LM decoder weight is tied to the word embedding in both and is not stored twice.
+BERT is ERNIE's architecture without the task embedding, and Hugging Face names both alike: one
+name map serves both, only the prefix a task class puts before the encoder differs (`ernie.`,
+`bert.`). HF stores linear weights [out, in]; ERNIE stores them [in, out], so those are
+transposed. The masked-LM decoder weight is tied to the word embedding in both and is not stored
+twice. Torch pickles (`pytorch_model.bin`) and sentence-transformers folders are `bert_format`'s.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -19,7 +23,9 @@ from ernie_common.tokenization import CLS, MASK, PAD, SEP, UNK, SentencePieceTok
 
 HF_CONFIG_FILE = "config.json"
 HF_WEIGHTS_FILE = "model.safetensors"
-_ENCODER_PREFIX = "ernie."
+# model_type -> the prefix its task classes (...ForPreTraining, ...ForMaskedLM) put before the encoder's names
+ENCODER_PREFIXES = {"ernie": "ernie.", "bert": "bert."}
+_ENCODER_PREFIX = ENCODER_PREFIXES["ernie"]  # what this module writes
 
 # ERNIE config field -> HF config key (the rest share their names).
 _CONFIG_RENAMES = {"sent_type_vocab_size": "type_vocab_size"}
@@ -81,9 +87,13 @@ def finetune_head_rows(stem: str) -> List[Tuple[str, str, bool]]:
 # ---- config ------------------------------------------------------------------------------------
 
 def config_from_hf(values: Mapping, source: str = HF_CONFIG_FILE) -> ErnieConfig:
-    """The ERNIE config of a Hugging Face config (PaddleNLP's uses the same keys)."""
-    if values.get("model_type") not in (None, "ernie"):
-        raise CheckpointError(f"{source} has model_type {values.get('model_type')!r}, expected 'ernie'")
+    """The ERNIE config of a Hugging Face ERNIE or BERT config (PaddleNLP's uses the same keys)."""
+    if values.get("model_type") not in (None, *ENCODER_PREFIXES):
+        raise CheckpointError(f"{source} has model_type {values.get('model_type')!r}, expected one of "
+                              f"{', '.join(map(repr, ENCODER_PREFIXES))}")
+    if values.get("position_embedding_type", "absolute") != "absolute":
+        raise CheckpointError(f"{source} has position_embedding_type {values['position_embedding_type']!r}; "
+                              "ERNIE's are 'absolute'")
     ernie = {}
     for field in ErnieConfig.__dataclass_fields__:
         key = _CONFIG_RENAMES.get(field, field)
@@ -105,10 +115,15 @@ def _normalise_hf_key(key: str) -> str:
     return key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
 
 
+def _encoder_prefix(state: Mapping[str, np.ndarray]) -> str:
+    """`ernie.` or `bert.` where a task class saved the encoder under its base model's name, else ''."""
+    return next((p for p in ENCODER_PREFIXES.values() if any(k.startswith(p) for k in state)), "")
+
+
 def params_from_hf(config: ErnieConfig, state: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], List[str]]:
     """ERNIE-named arrays from an HF state dict; also returns the HF keys that were not used."""
     state = {_normalise_hf_key(k): v for k, v in state.items()}
-    prefix = _ENCODER_PREFIX if any(k.startswith(_ENCODER_PREFIX) for k in state) else ""
+    prefix = _encoder_prefix(state)
     rows = [(e, prefix + h, t) for e, h, t in encoder_name_map(config)] + head_name_map()
     rows += [row for stem in FINETUNE_HEADS for row in finetune_head_rows(stem)]
     params, used = {}, set()
@@ -138,22 +153,58 @@ def params_to_hf(config: ErnieConfig, params: Mapping[str, np.ndarray]) -> Tuple
     return state, "ErnieForPreTraining" if with_heads else "ErnieModel"
 
 
+def fresh_pooler(config: ErnieConfig, seed: int = 0) -> Dict[str, np.ndarray]:
+    """A pooler for a checkpoint saved without one (a masked-LM model's), initialised as the encoder
+    initialises its own (truncated normal of std `initializer_range` cut at two deviations, zero
+    bias) and the same for the same seed, so that a conversion is reproducible."""
+    rng = np.random.default_rng(seed)
+    shape = (config.hidden_size, config.hidden_size)
+    weight = rng.standard_normal(shape)
+    while (outside := np.abs(weight) > 2).any():
+        weight[outside] = rng.standard_normal(int(outside.sum()))
+    return {names.fc_weight(names.POOLED_FC): (weight * config.initializer_range).astype(np.float32),
+            names.fc_bias(names.POOLED_FC): np.zeros(config.hidden_size, np.float32)}
+
+
 # ---- directories -------------------------------------------------------------------------------
 
-def read_hf_dir(path) -> Tuple[ErnieConfig, Dict[str, np.ndarray], List[str]]:
-    path = Path(path)
-    config_file, weights = path / HF_CONFIG_FILE, path / HF_WEIGHTS_FILE
-    if not weights.is_file():
-        found = sorted(p.name for p in path.glob("*.bin"))
-        hint = f" (found {found}: re-save it with safe_serialization=True)" if found else ""
-        raise CheckpointError(f"{weights} not found{hint}; only safetensors weights are read")
+class HfModel(NamedTuple):
+    config: ErnieConfig
+    params: Dict[str, np.ndarray]
+    ignored: List[str]  # HF tensors that are no ERNIE parameter
+    notes: List[str]    # what a user should know about the conversion
+
+
+def read_json(path: Path):
+    """What a JSON file holds; where it cannot be read, a checkpoint error naming it."""
     try:
-        values = json.loads(config_file.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"cannot read {config_file}: {err}") from None
-    config = config_from_hf(values)
-    params, ignored = params_from_hf(config, load_params(weights))
-    return config, params, ignored
+        raise CheckpointError(f"cannot read {path}: {err}") from None
+
+
+def _casing_notes(path: Path) -> List[str]:
+    """This library's tokenizers lower-case unless told not to; a cased model needs telling."""
+    tokenizer_config = path / "tokenizer_config.json"
+    if tokenizer_config.is_file() and read_json(tokenizer_config).get("do_lower_case") is False:
+        return [f"{tokenizer_config} says the model is cased: set do_lower_case: false where its text is tokenized"]
+    return []
+
+
+def read_hf_dir(path, state: Optional[Mapping[str, np.ndarray]] = None) -> HfModel:
+    """An HF ERNIE or BERT directory: `config.json` and the weights of `model.safetensors`, or
+    `state` where the caller read them from another file (`bert_format`: `pytorch_model.bin`)."""
+    path = Path(path)
+    if state is None:
+        state = load_params(path / HF_WEIGHTS_FILE)
+    config = config_from_hf(read_json(path / HF_CONFIG_FILE), str(path / HF_CONFIG_FILE))
+    params, ignored = params_from_hf(config, state)
+    notes = _casing_notes(path)
+    if names.WORD_EMBEDDING in params and names.fc_weight(names.POOLED_FC) not in params:
+        params.update(fresh_pooler(config))
+        notes.append(f"{path} has no pooler (a masked-LM model): {names.POOLED_FC} starts fresh, "
+                     "so the pooled output means nothing until the model is fine-tuned")
+    return HfModel(config, params, ignored, notes)
 
 
 def write_hf_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray], vocab_file=None,

@@ -9,7 +9,7 @@ PaddleNLP's ERNIE sets every layer norm's epsilon to 1e-12 when it builds the mo
 config says (ERNIE's own models use 1e-5), and its tokenizer is WordPiece only. A model read from
 PaddleNLP gets epsilon 1e-12, so it computes what PaddleNLP computes; a model written for PaddleNLP
 with another epsilon is written with a note (`epsilon_note`): PaddleNLP will compute slightly
-other outputs (on a fine-tuned small model, logits up to 6e-3 apart: README).
+other outputs (on a fine-tuned small model, logits up to 6e-3 apart: docs/export.md).
 
 Reading a pickle can run any code it names, so `model_state.pdparams` is read by an unpickler
 that admits only what `paddle.save` writes for a state dict: numpy arrays and dtypes, and the

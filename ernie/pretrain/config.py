@@ -1,10 +1,14 @@
 """The pre-training config: its keys, types, defaults and checks, read by the framework's one
-config loader (`ernie_common.configfile`: a YAML file, then `--set key=value` overrides).
-Importing it does not load Paddle, so tools that only read a config (the Hugging Face reference
-of `scripts/hf_reference_pretrain.py`) stay free of it."""
+config loader (`ernie_common.configfile`: a YAML file, then `--set key=value` overrides; the
+file's relative paths read from its folder, `configfile.config_path`). Importing it does not
+load Paddle, so tools that only read a config (the Hugging Face reference of
+`scripts/hf_reference_pretrain.py`) stay free of it."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ernie_common.configfile import ConfigError, load, to_dict
@@ -13,7 +17,8 @@ from propeller.mixed_precision import AMP_CHOICES, LossScaling
 MODES = ("static", "dygraph")
 LR_SCHEDULES = ("noam", "linear")
 # Keys a resumed run may change: they decide where and how often to write, not what is trained.
-NOT_TRAINING_KEYS = ("output", "log_every", "checkpoint_every", "keep_checkpoints", "step_timeout")
+NOT_TRAINING_KEYS = ("output", "log_every", "checkpoint_every", "keep_checkpoints", "step_timeout",
+                     "max_skipped_steps")
 
 
 class PretrainError(ConfigError):
@@ -86,12 +91,16 @@ class Heldout:
 @dataclasses.dataclass
 class PretrainConfig:
     config_error = PretrainError
+    path_keys = ("data", "output", "model", "init_model", "task_modules")  # not a field: read from the file's folder
     data: str                          # the shard directory `data_gen make` wrote
     output: str
     schedule: Dict[str, Any]           # checked by `ernie.pretrain.schedule`
     model: Optional[str] = None        # a model preset; optional with init_model (the model's own config)
     init_model: Optional[str] = None   # continue from this model directory (`ernie.pretrain.init_model`)
     task_modules: List[str] = dataclasses.field(default_factory=list)  # a user's task modules
+    # tasks of the schedule the shards may lack (IR relevance without a click log): `load_config`
+    # leaves their stages out of a run on shards without them; any other task they lack is an error
+    optional_tasks: List[str] = dataclasses.field(default_factory=list)
     seed: int = 1
     batch_tokens: int = DEFAULT_BATCH_TOKENS  # one rank's batch (at most batch size x longest example) ...
     global_batch_tokens: Optional[int] = None   # ... or the whole update's, over every rank (the paper's 393,216)
@@ -106,6 +115,7 @@ class PretrainConfig:
     amp: str = "off"
     corrupt_shards: str = "error"      # or skip: examples whose bytes fail their checksum are skipped, counted
     step_timeout: float = 600.0        # data-parallel: seconds a step may take before the job counts as stuck
+    max_skipped_steps: int = 100       # steps in a row skipped for a non-finite loss or gradient before the run stops
     loss_scaling: LossScaling = dataclasses.field(default_factory=LossScaling)
     optimization: Optimization = dataclasses.field(default_factory=Optimization)
     heldout: Heldout = dataclasses.field(default_factory=Heldout)
@@ -121,6 +131,8 @@ class PretrainConfig:
             raise PretrainError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise PretrainError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.max_skipped_steps < 0:
+            raise PretrainError(f"max_skipped_steps must be at least 0, got {self.max_skipped_steps}")
         if self.step_timeout <= 0:
             raise PretrainError(f"step_timeout must be positive, got {self.step_timeout}")
         for name in ("batch_tokens", "length_pool", "log_every", "checkpoint_every", "keep_checkpoints"):
@@ -147,13 +159,13 @@ class PretrainConfig:
 
     def training_settings(self) -> Dict[str, Any]:
         """Everything but where and how often the run writes: what a resumed run must share.
-        `length_pool` at 1, the global batch keys unset, `recompute` and `heldout` off are left out, so
+        `length_pool` at 1, the global batch keys unset, `recompute`, `optional_tasks` and `heldout` off are left out, so
         checkpoints written before they existed still resume; the held-out slice is a training setting (it is kept out of the
         data), how often it is evaluated is not."""
         settings = {k: v for k, v in to_dict(self).items()
                     if k not in NOT_TRAINING_KEYS and not (k == "length_pool" and v == 1)
                     and not (k in ("global_batch_tokens", "max_tokens_per_device") and v is None)
-                    and not (k == "recompute" and not v)}
+                    and not (k in ("recompute", "optional_tasks") and not v)}
         if self.heldout.examples:
             settings["heldout"] = {"examples": self.heldout.examples}
         else:
@@ -163,10 +175,46 @@ class PretrainConfig:
 
 def load_config(path, options: Dict[str, Any] = None, overrides: Sequence[str] = ()) -> PretrainConfig:
     """The config of `path`, the command's own options (`--output`, `--mode`, `--amp`) and
-    `key=value` overrides (`--set`) on top."""
+    `key=value` overrides (`--set`) on top; its optional tasks that the shards lack left out of
+    its schedule (`without_tasks`), and said so on stderr."""
     try:
-        return load(PretrainConfig, path, overrides, extra=options)
+        config = load(PretrainConfig, path, overrides, extra=options)
     except PretrainError:
         raise
     except ConfigError as err:
         raise PretrainError(str(err)) from None
+    have = shard_tasks(config.data)
+    lacking = [t for t in config.optional_tasks if have is not None and t not in have]
+    if lacking:
+        print(f"schedule: {', '.join(lacking)} left out (optional_tasks): the shards at {config.data} have no "
+              "examples of it", file=sys.stderr)
+        config.schedule = without_tasks(config.schedule, lacking)
+    return config
+
+
+def shard_tasks(data: str) -> Optional[List[str]]:
+    """The tasks the shards at `data` have examples of (not IR relevance where data_gen had no
+    click log); None where their manifest does not say (not made yet, or an old format the
+    reader refuses by name)."""
+    manifest_path = Path(data) / "manifest.json"
+    if not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if "task_table" not in manifest:
+        return None
+    counts = manifest.get("examples_per_task", {})
+    return [t for t, entry in manifest["task_table"].items() if entry["level"] != "sentence" or counts.get(t)]
+
+
+def without_tasks(schedule: Dict[str, Any], tasks: Sequence[str]) -> Dict[str, Any]:
+    """`schedule` (a config's `schedule:` mapping) without `tasks`: gone from their stages, a
+    stage left empty gone, their iteration counts gone. A malformed one as it is, for
+    `ernie.pretrain.schedule` to name what is wrong."""
+    stages, iterations = schedule.get("stages"), schedule.get("iterations_per_task")
+    if not isinstance(stages, list) or not all(isinstance(stage, list) for stage in stages):
+        return schedule
+    kept = [[t for t in stage if t not in tasks] for stage in stages]
+    trimmed = {**schedule, "stages": [stage for stage in kept if stage]}
+    if isinstance(iterations, dict):
+        trimmed["iterations_per_task"] = {t: n for t, n in iterations.items() if t not in tasks}
+    return trimmed

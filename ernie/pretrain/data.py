@@ -13,8 +13,8 @@ knowledge masking masks here when the shards were made with `masking: online`, s
 Each stream of examples (one per sentence task, plus the plain segments) is read in a fresh
 permutation every epoch, seeded by (seed, stream, epoch); the read position is part of
 `state()`, so a resumed run reads exactly what the uninterrupted one would have. Batches are
-sized in tokens: examples are added while batch size x longest example stays within
-`batch_tokens`.
+sized in tokens by one rule (`fits`): an example joins while batch size x longest example stays
+within `batch_tokens`; the one that would not fit starts the next batch.
 
 With `length_pool` P > 1 a stream is read P batches' worth of tokens at a time; the pool is
 sorted by length, cut into batches, and the batches are served in a shuffled order (seeded by
@@ -42,6 +42,29 @@ from ernie.model.features import pad_batch
 from ernie_common import tasks as registry
 
 PLAIN_STREAM = "plain"  # the examples of no sentence-level task: segments in natural order
+
+
+def fits(count: int, longest: int, length: int, batch_tokens: int) -> bool:
+    """The one batching rule: whether an example of `length` tokens may join a batch of `count`
+    examples whose longest has `longest`, the padded batch then holding at most `batch_tokens`
+    slots. A batch's first example always joins (an example longer than the budget is a batch
+    of its own), so a batch never holds more than max(budget, its one example)."""
+    return count == 0 or (count + 1) * max(longest, length) <= batch_tokens
+
+
+def cut(lengths: Sequence[int], batch_tokens: int) -> List[List[int]]:
+    """Consecutive runs of `lengths` (their positions) as batches, each as long as `fits` allows."""
+    batches: List[List[int]] = []
+    current, longest = [], 0
+    for position, length in enumerate(lengths):
+        if not fits(len(current), longest, length, batch_tokens):
+            batches.append(current)
+            current, longest = [], 0
+        current.append(position)
+        longest = max(longest, length)
+    if current:
+        batches.append(current)
+    return batches
 
 
 class PretrainingData:
@@ -111,14 +134,7 @@ class PretrainingData:
         length into batches of at most `batch_tokens`, masked (online masking) by draws fixed
         for the run, so each evaluation scores the same examples with the same labels."""
         examples = sorted(self.heldout.get(self.stream_for(task), []), key=len)
-        batches, current = [], []
-        for ex in examples:
-            if current and (len(current) + 1) * len(ex) > self.batch_tokens:
-                batches.append(current)
-                current = []
-            current.append(ex)
-        if current:
-            batches.append(current)
+        batches = [[examples[k] for k in batch] for batch in cut([len(ex) for ex in examples], self.batch_tokens)]
         seed = [self.seed, registry.get(task).task_id, 1 << 22]
         return [self._feeds(batch, [*seed, k], [task], task_order, task_id) for k, batch in enumerate(batches)]
 
@@ -149,32 +165,44 @@ class PretrainingData:
         the order it always has read in: 1)."""
         return 0 if stream == PLAIN_STREAM else registry.get(stream).task_id - 2
 
-    def _next_example(self, stream: str):
-        """The stream's next readable example and its [shard, index]."""
+    def _advance(self, stream: str) -> None:
+        epoch, index = self.position[stream]
+        index += 1
+        if index == self.streams[stream].shape[1]:
+            epoch, index = epoch + 1, 0
+        self.position[stream] = [epoch, index]
+
+    def _peek(self, stream: str):
+        """The stream's next readable example and its [shard, index], not yet consumed (corrupt
+        examples before it are skipped and counted, or raise)."""
         while True:
             epoch, index = self.position[stream]
-            members = self.streams[stream]
-            s, i = (int(v) for v in members[:, self._order(stream, epoch)[index]])
-            index += 1
-            if index == members.shape[1]:
-                epoch, index = epoch + 1, 0
-            self.position[stream] = [epoch, index]
+            s, i = (int(v) for v in self.streams[stream][:, self._order(stream, epoch)[index]])
             try:
                 return self.shards[s][i], [s, i]
             except ShardError:
                 if not self.skip_corrupt:
                     raise
                 self.corrupt_examples += 1
+                self._advance(stream)
+
+    def _next_example(self, stream: str):
+        """The stream's next readable example and its [shard, index], consumed."""
+        found = self._peek(stream)
+        self._advance(stream)
+        return found
 
     def _read_batch(self, stream: str) -> list:
-        """The next batch in the stream's own order."""
+        """The next batch in the stream's own order: an example that would take the batch past
+        `batch_tokens` stays first in the stream for the next one."""
         examples, longest = [], 0
         while True:
-            ex, _ = self._next_example(stream)
-            longest = max(longest, len(ex))
-            examples.append(ex)
-            if (len(examples) + 1) * longest > self.batch_tokens:
+            ex, _ = self._peek(stream)
+            if not fits(len(examples), longest, len(ex), self.batch_tokens):
                 return examples
+            self._advance(stream)
+            examples.append(ex)
+            longest = max(longest, len(ex))
 
     def _fill_pending(self, stream: str) -> None:
         """Reads a pool of `length_pool` batches' worth of tokens and cuts it, sorted by length,
@@ -184,13 +212,8 @@ class PretrainingData:
             ex, ref = self._next_example(stream)
             pool.append((len(ex), ref))
             tokens += len(ex)
-        batches, current = [], []
-        for length, ref in sorted(pool, key=lambda item: item[0]):  # stable: ties keep reading order
-            if current and (len(current) + 1) * length > self.batch_tokens:
-                batches.append(current)
-                current = []
-            current.append(ref)
-        batches.append(current)
+        pool.sort(key=lambda item: item[0])  # stable: ties keep reading order
+        batches = [[pool[k][1] for k in batch] for batch in cut([length for length, _ in pool], self.batch_tokens)]
         # 1 << 20 keeps the pools' draws apart from the epochs' permutations ([seed, stream, epoch])
         order = np.random.default_rng([self.seed, self._stream_id(stream), 1 << 20, self.pools[stream]]).permutation(
             len(batches))

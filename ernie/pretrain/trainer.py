@@ -44,6 +44,7 @@ from typing import Dict, Optional
 import numpy as np
 import yaml
 
+from data_gen.examples import sentence_types
 from ernie.formats.checkpoint import load_params, save_model_dir, save_params
 from ernie.model.config import ErnieConfig
 from ernie.pretrain.config import MODES, NOT_TRAINING_KEYS, PretrainConfig, PretrainError, load_config
@@ -76,11 +77,12 @@ class Trainer:
     default, dygraph on request): each rank reads its own part of the shards, gradients are
     averaged across ranks, rank 0 writes logs, checkpoints and the model."""
 
-    def __init__(self, config: PretrainConfig):
+    def __init__(self, config: PretrainConfig, config_file=None):
         from ernie.pretrain.data import PretrainingData
         from ernie_common.fileio import sha256_file
 
         self.config = config
+        self.config_file = config_file  # the --config file, named in the run's config.yaml (the plot's title)
         self.world_size = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
         self.rank = int(os.environ.get("PADDLE_TRAINER_ID", "0"))
         self.distributed = self.world_size > 1
@@ -106,19 +108,26 @@ class Trainer:
         vocab = load_vocab(self.vocab_file)
         self.vocab_sha = manifest["vocab"]["sha256"]
         preset = ErnieConfig.from_file(config.model, vocab_size=len(vocab)) if config.model else None
+        tasks = registry.resolve(self.schedule.tasks)
+        try:
+            task_objects = registry.recorded_tasks(tasks, manifest["config"], str(manifest_path))
+        except registry.TaskError as err:
+            raise PretrainError(str(err)) from None
+        types_needed = max(sentence_types(t) for t in task_objects)
         self.init = None  # the model this run continues from (`init_model:`)
         if config.init_model:
             from ernie.formats.checkpoint import CheckpointError
             from ernie.pretrain.init_model import learned_tasks, load_init_model
-            tasks = registry.resolve(self.schedule.tasks)
             try:
-                self.init = load_init_model(config.init_model, self.vocab_file, [t.task_id for t in tasks], preset)
+                self.init = load_init_model(config.init_model, self.vocab_file, [t.task_id for t in tasks], preset,
+                                            sentence_types=types_needed)
             except CheckpointError as err:
                 raise PretrainError(str(err)) from None
             self.schedule = schedule_from_config(config.schedule, "schedule",
                                                  learned_tasks(tasks, self.init.params))
         self.own_steps = {t: self.schedule.own_steps(t) for t in self.schedule.tasks}
         self.model_config = self.init.config if self.init else preset
+        self._check_model_fits_shards(manifest, manifest_path, task_objects)
         self.batch = config.batch_plan(self.world_size)
         if self.is_writer:
             print(f"batch: {self.batch.describe()}")
@@ -133,18 +142,43 @@ class Trainer:
         dropout = config.dropout
         self.train_config = self.model_config if dropout is None else self.model_config.replace(
             hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-        for task in registry.resolve(self.schedule.tasks):
-            if self.model_config.use_task_id and task.task_id >= self.model_config.task_type_vocab_size:
-                raise PretrainError(f"task {task.name} has id {task.task_id}, which the task embedding of "
-                                    f"{self.model_config.task_type_vocab_size} rows (task_type_vocab_size) lacks")
         self.num_classes = {t: manifest["classes"].get(t) for t in self.schedule.tasks}
         self._build()
+
+    def _check_model_fits_shards(self, manifest: dict, manifest_path: Path, tasks) -> None:
+        """What the model and the shards must agree on, checked before anything is built: a
+        mismatch would otherwise stop the run at the first batch that shows it, minutes or hours
+        in, with an index error deep in Paddle."""
+        model = self.config.init_model or self.config.model
+        c = self.model_config
+        max_seq_len = manifest["config"]["max_seq_len"]
+        if max_seq_len > c.max_position_embeddings:
+            raise PretrainError(f"{manifest_path}: shards of max_seq_len {max_seq_len}, but the model ({model}) has "
+                                f"{c.max_position_embeddings} positions: make the shards with max_seq_len <= "
+                                f"{c.max_position_embeddings}, or use a model with more max_position_embeddings")
+        for task in tasks:
+            if sentence_types(task) > c.sent_type_vocab_size:
+                raise PretrainError(f"{manifest_path}: task {task.name}'s examples hold {sentence_types(task)} sentence "
+                                    f"types, but the model ({model}) has {c.sent_type_vocab_size} "
+                                    f"(sent_type_vocab_size): set sent_type_vocab_size: {sentence_types(task)} there")
+            if c.use_task_id and task.task_id >= c.task_type_vocab_size:
+                raise PretrainError(f"task {task.name} has id {task.task_id}, which the task embedding of the model "
+                                    f"({model}, task_type_vocab_size {c.task_type_vocab_size}) lacks: set "
+                                    f"task_type_vocab_size: {task.task_id + 1} there")
 
     def _build(self):
         from ernie.model.optimization import adamw
         from ernie.pretrain.model import ErnieForPretraining, feed_specs, pretraining_feeds
+        from propeller.device import DeviceError, describe, process_place
         from propeller.dygraph_runner import DygraphRunner
         from propeller.static_runner import StaticRunner
+
+        try:
+            place = process_place()
+        except DeviceError as err:
+            raise PretrainError(f"rank {self.rank}: {err}") from None
+        # every rank says where it runs: eight ranks on one GPU show in the logs at once
+        print(f"rank {self.rank} of {self.world_size}: device {describe(place)}", flush=True)
 
         opt = self.config.optimization
 
@@ -171,7 +205,8 @@ class Trainer:
             amp = self.config.amp
             mixed_precision = None if amp == "off" else \
                 MixedPrecision(amp, self.config.loss_scaling)
-            self.runner = StaticRunner(model_fn, optimizer, seed=self.config.seed, mixed_precision=mixed_precision,
+            self.runner = StaticRunner(model_fn, optimizer, seed=self.config.seed, place=place,
+                                       mixed_precision=mixed_precision,
                                        distributed=self.distributed, accumulate=self.batch.accumulate,
                                        recompute=self.config.recompute)
             self.model = holder["model"]
@@ -305,10 +340,21 @@ class Trainer:
         if self.is_writer:
             fresh = [name for name in shapes if name not in values]
             print(f"init_model {self.init.path}: {len(values)} parameters loaded"
+                  + (f"; grown: {', '.join(self.init.grown)}" if self.init.grown else "")
                   + (f", learned tasks replayed from stage 1: {', '.join(self.schedule.learned)}"
                      if self.schedule.learned else "")
                   + (f"; fresh: {', '.join(fresh)}" if fresh else "")
                   + (f"; not used: {', '.join(self.init.ignored)}" if self.init.ignored else ""))
+
+    def _sum_over_ranks(self, value: int) -> int:
+        """`value` summed over the data-parallel ranks (each reads batches of its own lengths)."""
+        if not self.distributed:
+            return value
+        import paddle
+        import paddle.distributed as dist
+        total = paddle.to_tensor([value], dtype="int64")
+        dist.all_reduce(total)
+        return int(total.numpy()[0])
 
     def _check_ranks_agree(self) -> None:
         """Data parallelism keeps the ranks' parameters identical; a divergence is an error."""
@@ -361,7 +407,7 @@ class Trainer:
             task_id = registry.get(step.task).task_id
             feeds = [self.data.batch(index * k + j, step.task, step.on, self.task_order, task_id) for j in range(k)]
             info = {"stage": step.stage + 1, "task": step.task,
-                    "tokens": sum(int(f["tokens"]) for f in feeds) * self.world_size}
+                    "tokens": self._sum_over_ranks(sum(int(f["tokens"]) for f in feeds))}
             lr = self.learning_rate(step.task, task_steps[step.task])
             feeds = [{name: f[name] for name in self.feed_names} for f in feeds]
             return (feeds if k > 1 else feeds[0]), lr, info
@@ -370,7 +416,8 @@ class Trainer:
         stage_ends = self.schedule.stage_ends
         if self.is_writer:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+            (self.out / "config.yaml").write_text((f"# config: {self.config_file}\n" if self.config_file else "")
+                                                  + yaml.safe_dump(to_dict(self.config), sort_keys=False))
             try:
                 sinks = [VisualDLSink(self.out / "visualdl")] if visualdl else []
             except ImportError as err:
@@ -389,14 +436,20 @@ class Trainer:
             watch = RankWatch(self.rank, self.world_size, step_timeout=self.config.step_timeout)
             hooks.append(watch)
         try:
-            Learner(self.runner, self._metrics, hooks).train(plan, end, start)
-        except FloatingPointError as err:
+            learner = Learner(self.runner, self._metrics, hooks, max_skipped=self.config.max_skipped_steps)
+            learner.train(plan, end, start)
+        except FloatingPointError as err:  # every rank sees it at the same step (propeller.nonfinite)
+            if watch is not None:
+                watch.close()  # its thread, left running, aborts the interpreter's exit
             raise TrainingFailed(str(err)) from None
         except RuntimeError as err:
             if watch is None:
                 raise
             watch.close()
             raise TrainingFailed(watch.failure_message(f"step {watch.step + 1} failed ({err})")) from None
+        if learner.skipped_steps and self.is_writer:
+            print(f"skipped {learner.skipped_steps} step(s) for a non-finite loss or gradient (log.jsonl: "
+                  f"skipped_steps)", file=sys.stderr)
         if self.distributed:
             self._check_ranks_agree()
         if end < len(steps):
@@ -457,7 +510,7 @@ def main(argv=None) -> int:
             return code
         config = load_config(args.config, {"output": args.output, "mode": args.mode, "amp": args.amp}, args.set)
         check_supported(config.amp)
-        trainer = Trainer(config)
+        trainer = Trainer(config, config_file=args.config)
         if args.max_steps is not None and args.max_steps < 1:
             raise PretrainError(f"--max-steps must be at least 1, got {args.max_steps}")
         model_dir = trainer.train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl,

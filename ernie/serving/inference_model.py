@@ -32,7 +32,8 @@ def task_kind(description: dict, vocab_file):
     from ernie.finetune.tasks import KINDS, get_task
     task = get_task(description["task"])
     tokenizer = make_tokenizer(vocab_file, description["do_lower_case"])
-    return KINDS[task.kind](task, tokenizer, description["max_seq_len"], description["labels"])
+    options = {"pooling": description["pooling"]} if "pooling" in description else {}
+    return KINDS[task.kind](task, tokenizer, description["max_seq_len"], description["labels"], **options)
 
 
 def inference_program(model_dir) -> InferenceProgram:

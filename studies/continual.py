@@ -1,0 +1,423 @@
+"""Continuing a released model with ERNIE 2.0's tasks, measured against where it started
+(docs/continual.md).
+
+    python -m studies.continual pretrain [--only continued review-sentiment ...]
+    python -m studies.continual finetune [--jobs 2] [--inits start continued ...]
+    python -m studies.continual report
+
+`pretrain` fetches the start model (`ernie.pretrained`), makes the shards and continues it: on the
+corpus of the recipe (`continued`) and on each downstream task's own training texts, labels
+dropped (`task_adaptive`, the data config's `labelled_texts`). `finetune` runs every
+initialisation on its settings by the protocol of `studies.downstream`, each at the rate its grid
+chooses on dev of seed 1, then more seeds, and more again where two initialisations of a setting
+come within two standard deviations. `report` writes the document from the runs' files. Every
+step skips what is complete and resumes what is not, so a killed study continues where it was.
+The runs: configs/studies/continual.yaml.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import yaml
+
+from ernie.kernels.cpu_runtime import usable_cores
+from ernie.pretrain.log import HELDOUT_LOSS, heldout_records, read_log
+from ernie_common.fileio import atomic_write_text
+from studies import downstream
+from studies.jobs import ROOT, run_all, run_python
+from studies.template import fill, write_report
+
+STUDY_FILE = ROOT / "configs" / "studies" / "continual.yaml"
+TEMPLATE = ROOT / "studies" / "templates" / "continual.md"
+DOC = ROOT / "docs" / "continual.md"
+
+
+def load_study(path: Path = STUDY_FILE) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Run:
+    """A continued model: its name, its data and pre-training configs with the overrides that
+    make it (none for the recipe as it is), its shards and its run directory."""
+    name: str
+    data_config: Path
+    pretrain_config: Path
+    data_set: Tuple[str, ...]
+    pretrain_set: Tuple[str, ...]
+    shards: Path
+    run_dir: Path
+
+    @property
+    def model(self) -> Path:
+        return self.run_dir / "model"
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir.parent
+
+
+def start_model(study: dict) -> Path:
+    return ROOT / study["start"]["dir"] / study["start"]["name"]
+
+
+def runs(study: dict) -> List[Run]:
+    """The recipe as it is (`continued`), and per downstream task the same recipe on the task's
+    training texts at its own budget, its shards and run under OUTPUT/tapt-TASK."""
+    from ernie.pretrain.config import load_config
+    data, pretrain = ROOT / study["continued"]["data"], ROOT / study["continued"]["pretrain"]
+    recipe = load_config(pretrain)
+    found = [Run("continued", data, pretrain, (), (), ROOT / recipe.data, ROOT / recipe.output)]
+    for task, entry in study["task_adaptive"].items():
+        where = ROOT / study["output"] / f"tapt-{task}"
+        budget = json.dumps(entry["iterations_per_task"])
+        found.append(Run(f"tapt-{task}", data, pretrain,
+                         (f"labelled_texts={ROOT / entry['texts']}", f"output={where / 'shards'}"),
+                         (f"data={where / 'shards'}", f"output={where / 'pretrain'}",
+                          f"schedule.iterations_per_task={budget}"),
+                         where / "shards", where / "pretrain"))
+    return found
+
+
+def _sets(keys: Sequence[str]) -> List[str]:
+    return [arg for key in keys for arg in ("--set", key)]
+
+
+def pretrain(study: dict, only: Sequence[str] = ()) -> None:
+    """The start model, then each continued model not finished yet (resumed where it stopped),
+    one after another on all the cores."""
+    start = start_model(study)
+    if not (start / "params.safetensors").is_file():
+        run_python(["-m", "ernie.pretrained", "get", study["start"]["name"], "--dir", str(start.parent)],
+                   log=ROOT / study["output"] / "get.log")
+    for entry in study["task_adaptive"].values():
+        name = Path(entry["texts"]).name
+        if not (ROOT / entry["texts"] / "train.tsv").is_file():
+            run_python(["-m", "data_gen", "fetch", name, "--dir", str((ROOT / entry["texts"]).parent)],
+                       log=ROOT / study["output"] / f"fetch-{name}.log")
+    growth = ROOT / study["output"] / "growth.json"
+    if not growth.is_file() and (runs(study)[0].shards / "manifest.json").is_file():
+        growth.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(growth, json.dumps(growth_check(study), indent=2) + "\n")
+    for run in runs(study):
+        if only and run.name not in only and run.name.removeprefix("tapt-") not in only:
+            continue
+        if (run.run_dir / "summary.json").is_file():
+            continue
+        if not (run.shards / "manifest.json").is_file():
+            run_python(["-m", "data_gen", "make", "--config", str(run.data_config), *_sets(run.data_set)],
+                       log=run.logs / "data.log")
+        resume = ["--resume"] if (run.run_dir / "checkpoints" / "latest").is_file() else []
+        print(f"pre-training {run.name} (log: {run.logs / 'pretrain.log'})", flush=True)
+        run_python(["-m", "ernie.pretrain", "--config", str(run.pretrain_config), "--quiet", *resume,
+                    *_sets(run.pretrain_set)], log=run.logs / "pretrain.log")
+
+
+def growth_check(study: dict, examples: int = 64) -> dict:
+    """What the start model computes, before any update, on sentence reordering's examples of
+    three and four segments when its 2-row sentence-type table grows by copies of its last row
+    (what `init_model` does) or by zero rows: each against the start model reading every segment
+    after the first as its second type. The mean relative change of the top layer, over all
+    tokens and over the tokens of the third and later segments, on the first such examples of the
+    recipe's shards (the model is the start model: no example has been trained on)."""
+    from data_gen.shards import Shard
+    from ernie.formats.checkpoint import load_model_dir
+    from ernie.model.features import pad_batch
+    from ernie.model.param_names import SENT_EMBEDDING
+    from ernie.model.static_graph import StaticEncoder
+    from ernie.pretrain.init_model import grow_sentence_types
+    from ernie_common import tasks as registry
+    config, params, _ = load_model_dir(start_model(study))
+    shards = runs(study)[0].shards
+    reorder = registry.get("sentence_reordering").task_id
+    chosen = []
+    for path in sorted(shards.glob("*.shard")):
+        shard = Shard(path)
+        chosen += [ex for ex in shard if ex.task == reorder and int(ex.sent_ids.max()) >= 2][:examples - len(chosen)]
+        if len(chosen) == examples:
+            break
+    grown = config.replace(sent_type_vocab_size=4)
+    table = params[SENT_EMBEDDING]
+    variants = {"copies": grow_sentence_types(table, 4),
+                "zeros": np.concatenate([table, np.zeros((2, table.shape[1]), table.dtype)])}
+    as_bert = pad_batch([(ex.src_ids, np.minimum(ex.sent_ids, 1)) for ex in chosen], config.pad_token_id, 0)
+    batch = pad_batch([(ex.src_ids, ex.sent_ids) for ex in chosen], config.pad_token_id, 0)
+    reference, _ = StaticEncoder(config, params).run(as_bert)
+    later = (batch["sent_ids"] >= 2) & (batch["input_mask"] > 0)
+    real = batch["input_mask"] > 0
+    found = {"examples": len(chosen)}
+    for name, rows in variants.items():
+        out, _ = StaticEncoder(grown, {**params, SENT_EMBEDDING: rows}).run(batch)
+        change = np.linalg.norm(out - reference, axis=-1) / np.linalg.norm(reference, axis=-1)
+        found[name] = {"all_tokens": float(change[real].mean()), "later_segments": float(change[later].mean())}
+    return found
+
+
+# ---- fine-tuning ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Measured:
+    """An initialisation of the study: how it fine-tunes, the settings it is measured on and
+    its grid of learning rates."""
+    init: downstream.Init
+    settings: Tuple[str, ...]
+    grid: Tuple[float, ...]
+    title: str
+
+
+def measured(study: dict) -> List[Measured]:
+    """start and continued on every setting; each task-adaptive model on its own task's settings;
+    random initialisation of the start model's shape where labels are few."""
+    settings, extra = tuple(study["settings"]), tuple(study["finetune"])
+    grids = {kind: tuple(float(v) for v in values) for kind, values in study["grids"].items()}
+    start = start_model(study)
+    found = [Measured(downstream.Init.pretrained("start", start, extra), settings, grids["pretrained"],
+                      f"{study['start']['name']} (start)")]
+    for run in runs(study):
+        task = run.name.removeprefix("tapt-")
+        mine = settings if run.name == "continued" else tuple(s for s in settings if s.startswith(task))
+        title = "continued (corpus)" if run.name == "continued" else f"task-adaptive ({task} texts)"
+        found.append(Measured(downstream.Init.pretrained(run.name, run.model, extra), mine, grids["pretrained"], title))
+    few = tuple(s.name for s in suite_settings(study) if s.train_examples is not None)
+    found.append(Measured(downstream.Init.random_twin("random", start, extra), few, grids["random"],
+                          "random initialisation"))
+    return found
+
+
+def suite_settings(study: dict) -> List[downstream.Setting]:
+    by_name = {s.name: s for s in downstream.language_settings("en-suite")}
+    missing = [n for n in study["settings"] if n not in by_name]
+    if missing:
+        raise SystemExit(f"{STUDY_FILE}: settings {missing} are not in {downstream.SETTINGS_FILE} (en-suite)")
+    return [by_name[n] for n in study["settings"]]
+
+
+def close_pairs(out: Path, setting: downstream.Setting, names: Sequence[str]) -> List[str]:
+    """The initialisations of a setting whose test means are within two standard deviations (the
+    larger of the two) of another's: they need more seeds to be told apart."""
+    found = {n: r for n in names if (r := downstream.collect(out, setting, n)) and len(r["test"]) > 1}
+    close = set()
+    for a in found:
+        for b in found:
+            if a < b:
+                ta, tb = found[a]["test"], found[b]["test"]
+                if abs(statistics.fmean(ta) - statistics.fmean(tb)) < 2 * max(statistics.stdev(ta), statistics.stdev(tb)):
+                    close |= {a, b}
+    return sorted(close)
+
+
+def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
+    out, settings = ROOT / study["output"] / "finetune", {s.name: s for s in suite_settings(study)}
+    chosen = [m for m in measured(study) if not only or m.init.name in only]
+    missing = [m.init.name for m in chosen if m.init.source[0] == "--init-model"
+               and not (Path(m.init.source[1]) / "params.safetensors").is_file()]
+    if missing:
+        raise SystemExit(f"fine-tuning needs the models of {missing} first: python -m studies.continual pretrain")
+    threads = max(1, usable_cores() // parallel)
+    run_all([lambda m=m, s=s: downstream.evaluate(settings[s], m.init, out, seeds=study["seeds"], grid=m.grid,
+                                                  threads=threads)
+             for m in chosen for s in m.settings], "fine-tuning", parallel)
+    every = [m.init.name for m in measured(study)]
+    more = [lambda m=m, s=s: downstream.more_seeds(settings[s], m.init, out, study["close_seeds"], threads=threads)
+            for m in chosen for s in m.settings
+            if m.init.name in close_pairs(out, settings[s], [n for n in every if s in measured_on(study, n)])]
+    run_all(more, "fine-tuning (more seeds)", parallel)
+
+
+def measured_on(study: dict, init: str) -> Tuple[str, ...]:
+    return next(m.settings for m in measured(study) if m.init.name == init)
+
+
+# ---- the report -------------------------------------------------------------------------------
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def pretraining_text(study: dict) -> str:
+    lines = []
+    for run in runs(study):
+        path = run.run_dir / "summary.json"
+        if not path.is_file():
+            steps = [r["step"] for r in read_log(run.run_dir) if "loss" in r] if (run.run_dir / "log.jsonl").is_file() else []
+            lines.append(f"- {run.name}: " + (f"still training, step {steps[-1]:,} logged" if steps else "not started"))
+            continue
+        s = json.loads(path.read_text(encoding="utf-8"))
+        lines.append(f"- {run.name}: {s['steps']:,} steps in {s.get('train_seconds', 0) / 60:.1f} min of training "
+                     f"on {s.get('machine', 'an unrecorded machine')}")
+    return "\n".join(lines)
+
+
+def growth_text(study: dict) -> str:
+    path = ROOT / study["output"] / "growth.json"
+    if not path.is_file():
+        return "(measured by `python -m studies.continual pretrain` once the recipe's shards exist)"
+    g = json.loads(path.read_text(encoding="utf-8"))
+    return (f"Measured on {g['examples']} sentence-reordering examples of three and four segments "
+            f"(`growth_check`): against the start model reading every segment after the first as its second "
+            f"type, new rows copied from the last change its top layer by {100 * g['copies']['later_segments']:.1f}% "
+            f"on the tokens of the third and later segments; zero rows by "
+            f"{100 * g['zeros']['later_segments']:.0f}% there and {100 * g['zeros']['all_tokens']:.0f}% over all "
+            f"tokens (mean relative change of the token vectors), a model the tasks would first have to repair.")
+
+
+def heldout_table(study: dict) -> List[str]:
+    """Each continued model's held-out loss of every task before its first step (the start model
+    with fresh heads) and at each stage end, from its log."""
+    lines = []
+    for run in runs(study):
+        if not (run.run_dir / "log.jsonl").is_file():
+            continue
+        records = {r["step"]: r for r in heldout_records(read_log(run.run_dir))}
+        config = yaml.safe_load((run.run_dir / "config.yaml").read_text(encoding="utf-8"))
+        ends = load_schedule_ends(config)
+        tasks = [k[len(HELDOUT_LOSS):] for k in (records.get(0) or next(iter(records.values()), {})) if k.startswith(HELDOUT_LOSS)]
+        if not tasks:
+            continue
+        if not lines:
+            lines = ["| model | after | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 2) + "|"]
+        for label, step in [("start (step 0)", 0)] + [(f"stage {i + 1} (step {e:,})", e) for i, e in enumerate(ends)]:
+            if step in records:
+                lines.append(f"| {run.name} | {label} | " + " | ".join(
+                    f"{records[step].get(HELDOUT_LOSS + t, float('nan')):.3f}" for t in tasks) + " |")
+    return lines or ["No held-out evaluation is on record yet."]
+
+
+def load_schedule_ends(config: dict) -> List[int]:
+    from ernie.pretrain.schedule import schedule_from_config
+    return list(schedule_from_config(config["schedule"], "schedule").stage_ends)
+
+
+def suite_means(out: Path, study: dict) -> Dict[str, Dict[str, float]]:
+    """init -> setting -> test mean, for the settings each initialisation has results on."""
+    found: Dict[str, Dict[str, float]] = {}
+    for m in measured(study):
+        for setting in suite_settings(study):
+            if setting.name in m.settings and (r := downstream.collect(out, setting, m.init.name)) and r["test"]:
+                found.setdefault(m.init.name, {})[setting.name] = statistics.fmean(r["test"])
+    return found
+
+
+def reading(out: Path, study: dict) -> List[str]:
+    """The goal's questions answered from the figures: continued against start on the suite mean
+    (settings both have), every initialisation against the floors, each task-adaptive model
+    against start on its own task."""
+    means = suite_means(out, study)
+    lines = []
+    start = means.get("start", {})
+    if "continued" in means:
+        shared = sorted(set(start) & set(means["continued"]))
+        if shared:
+            a = statistics.fmean(means["continued"][s] for s in shared)
+            b = statistics.fmean(start[s] for s in shared)
+            lines.append(f"- Continued against start, test mean over {len(shared)} setting(s) both have: "
+                         f"{100 * a:.1f} against {100 * b:.1f} ({100 * (a - b):+.1f} points): "
+                         + ("level or ahead, as the goal asks." if a >= b else "**behind**, against the goal."))
+    for m in measured(study):
+        if not m.init.name.startswith("tapt-"):
+            continue
+        mine = means.get(m.init.name, {})
+        shared = sorted(set(start) & set(mine))
+        if shared:
+            gains = [mine[s] - start[s] for s in shared]
+            lines.append(f"- {m.title} against start on its own task: "
+                         + ", ".join(f"{s} {100 * g:+.1f}" for s, g in zip(shared, gains))
+                         + (" points: at least 1 point ahead on each, as the goal asks." if min(gains) >= 0.01
+                            else " points: **not** 1 point ahead everywhere, against the goal."))
+    return lines or ["- No setting has results for the models to compare yet."]
+
+
+def comparison_plot(out: Path, study: dict, path: Path) -> Optional[str]:
+    """Per setting, each initialisation's test mean ± sd, and the floor as a grey line."""
+    settings = suite_settings(study)
+    inits = measured(study)
+    data = {(m.init.name, s.name): r for m in inits for s in settings
+            if s.name in m.settings and (r := downstream.collect(out, s, m.init.name)) and r["test"]}
+    if not data:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(1.6 * len(settings) + 2, 3.6))
+    width = 0.8 / len(inits)
+    for k, m in enumerate(inits):
+        xs, ys, es = [], [], []
+        for i, s in enumerate(settings):
+            if (m.init.name, s.name) in data:
+                test = data[(m.init.name, s.name)]["test"]
+                xs.append(i + (k - (len(inits) - 1) / 2) * width)
+                ys.append(100 * statistics.fmean(test))
+                es.append(100 * statistics.stdev(test) if len(test) > 1 else 0.0)
+        ax.errorbar(xs, ys, yerr=es, fmt="o", markersize=4, capsize=2, label=m.title, color=f"C{k}")
+    for i, s in enumerate(settings):
+        bar = downstream.floor(out, s)
+        test = bar.get("test", {}).get(s.metric) if "error" not in bar else None
+        if test is not None:
+            ax.hlines(100 * test, i - 0.45, i + 0.45, colors="grey", linestyles="--", linewidth=1)
+    ax.set_xticks(range(len(settings)), [s.name for s in settings], rotation=20, fontsize=8)
+    ax.set_ylabel("test score (points); floor dashed")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"![test score of each initialisation on each setting, mean and sd over seeds; floors dashed]({path.name})"
+
+
+def report(study: dict, doc: Path = DOC) -> None:
+    out = ROOT / study["output"] / "finetune"
+    inits = measured(study)
+    settings = suite_settings(study)
+    titles = {m.init.name: m.title for m in inits}
+    tables, findings = [], []
+    for setting in settings:
+        names = [m.init.name for m in inits if setting.name in m.settings]
+        table = downstream.comparison_table(out, [setting], names, titles, "start")
+        if len(table) > 2:
+            tables += [*table, ""]
+        findings += downstream.floor_findings(out, [setting], names, titles)
+    plot = comparison_plot(out, study, doc.with_name("continual.png"))
+    write_report(doc, fill(TEMPLATE, {
+        "study": _shown(STUDY_FILE),
+        "start": study["start"]["name"],
+        "recipe": _shown(ROOT / study["continued"]["pretrain"]),
+        "data": _shown(ROOT / study["continued"]["data"]),
+        "pretraining": pretraining_text(study),
+        "heldout": "\n".join(heldout_table(study)),
+        "growth": growth_text(study),
+        "reading": "\n".join(reading(out, study)),
+        "tables": "\n".join(tables) or "No setting has results for every initialisation measured on it yet.",
+        "floors": "\n".join(findings) or "- every initialisation with results beats its floor",
+        "plot": plot or "(the plot waits for the first results)",
+        "seeds": str(study["seeds"]), "close_seeds": str(study["close_seeds"]),
+        "grids": "; ".join(f"{k}: {', '.join(f'{v:g}' for v in vs)}" for k, vs in study["grids"].items()),
+        "finetune": ", ".join(study["finetune"]),
+    }))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studies.continual", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("pretrain", "finetune", "report"))
+    parser.add_argument("--only", nargs="+", help="pretrain: only these runs; finetune: only these initialisations")
+    parser.add_argument("--jobs", type=int, default=2, help="fine-tuning runs at once (default 2)")
+    args = parser.parse_args(argv)
+    study = load_study()
+    if args.command == "pretrain":
+        pretrain(study, args.only or ())
+    elif args.command == "finetune":
+        finetune(study, args.jobs, args.only or ())
+    else:
+        report(study)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""studies.continual read from run files: which initialisations need more seeds, the goal's
+questions answered from the figures, and seeds added at the chosen rate counted once, in order."""
+import json
+
+from studies import continual, downstream
+
+SETTING = downstream.Setting("review-sentiment-300", "review-sentiment", "data/review-sentiment", 300, 10)
+
+
+def write(out, init, lr, tests, dev=0.7, more=None):
+    run = out / SETTING.name / init / f"lr-{lr:g}" / (more or "")
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "metrics.json").write_text(json.dumps({"seeds": [{"dev": {"acc": dev}, "test": {"acc": t}} for t in tests]}))
+
+
+def test_initialisations_within_two_standard_deviations_are_close(tmp_path):
+    write(tmp_path, "start", 2e-5, [0.80, 0.82, 0.84])     # sd 0.02
+    write(tmp_path, "continued", 2e-5, [0.84, 0.85, 0.86])  # 0.03 above: within 2 x 0.02
+    write(tmp_path, "random", 1e-3, [0.60, 0.61, 0.62])    # far from both
+    assert continual.close_pairs(tmp_path, SETTING, ["start", "continued", "random"]) == ["continued", "start"]
+
+
+def test_more_seeds_join_the_chosen_rate_in_seed_order(tmp_path):
+    write(tmp_path, "start", 2e-5, [0.80], dev=0.9)
+    write(tmp_path, "start", 1e-4, [0.10], dev=0.5)  # not chosen: its dev is lower
+    write(tmp_path, "start", 2e-5, [0.81, 0.82], more="more")
+    write(tmp_path, "start", 2e-5, [0.83, 0.84], more="more-4")
+    found = downstream.collect(tmp_path, SETTING, "start")
+    assert found["lr"] == 2e-5 and found["test"] == [0.80, 0.81, 0.82, 0.83, 0.84]
+
+
+def test_the_reading_compares_with_the_start_model_on_shared_settings(tmp_path, monkeypatch):
+    study = continual.load_study()
+    study["settings"] = [SETTING.name]
+    monkeypatch.setattr(continual, "suite_settings", lambda s: [SETTING])
+    write(tmp_path, "start", 2e-5, [0.80, 0.80, 0.80])
+    write(tmp_path, "continued", 2e-5, [0.79, 0.79, 0.79])
+    write(tmp_path, "tapt-review-sentiment", 2e-5, [0.82, 0.82, 0.82])
+    lines = continual.reading(tmp_path, study)
+    assert lines[0].startswith("- Continued against start, test mean over 1 setting(s) both have: 79.0 against 80.0 "
+                               "(-1.0 points): **behind**")
+    assert lines[1] == ("- task-adaptive (review-sentiment texts) against start on its own task: review-sentiment-300 "
+                        "+2.0 points: at least 1 point ahead on each, as the goal asks.")

@@ -1,0 +1,307 @@
+"""No input silently lost: each input a user's corpus folder really holds (another encoding, a
+byte-order mark, a mistyped text_field, a JSON array, symlinks and their loops, archives and
+READMEs, one huge line, nothing readable at all) is read right or refused in one line."""
+import io
+import json
+import signal
+import tarfile
+import tracemalloc
+import zipfile
+from collections import Counter
+from contextlib import contextmanager
+
+import pytest
+import yaml
+
+from data_gen import documents
+from data_gen.__main__ import main
+from data_gen.config import DataConfig, DataConfigError
+from data_gen.documents import CorpusError, expand_inputs, read_documents
+from ernie_common.tokenization import SPECIAL_TOKENS
+
+TEXT = "The first sentence is here.\nA café serves coffee.\n\nAnother document starts.\nIt ends now.\n"
+
+
+def _texts(docs):
+    return [[s.text for s in d.sentences] for d in docs]
+
+
+class _TooLong(Exception):
+    """Not an OSError, which glob would swallow."""
+
+
+@contextmanager
+def _within(seconds):
+    """Fails a block that runs longer than `seconds` (a symlink loop followed without end)."""
+    def fail(*_):
+        raise _TooLong(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def vocab(tmp_path):
+    words = sorted({w.strip(".").lower() for w in TEXT.split()} | {"."})
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join([*SPECIAL_TOKENS, *words]) + "\n", encoding="utf-8")
+    return path
+
+
+def _make(tmp_path, vocab, capsys, **values):
+    """`python -m data_gen make` on a config of `values`: (exit status, stdout, stderr)."""
+    config = dict(vocab=str(vocab), output=str(tmp_path / "out"), tasks=["knowledge_masking"], max_seq_len=64,
+                  shards=1, **values)
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(config))
+    status = main(["make", "--config", str(tmp_path / "data.yaml"), "--quiet"])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# ---- encodings -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "gb18030"])
+def test_a_file_in_another_encoding_is_read_with_its_encoding(tmp_path, encoding):
+    text = TEXT.replace("café", {"latin-1": "café", "cp1252": "“café” €5", "gb18030": "咖啡馆"}[encoding])
+    path = tmp_path / "c.txt"
+    path.write_bytes(text.encode(encoding))
+    stats = Counter()
+    docs = list(read_documents([path], "text", "en", stats, encoding=encoding))
+    assert _texts(docs) == [[line for line in block.split("\n") if line] for block in text.split("\n\n")]
+    assert stats == Counter()
+
+
+def test_an_undecodable_line_is_an_error_naming_file_line_and_byte(tmp_path, vocab, capsys):
+    path = tmp_path / "c.txt"
+    path.write_bytes(TEXT.encode("latin-1"))
+    offset = TEXT.encode("latin-1").index("é".encode("latin-1"))
+    with pytest.raises(CorpusError, match=rf"c.txt: line 2, byte {offset} \(0xe9\): not utf-8 text: set encoding:"):
+        list(read_documents([path], "text", "en", Counter()))
+    status, out, err = _make(tmp_path, vocab, capsys, input=[str(path)])
+    assert status == 2 and err.count("\n") == 1 and err.startswith(f"error: {path}: line 2, byte {offset} ")
+
+
+def test_undecodable_lines_skipped_when_asked_are_counted_and_reported(tmp_path, vocab, capsys):
+    path = tmp_path / "c.txt"
+    path.write_bytes(TEXT.encode("latin-1"))
+    stats = Counter()
+    docs = list(read_documents([path], "text", "en", stats, on_decode_error="skip"))
+    assert _texts(docs) == [["The first sentence is here."], ["Another document starts.", "It ends now."]]
+    assert stats == Counter(undecodable_line=1)
+    status, out, _ = _make(tmp_path, vocab, capsys, input=[str(path)], on_decode_error="skip")
+    assert status == 0 and out.rstrip().endswith("undecodable_line 1")
+    assert json.loads((tmp_path / "out/manifest.json").read_text())["skipped_or_repaired"]["undecodable_line"] == 1
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"encoding": "utf-16"}, "encoding utf-16: files are read line by line as bytes"),
+    ({"encoding": "klingon"}, "encoding 'klingon' is not a text encoding Python knows"),
+    ({"on_decode_error": "ignore"}, "on_decode_error must be error or skip, got 'ignore'"),
+    ({"format": "parquet", "encoding": "latin-1"}, "encoding latin-1: parquet holds its text as UTF-8"),
+])
+def test_bad_decoding_settings_are_config_errors(tmp_path, vocab, values, message):
+    (tmp_path / "c.txt").write_text(TEXT)
+    with pytest.raises(DataConfigError, match=message):
+        DataConfig(input=[str(tmp_path / "c.txt")], vocab=str(vocab), output=str(tmp_path / "out"), **values)
+
+
+def test_utf16_text_is_refused_by_name(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_bytes(TEXT.encode("utf-16"))
+    for entry in (path, tmp_path):  # named, or found in a folder
+        with pytest.raises(CorpusError, match="c.txt: UTF-16 or UTF-32 text .*: convert it to UTF-8"):
+            expand_inputs([str(entry)])
+
+
+# ---- the byte-order mark, JSON --------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "peoples_daily"])
+def test_the_byte_order_mark_is_dropped(tmp_path, fmt):
+    body = {"text": TEXT, "jsonl": json.dumps({"text": "First record."}) + "\n" + json.dumps({"text": "Second."}),
+            "peoples_daily": "标题/n\n今天/t  好/a  。/w\n"}[fmt]
+    path = tmp_path / "c"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    stats = Counter()
+    docs = list(read_documents([path], fmt, "zh" if fmt == "peoples_daily" else "en", stats))
+    first = {"text": "The first sentence is here.", "jsonl": "First record.", "peoples_daily": "标题"}[fmt]
+    assert docs[0].doc_id == "c:1" and docs[0].sentences[0].text == first
+    assert stats == Counter()  # no malformed record, no control character removed
+
+
+@pytest.mark.parametrize("body", ['[{"text": "One."}, {"text": "Two."}]\n', '[\n  {"text": "One."},\n  {"text": "Two."}\n]\n'])
+def test_a_json_array_file_is_refused_by_name(tmp_path, body):
+    path = tmp_path / "c.json"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())  # a byte-order mark too, as Windows tools write it
+    with pytest.raises(CorpusError, match=r"c.json: holds a JSON array \(line 1 opens with '\['\), not a JSON object "
+                                          r"a line: convert it to jsonl, e.g. jq -c"):
+        list(read_documents([path], "jsonl", "en", Counter()))
+
+
+def test_a_mistyped_text_field_is_an_error_naming_the_fields(tmp_path, vocab, capsys, monkeypatch):
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(json.dumps({"id": k, "body": "Some text here."}) for k in range(2)) + "\n")
+    with pytest.raises(CorpusError, match=r"c.jsonl: no field 'text' in any of its 2 records \(fields: id, body\): "
+                                          "set text_field to the field that holds the text"):
+        list(read_documents([path], "jsonl", "en", Counter()))
+    assert _texts(read_documents([path], "jsonl", "en", Counter(), text_field="body")) == [["Some text here."]] * 2
+    status, _, err = _make(tmp_path, vocab, capsys, input=[str(path)], format="jsonl", text_field="txt")
+    assert status == 2 and err.count("\n") == 1 and "no field 'txt' in any of its 2 records (fields: id, body)" in err
+
+    # decided on the first records, before the rest of a big file is read
+    monkeypatch.setattr(documents, "FIELD_CHECK_RECORDS", 3)
+    late = tmp_path / "late.jsonl"
+    late.write_text("".join(json.dumps(r) + "\n" for r in [{"body": "x"}] * 3 + [{"text": "Late text."}]))
+    with pytest.raises(CorpusError, match="late.jsonl: no field 'text' in its first 3 records"):
+        list(read_documents([late], "jsonl", "en", Counter()))
+
+
+# ---- folders: symlinks, loops, what is not corpus -------------------------------------------------
+
+def test_symlinked_folders_are_read_and_loops_end(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "b.txt").write_text("B.\n")
+    corpus = tmp_path / "corpus"
+    (corpus / "real").mkdir(parents=True)
+    (corpus / "real" / "a.txt").write_text("A.\n")
+    (corpus / "linked").symlink_to(elsewhere)             # a symlinked sub-folder
+    (corpus / "real" / "up").symlink_to(corpus)           # two loops: glob's ** would go round them for ever
+    (corpus / "real" / "round").symlink_to(corpus / "real")
+    (corpus / "twice").symlink_to(elsewhere)              # a second path to a folder read already
+    (corpus / "gone.txt").symlink_to(tmp_path / "missing.txt")
+    (corpus / "z_link.txt").symlink_to(elsewhere / "b.txt")  # read once, as linked/b.txt
+    expected = [str(corpus / "linked/b.txt"), str(corpus / "real/a.txt")]
+    with _within(20):
+        for entry in (corpus, f"{corpus}/**/*.txt", f"{corpus}/**"):
+            skipped = []
+            assert expand_inputs([str(entry)], skipped=skipped) == expected
+            assert skipped == [(str(corpus / "gone.txt"), "a broken symlink"),
+                               (str(corpus / "real/round"), f"a symlink loop back to {corpus / 'real'}"),
+                               (str(corpus / "real/up"), f"a symlink loop back to {corpus}"),
+                               (str(corpus / "twice"), f"the same folder as {corpus / 'linked'}, read there")]
+
+
+def _zip_bytes():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("inside.txt", TEXT)
+    return buffer.getvalue()
+
+
+def _tar_gz(path):
+    with tarfile.open(path, "w:gz") as t:
+        t.add(path.parent / "a.txt", arcname="inside.txt")
+
+
+def test_what_is_not_corpus_is_skipped_with_why_and_hidden_files_ignored(tmp_path, vocab, capsys):
+    corpus = tmp_path / "corpus"
+    (corpus / ".git").mkdir(parents=True)
+    (corpus / "a.txt").write_text(TEXT)
+    (corpus / "README.md").write_text("# My corpus\nHow it was made.\n")
+    (corpus / "data.zip").write_bytes(_zip_bytes())
+    _tar_gz(corpus / "data.tar.gz")
+    (corpus / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (corpus / "weights").write_bytes(b"some text \x00\x01\x02 then binary")  # no telling name: its content
+    (corpus / ".hidden.txt").write_text("Not read.\n")
+    (corpus / ".git" / "config").write_text("[core]\n")
+    skipped = []
+    assert expand_inputs([str(corpus)], skipped=skipped) == [str(corpus / "a.txt")]
+    assert skipped == [(str(corpus / "README.md"), "a README, most likely not corpus text (name it in input: to read it)"),
+                       (str(corpus / "data.tar.gz"), "an archive (.tar.gz): unpack it to read its files"),
+                       (str(corpus / "data.zip"), "an archive (.zip): unpack it to read its files"),
+                       (str(corpus / "photo.png"), "not text (.png)"),
+                       (str(corpus / "weights"), "not text (it holds NUL bytes)")]
+    assert expand_inputs([str(corpus / "README.md")]) == [str(corpus / "README.md")]  # named: read
+    with pytest.raises(CorpusError, match=r"input: .*data.zip is an archive \(.zip\): unpack it to read its files"):
+        expand_inputs([str(corpus / "data.zip")])
+    assert expand_inputs([str(corpus / "weights")], fmt="parquet") == [str(corpus / "weights")]  # binary is parquet's
+
+    status, out, _ = _make(tmp_path, vocab, capsys, input=[str(corpus)])
+    assert status == 0 and f"skipped {corpus / 'data.zip'}: an archive (.zip)" in out  # as it is skipped
+    *_, corpus_line, last = out.rstrip().split("\n")  # and at the end of the report (nothing else skipped)
+    assert corpus_line.startswith("corpus (layout sentence_per_line): 2 documents")
+    assert last.startswith(f"skipped 5 input file(s): {corpus / 'README.md'}: a README") and last.endswith("; and 2 more")
+    manifest = json.loads((tmp_path / "out/manifest.json").read_text())
+    assert [s["file"] for s in manifest["skipped_inputs"]] == [path for path, _ in skipped]
+
+
+def test_a_folder_of_nothing_to_read_is_an_error_saying_why(tmp_path):
+    (tmp_path / "README").write_text("About.\n")
+    (tmp_path / "x.zip").write_bytes(_zip_bytes())
+    with pytest.raises(CorpusError, match=rf"input: folder {tmp_path} holds no files to read \(skipped: "
+                                          rf"{tmp_path / 'README'}: a README"):
+        expand_inputs([str(tmp_path)])
+
+
+# ---- one huge line --------------------------------------------------------------------------------
+
+def test_a_huge_line_is_cut_as_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(documents, "MAX_LINE_CHARS", 1000)  # lines are read 4000 bytes at a time
+    path = tmp_path / "c.txt"
+    huge = "€" * 300_000  # 900 KB: read whole, memory would grow with it; and cut inside a character
+    path.write_text(f"{huge}\n\nNext document.\n", encoding="utf-8")
+    stats = Counter()
+    tracemalloc.start()
+    try:
+        docs = list(read_documents([path], "text", "zh", stats))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200_000, peak
+    assert "".join(_texts(docs)[0]) == "€" * 1000 and docs[1].doc_id == "c.txt:3"
+    assert stats == Counter(line_over_1M_chars_truncated=1)
+
+    # byte offsets count what was read past
+    path.write_bytes(b"x" * 10_000 + b"\nab\xff\n")
+    with pytest.raises(CorpusError, match=r"c.txt: line 2, byte 10,003 \(0xff\)"):
+        list(read_documents([path], "text", "en", Counter()))
+
+
+def test_a_huge_jsonl_record_is_skipped_and_counted(tmp_path, monkeypatch):
+    monkeypatch.setattr(documents, "MAX_RECORD_BYTES", 1000)
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": "Huge. " * 1000}) + "\n" + json.dumps({"text": "Small one."}) + "\n")
+    stats = Counter()
+    assert _texts(read_documents([path], "jsonl", "en", stats)) == [["Small one."]]
+    assert stats == Counter(json_line_over_40MB_skipped=1)
+
+
+# ---- a corpus of no document ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["empty", "blank", "undecodable"])
+def test_a_corpus_of_no_document_is_an_error_naming_the_inputs(tmp_path, vocab, capsys, case):
+    path = tmp_path / "c.txt"
+    path.write_bytes({"empty": b"", "blank": b"\n\n  \n", "undecodable": b"bad \xff\n\xe9t\xe9\n"}[case])
+    status, _, err = _make(tmp_path, vocab, capsys, input=[str(path)], on_decode_error="skip")
+    why = {"empty": "not a line of text", "blank": "skipped or repaired: empty_document 2",
+           "undecodable": "skipped or repaired: undecodable_line 2"}[case]
+    assert status == 2 and err == f"error: no document in {path} ({why}): check the config's format, text_field, " \
+                                  "layout and encoding\n"
+    assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+
+
+# ---- a fine-tuning task's texts as the corpus ------------------------------------------------------
+
+def test_a_tasks_training_texts_are_the_corpus_labels_dropped(tmp_path, vocab):
+    """`labelled_texts`: train.tsv's text_a (and text_b, a second paragraph) read, its labels never."""
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "train.tsv").write_text("label\ttext_a\ttext_b\npositive\tThe first sentence is here.\tIt ends now.\n"
+                                    "negative\tA café serves coffee.\tAnother document starts.\nbroken row\n",
+                                    encoding="utf-8")
+    config = DataConfig(input=["unused"], vocab=str(vocab), output=str(tmp_path / "out"), tasks=["knowledge_masking"],
+                        labelled_texts=str(task))
+    stats = Counter()
+    docs = list(config.documents(config.files, stats))
+    assert [[[s.text for s in p] for p in d.paragraphs] for d in docs] == [
+        [["The first sentence is here."], ["It ends now."]], [["A café serves coffee."], ["Another document starts."]]]
+    assert stats["tsv_row_wrong_column_count"] == 1
+    with pytest.raises(DataConfigError, match=r"labelled_texts: .*missing/train.tsv not found .*data_gen fetch"):
+        DataConfig(input=["unused"], vocab=str(vocab), output=str(tmp_path / "out"), labelled_texts=str(tmp_path / "missing"))
+    (task / "train.tsv").write_text("label\tsentence\npositive\tx\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"no column 'text_a' \(text_field\); it has \['label', 'sentence'\]"):
+        list(config.documents(config.files, Counter()))

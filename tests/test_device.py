@@ -1,0 +1,31 @@
+"""Each rank on its own device (`propeller.device`): the choice made from the variables
+`paddle.distributed.launch` sets for each process, as Paddle's own `ParallelEnv` reads them."""
+import pytest
+
+from propeller.device import SELECTED_GPUS, DeviceError, device_choice
+
+
+def launcher_env(rank: int, selected: str) -> dict:
+    """What the launcher sets for process `rank` of a node (paddle/distributed/launch/controllers/collective.py)."""
+    return {"PADDLE_TRAINER_ID": str(rank), "PADDLE_LOCAL_RANK": str(rank), "PADDLE_TRAINERS_NUM": "8",
+            SELECTED_GPUS: selected}
+
+
+def test_eight_ranks_of_a_node_take_eight_gpus():
+    assert [device_choice(launcher_env(r, str(r)), gpus=8) for r in range(8)] == [("gpu", r) for r in range(8)]
+
+
+def test_one_process_given_several_gpus_takes_the_first_and_no_launcher_means_gpu_0():
+    assert device_choice(launcher_env(0, "2,3"), gpus=4) == ("gpu", 2)
+    assert device_choice({}, gpus=2) == ("gpu", 0)
+
+
+def test_a_cpu_build_or_a_machine_without_gpus_runs_on_the_cpu():
+    assert device_choice(launcher_env(3, "3"), gpus=0) == ("cpu", 0)
+    assert device_choice({}, gpus=0) == ("cpu", 0)
+
+
+@pytest.mark.parametrize("selected", ["8", "gpu1"])
+def test_an_assignment_this_process_cannot_use_is_refused_by_name(selected):
+    with pytest.raises(DeviceError, match=f"FLAGS_selected_gpus='{selected}'"):
+        device_choice(launcher_env(0, selected), gpus=8)
