@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     make.add_argument("--output", help="output directory (overrides the config)")
     make.add_argument("--quiet", action="store_true", help="no progress bar")
     make.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a config key (shards=8, task_options.knowledge_masking.mask_ratio=0.15)")
+                      help="override a config key (shards=8; a task's option: task_options.TASK.OPTION=VALUE)")
     make.add_argument("--prepare", action="store_true",
                       help="for a corpus made in parts: compute the statistics every part shares "
                            "(knowledge masking's phrases) once, into OUTPUT/corpus_states.json")

@@ -15,8 +15,15 @@ overrides the hooks its level and its source of examples need:
                     distance: the segment's task is drawn among these tasks, `text_task`),
                     `chunk_examples` mines examples from the chunk's documents (discourse),
                     `corpus_examples` from a source of its own after the corpus (IR's click log);
-  reading: `batch_labels` turns the examples of a batch into the task's label feeds;
+  reading: `batch_labels` turns the examples of a batch into the task's label feeds, and
+           `stream_seed` seeds the reading order of a sentence-level task's examples;
   inspect: `describe` decodes an example's labels for a person.
+
+What pre-training asks of a task besides its examples is asked here too, so that no module of the
+framework names a task: the head gets the options of the reader's object (`ernie.pretrain.model`:
+one options object per task and run), the memory estimate sizes the logits a head computes over
+the vocabulary by `vocab_logits_share`, and the run's summary sets the final loss of a task that
+predicts the corpus's tokens against the shards' unigram entropy (`compared_with_unigram_entropy`).
 """
 from __future__ import annotations
 
@@ -103,6 +110,10 @@ class DataTask:
     text_task: ClassVar[bool] = False
     languages: ClassVar[Tuple[str, ...]] = ("en", "zh")
     description: ClassVar[str] = ""
+    # Whether the run's summary sets the task's final loss against the unigram entropy of the
+    # shards' tokens (`<name>_over_entropy`, `ernie.pretrain.log.summary`): the loss of a model
+    # that knows only how often each token occurs, the baseline of a task that predicts tokens.
+    compared_with_unigram_entropy: ClassVar[bool] = False
     spec: ClassVar[TaskSpec]
     module: ClassVar[str]
     options_type: ClassVar[Type[TaskOptions]]
@@ -189,6 +200,22 @@ class DataTask:
         """The feeds of a batch in which the task is off: no labels (-1)."""
         dims = {1: (n,), 2: (n, length)}  # a feed is [B] or [B, T]
         return {name: np.full(dims[len(shape)], -1, np.int64) for name, (shape, _) in self.feed_specs().items()}
+
+    def stream_seed(self) -> int:
+        """What seeds the reading order of a sentence-level task's stream of examples in the
+        pre-training reader: its epochs' permutations, its length pools and its held-out draw
+        (the plain segments' stream is 0). It decides which examples a run reads, and a resumed
+        run's: it must not change once a task has trained. The default is the task's id - 2, the
+        streams' numbering since sentence reordering (id 3) was the first sentence task (1)."""
+        return self.task_id - 2
+
+    # ---- pre-training ----------------------------------------------------------------------
+    def vocab_logits_share(self) -> float:
+        """The share of a batch's tokens at which the task's head computes logits over the whole
+        vocabulary (a masked LM's masked positions, from its options): what sizes those logits
+        in a device's memory estimate (`ernie.pretrain.memory`). 0 (the default) for a head of
+        a few classes, whose outputs take next to nothing."""
+        return 0.0
 
     # ---- inspect ---------------------------------------------------------------------------
     def describe(self, example: Example, tokens: List[str], original: List[str], manifest: dict) -> Dict[str, Any]:

@@ -820,31 +820,3 @@ def warn_layouts(paths: Sequence[str], how: Reading, shown: int = 5) -> List[dic
               "layout_warnings lists them all", file=sys.stderr)
     return found
 
-
-@dataclass(frozen=True)
-class Click:
-    query: str
-    title: str
-    clicks: int
-    impressions: int
-
-
-def read_click_log(path: Path, stats: Counter) -> List[Click]:
-    """`query<TAB>title<TAB>clicks<TAB>impressions`, integers >= 0, clicks <= impressions."""
-    records = []
-    for lineno, line in _lines(Path(path), stats):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        try:
-            if len(fields) != 4:
-                raise ValueError
-            query, title = fields[0].strip(), fields[1].strip()
-            clicks, impressions = int(fields[2]), int(fields[3])
-            if not query or not title or clicks < 0 or impressions < clicks:
-                raise ValueError
-        except ValueError:
-            stats["malformed_click_log_line"] += 1
-            continue
-        records.append(Click(query, title, clicks, impressions))
-    return records

@@ -7,6 +7,14 @@ corpus's segmentation (People's Daily) or of jieba's, whose basic masking unit i
 Words are identified by their lower-cased text through a `Lexicon`, so the tasks compare
 integers. Every task labels the whole chunk with array operations; Python loops run over
 distinct words, sentences and examples, never over tokens.
+
+What a chunk holds of a word is what the text says of it, for any task to read: its lower-cased
+text, its case and the part-of-speech tag its corpus gave it (what a tag means to a task, e.g.
+which tags are entities, is that task's). The case is read here, once per distinct cased word in
+the tokenizer's cache, rather than in the tasks that use it (capitalization's labels, English
+entities of knowledge masking): a task reading it from the text would touch every word of every
+chunk again. The lexicon's flags (stop word, content word, several characters) are kept per
+distinct word for the same reason.
 """
 from __future__ import annotations
 
@@ -22,10 +30,7 @@ from ernie_common.tokenization import SentencePieceTokenizer
 from .documents import Sentence
 from .pieces import PieceTokenizer, intern_slices
 
-NO_TAG, PERSON, OTHER_ENTITY = 0, 1, 2
-# People's Daily tags: consecutive person-name parts (nr) form one name; places (ns),
-# organisations (nt) and other proper nouns (nz) are entities of one word.
-_TAG_CLASS = {"nr": PERSON, "ns": OTHER_ENTITY, "nt": OTHER_ENTITY, "nz": OTHER_ENTITY}
+NO_TAG = ""  # the tag of a word its corpus did not tag (raw text, segmented by jieba)
 STOPWORD, CONTENT, MULTI_CHARACTER = 1, 2, 4  # Lexicon.flags bits
 _LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 
@@ -84,7 +89,8 @@ class TokenizedChunk:
     word_sentence: np.ndarray    # int64 [W] the sentence of each word, -1 for a dropped one
     lexeme: np.ndarray           # int64 [W] the word's lower-cased text in the lexicon
     case: np.ndarray             # int8 [W] 1 capitalised, 0 lower-case, -1 no cased letter
-    tag: np.ndarray              # int8 [W] NO_TAG, PERSON or OTHER_ENTITY
+    tag: np.ndarray              # int32 [W] the word's part-of-speech tag in its corpus, as an index of tag_names
+    tag_names: Tuple[str, ...]   # the chunk's distinct tags
     lexicon: Lexicon
     # A Chinese corpus word can have no token of its own (a token of the subword tokenizer may
     # straddle two corpus words): it still occurs in its sentence.
@@ -135,6 +141,10 @@ class TokenizedChunk:
                        word_sentence=word_sentence, lexeme=np.repeat(self.lexeme, copies),
                        case=np.repeat(self.case, copies), tag=np.repeat(self.tag, copies)), source
 
+    def tagged(self, tags: Set[str]) -> np.ndarray:
+        """bool [W]: the words whose corpus tag is one of `tags`."""
+        return np.isin(self.tag, [i for i, name in enumerate(self.tag_names) if name in tags])
+
 
 class ChunkTokenizer:
     """Tokenizes the sentences of a chunk into one `TokenizedChunk` for one language, with any
@@ -166,8 +176,8 @@ class ChunkTokenizer:
         facts = intern_slices(stream.joined, stream.starts[first], stream.ends[last], self._surface, self._surface_facts)
         word_sentence = np.searchsorted(stream.text_tokens, first, side="right") - 1
         return TokenizedChunk(stream.ids, word, stream.word_start, stream.word_start, stream.text_tokens,
-                              word_sentence, facts >> 2, ((facts & 3) - 1).astype(np.int8), np.zeros(len(first), np.int8),
-                              self.lexicon)
+                              word_sentence, facts >> 2, ((facts & 3) - 1).astype(np.int8),
+                              np.zeros(len(first), np.int32), (NO_TAG,), self.lexicon)
 
     def _surface_facts(self, surfaces: List[str]) -> List[int]:
         """4 * lexeme + case + 1 of cased English words."""
@@ -183,7 +193,7 @@ class ChunkTokenizer:
             jieba.setLogLevel(60)
             self._jieba = jieba
         words = [w for w in self._jieba.cut(sentence.text, HMM=True) if w]
-        return words, [""] * len(words)
+        return words, [NO_TAG] * len(words)
 
     def _chinese(self, sentences: Sequence[Sentence]) -> TokenizedChunk:
         words: List[str] = []
@@ -212,8 +222,9 @@ class ChunkTokenizer:
         word_start = np.ones(len(word), bool)
         word_start[1:] = word[1:] != word[:-1]
         lexeme = self.lexicon.ids([w.lower() for w in words])
-        tag = np.fromiter((_TAG_CLASS.get(t, NO_TAG) for t in tags), np.int8, len(tags))
+        tag_names = tuple(dict.fromkeys(tags))
+        tag = np.fromiter(map({t: i for i, t in enumerate(tag_names)}.__getitem__, tags), np.int32, len(tags))
         # characters are the basic unit; a Latin word or number inside Chinese text stays whole
         return TokenizedChunk(stream.ids, word, word_start, ~self.continuation[stream.ids], stream.text_tokens,
                               np.repeat(np.arange(len(sentences)), counts), lexeme,
-                              np.full(len(words), -1, np.int8), tag, self.lexicon)
+                              np.full(len(words), -1, np.int8), tag, tag_names, self.lexicon)

@@ -16,14 +16,18 @@ the task is: its `name`, the key used in configs, shards, logs and checkpoints; 
 `task_id`, which is the row of the task embedding and the code stored in shards; its `level`,
 token or sentence; the per-token label arrays it stores. Nothing outside a task's module names
 the task: generation, shards, the reader, the heads and `inspect` loop over the tasks a config
-selects, and a task's settings and files are its options.
+selects, a task's settings and files are its options, and whatever else the framework asks of a
+task (its stream's seed, the logits it adds to the memory estimate, what the summary sets its loss
+against) is a hook of `DataTask` with a default, so a user's task needs none of them
+(`tests/test_task_names.py` fails on a built-in task's name in the framework's code).
 
 Options are a `TaskOptions` dataclass, read from the data config's `task_options:` mapping under
 the task's name and checked by the typed config loader (`ernie_common.configfile`); a field made
 with `resource()` names a file the task reads, which the data config checks exists and the
 shards' fingerprint hashes. The registry holds classes only: each run builds its task objects
 from their options (`data_gen.generate.build_tasks`, `recorded_tasks`), so no state is shared
-between runs or kept from import.
+between runs or kept from import; a pre-training run gives each task's head the options object
+its reader's task holds (`ernie.pretrain.model.ErnieForPretraining(options=...)`).
 
 Modules are found by name: the built-in tasks are listed in `BUILTIN` (module paths, imported on
 first use, exactly as a user's modules are), and a config adds its own with `task_modules:` (an

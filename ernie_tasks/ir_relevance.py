@@ -11,18 +11,49 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from data_gen.data_task import DataTask
-from data_gen.documents import Click, read_click_log
+from data_gen.documents import _lines
 from data_gen.examples import TokenTable
 from ernie.pretrain.task_head import LinearHead
 from ernie_common.tasks import SENTENCE, TaskOptions, register, resource
 
 STRONG, WEAK, IRRELEVANT = 0, 1, 2
 CLASS_NAMES = ("clicked", "shown_not_clicked", "random_title")
+
+
+@dataclass(frozen=True)
+class Click:
+    query: str
+    title: str
+    clicks: int
+    impressions: int
+
+
+def read_click_log(path: Path, stats: Counter) -> List[Click]:
+    """`query<TAB>title<TAB>clicks<TAB>impressions`, integers >= 0, clicks <= impressions. Lines
+    are read and cleaned as a corpus's are (`data_gen.documents`); a malformed one is counted."""
+    records = []
+    for _, line in _lines(Path(path), stats):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        try:
+            if len(fields) != 4:
+                raise ValueError
+            query, title = fields[0].strip(), fields[1].strip()
+            clicks, impressions = int(fields[2]), int(fields[3])
+            if not query or not title or clicks < 0 or impressions < clicks:
+                raise ValueError
+        except ValueError:
+            stats["malformed_click_log_line"] += 1
+            continue
+        records.append(Click(query, title, clicks, impressions))
+    return records
 
 
 def relevance_pairs(log: Sequence[Click], rng: np.random.Generator, stats: Counter

@@ -32,12 +32,15 @@ import numpy as np
 from data_gen.data_task import DataTask
 from data_gen.examples import MASK_FIELDS
 from data_gen.generate import load_stopwords
-from data_gen.tokenized import MULTI_CHARACTER, OTHER_ENTITY, PERSON, STOPWORD, TokenizedChunk
+from data_gen.tokenized import MULTI_CHARACTER, STOPWORD, TokenizedChunk
 from ernie.model import param_names as names
 from ernie.pretrain.task_head import TaskHead
 from ernie_common.tasks import TOKEN, TaskOptions, register, resource
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+# People's Daily tags: consecutive person-name parts (nr) form one name; places (ns),
+# organisations (nt) and other proper nouns (nz) are entities of one word.
+PERSON_TAGS, ENTITY_TAGS = {"nr"}, {"ns", "nt", "nz"}
 
 
 class Collocations:
@@ -235,8 +238,8 @@ def knowledge_segments(chunk: TokenizedChunk, lang: str, phrase_pairs: np.ndarra
             chosen = at[(at - np.repeat(starts, ends - starts)) % 2 == 0]
             units.add(chosen, chosen + 2, "phrase_units")
     else:
-        starts, ends = _runs((chunk.tag == PERSON) & kept, first)
-        single = np.flatnonzero((chunk.tag == OTHER_ENTITY) & kept)
+        starts, ends = _runs(chunk.tagged(PERSON_TAGS) & kept, first)
+        single = np.flatnonzero(chunk.tagged(ENTITY_TAGS) & kept)
         units.add(np.concatenate([starts, single]), np.concatenate([ends, single + 1]), "entity_units")
         multi = np.flatnonzero(((flags & MULTI_CHARACTER) > 0) & kept & ~units.taken)
         units.add(multi, multi + 1, "phrase_units")
@@ -387,6 +390,7 @@ class KnowledgeMasking(DataTask):
     name, task_id, level = "knowledge_masking", 0, TOKEN
     label_fields = ("seg_basic", "seg_knowledge")
     description = "the tokens of masked words, phrases and entities (word-aware)"
+    compared_with_unigram_entropy = True  # it predicts the masked tokens
 
     # ---- data generation: unit boundaries, and masking when it is done offline ---------------
     def prepare(self, config, read_corpus) -> List[Tuple[str, str]]:
@@ -482,6 +486,10 @@ class KnowledgeMasking(DataTask):
     def no_labels(self, n, length) -> dict:
         # a gather of nothing is not allowed: gather row 0 and ignore its label
         return {"mask_pos": np.zeros(1, np.int64), "mask_label": np.full(1, -1, np.int64)}
+
+    def vocab_logits_share(self) -> float:
+        """The masked positions: about `mask_ratio` of the tokens (that share of the units, each masked whole)."""
+        return self.options.mask_ratio
 
     # ---- inspect -------------------------------------------------------------------------------
     def describe(self, example, tokens, original, manifest) -> dict:

@@ -2,10 +2,11 @@ from collections import Counter
 
 import pytest
 
-from data_gen.documents import read_click_log, read_documents
+from data_gen.documents import read_documents
 from data_gen.fetch import CORPORA
 from data_gen.labelled import bmes_to_bio, parse_char_per_line
 from data_gen.registry import FetchError
+from ernie_tasks.ir_relevance import read_click_log
 
 
 def test_jsonl_both_shapes_and_bad_lines(tmp_path):

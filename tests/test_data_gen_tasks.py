@@ -5,13 +5,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from data_gen.documents import Click, Sentence
+from data_gen.documents import Sentence
 from data_gen.tokenized import ChunkTokenizer, Lexicon
 from ernie_common.tokenization import FullTokenizer
 from ernie_tasks import knowledge_masking as km
 from ernie_tasks.capitalization import case_labels
 from ernie_tasks.discourse_relation import MarkerList
-from ernie_tasks.ir_relevance import IRRELEVANT, STRONG, WEAK, relevance_pairs
+from ernie_tasks.ir_relevance import IRRELEVANT, STRONG, WEAK, Click, relevance_pairs
 from ernie_tasks.sentence_distance import ADJACENT, OTHER_DOCUMENT, SAME_DOCUMENT, choose_pair
 from ernie_tasks.sentence_reordering import class_permutation, num_classes, permutation_class, split_and_shuffle
 from ernie_tasks.token_document import token_document_labels

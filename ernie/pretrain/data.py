@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -138,6 +138,12 @@ class PretrainingData:
         seed = [self.seed, registry.get(task).task_id, 1 << 22]
         return [self._feeds(batch, [*seed, k], [task], task_order, task_id) for k, batch in enumerate(batches)]
 
+    @property
+    def options(self) -> Dict[str, registry.TaskOptions]:
+        """Each task's options as the shards' manifest records them: the objects this reader's
+        tasks hold, which the run's heads are given too (`ErnieForPretraining(options=...)`)."""
+        return {name: task.options for name, task in self.tasks.items()}
+
     def stream_for(self, task: str) -> str:
         return PLAIN_STREAM if registry.get(task).level == registry.TOKEN else task
 
@@ -159,11 +165,10 @@ class PretrainingData:
             cached = self._orders[stream] = (epoch, order)
         return cached[1]
 
-    @staticmethod
-    def _stream_id(stream: str) -> int:
-        """0 for the plain stream, a sentence task's id - 2 for its own (reordering, id 3, reads in
-        the order it always has read in: 1)."""
-        return 0 if stream == PLAIN_STREAM else registry.get(stream).task_id - 2
+    def _stream_id(self, stream: str) -> int:
+        """What seeds a stream's reading order: 0 for the plain stream, a sentence task's own seed
+        for its stream (`DataTask.stream_seed`)."""
+        return 0 if stream == PLAIN_STREAM else self.tasks[stream].stream_seed()
 
     def _advance(self, stream: str) -> None:
         epoch, index = self.position[stream]
@@ -263,16 +268,23 @@ class PretrainingData:
         self.pools = {name: state.get("pools", {}).get(name, 0) for name in self.streams}
 
 
-def batch_fill(shards: Path, batch_tokens: int, batches: int, length_pool: int, task: str = "knowledge_masking") -> dict:
+def batch_fill(shards: Path, batch_tokens: int, batches: int, length_pool: int, task: Optional[str] = None) -> dict:
     """How full the reader's first `batches` batches of `task` are: real tokens a batch (`real`),
     their share of the padded positions (`fill`) and the seconds the reading took (`seconds`,
-    masking and padding included). What `length_pool` buys on a corpus, measured."""
+    masking and padding included). What `length_pool` buys on a corpus, measured. The default
+    task is the shards' first token-level one: its batches are the plain segments."""
     import time
 
     from ernie_common.tokenization import first_normal_id, load_vocab
     vocab = load_vocab(json.loads((Path(shards) / MANIFEST).read_text(encoding="utf-8"))["vocab"]["path"])
     data = PretrainingData(shards, 1, batch_tokens, vocab["[PAD]"], vocab["[MASK]"], first_normal_id(vocab),
                            length_pool=length_pool)
+    if task is None:
+        token_tasks = [name for name, t in data.tasks.items() if t.level == registry.TOKEN]
+        if not token_tasks:
+            raise ValueError(f"{shards}: the shards hold no token-level task, whose plain segments are read "
+                             "by default: name a task")
+        task = token_tasks[0]
     real = padded = 0
     start = time.perf_counter()
     for step in range(batches):

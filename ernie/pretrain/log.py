@@ -1,6 +1,6 @@
-"""A pre-training run's `log.jsonl`: reading its records, and each task's final loss set against
+"""A pre-training run's `log.jsonl`: reading its records, and each task's final loss, set against
 the unigram entropy of the shards' tokens (what a masked LM that knows only token frequencies
-scores)."""
+scores) for the tasks that predict tokens (`DataTask.compared_with_unigram_entropy`)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,10 @@ import statistics
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ernie_common import tasks as registry
+
 FINAL_WINDOW = 5  # logging records a task's final loss is averaged over
-KNOWLEDGE_MASKING = "knowledge_masking"  # the task whose loss is set against the unigram entropy
+OVER_ENTROPY = "_over_entropy"  # `<task>_over_entropy`: a task's final loss over the unigram entropy
 
 
 def read_log(run_dir) -> List[dict]:
@@ -39,9 +41,19 @@ def training_records(records: List[dict]) -> List[dict]:
     return [r for r in records if not any(k.startswith(HELDOUT_LOSS) for k in r)]
 
 
+def compared_with_unigram_entropy(task: str) -> bool:
+    """Whether the summary sets `task`'s loss against the unigram entropy, as the task says; a
+    task whose module is not loaded here (a user's, in a log read alone) is not compared."""
+    try:
+        return registry.get(task).compared_with_unigram_entropy
+    except registry.TaskError:
+        return False
+
+
 def summary(records: List[dict], unigram_entropy: Optional[float]) -> Dict:
-    """Each task's final loss and accuracy; knowledge masking's also as a share of the entropy;
-    the last held-out evaluation's losses and accuracies, where the run had one."""
+    """Each task's final loss and accuracy; the last held-out evaluation's losses and accuracies,
+    where the run had one; and, for each task that predicts tokens, its final loss as a share of
+    the entropy (`<task>_over_entropy`)."""
     heldout = heldout_records(records)
     records = training_records(records)
     tasks = sorted({k[:-5] for r in records for k in r if k.endswith("/loss")})
@@ -54,16 +66,16 @@ def summary(records: List[dict], unigram_entropy: Optional[float]) -> Dict:
         out["heldout_loss"] = {k[len(HELDOUT_LOSS):]: v for k, v in last.items() if k.startswith(HELDOUT_LOSS)}
         out["heldout_accuracy"] = {k[len(HELDOUT_ACCURACY):]: v for k, v in last.items()
                                    if k.startswith(HELDOUT_ACCURACY)}
-    km = out["final_loss"].get(KNOWLEDGE_MASKING)
-    if km is not None and unigram_entropy:
-        out["knowledge_masking_over_entropy"] = km / unigram_entropy
+    for task, loss in out["final_loss"].items():
+        if loss is not None and unigram_entropy and compared_with_unigram_entropy(task):
+            out[task + OVER_ENTROPY] = loss / unigram_entropy
     return out
 
 
 def summary_line(values: Dict) -> Optional[str]:
-    ratio = values.get("knowledge_masking_over_entropy")
-    if ratio is None:
-        return None
-    return (f"knowledge masking: final loss {values['final_loss'][KNOWLEDGE_MASKING]:.3f} nats = {ratio:.3f} x "
-            f"the unigram entropy of its tokens ({values['unigram_entropy']:.3f} nats; mean of the last "
-            f"{FINAL_WINDOW} logged windows)")
+    """A line for each task whose final loss the summary set against the unigram entropy."""
+    lines = [f"{task.replace('_', ' ')}: final loss {loss:.3f} nats = {values[task + OVER_ENTROPY]:.3f} x the "
+             f"unigram entropy of its tokens ({values['unigram_entropy']:.3f} nats; mean of the last "
+             f"{FINAL_WINDOW} logged windows)"
+             for task, loss in values.get("final_loss", {}).items() if task + OVER_ENTROPY in values]
+    return "\n".join(lines) or None

@@ -10,15 +10,21 @@ cluster is rented, printed by `python -m ernie.pretrain --config CONFIG --print-
   with dropout), twice that in float32; with recompute, each layer keeps only its 16-bit (or
   32-bit) input and one layer's activations are alive at a time.
 - The masked-LM output: the logits over the vocabulary and their gradient, in float32, at the
-  masked positions (the mask ratio of knowledge masking's options in the shards' config).
+  share of a batch's tokens where the heads of the run's tasks predict a token of the vocabulary
+  (`DataTask.vocab_logits_share`, from the options the shards' manifest records, or the tasks'
+  defaults where there are no shards yet).
 Allocator slack, the framework's workspace and the collective buffers are not counted: leave a
 fifth of the device free.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
 
 from ernie.model.config import ErnieConfig
+from ernie.pretrain.schedule import schedule_from_config
 from ernie_common import tasks as registry
 
 GB = 1 << 30
@@ -54,9 +60,11 @@ class MemoryEstimate:
 
 
 def estimate(config: ErnieConfig, micro_tokens: int, seq_len: int, amp: str, accumulate: int,
-             recompute: bool, mask_ratio: float) -> MemoryEstimate:
+             recompute: bool, vocab_logits_share: float) -> MemoryEstimate:
     """The memory one device needs for micro-batches of `micro_tokens` tokens (batch size x
-    sequence length) of sequences up to `seq_len`; `amp` is off, fp16 or bf16."""
+    sequence length) of sequences up to `seq_len`; `amp` is off, fp16 or bf16;
+    `vocab_logits_share`: the share of the tokens at which the heads compute logits over the
+    vocabulary."""
     n = parameter_count(config)
     half = amp in ("fp16", "bf16")
     weights = n * (16 + (4 if accumulate > 1 else 0) + (2 if half else 0))
@@ -67,35 +75,42 @@ def estimate(config: ErnieConfig, micro_tokens: int, seq_len: int, amp: str, acc
         activations = layers * micro_tokens * h * 2 * width + per_layer
     else:
         activations = layers * per_layer
-    masked = mask_ratio * micro_tokens
+    masked = vocab_logits_share * micro_tokens
     logits = masked * config.vocab_size * 4 * 2
     return MemoryEstimate(n, float(weights), float(activations), float(logits))
 
 
-ASSUMED = {"vocab_size": 30522, "max_seq_len": 512, "mask_ratio": 0.15}  # where no shards say otherwise
+ASSUMED = {"vocab_size": 30522, "max_seq_len": 512}  # where no shards say otherwise
 
 
-def scale_report(config, ranks=(1, 8, 64)) -> list:
+def vocab_logits_share(config, manifest: Optional[dict], where: str) -> float:
+    """The share of a batch's tokens at which the heads of a `PretrainConfig`'s tasks compute
+    logits over the vocabulary, each task built with the options `manifest` records (None: with
+    its defaults). Summed over the tasks: heads of tasks trained together compute theirs in the
+    same step."""
+    registry.load_modules(config.task_modules)
+    tasks = registry.resolve(schedule_from_config(config.schedule, "schedule").tasks)
+    objects = (registry.recorded_tasks(tasks, manifest["config"], where) if manifest is not None
+               else [task(task.options_type()) for task in tasks])
+    return sum(task.vocab_logits_share() for task in objects)
+
+
+def scale_report(config, ranks=(1, 8, 64)) -> List[str]:
     """Lines for `--print-schedule`: a `PretrainConfig`'s batch and per-device memory at each of
-    `ranks` devices, with the vocabulary, sequence length and mask ratio of its shards where they
-    exist (else the values of `ASSUMED`, said so)."""
-    import json
-    from pathlib import Path
+    `ranks` devices, with the vocabulary, sequence length and tasks' options of its shards where
+    they exist (else the values of `ASSUMED` and the tasks' default options, said so)."""
     manifest_path = Path(config.data) / "manifest.json"
-    known = {}
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        masking = registry.recorded_options(registry.get("knowledge_masking"), manifest["config"], str(manifest_path))
-        known = {"vocab_size": manifest["vocab"]["size"], "max_seq_len": manifest["config"]["max_seq_len"],
-                 "mask_ratio": masking.mask_ratio}
-    values = {**ASSUMED, **known}
-    source = f"the shards' ({manifest_path})" if known else f"assumed (no shards at {config.data} yet)"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else None
+    values = ASSUMED if manifest is None else {"vocab_size": manifest["vocab"]["size"],
+                                               "max_seq_len": manifest["config"]["max_seq_len"]}
+    share = vocab_logits_share(config, manifest, str(manifest_path))
+    source = f"the shards' ({manifest_path})" if manifest is not None else f"assumed (no shards at {config.data} yet)"
     model = ErnieConfig.from_file(config.model or Path(config.init_model), vocab_size=values["vocab_size"])
-    lines = [f"vocabulary {values['vocab_size']:,}, {values['max_seq_len']} tokens, mask ratio {values['mask_ratio']}: "
-             f"{source}; amp {config.amp}, recompute {'on' if config.recompute else 'off'}"]
+    lines = [f"vocabulary {values['vocab_size']:,}, {values['max_seq_len']} tokens, vocabulary logits at {share:g} "
+             f"of the tokens: {source}; amp {config.amp}, recompute {'on' if config.recompute else 'off'}"]
     for n in ranks:
         plan = config.batch_plan(n)
         memory = estimate(model, plan.micro_tokens, values["max_seq_len"], config.amp, plan.accumulate,
-                          config.recompute, values["mask_ratio"])
+                          config.recompute, share)
         lines.append(f"{n:>3} device(s): {plan.describe()}; {memory.describe()}")
     return lines

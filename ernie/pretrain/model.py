@@ -11,7 +11,7 @@ inactive tasks contribute nothing. Each loss is a masked mean over its labelled 
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Mapping, Optional
 
 import paddle
 from paddle import nn
@@ -23,15 +23,20 @@ from ernie_common import tasks as registry
 
 class ErnieForPretraining(nn.Layer):
     """The encoder and the heads of the given tasks; `tasks` maps each task's name to its number
-    of classes (None for a token-level task). Heads are built in task-id order. `recompute`: the
-    encoder's layers are recomputed in the backward pass (`ErnieModel`)."""
+    of classes (None for a token-level task). Heads are built in task-id order, each given its
+    task's options: `options` maps every task's name to the run's options object, the one its
+    reader's task holds (`PretrainingData.options`); without it (a model built outside a run)
+    each head gets its task's default options. `recompute`: the encoder's layers are recomputed
+    in the backward pass (`ErnieModel`)."""
 
-    def __init__(self, config: ErnieConfig, tasks: Dict[str, Optional[int]], recompute: bool = False):
+    def __init__(self, config: ErnieConfig, tasks: Dict[str, Optional[int]], recompute: bool = False,
+                 options: Optional[Mapping[str, registry.TaskOptions]] = None):
         super().__init__()
         self.config = config
         self.ernie = ErnieModel(config, recompute=recompute)
         self.tasks = registry.resolve(list(tasks))
-        self.task_heads = {t.name: t.head_type(t.spec) for t in self.tasks}
+        self.task_heads = {t.name: t.head_type(t.spec, options[t.name] if options is not None else t.options_type())
+                           for t in self.tasks}
         self.heads = nn.LayerDict({t.name: self.task_heads[t.name].build(config, tasks[t.name]) for t in self.tasks})
 
     def forward(self, batch: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:

@@ -2,12 +2,13 @@
 and its loss with the counts the logs report (the data side is `data_gen.data_task.DataTask`;
 both are registered together, `ernie_common.tasks.register(head=...)`).
 
-`ErnieForPretraining` builds one `TaskHead` per task from the task's `spec` and asks it for the
-layer and, at every batch, for the loss. `LinearHead` is the usual head: one linear layer over
-every token for a token-level task, over the pooled [CLS] output for a sentence-level one, with
-the cross entropy of its labels, its parameters named `<task>_fc.w_0` / `<task>_fc.b_0` as every
-head's in this library. Paddle is imported only when a head is built, so data generation (which
-imports the task modules) stays free of it.
+`ErnieForPretraining` builds one `TaskHead` per task from the task's `spec` and the run's options
+of the task (the very object the reader's task holds, `DataTask.options`, as the shards' manifest
+records it), and asks it for the layer and, at every batch, for the loss. `LinearHead` is the
+usual head: one linear layer over every token for a token-level task, over the pooled [CLS]
+output for a sentence-level one, with the cross entropy of its labels, its parameters named
+`<task>_fc.w_0` / `<task>_fc.b_0` as every head's in this library. Paddle is imported only when a
+head is built, so data generation (which imports the task modules) stays free of it.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 from ernie.model import param_names as names
-from ernie_common.tasks import TOKEN, TaskSpec
+from ernie_common.tasks import TOKEN, TaskOptions, TaskSpec
 
 if TYPE_CHECKING:
     import paddle
@@ -29,10 +30,14 @@ TaskLoss = Tuple["paddle.Tensor", "paddle.Tensor", "paddle.Tensor"]
 
 
 class TaskHead(ABC):
-    """The model side of one task, for the task described by `spec`."""
+    """The model side of one task, for the task described by `spec`, with the run's `options` of
+    the task (a head may read them, as its data side does). They are None only where a head is
+    asked for its parameter names alone (`init_model.learned_tasks`, before any run has options),
+    which therefore must not depend on them."""
 
-    def __init__(self, spec: TaskSpec):
+    def __init__(self, spec: TaskSpec, options: Optional[TaskOptions] = None):
         self.spec = spec
+        self.options = options
 
     @abstractmethod
     def parameter_names(self) -> Tuple[str, ...]:

@@ -188,7 +188,8 @@ class Trainer:
 
         if self.config.mode == "dygraph":
             self.runner = DygraphRunner(lambda: ErnieForPretraining(self.train_config, self.num_classes,
-                                                                    recompute=self.config.recompute),
+                                                                    recompute=self.config.recompute,
+                                                                    options=self.data.options),
                                         optimizer, seed=self.config.seed, distributed=self.distributed,
                                         accumulate=self.batch.accumulate)
             self.model = self.runner.model
@@ -196,7 +197,8 @@ class Trainer:
             holder = {}
 
             def model_fn():
-                model = ErnieForPretraining(self.train_config, self.num_classes, recompute=self.config.recompute)
+                model = ErnieForPretraining(self.train_config, self.num_classes, recompute=self.config.recompute,
+                                            options=self.data.options)
                 feeds = pretraining_feeds(model)
                 fetches = model(feeds)
                 holder["model"] = model
@@ -232,7 +234,7 @@ class Trainer:
             from propeller.static_runner import InferenceProgram
 
             def model_fn():
-                model = ErnieForPretraining(self.train_config, self.num_classes)
+                model = ErnieForPretraining(self.train_config, self.num_classes, options=self.data.options)
                 model.eval()
                 feeds = pretraining_feeds(model)
                 return feeds, model(feeds)
