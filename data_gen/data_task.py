@@ -8,16 +8,22 @@ A task object is built per run from its options (`self.options`, the task's `Tas
 it, never state shared with another run. Every hook has a default that does nothing, so a task
 overrides the hooks its level and its source of examples need:
 
+  what it stores: `fields`, the arrays of its examples (`ernie_common.tasks.Field`: per token,
+                  per example or a list an example, each of its own dtype); by default an int8
+                  array per token for each name in `label_fields`;
   generation, per chunk of documents:
-    token level:    `token_labels` gives int8 arrays over the chunk's tokens, one per name in
-                    `label_fields` (-1 where there is no label);
+    token level:    `token_labels` gives arrays over the chunk's tokens, one per per-token field
+                    (-1 where there is no label);
     sentence level: `segment_example` turns a text segment into an example (reordering,
                     distance: the segment's task is drawn among these tasks, `text_task`),
                     `chunk_examples` mines examples from the chunk's documents (discourse),
                     `corpus_examples` from a source of its own after the corpus (IR's click log);
+    any level:      `finish_block` sets the per-example and list fields of assembled examples;
   reading: `batch_labels` turns the examples of a batch into the task's label feeds, and
            `stream_seed` seeds the reading order of a sentence-level task's examples;
-  inspect: `describe` decodes an example's labels for a person.
+  inspect: `describe` decodes an example's labels for a person, and `restore_tokens` puts back
+           the tokens a task replaced in the stored text (what `inspect` shows as the original
+           and `make` counts in the unigram entropy).
 
 What pre-training asks of a task besides its examples is asked here too, so that no module of the
 framework names a task: the head gets the options of the reader's object (`ernie.pretrain.model`:
@@ -33,7 +39,7 @@ from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Prot
 
 import numpy as np
 
-from ernie_common.tasks import TOKEN, TaskOptions, TaskSpec
+from ernie_common.tasks import TOKEN, Field, TaskOptions, TaskSpec
 
 from .config import DataConfig
 from .documents import Document
@@ -51,7 +57,7 @@ class Generation(Protocol):
     chunk_tokenizer: ChunkTokenizer
     lexicon: Lexicon
     first_normal_id: int
-    label_fields: List[str]
+    fields: Tuple[Field, ...]          # the fields of the examples it makes (`examples.shard_fields`)
 
     def plan(self, parts: List[Tuple[int, int]], task: Optional["DataTask"], label: int, stats: Counter,
              token_tasks: Optional[int] = None) -> Plan: ...
@@ -104,6 +110,9 @@ class DataTask:
     name: ClassVar[str] = ""
     task_id: ClassVar[int] = -1
     level: ClassVar[str] = ""
+    # What the task stores (`Field`s); none declared: an int8 array per token for each of
+    # `label_fields`. `register` sets `label_fields` to the names of the per-token fields.
+    fields: ClassVar[Tuple[Field, ...]] = ()
     label_fields: ClassVar[Tuple[str, ...]] = ()
     # A sentence-level task built from text segments competes with the others for each segment;
     # a token-level task's labels ride on every text example.
@@ -142,7 +151,8 @@ class DataTask:
         return 2
 
     def token_labels(self, chunk: TokenizedChunk, context: ChunkContext, stats: Counter) -> Dict[str, np.ndarray]:
-        """A token-level task's label arrays over the chunk's tokens, one per `label_fields`."""
+        """A token-level task's label arrays over the chunk's tokens, one per `label_fields`
+        (converted to each field's dtype)."""
         return {}
 
     def segment_example(self, context: ChunkContext, segment: Tuple[int, int], rng: np.random.Generator,
@@ -160,7 +170,9 @@ class DataTask:
         return None
 
     def finish_block(self, block: Block, generator: Generation, rng: np.random.Generator, stats: Counter) -> None:
-        """Last changes to an assembled block of examples (knowledge masking's offline masking)."""
+        """Last changes to an assembled block of examples: where a task sets its per-example
+        fields (`block[name]`, one value an example) and its list fields (`examples.set_list`),
+        as knowledge masking's offline masking does."""
 
     def count_labels(self, labels: Dict[str, np.ndarray]) -> Dict[str, int]:
         """What the manifest records of a token-level task's labels over the examples that carry
@@ -222,3 +234,9 @@ class DataTask:
         """The example's labels of this task, decoded for a person."""
         return {}
 
+    @classmethod
+    def restore_tokens(cls, ids: np.ndarray, lists: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> None:
+        """Puts back in `ids` (the stored token ids of some examples) the tokens this task
+        replaced when the shards were made (offline masking), in place. `lists[name]` holds the
+        values of list field `name` over those examples and, for each value, where its example
+        starts in `ids`. A class method: `make` calls it on the shards' task classes."""

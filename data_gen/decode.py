@@ -32,9 +32,11 @@ def word_labels(tokens: List[str], labels: np.ndarray) -> List[str]:
 def describe(ex: Example, inv_vocab: dict, manifest: dict, tasks: Sequence[DataTask]) -> dict:
     """The example's tokens and every label of the shard's `tasks` (their objects), decoded by each task."""
     tokens = [inv_vocab[int(i)] for i in ex.src_ids]
-    original = list(tokens)
-    for pos, lab in zip(ex.mask_pos, ex.mask_label):
-        original[int(pos)] = inv_vocab[int(lab)]
+    ids = ex.src_ids.copy()
+    starts = {name: np.zeros(len(values), np.int64) for name, values in ex.lists.items()}
+    for task in tasks:
+        task.restore_tokens(ids, {name: (values, starts[name]) for name, values in ex.lists.items()})
+    original = [inv_vocab[int(i)] for i in ids]
     out = {"task": registry.by_id(ex.task).name if ex.task != NO_TASK else "token_tasks_only",
            "tokens": " ".join(tokens), "sentence_ids": "".join(str(int(s)) for s in ex.sent_ids)}
     for task in tasks:

@@ -1,15 +1,18 @@
 """The training example every task produces, and assembling a chunk's examples into one block.
 
 An example is `[CLS] part_0 [SEP] part_1 [SEP] ...`; part k gets sentence id min(k, 3) (ERNIE's
-sentence-type vocabulary has 4 entries). Besides its tokens and sentence ids it holds the
-per-token label arrays of the token-level tasks (int8, -1 wherever a label does not apply:
-[CLS], [SEP], tasks the corpus does not support), named by each task's `label_fields`; the id of
-its sentence-level task (`NO_TASK` for none) and that task's label; and `token_tasks`, a bit
-mask over the ids of the token-level tasks it carries. Positions are 0..len-1 and are not stored.
+sentence-type vocabulary has 4 entries). Besides its tokens and sentence ids it holds the id of
+its sentence-level task (`NO_TASK` for none) and that task's label, `token_tasks`, a bit mask
+over the ids of the token-level tasks it carries, and the arrays its tasks declare
+(`ernie_common.tasks.Field`): per-token labels (-1 wherever a label does not apply: [CLS],
+[SEP], tasks the corpus does not support), per-example values (-1 unless a task sets one) and
+variable-length lists (knowledge masking's offline masks; empty unless a task fills them).
+Positions are 0..len-1 and are not stored.
 
 Generators describe examples as `Plan`s: runs of rows of a `TokenTable` (a chunk's tokens with
 their labels, plus unlabelled rows such as discourse sentences), so a whole chunk is assembled
-with a handful of array gathers.
+with a handful of array gathers. A block holds each list field `name` as its values over the
+examples, concatenated, and `lengths_of(name)`, how many of them each example has.
 """
 from __future__ import annotations
 
@@ -18,10 +21,10 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from ernie_common.tasks import EXAMPLE, LIST, TOKEN, Field, TaskError, declared_fields
+
 INPUT_FIELDS = {"src_ids": np.int32, "sent_ids": np.int8}  # per token, for every example
-LABEL_DTYPE = np.int8                                      # every task's per-token label arrays
 EXAMPLE_FIELDS = {"task": np.int16, "label": np.int32, "token_tasks": np.uint64}
-MASK_FIELDS = {"mask_pos": np.int32, "mask_label": np.int32}  # offline masking
 MAX_SENTENCE_TYPE = 3
 NO_TASK = -1
 
@@ -39,9 +42,30 @@ def task_bit(task_id: int) -> int:
     return 1 << task_id
 
 
-def token_fields(label_fields: Sequence[str]) -> Dict[str, type]:
-    """Every per-token array of a block or shard, with its dtype."""
-    return {**INPUT_FIELDS, **{name: LABEL_DTYPE for name in label_fields}}
+def lengths_of(name: str) -> str:
+    """The block array of how many values of list field `name` each example has."""
+    return f"{name}_lengths"
+
+
+def offsets_of(name: str) -> str:
+    """The shard array of where each example's values of `name` start (`token_offsets` for the
+    per-token arrays, one per list field), with the end after the last."""
+    return f"{name}_offsets"
+
+
+def shard_fields(tasks: Sequence) -> Tuple[Field, ...]:
+    """The fields the examples of `tasks` (classes or objects, in id order) store: their declared
+    fields, in that order. A field may not take a name the examples' own arrays use."""
+    fields = tuple(f for task in tasks for f in declared_fields(task))
+    own = {*INPUT_FIELDS, *EXAMPLE_FIELDS, "lengths", "token"}
+    for f in fields:
+        if f.name in own or f.name.endswith(("_lengths", "_offsets")):
+            raise TaskError(f"field {f.name!r}: the name is the examples' own (or ends in _lengths/_offsets)")
+    return fields
+
+
+def of_kind(fields: Sequence[Field], per: str) -> Tuple[Field, ...]:
+    return tuple(f for f in fields if f.per == per)
 
 
 @dataclass
@@ -49,12 +73,12 @@ class Example:
     """One example as read back from a shard."""
     src_ids: np.ndarray
     sent_ids: np.ndarray
-    labels: Dict[str, np.ndarray]   # label field -> int8 [len]
+    labels: Dict[str, np.ndarray]   # per-token field -> [len]
     task: int = NO_TASK             # the id of its sentence-level task, or NO_TASK
     label: int = -1                 # the sentence-level label
     token_tasks: int = 0            # bit mask over token-level task ids
-    mask_pos: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-    mask_label: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    values: Dict[str, np.generic] = field(default_factory=dict)   # per-example field -> its value
+    lists: Dict[str, np.ndarray] = field(default_factory=dict)    # list field -> its values
 
     def __len__(self) -> int:
         return len(self.src_ids)
@@ -75,25 +99,26 @@ class Plan:
 class TokenTable:
     """Rows of token ids with their token-level labels: a chunk's tokens first, then unlabelled
     rows appended for pairs that are not runs of the chunk (discourse sentences, IR text).
-    `labels` has an array for each of `fields`; a field without one is -1 throughout."""
+    `fields` are the examples' fields (`shard_fields`); `labels` has an array for each per-token
+    one, a field without one being -1 throughout."""
 
-    def __init__(self, ids: np.ndarray, labels: Dict[str, np.ndarray], fields: Sequence[str]):
+    def __init__(self, ids: np.ndarray, labels: Dict[str, np.ndarray], fields: Sequence[Field]):
         self.ids = [np.asarray(ids, np.int32)]
         self.fields = tuple(fields)
-        none = np.full(len(ids), -1, LABEL_DTYPE)
-        self.labels = {name: [labels[name].astype(LABEL_DTYPE) if name in labels else none] for name in self.fields}
+        self.labels = {f.name: [labels[f.name].astype(f.dtype) if f.name in labels else np.full(len(ids), -1, f.dtype)]
+                       for f in of_kind(self.fields, TOKEN)}
         self.rows = len(ids)
 
     @classmethod
-    def unlabelled(cls, ids: np.ndarray, fields: Sequence[str]) -> "TokenTable":
+    def unlabelled(cls, ids: np.ndarray, fields: Sequence[Field]) -> "TokenTable":
         return cls(ids, {}, fields)
 
     def append_unlabelled(self, ids: np.ndarray) -> int:
         """Adds rows without labels; returns the first one."""
         first = self.rows
         self.ids.append(np.asarray(ids, np.int32))
-        for name in self.fields:
-            self.labels[name].append(np.full(len(ids), -1, LABEL_DTYPE))
+        for f in of_kind(self.fields, TOKEN):
+            self.labels[f.name].append(np.full(len(ids), -1, f.dtype))
         self.rows += len(ids)
         return first
 
@@ -111,7 +136,8 @@ def fit_lengths(lengths: Sequence[int], max_seq_len: int) -> List[int]:
 def assemble(table: TokenTable, plans: Sequence[Plan], cls_id: int, sep_id: int, max_seq_len: int
              ) -> Dict[str, np.ndarray]:
     """The plans' examples as one block of concatenated arrays (the layout `ShardWriter` appends):
-    per-token arrays, per-example `task`, `label`, `token_tasks`, `lengths`, and empty masks."""
+    per-token arrays, per-example `task`, `label`, `token_tasks`, `lengths`, the per-example
+    fields (-1) and the list fields (empty), which a task's `finish_block` may then set."""
     cls_row = table.append_unlabelled(np.asarray([cls_id]))
     sep_row = table.append_unlabelled(np.asarray([sep_id]))
     starts, lengths, types, lengths_per_example = [], [], [], []
@@ -132,16 +158,25 @@ def assemble(table: TokenTable, plans: Sequence[Plan], cls_id: int, sep_id: int,
                            np.asarray(lengths_per_example, np.int64))
     block = {"src_ids": np.concatenate(table.ids)[rows],
              "sent_ids": np.repeat(np.asarray(types, np.int8), lengths)}
-    for name in table.fields:
-        values = np.concatenate(table.labels[name])[rows]
+    for name, labels in table.labels.items():
+        values = np.concatenate(labels)[rows]
         values[unlabelled] = -1
         block[name] = values
     for name, dtype in EXAMPLE_FIELDS.items():
         block[name] = np.asarray([getattr(p, name) for p in plans], dtype)
     block["lengths"] = np.asarray(lengths_per_example, np.int64)
-    block.update({name: np.zeros(0, dtype) for name, dtype in MASK_FIELDS.items()})
-    block["mask_lengths"] = np.zeros(len(plans), np.int64)
+    for f in of_kind(table.fields, EXAMPLE):
+        block[f.name] = np.full(len(plans), -1, f.dtype)
+    for f in of_kind(table.fields, LIST):
+        set_list(block, f, [np.zeros(0, f.dtype)] * len(plans))
     return block
+
+
+def set_list(block: Dict[str, np.ndarray], field: Field, per_example: Sequence[np.ndarray]) -> None:
+    """Sets list field `field` of a block: `per_example` holds an array for every example (empty
+    where it has no values)."""
+    block[field.name] = np.concatenate([np.zeros(0, field.dtype), *per_example]).astype(field.dtype)
+    block[lengths_of(field.name)] = np.asarray([len(values) for values in per_example], np.int64)
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -150,19 +185,16 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
 
 
-def token_arrays(block: Dict[str, np.ndarray]) -> List[str]:
-    """The names of a block's per-token arrays: the inputs and the label fields."""
-    return [name for name in block
-            if name not in EXAMPLE_FIELDS and name not in MASK_FIELDS and name not in ("lengths", "mask_lengths")]
+def select(block: Dict[str, np.ndarray], examples: np.ndarray, fields: Sequence[Field]) -> Dict[str, np.ndarray]:
+    """The sub-block of the given examples, in that order; `fields` are the block's (`shard_fields`)."""
+    def rows(lengths: np.ndarray) -> np.ndarray:
+        return _ranges((np.cumsum(lengths) - lengths)[examples], lengths[examples])
 
-
-def select(block: Dict[str, np.ndarray], examples: np.ndarray) -> Dict[str, np.ndarray]:
-    """The sub-block of the given examples, in that order."""
-    token_offsets = np.cumsum(block["lengths"]) - block["lengths"]
-    mask_offsets = np.cumsum(block["mask_lengths"]) - block["mask_lengths"]
-    tokens = _ranges(token_offsets[examples], block["lengths"][examples])
-    masks = _ranges(mask_offsets[examples], block["mask_lengths"][examples])
-    out = {name: block[name][tokens] for name in token_arrays(block)}
-    out.update({name: block[name][examples] for name in (*EXAMPLE_FIELDS, "lengths", "mask_lengths")})
-    out.update({name: block[name][masks] for name in MASK_FIELDS})
+    tokens = rows(block["lengths"])
+    out = {name: block[name][tokens] for name in (*INPUT_FIELDS, *(f.name for f in of_kind(fields, TOKEN)))}
+    out.update({name: block[name][examples]
+                for name in (*EXAMPLE_FIELDS, "lengths", *(f.name for f in of_kind(fields, EXAMPLE)))})
+    for f in of_kind(fields, LIST):
+        out[f.name] = block[f.name][rows(block[lengths_of(f.name)])]
+        out[lengths_of(f.name)] = block[lengths_of(f.name)][examples]
     return out

@@ -25,7 +25,7 @@ from ernie_common.tokenization import first_normal_id, make_tokenizer
 from .config import DataConfig
 from .data_task import Block, ChunkContext, DataTask
 from .documents import Document
-from .examples import NO_TASK, Plan, TokenTable, assemble, task_bit
+from .examples import NO_TASK, Plan, TokenTable, assemble, shard_fields, task_bit
 from .tokenized import ChunkTokenizer, Lexicon
 
 
@@ -42,11 +42,6 @@ def build_tasks(config: DataConfig) -> List[DataTask]:
     return [task(config.task_options[task.name]) for task in registry.resolve(config.tasks)]
 
 
-def label_fields(tasks: Sequence[DataTask]) -> List[str]:
-    """The per-token label arrays of the examples of these tasks: their token-level tasks'."""
-    return [f for t in tasks if t.level == registry.TOKEN for f in t.label_fields]
-
-
 class ExampleGenerator:
     def __init__(self, config: DataConfig, states: dict):
         """`states`: what each task's `prepare` computed over the corpus (`make` runs it once)."""
@@ -59,7 +54,7 @@ class ExampleGenerator:
         self.chunk_tokenizer = ChunkTokenizer(self.tokenizer, config.lang, self.lexicon)
         self.first_normal_id = first_normal_id(self.tokenizer.vocab)
         self.token_tasks = [t for t in self.tasks if t.level == registry.TOKEN]
-        self.label_fields = label_fields(self.tasks)
+        self.fields = shard_fields(self.tasks)
         self.token_task_mask = 0
         for task in self.token_tasks:
             self.token_task_mask |= task_bit(task.task_id)
@@ -147,7 +142,7 @@ class ExampleGenerator:
         labels: Dict[str, np.ndarray] = {}
         for task in self.token_tasks:
             labels.update(task.token_labels(chunk, context, stats))
-        context.table = TokenTable(chunk.ids, labels, self.label_fields)
+        context.table = TokenTable(chunk.ids, labels, self.fields)
         plans = self._text_plans(context, rng, stats)
         for task in self.tasks:
             plans += task.chunk_examples(context, stats)

@@ -37,8 +37,8 @@ from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, load_voca
 
 from .config import DataConfig, DataConfigError
 from .documents import COMPRESSIONS, CorpusError, Document, Skipped, describe_skipped, warn_layouts
-from .examples import select, task_bit
-from .generate import ExampleGenerator, build_tasks, label_fields
+from .examples import of_kind, offsets_of, select, shard_fields, task_bit
+from .generate import ExampleGenerator, build_tasks
 from .sentences import sentence_length
 from .shards import FORMAT_VERSION, MANIFEST, Shard, ShardWriter
 
@@ -82,7 +82,8 @@ def _dealt(chunk_index: int, docs, generator: ExampleGenerator):
 def _deal(block, chunk_index: int, generator: ExampleGenerator, stats: Counter):
     _label_counts(block, generator.token_tasks, stats)
     n, n_shards = len(block["lengths"]), generator.config.shards
-    return [select(block, np.arange((k - chunk_index) % n_shards, n, n_shards)) for k in range(n_shards)], stats
+    return [select(block, np.arange((k - chunk_index) % n_shards, n, n_shards), generator.fields)
+            for k in range(n_shards)], stats
 
 
 def _chunks(config: DataConfig, inputs: List[str], part: int, parts: int, stats: Counter,
@@ -189,8 +190,8 @@ def _label_counts(block, token_tasks, stats: Counter) -> None:
 
 
 def unigram_counts(shard_paths, vocab_size: int, special_ids, window: int = 1 << 16) -> np.ndarray:
-    """How often each token occurs in the shards' text (special tokens left out, offline masks
-    undone); every byte of each shard is verified on the way, before a manifest vouches for it.
+    """How often each token occurs in the shards' text (special tokens left out, what a task
+    replaced put back: `DataTask.restore_tokens`); every byte of each shard is verified on the way, before a manifest vouches for it.
     Shards are read about `window` tokens at a time, so memory does not grow with their size: a
     window's arrays take about 20 bytes a token, and the window is smaller than the shards of a
     small corpus (8 shards of 6 MB of text hold about 370,000 tokens each), so a big corpus
@@ -200,18 +201,26 @@ def unigram_counts(shard_paths, vocab_size: int, special_ids, window: int = 1 <<
     for path in shard_paths:
         shard = Shard(path)
         shard.verify()
-        tokens, masks = shard.array("token_offsets"), shard.array("mask_offsets")
+        tokens = shard.array("token_offsets")
+        lists = {f.name: shard.array(offsets_of(f.name)) for f in of_kind(shard.fields, registry.LIST)}
         e0 = 0
         while e0 < len(shard):  # examples [e0, e1): about `window` tokens
             e1 = min(len(shard), max(e0 + 1, int(np.searchsorted(tokens, tokens[e0] + window, side="right")) - 1))
-            t0, t1, m0, m1 = tokens[e0], tokens[e1], masks[e0], masks[e1]
-            ids = shard.read("src_ids", t0, t1).astype(np.int64)
-            if m1 > m0:  # offline masking: put the original tokens back
-                example = np.searchsorted(masks[e0:e1 + 1], np.arange(m0, m1), side="right") - 1 + e0
-                ids[tokens[example] - t0 + shard.read("mask_pos", m0, m1)] = shard.read("mask_label", m0, m1)
+            ids = shard.read("src_ids", tokens[e0], tokens[e1]).astype(np.int64)
+            listed = {name: _window_list(shard, name, offsets, tokens, e0, e1) for name, offsets in lists.items()}
+            for task in shard.tasks:
+                task.restore_tokens(ids, listed)
             counts += np.bincount(ids[~np.isin(ids, special)], minlength=vocab_size)
             e0 = e1
     return counts
+
+
+def _window_list(shard: Shard, name: str, offsets: np.ndarray, tokens: np.ndarray, e0: int, e1: int):
+    """The values of list field `name` over examples [e0, e1) of `shard`, and where each value's
+    example starts among those examples' tokens (`DataTask.restore_tokens`)."""
+    first, end = offsets[e0], offsets[e1]
+    example = np.searchsorted(offsets[e0:e1 + 1], np.arange(first, end), side="right") - 1 + e0
+    return shard.read(name, first, end), tokens[example] - tokens[e0]
 
 
 def unigram_entropy(counts: np.ndarray) -> dict:
@@ -261,7 +270,7 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
     tasks = registry.resolve(config.tasks)
     task_table = {task.name: task.spec.to_dict() for task in tasks}
     names = [shard_name(part * config.shards + k) for k in range(config.shards)]
-    writers = [ShardWriter(out / name, task_table, label_fields(tasks)) for name in names]
+    writers = [ShardWriter(out / name, task_table, shard_fields(tasks)) for name in names]
 
     def write(blocks, chunk_stats):
         for writer, block in zip(writers, blocks):

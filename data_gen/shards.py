@@ -1,20 +1,21 @@
 """Binary shards of examples: one file each, memory-mapped when read, checked as read.
 
 Layout: the 8-byte magic `ERNIESHD`, a little-endian uint32 header length, the header's CRC-32
-(uint32), a JSON header (format version, example/token/mask counts, the task table the shard was
-written with (each task's id, level and label arrays, `ernie_common.tasks.TaskSpec`), the names
-of the per-token label arrays, for each array its dtype, byte offset and length, and a CRC-32
-for every `block_bytes` of the data), then the data: the arrays, each aligned to 64 bytes, zeros
-between them. Per-token arrays are concatenated over the examples with `token_offsets` [n + 1]
-marking where each starts; `mask_pos`/`mask_label` (offline masking) likewise with
-`mask_offsets`. A writer streams each array to its own temporary file and assembles the shard
+(uint32), a JSON header (format version, example and token counts, the task table the shard was
+written with (each task's id, level and fields, `ernie_common.tasks.TaskSpec`), for each array
+its dtype, byte offset and length, and a CRC-32 for every `block_bytes` of the data), then the
+data: the arrays, each aligned to 64 bytes, zeros between them. The arrays are the examples' own
+(`src_ids`, `sent_ids`, `task`, `label`, `token_tasks`) and the fields the tasks declare, each of
+its declared dtype (`examples.shard_fields`). Per-token arrays are concatenated over the examples
+with `token_offsets` [n + 1] marking where each starts; each list field likewise, with its own
+`<name>_offsets`. A writer streams each array to its own temporary file and assembles the shard
 under a temporary name, renamed into place when complete.
 
 Reading checks the header's CRC at once and a data block's the first time anything in it is
 read (so a corpus of any size is not hashed whole before training starts); a flipped byte
 anywhere, padding included, or a truncated file is a `ShardError` naming the file and the bytes,
 raised before the example that holds them is used. Reading a shard also checks its task table
-against the registered tasks.
+against the registered tasks (their ids, levels and fields) and its arrays against that table.
 """
 from __future__ import annotations
 
@@ -25,19 +26,21 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Dict, Iterator, Sequence
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
 from ernie_common import tasks
 from ernie_common.fileio import atomic_path
+from ernie_common.tasks import EXAMPLE, LIST, TOKEN, Field
 
-from .examples import EXAMPLE_FIELDS, INPUT_FIELDS, MASK_FIELDS, Example, token_fields
+from .examples import EXAMPLE_FIELDS, INPUT_FIELDS, Example, lengths_of, of_kind, offsets_of, shard_fields
 
 MANIFEST = "manifest.json"  # beside the shards: what `make` wrote, with what and from what
 MAGIC = b"ERNIESHD"
 # 2: the task table, label arrays named by the tasks, task ids instead of positions, checksums
-FORMAT_VERSION = 2
+# 3: the tasks' declared fields (dtype, per token/example/list), recorded in the task table
+FORMAT_VERSION = 3
 _ALIGN = 64
 BLOCK_BYTES = 1 << 20  # the data is checked a block at a time
 _PREFIX = len(MAGIC) + 8  # magic, header length, header CRC-32
@@ -47,32 +50,45 @@ class ShardError(ValueError):
     """A shard that is missing, truncated or corrupt."""
 
 
-class ShardWriter:
-    """`task_table`: {name: TaskSpec dict} of the tasks the examples were made for; `label_fields`:
-    the per-token label arrays they carry."""
+def array_dtypes(fields: Sequence[Field]) -> Dict[str, np.dtype]:
+    """Every array of a shard of examples with these fields, in the order they are stored, with
+    its dtype: the offsets (per-token arrays', then each list field's), the per-token arrays, the
+    per-example ones, the lists."""
+    lists = of_kind(fields, LIST)
+    dtypes = {"token_offsets": np.int64, **{offsets_of(f.name): np.int64 for f in lists}, **INPUT_FIELDS,
+              **{f.name: f.dtype for f in of_kind(fields, TOKEN)}, **EXAMPLE_FIELDS,
+              **{f.name: f.dtype for f in (*of_kind(fields, EXAMPLE), *lists)}}
+    return {name: np.dtype(dtype) for name, dtype in dtypes.items()}
 
-    def __init__(self, path, task_table: Dict[str, dict], label_fields: Sequence[str]):
+
+class ShardWriter:
+    """`task_table`: {name: TaskSpec dict} of the tasks the examples were made for; `fields`: the
+    fields their examples store (`examples.shard_fields` of those tasks)."""
+
+    def __init__(self, path, task_table: Dict[str, dict], fields: Sequence[Field]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.task_table, self.label_fields = task_table, list(label_fields)
+        self.task_table, self.fields = task_table, tuple(fields)
         # every array, the offsets too, goes to a file as it comes: memory does not grow with the shard
-        self._dtypes = {"token_offsets": np.int64, "mask_offsets": np.int64,
-                        **token_fields(self.label_fields), **EXAMPLE_FIELDS, **MASK_FIELDS}
+        self._dtypes = array_dtypes(self.fields)
         self._dir = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
         self._files = {name: open(Path(self._dir.name) / name, "wb") for name in self._dtypes}
-        self.n_examples = self.n_tokens = self.n_masks = 0
-        for name in ("token_offsets", "mask_offsets"):
-            self._files[name].write(np.zeros(1, np.int64).tobytes())
+        self.n_examples = self.n_tokens = 0
+        self._listed = {f.name: 0 for f in of_kind(self.fields, LIST)}  # list field -> its values so far
+        for name in ("token", *self._listed):
+            self._files[offsets_of(name)].write(np.zeros(1, np.int64).tobytes())
 
     def add_block(self, block: Dict[str, np.ndarray]) -> None:
         """Appends a block of examples (`examples.assemble`)."""
         block = {**block, "token_offsets": self.n_tokens + np.cumsum(block["lengths"], dtype=np.int64),
-                 "mask_offsets": self.n_masks + np.cumsum(block["mask_lengths"], dtype=np.int64)}
+                 **{offsets_of(name): n + np.cumsum(block[lengths_of(name)], dtype=np.int64)
+                    for name, n in self._listed.items()}}
         for name, f in self._files.items():
             f.write(np.ascontiguousarray(block[name], self._dtypes[name]).tobytes())
         self.n_examples += len(block["lengths"])
         self.n_tokens += int(block["lengths"].sum())
-        self.n_masks += int(block["mask_lengths"].sum())
+        for name in self._listed:
+            self._listed[name] += int(block[lengths_of(name)].sum())
 
     def close(self, path=None) -> Path:
         """Assembles the shard at `path` (default: the writer's path), atomically."""
@@ -88,8 +104,8 @@ class ShardWriter:
 
         def header_bytes(crcs: str) -> bytes:
             return json.dumps({"version": FORMAT_VERSION, "examples": self.n_examples, "tokens": self.n_tokens,
-                               "masks": self.n_masks, "tasks": self.task_table, "label_fields": self.label_fields,
-                               "arrays": layout, "block_bytes": BLOCK_BYTES, "block_crc32": crcs}).encode()
+                               "tasks": self.task_table, "arrays": layout, "block_bytes": BLOCK_BYTES,
+                               "block_crc32": crcs}).encode()
 
         # the CRCs are fixed-width hex, so the header's length is known before the data is
         header_len = len(header_bytes("0" * 8 * n_blocks))
@@ -173,9 +189,10 @@ class Shard:
             raise ShardError(self._version_error(header.get("version")))
         try:
             self.tasks = tasks.check_table(header["tasks"], str(self.path))
+            self.fields = shard_fields(self.tasks)
         except tasks.TaskError as err:
             raise ShardError(str(err)) from None
-        self.label_fields = list(header["label_fields"])
+        self._check_arrays(header["arrays"])
         self._data_start = -(-(_PREFIX + header_len) // _ALIGN) * _ALIGN
         crcs = header["block_crc32"]
         self._block_bytes = header["block_bytes"]
@@ -195,12 +212,24 @@ class Shard:
             self._arrays[name] = self._data[spec["offset"]:spec["offset"] + spec["nbytes"]].view(dtype)
             self._spans[name] = (spec["offset"], dtype.itemsize)
         self.n_examples = header["examples"]
-        offsets = self.array("token_offsets")  # the offsets are checked whole when the shard opens
-        self.array("mask_offsets")
-        if len(offsets) != self.n_examples + 1 or (self.n_examples and offsets[-1] != header["tokens"]):
-            raise ShardError(f"{self.path}: corrupt shard (offsets do not match the header)")
+        self._lists = [f.name for f in of_kind(self.fields, LIST)]
+        # the offsets are checked whole when the shard opens
+        ends = [("token", header["tokens"]), *((name, len(self._arrays[name])) for name in self._lists)]
+        for name, end in ends:
+            offsets = self.array(offsets_of(name))
+            if len(offsets) != self.n_examples + 1 or (self.n_examples and offsets[-1] != end):
+                raise ShardError(f"{self.path}: corrupt shard ({offsets_of(name)} does not match the header)")
         self._checked = bytearray(self.n_examples)  # examples whose bytes were checked
-        self._token_arrays = (*INPUT_FIELDS, *self.label_fields)
+        self._token_arrays = (*INPUT_FIELDS, *(f.name for f in of_kind(self.fields, TOKEN)))
+        self._example_arrays = (*EXAMPLE_FIELDS, *(f.name for f in of_kind(self.fields, EXAMPLE)))
+
+    def _check_arrays(self, recorded: Dict[str, dict]) -> None:
+        """The shard's arrays must be those of its task table's fields, of their dtypes."""
+        mine = {name: dtype.str for name, dtype in array_dtypes(self.fields).items()}
+        theirs = {name: spec["dtype"] for name, spec in recorded.items()}
+        if theirs != mine:
+            raise ShardError(f"{self.path}: its arrays {_listed(theirs)} are not those of its tasks' fields "
+                             f"{_listed(mine)}: make the shards again with `python -m data_gen make`")
 
     def _check(self, start: int, end: int) -> None:
         """Verifies the blocks that data bytes [start, end) lie in, each once."""
@@ -251,9 +280,18 @@ class Shard:
     def __len__(self) -> int:
         return self.n_examples
 
-    def _check_example(self, i: int, t0: int, t1: int, m0: int, m1: int) -> None:
-        for names, first, last in ((self._token_arrays, t0, t1), (EXAMPLE_FIELDS, i, i + 1),
-                                   (MASK_FIELDS, m0, m1)):
+    def _ranges(self, i: int) -> List[Tuple[Sequence[str], int, int]]:
+        """(arrays, first, end) of example i's items: its tokens, itself, each list's values."""
+        a = self._arrays
+        out = [(self._token_arrays, int(a["token_offsets"][i]), int(a["token_offsets"][i + 1])),
+               (self._example_arrays, i, i + 1)]
+        for name in self._lists:
+            offsets = a[offsets_of(name)]
+            out.append(((name,), int(offsets[i]), int(offsets[i + 1])))
+        return out
+
+    def _check_example(self, i: int, ranges) -> None:
+        for names, first, last in ranges:
             for name in names:
                 offset, itemsize = self._spans[name]
                 self._check(offset + first * itemsize, offset + last * itemsize)
@@ -263,15 +301,20 @@ class Shard:
         if not 0 <= i < self.n_examples:
             raise IndexError(i)
         a = self._arrays
-        t0, t1 = int(a["token_offsets"][i]), int(a["token_offsets"][i + 1])
-        m0, m1 = int(a["mask_offsets"][i]), int(a["mask_offsets"][i + 1])
+        ranges = self._ranges(i)
         if self._unverified and not self._checked[i]:  # an example's bytes are checked the first time it is read
-            self._check_example(i, t0, t1, m0, m1)
-        return Example(**{name: np.asarray(a[name][t0:t1]) for name in INPUT_FIELDS},
-                       labels={name: np.asarray(a[name][t0:t1]) for name in self.label_fields},
+            self._check_example(i, ranges)
+        (token_names, t0, t1), _, *lists = ranges
+        tokens = {name: np.asarray(a[name][t0:t1]) for name in token_names}
+        return Example(src_ids=tokens.pop("src_ids"), sent_ids=tokens.pop("sent_ids"), labels=tokens,
                        task=int(a["task"][i]), label=int(a["label"][i]), token_tasks=int(a["token_tasks"][i]),
-                       mask_pos=np.asarray(a["mask_pos"][m0:m1]), mask_label=np.asarray(a["mask_label"][m0:m1]))
+                       values={name: a[name][i] for name in self._example_arrays[len(EXAMPLE_FIELDS):]},
+                       lists={name: np.asarray(a[name][m0:m1]) for (name,), m0, m1 in lists})
 
     def __iter__(self) -> Iterator[Example]:
         for i in range(self.n_examples):
             yield self[i]
+
+
+def _listed(dtypes: Dict[str, str]) -> str:
+    return "[" + ", ".join(f"{name}:{np.dtype(dtype).name}" for name, dtype in dtypes.items()) + "]"

@@ -14,7 +14,10 @@ The registered class is the data side (`data_gen.data_task.DataTask`: generation
 the head's layer, its parameter names, the loss and its counts). The class attributes say what
 the task is: its `name`, the key used in configs, shards, logs and checkpoints; a stable
 `task_id`, which is the row of the task embedding and the code stored in shards; its `level`,
-token or sentence; the per-token label arrays it stores. Nothing outside a task's module names
+token or sentence; the arrays it stores in shards, its `fields` (`Field`: a name, a dtype, and
+one value a token, one an example, or a list of any length an example, as knowledge masking's
+offline masks). A task that declares no `fields` stores an int8 array per token for each name of
+its `label_fields`, as every task did before fields were declared. Nothing outside a task's module names
 the task: generation, shards, the reader, the heads and `inspect` loop over the tasks a config
 selects, a task's settings and files are its options, and whatever else the framework asks of a
 task (its stream's seed, the logits it adds to the memory estimate, what the summary sets its loss
@@ -35,7 +38,7 @@ importable module or a `.py` file). Ids are permanent: the built-in seven keep 0
 released models' task embeddings use; a user's task takes an id of its own (an error names any
 clash), so inserting a task never renumbers another.
 
-Shards and manifests record each task's id, level and label arrays (`TaskSpec`); reading shards
+Shards and manifests record each task's id, level and fields (`TaskSpec`); reading shards
 whose table differs from the registered tasks is an error naming the task.
 """
 from __future__ import annotations
@@ -48,9 +51,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
 
+import numpy as np
+
 from .configfile import ConfigError, build
 
 TOKEN, SENTENCE = "token", "sentence"
+EXAMPLE, LIST = "example", "list"  # besides TOKEN, how many values of a field an example has
 MAX_TASK_ID = 63  # shards keep the token-level tasks of an example as a 64-bit mask over ids
 _RESOURCE = "resource"  # the metadata key of an options field that names a file
 
@@ -70,23 +76,62 @@ class TaskError(ValueError):
 
 
 @dataclass(frozen=True)
+class Field:
+    """An array a task stores in shards: `per` TOKEN (one value a token, -1 where there is none),
+    EXAMPLE (one value an example, -1 by default) or LIST (any number of values an example, none
+    by default), each value of `dtype` (a numpy integer or float type's name). Its `name` is the
+    key of the example's `labels`, `values` or `lists` (`data_gen.examples.Example`)."""
+    name: str
+    dtype: str = "int8"
+    per: str = TOKEN
+
+    def __post_init__(self):
+        if self.per not in (TOKEN, EXAMPLE, LIST):
+            raise TaskError(f"field {self.name!r}: per must be {TOKEN}, {EXAMPLE} or {LIST}, not {self.per!r}")
+        try:
+            kind = np.dtype(self.dtype).kind
+        except TypeError:
+            kind = None
+        if kind not in ("i", "u", "f"):
+            raise TaskError(f"field {self.name!r}: dtype must name a numpy integer or float type, not {self.dtype!r}")
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.dtype}/{self.per}"
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """What shards record of a task, and what a reader checks against the registered task."""
     name: str
     task_id: int
     level: str
-    label_fields: Tuple[str, ...]
+    fields: Tuple[Field, ...]
     module: str
+
+    @property
+    def label_fields(self) -> Tuple[str, ...]:
+        return token_field_names(self.fields)
 
     def to_dict(self) -> dict:
         values = asdict(self)
-        values["label_fields"] = list(self.label_fields)
+        values["fields"] = [asdict(f) for f in self.fields]
         return values
 
     @classmethod
     def from_dict(cls, values: dict) -> "TaskSpec":
-        return cls(values["name"], int(values["task_id"]), values["level"], tuple(values["label_fields"]),
-                   values["module"])
+        return cls(values["name"], int(values["task_id"]), values["level"],
+                   tuple(Field(**f) for f in values["fields"]), values["module"])
+
+
+def token_field_names(fields: Sequence[Field]) -> Tuple[str, ...]:
+    """The names of the per-token fields (a task's `label_fields`)."""
+    return tuple(f.name for f in fields if f.per == TOKEN)
+
+
+def declared_fields(task: type) -> Tuple[Field, ...]:
+    """A task class's fields: those it declares, else an int8 array per token for each name of its
+    `label_fields` (what every task stored before tasks declared fields)."""
+    return tuple(task.fields) or tuple(Field(name) for name in task.label_fields)
 
 
 def resource(default: Optional[str] = None):
@@ -114,10 +159,29 @@ _LOADED_FILES: Dict[str, str] = {}   # resolved .py path -> the module name it w
 _FILE_OF: Dict[str, str] = {}        # that module name -> the path as the config gave it
 
 
+def _check_fields(cls: type, fields: Tuple[Field, ...]) -> None:
+    """A token-level task stores labels on tokens, a sentence-level one none (its examples' tokens
+    are the token-level tasks'); no field name is used twice, or by another task."""
+    if cls.level == TOKEN and not any(f.per == TOKEN for f in fields):
+        raise TaskError(f"task {cls.name}: a token-level task stores at least one field per token")
+    if cls.level == SENTENCE and any(f.per == TOKEN for f in fields):
+        raise TaskError(f"task {cls.name}: a sentence-level task's fields are per {EXAMPLE} or {LIST}, not per token")
+    names = [f.name for f in fields]
+    if len(set(names)) < len(names):
+        raise TaskError(f"task {cls.name}: a field name is declared twice in {names}")
+    if "label_fields" in vars(cls) and tuple(cls.label_fields) != token_field_names(fields):
+        raise TaskError(f"task {cls.name}: label_fields {list(cls.label_fields)} must name its per-token fields")
+    owned = {f.name for t in _REGISTERED.values() if t.name != cls.name for f in t.spec.fields}
+    clash = sorted(owned & set(names))
+    if clash:
+        raise TaskError(f"task {cls.name}: field(s) {clash} belong to another task")
+
+
 def register(*, head: type, options: Type[TaskOptions] = TaskOptions) -> Callable[[type], type]:
     """Class decorator: registers a task's data-side class under its name and id, with the class
     of its model side (`head`) and the dataclass of its `options`. It sets the class's `spec`,
-    `module` (what a shard records to find the task again), `options_type` and `head_type`."""
+    `module` (what a shard records to find the task again), `options_type` and `head_type`, and
+    `label_fields` to the names of its per-token fields."""
     if not (isinstance(options, type) and issubclass(options, TaskOptions) and dataclasses.is_dataclass(options)):
         raise TaskError(f"register(options={options!r}): the options must be a dataclass subclassing TaskOptions")
 
@@ -125,8 +189,6 @@ def register(*, head: type, options: Type[TaskOptions] = TaskOptions) -> Callabl
         if not cls.name or cls.level not in (TOKEN, SENTENCE) or not 0 <= cls.task_id <= MAX_TASK_ID:
             raise TaskError(f"{cls.__module__}.{cls.__name__}: a task needs a name, a level ({TOKEN} or "
                             f"{SENTENCE}) and an id in 0..{MAX_TASK_ID}")
-        if cls.level == TOKEN and not cls.label_fields:
-            raise TaskError(f"task {cls.name}: a token-level task stores at least one label field")
         module = _FILE_OF.get(cls.__module__, cls.__module__)
         old = _REGISTERED.get(cls.name)
         if old is not None and old.module != module:
@@ -134,12 +196,11 @@ def register(*, head: type, options: Type[TaskOptions] = TaskOptions) -> Callabl
         if cls.task_id in _BY_ID and _BY_ID[cls.task_id] != cls.name:
             raise TaskError(f"task id {cls.task_id} of {cls.name} ({module}) is taken by "
                             f"{_BY_ID[cls.task_id]}; ids are permanent, choose a free one")
-        fields = {f for t in _REGISTERED.values() if t.name != cls.name for f in t.label_fields}
-        clash = sorted(fields & set(cls.label_fields))
-        if clash:
-            raise TaskError(f"task {cls.name}: label field(s) {clash} belong to another task")
+        fields = declared_fields(cls)
+        _check_fields(cls, fields)
         cls.module, cls.options_type, cls.head_type = module, options, head
-        cls.spec = TaskSpec(cls.name, cls.task_id, cls.level, tuple(cls.label_fields), module)
+        cls.spec = TaskSpec(cls.name, cls.task_id, cls.level, fields, module)
+        cls.label_fields = cls.spec.label_fields
         _REGISTERED[cls.name] = cls
         _BY_ID[cls.task_id] = cls.name
         return cls
@@ -229,10 +290,14 @@ def recorded_tasks(tasks: Sequence[type], config: Mapping[str, Any], where: str)
 
 def check_table(recorded: Dict[str, dict], where: str) -> List[type]:
     """The registered task classes of a shard's or manifest's task table; an error names the first
-    task whose id, level, label arrays or module differ from the code's, or that is not registered."""
+    task whose id, level or fields differ from the code's, or that is not registered."""
     tasks = []
     for name, values in recorded.items():
-        spec = TaskSpec.from_dict(values)
+        try:
+            spec = TaskSpec.from_dict(values)
+        except (KeyError, TypeError, TaskError) as err:
+            raise TaskError(f"{where}: task {name!r} is recorded in another format ({type(err).__name__}: {err}): "
+                            "regenerate the shards with `python -m data_gen make`") from None
         if name not in _REGISTERED and name not in BUILTIN:
             try:
                 load_module(spec.module)
@@ -240,10 +305,15 @@ def check_table(recorded: Dict[str, dict], where: str) -> List[type]:
                 raise TaskError(f"{where}: holds task {name!r}, whose module cannot be loaded: {err}") from None
         task = get(name)
         mine = task.spec
-        for field in ("task_id", "level", "label_fields"):
+        for field in ("task_id", "level", "fields"):
             if getattr(mine, field) != getattr(spec, field):
-                raise TaskError(f"{where}: task {name!r} was written with {field} {getattr(spec, field)!r}, "
-                                f"but the registered task ({task.module}) has {getattr(mine, field)!r}: "
+                raise TaskError(f"{where}: task {name!r} was written with {field} {_shown(getattr(spec, field))}, "
+                                f"but the registered task ({task.module}) has {_shown(getattr(mine, field))}: "
                                 "regenerate the shards with `python -m data_gen make`")
         tasks.append(task)
     return sorted(tasks, key=lambda t: t.task_id)
+
+
+def _shown(value) -> str:
+    """A recorded value as an error shows it: fields as `name:dtype/per`."""
+    return f"[{', '.join(map(str, value))}]" if isinstance(value, tuple) else repr(value)

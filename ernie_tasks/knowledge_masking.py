@@ -10,7 +10,9 @@
 Units are stored as boundaries, like the original `seg_labels`: 0 starts a unit, 1 continues
 one, -1 marks [CLS]/[SEP]. Two arrays per example: `seg_basic` (basic units only) and
 `seg_knowledge` (entities, then phrases, then basic units), so masking runs offline here or on
-the fly in the reader with `mask_units`.
+the fly in the reader with `mask_units`; offline masking stores what it masked in two list
+fields of the task's own, `mask_pos` (positions in the example) and `mask_label` (the original
+token ids).
 Masking chooses `mask_ratio` of the units (15% by default, as BERT and ERNIE 1.0); every token
 of a chosen unit is replaced by [MASK] with probability 0.8, by a random token with 0.1, or kept
 with 0.1 (decided per token, as BERT's whole-word masking does). The head is BERT's masked-LM
@@ -30,12 +32,12 @@ from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 import numpy as np
 
 from data_gen.data_task import DataTask
-from data_gen.examples import MASK_FIELDS
+from data_gen.examples import set_list
 from data_gen.generate import load_stopwords
 from data_gen.tokenized import MULTI_CHARACTER, STOPWORD, TokenizedChunk
 from ernie.model import param_names as names
 from ernie.pretrain.task_head import TaskHead
-from ernie_common.tasks import TOKEN, TaskOptions, register, resource
+from ernie_common.tasks import LIST, TOKEN, Field, TaskOptions, register, resource
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 # People's Daily tags: consecutive person-name parts (nr) form one name; places (ns),
@@ -388,7 +390,8 @@ class MaskedLMHead(TaskHead):
 @register(options=KnowledgeMaskingOptions, head=MaskedLMHead)
 class KnowledgeMasking(DataTask):
     name, task_id, level = "knowledge_masking", 0, TOKEN
-    label_fields = ("seg_basic", "seg_knowledge")
+    MASK_POS, MASK_LABEL = Field("mask_pos", "int32", LIST), Field("mask_label", "int32", LIST)  # offline masking
+    fields = (Field("seg_basic"), Field("seg_knowledge"), MASK_POS, MASK_LABEL)
     description = "the tokens of masked words, phrases and entities (word-aware)"
     compared_with_unigram_entropy = True  # it predicts the masked tokens
 
@@ -432,26 +435,23 @@ class KnowledgeMasking(DataTask):
         options = self.options
         if options.masking != "offline":
             return
-        positions, labels, counts = [], [], np.zeros(len(block["lengths"]), np.int64)
+        none = np.zeros(0, np.int32)
+        positions, labels = [], []
         offsets = (np.cumsum(block["lengths"]) - block["lengths"]).tolist()
         bit = 1 << self.task_id
-        examples = zip(offsets, block["lengths"].tolist(), block["token_tasks"].tolist())
-        for i, (start, n, tasks) in enumerate(examples):
-            if not tasks & bit:
-                continue
-            span = slice(start, start + n)
-            block["src_ids"][span], pos, label = mask_example(
-                block["src_ids"][span], block["seg_basic"][span], block["seg_knowledge"][span], rng,
-                options.knowledge_unit_prob, len(generator.tokenizer), generator.tokenizer.mask_id,
-                generator.first_normal_id, options.mask_ratio)
+        for start, n, tasks in zip(offsets, block["lengths"].tolist(), block["token_tasks"].tolist()):
+            pos = label = none
+            if tasks & bit:
+                span = slice(start, start + n)
+                block["src_ids"][span], pos, label = mask_example(
+                    block["src_ids"][span], block["seg_basic"][span], block["seg_knowledge"][span], rng,
+                    options.knowledge_unit_prob, len(generator.tokenizer), generator.tokenizer.mask_id,
+                    generator.first_normal_id, options.mask_ratio)
             positions.append(pos)
             labels.append(label)
-            counts[i] = len(pos)
-        if positions:
-            block["mask_pos"] = np.concatenate(positions).astype(MASK_FIELDS["mask_pos"])
-            block["mask_label"] = np.concatenate(labels).astype(MASK_FIELDS["mask_label"])
-        block["mask_lengths"] = counts
-        stats["masked_tokens"] += int(counts.sum())
+        set_list(block, self.MASK_POS, positions)
+        set_list(block, self.MASK_LABEL, labels)
+        stats["masked_tokens"] += sum(len(pos) for pos in positions)
 
     def count_labels(self, labels) -> dict:
         return {"units": int((labels["seg_knowledge"] == 0).sum()),
@@ -478,7 +478,7 @@ class KnowledgeMasking(DataTask):
                     options.knowledge_unit_prob, batch.vocab_size, batch.mask_token_id, batch.first_normal_id,
                     options.mask_ratio)
             else:
-                pos, label = ex.mask_pos, ex.mask_label
+                pos, label = ex.lists["mask_pos"], ex.lists["mask_label"]
             positions.append(row * length + np.asarray(pos, np.int64))
             labels.append(np.asarray(label, np.int64))
         return {"mask_pos": np.concatenate(positions), "mask_label": np.concatenate(labels)}
@@ -494,6 +494,12 @@ class KnowledgeMasking(DataTask):
     # ---- inspect -------------------------------------------------------------------------------
     def describe(self, example, tokens, original, manifest) -> dict:
         out = {"knowledge_units": knowledge_units(original, example.labels["seg_knowledge"])}
-        if len(example.mask_pos):
-            out["masked"] = [f"{int(p)}:{original[int(p)]}->{tokens[int(p)]}" for p in example.mask_pos]
+        if len(example.lists["mask_pos"]):
+            out["masked"] = [f"{int(p)}:{original[int(p)]}->{tokens[int(p)]}" for p in example.lists["mask_pos"]]
         return out
+
+    @classmethod
+    def restore_tokens(cls, ids, lists) -> None:
+        """The original tokens of the offline-masked positions."""
+        positions, starts = lists["mask_pos"]
+        ids[starts + positions] = lists["mask_label"][0]

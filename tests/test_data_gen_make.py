@@ -176,9 +176,9 @@ def test_offline_masking_and_inspect(corpus, en_vocab, tmp_path):
     for path in paths:
         for ex in Shard(path):
             ids = ex.src_ids.copy()
-            ids[ex.mask_pos] = ex.mask_label
+            ids[ex.lists["mask_pos"]] = ex.lists["mask_label"]
             expected.update(int(i) for i in ids if int(i) not in special)
-    assert sum(len(Shard(p)) for p in paths) > 0 and any(len(ex.mask_pos) for ex in Shard(paths[0]))
+    assert sum(len(Shard(p)) for p in paths) > 0 and any(len(ex.lists["mask_pos"]) for ex in Shard(paths[0]))
     for window in (7, 1 << 20):
         counts = unigram_counts(paths, len(vocab), special, window=window)
         assert {i: int(c) for i, c in enumerate(counts) if c} == dict(expected)

@@ -63,7 +63,7 @@ def test_a_shard_of_the_first_format_is_named_as_such_not_as_corrupt(shard_dir, 
     raw = json.dumps({**header, "version": 1}).encode()
     path = tmp_path / "part-00000.shard"
     path.write_bytes(clean[:8] + struct.pack("<I", len(raw)) + raw + clean[data_start:])
-    with pytest.raises(ShardError, match="part-00000.shard: shard format version 1, this reader knows 2: "
+    with pytest.raises(ShardError, match="part-00000.shard: shard format version 1, this reader knows 3: "
                                          "make the shards again"):
         Shard(path)
 
@@ -74,7 +74,8 @@ def test_a_flip_in_any_array_is_caught_before_its_example_is_used(shard_dir, tmp
     assert header["block_bytes"] == 512 and len(header["block_crc32"]) > 8 * 20
     offsets = np.frombuffer(clean, np.int64, header["examples"] + 1,
                             data_start + header["arrays"]["token_offsets"]["offset"])
-    per_token = ("src_ids", "sent_ids", *header["label_fields"])
+    per_token = ("src_ids", "sent_ids", *(f["name"] for t in header["tasks"].values() for f in t["fields"]
+                                          if f["per"] == "token"))
     for name, spec in header["arrays"].items():
         if not spec["nbytes"]:
             continue

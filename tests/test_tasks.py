@@ -66,7 +66,7 @@ def custom_shards(custom_root, en_vocab):
 def test_a_users_task_generates_records_and_decodes(custom_shards):
     root, manifest = custom_shards
     assert manifest["task_table"]["next_sentence"] == {"name": "next_sentence", "task_id": 7, "level": "sentence",
-                                                       "label_fields": [], "module": str(CUSTOM)}
+                                                       "fields": [], "module": str(CUSTOM)}
     assert manifest["classes"]["next_sentence"] == 2
     labels = manifest["labels_per_task"]["next_sentence"]
     assert set(labels) == {"0", "1"} and min(labels.values()) > 0
