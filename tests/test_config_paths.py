@@ -3,6 +3,7 @@ working directory: a config file's relative paths from its own folder, or from t
 for a config inside the checkout (the shipped ones, the examples: as they were); a `configs/...`
 path is a shipped config; a path typed on the command line (`--set`, a command's option) is the
 working directory's."""
+import json
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,14 @@ def test_a_plain_installs_shipped_configs_read_their_paths_from_the_working_dire
     monkeypatch.chdir(tmp_path)
     config = load_config("configs/pretrain/small_en.yaml")
     assert (config.data, config.output) == ("output/small_en/shards", "output/small_en/pretrain")
+
+
+def test_print_schedule_reads_a_whole_config_as_a_run_does(tmp_path, monkeypatch, capsys):
+    """From any directory, with the command line's --set: the schedule a run would train."""
+    from ernie.pretrain.trainer import main as pretrain_main
+    monkeypatch.chdir(tmp_path)
+    assert pretrain_main(["--config", "configs/pretrain/demo_en.yaml", "--print-schedule", "--json",
+                          "--set", "schedule.iterations_per_task=7"]) == 0
+    schedule = json.loads(capsys.readouterr().out)
+    assert {n for stage in schedule["stages"] for n in stage.values()} <= set(range(8))
+    assert sum(sum(stage.values()) for stage in schedule["stages"]) == 7 * len(schedule["tasks"])

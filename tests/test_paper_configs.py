@@ -18,7 +18,7 @@ from data_gen.config import DataConfig
 from data_gen.make import make
 from ernie.pretrain.config import load_config, shard_tasks, without_tasks
 from ernie.pretrain.schedule import load_schedule, schedule_from_config
-from ernie.pretrain.schedule import main as print_schedule
+from ernie.pretrain.trainer import main as pretrain_main
 from tests.conftest import REPO
 
 CONFIGS = REPO / "configs" / "pretrain"
@@ -124,7 +124,7 @@ def test_a_paper_configs_comment_states_the_steps_and_tokens_print_schedule_comp
     without them, in that order."""
     path = CONFIGS / f"{name}.yaml"
     config = load_config(path)
-    assert print_schedule(["--config", str(path), "--json"]) == 0  # what --print-schedule runs
+    assert pretrain_main(["--config", str(path), "--print-schedule", "--json"]) == 0
     totals = [json.loads(capsys.readouterr().out)["total_steps"]]
     if config.optional_tasks:
         totals.append(schedule_from_config(without_tasks(config.schedule, config.optional_tasks)).total_steps)

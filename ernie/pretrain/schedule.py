@@ -40,11 +40,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import yaml
 
 from ernie_common import tasks as registry
+from ernie_common.shipped_configs import find
 
 STRATEGIES = ("continual", "multitask", "continual_multitask")
 
@@ -231,24 +232,48 @@ def schedule_from_config(values: dict, source: str = "config", learned: Sequence
         raise ScheduleError(f"{source}: {err}") from None
 
 
+def with_learned(schedule: Dict[str, Any], init_model: Optional[str], source: str) -> Schedule:
+    """The schedule of a config's `schedule:` mapping, with the tasks its `init_model` (a model
+    directory, or None) already learned."""
+    learned: List[str] = []
+    if init_model:
+        from ernie.formats.checkpoint import CheckpointError, parameter_names
+        from ernie.pretrain.init_model import learned_tasks
+        try:
+            tasks = [registry.get(t) for stage in schedule.get("stages", []) for t in stage]
+            learned = learned_tasks(tasks, parameter_names(init_model))
+        except (CheckpointError, registry.TaskError) as err:
+            raise ScheduleError(f"{source}: {err}") from None
+    return schedule_from_config(schedule, source=source, learned=learned)
+
+
 def load_schedule(path) -> Schedule:
-    """The schedule of a pre-training config, with the tasks its `init_model` already learned."""
+    """The schedule of a schedule fragment or of a pre-training config as its file says (the
+    trainer's `--print-schedule` reads a whole config through its loader: paths, `--set`,
+    optional tasks)."""
     values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     schedule = values.get("schedule", values)
     try:
         registry.load_modules(values.get("task_modules", []))  # a user's tasks the schedule names
     except registry.TaskError as err:
         raise ScheduleError(f"{path}: {err}") from None
-    learned: List[str] = []
-    if values.get("init_model"):
-        from ernie.formats.checkpoint import CheckpointError, parameter_names
-        from ernie.pretrain.init_model import learned_tasks
-        try:
-            tasks = [registry.get(t) for stage in schedule.get("stages", []) for t in stage]
-            learned = learned_tasks(tasks, parameter_names(values["init_model"]))
-        except (CheckpointError, registry.TaskError) as err:
-            raise ScheduleError(f"{path}: {err}") from None
-    return schedule_from_config(schedule, source=str(path), learned=learned)
+    return with_learned(schedule, values.get("init_model"), str(path))
+
+
+def describe(schedule: Schedule, as_json: bool = False) -> str:
+    """The allocation as `--print-schedule` prints it: a table of task x stage, or JSON."""
+    if as_json:
+        return schedule.to_json()
+    rows = schedule.table()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"strategy: {schedule.strategy}; "
+             + ("text-task steps also train the stage's token-level tasks (joint_token_tasks)"
+                if schedule.joint_token_tasks else "every step trains one task (joint_token_tasks: false)")
+             + (f"; learned before (replayed from stage 1): {', '.join(schedule.learned)}" if schedule.learned else ""),
+             "budgets are loss-on steps (steps on which the task's loss is on), per stage:"]
+    lines += ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+              for row in rows]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -261,22 +286,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
-        schedule = load_schedule(args.config)
+        schedule = load_schedule(find(args.config))
     except (ScheduleError, OSError, yaml.YAMLError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.json:
-        print(schedule.to_json())
-        return 0
-    rows = schedule.table()
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print(f"strategy: {schedule.strategy}; "
-          + ("text-task steps also train the stage's token-level tasks (joint_token_tasks)"
-             if schedule.joint_token_tasks else "every step trains one task (joint_token_tasks: false)")
-          + (f"; learned before (replayed from stage 1): {', '.join(schedule.learned)}" if schedule.learned else ""))
-    print("budgets are loss-on steps (steps on which the task's loss is on), per stage:")
-    for row in rows:
-        print("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+    print(describe(schedule, args.json))
     return 0
 
 

@@ -54,6 +54,7 @@ from ernie_common import tasks as registry
 from ernie_common.configfile import to_dict
 from ernie_common.fileio import atomic_directory, atomic_write_text
 from ernie_common.machine import cpu_line
+from ernie_common.shipped_configs import find
 from ernie_common.tokenization import first_normal_id, load_vocab
 from propeller.mixed_precision import AMP_CHOICES, MixedPrecision, MixedPrecisionUnsupported, check_supported
 
@@ -479,7 +480,8 @@ class Trainer:
 def _is_whole_config(path) -> bool:
     """Whether `path` is a pre-training config (and not a schedule fragment, which
     `--print-schedule` also prints)."""
-    values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else None
+    path = find(path)
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
     return isinstance(values, dict) and "data" in values
 
 
@@ -504,12 +506,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.print_schedule:
-            from ernie.pretrain.schedule import main as print_schedule
-            code = print_schedule(["--config", args.config] + (["--json"] if args.json else []))
-            if code == 0 and not args.json and _is_whole_config(args.config):
+            from ernie.pretrain.schedule import describe, with_learned
+            from ernie.pretrain.schedule import main as print_fragment
+            if not _is_whole_config(args.config):
+                return print_fragment(["--config", args.config] + (["--json"] if args.json else []))
+            # through the config's loader, as a run reads it: its paths, --set, optional tasks
+            config = load_config(args.config, {"amp": args.amp}, args.set)
+            registry.load_modules(config.task_modules)
+            print(describe(with_learned(config.schedule, config.init_model, args.config), args.json))
+            if not args.json:
                 from ernie.pretrain.memory import scale_report
-                print("\n".join(scale_report(load_config(args.config, {"amp": args.amp}, args.set))))
-            return code
+                print("\n".join(scale_report(config)))
+            return 0
         config = load_config(args.config, {"output": args.output, "mode": args.mode, "amp": args.amp}, args.set)
         check_supported(config.amp)
         trainer = Trainer(config, config_file=args.config)
