@@ -378,10 +378,12 @@ def report(study: dict, doc: Path = DOC) -> None:
     titles = {m.init.name: m.title for m in inits}
     tables, findings = [], []
     for setting in settings:
-        names = [m.init.name for m in inits if setting.name in m.settings]
-        table = downstream.comparison_table(out, [setting], names, titles, "start")
-        if len(table) > 2:
-            tables += [*table, ""]
+        wanted = [m.init.name for m in inits if setting.name in m.settings]
+        names = [n for n in wanted if downstream.collect(out, setting, n)]
+        if "start" in names:  # each table as far as its runs have gone, the rest named
+            tables += downstream.comparison_table(out, [setting], names, titles, "start")
+            waiting = [titles[n] for n in wanted if n not in names]
+            tables += (["", f"Still to run on {setting.name}: {', '.join(waiting)}."] if waiting else []) + [""]
         findings += downstream.floor_findings(out, [setting], names, titles)
     plot = comparison_plot(out, study, doc.with_name("continual.png"))
     write_report(doc, fill(TEMPLATE, {
@@ -393,7 +395,7 @@ def report(study: dict, doc: Path = DOC) -> None:
         "heldout": "\n".join(heldout_table(study)),
         "growth": growth_text(study),
         "reading": "\n".join(reading(out, study)),
-        "tables": "\n".join(tables) or "No setting has results for every initialisation measured on it yet.",
+        "tables": "\n".join(tables) or "No setting has results for the start model yet.",
         "floors": "\n".join(findings) or "- every initialisation with results beats its floor",
         "plot": plot or "(the plot waits for the first results)",
         "seeds": str(study["seeds"]), "close_seeds": str(study["close_seeds"]),
