@@ -171,6 +171,16 @@ class VisualDLSink:
         self.writer.close()
 
 
+class StepHook(Hook):
+    """Calls `fn(step, info)` after every step (info: what the plan said about the step)."""
+
+    def __init__(self, fn: Callable[[int, dict], None]):
+        self.fn = fn
+
+    def after_step(self, learner, step, metrics, info):
+        self.fn(step, info)
+
+
 class CheckpointHook(Hook):
     """Calls `save(step)` every `every` steps and after each step listed in `also_after`."""
 

@@ -489,3 +489,32 @@ def test_grown_sentence_types_copy_the_last_row():
     from ernie.pretrain.init_model import grow_sentence_types
     table = np.arange(6, dtype=np.float32).reshape(2, 3)
     np.testing.assert_array_equal(grow_sentence_types(table, 4), [[0, 1, 2], [3, 4, 5], [3, 4, 5], [3, 4, 5]])
+
+
+def test_models_saved_at_token_counts_are_the_same_after_a_resume(pretrain_setup, tmp_path):
+    """save_models_at_tokens: a model where the run's real tokens first reach each count, the
+    count kept by checkpoints, so a killed and resumed run saves the same models at the same steps."""
+    counts = "save_models_at_tokens=[500,2000,5000]"
+    whole = _pretrain(pretrain_setup, tmp_path / "whole", "--set", counts)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    first = _pretrain(pretrain_setup, tmp_path / "killed", "--set", counts, "--max-steps", "12")
+    assert first.returncode == 0, first.stderr[-2000:]
+    rest = _pretrain(pretrain_setup, tmp_path / "killed", "--set", counts, "--resume")
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    summary = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()]
+    records = [r for r in records if "tokens" in r]
+    assert summary["tokens_seen"] == sum(r["tokens"] for r in records)
+    for n in (500, 2000, 5000):
+        saved = [json.loads((run / "models" / f"tokens-{n}" / "tokens.json").read_text())
+                 for run in (tmp_path / "whole", tmp_path / "killed")]
+        assert saved[0] == saved[1] and saved[0]["tokens_seen"] >= n > saved[0]["tokens_seen"] - 600
+        a, b = (load_params(run / "models" / f"tokens-{n}" / "params.safetensors")
+                for run in (tmp_path / "whole", tmp_path / "killed"))
+        for name in a:
+            np.testing.assert_allclose(a[name], b[name], atol=1e-6, rtol=0, err_msg=name)
+
+
+def test_constant_schedule_warms_up_then_holds():
+    from ernie.model.optimization import linear_warmup_constant
+    assert [linear_warmup_constant(1e-3, 4, s) for s in (1, 2, 4, 5, 10_000)] == [2.5e-4, 5e-4, 1e-3, 1e-3, 1e-3]

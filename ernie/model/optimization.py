@@ -19,14 +19,24 @@ def linear_warmup_decay(peak: float, warmup: int, total: int, step: int) -> floa
     return peak * max(0.0, (total - step) / max(total - warmup, 1))
 
 
+def linear_warmup_constant(peak: float, warmup: int, step: int) -> float:
+    """Linear warm-up to `peak` over `warmup` steps, then `peak`: a run's rate at a step does not
+    depend on how long the run is, so models saved along the way are what a run ending there
+    would have trained (before any decay; Hägele et al. 2024 decay briefly from such points)."""
+    return peak * min(max(step, 1), warmup) / max(warmup, 1)
+
+
 def task_learning_rate(optimization, iterations: int, task_step: int) -> float:
     """A pre-training task's learning rate at its `task_step`-th step of `iterations`, from the
-    config's `optimization` settings (`ernie.pretrain.config.Optimization`): noam, or linear warm-up and decay to 0 at its last step;
-    warm-up over `warmup_proportion` of its iterations where that is set, else `warmup_steps`."""
+    config's `optimization` settings (`ernie.pretrain.config.Optimization`): noam, linear warm-up
+    and decay to 0 at its last step, or linear warm-up and constant; warm-up over
+    `warmup_proportion` of its iterations where that is set, else `warmup_steps`."""
     warmup = optimization.warmup_steps if optimization.warmup_proportion is None else \
         max(1, round(optimization.warmup_proportion * iterations))
     if optimization.lr_schedule == "noam":
         return noam(optimization.learning_rate, warmup, task_step)
+    if optimization.lr_schedule == "constant":
+        return linear_warmup_constant(optimization.learning_rate, warmup, task_step)
     return linear_warmup_decay(optimization.learning_rate, warmup, iterations, task_step)
 
 

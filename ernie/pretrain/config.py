@@ -15,10 +15,10 @@ from ernie_common.configfile import ConfigError, load, to_dict
 from propeller.mixed_precision import AMP_CHOICES, LossScaling
 
 MODES = ("static", "dygraph")
-LR_SCHEDULES = ("noam", "linear")
+LR_SCHEDULES = ("noam", "linear", "constant")
 # Keys a resumed run may change: they decide where and how often to write, not what is trained.
 NOT_TRAINING_KEYS = ("output", "log_every", "checkpoint_every", "keep_checkpoints", "step_timeout",
-                     "max_skipped_steps")
+                     "max_skipped_steps", "save_models_at_tokens")
 
 
 class PretrainError(ConfigError):
@@ -116,6 +116,9 @@ class PretrainConfig:
     corrupt_shards: str = "error"      # or skip: examples whose bytes fail their checksum are skipped, counted
     step_timeout: float = 600.0        # data-parallel: seconds a step may take before the job counts as stuck
     max_skipped_steps: int = 100       # steps in a row skipped for a non-finite loss or gradient before the run stops
+    # a model directory (OUTPUT/models/tokens-N/) at the step whose real tokens, over all ranks and
+    # resumes, first reach each of these counts: a curve of what the tokens seen buy
+    save_models_at_tokens: List[int] = dataclasses.field(default_factory=list)
     loss_scaling: LossScaling = dataclasses.field(default_factory=LossScaling)
     optimization: Optimization = dataclasses.field(default_factory=Optimization)
     heldout: Heldout = dataclasses.field(default_factory=Heldout)
@@ -131,6 +134,9 @@ class PretrainConfig:
             raise PretrainError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise PretrainError(f"dropout must be in [0, 1), got {self.dropout}")
+        if any(n < 1 for n in self.save_models_at_tokens) or self.save_models_at_tokens != sorted(set(
+                self.save_models_at_tokens)):
+            raise PretrainError(f"save_models_at_tokens must be increasing positive counts, got {self.save_models_at_tokens}")
         if self.max_skipped_steps < 0:
             raise PretrainError(f"max_skipped_steps must be at least 0, got {self.max_skipped_steps}")
         if self.step_timeout <= 0:

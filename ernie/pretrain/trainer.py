@@ -296,7 +296,7 @@ class Trainer:
             save_params(tmp / "params.safetensors", {n: state[n] for n in self.param_names})
             save_params(tmp / "optimizer.safetensors", {n: v for n, v in state.items() if n not in self.param_names})
             (tmp / "trainer_state.json").write_text(json.dumps({
-                "step": step, "task_steps": dict(task_steps), "readers": readers,
+                "step": step, "task_steps": dict(task_steps), "readers": readers, "tokens_seen": self.tokens_seen,
                 "train_seconds": round(self._train_seconds(), 1), **self._fingerprint()}, indent=2))
             (tmp / "ernie_config.json").write_text(self.model_config.to_json())
             (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
@@ -328,7 +328,22 @@ class Trainer:
                                 **load_params(ckpt / "optimizer.safetensors")})
         self.data.load_state(readers[self.rank])
         self._seconds_before = state.get("train_seconds", 0.0)
+        self.tokens_seen = state.get("tokens_seen", 0)
         return state["step"], Counter(state["task_steps"])
+
+    def _count_tokens(self, step: int, info: dict) -> None:
+        """Adds a step's real tokens (over all ranks) to the run's; where they reach a count of
+        `save_models_at_tokens` first, the writer saves the model there (OUTPUT/models/tokens-N/,
+        with the step and the exact count in `tokens.json`)."""
+        before, self.tokens_seen = self.tokens_seen, self.tokens_seen + info.get("tokens", 0)
+        reached = [n for n in self.config.save_models_at_tokens if before < n <= self.tokens_seen]
+        if reached and self.is_writer:
+            state = self.runner.state()
+            params = {n: state[n] for n in self.param_names}
+            for n in reached:
+                record = json.dumps({"tokens_seen": self.tokens_seen, "step": step, "target": n}, indent=2)
+                save_model_dir(self.out / "models" / f"tokens-{n}", self.model_config, params, vocab_file=self.vocab_file,
+                               extra_files={"tokens.json": record + "\n"})
 
     def _train_seconds(self) -> float:
         """Seconds of training of this run so far, over all its resumed segments."""
@@ -390,11 +405,12 @@ class Trainer:
               max_steps: Optional[int] = None) -> Optional[Path]:
         """Trains to the schedule's end and writes the model; with `max_steps`, stops after that
         step (a checkpoint is written there, so `resume` continues) and returns None."""
-        from propeller.learner import CheckpointHook, EvalHook, Learner, LogHook, ProgressHook, VisualDLSink, append_jsonl
+        from propeller.learner import CheckpointHook, EvalHook, Learner, LogHook, ProgressHook, StepHook, VisualDLSink, append_jsonl
 
         steps = list(self.schedule.steps())
         end = len(steps) if max_steps is None else min(len(steps), max_steps)
         self._segment_started, self._seconds_before = time.perf_counter(), 0.0
+        self.tokens_seen = 0  # real tokens over all ranks, over resumes (a checkpoint keeps the count)
         if resume:
             start, task_steps = self.load_checkpoint()
         else:
@@ -431,6 +447,7 @@ class Trainer:
                 hooks.append(EvalHook(lambda step: self.evaluate_heldout(), self.config.heldout.every, end,
                                       sinks=[append_jsonl(self.out / "log.jsonl"), *sinks], also_after=stage_ends,
                                       at_start=True, fields=("stage",)))
+        hooks.append(StepHook(self._count_tokens))  # before the checkpoint: its step's tokens counted
         hooks.append(CheckpointHook(lambda step: self.save_checkpoint(step, task_steps),
                                     self.config.checkpoint_every, also_after=stage_ends + [end]))
         watch = None
@@ -469,6 +486,7 @@ class Trainer:
         self.summary = summary(read_log(self.out), entropy)
         # how long, and where: with the threads each process had (another run beside it slows it)
         self.summary["train_seconds"] = round(self._train_seconds(), 1)
+        self.summary["tokens_seen"] = self.tokens_seen
         self.summary["machine"] = f"{cpu_line()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
         if self.config.corrupt_shards == "skip":
             self.summary["corrupt_examples_skipped"] = self.data.corrupt_examples
