@@ -278,15 +278,14 @@ def heldout_table(study: dict) -> List[str]:
         records = {r["step"]: r for r in heldout_records(read_log(run.run_dir))}
         config = yaml.safe_load((run.run_dir / "config.yaml").read_text(encoding="utf-8"))
         ends = load_schedule_ends(config)
-        tasks = [k[len(HELDOUT_LOSS):] for k in (records.get(0) or next(iter(records.values()), {})) if k.startswith(HELDOUT_LOSS)]
-        if not tasks:
-            continue
+        tasks = [t for stage in config["schedule"]["stages"] for t in stage]  # the recipe's, every run's
         if not lines:
             lines = ["| model | after | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 2) + "|"]
         for label, step in [("start (step 0)", 0)] + [(f"stage {i + 1} (step {e:,})", e) for i, e in enumerate(ends)]:
-            if step in records:
+            if step in records:  # a task without held-out examples in a run's shards: –
                 lines.append(f"| {run.name} | {label} | " + " | ".join(
-                    f"{records[step].get(HELDOUT_LOSS + t, float('nan')):.3f}" for t in tasks) + " |")
+                    f"{records[step][HELDOUT_LOSS + t]:.3f}" if HELDOUT_LOSS + t in records[step] else "–"
+                    for t in tasks) + " |")
     return lines or ["No held-out evaluation is on record yet."]
 
 
