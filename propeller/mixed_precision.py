@@ -112,13 +112,12 @@ def _reduce_after_backward(optimizer, reduce_gradients: Callable) -> None:
 
 
 def _gradient_pipeline(optimizer, reduce_gradients: Optional[Callable], accumulate: int, accumulators: list,
-                       recompute: bool, skip_flags: Optional[list]) -> None:
+                       recompute: bool, check: bool) -> None:
     """Backward (its ops tagged as such for recomputation; a non-finite loss poisoning its
     gradient, `propeller.nonfinite`), then the accumulated micro-batches' gradients added
     (`propeller.accumulation`), then the ranks' reduction: what the update sees is the global
-    batch's gradient. With `skip_flags` (a list), a last check of that gradient makes the
-    update skip a non-finite step and its flag is appended there (float16's decorator does its
-    own)."""
+    batch's gradient. With `check`, a last check of that gradient makes the update skip a
+    non-finite step (float16's decorator does its own)."""
     from .nonfinite import poison_in_backward, skip_on_nonfinite
     if recompute:
         from .recompute import tag_backward
@@ -129,8 +128,8 @@ def _gradient_pipeline(optimizer, reduce_gradients: Optional[Callable], accumula
         accumulate_in_backward(optimizer, accumulate, accumulators)
     if reduce_gradients is not None:
         _reduce_after_backward(optimizer, reduce_gradients)
-    if skip_flags is not None:
-        skip_on_nonfinite(optimizer, skip_flags)
+    if check:
+        skip_on_nonfinite(optimizer)
 
 
 def bf16_cpu_fixup(program) -> None:
@@ -170,26 +169,26 @@ def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: O
 def _minimize(model_fn, optimizer, mixed_precision, reduce_gradients, accumulate, accumulators, recompute):
     import paddle
 
-    from .nonfinite import decorator_flag, supports_skip
-    flags = [] if supports_skip(optimizer) else None
+    from .nonfinite import supports_skip, update_flag
+    skip = supports_skip(optimizer)
     if mixed_precision is None:
-        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, flags)
+        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, skip)
         feeds, fetches, loss = model_fn()
         optimizer.minimize(loss)
-        return feeds, fetches, flags[0] if flags else None
+        return feeds, fetches, update_flag(optimizer) if skip else None
     dtype, scaling = mixed_precision.dtype, mixed_precision.loss_scaling
     if dtype == "bfloat16":
         # no loss scaling: Paddle's defaults would build an unscale op without a scale
         optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype, init_loss_scaling=1.0,
                                                use_dynamic_loss_scaling=False)
-        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, flags)
+        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, skip)
         with paddle.amp.auto_cast(level="O1", dtype=dtype):
             feeds, fetches, loss = model_fn()
             bf16_cpu_fixup(paddle.static.default_main_program())
             optimizer.minimize(loss)
-        return feeds, fetches, flags[0] if flags else None
+        return feeds, fetches, update_flag(optimizer) if skip else None
     optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype)
-    _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, None)
+    _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, False)
     with paddle.amp.auto_cast(level="O1", dtype=dtype):
         feeds, fetches, loss = model_fn()
         scaler = paddle.amp.GradScaler(
@@ -198,4 +197,4 @@ def _minimize(model_fn, optimizer, mixed_precision, reduce_gradients, accumulate
             decr_every_n_nan_or_inf=scaling.decr_every_n_nan_or_inf, use_dynamic_loss_scaling=True)
         scaled = scaler.scale(loss)
     scaler.minimize(optimizer, scaled)
-    return feeds, fetches, decorator_flag(optimizer) if flags is not None else None
+    return feeds, fetches, update_flag(optimizer) if skip else None

@@ -64,9 +64,9 @@ def poison_in_backward(optimizer) -> None:
     optimizer.backward = poisoned_backward
 
 
-def skip_on_nonfinite(optimizer, flags: list) -> None:
+def skip_on_nonfinite(optimizer) -> None:
     """Makes `optimizer.backward` end with one finiteness check of all its gradients, whose flag
-    is given to the Adam-family update as its `SkipUpdate` (and appended to `flags`, for the
+    is given to the Adam-family update as its `SkipUpdate` (`update_flag` reads it back, for the
     runner to fetch). Wrap it last: it must see the gradients the update sees."""
     import paddle
     backward = optimizer.backward
@@ -78,14 +78,13 @@ def skip_on_nonfinite(optimizer, flags: list) -> None:
         # scale 1: the check alone (the unscale is float16's and divides by its loss scale)
         _, found_inf = paddle._C_ops.check_finite_and_unscale_(grads, paddle.full([1], 1.0, "float32"))
         # Adam's kernels read the flag on the CPU, as Paddle's decorator copies it there
-        found_inf = paddle.tensor.creation._memcpy(found_inf, paddle.CPUPlace())
-        updater._set_auxiliary_var("found_inf", found_inf)
-        flags.append(found_inf)
+        updater._set_auxiliary_var("found_inf", paddle.tensor.creation._memcpy(found_inf, paddle.CPUPlace()))
         return params_grads
 
     optimizer.backward = checked_backward
 
 
-def decorator_flag(optimizer):
-    """The overflow flag float16's decorated optimizer gave its update (after `minimize`)."""
+def update_flag(optimizer):
+    """The skip flag the optimizer's update was given (after `minimize`): `skip_on_nonfinite`'s,
+    or float16's decorated optimizer's overflow flag."""
     return real_optimizer(optimizer)._get_auxiliary_var("found_inf")
