@@ -154,7 +154,7 @@ class Reading:
     lang: str
     layout: Optional[str] = None             # None for peoples_daily, which has its own
     separator: Optional[Pattern] = None
-    text_field: Optional[str] = None         # jsonl's and parquet's
+    text_field: Optional[str] = None         # jsonl's, parquet's and tsv's
     decoding: Decoding = Decoding()
 
     @classmethod
@@ -581,6 +581,16 @@ def read_text(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
     return _documents(path.name, _lines(path, stats, how.decoding), how, stats)
 
 
+def _record_lines(path: Path, how: Reading, stats: Counter, too_long: str) -> Iterator[Tuple[int, str]]:
+    """(line number, text) of the non-blank lines of a file of a record a line (jsonl, tsv); a
+    line over MAX_RECORD_BYTES is skipped, counted under `too_long`, never held whole."""
+    for lineno, line, cut in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES):
+        if cut:
+            stats[too_long] += 1
+        elif line.strip():
+            yield lineno, line
+
+
 def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[int, Union[str, List[str]]]]:
     """(line number, the text under text_field, or the list under "sentences") of each record.
     A file holding one JSON array (its first line opens with `[`) is an error, read as jsonl it
@@ -588,12 +598,7 @@ def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[in
     or "sentences" (a mistyped text_field), as a parquet file without the column is."""
     fields: Dict[str, None] = {}  # the keys of the records read while none had the text
     without, first = 0, True      # records read while none had the text; the first line to come
-    for lineno, line, cut in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES):
-        if cut:
-            stats["json_line_over_40MB_skipped"] += 1
-            continue
-        if not line.strip():
-            continue
+    for lineno, line in _record_lines(path, how, stats, "json_line_over_40MB_skipped"):
         if first and line.lstrip().startswith("["):
             raise CorpusError(f"{path}: holds a JSON array (line {lineno} opens with '['), not a JSON object a line: "
                               f"convert it to jsonl, e.g. jq -c '.[]' {path} > {path.stem}.jsonl")
@@ -666,13 +671,8 @@ def _tsv_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[int
     header without the column is an error naming the columns it has; a row of another number of
     columns is skipped and counted."""
     columns: Optional[List[str]] = None
-    for lineno, line, cut in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES):
-        if cut:
-            stats["tsv_row_over_40MB_skipped"] += 1
-            continue
-        if not line.strip():
-            continue
-        cells = line.rstrip("\r\n").split("\t")
+    for lineno, line in _record_lines(path, how, stats, "tsv_row_over_40MB_skipped"):
+        cells = line.split("\t")
         if columns is None:
             columns = cells
             if how.text_field not in columns:

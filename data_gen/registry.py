@@ -23,6 +23,14 @@ def _verified(path: Path, sha256: str) -> bool:
     return path.is_file() and sha256_file(path) == sha256
 
 
+def check_sha256(path: Path, sha256: str, what: str, why: str) -> None:
+    """A FetchError where the file's SHA-256 is not the one recorded: `what` names the file,
+    `why` says what the mismatch means where it happened."""
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise FetchError(f"{what}: checksum mismatch (expected {sha256}, got {actual}); {why}")
+
+
 def _download(command: list, workdir: Path, what: str, hint: str) -> None:
     try:
         result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
@@ -45,10 +53,7 @@ def _fetch(file_name: str, sha256: str, command: list, what: str, hint: str) -> 
         got = Path(tmp) / file_name
         if not got.is_file():
             raise FetchError(f"fetching {what} produced no {file_name}")
-        actual = sha256_file(got)
-        if actual != sha256:
-            raise FetchError(f"{what}: checksum mismatch (expected {sha256}, got {actual}); "
-                             "the registry served a different file")
+        check_sha256(got, sha256, what, "the registry served a different file")
         os.replace(got, target)
     return target
 

