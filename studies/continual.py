@@ -28,7 +28,8 @@ import numpy as np
 import yaml
 
 from ernie.kernels.cpu_runtime import usable_cores
-from ernie.pretrain.log import HELDOUT_LOSS, heldout_records, read_log
+from ernie.pretrain.log import heldout_losses, read_log
+from ernie.pretrain.schedule import schedule_from_config
 from ernie_common.fileio import atomic_write_text
 from studies import downstream
 from studies.jobs import ROOT, run_all, run_python
@@ -224,15 +225,10 @@ def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
     run_all([lambda m=m, s=s: downstream.evaluate(settings[s], m.init, out, seeds=study["seeds"], grid=m.grid,
                                                   threads=threads)
              for m in chosen for s in m.settings], "fine-tuning", parallel)
-    every = [m.init.name for m in measured(study)]
-    more = [lambda m=m, s=s: downstream.more_seeds(settings[s], m.init, out, study["close_seeds"], threads=threads)
-            for m in chosen for s in m.settings
-            if m.init.name in close_pairs(out, settings[s], [n for n in every if s in measured_on(study, n)])]
-    run_all(more, "fine-tuning (more seeds)", parallel)
-
-
-def measured_on(study: dict, init: str) -> Tuple[str, ...]:
-    return next(m.settings for m in measured(study) if m.init.name == init)
+    on = {s: [m.init.name for m in measured(study) if s in m.settings] for s in settings}  # who is measured where
+    close = {s: close_pairs(out, settings[s], names) for s, names in on.items()}
+    run_all([lambda m=m, s=s: downstream.more_seeds(settings[s], m.init, out, study["close_seeds"], threads=threads)
+             for m in chosen for s in m.settings if m.init.name in close[s]], "fine-tuning (more seeds)", parallel)
 
 
 # ---- the report -------------------------------------------------------------------------------
@@ -275,23 +271,18 @@ def heldout_table(study: dict) -> List[str]:
     for run in runs(study):
         if not (run.run_dir / "log.jsonl").is_file():
             continue
-        records = {r["step"]: r for r in heldout_records(read_log(run.run_dir))}
+        losses = heldout_losses(read_log(run.run_dir))
         config = yaml.safe_load((run.run_dir / "config.yaml").read_text(encoding="utf-8"))
-        ends = load_schedule_ends(config)
-        tasks = [t for stage in config["schedule"]["stages"] for t in stage]  # the recipe's, every run's
+        schedule = schedule_from_config(config["schedule"], "schedule")
+        tasks = list(schedule.tasks)  # the recipe's, every run's
         if not lines:
             lines = ["| model | after | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 2) + "|"]
-        for label, step in [("start (step 0)", 0)] + [(f"stage {i + 1} (step {e:,})", e) for i, e in enumerate(ends)]:
-            if step in records:  # a task without held-out examples in a run's shards: –
+        points = [("start (step 0)", 0)] + [(f"stage {i + 1} (step {e:,})", e) for i, e in enumerate(schedule.stage_ends)]
+        for label, step in points:
+            if step in losses:  # a task without held-out examples in a run's shards: –
                 lines.append(f"| {run.name} | {label} | " + " | ".join(
-                    f"{records[step][HELDOUT_LOSS + t]:.3f}" if HELDOUT_LOSS + t in records[step] else "–"
-                    for t in tasks) + " |")
+                    f"{losses[step][t]:.3f}" if t in losses[step] else "–" for t in tasks) + " |")
     return lines or ["No held-out evaluation is on record yet."]
-
-
-def load_schedule_ends(config: dict) -> List[int]:
-    from ernie.pretrain.schedule import schedule_from_config
-    return list(schedule_from_config(config["schedule"], "schedule").stage_ends)
 
 
 def suite_means(out: Path, study: dict) -> Dict[str, Dict[str, float]]:

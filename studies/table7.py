@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence
 
 import yaml
 
-from ernie.pretrain.log import FINAL_WINDOW, HELDOUT_LOSS, heldout_records, read_log
+from ernie.pretrain.log import FINAL_WINDOW, heldout_losses, read_log
 from ernie.pretrain.schedule import Schedule, load_schedule
 from studies import downstream
 from studies.jobs import ROOT, run_all, run_python
@@ -201,8 +201,7 @@ def _heldout(variant: Variant, strategy: str) -> Dict[int, Dict[str, float]]:
     run_dir = variant.run_dir(strategy)
     if not (run_dir / "log.jsonl").is_file():
         return {}
-    return {r["step"]: {k[len(HELDOUT_LOSS):]: v for k, v in r.items() if k.startswith(HELDOUT_LOSS)}
-            for r in heldout_records(read_log(run_dir))}
+    return heldout_losses(read_log(run_dir))
 
 
 def forgetting_table(variant: Variant) -> List[str]:

@@ -36,6 +36,12 @@ def heldout_records(records: List[dict]) -> List[dict]:
     return [r for r in records if any(k.startswith(HELDOUT_LOSS) for k in r)]
 
 
+def heldout_losses(records: List[dict]) -> Dict[int, Dict[str, float]]:
+    """step -> task -> held-out loss, of the held-out records of a run's log."""
+    return {r["step"]: {k[len(HELDOUT_LOSS):]: v for k, v in r.items() if k.startswith(HELDOUT_LOSS)}
+            for r in heldout_records(records)}
+
+
 def training_records(records: List[dict]) -> List[dict]:
     """The records of the training windows (the held-out evaluation's left out)."""
     return [r for r in records if not any(k.startswith(HELDOUT_LOSS) for k in r)]
