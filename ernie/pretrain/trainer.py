@@ -109,11 +109,17 @@ class Trainer:
         vocab = load_vocab(self.vocab_file)
         self.vocab_sha = manifest["vocab"]["sha256"]
         preset = ErnieConfig.from_file(config.model, vocab_size=len(vocab)) if config.model else None
+        self.batch = config.batch_plan(self.world_size)
+        if self.is_writer:
+            print(f"batch: {self.batch.describe()}")
+        self.data = PretrainingData(shard_dir, config.seed, self.batch.micro_tokens, vocab["[PAD]"],
+                                    vocab["[MASK]"], first_normal_id(vocab),
+                                    rank=self.rank, world_size=self.world_size,
+                                    skip_corrupt=config.corrupt_shards == "skip", length_pool=config.length_pool,
+                                    heldout=config.heldout.examples)
+        self.data.check_tasks(self.schedule.tasks)
         tasks = registry.resolve(self.schedule.tasks)
-        try:
-            task_objects = registry.recorded_tasks(tasks, manifest["config"], str(manifest_path))
-        except registry.TaskError as err:
-            raise PretrainError(str(err)) from None
+        task_objects = [self.data.tasks[t.name] for t in tasks]  # the run's, built from the manifest's options
         types_needed = max(sentence_types(t) for t in task_objects)
         self.init = None  # the model this run continues from (`init_model:`)
         if config.init_model:
@@ -129,15 +135,6 @@ class Trainer:
         self.own_steps = {t: self.schedule.own_steps(t) for t in self.schedule.tasks}
         self.model_config = self.init.config if self.init else preset
         self._check_model_fits_shards(manifest, manifest_path, task_objects)
-        self.batch = config.batch_plan(self.world_size)
-        if self.is_writer:
-            print(f"batch: {self.batch.describe()}")
-        self.data = PretrainingData(shard_dir, config.seed, self.batch.micro_tokens, vocab["[PAD]"],
-                                    vocab["[MASK]"], first_normal_id(vocab),
-                                    rank=self.rank, world_size=self.world_size,
-                                    skip_corrupt=config.corrupt_shards == "skip", length_pool=config.length_pool,
-                                    heldout=config.heldout.examples)
-        self.data.check_tasks(self.schedule.tasks)
         # The model trains with the config's `dropout` where it sets one; the saved model keeps the
         # preset's rates, which fine-tuning uses.
         dropout = config.dropout
@@ -158,10 +155,11 @@ class Trainer:
                                 f"{c.max_position_embeddings} positions: make the shards with max_seq_len <= "
                                 f"{c.max_position_embeddings}, or use a model with more max_position_embeddings")
         for task in tasks:
-            if sentence_types(task) > c.sent_type_vocab_size:
-                raise PretrainError(f"{manifest_path}: task {task.name}'s examples hold {sentence_types(task)} sentence "
+            types = sentence_types(task)
+            if types > c.sent_type_vocab_size:
+                raise PretrainError(f"{manifest_path}: task {task.name}'s examples hold {types} sentence "
                                     f"types, but the model ({model}) has {c.sent_type_vocab_size} "
-                                    f"(sent_type_vocab_size): set sent_type_vocab_size: {sentence_types(task)} there")
+                                    f"(sent_type_vocab_size): set sent_type_vocab_size: {types} there")
             if c.use_task_id and task.task_id >= c.task_type_vocab_size:
                 raise PretrainError(f"task {task.name} has id {task.task_id}, which the task embedding of the model "
                                     f"({model}, task_type_vocab_size {c.task_type_vocab_size}) lacks: set "
@@ -338,12 +336,16 @@ class Trainer:
         before, self.tokens_seen = self.tokens_seen, self.tokens_seen + info.get("tokens", 0)
         reached = [n for n in self.config.save_models_at_tokens if before < n <= self.tokens_seen]
         if reached and self.is_writer:
-            state = self.runner.state()
-            params = {n: state[n] for n in self.param_names}
+            params = self._params()
             for n in reached:
                 record = json.dumps({"tokens_seen": self.tokens_seen, "step": step, "target": n}, indent=2)
                 save_model_dir(self.out / "models" / f"tokens-{n}", self.model_config, params, vocab_file=self.vocab_file,
                                extra_files={"tokens.json": record + "\n"})
+
+    def _params(self) -> Dict[str, np.ndarray]:
+        """The model's parameters in the runner's state (the optimizer's accumulators left out)."""
+        state = self.runner.state()
+        return {n: state[n] for n in self.param_names}
 
     def _train_seconds(self) -> float:
         """Seconds of training of this run so far, over all its resumed segments."""
@@ -479,9 +481,7 @@ class Trainer:
             return None
         if not self.is_writer:
             return self.out / "model"
-        state = self.runner.state()
-        params = {n: state[n] for n in self.param_names}
-        model_dir = save_model_dir(self.out / "model", self.model_config, params, vocab_file=self.vocab_file)
+        model_dir = save_model_dir(self.out / "model", self.model_config, self._params(), vocab_file=self.vocab_file)
         entropy = self.data.manifest.get("unigram_entropy", {}).get("nats")
         self.summary = summary(read_log(self.out), entropy)
         # how long, and where: with the threads each process had (another run beside it slows it)
