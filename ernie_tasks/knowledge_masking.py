@@ -396,10 +396,22 @@ class KnowledgeMasking(DataTask):
     compared_with_unigram_entropy = True  # it predicts the masked tokens
 
     # ---- data generation: unit boundaries, and masking when it is done offline ---------------
-    def prepare(self, config, read_corpus) -> List[Tuple[str, str]]:
-        """English collocations by PMI over the whole corpus (Chinese phrases are its words)."""
+    def prepare(self, config, read_corpus) -> Dict[str, str]:
+        """English collocations by PMI over the whole corpus (Chinese phrases are its words), as
+        two strings: `words`, the phrases' distinct words in the order they first occur, and
+        `pairs`, each phrase's two words as indices into them, phrases in sorted order (a `_WORD`
+        holds no whitespace, so spaces separate both).
+
+        Not a list of pairs of words, because the phrase list grows with the corpus up to
+        `max_phrases` (50,000 by 100 MB of English), the main process keeps the state for the
+        whole run and every worker is forked with it: 50,000 tuples, scattered through the memory
+        the counting had freed (which they then kept from going back to the system), held 14 MB
+        of the main process. And each word once: a generator pins the words in its lexicon
+        (`setup`), and making a string of each of the 100,000 words of 50,000 phrases to keep
+        their 34,000 distinct ones left the memory of the others held by the kept ones, 10 MB
+        more in each process."""
         if config.lang != "en":
-            return []
+            return {"words": "", "pairs": ""}
         options = self.options
         colloc = Collocations(options.collocation_min_count, options.collocation_min_pmi,
                               stopwords=load_stopwords(config.stopwords),
@@ -411,16 +423,24 @@ class KnowledgeMasking(DataTask):
                 colloc.count(batch)
                 batch = []
         colloc.count(batch)
-        return sorted(colloc.finish().phrases)
+        index: Dict[str, int] = {}
+        pairs = [index.setdefault(w, len(index)) for pair in sorted(colloc.finish().phrases) for w in pair]
+        return {"words": " ".join(index), "pairs": " ".join(map(str, pairs))}
 
     def lexicon_words(self, phrases) -> List[str]:
+        """The phrases' distinct words (`prepare`), or the words of each pair in turn of the list
+        of pairs that a `corpus_states.json` written before held (the lexicon takes each once)."""
+        if isinstance(phrases, dict):
+            return phrases["words"].split()
         return [w for pair in phrases or () for w in pair]
 
     def setup(self, generator, phrases) -> None:
-        words = self.lexicon_words(phrases)
         # pinned words keep their ids when the lexicon is reset, and so do these pairs
-        self.phrase_pairs = generator.lexicon.ids(words).reshape(-1, 2)
-        self.n_phrases = len(words) // 2
+        ids = generator.lexicon.ids(self.lexicon_words(phrases))
+        if isinstance(phrases, dict):  # parsed by numpy: no Python object a phrase
+            ids = ids[np.fromstring(phrases["pairs"], dtype=np.int64, sep=" ")]
+        self.phrase_pairs = ids.reshape(-1, 2)
+        self.n_phrases = len(self.phrase_pairs)
         self.entities = load_entity_list(self.options.entities, generator.config.lang)
 
     def token_labels(self, chunk, context, stats):
