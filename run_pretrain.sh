@@ -4,7 +4,7 @@
 #      with the data config's format and layout), 2. the task shards (python -m data_gen make),
 #   3. pre-training (python -m ernie.pretrain), 4. the loss-curve plot (python -m ernie.plot).
 # With no arguments: the embedded State of the Union demo corpus, the micro model, continual
-# multi-task learning over the English task set, 9 to 17 minutes on 2 CPU cores (README).
+# multi-task learning over the English task set, 7 to 13 minutes on 2 CPU cores (README).
 # Variables choose other runs, e.g. the 60-minute recipes of docs/pretraining.md:
 #   DATA_CONFIG=configs/data/sotu_en.yaml CONFIG=configs/pretrain/small_en.yaml bash run_pretrain.sh
 #   DATA_CONFIG=configs/data/peoples_daily_zh.yaml CONFIG=configs/pretrain/small_zh.yaml bash run_pretrain.sh
@@ -19,7 +19,8 @@
 #   RESUME=1     continue a killed run from its newest checkpoint
 #   DATA_ONLY=1  stop after the shards (fetch, vocabulary, data_gen make): runs that share the
 #                shards make them once before they start side by side (scripts/table7.sh)
-#   AMP          mixed precision: fp16 (GPU) or bf16 (GPU, AVX-512 CPU), in one process or many
+#   AMP          mixed precision: fp16 (GPU), bf16 (GPU, CPU with AMX or AVX512_BF16), auto (bf16
+#                where the CPU has AMX, else off), in one process or many
 #   NPROC        processes per node (default 1); more than 1, or NNODES > 1, launches data-parallel
 #                training with `python -m paddle.distributed.launch` (fleet collective: gloo on
 #                CPU, NCCL on GPU); each rank reads its own part of the shards

@@ -62,14 +62,18 @@ def hf_ernie_config(config):
 
 
 def gemm_gflops(m: int = 2048, n: int = 1024) -> dict:
-    """fp32 [m, n] x [n, n] matrix-multiply rate of Paddle and of PyTorch: the ceiling of each."""
+    """fp32 [m, n] x [n, n] matrix-multiply rate of Paddle's matmul, of this project's training
+    matmul (oneDNN's GEMM, `ernie.kernels.cpu_kernels.matmul`) and of PyTorch: each one's ceiling."""
     import paddle
     import torch
+
+    from ernie.kernels import cpu_kernels
     a, b = np.random.rand(m, n).astype(np.float32), np.random.rand(n, n).astype(np.float32)
     pa, pb = paddle.to_tensor(a), paddle.to_tensor(b)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     flops = 2.0 * m * n * n
     return {"paddle": flops / timed(lambda: paddle.matmul(pa, pb).numpy(), 2, 10) / 1e9,
+            "ernie": flops / timed(lambda: cpu_kernels.matmul(pa, pb, False, training=True).numpy(), 2, 10) / 1e9,
             "pytorch": flops / timed(lambda: (ta @ tb).numpy(), 2, 10) / 1e9}
 
 

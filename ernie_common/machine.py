@@ -9,8 +9,8 @@ import os
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 
 
-def cpu_line() -> str:
-    """`CPU: <model name>; <cores> cores; flags: ...` from /proc/cpuinfo (Linux; 'unknown' elsewhere)."""
+def _cpuinfo() -> tuple:
+    """(model name, set of flags) from /proc/cpuinfo (Linux; 'unknown' and none elsewhere)."""
     model, flags = "unknown", set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -22,5 +22,16 @@ def cpu_line() -> str:
                     flags = set(value.split())
     except OSError:
         pass
+    return model, flags
+
+
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags as the kernel reports them (`amx_bf16`, `avx512_bf16`, ...)."""
+    return frozenset(_cpuinfo()[1])
+
+
+def cpu_line() -> str:
+    """`CPU: <model name>; <cores> cores; flags: ...` from /proc/cpuinfo (Linux; 'unknown' elsewhere)."""
+    model, flags = _cpuinfo()
     present = [flag for flag in CPU_FLAGS if flag in flags]
     return f"CPU: {model}; {os.cpu_count()} cores; flags: {' '.join(present) or 'none of ' + ' '.join(CPU_FLAGS)}"

@@ -379,12 +379,13 @@ class MaskedLMHead(TaskHead):
         masked = paddle.gather(flat, positions)  # gather before the vocabulary projection
         trans = layer.trans_layer_norm(cpu_kernels.gelu(layer.trans_fc(masked), layer.training))
         word_embedding = encoder.embeddings.word_embedding.weight
-        return cpu_kernels.bias_add(paddle.matmul(trans, word_embedding, transpose_y=True), layer.out_bias,
+        return cpu_kernels.bias_add(cpu_kernels.matmul(trans, word_embedding, True, layer.training), layer.out_bias,
                                     layer.training)
 
     def loss(self, layer, encoder, sequence, pooled, batch):
         from ernie.model.losses import masked_mean_cross_entropy
-        return masked_mean_cross_entropy(self.logits(layer, sequence, batch["mask_pos"], encoder), batch["mask_label"])
+        return masked_mean_cross_entropy(self.logits(layer, sequence, batch["mask_pos"], encoder), batch["mask_label"],
+                                         layer.training)
 
 
 @register(options=KnowledgeMaskingOptions, head=MaskedLMHead)

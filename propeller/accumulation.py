@@ -70,15 +70,13 @@ def _persistable(name: str, shape, dtype):
     return value
 
 
-def micro_batch_program(model_fn: Callable, accumulator_names: List[str], autocast: Optional[str] = None,
-                        loss_scale: Optional[str] = None, after_build: Optional[Callable] = None,
-                        recompute: bool = False):
+def micro_batch_program(model_fn: Callable, accumulator_names: List[str], build_context: Callable = contextlib.nullcontext,
+                        loss_scale: Optional[str] = None, recompute: bool = False):
     """(program, feeds, fetches) of one micro-batch's forward and backward, adding its gradients
-    into the accumulators named `accumulator_names` (made by the update program). `autocast`:
-    the float16/bfloat16 O1 dtype the update program's forward runs in; `loss_scale`: the name of
-    float16's loss-scale variable, which multiplies the loss as in the update program;
-    `after_build(program)` runs after the forward is built (a fix-up the update program had too);
-    `recompute`: the model's marked segments are recomputed in the backward (`propeller.recompute`).
+    into the accumulators named `accumulator_names` (made by the update program).
+    `build_context()`: the context the update program's forward was built in (mixed precision's
+    `autocast`); `loss_scale`: the name of float16's loss-scale variable, which multiplies the loss
+    as in the update program; `recompute`: the model's marked segments are recomputed in the backward (`propeller.recompute`).
     Build it under a fresh `unique_name.guard()`, as the update program was, so the
     parameters' generated names agree. Its startup program is never run: it initialises nothing
     the update program's startup has not."""
@@ -88,12 +86,9 @@ def micro_batch_program(model_fn: Callable, accumulator_names: List[str], autoca
     from .nonfinite import poison_gradient
     program = paddle.static.Program()
     with paddle.static.program_guard(program, paddle.static.Program()):
-        cast = paddle.amp.auto_cast(level="O1", dtype=autocast) if autocast else contextlib.nullcontext()
-        with cast:
+        with build_context():
             with rc.maybe(recompute, rc.forward_role):
                 feeds, fetches, loss = model_fn()
-            if after_build is not None:
-                after_build(program)
             if loss_scale is not None:
                 loss = loss * _persistable(loss_scale, [1], "float32")
             params = [p for p in program.global_block().all_parameters() if not p.stop_gradient]

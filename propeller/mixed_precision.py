@@ -9,21 +9,29 @@
   `incr_ratio`. The scale and its two counters are persistable program variables, so the
   runner's state (and so every checkpoint) holds them beside the optimizer's accumulators.
 - bfloat16 has float32's exponent range and needs no loss scaling (none is built).
+- bfloat16 on a CPU is not Paddle's auto-cast: Paddle 3.3's CPU build has no bfloat16 matmul
+  kernel, so O1 there keeps every matrix product in float32 and only adds casts (2.4x slower
+  than float32, measured on an AMX Xeon). Instead the model is built under `cpu_bf16_matmuls()`,
+  and its matrix products (`ernie.kernels.cpu_kernels.matmul`) run in bfloat16 through oneDNN,
+  float32 in and out: nothing else changes, master weights and optimizer included.
 
 Kernels decide where each runs: float16 needs a CUDA build with a GPU; bfloat16 a GPU that
-has it or a CPU with AVX-512 (oneDNN's bfloat16 kernels). `check_supported` says so before
-anything is built. The settings (`AMP_CHOICES`, `LossScaling`, `MixedPrecision`) import without
+has it or a CPU with bfloat16 matrix instructions (AMX or AVX512_BF16; `cpu_bf16_isa` of the
+flags the caller reads).
+`check_supported` says so before anything is built. The settings (`AMP_CHOICES`, `LossScaling`, `MixedPrecision`) import without
 Paddle, so a config can be checked in a process that never loads it.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Collection, Optional
 
 if TYPE_CHECKING:
     import paddle
 
-AMP_CHOICES = ("off", "fp16", "bf16")
+AMP_CHOICES = ("off", "fp16", "bf16", "auto")  # auto: decided by the caller (ernie.kernels.cpu_kernels.auto_amp)
 _DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
 LOSS_SCALE_PREFIX = "loss_scaling"
 
@@ -59,10 +67,17 @@ def has_gpu() -> bool:
     return cuda_device_count() > 0
 
 
-def check_supported(amp: str) -> None:
-    """Raises `MixedPrecisionUnsupported`, saying why and what to use, where `amp` cannot run."""
-    if amp not in AMP_CHOICES:
-        raise MixedPrecisionUnsupported(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
+def cpu_bf16_isa(cpu_flags: Collection[str]) -> Optional[str]:
+    """The bfloat16 matrix instructions among a CPU's feature flags (/proc/cpuinfo's): "amx_bf16"
+    (AMX tiles), "avx512_bf16" (dot products in AVX-512 registers) or None."""
+    return next((isa for isa in ("amx_bf16", "avx512_bf16") if isa in cpu_flags), None)
+
+
+def check_supported(amp: str, cpu_flags: Collection[str] = ()) -> None:
+    """Raises `MixedPrecisionUnsupported`, saying why and what to use, where `amp` cannot run;
+    `cpu_flags`: the CPU's feature flags, which decide bfloat16 on a CPU."""
+    if amp not in AMP_CHOICES or amp == "auto":
+        raise MixedPrecisionUnsupported(f"amp must be one of {AMP_CHOICES[:3]}, got {amp!r}")
     if amp == "off":
         return
     import paddle
@@ -73,28 +88,39 @@ def check_supported(amp: str) -> None:
     if amp == "fp16":
         raise MixedPrecisionUnsupported(
             "--amp fp16 needs a CUDA build of Paddle and a GPU (float16 matmul, softmax and layer norm "
-            "have no CPU kernels); this process has none: use --amp off, or --amp bf16 on a CPU with AVX-512")
-    if not paddle.base.core.supports_bfloat16():
+            "have no CPU kernels); this process has none: use --amp off, or --amp bf16 on a CPU with AMX or AVX512_BF16")
+    if cpu_bf16_isa(cpu_flags) is None:
         raise MixedPrecisionUnsupported(
-            "--amp bf16 on a CPU needs AVX-512 (oneDNN's bfloat16 kernels), which this CPU lacks: use --amp off")
+            "--amp bf16 on a CPU needs bfloat16 matrix instructions (AMX or AVX512_BF16), which this CPU lacks: "
+            "use --amp off")
 
 
-def _give_bf16_matmuls_both_gradients(program) -> None:
-    """Paddle 3.3.1's oneDNN bfloat16 `matmul_grad` kernel writes both input gradients even when
-    one input needs none, and crashes the process (a segmentation fault) doing so. A bfloat16
-    matmul whose one input needs a gradient and whose other does not (an input fed from data, say)
-    gets the missing gradient asked for too: one extra matrix product, computed and dropped."""
-    import paddle
-    for op in program.global_block().ops:
-        if op.name() != "pd_op.matmul":
-            continue
-        operands = op.operands_source()
-        if operands[0].dtype != paddle.bfloat16:
-            continue
-        needs = [not v.stop_gradient for v in operands]
-        if any(needs) and not all(needs):
-            for value in operands:
-                value.stop_gradient = False
+_CPU_BF16_MATMULS = contextvars.ContextVar("cpu_bf16_matmuls", default=False)
+
+
+def cpu_bf16_matmuls() -> bool:
+    """Whether the model being built runs its matrix products in bfloat16 on the CPU (asked by the
+    model's ops, `ernie.kernels.cpu_kernels.matmul`)."""
+    return _CPU_BF16_MATMULS.get()
+
+
+@contextlib.contextmanager
+def autocast(dtype: Optional[str]):
+    """The context a model is built in for mixed precision `dtype` ("float16", "bfloat16" or
+    None): bfloat16 on a CPU is the model's own bfloat16 matrix products; everything else is
+    Paddle's O1 auto-cast."""
+    if dtype is None:
+        yield
+    elif dtype == "bfloat16" and not has_gpu():
+        token = _CPU_BF16_MATMULS.set(True)
+        try:
+            yield
+        finally:
+            _CPU_BF16_MATMULS.reset(token)
+    else:
+        import paddle
+        with paddle.amp.auto_cast(level="O1", dtype=dtype):
+            yield
 
 
 def _reduce_after_backward(optimizer, reduce_gradients: Callable) -> None:
@@ -130,12 +156,6 @@ def _gradient_pipeline(optimizer, reduce_gradients: Optional[Callable], accumula
         _reduce_after_backward(optimizer, reduce_gradients)
     if check:
         skip_on_nonfinite(optimizer)
-
-
-def bf16_cpu_fixup(program) -> None:
-    """What a bfloat16 program needs on a CPU before its backward is built (a no-op on a GPU)."""
-    if not has_gpu():
-        _give_bf16_matmuls_both_gradients(program)
 
 
 def minimize(model_fn, optimizer: paddle.optimizer.Optimizer, mixed_precision: Optional[MixedPrecision],
@@ -177,19 +197,24 @@ def _minimize(model_fn, optimizer, mixed_precision, reduce_gradients, accumulate
         optimizer.minimize(loss)
         return feeds, fetches, update_flag(optimizer) if skip else None
     dtype, scaling = mixed_precision.dtype, mixed_precision.loss_scaling
+    if dtype == "bfloat16" and not has_gpu():
+        _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, skip)
+        with autocast(dtype):
+            feeds, fetches, loss = model_fn()
+        optimizer.minimize(loss)
+        return feeds, fetches, update_flag(optimizer) if skip else None
     if dtype == "bfloat16":
         # no loss scaling: Paddle's defaults would build an unscale op without a scale
         optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype, init_loss_scaling=1.0,
                                                use_dynamic_loss_scaling=False)
         _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, skip)
-        with paddle.amp.auto_cast(level="O1", dtype=dtype):
+        with autocast(dtype):
             feeds, fetches, loss = model_fn()
-            bf16_cpu_fixup(paddle.static.default_main_program())
             optimizer.minimize(loss)
         return feeds, fetches, update_flag(optimizer) if skip else None
     optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype)
     _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, False)
-    with paddle.amp.auto_cast(level="O1", dtype=dtype):
+    with autocast(dtype):
         feeds, fetches, loss = model_fn()
         scaler = paddle.amp.GradScaler(
             init_loss_scaling=scaling.init, incr_ratio=scaling.incr_ratio, decr_ratio=scaling.decr_ratio,

@@ -74,9 +74,12 @@ def skip_on_nonfinite(optimizer) -> None:
 
     def checked_backward(*args, **kwargs):
         params_grads = backward(*args, **kwargs)
-        grads = [g for _, g in params_grads]
-        # scale 1: the check alone (the unscale is float16's and divides by its loss scale)
-        _, found_inf = paddle._C_ops.check_finite_and_unscale_(grads, paddle.full([1], 1.0, "float32"))
+        # One read of every gradient: the sum of their squares is finite exactly when they all are
+        # (or a square overflows, beyond 1.8e19 in float32: no sane update either). The global
+        # norm clipping takes is these same squares; Paddle's check_finite_and_unscale_ would
+        # read each gradient and write it back, three times the time on the tiny model's CPU step.
+        squares = paddle.add_n([paddle._C_ops.squared_l2_norm(g) for _, g in params_grads])
+        found_inf = paddle.logical_not(paddle.isfinite(squares))
         # Adam's kernels read the flag on the CPU, as Paddle's decorator copies it there
         updater._set_auxiliary_var("found_inf", paddle.tensor.creation._memcpy(found_inf, paddle.CPUPlace()))
         return params_grads

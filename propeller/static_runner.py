@@ -28,7 +28,7 @@ import numpy as np
 import paddle
 
 from .device import process_place
-from .mixed_precision import LOSS_SCALE_PREFIX, MixedPrecision, minimize
+from .mixed_precision import LOSS_SCALE_PREFIX, MixedPrecision, autocast, minimize
 from .nonfinite import SKIPPED
 
 
@@ -197,13 +197,11 @@ class StaticRunner:
         self.micro = None  # the micro-batch program (accumulate > 1)
         if accumulate > 1:
             from .accumulation import micro_batch_program
-            from .mixed_precision import bf16_cpu_fixup
             amp = mixed_precision.dtype if mixed_precision else None
             with static_mode(), paddle.utils.unique_name.guard():
                 self.micro, micro_feeds, self.micro_fetches = micro_batch_program(
-                    model_fn, [acc.name for acc in accumulators], autocast=amp,
-                    loss_scale=self._loss_scale_name, after_build=bf16_cpu_fixup if amp == "bfloat16" else None,
-                    recompute=recompute)
+                    model_fn, [acc.name for acc in accumulators], build_context=lambda: autocast(amp),
+                    loss_scale=self._loss_scale_name, recompute=recompute)
             if list(micro_feeds) != list(self.feeds) or list(self.micro_fetches) != self._fetch_names:
                 raise RuntimeError("the model function built different feeds or fetches for the micro-batch program")
 

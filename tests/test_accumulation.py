@@ -14,7 +14,7 @@ from propeller.accumulation import ACCUMULATOR_SUFFIX
 from propeller.mixed_precision import LossScaling, MixedPrecision
 from propeller.static_runner import StaticRunner
 from tests.conftest import REPO
-from tests.test_mixed_precision import CPU_BF16, OVERFLOW, elementwise_model
+from tests.test_mixed_precision import NEEDS_CPU_BF16, OVERFLOW, elementwise_model
 
 STEPS, BATCH = 4, 8
 DATA = np.random.default_rng(0)
@@ -31,6 +31,19 @@ def classifier():
     return {"x": x, "y": y}, {"loss": loss}, loss
 
 
+def kernel_classifier():
+    """`classifier` through the model's own linear op: its matrix products run in bfloat16 when
+    the program is built for bfloat16 on a CPU (`propeller.mixed_precision.autocast`)."""
+    from ernie.kernels import cpu_kernels
+    x, y = paddle.static.data("x", [-1, 6], "float32"), paddle.static.data("y", [-1], "int64")
+    hidden = paddle.nn.Linear(6, 16, weight_attr=paddle.ParamAttr(name="h.w"), bias_attr=paddle.ParamAttr(name="h.b"))
+    out = paddle.nn.Linear(16, 3, weight_attr=paddle.ParamAttr(name="o.w"), bias_attr=paddle.ParamAttr(name="o.b"))
+    h = paddle.tanh(cpu_kernels.linear(x, hidden.weight, hidden.bias, training=True))
+    logits = cpu_kernels.linear(h, out.weight, out.bias, training=True)
+    loss = paddle.nn.functional.cross_entropy(logits, y.unsqueeze(-1))
+    return {"x": x, "y": y}, {"loss": loss}, loss
+
+
 def adamw(lr):  # clipping is tight, so it acts: it must see the global gradient, not a micro-batch's
     return paddle.optimizer.AdamW(lr, weight_decay=0.01, grad_clip=paddle.nn.ClipGradByGlobalNorm(0.05))
 
@@ -41,8 +54,8 @@ def micro_feeds(step, parts, rank=0, ranks=1):
     return [{"x": x, "y": y} for x, y in zip(np.split(xs, parts), np.split(ys, parts))]
 
 
-def train(parts, **runner_options):
-    runner = StaticRunner(classifier, adamw, seed=1, place=paddle.CPUPlace(), accumulate=parts, **runner_options)
+def train(parts, model=classifier, **runner_options):
+    runner = StaticRunner(model, adamw, seed=1, place=paddle.CPUPlace(), accumulate=parts, **runner_options)
     losses = []
     for step in range(STEPS):
         feeds = micro_feeds(step, parts)
@@ -207,11 +220,15 @@ def test_two_ranks_of_two_micro_batches_train_as_one_process_with_the_whole_batc
     assert ranks[0]["fp16"][2][3] == ranks[0]["fp16"][1][3]
 
 
-@pytest.mark.skipif(not CPU_BF16, reason="bfloat16 on CPU needs AVX-512")
+@NEEDS_CPU_BF16
 def test_bf16_micro_batches_train_as_the_whole_batch():
     start = StaticRunner(classifier, adamw, seed=1, place=paddle.CPUPlace()).state()
-    whole = train(1, mixed_precision=MixedPrecision("bf16"))[0].state()
-    parts = train(2, mixed_precision=MixedPrecision("bf16"))[0].state()
+    whole = train(1, kernel_classifier, mixed_precision=MixedPrecision("bf16"))[0].state()
+    runner = train(2, kernel_classifier, mixed_precision=MixedPrecision("bf16"))[0]
+    parts = runner.state()
+    for program in (runner.main, runner.micro):  # the micro-batches' program is bfloat16 too
+        ops = program.global_block().ops
+        assert [op.attrs()["bf16"] for op in ops if op.name() == "custom_op.ernie_linear"] == [True, True]
     # bfloat16 matmuls round differently with the batch's split, and Adam magnifies small gradients'
     # differences: the two end far closer to each other than to where they started
     moved = np.sqrt(sum(float(((whole[n] - start[n]) ** 2).sum()) for n in PARAMS))

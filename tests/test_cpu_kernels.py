@@ -1,6 +1,7 @@
 """The fused CPU kernels against independent references: Paddle's own ops for layer norm, GELU
-and bias add (values and gradients), and a NumPy Philox4x32-10, itself checked against the
-Random123 known-answer vectors, for the dropout mask."""
+and bias add (values and gradients), a NumPy Philox4x32-10, itself checked against the
+Random123 known-answer vectors, for the dropout mask, and float64 NumPy products of operands
+rounded to bfloat16 by hand for the bfloat16 matrix product."""
 import platform
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import pytest
 from ernie.kernels import cpu_kernels
 from ernie.model.optimization import adamw
 from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
+from ernie_common.machine import cpu_flags
+from propeller.mixed_precision import autocast, cpu_bf16_isa, has_gpu
 from propeller.static_runner import InferenceProgram, StaticRunner
 from tests.conftest import pretraining_step_feeds, small_config
 
@@ -103,6 +106,117 @@ def test_fused_kernels_match_paddle_ops(name, fused, native, shapes, data_inputs
     for got, want in zip(_values_and_grads(fused, inputs, dy, data_inputs),
                          _values_and_grads(native, inputs, dy, data_inputs)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5, err_msg=name)
+
+
+def bf16_round(a):
+    """float32 -> bfloat16 (nearest, ties to even), as float64; no NaN in `a`."""
+    u = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    u = ((u + np.uint64(0x7FFF) + ((u >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)) << np.uint64(16)
+    return u.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+NEEDS_CPU_BF16 = pytest.mark.skipif(has_gpu() or cpu_bf16_isa(cpu_flags()) is None,
+                                    reason="bfloat16 on a CPU needs AMX or AVX512_BF16")
+
+
+def fused_matmul(x, y, transpose_y, bf16):
+    with autocast("bfloat16" if bf16 else None):
+        return cpu_kernels.matmul(x, y, transpose_y, training=True)
+
+
+def bf16_matmul(x, y, transpose_y):
+    return fused_matmul(x, y, transpose_y, True)
+
+
+@NEEDS_CPU_BF16
+def test_bf16_rounding_is_nearest_even_and_keeps_nan_and_inf():
+    one = paddle.to_tensor([[1.0]])
+    values = [1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, -(1 + 2 ** -8 + 2 ** -20), 3.4028235e38, np.inf, np.nan]
+    # ties to the even mantissa; float32's largest rounds up to infinity
+    want = [1.0, 1 + 2 ** -6, 1 + 2 ** -7, -(1 + 2 ** -7), np.inf, np.inf, np.nan]
+    got = bf16_matmul(paddle.to_tensor(np.array(values, np.float32)[:, None]), one, False).numpy()[:, 0]
+    np.testing.assert_array_equal(got, np.array(want, np.float32))
+    np.testing.assert_array_equal(bf16_round(values[:4]), np.array(want[:4], np.float32))
+
+
+PRECISIONS = [pytest.param(False, id="fp32"), pytest.param(True, id="bf16", marks=NEEDS_CPU_BF16)]
+
+
+@pytest.mark.parametrize("bf16", PRECISIONS)
+@pytest.mark.parametrize("x_shape,y_shape,transpose_y", [
+    ((3, 5, 300), (300, 7), False),  # a weight shared by every row; K long enough to round differently
+    ((37, 64), (1001, 64), True),  # the tied masked-LM output: x @ embeddings^T
+    ((2, 3, 9, 16), (2, 3, 16, 11), False),  # attention's context: probs @ v, batched
+    ((2, 3, 9, 16), (2, 3, 12, 16), True),  # attention's scores: q @ k^T, batched
+])
+def test_matmul_is_the_product_of_its_operands_in_their_precision(x_shape, y_shape, transpose_y, bf16):
+    """Forward and both gradients equal float64 products of the operands (and of the output
+    gradient), rounded to bfloat16 first in bf16: the rounding happened, the accumulation is
+    float32."""
+    rng = np.random.default_rng(2)
+    xv, yv = rng.normal(size=x_shape).astype(np.float32), rng.normal(size=y_shape).astype(np.float32)
+    x, y = paddle.to_tensor(xv, stop_gradient=False), paddle.to_tensor(yv, stop_gradient=False)
+    out = fused_matmul(x, y, transpose_y, bf16)
+    dout = rng.normal(size=out.shape).astype(np.float32)
+    dx, dy = paddle.grad(out, [x, y], paddle.to_tensor(dout))
+    rounded = bf16_round if bf16 else (lambda a: a.astype(np.float64))
+    xr, yr, gr = rounded(xv), rounded(yv), rounded(dout)
+    op_y = np.swapaxes(yr, -1, -2) if transpose_y else yr  # [..., K, N]
+    want_dx = gr @ np.swapaxes(op_y, -1, -2)
+    if len(y_shape) == 2:  # a shared weight's gradient sums over all rows
+        want_dop = xr.reshape(-1, x_shape[-1]).T @ gr.reshape(-1, gr.shape[-1])
+    else:
+        want_dop = np.swapaxes(xr, -1, -2) @ gr
+    want_dy = np.swapaxes(want_dop, -1, -2) if transpose_y else want_dop
+    for name, got, want in (("out", out, xr @ op_y), ("dx", dx, want_dx), ("dy", dy, want_dy)):
+        # float32 accumulation over K (at most 300 terms of size ~1): well inside 1e-4 of the scale
+        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-4 * np.abs(want).max(), err_msg=name)
+    if bf16:  # float32 operands would not have matched
+        fp32 = xv.astype(np.float64) @ (np.swapaxes(yv, -1, -2) if transpose_y else yv)
+        assert np.abs(out.numpy() - fp32).max() > 1e-3 * np.abs(fp32).max()
+
+
+@pytest.mark.parametrize("bf16", PRECISIONS)
+def test_linear_is_the_product_added_to_the_bias(bf16):
+    rng = np.random.default_rng(4)
+    xv, wv, bv = (rng.normal(size=s).astype(np.float32) for s in ((2, 7, 300), (300, 9), (9,)))
+    x, w, b = (paddle.to_tensor(v, stop_gradient=False) for v in (xv, wv, bv))
+    with autocast("bfloat16" if bf16 else None):
+        out = cpu_kernels.linear(x, w, b, training=True)
+    dout = rng.normal(size=out.shape).astype(np.float32)
+    dx, dw, db = paddle.grad(out, [x, w, b], paddle.to_tensor(dout))
+    rounded = bf16_round if bf16 else (lambda a: a.astype(np.float64))
+    xr, wr, gr = rounded(xv), rounded(wv), rounded(dout)
+    for name, got, want in (("out", out, xr @ wr + bv), ("dx", dx, gr @ wr.T),
+                            ("dw", dw, xr.reshape(-1, 300).T @ gr.reshape(-1, 9)),
+                            ("db", db, dout.reshape(-1, 9).sum(0))):  # the bias gradient is float32's
+        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-4 * np.abs(want).max(), err_msg=name)
+
+
+def test_softmax_cross_entropy_equals_paddles_loss_argmax_and_gradient():
+    rng = np.random.default_rng(5)
+    logits = (rng.normal(size=(2, 6, 11)) * 3).astype(np.float32)
+    logits[0, 0] = 1.5  # a tie everywhere: the first maximum (class 0) is the prediction
+    labels = rng.integers(0, 11, (2, 6))
+    labels[0, 0], labels[1, 2], labels[1, 5] = 0, -1, -1
+    labels[0, 1] = int(np.argmax(logits[0, 1]))  # one right for sure
+    dloss = rng.normal(size=(2, 6)).astype(np.float32)
+    got, want = ([_values_and_grads(lambda x: paddle.stack(cpu_kernels.softmax_cross_entropy(
+        x, paddle.to_tensor(labels), training)), [logits], np.stack([dloss, np.zeros_like(dloss)]), 0)
+        for training in (True, False)])
+    np.testing.assert_array_equal(got[0][1], want[0][1])  # right or not, row by row
+    assert got[0][1][0, 0] == 1 and got[0][1][0, 1] == 1 and not got[0][1][1, 2]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    assert not got[1][1, 2].any() and not got[0][0][1, 2]  # no label: no loss, no gradient
+
+
+def test_matmul_outside_training_is_paddles():
+    rng = np.random.default_rng(3)
+    x, y = (paddle.to_tensor(rng.normal(size=s).astype(np.float32)) for s in ((4, 300), (300, 5)))
+    want = paddle.matmul(x, y).numpy()
+    with autocast("bfloat16"):
+        np.testing.assert_array_equal(cpu_kernels.matmul(x, y, False, training=False).numpy(), want)
 
 
 def _train_step(config, feeds, monkeypatch, switch):

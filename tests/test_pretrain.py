@@ -24,6 +24,7 @@ from ernie.pretrain.model import ErnieForPretraining
 from ernie_common import tasks as registry
 from tests.conftest import REPO, random_feeds, small_config
 from tests.test_data_gen_make import _documents
+from tests.test_mixed_precision import NEEDS_CPU_BF16
 
 
 def test_noam_peaks_at_exactly_the_learning_rate():
@@ -345,9 +346,9 @@ def test_two_processes_equal_one_process_over_the_same_global_batches(pretrain_s
     assert max(float(np.abs(single[n] - initial[n]).max()) for n in single) > 1e-3  # it did train
 
 
-@pytest.mark.skipif(not paddle.base.core.supports_bfloat16(), reason="bfloat16 on CPU needs AVX-512")
+@NEEDS_CPU_BF16
 def test_two_processes_train_in_bfloat16(pretrain_setup, tmp_path):
-    """bf16 O1 in the data-parallel static program: ranks identical, close to float32 in one process."""
+    """bf16 in the data-parallel static program: ranks identical, close to float32 in one process."""
     config = _dp_config(pretrain_setup, "pretrain_dp_bf16.yaml", amp="bf16")
     distributed = _launch(config, tmp_path / "dp", tmp_path / "logs")
     initial, single, _ = _one_process_over_both_ranks_batches(config, tmp_path)

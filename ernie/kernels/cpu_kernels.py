@@ -1,8 +1,8 @@
 """Fused CPU kernels for training (`ernie/kernels/csrc/cpu_kernels.cc`), and the ops the models call:
 each runs the fused kernel where it applies and Paddle's own op everywhere else.
 
-They apply when the model trains on the CPU, in float32 or in bfloat16 mixed precision (where
-they take the matrix products' outputs back to float32), and the kernels could be built. Eval
+They apply when the model trains on the CPU in float32 (or in bfloat16 mixed precision, whose
+matrix products they run in bfloat16), and the kernels could be built. Eval
 graphs, and so every exported model, keep Paddle's own ops; GPU builds with a GPU keep Paddle's
 GPU kernels; `ERNIE_CPU_KERNELS=0` turns the fused kernels off.
 
@@ -10,14 +10,19 @@ Why: Paddle 3.3's CPU kernels for these ops are slow. Its dropout draws one std:
 per element on one thread; its layer-norm and GELU backward kernels and its broadcast adds (the
 attention mask, the bias gradients) are slow. Profiled on the tiny pre-training step
 (benchmarks/bench_pretrain.py, 2 cores), they took 94, 53, 31 and 70 ms of a 653 ms step.
-With the fused kernels the step takes 448 ms.
+The matrix products: Paddle's matmul calls MKL, whose Intel OpenMP threads compete for the cores
+with the kernels' GNU OpenMP ones; oneDNN's GEMM (Paddle ships it, built on GNU OpenMP) through
+`matmul`/`linear` took the step on a Xeon with AMX from 458 to 366 ms, the linear layer's bias
+added by the product itself included. The masked LM's cross entropy and accuracy read its
+[positions, vocabulary] logits twice on one thread (15 and 13 ms); one threaded pass: 7 ms.
+With all of them the step takes 351 ms against PyTorch's 364 ms on that Xeon.
 
 Building: the first process on a machine compiles the kernels with Paddle's custom-operator
 toolchain (g++ on Linux, about 20 s) into `$ERNIE_CACHE/cpu_kernels/<hash>/`, keyed by the
 source, the Paddle and Python versions and the CPU's feature flags (the code is built for the
 CPU it runs on); later processes only load the library. Processes starting together (the ranks
 of a distributed job) build once, under a file lock. When the build fails, a warning says why
-and training goes on with Paddle's own ops.
+and training goes on with Paddle's own ops (in float32, bfloat16 mixed precision included).
 """
 from __future__ import annotations
 
@@ -37,7 +42,8 @@ import paddle
 import paddle.nn.functional as F
 
 from ernie_common.fileio import atomic_path, cache_dir
-from propeller.mixed_precision import has_gpu
+from ernie_common.machine import cpu_flags
+from propeller.mixed_precision import cpu_bf16_isa, cpu_bf16_matmuls, has_gpu
 
 _SOURCE = Path(__file__).parent / "csrc" / "cpu_kernels.cc"
 _LIBRARY = "ernie_cpu_kernels"
@@ -116,7 +122,7 @@ def available() -> bool:
             _loaded["ok"] = True
         except Exception as exc:  # no compiler, a failed build, a library that does not load
             warnings.warn(f"ernie: fused CPU kernels unavailable, training uses Paddle's own CPU ops "
-                          f"(several times slower): {exc}")
+                          f"(several times slower; matrix products in float32 even with --amp bf16): {exc}")
             _loaded["ok"] = False
     return _loaded["ok"]
 
@@ -127,17 +133,26 @@ def _on_cpu() -> bool:
 
 def _fused_applies(x, training: bool) -> bool:
     """Whether an op on `x` runs a fused kernel: training, on the CPU, not switched off, `x`
-    float32 or bfloat16 (see `_float32`)."""
-    return (training and x.dtype in (paddle.float32, paddle.bfloat16) and os.environ.get(_SWITCH, "1") != "0"
+    float32."""
+    return (training and x.dtype == paddle.float32 and os.environ.get(_SWITCH, "1") != "0"
             and _on_cpu() and available())
 
 
-def _float32(x):
-    """The kernels are float32. In bfloat16 mixed-precision training (`--amp bf16`) a matrix
-    product hands them a bfloat16 activation, which goes back to float32 here: only the matrix
-    products run in bfloat16 (oneDNN's kernels for them are the fast part), and everything between
-    them keeps the fused float32 kernels."""
-    return x if x.dtype == paddle.float32 else paddle.cast(x, "float32")
+def auto_amp() -> tuple:
+    """(amp, why) for `amp: auto`: bfloat16 matrix products where they pay, float32 elsewhere.
+
+    Measured with benchmarks/bench_pretrain.py on a Xeon with AMX: the pre-training step is 1.3x
+    (tiny model) and 2.0x (base) faster with bfloat16 products, its losses within 2e-5 and 7e-4 of
+    float32's; with oneDNN capped at AVX512_BF16 (bfloat16 dot products, no AMX: an AMD EPYC Zen 4)
+    it is 2.3x and 2.7x slower than float32, so there bfloat16 would cost time."""
+    if not _on_cpu():
+        return "off", "a GPU run names its precision (amp: fp16 or bf16)"
+    isa = cpu_bf16_isa(cpu_flags())
+    if isa != "amx_bf16":
+        return "off", f"this CPU has no AMX ({isa or 'no bfloat16 instructions'}): bfloat16 would be slower"
+    if os.environ.get(_SWITCH, "1") == "0" or not available():
+        return "off", "the fused CPU kernels, which run the bfloat16 products, are off or unavailable"
+    return "bf16", "this CPU has AMX: matrix products in bfloat16, the rest float32"
 
 
 def _run(op: str, *inputs_then_attributes):
@@ -160,39 +175,61 @@ def dropout(x, p: float, training: bool):
             return paddle._C_ops.dropout(x, seed, float(p), False, "upscale_in_train", 0, False)
         return F.dropout(x, p, training=True, mode="upscale_in_train")
     key = paddle.randint(0, 2 ** 31 - 1, [2], dtype="int64")
-    return _run("ernie_dropout", _float32(x), key, float(p))[0]
+    return _run("ernie_dropout", x, key, float(p))[0]
 
 
 def layer_norm(x, weight, bias, epsilon: float, training: bool):
     """Layer norm over the last axis."""
     if not _fused_applies(x, training):
         return F.layer_norm(x, x.shape[-1:], weight, bias, epsilon)
-    return _run("ernie_layer_norm", _float32(x), weight, bias, float(epsilon))[0]
+    return _run("ernie_layer_norm", x, weight, bias, float(epsilon))[0]
 
 
 def gelu(x, training: bool):
     """GELU, exact (erf) form, as the original ERNIE."""
     if not _fused_applies(x, training):
         return F.gelu(x)
-    return _run("ernie_gelu", _float32(x))[0]
+    return _run("ernie_gelu", x)[0]
 
 
 def masked_softmax(scores, bias, training: bool):
     """`softmax(scores + bias)` over the last axis; scores [B, heads, T, T], bias [B, 1, 1, T]."""
     if not _fused_applies(scores, training):
         return F.softmax(scores + bias, axis=-1)
-    return _run("ernie_masked_softmax", _float32(scores), bias)[0]
+    return _run("ernie_masked_softmax", scores, bias)[0]
+
+
+def matmul(x, y, transpose_y: bool, training: bool):
+    """`x @ y`, or `x @ y^T`; `y` a weight [K, N] or a batch with `x`'s leading dimensions. Under
+    bfloat16 mixed precision on a CPU (`propeller.mixed_precision.cpu_bf16_matmuls`) the product
+    runs in bfloat16 with float32 accumulation, forward and backward, float32 in and out."""
+    if not _fused_applies(x, training):
+        return paddle.matmul(x, y, transpose_y=transpose_y)
+    return _run("ernie_matmul", x, y, bool(transpose_y), cpu_bf16_matmuls())[0]
 
 
 def linear(x, weight, bias: Optional[paddle.Tensor], training: bool):
-    """`x @ weight + bias`; the fused bias add gets the bias gradient as a threaded column sum."""
+    """`x @ weight + bias`, in one kernel: the product added onto the bias, the bias gradient a
+    threaded column sum; its product in bfloat16 as `matmul`'s."""
     if bias is None or not _fused_applies(x, training):
         return F.linear(x, weight, bias)
-    return bias_add(paddle.matmul(x, weight), bias, training)
+    return _run("ernie_linear", x, weight, bias, cpu_bf16_matmuls())[0]
+
+
+def softmax_cross_entropy(logits, labels, training: bool):
+    """Per row of `logits` [..., C] with `labels` [...] (int64, -1: none): the cross entropy and
+    whether the first maximum is the label (float 1/0), both 0 where there is no label."""
+    if not _fused_applies(logits, training):
+        safe = paddle.where(labels != -1, labels, paddle.zeros_like(labels))
+        valid = paddle.cast(labels != -1, logits.dtype)
+        loss = F.cross_entropy(logits, safe.unsqueeze(-1), reduction="none").squeeze(-1) * valid
+        return loss, paddle.cast(paddle.argmax(logits, axis=-1) == safe, logits.dtype) * valid
+    loss, correct, _ = _run("ernie_softmax_xent", logits, labels)
+    return loss, correct
 
 
 def bias_add(x, bias, training: bool):
     """`x + bias`, the bias broadcast over the last axis."""
     if not _fused_applies(x, training):
         return x + bias
-    return _run("ernie_bias_add", _float32(x), bias)[0]
+    return _run("ernie_bias_add", x, bias)[0]

@@ -3,19 +3,17 @@ labelled positions only (label `IGNORE` = no label)."""
 from __future__ import annotations
 
 import paddle
-import paddle.nn.functional as F
 
 IGNORE = -1
 
 
-def masked_mean_cross_entropy(logits, labels):
+def masked_mean_cross_entropy(logits, labels, training: bool = False):
     """Mean cross entropy over the labels that are not -1 (0 when there are none); also the
-    number of labels and the number predicted right. Computed in float32 under mixed precision."""
+    number of labels and the number predicted right. Computed in float32 under mixed precision;
+    in training on a CPU by one fused kernel (`ernie.kernels.cpu_kernels.softmax_cross_entropy`)."""
+    from ernie.kernels import cpu_kernels
     logits = paddle.cast(logits, "float32")
-    valid = paddle.cast(labels != IGNORE, "float32")
-    safe = paddle.where(labels != IGNORE, labels, paddle.zeros_like(labels))
-    loss = F.cross_entropy(logits, safe.unsqueeze(-1), reduction="none").squeeze(-1)
-    count = paddle.sum(valid)
+    loss, correct = cpu_kernels.softmax_cross_entropy(logits, labels, training)
+    count = paddle.sum(paddle.cast(labels != IGNORE, "float32"))
     denominator = paddle.maximum(count, paddle.ones_like(count))
-    correct = paddle.sum(paddle.cast(paddle.argmax(logits, axis=-1) == safe, "float32") * valid)
-    return paddle.sum(loss * valid) / denominator, count, correct
+    return paddle.sum(loss) / denominator, count, paddle.sum(correct)

@@ -121,9 +121,9 @@ class ErnieSelfAttention(nn.Layer):
         q = self._split_heads(self.query_fc(x) * (1.0 / math.sqrt(self.head_size)))
         k = self._split_heads(self.key_fc(x))
         v = self._split_heads(self.value_fc(x))
-        scores = paddle.matmul(q, k, transpose_y=True)
+        scores = cpu_kernels.matmul(q, k, True, self.training)
         probs = self.dropout(cpu_kernels.masked_softmax(scores, attn_bias, self.training))
-        context = paddle.transpose(paddle.matmul(probs, v), [0, 2, 1, 3])
+        context = paddle.transpose(cpu_kernels.matmul(probs, v, False, self.training), [0, 2, 1, 3])
         context = paddle.reshape(context, [0, 0, self.num_heads * self.head_size])
         return self.output_fc(context)
 

@@ -76,4 +76,4 @@ class LinearHead(TaskHead):
     def loss(self, layer, encoder, sequence, pooled, batch):
         from ernie.model.losses import masked_mean_cross_entropy
         logits = layer(sequence if self.spec.level == TOKEN else pooled)
-        return masked_mean_cross_entropy(logits, batch[f"{self.spec.name}_label"])
+        return masked_mean_cross_entropy(logits, batch[f"{self.spec.name}_label"], layer.training)

@@ -24,9 +24,11 @@ the logged scalars for VisualDL, Paddle's dashboard (`visualdl --logdir OUTPUT/v
 
 Mixed precision (`amp:` in the config, or `--amp`): `fp16` (float16 O1 with fp32 master weights
 and dynamic loss scaling, set by an optional `loss_scaling:` mapping; the scale is logged as
-`loss_scale` and kept in checkpoints) needs a CUDA build and a GPU; `bf16` (bfloat16 O1) a GPU
-with bfloat16 or a CPU with AVX-512. Both run in the static program, in one process or many;
-where they cannot run, the run stops before it starts.
+`loss_scale` and kept in checkpoints) needs a CUDA build and a GPU; `bf16` a GPU with bfloat16
+(O1) or a CPU with AMX or AVX512_BF16 (the matrix products in bfloat16, `propeller.mixed_precision`);
+`auto` is bf16 where the CPU has AMX and off elsewhere (`ernie.kernels.cpu_kernels.auto_amp`; the
+first line says which and why). They run in the static program, in one process or many; where
+they cannot run, the run stops before it starts.
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ from ernie.pretrain.schedule import Schedule, ScheduleError, schedule_from_confi
 from ernie_common import tasks as registry
 from ernie_common.configfile import to_dict
 from ernie_common.fileio import atomic_directory, atomic_write_text
-from ernie_common.machine import cpu_line
+from ernie_common.machine import cpu_flags, cpu_line
 from ernie_common.shipped_configs import find
 from ernie_common.tokenization import first_normal_id, load_vocab
 from propeller.mixed_precision import AMP_CHOICES, MixedPrecision, MixedPrecisionUnsupported, check_supported
@@ -503,6 +505,20 @@ def _is_whole_config(path) -> bool:
     return isinstance(values, dict) and "data" in values
 
 
+def _resolve_auto_amp(config: PretrainConfig) -> PretrainConfig:
+    """`amp: auto` made bf16 or off for this machine, said in one line."""
+    if config.amp != "auto":
+        return config
+    if config.mode == "dygraph":
+        amp, why = "off", "the dygraph mode runs float32"
+    else:
+        from ernie.kernels.cpu_kernels import auto_amp
+        amp, why = auto_amp()
+    print(f"amp auto: {amp} ({why})", flush=True)
+    config.amp = amp
+    return config
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ernie.pretrain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -518,7 +534,8 @@ def main(argv=None) -> int:
     parser.add_argument("--visualdl", action="store_true", help="also log for VisualDL in OUTPUT/visualdl")
     parser.add_argument("--mode", choices=MODES, help="static program (default) or dygraph")
     parser.add_argument("--amp", choices=AMP_CHOICES, help="mixed precision (overrides the config; default off): "
-                                                           "fp16 on GPUs, bf16 on GPUs and AVX-512 CPUs")
+                                                           "fp16 on GPUs, bf16 on GPUs and CPUs with AMX or "
+                                                           "AVX512_BF16, auto: bf16 where the CPU has AMX")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (dotted for a nested one: optimization.learning_rate=1e-3)")
     args = parser.parse_args(argv)
@@ -537,7 +554,8 @@ def main(argv=None) -> int:
                 print("\n".join(scale_report(config)))
             return 0
         config = load_config(args.config, {"output": args.output, "mode": args.mode, "amp": args.amp}, args.set)
-        check_supported(config.amp)
+        config = _resolve_auto_amp(config)
+        check_supported(config.amp, cpu_flags())
         trainer = Trainer(config, config_file=args.config)
         if args.max_steps is not None and args.max_steps < 1:
             raise PretrainError(f"--max-steps must be at least 1, got {args.max_steps}")

@@ -1,5 +1,6 @@
 // Fused CPU kernels for training the ERNIE encoder: dropout, layer norm, exact GELU, the masked
-// attention softmax and bias add, forward and backward, float32, multi-threaded with OpenMP.
+// attention softmax and bias add, forward and backward, float32, multi-threaded with OpenMP; and
+// the matrix products, through oneDNN, in float32 or bfloat16 (float32 in and out).
 //
 // Paddle 3.3's own CPU kernels for these ops are single-threaded or slow in the backward pass
 // (a column reduction over the rows, a per-element std::mt19937 draw), and together cost a
@@ -12,8 +13,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <vector>
 
+#include <dlfcn.h>
 #include <omp.h>
 
 #if defined(__AVX2__)
@@ -582,3 +586,346 @@ PD_BUILD_GRAD_OP(ernie_bias_add)
     .SetKernelFn(PD_KERNEL(BiasAddBackward))
     .SetInferShapeFn(PD_INFER_SHAPE(BiasAddGradShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(BiasAddGradDtype));
+
+// ---------------------------------------------------------------------------------------------
+// Matrix product, float32 in and out: Out = X @ Y, or X @ Y^T with transpose_y. X is [..., M, K];
+// Y is a weight [K, N] ([N, K] transposed) shared by every row of X, or a batch of matrices with
+// X's leading dimensions (attention's scores and context). The products run in oneDNN's GEMM,
+// whose library Paddle's CPU build has already loaded: `dnnl_sgemm` in float32, or with `bf16`
+// `dnnl_gemm_bf16bf16f32`, both operands rounded to bfloat16 (nearest, ties to even) on entry and
+// float32 accumulation (AMX tiles where the CPU has them, AVX512_BF16 dot products where it has
+// those). Everything else stays float32: the weights the optimizer updates, the gradients.
+//
+// oneDNN's threads are this library's (GNU OpenMP), where Paddle's own matmul calls MKL, whose
+// Intel OpenMP threads wait spinning after each call while the fused kernels want the cores.
+
+using SgemmFn = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                        float, float*, int64_t);
+using GemmBf16Fn = int (*)(char, char, int64_t, int64_t, int64_t, float, const uint16_t*, int64_t,
+                           const uint16_t*, int64_t, float, float*, int64_t);
+
+// A function of Paddle's own copy of oneDNN (found by its soname: RTLD_NOLOAD, never a second one).
+void* DnnlSymbol(const char* name) {
+  void* lib = dlopen("libdnnl.so.3", RTLD_NOW | RTLD_NOLOAD);
+  void* fn = lib ? dlsym(lib, name) : nullptr;
+  PD_CHECK(fn != nullptr, "ernie_matmul: oneDNN's ", name, " is not loaded in this process "
+           "(Paddle's CPU build brings libdnnl.so.3)");
+  return fn;
+}
+
+// An operand as the GEMM takes it: the float32 tensor, or its copy rounded to bfloat16.
+struct Operand {
+  const float* f32;
+  std::unique_ptr<uint16_t[]> bf16;
+};
+
+// float32 -> bfloat16, round to nearest even; a NaN stays a (quiet) NaN. The buffer is left
+// uninitialised before it is written (a std::vector would zero it first: one more pass).
+Operand Prepare(const paddle::Tensor& t, bool bf16) {
+  Operand op{t.data<float>(), nullptr};
+  if (!bf16) return op;
+  const int64_t n = t.numel();
+  op.bf16.reset(new uint16_t[n]);
+  const float* src = op.f32;
+  uint16_t* dst = op.bf16.get();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, src + i, sizeof(u));
+    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+    dst[i] = nan ? static_cast<uint16_t>((u >> 16) | 0x40u) : static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+  return op;
+}
+
+// The dimensions of X @ op(Y): `batch` products of [m, k] by [k, n]; `batch` is 1 where Y is a
+// weight (X's leading dimensions folded into m).
+struct MatmulDims {
+  int64_t batch, m, k, n;
+};
+
+MatmulDims Dims(const std::vector<int64_t>& x, const std::vector<int64_t>& y, bool transpose_y, const char* op) {
+  PD_CHECK(x.size() >= 2 && y.size() >= 2, op, ": X and Y need at least 2 dimensions");
+  const int64_t k = x.back();
+  const int64_t yk = transpose_y ? y[y.size() - 1] : y[y.size() - 2];
+  const int64_t n = transpose_y ? y[y.size() - 2] : y[y.size() - 1];
+  PD_CHECK(k == yk, op, ": X's last dimension ", k, " does not match Y's ", yk);
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < x.size(); ++i) rows *= x[i];
+  if (y.size() == 2) return {1, rows, k, n};
+  PD_CHECK(y.size() == x.size() && std::equal(x.begin(), x.end() - 2, y.begin()), op,
+           ": a batched Y must have X's leading dimensions");
+  const int64_t m = x[x.size() - 2];
+  return {rows / m, m, k, n};
+}
+
+// C[i] = op_a(A[i]) @ op_b(B[i]) (+ C[i] with `accumulate`) for each of `batch` products,
+// row-major, float32 out. A batch runs one product a thread (oneDNN runs single-threaded inside a
+// parallel region); a single product runs on all threads inside oneDNN.
+void GemmBatch(bool bf16, int64_t batch, char ta, char tb, int64_t m, int64_t n, int64_t k, const Operand& a,
+               int64_t lda, int64_t a_stride, const Operand& b, int64_t ldb, int64_t b_stride, float* c,
+               bool accumulate = false) {
+  const float beta = accumulate ? 1.0f : 0.0f;
+  static const auto sgemm = reinterpret_cast<SgemmFn>(DnnlSymbol("dnnl_sgemm"));
+  static const auto gemm_bf16 = reinterpret_cast<GemmBf16Fn>(DnnlSymbol("dnnl_gemm_bf16bf16f32"));
+  auto one = [&](int64_t i) {
+    float* ci = c + i * m * n;
+    return bf16 ? gemm_bf16(ta, tb, m, n, k, 1.0f, a.bf16.get() + i * a_stride, lda, b.bf16.get() + i * b_stride, ldb,
+                            beta, ci, n)
+                : sgemm(ta, tb, m, n, k, 1.0f, a.f32 + i * a_stride, lda, b.f32 + i * b_stride, ldb, beta, ci, n);
+  };
+  int status = 0;
+  if (batch == 1) {
+    status = one(0);
+  } else {
+#pragma omp parallel for schedule(static) reduction(| : status)
+    for (int64_t i = 0; i < batch; ++i) status |= one(i);
+  }
+  PD_CHECK(status == 0, "ernie_matmul: oneDNN's GEMM failed with status ", status);
+}
+
+std::vector<paddle::Tensor> MatmulForward(const paddle::Tensor& x, const paddle::Tensor& y, bool transpose_y,
+                                          bool bf16) {
+  CheckFloat32(x, "ernie_matmul", "x");
+  CheckFloat32(y, "ernie_matmul", "y");
+  const MatmulDims d = Dims(x.shape(), y.shape(), transpose_y, "ernie_matmul");
+  std::vector<int64_t> shape = x.shape();
+  shape.back() = d.n;
+  auto out = paddle::empty(shape, paddle::DataType::FLOAT32, x.place());
+  const Operand xo = Prepare(x, bf16), yo = Prepare(y, bf16);
+  // Out[m, n] = X[m, k] @ Y[k, n] (Y stored [n, k] when transposed)
+  GemmBatch(bf16, d.batch, 'N', transpose_y ? 'T' : 'N', d.m, d.n, d.k, xo, d.k, d.m * d.k, yo,
+            transpose_y ? d.k : d.n, d.k * d.n, out.data<float>());
+  return {out};
+}
+
+std::vector<paddle::Tensor> MatmulBackward(const paddle::Tensor& x, const paddle::Tensor& y, const paddle::Tensor& dout,
+                                           bool transpose_y, bool bf16) {
+  CheckFloat32(dout, "ernie_matmul_grad", "out@GRAD");
+  const MatmulDims d = Dims(x.shape(), y.shape(), transpose_y, "ernie_matmul_grad");
+  auto dx = paddle::empty(x.shape(), paddle::DataType::FLOAT32, x.place());
+  auto dy = paddle::empty(y.shape(), paddle::DataType::FLOAT32, y.place());
+  const Operand xo = Prepare(x, bf16), yo = Prepare(y, bf16), go = Prepare(dout, bf16);
+  // dX[m, k] = dOut[m, n] @ Y^T (Y [k, n]), or dOut @ Y (Y [n, k])
+  GemmBatch(bf16, d.batch, 'N', transpose_y ? 'N' : 'T', d.m, d.k, d.n, go, d.n, d.m * d.n, yo,
+            transpose_y ? d.k : d.n, d.k * d.n, dx.data<float>());
+  // dY summed over the rows a weight is shared by (one product over all of them)
+  if (transpose_y)  // dY[n, k] = dOut^T @ X
+    GemmBatch(bf16, d.batch, 'T', 'N', d.n, d.k, d.m, go, d.n, d.m * d.n, xo, d.k, d.m * d.k, dy.data<float>());
+  else  // dY[k, n] = X^T @ dOut
+    GemmBatch(bf16, d.batch, 'T', 'N', d.k, d.n, d.m, xo, d.k, d.m * d.k, go, d.n, d.m * d.n, dy.data<float>());
+  return {dx, dy};
+}
+
+std::vector<std::vector<int64_t>> MatmulShape(const std::vector<int64_t>& x, const std::vector<int64_t>& y,
+                                              bool transpose_y, bool) {
+  std::vector<int64_t> out = x;
+  out.back() = transpose_y ? y[y.size() - 2] : y.back();
+  return {out};
+}
+
+std::vector<paddle::DataType> MatmulDtype(const paddle::DataType& x, const paddle::DataType&) { return {x}; }
+
+PD_BUILD_OP(ernie_matmul)
+    .Inputs({"X", "Y"})
+    .Outputs({"Out"})
+    .Attrs({"transpose_y: bool", "bf16: bool"})
+    .SetKernelFn(PD_KERNEL(MatmulForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(MatmulShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(MatmulDtype));
+
+std::vector<std::vector<int64_t>> MatmulGradShape(const std::vector<int64_t>& x, const std::vector<int64_t>& y,
+                                                  const std::vector<int64_t>&, bool, bool) {
+  return {x, y};
+}
+
+std::vector<paddle::DataType> MatmulGradDtype(const paddle::DataType& x, const paddle::DataType& y,
+                                              const paddle::DataType&) {
+  return {x, y};
+}
+
+PD_BUILD_GRAD_OP(ernie_matmul)
+    .Inputs({"X", "Y", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X"), paddle::Grad("Y")})
+    .Attrs({"transpose_y: bool", "bf16: bool"})
+    .SetKernelFn(PD_KERNEL(MatmulBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(MatmulGradShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(MatmulGradDtype));
+
+// ---------------------------------------------------------------------------------------------
+// Linear layer: Out = X @ W + b, W [K, N], in float32 or bfloat16 products as ernie_matmul. The
+// output starts as the bias, which the product is added to (no second pass over the output); the
+// bias gradient is the output gradient's column sum.
+
+std::vector<paddle::Tensor> LinearForward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& b,
+                                          bool bf16) {
+  CheckFloat32(x, "ernie_linear", "x");
+  CheckFloat32(w, "ernie_linear", "w");
+  CheckFloat32(b, "ernie_linear", "b");
+  PD_CHECK(w.shape().size() == 2, "ernie_linear: the weight must be [K, N]");
+  const MatmulDims d = Dims(x.shape(), w.shape(), false, "ernie_linear");
+  PD_CHECK(b.numel() == d.n, "ernie_linear: the bias must have ", d.n, " elements, has ", b.numel());
+  std::vector<int64_t> shape = x.shape();
+  shape.back() = d.n;
+  auto out = paddle::empty(shape, paddle::DataType::FLOAT32, x.place());
+  float* op = out.data<float>();
+  const float* bp = b.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < d.m; ++r) std::copy(bp, bp + d.n, op + r * d.n);
+  const Operand xo = Prepare(x, bf16), wo = Prepare(w, bf16);
+  GemmBatch(bf16, 1, 'N', 'N', d.m, d.n, d.k, xo, d.k, 0, wo, d.n, 0, op, /*accumulate=*/true);
+  return {out};
+}
+
+std::vector<paddle::Tensor> LinearBackward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& b,
+                                           const paddle::Tensor& dout, bool bf16) {
+  CheckFloat32(dout, "ernie_linear_grad", "out@GRAD");
+  const MatmulDims d = Dims(x.shape(), w.shape(), false, "ernie_linear_grad");
+  auto dx = paddle::empty(x.shape(), paddle::DataType::FLOAT32, x.place());
+  auto dw = paddle::empty(w.shape(), paddle::DataType::FLOAT32, w.place());
+  auto db = paddle::empty(b.shape(), paddle::DataType::FLOAT32, b.place());
+  const Operand xo = Prepare(x, bf16), wo = Prepare(w, bf16), go = Prepare(dout, bf16);
+  GemmBatch(bf16, 1, 'N', 'T', d.m, d.k, d.n, go, d.n, 0, wo, d.n, 0, dx.data<float>());  // dX = dOut @ W^T
+  GemmBatch(bf16, 1, 'T', 'N', d.k, d.n, d.m, xo, d.k, 0, go, d.n, 0, dw.data<float>());  // dW = X^T @ dOut
+  ColumnSums(dout.data<float>(), d.m, d.n, db.data<float>());
+  return {dx, dw, db};
+}
+
+std::vector<std::vector<int64_t>> LinearShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                                              const std::vector<int64_t>&, bool) {
+  std::vector<int64_t> out = x;
+  out.back() = w.back();
+  return {out};
+}
+
+std::vector<paddle::DataType> LinearDtype(const paddle::DataType& x, const paddle::DataType&, const paddle::DataType&) {
+  return {x};
+}
+
+PD_BUILD_OP(ernie_linear)
+    .Inputs({"X", "W", "B"})
+    .Outputs({"Out"})
+    .Attrs({"bf16: bool"})
+    .SetKernelFn(PD_KERNEL(LinearForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(LinearShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(LinearDtype));
+
+std::vector<std::vector<int64_t>> LinearGradShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                                                  const std::vector<int64_t>& b, const std::vector<int64_t>&, bool) {
+  return {x, w, b};
+}
+
+std::vector<paddle::DataType> LinearGradDtype(const paddle::DataType& x, const paddle::DataType& w,
+                                              const paddle::DataType& b, const paddle::DataType&) {
+  return {x, w, b};
+}
+
+PD_BUILD_GRAD_OP(ernie_linear)
+    .Inputs({"X", "W", "B", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")})
+    .Attrs({"bf16: bool"})
+    .SetKernelFn(PD_KERNEL(LinearBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(LinearGradShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(LinearGradDtype));
+
+// ---------------------------------------------------------------------------------------------
+// Softmax cross entropy over the last axis with the argmax's verdict, one pass a row: logits
+// [..., C], labels [...] (int64; -1: no label). Loss = logsumexp(row) - row[label] and Correct =
+// 1 where the first maximum is the label, both 0 where there is no label; Softmax is kept for the
+// backward pass, d logits = (softmax - onehot(label)) * d loss. Paddle's own cross entropy and
+// argmax each read the [positions, vocabulary] logits of the masked LM once more, on one thread.
+
+std::vector<paddle::Tensor> SoftmaxXentForward(const paddle::Tensor& logits, const paddle::Tensor& labels) {
+  CheckFloat32(logits, "ernie_softmax_xent", "logits");
+  PD_CHECK(labels.dtype() == paddle::DataType::INT64, "ernie_softmax_xent: labels must be int64");
+  const int64_t c = LastDim(logits), rows = logits.numel() / c;
+  PD_CHECK(labels.numel() == rows, "ernie_softmax_xent: ", rows, " rows of logits but ", labels.numel(), " labels");
+  const std::vector<int64_t> shape = logits.shape();
+  const std::vector<int64_t> row_shape(shape.begin(), shape.end() - 1);
+  auto loss = paddle::empty(row_shape, paddle::DataType::FLOAT32, logits.place());
+  auto correct = paddle::empty(row_shape, paddle::DataType::FLOAT32, logits.place());
+  auto softmax = paddle::empty_like(logits);
+  const float* xp = logits.data<float>();
+  const int64_t* lp = labels.data<int64_t>();
+  float *sp = softmax.data<float>(), *lossp = loss.data<float>(), *cp = correct.data<float>();
+  int64_t bad = -1;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = xp + r * c;
+    float* sm = sp + r * c;
+    int64_t best = 0;
+    for (int64_t j = 1; j < c; ++j) best = x[j] > x[best] ? j : best;
+    const float top = x[best];
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < c; ++j) {
+      sm[j] = expf(x[j] - top);
+      sum += sm[j];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) sm[j] *= inv;
+    const int64_t label = lp[r];
+    if (label < -1 || label >= c) {
+#pragma omp critical
+      bad = label;
+    }
+    const bool valid = label >= 0 && label < c;
+    lossp[r] = valid ? std::log(sum) + top - x[label] : 0.0f;
+    cp[r] = valid && best == label ? 1.0f : 0.0f;
+  }
+  PD_CHECK(bad == -1, "ernie_softmax_xent: label ", bad, " outside [-1, ", c, ")");
+  return {loss, correct, softmax};
+}
+
+std::vector<paddle::Tensor> SoftmaxXentBackward(const paddle::Tensor& softmax, const paddle::Tensor& labels,
+                                                const paddle::Tensor& dloss) {
+  CheckFloat32(dloss, "ernie_softmax_xent_grad", "loss@GRAD");
+  const int64_t c = LastDim(softmax), rows = softmax.numel() / c;
+  auto dx = paddle::empty_like(softmax);
+  const float *sp = softmax.data<float>(), *gp = dloss.data<float>();
+  const int64_t* lp = labels.data<int64_t>();
+  float* dp = dx.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t label = lp[r];
+    const float g = label >= 0 ? gp[r] : 0.0f;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) dp[r * c + j] = sp[r * c + j] * g;
+    if (label >= 0) dp[r * c + label] -= g;
+  }
+  return {dx};
+}
+
+std::vector<std::vector<int64_t>> SoftmaxXentShape(const std::vector<int64_t>& logits, const std::vector<int64_t>&) {
+  std::vector<int64_t> rows(logits.begin(), logits.end() - 1);
+  return {rows, rows, logits};
+}
+
+std::vector<paddle::DataType> SoftmaxXentDtype(const paddle::DataType& logits, const paddle::DataType&) {
+  return {logits, logits, logits};
+}
+
+PD_BUILD_OP(ernie_softmax_xent)
+    .Inputs({"Logits", "Labels"})
+    .Outputs({"Loss", "Correct", "Softmax"})
+    .SetKernelFn(PD_KERNEL(SoftmaxXentForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(SoftmaxXentShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(SoftmaxXentDtype));
+
+std::vector<std::vector<int64_t>> SoftmaxXentGradShape(const std::vector<int64_t>& softmax, const std::vector<int64_t>&,
+                                                       const std::vector<int64_t>&) {
+  return {softmax};
+}
+
+std::vector<paddle::DataType> SoftmaxXentGradDtype(const paddle::DataType& softmax, const paddle::DataType&,
+                                                   const paddle::DataType&) {
+  return {softmax};
+}
+
+PD_BUILD_GRAD_OP(ernie_softmax_xent)
+    .Inputs({"Softmax", "Labels", paddle::Grad("Loss")})
+    .Outputs({paddle::Grad("Logits")})
+    .SetKernelFn(PD_KERNEL(SoftmaxXentBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(SoftmaxXentGradShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(SoftmaxXentGradDtype));
