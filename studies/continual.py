@@ -264,6 +264,28 @@ def growth_text(study: dict) -> str:
             f"tokens (mean relative change of the token vectors), a model the tasks would first have to repair.")
 
 
+def texts_table(study: dict) -> List[str]:
+    """What each run's texts hold for the tasks, from its shards' manifest: the corpus's shape,
+    sentence reordering's share of examples in order (every one-segment example is) and
+    token-document relation's labels (it needs another segment of the same document)."""
+    lines = []
+    for run in runs(study):
+        path = run.shards / "manifest.json"
+        if not path.is_file():
+            continue
+        m = json.loads(path.read_text(encoding="utf-8"))
+        corpus, reorder = m["corpus"], m["labels_per_task"].get("sentence_reordering", {})
+        in_order = reorder.get("0", 0) / max(1, sum(reorder.values()))
+        tokdoc = sum(m["token_labels"].get("token_document", {}).values())
+        lines.append(f"| {run.name} | {corpus['documents']:,} | {corpus['sentences_per_document']:.1f} | "
+                     f"{corpus['words_per_sentence']:.1f} | {sum(reorder.values()):,} | {100 * in_order:.0f}% | "
+                     f"{tokdoc:,} |")
+    if not lines:
+        return ["(written once the shards exist)"]
+    return ["| model | documents | sentences a document | words a sentence | reordering examples | "
+            "of them in order (label 0) | token-document labels |", "|---|---|---|---|---|---|---|", *lines]
+
+
 def heldout_table(study: dict) -> List[str]:
     """Each continued model's held-out loss of every task before its first step (the start model
     with fresh heads) and at each stage end, from its log."""
@@ -383,6 +405,7 @@ def report(study: dict, doc: Path = DOC) -> None:
         "data": _shown(ROOT / study["continued"]["data"]),
         "pretraining": pretraining_text(study),
         "heldout": "\n".join(heldout_table(study)),
+        "texts": "\n".join(texts_table(study)),
         "growth": growth_text(study),
         "reading": "\n".join(reading(out, study)),
         "tables": "\n".join(tables) or "No setting has results for the start model yet.",

@@ -41,3 +41,20 @@ def test_the_reading_compares_with_the_start_model_on_shared_settings(tmp_path, 
                                "(-1.0 points): **behind**")
     assert lines[1] == ("- task-adaptive (review-sentiment texts) against start on its own task: review-sentiment-300 "
                         "+2.0 points: at least 1 point ahead on each, as the goal asks.")
+
+
+def test_the_texts_table_reads_each_runs_manifest(tmp_path, monkeypatch):
+    """One-sentence documents: reordering examples all in order, no token-document label."""
+    def shards(name, reorder, tokdoc):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "manifest.json").write_text(json.dumps({
+            "corpus": {"documents": 10, "sentences_per_document": 1.0, "words_per_sentence": 9.5},
+            "labels_per_task": {"sentence_reordering": reorder},
+            "token_labels": {"capitalization": {"0": 5}, **({"token_document": tokdoc} if tokdoc else {})}}))
+        return continual.Run(name, tmp_path, tmp_path, (), (), folder, tmp_path / name / "run")
+    found = [shards("continued", {"0": 3, "1": 1}, {"0": 4, "1": 6}), shards("tapt-x", {"0": 10}, None)]
+    monkeypatch.setattr(continual, "runs", lambda study: found)
+    lines = continual.texts_table({})
+    assert lines[2] == "| continued | 10 | 1.0 | 9.5 | 4 | 75% | 10 |"
+    assert lines[3] == "| tapt-x | 10 | 1.0 | 9.5 | 10 | 100% | 0 |"
