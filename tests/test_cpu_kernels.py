@@ -193,6 +193,38 @@ def test_linear_is_the_product_added_to_the_bias(bf16):
         np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-4 * np.abs(want).max(), err_msg=name)
 
 
+@pytest.mark.parametrize("bf16", PRECISIONS)
+def test_attention_products_read_the_heads_in_place(bf16):
+    """Scores and context per head against NumPy's einsum over [B, T, heads, d] (operands rounded
+    to bfloat16 first in bf16), values and gradients; the non-fused path (evaluation) agrees."""
+    rng = np.random.default_rng(6)
+    b, t, heads, d = 2, 9, 3, 8
+    qv, kv, vv = (rng.normal(size=(b, t, heads * d)).astype(np.float32) for _ in range(3))
+    pv = rng.random((b, heads, t, t)).astype(np.float32)
+    gs, gc = rng.normal(size=(b, heads, t, t)).astype(np.float32), rng.normal(size=(b, t, heads * d)).astype(np.float32)
+    q, k, v, probs = (paddle.to_tensor(a, stop_gradient=False) for a in (qv, kv, vv, pv))
+    with autocast("bfloat16" if bf16 else None):
+        scores = cpu_kernels.attention_scores(q, k, heads, training=True)
+        context = cpu_kernels.attention_context(probs, v, heads, training=True)
+    dq, dk = paddle.grad(scores, [q, k], paddle.to_tensor(gs))
+    dp, dv = paddle.grad(context, [probs, v], paddle.to_tensor(gc))
+    rounded = bf16_round if bf16 else (lambda a: a.astype(np.float64))
+    q4, k4, v4, g4 = (rounded(a).reshape(b, t, heads, d) for a in (qv, kv, vv, gc))
+    pr, gsr = rounded(pv), rounded(gs)
+    want = {"scores": np.einsum("bthd,bshd->bhts", q4, k4), "dq": np.einsum("bhts,bshd->bthd", gsr, k4),
+            "dk": np.einsum("bhts,bthd->bshd", gsr, q4), "context": np.einsum("bhts,bshd->bthd", pr, v4),
+            "dp": np.einsum("bthd,bshd->bhts", g4, v4), "dv": np.einsum("bhts,bthd->bshd", pr, g4)}
+    got = {"scores": scores, "dq": dq, "dk": dk, "context": context, "dp": dp, "dv": dv}
+    for name, value in got.items():
+        w = want[name].reshape(value.shape)
+        np.testing.assert_allclose(value.numpy(), w, rtol=0, atol=1e-4 * np.abs(w).max(), err_msg=name)
+    if not bf16:  # evaluation's path: Paddle's own ops
+        np.testing.assert_allclose(cpu_kernels.attention_scores(q, k, heads, training=False).numpy(),
+                                   scores.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(cpu_kernels.attention_context(probs, v, heads, training=False).numpy(),
+                                   context.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_softmax_cross_entropy_equals_paddles_loss_argmax_and_gradient():
     rng = np.random.default_rng(5)
     logits = (rng.normal(size=(2, 6, 11)) * 3).astype(np.float32)

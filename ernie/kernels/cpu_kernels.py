@@ -15,7 +15,8 @@ with the kernels' GNU OpenMP ones; oneDNN's GEMM (Paddle ships it, built on GNU 
 `matmul`/`linear` took the step on a Xeon with AMX from 458 to 366 ms, the linear layer's bias
 added by the product itself included. The masked LM's cross entropy and accuracy read its
 [positions, vocabulary] logits twice on one thread (15 and 13 ms); one threaded pass: 7 ms.
-With all of them the step takes 351 ms against PyTorch's 364 ms on that Xeon.
+Attention's products read the heads in place, without Paddle's transposes (10 ms). With all of
+them the step takes 337 ms against PyTorch's 364 ms on that Xeon.
 
 Building: the first process on a machine compiles the kernels with Paddle's custom-operator
 toolchain (g++ on Linux, about 20 s) into `$ERNIE_CACHE/cpu_kernels/<hash>/`, keyed by the
@@ -144,7 +145,7 @@ def auto_amp() -> tuple:
     Measured with benchmarks/bench_pretrain.py on a Xeon with AMX: the pre-training step is 1.3x
     (tiny model) and 2.0x (base) faster with bfloat16 products, its losses within 2e-5 and 7e-4 of
     float32's; with oneDNN capped at AVX512_BF16 (bfloat16 dot products, no AMX: an AMD EPYC Zen 4)
-    it is 2.3x and 2.7x slower than float32, so there bfloat16 would cost time."""
+    it is 2.4x and 2.7x slower than float32, so there bfloat16 would cost time."""
     if not _on_cpu():
         return "off", "a GPU run names its precision (amp: fp16 or bf16)"
     isa = cpu_bf16_isa(cpu_flags())
@@ -206,6 +207,28 @@ def matmul(x, y, transpose_y: bool, training: bool):
     if not _fused_applies(x, training):
         return paddle.matmul(x, y, transpose_y=transpose_y)
     return _run("ernie_matmul", x, y, bool(transpose_y), cpu_bf16_matmuls())[0]
+
+
+def _split_heads(x, heads: int):
+    """[B, T, heads x d] -> [B, heads, T, d]."""
+    return paddle.transpose(paddle.reshape(x, [0, 0, heads, x.shape[-1] // heads]), [0, 2, 1, 3])
+
+
+def attention_scores(q, k, heads: int, training: bool):
+    """Every head's `q_h @ k_h^T`: q, k [B, T, heads x d] -> [B, heads, T, T]. The fused kernel
+    reads each head where the projection wrote it, with no transpose; products as `matmul`'s."""
+    if not _fused_applies(q, training):
+        return paddle.matmul(_split_heads(q, heads), _split_heads(k, heads), transpose_y=True)
+    return _run("ernie_attention_scores", q, k, int(heads), cpu_bf16_matmuls())[0]
+
+
+def attention_context(probs, v, heads: int, training: bool):
+    """Every head's `probs_h @ v_h`, the heads side by side again: probs [B, heads, T, T], v
+    [B, T, heads x d] -> [B, T, heads x d]."""
+    if not _fused_applies(probs, training):
+        context = paddle.transpose(paddle.matmul(probs, _split_heads(v, heads)), [0, 2, 1, 3])
+        return paddle.reshape(context, [0, 0, v.shape[-1]])
+    return _run("ernie_attention_context", probs, v, int(heads), cpu_bf16_matmuls())[0]
 
 
 def linear(x, weight, bias: Optional[paddle.Tensor], training: bool):

@@ -112,19 +112,11 @@ class ErnieSelfAttention(nn.Layer):
         self.output_fc = params.linear(names.attention_fc(index, "output"), h, h)
         self.dropout = Dropout(config.attention_probs_dropout_prob)
 
-    def _split_heads(self, x):
-        # [B, T, H] -> [B, heads, T, head_size]
-        x = paddle.reshape(x, [0, 0, self.num_heads, self.head_size])
-        return paddle.transpose(x, [0, 2, 1, 3])
-
     def forward(self, x, attn_bias):
-        q = self._split_heads(self.query_fc(x) * (1.0 / math.sqrt(self.head_size)))
-        k = self._split_heads(self.key_fc(x))
-        v = self._split_heads(self.value_fc(x))
-        scores = cpu_kernels.matmul(q, k, True, self.training)
+        q = self.query_fc(x) * (1.0 / math.sqrt(self.head_size))
+        scores = cpu_kernels.attention_scores(q, self.key_fc(x), self.num_heads, self.training)
         probs = self.dropout(cpu_kernels.masked_softmax(scores, attn_bias, self.training))
-        context = paddle.transpose(cpu_kernels.matmul(probs, v, False, self.training), [0, 2, 1, 3])
-        context = paddle.reshape(context, [0, 0, self.num_heads * self.head_size])
+        context = cpu_kernels.attention_context(probs, self.value_fc(x), self.num_heads, self.training)
         return self.output_fc(context)
 
 

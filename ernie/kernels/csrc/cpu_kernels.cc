@@ -659,29 +659,38 @@ MatmulDims Dims(const std::vector<int64_t>& x, const std::vector<int64_t>& y, bo
   return {rows / m, m, k, n};
 }
 
-// C[i] = op_a(A[i]) @ op_b(B[i]) (+ C[i] with `accumulate`) for each of `batch` products,
-// row-major, float32 out. A batch runs one product a thread (oneDNN runs single-threaded inside a
-// parallel region); a single product runs on all threads inside oneDNN.
+// C = op_a(A) @ op_b(B) (+ C with beta 1), row-major, float32 out, each operand from `offset`
+// elements into its buffer with its leading dimension: oneDNN's status.
+int Gemm(bool bf16, char ta, char tb, int64_t m, int64_t n, int64_t k, const Operand& a, int64_t a_offset,
+         int64_t lda, const Operand& b, int64_t b_offset, int64_t ldb, float beta, float* c, int64_t ldc) {
+  static const auto sgemm = reinterpret_cast<SgemmFn>(DnnlSymbol("dnnl_sgemm"));
+  static const auto gemm_bf16 = reinterpret_cast<GemmBf16Fn>(DnnlSymbol("dnnl_gemm_bf16bf16f32"));
+  return bf16 ? gemm_bf16(ta, tb, m, n, k, 1.0f, a.bf16.get() + a_offset, lda, b.bf16.get() + b_offset, ldb, beta, c, ldc)
+              : sgemm(ta, tb, m, n, k, 1.0f, a.f32 + a_offset, lda, b.f32 + b_offset, ldb, beta, c, ldc);
+}
+
+// `product(i)` (a Gemm's status) for i in [0, count): one product a thread (oneDNN runs
+// single-threaded inside a parallel region); a single product runs on all threads inside oneDNN.
+template <typename Product>
+void Products(int64_t count, const char* op, Product product) {
+  int status = 0;
+  if (count == 1) {
+    status = product(0);
+  } else {
+#pragma omp parallel for schedule(static) reduction(| : status)
+    for (int64_t i = 0; i < count; ++i) status |= product(i);
+  }
+  PD_CHECK(status == 0, op, ": oneDNN's GEMM failed with status ", status);
+}
+
+// C[i] = op_a(A[i]) @ op_b(B[i]) (+ C[i] with `accumulate`) for each of `batch` products [m, n].
 void GemmBatch(bool bf16, int64_t batch, char ta, char tb, int64_t m, int64_t n, int64_t k, const Operand& a,
                int64_t lda, int64_t a_stride, const Operand& b, int64_t ldb, int64_t b_stride, float* c,
                bool accumulate = false) {
   const float beta = accumulate ? 1.0f : 0.0f;
-  static const auto sgemm = reinterpret_cast<SgemmFn>(DnnlSymbol("dnnl_sgemm"));
-  static const auto gemm_bf16 = reinterpret_cast<GemmBf16Fn>(DnnlSymbol("dnnl_gemm_bf16bf16f32"));
-  auto one = [&](int64_t i) {
-    float* ci = c + i * m * n;
-    return bf16 ? gemm_bf16(ta, tb, m, n, k, 1.0f, a.bf16.get() + i * a_stride, lda, b.bf16.get() + i * b_stride, ldb,
-                            beta, ci, n)
-                : sgemm(ta, tb, m, n, k, 1.0f, a.f32 + i * a_stride, lda, b.f32 + i * b_stride, ldb, beta, ci, n);
-  };
-  int status = 0;
-  if (batch == 1) {
-    status = one(0);
-  } else {
-#pragma omp parallel for schedule(static) reduction(| : status)
-    for (int64_t i = 0; i < batch; ++i) status |= one(i);
-  }
-  PD_CHECK(status == 0, "ernie_matmul: oneDNN's GEMM failed with status ", status);
+  Products(batch, "ernie_matmul", [&](int64_t i) {
+    return Gemm(bf16, ta, tb, m, n, k, a, i * a_stride, lda, b, i * b_stride, ldb, beta, c + i * m * n, n);
+  });
 }
 
 std::vector<paddle::Tensor> MatmulForward(const paddle::Tensor& x, const paddle::Tensor& y, bool transpose_y,
@@ -929,3 +938,154 @@ PD_BUILD_GRAD_OP(ernie_softmax_xent)
     .SetKernelFn(PD_KERNEL(SoftmaxXentBackward))
     .SetInferShapeFn(PD_INFER_SHAPE(SoftmaxXentGradShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(SoftmaxXentGradDtype));
+
+// ---------------------------------------------------------------------------------------------
+// Attention's two products read the heads where the projections wrote them: Q, K, V are
+// [B, T, heads x d], head h of row t at columns [h d, (h + 1) d), so each head's matrix is a
+// strided view (leading dimension heads x d) and no transpose copies them to [B, heads, T, d]
+// and back (Paddle's transposes cost 3% of the tiny model's step). Scores S = Q_h K_h^T
+// [B, heads, T, T]; context C_h = P_h V_h written back into [B, T, heads x d]. Float32 or
+// bfloat16 products as ernie_matmul's.
+
+struct HeadDims {
+  int64_t batch, t, heads, d, width;  // width = heads x d: the leading dimension of Q, K, V, C
+  int64_t row(int64_t i) const { return (i / heads) * t * width + (i % heads) * d; }  // head i's first element
+  int64_t square(int64_t i) const { return i * t * t; }  // its [T, T] matrix in S or P
+};
+
+HeadDims Heads(const std::vector<int64_t>& x, int64_t heads, const char* op) {
+  PD_CHECK(x.size() == 3, op, ": expected [batch, length, heads x size]");
+  PD_CHECK(heads > 0 && x[2] % heads == 0, op, ": ", x[2], " columns do not split into ", heads, " heads");
+  return {x[0], x[1], heads, x[2] / heads, x[2]};
+}
+
+std::vector<paddle::Tensor> AttentionScoresForward(const paddle::Tensor& q, const paddle::Tensor& k, int64_t heads,
+                                                   bool bf16) {
+  CheckFloat32(q, "ernie_attention_scores", "q");
+  CheckFloat32(k, "ernie_attention_scores", "k");
+  PD_CHECK(q.shape() == k.shape(), "ernie_attention_scores: q and k must have one shape");
+  const HeadDims h = Heads(q.shape(), heads, "ernie_attention_scores");
+  auto s = paddle::empty({h.batch, h.heads, h.t, h.t}, paddle::DataType::FLOAT32, q.place());
+  const Operand qo = Prepare(q, bf16), ko = Prepare(k, bf16);
+  float* sp = s.data<float>();
+  Products(h.batch * h.heads, "ernie_attention_scores", [&](int64_t i) {  // S_h = Q_h K_h^T
+    return Gemm(bf16, 'N', 'T', h.t, h.t, h.d, qo, h.row(i), h.width, ko, h.row(i), h.width, 0.0f, sp + h.square(i), h.t);
+  });
+  return {s};
+}
+
+std::vector<paddle::Tensor> AttentionScoresBackward(const paddle::Tensor& q, const paddle::Tensor& k,
+                                                    const paddle::Tensor& ds, int64_t heads, bool bf16) {
+  CheckFloat32(ds, "ernie_attention_scores_grad", "scores@GRAD");
+  const HeadDims h = Heads(q.shape(), heads, "ernie_attention_scores_grad");
+  auto dq = paddle::empty(q.shape(), paddle::DataType::FLOAT32, q.place());
+  auto dk = paddle::empty(k.shape(), paddle::DataType::FLOAT32, k.place());
+  const Operand qo = Prepare(q, bf16), ko = Prepare(k, bf16), go = Prepare(ds, bf16);
+  float *dqp = dq.data<float>(), *dkp = dk.data<float>();
+  Products(h.batch * h.heads, "ernie_attention_scores_grad", [&](int64_t i) {
+    return Gemm(bf16, 'N', 'N', h.t, h.d, h.t, go, h.square(i), h.t, ko, h.row(i), h.width, 0.0f, dqp + h.row(i),
+                h.width)  // dQ_h = dS_h K_h
+           | Gemm(bf16, 'T', 'N', h.t, h.d, h.t, go, h.square(i), h.t, qo, h.row(i), h.width, 0.0f, dkp + h.row(i),
+                  h.width);  // dK_h = dS_h^T Q_h
+  });
+  return {dq, dk};
+}
+
+std::vector<std::vector<int64_t>> AttentionScoresShape(const std::vector<int64_t>& q, const std::vector<int64_t>&,
+                                                       int64_t heads, bool) {
+  return {{q[0], heads, q[1], q[1]}};
+}
+
+std::vector<paddle::DataType> AttentionScoresDtype(const paddle::DataType& q, const paddle::DataType&) { return {q}; }
+
+PD_BUILD_OP(ernie_attention_scores)
+    .Inputs({"Q", "K"})
+    .Outputs({"Scores"})
+    .Attrs({"heads: int64_t", "bf16: bool"})
+    .SetKernelFn(PD_KERNEL(AttentionScoresForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(AttentionScoresShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(AttentionScoresDtype));
+
+std::vector<std::vector<int64_t>> AttentionScoresGradShape(const std::vector<int64_t>& q, const std::vector<int64_t>& k,
+                                                           const std::vector<int64_t>&, int64_t, bool) {
+  return {q, k};
+}
+
+std::vector<paddle::DataType> AttentionScoresGradDtype(const paddle::DataType& q, const paddle::DataType& k,
+                                                       const paddle::DataType&) {
+  return {q, k};
+}
+
+PD_BUILD_GRAD_OP(ernie_attention_scores)
+    .Inputs({"Q", "K", paddle::Grad("Scores")})
+    .Outputs({paddle::Grad("Q"), paddle::Grad("K")})
+    .Attrs({"heads: int64_t", "bf16: bool"})
+    .SetKernelFn(PD_KERNEL(AttentionScoresBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(AttentionScoresGradShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(AttentionScoresGradDtype));
+
+std::vector<paddle::Tensor> AttentionContextForward(const paddle::Tensor& p, const paddle::Tensor& v, int64_t heads,
+                                                    bool bf16) {
+  CheckFloat32(p, "ernie_attention_context", "probs");
+  CheckFloat32(v, "ernie_attention_context", "v");
+  const HeadDims h = Heads(v.shape(), heads, "ernie_attention_context");
+  PD_CHECK(p.shape() == std::vector<int64_t>({h.batch, h.heads, h.t, h.t}),
+           "ernie_attention_context: probs must be [batch, heads, length, length] of v's");
+  auto c = paddle::empty(v.shape(), paddle::DataType::FLOAT32, v.place());
+  const Operand po = Prepare(p, bf16), vo = Prepare(v, bf16);
+  float* cp = c.data<float>();
+  Products(h.batch * h.heads, "ernie_attention_context", [&](int64_t i) {  // C_h = P_h V_h
+    return Gemm(bf16, 'N', 'N', h.t, h.d, h.t, po, h.square(i), h.t, vo, h.row(i), h.width, 0.0f, cp + h.row(i), h.width);
+  });
+  return {c};
+}
+
+std::vector<paddle::Tensor> AttentionContextBackward(const paddle::Tensor& p, const paddle::Tensor& v,
+                                                     const paddle::Tensor& dc, int64_t heads, bool bf16) {
+  CheckFloat32(dc, "ernie_attention_context_grad", "context@GRAD");
+  const HeadDims h = Heads(v.shape(), heads, "ernie_attention_context_grad");
+  auto dp = paddle::empty(p.shape(), paddle::DataType::FLOAT32, p.place());
+  auto dv = paddle::empty(v.shape(), paddle::DataType::FLOAT32, v.place());
+  const Operand po = Prepare(p, bf16), vo = Prepare(v, bf16), go = Prepare(dc, bf16);
+  float *dpp = dp.data<float>(), *dvp = dv.data<float>();
+  Products(h.batch * h.heads, "ernie_attention_context_grad", [&](int64_t i) {
+    return Gemm(bf16, 'N', 'T', h.t, h.t, h.d, go, h.row(i), h.width, vo, h.row(i), h.width, 0.0f, dpp + h.square(i),
+                h.t)  // dP_h = dC_h V_h^T
+           | Gemm(bf16, 'T', 'N', h.t, h.d, h.t, po, h.square(i), h.t, go, h.row(i), h.width, 0.0f, dvp + h.row(i),
+                  h.width);  // dV_h = P_h^T dC_h
+  });
+  return {dp, dv};
+}
+
+std::vector<std::vector<int64_t>> AttentionContextShape(const std::vector<int64_t>&, const std::vector<int64_t>& v,
+                                                        int64_t, bool) {
+  return {v};
+}
+
+std::vector<paddle::DataType> AttentionContextDtype(const paddle::DataType&, const paddle::DataType& v) { return {v}; }
+
+PD_BUILD_OP(ernie_attention_context)
+    .Inputs({"Probs", "V"})
+    .Outputs({"Context"})
+    .Attrs({"heads: int64_t", "bf16: bool"})
+    .SetKernelFn(PD_KERNEL(AttentionContextForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(AttentionContextShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(AttentionContextDtype));
+
+std::vector<std::vector<int64_t>> AttentionContextGradShape(const std::vector<int64_t>& p, const std::vector<int64_t>& v,
+                                                            const std::vector<int64_t>&, int64_t, bool) {
+  return {p, v};
+}
+
+std::vector<paddle::DataType> AttentionContextGradDtype(const paddle::DataType& p, const paddle::DataType& v,
+                                                        const paddle::DataType&) {
+  return {p, v};
+}
+
+PD_BUILD_GRAD_OP(ernie_attention_context)
+    .Inputs({"Probs", "V", paddle::Grad("Context")})
+    .Outputs({paddle::Grad("Probs"), paddle::Grad("V")})
+    .Attrs({"heads: int64_t", "bf16: bool"})
+    .SetKernelFn(PD_KERNEL(AttentionContextBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(AttentionContextGradShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(AttentionContextGradDtype));
