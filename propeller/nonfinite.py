@@ -25,6 +25,9 @@ from __future__ import annotations
 from typing import List, Tuple
 
 SKIPPED = "skipped"  # the fetch: whether the step's update was skipped
+# The optimizer's auxiliary variable holding the sum of the gradients' squared norms that
+# `skip_on_nonfinite` took: an update that clips by the global norm can reuse it.
+GRAD_SQUARED_NORM = "grad_squared_norm"
 
 
 def real_optimizer(optimizer):
@@ -82,6 +85,7 @@ def skip_on_nonfinite(optimizer) -> None:
         found_inf = paddle.logical_not(paddle.isfinite(squares))
         # Adam's kernels read the flag on the CPU, as Paddle's decorator copies it there
         updater._set_auxiliary_var("found_inf", paddle.tensor.creation._memcpy(found_inf, paddle.CPUPlace()))
+        updater._set_auxiliary_var(GRAD_SQUARED_NORM, squares)
         return params_grads
 
     optimizer.backward = checked_backward

@@ -193,7 +193,19 @@ def machine_text(variant: Variant) -> str:
         return "No strategy has finished pre-training yet, so no training time is on record."
     machines = sorted({r["machine"] for r in runs.values()})
     times = ", ".join(f"{TITLES[s]} {r['train_seconds'] / 3600:.2f} h" for s, r in runs.items())
-    return f"Training time (summary.json, over resumes): {times}; on {' and '.join(machines)}."
+    text = f"Training time (summary.json, over resumes): {times}; on {' and '.join(machines)}."
+    precisions = [f"{TITLES[s]}: " + ", ".join(_segment(g) for g in r["segments"])
+                  for s, r in runs.items() if len(r.get("segments", [])) > 1]
+    if precisions:
+        text += (" Runs that moved between machines or precisions (`amp: auto` is bfloat16 matrix products where the "
+                 "CPU has AMX, float32 elsewhere): " + "; ".join(precisions) + ".")
+    return text
+
+
+def _segment(segment: dict) -> str:
+    amp = {"off": "float32", "bf16": "bfloat16 products"}.get(segment["amp"], segment["amp"])
+    where = segment["machine"].split(";")[0].removeprefix("CPU: ") if segment.get("machine") else "a machine not recorded"
+    return f"from step {segment['from_step']:,} in {amp} on {where}"
 
 
 def _heldout(variant: Variant, strategy: str) -> Dict[int, Dict[str, float]]:

@@ -60,7 +60,7 @@ def test_dropout_mask_is_philox_and_gradient_follows_it(shape, p):
     rng = np.random.default_rng(0)
     x = paddle.to_tensor(rng.normal(size=shape).astype(np.float32), stop_gradient=False)
     key = [123456789, 987654321]
-    out = cpu_kernels._run("ernie_dropout", x, paddle.to_tensor(key, dtype="int64"), p)[0]
+    out = cpu_kernels.run_op("ernie_dropout", x, paddle.to_tensor(key, dtype="int64"), p)[0]
     keep = reference_keep(int(np.prod(shape)), key, p).reshape(shape)
     np.testing.assert_array_equal(out.numpy() != 0, keep)
     np.testing.assert_allclose(out.numpy(), np.where(keep, x.numpy() / (1 - p), 0), rtol=1e-6)
@@ -348,8 +348,8 @@ def test_portable_path_equals_the_vector_path(tmp_path):
     rng = np.random.default_rng(0)
     x = paddle.to_tensor(rng.normal(size=(3, 37, 29)).astype(np.float32))
     key = paddle.to_tensor([123456789, 987654321], dtype="int64")
-    vector = cpu_kernels._run("ernie_dropout", x, key, 0.1)[0].numpy()
+    vector = cpu_kernels.run_op("ernie_dropout", x, key, 0.1)[0].numpy()
     np.testing.assert_array_equal(portable["dropout"], vector)
     np.testing.assert_array_equal(portable["dropout"] != 0, reference_keep(x.size, [123456789, 987654321], 0.1)
                                   .reshape(x.shape))
-    np.testing.assert_allclose(portable["gelu"], cpu_kernels._run("ernie_gelu", x)[0].numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(portable["gelu"], cpu_kernels.run_op("ernie_gelu", x)[0].numpy(), rtol=1e-6, atol=1e-6)

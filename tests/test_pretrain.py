@@ -265,6 +265,28 @@ def test_resume_refuses_another_config(pretrain_setup, tmp_path):
     assert "the config differs" in result.stderr and "optimization" in result.stderr and "schedule" in result.stderr
 
 
+@pytest.mark.parametrize("changed,gpu,allowed", [(["amp"], False, True), (["amp", "seed"], False, False),
+                                                 (["amp"], True, False)])
+def test_a_resume_may_change_only_the_cpu_precision(monkeypatch, changed, gpu, allowed):
+    import propeller.mixed_precision
+    from ernie.pretrain.trainer import _only_cpu_precision_changed
+    monkeypatch.setattr(propeller.mixed_precision, "has_gpu", lambda: gpu)
+    assert _only_cpu_precision_changed(changed, {"amp": "off"}, {"amp": "bf16"}) is allowed
+    assert not _only_cpu_precision_changed(["amp"], {"amp": "fp16"}, {"amp": "off"})  # float16 has a loss scale
+
+
+@NEEDS_CPU_BF16
+def test_a_float32_run_resumes_in_bfloat16_on_a_cpu(pretrain_setup, tmp_path):
+    first = _pretrain(pretrain_setup, tmp_path / "run", "--max-steps", "20")
+    assert first.returncode == 0, first.stderr
+    resumed = _pretrain(pretrain_setup, tmp_path / "run", "--resume", "--amp", "bf16")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "trained with amp off, the run goes on with amp bf16" in resumed.stdout
+    segments = json.loads((tmp_path / "run" / "summary.json").read_text())["segments"]
+    assert [(s["from_step"], s["amp"]) for s in segments] == [(0, "off"), (20, "bf16")]
+    assert all(s["machine"].startswith("CPU: ") for s in segments)
+
+
 def _launch(config, output, logs, *extra, nodes=None, wait=True, script=REPO / "scripts" / "pretrain_launch.py"):
     """`paddle.distributed.launch` of two ranks: one launcher with two processes, or
     `nodes=(node rank, master)`: one of two launchers of one process each, as two machines run."""

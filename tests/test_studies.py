@@ -59,7 +59,10 @@ def study(tmp_path):
         (run_dir / "summary.json").write_text(json.dumps(
             {"final_loss": {"knowledge_masking": 6.0, "sentence_reordering": 2.0},
              "knowledge_masking_over_entropy": 0.7, "train_seconds": 7200.0,
-             "machine": "CPU: Test CPU; 2 cores; flags: avx2; OMP_NUM_THREADS=1"}), encoding="utf-8")
+             "machine": "CPU: Test CPU; 2 cores; flags: avx2; OMP_NUM_THREADS=1",
+             "segments": [{"from_step": 0, "amp": "off", "machine": None},
+                          {"from_step": 4, "amp": "bf16", "machine": "CPU: Test CPU; 2 cores; flags: avx2"}]}),
+            encoding="utf-8")
     rng = np.random.default_rng(3)
     labelled = write_texts(tmp_path / "labelled", {
         split: rows(rng, n, "good", "positive") + rows(rng, n, "bad", "negative")
@@ -102,6 +105,8 @@ def test_table7_report_reads_forgetting_ordering_and_floors_from_the_runs(tmp_pa
                     "The paper's order of the strategies holds; ahead of random initialisation: "
                     "multi-task learning, continual multi-task learning.")
     assert "Training time (summary.json, over resumes): continual learning 2.00 h" in table7.machine_text(variant)
+    assert ("continual learning: from step 0 in float32 on a machine not recorded, from step 4 in bfloat16 products "
+            "on Test CPU;") in table7.machine_text(variant)
 
     doc = tmp_path / "docs" / "table7.md"
     doc.parent.mkdir()

@@ -46,17 +46,20 @@ from ernie_common.fileio import atomic_path, cache_dir
 from ernie_common.machine import cpu_flags
 from propeller.mixed_precision import cpu_bf16_isa, cpu_bf16_matmuls, has_gpu
 
-_SOURCE = Path(__file__).parent / "csrc" / "cpu_kernels.cc"
+_SOURCES = tuple(Path(__file__).parent / "csrc" / name for name in ("cpu_kernels.cc", "cpu_adamw.cc"))
 _LIBRARY = "ernie_cpu_kernels"
-_CXX_FLAGS = ("-O3", "-march=native", "-fopenmp")
+# -fno-math-errno: sqrt in a vectorised loop (no result changes; errno is never read)
+_CXX_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno")
 _SWITCH = "ERNIE_CPU_KERNELS"
 
 # Paddle's custom-operator toolchain, run in a child process so that its compiler log stays out
 # of the caller's output and the library it loads there is not registered twice here.
 _BUILD_SCRIPT = """
 import sys
+name, build_directory, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 from paddle.utils.cpp_extension import load
-load(name=sys.argv[1], sources=[sys.argv[2]], build_directory=sys.argv[3], extra_cxx_cflags=sys.argv[4:])
+load(name=name, sources=sys.argv[4:4 + count], build_directory=build_directory,
+     extra_cxx_cflags=sys.argv[4 + count:])
 """
 
 _loaded: dict = {}
@@ -71,7 +74,9 @@ def _cpu_flags() -> str:
 
 
 def _build_key() -> str:
-    digest = hashlib.sha256(_SOURCE.read_bytes())
+    digest = hashlib.sha256()
+    for source in _SOURCES:
+        digest.update(source.read_bytes() + b"\0")
     for part in (paddle.__version__, sys.version, platform.machine(), _cpu_flags(), *_CXX_FLAGS):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:16]
@@ -96,11 +101,12 @@ def _build(target: Path, cxx_flags=_CXX_FLAGS) -> None:
     """Compiles the kernels with `cxx_flags` into the library file `target`."""
     print(f"ernie: building the fused CPU kernels into {target.parent} (once per machine)", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=target.parent) as build_dir:
-        done = subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, _LIBRARY, str(_SOURCE), build_dir, *cxx_flags],
+        done = subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, _LIBRARY, build_dir, str(len(_SOURCES)),
+                               *map(str, _SOURCES), *cxx_flags],
                               capture_output=True, text=True)
         built = Path(build_dir) / _LIBRARY / f"{_LIBRARY}.so"
         if done.returncode != 0 or not built.exists():
-            raise RuntimeError(f"compiling {_SOURCE.name} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+            raise RuntimeError(f"compiling {', '.join(s.name for s in _SOURCES)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
         with atomic_path(target) as tmp:
             shutil.copyfile(built, tmp)
 
@@ -132,11 +138,14 @@ def _on_cpu() -> bool:
     return not has_gpu() and not paddle.is_compiled_with_xpu()
 
 
+def enabled() -> bool:
+    """Whether the fused kernels run in this process: on the CPU, not switched off, built."""
+    return os.environ.get(_SWITCH, "1") != "0" and _on_cpu() and available()
+
+
 def _fused_applies(x, training: bool) -> bool:
-    """Whether an op on `x` runs a fused kernel: training, on the CPU, not switched off, `x`
-    float32."""
-    return (training and x.dtype == paddle.float32 and os.environ.get(_SWITCH, "1") != "0"
-            and _on_cpu() and available())
+    """Whether an op on `x` runs a fused kernel: training, `x` float32, the kernels `enabled`."""
+    return training and x.dtype == paddle.float32 and enabled()
 
 
 def auto_amp() -> tuple:
@@ -156,7 +165,8 @@ def auto_amp() -> tuple:
     return "bf16", "this CPU has AMX: matrix products in bfloat16, the rest float32"
 
 
-def _run(op: str, *inputs_then_attributes):
+def run_op(op: str, *inputs_then_attributes):
+    """Runs the custom op `op` of the fused kernels (built and loaded: `enabled`)."""
     return paddle._C_ops._run_custom_op(op, *inputs_then_attributes)
 
 
@@ -176,28 +186,28 @@ def dropout(x, p: float, training: bool):
             return paddle._C_ops.dropout(x, seed, float(p), False, "upscale_in_train", 0, False)
         return F.dropout(x, p, training=True, mode="upscale_in_train")
     key = paddle.randint(0, 2 ** 31 - 1, [2], dtype="int64")
-    return _run("ernie_dropout", x, key, float(p))[0]
+    return run_op("ernie_dropout", x, key, float(p))[0]
 
 
 def layer_norm(x, weight, bias, epsilon: float, training: bool):
     """Layer norm over the last axis."""
     if not _fused_applies(x, training):
         return F.layer_norm(x, x.shape[-1:], weight, bias, epsilon)
-    return _run("ernie_layer_norm", x, weight, bias, float(epsilon))[0]
+    return run_op("ernie_layer_norm", x, weight, bias, float(epsilon))[0]
 
 
 def gelu(x, training: bool):
     """GELU, exact (erf) form, as the original ERNIE."""
     if not _fused_applies(x, training):
         return F.gelu(x)
-    return _run("ernie_gelu", x)[0]
+    return run_op("ernie_gelu", x)[0]
 
 
 def masked_softmax(scores, bias, training: bool):
     """`softmax(scores + bias)` over the last axis; scores [B, heads, T, T], bias [B, 1, 1, T]."""
     if not _fused_applies(scores, training):
         return F.softmax(scores + bias, axis=-1)
-    return _run("ernie_masked_softmax", scores, bias)[0]
+    return run_op("ernie_masked_softmax", scores, bias)[0]
 
 
 def matmul(x, y, transpose_y: bool, training: bool):
@@ -206,7 +216,7 @@ def matmul(x, y, transpose_y: bool, training: bool):
     runs in bfloat16 with float32 accumulation, forward and backward, float32 in and out."""
     if not _fused_applies(x, training):
         return paddle.matmul(x, y, transpose_y=transpose_y)
-    return _run("ernie_matmul", x, y, bool(transpose_y), cpu_bf16_matmuls())[0]
+    return run_op("ernie_matmul", x, y, bool(transpose_y), cpu_bf16_matmuls())[0]
 
 
 def _split_heads(x, heads: int):
@@ -219,7 +229,7 @@ def attention_scores(q, k, heads: int, training: bool):
     reads each head where the projection wrote it, with no transpose; products as `matmul`'s."""
     if not _fused_applies(q, training):
         return paddle.matmul(_split_heads(q, heads), _split_heads(k, heads), transpose_y=True)
-    return _run("ernie_attention_scores", q, k, int(heads), cpu_bf16_matmuls())[0]
+    return run_op("ernie_attention_scores", q, k, int(heads), cpu_bf16_matmuls())[0]
 
 
 def attention_context(probs, v, heads: int, training: bool):
@@ -228,7 +238,7 @@ def attention_context(probs, v, heads: int, training: bool):
     if not _fused_applies(probs, training):
         context = paddle.transpose(paddle.matmul(probs, _split_heads(v, heads)), [0, 2, 1, 3])
         return paddle.reshape(context, [0, 0, v.shape[-1]])
-    return _run("ernie_attention_context", probs, v, int(heads), cpu_bf16_matmuls())[0]
+    return run_op("ernie_attention_context", probs, v, int(heads), cpu_bf16_matmuls())[0]
 
 
 def linear(x, weight, bias: Optional[paddle.Tensor], training: bool):
@@ -236,7 +246,7 @@ def linear(x, weight, bias: Optional[paddle.Tensor], training: bool):
     threaded column sum; its product in bfloat16 as `matmul`'s."""
     if bias is None or not _fused_applies(x, training):
         return F.linear(x, weight, bias)
-    return _run("ernie_linear", x, weight, bias, cpu_bf16_matmuls())[0]
+    return run_op("ernie_linear", x, weight, bias, cpu_bf16_matmuls())[0]
 
 
 def softmax_cross_entropy(logits, labels, training: bool):
@@ -247,7 +257,7 @@ def softmax_cross_entropy(logits, labels, training: bool):
         valid = paddle.cast(labels != -1, logits.dtype)
         loss = F.cross_entropy(logits, safe.unsqueeze(-1), reduction="none").squeeze(-1) * valid
         return loss, paddle.cast(paddle.argmax(logits, axis=-1) == safe, logits.dtype) * valid
-    loss, correct, _ = _run("ernie_softmax_xent", logits, labels)
+    loss, correct, _ = run_op("ernie_softmax_xent", logits, labels)
     return loss, correct
 
 
@@ -255,4 +265,4 @@ def bias_add(x, bias, training: bool):
     """`x + bias`, the bias broadcast over the last axis."""
     if not _fused_applies(x, training):
         return x + bias
-    return _run("ernie_bias_add", x, bias)[0]
+    return run_op("ernie_bias_add", x, bias)[0]

@@ -47,9 +47,12 @@ def decays(param_name: str) -> bool:
 
 def adamw(learning_rate, weight_decay: float = 0.01, beta1: float = 0.9, beta2: float = 0.98,
           epsilon: float = 1e-6, clip_norm: float = 1.0, parameters=None):
-    """`parameters` is for dygraph; a static program's optimizer finds them itself."""
+    """`parameters` is for dygraph; a static program's optimizer finds them itself. On the CPU a
+    static program's update is one fused op (`ernie.kernels.cpu_adamw`)."""
     import paddle
-    return paddle.optimizer.AdamW(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon,
+
+    from ernie.kernels.cpu_adamw import AdamW
+    return AdamW(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon,
                                   weight_decay=weight_decay, apply_decay_param_fun=decays,
                                   grad_clip=paddle.nn.ClipGradByGlobalNorm(clip_norm), parameters=parameters)
 

@@ -168,15 +168,19 @@ class PretrainConfig:
         `length_pool` at 1, the global batch keys unset, `recompute`, `optional_tasks` and `heldout` off are left out, so
         checkpoints written before they existed still resume; the held-out slice is a training setting (it is kept out of the
         data), how often it is evaluated is not."""
-        settings = {k: v for k, v in to_dict(self).items()
-                    if k not in NOT_TRAINING_KEYS and not (k == "length_pool" and v == 1)
-                    and not (k in ("global_batch_tokens", "max_tokens_per_device") and v is None)
-                    and not (k in ("recompute", "optional_tasks") and not v)}
-        if self.heldout.examples:
-            settings["heldout"] = {"examples": self.heldout.examples}
-        else:
-            del settings["heldout"]
-        return settings
+        return training_settings(to_dict(self))
+
+
+def training_settings(config: Dict[str, Any]) -> Dict[str, Any]:
+    """`PretrainConfig.training_settings` of a config as a dict (a checkpoint's config.yaml)."""
+    settings = {k: v for k, v in config.items()
+                if k not in NOT_TRAINING_KEYS and not (k == "length_pool" and v == 1)
+                and not (k in ("global_batch_tokens", "max_tokens_per_device") and v is None)
+                and not (k in ("recompute", "optional_tasks") and not v)}
+    examples = (settings.pop("heldout", None) or {}).get("examples")
+    if examples:
+        settings["heldout"] = {"examples": examples}
+    return settings
 
 
 def load_config(path, options: Dict[str, Any] = None, overrides: Sequence[str] = ()) -> PretrainConfig:

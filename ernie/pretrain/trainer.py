@@ -19,7 +19,9 @@ fine-tuning read, and `summary.json`: each task's final loss and accuracy, and t
 knowledge-masking loss as a share of the unigram entropy of the shards' tokens, which the run
 also prints. `dropout:` in the config sets the encoder's dropout for pre-training only; the saved
 model keeps its preset's rates for fine-tuning. `--resume` continues from the newest
-checkpoint and ends with the same parameters as an uninterrupted run. `--visualdl` also writes
+checkpoint and ends with the same parameters as an uninterrupted run; on a CPU it may change
+`amp` between float32 and bfloat16 (`amp: auto` on machines with and without AMX), and
+`summary.json`'s `segments` say from which step each machine and precision trained. `--visualdl` also writes
 the logged scalars for VisualDL, Paddle's dashboard (`visualdl --logdir OUTPUT/visualdl`).
 
 Mixed precision (`amp:` in the config, or `--amp`): `fp16` (float16 O1 with fp32 master weights
@@ -49,7 +51,7 @@ import yaml
 from data_gen.examples import sentence_types
 from ernie.formats.checkpoint import load_params, save_model_dir, save_params
 from ernie.model.config import ErnieConfig
-from ernie.pretrain.config import MODES, NOT_TRAINING_KEYS, PretrainConfig, PretrainError, load_config
+from ernie.pretrain.config import MODES, PretrainConfig, PretrainError, load_config, training_settings
 from ernie.pretrain.log import read_log, summary, summary_line
 from ernie.pretrain.schedule import Schedule, ScheduleError, schedule_from_config
 from ernie_common import tasks as registry
@@ -297,7 +299,8 @@ class Trainer:
             save_params(tmp / "optimizer.safetensors", {n: v for n, v in state.items() if n not in self.param_names})
             (tmp / "trainer_state.json").write_text(json.dumps({
                 "step": step, "task_steps": dict(task_steps), "readers": readers, "tokens_seen": self.tokens_seen,
-                "train_seconds": round(self._train_seconds(), 1), **self._fingerprint()}, indent=2))
+                "train_seconds": round(self._train_seconds(), 1), "segments": self.segments,
+                **self._fingerprint()}, indent=2))
             (tmp / "ernie_config.json").write_text(self.model_config.to_json())
             (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
         atomic_write_text(ckpt_dir / "latest", name + "\n")
@@ -312,14 +315,19 @@ class Trainer:
             raise PretrainError(f"--resume: no checkpoint in {self.out / 'checkpoints'}")
         ckpt = self.out / "checkpoints" / latest.read_text().strip()
         state = json.loads((ckpt / "trainer_state.json").read_text())
+        saved_amp = yaml.safe_load((ckpt / "config.yaml").read_text()).get("amp", "off")
         mine = self._fingerprint()
         if state["vocab_sha256"] != mine["vocab_sha256"]:
             raise PretrainError(f"--resume: {ckpt} was trained with another vocabulary")
         if state["config_sha256"] != mine["config_sha256"]:
-            saved = yaml.safe_load((ckpt / "config.yaml").read_text())
+            saved = training_settings(yaml.safe_load((ckpt / "config.yaml").read_text()))
             mine = self.config.training_settings()
-            changed = sorted(k for k in set(saved) | set(mine) if k not in NOT_TRAINING_KEYS and saved.get(k) != mine.get(k))
-            raise PretrainError(f"--resume: the config differs from {ckpt / 'config.yaml'} in {changed}")
+            changed = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+            if not _only_cpu_precision_changed(changed, saved, mine):
+                raise PretrainError(f"--resume: the config differs from {ckpt / 'config.yaml'} in {changed}")
+            print(f"resume: {ckpt.name} trained with amp {saved['amp']}, the run goes on with amp {mine['amp']} "
+                  f"(on a CPU only the matrix products' precision changes; weights and optimizer are float32 in both)",
+                  flush=True)
         readers = state["readers"]
         if len(readers) != self.world_size:
             raise PretrainError(f"--resume: {ckpt} was written by a run of {len(readers)} process(es); "
@@ -328,6 +336,8 @@ class Trainer:
                                 **load_params(ckpt / "optimizer.safetensors")})
         self.data.load_state(readers[self.rank])
         self._seconds_before = state.get("train_seconds", 0.0)
+        # checkpoints from before segments were kept: one segment, its machine not recorded
+        self.segments = state.get("segments") or [{"from_step": 0, "amp": saved_amp, "machine": None}]
         self.tokens_seen = state.get("tokens_seen", 0)
         return state["step"], Counter(state["task_steps"])
 
@@ -415,12 +425,17 @@ class Trainer:
         end = len(steps) if max_steps is None else min(len(steps), max_steps)
         self._segment_started, self._seconds_before = time.perf_counter(), 0.0
         self.tokens_seen = 0  # real tokens over all ranks, over resumes (a checkpoint keeps the count)
+        self.segments = []  # where and in which precision each part of the run trained, over resumes
         if resume:
             start, task_steps = self.load_checkpoint()
         else:
             start, task_steps = 0, Counter()
             if self.init is not None:
                 self._start_from_init_model()
+        here = {"from_step": start, "amp": self.config.amp, "machine": _machine()}
+        if not self.segments or {k: v for k, v in self.segments[-1].items() if k != "from_step"} != \
+                {k: v for k, v in here.items() if k != "from_step"}:
+            self.segments.append(here)
 
         k = self.batch.accumulate
 
@@ -489,7 +504,8 @@ class Trainer:
         # how long, and where: with the threads each process had (another run beside it slows it)
         self.summary["train_seconds"] = round(self._train_seconds(), 1)
         self.summary["tokens_seen"] = self.tokens_seen
-        self.summary["machine"] = f"{cpu_line()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+        self.summary["machine"] = _machine()
+        self.summary["segments"] = self.segments
         if self.config.corrupt_shards == "skip":
             self.summary["corrupt_examples_skipped"] = self.data.corrupt_examples
             print(f"skipped {self.data.corrupt_examples} example(s) of corrupt shards", file=sys.stderr)
@@ -503,6 +519,19 @@ def _is_whole_config(path) -> bool:
     path = find(path)
     values = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
     return isinstance(values, dict) and "data" in values
+
+
+def _machine() -> str:
+    """Where a process trains: the CPU and the threads it had (another run beside it slows it)."""
+    return f"{cpu_line()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+
+
+def _only_cpu_precision_changed(changed: list, saved: dict, mine: dict) -> bool:
+    """Whether a checkpoint and its resuming config differ only in `amp`, between float32 and
+    bfloat16 on a CPU: the same program state (no loss scale), so a run may move between machines
+    with and without AMX under `amp: auto`. On a GPU, or with float16's loss scaling, they do not."""
+    from propeller.mixed_precision import has_gpu
+    return changed == ["amp"] and {saved.get("amp"), mine.get("amp")} <= {"off", "bf16"} and not has_gpu()
 
 
 def _resolve_auto_amp(config: PretrainConfig) -> PretrainConfig:
