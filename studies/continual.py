@@ -3,6 +3,7 @@
 
     python -m studies.continual pretrain [--only continued review-sentiment ...]
     python -m studies.continual finetune [--jobs 2] [--inits start continued ...]
+    python -m studies.continual speed      # the recipe's pace, alone on the machine
     python -m studies.continual report
 
 `pretrain` fetches the start model (`ernie.pretrained`), makes the shards and continues it: on the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 from dataclasses import dataclass
@@ -251,6 +253,53 @@ def pretraining_text(study: dict) -> str:
     return "\n".join(lines)
 
 
+SPEED_STEPS = 30  # steps a pace measurement runs; its first logged window (start-up) is left out
+
+
+def speed(study: dict) -> None:
+    """The recipe's pace on this machine: its first SPEED_STEPS steps in float32 and with `amp:
+    auto`, each from the start on every core, into OUTPUT/recipe-speed/AMP/. Run it with nothing
+    else on the machine: the report turns the paces into the recipe's minutes."""
+    recipe = runs(study)[0]
+    if not (recipe.shards / "manifest.json").is_file():
+        run_python(["-m", "data_gen", "make", "--config", str(recipe.data_config)], log=recipe.logs / "data.log")
+    for amp in ("off", "auto"):
+        out = ROOT / study["output"] / "recipe-speed" / amp
+        shutil.rmtree(out, ignore_errors=True)
+        print(f"the recipe's first {SPEED_STEPS} steps, amp {amp}", flush=True)
+        run_python(["-m", "ernie.pretrain", "--config", str(recipe.pretrain_config), "--output", str(out),
+                    "--max-steps", str(SPEED_STEPS), "--amp", amp, "--quiet"], log=out.with_suffix(".log"))
+
+
+def speed_text(study: dict) -> str:
+    """The recipe's minutes on 2 quiet cores: its tokens (from its run's log) over the pace each
+    precision measured (`speed`), with the machine and precision the measurement ran on."""
+    recipe = runs(study)[0]
+    if not (recipe.run_dir / "log.jsonl").is_file():
+        return ""
+    tokens = sum(r.get("tokens", 0) for r in read_log(recipe.run_dir))
+    paces = []
+    for amp in ("off", "auto"):
+        out = ROOT / study["output"] / "recipe-speed" / amp
+        windows = [r for r in read_log(out) if "tokens_per_s" in r][1:] if (out / "log.jsonl").is_file() else []
+        latest = out / "checkpoints" / "latest"
+        if not windows or not latest.is_file():
+            continue
+        state = json.loads((out / "checkpoints" / latest.read_text().strip() / "trainer_state.json").read_text())
+        segment = state["segments"][-1]
+        pace = sum(r["tokens"] for r in windows) / sum(r["tokens"] / r["tokens_per_s"] for r in windows)
+        precision = {"off": "float32", "bf16": "bfloat16 products"}.get(segment["amp"], segment["amp"])
+        paces.append(f"{precision} (amp {amp}) {pace:,.0f} tokens/s, so {tokens / pace / 60:.1f} min for its "
+                     f"{tokens / 1e6:.2f} M tokens")
+        machine = segment["machine"]
+    if not paces:
+        return (f"Its pace on a quiet machine is measured by `python -m studies.continual speed` "
+                f"({SPEED_STEPS} steps in each precision).")
+    return (f"The recipe alone on the machine (`python -m studies.continual speed`: its first {SPEED_STEPS} steps, "
+            f"the first logged window left out, on {machine}): " + "; ".join(paces)
+            + ". The training time above is what the run took beside other work.")
+
+
 def growth_text(study: dict) -> str:
     path = ROOT / study["output"] / "growth.json"
     if not path.is_file():
@@ -404,6 +453,7 @@ def report(study: dict, doc: Path = DOC) -> None:
         "recipe": _shown(ROOT / study["continued"]["pretrain"]),
         "data": _shown(ROOT / study["continued"]["data"]),
         "pretraining": pretraining_text(study),
+        "speed": speed_text(study),
         "heldout": "\n".join(heldout_table(study)),
         "texts": "\n".join(texts_table(study)),
         "growth": growth_text(study),
@@ -420,7 +470,7 @@ def report(study: dict, doc: Path = DOC) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.continual", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("pretrain", "finetune", "report"))
+    parser.add_argument("command", choices=("pretrain", "finetune", "speed", "report"))
     parser.add_argument("--only", nargs="+", help="pretrain: only these runs; finetune: only these initialisations")
     parser.add_argument("--jobs", type=int, default=2, help="fine-tuning runs at once (default 2)")
     args = parser.parse_args(argv)
@@ -429,6 +479,8 @@ def main(argv=None) -> int:
         pretrain(study, args.only or ())
     elif args.command == "finetune":
         finetune(study, args.jobs, args.only or ())
+    elif args.command == "speed":
+        speed(study)
     else:
         report(study)
     return 0

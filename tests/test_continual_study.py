@@ -58,3 +58,26 @@ def test_the_texts_table_reads_each_runs_manifest(tmp_path, monkeypatch):
     lines = continual.texts_table({})
     assert lines[2] == "| continued | 10 | 1.0 | 9.5 | 4 | 75% | 10 |"
     assert lines[3] == "| tapt-x | 10 | 1.0 | 9.5 | 10 | 100% | 0 |"
+
+
+def test_the_recipes_minutes_are_its_tokens_over_the_pace_measured_alone(tmp_path, monkeypatch):
+    recipe = continual.Run("continued", tmp_path, tmp_path, (), (), tmp_path / "shards", tmp_path / "recipe")
+    recipe.run_dir.mkdir()
+    (recipe.run_dir / "log.jsonl").write_text("".join(
+        json.dumps({"step": s, "loss": 1.0, "tokens": 100_000, "tokens_per_s": 900.0}) + "\n" for s in (10, 20, 30)))
+    monkeypatch.setattr(continual, "runs", lambda study: [recipe])
+    study = {"output": str(tmp_path / "study")}
+    assert "python -m studies.continual speed" in continual.speed_text(study)
+    for amp, recorded, paces in (("off", "off", (500.0, 2000.0, 2000.0)), ("auto", "bf16", (500.0, 3000.0, 1000.0))):
+        out = tmp_path / "study" / "recipe-speed" / amp
+        (out / "checkpoints" / "step-00000030").mkdir(parents=True)
+        (out / "checkpoints" / "latest").write_text("step-00000030\n")
+        (out / "checkpoints" / "step-00000030" / "trainer_state.json").write_text(json.dumps(
+            {"segments": [{"from_step": 0, "amp": recorded, "machine": "CPU: Test CPU; 2 cores"}]}))
+        (out / "log.jsonl").write_text("".join(json.dumps({"step": 10 * (i + 1), "tokens": 40_000, "tokens_per_s": p})
+                                               + "\n" for i, p in enumerate(paces)))
+    text = continual.speed_text(study)
+    # the first window (start-up) left out; the pace is tokens over seconds: 80,000 / 40 s, 80,000 / 53.3 s
+    assert "float32 (amp off) 2,000 tokens/s, so 2.5 min for its 0.30 M tokens" in text
+    assert "bfloat16 products (amp auto) 1,500 tokens/s, so 3.3 min" in text
+    assert "on CPU: Test CPU; 2 cores" in text
