@@ -9,13 +9,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Sequence
 
+import ernie
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_python(args: Sequence[str], log: Path, threads: Optional[int] = None) -> None:
-    """`python ARGS` in the repository, its output to `log`; `threads`: its OMP_NUM_THREADS.
+    """`python ARGS` in the repository, its output to `log`; `threads`: its OMP_NUM_THREADS (None:
+    the user's, or else every core the child may use, as `ernie.kernels.cpu_runtime` chooses).
     Raises subprocess.CalledProcessError when it fails."""
-    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    elif not ernie.USER_SET_THREADS:
+        # Paddle's import in this process set OMP_NUM_THREADS=1; a child would take it for the
+        # user's choice and train on one thread
+        env.pop("OMP_NUM_THREADS", None)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as f:
         subprocess.run([sys.executable, *args], check=True, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env)

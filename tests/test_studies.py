@@ -132,3 +132,17 @@ def test_pretraining_findings_take_their_judgement_from_the_figures():
     assert "**The two implementations disagree** (0.714 nats apart)" in apart and "off the unigram plateau" in apart
     (task_id, *_) = pretraining.ablation_findings({"mask-40": run(5.900, 0.9), "no-task-id": run(5.990, 0.91)})
     assert task_id == "- **The task embedding.** Removing it: +0.090 (outside 0.05 nats)."
+
+
+@pytest.mark.parametrize("user_set,threads,child", [(False, None, "unset"), (True, None, "1"), (False, 3, "3")])
+def test_a_studys_command_trains_on_the_threads_the_user_chose_or_every_core(tmp_path, monkeypatch, user_set,
+                                                                            threads, child):
+    """Paddle's import sets OMP_NUM_THREADS=1 in the study's process; a child must not inherit it
+    as if the user had chosen one thread."""
+    import ernie
+    from studies.jobs import run_python
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(ernie, "USER_SET_THREADS", user_set)
+    log = tmp_path / "child.log"
+    run_python(["-c", "import os; print(os.environ.get('OMP_NUM_THREADS', 'unset'))"], log=log, threads=threads)
+    assert log.read_text().strip() == child
