@@ -29,3 +29,22 @@ def test_a_cpu_build_or_a_machine_without_gpus_runs_on_the_cpu():
 def test_an_assignment_this_process_cannot_use_is_refused_by_name(selected):
     with pytest.raises(DeviceError, match=f"FLAGS_selected_gpus='{selected}'"):
         device_choice(launcher_env(0, selected), gpus=8)
+
+
+@pytest.mark.parametrize("user_set,value,local_ranks,expected", [(True, "3", None, 3), (False, "1", None, 2),
+                                                                 (False, "1", "2", 1)])
+def test_the_math_threads_are_the_users_or_the_cores_shared_among_local_ranks(monkeypatch, user_set, value,
+                                                                               local_ranks, expected):
+    """What a run records as its threads: the user's OMP_NUM_THREADS, else the cores (here 2) over
+    the node's ranks; never the 1 that Paddle's import writes into the environment."""
+    import ernie
+    from ernie.kernels import cpu_runtime
+    monkeypatch.setattr(ernie, "USER_SET_THREADS", user_set)
+    monkeypatch.setattr(cpu_runtime, "usable_cores", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    monkeypatch.delenv("PADDLE_TRAINERS_NUM", raising=False)
+    if local_ranks:
+        monkeypatch.setenv("PADDLE_LOCAL_SIZE", local_ranks)
+    else:
+        monkeypatch.delenv("PADDLE_LOCAL_SIZE", raising=False)
+    assert cpu_runtime.math_threads() == expected

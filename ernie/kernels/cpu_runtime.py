@@ -43,7 +43,17 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _math_threads() -> int:
+def math_threads() -> int:
+    """The math threads this process runs: the user's OMP_NUM_THREADS, or `_default_threads`."""
+    if ernie.USER_SET_THREADS:
+        try:
+            return max(1, int(os.environ["OMP_NUM_THREADS"]))
+        except ValueError:
+            return 1
+    return _default_threads()
+
+
+def _default_threads() -> int:
     local_ranks = int(os.environ.get("PADDLE_LOCAL_SIZE", os.environ.get("PADDLE_TRAINERS_NUM", "1")))
     return max(1, usable_cores() // max(1, local_ranks))
 
@@ -51,7 +61,7 @@ def _math_threads() -> int:
 def configure() -> None:
     _keep_freed_memory_in_heap()
     if not ernie.USER_SET_THREADS:
-        paddle.base.core.set_num_threads(_math_threads())
+        paddle.base.core.set_num_threads(_default_threads())
     if not paddle.is_compiled_with_cuda() and not paddle.is_compiled_with_xpu():
         paddle.set_flags({"FLAGS_new_executor_serial_run": True})
 

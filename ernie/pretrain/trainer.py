@@ -523,7 +523,8 @@ def _is_whole_config(path) -> bool:
 
 def _machine() -> str:
     """Where a process trains: the CPU and the threads it had (another run beside it slows it)."""
-    return f"{cpu_line()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    from ernie.kernels.cpu_runtime import math_threads
+    return f"{cpu_line()}; {math_threads()} math thread(s)"
 
 
 def _only_cpu_precision_changed(changed: list, saved: dict, mine: dict) -> bool:
