@@ -272,13 +272,12 @@ def speed(study: dict) -> None:
 
 
 def speed_text(study: dict) -> str:
-    """The recipe's minutes on 2 quiet cores: its tokens (from its run's log) over the pace each
-    precision measured (`speed`), with the machine and precision the measurement ran on."""
-    recipe = runs(study)[0]
-    if not (recipe.run_dir / "log.jsonl").is_file():
-        return ""
-    tokens = sum(r.get("tokens", 0) for r in read_log(recipe.run_dir))
-    paces = []
+    """Each continued model's minutes on 2 quiet cores: its run's tokens (from its log) over the
+    recipe's pace in each precision (`speed`: the same model, batches and kernels), with the
+    machine the pace was measured on."""
+    tokens = {run.name: sum(r.get("tokens", 0) for r in read_log(run.run_dir))
+              for run in runs(study) if (run.run_dir / "log.jsonl").is_file()}
+    paces, machine = [], None
     for amp in ("off", "auto"):
         out = ROOT / study["output"] / "recipe-speed" / amp
         windows = [r for r in read_log(out) if "tokens_per_s" in r][1:] if (out / "log.jsonl").is_file() else []
@@ -287,17 +286,17 @@ def speed_text(study: dict) -> str:
             continue
         state = json.loads((out / "checkpoints" / latest.read_text().strip() / "trainer_state.json").read_text())
         segment = state["segments"][-1]
+        machine = segment["machine"]
         pace = sum(r["tokens"] for r in windows) / sum(r["tokens"] / r["tokens_per_s"] for r in windows)
         precision = {"off": "float32", "bf16": "bfloat16 products"}.get(segment["amp"], segment["amp"])
-        paces.append(f"{precision} (amp {amp}) {pace:,.0f} tokens/s, so {tokens / pace / 60:.1f} min for its "
-                     f"{tokens / 1e6:.2f} M tokens")
-        machine = segment["machine"]
+        minutes = ", ".join(f"{name} {n / pace / 60:.1f} min ({n / 1e6:.2f} M tokens)" for name, n in tokens.items())
+        paces.append(f"in {precision} (amp {amp}) {pace:,.0f} tokens/s: {minutes}")
     if not paces:
-        return (f"Its pace on a quiet machine is measured by `python -m studies.continual speed` "
+        return (f"The recipe's pace on a quiet machine is measured by `python -m studies.continual speed` "
                 f"({SPEED_STEPS} steps in each precision).")
-    return (f"The recipe alone on the machine (`python -m studies.continual speed`: its first {SPEED_STEPS} steps, "
-            f"the first logged window left out, on {machine}): " + "; ".join(paces)
-            + ". The training time above is what the run took beside other work.")
+    return (f"Alone on the machine (`python -m studies.continual speed`: the recipe's first {SPEED_STEPS} steps, "
+            f"the first logged window left out, on {machine}), each run's tokens take, "
+            + "; ".join(paces) + ". The training times above are what the runs took beside other work.")
 
 
 def growth_text(study: dict) -> str:

@@ -78,6 +78,6 @@ def test_the_recipes_minutes_are_its_tokens_over_the_pace_measured_alone(tmp_pat
                                                + "\n" for i, p in enumerate(paces)))
     text = continual.speed_text(study)
     # the first window (start-up) left out; the pace is tokens over seconds: 80,000 / 40 s, 80,000 / 53.3 s
-    assert "float32 (amp off) 2,000 tokens/s, so 2.5 min for its 0.30 M tokens" in text
-    assert "bfloat16 products (amp auto) 1,500 tokens/s, so 3.3 min" in text
+    assert "in float32 (amp off) 2,000 tokens/s: continued 2.5 min (0.30 M tokens)" in text
+    assert "in bfloat16 products (amp auto) 1,500 tokens/s: continued 3.3 min" in text
     assert "on CPU: Test CPU; 2 cores" in text
