@@ -132,3 +132,14 @@ def test_paddles_own_update_where_the_kernels_are_off(monkeypatch):
     runner, _, _ = train(AdamW, 0.05, steps=1)
     assert "custom_op.ernie_adamw__" not in op_names(runner)
     assert op_names(runner).count("pd_op.adamw_") == 2
+
+
+def test_paddles_own_update_where_a_parameter_is_left_out_of_the_clip():
+    def model():
+        feeds, fetches, loss = linear_loss()
+        extra = paddle.create_parameter([3], "float32", attr=paddle.ParamAttr(name="free.w_0", need_clip=False))
+        loss = loss + paddle.sum(extra * extra)
+        return feeds, {"loss": loss}, loss
+    runner = StaticRunner(model, optimizer(AdamW, 0.05), seed=1, place=paddle.CPUPlace())
+    assert "custom_op.ernie_adamw__" not in op_names(runner)
+    assert op_names(runner).count("pd_op.adamw_") == 3

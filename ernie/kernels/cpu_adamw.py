@@ -31,8 +31,8 @@ class AdamW(paddle.optimizer.AdamW):
 
     def _fuses(self, params_grads) -> bool:
         """Whether this update can be the fused op: a static program on the CPU with the fused
-        kernels, float32 parameters with their own learning rate and no regularizer of their
-        own, and no option of Paddle's AdamW that the op does not have."""
+        kernels, float32 parameters at the optimizer's learning rate, all clipped, none with a
+        regularizer of its own, and no option of Paddle's AdamW that the op does not have."""
         if not paddle.framework.in_pir_mode() or not isinstance(params_grads, list):
             return False
         if self._lr_ratio is not None or self._amsgrad or self._multi_precision or self._lazy_mode:
@@ -45,8 +45,8 @@ class AdamW(paddle.optimizer.AdamW):
         for param, grad in params_grads:
             if param.dtype != paddle.float32 or (grad is not None and grad.dtype != paddle.float32):
                 return False
-            if getattr(param, "regularizer", None) is not None:
-                return False
+            if getattr(param, "regularizer", None) is not None or not getattr(param, "need_clip", True):
+                return False  # its own regularizer, or left out of the clip (ParamAttr(need_clip=False))
             if getattr(param, "optimize_attr", {}).get("learning_rate", 1.0) != 1.0:
                 return False
         return cpu_kernels.enabled()
