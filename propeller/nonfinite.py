@@ -26,7 +26,8 @@ from typing import List, Tuple
 
 SKIPPED = "skipped"  # the fetch: whether the step's update was skipped
 # The optimizer's auxiliary variable holding the sum of the gradients' squared norms that
-# `skip_on_nonfinite` took: an update that clips by the global norm can reuse it.
+# `skip_on_nonfinite` took (with the optimizer's own `squared_norm(grads)` where it has one): an
+# update that clips by the global norm can reuse it.
 GRAD_SQUARED_NORM = "grad_squared_norm"
 
 
@@ -81,7 +82,9 @@ def skip_on_nonfinite(optimizer) -> None:
         # (or a square overflows, beyond 1.8e19 in float32: no sane update either). The global
         # norm clipping takes is these same squares; Paddle's check_finite_and_unscale_ would
         # read each gradient and write it back, three times the time on the tiny model's CPU step.
-        squares = paddle.add_n([paddle._C_ops.squared_l2_norm(g) for _, g in params_grads])
+        grads = [g for _, g in params_grads]
+        own = getattr(updater, "squared_norm", None)  # an optimizer's own way to take it (one op)
+        squares = own(grads) if own is not None else paddle.add_n([paddle._C_ops.squared_l2_norm(g) for g in grads])
         found_inf = paddle.logical_not(paddle.isfinite(squares))
         # Adam's kernels read the flag on the CPU, as Paddle's decorator copies it there
         updater._set_auxiliary_var("found_inf", paddle.tensor.creation._memcpy(found_inf, paddle.CPUPlace()))

@@ -76,7 +76,8 @@ def test_the_fused_update_is_paddles_adamw_with_global_norm_clipping(clip_norm):
     fused, start, _ = train(AdamW, clip_norm)
     paddles, paddle_start, _ = train(paddle.optimizer.AdamW, clip_norm)
     assert op_names(fused).count("custom_op.ernie_adamw__") == 1
-    assert not {"pd_op.adamw_", "pd_op.multiply_"} & set(op_names(fused))
+    assert not {"pd_op.adamw_", "pd_op.multiply_", "pd_op.squared_l2_norm"} & set(op_names(fused))
+    assert op_names(fused).count("custom_op.ernie_squared_norm") == 1  # the finiteness check's, reused
     assert op_names(paddles).count("pd_op.adamw_") == 2
     for name in start:
         np.testing.assert_array_equal(start[name], paddle_start[name])
@@ -143,3 +144,17 @@ def test_paddles_own_update_where_a_parameter_is_left_out_of_the_clip():
     runner = StaticRunner(model, optimizer(AdamW, 0.05), seed=1, place=paddle.CPUPlace())
     assert "custom_op.ernie_adamw__" not in op_names(runner)
     assert op_names(runner).count("pd_op.adamw_") == 3
+
+
+@pytest.mark.parametrize("planted", [None, np.inf, np.nan])
+def test_the_squared_norm_is_numpys_in_float64_over_every_tensor(planted):
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal(n).astype(np.float32) for n in (3, 40_000, 17, 100_000)]  # several chunks
+    if planted is not None:
+        xs[2][4] = planted
+    got = float(cpu_kernels.run_op("ernie_squared_norm", [paddle.to_tensor(x) for x in xs])[0])
+    expected = sum((x.astype(np.float64) ** 2).sum() for x in xs)
+    if planted is None:
+        np.testing.assert_allclose(got, expected, rtol=1e-7)
+    else:
+        assert not np.isfinite(got)

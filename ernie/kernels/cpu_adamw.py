@@ -6,7 +6,8 @@ Why: Paddle builds the update of a static program as a squared norm and a multip
 (`ClipGradByGlobalNorm`) and an `adamw_` per parameter, and `propeller.nonfinite` has already
 taken every gradient's squared norm for its finiteness check: every gradient read three times,
 mostly on one thread. The fused op reads the squared norm the check took, and reads and writes
-each element once, on every thread. benchmarks/bench_optimizer.py, a Xeon with AMX, 2 cores:
+each element once, on every thread; the squared norm itself is one threaded op too
+(`squared_norm`, which the check uses). benchmarks/bench_optimizer.py, a Xeon with AMX, 2 cores:
 the tiny model's 8.0 M values 16.0 ms against Paddle's 34.3 ms (PyTorch's fused AdamW 11.1 ms);
 the base model's 110 M values 140.8 ms against 341.9 ms (PyTorch 142.5 ms).
 
@@ -51,6 +52,14 @@ class AdamW(paddle.optimizer.AdamW):
                 return False
         return cpu_kernels.enabled()
 
+    def squared_norm(self, grads):
+        """The sum of the squares of every gradient (the squared global norm), as a static program
+        op: one threaded pass over all of them where the fused kernels run on float32 gradients,
+        Paddle's squared_l2_norm per gradient and their sum elsewhere."""
+        if paddle.framework.in_pir_mode() and all(g.dtype == paddle.float32 for g in grads) and cpu_kernels.enabled():
+            return cpu_kernels.run_op("ernie_squared_norm", list(grads))[0]
+        return paddle.add_n([paddle._C_ops.squared_l2_norm(g) for g in grads])
+
     def _apply_optimize(self, loss, startup_program, params_grads, param_group_idx=0):
         self._fused = self._fuses(params_grads)
         if not self._fused:
@@ -77,7 +86,7 @@ class AdamW(paddle.optimizer.AdamW):
         grads = [g for _, g in pairs]
         squared_norm = self._get_auxiliary_var(GRAD_SQUARED_NORM)
         if squared_norm is None:
-            squared_norm = paddle.add_n([paddle._C_ops.squared_l2_norm(g) for g in grads])
+            squared_norm = self.squared_norm(grads)
         decay = [self._weight_decay if self._apply_decay_param_fun is None or self._apply_decay_param_fun(p.name)
                  else 0.0 for p, _ in pairs]
         cpu_kernels.run_op("ernie_adamw_", [p for p, _ in pairs], grads, state(self._moment1_acc_str),

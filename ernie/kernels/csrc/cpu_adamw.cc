@@ -125,3 +125,46 @@ PD_BUILD_OP(ernie_adamw_)
                     {paddle::Vec("Beta1Pow"), paddle::Vec("Beta1PowOut")},
                     {paddle::Vec("Beta2Pow"), paddle::Vec("Beta2PowOut")}})
     .SetKernelFn(PD_KERNEL(AdamWUpdate));
+
+// ---------------------------------------------------------------------------------------------
+// The sum of the squares of every element of every tensor (the squared global norm of a model's
+// gradients), in one threaded pass where Paddle takes a squared_l2_norm op per tensor on one
+// thread and adds them. Each chunk's sum in double, the chunks' sums added in order: the same
+// result on any number of threads. A non-finite element, or a sum beyond float32, gives inf or nan.
+
+std::vector<paddle::Tensor> SquaredNorm(const std::vector<paddle::Tensor>& xs) {
+  std::vector<std::pair<const float*, int64_t>> chunks;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    CheckCpuFloat32(xs[i], "X", i);
+    const float* x = xs[i].data<float>();
+    const int64_t numel = xs[i].numel();
+    for (int64_t b = 0; b < numel; b += kChunk) chunks.emplace_back(x + b, std::min(kChunk, numel - b));
+  }
+  std::vector<double> partial(chunks.size());
+#pragma omp parallel for schedule(static)
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const float* x = chunks[c].first;
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < chunks[c].second; ++j) sum += static_cast<double>(x[j]) * x[j];
+    partial[c] = sum;
+  }
+  double total = 0.0;
+  for (double sum : partial) total += sum;
+  paddle::Tensor out = paddle::empty({1}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  out.data<float>()[0] = static_cast<float>(total);
+  return {out};
+}
+
+std::vector<std::vector<int64_t>> SquaredNormShape(const std::vector<std::vector<int64_t>>&) { return {{1}}; }
+
+std::vector<paddle::DataType> SquaredNormDtype(const std::vector<paddle::DataType>&) {
+  return {paddle::DataType::FLOAT32};
+}
+
+PD_BUILD_OP(ernie_squared_norm)
+    .Inputs({paddle::Vec("X")})
+    .Outputs({"Out"})
+    .SetKernelFn(PD_KERNEL(SquaredNorm))
+    .SetInferShapeFn(PD_INFER_SHAPE(SquaredNormShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(SquaredNormDtype));
