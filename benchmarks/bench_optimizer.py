@@ -22,12 +22,13 @@ import ernie  # noqa: F401  (first: its CPU settings must precede Paddle's impor
 import numpy as np
 import paddle
 
-from common import shape_arguments, timed
 from ernie.kernels.cpu_adamw import AdamW
 from ernie.kernels.cpu_runtime import usable_cores
 from ernie.model.optimization import decays
 from ernie_common.machine import cpu_line
 from propeller.static_runner import static_mode
+
+from common import shape_arguments, timed
 
 LR, WD, BETA1, BETA2, EPS, CLIP = 1e-4, 0.01, 0.9, 0.98, 1e-6, 1.0
 
