@@ -84,7 +84,7 @@ def skip_on_nonfinite(optimizer) -> None:
         # read each gradient and write it back, three times the time on the tiny model's CPU step.
         grads = [g for _, g in params_grads]
         own = getattr(updater, "squared_norm", None)  # an optimizer's own way to take it (one op)
-        squares = own(grads) if own is not None else paddle.add_n([paddle._C_ops.squared_l2_norm(g) for g in grads])
+        squares = own(grads) if own is not None else squared_norm(grads)
         found_inf = paddle.logical_not(paddle.isfinite(squares))
         # Adam's kernels read the flag on the CPU, as Paddle's decorator copies it there
         updater._set_auxiliary_var("found_inf", paddle.tensor.creation._memcpy(found_inf, paddle.CPUPlace()))
@@ -92,6 +92,13 @@ def skip_on_nonfinite(optimizer) -> None:
         return params_grads
 
     optimizer.backward = checked_backward
+
+
+def squared_norm(grads):
+    """The sum of the squares of every gradient, as static program ops: Paddle's squared_l2_norm
+    of each, added."""
+    import paddle
+    return paddle.add_n([paddle._C_ops.squared_l2_norm(g) for g in grads])
 
 
 def update_flag(optimizer):

@@ -35,7 +35,7 @@ from ernie.pretrain.schedule import schedule_from_config
 from ernie_common.fileio import atomic_write_text
 from studies import downstream
 from studies.jobs import ROOT, run_all, run_python
-from studies.template import fill, write_report
+from studies.template import fill, shown, write_report
 
 STUDY_FILE = ROOT / "configs" / "studies" / "continual.yaml"
 TEMPLATE = ROOT / "studies" / "templates" / "continual.md"
@@ -234,10 +234,6 @@ def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
 
 
 # ---- the report -------------------------------------------------------------------------------
-
-def _shown(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
 
 def pretraining_text(study: dict) -> str:
     lines = []
@@ -447,10 +443,10 @@ def report(study: dict, doc: Path = DOC) -> None:
         findings += downstream.floor_findings(out, [setting], names, titles)
     plot = comparison_plot(out, study, doc.with_name("continual.png"))
     write_report(doc, fill(TEMPLATE, {
-        "study": _shown(STUDY_FILE),
+        "study": shown(STUDY_FILE),
         "start": study["start"]["name"],
-        "recipe": _shown(ROOT / study["continued"]["pretrain"]),
-        "data": _shown(ROOT / study["continued"]["data"]),
+        "recipe": shown(ROOT / study["continued"]["pretrain"]),
+        "data": shown(ROOT / study["continued"]["data"]),
         "pretraining": pretraining_text(study),
         "speed": speed_text(study),
         "heldout": "\n".join(heldout_table(study)),

@@ -32,7 +32,7 @@ from ernie.kernels.cpu_runtime import usable_cores
 from ernie.pretrain.log import FINAL_WINDOW, read_log
 from studies import downstream
 from studies.jobs import ROOT, run_all, run_python
-from studies.template import TEMPLATES, fill, write_report
+from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "curve.yaml"
 GROUPS = (("few", "300 labels"), ("full", "full training sets"))
@@ -206,10 +206,6 @@ def floor_means(study: Study) -> Dict[str, float]:
     return found
 
 
-def _points(values: Sequence[float]) -> str:
-    return downstream.mean_sd(values)
-
-
 def _difference(a: Sequence[float], b: Sequence[float]) -> Tuple[float, Optional[float]]:
     """Mean and standard deviation over seeds of a - b, seeds paired by number."""
     pairs = [x - y for x, y in zip(a, b)]
@@ -232,12 +228,12 @@ def curve_table(study: Study) -> List[str]:
         cells = []
         for setting in settings:
             result = downstream.collect(study.finetune_dir, setting, name)
-            cells.append(_points(result["test"]) if result else "–")
+            cells.append(downstream.mean_sd(result["test"]) if result else "–")
         means = suite_scores(study, name)
         if any(c != "–" for c in cells):
             title = "random initialisation" if name == "random" else name
             lines.append(f"| {title} | {tokens} | " + " | ".join(cells) + " | "
-                         + " | ".join(_points(means.get(g, [])) for g, _ in GROUPS) + " |")
+                         + " | ".join(downstream.mean_sd(means.get(g, [])) for g, _ in GROUPS) + " |")
     floors = floor_means(study)
     if floors:
         lines.append("| floor (TF-IDF + logistic regression) | – | " + " | ".join("" for _ in settings) + " | "
@@ -324,7 +320,7 @@ def ablation_table(study: Study) -> List[str]:
         diffs = [_signed(_difference(scores[g], base_scores[g])) if name != base.name and g in scores
                  and g in base_scores else "" for g, _ in GROUPS]
         lines.append(f"| {name} | {change} | {f'{share:.3f}' if share is not None else '–'} | "
-                     + " | ".join(_points(scores.get(g, [])) for g, _ in GROUPS) + " | " + " | ".join(diffs) + " |")
+                     + " | ".join(downstream.mean_sd(scores.get(g, [])) for g, _ in GROUPS) + " | " + " | ".join(diffs) + " |")
     return lines if len(lines) > 2 else []
 
 
@@ -395,14 +391,8 @@ def status(study: Study) -> List[str]:
 def _machine(summary: dict) -> str:
     segments = summary.get("segments") or []
     if len(segments) > 1:
-        return "; ".join(f"from step {s['from_step']:,} amp {s['amp']} on "
-                         f"{(s.get('machine') or 'a machine not recorded').split(';')[0]}" for s in segments)
+        return ", ".join(segment_text(s) for s in segments)
     return summary.get("machine", "a machine not recorded")
-
-
-def _shown(path: Path) -> str:
-    """A path as the document names it: from the repository root where it is inside."""
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def setup_text(study: Study) -> str:
@@ -410,10 +400,10 @@ def setup_text(study: Study) -> str:
     model = yaml.safe_load((ROOT / long["model"]).read_text(encoding="utf-8"))
     counts = ", ".join(f"{n / 1e6:g}" for n in long["save_models_at_tokens"])
     return (f"The {model['num_hidden_layers']} x {model['hidden_size']} model (`{long['model']}`), pre-trained by "
-            f"`{_shown(study.long.config)}` with the learning rate "
+            f"`{shown(study.long.config)}` with the learning rate "
             f"{long['optimization']['lr_schedule']} after warm-up and saved at {counts} M tokens seen; each model "
             f"fine-tuned on {len(study.settings)} settings of the English suite with {study.seeds} seeds "
-            f"(`{_shown(RUN_LIST)}`).")
+            f"(`{shown(RUN_LIST)}`).")
 
 
 def report(study: Study, doc: Path) -> None:

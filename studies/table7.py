@@ -28,7 +28,7 @@ from ernie.pretrain.log import FINAL_WINDOW, heldout_losses, read_log
 from ernie.pretrain.schedule import Schedule, load_schedule
 from studies import downstream
 from studies.jobs import ROOT, run_all, run_python
-from studies.template import TEMPLATES, fill, write_report
+from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "table7.yaml"
 STRATEGIES = ("continual", "multitask", "continual_multitask")
@@ -115,11 +115,6 @@ def finetune(variant: Variant, seeds: int, parallel: int = 2) -> None:
 
 # ---- the report's parts -----------------------------------------------------------------------------
 
-def _shown(path: Path) -> str:
-    """A path as the document names it: from the repository root where it is inside."""
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def setup_text(variant: Variant) -> str:
     config = variant.config(STRATEGIES[0])
     model = yaml.safe_load((ROOT / config["model"]).read_text(encoding="utf-8"))
@@ -136,7 +131,7 @@ def setup_text(variant: Variant) -> str:
             f"initialisation (seed {config['seed']}), pre-trained on {', '.join(f'`{i}`' for i in inputs)}{corpus} "
             f"with {', '.join(schedule.tasks)}, in that order; "
             f"{' / '.join(f'{b:,}' for b in budgets)} loss-on steps a task, batches of {config['batch_tokens']:,} "
-            f"tokens (`{_shown(variant.strategies[STRATEGIES[0]]).replace(STRATEGIES[0] + '.yaml', '*.yaml')}`). "
+            f"tokens (`{shown(variant.strategies[STRATEGIES[0]]).replace(STRATEGIES[0] + '.yaml', '*.yaml')}`). "
             "Loss-on steps per task "
             "and steps per strategy, as the schedule module counts them:")
 
@@ -194,18 +189,12 @@ def machine_text(variant: Variant) -> str:
     machines = sorted({r["machine"] for r in runs.values()})
     times = ", ".join(f"{TITLES[s]} {r['train_seconds'] / 3600:.2f} h" for s, r in runs.items())
     text = f"Training time (summary.json, over resumes): {times}; on {' and '.join(machines)}."
-    precisions = [f"{TITLES[s]}: " + ", ".join(_segment(g) for g in r["segments"])
+    precisions = [f"{TITLES[s]}: " + ", ".join(segment_text(g) for g in r["segments"])
                   for s, r in runs.items() if len(r.get("segments", [])) > 1]
     if precisions:
         text += (" Runs that moved between machines or precisions (`amp: auto` is bfloat16 matrix products where the "
                  "CPU has AMX, float32 elsewhere): " + "; ".join(precisions) + ".")
     return text
-
-
-def _segment(segment: dict) -> str:
-    amp = {"off": "float32", "bf16": "bfloat16 products"}.get(segment["amp"], segment["amp"])
-    where = segment["machine"].split(";")[0].removeprefix("CPU: ") if segment.get("machine") else "a machine not recorded"
-    return f"from step {segment['from_step']:,} in {amp} on {where}"
 
 
 def _heldout(variant: Variant, strategy: str) -> Dict[int, Dict[str, float]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ernie_common.fileio import atomic_write_text
+from studies.jobs import ROOT
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -33,3 +34,16 @@ def write_report(doc: Path, text: str) -> None:
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.splitlines()))
     atomic_write_text(doc, text.strip() + "\n")
     print(f"wrote {doc}")
+
+
+def shown(path: Path) -> str:
+    """A path as a document names it: from the repository root where it is inside."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def segment_text(segment: dict) -> str:
+    """One of a run's `segments` (summary.json, ernie.pretrain): from which step, in which
+    precision, on which CPU it trained."""
+    amp = {"off": "float32", "bf16": "bfloat16 products"}.get(segment["amp"], segment["amp"])
+    where = segment["machine"].split(";")[0].removeprefix("CPU: ") if segment.get("machine") else "a machine not recorded"
+    return f"from step {segment['from_step']:,} in {amp} on {where}"

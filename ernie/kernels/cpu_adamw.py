@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import paddle
 
-from propeller.nonfinite import GRAD_SQUARED_NORM
+from propeller import nonfinite
 
 from . import cpu_kernels
 
@@ -60,7 +60,7 @@ class AdamW(paddle.optimizer.AdamW):
         Paddle's squared_l2_norm per gradient and their sum elsewhere."""
         if paddle.framework.in_pir_mode() and all(g.dtype == paddle.float32 for g in grads) and cpu_kernels.enabled():
             return cpu_kernels.run_op("ernie_squared_norm", list(grads))[0]
-        return paddle.add_n([paddle._C_ops.squared_l2_norm(g) for g in grads])
+        return nonfinite.squared_norm(grads)
 
     def _apply_optimize(self, loss, startup_program, params_grads, param_group_idx=0):
         self._fused = self._fuses(params_grads)
@@ -86,7 +86,7 @@ class AdamW(paddle.optimizer.AdamW):
             return [self._get_accumulator_master(name, p) for p, _ in pairs]
 
         grads = [g for _, g in pairs]
-        squared_norm = self._get_auxiliary_var(GRAD_SQUARED_NORM)
+        squared_norm = self._get_auxiliary_var(nonfinite.GRAD_SQUARED_NORM)
         if squared_norm is None:
             squared_norm = self.squared_norm(grads)
         decay = [self._weight_decay if self._apply_decay_param_fun is None or self._apply_decay_param_fun(p.name)

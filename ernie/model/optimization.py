@@ -53,6 +53,6 @@ def adamw(learning_rate, weight_decay: float = 0.01, beta1: float = 0.9, beta2: 
 
     from ernie.kernels.cpu_adamw import AdamW
     return AdamW(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon,
-                                  weight_decay=weight_decay, apply_decay_param_fun=decays,
-                                  grad_clip=paddle.nn.ClipGradByGlobalNorm(clip_norm), parameters=parameters)
+                 weight_decay=weight_decay, apply_decay_param_fun=decays,
+                 grad_clip=paddle.nn.ClipGradByGlobalNorm(clip_norm), parameters=parameters)
 

@@ -315,12 +315,12 @@ class Trainer:
             raise PretrainError(f"--resume: no checkpoint in {self.out / 'checkpoints'}")
         ckpt = self.out / "checkpoints" / latest.read_text().strip()
         state = json.loads((ckpt / "trainer_state.json").read_text())
-        saved_amp = yaml.safe_load((ckpt / "config.yaml").read_text()).get("amp", "off")
+        saved_config = yaml.safe_load((ckpt / "config.yaml").read_text())
         mine = self._fingerprint()
         if state["vocab_sha256"] != mine["vocab_sha256"]:
             raise PretrainError(f"--resume: {ckpt} was trained with another vocabulary")
         if state["config_sha256"] != mine["config_sha256"]:
-            saved = training_settings(yaml.safe_load((ckpt / "config.yaml").read_text()))
+            saved = training_settings(saved_config)
             mine = self.config.training_settings()
             changed = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
             if not _only_cpu_precision_changed(changed, saved, mine):
@@ -337,7 +337,7 @@ class Trainer:
         self.data.load_state(readers[self.rank])
         self._seconds_before = state.get("train_seconds", 0.0)
         # checkpoints from before segments were kept: one segment, its machine not recorded
-        self.segments = state.get("segments") or [{"from_step": 0, "amp": saved_amp, "machine": None}]
+        self.segments = state.get("segments") or [{"from_step": 0, "amp": saved_config.get("amp", "off"), "machine": None}]
         self.tokens_seen = state.get("tokens_seen", 0)
         return state["step"], Counter(state["task_steps"])
 
@@ -433,8 +433,8 @@ class Trainer:
             if self.init is not None:
                 self._start_from_init_model()
         here = {"from_step": start, "amp": self.config.amp, "machine": _machine()}
-        if not self.segments or {k: v for k, v in self.segments[-1].items() if k != "from_step"} != \
-                {k: v for k, v in here.items() if k != "from_step"}:
+        last = self.segments[-1] if self.segments else {}
+        if (last.get("amp"), last.get("machine")) != (here["amp"], here["machine"]):
             self.segments.append(here)
 
         k = self.batch.accumulate
