@@ -2,7 +2,8 @@
 (docs/continual.md).
 
     python -m studies.continual pretrain [--only continued review-sentiment ...]
-    python -m studies.continual finetune [--jobs 2] [--inits start continued ...]
+    python -m studies.continual finetune [--jobs 2] [--only start continued ...]
+    python -m studies.continual probe [--jobs 2]   # linear probes of the frozen vectors (minutes)
     python -m studies.continual speed      # the recipe's pace, alone on the machine
     python -m studies.continual report
 
@@ -11,7 +12,8 @@ corpus of the recipe (`continued`) and on each downstream task's own training te
 dropped (`task_adaptive`, the data config's `labelled_texts`). `finetune` runs every
 initialisation on its settings by the protocol of `studies.downstream`, each at the rate its grid
 chooses on dev of seed 1, then more seeds, and more again where two initialisations of a setting
-come within two standard deviations. `report` writes the document from the runs' files. Every
+come within two standard deviations. `probe` fits a linear probe on each initialisation's frozen
+sentence vectors (`ernie.finetune.probe`): what they hold, apart from how fine-tuning moves them. `report` writes the document from the runs' files. Every
 step skips what is complete and resumes what is not, so a killed study continues where it was.
 The runs: configs/studies/continual.yaml.
 """
@@ -233,6 +235,15 @@ def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
              for m in chosen for s in m.settings if m.init.name in close[s]], "fine-tuning (more seeds)", parallel)
 
 
+def probes(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
+    """The linear probe of every initialisation's frozen vectors on each setting it is measured on."""
+    out, settings = ROOT / study["output"] / "finetune", {s.name: s for s in suite_settings(study)}
+    threads = max(1, usable_cores() // parallel)
+    run_all([lambda m=m, s=s: downstream.probe(settings[s], m.init, out, threads)
+             for m in measured(study) if not only or m.init.name in only for s in m.settings],
+            "linear probes", parallel)
+
+
 # ---- the report -------------------------------------------------------------------------------
 
 def pretraining_text(study: dict) -> str:
@@ -390,6 +401,32 @@ def reading(out: Path, study: dict) -> List[str]:
     return lines or ["- No setting has results for the models to compare yet."]
 
 
+def probe_table(out: Path, study: dict) -> List[str]:
+    """Per setting, each initialisation's linear-probe test score (and its difference from the
+    start model's), then the continued model's mean difference over the settings both have."""
+    inits, settings = measured(study), suite_settings(study)
+    found = {(m.init.name, s.name): r["test"][s.metric] for m in inits for s in settings
+             if s.name in m.settings and (r := downstream.probe_result(out, s, m.init.name)) and "test" in r}
+    if not found:
+        return ["No linear probe is on record yet (`python -m studies.continual probe`)."]
+
+    def cell(name: str, setting) -> str:
+        if setting.name not in next(m.settings for m in inits if m.init.name == name):
+            return ""
+        if (name, setting.name) not in found:
+            return "…"
+        score, start = found[(name, setting.name)], found.get(("start", setting.name))
+        diff = f" ({100 * (score - start):+.1f})" if name != "start" and start is not None else ""
+        return f"{100 * score:.1f}{diff}"
+    lines = ["| task | " + " | ".join(m.title for m in inits) + " |", "|---|" + "---|" * len(inits)]
+    lines += [f"| {s.title} ({s.metric}) | " + " | ".join(cell(m.init.name, s) for m in inits) + " |" for s in settings]
+    shared = [s.name for s in settings if ("start", s.name) in found and ("continued", s.name) in found]
+    if shared:
+        gap = statistics.fmean(found[("continued", n)] - found[("start", n)] for n in shared)
+        lines += ["", f"Continued against start, probe test mean over {len(shared)} setting(s): {100 * gap:+.1f} points."]
+    return lines
+
+
 def comparison_plot(out: Path, study: dict, path: Path) -> Optional[str]:
     """Per setting, each initialisation's test mean ± sd, and the floor as a grey line."""
     settings = suite_settings(study)
@@ -453,6 +490,7 @@ def report(study: dict, doc: Path = DOC) -> None:
         "texts": "\n".join(texts_table(study)),
         "growth": growth_text(study),
         "reading": "\n".join(reading(out, study)),
+        "probes": "\n".join(probe_table(out, study)),
         "tables": "\n".join(tables) or "No setting has results for the start model yet.",
         "floors": "\n".join(findings) or "- every initialisation with results beats its floor",
         "plot": plot or "(the plot waits for the first results)",
@@ -465,15 +503,17 @@ def report(study: dict, doc: Path = DOC) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.continual", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("pretrain", "finetune", "speed", "report"))
-    parser.add_argument("--only", nargs="+", help="pretrain: only these runs; finetune: only these initialisations")
-    parser.add_argument("--jobs", type=int, default=2, help="fine-tuning runs at once (default 2)")
+    parser.add_argument("command", choices=("pretrain", "finetune", "probe", "speed", "report"))
+    parser.add_argument("--only", nargs="+", help="pretrain: only these runs; finetune, probe: only these initialisations")
+    parser.add_argument("--jobs", type=int, default=2, help="fine-tuning or probe runs at once (default 2)")
     args = parser.parse_args(argv)
     study = load_study()
     if args.command == "pretrain":
         pretrain(study, args.only or ())
     elif args.command == "finetune":
         finetune(study, args.jobs, args.only or ())
+    elif args.command == "probe":
+        probes(study, args.jobs, args.only or ())
     elif args.command == "speed":
         speed(study)
     else:

@@ -145,6 +145,27 @@ def evaluate(setting: Setting, init: Init, out: Path, seeds: int = 5, grid_seeds
         _finetune(setting, init, best, grid_seeds + 1, seeds - grid_seeds, base / _lr_name(best) / "more", threads)
 
 
+def probe(setting: Setting, init: Init, out: Path, threads: int = 1) -> dict:
+    """The linear probe of the initialisation's frozen sentence vectors on the setting's files and
+    training sample (`ernie.finetune.probe`; random initialisation at seed 1), once: OUT/SETTING/
+    INIT/probe.json."""
+    path = out / setting.name / init.name / "probe.json"
+    if not path.is_file():
+        limit = "null" if setting.train_examples is None else str(setting.train_examples)
+        print(f"{setting.name} {init.name} linear probe", flush=True)
+        run_python(["-m", "ernie.finetune.probe", "--task", setting.task, "--data", str(setting.data_dir),
+                    *init.source, "--output", str(path), "--set", f"max_train_examples={limit}",
+                    *(arg for override in init.settings for arg in ("--set", override))],
+                   log=path.with_suffix(".log"), threads=threads)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def probe_result(out: Path, setting: Setting, init: str) -> Optional[Dict]:
+    """The recorded linear probe of an initialisation on a setting, or None."""
+    path = out / setting.name / init / "probe.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def _first_seed(more: Path) -> int:
     """The first seed of a run of more seeds: `more` (the protocol's, after the grid's) or `more-N`."""
     return int(more.name.partition("-")[2] or 0)

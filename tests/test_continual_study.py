@@ -81,3 +81,21 @@ def test_the_recipes_minutes_are_its_tokens_over_the_pace_measured_alone(tmp_pat
     assert "in float32 (amp off) 2,000 tokens/s: continued 2.5 min (0.30 M tokens)" in text
     assert "in bfloat16 products (amp auto) 1,500 tokens/s: continued 3.3 min" in text
     assert "on CPU: Test CPU; 2 cores" in text
+
+
+def test_the_probe_table_reads_each_initialisations_probe_and_marks_the_missing(tmp_path, monkeypatch):
+    study = continual.load_study()
+    study["settings"] = [SETTING.name]
+    monkeypatch.setattr(continual, "suite_settings", lambda s: [SETTING])
+    assert continual.probe_table(tmp_path, study)[0].startswith("No linear probe")
+    for init, score in (("start", 0.85), ("continued", 0.80)):
+        (tmp_path / SETTING.name / init).mkdir(parents=True)
+        (tmp_path / SETTING.name / init / "probe.json").write_text(json.dumps({"test": {"acc": score}}))
+    header, _, row, _, mean = continual.probe_table(tmp_path, study)
+    titles = [m.title for m in continual.measured(study)]
+    assert header == "| task | " + " | ".join(titles) + " |"
+    cells = dict(zip(titles, row.strip("|").split(" | ")[1:]))
+    assert cells[titles[0]] == "85.0" and cells["continued (corpus)"] == "80.0 (-5.0)"
+    assert cells["task-adaptive (review-sentiment texts)"] == "…"  # measured here, its probe not run yet
+    assert cells["task-adaptive (tweet-sentiment texts)"].strip() == ""  # not measured on this task
+    assert mean == "Continued against start, probe test mean over 1 setting(s): -5.0 points."

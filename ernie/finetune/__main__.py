@@ -27,14 +27,10 @@ import numpy as np
 from ernie.finetune.examples import DataError
 from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
-from ernie.finetune.trainer import FinetuneJob, read_data
-from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir
+from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, load_encoder, read_data
+from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.fileio import atomic_write_text
-from ernie_common.shipped_configs import shipped
-from ernie_common.tokenization import load_vocab
-
-DEFAULT_MODEL_CONFIG = shipped("model", "tiny.yaml")
 
 
 def summarize(results: List[Dict]) -> Dict:
@@ -95,16 +91,7 @@ def main(argv=None) -> int:
         task = dataclasses.replace(task, **{k: v for k, v in (("dev_file", args.dev_file),
                                                              ("test_file", args.test_file)) if v})
         settings = load_settings(args.config or config_for(task.name), args.preset, args.set)
-        if args.init_model:
-            config, params, vocab = load_model_dir(args.init_model)
-            if vocab is None:
-                raise CheckpointError(f"{args.init_model} has no vocab.txt")
-        else:
-            if not args.vocab:
-                raise CheckpointError("random initialisation needs --vocab")
-            vocab, params = args.vocab, None
-            config = ErnieConfig.from_file(args.model_config, vocab_size=len(load_vocab(vocab)))
-            check_vocab_fits(vocab, config)
+        config, params, vocab = load_encoder(args.init_model, args.vocab, args.model_config)
         if settings.task_id >= (config.task_type_vocab_size if config.use_task_id else 1):
             raise ConfigError(f"task_id {settings.task_id} does not fit the model's task embedding")
         data = read_data(task, args.data, settings.max_train_examples)

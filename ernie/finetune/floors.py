@@ -25,7 +25,7 @@ import sys
 import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ernie.finetune.examples import DataError, TaggedExample
 from ernie.finetune.settings import config_for, load_settings
@@ -80,41 +80,53 @@ class BagOfWords:
         return [float(p) for p in self.classifier.predict_proba(self._features(examples))[:, column]]
 
 
-def _scorer(task: Task, data: FinetuneData):
+def task_scorer(task: Task, data: FinetuneData):
     """The task kind's evaluate(predictions, examples): the metrics its fine-tuning reports."""
     return KINDS[task.kind](task, None, 0, label_set(task, data.train, data.dev)).evaluate
 
 
-def _labelled(examples) -> bool:
+def labelled(examples) -> bool:
     """A test split to score: one whose file gives labels (GLUE's test files have none)."""
     return bool(examples) and all((e.tags if isinstance(e, TaggedExample) else e.label) is not None
                                   for e in examples)
 
 
-def classification_floor(task: Task, data: FinetuneData) -> Dict:
-    evaluate = _scorer(task, data)
+def predictions(task: Task, model, examples) -> list:
+    """A classifier's predictions as the task kind scores them: labels, or (label, score) pairs
+    for ranking."""
+    labels = model.predict(examples)
+    return list(zip(labels, model.positive_scores(examples))) if task.kind == "ranking" else labels
 
-    def predictions(model, examples):
-        labels = model.predict(examples)
-        return list(zip(labels, model.positive_scores(examples))) if task.kind == "ranking" else labels
 
+def choose_on_dev(task: Task, data: FinetuneData, candidates: Iterable[Tuple[Dict, Callable]]) -> Dict:
+    """Fits each candidate, (its settings, a function making the unfitted model), on the training
+    examples and keeps the one with the best dev score of the task's main metric (ties: the
+    first). Returns the chosen settings, every candidate's dev score, and the chosen model's dev
+    and (where the test file is labelled) test scores."""
+    evaluate, metric = task_scorer(task, data), task.main_metric
     grid, best = [], None
-    for ngram_range in NGRAM_RANGES:
-        for C in C_GRID:
-            model = BagOfWords(task.lang, ngram_range, C).fit(data.train)
-            dev = evaluate(predictions(model, data.dev), data.dev)
-            grid.append({"ngram_range": list(ngram_range), "C": C, "dev": dev[task.main_metric]})
-            if best is None or dev[task.main_metric] > best[2][task.main_metric]:
-                best = (ngram_range, C, dev, model)
-    ngram_range, C, dev, model = best
+    for settings, make in candidates:
+        model = make().fit(data.train)
+        dev = evaluate(predictions(task, model, data.dev), data.dev)
+        grid.append({**settings, "dev": dev[metric]})
+        if best is None or dev[metric] > best[1][metric]:
+            best = (settings, dev, model)
+    settings, dev, model = best
+    chosen = {"chosen": settings, "grid": grid, "dev": dev}
+    if labelled(data.test):
+        chosen["test"] = evaluate(predictions(task, model, data.test), data.test)
+    return chosen
+
+
+def classification_floor(task: Task, data: FinetuneData) -> Dict:
+    chosen = choose_on_dev(task, data, (({"ngram_range": list(ngram_range), "C": C},
+                                         lambda n=ngram_range, c=C: BagOfWords(task.lang, n, c))
+                                        for ngram_range in NGRAM_RANGES for C in C_GRID))
+    ngram_range, C = tuple(chosen["chosen"]["ngram_range"]), chosen["chosen"]["C"]
     unit = "characters" if task.lang == "zh" else "words"
     grams = "1-grams" if ngram_range == (1, 1) else f"1-{ngram_range[1]}-grams"
-    floor = {"floor": "bag-of-words",
-             "description": f"TF-IDF of {unit}, {grams} + logistic regression, C={C:g}, chosen on dev",
-             "chosen": {"ngram_range": list(ngram_range), "C": C}, "grid": grid, "dev": dev}
-    if _labelled(data.test):
-        floor["test"] = evaluate(predictions(model, data.test), data.test)
-    return floor
+    return {"floor": "bag-of-words",
+            "description": f"TF-IDF of {unit}, {grams} + logistic regression, C={C:g}, chosen on dev", **chosen}
 
 
 def most_frequent_tags(examples) -> Tuple[Dict[str, str], str]:
@@ -132,17 +144,17 @@ def most_frequent_tags(examples) -> Tuple[Dict[str, str], str]:
 
 
 def tagging_floor(task: Task, data: FinetuneData) -> Dict:
-    evaluate = _scorer(task, data)
+    evaluate = task_scorer(task, data)
     table, default = most_frequent_tags(data.train)
 
-    def predictions(examples):
+    def tagged(examples):
         return [[table.get(token, default) for token in e.words] for e in examples]
 
     floor = {"floor": "most-frequent-tag",
              "description": f"each token's most frequent training tag (unknown tokens: {default})",
-             "dev": evaluate(predictions(data.dev), data.dev)}
-    if _labelled(data.test):
-        floor["test"] = evaluate(predictions(data.test), data.test)
+             "dev": evaluate(tagged(data.dev), data.dev)}
+    if labelled(data.test):
+        floor["test"] = evaluate(tagged(data.test), data.test)
     return floor
 
 

@@ -16,7 +16,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -26,13 +26,33 @@ from ernie.finetune.examples import DataError
 from ernie.finetune.heads import ErnieWithHead, inference_graph
 from ernie.finetune.settings import FinetuneSettings, SettingsError
 from ernie.finetune.tasks import AX, KINDS, Task
-from ernie.formats.checkpoint import save_model_dir
+from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
 from ernie.model.config import ErnieConfig
 from ernie.model.optimization import adamw
 from ernie.model.params_io import assign_scope_params, scope_params
 from ernie.model.static_graph import encoder_feeds
 from ernie_common.fileio import atomic_write_text
-from ernie_common.tokenization import make_tokenizer
+from ernie_common.shipped_configs import shipped
+from ernie_common.tokenization import load_vocab, make_tokenizer
+
+DEFAULT_MODEL_CONFIG = shipped("model", "tiny.yaml")
+
+
+def load_encoder(init_model: Optional[str], vocab: Optional[str] = None,
+                 model_config=DEFAULT_MODEL_CONFIG) -> Tuple[ErnieConfig, Optional[Dict[str, np.ndarray]], str]:
+    """(config, parameters, vocab file) of the encoder a task starts from: the model directory
+    `init_model`, or without one the architecture of `model_config` from random initialisation
+    (parameters None) on the vocabulary `vocab`."""
+    if init_model:
+        config, params, vocab_file = load_model_dir(init_model)
+        if vocab_file is None:
+            raise CheckpointError(f"{init_model} has no vocab.txt")
+        return config, params, vocab_file
+    if not vocab:
+        raise CheckpointError("random initialisation needs --vocab")
+    config = ErnieConfig.from_file(model_config, vocab_size=len(load_vocab(vocab)))
+    check_vocab_fits(vocab, config)
+    return config, None, vocab
 
 
 def label_set(task: Task, train_examples, dev_examples=()) -> List[str]:
