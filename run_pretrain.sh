@@ -77,16 +77,27 @@ python -m data_gen make --config "$DATA_CONFIG"
 if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   LOG_DIR=$OUTPUT/launch_logs/node-${NODE_RANK:-0}  # Paddle's launcher names its logs workerlog.<local rank>
   mkdir -p "$LOG_DIR"
-  python -m paddle.distributed.launch --nproc_per_node "$NPROC" --nnodes "$NNODES" ${MASTER:+--master "$MASTER"} \
-    ${NODE_RANK:+--rank "$NODE_RANK"} --log_dir "$LOG_DIR" scripts/pretrain_launch.py --config "$CONFIG" \
-    ${RESUME:+--resume} ${AMP:+--amp "$AMP"} 2>&1 | tee "$LOG_DIR/launcher.out" || true
-  # the launcher can exit 0 although a worker failed: rank 0 writes the model only on success
-  if [ ! -f "$OUTPUT/model/params.safetensors" ]; then
+  rm -f "$LOG_DIR"/rank-*.exit
+  # each rank writes its exit code there (scripts/pretrain_launch.py): the launcher can exit 0
+  # although a worker failed, and on another node than 0 the model, rank 0's, is no sign of ours
+  ERNIE_LAUNCH_STATUS=$LOG_DIR python -m paddle.distributed.launch --nproc_per_node "$NPROC" --nnodes "$NNODES" \
+    ${MASTER:+--master "$MASTER"} ${NODE_RANK:+--rank "$NODE_RANK"} --log_dir "$LOG_DIR" scripts/pretrain_launch.py \
+    --config "$CONFIG" ${RESUME:+--resume} ${AMP:+--amp "$AMP"} 2>&1 | tee "$LOG_DIR/launcher.out" || true
+  failed=0
+  for ((i = 0; i < NPROC; i++)); do
+    rank=$(( ${NODE_RANK:-0} * NPROC + i ))
+    [ "$(cat "$LOG_DIR/rank-$rank.exit" 2>/dev/null)" = 0 ] || failed=1
+  done
+  if [ "$failed" = 1 ]; then
     echo "pre-training failed:" >&2
     grep -h "^Container rank .* status failed\|^error: rank" "$LOG_DIR/launcher.out" \
       "$LOG_DIR"/workerlog.* 2>/dev/null | sed 's/ cmd \[.*\] code / exit code /' | sort -u >&2 || true
     echo "see $LOG_DIR/workerlog.* (and the other nodes' folders beside it); RESUME=1 continues from the last checkpoint" >&2
     exit 1
+  fi
+  if [ "${NODE_RANK:-0}" != 0 ]; then
+    echo "node $NODE_RANK: its $NPROC rank(s) finished; rank 0, on node 0, writes the model, log and plot to $OUTPUT"
+    exit 0
   fi
 else
   python -m ernie.pretrain --config "$CONFIG" ${RESUME:+--resume} ${AMP:+--amp "$AMP"}

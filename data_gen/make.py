@@ -439,6 +439,9 @@ def make(config: DataConfig, progress: bool = True) -> dict:
         print(f"up to date: {len(verified)} shards verified against {out / MANIFEST}")
         print(report(old))
         return old
+    # the shards are about to be replaced: a run stopped before the new manifest is written
+    # must not leave new shards under the old one (the reader would trust its description)
+    (out / MANIFEST).unlink(missing_ok=True)
     started = time.time()
     shards, generator, stats, read_stats, counts = _generate(config, _corpus_states(config), list(config.files),
                                                              0, 1, verified, progress)
@@ -514,6 +517,12 @@ def merge(config: DataConfig) -> dict:
             if not (out / shard["file"]).is_file():
                 raise DataConfigError(f"{out / shard['file']} of part {record['part']} is missing: make the part again")
     records.sort(key=lambda r: r["part"])
+    # each input read once by exactly one part: parts made while the input list changed (a file
+    # added to a folder between them) would have read some files twice and others never
+    changed = [r["part"] for r in records if r["inputs"] != part_inputs(config, r["part"], n)]
+    if changed:
+        raise DataConfigError(f"part(s) {', '.join(map(str, changed))} in {out} read other input files than "
+                              f"the config lists now (files added, removed or renamed since): make them again")
     stats, read_stats = Counter(), Counter()
     generator = ExampleGenerator(config, states)
     counts = np.zeros(len(load_vocab(config.vocab)), np.int64)

@@ -13,6 +13,12 @@ std::exception`; NCCL (GPU) can block in it for a long time. Both cases end here
 
 On one node the launcher also stops the job's other processes a few seconds after one of them
 exits; across nodes only the ranks themselves can notice. Knows nothing about ERNIE.
+
+The watch talks to the store over a connection of its own (`job_store`). Paddle's global store
+connection also serves NCCL, which builds its communicator at the first collective: every rank
+but 0 then waits in `store.get` for rank 0's id, and Paddle's client has no lock around its
+socket, so a beat sent through it from this thread meanwhile garbles that exchange ("Stop_waiting
+response is expected"). Gloo (the CPU) builds its communicator at start and never showed it.
 """
 from __future__ import annotations
 
@@ -27,12 +33,32 @@ from .learner import Hook
 KEY = "propeller/heartbeat/{}"
 
 
+def master_endpoint() -> tuple:
+    """(host, port) of the job's store, found as Paddle finds it: PADDLE_MASTER, else the first of
+    PADDLE_TRAINER_ENDPOINTS (paddle/phi/core/distributed/store/store_utils.cc)."""
+    endpoint = os.environ.get("PADDLE_MASTER") or os.environ.get("PADDLE_TRAINER_ENDPOINTS", "").split(",")[0]
+    host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit():
+        raise RuntimeError("neither PADDLE_MASTER nor PADDLE_TRAINER_ENDPOINTS names the job's store "
+                           "(run under python -m paddle.distributed.launch)")
+    return host, int(port)
+
+
+def job_store(timeout: int = 900):
+    """A client connection of this process's own to the job's TCP store. Made after Paddle's global
+    store (whose creation on rank 0 starts the server); as a client of 0 workers it skips the
+    start-up count of workers that Paddle's own connections take part in."""
+    from paddle.base import core
+    core.create_or_get_global_tcp_store()
+    host, port = master_endpoint()
+    return core.TCPStore(host, port, False, 0, timeout)
+
+
 class RankWatch(Hook):
     def __init__(self, rank: int, world_size: int, interval: float = 0.5, step_timeout: float = 600.0,
                  store=None):
         if store is None:
-            from paddle.base import core
-            store = core.create_or_get_global_tcp_store()
+            store = job_store()
         self.rank, self.world_size = rank, world_size
         self.interval, self.step_timeout = interval, step_timeout
         self._store, self._lock = store, threading.Lock()

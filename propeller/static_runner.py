@@ -178,6 +178,10 @@ class StaticRunner:
             import paddle.distributed as dist
             if not dist.is_initialized():
                 dist.init_parallel_env()
+                # NCCL builds its communicator at the first collective, over the job's store; one
+                # now, before any thread of this process uses the store (propeller.rank_watch),
+                # as Paddle's fleet warms up its groups (fleet/base/topology.py)
+                dist.barrier()
             self.rank, reduce = dist.get_rank(), average_across_ranks(dist.get_world_size())
         # Fresh generated names (accumulators, loss scale) whatever was built before in this
         # process, so a checkpoint's variable names match the program that resumes from it.

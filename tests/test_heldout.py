@@ -34,7 +34,7 @@ def shards(tmp_path_factory, en_vocab):
     root = tmp_path_factory.mktemp("heldout")
     (root / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(4, 40)), encoding="utf-8")
     make(DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
-                    tasks=TASKS, max_seq_len=64, shards=3, stopwords=str(REPO / "configs/stopwords/en.txt")),
+                    tasks=TASKS, max_seq_len=64, shards=4, stopwords=str(REPO / "configs/stopwords/en.txt")),
          progress=False)
     (root / "model.yaml").write_text(yaml.safe_dump(MODEL))
     return root

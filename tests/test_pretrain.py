@@ -265,6 +265,25 @@ def test_resume_refuses_another_config(pretrain_setup, tmp_path):
     assert "the config differs" in result.stderr and "optimization" in result.stderr and "schedule" in result.stderr
 
 
+def test_resume_refuses_shards_made_again_from_another_corpus(pretrain_setup, tmp_path, en_vocab):
+    """Its reading positions would point into other streams: refused in one line, before step 1."""
+    root = pretrain_setup
+    config = yaml.safe_load((root / "pretrain.yaml").read_text())
+    config["data"] = str(tmp_path / "shards")
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(config))
+    data = dict(vocab=str(en_vocab), output=str(tmp_path / "shards"), max_seq_len=64, shards=2,
+                tasks=["knowledge_masking", "capitalization", "sentence_reordering"],
+                stopwords=str(REPO / "configs/stopwords/en.txt"))
+    make(DataConfig(input=[str(root / "corpus.txt")], **data), progress=False)
+    first = _pretrain(tmp_path, tmp_path / "run", "--max-steps", "6")
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "grown.txt").write_text((root / "corpus.txt").read_text() + "".join(_documents(6, 40)[4]) + "\n")
+    make(DataConfig(input=[str(tmp_path / "grown.txt")], **data), progress=False)
+    result = _pretrain(tmp_path, tmp_path / "run", "--resume")
+    assert result.returncode == 2, result.stderr
+    assert f"the shards in {tmp_path / 'shards'} are not the ones" in result.stderr and result.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize("changed,gpu,allowed", [(["amp"], False, True), (["amp", "seed"], False, False),
                                                  (["amp"], True, False)])
 def test_a_resume_may_change_only_the_cpu_precision(monkeypatch, changed, gpu, allowed):

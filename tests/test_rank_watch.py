@@ -67,3 +67,64 @@ time.sleep(30)  # stuck in a collective
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert re.search(r"error: rank 0: step 42 has run \d+ s: rank 1 stopped", result.stderr), result.stderr
+
+
+RANK_1 = """
+import os, sys
+sys.path.insert(0, {repo!r})
+from paddle.base import core
+from propeller.rank_watch import RankWatch
+watch = RankWatch(1, 2, interval=0.005)  # its own connection to the job's store
+watch.before_train(None, 0)
+# what NCCL does at its first collective on every rank but 0: wait for rank 0's id on the
+# global connection while the watch beats
+value = core.create_or_get_global_tcp_store().get("nccl_id")
+watch.close()
+print("got", bytes(value).decode(), flush=True)
+"""
+
+
+def test_the_watch_beats_on_a_connection_of_its_own_while_the_main_thread_waits_in_the_store(tmp_path):
+    """With the watch on Paddle's global connection, the child's `get` fails ("Stop_waiting
+    response is expected") or hangs: the two threads' commands interleave on one socket."""
+    import socket
+    import time
+
+    from paddle.base import core
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**__import__("os").environ, "PADDLE_MASTER": f"127.0.0.1:{port}", "PADDLE_TRAINER_ID": "1",
+           "PADDLE_TRAINERS_NUM": "2", "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", RANK_1.format(repo=str(REPO))], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    master = core.TCPStore("127.0.0.1", port, True, 2, 60)  # rank 0's store; returns when rank 1 is in
+    time.sleep(1.0)  # rank 0 busy elsewhere (its held-out evaluation) while rank 1 waits and beats
+    master.set("nccl_id", "abc")
+    try:
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 0 and "got abc" in out, err[-2000:]
+    assert master.add("propeller/heartbeat/1", 0) > 10  # it beat meanwhile
+
+
+def test_a_step_failing_as_nccl_or_paddle_enforce_fails_it_becomes_an_error_naming_the_stopped_rank():
+    """Paddle raises a failed NCCL call as OSError and an InvalidArgument as ValueError, not only
+    gloo's RuntimeError: each becomes TrainingFailed naming rank 1, the watch's thread stopped."""
+    import pytest
+
+    from ernie.pretrain.trainer import TrainingFailed, run_watched
+    for error in (OSError("NCCL error: unhandled system error"), ValueError("(InvalidArgument) x"),
+                  RuntimeError("std::exception")):
+        watch = RankWatch(0, 2, interval=0.02, store=MemoryStore())  # rank 1 never beats
+        watch.before_train(None, 4)
+
+        def step():
+            raise error
+        with pytest.raises(TrainingFailed, match=r"^rank 0: step 5 failed \(.+\): rank 1 stopped"):
+            run_watched(step, watch)
+        assert watch._thread is None and not any(t.name == "rank-watch" for t in threading.enumerate())
+    error = OSError("NCCL error")
+    with pytest.raises(OSError):  # one process: no watch, the error as it is
+        run_watched(step, None)

@@ -142,3 +142,55 @@ def test_training_stops_with_the_error_or_skips_and_counts(shard_dir, tmp_path):
     assert skipped.returncode == 0, skipped.stderr[-2000:]
     summary = json.loads((tmp_path / "b" / "run" / "summary.json").read_text())
     assert summary["corrupt_examples_skipped"] > 0
+
+
+def _reader(shard_dir, **extra):
+    from ernie.pretrain.data import PretrainingData
+    return PretrainingData(shard_dir, seed=1, batch_tokens=256, pad_id=0, mask_token_id=3, first_normal_id=5, **extra)
+
+
+def test_shards_that_do_not_divide_among_the_ranks_are_refused(tmp_path, en_vocab):
+    """4 shards among 8 ranks (half would read all of them) or 3: refused before training;
+    among 2 or 4 each shard is read by exactly one rank."""
+    root = tmp_path
+    (root / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(4, 30)), encoding="utf-8")
+    make(DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
+                    tasks=["knowledge_masking"], max_seq_len=64, shards=4,
+                    stopwords=str(REPO / "configs/stopwords/en.txt")), progress=False)
+    for world_size in (8, 3):
+        with pytest.raises(ShardError, match=rf"4 shards cannot be divided evenly among {world_size} ranks"):
+            _reader(root / "shards", rank=0, world_size=world_size)
+    for world_size in (2, 4):
+        read = [sorted(s.path.name for s in _reader(root / "shards", rank=r, world_size=world_size).shards)
+                for r in range(world_size)]
+        every = [name for names in read for name in names]
+        assert sorted(every) == sorted(set(every)) and len(every) == 4
+
+
+def test_shards_the_manifest_does_not_describe_are_refused(shard_dir, tmp_path):
+    """A `make` stopped after its new shards were renamed into place but before their manifest."""
+    copy = tmp_path / "shards"
+    copy.mkdir()
+    for path in shard_dir.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    manifest = json.loads((copy / "manifest.json").read_text())
+    _reader(copy)  # as made: accepted
+    manifest["shards"][0]["examples"] += 52
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardError, match=r"part-00000.shard holds \d+ examples, its manifest.json \d+"):
+        _reader(copy)
+
+
+def test_a_make_stopped_while_replacing_shards_leaves_no_manifest(shard_dir, tmp_path, en_vocab, monkeypatch):
+    config = dict(vocab=str(en_vocab), output=str(tmp_path / "shards"), tasks=["knowledge_masking"], max_seq_len=64,
+                  shards=1, stopwords=str(REPO / "configs/stopwords/en.txt"))
+    (tmp_path / "a.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(4, 30)), encoding="utf-8")
+    make(DataConfig(input=[str(tmp_path / "a.txt")], **config), progress=False)
+    (tmp_path / "b.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(2, 10)), encoding="utf-8")
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("data_gen.make.unigram_counts", stopped)  # after the renames, before the manifest
+    with pytest.raises(KeyboardInterrupt):
+        make(DataConfig(input=[str(tmp_path / "b.txt")], **config), progress=False)
+    assert not (tmp_path / "shards" / "manifest.json").exists()

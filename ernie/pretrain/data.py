@@ -78,10 +78,20 @@ class PretrainingData:
         shard_dir = Path(shard_dir)
         self.manifest = json.loads((shard_dir / MANIFEST).read_text(encoding="utf-8"))
         files = [s["file"] for s in self.manifest["shards"]]
+        if len(files) % world_size:
+            raise ShardError(f"{shard_dir}: {len(files)} shards cannot be divided evenly among {world_size} ranks "
+                             f"(each rank reads shards of its own: some would read more often or twice); make them "
+                             f"again with a multiple of {world_size} (the data config's `shards`)")
         # each rank reads its own part of the shards; the held-out slice is drawn over all of them
-        mine = list(range(len(files)))[rank::world_size] or list(range(len(files)))
+        mine = list(range(len(files)))[rank::world_size]
         every_shard = [Shard(shard_dir / f) for f in files] if heldout else None
         self.shards = [every_shard[g] if every_shard else Shard(shard_dir / files[g]) for g in mine]
+        for g, shard in zip(mine, self.shards):
+            recorded = self.manifest["shards"][g]["examples"]
+            if len(shard) != recorded:  # a `make` stopped between writing shards and their manifest
+                raise ShardError(f"{shard_dir / files[g]} holds {len(shard)} examples, its manifest.json "
+                                 f"{recorded}: the shards are not the ones the manifest describes (was "
+                                 f"`data_gen make` stopped?); run it again")
         self.tasks = {t.name: t for t in registry.recorded_tasks(self.shards[0].tasks, self.manifest["config"],
                                                                 str(shard_dir / MANIFEST))}
         self.seed, self.batch_tokens = seed, batch_tokens

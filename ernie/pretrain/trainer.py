@@ -43,7 +43,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import yaml
@@ -75,6 +75,29 @@ def _scalar(values: Dict[str, np.ndarray], name: str) -> float:
 class TrainingFailed(RuntimeError):
     """A run that started and then failed (a non-finite loss, a rank that stopped): exit code 1,
     where a config, data or checkpoint the run cannot use is a PretrainError and exit code 2."""
+
+
+# How a step fails when a collective does: gloo raises RuntimeError; Paddle's enforce maps
+# InvalidArgument to ValueError and External (NCCL, CUDA) to OSError (paddle/fluid/pybind/exception.cc)
+STEP_FAILURES = (RuntimeError, ValueError, OSError)
+
+
+def run_watched(train: Callable[[], None], watch) -> None:
+    """Runs `train()`. A non-finite loss (every rank sees it at the same step: propeller.nonfinite)
+    becomes TrainingFailed; so does a failed step of a distributed run (`watch`, a
+    propeller.rank_watch.RankWatch), its message naming the ranks that stopped. The watch's
+    thread is stopped first: left running, it aborts the interpreter's exit."""
+    try:
+        train()
+    except FloatingPointError as err:
+        if watch is not None:
+            watch.close()
+        raise TrainingFailed(str(err)) from None
+    except STEP_FAILURES as err:
+        if watch is None:
+            raise
+        watch.close()
+        raise TrainingFailed(watch.failure_message(f"step {watch.step + 1} failed ({err})")) from None
 
 
 class Trainer:
@@ -112,6 +135,9 @@ class Trainer:
             raise PretrainError(f"{self.vocab_file} changed since the shards in {shard_dir} were made")
         vocab = load_vocab(self.vocab_file)
         self.vocab_sha = manifest["vocab"]["sha256"]
+        # the shards' contents as their manifest records them: a resume reads on in the same ones
+        self.shards_sha = _sha([s["sha256"] for s in manifest["shards"]])
+        self.shard_dir = shard_dir
         preset = ErnieConfig.from_file(config.model, vocab_size=len(vocab)) if config.model else None
         self.batch = config.batch_plan(self.world_size)
         if self.is_writer:
@@ -275,7 +301,8 @@ class Trainer:
     # ---- checkpoints ------------------------------------------------------------------------
 
     def _fingerprint(self) -> dict:
-        return {"config_sha256": _sha(self.config.training_settings()), "vocab_sha256": self.vocab_sha}
+        return {"config_sha256": _sha(self.config.training_settings()), "vocab_sha256": self.vocab_sha,
+                "shards_sha256": self.shards_sha}
 
     def _reader_states(self) -> list:
         """Every rank's reading position (each reads its own shards), gathered on every rank."""
@@ -319,6 +346,11 @@ class Trainer:
         mine = self._fingerprint()
         if state["vocab_sha256"] != mine["vocab_sha256"]:
             raise PretrainError(f"--resume: {ckpt} was trained with another vocabulary")
+        # (checkpoints written before this was recorded are not checked)
+        if state.get("shards_sha256", mine["shards_sha256"]) != mine["shards_sha256"]:
+            raise PretrainError(f"--resume: the shards in {self.shard_dir} are not the ones {ckpt} was reading "
+                                f"(`data_gen make` rewrote them since); its reading positions would skip or repeat "
+                                f"examples of the new ones: resume with the shards it read, or start afresh")
         if state["config_sha256"] != mine["config_sha256"]:
             saved = training_settings(saved_config)
             mine = self.config.training_settings()
@@ -474,18 +506,8 @@ class Trainer:
             from propeller.rank_watch import RankWatch
             watch = RankWatch(self.rank, self.world_size, step_timeout=self.config.step_timeout)
             hooks.append(watch)
-        try:
-            learner = Learner(self.runner, self._metrics, hooks, max_skipped=self.config.max_skipped_steps)
-            learner.train(plan, end, start)
-        except FloatingPointError as err:  # every rank sees it at the same step (propeller.nonfinite)
-            if watch is not None:
-                watch.close()  # its thread, left running, aborts the interpreter's exit
-            raise TrainingFailed(str(err)) from None
-        except RuntimeError as err:
-            if watch is None:
-                raise
-            watch.close()
-            raise TrainingFailed(watch.failure_message(f"step {watch.step + 1} failed ({err})")) from None
+        learner = Learner(self.runner, self._metrics, hooks, max_skipped=self.config.max_skipped_steps)
+        run_watched(lambda: learner.train(plan, end, start), watch)
         if learner.skipped_steps and self.is_writer:
             print(f"skipped {learner.skipped_steps} step(s) for a non-finite loss or gradient (log.jsonl: "
                   f"skipped_steps)", file=sys.stderr)
