@@ -73,7 +73,10 @@ FIELD_CHECK_RECORDS = 100   # a jsonl file none of whose first records has text_
 SNIFF_BYTES = 8192          # a file's first bytes, in which NULs mean it is not text
 ARCHIVES = (".zip", ".tar", ".tgz", ".tbz", ".tbz2", ".txz", ".7z", ".rar")
 NOT_TEXT = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ico", ".svg")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+# characters that separate words, lines or pages (a lone CR, vertical tab, form feed, the
+# information separators, NEL, the line and paragraph separators): a space each, not nothing
+_SEPARATOR = re.compile(r"[\x0b-\x0d\x1c-\x1f\x85\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\ufeff]")
 _ZH_SENTENCE_END = "。！？；!?;…"
 # People's Daily items are `word/tag`; the tag follows the last slash (1/2/m is the word 1/2)
 _ITEM = re.compile(r"(\S*)/([^\s/]*)(?!\S)")
@@ -262,7 +265,7 @@ def _glob(pattern: str, skipped: Skipped) -> Iterator[Tuple[Path, Optional[str]]
 def _head(path: Path) -> Optional[bytes]:
     """A file's first SNIFF_BYTES bytes (decompressed), or None when they cannot be read: the
     reader then names what is wrong, and where."""
-    errors = _read_errors(path)
+    errors = read_errors(path)
     try:
         with open_input(path) as f:
             return f.read(SNIFF_BYTES)
@@ -344,10 +347,13 @@ def open_input(path: Path) -> IO[bytes]:
     kind = COMPRESSIONS.get(path.suffix.lower())
     if kind == "gzip":
         return gzip.open(path, "rb")
-    if kind == "bzip2":
-        return bz2.open(path, "rb")
-    if kind == "xz":
-        return lzma.open(path, "rb")
+    if kind in ("bzip2", "xz"):
+        # every stream of the file (pbzip2 writes one a block), and an error where one after the
+        # first is corrupt: bz2.open and lzma.open take that for trailing junk and stop there
+        # without a word (the stdlib's DecompressReader, told no error is trailing junk)
+        import _compression
+        factory = bz2.BZ2Decompressor if kind == "bzip2" else lzma.LZMADecompressor
+        return io.BufferedReader(_compression.DecompressReader(open(path, "rb"), factory, trailing_error=()))
     if kind == "zstd":
         return io.BufferedReader(_ZstdReader(path))
     return open(path, "rb")
@@ -390,7 +396,7 @@ class _ZstdReader(io.RawIOBase):
         super().close()
 
 
-def _read_errors(path: Path) -> tuple:
+def read_errors(path: Path) -> tuple:
     """What reading a file of this kind raises when its bytes are truncated or corrupt."""
     errors = (OSError, EOFError, zlib.error, lzma.LZMAError)
     if path.suffix.lower() == ".zst":
@@ -430,7 +436,7 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
     opening the file is dropped. A line that does not decode is an error naming the file, line and
     byte, or with `decoding.skip_errors` skipped and counted."""
     path = Path(path)
-    errors = _read_errors(path)
+    errors = read_errors(path)
     try:
         f = open_input(path)
     except OSError as err:
@@ -458,13 +464,17 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
 
 
 def _clean(line: str, stats: Counter, cut: bool = False) -> str:
-    """A line truncated to MAX_LINE_CHARS, control characters removed, NFC-normalised (counted);
+    """A line truncated to MAX_LINE_CHARS, separators made spaces and other control characters
+    removed, NFC-normalised (counted);
     `cut`: the line was longer than what was read of it, and is counted truncated."""
     if cut or len(line) > MAX_LINE_CHARS:
         stats["line_over_1M_chars_truncated"] += 1
         line = line[:MAX_LINE_CHARS]
-    cleaned = _CONTROL.sub("", line)
-    if cleaned != line:
+    spaced = _SEPARATOR.sub(" ", line)
+    if spaced != line:
+        stats["separators_made_spaces"] += 1
+    cleaned = _CONTROL.sub("", spaced)
+    if cleaned != spaced:
         stats["control_characters_removed"] += 1
     return unicodedata.normalize("NFC", cleaned)
 
@@ -617,7 +627,10 @@ def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[in
                 if without == FIELD_CHECK_RECORDS:
                     raise _no_text_field(path, how, without, fields)
         if isinstance(record, dict) and isinstance(record.get("sentences"), list):
-            yield lineno, [s for s in record["sentences"] if isinstance(s, str)]
+            texts = [s for s in record["sentences"] if isinstance(s, str)]
+            if len(texts) < len(record["sentences"]):  # a token list, a number, an object: not a sentence
+                stats["json_sentence_not_text"] += len(record["sentences"]) - len(texts)
+            yield lineno, texts
         elif isinstance(record, dict) and isinstance(record.get(how.text_field), str):
             yield lineno, record[how.text_field]
         else:
@@ -708,9 +721,33 @@ def read_records(path: Path, how: Reading, stats: Counter) -> Iterator[Document]
             stats["empty_document"] += 1
 
 
+# the PKU release's paragraph id (date-page-article-paragraph) and its compound words in brackets
+_PD_ID = re.compile(r"(\d{8}-\d{2}-\d{3})-\d{3}/m")
+_PD_COMPOUND = re.compile(r"\[(\S+/[^\s/\]]*(?:\s+\S+/[^\s/\]]*)*)\]([A-Za-z]+)")
+
+
+def _article_id(line: str) -> Tuple[Optional[str], str]:
+    """(the article id, the rest of the line) of a line of the PKU release, which opens each
+    paragraph with `19980101-01-001-002/m`; (None, the line) for a line without one."""
+    first, _, rest = line.strip().partition(" ")
+    found = _PD_ID.fullmatch(first)
+    return (found.group(1), rest) if found else (None, line)
+
+
+def _joined_compound(found: re.Match) -> str:
+    """`[中央/n 人民/n 广播/vn 电台/n]nt` -> `中央人民广播电台/nt`: the compound (an organisation,
+    a place) is one word of its own tag, as knowledge masking takes an entity whole."""
+    words = [item.rpartition("/")[0] for item in found.group(1).split()]
+    return "".join(words) + "/" + found.group(2)
+
+
 def _tagged_sentences(line: str, stats: Counter) -> List[Sentence]:
     """A People's Daily paragraph cut after each sentence-final punctuation item (tag `w`); an
-    item without a tag becomes a word tagged ""."""
+    item without a tag becomes a word tagged ""; a bracketed compound becomes one word."""
+    joined = _PD_COMPOUND.sub(_joined_compound, line)
+    if joined != line:
+        stats["compound_words_joined"] += 1
+        line = joined
     items = line.split()
     untagged = sum(1 for item in items if item.rfind("/") <= 0)  # no slash, or no word before it
     if untagged:
@@ -725,14 +762,21 @@ def _tagged_sentences(line: str, stats: Counter) -> List[Sentence]:
 
 
 def read_peoples_daily(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
-    doc = None
+    """Documents of a People's Daily file: articles by their id where the lines carry one (the
+    PKU release), else a line that does not end a sentence (a title) starts one."""
+    doc, article = None, None
     for lineno, line in _lines(path, stats, how.decoding):
+        line_article, line = _article_id(line)
         sentences = _tagged_sentences(line, stats)
         if not sentences:
             continue
-        last_word = sentences[-1].tagged.rsplit(None, 1)[-1].rpartition("/")[0]
-        is_title = last_word[-1] not in _ZH_SENTENCE_END and last_word[-1] not in "”」）)"
-        if is_title or doc is None:
+        if line_article is not None:
+            starts = line_article != article
+            article = line_article
+        else:
+            last_word = sentences[-1].tagged.rsplit(None, 1)[-1].rpartition("/")[0]
+            starts = last_word[-1] not in _ZH_SENTENCE_END and last_word[-1] not in "”」）)"
+        if starts or doc is None:
             done = _finish(doc, stats)
             if done:
                 yield done

@@ -117,10 +117,23 @@ class ExampleGenerator:
         # in random order: plans come in a pattern (a segment's plain example, then its text-task
         # example), which the round-robin over shards would otherwise sort into separate shards
         plans = [plans[i] for i in rng.permutation(len(plans))]
+        self._count_cuts(plans, stats)
         block = assemble(table, plans, self.tokenizer.cls_id, self.tokenizer.sep_id, self.config.max_seq_len)
         for task in self.tasks:
             task.finish_block(block, self, rng, stats)
         return block
+
+    def _count_cuts(self, plans: List[Plan], stats: Counter) -> None:
+        """Examples of several parts (a sentence pair, a query and a title) longer than
+        max_seq_len lose tokens from their longest part (`examples.fit_lengths`): counted per task
+        in the manifest's skipped_or_repaired, examples and tokens."""
+        names = {task.task_id: task.name for task in self.tasks}
+        for plan in plans:
+            over = sum(b - a for a, b in plan.parts) - (self.config.max_seq_len - len(plan.parts) - 1)
+            if over > 0:
+                name = names.get(plan.task, "token_tasks_only")
+                stats[f"skipped/{name}_examples_cut_to_fit"] += 1
+                stats[f"skipped/{name}_tokens_cut"] += over
 
     def process_chunk(self, chunk_index: int, docs: Sequence[Document]) -> Tuple[Block, Counter]:
         """The chunk's examples as one block (`examples.assemble`), and what was counted."""

@@ -40,13 +40,25 @@ ALPHABET_LIMIT = {"en": 1000, "zh": 10000, "mixed": 12000}
 
 
 def iter_text_lines(paths: Sequence[Path], strip_pos: bool = False) -> Iterator[str]:
-    """Non-empty lines; with `strip_pos`, People's Daily `word/pos` lines as plain text."""
+    """Non-empty lines of UTF-8 files, decompressed as the corpus readers decompress them (.gz,
+    .bz2, .xz, .zst); with `strip_pos`, People's Daily `word/pos` lines as plain text. A line that
+    is not UTF-8 is an error naming it: replaced characters would become tokens of the vocabulary."""
     from .corpora import strip_pos_tags
-    for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.strip():
-                    yield strip_pos_tags(line) if strip_pos else line
+    from .documents import open_input, read_errors
+    for path in map(Path, paths):
+        lineno = 0
+        try:
+            with open_input(path) as f:
+                for lineno, raw in enumerate(f, 1):
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as err:
+                        raise VocabError(f"{path}:{lineno}: not UTF-8 (byte {err.start}): --input takes UTF-8 "
+                                         f"text; a data config (--config) reads other encodings") from None
+                    if line.strip():
+                        yield strip_pos_tags(line) if strip_pos else line
+        except read_errors(path) as err:
+            raise VocabError(f"{path}: unreadable after line {lineno} ({err})") from None
 
 
 def train_vocab(lines: Iterable[str], size: int, lang: str, do_lower_case: bool = True,
@@ -63,8 +75,43 @@ def train_vocab(lines: Iterable[str], size: int, lang: str, do_lower_case: bool 
         vocab_size=size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
         limit_alphabet=ALPHABET_LIMIT[lang], continuing_subword_prefix="##", show_progress=False)
     tokenizer.train_from_iterator(lines, trainer=trainer)
-    learned = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    return list(SPECIAL_TOKENS) + [t for t, _ in learned if t not in SPECIAL_TOKENS]
+    learned = [t for t in tokenizer.get_vocab() if t not in SPECIAL_TOKENS]
+    return list(SPECIAL_TOKENS) + sorted(learned, key=_canonical)
+
+
+def _canonical(token: str) -> tuple:
+    """Sort key of the learned tokens: single characters, their `##` continuations, words, then
+    the other `##` pieces, each group by code point. The trainer's own id order follows hash maps
+    and ties that differ from run to run (its alphabet, merges of equal count), so one corpus gave
+    another vocab.txt each time, and so other ids and another model; WordPiece's longest-match
+    tokenization does not depend on the ids."""
+    piece = token.startswith("##")
+    single = len(token) == (3 if piece else 1)
+    return (0 if single else 2) + piece, token
+
+
+# SentencePiece's trainer skips, with a warning its log level hides, every input longer than its
+# max_sentence_length (4,192 bytes): lines are handed to it in pieces of whole words below that
+# (its pieces never cross a space, so the cut loses nothing)
+SENTENCEPIECE_LINE_BYTES = 4000
+
+
+def _in_pieces(line: str, limit: int = SENTENCEPIECE_LINE_BYTES) -> Iterator[str]:
+    """A line of space-separated words in pieces of whole words of at most `limit` UTF-8 bytes (a
+    single longer word alone, cut at `limit` bytes on a character boundary)."""
+    piece, size = [], 0
+    for word in line.split(" "):
+        n = len(word.encode("utf-8"))
+        if piece and size + 1 + n > limit:
+            yield " ".join(piece)
+            piece, size = [], 0
+        if n > limit:
+            yield word.encode("utf-8")[:limit].decode("utf-8", "ignore")
+            continue
+        piece.append(word)
+        size += n + (1 if size else 0)
+    if piece:
+        yield " ".join(piece)
 
 
 def _words(lines: Iterable[str], lang: str) -> Iterator[str]:
@@ -89,7 +136,8 @@ def train_sentencepiece(lines: Iterable[str], size: int, lang: str, do_lower_cas
         """The input's words; an error reading it is kept and raised below (SentencePiece would stop
         at it without a word, and train on what came before, or report an empty input)."""
         try:
-            yield from _words(lines, lang)
+            for line in _words(lines, lang):
+                yield from _in_pieces(line)
         except Exception as err:  # whatever it is, it is raised again as it is
             failed.append(err)
 

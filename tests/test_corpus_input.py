@@ -132,6 +132,20 @@ def test_the_byte_order_mark_is_dropped(tmp_path, fmt):
     assert stats == Counter()  # no malformed record, no control character removed
 
 
+@pytest.mark.parametrize("separator", ["\r", "\x0b", "\x0c", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_a_separator_between_words_becomes_a_space_and_is_counted(tmp_path, separator):
+    """A lone CR, a form feed, a line or paragraph separator stand between words: deleted, they
+    would glue them ("here.Second", "webtext"); other control characters go, as before."""
+    path = tmp_path / "c"
+    path.write_text(f"First line here.{separator}Second line here.\nA web{separator}text with a bell\x07.\n",
+                    encoding="utf-8", newline="")
+    stats = Counter()
+    (doc,) = read_documents([path], "text", "en", stats, layout="paragraphs")
+    text = " ".join(s.text for s in doc.sentences)
+    assert "here. Second" in text and "web text" in text and "bell." in text and "\x07" not in text
+    assert stats == Counter(separators_made_spaces=2, control_characters_removed=1)
+
+
 @pytest.mark.parametrize("body", ['[{"text": "One."}, {"text": "Two."}]\n', '[\n  {"text": "One."},\n  {"text": "Two."}\n]\n'])
 def test_a_json_array_file_is_refused_by_name(tmp_path, body):
     path = tmp_path / "c.json"

@@ -55,3 +55,26 @@ def test_build_vocab_cli_names_a_missing_input(tmp_path):
                              "--size", "100", "--lang", "en", "--output", str(tmp_path / "v.txt")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "nope.txt" in result.stderr
+
+
+def test_build_vocab_input_is_decompressed_and_refuses_what_is_not_utf8(tmp_path):
+    """A .gz input gives the plain file's vocabulary (not one of its compressed bytes); a Latin-1
+    line or a truncated .gz is an error naming the file, not replacement characters learned."""
+    import gzip
+    text = DEMO_CORPUS.read_bytes()[:200_000]
+    (tmp_path / "c.txt").write_bytes(text)
+    (tmp_path / "c.txt.gz").write_bytes(gzip.compress(text))
+
+    def build(name, out):
+        return subprocess.run([sys.executable, "-m", "data_gen", "build-vocab", "--input", str(tmp_path / name),
+                               "--size", "500", "--lang", "en", "--output", str(tmp_path / out)],
+                              capture_output=True, text=True)
+    assert build("c.txt", "plain.txt").returncode == 0 and build("c.txt.gz", "gz.txt").returncode == 0
+    assert (tmp_path / "gz.txt").read_text() == (tmp_path / "plain.txt").read_text()
+    (tmp_path / "latin1.txt").write_bytes("caf\u00e9 au lait\n".encode("latin-1"))
+    result = build("latin1.txt", "l.txt")
+    assert result.returncode == 2 and "latin1.txt:1: not UTF-8 (byte 3)" in result.stderr
+    (tmp_path / "cut.txt.gz").write_bytes(gzip.compress(text)[:5000])
+    result = build("cut.txt.gz", "cut.txt")
+    assert result.returncode == 2 and "cut.txt.gz: unreadable after line" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "l.txt").exists() and not (tmp_path / "cut.txt").exists()

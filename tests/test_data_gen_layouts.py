@@ -4,6 +4,7 @@ import bz2
 import gzip
 import json
 import lzma
+import re
 import textwrap
 from collections import Counter
 
@@ -130,6 +131,24 @@ def test_compressed_input_reads_as_the_plain_file(book, tmp_path, suffix, compre
     for layout in ("sentence_per_line", "paragraphs"):
         plain = list(read_documents([book], "text", "en", Counter(), layout=layout))
         assert _texts(read_documents([packed], "text", "en", Counter(), layout=layout)) == _texts(plain)
+
+
+@pytest.mark.parametrize("suffix,compress", [(".bz2", bz2.compress), (".xz", lzma.compress)])
+def test_every_stream_is_read_and_a_corrupt_later_one_is_an_error(book, tmp_path, suffix, compress):
+    """pbzip2 and lbzip2 write one stream a block: all are read; one damaged after the first is
+    an error, where bz2.open and lzma.open stop at it without a word (trailing junk to them)."""
+    from data_gen.documents import CorpusError
+    lines = book.read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    first, second = compress(b"".join(lines[:half])), compress(b"".join(lines[half:]))
+    whole = tmp_path / f"two{suffix}"
+    whole.write_bytes(first + second)
+    assert _texts(read_documents([whole], "text", "en", Counter(), layout="paragraphs")) == \
+        _texts(read_documents([book], "text", "en", Counter(), layout="paragraphs"))
+    broken = tmp_path / f"broken{suffix}"
+    broken.write_bytes(first + second[:3] + b"\xff" * 8 + second[11:])
+    with pytest.raises(CorpusError, match=rf"broken{re.escape(suffix)}: cannot read line"):
+        list(read_documents([broken], "text", "en", Counter(), layout="paragraphs"))
 
 
 def test_compressed_input_gives_the_same_shards(book, en_vocab, tmp_path):

@@ -263,3 +263,48 @@ def test_phrase_state_of_either_form_gives_the_same_phrases(en_vocab, tmp_path):
     assert new.lexicon.words == old.lexicon.words
     assert new.tasks[0].phrase_pairs.tolist() == old.tasks[0].phrase_pairs.tolist() == [[a, b] for a, b in
                                                                                          zip(pairs[::2], pairs[1::2])]
+
+
+def test_pairs_cut_to_fit_are_counted_per_task_as_fit_lengths_cuts_them(corpus, en_vocab, tmp_path):
+    """Sentence distance's pairs at 64 tokens: their cuts are in the manifest, per task, and the
+    count is what `fit_lengths` takes off (checked on the plans of one chunk)."""
+    from collections import Counter
+
+    from data_gen.examples import fit_lengths
+    config = _config(corpus, en_vocab, tmp_path, tasks=["knowledge_masking", "sentence_distance"])
+    manifest = make(config, progress=False)
+    cut = manifest["skipped_or_repaired"]
+    assert cut["sentence_distance_examples_cut_to_fit"] > 0 and cut["sentence_distance_tokens_cut"] > 0
+
+    generator = ExampleGenerator(config, _corpus_states(config))
+    plans = [generator.plan([(0, a), (0, b)], generator.tasks[1], 0, Counter())
+             for a, b in ((30, 40), (10, 12), (61, 1), (100, 3))]
+    stats = Counter()
+    generator._count_cuts(plans, stats)
+    taken = [sum(b for _, b in p.parts) - sum(fit_lengths([b for _, b in p.parts], 64)) for p in plans]
+    assert taken == [9, 0, 1, 42]
+    assert stats == Counter({"skipped/sentence_distance_examples_cut_to_fit": 3,
+                             "skipped/sentence_distance_tokens_cut": sum(taken)})
+
+
+def test_parts_made_while_a_folder_of_inputs_changed_are_refused_at_merge(en_vocab, tmp_path):
+    """A file added to the input folder between part 0 and part 1: part 1 deals the new list, so
+    some files would be read twice and others never; merge refuses, naming the parts."""
+    folder = tmp_path / "books"
+    folder.mkdir()
+    docs = _documents(n_docs=5, sentences=10)
+    for k in range(1, 5):
+        (folder / f"book{k}.txt").write_text("".join(docs[k]) + "\n", encoding="utf-8")
+    values = dict(input=[str(folder)], vocab=str(en_vocab), output=str(tmp_path / "parts"), max_seq_len=64,
+                  shards=1, tasks=["knowledge_masking"])
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(values))
+
+    def data_gen(*args):
+        return subprocess.run([sys.executable, "-m", "data_gen", *args, "--config", str(tmp_path / "data.yaml")],
+                              capture_output=True, text=True)
+    assert data_gen("make", "--prepare").returncode == 0
+    assert data_gen("make", "--part", "0", "--parts", "2", "--quiet").returncode == 0
+    (folder / "book0.txt").write_text("".join(docs[0]) + "\n", encoding="utf-8")
+    assert data_gen("make", "--part", "1", "--parts", "2", "--quiet").returncode == 0
+    merged = data_gen("merge")
+    assert merged.returncode == 2 and "read other input files than the config lists now" in merged.stderr

@@ -14,6 +14,7 @@ def test_jsonl_both_shapes_and_bad_lines(tmp_path):
     path.write_bytes(
         b'{"title": "T", "text": "First sentence here. Second one follows.\\nA new paragraph."}\n'
         b'{"sentences": ["One.", "Two.", ""]}\n'
+        b'{"sentences": ["Kept.", ["tok", "enized"], {"text": "a dict"}, 42, "And this."]}\n'
         b'{"oops": 1}\n'
         b'not json at all\n'
         b'{"text": ""}\n'
@@ -23,9 +24,10 @@ def test_jsonl_both_shapes_and_bad_lines(tmp_path):
     assert [[s.text for s in p] for p in docs[0].paragraphs] == [
         ["First sentence here.", "Second one follows."], ["A new paragraph."]]
     assert [s.text for s in docs[1].sentences] == ["One.", "Two."]
+    assert [s.text for s in docs[2].sentences] == ["Kept.", "And this."]
     assert docs[0].doc_id == "c.jsonl:1"
     assert stats == Counter(json_without_text_or_sentences=1, malformed_json_line=1, empty_document=1,
-                            undecodable_line=1)
+                            undecodable_line=1, json_sentence_not_text=3)
 
 
 def test_peoples_daily_articles_sentences_and_tags(tmp_path):
@@ -42,6 +44,24 @@ def test_peoples_daily_articles_sentences_and_tags(tmp_path):
     assert [s.text for s in first.sentences] == ["迈向充满希望的新世纪", "中共中央总书记江泽民发表讲话。", "同胞们！", "大家好。"]
     words, tags = first.sentences[1].words_and_tags()
     assert (words[2:4], tags[2:4]) == (["江", "泽民"], ["nr", "nr"])
+
+
+def test_peoples_daily_of_the_pku_release_ids_and_bracketed_compounds(tmp_path):
+    """The PKU release opens each paragraph with its id (date-page-article-paragraph) and writes
+    compounds as [w/t ...]T: the id is no word and marks the article; a compound is one word of
+    its compound tag, as an entity knowledge masking takes whole."""
+    path = tmp_path / "199801.txt"
+    path.write_text(
+        "19980101-01-001-001/m  迈向/v  充满/v  希望/n  的/u  新/a  世纪/n\n"
+        "19980101-01-001-002/m  [中央/n  人民/n  广播/vn  电台/n]nt  记者/n  报道/v  。/w\n"
+        "19980101-01-002-001/m  [香港/ns  特别/a  行政区/n]ns  成立/v  。/w\n"
+        "19980101-01-002-002/m  大家/r  好/a  。/w\n", encoding="utf-8")
+    stats = Counter()
+    docs = list(read_documents([path], "peoples_daily", "zh", stats))
+    assert [[s.text for s in d.sentences] for d in docs] == [
+        ["迈向充满希望的新世纪", "中央人民广播电台记者报道。"], ["香港特别行政区成立。", "大家好。"]]
+    assert docs[0].sentences[1].words_and_tags() == (["中央人民广播电台", "记者", "报道", "。"], ["nt", "n", "v", "w"])
+    assert stats == Counter(compound_words_joined=2)
 
 
 def test_peoples_daily_odd_items(tmp_path):

@@ -133,3 +133,18 @@ def test_chinese_words_stay_whole_pieces(zh_lines, tmp_path):
     for ex in examples:  # a jieba word is a knowledge unit, and it starts a piece of its own
         assert not len(_units_inside_words(ex, tokenizer, "seg_knowledge"))
     assert np.mean([(ex.labels["seg_knowledge"] == 1).any() for ex in examples]) > 0.5
+
+
+def test_a_word_found_only_in_lines_over_sentencepieces_limit_reaches_the_vocabulary(tmp_path):
+    """SentencePiece skips inputs over 4,192 bytes without a word: long lines go to it in pieces."""
+    from data_gen.vocab import _in_pieces
+    short = DEMO_CORPUS.read_text(encoding="utf-8").splitlines()[:3000]
+    long_line = " ".join(["quizzically wyvernous"] * 300)  # 6,599 bytes, its words nowhere else
+    (tmp_path / "c.txt").write_text("\n".join(short + [long_line] * 3) + "\n", encoding="utf-8")
+    vocab = tmp_path / "vocab.txt"
+    build_vocab([tmp_path / "c.txt"], vocab, 1000, "en", kind="sentencepiece")
+    assert make_tokenizer(vocab).tokenize("wyvernous") == [WORD_START + "wyvernous"]
+
+    pieces = list(_in_pieces(long_line, 100)) + list(_in_pieces("a " + "é" * 80 + " b", 100))
+    assert " ".join(pieces[:-3]) == long_line and all(len(p.encode("utf-8")) <= 100 for p in pieces)
+    assert pieces[-3:] == ["a", "é" * 50, "b"]  # a word over the limit alone, cut at a character
