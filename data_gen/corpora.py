@@ -63,8 +63,10 @@ def peoples_daily_lines() -> List[str]:
 
 
 def strip_pos_tags(line: str) -> str:
-    """`迈向/v  充满/v` -> `迈向充满`: the raw text of a People's Daily paragraph."""
-    return "".join(item.rsplit("/", 1)[0] for item in line.split())
+    """`迈向/v  充满/v` -> `迈向充满`: the raw text of a People's Daily paragraph, read as the
+    corpus reader reads it (`documents.pku_paragraph`: no paragraph id, compounds joined)."""
+    from .documents import pku_paragraph
+    return "".join(item.rsplit("/", 1)[0] for item in pku_paragraph(line)[1].split())
 
 
 def _brown_tagged_sentence(line: str) -> List[Tuple[str, str]]:

@@ -347,26 +347,26 @@ def open_input(path: Path) -> IO[bytes]:
     kind = COMPRESSIONS.get(path.suffix.lower())
     if kind == "gzip":
         return gzip.open(path, "rb")
-    if kind in ("bzip2", "xz"):
-        # every stream of the file (pbzip2 writes one a block), and an error where one after the
-        # first is corrupt: bz2.open and lzma.open take that for trailing junk and stop there
-        # without a word (the stdlib's DecompressReader, told no error is trailing junk)
-        import _compression
-        factory = bz2.BZ2Decompressor if kind == "bzip2" else lzma.LZMADecompressor
-        return io.BufferedReader(_compression.DecompressReader(open(path, "rb"), factory, trailing_error=()))
+    if kind == "bzip2":
+        return io.BufferedReader(_StreamsReader(path, bz2.BZ2Decompressor))
+    if kind == "xz":
+        return io.BufferedReader(_StreamsReader(path, lzma.LZMADecompressor))
     if kind == "zstd":
-        return io.BufferedReader(_ZstdReader(path))
+        import zstandard  # imported only for .zst input
+        return io.BufferedReader(_StreamsReader(path, zstandard.ZstdDecompressor().decompressobj))
     return open(path, "rb")
 
 
-class _ZstdReader(io.RawIOBase):
-    """A .zst file's bytes, frame after frame, and EOFError where the file ends inside a frame
-    (zstandard's own reader returns the bytes of a truncated frame without a word)."""
+class _StreamsReader(io.RawIOBase):
+    """A compressed file's bytes, stream after stream (pbzip2 and lbzip2 write one a block, zstd
+    frames, concatenated xz files), NUL padding between them skipped; EOFError where the file ends
+    inside a stream, the decompressor's error where one is corrupt. The standard library's bz2
+    and lzma readers take a corrupt stream after the first for trailing junk and stop there
+    without a word; zstandard's reader returns a truncated frame's bytes as if complete."""
 
-    def __init__(self, path: Path):
-        import zstandard  # imported only for .zst input
-        self._file, self._new = open(path, "rb"), zstandard.ZstdDecompressor().decompressobj
-        self._frame, self._in_frame = self._new(), False
+    def __init__(self, path: Path, new_stream):
+        self._file, self._new = open(path, "rb"), new_stream
+        self._stream, self._in_stream = None, False
         self._out, self._at = b"", 0
 
     def readable(self) -> bool:
@@ -376,15 +376,20 @@ class _ZstdReader(io.RawIOBase):
         while self._at == len(self._out):
             data = self._file.read(1 << 18)
             if not data:
-                if self._in_frame:
+                if self._in_stream:
                     raise EOFError
                 return 0
             out = []
             while data:
-                out.append(self._frame.decompress(data))
-                self._in_frame, data = not self._frame.eof, b""
-                if self._frame.eof:  # the next frame starts in what this one left
-                    data, self._frame = self._frame.unused_data, self._new()
+                if not self._in_stream:
+                    data = data.lstrip(b"\0")  # no stream format starts with a NUL byte
+                    if not data:
+                        break
+                    self._stream, self._in_stream = self._new(), True
+                out.append(self._stream.decompress(data))
+                data = b""
+                if self._stream.eof:  # the next stream starts in what this one left
+                    data, self._in_stream = self._stream.unused_data, False
             self._out, self._at = b"".join(out), 0
         n = min(len(buffer), len(self._out) - self._at)
         buffer[:n] = self._out[self._at:self._at + n]
@@ -479,7 +484,7 @@ def _clean(line: str, stats: Counter, cut: bool = False) -> str:
     return unicodedata.normalize("NFC", cleaned)
 
 
-def _lines(path: Path, stats: Counter, decoding: Decoding = Decoding()) -> Iterator[Tuple[int, str]]:
+def clean_lines(path: Path, stats: Counter, decoding: Decoding = Decoding()) -> Iterator[Tuple[int, str]]:
     """(line number, cleaned text) of every line of a file; a line is read at most
     4 * MAX_LINE_CHARS bytes (MAX_LINE_CHARS characters of UTF-8 at most 4 bytes each) and cut
     (`_decoded_lines`), then cleaned (`_clean`)."""
@@ -588,7 +593,7 @@ def _documents(name: str, lines: Iterable[Tuple[int, str]], how: Reading, stats:
 
 
 def read_text(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
-    return _documents(path.name, _lines(path, stats, how.decoding), how, stats)
+    return _documents(path.name, clean_lines(path, stats, how.decoding), how, stats)
 
 
 def _record_lines(path: Path, how: Reading, stats: Counter, too_long: str) -> Iterator[Tuple[int, str]]:
@@ -726,28 +731,23 @@ _PD_ID = re.compile(r"(\d{8}-\d{2}-\d{3})-\d{3}/m")
 _PD_COMPOUND = re.compile(r"\[(\S+/[^\s/\]]*(?:\s+\S+/[^\s/\]]*)*)\]([A-Za-z]+)")
 
 
-def _article_id(line: str) -> Tuple[Optional[str], str]:
-    """(the article id, the rest of the line) of a line of the PKU release, which opens each
-    paragraph with `19980101-01-001-002/m`; (None, the line) for a line without one."""
+def pku_paragraph(line: str) -> Tuple[Optional[str], str, int]:
+    """(article id, `word/tag` items, compounds joined) of a People's Daily line. The PKU release
+    opens each paragraph with its id (`19980101-01-001-002/m`: date, page, article, paragraph),
+    dropped here, and writes a compound in brackets (`[中央/n 人民/n 广播/vn 电台/n]nt`), joined
+    into one word of its own tag (`中央人民广播电台/nt`), as knowledge masking takes an entity
+    whole. Other copies have neither: (None, the line, 0)."""
     first, _, rest = line.strip().partition(" ")
     found = _PD_ID.fullmatch(first)
-    return (found.group(1), rest) if found else (None, line)
-
-
-def _joined_compound(found: re.Match) -> str:
-    """`[中央/n 人民/n 广播/vn 电台/n]nt` -> `中央人民广播电台/nt`: the compound (an organisation,
-    a place) is one word of its own tag, as knowledge masking takes an entity whole."""
-    words = [item.rpartition("/")[0] for item in found.group(1).split()]
-    return "".join(words) + "/" + found.group(2)
+    article, line = (found.group(1), rest) if found else (None, line)
+    line, joined = _PD_COMPOUND.subn(
+        lambda m: "".join(item.rpartition("/")[0] for item in m.group(1).split()) + "/" + m.group(2), line)
+    return article, line, joined
 
 
 def _tagged_sentences(line: str, stats: Counter) -> List[Sentence]:
-    """A People's Daily paragraph cut after each sentence-final punctuation item (tag `w`); an
-    item without a tag becomes a word tagged ""; a bracketed compound becomes one word."""
-    joined = _PD_COMPOUND.sub(_joined_compound, line)
-    if joined != line:
-        stats["compound_words_joined"] += 1
-        line = joined
+    """A People's Daily paragraph (`pku_paragraph`'s items) cut after each sentence-final
+    punctuation item (tag `w`); an item without a tag becomes a word tagged ""."""
     items = line.split()
     untagged = sum(1 for item in items if item.rfind("/") <= 0)  # no slash, or no word before it
     if untagged:
@@ -765,8 +765,10 @@ def read_peoples_daily(path: Path, how: Reading, stats: Counter) -> Iterator[Doc
     """Documents of a People's Daily file: articles by their id where the lines carry one (the
     PKU release), else a line that does not end a sentence (a title) starts one."""
     doc, article = None, None
-    for lineno, line in _lines(path, stats, how.decoding):
-        line_article, line = _article_id(line)
+    for lineno, line in clean_lines(path, stats, how.decoding):
+        line_article, line, joined = pku_paragraph(line)
+        if joined:
+            stats["compound_words_joined"] += joined
         sentences = _tagged_sentences(line, stats)
         if not sentences:
             continue
@@ -812,7 +814,7 @@ _ENDS_SENTENCE = re.compile(r"[.!?。！？…][\"'”’」』）)\]_*]*$")
 def _text_lines(path: Path, how: Reading) -> Iterator[str]:
     """The lines a file's text is read from: a text file's, or those of each record's text."""
     if how.format == "text":
-        return (line for _, line in _lines(path, Counter(), how.decoding))
+        return (line for _, line in clean_lines(path, Counter(), how.decoding))
     return (line for _, value in _records(path, how, Counter()) if isinstance(value, str)
             for line in value.split("\n"))
 

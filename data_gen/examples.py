@@ -123,10 +123,15 @@ class TokenTable:
         return first
 
 
+def token_budget(n_parts: int, max_seq_len: int) -> int:
+    """The tokens `n_parts` parts may hold in an example: [CLS] and one [SEP] a part take the rest."""
+    return max_seq_len - n_parts - 1
+
+
 def fit_lengths(lengths: Sequence[int], max_seq_len: int) -> List[int]:
     """Truncates the longest part, one token at a time, until the packed example fits."""
     lengths = list(lengths)
-    budget = max_seq_len - len(lengths) - 1
+    budget = token_budget(len(lengths), max_seq_len)
     while sum(lengths) > budget:
         longest = int(np.argmax(lengths))
         lengths[longest] -= 1

@@ -25,7 +25,7 @@ from ernie_common.tokenization import first_normal_id, make_tokenizer
 from .config import DataConfig
 from .data_task import Block, ChunkContext, DataTask
 from .documents import Document
-from .examples import NO_TASK, Plan, TokenTable, assemble, shard_fields, task_bit
+from .examples import NO_TASK, Plan, TokenTable, assemble, shard_fields, task_bit, token_budget
 from .tokenized import ChunkTokenizer, Lexicon
 
 
@@ -129,7 +129,7 @@ class ExampleGenerator:
         in the manifest's skipped_or_repaired, examples and tokens."""
         names = {task.task_id: task.name for task in self.tasks}
         for plan in plans:
-            over = sum(b - a for a, b in plan.parts) - (self.config.max_seq_len - len(plan.parts) - 1)
+            over = sum(b - a for a, b in plan.parts) - token_budget(len(plan.parts), self.config.max_seq_len)
             if over > 0:
                 name = names.get(plan.task, "token_tasks_only")
                 stats[f"skipped/{name}_examples_cut_to_fit"] += 1

@@ -473,6 +473,9 @@ def make_part(config: DataConfig, part: int, parts: int, progress: bool = True) 
     if verified and len(verified) == len(old["shards"]):
         print(f"up to date: {len(verified)} shards verified against {path}")
         return old
+    # as in `make`: neither this part's manifest nor a merged one may describe shards being replaced
+    path.unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
     started = time.time()
     shards, _, stats, read_stats, counts = _generate(config, states, inputs, part, parts, verified, progress)
     record = {"part": part, "parts": parts, "fingerprint": fp,

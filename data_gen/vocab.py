@@ -40,25 +40,16 @@ ALPHABET_LIMIT = {"en": 1000, "zh": 10000, "mixed": 12000}
 
 
 def iter_text_lines(paths: Sequence[Path], strip_pos: bool = False) -> Iterator[str]:
-    """Non-empty lines of UTF-8 files, decompressed as the corpus readers decompress them (.gz,
-    .bz2, .xz, .zst); with `strip_pos`, People's Daily `word/pos` lines as plain text. A line that
-    is not UTF-8 is an error naming it: replaced characters would become tokens of the vocabulary."""
+    """Non-empty lines of UTF-8 files, read as the corpus readers read them (`documents.clean_lines`:
+    decompressed, cleaned; a line that is not UTF-8 is an error naming it, as their default: the
+    whole file is most often in another encoding, which a data config's `encoding` reads); with
+    `strip_pos`, People's Daily `word/pos` lines as plain text."""
     from .corpora import strip_pos_tags
-    from .documents import open_input, read_errors
+    from .documents import clean_lines
     for path in map(Path, paths):
-        lineno = 0
-        try:
-            with open_input(path) as f:
-                for lineno, raw in enumerate(f, 1):
-                    try:
-                        line = raw.decode("utf-8")
-                    except UnicodeDecodeError as err:
-                        raise VocabError(f"{path}:{lineno}: not UTF-8 (byte {err.start}): --input takes UTF-8 "
-                                         f"text; a data config (--config) reads other encodings") from None
-                    if line.strip():
-                        yield strip_pos_tags(line) if strip_pos else line
-        except read_errors(path) as err:
-            raise VocabError(f"{path}: unreadable after line {lineno} ({err})") from None
+        for _, line in clean_lines(path, Counter()):
+            if line.strip():
+                yield strip_pos_tags(line) if strip_pos else line
 
 
 def train_vocab(lines: Iterable[str], size: int, lang: str, do_lower_case: bool = True,

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from data_gen.data_task import DataTask
-from data_gen.documents import _lines
+from data_gen.documents import clean_lines
 from data_gen.examples import TokenTable
 from ernie.pretrain.task_head import LinearHead
 from ernie_common.tasks import SENTENCE, TaskOptions, register, resource
@@ -38,7 +38,7 @@ def read_click_log(path: Path, stats: Counter) -> List[Click]:
     """`query<TAB>title<TAB>clicks<TAB>impressions`, integers >= 0, clicks <= impressions. Lines
     are read and cleaned as a corpus's are (`data_gen.documents`); a malformed one is counted."""
     records = []
-    for _, line in _lines(Path(path), stats):
+    for _, line in clean_lines(Path(path), stats):
         if not line.strip():
             continue
         fields = line.split("\t")

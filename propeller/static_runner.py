@@ -181,7 +181,8 @@ class StaticRunner:
                 # NCCL builds its communicator at the first collective, over the job's store; one
                 # now, before any thread of this process uses the store (propeller.rank_watch),
                 # as Paddle's fleet warms up its groups (fleet/base/topology.py)
-                dist.barrier()
+                if paddle.in_dynamic_mode():  # (in static mode it would only append an op)
+                    dist.barrier()
             self.rank, reduce = dist.get_rank(), average_across_ranks(dist.get_world_size())
         # Fresh generated names (accumulators, loss scale) whatever was built before in this
         # process, so a checkpoint's variable names match the program that resumes from it.

@@ -21,6 +21,9 @@ def run() -> int:
     code = 1
     try:
         code = main()
+    except SystemExit as done:  # argparse: 2 for a bad argument, 0 for --help
+        code = done.code if isinstance(done.code, int) else 1
+        raise
     finally:
         status = os.environ.get("ERNIE_LAUNCH_STATUS")
         if status:

@@ -420,10 +420,15 @@ def probe_table(out: Path, study: dict) -> List[str]:
         return f"{100 * score:.1f}{diff}"
     lines = ["| task | " + " | ".join(m.title for m in inits) + " |", "|---|" + "---|" * len(inits)]
     lines += [f"| {s.title} ({s.metric}) | " + " | ".join(cell(m.init.name, s) for m in inits) + " |" for s in settings]
-    shared = [s.name for s in settings if ("start", s.name) in found and ("continued", s.name) in found]
-    if shared:
-        gap = statistics.fmean(found[("continued", n)] - found[("start", n)] for n in shared)
-        lines += ["", f"Continued against start, probe test mean over {len(shared)} setting(s): {100 * gap:+.1f} points."]
+    shared = [s for s in settings if ("start", s.name) in found and ("continued", s.name) in found]
+    parts = []
+    for what, group in (("with few labels", [s for s in shared if s.train_examples is not None]),
+                        ("with the full training sets", [s for s in shared if s.train_examples is None])):
+        if group:
+            gap = statistics.fmean(found[("continued", s.name)] - found[("start", s.name)] for s in group)
+            parts.append(f"{100 * gap:+.1f} points over {len(group)} setting(s) {what}")
+    if parts:
+        lines += ["", f"Continued against start, probe test mean: {'; '.join(parts)}."]
     return lines
 
 

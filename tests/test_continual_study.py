@@ -98,4 +98,4 @@ def test_the_probe_table_reads_each_initialisations_probe_and_marks_the_missing(
     assert cells[titles[0]] == "85.0" and cells["continued (corpus)"] == "80.0 (-5.0)"
     assert cells["task-adaptive (review-sentiment texts)"] == "…"  # measured here, its probe not run yet
     assert cells["task-adaptive (tweet-sentiment texts)"].strip() == ""  # not measured on this task
-    assert mean == "Continued against start, probe test mean over 1 setting(s): -5.0 points."
+    assert mean == "Continued against start, probe test mean: -5.0 points over 1 setting(s) with few labels."

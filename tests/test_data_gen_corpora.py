@@ -23,6 +23,8 @@ def test_chinese_sentences_keep_closing_quotes():
 
 def test_strip_pos_tags():
     assert strip_pos_tags("迈向/v  充满/v  希望/n  １/m  张/q  ）/w") == "迈向充满希望１张）"
+    # the PKU release: its paragraph id is no text, its compounds' brackets neither
+    assert strip_pos_tags("19980101-01-001-002/m  [中央/n  人民/n  广播/vn  电台/n]nt  报道/v") == "中央人民广播电台报道"
 
 
 def test_demo_corpus_is_the_documented_slice():
@@ -70,11 +72,15 @@ def test_build_vocab_input_is_decompressed_and_refuses_what_is_not_utf8(tmp_path
                                "--size", "500", "--lang", "en", "--output", str(tmp_path / out)],
                               capture_output=True, text=True)
     assert build("c.txt", "plain.txt").returncode == 0 and build("c.txt.gz", "gz.txt").returncode == 0
-    assert (tmp_path / "gz.txt").read_text() == (tmp_path / "plain.txt").read_text()
+    assert (tmp_path / "gz.txt").read_text() == (tmp_path / "plain.txt").read_text()  # two processes, one order
+    learned = (tmp_path / "plain.txt").read_text().split("\n")[5:-1]
+    kinds = [(0 if len(t) == 1 else 1 if len(t) == 3 and t.startswith("##") else 3 if t.startswith("##") else 2, t)
+             for t in learned]
+    assert kinds == sorted(kinds) and {k for k, _ in kinds} == {0, 1, 2, 3}  # alphabet, ##alphabet, words, ##pieces
     (tmp_path / "latin1.txt").write_bytes("caf\u00e9 au lait\n".encode("latin-1"))
     result = build("latin1.txt", "l.txt")
-    assert result.returncode == 2 and "latin1.txt:1: not UTF-8 (byte 3)" in result.stderr
+    assert result.returncode == 2 and "latin1.txt: line 1, byte 3 (0xe9): not utf-8 text" in result.stderr
     (tmp_path / "cut.txt.gz").write_bytes(gzip.compress(text)[:5000])
     result = build("cut.txt.gz", "cut.txt")
-    assert result.returncode == 2 and "cut.txt.gz: unreadable after line" in result.stderr
+    assert result.returncode == 2 and "cut.txt.gz: cannot read line" in result.stderr and "truncated or corrupt gzip" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "l.txt").exists() and not (tmp_path / "cut.txt").exists()

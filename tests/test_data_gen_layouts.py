@@ -133,18 +133,22 @@ def test_compressed_input_reads_as_the_plain_file(book, tmp_path, suffix, compre
         assert _texts(read_documents([packed], "text", "en", Counter(), layout=layout)) == _texts(plain)
 
 
-@pytest.mark.parametrize("suffix,compress", [(".bz2", bz2.compress), (".xz", lzma.compress)])
+@pytest.mark.parametrize("suffix,compress", [(".bz2", bz2.compress), (".xz", lzma.compress), (".zst", _zstd)])
 def test_every_stream_is_read_and_a_corrupt_later_one_is_an_error(book, tmp_path, suffix, compress):
-    """pbzip2 and lbzip2 write one stream a block: all are read; one damaged after the first is
-    an error, where bz2.open and lzma.open stop at it without a word (trailing junk to them)."""
+    """pbzip2 and lbzip2 write one stream a block: all are read, NUL padding between them
+    skipped; one damaged after the first is an error, where bz2.open and lzma.open stop at it
+    without a word (trailing junk to them)."""
     from data_gen.documents import CorpusError
     lines = book.read_bytes().splitlines(keepends=True)
     half = len(lines) // 2
     first, second = compress(b"".join(lines[:half])), compress(b"".join(lines[half:]))
     whole = tmp_path / f"two{suffix}"
     whole.write_bytes(first + second)
-    assert _texts(read_documents([whole], "text", "en", Counter(), layout="paragraphs")) == \
-        _texts(read_documents([book], "text", "en", Counter(), layout="paragraphs"))
+    padded = tmp_path / f"padded{suffix}"
+    padded.write_bytes(first + b"\0" * 100 + second + b"\0" * 37)
+    for path in (whole, padded):
+        assert _texts(read_documents([path], "text", "en", Counter(), layout="paragraphs")) == \
+            _texts(read_documents([book], "text", "en", Counter(), layout="paragraphs"))
     broken = tmp_path / f"broken{suffix}"
     broken.write_bytes(first + second[:3] + b"\xff" * 8 + second[11:])
     with pytest.raises(CorpusError, match=rf"broken{re.escape(suffix)}: cannot read line"):

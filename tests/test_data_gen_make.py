@@ -277,11 +277,12 @@ def test_pairs_cut_to_fit_are_counted_per_task_as_fit_lengths_cuts_them(corpus, 
     assert cut["sentence_distance_examples_cut_to_fit"] > 0 and cut["sentence_distance_tokens_cut"] > 0
 
     generator = ExampleGenerator(config, _corpus_states(config))
-    plans = [generator.plan([(0, a), (0, b)], generator.tasks[1], 0, Counter())
-             for a, b in ((30, 40), (10, 12), (61, 1), (100, 3))]
+    plans = [generator.plan([(s, s + a), (s + a + 7, s + a + 7 + b)], generator.tasks[1], 0, Counter())
+             for s, a, b in ((3, 30, 40), (50, 10, 12), (9, 61, 1), (120, 100, 3))]
     stats = Counter()
     generator._count_cuts(plans, stats)
-    taken = [sum(b for _, b in p.parts) - sum(fit_lengths([b for _, b in p.parts], 64)) for p in plans]
+    lengths = [[b - a for a, b in p.parts] for p in plans]
+    taken = [sum(n) - sum(fit_lengths(n, 64)) for n in lengths]
     assert taken == [9, 0, 1, 42]
     assert stats == Counter({"skipped/sentence_distance_examples_cut_to_fit": 3,
                              "skipped/sentence_distance_tokens_cut": sum(taken)})
@@ -308,3 +309,24 @@ def test_parts_made_while_a_folder_of_inputs_changed_are_refused_at_merge(en_voc
     assert data_gen("make", "--part", "1", "--parts", "2", "--quiet").returncode == 0
     merged = data_gen("merge")
     assert merged.returncode == 2 and "read other input files than the config lists now" in merged.stderr
+
+
+def test_a_part_made_again_first_removes_the_manifests_describing_its_old_shards(en_vocab, tmp_path, monkeypatch):
+    from data_gen.make import make_part
+    (tmp_path / "a.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(2, 10)), encoding="utf-8")
+    values = dict(input=[str(tmp_path / "a.txt")], vocab=str(en_vocab), output=str(tmp_path / "parts"),
+                  max_seq_len=64, shards=1, tasks=["knowledge_masking"])
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(values))
+    for args in (["make", "--prepare"], ["make", "--part", "0", "--parts", "1", "--quiet"], ["merge"]):
+        done = subprocess.run([sys.executable, "-m", "data_gen", *args, "--config", str(tmp_path / "data.yaml")],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    out = tmp_path / "parts"
+    assert (out / "manifest.json").is_file() and (out / "manifest.part-0000-of-0001.json").is_file()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("data_gen.make._generate", stopped)
+    with pytest.raises(KeyboardInterrupt):  # the part again, with another seed: its shards would change
+        make_part(DataConfig(**{**values, "seed": 99}), 0, 1, progress=False)
+    assert not (out / "manifest.json").exists() and not (out / "manifest.part-0000-of-0001.json").exists()

@@ -67,3 +67,7 @@ def test_each_rank_writes_its_exit_code(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "scripts/pretrain_launch.py"), "--config",
                              str(tmp_path / "none.yaml")], env=env, capture_output=True, text=True)
     assert result.returncode == 2 and (tmp_path / "rank-3.exit").read_text() == "2\n"
+    (tmp_path / "rank-3.exit").unlink()
+    result = subprocess.run([sys.executable, str(REPO / "scripts/pretrain_launch.py"), "--no-such-option"], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and (tmp_path / "rank-3.exit").read_text() == "2\n"  # argparse's exit

@@ -105,6 +105,13 @@ def test_cli_writes_probe_json_random_encoders_by_seed(init_model, data_dir, tmp
     assert written["train_examples"] == written["max_train_examples"] == 40 and written["cut_to_max_seq_len"] > 0
     assert written["init_model"] == str(init_model)
 
+    no_test = tmp_path / "no-test"
+    no_test.mkdir()
+    for split in ("train", "dev"):
+        (no_test / f"{split}.tsv").write_bytes((data_dir / f"{split}.tsv").read_bytes())
+    assert probe.main(["--task", "review-sentiment", "--data", str(no_test), "--init-model", str(init_model)]) == 0
+    assert "test" not in json.loads(capsys.readouterr().out)  # no test file: dev alone
+
     vocab, model_config = str(init_model / "vocab.txt"), str(init_model / "ernie_config.json")
     random = [["--task", "review-sentiment", "--data", str(data_dir), "--vocab", vocab, "--model-config", model_config,
                "--seed", str(seed), "--set", "max_seq_len=16"] for seed in (1, 1, 2)]

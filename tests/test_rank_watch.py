@@ -128,3 +128,11 @@ def test_a_step_failing_as_nccl_or_paddle_enforce_fails_it_becomes_an_error_nami
     error = OSError("NCCL error")
     with pytest.raises(OSError):  # one process: no watch, the error as it is
         run_watched(step, None)
+
+    from data_gen.shards import ShardError
+    for error in (ShardError("part-00001.shard: block 3 fails its checksum"), KeyboardInterrupt()):
+        watch = RankWatch(0, 2, interval=0.02, store=MemoryStore())
+        watch.before_train(None, 4)
+        with pytest.raises(type(error)):  # this rank's own data: its own one-line error, not a stopped rank
+            run_watched(step, watch)
+        assert watch._thread is None  # stopped all the same

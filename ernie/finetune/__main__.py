@@ -27,7 +27,7 @@ import numpy as np
 from ernie.finetune.examples import DataError
 from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
-from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, load_encoder, read_data
+from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, check_task_id, load_encoder, read_data
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.fileio import atomic_write_text
@@ -92,8 +92,7 @@ def main(argv=None) -> int:
                                                              ("test_file", args.test_file)) if v})
         settings = load_settings(args.config or config_for(task.name), args.preset, args.set)
         config, params, vocab = load_encoder(args.init_model, args.vocab, args.model_config)
-        if settings.task_id >= (config.task_type_vocab_size if config.use_task_id else 1):
-            raise ConfigError(f"task_id {settings.task_id} does not fit the model's task embedding")
+        check_task_id(settings.task_id, config)
         data = read_data(task, args.data, settings.max_train_examples)
         job = FinetuneJob(task, settings, config, vocab, params, data)
     except (KeyError, DataError, SettingsError, CheckpointError, ConfigError) as err:

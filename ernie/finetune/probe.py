@@ -34,7 +34,7 @@ from ernie.finetune.examples import DataError
 from ernie.finetune.floors import C_GRID, MAX_ITER, choose_on_dev
 from ernie.finetune.settings import FinetuneSettings, SettingsError, config_for, load_settings
 from ernie.finetune.tasks import KINDS, Task, get_task
-from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneData, label_set, load_encoder, read_data
+from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneData, check_task_id, label_set, load_encoder, read_data
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.fileio import atomic_write_text
@@ -99,12 +99,11 @@ def check_task(task: Task) -> None:
 def linear_probe(task: Task, settings: FinetuneSettings, config: ErnieConfig,
                  params: Optional[Mapping[str, np.ndarray]], vocab_file, data: FinetuneData) -> Dict:
     check_task(task)
-    if settings.task_id >= (config.task_type_vocab_size if config.use_task_id else 1):
-        raise ConfigError(f"task_id {settings.task_id} does not fit the model's task embedding")
+    check_task_id(settings.task_id, config)
     tokenizer = make_tokenizer(vocab_file, settings.do_lower_case)
     kind = KINDS[task.kind](task, tokenizer, settings.max_seq_len, label_set(task, data.train, data.dev),
                             pooling=settings.pooling)
-    examples = [*data.train, *data.dev, *data.test]
+    examples = [*data.train, *data.dev, *(data.test or ())]  # a task may have no test file
     features = kind.features(examples, with_labels=False)
     vectors = sentence_vectors(config, params, kind, features, settings.task_id, settings.eval_batch_size)
     by_example = {id(e): v for e, v in zip(examples, vectors)}

@@ -27,7 +27,7 @@ from ernie.finetune.heads import ErnieWithHead, inference_graph
 from ernie.finetune.settings import FinetuneSettings, SettingsError
 from ernie.finetune.tasks import AX, KINDS, Task
 from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
-from ernie.model.config import ErnieConfig
+from ernie.model.config import ConfigError, ErnieConfig
 from ernie.model.optimization import adamw
 from ernie.model.params_io import assign_scope_params, scope_params
 from ernie.model.static_graph import encoder_feeds
@@ -53,6 +53,12 @@ def load_encoder(init_model: Optional[str], vocab: Optional[str] = None,
     config = ErnieConfig.from_file(model_config, vocab_size=len(load_vocab(vocab)))
     check_vocab_fits(vocab, config)
     return config, None, vocab
+
+
+def check_task_id(task_id: int, config: ErnieConfig) -> None:
+    """The settings' task id must be a row of the model's task embedding (row 0 without one)."""
+    if task_id >= (config.task_type_vocab_size if config.use_task_id else 1):
+        raise ConfigError(f"task_id {task_id} does not fit the model's task embedding")
 
 
 def label_set(task: Task, train_examples, dev_examples=()) -> List[str]:

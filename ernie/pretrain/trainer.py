@@ -49,6 +49,7 @@ import numpy as np
 import yaml
 
 from data_gen.examples import sentence_types
+from data_gen.shards import ShardError
 from ernie.formats.checkpoint import load_params, save_model_dir, save_params
 from ernie.model.config import ErnieConfig
 from ernie.pretrain.config import MODES, PretrainConfig, PretrainError, load_config, training_settings
@@ -80,24 +81,28 @@ class TrainingFailed(RuntimeError):
 # How a step fails when a collective does: gloo raises RuntimeError; Paddle's enforce maps
 # InvalidArgument to ValueError and External (NCCL, CUDA) to OSError (paddle/fluid/pybind/exception.cc)
 STEP_FAILURES = (RuntimeError, ValueError, OSError)
+# ... and the errors of this rank's own input, which say what is wrong themselves (exit code 2)
+OWN_ERRORS = (ShardError, PretrainError, ScheduleError, registry.TaskError)
 
 
 def run_watched(train: Callable[[], None], watch) -> None:
     """Runs `train()`. A non-finite loss (every rank sees it at the same step: propeller.nonfinite)
     becomes TrainingFailed; so does a failed step of a distributed run (`watch`, a
-    propeller.rank_watch.RankWatch), its message naming the ranks that stopped. The watch's
-    thread is stopped first: left running, it aborts the interpreter's exit."""
+    propeller.rank_watch.RankWatch), its message naming the ranks that stopped, unless it is an
+    error of this rank's own data or config, raised as it is. The watch's thread is stopped
+    whatever happens: left running, it aborts the interpreter's exit."""
     try:
         train()
     except FloatingPointError as err:
-        if watch is not None:
-            watch.close()
         raise TrainingFailed(str(err)) from None
     except STEP_FAILURES as err:
-        if watch is None:
+        if watch is None or isinstance(err, OWN_ERRORS):
             raise
         watch.close()
         raise TrainingFailed(watch.failure_message(f"step {watch.step + 1} failed ({err})")) from None
+    finally:
+        if watch is not None:
+            watch.close()
 
 
 class Trainer:
