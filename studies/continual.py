@@ -398,7 +398,24 @@ def reading(out: Path, study: dict) -> List[str]:
                          + ", ".join(f"{s} {100 * g:+.1f}" for s, g in zip(shared, gains))
                          + (" points: at least 1 point ahead on each, as the goal asks." if min(gains) >= 0.01
                             else " points: **not** 1 point ahead everywhere, against the goal."))
+    edges = grid_edges(out, study)
+    if edges:
+        lines.append("- Chosen at the edge of its grid (a rate past it might have done better; the protocol does not "
+                     "look further): " + "; ".join(edges) + ".")
     return lines or ["- No setting has results for the models to compare yet."]
+
+
+def grid_edges(out: Path, study: dict) -> List[str]:
+    """`init on setting: rate (highest|lowest)` wherever an initialisation's rate, chosen on dev,
+    is the largest or smallest of its grid."""
+    found = []
+    for m in measured(study):
+        for setting in suite_settings(study):
+            r = downstream.collect(out, setting, m.init.name) if setting.name in m.settings else None
+            if r and len(m.grid) > 1 and len(r["grid"]) == len(m.grid) and r["lr"] in (min(m.grid), max(m.grid)):
+                found.append(f"{m.title} on {setting.name}: {r['lr']:g} "
+                             f"({'highest' if r['lr'] == max(m.grid) else 'lowest'})")
+    return found
 
 
 def probe_table(out: Path, study: dict) -> List[str]:

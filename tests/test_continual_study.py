@@ -99,3 +99,15 @@ def test_the_probe_table_reads_each_initialisations_probe_and_marks_the_missing(
     assert cells["task-adaptive (review-sentiment texts)"] == "…"  # measured here, its probe not run yet
     assert cells["task-adaptive (tweet-sentiment texts)"].strip() == ""  # not measured on this task
     assert mean == "Continued against start, probe test mean: -5.0 points over 1 setting(s) with few labels."
+
+
+def test_a_rate_chosen_at_the_edge_of_its_grid_is_named(tmp_path, monkeypatch):
+    study = continual.load_study()
+    study["settings"] = [SETTING.name]
+    monkeypatch.setattr(continual, "suite_settings", lambda s: [SETTING])
+    for lr, dev in ((2e-5, 0.70), (1e-4, 0.75), (5e-4, 0.80)):  # the highest wins on dev
+        write(tmp_path, "continued", lr, [0.8], dev=dev)
+    for lr, dev in ((2e-5, 0.70), (1e-4, 0.85), (5e-4, 0.80)):  # the middle
+        write(tmp_path, "start", lr, [0.8], dev=dev)
+    write(tmp_path, "random", 1e-4, [0.6], dev=0.6)  # its grid not complete yet: not judged
+    assert continual.grid_edges(tmp_path, study) == ["continued (corpus) on review-sentiment-300: 0.0005 (highest)"]
