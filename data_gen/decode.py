@@ -45,11 +45,13 @@ def describe(ex: Example, inv_vocab: dict, manifest: dict, tasks: Sequence[DataT
     return out
 
 
-def _shard_paths(path: Path) -> List[Path]:
+def _shard_paths(path: Path, manifest: dict) -> List[Path]:
+    """A shard file, or the shards a directory's manifest lists (not every part-*.shard there: an
+    earlier make with more shards leaves its extra files behind)."""
     if path.is_dir():
-        paths = sorted(path.glob("part-*.shard"))
+        paths = [path / s["file"] for s in manifest.get("shards", [])]
         if not paths:
-            raise ShardError(f"{path}: no shards (part-*.shard) in this directory")
+            raise ShardError(f"{path}: its {MANIFEST} lists no shards")
         return paths
     return [path]
 
@@ -63,7 +65,7 @@ def inspect(path, limit: int = 10) -> Iterator[dict]:
         raise ShardError(f"cannot read {manifest_path}, which names the vocabulary: {err}") from None
     inv_vocab = {i: t for t, i in load_vocab(manifest["vocab"]["path"]).items()}
     shown = 0
-    for shard_path in _shard_paths(path):
+    for shard_path in _shard_paths(path, manifest):
         shard = Shard(shard_path)
         tasks = registry.recorded_tasks(shard.tasks, manifest["config"], str(manifest_path))
         for ex in shard:

@@ -156,6 +156,12 @@ def test_offline_masking_and_inspect(corpus, en_vocab, tmp_path):
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == min(400, manifest["examples"])
+    # a stale shard an earlier make with more shards left behind is not the data: not shown
+    (tmp_path / "shards" / "part-00099.shard").write_bytes((tmp_path / "shards" / "part-00000.shard").read_bytes())
+    again = subprocess.run([sys.executable, "-m", "data_gen", "inspect", str(tmp_path / "shards"), "--limit",
+                            str(10 * manifest["examples"]), "--json"], capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout.count("\n") == manifest["examples"]
+    (tmp_path / "shards" / "part-00099.shard").unlink()
     text_records = [r for r in records if r["task"] in ("sentence_reordering", "sentence_distance")]
     assert text_records and all("masked" in r and "capitalization" in r for r in text_records)
     labels = {r["task"]: r["label"] for r in records if "label" in r}
