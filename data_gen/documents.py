@@ -34,7 +34,7 @@ file is dropped; control characters are removed (and counted). A line is read at
 `layout_warning` guesses from a text's first lines whether the layout it is read with fits it.
 
 What a folder or glob pattern in `input:` finds is filtered (`expand_inputs`): hidden files and
-folders are not read; symlinks are followed, each folder entered once (a symlink loop ends there);
+folders are not read (and are noted); symlinks are followed, each folder entered once (a symlink loop ends there);
 a README, an archive, an image or a file whose first bytes hold NULs is skipped and noted. A file
 named on its own is read whatever its name, but one that is not text is an error.
 """
@@ -203,7 +203,7 @@ def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], boo
           ) -> Iterator[Tuple[Path, Tuple[str, ...], Optional[str]]]:
     """(path, its parts under `folder`, why it is not read or None) of every file under a folder
     and of what is there but is not a file (a broken symlink, a fifo), in sorted order (of path
-    parts); symlinks followed, hidden entries (a name starting with a dot) left out. A folder is
+    parts); symlinks followed, hidden entries (a name starting with a dot) noted and left out. A folder is
     entered once: a symlink back to a folder above it (a loop) or a second path to a folder is
     noted in `skipped`. A subfolder is entered only where `enter(its parts)`."""
     entered: Dict[Tuple[int, int], Path] = {}
@@ -220,9 +220,11 @@ def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], boo
         except OSError as err:
             raise CorpusError(f"input: cannot list folder {at} ({err.strerror or err})") from None
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
             path, below = at / entry.name, parts + (entry.name,)
+            if entry.name.startswith("."):  # .git, .DS_Store: noted, so that no file goes unseen
+                yield path, below, ("a hidden folder, not entered" if entry.is_dir() else
+                                    "hidden (its name starts with a dot): name it in input: to read it")
+                continue
             if entry.is_dir():
                 if enter(below):
                     yield from walk(path, below)

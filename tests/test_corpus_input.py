@@ -211,7 +211,7 @@ def _tar_gz(path):
         t.add(path.parent / "a.txt", arcname="inside.txt")
 
 
-def test_what_is_not_corpus_is_skipped_with_why_and_hidden_files_ignored(tmp_path, vocab, capsys):
+def test_what_is_not_corpus_is_skipped_with_why_hidden_files_too(tmp_path, vocab, capsys):
     corpus = tmp_path / "corpus"
     (corpus / ".git").mkdir(parents=True)
     (corpus / "a.txt").write_text(TEXT)
@@ -224,7 +224,9 @@ def test_what_is_not_corpus_is_skipped_with_why_and_hidden_files_ignored(tmp_pat
     (corpus / ".git" / "config").write_text("[core]\n")
     skipped = []
     assert expand_inputs([str(corpus)], skipped=skipped) == [str(corpus / "a.txt")]
-    assert skipped == [(str(corpus / "README.md"), "a README, most likely not corpus text (name it in input: to read it)"),
+    assert skipped == [(str(corpus / ".git"), "a hidden folder, not entered"),
+                       (str(corpus / ".hidden.txt"), "hidden (its name starts with a dot): name it in input: to read it"),
+                       (str(corpus / "README.md"), "a README, most likely not corpus text (name it in input: to read it)"),
                        (str(corpus / "data.tar.gz"), "an archive (.tar.gz): unpack it to read its files"),
                        (str(corpus / "data.zip"), "an archive (.zip): unpack it to read its files"),
                        (str(corpus / "photo.png"), "not text (.png)"),
@@ -238,7 +240,7 @@ def test_what_is_not_corpus_is_skipped_with_why_and_hidden_files_ignored(tmp_pat
     assert status == 0 and f"skipped {corpus / 'data.zip'}: an archive (.zip)" in out  # as it is skipped
     *_, corpus_line, last = out.rstrip().split("\n")  # and at the end of the report (nothing else skipped)
     assert corpus_line.startswith("corpus (layout sentence_per_line): 2 documents")
-    assert last.startswith(f"skipped 5 input file(s): {corpus / 'README.md'}: a README") and last.endswith("; and 2 more")
+    assert last.startswith(f"skipped 7 input file(s): {corpus / '.git'}: a hidden folder") and last.endswith("; and 4 more")
     manifest = json.loads((tmp_path / "out/manifest.json").read_text())
     assert [s["file"] for s in manifest["skipped_inputs"]] == [path for path, _ in skipped]
 
