@@ -90,7 +90,7 @@ SENTENCEPIECE_LINE_BYTES = 4000
 def _in_pieces(line: str, limit: int = SENTENCEPIECE_LINE_BYTES) -> Iterator[str]:
     """A line of space-separated words in pieces of whole words of at most `limit` UTF-8 bytes (a
     single longer word alone, cut at `limit` bytes on a character boundary)."""
-    piece, size = [], 0
+    piece, size = [], 0  # size: of " ".join(piece) in bytes
     for word in line.split(" "):
         n = len(word.encode("utf-8"))
         if piece and size + 1 + n > limit:
@@ -99,8 +99,8 @@ def _in_pieces(line: str, limit: int = SENTENCEPIECE_LINE_BYTES) -> Iterator[str
         if n > limit:
             yield word.encode("utf-8")[:limit].decode("utf-8", "ignore")
             continue
+        size += n + (1 if piece else 0)
         piece.append(word)
-        size += n + (1 if size else 0)
     if piece:
         yield " ".join(piece)
 

@@ -37,7 +37,7 @@ from ernie.pretrain.schedule import schedule_from_config
 from ernie_common.fileio import atomic_write_text
 from studies import downstream
 from studies.jobs import ROOT, run_all, run_python
-from studies.template import fill, shown, write_report
+from studies.template import fill, precision_text, shown, write_report
 
 STUDY_FILE = ROOT / "configs" / "studies" / "continual.yaml"
 TEMPLATE = ROOT / "studies" / "templates" / "continual.md"
@@ -295,7 +295,7 @@ def speed_text(study: dict) -> str:
         segment = state["segments"][-1]
         machine = segment["machine"]
         pace = sum(r["tokens"] for r in windows) / sum(r["tokens"] / r["tokens_per_s"] for r in windows)
-        precision = {"off": "float32", "bf16": "bfloat16 products"}.get(segment["amp"], segment["amp"])
+        precision = precision_text(segment["amp"])
         minutes = ", ".join(f"{name} {n / pace / 60:.1f} min ({n / 1e6:.2f} M tokens)" for name, n in tokens.items())
         paces.append(f"in {precision} (amp {amp}) {pace:,.0f} tokens/s: {minutes}")
     if not paces:

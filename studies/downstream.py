@@ -149,7 +149,7 @@ def probe(setting: Setting, init: Init, out: Path, threads: int = 1) -> dict:
     """The linear probe of the initialisation's frozen sentence vectors on the setting's files and
     training sample (`ernie.finetune.probe`; random initialisation at seed 1), once: OUT/SETTING/
     INIT/probe.json."""
-    path = out / setting.name / init.name / "probe.json"
+    path = _probe_path(out, setting, init.name)
     if not path.is_file():
         limit = "null" if setting.train_examples is None else str(setting.train_examples)
         print(f"{setting.name} {init.name} linear probe", flush=True)
@@ -160,9 +160,13 @@ def probe(setting: Setting, init: Init, out: Path, threads: int = 1) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _probe_path(out: Path, setting: Setting, init: str) -> Path:
+    return out / setting.name / init / "probe.json"
+
+
 def probe_result(out: Path, setting: Setting, init: str) -> Optional[Dict]:
     """The recorded linear probe of an initialisation on a setting, or None."""
-    path = out / setting.name / init / "probe.json"
+    path = _probe_path(out, setting, init)
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 

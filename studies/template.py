@@ -41,9 +41,14 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def precision_text(amp: str) -> str:
+    """A run's `amp` as the reports name it: float32, bfloat16 products (on a CPU), fp16."""
+    return {"off": "float32", "bf16": "bfloat16 products"}.get(amp, amp)
+
+
 def segment_text(segment: dict) -> str:
     """One of a run's `segments` (summary.json, ernie.pretrain): from which step, in which
     precision, on which CPU it trained."""
-    amp = {"off": "float32", "bf16": "bfloat16 products"}.get(segment["amp"], segment["amp"])
+    amp = precision_text(segment["amp"])
     where = segment["machine"].split(";")[0].removeprefix("CPU: ") if segment.get("machine") else "a machine not recorded"
     return f"from step {segment['from_step']:,} in {amp} on {where}"
