@@ -71,8 +71,10 @@ def test_build_vocab_input_is_decompressed_and_refuses_what_is_not_utf8(tmp_path
         return subprocess.run([sys.executable, "-m", "data_gen", "build-vocab", "--input", str(tmp_path / name),
                                "--size", "500", "--lang", "en", "--output", str(tmp_path / out)],
                               capture_output=True, text=True)
+    from data_gen.vocab import iter_text_lines
+    assert list(iter_text_lines([tmp_path / "c.txt.gz"])) == list(iter_text_lines([tmp_path / "c.txt"]))
+    # (two builds may still differ in a token tied at the size's cut: the trainer breaks ties by hash order)
     assert build("c.txt", "plain.txt").returncode == 0 and build("c.txt.gz", "gz.txt").returncode == 0
-    assert (tmp_path / "gz.txt").read_text() == (tmp_path / "plain.txt").read_text()  # two processes, one order
     learned = (tmp_path / "plain.txt").read_text().split("\n")[5:-1]
     kinds = [(0 if len(t) == 1 else 1 if len(t) == 3 and t.startswith("##") else 3 if t.startswith("##") else 2, t)
              for t in learned]
