@@ -398,11 +398,62 @@ def reading(out: Path, study: dict) -> List[str]:
                          + ", ".join(f"{s} {100 * g:+.1f}" for s, g in zip(shared, gains))
                          + (" points: at least 1 point ahead on each, as the goal asks." if min(gains) >= 0.01
                             else " points: **not** 1 point ahead everywhere, against the goal."))
+    lines += spread_lines(out, study) + probe_lines(out, study)
     edges = grid_edges(out, study)
     if edges:
         lines.append("- Chosen at the edge of its grid (a rate past it might have done better; the protocol does not "
                      "look further): " + "; ".join(edges) + ".")
     return lines or ["- No setting has results for the models to compare yet."]
+
+
+def spread_lines(out: Path, study: dict) -> List[str]:
+    """Continued against start per setting, each difference set against the seeds' spread: beyond
+    it where the means differ by more than twice the larger standard deviation of the two."""
+    parts, beyond = [], 0
+    for setting in suite_settings(study):
+        a, b = (downstream.collect(out, setting, name) for name in ("continued", "start"))
+        if not (a and b and len(a["test"]) > 1 and len(b["test"]) > 1):
+            continue
+        diff = statistics.fmean(a["test"]) - statistics.fmean(b["test"])
+        clear = abs(diff) > 2 * max(statistics.stdev(a["test"]), statistics.stdev(b["test"]))
+        beyond += clear
+        parts.append(f"{setting.name} {100 * diff:+.1f} ({'beyond' if clear else 'within'})")
+    if not parts:
+        return []
+    return [f"- Continued against start setting by setting, test difference beyond or within twice the larger "
+            f"standard deviation over seeds: {', '.join(parts)}; {beyond} of {len(parts)} beyond."]
+
+
+def probe_gaps(out: Path, study: dict) -> Dict[str, Tuple[float, int]]:
+    """"few" / "full" -> (continued minus start, mean linear-probe test score; settings) over the
+    settings with few labels and with the full training sets that both have a probe on."""
+    settings = suite_settings(study)
+    found = {(name, s.name): r["test"][s.metric] for name in ("start", "continued") for s in settings
+             if (r := downstream.probe_result(out, s, name)) and "test" in r}
+    gaps = {}
+    for what, few in (("few", True), ("full", False)):
+        group = [s.name for s in settings if (s.train_examples is not None) == few
+                 and ("start", s.name) in found and ("continued", s.name) in found]
+        if group:
+            gaps[what] = (statistics.fmean(found[("continued", n)] - found[("start", n)] for n in group), len(group))
+    return gaps
+
+
+def probe_lines(out: Path, study: dict) -> List[str]:
+    """What the frozen vectors say about the fine-tuned differences: the probe gaps, and where few
+    labels lose and many gain, the reading that follows from it."""
+    gaps = probe_gaps(out, study)
+    if not gaps:
+        return []
+    said = "; ".join(f"{100 * gap:+.1f} points over {n} setting(s) "
+                     f"{'with few labels' if what == 'few' else 'with the full training sets'}"
+                     for what, (gap, n) in gaps.items())
+    line = f"- The frozen vectors (linear probe below, continued minus start): {said}."
+    if "few" in gaps and "full" in gaps and gaps["few"][0] < 0 <= gaps["full"][0]:
+        line += (f" The start model's mean-pooled vectors were tuned for sentence similarity ({study['start']['name']}"
+                 "'s own training); continuing it with the masked-LM and the other tasks moves them away from what "
+                 "a few labels rely on, while adding what a classifier finds once labels are many.")
+    return [line]
 
 
 def grid_edges(out: Path, study: dict) -> List[str]:
@@ -437,15 +488,6 @@ def probe_table(out: Path, study: dict) -> List[str]:
         return f"{100 * score:.1f}{diff}"
     lines = ["| task | " + " | ".join(m.title for m in inits) + " |", "|---|" + "---|" * len(inits)]
     lines += [f"| {s.title} ({s.metric}) | " + " | ".join(cell(m.init.name, s) for m in inits) + " |" for s in settings]
-    shared = [s for s in settings if ("start", s.name) in found and ("continued", s.name) in found]
-    parts = []
-    for what, group in (("with few labels", [s for s in shared if s.train_examples is not None]),
-                        ("with the full training sets", [s for s in shared if s.train_examples is None])):
-        if group:
-            gap = statistics.fmean(found[("continued", s.name)] - found[("start", s.name)] for s in group)
-            parts.append(f"{100 * gap:+.1f} points over {len(group)} setting(s) {what}")
-    if parts:
-        lines += ["", f"Continued against start, probe test mean: {'; '.join(parts)}."]
     return lines
 
 

@@ -33,14 +33,17 @@ def test_the_reading_compares_with_the_start_model_on_shared_settings(tmp_path, 
     study = continual.load_study()
     study["settings"] = [SETTING.name]
     monkeypatch.setattr(continual, "suite_settings", lambda s: [SETTING])
-    write(tmp_path, "start", 2e-5, [0.80, 0.80, 0.80])
-    write(tmp_path, "continued", 2e-5, [0.79, 0.79, 0.79])
+    write(tmp_path, "start", 2e-5, [0.79, 0.80, 0.81])  # sd 0.01
+    write(tmp_path, "continued", 2e-5, [0.785, 0.79, 0.795])  # 0.01 below: within 2 x 0.01
     write(tmp_path, "tapt-review-sentiment", 2e-5, [0.82, 0.82, 0.82])
     lines = continual.reading(tmp_path, study)
     assert lines[0].startswith("- Continued against start, test mean over 1 setting(s) both have: 79.0 against 80.0 "
                                "(-1.0 points): **behind**")
     assert lines[1] == ("- task-adaptive (review-sentiment texts) against start on its own task: review-sentiment-300 "
                         "+2.0 points: at least 1 point ahead on each, as the goal asks.")
+    assert lines[2].endswith(": review-sentiment-300 -1.0 (within); 0 of 1 beyond.")
+    write(tmp_path, "continued", 2e-5, [0.75, 0.76, 0.77])  # 0.04 below: beyond 2 x 0.01
+    assert continual.reading(tmp_path, study)[2].endswith(": review-sentiment-300 -4.0 (beyond); 1 of 1 beyond.")
 
 
 def test_the_texts_table_reads_each_runs_manifest(tmp_path, monkeypatch):
@@ -83,22 +86,43 @@ def test_the_recipes_minutes_are_its_tokens_over_the_pace_measured_alone(tmp_pat
     assert "on CPU: Test CPU; 2 cores" in text
 
 
+def write_probe(out, setting, init, score):
+    (out / setting.name / init).mkdir(parents=True, exist_ok=True)
+    (out / setting.name / init / "probe.json").write_text(json.dumps({"test": {"acc": score}}))
+
+
 def test_the_probe_table_reads_each_initialisations_probe_and_marks_the_missing(tmp_path, monkeypatch):
     study = continual.load_study()
     study["settings"] = [SETTING.name]
     monkeypatch.setattr(continual, "suite_settings", lambda s: [SETTING])
     assert continual.probe_table(tmp_path, study)[0].startswith("No linear probe")
     for init, score in (("start", 0.85), ("continued", 0.80)):
-        (tmp_path / SETTING.name / init).mkdir(parents=True)
-        (tmp_path / SETTING.name / init / "probe.json").write_text(json.dumps({"test": {"acc": score}}))
-    header, _, row, _, mean = continual.probe_table(tmp_path, study)
+        write_probe(tmp_path, SETTING, init, score)
+    header, _, row = continual.probe_table(tmp_path, study)
     titles = [m.title for m in continual.measured(study)]
     assert header == "| task | " + " | ".join(titles) + " |"
     cells = dict(zip(titles, row.strip("|").split(" | ")[1:]))
     assert cells[titles[0]] == "85.0" and cells["continued (corpus)"] == "80.0 (-5.0)"
     assert cells["task-adaptive (review-sentiment texts)"] == "…"  # measured here, its probe not run yet
     assert cells["task-adaptive (tweet-sentiment texts)"].strip() == ""  # not measured on this task
-    assert mean == "Continued against start, probe test mean: -5.0 points over 1 setting(s) with few labels."
+    assert continual.probe_lines(tmp_path, study) == [
+        "- The frozen vectors (linear probe below, continued minus start): -5.0 points over 1 setting(s) with few labels."]
+
+
+def test_the_probe_gaps_explain_few_labels_losing_and_many_gaining(tmp_path, monkeypatch):
+    full = downstream.Setting("review-sentiment-full", "review-sentiment", "data/review-sentiment", None, 3)
+    study = continual.load_study()
+    study["settings"] = [SETTING.name, full.name]
+    monkeypatch.setattr(continual, "suite_settings", lambda s: [SETTING, full])
+    for setting, start, continued in ((SETTING, 0.85, 0.80), (full, 0.88, 0.90)):
+        write_probe(tmp_path, setting, "start", start)
+        write_probe(tmp_path, setting, "continued", continued)
+    [line] = continual.probe_lines(tmp_path, study)
+    assert line.startswith("- The frozen vectors (linear probe below, continued minus start): -5.0 points over 1 "
+                           "setting(s) with few labels; +2.0 points over 1 setting(s) with the full training sets. "
+                           "The start model's mean-pooled vectors were tuned for sentence similarity")
+    write_probe(tmp_path, full, "continued", 0.86)  # many labels lose too: no reading beyond the figures
+    assert continual.probe_lines(tmp_path, study)[0].endswith("-2.0 points over 1 setting(s) with the full training sets.")
 
 
 def test_a_rate_chosen_at_the_edge_of_its_grid_is_named(tmp_path, monkeypatch):

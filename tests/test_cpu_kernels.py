@@ -146,6 +146,7 @@ PRECISIONS = [pytest.param(False, id="fp32"), pytest.param(True, id="bf16", mark
 @pytest.mark.parametrize("x_shape,y_shape,transpose_y", [
     ((3, 5, 300), (300, 7), False),  # a weight shared by every row; K long enough to round differently
     ((37, 64), (1001, 64), True),  # the tied masked-LM output: x @ embeddings^T
+    ((4, 20, 64), (64, 96), False),  # a short inner dimension: oneDNN's matmul primitive on AMX
     ((2, 3, 9, 16), (2, 3, 16, 11), False),  # attention's context: probs @ v, batched
     ((2, 3, 9, 16), (2, 3, 12, 16), True),  # attention's scores: q @ k^T, batched
 ])
@@ -177,9 +178,13 @@ def test_matmul_is_the_product_of_its_operands_in_their_precision(x_shape, y_sha
 
 
 @pytest.mark.parametrize("bf16", PRECISIONS)
-def test_linear_is_the_product_added_to_the_bias(bf16):
+@pytest.mark.parametrize("rows,k,n", [
+    ((2, 7), 300, 9),  # a long inner dimension: oneDNN's GEMM
+    ((2, 40), 64, 48),  # the encoder's proportions: on AMX, oneDNN's matmul primitive, the bias as its sum
+])
+def test_linear_is_the_product_added_to_the_bias(bf16, rows, k, n):
     rng = np.random.default_rng(4)
-    xv, wv, bv = (rng.normal(size=s).astype(np.float32) for s in ((2, 7, 300), (300, 9), (9,)))
+    xv, wv, bv = (rng.normal(size=s).astype(np.float32) for s in ((*rows, k), (k, n), (n,)))
     x, w, b = (paddle.to_tensor(v, stop_gradient=False) for v in (xv, wv, bv))
     with autocast("bfloat16" if bf16 else None):
         out = cpu_kernels.linear(x, w, b, training=True)
@@ -188,8 +193,8 @@ def test_linear_is_the_product_added_to_the_bias(bf16):
     rounded = bf16_round if bf16 else (lambda a: a.astype(np.float64))
     xr, wr, gr = rounded(xv), rounded(wv), rounded(dout)
     for name, got, want in (("out", out, xr @ wr + bv), ("dx", dx, gr @ wr.T),
-                            ("dw", dw, xr.reshape(-1, 300).T @ gr.reshape(-1, 9)),
-                            ("db", db, dout.reshape(-1, 9).sum(0))):  # the bias gradient is float32's
+                            ("dw", dw, xr.reshape(-1, k).T @ gr.reshape(-1, n)),
+                            ("db", db, dout.reshape(-1, n).sum(0))):  # the bias gradient is float32's
         np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-4 * np.abs(want).max(), err_msg=name)
 
 

@@ -14,7 +14,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 #include <dlfcn.h>
@@ -669,6 +672,184 @@ int Gemm(bool bf16, char ta, char tb, int64_t m, int64_t n, int64_t k, const Ope
               : sgemm(ta, tb, m, n, k, 1.0f, a.f32 + a_offset, lda, b.f32 + b_offset, ldb, beta, c, ldc);
 }
 
+// oneDNN's matmul primitive, bfloat16 operands and float32 out, where oneDNN runs it on AMX tiles,
+// for the single products whose first operand is not transposed and whose inner dimension is not
+// much longer than the output's sides: the encoder's forward products and input gradients.
+// Measured inside a pre-training step on 2 AMX cores (Xeon, oneDNN 3.6), it runs the encoder's
+// [2048, 256|1024] products 1.1-1.5x faster than `dnnl_gemm_bf16bf16f32`, which packs its operands
+// on every call: 4-8% of a bf16 step, tiny to base. The GEMM API keeps the rest: the weight
+// gradients' X^T @ dOut (faster there by 1.2-1.4x), the tied output layer's input gradient, whose
+// inner dimension is the vocabulary (1.9x), attention's per-head products, and every product on a
+// CPU without AMX (AVX512_BF16 alone: the primitive 1-2% slower).
+// oneDNN's C API is declared here (Paddle's wheel ships no oneDNN header) and resolved from
+// Paddle's own library as the GEMM functions are.
+using dnnl_handle = void*;
+struct DnnlExecArg {
+  int arg;
+  dnnl_handle memory;
+};
+constexpr int kDnnlBf16 = 2, kDnnlF32 = 3, kDnnlCpu = 1, kDnnlStreamInOrder = 1, kDnnlQueryImplInfo = 8;
+constexpr int kDnnlArgSrc = 1, kDnnlArgDst = 17, kDnnlArgWeights = 33;
+
+class MatmulPrimitives {
+ public:
+  // C[m, n] (+)= A @ op_b(B) with A [m, k] (row stride lda), B [k, n] or [n, k] with `tb`,
+  // C's row stride ldc: false where oneDNN would not run it on AMX tiles (the caller then runs
+  // the GEMM API).
+  bool Run(char tb, int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b,
+           int64_t ldb, bool accumulate, float* c, int64_t ldc) {
+    const Key key{tb, m, n, k, lda, ldb, ldc, accumulate};
+    dnnl_handle primitive = Find(key);
+    if (primitive == nullptr) return false;
+    const Shapes s = ShapesOf(key);
+    dnnl_handle memories[3] = {nullptr, nullptr, nullptr};
+    const void* data[3] = {a, b, c};
+    int status = 0;
+    for (int i = 0; i < 3 && status == 0; ++i)
+      status = api_.memory_create(&memories[i], s.md[i], engine_, const_cast<void*>(data[i]));
+    if (status == 0) {
+      DnnlExecArg args[3] = {{kDnnlArgSrc, memories[0]}, {kDnnlArgWeights, memories[1]}, {kDnnlArgDst, memories[2]}};
+      status = api_.primitive_execute(primitive, stream_, 3, args);
+      if (status == 0) status = api_.stream_wait(stream_);
+    }
+    for (dnnl_handle memory : memories)
+      if (memory != nullptr) api_.memory_destroy(memory);
+    s.Destroy(api_);
+    PD_CHECK(status == 0, "ernie_matmul: oneDNN's matmul primitive failed with status ", status);
+    return true;
+  }
+
+  static MatmulPrimitives& Instance() {
+    static MatmulPrimitives instance;
+    return instance;
+  }
+
+ private:
+  struct Api {
+    int (*engine_create)(dnnl_handle*, int, size_t);
+    int (*stream_create)(dnnl_handle*, dnnl_handle, unsigned);
+    int (*md_create)(dnnl_handle*, int, const int64_t*, int, const int64_t*);
+    int (*md_destroy)(dnnl_handle);
+    int (*attr_create)(dnnl_handle*);
+    int (*attr_destroy)(dnnl_handle);
+    int (*post_ops_create)(dnnl_handle*);
+    int (*post_ops_destroy)(dnnl_handle);
+    int (*post_ops_append_sum)(dnnl_handle, float, int32_t, int);
+    int (*attr_set_post_ops)(dnnl_handle, dnnl_handle);
+    int (*matmul_pd_create)(dnnl_handle*, dnnl_handle, dnnl_handle, dnnl_handle, dnnl_handle, dnnl_handle, dnnl_handle);
+    int (*pd_query)(dnnl_handle, int, int, void*);
+    int (*pd_destroy)(dnnl_handle);
+    int (*primitive_create)(dnnl_handle*, dnnl_handle);
+    int (*primitive_destroy)(dnnl_handle);
+    int (*memory_create)(dnnl_handle*, dnnl_handle, dnnl_handle, void*);
+    int (*memory_destroy)(dnnl_handle);
+    int (*primitive_execute)(dnnl_handle, dnnl_handle, int, const DnnlExecArg*);
+    int (*stream_wait)(dnnl_handle);
+  };
+
+  struct Key {
+    char tb;
+    int64_t m, n, k, lda, ldb, ldc;
+    bool accumulate;
+    bool operator<(const Key& o) const {
+      return std::tie(tb, m, n, k, lda, ldb, ldc, accumulate) < std::tie(o.tb, o.m, o.n, o.k, o.lda, o.ldb, o.ldc, o.accumulate);
+    }
+  };
+
+  // The memory descriptors of A (bf16), B (bf16) and C (f32), row-major with the given strides.
+  struct Shapes {
+    dnnl_handle md[3] = {nullptr, nullptr, nullptr};
+    void Destroy(const Api& api) const {
+      for (dnnl_handle d : md)
+        if (d != nullptr) api.md_destroy(d);
+    }
+  };
+
+  template <typename Fn>
+  static void Resolve(Fn& fn, const char* name) {
+    fn = reinterpret_cast<Fn>(DnnlSymbol(name));
+  }
+
+  MatmulPrimitives() {
+    Resolve(api_.engine_create, "dnnl_engine_create");
+    Resolve(api_.stream_create, "dnnl_stream_create");
+    Resolve(api_.md_create, "dnnl_memory_desc_create_with_strides");
+    Resolve(api_.md_destroy, "dnnl_memory_desc_destroy");
+    Resolve(api_.attr_create, "dnnl_primitive_attr_create");
+    Resolve(api_.attr_destroy, "dnnl_primitive_attr_destroy");
+    Resolve(api_.post_ops_create, "dnnl_post_ops_create");
+    Resolve(api_.post_ops_destroy, "dnnl_post_ops_destroy");
+    Resolve(api_.post_ops_append_sum, "dnnl_post_ops_append_sum");
+    Resolve(api_.attr_set_post_ops, "dnnl_primitive_attr_set_post_ops");
+    Resolve(api_.matmul_pd_create, "dnnl_matmul_primitive_desc_create");
+    Resolve(api_.pd_query, "dnnl_primitive_desc_query");
+    Resolve(api_.pd_destroy, "dnnl_primitive_desc_destroy");
+    Resolve(api_.primitive_create, "dnnl_primitive_create");
+    Resolve(api_.primitive_destroy, "dnnl_primitive_destroy");
+    Resolve(api_.memory_create, "dnnl_memory_create");
+    Resolve(api_.memory_destroy, "dnnl_memory_destroy");
+    Resolve(api_.primitive_execute, "dnnl_primitive_execute");
+    Resolve(api_.stream_wait, "dnnl_stream_wait");
+    PD_CHECK(api_.engine_create(&engine_, kDnnlCpu, 0) == 0 && api_.stream_create(&stream_, engine_, kDnnlStreamInOrder) == 0,
+             "ernie_matmul: oneDNN's CPU engine could not be created");
+  }
+
+  Shapes ShapesOf(const Key& key) const {
+    Shapes s;
+    const int64_t a_dims[2] = {key.m, key.k}, a_strides[2] = {key.lda, 1};
+    const int64_t b_dims[2] = {key.k, key.n};
+    const int64_t b_strides[2] = {key.tb == 'T' ? 1 : key.ldb, key.tb == 'T' ? key.ldb : 1};
+    const int64_t c_dims[2] = {key.m, key.n}, c_strides[2] = {key.ldc, 1};
+    const int status = api_.md_create(&s.md[0], 2, a_dims, kDnnlBf16, a_strides) |
+                       api_.md_create(&s.md[1], 2, b_dims, kDnnlBf16, b_strides) |
+                       api_.md_create(&s.md[2], 2, c_dims, kDnnlF32, c_strides);
+    if (status != 0) {
+      s.Destroy(api_);
+      PD_CHECK(false, "ernie_matmul: oneDNN refused a memory descriptor (status ", status, ")");
+    }
+    return s;
+  }
+
+  // The primitive for `key`, made once (nullptr where oneDNN's implementation is not AMX's). The number kept is bounded: batches of varying length make new shapes, and
+  // oneDNN's own primitive cache makes a dropped one cheap to make again.
+  dnnl_handle Find(const Key& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto found = primitives_.find(key);
+    if (found != primitives_.end()) return found->second;
+    if (primitives_.size() >= kKept) {
+      for (auto& kept : primitives_)
+        if (kept.second != nullptr) api_.primitive_destroy(kept.second);
+      primitives_.clear();
+    }
+    const Shapes s = ShapesOf(key);
+    dnnl_handle attr = nullptr, post_ops = nullptr, pd = nullptr, primitive = nullptr;
+    int status = api_.attr_create(&attr);
+    if (status == 0 && key.accumulate) {
+      status = api_.post_ops_create(&post_ops);
+      if (status == 0) status = api_.post_ops_append_sum(post_ops, 1.0f, 0, kDnnlF32);
+      if (status == 0) status = api_.attr_set_post_ops(attr, post_ops);
+    }
+    if (status == 0) status = api_.matmul_pd_create(&pd, engine_, s.md[0], s.md[1], nullptr, s.md[2], attr);
+    const char* impl = nullptr;
+    if (status == 0 && api_.pd_query(pd, kDnnlQueryImplInfo, 0, &impl) == 0 && impl != nullptr &&
+        std::strstr(impl, "amx") != nullptr)
+      status = api_.primitive_create(&primitive, pd);
+    if (pd != nullptr) api_.pd_destroy(pd);
+    if (post_ops != nullptr) api_.post_ops_destroy(post_ops);
+    if (attr != nullptr) api_.attr_destroy(attr);
+    s.Destroy(api_);
+    if (status != 0) primitive = nullptr;
+    primitives_[key] = primitive;
+    return primitive;
+  }
+
+  static constexpr size_t kKept = 256;
+  Api api_{};
+  dnnl_handle engine_ = nullptr, stream_ = nullptr;
+  std::mutex mutex_;
+  std::map<Key, dnnl_handle> primitives_;
+};
+
 // `product(i)` (a Gemm's status) for i in [0, count): one product a thread (oneDNN runs
 // single-threaded inside a parallel region); a single product runs on all threads inside oneDNN.
 template <typename Product>
@@ -687,6 +868,9 @@ void Products(int64_t count, const char* op, Product product) {
 void GemmBatch(bool bf16, int64_t batch, char ta, char tb, int64_t m, int64_t n, int64_t k, const Operand& a,
                int64_t lda, int64_t a_stride, const Operand& b, int64_t ldb, int64_t b_stride, float* c,
                bool accumulate = false) {
+  if (bf16 && batch == 1 && ta == 'N' && k <= 4 * std::max(m, n) &&
+      MatmulPrimitives::Instance().Run(tb, m, n, k, a.bf16.get(), lda, b.bf16.get(), ldb, accumulate, c, n))
+    return;
   const float beta = accumulate ? 1.0f : 0.0f;
   Products(batch, "ernie_matmul", [&](int64_t i) {
     return Gemm(bf16, ta, tb, m, n, k, a, i * a_stride, lda, b, i * b_stride, ldb, beta, c + i * m * n, n);
