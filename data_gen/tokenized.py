@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from ernie_common.tokenization import SentencePieceTokenizer
+from ernie_common.tokenization import SentencePieceTokenizer, jieba_words
 
 from .documents import Sentence
 from .pieces import PieceTokenizer, intern_slices
@@ -159,7 +159,6 @@ class ChunkTokenizer:
         # SentencePiece takes Chinese as words separated by spaces: its pieces never cross a word
         self.pieces_by_word = isinstance(tokenizer, SentencePieceTokenizer) and lang == "zh"
         self._surface: Dict[str, int] = {}  # cased English word -> 4 * lexeme + case + 1
-        self._jieba = None
 
     def __call__(self, sentences: Sequence[Sentence]) -> TokenizedChunk:
         # the surface cache holds lexicon ids: it goes whenever the lexicon is reset
@@ -168,6 +167,12 @@ class ChunkTokenizer:
         if self.lang == "en":
             return self._english(self.pieces.encode([s.text for s in sentences]))
         return self._chinese(sentences)
+
+    def encode_texts(self, texts: Sequence[str]):
+        """The pieces of texts outside the chunk's sentences (a pair's second sentence without its
+        marker, a query, a title), cut as the tokenizer cuts them in fine-tuning (its `prepare`:
+        jieba's words for SentencePiece over Chinese, as the vocabulary was learned)."""
+        return self.pieces.encode([self.tokenizer.prepare(t) for t in texts])
 
     def _english(self, stream) -> TokenizedChunk:
         word = np.cumsum(stream.word_start) - 1
@@ -188,11 +193,7 @@ class ChunkTokenizer:
     def _segment(self, sentence: Sentence) -> Tuple[List[str], List[str]]:
         if sentence.tagged is not None:
             return sentence.words_and_tags()
-        if self._jieba is None:
-            import jieba
-            jieba.setLogLevel(60)
-            self._jieba = jieba
-        words = [w for w in self._jieba.cut(sentence.text, HMM=True) if w]
+        words = [w for w in jieba_words(sentence.text) if w]
         return words, [NO_TAG] * len(words)
 
     def _chinese(self, sentences: Sequence[Sentence]) -> TokenizedChunk:

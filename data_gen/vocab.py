@@ -29,6 +29,7 @@ from ernie_common.tokenization import (
     UNK,
     VocabError,
     bert_normalizer,
+    jieba_words,
     write_vocab,
 )
 
@@ -108,10 +109,8 @@ def _in_pieces(line: str, limit: int = SENTENCEPIECE_LINE_BYTES) -> Iterator[str
 def _words(lines: Iterable[str], lang: str) -> Iterator[str]:
     """Lines as the words SentencePieceTokenizer cuts them into, separated by spaces."""
     if lang == "zh":
-        import jieba
-        jieba.setLogLevel(60)
         for line in lines:
-            yield " ".join(w for w in jieba.cut(line.strip(), HMM=True) if w.strip())
+            yield " ".join(w for w in jieba_words(line.strip()) if w.strip())
         return
     split = pre_tokenizers.BertPreTokenizer()
     for line in lines:

@@ -17,6 +17,7 @@ SentencePiece vocabulary has its model and a note of its settings beside it
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -160,6 +161,20 @@ class CharTokenizer(_WordPieceTokenizer):
         super().__init__(vocab_file, normalizers.Lowercase(), pre_tokenizers.WhitespaceSplit())
 
 
+@functools.lru_cache(maxsize=None)
+def _jieba():
+    import jieba
+    jieba.setLogLevel(60)  # its dictionary-loading messages
+    return jieba
+
+
+def jieba_words(text: str) -> List[str]:
+    """jieba's words of a Chinese text, its HMM guessing the words its dictionary lacks: the cut
+    of a SentencePiece vocabulary's training text, of the shards' raw sentences and of
+    `SentencePieceTokenizer.prepare`, which must agree. Words of spaces only included."""
+    return list(_jieba().cut(text, HMM=True))
+
+
 class SentencePieceTokenizer(_Tokenizer):
     """A SentencePiece unigram model over words. English words are BERT's pre-tokenizer's
     (whitespace and punctuation); Chinese text is cut into words by jieba (`prepare`), or given
@@ -191,16 +206,11 @@ class SentencePieceTokenizer(_Tokenizer):
         backend.decoder = decoders.Metaspace(replacement=WORD_START, prepend_scheme="always")
         super().__init__(vocab_file, backend)
         self.do_lower_case = settings["do_lower_case"]
-        self._jieba = None
 
     def prepare(self, text: str) -> str:
         if self.lang != "zh":
             return text
-        if self._jieba is None:
-            import jieba
-            jieba.setLogLevel(60)
-            self._jieba = jieba
-        return " ".join(w for w in self._jieba.cut(text, HMM=True) if w.strip())
+        return " ".join(w for w in jieba_words(text) if w.strip())
 
     def continues_word(self) -> np.ndarray:
         return np.asarray([not (t.startswith(WORD_START) or t in SPECIAL_TOKENS)

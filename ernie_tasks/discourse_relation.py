@@ -90,7 +90,7 @@ class DiscourseRelation(DataTask):
                 index += len(paragraph)
         if not pairs:
             return []
-        stream = context.generator.chunk_tokenizer.pieces.encode([rest for _, rest, _ in pairs])
+        stream = context.generator.chunk_tokenizer.encode_texts([rest for _, rest, _ in pairs])
         row = context.table.append_unlabelled(stream.ids)
         sentence_tokens = context.whole.sentence_tokens
         plans = []

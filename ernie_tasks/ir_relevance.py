@@ -98,7 +98,7 @@ class IRRelevance(DataTask):
             stats[f"skipped/{self.name}_without_click_log"] += 1
             return "no click_log configured, task skipped (pairs are never invented)"
         pairs = relevance_pairs(read_click_log(self.options.click_log, read_stats), rng, stats)
-        stream = generator.chunk_tokenizer.pieces.encode([t for q, title, _ in pairs for t in (q, title)])
+        stream = generator.chunk_tokenizer.encode_texts([t for q, title, _ in pairs for t in (q, title)])
         table = TokenTable.unlabelled(stream.ids, generator.fields)
         bounds = stream.text_tokens.tolist()
         plans = [generator.plan([(bounds[2 * k], bounds[2 * k + 1]), (bounds[2 * k + 1], bounds[2 * k + 2])],

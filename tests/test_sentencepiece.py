@@ -11,8 +11,10 @@ import yaml
 
 from data_gen.config import DataConfig, DataConfigError
 from data_gen.make import make
+from data_gen.sentences import split_sentences
 from data_gen.shards import Shard
 from data_gen.vocab import build_vocab
+from ernie_common.tasks import get
 from ernie_common.tokenization import SENTENCEPIECE_MODEL, SPECIAL_TOKENS, WORD_START, SentencePieceTokenizer, VocabError, make_tokenizer
 from tests.conftest import DEMO_CORPUS, REPO
 from tests.test_data_gen_make import _documents
@@ -113,13 +115,19 @@ def test_pretraining_fine_tuning_inputs_and_the_hf_export_on_sentencepiece(spm_s
     assert hf.convert_ids_to_tokens(hf(SENTENCES[1])["input_ids"])[1].startswith(WORD_START)
 
 
-def test_chinese_words_stay_whole_pieces(zh_lines, tmp_path):
-    vocab = tmp_path / "vocab.txt"
-    build_vocab_lines = tmp_path / "zh.txt"
+@pytest.fixture(scope="module")
+def zh_spm(zh_lines, tmp_path_factory):
+    vocab = tmp_path_factory.mktemp("zh_spm") / "vocab.txt"
+    build_vocab_lines = vocab.with_name("zh.txt")
     build_vocab_lines.write_text("\n".join(zh_lines[:3000]) + "\n", encoding="utf-8")
     with pytest.raises(VocabError, match="cannot train a vocabulary of 500: .*Vocabulary size is smaller"):
         build_vocab([build_vocab_lines], vocab, 500, "zh", kind="sentencepiece")
     build_vocab([build_vocab_lines], vocab, 6000, "zh", kind="sentencepiece")
+    return vocab
+
+
+def test_chinese_words_stay_whole_pieces(zh_lines, zh_spm, tmp_path):
+    vocab = zh_spm
     assert json.loads(vocab.with_name("sentencepiece.json").read_text()) == {"lang": "zh", "do_lower_case": True}
     tokenizer = make_tokenizer(vocab)
     pieces = tokenizer.tokenize(zh_lines[0][:60])
@@ -133,6 +141,40 @@ def test_chinese_words_stay_whole_pieces(zh_lines, tmp_path):
     for ex in examples:  # a jieba word is a knowledge unit, and it starts a piece of its own
         assert not len(_units_inside_words(ex, tokenizer, "seg_knowledge"))
     assert np.mean([(ex.labels["seg_knowledge"] == 1).any() for ex in examples]) > 0.5
+
+
+def test_chinese_texts_outside_the_sentences_are_cut_as_fine_tuning_cuts_them(zh_lines, zh_spm, tmp_path):
+    """Discourse relation's second sentence (its marker removed) and IR relevance's query and
+    title are pieces of jieba's words, as the tokenizer gives them in fine-tuning, not pieces of
+    the raw text, which SentencePiece would cut across words."""
+    tokenizer = make_tokenizer(zh_spm)
+    markers = tuple(yaml.safe_load((REPO / "configs/discourse/zh.yaml").read_text(encoding="utf-8"))["markers"])
+    paragraphs = [split_sentences(line, "zh") for line in zh_lines[3000:3600] if 20 < len(line) < 120]
+    paragraphs = [p for p in paragraphs if not any(s.startswith(markers) for s in p)]  # no pair of their own
+    # each paragraph followed, in the same paragraph, by a sentence that opens with a marker
+    firsts = [p[0] for p in paragraphs]
+    lines = ["".join(a) + f"但是{b}" for a, b in zip(paragraphs, firsts[1:])]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    queries, titles = [b[:12] for b in firsts[:20]], [b[:30] for b in firsts[1:21]]
+    clicks = tmp_path / "clicks.tsv"
+    clicks.write_text("".join(f"{q}\t{t}\t3\t5\n" for q, t in zip(queries, titles)), encoding="utf-8")
+    make(DataConfig(input=[str(corpus)], vocab=str(zh_spm), output=str(tmp_path / "shards"), lang="zh",
+                    tokenizer="sentencepiece", tasks=["knowledge_masking", "discourse_relation", "ir_relevance"],
+                    layout="paragraph_per_line", max_seq_len=256, shards=1,
+                    task_options={"discourse_relation": {"discourse_markers": str(REPO / "configs/discourse/zh.yaml")},
+                                  "ir_relevance": {"click_log": str(clicks)}}), progress=False)
+    examples = list(Shard(tmp_path / "shards" / "part-00000.shard"))
+
+    def second_segment(ex):
+        return ex.src_ids[(ex.sent_ids == 1) & (ex.src_ids != tokenizer.sep_id)].tolist()
+    seconds = [second_segment(ex) for ex in examples if ex.task == get("discourse_relation").task_id]
+    wanted = {tuple(tokenizer.encode(b)) for b in firsts[1:]}
+    raw = {tuple(tokenizer.backend.encode(b, add_special_tokens=False).ids) for b in firsts[1:]}
+    assert len(seconds) > 100 and all(tuple(ids) in wanted for ids in seconds)
+    assert wanted != raw  # the raw text's pieces would have differed
+    pairs = [ex for ex in examples if ex.task == get("ir_relevance").task_id]
+    assert pairs and all(tuple(second_segment(ex)) in {tuple(tokenizer.encode(t)) for t in titles} for ex in pairs)
 
 
 def test_a_word_found_only_in_lines_over_sentencepieces_limit_reaches_the_vocabulary(tmp_path):
