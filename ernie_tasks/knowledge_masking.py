@@ -489,7 +489,9 @@ class KnowledgeMasking(DataTask):
 
     def batch_labels(self, examples, length, batch) -> dict:
         """Masks each example (online masking, seeded by the step) or reads its stored masks;
-        `mask_pos` indexes the flattened [B * T] batch, as the original's gather does."""
+        `mask_pos` indexes the flattened [B * T] batch, as the original's gather does. A batch
+        without a unit to mask (examples of special tokens only) feeds `no_labels`' ignored row:
+        its loss is 0, where an empty gather would stop the step."""
         options = self.options
         positions, labels = [], []
         for row, ex in enumerate(examples):
@@ -502,6 +504,8 @@ class KnowledgeMasking(DataTask):
                 pos, label = ex.lists["mask_pos"], ex.lists["mask_label"]
             positions.append(row * length + np.asarray(pos, np.int64))
             labels.append(np.asarray(label, np.int64))
+        if not sum(map(len, labels)):
+            return self.no_labels(len(examples), length)
         return {"mask_pos": np.concatenate(positions), "mask_label": np.concatenate(labels)}
 
     def no_labels(self, n, length) -> dict:

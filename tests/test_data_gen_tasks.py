@@ -249,6 +249,20 @@ def test_masking_takes_whole_units_and_80_10_10():
     assert abs(outcome["random"] / total - 0.1) < 0.02 and abs(outcome["keep"] / total - 0.1) < 0.02
 
 
+def test_a_batch_without_units_to_mask_feeds_one_ignored_row():
+    """Examples of special tokens only: no position to gather (an empty gather stops the step)."""
+    from data_gen.data_task import BatchContext
+    from data_gen.examples import Example
+    task = km.KnowledgeMasking(km.KnowledgeMaskingOptions(masking="online"))
+    seg = np.full(3, -1, np.int8)
+    examples = [Example(np.array([1, 100, 2]), np.zeros(3, np.int64), {"seg_basic": seg, "seg_knowledge": seg})] * 2
+    batch = BatchContext(np.random.default_rng(0), [ex.src_ids.copy() for ex in examples], 5000, 3, 5)
+    assert {k: v.tolist() for k, v in task.batch_labels(examples, 3, batch).items()} == {"mask_pos": [0], "mask_label": [-1]}
+    seg[1] = 0  # the same example twice, now with one unit each: it is masked
+    feeds = task.batch_labels(examples, 3, batch)
+    assert feeds["mask_pos"].tolist() == [1, 4] and feeds["mask_label"].tolist() == [100, 100]
+
+
 def test_collocations_find_frequent_pairs():
     """Pairs are counted within a sentence only."""
     colloc = km.Collocations(min_count=3, min_pmi=1.0, stopwords={"the", "a"})
