@@ -199,6 +199,23 @@ def test_linear_is_the_product_added_to_the_bias(bf16, rows, k, n):
 
 
 @pytest.mark.parametrize("bf16", PRECISIONS)
+def test_products_of_no_rows_are_empty_and_their_weight_gradients_zero(bf16):
+    """A gather of nothing (no position to predict) gives products of 0 rows: no error, and no
+    contribution to the weights' gradients."""
+    x = paddle.zeros([0, 16])
+    x.stop_gradient = False
+    w, b, e = (paddle.ones(s) for s in ([16, 8], [8], [30, 16]))
+    for t in (w, b, e):
+        t.stop_gradient = False
+    with autocast("bfloat16" if bf16 else None):
+        out = cpu_kernels.linear(x, w, b, training=True)
+        logits = cpu_kernels.matmul(x, e, True, training=True)
+    assert out.shape == [0, 8] and logits.shape == [0, 30]
+    dx, dw, db, de = paddle.grad([out, logits], [x, w, b, e], [paddle.zeros([0, 8]), paddle.zeros([0, 30])])
+    assert dx.shape == [0, 16] and not dw.numpy().any() and not db.numpy().any() and not de.numpy().any()
+
+
+@pytest.mark.parametrize("bf16", PRECISIONS)
 def test_attention_products_read_the_heads_in_place(bf16):
     """Scores and context per head against NumPy's einsum over [B, T, heads, d] (operands rounded
     to bfloat16 first in bf16), values and gradients; the non-fused path (evaluation) agrees."""

@@ -868,6 +868,11 @@ void Products(int64_t count, const char* op, Product product) {
 void GemmBatch(bool bf16, int64_t batch, char ta, char tb, int64_t m, int64_t n, int64_t k, const Operand& a,
                int64_t lda, int64_t a_stride, const Operand& b, int64_t ldb, int64_t b_stride, float* c,
                bool accumulate = false) {
+  if (batch == 0 || m == 0 || n == 0) return;  // nothing to compute (oneDNN's GEMM refuses empty operands)
+  if (k == 0) {  // a sum of nothing
+    if (!accumulate) std::fill(c, c + batch * m * n, 0.0f);
+    return;
+  }
   if (bf16 && batch == 1 && ta == 'N' && k <= 4 * std::max(m, n) &&
       MatmulPrimitives::Instance().Run(tb, m, n, k, a.bf16.get(), lda, b.bf16.get(), ldb, accumulate, c, n))
     return;
