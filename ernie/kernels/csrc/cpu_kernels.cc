@@ -698,23 +698,21 @@ class MatmulPrimitives {
   // the GEMM API).
   bool Run(char tb, int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b,
            int64_t ldb, bool accumulate, float* c, int64_t ldc) {
-    const Key key{tb, m, n, k, lda, ldb, ldc, accumulate};
-    dnnl_handle primitive = Find(key);
-    if (primitive == nullptr) return false;
-    const Shapes s = ShapesOf(key);
+    std::lock_guard<std::mutex> lock(mutex_);  // one product at a time: each runs on every core
+    const Entry& entry = Find({tb, m, n, k, lda, ldb, ldc, accumulate});
+    if (entry.primitive == nullptr) return false;
     dnnl_handle memories[3] = {nullptr, nullptr, nullptr};
     const void* data[3] = {a, b, c};
     int status = 0;
     for (int i = 0; i < 3 && status == 0; ++i)
-      status = api_.memory_create(&memories[i], s.md[i], engine_, const_cast<void*>(data[i]));
+      status = api_.memory_create(&memories[i], entry.shapes.md[i], engine_, const_cast<void*>(data[i]));
     if (status == 0) {
       DnnlExecArg args[3] = {{kDnnlArgSrc, memories[0]}, {kDnnlArgWeights, memories[1]}, {kDnnlArgDst, memories[2]}};
-      status = api_.primitive_execute(primitive, stream_, 3, args);
+      status = api_.primitive_execute(entry.primitive, stream_, 3, args);
       if (status == 0) status = api_.stream_wait(stream_);
     }
     for (dnnl_handle memory : memories)
       if (memory != nullptr) api_.memory_destroy(memory);
-    s.Destroy(api_);
     PD_CHECK(status == 0, "ernie_matmul: oneDNN's matmul primitive failed with status ", status);
     return true;
   }
@@ -765,6 +763,11 @@ class MatmulPrimitives {
     }
   };
 
+  struct Entry {
+    dnnl_handle primitive;  // nullptr: the GEMM API's product
+    Shapes shapes;
+  };
+
   template <typename Fn>
   static void Resolve(Fn& fn, const char* name) {
     fn = reinterpret_cast<Fn>(DnnlSymbol(name));
@@ -810,18 +813,21 @@ class MatmulPrimitives {
     return s;
   }
 
-  // The primitive for `key`, made once (nullptr where oneDNN's implementation is not AMX's). The number kept is bounded: batches of varying length make new shapes, and
-  // oneDNN's own primitive cache makes a dropped one cheap to make again.
-  dnnl_handle Find(const Key& key) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto found = primitives_.find(key);
-    if (found != primitives_.end()) return found->second;
-    if (primitives_.size() >= kKept) {
-      for (auto& kept : primitives_)
-        if (kept.second != nullptr) api_.primitive_destroy(kept.second);
-      primitives_.clear();
+  // The primitive for `key` and its operands' descriptors, made once (no primitive where
+  // oneDNN's implementation is not AMX's), under the caller's lock. The number kept is bounded:
+  // batches of varying length make new shapes, and oneDNN's own primitive cache makes a dropped
+  // one cheap to make again.
+  const Entry& Find(const Key& key) {
+    const auto found = entries_.find(key);
+    if (found != entries_.end()) return found->second;
+    if (entries_.size() >= kKept) {
+      for (auto& kept : entries_) {
+        if (kept.second.primitive != nullptr) api_.primitive_destroy(kept.second.primitive);
+        kept.second.shapes.Destroy(api_);
+      }
+      entries_.clear();
     }
-    const Shapes s = ShapesOf(key);
+    const Shapes shapes = ShapesOf(key);
     dnnl_handle attr = nullptr, post_ops = nullptr, pd = nullptr, primitive = nullptr;
     int status = api_.attr_create(&attr);
     if (status == 0 && key.accumulate) {
@@ -829,7 +835,7 @@ class MatmulPrimitives {
       if (status == 0) status = api_.post_ops_append_sum(post_ops, 1.0f, 0, kDnnlF32);
       if (status == 0) status = api_.attr_set_post_ops(attr, post_ops);
     }
-    if (status == 0) status = api_.matmul_pd_create(&pd, engine_, s.md[0], s.md[1], nullptr, s.md[2], attr);
+    if (status == 0) status = api_.matmul_pd_create(&pd, engine_, shapes.md[0], shapes.md[1], nullptr, shapes.md[2], attr);
     const char* impl = nullptr;
     if (status == 0 && api_.pd_query(pd, kDnnlQueryImplInfo, 0, &impl) == 0 && impl != nullptr &&
         std::strstr(impl, "amx") != nullptr)
@@ -837,17 +843,15 @@ class MatmulPrimitives {
     if (pd != nullptr) api_.pd_destroy(pd);
     if (post_ops != nullptr) api_.post_ops_destroy(post_ops);
     if (attr != nullptr) api_.attr_destroy(attr);
-    s.Destroy(api_);
     if (status != 0) primitive = nullptr;
-    primitives_[key] = primitive;
-    return primitive;
+    return entries_[key] = Entry{primitive, shapes};
   }
 
   static constexpr size_t kKept = 256;
   Api api_{};
   dnnl_handle engine_ = nullptr, stream_ = nullptr;
   std::mutex mutex_;
-  std::map<Key, dnnl_handle> primitives_;
+  std::map<Key, Entry> entries_;
 };
 
 // `product(i)` (a Gemm's status) for i in [0, count): one product a thread (oneDNN runs
