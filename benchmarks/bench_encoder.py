@@ -15,6 +15,7 @@ import ernie  # noqa: F401  (first: its CPU settings must precede Paddle's impor
 
 import paddle
 
+from ernie.kernels.cpu_kernels import training_program_pass
 from ernie.kernels.cpu_runtime import usable_cores
 from ernie.model.modeling import ErnieModel
 from ernie.model.optimization import adamw
@@ -47,7 +48,7 @@ def bench_static(config, feeds, warmup, steps):
         out = model(inputs)
         return inputs, out, out["loss"]
 
-    runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=1)
+    runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=1, program_pass=training_program_pass())
     counter = iter(range(10 ** 9))
     return timed(lambda: runner.step(next(counter), feeds, 1e-4), warmup, steps)
 

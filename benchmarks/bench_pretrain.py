@@ -30,6 +30,7 @@ import sys
 
 import numpy as np
 
+from ernie.kernels.cpu_kernels import training_program_pass
 from ernie.kernels.cpu_runtime import usable_cores
 from ernie.model.optimization import adamw
 from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
@@ -91,7 +92,8 @@ def bench_static(config, batch, warmup, steps, fused=True, amp=None, losses=None
 
     with cpu_kernels_switch(fused):
         runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=1,
-                              mixed_precision=MixedPrecision(amp) if amp else None)
+                              mixed_precision=MixedPrecision(amp) if amp else None,
+                              program_pass=training_program_pass())
     feeds = make_batch(config, *batch, holder["order"])
     counter = iter(range(10 ** 9))
 

@@ -160,12 +160,14 @@ class StaticRunner:
     `accumulate` k > 1: a step takes a list of k micro-batch feeds and makes one update from
     their accumulated gradients (`propeller.accumulation`); it returns the k outputs.
     `recompute`: the segments the model marks are computed again in the backward pass instead of
-    kept (`propeller.recompute`)."""
+    kept (`propeller.recompute`). `program_pass(program, kept_values)`: rewrites each built
+    training program (the update's, and the micro-batch's) after its backward pass, leaving the
+    values it is given (the fetches) as they are."""
 
     def __init__(self, model_fn: Callable[[], Tuple[Dict, Dict, paddle.Tensor]],
                  optimizer_fn: Callable[[FedLearningRate], paddle.optimizer.Optimizer], seed: int,
                  place=None, mixed_precision: Optional[MixedPrecision] = None, distributed: bool = False,
-                 accumulate: int = 1, recompute: bool = False):
+                 accumulate: int = 1, recompute: bool = False, program_pass: Optional[Callable] = None):
         if accumulate < 1:
             raise ValueError(f"accumulate must be at least 1, got {accumulate}")
         self.place = place or process_place()
@@ -192,6 +194,8 @@ class StaticRunner:
             with paddle.static.program_guard(self.main, startup):
                 self.feeds, self.fetches, accumulators, self._skipped = minimize(
                     model_fn, optimizer_fn(self.learning_rate), mixed_precision, reduce, accumulate, recompute)
+                if program_pass is not None:
+                    program_pass(self.main, [*self.fetches.values(), *([self._skipped] if self._skipped is not None else [])])
             self.executor = paddle.static.Executor(self.place)
             with paddle.static.scope_guard(self.scope):
                 self.executor.run(startup)
@@ -207,6 +211,9 @@ class StaticRunner:
                 self.micro, micro_feeds, self.micro_fetches = micro_batch_program(
                     model_fn, [acc.name for acc in accumulators], build_context=lambda: autocast(amp),
                     loss_scale=self._loss_scale_name, recompute=recompute)
+                if program_pass is not None:
+                    with paddle.static.program_guard(self.micro):
+                        program_pass(self.micro, list(self.micro_fetches.values()))
             if list(micro_feeds) != list(self.feeds) or list(self.micro_fetches) != self._fetch_names:
                 raise RuntimeError("the model function built different feeds or fetches for the micro-batch program")
 

@@ -16,7 +16,7 @@ from ernie.model.optimization import adamw
 from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
 from ernie_common.machine import cpu_flags
 from propeller.mixed_precision import autocast, cpu_bf16_isa, has_gpu
-from propeller.static_runner import InferenceProgram, StaticRunner
+from propeller.static_runner import InferenceProgram, StaticRunner, static_mode
 from tests.conftest import pretraining_step_feeds, small_config
 
 MASK32 = np.uint64(0xFFFFFFFF)
@@ -299,6 +299,41 @@ def test_static_training_step_with_fused_kernels_equals_paddle_ops(monkeypatch):
     assert fused_state.keys() == native_state.keys()
     for name in fused_state:
         np.testing.assert_allclose(fused_state[name], native_state[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_fused_gradient_sums_train_as_paddles_add_n_to_the_bit():
+    """The pre-training model's backward sums (residual inputs, the tied embedding) run in the
+    fused sum: none of Paddle's add_n is left, and two steps end with the same parameters, Adam
+    state and losses as with add_n, bit for bit; a fetched sum stays Paddle's."""
+    config = small_config()
+    feeds = pretraining_step_feeds(config)
+
+    def run(program_pass):
+        def model_fn():
+            model = ErnieForPretraining(config, {"knowledge_masking": None, "capitalization": None,
+                                                "token_document": None, "sentence_reordering": 5})
+            inputs = pretraining_feeds(model)
+            out = model(inputs)
+            return inputs, {"loss": out["loss"]}, out["loss"]
+        runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=3, program_pass=program_pass)
+        names = [op.name() for op in runner.main.global_block().ops]
+        losses = [runner.step(i, feeds, 1e-3)["loss"] for i in range(2)]
+        return names, losses, runner.state()
+
+    fused_names, fused_losses, fused_state = run(cpu_kernels.training_program_pass())
+    names, losses, state = run(None)
+    assert names.count("pd_op.add_n") >= 5 and "pd_op.add_n" not in fused_names
+    assert fused_names.count("custom_op.ernie_sum") == names.count("pd_op.add_n")
+    np.testing.assert_array_equal(fused_losses, losses)
+    assert fused_state.keys() == state.keys()
+    for name in state:
+        np.testing.assert_array_equal(fused_state[name], state[name], err_msg=name)
+    program = paddle.static.Program()
+    with static_mode(), paddle.static.program_guard(program):
+        x = paddle.static.data("x", [3], "float32")
+        kept = paddle.add_n([x, x])
+        assert cpu_kernels.fuse_gradient_sums(program, [kept]) == 0
+        assert cpu_kernels.fuse_gradient_sums(program) == 1
 
 
 def test_eval_programs_keep_paddle_ops():

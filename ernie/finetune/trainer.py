@@ -27,6 +27,7 @@ from ernie.finetune.heads import ErnieWithHead, inference_graph
 from ernie.finetune.settings import FinetuneSettings, SettingsError
 from ernie.finetune.tasks import AX, KINDS, Task
 from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
+from ernie.kernels.cpu_kernels import training_program_pass
 from ernie.model.config import ConfigError, ErnieConfig
 from ernie.model.optimization import adamw
 from ernie.model.params_io import assign_scope_params, scope_params
@@ -173,7 +174,8 @@ class FinetuneJob:
         def optimizer(lr):
             return adamw(lr, weight_decay=self.settings.weight_decay, beta2=0.999)
 
-        runner = StaticRunner(train_fn, optimizer, seed=seed, accumulate=self.settings.accumulate)
+        runner = StaticRunner(train_fn, optimizer, seed=seed, accumulate=self.settings.accumulate,
+                              program_pass=training_program_pass())
         evaluator = InferenceProgram(self.inference_fn, scope=runner.scope, place=runner.place)
         names = [p.name for p in built["model"].parameters()]
         if self.init_params is not None:

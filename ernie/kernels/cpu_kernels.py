@@ -170,6 +170,39 @@ def run_op(op: str, *inputs_then_attributes):
     return paddle._C_ops._run_custom_op(op, *inputs_then_attributes)
 
 
+def training_program_pass():
+    """`StaticRunner`'s `program_pass` for a training program: `fuse_gradient_sums` where the
+    fused kernels run, else None."""
+    return fuse_gradient_sums if enabled() else None
+
+
+def fuse_gradient_sums(program, kept=()) -> int:
+    """Replaces each sum of float32 gradients that the backward pass built with Paddle's add_n
+    (a value used more than once: every residual's input, the tied word embedding) by the fused
+    kernels' one-pass, multi-threaded sum, the same values to the bit; returns how many. Measured
+    in the tiny model's step: add_n's 11 sums took 7% of it. A sum whose result is one of `kept`
+    (values the caller fetches by reference) stays. Call inside the program's guard."""
+    from paddle import pir
+    block = program.global_block()
+    fused = 0
+    for op in list(block.ops):
+        if op.name() != "pd_op.add_n" or any(op.result(0).is_same(v) for v in kept):
+            continue
+        combine = op.operand_source(0).get_defining_op()
+        inputs = combine.operands_source()
+        if not all(v.is_dense_tensor_type() and v.dtype == paddle.float32 for v in inputs):
+            continue
+        pir.set_insertion_point(op)
+        total = run_op("ernie_sum", inputs)[0]
+        op.result(0).replace_all_uses_with(total)
+        block.remove_op(op)
+        if combine.result(0).use_empty():
+            block.remove_op(combine)
+        fused += 1
+    pir.set_insertion_point_to_block_end(block)
+    return fused
+
+
 def dropout(x, p: float, training: bool):
     """Dropout that scales kept values by 1 / (1 - p) in training (the original's upscale_in_train).
 

@@ -51,6 +51,7 @@ import yaml
 from data_gen.examples import sentence_types
 from data_gen.shards import ShardError
 from ernie.formats.checkpoint import load_params, save_model_dir, save_params
+from ernie.kernels.cpu_kernels import training_program_pass
 from ernie.model.config import ErnieConfig
 from ernie.pretrain.config import MODES, PretrainConfig, PretrainError, load_config, training_settings
 from ernie.pretrain.log import read_log, summary, summary_line
@@ -244,7 +245,7 @@ class Trainer:
             self.runner = StaticRunner(model_fn, optimizer, seed=self.config.seed, place=place,
                                        mixed_precision=mixed_precision,
                                        distributed=self.distributed, accumulate=self.batch.accumulate,
-                                       recompute=self.config.recompute)
+                                       recompute=self.config.recompute, program_pass=training_program_pass())
             self.model = holder["model"]
         self.feed_names = list(feed_specs(self.model))
         self.task_order = self.model.active_task_order

@@ -955,6 +955,48 @@ PD_BUILD_GRAD_OP(ernie_matmul)
     .SetInferDtypeFn(PD_INFER_DTYPE(MatmulGradDtype));
 
 // ---------------------------------------------------------------------------------------------
+// The sum of a value's gradients (a value used twice: a residual's input, the tied word
+// embedding), for Paddle's add_n in the backward program (`cpu_kernels.fuse_gradient_sums`): one
+// multi-threaded pass, where Paddle's CPU kernel zeroes its output and adds each input in turn on
+// one thread. The inputs are added in their order, from the first, as Paddle adds them (after its
+// zero, which changes no value), so the sums are Paddle's to the bit.
+
+std::vector<paddle::Tensor> SumForward(const std::vector<paddle::Tensor>& xs) {
+  PD_CHECK(!xs.empty(), "ernie_sum: no input");
+  std::vector<const float*> in;
+  for (const auto& x : xs) {
+    CheckFloat32(x, "ernie_sum", "x");
+    PD_CHECK(x.shape() == xs[0].shape(), "ernie_sum: the inputs differ in shape");
+    in.push_back(x.data<float>());
+  }
+  auto out = paddle::empty(xs[0].shape(), paddle::DataType::FLOAT32, xs[0].place());
+  float* o = out.data<float>();
+  const int64_t n = xs[0].numel(), k = static_cast<int64_t>(in.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t start = 0; start < n; start += 4096) {
+    const int64_t end = std::min(n, start + 4096);
+    std::copy(in[0] + start, in[0] + end, o + start);
+    for (int64_t j = 1; j < k; ++j) {
+      const float* x = in[j];
+#pragma omp simd
+      for (int64_t i = start; i < end; ++i) o[i] += x[i];
+    }
+  }
+  return {out};
+}
+
+std::vector<std::vector<int64_t>> SumShape(const std::vector<std::vector<int64_t>>& xs) { return {xs[0]}; }
+
+std::vector<paddle::DataType> SumDtype(const std::vector<paddle::DataType>& xs) { return {xs[0]}; }
+
+PD_BUILD_OP(ernie_sum)
+    .Inputs({paddle::Vec("X")})
+    .Outputs({"Out"})
+    .SetKernelFn(PD_KERNEL(SumForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(SumShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(SumDtype));
+
+// ---------------------------------------------------------------------------------------------
 // Linear layer: Out = X @ W + b, W [K, N], in float32 or bfloat16 products as ernie_matmul. The
 // output starts as the bias, which the product is added to (no second pass over the output); the
 // bias gradient is the output gradient's column sum.
