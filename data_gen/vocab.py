@@ -29,7 +29,7 @@ from ernie_common.tokenization import (
     UNK,
     VocabError,
     bert_normalizer,
-    jieba_words,
+    jieba_text,
     write_vocab,
 )
 
@@ -110,7 +110,7 @@ def _words(lines: Iterable[str], lang: str) -> Iterator[str]:
     """Lines as the words SentencePieceTokenizer cuts them into, separated by spaces."""
     if lang == "zh":
         for line in lines:
-            yield " ".join(w for w in jieba_words(line.strip()) if w.strip())
+            yield jieba_text(line.strip())
         return
     split = pre_tokenizers.BertPreTokenizer()
     for line in lines:

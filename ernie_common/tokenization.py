@@ -175,6 +175,12 @@ def jieba_words(text: str) -> List[str]:
     return list(_jieba().cut(text, HMM=True))
 
 
+def jieba_text(text: str) -> str:
+    """A Chinese text as jieba's words separated by single spaces (words of spaces only dropped):
+    what a Chinese SentencePiece vocabulary is learned from and what its tokenizer reads."""
+    return " ".join(w for w in jieba_words(text) if w.strip())
+
+
 class SentencePieceTokenizer(_Tokenizer):
     """A SentencePiece unigram model over words. English words are BERT's pre-tokenizer's
     (whitespace and punctuation); Chinese text is cut into words by jieba (`prepare`), or given
@@ -210,7 +216,7 @@ class SentencePieceTokenizer(_Tokenizer):
     def prepare(self, text: str) -> str:
         if self.lang != "zh":
             return text
-        return " ".join(w for w in jieba_words(text) if w.strip())
+        return jieba_text(text)
 
     def continues_word(self) -> np.ndarray:
         return np.asarray([not (t.startswith(WORD_START) or t in SPECIAL_TOKENS)

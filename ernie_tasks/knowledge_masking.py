@@ -490,8 +490,8 @@ class KnowledgeMasking(DataTask):
     def batch_labels(self, examples, length, batch) -> dict:
         """Masks each example (online masking, seeded by the step) or reads its stored masks;
         `mask_pos` indexes the flattened [B * T] batch, as the original's gather does. A batch
-        without a unit to mask (examples of special tokens only) feeds `no_labels`' ignored row:
-        its loss is 0, where an empty gather would stop the step."""
+        without a unit to mask (examples of special tokens only) feeds `no_labels`' ignored row,
+        as an inactive task does: its loss is 0."""
         options = self.options
         positions, labels = [], []
         for row, ex in enumerate(examples):
@@ -509,7 +509,7 @@ class KnowledgeMasking(DataTask):
         return {"mask_pos": np.concatenate(positions), "mask_label": np.concatenate(labels)}
 
     def no_labels(self, n, length) -> dict:
-        # a gather of nothing is not allowed: gather row 0 and ignore its label
+        # row 0 gathered, its label ignored: the head runs as in any batch, its loss 0
         return {"mask_pos": np.zeros(1, np.int64), "mask_label": np.full(1, -1, np.int64)}
 
     def vocab_logits_share(self) -> float:
