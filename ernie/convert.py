@@ -30,6 +30,7 @@ from ernie.formats.hf_format import write_hf_dir
 from ernie.formats.paddle_static_format import read_static_model
 from ernie.formats.paddlenlp_format import epsilon_note, read_paddlenlp_dir, write_paddlenlp_dir
 from ernie.model.config import ConfigError, ErnieConfig
+from ernie_common.fileio import OutputDirError, check_output_is_not_input
 from ernie_common.tokenization import VocabError
 
 
@@ -76,6 +77,7 @@ def convert(src_kind: str, dst_kind: str, src, dst, do_lower_case: bool = True,
     """Converts SRC to DST; returns notes on what was left out. `extra_files` ({name: text}) go
     into a model directory (--to ernie) with what the source itself brings (a pooling record)."""
     src, dst = Path(src), Path(dst)
+    check_output_is_not_input(dst, src)
     config, params, vocab, notes, extras = read_any(src_kind, src)
     extras = {**extras, **(extra_files or {})}
     if vocab is not None:
@@ -85,11 +87,11 @@ def convert(src_kind: str, dst_kind: str, src, dst, do_lower_case: bool = True,
     if extras and dst_kind != "ernie":
         notes.append(f"{', '.join(sorted(extras))} not written: only a model directory (--to ernie) keeps them")
     if dst_kind == "ernie":
-        save_model_dir(dst, config, params, vocab_file=vocab, extra_files=extras)
+        save_model_dir(dst, config, params, vocab_file=vocab, extra_files=extras, only_own=True)
     elif dst_kind == "hf":
-        write_hf_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case)
+        write_hf_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case, only_own=True)
     elif dst_kind == "paddlenlp":
-        write_paddlenlp_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case)
+        write_paddlenlp_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case, only_own=True)
         notes += [note for note in [epsilon_note(config)] if note]
     else:
         raise ValueError(f"unknown target format {dst_kind!r}")
@@ -104,12 +106,13 @@ def main(argv=None) -> int:
     parser.add_argument("--cased", action="store_true",
                         help="for --to hf/paddlenlp: mark the tokenizer as cased (default: uncased)")
     parser.add_argument("src", help="source directory")
-    parser.add_argument("dst", help="target directory (replaced atomically if it exists)")
+    parser.add_argument("dst", help="target directory, new or empty (an earlier output of the same kind is replaced "
+                        "atomically; a directory holding other files is refused)")
     args = parser.parse_args(argv)
     try:
         notes = convert(args.src_kind, args.dst_kind, args.src, args.dst,
                         do_lower_case=not args.cased)
-    except (CheckpointError, ConfigError, VocabError) as err:
+    except (CheckpointError, ConfigError, VocabError, OutputDirError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for note in notes:

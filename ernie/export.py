@@ -36,7 +36,7 @@ from ernie.formats.hf_format import write_hf_dir
 from ernie.formats.paddlenlp_format import epsilon_note, write_paddlenlp_dir
 from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
 from ernie.serving.inference_model import inference_program, read_description
-from ernie_common.fileio import atomic_directory, sha256_file
+from ernie_common.fileio import OutputDirError, atomic_directory, check_output_is_not_input, sha256_file
 from ernie_common.tokenization import is_sentencepiece
 
 FORMATS = ("paddle-inference", "onnx", "hf", "paddlenlp", "hub")
@@ -101,9 +101,9 @@ def export_library_dir(model_dir: Path, out: Path, fmt: str) -> None:
                               f"onnx or hub instead")
     common = dict(do_lower_case=description.get("do_lower_case", True), labels=description.get("labels", ()))
     if fmt == "hf":
-        write_hf_dir(out, config, params, vocab, **common)
+        write_hf_dir(out, config, params, vocab, only_own=True, **common)
     else:
-        write_paddlenlp_dir(out, config, params, vocab, task_id=description.get("task_id", 0), **common)
+        write_paddlenlp_dir(out, config, params, vocab, task_id=description.get("task_id", 0), only_own=True, **common)
 
 
 def export_hub(model_dir: Path, out: Path) -> None:
@@ -133,11 +133,12 @@ def export(model_dir, fmt: str, output) -> Path:
     model_dir, output = Path(model_dir), Path(output)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    check_output_is_not_input(output, model_dir)
     load_model_dir(model_dir)  # a clear error for a broken model before anything is written
     if fmt in ("hf", "paddlenlp"):
         export_library_dir(model_dir, output, fmt)
         return output
-    with atomic_directory(output) as tmp:
+    with atomic_directory(output, only_own=True) as tmp:
         {"paddle-inference": export_inference, "onnx": export_onnx, "hub": export_hub}[fmt](model_dir, tmp)
     return output
 
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         out = export(args.model, args.format, args.output)
-    except (CheckpointError, ValueError) as err:
+    except (CheckpointError, ValueError, OutputDirError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.format == "paddlenlp":

@@ -52,15 +52,44 @@ def atomic_write_text(path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+class OutputDirError(Exception):
+    """A directory a tool was told to write that it may not replace: it is or holds the tool's
+    input, or it holds files the new output would not write again (a user's own)."""
+
+
+def check_output_is_not_input(output, source) -> None:
+    """Refuses an output directory that is the input directory or holds it: replacing it would
+    delete the input."""
+    output, source = Path(output).resolve(), Path(source).resolve()
+    if output == source or output in source.parents:
+        raise OutputDirError(f"{output} {'is' if output == source else 'holds'} the input {source}: writing it "
+                             f"would delete the input; choose another output directory")
+
+
+def _refuse_foreign(path: Path, new: Path) -> None:
+    if not path.is_dir():
+        raise OutputDirError(f"{path} is a file, not a directory: left as it is; choose another output directory")
+    foreign = sorted(set(os.listdir(path)) - set(os.listdir(new)))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise OutputDirError(f"{path} holds {shown}, which this output does not write: left as it is; "
+                             f"choose a new or empty directory, or remove it first")
+
+
 @contextlib.contextmanager
-def atomic_directory(path):
-    """Yields a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
+def atomic_directory(path, only_own: bool = False):
+    """Yields a temporary directory beside `path`; it replaces `path` only if the block succeeds.
+    With `only_own` (tools that write where a user says), an existing `path` is replaced only if
+    each of its entries is one the new directory has (an earlier output of the same kind);
+    otherwise OutputDirError, and nothing is changed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, _default_mode(directory=True))
     try:
         yield tmp
+        if only_own and path.exists():
+            _refuse_foreign(path, tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -151,6 +151,32 @@ def test_export_refuses_a_broken_model(tmp_path, finetuned):
     assert not (tmp_path / "out").exists()
 
 
+def test_export_never_deletes_what_it_did_not_write(tmp_path, finetuned, capsys):
+    """An output that is or holds the model, or holds files the export does not write, is refused
+    in one line and left as it is; an earlier export of the same format is replaced."""
+    import shutil
+
+    from ernie.export import main as export_main
+    model = tmp_path / "run" / "seed-1" / "model"
+    shutil.copytree(finetuned, model)
+    (tmp_path / "run" / "metrics.json").write_text("{}")
+    before = sorted(p.name for p in model.iterdir())
+    served, library = tmp_path / "served", tmp_path / "hf"
+    for output, fmt in ((served, "paddle-inference"), (served, "paddle-inference"), (library, "hf")):
+        assert export_main(["--model", str(model), "--format", fmt, "--output", str(output)]) == 0
+    (served / "notes.txt").write_text("mine")
+    (library / "README.md").write_text("mine")
+    for output, fmt, says in ((model, "paddle-inference", "is the input"), (model.parent.parent, "onnx", "holds the input"),
+                              (served, "paddle-inference", "holds notes.txt, which this output does not write"),
+                              (library, "hf", "holds README.md")):
+        assert export_main(["--model", str(model), "--format", fmt, "--output", str(output)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and err.count("\n") == 1
+    assert sorted(p.name for p in model.iterdir()) == before and (tmp_path / "run" / "metrics.json").is_file()
+    assert (served / "notes.txt").is_file() and (served / "inference.pdiparams").is_file()
+    assert (library / "README.md").is_file() and (library / "config.json").is_file()
+
+
 def test_predict_input_errors_name_file_and_line(tmp_path):
     from ernie.finetune.examples import DataError
     from ernie.predict import read_inputs

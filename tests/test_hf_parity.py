@@ -119,3 +119,28 @@ def test_mismatched_vocab_is_refused(hf_model_dir, tmp_path):
     assert result.returncode == 2
     assert "has 50 tokens but the model config says vocab_size 99" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_convert_never_deletes_what_it_did_not_write(hf_model_dir, tmp_path, capsys):
+    """A target that is or holds the source, or holds files a conversion does not write, is
+    refused in one line and left as it is; an earlier conversion of the same kind is replaced."""
+    from ernie.convert import main as convert_main
+    hf_dir, _ = hf_model_dir
+    a, other = tmp_path / "mine" / "a", tmp_path / "other"
+    for _ in range(2):  # the second run replaces the first's output
+        assert convert_main(["--from", "hf", "--to", "ernie", str(hf_dir), str(a)]) == 0
+    other.mkdir()
+    for path in (a / "notes.txt", a.parent / "keep.txt", other / "README.md"):
+        path.write_text("mine")
+    before = sorted(p.name for p in a.iterdir())
+    for args, says in ((["ernie", "ernie", a, a], "is the input"),
+                       (["ernie", "hf", a, a.parent], "holds the input"),
+                       (["hf", "ernie", hf_dir, a], "holds notes.txt, which this output does not write"),
+                       (["ernie", "hf", a, other], "holds README.md"),
+                       (["ernie", "paddlenlp", a, other], "holds README.md")):
+        src_kind, dst_kind, src, dst = args
+        assert convert_main(["--from", src_kind, "--to", dst_kind, str(src), str(dst)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and err.count("\n") == 1
+    assert sorted(p.name for p in a.iterdir()) == before
+    assert [p.name for p in other.iterdir()] == ["README.md"] and (a.parent / "keep.txt").read_text() == "mine"

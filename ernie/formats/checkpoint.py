@@ -70,13 +70,14 @@ def check_params(config: ErnieConfig, params: Mapping[str, np.ndarray], source: 
 
 
 def save_model_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray],
-                   vocab_file=None, extra_files: Optional[Mapping[str, str]] = None) -> Path:
+                   vocab_file=None, extra_files: Optional[Mapping[str, str]] = None, only_own: bool = False) -> Path:
     """Writes a complete model directory atomically: a reader never sees a partial one.
     `extra_files` ({name: text}) go in with it (a fine-tuned model's task description); a
-    SentencePiece vocabulary's model and settings travel with its vocab.txt."""
+    SentencePiece vocabulary's model and settings travel with its vocab.txt. `only_own` as
+    `atomic_directory`'s."""
     check_params(config, params, source="parameters to save")
     path = Path(path)
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, only_own) as tmp:
         (tmp / CONFIG_FILE_NAME).write_text(config.to_json(), encoding="utf-8")
         if vocab_file is not None:
             shutil.copyfile(vocab_file, tmp / VOCAB_FILE_NAME)

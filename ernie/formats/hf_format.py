@@ -208,8 +208,9 @@ def read_hf_dir(path, state: Optional[Mapping[str, np.ndarray]] = None) -> HfMod
 
 
 def write_hf_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray], vocab_file=None,
-                 do_lower_case: bool = True, labels: Sequence[str] = ()) -> Path:
-    """`labels` name a classification head's outputs (HF's id2label)."""
+                 do_lower_case: bool = True, labels: Sequence[str] = (), only_own: bool = False) -> Path:
+    """`labels` name a classification head's outputs (HF's id2label); `only_own` as
+    `atomic_directory`'s."""
     state, architecture = params_to_hf(config, params)
     values = config_to_hf(config, architecture)
     if labels:
@@ -217,7 +218,7 @@ def write_hf_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray], vo
     elif architecture == "ErnieForSequenceClassification":
         values.update(num_labels=int(state["classifier.bias"].shape[0]))
     path = Path(path)
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, only_own) as tmp:
         (tmp / HF_CONFIG_FILE).write_text(json.dumps(values, indent=2) + "\n")
         save_params(tmp / HF_WEIGHTS_FILE, state, fmt="pt")
         if vocab_file is not None and is_sentencepiece(vocab_file):

@@ -153,10 +153,11 @@ def read_paddlenlp_dir(path) -> Tuple[ErnieConfig, Dict[str, np.ndarray], List[s
 
 
 def write_paddlenlp_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray], vocab_file=None,
-                        do_lower_case: bool = True, labels=(), task_id: int = 0) -> Path:
+                        do_lower_case: bool = True, labels=(), task_id: int = 0, only_own: bool = False) -> Path:
     """A directory that `paddlenlp.transformers.ErnieModel.from_pretrained` loads (or the task
     class of a fine-tuned head: ErnieForSequenceClassification, ...ForTokenClassification,
-    ...ForQuestionAnswering), with `model_state.pdparams` written by `paddle.save`."""
+    ...ForQuestionAnswering), with `model_state.pdparams` written by `paddle.save`; `only_own` as
+    `atomic_directory`'s."""
     import paddle
     if vocab_file is not None and is_sentencepiece(vocab_file):
         raise CheckpointError(f"{vocab_file} is a SentencePiece vocabulary; PaddleNLP's ErnieTokenizer is WordPiece")
@@ -174,7 +175,7 @@ def write_paddlenlp_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarr
             values.update(id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
     state = {nlp: np.ascontiguousarray(params[ernie]) for ernie, nlp in rows}
     path = Path(path)
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, only_own) as tmp:
         (tmp / CONFIG_FILES[0]).write_text(json.dumps(values, indent=2) + "\n")
         paddle.save(state, str(tmp / PDPARAMS_FILE))
         if vocab_file is not None:
