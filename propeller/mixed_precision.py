@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Collection, Optional
 
@@ -50,6 +51,19 @@ class LossScaling:
     decr_every_n_nan_or_inf: int = 2
     incr_ratio: float = 2.0
     decr_ratio: float = 0.8
+
+    def __post_init__(self):
+        # Paddle's GradScaler asserts the ratios (a bare AssertionError while the program is built),
+        # and its kernel compares the step counters with ==: a count below 1 would freeze the scale
+        if not math.isfinite(self.init) or self.init <= 0:
+            raise ValueError(f"init must be a positive number, got {self.init}")
+        for name in ("incr_every_n_steps", "decr_every_n_nan_or_inf"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.incr_ratio > 1.0:
+            raise ValueError(f"incr_ratio must be above 1, got {self.incr_ratio}")
+        if not 0.0 < self.decr_ratio < 1.0:
+            raise ValueError(f"decr_ratio must be in (0, 1), got {self.decr_ratio}")
 
 
 @dataclass(frozen=True)
@@ -210,7 +224,9 @@ def _minimize(model_fn, optimizer, mixed_precision, reduce_gradients, accumulate
         _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, skip)
         with autocast(dtype):
             feeds, fetches, loss = model_fn()
-            optimizer.minimize(loss)
+        # the update outside auto-cast, as for float16: ops built under it follow the O1 lists,
+        # and an update op in them would get bfloat16 gradients for float32 weights
+        optimizer.minimize(loss)
         return feeds, fetches, update_flag(optimizer) if skip else None
     optimizer = paddle.static.amp.decorate(optimizer, level="O1", dtype=dtype)
     _gradient_pipeline(optimizer, reduce_gradients, accumulate, accumulators, recompute, False)

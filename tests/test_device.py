@@ -48,3 +48,22 @@ def test_the_math_threads_are_the_users_or_the_cores_shared_among_local_ranks(mo
     else:
         monkeypatch.delenv("PADDLE_LOCAL_SIZE", raising=False)
     assert cpu_runtime.math_threads() == expected
+
+
+@pytest.mark.parametrize("cuda_build, gpus, serial", [(False, 0, True), (True, 0, True), (True, 1, False)])
+def test_the_executor_runs_ops_one_at_a_time_wherever_no_gpu_is_seen(monkeypatch, cuda_build, gpus, serial):
+    """Serial execution is the faster one on a CPU, also for a CUDA build on a machine without a GPU
+    (or with CUDA_VISIBLE_DEVICES empty); a GPU keeps Paddle's parallel streams."""
+    import paddle
+
+    from ernie.kernels import cpu_runtime
+    flag = "FLAGS_new_executor_serial_run"
+    monkeypatch.setattr(paddle, "is_compiled_with_cuda", lambda: cuda_build)
+    monkeypatch.setattr(paddle.device.cuda, "device_count", lambda: gpus)
+    before = paddle.get_flags(flag)[flag]
+    try:
+        paddle.set_flags({flag: False})
+        cpu_runtime.configure()
+        assert paddle.get_flags(flag)[flag] is serial
+    finally:
+        paddle.set_flags({flag: before})

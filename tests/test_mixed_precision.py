@@ -209,6 +209,32 @@ def test_pretrain_config_checks_amp_keys(tmp_path):
     path.write_text(base + "amp: fp16\nloss_scaling: {init: 1024, incr_every: 10}\n")
     with pytest.raises(PretrainError, match=r"loss_scaling: unknown key\(s\) \['incr_every'\]"):
         load_config(path)
+    for setting, says in (("decr_ratio: 1.5", r"decr_ratio must be in \(0, 1\), got 1.5"),
+                          ("incr_ratio: 1.0", "incr_ratio must be above 1"),
+                          ("incr_every_n_steps: 0", "incr_every_n_steps must be at least 1, got 0"),
+                          ("init: -8", "init must be a positive number")):
+        path.write_text(base + f"amp: fp16\nloss_scaling: {{{setting}}}\n")
+        with pytest.raises(PretrainError, match=f"loss_scaling: {says}"):
+            load_config(path)
+
+
+def test_bf16_with_paddles_auto_cast_builds_the_update_outside_it(monkeypatch):
+    """Where a GPU runs Paddle's bf16 auto-cast, ops built under it follow the O1 lists: an update
+    op listed there (here the clip's multiply) would hand AdamW bfloat16 gradients for float32
+    weights. The update is built outside, as float16's."""
+    import paddle.amp.amp_lists as amp_lists
+    monkeypatch.setattr(mixed_precision, "has_gpu", lambda: True)
+    monkeypatch.setattr(amp_lists, "BF16_WHITE_LIST", amp_lists.BF16_WHITE_LIST | {"elementwise_mul"})
+
+    def model():
+        x = paddle.static.data("x", [-1, 4], "float32")
+        w = paddle.create_parameter([4], "float32", name="w_0")
+        loss = paddle.mean(paddle.tanh(x * w))
+        return {"x": x}, {"loss": loss}, loss
+    runner = StaticRunner(model, lambda lr: paddle.optimizer.AdamW(lr, grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0)),
+                          seed=1, place=paddle.CPUPlace(), mixed_precision=MixedPrecision("bf16"))
+    updates = [op for op in runner.main.global_block().ops if op.name() == "pd_op.adamw_"]
+    assert updates and all(op.operand_source(1).dtype == paddle.float32 for op in updates)
 
 
 @NEEDS_CPU_BF16

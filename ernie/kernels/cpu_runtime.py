@@ -8,7 +8,8 @@
   use every core this process may run on, divided among the local ranks of a distributed job.
 - Executor: the static-graph executor runs independent ops on several threads at once, which on
   a CPU competes with the math library's own threads; serial execution measured 1.4-1.7x faster
-  on the encoder's linear layers. CPU-only builds only: on a GPU the parallel streams pay off.
+  on the encoder's linear layers. Where no GPU is seen only (a CUDA build on a machine without
+  one included): on a GPU the parallel streams pay off.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import os
 import paddle
 
 import ernie
+from propeller.device import cuda_device_count
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _HEAP_KEEP_BYTES = 1 << 30
@@ -62,7 +64,7 @@ def configure() -> None:
     _keep_freed_memory_in_heap()
     if not ernie.USER_SET_THREADS:
         paddle.base.core.set_num_threads(_default_threads())
-    if not paddle.is_compiled_with_cuda() and not paddle.is_compiled_with_xpu():
+    if cuda_device_count() == 0 and not paddle.is_compiled_with_xpu():  # a CUDA build may run on a CPU
         paddle.set_flags({"FLAGS_new_executor_serial_run": True})
 
 
