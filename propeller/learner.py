@@ -30,6 +30,9 @@ class Hook:
     def before_train(self, learner: "Learner", start: int) -> None:
         pass
 
+    def before_step(self, learner: "Learner", step: int) -> None:
+        """`step`: the steps done; called before the step's batch is read."""
+
     def after_step(self, learner: "Learner", step: int, metrics: Metrics, info: dict) -> None:
         """`step` counts from 1; `info` is what the plan said about the step (lr, tokens, ...)."""
 
@@ -55,6 +58,8 @@ class Learner:
             hook.before_train(self, start)
         in_a_row = 0
         for index in range(start, total_steps):
+            for hook in self.hooks:
+                hook.before_step(self, index)
             feed, learning_rate, info = plan(index)
             outputs = self.runner.step(index, feed, learning_rate)
             last = outputs[-1] if isinstance(outputs, list) else outputs

@@ -10,6 +10,10 @@ std::exception`; NCCL (GPU) can block in it for a long time. Both cases end here
   rank 0 when the store itself is gone with its host;
 - a step that runs longer than `step_timeout` seconds makes the watch thread print the same
   explanation and end the process (exit code 1), since the main thread is stuck inside Paddle.
+  The time between steps (the hooks: rank 0 evaluates, writes checkpoints and models) is not a
+  step's: the other ranks wait for it in their next step's first collective, and while a rank
+  that is still beating has started fewer steps than this one, this one's step is not counted
+  as stuck.
 
 On one node the launcher also stops the job's other processes a few seconds after one of them
 exits; across nodes only the ranks themselves can notice. Knows nothing about ERNIE.
@@ -31,6 +35,7 @@ from typing import List, Optional
 from .learner import Hook
 
 KEY = "propeller/heartbeat/{}"
+STARTED = "propeller/started/{}"  # the steps a rank has started in this job
 
 
 def master_endpoint() -> tuple:
@@ -64,33 +69,46 @@ class RankWatch(Hook):
         self._store, self._lock = store, threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self.step, self.step_started = 0, time.monotonic()  # the steps done
+        # the steps done, and when the step under way started (None between steps)
+        self.step, self.step_started = 0, None
 
     # ---- the store ------------------------------------------------------------------------
-    def _beats(self) -> Optional[List[int]]:
-        """Every rank's counter, or None when the store cannot be reached."""
+    def _counters(self, key: str = KEY) -> Optional[List[int]]:
+        """Every rank's counter `key`, or None when the store cannot be reached."""
         try:
             with self._lock:
-                return [int(self._store.add(KEY.format(r), 0)) for r in range(self.world_size)]
+                return [int(self._store.add(key.format(r), 0)) for r in range(self.world_size)]
         except Exception:  # the store's host is gone: whatever the binding raises, the answer is the same
             return None
 
-    def _beat(self) -> bool:
+    def _count(self, key: str = KEY) -> bool:
         try:
             with self._lock:
-                self._store.add(KEY.format(self.rank), 1)
+                self._store.add(key.format(self.rank), 1)
             return True
         except Exception:
             return False
 
+    def _beat(self) -> bool:
+        return self._count(KEY)
+
+    def behind(self) -> List[int]:
+        """The ranks that have started fewer steps than this one: still busy between steps."""
+        started = self._counters(STARTED)
+        return [] if started is None else [r for r in range(self.world_size) if started[r] < started[self.rank]]
+
     def stopped_ranks(self, wait: Optional[float] = None) -> Optional[List[int]]:
         """The other ranks whose counter did not move in `wait` seconds (default: 3 beats);
-        None when the store is unreachable, which means rank 0, its host, is gone."""
-        first = self._beats()
+        None when the store is unreachable, which means rank 0, its host, is gone. This rank beats
+        meanwhile: ranks that fail together look together, and each must see the others alive."""
+        first = self._counters()
         if first is None:
             return None
-        time.sleep(3 * self.interval if wait is None else wait)
-        second = self._beats()
+        deadline = time.monotonic() + (3 * self.interval if wait is None else wait)
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(self.interval, left))
+            self._beat()
+        second = self._counters()
         if second is None:
             return None
         return [r for r in range(self.world_size) if r != self.rank and first[r] == second[r]]
@@ -108,13 +126,17 @@ class RankWatch(Hook):
 
     # ---- the hook -------------------------------------------------------------------------
     def before_train(self, learner, start: int) -> None:
-        self.step, self.step_started = start, time.monotonic()
+        self.step, self.step_started = start, None
         self._beat()
         self._thread = threading.Thread(target=self._run, name="rank-watch", daemon=True)
         self._thread.start()
 
-    def after_step(self, learner, step: int, metrics, info) -> None:
+    def before_step(self, learner, step: int) -> None:
         self.step, self.step_started = step, time.monotonic()
+        self._count(STARTED)
+
+    def after_step(self, learner, step: int, metrics, info) -> None:
+        self.step, self.step_started = step, None
 
     def after_train(self, learner) -> None:
         self.close()
@@ -126,10 +148,22 @@ class RankWatch(Hook):
             self._thread = None
 
     def _run(self) -> None:
+        excused = (None, 0.0)  # a step's start, and the time its wait counts from since others were behind
         while not self._stop.wait(self.interval):
             self._beat()
-            stuck = time.monotonic() - self.step_started
-            if stuck > self.step_timeout:
-                print(f"error: {self.failure_message(f'step {self.step + 1} has run {stuck:.0f} s')}",
-                      file=sys.stderr, flush=True)
-                os._exit(1)
+            started = self.step_started
+            if started is None:
+                continue
+            since = excused[1] if excused[0] == started else started
+            if time.monotonic() - since <= self.step_timeout:
+                continue
+            behind = self.behind()
+            if behind:
+                stopped = self.stopped_ranks()
+                if stopped is not None and not set(behind) & set(stopped):  # alive, busy between steps
+                    excused = (started, time.monotonic())
+                    continue
+            stuck = time.monotonic() - started
+            print(f"error: {self.failure_message(f'step {self.step + 1} has run {stuck:.0f} s')}",
+                  file=sys.stderr, flush=True)
+            os._exit(1)

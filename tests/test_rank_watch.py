@@ -39,6 +39,35 @@ def test_a_rank_that_stops_beating_is_named():
             watch.close()
 
 
+def test_ranks_that_fail_together_name_only_the_rank_that_stopped():
+    """Three ranks, rank 2 dead: gloo fails the next collective on ranks 0 and 1 at once, and each
+    looks for the stopped ranks while the other does: neither may take the other for stopped."""
+    from ernie.pretrain.trainer import TrainingFailed, run_watched
+    store = MemoryStore()
+    watches = [RankWatch(r, 3, interval=0.05, store=store) for r in range(3)]
+    for watch in watches:
+        watch.before_train(None, 4)
+    watches[2].close()
+    together, messages = threading.Barrier(2), {}
+
+    def rank(r):
+        def step():
+            together.wait()
+            raise RuntimeError("std::exception")
+        try:
+            run_watched(step, watches[r])
+        except TrainingFailed as err:
+            messages[r] = str(err)
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(messages) == [0, 1]
+    for r, message in messages.items():
+        assert message.startswith(f"rank {r}: step 5 failed (std::exception): rank 2 stopped"), message
+
+
 def test_a_lost_store_means_rank_0_stopped():
     store = MemoryStore()
     watch = RankWatch(1, 2, interval=0.05, store=store)
@@ -61,12 +90,41 @@ store = MemoryStore()
 store.add("propeller/heartbeat/1", 5)  # rank 1 beat, then died
 watch = RankWatch(0, 2, interval=0.05, step_timeout=0.5, store=store)
 watch.before_train(None, 41)
+watch.before_step(None, 41)
 time.sleep(30)  # stuck in a collective
 """
     # the script sleeps 30 s and would then exit 0: exit 1 means the watch ended it first
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert re.search(r"error: rank 0: step 42 has run \d+ s: rank 1 stopped", result.stderr), result.stderr
+
+
+def test_a_rank_busy_between_steps_is_waited_for_and_a_step_stuck_on_every_rank_is_not(monkeypatch, capsys):
+    """Rank 0 evaluates or writes between steps while rank 1 waits in its next step's first
+    collective: rank 1's step is not stuck while rank 0, beating, has started fewer steps. Once
+    both have started the step, the timeout holds again."""
+    import os
+    import time
+    exits = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    store = MemoryStore()
+    watches = [RankWatch(r, 2, interval=0.02, step_timeout=0.2, store=store) for r in range(2)]
+    for watch in watches:
+        watch.before_train(None, 4)
+    try:
+        watches[1].before_step(None, 4)
+        time.sleep(1.0)  # five timeouts
+        assert exits == []
+        watches[0].before_step(None, 4)  # both in step 5, which now hangs
+        deadline, err = time.monotonic() + 10, ""
+        while "rank 0: step 5 has run" not in err or "rank 1: step 5 has run" not in err:
+            assert time.monotonic() < deadline, f"the hung step was not caught: {err}"
+            time.sleep(0.05)
+            err += capsys.readouterr().err
+        assert set(exits) == {1} and "every other rank is still alive" in err
+    finally:
+        for watch in watches:
+            watch.close()
 
 
 RANK_1 = """

@@ -511,7 +511,7 @@ class Trainer:
         if self.distributed:  # a dead rank stops the others, which name it (propeller.rank_watch)
             from propeller.rank_watch import RankWatch
             watch = RankWatch(self.rank, self.world_size, step_timeout=self.config.step_timeout)
-            hooks.append(watch)
+            hooks.insert(0, watch)  # beating before the others' before_train (rank 0 evaluates there)
         learner = Learner(self.runner, self._metrics, hooks, max_skipped=self.config.max_skipped_steps)
         run_watched(lambda: learner.train(plan, end, start), watch)
         if learner.skipped_steps and self.is_writer:
