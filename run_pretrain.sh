@@ -25,8 +25,8 @@
 #                training with `python -m paddle.distributed.launch` (fleet collective: gloo on
 #                CPU, NCCL on GPU); each rank reads its own part of the shards
 #   NNODES       nodes (default 1); MASTER=ip:port of node 0 for several nodes, and run this
-#                script on every node with the same variables but NODE_RANK (the output directory
-#                must be shared for --resume)
+#                script on every node with the same variables but NODE_RANK (the data and the
+#                output directory shared; node 0 alone prepares the data, the others wait for it)
 #   NODE_RANK    with NNODES > 1: this node's rank, 0 to NNODES-1, another on each node (the
 #                launcher's --rank). Each node's launcher logs go to a folder of their own,
 #                OUTPUT/launch_logs/node-NODE_RANK (node-0 on one node), since the launcher names
@@ -40,6 +40,10 @@ NPROC=${NPROC:-1}
 NNODES=${NNODES:-1}
 if [ "$NNODES" -gt 1 ] && ! [[ "${NODE_RANK:-}" =~ ^[0-9]+$ && "${NODE_RANK:-}" -lt "$NNODES" ]]; then
   echo "error: NNODES=$NNODES needs NODE_RANK, this node's rank: 0 to $((NNODES - 1)), another on each node" >&2
+  exit 2
+fi
+if [ "$NNODES" -gt 1 ] && [ -z "${MASTER:-}" ]; then  # without it each node's launcher waits for peers of its own
+  echo "error: NNODES=$NNODES needs MASTER=ip:port, node 0's address, the same on every node" >&2
   exit 2
 fi
 
@@ -57,22 +61,32 @@ except PretrainError as err:
 fi
 if [ "$LANG_VOCAB" = zh ]; then VOCAB_SIZE=${VOCAB_SIZE:-12000}; else VOCAB_SIZE=${VOCAB_SIZE:-8000}; fi
 
-start=$(date +%s)
-shopt -s globstar  # compgen -G below matches `**` as the data config does
-while IFS= read -r entry; do  # an input under data/NAME/ that is not there yet: registry corpus NAME
-  dir=$(dirname "$entry")
-  if ! compgen -G "$entry" > /dev/null && [ "$(basename "$(dirname "$dir")")" = data ]; then
-    python -m data_gen fetch "$(basename "$dir")" --dir "$(dirname "$dir")"
+prepare_data() {  # the corpus (fetched from a registry where it is one), the vocabulary, the shards
+  shopt -s globstar  # compgen -G below matches `**` as the data config does
+  while IFS= read -r entry; do  # an input under data/NAME/ that is not there yet: registry corpus NAME
+    dir=$(dirname "$entry")
+    if ! compgen -G "$entry" > /dev/null && [ "$(basename "$(dirname "$dir")")" = data ]; then
+      python -m data_gen fetch "$(basename "$dir")" --dir "$(dirname "$dir")"
+    fi
+  done <<< "$INPUTS"
+  VOCAB_DIR=$(dirname "$VOCAB")
+  if [ ! -f "$VOCAB" ] && [ "$(basename "$(dirname "$VOCAB_DIR")")" = models ]; then
+    # a released model's vocabulary (models/NAME/vocab.txt): the model is fetched, never a new vocabulary built
+    python -m ernie.pretrained get "$(basename "$VOCAB_DIR")" --dir "$(dirname "$VOCAB_DIR")"
+  elif [ ! -f "$VOCAB" ]; then
+    python -m data_gen build-vocab --config "$DATA_CONFIG" --size "$VOCAB_SIZE" --lang "$LANG_VOCAB"
   fi
-done <<< "$INPUTS"
-VOCAB_DIR=$(dirname "$VOCAB")
-if [ ! -f "$VOCAB" ] && [ "$(basename "$(dirname "$VOCAB_DIR")")" = models ]; then
-  # a released model's vocabulary (models/NAME/vocab.txt): the model is fetched, never a new vocabulary built
-  python -m ernie.pretrained get "$(basename "$VOCAB_DIR")" --dir "$(dirname "$VOCAB_DIR")"
-elif [ ! -f "$VOCAB" ]; then
-  python -m data_gen build-vocab --config "$DATA_CONFIG" --size "$VOCAB_SIZE" --lang "$LANG_VOCAB"
+  python -m data_gen make --config "$DATA_CONFIG"
+}
+
+start=$(date +%s)
+if [ "${NODE_RANK:-0}" = 0 ]; then
+  prepare_data
+else
+  # the data (shared, as the output is) is node 0's to make: nodes making it at once would write
+  # over each other. This node's launcher waits for node 0's, which starts once it is made.
+  echo "node $NODE_RANK: the data is node 0's to prepare; the launcher waits for node 0's"
 fi
-python -m data_gen make --config "$DATA_CONFIG"
 [ -n "${DATA_ONLY:-}" ] && exit 0
 if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   LOG_DIR=$OUTPUT/launch_logs/node-${NODE_RANK:-0}  # Paddle's launcher names its logs workerlog.<local rank>

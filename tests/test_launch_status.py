@@ -14,6 +14,7 @@ from tests.test_data_gen_make import _documents
 FAKE_LAUNCHER = """#!/usr/bin/env bash
 # python, except that `-m paddle.distributed.launch` stands for the launcher: each local rank
 # "exits" with $FAKE_CODE through the status file scripts/pretrain_launch.py would write
+[ "$1 $2" = "-m data_gen" ] && echo "$3" >> "$(dirname "$0")/../calls-node-$NODE_RANK"
 if [ "$1 $2" = "-m paddle.distributed.launch" ]; then
   for ((i = 0; i < NPROC; i++)); do echo "$FAKE_CODE" > "$ERNIE_LAUNCH_STATUS/rank-$((NODE_RANK * NPROC + i)).exit"; done
   exit 0
@@ -39,10 +40,10 @@ def setup(tmp_path_factory, en_vocab):
     return root
 
 
-def _run(setup, node, code):
+def _run(setup, node, code, **changes):
     env = {**os.environ, "PATH": f"{setup / 'bin'}:{os.environ['PATH']}", "DATA_CONFIG": str(setup / "data.yaml"),
            "CONFIG": str(setup / "pretrain.yaml"), "NPROC": "2", "NNODES": "2", "NODE_RANK": str(node),
-           "MASTER": "127.0.0.1:1", "FAKE_CODE": str(code)}
+           "MASTER": "127.0.0.1:1", "FAKE_CODE": str(code), **changes}
     return subprocess.run(["bash", str(REPO / "run_pretrain.sh")], env=env, capture_output=True, text=True)
 
 
@@ -51,6 +52,22 @@ def test_node_1_succeeds_on_its_own_ranks_without_seeing_the_model(setup):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "node 1: its 2 rank(s) finished; rank 0, on node 0, writes the model" in result.stdout
     assert not (setup / "run" / "model").exists()
+
+
+def test_node_0_alone_prepares_the_data(setup):
+    """The shards are shared: nodes making them at once would write over each other."""
+    for node in (1, 0):
+        assert _run(setup, node, 0, DATA_ONLY="1").returncode == 0
+    calls = {node: (setup / f"calls-node-{node}").read_text().split() for node in (0, 1)}  # data_gen's commands
+    assert "make" in calls[0] and not {"make", "fetch", "build-vocab"} & set(calls[1])
+
+
+def test_several_nodes_need_node_0s_address(setup):
+    """Without MASTER each node's launcher would wait for peers of its own, for ever."""
+    env = {k: v for k, v in os.environ.items() if k != "MASTER"}
+    result = subprocess.run(["bash", str(REPO / "run_pretrain.sh")], capture_output=True, text=True,
+                            env={**env, "NNODES": "2", "NODE_RANK": "0", "DATA_CONFIG": str(setup / "data.yaml")})
+    assert result.returncode == 2 and result.stderr.startswith("error: NNODES=2 needs MASTER=ip:port")
 
 
 def test_a_failed_rank_fails_its_node_even_with_an_old_model_there(setup):

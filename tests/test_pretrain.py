@@ -409,6 +409,7 @@ def batch(self, step, *args, **kwargs):
     feed = original(self, step, *args, **kwargs)
     if os.environ["PADDLE_TRAINER_ID"] == "1" and step == 5:  # rank 1's sixth batch only
         feed["task_weights"] = np.full_like(feed["task_weights"], np.inf)
+        self.corrupt_examples += 1  # and, as if its shards had one, an example skipped as corrupt
     return feed
 data.PretrainingData.batch = batch
 sys.exit(main())
@@ -418,13 +419,14 @@ sys.exit(main())
 def test_an_inf_on_one_rank_skips_the_step_on_both_and_the_run_goes_on(pretrain_setup, tmp_path):
     """Rank 1 alone sees an infinite loss at step 6: both ranks skip that step (their parameters
     stay identical), the log counts it, the run ends; allowed no skip, it stops in one line
-    naming the step."""
+    naming the step. The summary counts the corrupt examples every rank skipped (rank 1's one)."""
     (tmp_path / "inject.py").write_text(INJECT_INF.format(repo=str(REPO)))
-    config = _dp_config(pretrain_setup, "pretrain_inf.yaml")
+    config = _dp_config(pretrain_setup, "pretrain_inf.yaml", corrupt_shards="skip")
     _launch(config, tmp_path / "run", tmp_path / "logs", script=tmp_path / "inject.py")
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert sum(r.get("skipped_steps", 0) for r in records) == 1
     assert "skipped 1 step(s) for a non-finite loss or gradient" in (tmp_path / "logs" / "workerlog.0").read_text()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["corrupt_examples_skipped"] == 1
 
     logs = tmp_path / "logs-stop"
     launch = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",

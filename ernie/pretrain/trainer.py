@@ -519,6 +519,7 @@ class Trainer:
                   f"skipped_steps)", file=sys.stderr)
         if self.distributed:
             self._check_ranks_agree()
+        corrupt = self._sum_over_ranks(self.data.corrupt_examples)  # every rank's shards, not the writer's
         if end < len(steps):
             if self.is_writer:
                 print(f"stopped after step {end} of {len(steps)} (--max-steps): --resume continues from "
@@ -535,8 +536,8 @@ class Trainer:
         self.summary["machine"] = _machine()
         self.summary["segments"] = self.segments
         if self.config.corrupt_shards == "skip":
-            self.summary["corrupt_examples_skipped"] = self.data.corrupt_examples
-            print(f"skipped {self.data.corrupt_examples} example(s) of corrupt shards", file=sys.stderr)
+            self.summary["corrupt_examples_skipped"] = corrupt
+            print(f"skipped {corrupt} example(s) of corrupt shards", file=sys.stderr)
         atomic_write_text(self.out / "summary.json", json.dumps(self.summary, indent=2) + "\n")
         return model_dir
 
