@@ -26,7 +26,7 @@ from ernie_common.shipped_configs import find
 from ernie_common.tasks import TaskOptions
 from ernie_common.tokenization import is_sentencepiece
 
-from .documents import CorpusError, Document, Reading, Skipped, expand_inputs, read_documents
+from .documents import CorpusError, Document, Reading, Skipped, expand_inputs, load_stopwords, read_documents
 
 
 class DataConfigError(ConfigError):
@@ -95,6 +95,9 @@ class DataConfig:
         for name in ("shards", "workers", "chunk_bytes"):
             if getattr(self, name) < 1:
                 raise DataConfigError(f"{name} must be at least 1")
+        if self.seed < 0:
+            raise DataConfigError(f"seed must be at least 0 (numpy seeds its generators with non-negative integers), "
+                                  f"got {self.seed}")
         self.task_options = self._options([registry.get(t) for t in self.tasks])
         if self.stopwords:  # a shipped resource, found from anywhere
             self.stopwords = str(find(self.stopwords))
@@ -103,10 +106,25 @@ class DataConfig:
             for key, path in [("vocab", self.vocab), ("stopwords", self.stopwords)] + self.resources():
                 if path and not Path(path).is_file():
                     raise DataConfigError(f"{key}: file not found: {path}")
+            self._check_contents()
             if (self.tokenizer == "sentencepiece") != is_sentencepiece(self.vocab):
                 raise DataConfigError(f"tokenizer {self.tokenizer}, but {self.vocab} is a "
                                       f"{'SentencePiece' if is_sentencepiece(self.vocab) else 'WordPiece'} "
                                       "vocabulary (python -m data_gen build-vocab --kind ...)")
+
+    def _check_contents(self) -> None:
+        """Reads the stop words and has each task read the files its options name
+        (`DataTask.check_resources`): a file that cannot be used is an error now, before `make`
+        spends a pass over the corpus and replaces the shards it already has."""
+        try:
+            load_stopwords(self.stopwords)
+        except CorpusError as err:
+            raise DataConfigError(f"stopwords: {err}") from None
+        for name, options in self.task_options.items():
+            try:
+                registry.get(name)(options).check_resources()
+            except ValueError as err:
+                raise DataConfigError(f"task_options.{name}: {err}") from None
 
     def _options(self, tasks) -> Dict[str, TaskOptions]:
         """Every configured task's options from `task_options`, checked by the typed loader; a

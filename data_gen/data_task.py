@@ -142,6 +142,11 @@ class DataTask:
         """Words the generator's lexicon must keep under fixed ids (the phrases' words)."""
         return ()
 
+    def check_resources(self) -> None:
+        """Reads the files its options name (`resource()` fields) as `setup` will, and raises a
+        ValueError saying which is wrong and how: the data config calls it when it is loaded,
+        so a bad file stops `make` before any work (the config names the task)."""
+
     def setup(self, generator: Generation, state: Any) -> None:
         """Called once by the generator that owns this object, with the state `prepare` returned:
         where a task loads the files its options name and keeps what generation needs."""

@@ -57,7 +57,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Callable, Dict, Iterable, Iterator, List, Optional, Pattern, Sequence, Tuple, Union
+from typing import IO, Callable, Dict, Iterable, Iterator, List, Optional, Pattern, Sequence, Set, Tuple, Union
 
 from .sentences import join_lines, split_sentences
 
@@ -99,9 +99,12 @@ class CorpusError(ValueError):
 class Decoding:
     """How a file's bytes become text: its encoding, and whether a line that does not decode is
     skipped (counted) rather than an error. The default is an error: an undecodable line most
-    often means the whole file is in another encoding, which skipping would quietly halve."""
+    often means the whole file is in another encoding, which skipping would quietly halve.
+    `remedy`: what that error advises (for the corpus, the data config's keys that read it)."""
     encoding: str = "utf-8"
     skip_errors: bool = False
+    remedy: str = ("set encoding: to the files' (latin-1, cp1252, gb18030, ...), or on_decode_error: skip "
+                   "to skip such lines")
 
     @classmethod
     def of(cls, encoding: str = "utf-8", on_decode_error: str = "error") -> "Decoding":
@@ -124,6 +127,11 @@ class Decoding:
         if cut:
             return codecs.getincrementaldecoder(self.encoding)().decode(raw, final=False)
         return raw.decode(self.encoding)
+
+
+# A file a config names beside the corpus (stop words, a task's list): UTF-8, whatever the corpus's
+# `encoding:`, which reads the corpus only.
+SIDE_FILE = Decoding(remedy="convert it to UTF-8 (e.g. iconv -f latin-1 -t utf-8)")
 
 
 @dataclass
@@ -421,8 +429,7 @@ def _unreadable(path: Path, where: str, err: Exception) -> CorpusError:
 
 def _undecodable(path: Path, lineno: int, offset: int, byte: int, decoding: Decoding) -> CorpusError:
     where = f"byte {offset:,}" + (" of its decompressed text" if path.suffix.lower() in COMPRESSIONS else "")
-    return CorpusError(f"{path}: line {lineno}, {where} (0x{byte:02x}): not {decoding.encoding} text: set encoding: "
-                       "to the files' (latin-1, cp1252, gb18030, ...), or on_decode_error: skip to skip such lines")
+    return CorpusError(f"{path}: line {lineno}, {where} (0x{byte:02x}): not {decoding.encoding} text: {decoding.remedy}")
 
 
 def _rest_of_line(f: IO[bytes], limit: int) -> Tuple[int, bool]:
@@ -492,6 +499,14 @@ def clean_lines(path: Path, stats: Counter, decoding: Decoding = Decoding()) -> 
     (`_decoded_lines`), then cleaned (`_clean`)."""
     for lineno, line, cut in _decoded_lines(path, decoding, stats, 4 * MAX_LINE_CHARS):
         yield lineno, _clean(line, stats, cut)
+
+
+def load_stopwords(path: Optional[str]) -> Set[str]:
+    """The stop words of a file, one a line, lower-cased; read as a corpus's lines are cleaned, and
+    a line that is not UTF-8 is an error naming the file, line and byte (CorpusError)."""
+    if not path:
+        return set()
+    return {line.strip().lower() for _, line in clean_lines(Path(path), Counter(), SIDE_FILE) if line.strip()}
 
 
 # ---- layouts -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ their options (`build_tasks`).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -24,16 +24,9 @@ from ernie_common.tokenization import first_normal_id, make_tokenizer
 
 from .config import DataConfig
 from .data_task import Block, ChunkContext, DataTask
-from .documents import Document
+from .documents import Document, load_stopwords
 from .examples import NO_TASK, Plan, TokenTable, assemble, shard_fields, task_bit, token_budget
 from .tokenized import ChunkTokenizer, Lexicon
-
-
-def load_stopwords(path: Optional[str]) -> Set[str]:
-    if not path:
-        return set()
-    with open(path, encoding="utf-8") as f:
-        return {line.strip().lower() for line in f if line.strip()}
 
 
 def build_tasks(config: DataConfig) -> List[DataTask]:

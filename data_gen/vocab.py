@@ -9,6 +9,7 @@ vocabulary (`build_config_vocab`) is learned from every input, read as `make` re
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -58,8 +59,6 @@ def train_vocab(lines: Iterable[str], size: int, lang: str, do_lower_case: bool 
     """Tokens in id order, special tokens first."""
     if lang not in ALPHABET_LIMIT:
         raise ValueError(f"unknown language {lang!r}; expected one of {sorted(ALPHABET_LIMIT)}")
-    if size <= len(SPECIAL_TOKENS):
-        raise ValueError(f"vocabulary size {size} leaves no room beside the special tokens")
     tokenizer = Tokenizer(WordPiece(unk_token=UNK))
     tokenizer.normalizer = bert_normalizer(do_lower_case)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -162,7 +161,7 @@ def build_vocab(inputs: Sequence[Path], output: Path, size: int, lang: str, do_l
                 min_frequency: int = 2, strip_pos: bool = False, kind: str = "wordpiece") -> int:
     """A vocabulary of the non-empty lines of text files."""
     return write_learned_vocab(iter_text_lines(inputs, strip_pos), output, size, lang, do_lower_case, min_frequency,
-                               kind)
+                               kind, source=", ".join(map(str, inputs)))
 
 
 def build_config_vocab(config, size: int, lang: Optional[str] = None, output: Optional[Path] = None,
@@ -172,17 +171,29 @@ def build_config_vocab(config, size: int, lang: Optional[str] = None, output: Op
     (A misfit layout changes little here, the words are the same: `make` warns of it.)"""
     sentences = (s.text for doc in config.documents(config.files, Counter()) for s in doc.sentences)
     return write_learned_vocab(sentences, Path(output or config.vocab), size, lang or config.lang,
-                               config.do_lower_case and not cased, min_frequency, kind or config.tokenizer)
+                               config.do_lower_case and not cased, min_frequency, kind or config.tokenizer,
+                               source=", ".join(config.input))
 
 
 def write_learned_vocab(lines: Iterable[str], output: Path, size: int, lang: str, do_lower_case: bool = True,
-                        min_frequency: int = 2, kind: str = "wordpiece") -> int:
-    """Trains a vocabulary of `kind` on `lines` and writes it; its number of tokens."""
+                        min_frequency: int = 2, kind: str = "wordpiece", *, source: str) -> int:
+    """Trains a vocabulary of `kind` on `lines` (read from `source`, which errors name) and
+    writes it; its number of tokens. A size with no room beside the special tokens, or no line to
+    learn from, is an error before anything is trained or written (the trainers would write a
+    vocabulary of the special tokens alone, or fail with a message of their own)."""
     if kind not in KINDS:
         raise ValueError(f"unknown vocabulary kind {kind!r}; expected one of {KINDS}")
+    if size <= len(SPECIAL_TOKENS):
+        raise VocabError(f"vocabulary size {size} is too small: at least {len(SPECIAL_TOKENS) + 1}, the "
+                         f"{len(SPECIAL_TOKENS)} special tokens {list(SPECIAL_TOKENS)} and one learned token")
+    lines = iter(lines)
+    first = next(lines, None)
+    if first is None:
+        raise VocabError(f"{source}: no text to learn a vocabulary from")
+    lines = itertools.chain([first], lines)
     if kind == "sentencepiece":
         if lang not in ("en", "zh"):
-            raise ValueError(f"a SentencePiece vocabulary is for en or zh, not {lang!r}")
+            raise VocabError(f"a SentencePiece vocabulary is for en or zh, not {lang!r}")
         return train_sentencepiece(lines, size, lang, do_lower_case, Path(output))
     tokens = train_vocab(lines, size, lang, do_lower_case, min_frequency)
     for stale in (SENTENCEPIECE_MODEL, SENTENCEPIECE_SETTINGS):  # a WordPiece vocab.txt stands alone

@@ -9,37 +9,47 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import List, Optional, Tuple
-
-import yaml
+from typing import Dict, List, Optional, Tuple
 
 from data_gen.data_task import DataTask
 from ernie.pretrain.task_head import LinearHead
+from ernie_common.configfile import build, read
 from ernie_common.tasks import SENTENCE, TaskOptions, register, resource
 
 
+@dataclass
 class MarkerList:
-    def __init__(self, markers: List[str], lang: str):
-        if not markers:
-            raise ValueError("the discourse marker list is empty")
-        self.markers = [m.lower() for m in markers]
-        self.lang = lang
-        order = sorted(range(len(markers)), key=lambda i: -len(self.markers[i]))
-        if lang == "en":
-            alternatives = "|".join(re.escape(self.markers[i]) for i in order)
+    """A discourse marker file's content (`configs/discourse/{lang}.yaml`): the markers, whose
+    indices are the labels, and the language whose punctuation may follow them. Each marker is one
+    class: a marker listed twice (in any case) would leave a class no example has."""
+    markers: List[str]
+    lang: str = "en"
+
+    def __post_init__(self):
+        if self.lang not in ("en", "zh"):
+            raise ValueError(f"lang must be en or zh, got {self.lang!r}")
+        if not self.markers:
+            raise ValueError("markers: the list is empty")
+        self.markers = [m.strip().lower() for m in self.markers]
+        first: Dict[str, int] = {}
+        for i, marker in enumerate(self.markers):
+            if not marker:
+                raise ValueError(f"markers[{i}] is empty")
+            if marker in first:
+                raise ValueError(f"markers[{i}]: {marker!r} is listed twice (as markers[{first[marker]}] too)")
+            first[marker] = i
+        alternatives = "|".join(re.escape(m) for m in sorted(self.markers, key=len, reverse=True))
+        if self.lang == "en":
             self._pattern = re.compile(rf"^({alternatives})(?:,\s*|\s+)(?=\S)", re.IGNORECASE)
         else:
-            alternatives = "|".join(re.escape(self.markers[i]) for i in order)
             self._pattern = re.compile(rf"^({alternatives})[，,、]?(?=\S)")
-        self._index = {m: i for i, m in enumerate(self.markers)}
+        self._index = first
 
     @classmethod
     def from_yaml(cls, path) -> "MarkerList":
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(values, dict) or not isinstance(values.get("markers"), list):
-            raise ValueError(f"{path}: expected a mapping with a 'markers' list")
-        return cls([str(m) for m in values["markers"]], values.get("lang", "en"))
+        """The marker file `path`, read and checked as a config is: an error names the file and
+        what is wrong (not YAML, no `markers:` list, an unknown key, an empty or repeated marker)."""
+        return build(cls, read(path), str(path))
 
     def match(self, sentence: str) -> Optional[Tuple[int, str]]:
         """(marker index, the sentence without its marker), or None."""
@@ -61,6 +71,10 @@ class DiscourseRelationOptions(TaskOptions):
 class DiscourseRelation(DataTask):
     name, task_id, level = "discourse_relation", 5, SENTENCE
     description = "which discourse marker linked these two sentences? (semantic-aware)"
+
+    def check_resources(self) -> None:
+        if self.options.discourse_markers:
+            MarkerList.from_yaml(self.options.discourse_markers)
 
     def setup(self, generator, state) -> None:
         path = self.options.discourse_markers

@@ -59,6 +59,27 @@ def test_build_vocab_cli_names_a_missing_input(tmp_path):
     assert result.returncode == 2 and "nope.txt" in result.stderr
 
 
+@pytest.mark.parametrize("kind", ["wordpiece", "sentencepiece"])
+def test_build_vocab_refuses_a_size_without_room_and_an_input_without_text(tmp_path, capsys, kind):
+    """One line each, before anything is trained or written: a size of the special tokens alone,
+    inputs holding no text (WordPiece wrote the special tokens alone and exited 0), and a
+    SentencePiece vocabulary of a language it has no pre-tokenizer for."""
+    from data_gen.__main__ import main
+    (tmp_path / "text.txt").write_text("hello world\n", encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
+
+    def build(size, name, lang="en"):
+        status = main(["build-vocab", "--input", str(tmp_path / name), "--size", str(size), "--lang", lang,
+                       "--output", str(tmp_path / "out/vocab.txt"), "--kind", kind])
+        return status, capsys.readouterr().err
+    assert build(5, "text.txt") == (2, "error: vocabulary size 5 is too small: at least 6, the 5 special tokens "
+                                       "['[PAD]', '[CLS]', '[SEP]', '[MASK]', '[UNK]'] and one learned token\n")
+    assert build(100, "empty.txt") == (2, f"error: {tmp_path / 'empty.txt'}: no text to learn a vocabulary from\n")
+    if kind == "sentencepiece":
+        assert build(100, "text.txt", "mixed") == (2, "error: a SentencePiece vocabulary is for en or zh, not 'mixed'\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_build_vocab_input_is_decompressed_and_refuses_what_is_not_utf8(tmp_path):
     """A .gz input gives the plain file's vocabulary (not one of its compressed bytes); a Latin-1
     line or a truncated .gz is an error naming the file, not replacement characters learned."""

@@ -1,6 +1,7 @@
 """Fine-tuning end to end on small files in public formats, and the kinds' feature and decoding
 rules on hand-computed cases."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -115,20 +116,112 @@ def test_init_model_sets_the_encoder_and_random_init_does_not(tmp_path, init_mod
 
 def test_cli_errors_are_clear(tmp_path, init_model, capsys):
     data = write_sst2(tmp_path / "SST-2")
+    args = ["--task", "SST-2", "--data", str(data), "--init-model", str(init_model), "--output", str(tmp_path / "o"),
+            "--quiet", "--set", "max_seq_len=16"]
     (data / "dev.tsv").write_text("sentence\tlabel\nwar war\t2\n")
-    code = finetune_main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model),
-                          "--output", str(tmp_path / "o"), "--quiet"])
-    assert code == 2 and "label '2', not one of ['0', '1']" in capsys.readouterr().err
+    assert finetune_main(args) == 2
+    assert "dev.tsv: SST-2: example 0 has label '2', not one of ['0', '1']" in capsys.readouterr().err
     code = finetune_main(["--task", "SST-2", "--data", str(data), "--output", str(tmp_path / "o")])
     assert code == 2 and "random initialisation needs --vocab" in capsys.readouterr().err
-    code = finetune_main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model),
-                          "--output", str(tmp_path / "o"), "--set", "epoch=3"])
-    assert code == 2 and "unknown key(s) ['epoch']" in capsys.readouterr().err
+    assert finetune_main(args + ["--set", "epoch=3"]) == 2
+    assert "unknown key(s) ['epoch']" in capsys.readouterr().err
     (data / "dev.tsv").write_text("sentence\tlabel\nwar war\t1\n")
     (data / "test.tsv").write_text("sentence\tlabel\nwar war\t1\n")
-    code = finetune_main(["--task", "SST-2", "--data", str(data), "--init-model", str(init_model),
-                          "--output", str(tmp_path / "o"), "--quiet"])
-    assert code == 2 and "the epoch would be selected on the test split" in capsys.readouterr().err
+    assert finetune_main(args) == 2
+    assert "the epoch would be selected on the test split" in capsys.readouterr().err
+
+
+def write_genre(directory, train_labels=("news", "fiction"), test_labels=("news", "fiction")):
+    """brown-genre's label<TAB>text_a files, four examples of each training label, the dev file
+    news and fiction, the test file one example of each of `test_labels`."""
+    text = {"news": "war economy congress"}
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, labels in (("train", list(train_labels) * 4), ("dev", ["news", "fiction"]), ("test", test_labels)):
+        (directory / f"{split}.tsv").write_text(
+            "label\ttext_a\n" + "".join(f"{label}\t{text.get(label, 'peace people freedom')}\n" for label in labels))
+    return directory
+
+
+def model_with_broken_vocab(init_model, directory):
+    """A copy of `init_model` whose vocab.txt has an empty line 100."""
+    import shutil
+    shutil.copytree(init_model, directory)
+    lines = (directory / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    lines[99] = ""
+    (directory / "vocab.txt").write_text("\n".join(lines), encoding="utf-8")
+    return directory
+
+
+def test_cli_refuses_before_training_what_failed_later(tmp_path, init_model, capsys, monkeypatch):
+    """A test label the training data lacks (found after a seed's training, nothing saved), a
+    max_seq_len beyond the model's positions or a task id beyond its task embedding (Paddle
+    tracebacks), a broken vocab.txt (a traceback): each one line and exit 2, before training."""
+    monkeypatch.setattr(FinetuneJob, "run_seed", lambda *args, **kwargs: pytest.fail("trained"))
+    genre, sst = write_genre(tmp_path / "genre", test_labels=("news", "humor")), write_sst2(tmp_path / "SST-2")
+    broken = model_with_broken_vocab(init_model, tmp_path / "broken")
+    for task, data, init, settings, message in (
+            ("brown-genre", genre, init_model, [], "test.tsv: brown-genre: example 1 has label 'humor', "
+                                                  "not one of ['fiction', 'news']"),
+            ("SST-2", sst, init_model, ["max_seq_len=65"], "max_seq_len 65 exceeds the model's max_position_embeddings 64"),
+            ("SST-2", sst, init_model, ["max_seq_len=16", "task_id=3"],
+             "task_id 3 does not fit the model's task embedding (3 rows: task ids 0 to 2)"),
+            ("SST-2", sst, broken, ["max_seq_len=16"], "vocab.txt:100: empty token")):
+        code = finetune_main(["--task", task, "--data", str(data), "--init-model", str(init), "--output",
+                              str(tmp_path / "out"), "--quiet", "--set", "max_seq_len=16",
+                              *(arg for setting in settings for arg in ("--set", setting))])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    with pytest.raises(SystemExit) as exit:
+        finetune_main(["--task", "SST-2", "--data", str(sst), "--output", str(tmp_path / "out"), "--seeds", "0"])
+    assert exit.value.code == 2 and "--seeds must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_labels_taken_from_the_training_data_are_shown_with_counts_before_training(tmp_path, init_model, capsys,
+                                                                                   monkeypatch):
+    """A one-off `Fiction` beside `fiction` is a class of its own (the label set is the training
+    data's), shown at start-up rather than only in finetune.json after training."""
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+    monkeypatch.setattr(FinetuneJob, "run_seed", stop)
+    data = write_genre(tmp_path / "genre", train_labels=("news", "fiction", "news", "Fiction"),
+                       test_labels=("news",))
+    with pytest.raises(Stop):
+        finetune_main(["--task", "brown-genre", "--data", str(data), "--init-model", str(init_model),
+                       "--output", str(tmp_path / "out"), "--quiet", "--set", "max_seq_len=16"])
+    assert "brown-genre: 3 labels in the 16 training examples: 'Fiction' 4, 'fiction' 4, 'news' 8" \
+        in capsys.readouterr().err
+
+
+def test_settings_out_of_range_are_refused_and_the_model_s_limits_checked():
+    from ernie.finetune.trainer import check_fits_model
+    from tests.conftest import small_config
+    for override, message in (("task_id=-1", "task_id must be at least 0, got -1"),
+                              ("max_train_examples=-3", "max_train_examples must be at least 1, got -3"),
+                              ("max_train_examples=0", "max_train_examples must be at least 1, got 0"),
+                              ("doc_stride=0", "doc_stride must be at least 1, got 0"),
+                              ("n_best=0", "n_best must be at least 1, got 0"),
+                              ("max_seq_len=4", "max_seq_len must be at least 5")):
+        with pytest.raises(SettingsError, match=re.escape(f"defaults: {message}")):
+            load_settings(overrides=[override])
+    config = small_config(max_position_embeddings=64, task_type_vocab_size=3)
+    check_fits_model(load_settings(overrides=["max_seq_len=64", "task_id=2"]), config)
+    with pytest.raises(SettingsError, match="max_seq_len 65 exceeds the model's max_position_embeddings 64"):
+        check_fits_model(load_settings(overrides=["max_seq_len=65"]), config)
+    with pytest.raises(SettingsError, match=re.escape("task_id 1 does not fit the model's task embedding (1 row: "
+                                                      "task ids 0 to 0)")):
+        check_fits_model(load_settings(overrides=["max_seq_len=64", "task_id=1"]), small_config(use_task_id=False,
+                                                                                                max_position_embeddings=64))
+
+
+def test_mrc_max_seq_len_without_room_for_the_context_is_a_settings_error(en_vocab):
+    kind = MrcKind(get_task("SQuAD"), FullTokenizer(en_vocab), max_seq_len=8, max_query_len=64)
+    with pytest.raises(SettingsError, match=re.escape("max_seq_len 8 leaves no room for the context beside a question "
+                                                      "of 5 pieces: raise max_seq_len to max_query_len + 4 (68)")):
+        kind.features([MrcExample("q", "where did congress meet then", "the nation", [])], with_labels=False)
 
 
 def test_learning_rate_schedules():

@@ -43,6 +43,10 @@ def test_glue_pair_layouts(tmp_path):
     write(sts / "dev.tsv", [header + "\tscore", "0\tg\tf\ty\t1\tn\tn\ta\tb\tfive"])
     with pytest.raises(DataError, match=r"dev.tsv:2: score 'five'"):
         get_task("STS-B").read(sts, "dev")
+    for score in ("nan", "-inf"):  # a NaN score made its batch's loss NaN, the batch skipped every epoch
+        write(sts / "dev.tsv", [header + "\tscore", f"0\tg\tf\ty\t1\tn\tn\ta\tb\t{score}"])
+        with pytest.raises(DataError, match=rf"dev.tsv:2: score '{score}' is not a finite number"):
+            get_task("STS-B").read(sts, "dev")
 
 
 def test_mnli_and_ax_files(tmp_path):
@@ -65,6 +69,34 @@ def test_qqp_broken_rows_are_skipped_and_counted(tmp_path):
     assert skipped == {"train.tsv: wrong column count": 1}
     with pytest.raises(DataError, match=r"train.tsv:3: expected 6 tab-separated columns, found 4"):
         get_task("QQP").read(tmp_path, "train")
+
+
+def test_only_the_training_file_may_leave_out_rows(tmp_path):
+    """A dev or test row that cannot be read is an error naming file and line: dev scores and a
+    GLUE submission need every row. The training file's are skipped and counted."""
+    write(tmp_path / "train.tsv", ["sentence\tlabel", "good\t1", "bad\t0\textra", "fine\t1"])
+    write(tmp_path / "dev.tsv", ["sentence\tlabel", "good\t1", "bad\t0\textra"])
+    write(tmp_path / "test.tsv", ["index\tsentence", "0\tgood", "1\textra\tbad"])
+    sst, skipped = get_task("SST-2"), Counter()
+    assert [e.label for e in sst.read(tmp_path, "train", skipped)] == ["1", "1"]
+    assert skipped == {"train.tsv: wrong column count": 1}
+    for split, line in (("dev", 3), ("test", 3)):
+        with pytest.raises(DataError, match=rf"{split}.tsv:{line}: expected 2 tab-separated columns, found 3"):
+            sst.read(tmp_path, split, skipped)
+
+
+def test_an_empty_label_column_makes_a_test_file_unlabelled_and_an_empty_label_is_an_error(tmp_path):
+    """A test file may leave its label column empty on every row (unlabelled: predicted, not
+    scored); an empty label among given ones, or in a training or dev file, names file and line."""
+    task = get_task("review-sentiment")
+    write(tmp_path / "test.tsv", ["label\ttext_a", "\tgreat film", "\tdull plot"])
+    assert [e.label for e in task.read(tmp_path, "test")] == [None, None]
+    write(tmp_path / "test.tsv", ["label\ttext_a", "positive\tgreat film", "\tdull plot", " \tslow"])
+    with pytest.raises(DataError, match=r"test.tsv:3: empty label \(2 of 3 rows\); a test file labels every row or none"):
+        task.read(tmp_path, "test")
+    write(tmp_path / "train.tsv", ["label\ttext_a", "\tgreat film", "\tdull plot"])
+    with pytest.raises(DataError, match=r"train.tsv:2: empty label \(2 of 2 rows\)$"):
+        get_task("brown-genre").read(tmp_path, "train")  # it would have been a class ''
 
 
 def test_chinese_tsv_and_ranking_qids(tmp_path):
@@ -112,6 +144,21 @@ def test_squad_json_with_a_misplaced_answer(tmp_path):
     (tmp_path / "dev.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(DataError, match="dev.json: not SQuAD-style JSON"):
         get_task("CMRC2018").read(tmp_path, "dev")
+
+
+def test_squad_dev_and_test_files_may_not_repeat_a_question_id(tmp_path):
+    """Predictions and scores are keyed by id: repeated ids merged 8 dev questions into 3."""
+    paragraph = {"context": "Baidu is in Beijing.", "qas": [
+        {"id": "q1", "question": "Where?", "answers": [{"text": "Beijing", "answer_start": 12}]},
+        {"id": "q1", "question": "Who?", "answers": [{"text": "Baidu", "answer_start": 0}]}]}
+    for name in ("train.json", "dev.json", "test.json"):
+        (tmp_path / name).write_text(json.dumps({"data": [{"paragraphs": [paragraph]}]}), encoding="utf-8")
+    task = get_task("DRCD")
+    assert len(task.read(tmp_path, "train")) == 2  # training learns from each question, keyed by nothing
+    for split in ("dev", "test"):
+        with pytest.raises(DataError, match=rf"{split}.json: data\[0\].paragraphs\[0\].qas\[1\]: question id 'q1' "
+                                            rf"repeats \(first at data\[0\].paragraphs\[0\].qas\[0\]\)"):
+            task.read(tmp_path, split)
 
 
 def test_unknown_task_lists_the_known_ones():

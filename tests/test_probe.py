@@ -19,6 +19,7 @@ from ernie.model.features import pack_pair, pad_batch
 from ernie.model.modeling import ErnieModel
 from ernie.model.params_io import assign_layer_params
 from ernie_common.tokenization import FullTokenizer
+from tests.test_finetune import model_with_broken_vocab
 from tests.test_floors import FILLER, write_texts
 
 
@@ -129,7 +130,11 @@ def test_cli_errors_are_one_line_and_exit_2(init_model, data_dir, tmp_path, caps
                           (["--task", "review-sentiment", "--data", str(data_dir)], "random initialisation needs --vocab"),
                           (["--task", "review-sentiment", "--data", str(tmp_path / "none"), *model], "data file not found"),
                           (["--task", "review-sentiment", "--data", str(data_dir), "--init-model", str(tmp_path)],
-                           str(tmp_path))):
+                           str(tmp_path)),
+                          (["--task", "review-sentiment", "--data", str(data_dir), "--init-model",
+                            str(model_with_broken_vocab(init_model, tmp_path / "broken"))], "vocab.txt:100: empty token"),
+                          (["--task", "review-sentiment", "--data", str(data_dir), *model, "--set", "max_seq_len=65"],
+                           "max_seq_len 65 exceeds the model's max_position_embeddings 64")):
         assert probe.main(args) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err

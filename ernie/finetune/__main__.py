@@ -27,10 +27,11 @@ import numpy as np
 from ernie.finetune.examples import DataError
 from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
-from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, check_task_id, load_encoder, read_data
+from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, check_fits_model, describe_labels, load_encoder, read_data
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.fileio import atomic_write_text
+from ernie_common.tokenization import VocabError
 
 
 def summarize(results: List[Dict]) -> Dict:
@@ -86,20 +87,25 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="read back the seeds an identical earlier run finished (seed-N/result.json)")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     try:
         task = get_task(args.task)
         task = dataclasses.replace(task, **{k: v for k, v in (("dev_file", args.dev_file),
                                                              ("test_file", args.test_file)) if v})
         settings = load_settings(args.config or config_for(task.name), args.preset, args.set)
         config, params, vocab = load_encoder(args.init_model, args.vocab, args.model_config)
-        check_task_id(settings.task_id, config)
+        check_fits_model(settings, config)
         data = read_data(task, args.data, settings.max_train_examples)
         job = FinetuneJob(task, settings, config, vocab, params, data)
-    except (KeyError, DataError, SettingsError, CheckpointError, ConfigError) as err:
+    except (KeyError, DataError, SettingsError, CheckpointError, ConfigError, VocabError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if data.skipped:
         print(f"skipped: {dict(data.skipped)}", file=sys.stderr)
+    labels = describe_labels(task, data.train)
+    if labels:
+        print(labels, file=sys.stderr)
     output = Path(args.output)
     results = []
     fingerprint = run_fingerprint(task, settings, config, vocab, params, data)

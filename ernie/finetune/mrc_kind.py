@@ -18,6 +18,7 @@ import paddle.nn.functional as F
 
 from ernie.finetune.examples import MrcExample
 from ernie.finetune.qa_metrics import cmrc_scores, squad_scores
+from ernie.finetune.settings import SettingsError
 from ernie.model.features import pad_batch
 
 
@@ -41,7 +42,9 @@ class MrcKind:
             ids, offsets = self.tokenizer.encode_with_offsets(example.context)
             window = self.max_seq_len - len(question) - 3
             if window < 1:
-                raise ValueError(f"max_seq_len {self.max_seq_len} leaves no room for the context")
+                raise SettingsError(f"max_seq_len {self.max_seq_len} leaves no room for the context beside a "
+                                    f"question of {len(question)} pieces: raise max_seq_len to max_query_len + 4 "
+                                    f"({self.max_query_len + 4}), or lower max_query_len (questions are cut to it)")
             answer = self._answer_pieces(example, offsets) if with_labels else None
             if with_labels and answer is None:
                 continue  # the answer cannot be located in the context: nothing to learn

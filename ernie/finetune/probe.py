@@ -34,11 +34,11 @@ from ernie.finetune.examples import DataError
 from ernie.finetune.floors import C_GRID, MAX_ITER, choose_on_dev
 from ernie.finetune.settings import FinetuneSettings, SettingsError, config_for, load_settings
 from ernie.finetune.tasks import KINDS, Task, get_task
-from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneData, check_task_id, label_set, load_encoder, read_data
+from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneData, check_fits_model, describe_labels, label_set, load_encoder, read_data
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.fileio import atomic_write_text
-from ernie_common.tokenization import make_tokenizer
+from ernie_common.tokenization import VocabError, make_tokenizer
 
 
 class ProbeError(ValueError):
@@ -99,7 +99,7 @@ def check_task(task: Task) -> None:
 def linear_probe(task: Task, settings: FinetuneSettings, config: ErnieConfig,
                  params: Optional[Mapping[str, np.ndarray]], vocab_file, data: FinetuneData) -> Dict:
     check_task(task)
-    check_task_id(settings.task_id, config)
+    check_fits_model(settings, config)
     tokenizer = make_tokenizer(vocab_file, settings.do_lower_case)
     kind = KINDS[task.kind](task, tokenizer, settings.max_seq_len, label_set(task, data.train, data.dev),
                             pooling=settings.pooling)
@@ -137,11 +137,14 @@ def main(argv: Sequence[str] = None) -> int:
         settings = load_settings(args.config or config_for(task.name), args.preset, args.set)
         config, params, vocab = load_encoder(args.init_model, args.vocab, args.model_config)
         data = read_data(task, Path(args.data or Path("data") / task.name.lower()), settings.max_train_examples)
+        labels = describe_labels(task, data.train)
+        if labels:
+            print(labels, file=sys.stderr)
         if params is None:
             import paddle
             paddle.seed(args.seed)
         result = linear_probe(task, settings, config, params, vocab, data)
-    except (KeyError, DataError, SettingsError, CheckpointError, ConfigError, ProbeError) as err:
+    except (KeyError, DataError, SettingsError, CheckpointError, ConfigError, ProbeError, VocabError) as err:
         print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
     result.update(init_model=args.init_model or f"random (seed {args.seed}, {args.model_config})",

@@ -17,6 +17,8 @@ CONFIG_DIR = shipped("finetune")
 LR_SCHEDULES = ("linear", "constant")
 # A sentence-level head's sentence vector (ernie/finetune/heads.py).
 POOLINGS = ("cls", "mean")
+# The shortest sequence that holds a token of each text of a pair: [CLS] a [SEP] b [SEP].
+MIN_SEQ_LEN = 5
 
 
 class SettingsError(ConfigError):
@@ -50,11 +52,18 @@ class FinetuneSettings:
     pooling: str = "cls"
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "eval_batch_size", "max_seq_len", "log_every"):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_sequences_per_device is not None and self.max_sequences_per_device < 1:
-            raise SettingsError(f"max_sequences_per_device must be at least 1, got {self.max_sequences_per_device}")
+        """The checks of values alone; `ernie.finetune.trainer.check_fits_model` checks them
+        against the model."""
+        for name in ("epochs", "batch_size", "eval_batch_size", "log_every", "doc_stride", "max_query_len",
+                     "max_answer_len", "n_best", "max_sequences_per_device", "max_train_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SettingsError(f"{name} must be at least 1, got {value}")
+        if self.max_seq_len < MIN_SEQ_LEN:
+            raise SettingsError(f"max_seq_len must be at least {MIN_SEQ_LEN} ([CLS], a token of each text "
+                                f"and the [SEP]s), got {self.max_seq_len}")
+        if self.task_id < 0:
+            raise SettingsError(f"task_id must be at least 0, got {self.task_id}")
         if self.learning_rate <= 0 or not 0 <= self.warmup_proportion < 1:
             raise SettingsError("learning_rate must be positive and warmup_proportion in [0, 1)")
         if self.lr_schedule not in LR_SCHEDULES:

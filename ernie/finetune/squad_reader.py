@@ -3,6 +3,8 @@
 Some public files give an answer offset that does not point at the answer text; the reader then
 takes the text's nearest occurrence in the context and, where there is none, keeps the answer
 for scoring with no offset (training skips it). Both cases are counted in `skipped`.
+Predictions and scores are keyed by question id, so a dev or test file (`unique_ids`) that
+repeats an id is refused: its questions would be merged into one.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import List, Optional
 from ernie.finetune.examples import DataError, MrcExample
 
 
-def read_mrc_examples(path, skipped: Optional[Counter] = None) -> List[MrcExample]:
+def read_mrc_examples(path, skipped: Optional[Counter] = None, unique_ids: bool = True) -> List[MrcExample]:
     skipped = Counter() if skipped is None else skipped
     path = Path(path)
     if not path.is_file():
@@ -23,27 +25,32 @@ def read_mrc_examples(path, skipped: Optional[Counter] = None) -> List[MrcExampl
         data = json.loads(path.read_text(encoding="utf-8"))["data"]
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise DataError(f"{path}: not SQuAD-style JSON with a top-level 'data' list ({err})") from None
-    examples = []
+    examples, first_at = [], {}  # {question id: where it first occurs}
     for a, article in enumerate(data):
         for p, paragraph in enumerate(article.get("paragraphs", [])):
             context = paragraph.get("context")
             if not isinstance(context, str):
                 raise DataError(f"{path}: data[{a}].paragraphs[{p}] has no context string")
             for q, qa in enumerate(paragraph.get("qas", [])):
-                where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}]"
+                position = f"data[{a}].paragraphs[{p}].qas[{q}]"
+                where = f"{path}: {position}"
                 if "id" not in qa or "question" not in qa:
                     raise DataError(f"{where}: needs 'id' and 'question'")
+                qid = str(qa["id"])
+                if unique_ids and qid in first_at:
+                    raise DataError(f"{where}: question id {qid!r} repeats (first at {first_at[qid]})")
+                first_at.setdefault(qid, position)
                 answers = []
                 for answer in qa.get("answers", []):
                     text, start = answer.get("text"), answer.get("answer_start")
                     if not isinstance(text, str):
-                        raise DataError(f"{where} (id {qa['id']}): an answer has no 'text' string")
+                        raise DataError(f"{where} (id {qid}): an answer has no 'text' string")
                     if not isinstance(start, int) or context[start:start + len(text)] != text:
                         start = _nearest(context, text, start if isinstance(start, int) else 0)
                         skipped["answer offset corrected" if start is not None
                                 else "answer not in context"] += 1
                     answers.append((text, start))
-                examples.append(MrcExample(str(qa["id"]), qa["question"], context, answers))
+                examples.append(MrcExample(qid, qa["question"], context, answers))
     return examples
 
 

@@ -48,23 +48,31 @@ class Task:
         """A sentence-level task whose examples are text pairs (text_a, text_b)."""
         return self.layout is not None and self.layout.text_b is not None
 
+    def file_name(self, split: str) -> Optional[str]:
+        return {"train": self.train_file, "dev": self.dev_file, "test": self.test_file}[split]
+
     def read(self, data_dir, split: str, skipped: Optional[Counter] = None):
         """Examples of `split` (train/dev/test); test examples carry no labels where the
         public test file has none."""
-        name = {"train": self.train_file, "dev": self.dev_file, "test": self.test_file}[split]
+        name = self.file_name(split)
         if name is None:
             raise DataError(f"task {self.name} has no {split} file")
-        return self.read_file(Path(data_dir) / name, test=split == "test", skipped=skipped)
+        return self.read_file(Path(data_dir) / name, test=split == "test", skipped=skipped,
+                              training=split == "train")
 
-    def read_file(self, path, test: bool = False, skipped: Optional[Counter] = None):
-        """Examples of one file in the task's format (`test`: the test file's columns)."""
+    def read_file(self, path, test: bool = False, skipped: Optional[Counter] = None, training: bool = False):
+        """Examples of one file in the task's format (`test`: the test file's columns). `skipped`
+        counts what reading corrected or left out. Only a `training` file may leave out rows it
+        cannot read (QQP's has a few) or repeat a question id: dev scores, test submissions and
+        reading comprehension's `{id: answer}` predictions need every row, each under its own id."""
         path = Path(path)
         if self.kind == "labelling":
             return read_tagged_examples(path)
         if self.kind == "mrc":
-            return read_mrc_examples(path, skipped)
+            return read_mrc_examples(path, skipped, unique_ids=not training)
         layout = self.test_layout if test and self.test_layout else self.layout
-        return read_text_examples(path, layout, regression=self.kind == "regression", skipped=skipped)
+        return read_text_examples(path, layout, regression=self.kind == "regression",
+                                  skipped=skipped if training else None, test=test)
 
 
 def _glue(name, text_a, text_b, label, labels, metrics=("acc",), kind="classification",

@@ -1,6 +1,7 @@
 """Sentence and sentence-pair TSV files (GLUE, CLUE and the original ERNIE Chinese tasks)."""
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import List, Optional, Union
@@ -26,7 +27,10 @@ class TextLayout:
 
 
 def read_text_examples(path, layout: TextLayout, regression: bool = False,
-                       skipped: Optional[Counter] = None) -> List[TextExample]:
+                       skipped: Optional[Counter] = None, test: bool = False) -> List[TextExample]:
+    """Examples of one file. Every row of a label column gives a label (a regression score: a
+    finite number), except in a `test` file that leaves the column empty on every row: such a
+    file is unlabelled, as GLUE's test files are without the column."""
     columns, rows = read_tsv(path, layout.header, skipped, layout.n_columns)
 
     def index(column: Optional[Column]) -> Optional[int]:
@@ -36,15 +40,29 @@ def read_text_examples(path, layout: TextLayout, regression: bool = False,
 
     a, b, label, guid, qid = (index(c) for c in (layout.text_a, layout.text_b, layout.label,
                                                   layout.guid, layout.qid))
-    examples = []
+    examples, unlabelled = [], []  # unlabelled: the line numbers of rows with an empty label
     for lineno, fields in rows:
         value = fields[label] if label is not None else None
-        if value is not None and regression:
-            try:
-                value = float(value)
-            except ValueError:
-                raise DataError(f"{path}:{lineno}: score {value!r} is not a number") from None
+        if value is not None and not value.strip():
+            unlabelled.append(lineno)
+            value = None
+        elif value is not None and regression:
+            value = _score(value, path, lineno)
         examples.append(TextExample(guid=fields[guid] if guid is not None else str(len(examples)),
                                     text_a=fields[a], text_b=fields[b] if b is not None else None,
                                     label=value, qid=fields[qid] if qid is not None else None))
+    if unlabelled and not (test and len(unlabelled) == len(examples)):
+        raise DataError(f"{path}:{unlabelled[0]}: empty label ({len(unlabelled)} of {len(examples)} rows)"
+                        + ("; a test file labels every row or none" if test else ""))
     return examples
+
+
+def _score(value: str, path, lineno: int) -> float:
+    """A regression label: a finite number (a NaN score would make its batch's loss NaN)."""
+    try:
+        score = float(value)
+    except ValueError:
+        raise DataError(f"{path}:{lineno}: score {value!r} is not a number") from None
+    if not math.isfinite(score):
+        raise DataError(f"{path}:{lineno}: score {value!r} is not a finite number")
+    return score

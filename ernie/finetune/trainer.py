@@ -28,7 +28,7 @@ from ernie.finetune.settings import FinetuneSettings, SettingsError
 from ernie.finetune.tasks import AX, KINDS, Task
 from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
 from ernie.kernels.cpu_kernels import training_program_pass
-from ernie.model.config import ConfigError, ErnieConfig
+from ernie.model.config import ErnieConfig
 from ernie.model.optimization import adamw
 from ernie.model.params_io import assign_scope_params, scope_params
 from ernie.model.static_graph import encoder_feeds
@@ -56,10 +56,17 @@ def load_encoder(init_model: Optional[str], vocab: Optional[str] = None,
     return config, None, vocab
 
 
-def check_task_id(task_id: int, config: ErnieConfig) -> None:
-    """The settings' task id must be a row of the model's task embedding (row 0 without one)."""
-    if task_id >= (config.task_type_vocab_size if config.use_task_id else 1):
-        raise ConfigError(f"task_id {task_id} does not fit the model's task embedding")
+def check_fits_model(settings: FinetuneSettings, config: ErnieConfig) -> None:
+    """What the settings ask of the model's embedding tables: `max_seq_len` positions, and
+    `task_id` a row of its task embedding (row 0 without one). Checked before any data is read,
+    since the embedding lookup would fail only at the first long batch."""
+    if settings.max_seq_len > config.max_position_embeddings:
+        raise SettingsError(f"max_seq_len {settings.max_seq_len} exceeds the model's "
+                            f"max_position_embeddings {config.max_position_embeddings}")
+    rows = config.task_type_vocab_size if config.use_task_id else 1
+    if settings.task_id >= rows:
+        raise SettingsError(f"task_id {settings.task_id} does not fit the model's task embedding "
+                            f"({rows} row{'s' if rows > 1 else ''}: task ids 0 to {rows - 1})")
 
 
 def label_set(task: Task, train_examples, dev_examples=()) -> List[str]:
@@ -86,6 +93,17 @@ class FinetuneData:
     test: Optional[list]
     extra_test: Dict[str, list]  # {submission name: examples}: MNLI's diagnostic set
     skipped: Counter
+
+
+def describe_labels(task: Task, train_examples) -> Optional[str]:
+    """For a classification task whose classes are the labels its training data holds: those
+    labels with their counts, to show at start-up, where a stray `Fiction` beside `fiction`
+    (a class of its own) is seen before training rather than in finetune.json afterwards."""
+    if task.labels or task.kind != "classification":
+        return None
+    counts = Counter(e.label for e in train_examples)
+    return (f"{task.name}: {len(counts)} labels in the {len(train_examples)} training examples: "
+            + ", ".join(f"{label!r} {n}" for label, n in sorted(counts.items())))
 
 
 def read_data(task: Task, data_dir, max_train_examples: Optional[int] = None) -> FinetuneData:
@@ -155,10 +173,22 @@ class FinetuneJob:
                                 f"applies to sentence-level tasks")
         self.kind = KINDS[task.kind](task, self.tokenizer, settings.max_seq_len,
                                      label_set(task, data.train, data.dev), **options)
-        # Dev labels are featurised too (MRC excepted: that drops unanswerable examples), so a
-        # class label the training data lacks is an error now rather than after the first epoch.
-        self.features = {"train": self.kind.features(data.train, with_labels=True),
-                         "dev": self.kind.features(data.dev, with_labels=task.kind != "mrc")}
+        # Dev labels are featurised too (MRC excepted: that drops unanswerable examples), and a
+        # labelled test file's class labels, so a class label the training data lacks is an error
+        # now rather than after training. A test tag is not checked: it is a miss to score
+        # (label_set).
+        self.features = {"train": self._features("train", data.train, with_labels=True),
+                         "dev": self._features("dev", data.dev, with_labels=task.kind != "mrc")}
+        if data.test is not None:
+            self.features["test"] = self._features(
+                "test", data.test, with_labels=task.kind not in ("mrc", "labelling") and _labelled(data.test))
+
+    def _features(self, split: str, examples, with_labels: bool) -> list:
+        """The kind's features of a split's examples; an error names the split's file."""
+        try:
+            return self.kind.features(examples, with_labels)
+        except DataError as err:
+            raise DataError(f"{self.task.file_name(split)}: {err}") from None
 
     # -- programs ----------------------------------------------------------------------------
     def _build(self, seed: int):
@@ -244,8 +274,7 @@ class FinetuneJob:
         dev_predictions = self.predict(evaluator, self.data.dev, self.features["dev"])
         self.write_predictions(out_dir / "dev_predictions", self.data.dev, dev_predictions)
         if self.data.test is not None:
-            test_predictions = self.predict(evaluator, self.data.test,
-                                            self.kind.features(self.data.test, with_labels=False))
+            test_predictions = self.predict(evaluator, self.data.test, self.features["test"])
             self.write_predictions(out_dir / (self.task.submission or "test_predictions"),
                                    self.data.test, test_predictions)
             if _labelled(self.data.test):

@@ -2,7 +2,7 @@
 
 Quoting is off (GLUE's files contain bare quotes); every row must have the header's number of
 columns. A row that does not is an error naming file and line, or, where the caller allows it
-(QQP's train.tsv has a few broken rows), skipped and counted.
+(a training file: QQP's train.tsv has a few broken rows), skipped and counted.
 """
 from __future__ import annotations
 
