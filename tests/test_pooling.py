@@ -47,7 +47,8 @@ def test_pooling_is_refused_where_it_cannot_apply(mean_pooled, tmp_path, capsys)
     for split, words in (("train", "war\x02peace"), ("dev", "war\x02taxes"), ("test", "war\x02people")):
         (conll / f"{split}.tsv").write_text(f"text_a\tlabel\n{words}\tB-LOC\x02O\n")
     code = finetune_main(["--task", "MSRA-NER", "--data", str(conll), "--init-model", str(mean_pooled),
-                          "--output", str(tmp_path / "o"), "--quiet", "--set", "pooling=mean"])
+                          "--output", str(tmp_path / "o"), "--quiet", "--set", "pooling=mean",
+                          "--set", "max_seq_len=16"])  # the test model's 64 positions
     assert code == 2 and "pooling applies to sentence-level tasks" in capsys.readouterr().err
     with pytest.raises(Exception, match="classifies the pooled \\[CLS\\] output"):
         export(mean_pooled, "hf", tmp_path / "hf")
