@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ernie.formats.checkpoint import CheckpointError, load_model_dir
 from ernie.model.config import ConfigError
 from ernie.model.features import pack_pair, pad_batch, pair_is_cut
+from ernie.serving import positive_int
 from ernie_common.fileio import atomic_path
 from ernie_common.tokenization import CharTokenizer, VocabError, make_tokenizer
 
@@ -60,6 +61,9 @@ def encode_file(model_dir, input_file, output_dir, task_id: int = 0, max_seq_len
     config, params, vocab = load_model_dir(model_dir)
     if vocab is None:
         raise CheckpointError(f"{model_dir} has no vocab.txt to tokenize with")
+    if max_seq_len < 3:
+        raise ConfigError(f"--max-seq-len {max_seq_len} leaves no room for a token between [CLS] and [SEP]: "
+                          f"give 3 or more")
     if max_seq_len > config.max_position_embeddings:
         raise ConfigError(f"--max-seq-len {max_seq_len} exceeds the model's "
                           f"max_position_embeddings {config.max_position_embeddings}")
@@ -103,7 +107,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True, help="directory for cls_emb.npy and top_layer_emb.npy")
     parser.add_argument("--task-id", type=int, default=0, help="task embedding id (default 0)")
     parser.add_argument("--max-seq-len", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--tokenizer", choices=["full", "char"], default="full",
                         help="full: BERT WordPiece (default); char: pre-segmented Chinese")
     parser.add_argument("--cased", action="store_true", help="do not lower-case (full tokenizer)")

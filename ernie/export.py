@@ -4,10 +4,12 @@
   input_mask and, when the model has a task embedding, task_ids; named outputs: `logits` and
   `probs` for classification and sequence labelling, `score` for regression, `start_logits` and
   `end_logits` for reading comprehension, `sequence_output` and `pooled_output` for a pre-trained
-  encoder), with the model directory's `ernie_config.json`, `vocab.txt` and `finetune.json`,
-  `signature.json` (each input's and output's name, dtype and shape) and `checksums.json` (the
-  two files' SHA-256, which `ernie.predict` checks: Paddle Inference loads a truncated .pdiparams
-  silently); `paddle.inference` and `ernie.predict` run it.
+  encoder), with the model directory's `ernie_config.json`, `vocab.txt` and `finetune.json`
+  (and a SentencePiece vocabulary's model), `signature.json` (each input's and output's name,
+  dtype and shape) and `checksums.json` (the SHA-256 of the graph, the parameters and the side
+  files, which `ernie.predict` checks: Paddle Inference loads a truncated .pdiparams silently, and
+  a vocab.txt or finetune.json replaced by another would give wrong answers without a word);
+  `paddle.inference` and `ernie.predict` run it.
 - onnx: `model.onnx` converted from that by paddle2onnx (opset 13, no optimiser that would need
   the network), with the same inputs, outputs and side files.
 - hf: a Hugging Face directory that `transformers` loads (`ErnieModel`, or the `ErnieFor...`
@@ -37,7 +39,7 @@ from ernie.formats.paddlenlp_format import epsilon_note, write_paddlenlp_dir
 from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
 from ernie.serving.inference_model import inference_program, read_description
 from ernie_common.fileio import OutputDirError, atomic_directory, check_output_is_not_input, sha256_file
-from ernie_common.tokenization import is_sentencepiece
+from ernie_common.tokenization import TOKENIZER_FILES, is_sentencepiece
 
 FORMATS = ("paddle-inference", "onnx", "hf", "paddlenlp", "hub")
 INFERENCE_PREFIX = "inference"
@@ -46,19 +48,24 @@ SIGNATURE_FILE = "signature.json"
 ONNX_FILE = "model.onnx"
 
 
-def _side_files(model_dir: Path, out: Path) -> None:
-    for name in (CONFIG_FILE_NAME, VOCAB_FILE_NAME, FINETUNE_FILE):
-        if (model_dir / name).is_file():
-            shutil.copyfile(model_dir / name, out / name)
+def _side_files(model_dir: Path, out: Path) -> list:
+    """Copies the files the consumers of an export read beside the graph (a SentencePiece
+    vocabulary is tokenized by its model, so that travels too); returns their names."""
+    names = [name for name in (CONFIG_FILE_NAME, VOCAB_FILE_NAME, *TOKENIZER_FILES, FINETUNE_FILE)
+             if (model_dir / name).is_file()]
+    for name in names:
+        shutil.copyfile(model_dir / name, out / name)
+    return names
 
 
 def export_inference(model_dir: Path, out: Path) -> None:
     program = inference_program(model_dir)
     program.save_inference_model(out / INFERENCE_PREFIX)
-    _side_files(model_dir, out)
+    side_files = _side_files(model_dir, out)
     (out / SIGNATURE_FILE).write_text(json.dumps(program.signature(), indent=1) + "\n")
-    # Paddle Inference loads a truncated .pdiparams without a word: the predictor checks these
-    files = [f"{INFERENCE_PREFIX}.json", f"{INFERENCE_PREFIX}.pdiparams"]
+    # Paddle Inference loads a truncated .pdiparams without a word, and another vocab.txt of the
+    # same size gives other answers: the predictor checks these
+    files = [f"{INFERENCE_PREFIX}.json", f"{INFERENCE_PREFIX}.pdiparams", *side_files]
     (out / CHECKSUMS_FILE).write_text(json.dumps({f: sha256_file(out / f) for f in files}, indent=1) + "\n")
 
 
@@ -72,8 +79,8 @@ def verify_checksums(directory: Path) -> None:
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory / name} is missing: export the model again")
         if sha256_file(directory / name) != digest:
-            raise CheckpointError(f"{directory / name} is truncated or corrupt (its SHA-256 differs from the "
-                                  f"export's): export the model again")
+            raise CheckpointError(f"{directory / name} is not the file the export wrote (truncated, corrupt or "
+                                  f"replaced: its SHA-256 differs): export the model again")
 
 
 def export_onnx(model_dir: Path, out: Path) -> None:
@@ -92,18 +99,20 @@ def export_library_dir(model_dir: Path, out: Path, fmt: str) -> None:
     """A Hugging Face or PaddleNLP directory (their writers write atomically themselves), with a
     fine-tuned model's labels (and, for PaddleNLP, whose task classes take no task ids, its task id)."""
     config, params, vocab = load_model_dir(model_dir)
-    description = read_description(model_dir) or {}
-    if description.get("pooling", "cls") != "cls":
+    description = read_description(model_dir)
+    if description is not None and description.pooling not in (None, "cls"):
         library = "Hugging Face" if fmt == "hf" else "PaddleNLP"
-        raise CheckpointError(f"{model_dir}: its head classifies the {description['pooling']}-pooled top layer; "
+        raise CheckpointError(f"{model_dir}: its head classifies the {description.pooling}-pooled top layer; "
                               f"{library}'s ErnieForSequenceClassification classifies the pooled [CLS] output, so "
                               f"it would load the weights and compute something else: export paddle-inference, "
                               f"onnx or hub instead")
-    common = dict(do_lower_case=description.get("do_lower_case", True), labels=description.get("labels", ()))
+    do_lower_case, labels, task_id = (True, (), 0) if description is None else \
+        (description.do_lower_case, description.labels, description.task_id)
+    common = dict(do_lower_case=do_lower_case, labels=labels)
     if fmt == "hf":
         write_hf_dir(out, config, params, vocab, only_own=True, **common)
     else:
-        write_paddlenlp_dir(out, config, params, vocab, task_id=description.get("task_id", 0), only_own=True, **common)
+        write_paddlenlp_dir(out, config, params, vocab, task_id=task_id, only_own=True, **common)
 
 
 def export_hub(model_dir: Path, out: Path) -> None:
@@ -114,8 +123,8 @@ def export_hub(model_dir: Path, out: Path) -> None:
     description = read_description(model_dir)
     if description is None:
         raise CheckpointError(f"{model_dir}: a hub module needs a fine-tuned model (no {FINETUNE_FILE})")
-    task = get_task(description["task"])
-    if description["head"] != "sentence":
+    task = get_task(description.task)
+    if description.head != "sentence":
         raise CheckpointError(f"{model_dir}: the hub module serves sentence-level heads; a {task.kind} model is "
                               f"served with --format paddle-inference and `python -m ernie.predict`")
     vocab = model_dir / VOCAB_FILE_NAME

@@ -2,17 +2,21 @@
 
 Batch prediction with `paddle.inference` from a fine-tuned model exported by
 `python -m ernie.export --format paddle-inference` (or `hub`). The input is TSV: a file of the
-model's task as `ernie.finetune` reads it (a GLUE test.tsv or dev.tsv: the task's text columns),
-a header naming `text_a` (and `text_b` for pair tasks), or, with `--plain`, one
-`text_a[<TAB>text_b]` a line without a header. A pair given to a single-text model, or one text
-to a pair model, is an error.
+model's task as `ernie.finetune` reads it (a GLUE test.tsv or dev.tsv: the task's text columns,
+and a test file's index column), a header naming `text_a` (and `text_b` for pair tasks), or,
+with `--plain`, one `text_a[<TAB>text_b]` a line without a header. A pair given to a single-text
+model, or one text to a pair model, is an error. Each input row gets its output row: a blank line
+of a `text_a` or `--plain` file is a row of empty texts, predicted as such and counted on
+standard error (a task's file is read as `ernie.finetune` reads it: its rows are its non-blank
+lines).
 For sequence labelling, text_a holds the words joined by `\\x02` (ERNIE's format), or plain
 text, which is split into characters (Chinese tasks) or at whitespace (English tasks).
 For reading comprehension, text_a is the question and text_b the context; or the input is a
 SQuAD-style JSON file, and the output the official prediction file, `{question id: answer}`.
 Otherwise the output is TSV: `index<TAB>prediction` plus, for classification, one probability
-column per label. Inputs longer than the model's maximum length are cut to it, and counted on
-standard error.
+column per label. The index is the file's own where it has one (a GLUE test file's, as in
+`ernie.finetune`'s submission file), else the row's number from 0. Inputs longer than the
+model's maximum length are cut to it, and counted on standard error.
 
 Exit codes: 0 done; 2 a user's mistake (bad input, a missing or damaged model), with one line
 saying what and where.
@@ -28,6 +32,7 @@ import json
 import os
 import sys
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -36,10 +41,14 @@ import numpy as np
 from ernie.export import INFERENCE_PREFIX, verify_checksums
 from ernie.finetune.examples import DataError, MrcExample, TaggedExample, TextExample
 from ernie.finetune.squad_reader import read_mrc_examples
+from ernie.finetune.text_reader import read_text_examples
 from ernie.finetune.tsv import read_lines
-from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError
+from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, check_vocab_fits
 from ernie.kernels.cpu_runtime import usable_cores
+from ernie.model.config import CONFIG_FILE_NAME, ConfigError, ErnieConfig
+from ernie.serving import positive_int
 from ernie.serving.inference_model import read_description, task_kind
+from ernie_common.tokenization import VocabError
 from propeller.device import cuda_device_count, device_choice
 
 
@@ -57,6 +66,11 @@ class Predictor:
         if not model.is_file():
             raise CheckpointError(f"{model} not found: export with --format paddle-inference or hub")
         verify_checksums(exported_dir)
+        vocab = exported_dir / VOCAB_FILE_NAME
+        if not vocab.is_file():
+            raise CheckpointError(f"{vocab} not found: the model tokenizes with the vocabulary it was trained "
+                                  f"with; export it again")
+        check_vocab_fits(vocab, ErnieConfig.from_file(exported_dir / CONFIG_FILE_NAME))
         config = inference.Config(str(model), str(exported_dir / f"{INFERENCE_PREFIX}.pdiparams"))
         kind, gpu = device_choice(os.environ, cuda_device_count())  # the launcher's GPU for this process, if any
         if kind == "gpu":
@@ -75,7 +89,7 @@ class Predictor:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(f"{exported_dir}: Paddle Inference cannot load the model ({first}); "
                                   f"export it again") from None
-        self.kind = task_kind(self.description, exported_dir / VOCAB_FILE_NAME)
+        self.kind = task_kind(self.description, vocab)
         if self.predictor.get_output_names() != self.kind.output_names:  # exports before outputs had names
             raise CheckpointError(f"{exported_dir}: the graph's outputs {self.predictor.get_output_names()} are not "
                                   f"{self.kind.output_names}: export the model again")
@@ -88,20 +102,23 @@ class Predictor:
         self.predictor.run()
         return {name: self.predictor.get_output_handle(name).copy_to_cpu() for name in self.kind.output_names}
 
-    def examples(self, texts: Sequence[str], text_pairs: Optional[Sequence[str]] = None) -> list:
+    def examples(self, texts: Sequence[str], text_pairs: Optional[Sequence[str]] = None,
+                 ids: Optional[Sequence[str]] = None) -> list:
+        """The examples of the model's kind; `ids` name them (default: their numbers from 0)."""
+        ids = ids if ids is not None else [str(i) for i in range(len(texts))]
         if self.kind.head == "token":
-            return [TaggedExample(str(i), self._words(t)) for i, t in enumerate(texts)]
+            return [TaggedExample(i, self._words(t)) for i, t in zip(ids, texts, strict=True)]
         if self.kind.head == "span":
             if text_pairs is None:
                 raise DataError("reading comprehension needs a question (text_a) and a context (text_b) per line")
-            return [MrcExample(str(i), q, c, []) for i, (q, c) in enumerate(zip(texts, text_pairs, strict=True))]
+            return [MrcExample(i, q, c, []) for i, q, c in zip(ids, texts, text_pairs, strict=True)]
         task = self.kind.task
         if task.layout is not None and task.takes_pairs != (text_pairs is not None):
             raise DataError(f"the model ({task.name}) takes "
                             + ("a pair of texts (text_a, text_b)" if task.takes_pairs else "one text")
                             + " an example, and was given " + ("pairs" if text_pairs is not None else "single texts"))
         pairs = text_pairs if text_pairs is not None else [None] * len(texts)
-        return [TextExample(str(i), a, b) for i, (a, b) in enumerate(zip(texts, pairs, strict=True))]
+        return [TextExample(i, a, b) for i, a, b in zip(ids, texts, pairs, strict=True)]
 
     def _words(self, text: str) -> List[str]:
         if "\x02" in text:
@@ -119,62 +136,78 @@ class Predictor:
         decoded = []
         for start in range(0, len(features), self.batch_size):
             batch = features[start:start + self.batch_size]
-            decoded += self.kind.decode(batch, self.run(self.kind.batch(batch, self.description["task_id"])))
+            decoded += self.kind.decode(batch, self.run(self.kind.batch(batch, self.description.task_id)))
         self.last_decoded = decoded
         return self.kind.predictions(decoded, features, examples)
 
 
-def read_inputs(path, task=None, plain: bool = False) -> tuple:
-    """(texts, text pairs or None) of a TSV. A file of the model's `task` as `ernie.finetune`
-    reads it is read by the task's own columns (a GLUE test.tsv by its index and sentence
-    columns, a dev.tsv with its label column left out); otherwise its header must name `text_a`
-    (and `text_b`). `plain`: no header, `text_a[<TAB>text_b]` a line."""
-    lines = [line for line in read_lines(path) if line.strip()]
-    if not lines:
+@dataclass(frozen=True)
+class Inputs:
+    """The rows of an input file: their ids, texts, and second texts (None for single texts);
+    `blank`: how many were blank lines, read as empty texts."""
+    ids: List[str]
+    texts: List[str]
+    pairs: Optional[List[str]]
+    blank: int = 0
+
+
+def read_inputs(path, task=None, plain: bool = False) -> Inputs:
+    """The rows of a TSV. A file of the model's `task` as `ernie.finetune` reads it is read by
+    the task's own reader (a GLUE test.tsv by its index and sentence columns, a dev.tsv with its
+    label column left out); otherwise its header must name `text_a` (and `text_b`).
+    `plain`: no header, `text_a[<TAB>text_b]` a line. A blank line of a `text_a` or plain file is
+    a row of empty texts: each input row gets its output row, in order."""
+    lines = read_lines(path)
+    if lines[-1] == "":  # the end of the last line
+        lines.pop()
+    if not any(line.strip() for line in lines):
         raise DataError(f"{path}: no input lines")
     header = lines[0].split("\t")
     layout = None if plain else _layout_of(task, header)
-    columns = len(header)  # every row has as many columns as the first line
-    if plain:
-        a, b, first = 0, 1 if "\t" in lines[0] else None, 1
+    if layout is not None:
+        examples = read_text_examples(path, replace(layout, label=None))
+        if not examples:
+            raise DataError(f"{path}: a header and no input lines")
+        pairs = [e.text_b for e in examples] if layout.text_b is not None else None
+        return Inputs([e.guid for e in examples], [e.text_a for e in examples], pairs)
+    if plain:  # the first line with text says whether the lines are pairs
+        first = next(row for row, line in enumerate(lines) if line.strip())
+        columns, first_line = len(lines[first].split("\t")), first + 1
+        a, b = 0, 1 if columns > 1 else None
         if task is not None and task.layout is not None and (b is not None) != task.takes_pairs:
-            raise DataError(f"{path}:1: " + ("one text" if b is None else "a text pair") + f", but the model "
-                            f"({task.name}) takes " + ("a pair of texts" if task.takes_pairs else "one text")
+            raise DataError(f"{path}:{first_line}: " + ("one text" if b is None else "a text pair") + f", but the "
+                            f"model ({task.name}) takes " + ("a pair of texts" if task.takes_pairs else "one text")
                             + " an example")
-    elif layout is not None and layout.header:
-        a, first = header.index(layout.text_a), 2
-        b = header.index(layout.text_b) if layout.text_b is not None else None
-        lines = lines[1:]
-    elif layout is not None:
-        a, b, first = layout.text_a, layout.text_b, 1
     elif "text_a" in header:
-        a, b, first = header.index("text_a"), header.index("text_b") if "text_b" in header else None, 2
-        lines = lines[1:]
+        a, b = header.index("text_a"), header.index("text_b") if "text_b" in header else None
+        columns, first_line, lines = len(header), 1, lines[1:]
     else:
         expected = f"the columns of a {task.name} file, or " if task is not None and task.layout is not None else ""
         raise DataError(f"{path}:1: the first line names neither {expected}text_a; for lines of text without a "
                         f"header (text_a[<TAB>text_b]) pass --plain")
-    texts, pairs = [], []
-    for lineno, line in enumerate(lines, first):
+    texts, pairs, blank = [], [], 0
+    for lineno, line in enumerate(lines, 1 if plain else 2):
         fields = line.split("\t")
-        if len(fields) != columns:
-            raise DataError(f"{path}:{lineno}: {len(fields)} column(s) where the first line has {columns}")
+        if not line.strip():
+            fields, blank = [""] * columns, blank + 1
+        elif len(fields) != columns:
+            raise DataError(f"{path}:{lineno}: {len(fields)} column(s) where line {first_line} has {columns}")
         texts.append(fields[a])
         pairs.append(fields[b] if b is not None else None)
     if not texts:
         raise DataError(f"{path}: a header and no input lines")
-    return texts, (pairs if b is not None else None)
+    return Inputs([str(row) for row in range(len(texts))], texts, pairs if b is not None else None, blank)
 
 
 def _layout_of(task, header: List[str]):
     """The layout of `task` (test file first, then train/dev) that a file whose first line is
-    `header` has: a header holding the layout's text columns, or a header-less row with the
-    layout's number of columns (CoLA's train and dev files)."""
+    `header` has: a header holding the layout's text columns (and a test file's index column),
+    or a header-less row with the layout's number of columns (CoLA's train and dev files)."""
     for layout in (getattr(task, "test_layout", None), getattr(task, "layout", None)):
         if layout is None:
             continue
-        texts = [c for c in (layout.text_a, layout.text_b) if c is not None]
-        if layout.header and all(c in header for c in texts):
+        named = [c for c in (layout.text_a, layout.text_b, layout.guid) if c is not None]
+        if layout.header and all(c in header for c in named):
             return layout
         if not layout.header and len(header) == layout.n_columns and "text_a" not in header:
             return layout
@@ -194,16 +227,17 @@ def evaluate_file(predictor: Predictor, path) -> str:
           + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()), file=sys.stderr)
     if predictor.kind.head == "span":
         return json.dumps({e.qid: a for e, a in zip(examples, predictions)}, ensure_ascii=False, indent=1) + "\n"
-    return tsv_output(predictor, predictions)
+    return tsv_output(predictor, predictions, [e.guid for e in examples])
 
 
-def tsv_output(predictor: Predictor, predictions: list) -> str:
+def tsv_output(predictor: Predictor, predictions: list, ids: Sequence[str]) -> str:
+    """`index<TAB>prediction[<TAB>probability per label]` a row; the index is the input's id."""
     kind = predictor.kind
     with_probs = kind.head == "sentence" and not kind.regression
     lines = ["index\tprediction" + "".join(f"\t{label}" for label in kind.labels if with_probs)]
-    for i, prediction in enumerate(predictions):
+    for i, (row_id, prediction) in enumerate(zip(ids, predictions, strict=True)):
         probs = "".join(f"\t{p:.6f}" for p in predictor.last_decoded[i]) if with_probs else ""
-        lines.append(f"{i}\t{kind.format(prediction)}{probs}")
+        lines.append(f"{row_id}\t{kind.format(prediction)}{probs}")
     return "\n".join(lines) + "\n"
 
 
@@ -212,8 +246,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", required=True, help="exported directory (paddle-inference or hub)")
     parser.add_argument("--input", required=True, help="TSV of texts (or SQuAD-style JSON for reading comprehension)")
     parser.add_argument("--output", help="output TSV (default: standard output)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, help="CPU math threads (default: the cores this process may use)")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--threads", type=positive_int, help="CPU math threads (default: the cores this process may use)")
     parser.add_argument("--plain", action="store_true",
                         help="the input has no header: text_a, or text_a<TAB>text_b, a line")
     parser.add_argument("--eval", action="store_true",
@@ -229,14 +263,17 @@ def main(argv=None) -> int:
             answers = predictor.predict_examples(examples)
             text = json.dumps({e.qid: a for e, a in zip(examples, answers)}, ensure_ascii=False, indent=1) + "\n"
         else:
-            texts, pairs = read_inputs(args.input, predictor.kind.task, args.plain)
-            text = tsv_output(predictor, predictor.predict(texts, pairs))
-    except (CheckpointError, DataError) as err:
+            inputs = read_inputs(args.input, predictor.kind.task, args.plain)
+            examples = predictor.examples(inputs.texts, inputs.pairs, inputs.ids)
+            text = tsv_output(predictor, predictor.predict_examples(examples), inputs.ids)
+            if inputs.blank:
+                print(f"note: {inputs.blank} blank line(s) of {args.input} predicted as empty texts", file=sys.stderr)
+    except (CheckpointError, ConfigError, DataError, VocabError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if predictor.truncated:
         print(f"note: {predictor.truncated} input(s) longer than the model's "
-              f"{predictor.description['max_seq_len']} tokens were cut to it", file=sys.stderr)
+              f"{predictor.description.max_seq_len} tokens were cut to it", file=sys.stderr)
     if args.output:
         from ernie_common.fileio import atomic_write_text
         atomic_write_text(args.output, text)

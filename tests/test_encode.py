@@ -77,3 +77,16 @@ def test_task_id_outside_the_embedding(model_dir, tmp_path):
     (tmp_path / "in.txt").write_text("hello\n")
     result = _encode(model_dir[0], tmp_path / "in.txt", tmp_path / "out", "--task-id", "3", "--max-seq-len", "16")
     assert result.returncode == 2 and "--task-id 3 is outside" in result.stderr
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--batch-size", "0", "argument --batch-size: expected a positive integer, got 0"),
+    ("--batch-size", "-1", "argument --batch-size: expected a positive integer, got -1"),
+    ("--max-seq-len", "1", "--max-seq-len 1 leaves no room for a token between [CLS] and [SEP]"),
+], ids=["batch-size-0", "batch-size-negative", "max-seq-len-1"])
+def test_counts_below_their_least(model_dir, tmp_path, option, value, message):
+    """A batch size of -1 wrote all-zero embeddings; 0, or a maximum length of 1, gave a traceback."""
+    (tmp_path / "in.txt").write_text("hello\nworld\n")
+    result = _encode(model_dir[0], tmp_path / "in.txt", tmp_path / "out", "--max-seq-len", "16", option, value)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "cls_emb.npy").exists()

@@ -1,15 +1,20 @@
 """Export round trips of a fine-tuned model: Paddle inference, ONNX, Hugging Face, hub module."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
 from ernie.export import export
+from ernie.export import main as export_main
 from ernie.finetune.examples import DataError
 from ernie.model.config import ErnieConfig
-from ernie.predict import Predictor
+from ernie.predict import Predictor, tsv_output
 from ernie.predict import main as predict_main
 from ernie.serving.inference_model import inference_program
 from tests.test_finetune import finetune_sst2, write_sst2
+from tests.test_sentencepiece import en_spm  # noqa: F401  (fixture)
 
 TEXTS = ["war and peace", "the people of the nation", "taxes taxes economy"]
 
@@ -27,7 +32,6 @@ def feeds(finetuned):
 
 
 def test_paddle_inference_equals_the_static_program(finetuned, feeds):
-    import json
     predictor, batch = feeds
     expected = inference_program(finetuned).run(batch)
     got = predictor.run(batch)
@@ -97,16 +101,18 @@ def test_hub_module_and_predict_cli(finetuned, feeds, tmp_path, capsys):
 
 def test_predict_reads_the_files_finetune_reads(finetuned, feeds, tmp_path, capsys):
     """A GLUE test.tsv (index, sentence) and dev.tsv (sentence, label) are read by the task's
-    columns: no header row predicted, no index or label taken for a text."""
+    columns: no header row predicted, no index or label taken for a text; the test file's rows
+    keep its index, the dev file's are numbered from 0."""
     predictor, _ = feeds
     out = export(finetuned, "paddle-inference", tmp_path / "served")
     data = write_sst2(tmp_path / "SST-2")
     dev = [line.split("\t")[0] for line in (data / "dev.tsv").read_text().splitlines()[1:]]
     test = [line.split("\t")[1] for line in (data / "test.tsv").read_text().splitlines()[1:]]
-    for path, sentences in ((data / "dev.tsv", dev), (data / "test.tsv", test)):
+    for path, sentences, first in ((data / "dev.tsv", dev, 0), (data / "test.tsv", test, 10)):
         assert predict_main(["--model", str(out), "--input", str(path)]) == 0
         rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[1:]]
         assert [r[1] for r in rows] == predictor.predict(sentences)
+        assert [r[0] for r in rows] == [str(first + i) for i in range(len(sentences))]
     (tmp_path / "pairs.tsv").write_text("war and peace\tthe nation\n")
     assert predict_main(["--model", str(out), "--input", str(tmp_path / "pairs.tsv")]) == 2
     assert "pairs.tsv:1: the first line names neither the columns of a SST-2 file, or text_a" in capsys.readouterr().err
@@ -135,12 +141,11 @@ def test_predict_names_a_missing_or_broken_export(finetuned, tmp_path, capsys):
     (tmp_path / "in.tsv").write_text("war and peace\n")
     assert predict_main(["--model", str(out), "--input", str(tmp_path / "in.tsv")]) == 2
     err = capsys.readouterr().err
-    assert "inference.pdiparams is truncated or corrupt" in err and "Traceback" not in err
+    assert "inference.pdiparams is not the file the export wrote (truncated, corrupt or replaced" in err
+    assert "Traceback" not in err
 
 
 def test_export_refuses_a_broken_model(tmp_path, finetuned):
-    import shutil
-
     from ernie.formats.checkpoint import CheckpointError
     broken = tmp_path / "broken"
     shutil.copytree(finetuned, broken)
@@ -154,9 +159,6 @@ def test_export_refuses_a_broken_model(tmp_path, finetuned):
 def test_export_never_deletes_what_it_did_not_write(tmp_path, finetuned, capsys):
     """An output that is or holds the model, or holds files the export does not write, is refused
     in one line and left as it is; an earlier export of the same format is replaced."""
-    import shutil
-
-    from ernie.export import main as export_main
     model = tmp_path / "run" / "seed-1" / "model"
     shutil.copytree(finetuned, model)
     (tmp_path / "run" / "metrics.json").write_text("{}")
@@ -178,36 +180,136 @@ def test_export_never_deletes_what_it_did_not_write(tmp_path, finetuned, capsys)
 
 
 def test_predict_input_errors_name_file_and_line(tmp_path):
-    from ernie.finetune.examples import DataError
-    from ernie.predict import read_inputs
-    (tmp_path / "pairs.tsv").write_text("first\tsecond\nonly one\n")
-    with pytest.raises(DataError, match=r"pairs.tsv:2: 1 column\(s\) where the first line has 2"):
+    from ernie.predict import Inputs, read_inputs
+    (tmp_path / "pairs.tsv").write_text("\nfirst\tsecond\n\nonly one\n")
+    with pytest.raises(DataError, match=r"pairs.tsv:4: 1 column\(s\) where line 2 has 2"):
         read_inputs(tmp_path / "pairs.tsv", plain=True)
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\textra\n")
     from ernie.finetune.tasks import get_task
-    with pytest.raises(DataError, match=r"dev.tsv:3: 3 column\(s\) where the first line has 2"):
+    with pytest.raises(DataError, match=r"dev.tsv:3: expected 2 tab-separated columns, found 3"):
         read_inputs(tmp_path / "dev.tsv", get_task("SST-2"))
     with pytest.raises(DataError, match=r"pairs.tsv:1: the first line names neither text_a; .* pass --plain"):
         read_inputs(tmp_path / "pairs.tsv")
-    (tmp_path / "header.tsv").write_text("label\ttext_a\n1\tgood\n")
-    assert read_inputs(tmp_path / "header.tsv") == (["good"], None)
+    (tmp_path / "header.tsv").write_text("label\ttext_a\n1\tgood\n\n0\tbad\n")
+    assert read_inputs(tmp_path / "header.tsv") == Inputs(["0", "1", "2"], ["good", "", "bad"], None, blank=1)
+
+
+def test_predict_gives_every_input_row_its_output_row(finetuned, feeds, tmp_path, capsys):
+    """A blank line of a plain or text_a file is an empty text, predicted in its place and counted
+    (they were dropped, and the rows after them renumbered)."""
+    predictor, _ = feeds
+    texts = ["war and peace", "", "the people of the nation", "", "taxes"]
+    expected = tsv_output(predictor, predictor.predict(texts), [str(i) for i in range(len(texts))])
+    (tmp_path / "plain.txt").write_text("war and peace\n\nthe people of the nation\n  \ntaxes\n")
+    (tmp_path / "header.tsv").write_text("text_a\nwar and peace\n\nthe people of the nation\n\ntaxes\n")
+    for path, plain in ((tmp_path / "plain.txt", ["--plain"]), (tmp_path / "header.tsv", [])):
+        assert predict_main(["--model", str(finetuned.parent / "inference"), "--input", str(path), *plain]) == 0
+        out, err = capsys.readouterr()
+        assert out == expected
+        assert f"note: 2 blank line(s) of {path} predicted as empty texts" in err
+
+
+@pytest.mark.parametrize("option", ["--batch-size", "--threads"])
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_predict_refuses_a_count_below_one(finetuned, feeds, tmp_path, capsys, option, value):
+    """A batch size of -1 printed the header alone, 0 a range() traceback."""
+    (tmp_path / "in.txt").write_text("war and peace\n")
+    with pytest.raises(SystemExit) as exited:
+        predict_main(["--model", str(finetuned.parent / "inference"), "--input", str(tmp_path / "in.txt"), "--plain",
+                      option, value])
+    assert exited.value.code == 2
+    assert f"argument {option}: expected a positive integer, got {value}" in capsys.readouterr().err
+
+
+def _one_line_error(main, argv, capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_predict_refuses_a_vocabulary_the_model_was_not_exported_with(finetuned, tmp_path, capsys):
+    """Another vocab.txt of the same size (other ids: wrong answers without a word) fails the
+    export's checksums; one of another size (an export whose checksums do not cover it), or none,
+    is named in one line, not met as Paddle's index error or a VocabError traceback. Exporting a
+    fine-tuned model without its vocab.txt is refused in one line too (it was a TypeError)."""
+    out = export(finetuned, "paddle-inference", tmp_path / "served")
+    (tmp_path / "in.txt").write_text("war and peace\n")
+    argv = ["--model", str(out), "--input", str(tmp_path / "in.txt"), "--plain"]
+    vocab = (out / "vocab.txt").read_text().splitlines()
+    (out / "vocab.txt").write_text("\n".join(vocab[:5] + vocab[6:] + vocab[5:6]) + "\n")  # one token moved to the end
+    assert "vocab.txt is not the file the export wrote" in _one_line_error(predict_main, argv, capsys)
+    checksums = json.loads((out / "checksums.json").read_text())
+    (out / "checksums.json").write_text(json.dumps({k: v for k, v in checksums.items() if k != "vocab.txt"}))
+    (out / "vocab.txt").write_text("\n".join(vocab + [f"extra{i}" for i in range(600)]) + "\n")
+    err = _one_line_error(predict_main, argv, capsys)
+    assert f"has {len(vocab) + 600} tokens but the model config says vocab_size {len(vocab)}" in err
+    (out / "vocab.txt").unlink()
+    assert "served/vocab.txt not found" in _one_line_error(predict_main, argv, capsys)
+    model = tmp_path / "model"
+    shutil.copytree(finetuned, model)
+    (model / "vocab.txt").unlink()
+    err = _one_line_error(export_main, ["--model", str(model), "--format", "paddle-inference",
+                                        "--output", str(tmp_path / "out")], capsys)
+    assert "model has no vocab.txt" in err
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"task": "SST2"}, "finetune.json: task: unknown task 'SST2'; choose from CoLA, SST-2"),
+    ({"max_seq_len": None}, "finetune.json: missing key(s) ['max_seq_len']"),
+    ({"max_seq_len": "long"}, "finetune.json: max_seq_len"),
+    ({"task": "MSRA-NER"}, "finetune.json: kind and head: 'classification' and 'sentence', but a MSRA-NER "
+                           "model's are 'labelling' and 'token'"),
+], ids=["misspelt-task", "missing-key", "wrong-type", "another-kinds-task"])
+def test_a_broken_finetune_json_is_named_with_its_key(finetuned, tmp_path, capsys, change, says):
+    """Export and predict read finetune.json through one checked reader: a misspelt task or a
+    missing key names the file and the key (they were a KeyError traceback)."""
+    served = export(finetuned, "paddle-inference", tmp_path / "served")
+    model = tmp_path / "model"
+    shutil.copytree(finetuned, model)
+    for directory in (model, served):
+        description = json.loads((directory / "finetune.json").read_text())
+        description.update(change)
+        (directory / "finetune.json").write_text(json.dumps({k: v for k, v in description.items() if v is not None}))
+    (tmp_path / "in.txt").write_text("war and peace\n")
+    for fmt in ("paddle-inference", "hub", "hf"):
+        assert says in _one_line_error(export_main, ["--model", str(model), "--format", fmt,
+                                                     "--output", str(tmp_path / fmt)], capsys)
+    assert says in _one_line_error(predict_main, ["--model", str(served), "--input", str(tmp_path / "in.txt"),
+                                                  "--plain"], capsys)
+
+
+def test_a_sentencepiece_models_export_tokenizes_with_its_model(init_model, en_spm, tmp_path):  # noqa: F811
+    """The SentencePiece model travels with the export's vocab.txt, under its checksums: without
+    it the predictor tokenized with WordPiece, giving other ids and wrong answers without a word."""
+    from ernie.formats.checkpoint import load_model_dir, save_model_dir
+    from ernie_common.tokenization import SentencePieceTokenizer, load_vocab, make_tokenizer
+    config, params, _ = load_model_dir(init_model)
+    config = config.replace(vocab_size=len(load_vocab(en_spm)))
+    params = {**params, "word_embedding": np.zeros((config.vocab_size, config.hidden_size), np.float32)}
+    spm_model = save_model_dir(tmp_path / "spm_model", config, params, en_spm)
+    out = export(head_model_dir(spm_model, tmp_path, "SST-2", ["0", "1"]), "paddle-inference", tmp_path / "served")
+    assert {"sentencepiece.model", "sentencepiece.json"} <= set(json.loads((out / "checksums.json").read_text()))
+    tokenizer = Predictor(out).kind.tokenizer
+    assert isinstance(tokenizer, SentencePieceTokenizer)
+    assert tokenizer.encode(TEXTS[1]) == make_tokenizer(en_spm).encode(TEXTS[1])
 
 
 def head_model_dir(init_model, tmp_path, task, labels):
-    """`init_model` with a random labelling (`labels`) or reading-comprehension head for `task`."""
-    import json
-
+    """`init_model` with a random head of `task`'s kind (its `labels`; none for reading comprehension)."""
     from ernie.finetune import FINETUNE_FILE
     from ernie.finetune.heads import HEAD_PARAMS
+    from ernie.finetune.tasks import KINDS, get_task
     from ernie.formats.checkpoint import load_model_dir, save_model_dir
     config, params, vocab = load_model_dir(init_model)
-    head = "token" if labels else "span"
+    kind = get_task(task).kind
+    head = KINDS[kind].head
     n_outputs = len(labels) or 2
     rng = np.random.default_rng(3)
     weight, bias = HEAD_PARAMS[head]
     params = {**params, weight: rng.normal(0, 0.05, (config.hidden_size, n_outputs)).astype(np.float32),
               bias: rng.normal(0, 0.05, n_outputs).astype(np.float32)}
-    description = {"task": task, "kind": "labelling" if labels else "mrc", "head": head, "labels": labels,
+    description = {"task": task, "kind": kind, "head": head, "labels": labels,
                    "max_seq_len": 32, "do_lower_case": True, "task_id": 0}
     return save_model_dir(tmp_path / "model", config, params, vocab,
                           extra_files={FINETUNE_FILE: json.dumps(description)})
@@ -244,7 +346,6 @@ def test_hugging_face_token_and_span_heads_equal_paddle(init_model, tmp_path, ta
 
 
 def test_predict_reading_comprehension_from_json_and_tsv(init_model, tmp_path, capsys):  # noqa: F811
-    import json
     model_dir = head_model_dir(init_model, tmp_path, "SQuAD", [])
     exported = export(model_dir, "paddle-inference", tmp_path / "inference")
     contexts = ["the people of the nation paid taxes", "war and peace and the economy of the people"]
@@ -266,8 +367,6 @@ def test_predict_reading_comprehension_from_json_and_tsv(init_model, tmp_path, c
 
 
 def test_pretrained_encoder_export_names_its_outputs(init_model, tmp_path):  # noqa: F811
-    import json
-
     import paddle.inference as inference
     out = export(init_model, "paddle-inference", tmp_path / "encoder")
     config = inference.Config(str(out / "inference.json"), str(out / "inference.pdiparams"))
@@ -291,7 +390,6 @@ def test_pretrained_encoder_export_names_its_outputs(init_model, tmp_path):  # n
 def test_predict_reproduces_the_finetune_dev_score_and_submission(finetuned, tmp_path, capsys):
     """`--eval` on the fine-tuning run's own dev file gives its dev score; its test file gives
     the predictions of its submission file."""
-    import json
     run = finetuned.parent.parent
     data = run.parent / "SST-2"
     report = json.loads((run / "metrics.json").read_text())
@@ -301,4 +399,4 @@ def test_predict_reproduces_the_finetune_dev_score_and_submission(finetuned, tmp
     assert predict_main(["--model", str(out), "--input", str(data / "test.tsv")]) == 0
     predicted = [line.split("\t")[:2] for line in capsys.readouterr().out.splitlines()[1:]]
     submission = [line.split("\t") for line in (run / "seed-1" / "SST-2.tsv").read_text().splitlines()[1:]]
-    assert [p[1] for p in predicted] == [s[1] for s in submission] and len(submission) > 1
+    assert predicted == submission and len(submission) > 1  # the test file's index, 10-14, in both
