@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ernie_common.cli import positive_int
 from ernie_common.tasks import TaskError
 from ernie_common.tokenization import VocabError
 
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
 
     make = sub.add_parser("make", help="generate pre-training shards from a data config")
     make.add_argument("--config", required=True, help="configs/data/NAME.yaml")
-    make.add_argument("--workers", type=int, help="worker processes (overrides the config)")
+    make.add_argument("--workers", type=positive_int, help="worker processes (overrides the config)")
     make.add_argument("--output", help="output directory (overrides the config)")
     make.add_argument("--quiet", action="store_true", help="no progress bar")
     make.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
                       help="for a corpus made in parts: compute the statistics every part shares "
                            "(knowledge masking's phrases) once, into OUTPUT/corpus_states.json")
     make.add_argument("--part", type=int, help="make part I (0-based) of --parts N: input files I, I+N, ...")
-    make.add_argument("--parts", type=int, help="the number of parts the input files are split into")
+    make.add_argument("--parts", type=positive_int, help="the number of parts the input files are split into")
     make.set_defaults(run=_make)
 
     merge = sub.add_parser("merge", help="write one manifest over the shards of every part")
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
 
     insp = sub.add_parser("inspect", help="decode examples of a shard or shard directory")
     insp.add_argument("path")
-    insp.add_argument("--limit", type=int, default=10)
+    insp.add_argument("--limit", type=positive_int, default=10)
     insp.add_argument("--json", action="store_true", help="one JSON object a line")
     insp.set_defaults(run=_inspect)
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ernie.formats.checkpoint import CheckpointError, load_model_dir
 from ernie.model.config import ConfigError
 from ernie.model.features import pack_pair, pad_batch, pair_is_cut
-from ernie.serving import positive_int
+from ernie_common.cli import positive_int
 from ernie_common.fileio import atomic_path
 from ernie_common.tokenization import CharTokenizer, VocabError, make_tokenizer
 
@@ -64,12 +64,9 @@ def encode_file(model_dir, input_file, output_dir, task_id: int = 0, max_seq_len
     if max_seq_len < 3:
         raise ConfigError(f"--max-seq-len {max_seq_len} leaves no room for a token between [CLS] and [SEP]: "
                           f"give 3 or more")
-    if max_seq_len > config.max_position_embeddings:
-        raise ConfigError(f"--max-seq-len {max_seq_len} exceeds the model's "
-                          f"max_position_embeddings {config.max_position_embeddings}")
-    if not 0 <= task_id < (config.task_type_vocab_size if config.use_task_id else 1):
-        raise ConfigError(f"--task-id {task_id} is outside the model's task embedding "
-                          f"({config.task_type_vocab_size if config.use_task_id else 'none: use_task_id is false'})")
+    problem = config.input_problem(max_seq_len, task_id)
+    if problem:
+        raise ConfigError(problem)
     tok = CharTokenizer(vocab) if tokenizer == "char" else make_tokenizer(vocab, do_lower_case)
     encoder = StaticEncoder(config, params)
     output_dir = Path(output_dir)

@@ -33,11 +33,12 @@ import tempfile
 from pathlib import Path
 
 from ernie.finetune import FINETUNE_FILE
+from ernie.finetune.description import read_description
 from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir
 from ernie.formats.hf_format import write_hf_dir
 from ernie.formats.paddlenlp_format import epsilon_note, write_paddlenlp_dir
 from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
-from ernie.serving.inference_model import inference_program, read_description
+from ernie.serving.inference_model import inference_program
 from ernie_common.fileio import OutputDirError, atomic_directory, check_output_is_not_input, sha256_file
 from ernie_common.tokenization import TOKENIZER_FILES, is_sentencepiece
 

@@ -39,6 +39,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ernie.export import INFERENCE_PREFIX, verify_checksums
+from ernie.finetune.description import read_description
 from ernie.finetune.examples import DataError, MrcExample, TaggedExample, TextExample
 from ernie.finetune.squad_reader import read_mrc_examples
 from ernie.finetune.text_reader import read_text_examples
@@ -46,8 +47,8 @@ from ernie.finetune.tsv import read_lines
 from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, check_vocab_fits
 from ernie.kernels.cpu_runtime import usable_cores
 from ernie.model.config import CONFIG_FILE_NAME, ConfigError, ErnieConfig
-from ernie.serving import positive_int
-from ernie.serving.inference_model import read_description, task_kind
+from ernie.serving.inference_model import task_kind
+from ernie_common.cli import positive_int
 from ernie_common.tokenization import VocabError
 from propeller.device import cuda_device_count, device_choice
 

@@ -46,13 +46,24 @@ def read(path) -> Dict[str, Any]:
         values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
     return values
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: where (its marks print the offending line and a caret) and what."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + (getattr(err, "problem", None) or str(err).splitlines()[0])
 
 
 def apply_overrides(values: Dict[str, Any], overrides: Sequence[str], source: str = "--set") -> Dict[str, Any]:
@@ -71,7 +82,7 @@ def apply_overrides(values: Dict[str, Any], overrides: Sequence[str], source: st
         try:
             node[leaf] = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise ConfigError(f"{source}: {key}: cannot read {text!r}: {err}") from None
+            raise ConfigError(f"{source}: {key}: cannot read {text!r}: {_yaml_problem(err)}") from None
     return values
 
 

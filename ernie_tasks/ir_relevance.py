@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from data_gen.data_task import DataTask
-from data_gen.documents import clean_lines
+from data_gen.documents import SIDE_FILE, clean_lines
 from data_gen.examples import TokenTable
 from ernie.pretrain.task_head import LinearHead
 from ernie_common.tasks import SENTENCE, TaskOptions, register, resource
@@ -36,9 +36,10 @@ class Click:
 
 def read_click_log(path: Path, stats: Counter) -> List[Click]:
     """`query<TAB>title<TAB>clicks<TAB>impressions`, integers >= 0, clicks <= impressions. Lines
-    are read and cleaned as a corpus's are (`data_gen.documents`); a malformed one is counted."""
+    are read and cleaned as a corpus's are (`data_gen.documents`); a malformed one is counted, a
+    line that is not UTF-8 an error naming it (the data config's `encoding:` is the corpus's)."""
     records = []
-    for _, line in clean_lines(Path(path), stats):
+    for _, line in clean_lines(Path(path), stats, SIDE_FILE):
         if not line.strip():
             continue
         fields = line.split("\t")

@@ -27,13 +27,14 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
 from data_gen.data_task import DataTask
+from data_gen.documents import SIDE_FILE, clean_lines, load_stopwords
 from data_gen.examples import set_list
-from data_gen.generate import load_stopwords
 from data_gen.tokenized import MULTI_CHARACTER, STOPWORD, TokenizedChunk
 from ernie.model import param_names as names
 from ernie.pretrain.task_head import TaskHead
@@ -297,11 +298,10 @@ def load_entity_list(path: Optional[str], lang: str) -> Set[Tuple[str, ...]]:
     if not path:
         return set()
     entities = set()
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip().lower()
-            if line:
-                entities.add(tuple(line.split()) if lang == "en" else (line,))
+    for _, line in clean_lines(Path(path), Counter(), SIDE_FILE):  # a line not UTF-8: one line naming it
+        line = line.strip().lower()
+        if line:
+            entities.add(tuple(line.split()) if lang == "en" else (line,))
     return entities
 
 
@@ -434,6 +434,9 @@ class KnowledgeMasking(DataTask):
         if isinstance(phrases, dict):
             return phrases["words"].split()
         return [w for pair in phrases or () for w in pair]
+
+    def check_resources(self) -> None:
+        load_entity_list(self.options.entities, "en")
 
     def setup(self, generator, phrases) -> None:
         # pinned words keep their ids when the lexicon is reset, and so do these pairs

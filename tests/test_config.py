@@ -55,3 +55,16 @@ def test_malformed_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         ErnieConfig.from_file(path)
+
+
+@pytest.mark.parametrize("data, says", [
+    (b"markers: [however, thus\nlang: en\n", r"c.yaml: not valid YAML: line 2, column 5: expected ',' or ']', but got ':'"),
+    (b"a: 1\n  b: 2\n", r"c.yaml: not valid YAML: line 2, column 4: mapping values are not allowed here"),
+    (b"stopwords: caf\xe9.txt\n", r"c.yaml: not UTF-8 text \(byte 14: invalid continuation byte\)"),
+])
+def test_a_config_file_that_cannot_be_read_is_one_line_naming_where(tmp_path, data, says):
+    from ernie_common.configfile import read
+    (tmp_path / "c.yaml").write_bytes(data)
+    with pytest.raises(ConfigError, match=says) as err:
+        read(tmp_path / "c.yaml")
+    assert "\n" not in str(err.value)

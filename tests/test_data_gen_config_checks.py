@@ -57,3 +57,22 @@ def test_a_negative_seed_is_an_error_naming_the_config_and_key(tmp_path):
     with pytest.raises(DataConfigError, match=rf"^{config}: seed must be at least 0 .*got -1$"):
         DataConfig.from_yaml(config)
     assert DataConfig.from_yaml(config, ["seed=0"]).seed == 0
+
+
+def test_an_entity_list_not_in_utf8_is_refused_when_the_config_is_loaded(tmp_path):
+    (tmp_path / "entities.txt").write_bytes("new york\nz\u00fcrich\n".encode("latin-1"))
+    config = _config_file(tmp_path, tasks=["knowledge_masking"],
+                          task_options={"knowledge_masking": {"entities": str(tmp_path / "entities.txt")}})
+    with pytest.raises(DataConfigError, match=rf"^{config}: task_options.knowledge_masking: .*entities.txt: line 2, "
+                                              r"byte 10 \(0xfc\): not utf-8 text: convert it to UTF-8"):
+        DataConfig.from_yaml(config)
+
+
+def test_a_click_log_not_in_utf8_is_named_and_the_corpus_encoding_not_advised(tmp_path):
+    from collections import Counter
+
+    from data_gen.documents import CorpusError
+    from ernie_tasks.ir_relevance import read_click_log
+    (tmp_path / "clicks.tsv").write_bytes("caf\u00e9\tcafe menu\t3\t10\n".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"clicks.tsv: line 1, byte 3 \(0xe9\): not utf-8 text: convert it to UTF-8"):
+        read_click_log(tmp_path / "clicks.tsv", Counter())

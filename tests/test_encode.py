@@ -76,7 +76,9 @@ def test_bad_input_lines(model_dir, tmp_path, content, message):
 def test_task_id_outside_the_embedding(model_dir, tmp_path):
     (tmp_path / "in.txt").write_text("hello\n")
     result = _encode(model_dir[0], tmp_path / "in.txt", tmp_path / "out", "--task-id", "3", "--max-seq-len", "16")
-    assert result.returncode == 2 and "--task-id 3 is outside" in result.stderr
+    assert result.returncode == 2 and "task_id 3 does not fit the model's task embedding (3 rows" in result.stderr
+    result = _encode(model_dir[0], tmp_path / "in.txt", tmp_path / "out", "--max-seq-len", "65")
+    assert result.returncode == 2 and "max_seq_len 65 exceeds the model's max_position_embeddings 64" in result.stderr
 
 
 @pytest.mark.parametrize("option, value, message", [

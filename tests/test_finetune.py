@@ -173,7 +173,7 @@ def test_cli_refuses_before_training_what_failed_later(tmp_path, init_model, cap
         assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
     with pytest.raises(SystemExit) as exit:
         finetune_main(["--task", "SST-2", "--data", str(sst), "--output", str(tmp_path / "out"), "--seeds", "0"])
-    assert exit.value.code == 2 and "--seeds must be at least 1, got 0" in capsys.readouterr().err
+    assert exit.value.code == 2 and "argument --seeds: expected a positive integer, got 0" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

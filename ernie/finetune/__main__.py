@@ -30,6 +30,7 @@ from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, check_fits_model, describe_labels, load_encoder, read_data
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
+from ernie_common.cli import positive_int
 from ernie_common.fileio import atomic_write_text
 from ernie_common.tokenization import VocabError
 
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True, help="directory with the task's files")
     parser.add_argument("--init-model", help="model directory (pre-trained or converted); omit for random init")
     parser.add_argument("--output", required=True)
-    parser.add_argument("--seeds", type=int, default=1, help="how many seeds")
+    parser.add_argument("--seeds", type=positive_int, default=1, help="how many seeds")
     parser.add_argument("--first-seed", type=int, default=1, help="the first seed (seeds run from it up)")
     parser.add_argument("--config", help="settings YAML (default configs/finetune/TASK.yaml)")
     parser.add_argument("--preset", help="a preset of the config (the paper's base or large column)")
@@ -87,8 +88,6 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="read back the seeds an identical earlier run finished (seed-N/result.json)")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     try:
         task = get_task(args.task)
         task = dataclasses.replace(task, **{k: v for k, v in (("dev_file", args.dev_file),

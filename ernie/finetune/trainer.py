@@ -22,6 +22,7 @@ import numpy as np
 
 from ernie.finetune import FINETUNE_FILE
 from ernie.finetune.batching import by_length, epoch_batches
+from ernie.finetune.description import Description
 from ernie.finetune.examples import DataError
 from ernie.finetune.heads import ErnieWithHead, inference_graph
 from ernie.finetune.settings import FinetuneSettings, SettingsError
@@ -57,16 +58,10 @@ def load_encoder(init_model: Optional[str], vocab: Optional[str] = None,
 
 
 def check_fits_model(settings: FinetuneSettings, config: ErnieConfig) -> None:
-    """What the settings ask of the model's embedding tables: `max_seq_len` positions, and
-    `task_id` a row of its task embedding (row 0 without one). Checked before any data is read,
-    since the embedding lookup would fail only at the first long batch."""
-    if settings.max_seq_len > config.max_position_embeddings:
-        raise SettingsError(f"max_seq_len {settings.max_seq_len} exceeds the model's "
-                            f"max_position_embeddings {config.max_position_embeddings}")
-    rows = config.task_type_vocab_size if config.use_task_id else 1
-    if settings.task_id >= rows:
-        raise SettingsError(f"task_id {settings.task_id} does not fit the model's task embedding "
-                            f"({rows} row{'s' if rows > 1 else ''}: task ids 0 to {rows - 1})")
+    """The settings' length and task id against the model's embedding tables (`input_problem`)."""
+    problem = config.input_problem(settings.max_seq_len, settings.task_id)
+    if problem:
+        raise SettingsError(problem)
 
 
 def label_set(task: Task, train_examples, dev_examples=()) -> List[str]:
@@ -297,16 +292,16 @@ class FinetuneJob:
         atomic_write_text(path if path.suffix == ".tsv" else path.with_suffix(".tsv"),
                           "index\tprediction\n" + "".join(rows))
 
-    def description(self) -> Dict:
+    def description(self) -> Description:
         """What `ernie.predict` needs to turn the exported outputs into predictions."""
-        keys = ("max_seq_len", "do_lower_case", "task_id")
-        pooling = {"pooling": self.kind.pooling} if self.kind.head == "sentence" else {}
-        return {"task": self.task.name, "kind": self.task.kind, "head": self.kind.head,
-                "labels": self.kind.labels, **pooling, **{k: getattr(self.settings, k) for k in keys}}
+        return Description(task=self.task.name, kind=self.task.kind, head=self.kind.head, labels=list(self.kind.labels),
+                           max_seq_len=self.settings.max_seq_len, do_lower_case=self.settings.do_lower_case,
+                           task_id=self.settings.task_id,
+                           pooling=self.kind.pooling if self.kind.head == "sentence" else None)
 
     def save_model(self, path: Path, params: Dict[str, np.ndarray]) -> None:
         save_model_dir(path, self.config, params, self.vocab_file,
-                       extra_files={FINETUNE_FILE: json.dumps(self.description(), indent=1)})
+                       extra_files={FINETUNE_FILE: self.description().to_json()})
 
 
 def _labelled(examples) -> bool:

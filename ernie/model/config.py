@@ -102,5 +102,17 @@ class ErnieConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def input_problem(self, max_seq_len: int, task_id: int) -> Optional[str]:
+        """What inputs of `max_seq_len` tokens fed with `task_id` ask of the embedding tables and do
+        not find there (positions, a row of the task embedding: row 0 without one), or None. Checked
+        before any data is read: the lookup would fail only at the first long batch."""
+        if max_seq_len > self.max_position_embeddings:
+            return f"max_seq_len {max_seq_len} exceeds the model's max_position_embeddings {self.max_position_embeddings}"
+        rows = self.task_type_vocab_size if self.use_task_id else 1
+        if not 0 <= task_id < rows:
+            return (f"task_id {task_id} does not fit the model's task embedding ({rows} row{'s' if rows > 1 else ''}: "
+                    f"task ids 0 to {rows - 1})")
+        return None
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"

@@ -57,6 +57,7 @@ from ernie.pretrain.config import MODES, PretrainConfig, PretrainError, load_con
 from ernie.pretrain.log import read_log, summary, summary_line
 from ernie.pretrain.schedule import Schedule, ScheduleError, schedule_from_config
 from ernie_common import tasks as registry
+from ernie_common.cli import positive_int
 from ernie_common.configfile import to_dict
 from ernie_common.fileio import atomic_directory, atomic_write_text
 from ernie_common.machine import cpu_flags, cpu_line
@@ -583,7 +584,7 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="configs/pretrain/NAME.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    parser.add_argument("--max-steps", type=int, metavar="N",
+    parser.add_argument("--max-steps", type=positive_int, metavar="N",
                         help="stop after step N (a checkpoint is written there; --resume continues): a time-boxed "
                              "run, or a smoke test of a cluster config on a few steps")
     parser.add_argument("--print-schedule", action="store_true", help="print the allocation and exit")
@@ -616,8 +617,6 @@ def main(argv=None) -> int:
         config = _resolve_auto_amp(config)
         check_supported(config.amp, cpu_flags())
         trainer = Trainer(config, config_file=args.config)
-        if args.max_steps is not None and args.max_steps < 1:
-            raise PretrainError(f"--max-steps must be at least 1, got {args.max_steps}")
         model_dir = trainer.train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl,
                                   max_steps=args.max_steps)
     except TrainingFailed as err:

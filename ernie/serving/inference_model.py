@@ -4,62 +4,13 @@ kind's outputs (class probabilities, a regression score, per-token tag probabili
 and end logits)."""
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import List, Optional
-
-from ernie.finetune import FINETUNE_FILE
+from ernie.finetune.description import Description, read_description
 from ernie.formats.checkpoint import CheckpointError, load_model_dir
 from ernie.model.modeling import ErnieModel
 from ernie.model.params_io import assign_scope_params
 from ernie.model.static_graph import encoder_feeds
-from ernie_common.configfile import build
 from ernie_common.tokenization import make_tokenizer
 from propeller.static_runner import InferenceProgram
-
-
-@dataclass(frozen=True)
-class Description:
-    """A fine-tuned model's `finetune.json` (written by `ernie.finetune`), checked when read: a
-    misspelt task or a missing key is an error naming the file and the key, not a KeyError deep
-    in an export or a prediction."""
-    task: str
-    kind: str
-    head: str
-    labels: List[str]
-    max_seq_len: int
-    do_lower_case: bool
-    task_id: int
-    pooling: Optional[str] = None  # sentence heads only
-    config_error = CheckpointError  # what `build` raises
-
-    def __post_init__(self):
-        from ernie.finetune.settings import POOLINGS
-        from ernie.finetune.tasks import KINDS, get_task
-        try:
-            task = get_task(self.task)
-        except KeyError as err:
-            raise CheckpointError(f"task: {err.args[0]}") from None
-        head = KINDS[task.kind].head
-        if (self.kind, self.head) != (task.kind, head):
-            raise CheckpointError(f"kind and head: {self.kind!r} and {self.head!r}, but a {task.name} model's "
-                                  f"are {task.kind!r} and {head!r}")
-        if self.pooling is not None and (head != "sentence" or self.pooling not in POOLINGS):
-            raise CheckpointError(f"pooling: {self.pooling!r}; a sentence head takes one of {POOLINGS}, "
-                                  f"other heads none")
-
-
-def read_description(model_dir) -> Optional[Description]:
-    """The description of a fine-tuned model directory or export; None for a pre-trained one."""
-    path = Path(model_dir) / FINETUNE_FILE
-    if not path.is_file():
-        return None
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: not JSON ({err})") from None
-    return build(Description, values, str(path))
 
 
 def task_kind(description: Description, vocab_file):
