@@ -102,10 +102,13 @@ def load_study(path: Path = RUN_LIST) -> Study:
 
 def pretrain(study: Study, parallel: int = 2) -> None:
     """The shards of every data config (run_pretrain.sh with DATA_ONLY=1: fetch, vocabulary, make),
-    then the runs, `parallel` at once with a thread each."""
-    for data in dict.fromkeys(r.data for r in (study.long, *study.runs)):
-        subprocess.run(["bash", "run_pretrain.sh"], check=True, cwd=ROOT,
-                       env={**os.environ, "DATA_ONLY": "1", "DATA_CONFIG": str(data)})
+    then the runs, `parallel` at once with a thread each. Shards are made once for the study: made
+    again after a change to data generation, they would stop the long run's resume (a resume
+    refuses shards remade since its checkpoint)."""
+    for run in {r.data: r for r in (study.long, *study.runs)}.values():  # one a data config
+        if not (run.shards / "manifest.json").is_file():
+            subprocess.run(["bash", "run_pretrain.sh"], check=True, cwd=ROOT,
+                           env={**os.environ, "DATA_ONLY": "1", "DATA_CONFIG": str(run.data)})
 
     def job(run: Run):
         def go():
@@ -144,7 +147,9 @@ def run_models(study: Study) -> List[Model]:
 
 def finetune(study: Study, parallel: int = 2) -> None:
     """The end model and random initialisation at their own rates (the grid), then every other
-    model at the end model's rate, each setting, `study.seeds` seeds."""
+    model at the end model's rate, each setting, `study.seeds` seeds: first every model's
+    settings with few labels, then the full training sets (the most of the hours), so that an
+    interrupted study has whole curves to report."""
     for name in dict.fromkeys(s.task for s in (*study.settings, study.pos)):
         if not (ROOT / "data" / name).is_dir():
             run_python(["-m", "data_gen", "fetch", name, "--dir", "data"], log=study.output / f"fetch-{name}.log")
@@ -157,12 +162,13 @@ def finetune(study: Study, parallel: int = 2) -> None:
     downstream.evaluate_all([*study.settings, study.pos], inits, out, parallel, seeds=study.seeds, grid=study.grid)
     threads = max(1, usable_cores() // parallel)
     jobs = []
-    for model in [m for m in curve_models(study) if m.name != "end"] + run_models(study):
-        init = downstream.Init.pretrained(model.name, model.path)
-        for setting in study.settings:
-            rate = downstream.collect(out, setting, "end")["lr"]
-            jobs.append(lambda s=setting, i=init, r=rate: downstream.evaluate(
-                s, i, out, seeds=study.seeds, grid=[r], threads=threads))
+    for group, _ in GROUPS:
+        for model in [m for m in curve_models(study) if m.name != "end"] + run_models(study):
+            init = downstream.Init.pretrained(model.name, model.path)
+            for setting in (s for s in study.settings if _group(s) == group):
+                rate = downstream.collect(out, setting, "end")["lr"]
+                jobs.append(lambda s=setting, i=init, r=rate: downstream.evaluate(
+                    s, i, out, seeds=study.seeds, grid=[r], threads=threads))
     run_all(jobs, "fine-tuning", parallel)
 
 

@@ -118,3 +118,17 @@ def test_the_study_file_names_settings_of_the_suite():
     assert {s.name for s in study.settings} <= {s.name for s in downstream.language_settings("en-suite")}
     assert study.pos.task == "brown-pos" and study.runs[0].name == "decay-16m"
     assert all(isinstance(p["tokens"], float) for p in study.published)
+
+
+def test_fine_tuning_takes_every_models_few_labels_before_any_full_set(tmp_path, monkeypatch):
+    """The full sets take the most of the hours: an interrupted study has whole curves to report."""
+    study = make_study(tmp_path)
+    order = []
+    monkeypatch.setattr(curve, "run_python", lambda *args, **kwargs: None)  # no fetch
+    monkeypatch.setattr(curve, "run_all", lambda jobs, what, parallel: [job() for job in jobs])
+    monkeypatch.setattr(downstream, "evaluate_all", lambda *args, **kwargs: None)
+    monkeypatch.setattr(downstream, "evaluate", lambda setting, init, out, **kwargs: order.append(
+        (setting.name, init.name, kwargs["grid"])))
+    curve.finetune(study, parallel=1)
+    models = ["tokens-1000000", "tokens-4000000", "tokens-16000000", "decay-16m", "seq64-16m"]
+    assert order == [(group, m, [0.001]) for group in ("few", "full") for m in models]
