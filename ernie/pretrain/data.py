@@ -74,7 +74,8 @@ class PretrainingData:
         """`skip_corrupt`: an example whose bytes fail their checksum is skipped and counted
         (`corrupt_examples`) instead of stopping the run. `length_pool`: batches' worth of
         examples sorted by length together (1: batches read straight in the stream's order).
-        `heldout`: examples of each stream kept out of training for `heldout_batches`."""
+        `heldout`: examples of each stream kept out of training on every rank, and read for
+        `heldout_batches` on rank 0, the writer, which alone evaluates them."""
         shard_dir = Path(shard_dir)
         self.manifest = json.loads((shard_dir / MANIFEST).read_text(encoding="utf-8"))
         files = [s["file"] for s in self.manifest["shards"]]
@@ -103,8 +104,9 @@ class PretrainingData:
         if heldout:
             everything = self._stream_members(every_shard)
             kept_out = {name: self._heldout_rows(name, rows.shape[1], heldout) for name, rows in everything.items()}
-            self.heldout = {name: [every_shard[s][i] for s, i in everything[name][:, rows].T]
-                            for name, rows in kept_out.items()}
+            if rank == 0:  # the writer evaluates them; every rank leaves them out of training
+                self.heldout = {name: [every_shard[s][i] for s, i in everything[name][:, rows].T]
+                                for name, rows in kept_out.items()}
             local = np.full(len(files), -1)
             local[mine] = np.arange(len(mine))  # a shard's index among this rank's, -1 if not its own
             self.streams: Dict[str, np.ndarray] = {}
