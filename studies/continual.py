@@ -31,12 +31,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import yaml
 
-from ernie.kernels.cpu_runtime import usable_cores
 from ernie.pretrain.log import heldout_losses, read_log
 from ernie.pretrain.schedule import schedule_from_config
 from ernie_common.fileio import atomic_write_text
 from studies import downstream
-from studies.jobs import ROOT, run_all, run_python
+from studies.jobs import ROOT, job_threads, run_all, run_python
 from studies.template import fill, precision_text, shown, write_report
 
 STUDY_FILE = ROOT / "configs" / "studies" / "continual.yaml"
@@ -225,7 +224,7 @@ def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
                and not (Path(m.init.source[1]) / "params.safetensors").is_file()]
     if missing:
         raise SystemExit(f"fine-tuning needs the models of {missing} first: python -m studies.continual pretrain")
-    threads = max(1, usable_cores() // parallel)
+    threads = job_threads(parallel)
     run_all([lambda m=m, s=s: downstream.evaluate(settings[s], m.init, out, seeds=study["seeds"], grid=m.grid,
                                                   threads=threads)
              for m in chosen for s in m.settings], "fine-tuning", parallel)
@@ -238,7 +237,7 @@ def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
 def probes(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
     """The linear probe of every initialisation's frozen vectors on each setting it is measured on."""
     out, settings = ROOT / study["output"] / "finetune", {s.name: s for s in suite_settings(study)}
-    threads = max(1, usable_cores() // parallel)
+    threads = job_threads(parallel)
     run_all([lambda m=m, s=s: downstream.probe(settings[s], m.init, out, threads)
              for m in measured(study) if not only or m.init.name in only for s in m.settings],
             "linear probes", parallel)

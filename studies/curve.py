@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +26,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from ernie.kernels.cpu_runtime import usable_cores
 from ernie.pretrain.log import FINAL_WINDOW, read_log
 from studies import downstream
-from studies.jobs import ROOT, run_all, run_python
+from studies.jobs import ROOT, job_threads, make_shards, run_all, run_python
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "curve.yaml"
@@ -101,14 +98,10 @@ def load_study(path: Path = RUN_LIST) -> Study:
 # ---- running --------------------------------------------------------------------------------------
 
 def pretrain(study: Study, parallel: int = 2) -> None:
-    """The shards of every data config (run_pretrain.sh with DATA_ONLY=1: fetch, vocabulary, make),
-    then the runs, `parallel` at once with a thread each. Shards are made once for the study: made
-    again after a change to data generation, they would stop the long run's resume (a resume
-    refuses shards remade since its checkpoint)."""
-    for run in {r.data: r for r in (study.long, *study.runs)}.values():  # one a data config
-        if not (run.shards / "manifest.json").is_file():
-            subprocess.run(["bash", "run_pretrain.sh"], check=True, cwd=ROOT,
-                           env={**os.environ, "DATA_ONLY": "1", "DATA_CONFIG": str(run.data)})
+    """The shards of every data config (`make_shards`), then the runs, `parallel` at once with a
+    thread each."""
+    for data in dict.fromkeys(r.data for r in (study.long, *study.runs)):
+        make_shards(data)
 
     def job(run: Run):
         def go():
@@ -160,7 +153,7 @@ def finetune(study: Study, parallel: int = 2) -> None:
     out = study.finetune_dir
     inits = [downstream.Init.pretrained("end", end.path), downstream.Init.random_twin("random", end.path)]
     downstream.evaluate_all([*study.settings, study.pos], inits, out, parallel, seeds=study.seeds, grid=study.grid)
-    threads = max(1, usable_cores() // parallel)
+    threads = job_threads(parallel)
     jobs = []
     for group, _ in GROUPS:
         for model in [m for m in curve_models(study) if m.name != "end"] + run_models(study):

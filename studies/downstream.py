@@ -34,8 +34,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
-from ernie.kernels.cpu_runtime import usable_cores
-from studies.jobs import ROOT, run_all, run_python
+from ernie_common.fileio import atomic_write_text
+from studies.jobs import ROOT, job_threads, run_all, run_python
 
 GRID = {"few": (1e-4, 3e-4, 1e-3), "full": (3e-4, 1e-3)}
 SETTINGS_FILE = ROOT / "configs" / "studies" / "downstream.yaml"
@@ -108,6 +108,9 @@ class Init:
                     tuple(settings))
 
 
+GRID_FILE = "grid.json"  # OUT/SETTING/INIT/: the rates an initialisation chooses from
+
+
 def _lr_name(lr: float) -> str:
     return f"lr-{lr:g}"
 
@@ -138,8 +141,10 @@ def evaluate(setting: Setting, init: Init, out: Path, seeds: int = 5, grid_seeds
     """One initialisation on one setting: the grid, then the remaining seeds at the chosen rate;
     its files under OUT/SETTING/INIT."""
     base = out / setting.name / init.name
-    found = {lr: _finetune(setting, init, lr, 1, grid_seeds, base / _lr_name(lr), threads)
-             for lr in (grid or setting.grid)}
+    rates = list(grid or setting.grid)
+    base.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(base / GRID_FILE, json.dumps(rates) + "\n")  # `collect` chooses only once all have run
+    found = {lr: _finetune(setting, init, lr, 1, grid_seeds, base / _lr_name(lr), threads) for lr in rates}
     best = max(found, key=lambda lr: _dev_mean(found[lr], setting.metric))
     if seeds > grid_seeds:
         _finetune(setting, init, best, grid_seeds + 1, seeds - grid_seeds, base / _lr_name(best) / "more", threads)
@@ -189,17 +194,25 @@ def more_seeds(setting: Setting, init: Init, out: Path, seeds: int, threads: int
 
 def evaluate_all(settings: Sequence[Setting], inits: Sequence[Init], out: Path, parallel: int = 2, **protocol) -> None:
     """Every initialisation on every setting, `parallel` fine-tuning runs at once, each on its
-    share of the cores (for models this small, faster than one run on all of them)."""
-    threads = max(1, usable_cores() // parallel)
-    jobs = [lambda s=s, i=i: evaluate(s, i, out, threads=threads, **protocol) for s in settings for i in inits]
-    run_all(jobs, "fine-tuning", parallel)
+    share of the cores (for models this small, faster than one run on all of them): first every
+    grid, then the seeds at the chosen rates, so that an interrupted study has a whole table of
+    one seed before it has spreads."""
+    threads = job_threads(parallel)
+    grid_only = {**protocol, "seeds": protocol.get("grid_seeds", 1)}
+    for phase, what in ((grid_only, "fine-tuning (the grids)"), (protocol, "fine-tuning (the seeds)")):
+        run_all([lambda s=s, i=i, p=phase: evaluate(s, i, out, threads=threads, **p) for s in settings for i in inits],
+                what, parallel)
 
 
 def collect(out: Path, setting: Setting, init: str) -> Optional[Dict]:
-    """The chosen learning rate and every seed's scores at it, from the run's files."""
+    """The chosen learning rate and every seed's scores at it, from the run's files; None until
+    every rate of the grid has run (a rate chosen from part of it would be reported as chosen)."""
     base = out / setting.name / init
     grid = {float(path.parent.name[3:]): json.loads(path.read_text(encoding="utf-8"))
             for path in sorted(base.glob("lr-*/metrics.json"))}
+    if (base / GRID_FILE).is_file():
+        rates = json.loads((base / GRID_FILE).read_text(encoding="utf-8"))
+        grid = {lr: grid[lr] for lr in rates if lr in grid} if set(rates) <= set(grid) else {}
     if not grid:
         return None
     best = max(grid, key=lambda lr: _dev_mean(grid[lr], setting.metric))

@@ -9,9 +9,31 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Sequence
 
+import yaml
+
 import ernie
+from ernie.kernels.cpu_runtime import math_threads, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_shards(data_config: Path) -> None:
+    """A study's shards (run_pretrain.sh with DATA_ONLY=1: the corpus, its vocabulary, data_gen
+    make), made once for the study: made again after a change to data generation, they would stop
+    its runs' resume (a resume refuses shards remade since its checkpoint)."""
+    output = ROOT / yaml.safe_load(Path(data_config).read_text(encoding="utf-8"))["output"]
+    if not (output / "manifest.json").is_file():  # `make` removes it first: a stopped make is made again
+        subprocess.run(["bash", "run_pretrain.sh"], check=True, cwd=ROOT,
+                       env={**os.environ, "DATA_ONLY": "1", "DATA_CONFIG": str(data_config)})
+
+
+def job_threads(parallel: int) -> int:
+    """Math threads for each of `parallel` runs at once: the user's OMP_NUM_THREADS where it is set
+    (the other cores may be another study's: a child taking them would slow both), else the cores
+    this process may use, shared among the runs."""
+    if ernie.USER_SET_THREADS:
+        return math_threads()
+    return max(1, usable_cores() // parallel)
 
 
 def run_python(args: Sequence[str], log: Path, threads: Optional[int] = None) -> None:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +25,12 @@ import yaml
 from ernie.pretrain.log import FINAL_WINDOW, heldout_losses, read_log
 from ernie.pretrain.schedule import Schedule, load_schedule
 from studies import downstream
-from studies.jobs import ROOT, run_all, run_python
+from studies.jobs import ROOT, make_shards, run_all, run_python
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "table7.yaml"
 STRATEGIES = ("continual", "multitask", "continual_multitask")
+BUDGET_RATIO = 0.75  # knowledge masking's final loss over the unigram entropy that the budget aims at
 PAPER_ORDER = ("continual_multitask", "multitask", "continual")  # the paper's Table 7, best first
 TITLES = {"continual": "continual learning", "multitask": "multi-task learning",
           "continual_multitask": "continual multi-task learning", "random": "random initialisation"}
@@ -75,11 +74,9 @@ def variants(path: Path = RUN_LIST) -> Dict[str, Variant]:
 # ---- running --------------------------------------------------------------------------------------
 
 def pretrain(variant: Variant, parallel: int = 2) -> None:
-    """The shards (run_pretrain.sh with DATA_ONLY=1: the corpus, its vocabulary, data_gen make),
-    then the strategies, `parallel` at once with a thread each (on 2 cores, faster together than
-    one after another with two threads)."""
-    subprocess.run(["bash", "run_pretrain.sh"], check=True, cwd=ROOT,
-                   env={**os.environ, "DATA_ONLY": "1", "DATA_CONFIG": str(variant.data)})
+    """The shards (`make_shards`), then the strategies, `parallel` at once with a thread each (on
+    2 cores, faster together than one after another with two threads)."""
+    make_shards(variant.data)
 
     def job(strategy: str):
         def run():
@@ -96,14 +93,18 @@ def pretrain(variant: Variant, parallel: int = 2) -> None:
 
 
 def inits(variant: Variant) -> List[downstream.Init]:
-    """The three strategies' models and the random twin of the first (all share one architecture)."""
+    """The strategies' models that have finished pre-training and the random twin of one of them
+    (all share one architecture): a strategy still training joins when the command runs again."""
     models = {s: variant.run_dir(s) / "model" for s in STRATEGIES}
-    missing = [str(m) for m in models.values() if not (m / "params.safetensors").is_file()]
-    if missing:
-        raise SystemExit(f"fine-tuning needs the pre-trained models first ({', '.join(missing)}): "
-                         f"python -m studies.table7 pretrain --variant {variant.name}")
-    return [*(downstream.Init.pretrained(s, m) for s, m in models.items()),
-            downstream.Init.random_twin("random", models[STRATEGIES[0]])]
+    ready = {s: m for s, m in models.items() if (m / "params.safetensors").is_file()}
+    if not ready:
+        raise SystemExit(f"fine-tuning needs a pre-trained model first: python -m studies.table7 pretrain "
+                         f"--variant {variant.name}")
+    pending = [TITLES[s] for s in STRATEGIES if s not in ready]
+    if pending:
+        print(f"not pre-trained yet, fine-tuned when this runs again: {', '.join(pending)}", flush=True)
+    return [*(downstream.Init.pretrained(s, m) for s, m in ready.items()),
+            downstream.Init.random_twin("random", next(iter(ready.values())))]
 
 
 def finetune(variant: Variant, seeds: int, parallel: int = 2) -> None:
@@ -178,6 +179,14 @@ def pretraining_table(variant: Variant) -> List[str]:
             lines.append(f"| {TITLES[strategy]} | " + " | ".join(
                 f"{s['final_loss'][t]:.3f}" if t in s["final_loss"] else "–" for t in tasks)
                 + f" | {f'{ratio:.3f}' if ratio is not None else '–'} |")
+    ratios = {s: r["knowledge_masking_over_entropy"] for s, r in runs.items() if "knowledge_masking_over_entropy" in r}
+    if ratios:
+        met = [f"{TITLES[s]} ({v:.3f})" for s, v in ratios.items() if v <= BUDGET_RATIO]
+        missed = [f"{TITLES[s]} ({v:.3f})" for s, v in ratios.items() if v > BUDGET_RATIO]
+        lines += ["", f"The budget was set for knowledge masking to end at most {BUDGET_RATIO} x the unigram entropy "
+                  "under every strategy, well past the plateau: " + "; ".join(
+                      part for part in (f"met by {', '.join(met)}" if met else "",
+                                        f"missed by {', '.join(missed)}" if missed else "") if part) + "."]
     pending = [_progress(variant, s) for s in STRATEGIES if s not in runs]
     return lines + ([""] if lines and pending else []) + [f"- {p}" for p in pending]
 
@@ -291,13 +300,16 @@ def ordering(variant: Variant) -> List[str]:
     lines = []
     for setting, found, _ in downstream.results(variant.output / "finetune", variant.settings, INITS):
         means = {init: statistics.fmean(found[init]["test"]) for init in INITS}
+        seeds = {init: len(found[init]["test"]) for init in INITS}
         ranked = sorted(means, key=means.get, reverse=True)
+        counted = "" if len(set(seeds.values())) == 1 else " (not yet equal seeds: " + ", ".join(
+            f"{TITLES[i]} {seeds[i]}" for i in INITS) + ")"
         holds = all(means[a] > means[b] for a, b in zip(PAPER_ORDER, PAPER_ORDER[1:]))
         ahead = [TITLES[s] for s in STRATEGIES if means[s] > means["random"]]
         lines.append(f"- {setting.title}: " + " > ".join(f"{TITLES[i]} ({100 * means[i]:.1f})" for i in ranked)
                      + f". The paper's order of the strategies {'holds' if holds else 'does not hold'}; "
                      + (f"ahead of random initialisation: {', '.join(ahead)}." if ahead else
-                        "no strategy is ahead of random initialisation."))
+                        "no strategy is ahead of random initialisation.") + counted)
     if not lines:
         return ["The ordering waits for every initialisation's fine-tuning runs "
                 f"(`python -m studies.table7 finetune --variant {variant.name}`)."]

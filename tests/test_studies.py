@@ -104,6 +104,12 @@ def test_table7_report_reads_forgetting_ordering_and_floors_from_the_runs(tmp_pa
                     "multi-task learning (71.0) > random initialisation (65.0) > continual learning (61.0). "
                     "The paper's order of the strategies holds; ahead of random initialisation: "
                     "multi-task learning, continual multi-task learning.")
+    summary_file = variant.run_dir("continual") / "summary.json"
+    summary_file.write_text(json.dumps({**json.loads(summary_file.read_text()), "knowledge_masking_over_entropy": 0.752}))
+    assert table7.pretraining_table(variant)[-1] == (
+        "The budget was set for knowledge masking to end at most 0.75 x the unigram entropy under every strategy, "
+        "well past the plateau: met by multi-task learning (0.700), continual multi-task learning (0.700); missed by "
+        "continual learning (0.752).")
     assert "Training time (summary.json, over resumes): continual learning 2.00 h" in table7.machine_text(variant)
     assert ("continual learning: from step 0 in float32 on a machine not recorded, from step 4 in bfloat16 products "
             "on Test CPU;") in table7.machine_text(variant)
@@ -146,3 +152,78 @@ def test_a_studys_command_trains_on_the_threads_the_user_chose_or_every_core(tmp
     log = tmp_path / "child.log"
     run_python(["-c", "import os; print(os.environ.get('OMP_NUM_THREADS', 'unset'))"], log=log, threads=threads)
     assert log.read_text().strip() == child
+
+
+@pytest.mark.parametrize("user_set,value,parallel,threads", [(True, "1", 1, 1), (True, "3", 2, 3), (False, "1", 1, 2),
+                                                               (False, "1", 2, 1)])
+def test_each_run_of_a_study_takes_the_users_threads_or_its_share_of_the_cores(monkeypatch, user_set, value,
+                                                                               parallel, threads):
+    """With OMP_NUM_THREADS=1 set beside another study, one run at a time took both cores."""
+    import ernie
+    from studies import jobs
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    monkeypatch.setattr(ernie, "USER_SET_THREADS", user_set)
+    monkeypatch.setattr(jobs, "usable_cores", lambda: 2)
+    assert jobs.job_threads(parallel) == threads
+
+
+def test_a_studys_shards_are_made_once(tmp_path, monkeypatch):
+    """Made again at every restart, after a change to data generation they would stop the runs'
+    resume; a make that stopped (no manifest, which make removes first) is made again."""
+    from studies import jobs
+    made = []
+    monkeypatch.setattr(jobs.subprocess, "run", lambda args, **kwargs: made.append(kwargs["env"]["DATA_CONFIG"]))
+    config = tmp_path / "data.yaml"
+    config.write_text(yaml.safe_dump({"output": str(tmp_path / "shards")}))
+    jobs.make_shards(config)
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "manifest.json").write_text("{}")
+    jobs.make_shards(config)
+    assert made == [str(config)]
+
+
+def test_a_rate_is_chosen_only_once_its_whole_grid_has_run_and_every_grid_runs_before_the_seeds(tmp_path, monkeypatch):
+    """An interrupted grid reported its best rate so far as the chosen one; and a study that ran
+    grid then seeds per initialisation had no whole table until near its end."""
+    import subprocess
+
+    from studies import downstream
+    setting = downstream.Setting("few", "review-sentiment", str(tmp_path), 300, 1)
+    inits = [downstream.Init("a", ()), downstream.Init("b", ())]
+    runs, killed = [], {("b", 1e-3)}
+
+    def finetune(setting, init, lr, first_seed, seeds, out, threads):  # as downstream's: a finished run is read
+        if (out / "metrics.json").is_file():
+            return json.loads((out / "metrics.json").read_text())
+        runs.append((init.name, lr, first_seed, seeds))
+        if (init.name, lr) in killed:
+            raise subprocess.CalledProcessError(1, ["finetune"])
+        dev = {1e-4: 0.70, 1e-3: 0.80}[lr]
+        report = {"seeds": [{"dev": {"acc": dev}, "test": {"acc": dev}} for _ in range(seeds)]}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(report))
+        return report
+    monkeypatch.setattr(downstream, "_finetune", finetune)
+    with pytest.raises(SystemExit, match="1 run"):
+        downstream.evaluate_all([setting], inits, tmp_path, parallel=1, seeds=3, grid=[1e-4, 1e-3])
+    assert runs == [("a", 1e-4, 1, 1), ("a", 1e-3, 1, 1), ("b", 1e-4, 1, 1), ("b", 1e-3, 1, 1)]  # the grids first
+    assert downstream.collect(tmp_path, setting, "a")["lr"] == 1e-3
+    assert downstream.collect(tmp_path, setting, "b") is None  # 1e-4 alone is not a choice
+    killed.clear()
+    downstream.evaluate_all([setting], inits, tmp_path, parallel=1, seeds=3, grid=[1e-4, 1e-3])
+    assert runs[4:] == [("b", 1e-3, 1, 1), ("a", 1e-3, 2, 2), ("b", 1e-3, 2, 2)]
+    assert downstream.collect(tmp_path, setting, "b")["dev"] == [0.8, 0.8, 0.8]
+
+
+def test_table7_fine_tunes_the_strategies_that_have_finished_and_random_initialisation(tmp_path, capsys):
+    """A core that frees up while a strategy still trains fine-tunes the others."""
+    variant = study(tmp_path)
+    with pytest.raises(SystemExit, match="needs a pre-trained model first"):
+        table7.inits(variant)
+    for strategy in ("multitask", "continual"):
+        (variant.run_dir(strategy) / "model").mkdir()
+        (variant.run_dir(strategy) / "model" / "params.safetensors").write_bytes(b"")
+    found = table7.inits(variant)
+    assert [i.name for i in found] == ["continual", "multitask", "random"]
+    assert str(variant.run_dir("continual") / "model" / "vocab.txt") in found[-1].source
+    assert "not pre-trained yet, fine-tuned when this runs again: continual multi-task learning" in capsys.readouterr().out
