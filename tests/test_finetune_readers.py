@@ -182,3 +182,12 @@ def test_every_finetune_config_loads_and_names_a_known_task():
     assert (cola.epochs, cola.learning_rate, cola.batch_size) == (5, 3e-5, 32)
     ner = load_settings(CONFIG_DIR / "MSRA-NER.yaml")
     assert (ner.epochs, ner.learning_rate, ner.batch_size, ner.max_seq_len) == (6, 5e-5, 16, 256)
+
+
+def test_a_split_is_scored_only_where_every_example_gives_its_answer():
+    from ernie.finetune.examples import MrcExample, TaggedExample, TextExample, labelled
+    assert labelled([TextExample("1", "a", label="x"), TextExample("2", "b", label=0.5)])
+    assert not labelled([TextExample("1", "a", label="x"), TextExample("2", "b")])
+    assert labelled([TaggedExample("1", ["a"], ["O"])]) and not labelled([TaggedExample("1", ["a"])])
+    assert labelled([MrcExample("q", "who?", "ctx", [("ctx", 0)])]) and not labelled([MrcExample("q", "who?", "ctx", [])])
+    assert not labelled([])  # a test file of a header alone: nothing to score

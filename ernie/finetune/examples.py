@@ -36,3 +36,13 @@ class MrcExample:
     question: str
     context: str
     answers: List[Tuple[str, Optional[int]]]
+
+
+def labelled(examples) -> bool:
+    """Whether a split gives its answers to score (a label, tags, or answer texts) and has
+    examples: GLUE's test files give none."""
+    def has_answer(e) -> bool:
+        if isinstance(e, MrcExample):
+            return bool(e.answers)
+        return (e.tags if isinstance(e, TaggedExample) else e.label) is not None
+    return bool(examples) and all(has_answer(e) for e in examples)

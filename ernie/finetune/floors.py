@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ernie.finetune.examples import DataError, TaggedExample
+from ernie.finetune.examples import DataError, labelled
 from ernie.finetune.settings import config_for, load_settings
 from ernie.finetune.tasks import KINDS, Task, get_task
 from ernie.finetune.trainer import FinetuneData, label_set, read_data
@@ -83,12 +83,6 @@ class BagOfWords:
 def task_scorer(task: Task, data: FinetuneData):
     """The task kind's evaluate(predictions, examples): the metrics its fine-tuning reports."""
     return KINDS[task.kind](task, None, 0, label_set(task, data.train, data.dev)).evaluate
-
-
-def labelled(examples) -> bool:
-    """A test split to score: one whose file gives labels (GLUE's test files have none)."""
-    return bool(examples) and all((e.tags if isinstance(e, TaggedExample) else e.label) is not None
-                                  for e in examples)
 
 
 def predictions(task: Task, model, examples) -> list:

@@ -23,7 +23,7 @@ import numpy as np
 from ernie.finetune import FINETUNE_FILE
 from ernie.finetune.batching import by_length, epoch_batches
 from ernie.finetune.description import Description
-from ernie.finetune.examples import DataError
+from ernie.finetune.examples import DataError, labelled
 from ernie.finetune.heads import ErnieWithHead, inference_graph
 from ernie.finetune.settings import FinetuneSettings, SettingsError
 from ernie.finetune.tasks import AX, KINDS, Task
@@ -176,7 +176,7 @@ class FinetuneJob:
                          "dev": self._features("dev", data.dev, with_labels=task.kind != "mrc")}
         if data.test is not None:
             self.features["test"] = self._features(
-                "test", data.test, with_labels=task.kind not in ("mrc", "labelling") and _labelled(data.test))
+                "test", data.test, with_labels=task.kind not in ("mrc", "labelling") and labelled(data.test))
 
     def _features(self, split: str, examples, with_labels: bool) -> list:
         """The kind's features of a split's examples; an error names the split's file."""
@@ -272,7 +272,7 @@ class FinetuneJob:
             test_predictions = self.predict(evaluator, self.data.test, self.features["test"])
             self.write_predictions(out_dir / (self.task.submission or "test_predictions"),
                                    self.data.test, test_predictions)
-            if _labelled(self.data.test):
+            if labelled(self.data.test):
                 result["test"] = self.kind.evaluate(test_predictions, self.data.test)
         for name, examples in self.data.extra_test.items():
             self.write_predictions(out_dir / name, examples,
@@ -302,12 +302,5 @@ class FinetuneJob:
     def save_model(self, path: Path, params: Dict[str, np.ndarray]) -> None:
         save_model_dir(path, self.config, params, self.vocab_file,
                        extra_files={FINETUNE_FILE: self.description().to_json()})
-
-
-def _labelled(examples) -> bool:
-    def has_label(e):
-        return getattr(e, "label", None) is not None or getattr(e, "tags", None) is not None or \
-            bool(getattr(e, "answers", None))
-    return all(has_label(e) for e in examples)
 
 
