@@ -339,9 +339,9 @@ class KnowledgeMaskingOptions(TaskOptions):
 
 
 class MaskedLMHead(TaskHead):
-    """BERT's masked-LM head under ERNIE's original names: dense + GELU + layer norm on the
-    masked rows, then the vocabulary projection with the word embeddings' weights and a bias of
-    its own; the cross entropy of the masked tokens."""
+    """BERT's masked-LM head under ERNIE's original names: dense + the model's activation + layer
+    norm on the masked rows, then the vocabulary projection with the word embeddings' weights and a
+    bias of its own; the cross entropy of the masked tokens."""
 
     def parameter_names(self):
         return names.MASKED_LM_HEAD
@@ -354,6 +354,7 @@ class MaskedLMHead(TaskHead):
         from ernie.model.modeling import LayerNorm, named_linear
         h, std = config.hidden_size, config.initializer_range
         layer = nn.Layer()
+        layer.hidden_act = config.hidden_act  # the transform's activation is the encoder's, as BERT's and the original's
         with paddle.utils.unique_name.guard():
             layer.trans_fc = named_linear(names.fc_weight(names.MASK_LM_TRANS_FC),
                                           names.fc_bias(names.MASK_LM_TRANS_FC), h, h, std)
@@ -375,9 +376,10 @@ class MaskedLMHead(TaskHead):
         import paddle
 
         from ernie.kernels import cpu_kernels
+        from ernie.model.modeling import activation
         flat = paddle.reshape(sequence, [-1, sequence.shape[-1]])
         masked = paddle.gather(flat, positions)  # gather before the vocabulary projection
-        trans = layer.trans_layer_norm(cpu_kernels.gelu(layer.trans_fc(masked), layer.training))
+        trans = layer.trans_layer_norm(activation(layer.trans_fc(masked), layer.hidden_act, layer.training))
         word_embedding = encoder.embeddings.word_embedding.weight
         return cpu_kernels.bias_add(cpu_kernels.matmul(trans, word_embedding, True, layer.training), layer.out_bias,
                                     layer.training)

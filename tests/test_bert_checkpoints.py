@@ -134,8 +134,16 @@ def test_the_encoder_computes_what_transformers_bert_computes(form, tmp_path):
         np.testing.assert_allclose(pooled, ref_pooled, atol=TOL, rtol=0)
 
 
-def test_a_masked_lm_model_gets_a_fresh_pooler_said_so_and_its_head(tmp_path, capsys):
-    model = _bert(transformers.BertForMaskedLM, 4)
+@pytest.mark.parametrize("act", ["gelu", "relu"])  # relu: ERNIE 1.0's, whose head transform was relu too
+def test_a_masked_lm_model_gets_a_fresh_pooler_said_so_and_its_head(act, tmp_path, capsys):
+    import types
+
+    import paddle
+
+    from ernie.model.params_io import assign_layer_params
+    from ernie_tasks.knowledge_masking import MaskedLMHead
+    torch.manual_seed(4)
+    model = transformers.BertForMaskedLM(transformers.BertConfig(**{**BERT_CONFIG, "hidden_act": act})).eval()
     model.save_pretrained(_with_vocab(tmp_path / "hf"))
     assert convert_main(["--from", "hf", "--to", "ernie", str(tmp_path / "hf"), str(tmp_path / "ernie")]) == 0
     assert "has no pooler (a masked-LM model): pooled_fc starts fresh" in capsys.readouterr().err
@@ -144,16 +152,18 @@ def test_a_masked_lm_model_gets_a_fresh_pooler_said_so_and_its_head(tmp_path, ca
     assert weight.shape == (64, 64) and 0.15 < weight.std() < 0.2 and np.abs(weight).max() <= 0.4  # cut at 2 std
     assert not params[names.fc_bias(names.POOLED_FC)].any()
 
-    # the masked-LM head, as the project's pre-training head computes it, gives transformers' logits
+    # the project's pre-training head on the converted encoder's output gives transformers' logits
     feeds = random_feeds(config, batch=2, seq_len=7)
     seq, _ = StaticEncoder(config, params).run(feeds)
-    hidden = torch.tensor(seq) @ torch.tensor(params["mask_lm_trans_fc.w_0"]) + torch.tensor(params["mask_lm_trans_fc.b_0"])
-    hidden = torch.nn.functional.layer_norm(torch.nn.functional.gelu(hidden), (64,), torch.tensor(params["mask_lm_trans_layer_norm_scale"]),
-                                            torch.tensor(params["mask_lm_trans_layer_norm_bias"]), eps=config.layer_norm_eps)
-    logits = hidden @ torch.tensor(params[names.WORD_EMBEDDING]).T + torch.tensor(params[names.MASK_LM_OUT_BIAS])
+    head = MaskedLMHead(None).build(config, None)
+    assign_layer_params(head, params)
+    head.eval()
+    encoder = types.SimpleNamespace(embeddings=types.SimpleNamespace(
+        word_embedding=types.SimpleNamespace(weight=paddle.to_tensor(params[names.WORD_EMBEDDING]))))
+    logits = MaskedLMHead.logits(head, paddle.to_tensor(seq), paddle.arange(seq.shape[0] * seq.shape[1]), encoder)
     with torch.no_grad():
         expected = model(input_ids=torch.tensor(feeds["src_ids"]), token_type_ids=torch.tensor(feeds["sent_ids"])).logits
-    np.testing.assert_allclose(logits.numpy(), expected.numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(logits.numpy(), expected.numpy().reshape(logits.shape), atol=1e-4, rtol=0)
 
 
 def test_the_next_sentence_head_of_bert_for_pretraining_is_kept(tmp_path):

@@ -131,15 +131,19 @@ class ErnieEncoderLayer(nn.Layer):
         self.ffn_fc_0 = params.linear(names.ffn_fc(index, 0), h, config.intermediate_size)
         self.ffn_fc_1 = params.linear(names.ffn_fc(index, 1), config.intermediate_size, h)
         self.post_ffn_layer_norm = params.layer_norm(names.post_ffn_layer_norm(index), h, eps)
-        self.gelu = config.hidden_act == "gelu"
+        self.hidden_act = config.hidden_act
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x, attn_bias):
         x = self.post_att_layer_norm(x + self.dropout(self.attention(x, attn_bias)))
-        hidden = self.ffn_fc_0(x)
-        hidden = cpu_kernels.gelu(hidden, self.training) if self.gelu else F.relu(hidden)
-        ffn = self.ffn_fc_1(hidden)
+        ffn = self.ffn_fc_1(activation(self.ffn_fc_0(x), self.hidden_act, self.training))
         return self.post_ffn_layer_norm(x + self.dropout(ffn))
+
+
+def activation(x, hidden_act: str, training: bool):
+    """The model's activation (`hidden_act`): GELU in its exact erf form (ERNIE 2.0, BERT) or ReLU
+    (ERNIE 1.0), in the encoder's feed-forward layers and in the masked-LM head's transform alike."""
+    return cpu_kernels.gelu(x, training) if hidden_act == "gelu" else F.relu(x)
 
 
 class ErnieModel(nn.Layer):
