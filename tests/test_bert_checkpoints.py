@@ -240,3 +240,22 @@ def test_an_old_torch_pickle_is_refused_with_what_to_do(tmp_path):
     torch.save(torch.load(src / TORCH_WEIGHTS_FILE), src / TORCH_WEIGHTS_FILE, _use_new_zipfile_serialization=False)
     with pytest.raises(CheckpointError, match="not torch's zip format"):
         read_torch_state_dict(src / TORCH_WEIGHTS_FILE)
+
+
+def test_keys_a_config_leaves_out_take_transformers_defaults():
+    """A hand-written config.json without layer_norm_eps or type_vocab_size: transformers builds the
+    model with 1e-12 and 2 sentence types (ERNIE's own defaults, 1e-5 and 4, refused its weights)."""
+    from ernie.formats.hf_format import config_from_hf
+    given = {"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+    config, reference = config_from_hf(given), transformers.BertConfig(**given)
+    assert (config.layer_norm_eps, config.sent_type_vocab_size, config.vocab_size, config.intermediate_size) == (
+        reference.layer_norm_eps, reference.type_vocab_size, reference.vocab_size, reference.intermediate_size)
+
+
+def test_sharded_weights_are_refused_saying_so(tmp_path, capsys):
+    model = _bert(transformers.BertModel, 6)
+    model.save_pretrained(_with_vocab(tmp_path / "hf"), max_shard_size="100KB")
+    assert (tmp_path / "hf" / "model.safetensors.index.json").is_file()
+    capsys.readouterr()
+    assert convert_main(["--from", "hf", "--to", "ernie", str(tmp_path / "hf"), str(tmp_path / "out")]) == 2
+    assert "weights sharded over several files (model.safetensors.index.json) are not read" in capsys.readouterr().err

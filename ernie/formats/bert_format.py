@@ -113,6 +113,10 @@ def read_weights_dir(path: Path) -> HfModel:
         return read_hf_dir(path)
     if (path / TORCH_WEIGHTS_FILE).is_file():
         return read_hf_dir(path, state=read_torch_state_dict(path / TORCH_WEIGHTS_FILE))
+    sharded = [f.name for f in path.glob("*.index.json")]
+    if sharded:
+        raise CheckpointError(f"{path}: weights sharded over several files ({sharded[0]}) are not read; "
+                              f"save the model whole (save_pretrained(..., max_shard_size='100GB'))")
     raise CheckpointError(f"{path}: no {HF_WEIGHTS_FILE} or {TORCH_WEIGHTS_FILE}")
 
 

@@ -29,6 +29,10 @@ _ENCODER_PREFIX = ENCODER_PREFIXES["ernie"]  # what this module writes
 
 # ERNIE config field -> HF config key (the rest share their names).
 _CONFIG_RENAMES = {"sent_type_vocab_size": "type_vocab_size"}
+# What transformers' BertConfig and ErnieConfig take for keys a config.json leaves out (transformers
+# writes them all; a hand-written config may not), where the ERNIE config's own defaults differ.
+_HF_DEFAULTS = {"vocab_size": 30522, "intermediate_size": 3072, "type_vocab_size": 2,
+                "layer_norm_eps": 1e-12}
 # HF keys that are not parameters, or are tied copies of one.
 _IGNORED_HF_KEYS = ("embeddings.position_ids", "cls.predictions.decoder.weight",
                     "cls.predictions.decoder.bias")
@@ -94,6 +98,7 @@ def config_from_hf(values: Mapping, source: str = HF_CONFIG_FILE) -> ErnieConfig
     if values.get("position_embedding_type", "absolute") != "absolute":
         raise CheckpointError(f"{source} has position_embedding_type {values['position_embedding_type']!r}; "
                               "ERNIE's are 'absolute'")
+    values = {**_HF_DEFAULTS, **values}
     ernie = {}
     for field in ErnieConfig.__dataclass_fields__:
         key = _CONFIG_RENAMES.get(field, field)
