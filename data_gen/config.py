@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -159,11 +160,16 @@ class DataConfig:
 
     @functools.cached_property
     def _inputs(self) -> Tuple[List[str], Skipped]:
+        """The input files, less the vocabulary where it sits among them (`vocab: data/corpus/vocab.txt`
+        beside the text of `input: data/corpus`): its tokens are not corpus text. Skipped, said so."""
         skipped: Skipped = []
         try:
-            return expand_inputs(self.input, self.format, skipped), skipped
+            files = expand_inputs(self.input, self.format, skipped)
         except CorpusError as err:
             raise DataConfigError(str(err)) from None
+        vocab = os.path.realpath(self.vocab)
+        skipped += [(f, "the vocabulary (vocab:), not text") for f in files if os.path.realpath(f) == vocab]
+        return [f for f in files if os.path.realpath(f) != vocab], skipped
 
     @property
     def files(self) -> List[str]:
@@ -173,7 +179,8 @@ class DataConfig:
     @property
     def skipped_files(self) -> Skipped:
         """(path, why) of what the input folders and patterns hold that is not read: a README,
-        an archive, a binary file, a broken symlink, a symlink loop (`documents.expand_inputs`)."""
+        an archive, a binary file, a broken symlink, a symlink loop (`documents.expand_inputs`),
+        the vocabulary."""
         return self._inputs[1]
 
     def reading(self) -> Reading:

@@ -321,3 +321,16 @@ def test_a_tasks_training_texts_are_the_corpus_labels_dropped(tmp_path, vocab):
     (task / "train.tsv").write_text("label\tsentence\npositive\tx\n", encoding="utf-8")
     with pytest.raises(CorpusError, match=r"no column 'text_a' \(text_field\); it has \['label', 'sentence'\]"):
         list(config.documents(config.files, Counter()))
+
+
+def test_the_vocabulary_beside_the_text_is_not_read_as_text(tmp_path):
+    """`vocab: data/corpus/vocab.txt` with `input: data/corpus` (the paper-scale configs did so):
+    its 30,522 tokens were read as a document of the corpus."""
+    from data_gen.config import DataConfig
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("The war ended.\nPeace came.\n")
+    (corpus / "vocab.txt").write_text("[PAD]\n[UNK]\nwar\n")
+    config = DataConfig(input=[str(corpus)], vocab=str(corpus / "vocab.txt"), output=str(tmp_path / "out"))
+    assert config.files == [str(corpus / "a.txt")]
+    assert (str(corpus / "vocab.txt"), "the vocabulary (vocab:), not text") in config.skipped_files
