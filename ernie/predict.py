@@ -165,6 +165,8 @@ def read_inputs(path, task=None, plain: bool = False) -> Inputs:
         raise DataError(f"{path}: no input lines")
     header = lines[0].split("\t")
     layout = None if plain else _layout_of(task, header)
+    if layout is not None and layout.guid is None and "text_a" in header:
+        layout = None  # a task whose own files are text_a files: read as one, each line a row, a blank one too
     if layout is not None:
         examples = read_text_examples(path, replace(layout, label=None))
         if not examples:
