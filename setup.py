@@ -22,7 +22,7 @@ setup(
     description="ERNIE 2.0 continual multi-task pre-training, fine-tuning and export on PaddlePaddle",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.11",  # the pinned numpy, SciPy, scikit-learn and transformers need it
     packages=find_packages(include=["ernie_common", "propeller", "data_gen", "data_gen.*", "ernie", "ernie.*",
                                     "ernie_tasks", "studies"]) + ["ernie_configs"],
     package_dir={"ernie_configs": "configs"},

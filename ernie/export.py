@@ -157,7 +157,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ernie.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="model directory (pre-trained or fine-tuned)")
     parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--output", required=True)
+    parser.add_argument("--output", required=True, help="a new or empty directory, or an earlier export of this "
+                        "format (replaced); a directory holding other files is refused")
     args = parser.parse_args(argv)
     try:
         out = export(args.model, args.format, args.output)
