@@ -259,3 +259,37 @@ def test_sharded_weights_are_refused_saying_so(tmp_path, capsys):
     capsys.readouterr()
     assert convert_main(["--from", "hf", "--to", "ernie", str(tmp_path / "hf"), str(tmp_path / "out")]) == 2
     assert "weights sharded over several files (model.safetensors.index.json) are not read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("weights", ["safetensors", "pytorch_model.bin"])
+def test_half_precision_checkpoints_are_read_widened_to_float32(dtype, weights, tmp_path, capsys):
+    """Released checkpoints are often saved in half precision: float16 stayed float16 in the model
+    directory (dygraph refused it), bfloat16 safetensors gave numpy's TypeError, a bfloat16
+    pytorch_model.bin was refused as not part of a state dict."""
+    model = _bert(transformers.BertModel, 7).to(getattr(torch, dtype))
+    if weights == "safetensors":
+        model.save_pretrained(_with_vocab(tmp_path / "hf"))
+    else:
+        _save_torch_bin(model, tmp_path / "hf")
+        _with_vocab(tmp_path / "hf")
+    assert convert_main(["--from", "hf", "--to", "ernie", str(tmp_path / "hf"), str(tmp_path / "out")]) == 0, \
+        capsys.readouterr().err
+    _, params, _ = load_model_dir(tmp_path / "out")
+    assert {str(v.dtype) for v in params.values()} == {"float32"}
+    expected = model.embeddings.word_embeddings.weight.detach().float().numpy()
+    np.testing.assert_array_equal(params[names.WORD_EMBEDDING], expected)  # exactly: widening loses nothing
+
+
+def test_an_untied_masked_lm_decoder_left_out_is_said(tmp_path, capsys):
+    torch.manual_seed(8)
+    model = transformers.BertForMaskedLM(transformers.BertConfig(**BERT_CONFIG, tie_word_embeddings=False)).eval()
+    assert not torch.equal(model.cls.predictions.decoder.weight, model.bert.embeddings.word_embeddings.weight)
+    model.save_pretrained(_with_vocab(tmp_path / "hf"))
+    capsys.readouterr()
+    assert convert_main(["--from", "hf", "--to", "ernie", str(tmp_path / "hf"), str(tmp_path / "out")]) == 0
+    assert "its masked-LM decoder is not tied to the word embeddings" in capsys.readouterr().err
+    tied = tmp_path / "tied"
+    _bert(transformers.BertForMaskedLM, 8).save_pretrained(_with_vocab(tied))
+    assert convert_main(["--from", "hf", "--to", "ernie", str(tied), str(tmp_path / "out2")]) == 0
+    assert "not tied" not in capsys.readouterr().err

@@ -30,7 +30,7 @@ from typing import Dict, List, NamedTuple
 
 import numpy as np
 
-from ernie.formats.checkpoint import CheckpointError
+from ernie.formats.checkpoint import CheckpointError, widen_bfloat16
 from ernie.formats.hf_format import HF_WEIGHTS_FILE, HfModel, read_hf_dir, read_json
 from ernie.formats.paddlenlp_format import _StateDictUnpickler
 
@@ -38,10 +38,12 @@ TORCH_WEIGHTS_FILE = "pytorch_model.bin"
 MODULES_FILE = "modules.json"
 POOLING_RECORD_FILE = "sentence_pooling.json"
 
+# bfloat16 elements as numpy holds them: their 16 bits, under a field name that tells them apart
+_BFLOAT16 = np.dtype([("bfloat16", "u2")])
 # torch's storage classes -> the numpy type of their elements
 _STORAGE_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-                   "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
-                   "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+                   "BFloat16Storage": _BFLOAT16, "LongStorage": np.int64, "IntStorage": np.int32,
+                   "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
 
 
 # ---- pytorch_model.bin -------------------------------------------------------------------------
@@ -104,7 +106,8 @@ def read_torch_state_dict(path) -> Dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: not a readable torch state dict ({err})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
-    return {name: value for name, value in state.items() if isinstance(value, np.ndarray)}
+    return {name: widen_bfloat16(value["bfloat16"]) if value.dtype.names == ("bfloat16",) else value
+            for name, value in state.items() if isinstance(value, np.ndarray)}
 
 
 def read_weights_dir(path: Path) -> HfModel:

@@ -6,6 +6,7 @@ This module needs no Paddle; moving arrays into a layer or a static scope lives 
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
@@ -38,9 +39,39 @@ def load_params(path) -> Dict[str, np.ndarray]:
         raise CheckpointError(f"parameter file not found: {path}")
     try:
         return load_file(str(path))
+    except TypeError:  # a BF16 tensor: numpy has no bfloat16
+        return _load_widening_bfloat16(path)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): "
                               f"{err}") from None
+
+
+_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
+                       "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+
+
+def widen_bfloat16(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 values (their 16 bits) as float32, exactly: a bfloat16 is a float32's top half."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _load_widening_bfloat16(path: Path) -> Dict[str, np.ndarray]:
+    """A safetensors file read by its layout (8 bytes of header length, the JSON header, the
+    data), its BF16 tensors widened to float32: what Hugging Face saves a bfloat16 model as."""
+    try:
+        with open(path, "rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+            data = f.read()
+        found = {}
+        for name, spec in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = spec["data_offsets"]
+            array = np.frombuffer(data[begin:end], _SAFETENSORS_DTYPES[spec["dtype"]]).reshape(spec["shape"])
+            found[name] = widen_bfloat16(array) if spec["dtype"] == "BF16" else array.copy()
+        return found
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {err!r}") from None
 
 
 def parameter_names(model_dir) -> List[str]:

@@ -205,6 +205,14 @@ def read_hf_dir(path, state: Optional[Mapping[str, np.ndarray]] = None) -> HfMod
     config = config_from_hf(read_json(path / HF_CONFIG_FILE), str(path / HF_CONFIG_FILE))
     params, ignored = params_from_hf(config, state)
     notes = _casing_notes(path)
+    decoder = state.get("cls.predictions.decoder.weight")
+    if decoder is not None and names.WORD_EMBEDDING in params and not np.array_equal(decoder, params[names.WORD_EMBEDDING]):
+        notes.append(f"{path}: its masked-LM decoder is not tied to the word embeddings (tie_word_embeddings: false); "
+                     "it is left out: ERNIE's head projects with the word embeddings, so that head predicts "
+                     "other logits until it is trained")
+    if any(v.dtype == np.float16 for v in params.values()):  # Paddle's layers hold float32, as a read bf16 one
+        params = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in params.items()}
+        notes.append(f"{path}: float16 weights widened to float32 (exactly)")
     if names.WORD_EMBEDDING in params and names.fc_weight(names.POOLED_FC) not in params:
         params.update(fresh_pooler(config))
         notes.append(f"{path} has no pooler (a masked-LM model): {names.POOLED_FC} starts fresh, "
