@@ -183,6 +183,23 @@ def test_a_sentence_transformers_pooling_is_recorded_and_said(form, tmp_path):
     assert "pooling mean_tokens, L2-normalised" in err and "--set pooling=mean" in err
 
 
+def test_a_sentence_transformers_module_after_the_pooling_is_named_as_left_out(tmp_path):
+    """LaBSE's layout: a Dense projection after the pooling gives the vector it was trained to
+    give; mean pooling alone is not it, so no fine-tuning pooling is advised."""
+    src = tmp_path / "hf"
+    _sentence_transformers_top(src)
+    modules = json.loads((src / "modules.json").read_text())
+    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    (src / "modules.json").write_text(json.dumps(modules))
+    _with_vocab(src)
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        assert convert_main(["--from", "hf", "--to", "ernie", str(src), str(tmp_path / "ernie")]) == 0
+    record = json.loads((tmp_path / "ernie" / POOLING_RECORD_FILE).read_text())
+    assert record["finetune_pooling"] is None and record["modules_left_out"] == ["Dense"]
+    assert "then Dense (not read)" in printed.getvalue() and "no fine-tuning pooling setting" in printed.getvalue()
+
+
 def test_the_torch_pickle_reader_gives_the_state_dict_exactly(tmp_path):
     model = _bert(transformers.BertForMaskedLM, 5)  # its decoder weight shares the word embedding's storage
     torch.save(model.state_dict(), tmp_path / "w.bin")

@@ -142,9 +142,14 @@ def pooling_record(modules: Dict[str, Path], top: Path) -> dict:
     config_file = modules["Pooling"] / "config.json"
     prefix = "pooling_mode_"
     modes = [key[len(prefix):] for key, on in read_json(config_file).items() if key.startswith(prefix) and on is True]
+    # modules after the pooling that are not read (a Dense projection, as LaBSE's): the sentence
+    # vector it was trained to give is not the pooled one, and no fine-tuning pooling gives it
+    left_out = sorted(set(modules) - {"Transformer", "Pooling", "Normalize"})
     record = {"pooling_modes": modes, "normalize": "Normalize" in modules,
-              "finetune_pooling": "mean" if modes == ["mean_tokens"] else None,
+              "finetune_pooling": "mean" if modes == ["mean_tokens"] and not left_out else None,
               "from": str(config_file.relative_to(top))}
+    if left_out:
+        record["modules_left_out"] = left_out
     seq_config = modules["Transformer"] / "sentence_bert_config.json"
     if seq_config.is_file() and "max_seq_length" in read_json(seq_config):
         record["max_seq_length"] = read_json(seq_config)["max_seq_length"]
@@ -153,6 +158,8 @@ def pooling_record(modules: Dict[str, Path], top: Path) -> dict:
 
 def _pooling_note(record: dict) -> str:
     how = "+".join(record["pooling_modes"]) + (", L2-normalised" if record["normalize"] else "")
+    if record.get("modules_left_out"):
+        how += f", then {'+'.join(record['modules_left_out'])} (not read)"
     use = (f"fine-tune with --set pooling={record['finetune_pooling']} to pool as it was trained"
            if record["finetune_pooling"] else "no fine-tuning pooling setting pools the same way")
     return f"a sentence-transformers model pooling {how}: recorded in {POOLING_RECORD_FILE}; {use}"
