@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Dict, List, Mapping, NamedTuple, Optional
@@ -25,8 +26,8 @@ from typing import Dict, List, Mapping, NamedTuple, Optional
 import numpy as np
 
 from ernie.formats.bert_format import read_hf_checkpoint
-from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
-from ernie.formats.hf_format import write_hf_dir
+from ernie.formats.checkpoint import CASING_FILE, CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
+from ernie.formats.hf_format import source_casing, write_hf_dir
 from ernie.formats.paddle_static_format import read_static_model
 from ernie.formats.paddlenlp_format import epsilon_note, read_paddlenlp_dir, write_paddlenlp_dir
 from ernie.model.config import ConfigError, ErnieConfig
@@ -58,7 +59,10 @@ def read_any(kind: str, src: Path) -> Source:
         config, params, ignored, notes = checkpoint.model
         notes = ([f"ignored {len(ignored)} Hugging Face tensor(s) that are not ERNIE encoder or "
                   f"pre-training parameters: {', '.join(ignored[:5])}"] if ignored else []) + notes
-        return Source(config, params, _vocab_in(checkpoint.weights_dir), notes, checkpoint.extra_files)
+        casing = source_casing(checkpoint.weights_dir)
+        extras = {**checkpoint.extra_files,
+                  **({CASING_FILE: json.dumps({"do_lower_case": casing}) + "\n"} if casing is not None else {})}
+        return Source(config, params, _vocab_in(checkpoint.weights_dir), notes, extras)
     if kind == "paddlenlp":
         config, params, ignored = read_paddlenlp_dir(src)
         notes = [f"ignored {len(ignored)} PaddleNLP tensor(s) that are not ERNIE encoder or fine-tuning head "

@@ -116,3 +116,20 @@ def test_a_model_that_does_not_fit_is_a_clear_error(first_model, tmp_path, en_vo
     (vocab_dir / "vocab.txt").write_text("\n".join(lines[:-1] + ["zzzzz"]) + "\n", encoding="utf-8")
     with pytest.raises(PretrainError, match="its vocabulary .* is not the shards'"):
         Trainer(_config(root, "bad2", [["knowledge_masking"]], init_model=str(vocab_dir)))
+
+
+def test_a_cased_model_refuses_shards_made_lower_cased(first_model, tmp_path):
+    """A cased model (its source's tokenizer_config.json, kept by the conversion) continued on
+    lower-cased shards of the same vocabulary passed every check and trained on text it never saw."""
+    from ernie.convert import convert
+    root, model_dir = first_model
+    hf = tmp_path / "hf"
+    convert("ernie", "hf", model_dir, hf, do_lower_case=False)  # an HF directory that says it is cased
+    convert("hf", "ernie", hf, tmp_path / "cased")
+    assert (tmp_path / "cased" / "tokenizer_config.json").read_text() == '{"do_lower_case": false}\n'
+    with pytest.raises(PretrainError, match=r"was trained on cased text \(tokenizer_config.json\), the shards were "
+                                            r"made lower-cased: set do_lower_case: false in the data config"):
+        Trainer(_config(root, "cased", [["knowledge_masking"]], init_model=str(tmp_path / "cased")))
+    convert("ernie", "hf", model_dir, tmp_path / "hf-uncased", do_lower_case=True)
+    convert("hf", "ernie", tmp_path / "hf-uncased", tmp_path / "uncased")
+    Trainer(_config(root, "uncased", [["knowledge_masking"]], init_model=str(tmp_path / "uncased")))  # agrees

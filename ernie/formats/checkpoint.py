@@ -23,6 +23,8 @@ from ernie_common.tokenization import TOKENIZER_FILES, load_vocab
 
 PARAMS_FILE_NAME = "params.safetensors"
 VOCAB_FILE_NAME = "vocab.txt"
+# a converted model's casing, as its source's tokenizer_config.json stated it (Hugging Face's name)
+CASING_FILE = "tokenizer_config.json"
 
 
 def save_params(path, params: Mapping[str, np.ndarray], fmt: str = "ernie") -> None:
@@ -119,6 +121,18 @@ def save_model_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray],
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
     return path
+
+
+def model_lower_cases(model_dir) -> Optional[bool]:
+    """Whether the model's text was lower-cased, where its directory records it (`CASING_FILE`)."""
+    path = Path(model_dir) / CASING_FILE
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("do_lower_case")
+    except (ValueError, AttributeError):
+        raise CheckpointError(f"{path}: not a JSON object") from None
+    return value if isinstance(value, bool) else None
 
 
 def load_model_dir(path) -> tuple[ErnieConfig, Dict[str, np.ndarray], Optional[Path]]:

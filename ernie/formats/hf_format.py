@@ -188,11 +188,18 @@ def read_json(path: Path):
         raise CheckpointError(f"cannot read {path}: {err}") from None
 
 
+def source_casing(path: Path) -> Optional[bool]:
+    """`do_lower_case` of a Hugging Face directory's tokenizer_config.json, where it says."""
+    tokenizer_config = path / "tokenizer_config.json"
+    value = read_json(tokenizer_config).get("do_lower_case") if tokenizer_config.is_file() else None
+    return value if isinstance(value, bool) else None
+
+
 def _casing_notes(path: Path) -> List[str]:
     """This library's tokenizers lower-case unless told not to; a cased model needs telling."""
-    tokenizer_config = path / "tokenizer_config.json"
-    if tokenizer_config.is_file() and read_json(tokenizer_config).get("do_lower_case") is False:
-        return [f"{tokenizer_config} says the model is cased: set do_lower_case: false where its text is tokenized"]
+    if source_casing(path) is False:
+        return [f"{path / 'tokenizer_config.json'} says the model is cased: set do_lower_case: false where its "
+                "text is tokenized (pre-training from it refuses shards made lower-cased)"]
     return []
 
 

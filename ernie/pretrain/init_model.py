@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ernie.formats.checkpoint import CheckpointError, load_model_dir
+from ernie.formats.checkpoint import CASING_FILE, CheckpointError, load_model_dir, model_lower_cases
 from ernie.model import param_names as names
 from ernie.model.config import ErnieConfig
 from ernie_common.tokenization import load_vocab
@@ -72,16 +72,22 @@ def grow_sentence_types(table: np.ndarray, rows: int) -> np.ndarray:
 
 
 def load_init_model(path, vocab_file, task_ids: List[int], preset: ErnieConfig = None,
-                    sentence_types: int = 1) -> InitModel:
-    """The model at `path`, checked against the shards' vocabulary and, where the run names a
-    model preset too, against its shape; `task_ids` are the ids the run's tasks feed,
-    `sentence_types` how many sentence types their examples hold (the table grows to them)."""
+                    sentence_types: int = 1, do_lower_case: Optional[bool] = None) -> InitModel:
+    """The model at `path`, checked against the shards' vocabulary (and their casing,
+    `do_lower_case`, where the model records its own) and, where the run names a model preset too,
+    against its shape; `task_ids` are the ids the run's tasks feed, `sentence_types` how many
+    sentence types their examples hold (the table grows to them)."""
     config, params, vocab = load_model_dir(path)
     if vocab is None:
         raise CheckpointError(f"init_model {path} has no vocab.txt")
     if load_vocab(vocab) != load_vocab(vocab_file):
         raise CheckpointError(f"init_model {path}: its vocabulary ({vocab}) is not the shards' ({vocab_file}); "
                               "make the shards with the model's vocab.txt")
+    lower = model_lower_cases(path)
+    if lower is not None and do_lower_case is not None and lower != do_lower_case:
+        raise CheckpointError(f"init_model {path} was trained on {'lower-cased' if lower else 'cased'} text "
+                              f"({CASING_FILE}), the shards were made {'lower-cased' if do_lower_case else 'cased'}: "
+                              f"set do_lower_case: {str(lower).lower()} in the data config and make them again")
     if preset is not None:
         differ = [f"{f} {getattr(config, f)} (model) vs {getattr(preset, f)} (config)" for f in SHAPE_FIELDS
                   if getattr(config, f) != getattr(preset, f)]

@@ -62,7 +62,7 @@ from ernie_common.configfile import to_dict
 from ernie_common.fileio import atomic_directory, atomic_write_text
 from ernie_common.machine import cpu_flags, cpu_line
 from ernie_common.shipped_configs import find
-from ernie_common.tokenization import first_normal_id, load_vocab
+from ernie_common.tokenization import first_normal_id, is_sentencepiece, load_vocab
 from propeller.mixed_precision import AMP_CHOICES, MixedPrecision, MixedPrecisionUnsupported, check_supported
 
 
@@ -164,7 +164,9 @@ class Trainer:
             from ernie.pretrain.init_model import learned_tasks, load_init_model
             try:
                 self.init = load_init_model(config.init_model, self.vocab_file, [t.task_id for t in tasks], preset,
-                                            sentence_types=types_needed)
+                                            sentence_types=types_needed,
+                                            do_lower_case=None if is_sentencepiece(self.vocab_file)  # keeps its own
+                                            else manifest["config"].get("do_lower_case"))
             except CheckpointError as err:
                 raise PretrainError(str(err)) from None
             self.schedule = schedule_from_config(config.schedule, "schedule",
