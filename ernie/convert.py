@@ -26,8 +26,15 @@ from typing import Dict, List, Mapping, NamedTuple, Optional
 import numpy as np
 
 from ernie.formats.bert_format import read_hf_checkpoint
-from ernie.formats.checkpoint import CASING_FILE, CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
-from ernie.formats.hf_format import source_casing, write_hf_dir
+from ernie.formats.checkpoint import (
+    CASING_FILE,
+    CheckpointError,
+    check_vocab_fits,
+    load_model_dir,
+    model_lower_cases,
+    save_model_dir,
+)
+from ernie.formats.hf_format import write_hf_dir
 from ernie.formats.paddle_static_format import read_static_model
 from ernie.formats.paddlenlp_format import epsilon_note, read_paddlenlp_dir, write_paddlenlp_dir
 from ernie.model.config import ConfigError, ErnieConfig
@@ -59,7 +66,7 @@ def read_any(kind: str, src: Path) -> Source:
         config, params, ignored, notes = checkpoint.model
         notes = ([f"ignored {len(ignored)} Hugging Face tensor(s) that are not ERNIE encoder or "
                   f"pre-training parameters: {', '.join(ignored[:5])}"] if ignored else []) + notes
-        casing = source_casing(checkpoint.weights_dir)
+        casing = model_lower_cases(checkpoint.weights_dir)
         extras = {**checkpoint.extra_files,
                   **({CASING_FILE: json.dumps({"do_lower_case": casing}) + "\n"} if casing is not None else {})}
         return Source(config, params, _vocab_in(checkpoint.weights_dir), notes, extras)

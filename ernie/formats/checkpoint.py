@@ -23,7 +23,7 @@ from ernie_common.tokenization import TOKENIZER_FILES, load_vocab
 
 PARAMS_FILE_NAME = "params.safetensors"
 VOCAB_FILE_NAME = "vocab.txt"
-# a converted model's casing, as its source's tokenizer_config.json stated it (Hugging Face's name)
+# a model's casing: Hugging Face's tokenizer_config.json, which a converted model keeps from its source
 CASING_FILE = "tokenizer_config.json"
 
 
@@ -124,7 +124,8 @@ def save_model_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray],
 
 
 def model_lower_cases(model_dir) -> Optional[bool]:
-    """Whether the model's text was lower-cased, where its directory records it (`CASING_FILE`)."""
+    """Whether the model's text was lower-cased, where its directory records it (`CASING_FILE`,
+    in a Hugging Face directory as in a converted model's)."""
     path = Path(model_dir) / CASING_FILE
     if not path.is_file():
         return None

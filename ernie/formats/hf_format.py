@@ -15,7 +15,7 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ernie.formats.checkpoint import CheckpointError, load_params, save_params
+from ernie.formats.checkpoint import CASING_FILE, CheckpointError, load_params, model_lower_cases, save_params
 from ernie.model import param_names as names
 from ernie.model.config import ErnieConfig
 from ernie_common.fileio import atomic_directory
@@ -188,17 +188,10 @@ def read_json(path: Path):
         raise CheckpointError(f"cannot read {path}: {err}") from None
 
 
-def source_casing(path: Path) -> Optional[bool]:
-    """`do_lower_case` of a Hugging Face directory's tokenizer_config.json, where it says."""
-    tokenizer_config = path / "tokenizer_config.json"
-    value = read_json(tokenizer_config).get("do_lower_case") if tokenizer_config.is_file() else None
-    return value if isinstance(value, bool) else None
-
-
 def _casing_notes(path: Path) -> List[str]:
     """This library's tokenizers lower-case unless told not to; a cased model needs telling."""
-    if source_casing(path) is False:
-        return [f"{path / 'tokenizer_config.json'} says the model is cased: set do_lower_case: false where its "
+    if model_lower_cases(path) is False:
+        return [f"{path / CASING_FILE} says the model is cased: set do_lower_case: false where its "
                 "text is tokenized (pre-training from it refuses shards made lower-cased)"]
     return []
 
