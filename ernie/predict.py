@@ -165,8 +165,6 @@ def read_inputs(path, task=None, plain: bool = False) -> Inputs:
         raise DataError(f"{path}: no input lines")
     header = lines[0].split("\t")
     layout = None if plain else _layout_of(task, header)
-    if layout is not None and layout.guid is None and "text_a" in header:
-        layout = None  # a task whose own files are text_a files: read as one, each line a row, a blank one too
     if layout is not None:
         examples = read_text_examples(path, replace(layout, label=None))
         if not examples:
@@ -205,9 +203,11 @@ def read_inputs(path, task=None, plain: bool = False) -> Inputs:
 def _layout_of(task, header: List[str]):
     """The layout of `task` (test file first, then train/dev) that a file whose first line is
     `header` has: a header holding the layout's text columns (and a test file's index column),
-    or a header-less row with the layout's number of columns (CoLA's train and dev files)."""
+    or a header-less row with the layout's number of columns (CoLA's train and dev files). A
+    header naming `text_a` is a text_a file (each line a row, a blank one too) unless the layout
+    needs the file's index column."""
     for layout in (getattr(task, "test_layout", None), getattr(task, "layout", None)):
-        if layout is None:
+        if layout is None or (layout.guid is None and "text_a" in header):
             continue
         named = [c for c in (layout.text_a, layout.text_b, layout.guid) if c is not None]
         if layout.header and all(c in header for c in named):
