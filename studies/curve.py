@@ -28,7 +28,7 @@ import yaml
 
 from ernie.pretrain.log import FINAL_WINDOW, read_log
 from studies import downstream
-from studies.jobs import ROOT, job_threads, make_shards, run_all, run_python
+from studies.jobs import ROOT, job_threads, make_shards, run_all, run_python, shards_of
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "curve.yaml"
@@ -48,7 +48,7 @@ class Run:
 
     @property
     def shards(self) -> Path:
-        return ROOT / yaml.safe_load(self.data.read_text(encoding="utf-8"))["output"]
+        return shards_of(self.data)
 
 
 @dataclass(frozen=True)

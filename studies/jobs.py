@@ -17,12 +17,16 @@ from ernie.kernels.cpu_runtime import math_threads, usable_cores
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shards_of(data_config: Path) -> Path:
+    """Where a data config of the repository writes its shards (its `output`, from the root)."""
+    return ROOT / yaml.safe_load(Path(data_config).read_text(encoding="utf-8"))["output"]
+
+
 def make_shards(data_config: Path) -> None:
     """A study's shards (run_pretrain.sh with DATA_ONLY=1: the corpus, its vocabulary, data_gen
     make), made once for the study: made again after a change to data generation, they would stop
     its runs' resume (a resume refuses shards remade since its checkpoint)."""
-    output = ROOT / yaml.safe_load(Path(data_config).read_text(encoding="utf-8"))["output"]
-    if not (output / "manifest.json").is_file():  # `make` removes it first: a stopped make is made again
+    if not (shards_of(data_config) / "manifest.json").is_file():  # `make` removes it first: a stopped make is made again
         subprocess.run(["bash", "run_pretrain.sh"], check=True, cwd=ROOT,
                        env={**os.environ, "DATA_ONLY": "1", "DATA_CONFIG": str(data_config)})
 
