@@ -5,7 +5,9 @@ JSON) file and `key=value` overrides from the command line (`--set`, dotted for 
 `--set optimization.learning_rate=1e-3`) fill it. An unknown key, a value of the wrong type or a
 value its dataclass refuses is an error that names the file and the key.
 
-Values are read as YAML and converted to the declared type where that loses nothing (YAML reads
+Values are read as YAML 1.2 reads them, whose only booleans are `true` and `false` (PyYAML follows
+YAML 1.1, where `off`, `on`, `yes` and `no` are booleans too: `amp: off` would be False, not the
+word), and converted to the declared type where that loses nothing (YAML reads
 `1e-3` as a string, `3` as an int where a float is declared). Types understood: int, float, bool,
 str, Optional, List, Tuple of one type, Dict with str keys, nested dataclasses, and Any; one
 value where a list is declared is a list of one.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
@@ -38,12 +41,27 @@ class ConfigError(ValueError):
     """A config that cannot be read, or a key or value it does not accept."""
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans (module docstring)."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def _load_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
 def read(path) -> Dict[str, Any]:
     """The mapping a YAML or JSON config file holds (a shipped `configs/...` path found from anywhere)."""
     path = find(path)
     try:
         text = path.read_text(encoding="utf-8")
-        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        values = json.loads(text) if path.suffix == ".json" else _load_yaml(text)
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
     except UnicodeDecodeError as err:
@@ -80,7 +98,7 @@ def apply_overrides(values: Dict[str, Any], overrides: Sequence[str], source: st
             if not isinstance(node, dict):
                 raise ConfigError(f"{source}: {key}: {part} is not a mapping")
         try:
-            node[leaf] = yaml.safe_load(text)
+            node[leaf] = _load_yaml(text)
         except yaml.YAMLError as err:
             raise ConfigError(f"{source}: {key}: cannot read {text!r}: {_yaml_problem(err)}") from None
     return values

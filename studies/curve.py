@@ -20,6 +20,7 @@ import json
 import math
 import statistics
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -33,8 +34,9 @@ from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "curve.yaml"
 GROUPS = (("few", "300 labels"), ("full", "full training sets"))
+PRECISIONS = {"off": "float32", "bf16": "bfloat16 matrix products"}
 CROSSOVER = 0.02  # ahead of random initialisation by this much on the suite mean
-KEYS = {"output", "long", "runs", "settings", "pos", "grid", "seeds", "published"}
+KEYS = {"output", "long", "runs", "settings", "pos", "grid", "seeds", "finetune_settings", "published"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Study:
     grid: Tuple[float, ...]
     seeds: int
     published: Tuple[dict, ...]
+    finetune_settings: Tuple[str, ...] = ()  # `key=value` of ernie.finetune for every initialisation
 
     @property
     def finetune_dir(self) -> Path:
@@ -92,7 +95,8 @@ def load_study(path: Path = RUN_LIST) -> Study:
                  for r in table["runs"])
     return Study(output, long, runs, tuple(suite[n] for n in table["settings"]), suite[table["pos"]],
                  tuple(float(lr) for lr in table["grid"]), int(table["seeds"]),
-                 tuple({**p, "tokens": float(p["tokens"]), "score": float(p["score"])} for p in table["published"]))
+                 tuple({**p, "tokens": float(p["tokens"]), "score": float(p["score"])} for p in table["published"]),
+                 tuple(str(s) for s in table["finetune_settings"] or ()))
 
 
 # ---- running --------------------------------------------------------------------------------------
@@ -151,13 +155,14 @@ def finetune(study: Study, parallel: int = 2) -> None:
         raise SystemExit(f"fine-tuning needs the long run's end model first ({study.long.output / 'model'}): "
                          "python -m studies.curve pretrain")
     out = study.finetune_dir
-    inits = [downstream.Init.pretrained("end", end.path), downstream.Init.random_twin("random", end.path)]
+    inits = [downstream.Init.pretrained("end", end.path, study.finetune_settings),
+             downstream.Init.random_twin("random", end.path, study.finetune_settings)]
     downstream.evaluate_all([*study.settings, study.pos], inits, out, parallel, seeds=study.seeds, grid=study.grid)
     threads = job_threads(parallel)
     jobs = []
     for group, _ in GROUPS:
         for model in [m for m in curve_models(study) if m.name != "end"] + run_models(study):
-            init = downstream.Init.pretrained(model.name, model.path)
+            init = downstream.Init.pretrained(model.name, model.path, study.finetune_settings)
             for setting in (s for s in study.settings if _group(s) == group):
                 rate = downstream.collect(out, setting, "end")["lr"]
                 jobs.append(lambda s=setting, i=init, r=rate: downstream.evaluate(
@@ -394,15 +399,25 @@ def _machine(summary: dict) -> str:
     return summary.get("machine", "a machine not recorded")
 
 
+def precisions(study: Study) -> Counter:
+    """How many fine-tuning runs of the study trained in each precision, as their metrics.json say
+    (`amp: auto` is float32 or bfloat16 by the machine each ran on)."""
+    return Counter(json.loads(path.read_text(encoding="utf-8")).get("settings", {}).get("amp", "off")
+                   for path in study.finetune_dir.rglob("metrics.json"))
+
+
 def setup_text(study: Study) -> str:
     long = yaml.safe_load(study.long.config.read_text(encoding="utf-8"))
     model = yaml.safe_load((ROOT / long["model"]).read_text(encoding="utf-8"))
     counts = ", ".join(f"{n / 1e6:g}" for n in long["save_models_at_tokens"])
+    found = precisions(study)
+    ran = ", ".join(f"{n} in {PRECISIONS.get(amp, amp)}" for amp, n in sorted(found.items()))
     return (f"The {model['num_hidden_layers']} x {model['hidden_size']} model (`{long['model']}`), pre-trained by "
             f"`{shown(study.long.config)}` with the learning rate "
             f"{long['optimization']['lr_schedule']} after warm-up and saved at {counts} M tokens seen; each model "
             f"fine-tuned on {len(study.settings)} settings of the English suite with {study.seeds} seeds "
-            f"(`{shown(RUN_LIST)}`).")
+            f"(`{shown(RUN_LIST)}`), with {', '.join(f'`{s}`' for s in study.finetune_settings) or 'the defaults'}"
+            + (f"; of the fine-tuning runs so far, {ran}." if found else "."))
 
 
 def report(study: Study, doc: Path) -> None:

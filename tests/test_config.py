@@ -68,3 +68,18 @@ def test_a_config_file_that_cannot_be_read_is_one_line_naming_where(tmp_path, da
     with pytest.raises(ConfigError, match=says) as err:
         read(tmp_path / "c.yaml")
     assert "\n" not in str(err.value)
+
+
+def test_off_on_yes_and_no_are_words_and_only_true_and_false_booleans(tmp_path):
+    """YAML 1.2's booleans, not PyYAML's 1.1 ones: `amp: off` names the precision (it read as False,
+    which a str key refused), and a boolean key given `yes` says what it takes."""
+    from ernie.pretrain.config import PretrainError, load_config
+    base = "model: m\ndata: d\noutput: o\nschedule: {}\n"
+    path = tmp_path / "c.yaml"
+    path.write_text(base + "amp: off\nrecompute: True\n")
+    config = load_config(path)
+    assert (config.amp, config.recompute) == ("off", True)
+    assert load_config(path, overrides=["amp=off", "recompute=false"]).recompute is False
+    path.write_text(base + "recompute: yes\n")
+    with pytest.raises(PretrainError, match="recompute must be true or false, got 'yes'"):
+        load_config(path)

@@ -1,6 +1,7 @@
 """The curve study's report (studies/curve.py) from hand-written run files whose figures are known:
 the suite means per seed, the crossover with random initialisation, the gain per doubling
 (against NumPy's least-squares fit), the 16 M-token comparisons, the document and its plot."""
+import dataclasses
 import json
 
 import numpy as np
@@ -121,14 +122,30 @@ def test_the_study_file_names_settings_of_the_suite():
 
 
 def test_fine_tuning_takes_every_models_few_labels_before_any_full_set(tmp_path, monkeypatch):
-    """The full sets take the most of the hours: an interrupted study has whole curves to report."""
-    study = make_study(tmp_path)
-    order = []
+    """The full sets take the most of the hours: an interrupted study has whole curves to report.
+    Every initialisation gets the study's fine-tuning settings."""
+    study = dataclasses.replace(make_study(tmp_path), finetune_settings=("amp=auto",))
+    order, first = [], []
     monkeypatch.setattr(curve, "run_python", lambda *args, **kwargs: None)  # no fetch
     monkeypatch.setattr(curve, "run_all", lambda jobs, what, parallel: [job() for job in jobs])
-    monkeypatch.setattr(downstream, "evaluate_all", lambda *args, **kwargs: None)
+    monkeypatch.setattr(downstream, "evaluate_all", lambda settings, inits, *args, **kwargs: first.extend(inits))
     monkeypatch.setattr(downstream, "evaluate", lambda setting, init, out, **kwargs: order.append(
-        (setting.name, init.name, kwargs["grid"])))
+        (setting.name, init.name, kwargs["grid"], init.settings)))
     curve.finetune(study, parallel=1)
     models = ["tokens-1000000", "tokens-4000000", "tokens-16000000", "decay-16m", "seq64-16m"]
-    assert order == [(group, m, [0.001]) for group in ("few", "full") for m in models]
+    assert order == [(group, m, [0.001], ("amp=auto",)) for group in ("few", "full") for m in models]
+    assert [(i.name, i.settings) for i in first] == [("end", ("amp=auto",)), ("random", ("amp=auto",))]
+
+
+def test_the_setup_counts_the_fine_tuning_runs_of_each_precision(tmp_path):
+    study = dataclasses.replace(make_study(tmp_path), finetune_settings=("amp=auto",))
+    runs = sorted(study.finetune_dir.rglob("metrics.json"))
+    for path, amp in zip(runs, ["bf16", "bf16", "off"]):
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "settings": {"amp": amp}}))
+    (runs[0].parent / "more").mkdir()
+    (runs[0].parent / "more" / "metrics.json").write_text(json.dumps({"settings": {"amp": "bf16"}}))
+    text = curve.setup_text(study)
+    n_default = len(runs) - 3
+    assert text.endswith(f"with `amp=auto`; of the fine-tuning runs so far, 3 in bfloat16 matrix products, "
+                         f"{n_default + 1} in float32.")

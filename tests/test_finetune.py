@@ -107,7 +107,7 @@ def test_init_model_sets_the_encoder_and_random_init_does_not(tmp_path, init_mod
     data = read_data(task, write_sst2(tmp_path / "SST-2"))
     for init, expect_equal in ((params, True), (None, False)):
         job = FinetuneJob(task, settings, config, vocab, init, data)
-        runner, _, names = job._build(seed=3)
+        runner, _, names = job.build(seed=3)
         got = scope_params(names, runner.scope)
         assert "cls_out_w" in got and got["cls_out_w"].shape == (config.hidden_size, 2)
         same = np.array_equal(got["word_embedding"], params["word_embedding"])

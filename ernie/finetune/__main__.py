@@ -27,7 +27,7 @@ import numpy as np
 from ernie.finetune.examples import DataError
 from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
-from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, check_fits_model, describe_labels, load_encoder, read_data
+from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, check_fits_model, describe_labels, load_encoder, read_data, resolve_amp
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.cli import positive_int
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         task = get_task(args.task)
         task = dataclasses.replace(task, **{k: v for k, v in (("dev_file", args.dev_file),
                                                              ("test_file", args.test_file)) if v})
-        settings = load_settings(args.config or config_for(task.name), args.preset, args.set)
+        settings = resolve_amp(load_settings(args.config or config_for(task.name), args.preset, args.set))
         config, params, vocab = load_encoder(args.init_model, args.vocab, args.model_config)
         check_fits_model(settings, config)
         data = read_data(task, args.data, settings.max_train_examples)

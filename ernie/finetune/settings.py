@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 from ernie.model.optimization import linear_warmup_decay
 from ernie_common.configfile import ConfigError, apply_overrides, build, read
 from ernie_common.shipped_configs import shipped
+from propeller.mixed_precision import AMP_CHOICES
 
 CONFIG_DIR = shipped("finetune")
 # `linear`: warm-up over `warmup_proportion` of the steps, then linear decay to 0. `constant`: the
@@ -50,6 +51,10 @@ class FinetuneSettings:
     # Sentence-level tasks: `cls` classifies the pooled [CLS] output (the released heads), `mean`
     # the mean of the top layer over the real tokens (ernie/finetune/heads.py says when it helps).
     pooling: str = "cls"
+    # Mixed precision, as pre-training's `amp` (propeller/mixed_precision.py): `bf16` runs the matrix
+    # products in bfloat16 (AMX or AVX512_BF16 on a CPU), `auto` where the CPU has AMX. Off by
+    # default: the released scripts fine-tune in float32.
+    amp: str = "off"
 
     def __post_init__(self):
         """The checks of values alone; `ernie.finetune.trainer.check_fits_model` checks them
@@ -68,6 +73,8 @@ class FinetuneSettings:
             raise SettingsError("learning_rate must be positive and warmup_proportion in [0, 1)")
         if self.lr_schedule not in LR_SCHEDULES:
             raise SettingsError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.amp not in AMP_CHOICES:
+            raise SettingsError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}")
         if self.pooling not in POOLINGS:
             raise SettingsError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.lr_schedule == "constant" and self.warmup_proportion:

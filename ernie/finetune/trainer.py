@@ -10,6 +10,7 @@ settings' `lr_schedule` (linear warm-up and decay, or constant); AdamW (beta2 0.
 """
 from __future__ import annotations
 
+import dataclasses
 import filecmp
 import json
 import math
@@ -28,14 +29,16 @@ from ernie.finetune.heads import ErnieWithHead, inference_graph
 from ernie.finetune.settings import FinetuneSettings, SettingsError
 from ernie.finetune.tasks import AX, KINDS, Task
 from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
-from ernie.kernels.cpu_kernels import training_program_pass
+from ernie.kernels.cpu_kernels import auto_amp, training_program_pass
 from ernie.model.config import ErnieConfig
 from ernie.model.optimization import adamw
 from ernie.model.params_io import assign_scope_params, scope_params
 from ernie.model.static_graph import encoder_feeds
 from ernie_common.fileio import atomic_write_text
+from ernie_common.machine import cpu_flags
 from ernie_common.shipped_configs import shipped
 from ernie_common.tokenization import load_vocab, make_tokenizer
+from propeller.mixed_precision import MixedPrecision, MixedPrecisionUnsupported, check_supported
 
 DEFAULT_MODEL_CONFIG = shipped("model", "tiny.yaml")
 
@@ -55,6 +58,21 @@ def load_encoder(init_model: Optional[str], vocab: Optional[str] = None,
     config = ErnieConfig.from_file(model_config, vocab_size=len(load_vocab(vocab)))
     check_vocab_fits(vocab, config)
     return config, None, vocab
+
+
+def resolve_amp(settings: FinetuneSettings) -> FinetuneSettings:
+    """The settings with `amp: auto` made bf16 or off for this machine (said in one line), after
+    checking that the precision runs here (a clear error, not a failure while the program is
+    built)."""
+    if settings.amp == "auto":
+        amp, why = auto_amp()
+        print(f"amp auto: {amp} ({why})", flush=True)
+        settings = dataclasses.replace(settings, amp=amp)
+    try:
+        check_supported(settings.amp, cpu_flags())
+    except MixedPrecisionUnsupported as err:
+        raise SettingsError(str(err)) from None
+    return settings
 
 
 def check_fits_model(settings: FinetuneSettings, config: ErnieConfig) -> None:
@@ -186,7 +204,9 @@ class FinetuneJob:
             raise DataError(f"{self.task.file_name(split)}: {err}") from None
 
     # -- programs ----------------------------------------------------------------------------
-    def _build(self, seed: int):
+    def build(self, seed: int):
+        """(training runner, evaluator, the model's parameter names) for `seed`: the two programs
+        over one scope, the encoder's parameters set from the initial model."""
         from propeller.static_runner import InferenceProgram, StaticRunner
         built = {}
 
@@ -199,8 +219,11 @@ class FinetuneJob:
         def optimizer(lr):
             return adamw(lr, weight_decay=self.settings.weight_decay, beta2=0.999)
 
+        if self.settings.amp == "auto":
+            raise ValueError("amp auto is decided for the machine first (resolve_amp)")
+        mixed_precision = None if self.settings.amp == "off" else MixedPrecision(self.settings.amp)
         runner = StaticRunner(train_fn, optimizer, seed=seed, accumulate=self.settings.accumulate,
-                              program_pass=training_program_pass())
+                              mixed_precision=mixed_precision, program_pass=training_program_pass())
         evaluator = InferenceProgram(self.inference_fn, scope=runner.scope, place=runner.place)
         names = [p.name for p in built["model"].parameters()]
         if self.init_params is not None:
@@ -225,7 +248,7 @@ class FinetuneJob:
     def run_seed(self, seed: int, out_dir: Path, progress: bool = True) -> Dict:
         from propeller.learner import EvalHook, Learner, LogHook, ProgressHook, append_jsonl
         s = self.settings
-        runner, evaluator, names = self._build(seed)
+        runner, evaluator, names = self.build(seed)
         train = self.features["train"]
         per_epoch = math.ceil(len(train) / s.batch_size)
         total = per_epoch * s.epochs
