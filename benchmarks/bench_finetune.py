@@ -27,7 +27,7 @@ import numpy as np
 from ernie.finetune.batching import epoch_batches
 from ernie.finetune.settings import load_settings
 from ernie.finetune.tasks import get_task
-from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, load_encoder, read_data
+from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, load_encoder, read_data, resolve_casing
 from ernie.kernels.cpu_runtime import usable_cores
 from ernie_common.machine import cpu_flags, cpu_line
 from propeller.mixed_precision import MixedPrecisionUnsupported, check_supported, cpu_bf16_isa
@@ -94,8 +94,8 @@ def main():
     data = read_data(task, args.data)
 
     def job(amp: str) -> FinetuneJob:
-        settings = load_settings(overrides=[f"amp={amp}", f"batch_size={args.batch_size}",
-                                            f"max_seq_len={args.max_seq_len}"])
+        settings = resolve_casing(load_settings(overrides=[f"amp={amp}", f"batch_size={args.batch_size}",
+                                                           f"max_seq_len={args.max_seq_len}"]), args.init_model)
         return FinetuneJob(task, settings, config, vocab, params, data)
 
     fp32 = job("off")

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Dict, List, Mapping, NamedTuple, Optional
@@ -27,8 +26,8 @@ import numpy as np
 
 from ernie.formats.bert_format import read_hf_checkpoint
 from ernie.formats.checkpoint import (
-    CASING_FILE,
     CheckpointError,
+    casing_files,
     check_vocab_fits,
     load_model_dir,
     model_lower_cases,
@@ -67,8 +66,7 @@ def read_any(kind: str, src: Path) -> Source:
         notes = ([f"ignored {len(ignored)} Hugging Face tensor(s) that are not ERNIE encoder or "
                   f"pre-training parameters: {', '.join(ignored[:5])}"] if ignored else []) + notes
         casing = model_lower_cases(checkpoint.weights_dir)
-        extras = {**checkpoint.extra_files,
-                  **({CASING_FILE: json.dumps({"do_lower_case": casing}) + "\n"} if casing is not None else {})}
+        extras = {**checkpoint.extra_files, **casing_files(casing)}
         return Source(config, params, _vocab_in(checkpoint.weights_dir), notes, extras)
     if kind == "paddlenlp":
         config, params, ignored = read_paddlenlp_dir(src)

@@ -2,6 +2,7 @@
 rules on hand-computed cases."""
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from ernie.finetune.labelling_kind import LabellingKind
 from ernie.finetune.mrc_kind import MrcKind
 from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
-from ernie.finetune.trainer import FinetuneJob, label_set, read_data
+from ernie.finetune.trainer import FinetuneJob, label_set, read_data, resolve_casing
 from ernie.model.params_io import scope_params
 from ernie_common.tokenization import FullTokenizer
 
@@ -100,10 +101,30 @@ def test_resume_reads_back_finished_seeds_of_the_same_run_only(tmp_path, init_mo
     assert trained == [2, 1, 2, 1, 2]  # without --resume every seed trains
 
 
+def test_the_casing_is_the_models_record_and_a_setting_against_it_is_refused(tmp_path, init_model, capsys):
+    """A cased model fine-tuned on lower-cased text would lose what its cased pieces learned, and
+    no score would say why."""
+    cased = tmp_path / "cased"
+    shutil.copytree(init_model, cased)
+    (cased / "tokenizer_config.json").write_text('{"do_lower_case": false}')
+    args = ["--task", "SST-2", "--data", str(write_sst2(tmp_path / "SST-2")), "--init-model", str(cased),
+            "--output", str(tmp_path / "out"), "--quiet", "--set", "epochs=1", "--set", "max_seq_len=16"]
+    assert finetune_main(args) == 0
+    assert f"do_lower_case: false, as {cased / 'tokenizer_config.json'} records" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "seed-1" / "model" / "finetune.json").read_text())["do_lower_case"] is False
+    assert finetune_main([*args, "--set", "do_lower_case=true"]) == 2
+    assert ("says the model learned from cased text: do_lower_case=true would give it lower-cased text"
+            in capsys.readouterr().err)
+    # without a record: as set, else lower-cased (the released scripts' default)
+    assert resolve_casing(load_settings(overrides=["do_lower_case=false"]), str(init_model)).do_lower_case is False
+    assert resolve_casing(load_settings(), str(init_model)).do_lower_case is True
+    assert resolve_casing(load_settings(), None).do_lower_case is True
+
+
 def test_init_model_sets_the_encoder_and_random_init_does_not(tmp_path, init_model, en_vocab):
     from ernie.formats.checkpoint import load_model_dir
     config, params, vocab = load_model_dir(init_model)
-    task, settings = get_task("SST-2"), load_settings(overrides=["max_seq_len=16"])
+    task, settings = get_task("SST-2"), resolve_casing(load_settings(overrides=["max_seq_len=16"]), init_model)
     data = read_data(task, write_sst2(tmp_path / "SST-2"))
     for init, expect_equal in ((params, True), (None, False)):
         job = FinetuneJob(task, settings, config, vocab, init, data)

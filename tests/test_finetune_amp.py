@@ -9,7 +9,7 @@ import pytest
 from ernie.finetune.__main__ import main as finetune_main
 from ernie.finetune.settings import SettingsError, load_settings
 from ernie.finetune.tasks import get_task
-from ernie.finetune.trainer import FinetuneJob, load_encoder, read_data, resolve_amp
+from ernie.finetune.trainer import FinetuneJob, load_encoder, read_data, resolve_amp, resolve_casing
 from propeller.mixed_precision import has_gpu
 from tests.test_finetune import write_sst2
 from tests.test_mixed_precision import NEEDS_CPU_BF16
@@ -28,7 +28,8 @@ def test_bf16_fine_tuning_trains_in_bfloat16_products_and_evaluates_in_float32(t
     config, params, vocab = load_encoder(str(init_model))
     data = read_data(task, write_sst2(tmp_path / "SST-2"))
     for amp in ("off", "bf16"):
-        job = FinetuneJob(task, load_settings(overrides=[f"amp={amp}", "max_seq_len=16"]), config, vocab, params, data)
+        settings = resolve_casing(load_settings(overrides=[f"amp={amp}", "max_seq_len=16"]), init_model)
+        job = FinetuneJob(task, settings, config, vocab, params, data)
         runner, evaluator, _ = job.build(seed=1)
         assert set(_products(runner.main)) == {amp == "bf16"} and len(_products(runner.main)) >= 8
         assert set(_products(evaluator.main)) <= {False}  # evaluation: the float32 operators

@@ -557,6 +557,9 @@ def test_models_saved_at_token_counts_are_the_same_after_a_resume(pretrain_setup
                 for run in (tmp_path / "whole", tmp_path / "killed"))
         for name in a:
             np.testing.assert_allclose(a[name], b[name], atol=1e-6, rtol=0, err_msg=name)
+    from ernie.formats.checkpoint import model_lower_cases
+    for saved in (tmp_path / "whole" / "model", tmp_path / "whole" / "models" / "tokens-500"):
+        assert model_lower_cases(saved) is True  # the shards' casing, for fine-tuning to read text alike
 
 
 def test_constant_schedule_warms_up_then_holds():

@@ -27,7 +27,7 @@ import numpy as np
 from ernie.finetune.examples import DataError
 from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
-from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, check_fits_model, describe_labels, load_encoder, read_data, resolve_amp
+from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, check_fits_model, describe_labels, load_encoder, read_data, resolve_amp, resolve_casing
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.cli import positive_int
@@ -94,6 +94,7 @@ def main(argv=None) -> int:
                                                              ("test_file", args.test_file)) if v})
         settings = resolve_amp(load_settings(args.config or config_for(task.name), args.preset, args.set))
         config, params, vocab = load_encoder(args.init_model, args.vocab, args.model_config)
+        settings = resolve_casing(settings, args.init_model)
         check_fits_model(settings, config)
         data = read_data(task, args.data, settings.max_train_examples)
         job = FinetuneJob(task, settings, config, vocab, params, data)

@@ -34,11 +34,21 @@ from ernie.finetune.examples import DataError
 from ernie.finetune.floors import C_GRID, MAX_ITER, choose_on_dev
 from ernie.finetune.settings import FinetuneSettings, SettingsError, config_for, load_settings
 from ernie.finetune.tasks import KINDS, Task, get_task
-from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneData, check_fits_model, describe_labels, label_set, load_encoder, read_data
+from ernie.finetune.trainer import (
+    DEFAULT_MODEL_CONFIG,
+    FinetuneData,
+    check_fits_model,
+    describe_labels,
+    label_set,
+    load_encoder,
+    read_data,
+    resolve_casing,
+    tokenizer_for,
+)
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.fileio import atomic_write_text
-from ernie_common.tokenization import VocabError, make_tokenizer
+from ernie_common.tokenization import VocabError
 
 
 class ProbeError(ValueError):
@@ -100,7 +110,7 @@ def linear_probe(task: Task, settings: FinetuneSettings, config: ErnieConfig,
                  params: Optional[Mapping[str, np.ndarray]], vocab_file, data: FinetuneData) -> Dict:
     check_task(task)
     check_fits_model(settings, config)
-    tokenizer = make_tokenizer(vocab_file, settings.do_lower_case)
+    tokenizer = tokenizer_for(vocab_file, settings)
     kind = KINDS[task.kind](task, tokenizer, settings.max_seq_len, label_set(task, data.train, data.dev),
                             pooling=settings.pooling)
     examples = [*data.train, *data.dev, *(data.test or ())]  # a task may have no test file
@@ -136,6 +146,7 @@ def main(argv: Sequence[str] = None) -> int:
         check_task(task)  # before any file is read
         settings = load_settings(args.config or config_for(task.name), args.preset, args.set)
         config, params, vocab = load_encoder(args.init_model, args.vocab, args.model_config)
+        settings = resolve_casing(settings, args.init_model)
         data = read_data(task, Path(args.data or Path("data") / task.name.lower()), settings.max_train_examples)
         labels = describe_labels(task, data.train)
         if labels:

@@ -38,7 +38,9 @@ class FinetuneSettings:
     warmup_proportion: float = 0.1
     lr_schedule: str = "linear"
     weight_decay: float = 0.01
-    do_lower_case: bool = True
+    # None: as the model directory records it (tokenizer_config.json), else lower-cased, the released
+    # scripts' default (ernie.finetune.trainer.resolve_casing)
+    do_lower_case: Optional[bool] = None
     task_id: int = 0
     doc_stride: int = 128          # reading comprehension: the windows over a long context
     max_query_len: int = 64

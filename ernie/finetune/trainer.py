@@ -28,7 +28,7 @@ from ernie.finetune.examples import DataError, labelled
 from ernie.finetune.heads import ErnieWithHead, inference_graph
 from ernie.finetune.settings import FinetuneSettings, SettingsError
 from ernie.finetune.tasks import AX, KINDS, Task
-from ernie.formats.checkpoint import CheckpointError, check_vocab_fits, load_model_dir, save_model_dir
+from ernie.formats.checkpoint import CASING_FILE, CheckpointError, check_vocab_fits, load_model_dir, model_lower_cases, save_model_dir
 from ernie.kernels.cpu_kernels import auto_amp, training_program_pass
 from ernie.model.config import ErnieConfig
 from ernie.model.optimization import adamw
@@ -73,6 +73,34 @@ def resolve_amp(settings: FinetuneSettings) -> FinetuneSettings:
     except MixedPrecisionUnsupported as err:
         raise SettingsError(str(err)) from None
     return settings
+
+
+def _casing(lower: bool) -> str:
+    return "lower-cased" if lower else "cased"
+
+
+def resolve_casing(settings: FinetuneSettings, init_model: Optional[str]) -> FinetuneSettings:
+    """The settings with `do_lower_case` decided: as given, else as the model directory records its
+    text's casing (`model_lower_cases`; said in one line), else lower-cased, the released scripts'
+    default. A setting that contradicts the model's record is an error: the model would read text
+    cased otherwise than it learned from, a loss no score would name."""
+    recorded = model_lower_cases(init_model) if init_model else None
+    given = settings.do_lower_case
+    if recorded is not None and given is not None and given != recorded:
+        raise SettingsError(f"{Path(init_model) / CASING_FILE} says the model learned from {_casing(recorded)} text: "
+                            f"do_lower_case={str(given).lower()} would give it {_casing(given)} text; leave the "
+                            f"setting out or set it to {str(recorded).lower()}")
+    if given is None and recorded is not None:
+        print(f"do_lower_case: {str(recorded).lower()}, as {Path(init_model) / CASING_FILE} records", flush=True)
+    return dataclasses.replace(settings, do_lower_case=next(v for v in (given, recorded, True) if v is not None))
+
+
+def tokenizer_for(vocab_file, settings: FinetuneSettings):
+    """The tokenizer of `vocab_file` with the settings' casing, once `resolve_casing` decided it
+    (None would read as cased)."""
+    if settings.do_lower_case is None:
+        raise ValueError("do_lower_case is decided with the model first (resolve_casing)")
+    return make_tokenizer(vocab_file, settings.do_lower_case)
 
 
 def check_fits_model(settings: FinetuneSettings, config: ErnieConfig) -> None:
@@ -174,7 +202,7 @@ class FinetuneJob:
                  init_params: Optional[Dict[str, np.ndarray]], data: FinetuneData):
         self.task, self.settings, self.config = task, settings, config
         self.vocab_file, self.init_params, self.data = Path(vocab_file), init_params, data
-        self.tokenizer = make_tokenizer(vocab_file, settings.do_lower_case)
+        self.tokenizer = tokenizer_for(vocab_file, settings)
         if task.kind == "mrc":
             options = {k: getattr(settings, k) for k in ("doc_stride", "max_query_len", "max_answer_len", "n_best")}
         elif task.kind == "labelling":

@@ -123,6 +123,12 @@ def save_model_dir(path, config: ErnieConfig, params: Mapping[str, np.ndarray],
     return path
 
 
+def casing_files(do_lower_case: Optional[bool]) -> Dict[str, str]:
+    """The file a model directory records its casing in (`CASING_FILE`, as Hugging Face's
+    directories do), for `save_model_dir`'s `extra_files`; none where the casing is not known."""
+    return {CASING_FILE: json.dumps({"do_lower_case": do_lower_case}) + "\n"} if isinstance(do_lower_case, bool) else {}
+
+
 def model_lower_cases(model_dir) -> Optional[bool]:
     """Whether the model's text was lower-cased, where its directory records it (`CASING_FILE`,
     in a Hugging Face directory as in a converted model's)."""

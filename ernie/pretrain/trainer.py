@@ -50,7 +50,7 @@ import yaml
 
 from data_gen.examples import sentence_types
 from data_gen.shards import ShardError
-from ernie.formats.checkpoint import load_params, save_model_dir, save_params
+from ernie.formats.checkpoint import casing_files, load_params, save_model_dir, save_params
 from ernie.kernels.cpu_kernels import training_program_pass
 from ernie.model.config import ErnieConfig
 from ernie.pretrain.config import MODES, PretrainConfig, PretrainError, load_config, training_settings
@@ -142,6 +142,10 @@ class Trainer:
             raise PretrainError(f"{self.vocab_file} changed since the shards in {shard_dir} were made")
         vocab = load_vocab(self.vocab_file)
         self.vocab_sha = manifest["vocab"]["sha256"]
+        # the shards' casing, which the saved models record for fine-tuning to read the same way
+        # (a SentencePiece vocabulary keeps its own)
+        self.model_files = {} if is_sentencepiece(self.vocab_file) else \
+            casing_files(manifest["config"].get("do_lower_case"))
         # the shards' contents as their manifest records them: a resume reads on in the same ones
         self.shards_sha = _sha([s["sha256"] for s in manifest["shards"]])
         self.shard_dir = shard_dir
@@ -393,7 +397,7 @@ class Trainer:
             for n in reached:
                 record = json.dumps({"tokens_seen": self.tokens_seen, "step": step, "target": n}, indent=2)
                 save_model_dir(self.out / "models" / f"tokens-{n}", self.model_config, params, vocab_file=self.vocab_file,
-                               extra_files={"tokens.json": record + "\n"})
+                               extra_files={**self.model_files, "tokens.json": record + "\n"})
 
     def _params(self) -> Dict[str, np.ndarray]:
         """The model's parameters in the runner's state (the optimizer's accumulators left out)."""
@@ -530,7 +534,8 @@ class Trainer:
             return None
         if not self.is_writer:
             return self.out / "model"
-        model_dir = save_model_dir(self.out / "model", self.model_config, self._params(), vocab_file=self.vocab_file)
+        model_dir = save_model_dir(self.out / "model", self.model_config, self._params(), vocab_file=self.vocab_file,
+                                   extra_files=self.model_files)
         entropy = self.data.manifest.get("unigram_entropy", {}).get("nats")
         self.summary = summary(read_log(self.out), entropy)
         # how long, and where: with the threads each process had (another run beside it slows it)
