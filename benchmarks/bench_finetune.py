@@ -95,7 +95,7 @@ def main():
 
     def job(amp: str) -> FinetuneJob:
         settings = resolve_casing(load_settings(overrides=[f"amp={amp}", f"batch_size={args.batch_size}",
-                                                           f"max_seq_len={args.max_seq_len}"]), args.init_model)
+                                                           f"max_seq_len={args.max_seq_len}"]), vocab)
         return FinetuneJob(task, settings, config, vocab, params, data)
 
     fp32 = job("off")

@@ -26,9 +26,11 @@ import numpy as np
 
 from ernie.formats.bert_format import read_hf_checkpoint
 from ernie.formats.checkpoint import (
+    CASING_FILE,
     CheckpointError,
     casing_files,
     check_vocab_fits,
+    decide_casing,
     load_model_dir,
     model_lower_cases,
     save_model_dir,
@@ -54,20 +56,20 @@ class Source(NamedTuple):
     vocab: Optional[Path]
     notes: List[str]                # what was left out or made up, for the user
     extra_files: Dict[str, str]     # {name: text} a converted model directory keeps beside the model
+    lower_case: Optional[bool] = None  # the casing of the text it learned from, where it records it
 
 
 def read_any(kind: str, src: Path) -> Source:
     if kind == "ernie":
         config, params, vocab = load_model_dir(src)
-        return Source(config, params, vocab, [], {})
+        return Source(config, params, vocab, [], {}, model_lower_cases(src))
     if kind == "hf":
         checkpoint = read_hf_checkpoint(src)
         config, params, ignored, notes = checkpoint.model
         notes = ([f"ignored {len(ignored)} Hugging Face tensor(s) that are not ERNIE encoder or "
                   f"pre-training parameters: {', '.join(ignored[:5])}"] if ignored else []) + notes
-        casing = model_lower_cases(checkpoint.weights_dir)
-        extras = {**checkpoint.extra_files, **casing_files(casing)}
-        return Source(config, params, _vocab_in(checkpoint.weights_dir), notes, extras)
+        return Source(config, params, _vocab_in(checkpoint.weights_dir), notes, checkpoint.extra_files,
+                      model_lower_cases(checkpoint.weights_dir))
     if kind == "paddlenlp":
         config, params, ignored = read_paddlenlp_dir(src)
         notes = [f"ignored {len(ignored)} PaddleNLP tensor(s) that are not ERNIE encoder or fine-tuning head "
@@ -81,26 +83,30 @@ def read_any(kind: str, src: Path) -> Source:
     raise ValueError(f"unknown source format {kind!r}")
 
 
-def convert(src_kind: str, dst_kind: str, src, dst, do_lower_case: bool = True,
+def convert(src_kind: str, dst_kind: str, src, dst, do_lower_case: Optional[bool] = None,
             extra_files: Optional[Mapping[str, str]] = None) -> list:
     """Converts SRC to DST; returns notes on what was left out. `extra_files` ({name: text}) go
-    into a model directory (--to ernie) with what the source itself brings (a pooling record)."""
+    into a model directory (--to ernie) with what the source itself brings (a pooling record).
+    The casing is the source's record (a model directory keeps it), else `do_lower_case`, else
+    lower-cased; `do_lower_case` against the record is refused."""
     src, dst = Path(src), Path(dst)
     check_output_is_not_input(dst, src)
-    config, params, vocab, notes, extras = read_any(src_kind, src)
-    extras = {**extras, **(extra_files or {})}
+    config, params, vocab, notes, extras, recorded = read_any(src_kind, src)
+    lower = decide_casing(recorded, do_lower_case, src, "leave out --cased")
+    extras = {**extras, **casing_files(recorded if do_lower_case is None else do_lower_case), **(extra_files or {})}
     if vocab is not None:
         check_vocab_fits(vocab, config)
     else:
         notes.append(f"no vocab.txt found with {src}; {dst} has none either")
-    if extras and dst_kind != "ernie":
-        notes.append(f"{', '.join(sorted(extras))} not written: only a model directory (--to ernie) keeps them")
+    left = sorted(set(extras) - {CASING_FILE})  # the other formats keep the casing in their tokenizer files
+    if left and dst_kind != "ernie":
+        notes.append(f"{', '.join(left)} not written: only a model directory (--to ernie) keeps them")
     if dst_kind == "ernie":
         save_model_dir(dst, config, params, vocab_file=vocab, extra_files=extras, only_own=True)
     elif dst_kind == "hf":
-        write_hf_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case, only_own=True)
+        write_hf_dir(dst, config, params, vocab_file=vocab, do_lower_case=lower, only_own=True)
     elif dst_kind == "paddlenlp":
-        write_paddlenlp_dir(dst, config, params, vocab_file=vocab, do_lower_case=do_lower_case, only_own=True)
+        write_paddlenlp_dir(dst, config, params, vocab_file=vocab, do_lower_case=lower, only_own=True)
         notes += [note for note in [epsilon_note(config)] if note]
     else:
         raise ValueError(f"unknown target format {dst_kind!r}")
@@ -113,14 +119,15 @@ def main(argv=None) -> int:
     parser.add_argument("--from", dest="src_kind", required=True, choices=["hf", "paddlenlp", "paddle-static", "ernie"])
     parser.add_argument("--to", dest="dst_kind", required=True, choices=["ernie", "hf", "paddlenlp"])
     parser.add_argument("--cased", action="store_true",
-                        help="for --to hf/paddlenlp: mark the tokenizer as cased (default: uncased)")
+                        help="the model learned from cased text, where the source does not record it (default: "
+                             "the source's record, else uncased)")
     parser.add_argument("src", help="source directory")
     parser.add_argument("dst", help="target directory, new or empty (an earlier output of the same kind is replaced "
                         "atomically; a directory holding other files is refused)")
     args = parser.parse_args(argv)
     try:
         notes = convert(args.src_kind, args.dst_kind, args.src, args.dst,
-                        do_lower_case=not args.cased)
+                        do_lower_case=False if args.cased else None)
     except (CheckpointError, ConfigError, VocabError, OutputDirError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

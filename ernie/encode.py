@@ -16,7 +16,7 @@ from typing import Iterator, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ernie.formats.checkpoint import CheckpointError, load_model_dir
+from ernie.formats.checkpoint import CASING_FILE, CheckpointError, decide_casing, load_model_dir, model_lower_cases
 from ernie.model.config import ConfigError
 from ernie.model.features import pack_pair, pad_batch, pair_is_cut
 from ernie_common.cli import positive_int
@@ -52,8 +52,9 @@ def batches(items: list, size: int) -> Iterator[list]:
 
 
 def encode_file(model_dir, input_file, output_dir, task_id: int = 0, max_seq_len: int = 128,
-                batch_size: int = 32, tokenizer: str = "full", do_lower_case: bool = True) -> Tuple[int, int]:
-    """Writes the two arrays; returns (lines encoded, lines cut to `max_seq_len` tokens)."""
+                batch_size: int = 32, tokenizer: str = "full", do_lower_case: Optional[bool] = None) -> Tuple[int, int]:
+    """Writes the two arrays; returns (lines encoded, lines cut to `max_seq_len` tokens). The text
+    is lower-cased as `decide_casing` decides with the model's record."""
     # Paddle is imported here so that `--help` and input errors answer at once.
     from ernie.model.static_graph import StaticEncoder
 
@@ -67,7 +68,8 @@ def encode_file(model_dir, input_file, output_dir, task_id: int = 0, max_seq_len
     problem = config.input_problem(max_seq_len, task_id)
     if problem:
         raise ConfigError(problem)
-    tok = CharTokenizer(vocab) if tokenizer == "char" else make_tokenizer(vocab, do_lower_case)
+    lower = decide_casing(model_lower_cases(model_dir), do_lower_case, Path(model_dir) / CASING_FILE, "leave out --cased")
+    tok = CharTokenizer(vocab) if tokenizer == "char" else make_tokenizer(vocab, lower)
     encoder = StaticEncoder(config, params)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -107,11 +109,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--tokenizer", choices=["full", "char"], default="full",
                         help="full: BERT WordPiece (default); char: pre-segmented Chinese")
-    parser.add_argument("--cased", action="store_true", help="do not lower-case (full tokenizer)")
+    parser.add_argument("--cased", action="store_true", help="do not lower-case (full tokenizer), where the model "
+                        "does not record its casing (default: its record, else lower-cased)")
     args = parser.parse_args(argv)
     try:
         n, truncated = encode_file(args.model, args.input, args.output, args.task_id, args.max_seq_len,
-                                   args.batch_size, args.tokenizer, not args.cased)
+                                   args.batch_size, args.tokenizer, False if args.cased else None)
     except (InputError, CheckpointError, ConfigError, VocabError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

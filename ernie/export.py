@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ernie.finetune import FINETUNE_FILE
 from ernie.finetune.description import read_description
-from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir
+from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir, model_lower_cases
 from ernie.formats.hf_format import write_hf_dir
 from ernie.formats.paddlenlp_format import epsilon_note, write_paddlenlp_dir
 from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
@@ -107,7 +107,9 @@ def export_library_dir(model_dir: Path, out: Path, fmt: str) -> None:
                               f"{library}'s ErnieForSequenceClassification classifies the pooled [CLS] output, so "
                               f"it would load the weights and compute something else: export paddle-inference, "
                               f"onnx or hub instead")
-    do_lower_case, labels, task_id = (True, (), 0) if description is None else \
+    # a pre-trained model's casing as its directory records it (pre-training and conversion do)
+    lower = model_lower_cases(model_dir)
+    do_lower_case, labels, task_id = (lower is not False, (), 0) if description is None else \
         (description.do_lower_case, description.labels, description.task_id)
     common = dict(do_lower_case=do_lower_case, labels=labels)
     if fmt == "hf":

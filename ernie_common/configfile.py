@@ -5,9 +5,9 @@ JSON) file and `key=value` overrides from the command line (`--set`, dotted for 
 `--set optimization.learning_rate=1e-3`) fill it. An unknown key, a value of the wrong type or a
 value its dataclass refuses is an error that names the file and the key.
 
-Values are read as YAML 1.2 reads them, whose only booleans are `true` and `false` (PyYAML follows
-YAML 1.1, where `off`, `on`, `yes` and `no` are booleans too: `amp: off` would be False, not the
-word), and converted to the declared type where that loses nothing (YAML reads
+Values are read as YAML, with YAML 1.2's booleans: only `true` and `false` (PyYAML follows YAML
+1.1, where `off`, `on`, `yes` and `no` are booleans too: `amp: off` would be False, not the word),
+and converted to the declared type where that loses nothing (YAML reads
 `1e-3` as a string, `3` as an int where a float is declared). Types understood: int, float, bool,
 str, Optional, List, Tuple of one type, Dict with str keys, nested dataclasses, and Any; one
 value where a list is declared is a list of one.

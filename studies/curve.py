@@ -88,6 +88,8 @@ def load_study(path: Path = RUN_LIST) -> Study:
     unknown = [n for n in [*table["settings"], table["pos"]] if n not in suite]
     if unknown:
         raise SystemExit(f"{path}: settings {unknown} are not in {downstream.SETTINGS_FILE} (en-suite)")
+    if not isinstance(table["finetune_settings"] or [], list):
+        raise SystemExit(f"{path}: finetune_settings must be a list of key=value settings")
     long_config = ROOT / table["long"]["config"]
     long = Run("long", long_config, ROOT / table["long"]["data"],
                ROOT / yaml.safe_load(long_config.read_text(encoding="utf-8"))["output"])

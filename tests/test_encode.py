@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 
@@ -92,3 +93,22 @@ def test_counts_below_their_least(model_dir, tmp_path, option, value, message):
     result = _encode(model_dir[0], tmp_path / "in.txt", tmp_path / "out", "--max-seq-len", "16", option, value)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "cls_emb.npy").exists()
+
+
+def test_text_is_cased_as_the_model_records(model_dir, tmp_path):
+    """A model that records cased text is encoded cased without a flag (as --cased does on one
+    that records nothing); --cased on a model that records lower-cased text is refused."""
+    path, _ = model_dir
+    (tmp_path / "in.txt").write_text("The Congress shall make no law.\n")
+    cased = tmp_path / "cased"
+    shutil.copytree(path, cased)
+    (cased / "tokenizer_config.json").write_text('{"do_lower_case": false}')
+    assert _encode(cased, tmp_path / "in.txt", tmp_path / "by-record", "--max-seq-len", "16").returncode == 0
+    assert _encode(path, tmp_path / "in.txt", tmp_path / "by-flag", "--max-seq-len", "16", "--cased").returncode == 0
+    assert _encode(path, tmp_path / "in.txt", tmp_path / "lower", "--max-seq-len", "16").returncode == 0
+    by_record, by_flag, lower = (np.load(tmp_path / d / "cls_emb.npy") for d in ("by-record", "by-flag", "lower"))
+    np.testing.assert_array_equal(by_record, by_flag)
+    assert not np.allclose(by_record, lower)
+    (cased / "tokenizer_config.json").write_text('{"do_lower_case": true}')
+    result = _encode(cased, tmp_path / "in.txt", tmp_path / "refused", "--max-seq-len", "16", "--cased")
+    assert result.returncode == 2 and "records that the model learned from lower-cased text" in result.stderr

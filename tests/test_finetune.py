@@ -15,6 +15,7 @@ from ernie.finetune.mrc_kind import MrcKind
 from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import FinetuneJob, label_set, read_data, resolve_casing
+from ernie.formats.checkpoint import model_lower_cases
 from ernie.model.params_io import scope_params
 from ernie_common.tokenization import FullTokenizer
 
@@ -107,24 +108,31 @@ def test_the_casing_is_the_models_record_and_a_setting_against_it_is_refused(tmp
     cased = tmp_path / "cased"
     shutil.copytree(init_model, cased)
     (cased / "tokenizer_config.json").write_text('{"do_lower_case": false}')
-    args = ["--task", "SST-2", "--data", str(write_sst2(tmp_path / "SST-2")), "--init-model", str(cased),
-            "--output", str(tmp_path / "out"), "--quiet", "--set", "epochs=1", "--set", "max_seq_len=16"]
-    assert finetune_main(args) == 0
+    common = ["--task", "SST-2", "--data", str(write_sst2(tmp_path / "SST-2")), "--quiet", "--set", "epochs=1",
+              "--set", "max_seq_len=16"]
+    assert finetune_main([*common, "--init-model", str(cased), "--output", str(tmp_path / "out")]) == 0
     assert f"do_lower_case: false, as {cased / 'tokenizer_config.json'} records" in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "seed-1" / "model" / "finetune.json").read_text())["do_lower_case"] is False
-    assert finetune_main([*args, "--set", "do_lower_case=true"]) == 2
-    assert ("says the model learned from cased text: do_lower_case=true would give it lower-cased text"
+    assert model_lower_cases(tmp_path / "out" / "seed-1" / "model") is False  # the fine-tuned model keeps the record
+    assert finetune_main([*common, "--init-model", str(cased), "--output", str(tmp_path / "out"),
+                          "--set", "do_lower_case=true"]) == 2
+    assert ("records that the model learned from cased text; reading lower-cased text would lose what it learned: "
+            "leave do_lower_case out, or set it to false"
             in capsys.readouterr().err)
+    # a random twin (the model's vocabulary and shape, fresh parameters) reads the record too
+    assert finetune_main([*common, "--vocab", str(cased / "vocab.txt"), "--model-config", str(cased / "ernie_config.json"),
+                          "--output", str(tmp_path / "random")]) == 0
+    assert "do_lower_case: false" in capsys.readouterr().out
     # without a record: as set, else lower-cased (the released scripts' default)
-    assert resolve_casing(load_settings(overrides=["do_lower_case=false"]), str(init_model)).do_lower_case is False
-    assert resolve_casing(load_settings(), str(init_model)).do_lower_case is True
-    assert resolve_casing(load_settings(), None).do_lower_case is True
+    vocab = init_model / "vocab.txt"
+    assert resolve_casing(load_settings(overrides=["do_lower_case=false"]), vocab).do_lower_case is False
+    assert resolve_casing(load_settings(), vocab).do_lower_case is True
 
 
 def test_init_model_sets_the_encoder_and_random_init_does_not(tmp_path, init_model, en_vocab):
     from ernie.formats.checkpoint import load_model_dir
     config, params, vocab = load_model_dir(init_model)
-    task, settings = get_task("SST-2"), resolve_casing(load_settings(overrides=["max_seq_len=16"]), init_model)
+    task, settings = get_task("SST-2"), resolve_casing(load_settings(overrides=["max_seq_len=16"]), init_model / "vocab.txt")
     data = read_data(task, write_sst2(tmp_path / "SST-2"))
     for init, expect_equal in ((params, True), (None, False)):
         job = FinetuneJob(task, settings, config, vocab, init, data)

@@ -28,7 +28,7 @@ def test_bf16_fine_tuning_trains_in_bfloat16_products_and_evaluates_in_float32(t
     config, params, vocab = load_encoder(str(init_model))
     data = read_data(task, write_sst2(tmp_path / "SST-2"))
     for amp in ("off", "bf16"):
-        settings = resolve_casing(load_settings(overrides=[f"amp={amp}", "max_seq_len=16"]), init_model)
+        settings = resolve_casing(load_settings(overrides=[f"amp={amp}", "max_seq_len=16"]), vocab)
         job = FinetuneJob(task, settings, config, vocab, params, data)
         runner, evaluator, _ = job.build(seed=1)
         assert set(_products(runner.main)) == {amp == "bf16"} and len(_products(runner.main)) >= 8
@@ -50,6 +50,15 @@ def test_bf16_fine_tuning_follows_the_float32_losses(tmp_path, init_model):
     np.testing.assert_allclose(losses["bf16"], losses["off"], rtol=2e-3)
 
 
+def test_auto_trains_in_the_precision_it_chose_and_records_it(tmp_path, init_model, capsys):
+    assert finetune_main(["--task", "SST-2", "--data", str(write_sst2(tmp_path / "SST-2")), "--init-model",
+                          str(init_model), "--output", str(tmp_path / "out"), "--quiet", "--set", "amp=auto",
+                          "--set", "epochs=1", "--set", "max_seq_len=16"]) == 0
+    chosen = capsys.readouterr().out.split("amp auto: ")[1].split()[0]
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["settings"]["amp"] == chosen
+    assert chosen in ("off", "bf16")
+
+
 @pytest.mark.skipif(has_gpu(), reason="auto is float32 on a GPU")
 @pytest.mark.parametrize("flags,amp,line", [({"avx512_bf16", "amx_tile", "amx_bf16"}, "bf16", "amp auto: bf16 (this CPU has AMX"),
                                             ({"avx512f", "avx512_bf16"}, "off", "amp auto: off (this CPU has no AMX"),
@@ -68,7 +77,8 @@ def test_a_precision_the_machine_cannot_run_is_refused_before_the_data_is_read(t
                                                                               monkeypatch):
     from ernie.finetune import trainer
     monkeypatch.setattr(trainer, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
-    for amp, says in (("fp16", "--amp fp16 needs a CUDA build"), ("bf16", "needs bfloat16 matrix instructions")):
+    for amp, says in (("fp16", "float16 is for pre-training, with its loss scaling"),
+                      ("bf16", "needs bfloat16 matrix instructions")):
         assert finetune_main(["--task", "SST-2", "--data", str(tmp_path / "missing"), "--init-model", str(init_model),
                               "--output", str(tmp_path / "out"), "--set", f"amp={amp}"]) == 2
         assert says in capsys.readouterr().err

@@ -2,6 +2,9 @@
 are carried bit for bit, a new task's head starts fresh, the task embedding grows keeping its
 rows, the model computes before the first update exactly what it computed when it was saved, and
 a model that does not fit the shards is a clear error."""
+import json
+import shutil
+
 import numpy as np
 import paddle
 import pytest
@@ -9,7 +12,7 @@ import yaml
 
 from data_gen.config import DataConfig
 from data_gen.make import make
-from ernie.formats.checkpoint import load_params
+from ernie.formats.checkpoint import CheckpointError, load_params
 from ernie.model.params_io import assign_layer_params
 from ernie.pretrain.model import ErnieForPretraining
 from ernie.pretrain.trainer import PretrainError, Trainer, load_config
@@ -118,18 +121,44 @@ def test_a_model_that_does_not_fit_is_a_clear_error(first_model, tmp_path, en_vo
         Trainer(_config(root, "bad2", [["knowledge_masking"]], init_model=str(vocab_dir)))
 
 
+def test_a_model_pre_trained_on_cased_shards_records_it(tmp_path, en_vocab):
+    """Pre-training writes its shards' casing beside the model, so that fine-tuning, conversion
+    and export read text as the model did."""
+    from ernie.formats.checkpoint import model_lower_cases
+    (tmp_path / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(2, 20)), encoding="utf-8")
+    make(DataConfig(input=[str(tmp_path / "corpus.txt")], vocab=str(en_vocab), output=str(tmp_path / "shards"),
+                    tasks=["knowledge_masking"], max_seq_len=64, shards=1, do_lower_case=False,
+                    stopwords=str(REPO / "configs/stopwords/en.txt")), progress=False)
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(MODEL))
+    config = _config(tmp_path, "cased", [["knowledge_masking"]], model=str(tmp_path / "small.yaml"))
+    config.schedule["iterations_per_task"] = 2
+    Trainer(config).train(progress=False)
+    assert model_lower_cases(tmp_path / "cased" / "model") is False
+
+
 def test_a_cased_model_refuses_shards_made_lower_cased(first_model, tmp_path):
     """A cased model (its source's tokenizer_config.json, kept by the conversion) continued on
     lower-cased shards of the same vocabulary passed every check and trained on text it never saw."""
     from ernie.convert import convert
     root, model_dir = first_model
+    with pytest.raises(CheckpointError, match="records that the model learned from lower-cased text; reading "
+                                              "cased text would lose what it learned: leave out --cased"):
+        convert("ernie", "hf", model_dir, tmp_path / "refused", do_lower_case=False)  # pre-training recorded it
+    unrecorded = tmp_path / "unrecorded"
+    shutil.copytree(model_dir, unrecorded)
+    (unrecorded / "tokenizer_config.json").unlink()
     hf = tmp_path / "hf"
-    convert("ernie", "hf", model_dir, hf, do_lower_case=False)  # an HF directory that says it is cased
+    convert("ernie", "hf", unrecorded, hf, do_lower_case=False)  # an HF directory that says it is cased
     convert("hf", "ernie", hf, tmp_path / "cased")
     assert (tmp_path / "cased" / "tokenizer_config.json").read_text() == '{"do_lower_case": false}\n'
     with pytest.raises(PretrainError, match=r"was trained on cased text \(tokenizer_config.json\), the shards were "
                                             r"made lower-cased: set do_lower_case: false in the data config"):
         Trainer(_config(root, "cased", [["knowledge_masking"]], init_model=str(tmp_path / "cased")))
-    convert("ernie", "hf", model_dir, tmp_path / "hf-uncased", do_lower_case=True)
+    # the record travels on: to a copy of the model directory, to an export of the pre-trained model
+    from ernie.export import export_library_dir
+    convert("ernie", "ernie", tmp_path / "cased", tmp_path / "cased-copy")
+    export_library_dir(tmp_path / "cased-copy", tmp_path / "hf-again", "hf")
+    assert json.loads((tmp_path / "hf-again" / "tokenizer_config.json").read_text())["do_lower_case"] is False
+    convert("ernie", "hf", model_dir, tmp_path / "hf-uncased")  # the record: lower-cased
     convert("hf", "ernie", tmp_path / "hf-uncased", tmp_path / "uncased")
     Trainer(_config(root, "uncased", [["knowledge_masking"]], init_model=str(tmp_path / "uncased")))  # agrees

@@ -70,7 +70,7 @@ def test_vectors_are_the_frozen_encoders(init_model, data_dir, pooling):
 
 def test_score_is_scikit_learns_on_the_same_vectors_and_c_is_chosen_on_dev(init_model, data_dir):
     task = get_task("review-sentiment")
-    settings = resolve_casing(load_settings(None, None, ["pooling=mean", "max_seq_len=16"]), init_model)
+    settings = resolve_casing(load_settings(None, None, ["pooling=mean", "max_seq_len=16"]), init_model / "vocab.txt")
     config, params, vocab = load_model_dir(init_model)
     data = read_data(task, data_dir)
     result = probe.linear_probe(task, settings, config, params, vocab, data)

@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                                                              ("test_file", args.test_file)) if v})
         settings = resolve_amp(load_settings(args.config or config_for(task.name), args.preset, args.set))
         config, params, vocab = load_encoder(args.init_model, args.vocab, args.model_config)
-        settings = resolve_casing(settings, args.init_model)
+        settings = resolve_casing(settings, vocab)
         check_fits_model(settings, config)
         data = read_data(task, args.data, settings.max_train_examples)
         job = FinetuneJob(task, settings, config, vocab, params, data)

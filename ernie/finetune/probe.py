@@ -146,7 +146,7 @@ def main(argv: Sequence[str] = None) -> int:
         check_task(task)  # before any file is read
         settings = load_settings(args.config or config_for(task.name), args.preset, args.set)
         config, params, vocab = load_encoder(args.init_model, args.vocab, args.model_config)
-        settings = resolve_casing(settings, args.init_model)
+        settings = resolve_casing(settings, vocab)
         data = read_data(task, Path(args.data or Path("data") / task.name.lower()), settings.max_train_examples)
         labels = describe_labels(task, data.train)
         if labels:

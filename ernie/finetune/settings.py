@@ -9,7 +9,10 @@ from typing import Optional, Sequence
 from ernie.model.optimization import linear_warmup_decay
 from ernie_common.configfile import ConfigError, apply_overrides, build, read
 from ernie_common.shipped_configs import shipped
-from propeller.mixed_precision import AMP_CHOICES
+
+# Pre-training's precisions but float16, whose loss scaling fine-tuning neither sets nor reports
+# (its skipped steps would eat a short run's warm-up unseen): bf16 is the half precision here.
+AMP_CHOICES = ("off", "bf16", "auto")
 
 CONFIG_DIR = shipped("finetune")
 # `linear`: warm-up over `warmup_proportion` of the steps, then linear decay to 0. `constant`: the
@@ -54,8 +57,8 @@ class FinetuneSettings:
     # the mean of the top layer over the real tokens (ernie/finetune/heads.py says when it helps).
     pooling: str = "cls"
     # Mixed precision, as pre-training's `amp` (propeller/mixed_precision.py): `bf16` runs the matrix
-    # products in bfloat16 (AMX or AVX512_BF16 on a CPU), `auto` where the CPU has AMX. Off by
-    # default: the released scripts fine-tune in float32.
+    # products in bfloat16 (AMX or AVX512_BF16 on a CPU, or a GPU), `auto` where the CPU has AMX.
+    # Off by default: the released scripts fine-tune in float32.
     amp: str = "off"
 
     def __post_init__(self):
@@ -76,7 +79,9 @@ class FinetuneSettings:
         if self.lr_schedule not in LR_SCHEDULES:
             raise SettingsError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.amp not in AMP_CHOICES:
-            raise SettingsError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}")
+            raise SettingsError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}"
+                                + (" (float16 is for pre-training, with its loss scaling; fine-tune in bf16 on a GPU or "
+                                   "CPU that has it)" if self.amp == "fp16" else ""))
         if self.pooling not in POOLINGS:
             raise SettingsError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.lr_schedule == "constant" and self.warmup_proportion:

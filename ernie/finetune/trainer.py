@@ -28,7 +28,16 @@ from ernie.finetune.examples import DataError, labelled
 from ernie.finetune.heads import ErnieWithHead, inference_graph
 from ernie.finetune.settings import FinetuneSettings, SettingsError
 from ernie.finetune.tasks import AX, KINDS, Task
-from ernie.formats.checkpoint import CASING_FILE, CheckpointError, check_vocab_fits, load_model_dir, model_lower_cases, save_model_dir
+from ernie.formats.checkpoint import (
+    CASING_FILE,
+    CheckpointError,
+    casing_files,
+    check_vocab_fits,
+    decide_casing,
+    load_model_dir,
+    model_lower_cases,
+    save_model_dir,
+)
 from ernie.kernels.cpu_kernels import auto_amp, training_program_pass
 from ernie.model.config import ErnieConfig
 from ernie.model.optimization import adamw
@@ -37,7 +46,7 @@ from ernie.model.static_graph import encoder_feeds
 from ernie_common.fileio import atomic_write_text
 from ernie_common.machine import cpu_flags
 from ernie_common.shipped_configs import shipped
-from ernie_common.tokenization import load_vocab, make_tokenizer
+from ernie_common.tokenization import is_sentencepiece, load_vocab, make_tokenizer
 from propeller.mixed_precision import MixedPrecision, MixedPrecisionUnsupported, check_supported
 
 DEFAULT_MODEL_CONFIG = shipped("model", "tiny.yaml")
@@ -75,24 +84,20 @@ def resolve_amp(settings: FinetuneSettings) -> FinetuneSettings:
     return settings
 
 
-def _casing(lower: bool) -> str:
-    return "lower-cased" if lower else "cased"
-
-
-def resolve_casing(settings: FinetuneSettings, init_model: Optional[str]) -> FinetuneSettings:
-    """The settings with `do_lower_case` decided: as given, else as the model directory records its
-    text's casing (`model_lower_cases`; said in one line), else lower-cased, the released scripts'
-    default. A setting that contradicts the model's record is an error: the model would read text
-    cased otherwise than it learned from, a loss no score would name."""
-    recorded = model_lower_cases(init_model) if init_model else None
-    given = settings.do_lower_case
-    if recorded is not None and given is not None and given != recorded:
-        raise SettingsError(f"{Path(init_model) / CASING_FILE} says the model learned from {_casing(recorded)} text: "
-                            f"do_lower_case={str(given).lower()} would give it {_casing(given)} text; leave the "
-                            f"setting out or set it to {str(recorded).lower()}")
-    if given is None and recorded is not None:
-        print(f"do_lower_case: {str(recorded).lower()}, as {Path(init_model) / CASING_FILE} records", flush=True)
-    return dataclasses.replace(settings, do_lower_case=next(v for v in (given, recorded, True) if v is not None))
+def resolve_casing(settings: FinetuneSettings, vocab_file) -> FinetuneSettings:
+    """The settings with `do_lower_case` decided (`decide_casing`) with the record of the directory
+    of the vocabulary: the model's, or a random twin's, which has its vocabulary. A casing taken
+    from the record is said in one line."""
+    record = Path(vocab_file).parent / CASING_FILE
+    recorded = model_lower_cases(record.parent)
+    try:
+        lower = decide_casing(recorded, settings.do_lower_case, record,
+                              f"leave do_lower_case out, or set it to {str(recorded).lower()}")
+    except CheckpointError as err:
+        raise SettingsError(str(err)) from None
+    if settings.do_lower_case is None and recorded is not None:
+        print(f"do_lower_case: {str(lower).lower()}, as {record} records", flush=True)
+    return dataclasses.replace(settings, do_lower_case=lower)
 
 
 def tokenizer_for(vocab_file, settings: FinetuneSettings):
@@ -351,7 +356,8 @@ class FinetuneJob:
                            pooling=self.kind.pooling if self.kind.head == "sentence" else None)
 
     def save_model(self, path: Path, params: Dict[str, np.ndarray]) -> None:
+        casing = {} if is_sentencepiece(self.vocab_file) else casing_files(self.settings.do_lower_case)
         save_model_dir(path, self.config, params, self.vocab_file,
-                       extra_files={FINETUNE_FILE: self.description().to_json()})
+                       extra_files={FINETUNE_FILE: self.description().to_json(), **casing})
 
 

@@ -129,6 +129,21 @@ def casing_files(do_lower_case: Optional[bool]) -> Dict[str, str]:
     return {CASING_FILE: json.dumps({"do_lower_case": do_lower_case}) + "\n"} if isinstance(do_lower_case, bool) else {}
 
 
+def _casing(lower: bool) -> str:
+    return "lower-cased" if lower else "cased"
+
+
+def decide_casing(recorded: Optional[bool], asked: Optional[bool], where, fix: str) -> bool:
+    """Whether to lower-case the text a model reads: as `asked` (a setting or flag), else as the
+    model's record (`recorded`, read from `where`), else lower-cased, the released models' way.
+    `asked` against the record is an error saying `fix`: the model would read text cased otherwise
+    than it learned from, a loss no score would name."""
+    if recorded is not None and asked is not None and recorded != asked:
+        raise CheckpointError(f"{where} records that the model learned from {_casing(recorded)} text; reading "
+                              f"{_casing(asked)} text would lose what it learned: {fix}")
+    return next(v for v in (asked, recorded, True) if v is not None)
+
+
 def model_lower_cases(model_dir) -> Optional[bool]:
     """Whether the model's text was lower-cased, where its directory records it (`CASING_FILE`,
     in a Hugging Face directory as in a converted model's)."""
