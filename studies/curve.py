@@ -148,17 +148,26 @@ def finetune(study: Study, parallel: int = 2) -> None:
     """The end model and random initialisation at their own rates (the grid), then every other
     model at the end model's rate, each setting, `study.seeds` seeds: first every model's
     settings with few labels, then the full training sets (the most of the hours), so that an
-    interrupted study has whole curves to report."""
+    interrupted study has whole curves to report. While the long run is still training, random
+    initialisation alone (it needs the run's vocabulary and shape, which its first saved model
+    has), so that the cores the run leaves free do the part that does not wait for it."""
     for name in dict.fromkeys(s.task for s in (*study.settings, study.pos)):
         if not (ROOT / "data" / name).is_dir():
             run_python(["-m", "data_gen", "fetch", name, "--dir", "data"], log=study.output / f"fetch-{name}.log")
-    end = next((m for m in curve_models(study) if m.name == "end"), None)
-    if end is None:
-        raise SystemExit(f"fine-tuning needs the long run's end model first ({study.long.output / 'model'}): "
+    models = curve_models(study)
+    if not models:
+        raise SystemExit(f"fine-tuning needs a saved model of the long run first ({study.long.output / 'models'}): "
                          "python -m studies.curve pretrain")
     out = study.finetune_dir
-    inits = [downstream.Init.pretrained("end", end.path, study.finetune_settings),
-             downstream.Init.random_twin("random", end.path, study.finetune_settings)]
+    random = downstream.Init.random_twin("random", models[0].path, study.finetune_settings)
+    end = next((m for m in models if m.name == "end"), None)
+    if end is None:
+        print(f"the long run's end model is not trained yet ({study.long.output / 'model'}): random initialisation "
+              f"first; the models of the curve take the end model's rates, so they wait for it", flush=True)
+        downstream.evaluate_all([*study.settings, study.pos], [random], out, parallel, seeds=study.seeds,
+                                grid=study.grid)
+        return
+    inits = [downstream.Init.pretrained("end", end.path, study.finetune_settings), random]
     downstream.evaluate_all([*study.settings, study.pos], inits, out, parallel, seeds=study.seeds, grid=study.grid)
     threads = job_threads(parallel)
     jobs = []

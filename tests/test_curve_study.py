@@ -137,6 +137,21 @@ def test_fine_tuning_takes_every_models_few_labels_before_any_full_set(tmp_path,
     assert [(i.name, i.settings) for i in first] == [("end", ("amp=auto",)), ("random", ("amp=auto",))]
 
 
+def test_while_the_long_run_trains_random_initialisation_fine_tunes_alone(tmp_path, monkeypatch):
+    study = make_study(tmp_path)
+    (study.long.output / "summary.json").unlink()  # the end model is not there yet
+    evaluated, others = [], []
+    monkeypatch.setattr(curve, "run_python", lambda *args, **kwargs: None)
+    monkeypatch.setattr(curve, "run_all", lambda jobs, what, parallel: others.extend(jobs))
+    monkeypatch.setattr(downstream, "evaluate_all", lambda settings, inits, *args, **kwargs: evaluated.append(
+        ([s.name for s in settings], [(i.name, i.source) for i in inits])))
+    curve.finetune(study, parallel=1)
+    first = study.long.output / "models" / "tokens-1000000"
+    assert evaluated == [(["few", "full", "full"], [("random", ("--vocab", str(first / "vocab.txt"), "--model-config",
+                                                                 str(first / "ernie_config.json")))])]
+    assert not others
+
+
 def test_the_setup_counts_the_fine_tuning_runs_of_each_precision(tmp_path):
     study = dataclasses.replace(make_study(tmp_path), finetune_settings=("amp=auto",))
     runs = sorted(study.finetune_dir.rglob("metrics.json"))
