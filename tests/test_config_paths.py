@@ -128,3 +128,21 @@ def test_print_schedule_reads_a_whole_config_as_a_run_does(tmp_path, monkeypatch
     schedule = json.loads(capsys.readouterr().out)
     assert {n for stage in schedule["stages"] for n in stage.values()} <= set(range(8))
     assert sum(sum(stage.values()) for stage in schedule["stages"]) == 7 * len(schedule["tasks"])
+
+
+@pytest.mark.parametrize("data,says", [(b"schedule: {strategy: [continual\n", "not valid YAML: line 2, column 1"),
+                                        (b"\xff\xfe", "not UTF-8 text"), (b"- a\n- b\n", "expected a mapping"),
+                                        (None, "cannot read")])
+def test_print_schedule_of_a_config_it_cannot_read_is_one_line_naming_it(tmp_path, capsys, data, says):
+    """Both ways in (the trainer's --print-schedule and the schedule module's) read a config as a
+    run does; they gave PyYAML's traceback, or none of the file's name."""
+    from ernie.pretrain.schedule import main as schedule_main
+    from ernie.pretrain.trainer import main as pretrain_main
+    path = tmp_path / "c.yaml"
+    if data is not None:
+        path.write_bytes(data)
+    for main in (lambda: pretrain_main(["--config", str(path), "--print-schedule"]),
+                 lambda: schedule_main(["--config", str(path)])):
+        assert main() == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and str(path) in err and says in err and err.count("\n") == 1

@@ -39,12 +39,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import yaml
-
 from ernie_common import tasks as registry
+from ernie_common.configfile import ConfigError, read
 from ernie_common.shipped_configs import find
 
 STRATEGIES = ("continual", "multitask", "continual_multitask")
@@ -251,7 +249,7 @@ def load_schedule(path) -> Schedule:
     """The schedule of a schedule fragment or of a pre-training config as its file says (the
     trainer's `--print-schedule` reads a whole config through its loader: paths, `--set`,
     optional tasks)."""
-    values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    values = read(path)  # the configs' reader: its errors name the file and the line
     schedule = values.get("schedule", values)
     try:
         registry.load_modules(values.get("task_modules", []))  # a user's tasks the schedule names
@@ -287,7 +285,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         schedule = load_schedule(find(args.config))
-    except (ScheduleError, OSError, yaml.YAMLError) as err:
+    except (ScheduleError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(describe(schedule, args.json))

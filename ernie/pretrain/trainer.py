@@ -58,10 +58,9 @@ from ernie.pretrain.log import read_log, summary, summary_line
 from ernie.pretrain.schedule import Schedule, ScheduleError, schedule_from_config
 from ernie_common import tasks as registry
 from ernie_common.cli import positive_int
-from ernie_common.configfile import to_dict
+from ernie_common.configfile import read, to_dict
 from ernie_common.fileio import atomic_directory, atomic_write_text
 from ernie_common.machine import cpu_flags, cpu_line
-from ernie_common.shipped_configs import find
 from ernie_common.tokenization import first_normal_id, is_sentencepiece, load_vocab
 from propeller.mixed_precision import AMP_CHOICES, MixedPrecision, MixedPrecisionUnsupported, check_supported
 
@@ -553,9 +552,7 @@ class Trainer:
 def _is_whole_config(path) -> bool:
     """Whether `path` is a pre-training config (and not a schedule fragment, which
     `--print-schedule` also prints)."""
-    path = find(path)
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    return isinstance(values, dict) and "data" in values
+    return "data" in read(path)
 
 
 def _machine() -> str:
