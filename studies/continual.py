@@ -203,12 +203,6 @@ def suite_settings(study: dict) -> List[downstream.Setting]:
     return [by_name[n] for n in study["settings"]]
 
 
-def difference_and_spread(ta: Sequence[float], tb: Sequence[float]) -> Tuple[float, float]:
-    """Two initialisations' difference of mean test scores, and what it is set against: twice the
-    larger of their standard deviations over seeds."""
-    return statistics.fmean(ta) - statistics.fmean(tb), 2 * max(statistics.stdev(ta), statistics.stdev(tb))
-
-
 def close_pairs(out: Path, setting: downstream.Setting, names: Sequence[str]) -> List[str]:
     """The initialisations of a setting whose test means are within two standard deviations (the
     larger of the two) of another's: they need more seeds to be told apart."""
@@ -217,7 +211,7 @@ def close_pairs(out: Path, setting: downstream.Setting, names: Sequence[str]) ->
     for a in found:
         for b in found:
             if a < b:
-                diff, spread = difference_and_spread(found[a]["test"], found[b]["test"])
+                diff, spread = downstream.difference_and_spread(found[a]["test"], found[b]["test"])
                 if abs(diff) < spread:
                     close |= {a, b}
     return sorted(close)
@@ -419,7 +413,7 @@ def spread_lines(out: Path, study: dict) -> List[str]:
         a, b = (downstream.collect(out, setting, name) for name in ("continued", "start"))
         if not (a and b and len(a["test"]) > 1 and len(b["test"]) > 1):
             continue
-        diff, spread = difference_and_spread(a["test"], b["test"])
+        diff, spread = downstream.difference_and_spread(a["test"], b["test"])
         clear = abs(diff) > spread
         beyond += clear
         parts.append(f"{setting.name} {100 * diff:+.1f} ({'beyond' if clear else 'within'})")

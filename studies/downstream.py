@@ -246,6 +246,12 @@ def floor(out: Path, setting: Setting) -> Dict:
         return {"error": str(err)}
 
 
+def difference_and_spread(ta: Sequence[float], tb: Sequence[float]) -> Tuple[float, float]:
+    """Two initialisations' difference of mean test scores, and what it is set against: twice the
+    larger of their standard deviations over seeds (told apart only beyond it)."""
+    return statistics.fmean(ta) - statistics.fmean(tb), 2 * max(statistics.stdev(ta), statistics.stdev(tb))
+
+
 def results(out: Path, settings: Iterable[Setting], inits: Sequence[str]) -> Iterable[Tuple[Setting, Dict[str, Dict], Dict]]:
     """(setting, {init: collect()}, floor) of every setting that every initialisation has results for."""
     for setting in settings:

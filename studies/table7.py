@@ -313,7 +313,37 @@ def ordering(variant: Variant) -> List[str]:
     if not lines:
         return ["The ordering waits for every initialisation's fine-tuning runs "
                 f"(`python -m studies.table7 finetune --variant {variant.name}`)."]
-    return ["Measured order (mean test score), per task:", "", *lines]
+    return ["Measured order (mean test score), per task:", "", *lines, "", *order_reasons(variant)]
+
+
+def order_reasons(variant: Variant) -> List[str]:
+    """What the measurements say of the paper's order: each step of it per task set against the
+    spread over seeds (a difference within twice the larger standard deviation does not tell the
+    two apart), and what each strategy's pre-training left of its tasks (held-out forgetting,
+    knowledge masking against the unigram entropy)."""
+    lines = ["Each step of the paper's order per task, test difference in points against twice the larger "
+             "standard deviation over seeds (within it, the seeds do not tell the two apart):", ""]
+    for setting, found, _ in downstream.results(variant.output / "finetune", variant.settings, INITS):
+        steps = []
+        for a, b in zip(PAPER_ORDER, PAPER_ORDER[1:]):
+            if min(len(found[a]["test"]), len(found[b]["test"])) > 1:
+                diff, spread = downstream.difference_and_spread(found[a]["test"], found[b]["test"])
+                steps.append(f"{TITLES[a]} − {TITLES[b]} {100 * diff:+.1f} ({'beyond' if abs(diff) > spread else 'within'}"
+                             f" {100 * spread:.1f})")
+        if steps:
+            lines.append(f"- {setting.title}: " + "; ".join(steps) + ".")
+    forgot = forgetting(variant)
+    if forgot:
+        lines += ["", "What pre-training left each strategy with, held-out (final loss less the lowest it reached):", ""]
+        for strategy, values in forgot.items():
+            worst = sorted(((final - low, task) for task, (low, _, final) in values.items()), reverse=True)
+            lines.append(f"- {TITLES[strategy]}: " + ", ".join(f"{task} {d:+.3f}" for d, task in worst) + ".")
+    ratios = {s: r for s, summary in _summaries(variant).items()
+              if (r := summary.get("knowledge_masking_over_entropy")) is not None}
+    if ratios:
+        lines += ["", "Knowledge masking's final training loss against the unigram entropy: "
+                  + ", ".join(f"{TITLES[s]} {r:.3f}" for s, r in ratios.items()) + "."]
+    return lines
 
 
 def section(variant: Variant, docs: Path) -> str:

@@ -99,11 +99,18 @@ def test_table7_report_reads_forgetting_ordering_and_floors_from_the_runs(tmp_pa
     summary = table7.forgetting_summary(variant)
     assert summary[4] == "| continual learning | +1.500 (6.000 at 4) | +0.000 (2.000 at 8) |"
 
-    (line,) = table7.ordering(variant)[2:]
+    ordering = table7.ordering(variant)
+    line = ordering[2]
     assert line == ("- review-sentiment, full training set: continual multi-task learning (81.0) > "
                     "multi-task learning (71.0) > random initialisation (65.0) > continual learning (61.0). "
                     "The paper's order of the strategies holds; ahead of random initialisation: "
                     "multi-task learning, continual multi-task learning.")
+    reasons = ordering[ordering.index("") + 1:]  # the measured reasons after the order
+    assert ("- review-sentiment, full training set: continual multi-task learning − multi-task learning +10.0 "
+            "(beyond 2.8); multi-task learning − continual learning +10.0 (beyond 2.8).") in reasons
+    assert "- continual learning: knowledge_masking +1.500, sentence_reordering +0.000." in reasons
+    assert reasons[-1] == ("Knowledge masking's final training loss against the unigram entropy: continual learning "
+                           "0.700, multi-task learning 0.700, continual multi-task learning 0.700.")
     summary_file = variant.run_dir("continual") / "summary.json"
     summary_file.write_text(json.dumps({**json.loads(summary_file.read_text()), "knowledge_masking_over_entropy": 0.752}))
     assert table7.pretraining_table(variant)[-1] == (
