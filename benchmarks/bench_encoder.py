@@ -16,7 +16,7 @@ import ernie  # noqa: F401  (first: its CPU settings must precede Paddle's impor
 import paddle
 
 from ernie.kernels.cpu_kernels import training_program_pass
-from ernie.kernels.cpu_runtime import usable_cores
+from ernie.kernels.cpu_runtime import math_threads
 from ernie.model.modeling import ErnieModel
 from ernie.model.optimization import adamw
 from ernie.model.static_graph import encoder_feeds
@@ -26,7 +26,7 @@ from propeller.static_runner import StaticRunner
 
 from common import config_from, encoder_batch, gemm_gflops, hf_ernie_config, shape_arguments, timed, torch_step_time
 
-THREADS = usable_cores()
+THREADS = math_threads()
 
 
 class EncoderLoss(paddle.nn.Layer):

@@ -28,13 +28,13 @@ from ernie.finetune.batching import epoch_batches
 from ernie.finetune.settings import load_settings
 from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, load_encoder, read_data, resolve_casing
-from ernie.kernels.cpu_runtime import usable_cores
+from ernie.kernels.cpu_runtime import math_threads
 from ernie_common.machine import cpu_flags, cpu_line
 from propeller.mixed_precision import MixedPrecisionUnsupported, check_supported, cpu_bf16_isa
 
 from common import hf_ernie_config, timed, torch_step_time
 
-THREADS = usable_cores()
+THREADS = math_threads()
 
 
 def job_batches(job: FinetuneJob, n: int) -> list:

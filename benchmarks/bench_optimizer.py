@@ -23,7 +23,7 @@ import numpy as np
 import paddle
 
 from ernie.kernels.cpu_adamw import AdamW
-from ernie.kernels.cpu_runtime import usable_cores
+from ernie.kernels.cpu_runtime import math_threads
 from ernie.model.optimization import decays
 from ernie_common.machine import cpu_line
 from propeller.static_runner import static_mode
@@ -112,7 +112,7 @@ def main() -> None:
             (f"static, Paddle's ops ({own_ops} ops)", timed(own, args.warmup, args.steps))]
     try:
         import torch
-        torch.set_num_threads(usable_cores())
+        torch.set_num_threads(math_threads())
         for implementation in ("foreach", "fused"):
             rows.append((f"PyTorch AdamW ({implementation})",
                          timed(torch_update(shapes, implementation), args.warmup, args.steps)))

@@ -31,7 +31,7 @@ import sys
 import numpy as np
 
 from ernie.kernels.cpu_kernels import training_program_pass
-from ernie.kernels.cpu_runtime import usable_cores
+from ernie.kernels.cpu_runtime import math_threads
 from ernie.model.optimization import adamw
 from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
 from ernie_common.machine import cpu_flags, cpu_line
@@ -140,7 +140,7 @@ def bench_torch(config, batch, warmup, steps, bf16: bool = False):
     import transformers
     from torch import nn
 
-    torch.set_num_threads(usable_cores())
+    torch.set_num_threads(math_threads())
     h = config.hidden_size
 
     class Heads(nn.Module):
@@ -196,7 +196,7 @@ def main():
     print(cpu_line())
     print(f"pre-training step: encoder {args.layers}x{args.hidden}/{args.heads} heads + MLM (vocab {args.vocab}, "
           f"15% masked) + capitalization + token-document + reordering, batch {args.batch} x {args.seq_len}, "
-          f"{usable_cores()} threads")
+          f"{math_threads()} threads")
     fp32_losses, bf16_losses = [], []
     results = {"paddle static": bench_static(config, batch, args.warmup, args.steps, losses=fp32_losses),
                "paddle static, Paddle's ops only": bench_static(config, batch, args.warmup, args.steps, fused=False),
