@@ -48,6 +48,9 @@ class ExampleGenerator:
         self.first_normal_id = first_normal_id(self.tokenizer.vocab)
         self.token_tasks = [t for t in self.tasks if t.level == registry.TOKEN]
         self.fields = shard_fields(self.tasks)
+        self.field_dtypes = {f.name: np.dtype(f.dtype) for f in self.fields}
+        self.task_by_id = {t.task_id: t for t in self.tasks}
+        self.classes: Dict[str, Optional[int]] = {}  # a sentence-level task's, asked on its first example
         self.token_task_mask = 0
         for task in self.token_tasks:
             self.token_task_mask |= task_bit(task.task_id)
@@ -106,7 +109,52 @@ class ExampleGenerator:
                         plans.append(plan)
         return plans
 
+    def _checked_token_labels(self, task: DataTask, labels, n_tokens: int) -> Dict[str, np.ndarray]:
+        """A token-level task's labels as its fields store them, or a `TaskError` naming the task and
+        the field: an unknown field's labels were dropped, float labels truncated and labels past
+        the field's type wrapped, without a word."""
+        where = f"task {task.name} ({task.module}): token_labels"
+        if not isinstance(labels, dict) or not set(labels) <= set(task.label_fields):
+            raise registry.TaskError(f"{where} must give a mapping of its label fields {list(task.label_fields)}, "
+                                     f"got {sorted(labels) if isinstance(labels, dict) else type(labels).__name__}")
+        checked = {}
+        for name, values in labels.items():
+            values = np.asarray(values)
+            if values.shape != (n_tokens,):
+                raise registry.TaskError(f"{where}: {name} has shape {values.shape}, the chunk has {n_tokens} tokens")
+            dtype = self.field_dtypes[name]
+            if dtype.kind not in "iu":  # a field of another kind stores what it is given
+                checked[name] = values
+                continue
+            if values.dtype.kind not in "iub" and not (values.dtype.kind == "f" and np.all(values == np.round(values))):
+                raise registry.TaskError(f"{where}: {name} must hold integer labels (-1: none), got {values.dtype}"
+                                         + (" values that are not whole" if values.dtype.kind == "f" else ""))
+            if values.size and (values.min() < -1 or values.max() > np.iinfo(dtype).max):
+                raise registry.TaskError(f"{where}: {name} holds {values.min()}..{values.max()}, where its field "
+                                         f"({dtype}) stores -1 (no label) to {np.iinfo(dtype).max}")
+            checked[name] = values
+        return checked
+
+    def _check_plans(self, plans: List[Plan]) -> None:
+        """Each sentence-level example's label: a whole number within its task's classes, or a
+        `TaskError` naming the task (a float label was truncated without a word, one past the
+        classes failed inside the loss at training)."""
+        for plan in plans:
+            if not isinstance(plan, Plan):
+                raise registry.TaskError(f"an example must be a Plan (data_gen.examples), got {type(plan).__name__}")
+            if plan.task == NO_TASK:
+                continue
+            task = self.task_by_id[plan.task]
+            if not isinstance(plan.label, (int, np.integer)) or isinstance(plan.label, bool):
+                raise registry.TaskError(f"task {task.name} ({task.module}): an example's label must be a whole "
+                                         f"number, its class, got {plan.label!r}")
+            classes = self.classes.setdefault(task.name, task.num_classes(self))
+            if classes is not None and not 0 <= plan.label < classes:
+                raise registry.TaskError(f"task {task.name} ({task.module}): label {plan.label} is not one of its "
+                                         f"{classes} classes (num_classes), 0 to {classes - 1}")
+
     def _assemble(self, table: TokenTable, plans: List[Plan], rng, stats) -> Block:
+        self._check_plans(plans)
         # in random order: plans come in a pattern (a segment's plain example, then its text-task
         # example), which the round-robin over shards would otherwise sort into separate shards
         plans = [plans[i] for i in rng.permutation(len(plans))]
@@ -147,7 +195,7 @@ class ExampleGenerator:
                                table=None)
         labels: Dict[str, np.ndarray] = {}
         for task in self.token_tasks:
-            labels.update(task.token_labels(chunk, context, stats))
+            labels.update(self._checked_token_labels(task, task.token_labels(chunk, context, stats), len(chunk.ids)))
         context.table = TokenTable(chunk.ids, labels, self.fields)
         plans = self._text_plans(context, rng, stats)
         for task in self.tasks:

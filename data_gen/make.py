@@ -374,6 +374,10 @@ def report(manifest: dict) -> str:
              f"{corpus['paragraphs']:,} paragraphs, {corpus['sentences']:,} sentences; {length:,} {unit} a sentence, "
              f"{corpus['sentences_per_document']:,} sentences a document"
              + (f"; {warned} layout warning(s), in the manifest's layout_warnings" if warned else "")]
+    made = manifest.get("examples_per_task", {})
+    if manifest.get("classes"):  # the sentence-level tasks; every segment carries the token-level ones
+        lines.append("examples of the sentence-level tasks: "
+                     + ", ".join(f"{name} {made.get(name, 0):,}" for name in manifest["classes"]))
     skipped_inputs = [(s["file"], s["why"]) for s in manifest.get("skipped_inputs", [])]  # older manifests: none
     if skipped_inputs:
         lines.append(f"skipped {len(skipped_inputs)} input file(s): {describe_skipped(skipped_inputs)}")
@@ -418,6 +422,9 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
     if unk_rate > 0.05:
         print(f"warning: {unk_rate:.1%} of tokens are [UNK]: does {config.vocab} fit this corpus?",
               file=sys.stderr)
+    for name in (n for n in manifest["classes"] if not manifest["examples_per_task"].get(n)):
+        print(f"warning: task {name} made no examples from this corpus (see the skip counts below): "
+              f"pre-training refuses a schedule that trains it on these shards", file=sys.stderr)
     print(f"wrote {manifest['examples']} examples in {len(shards)} shards, {stats['raw_bytes'] / 1e6:.1f} MB "
           f"of text in {seconds:.1f} s; manifest: {Path(config.output) / MANIFEST}")
     print(report(manifest))

@@ -46,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import inspect
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -186,10 +187,17 @@ def register(*, head: type, options: Type[TaskOptions] = TaskOptions) -> Callabl
         raise TaskError(f"register(options={options!r}): the options must be a dataclass subclassing TaskOptions")
 
     def add(cls: type) -> type:
-        if not cls.name or cls.level not in (TOKEN, SENTENCE) or not 0 <= cls.task_id <= MAX_TASK_ID:
-            raise TaskError(f"{cls.__module__}.{cls.__name__}: a task needs a name, a level ({TOKEN} or "
-                            f"{SENTENCE}) and an id in 0..{MAX_TASK_ID}")
         module = _FILE_OF.get(cls.__module__, cls.__module__)
+        if not cls.name or cls.level not in (TOKEN, SENTENCE) or not 0 <= cls.task_id <= MAX_TASK_ID:
+            raise TaskError(f"{module}: task class {cls.__name__} needs a name, a level ({TOKEN} or "
+                            f"{SENTENCE}) and an id in 0..{MAX_TASK_ID}; it has name={cls.name!r}, "
+                            f"level={cls.level!r}, task_id={cls.task_id!r}")
+        if not (isinstance(head, type) and not inspect.isabstract(head)):
+            raise TaskError(f"{module}: task {cls.name}'s head {head!r} must be a TaskHead class with every "
+                            f"method it declares abstract defined (ernie.pretrain.task_head)")
+        if cls.__module__ not in BUILTIN.values():
+            for name in BUILTIN:  # the built-ins are imported on first use: a clash must see them now
+                get(name)
         old = _REGISTERED.get(cls.name)
         if old is not None and old.module != module:
             raise TaskError(f"task name {cls.name!r} is taken by {old.module}; {module} must choose another")

@@ -3,6 +3,7 @@ config) and resources, and a user's own task (the example of docs/custom_task.md
 `examples/custom_task/`) taken through data generation, `inspect` and continual multi-task
 pre-training beside built-in tasks."""
 import json
+import re
 import subprocess
 import sys
 
@@ -41,6 +42,90 @@ def test_unknown_tasks_and_clashes_are_clear_errors(tmp_path):
         registry.load_module(str(clash))
     with pytest.raises(registry.TaskError, match="cannot be imported"):
         registry.load_module("no_such_package.task")
+
+
+@pytest.mark.parametrize("attributes,head,says", [
+    ("'capitalization', 20, TOKEN", "LinearHead", "task name 'capitalization' is taken by ernie_tasks.capitalization"),
+    ("'mine', 1, TOKEN", "LinearHead", "task id 1 of mine .* is taken by capitalization"),
+    ("'mine', 20, 'sentense'", "LinearHead", "needs a name, a level .* level='sentense'"),
+    ("'mine', 20, SENTENCE", "TaskHead", "head <class 'ernie.pretrain.task_head.TaskHead'> must be a TaskHead class"),
+    ("'mine', 20, SENTENCE", "3", "head 3 must be a TaskHead class")])
+def test_a_users_task_that_clashes_or_is_malformed_is_refused_on_import(tmp_path, attributes, head, says):
+    """In a process that has not imported the built-in tasks (they load on first use): a name or id
+    of one replaced it without a word."""
+    (tmp_path / "mine.py").write_text(
+        "from data_gen.data_task import DataTask\nfrom ernie.pretrain.task_head import LinearHead, TaskHead\n"
+        "from ernie_common.tasks import SENTENCE, TOKEN, register\n"
+        f"@register(head={head})\nclass Mine(DataTask):\n    name, task_id, level = {attributes}\n")
+    done = subprocess.run([sys.executable, "-c", "import sys\nfrom ernie_common import tasks\ntry:\n"
+                           f"    tasks.load_module({str(tmp_path / 'mine.py')!r})\nexcept tasks.TaskError as err:\n"
+                           "    sys.exit(f'error: {err}')"], capture_output=True, text=True)
+    assert done.returncode == 1 and re.search(says, done.stderr), done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+_SENTENCE_TASK = """
+from data_gen.data_task import DataTask
+from ernie.pretrain.task_head import LinearHead
+from ernie_common.tasks import SENTENCE, register
+@register(head=LinearHead)
+class Wrong(DataTask):
+    name, task_id, level, text_task = {name!r}, {task_id}, SENTENCE, True
+    def num_classes(self, generator):
+        return 2
+    def segment_example(self, context, segment, rng, stats):
+        return context.plan([context.token_range(*segment)], self, {label}, stats)
+"""
+_TOKEN_TASK = """
+import numpy as np
+from data_gen.data_task import DataTask
+from ernie.pretrain.task_head import LinearHead
+from ernie_common.tasks import TOKEN, register
+@register(head=LinearHead)
+class Wrong(DataTask):
+    name, task_id, level, label_fields = {name!r}, {task_id}, TOKEN, ({name!r} + "_label",)
+    def token_labels(self, chunk, context, stats):
+        n = len(chunk.ids)
+        return {{{key}: {values}}}
+"""
+
+
+@pytest.mark.parametrize("task_id,template,label_key,values,says", [
+    (41, _SENTENCE_TASK, "2", None, "label 2 is not one of its 2 classes"),
+    (42, _SENTENCE_TASK, "0.7", None, "an example's label must be a whole number, its class, got 0.7"),
+    (43, _TOKEN_TASK, "NAME + '_lbl'", "np.zeros(n)", r"must give a mapping of its label fields \['wrong_43_label'\]"),
+    (44, _TOKEN_TASK, "NAME + '_label'", "np.full(n, 0.5)", "must hold integer labels .* values that are not whole"),
+    (45, _TOKEN_TASK, "NAME + '_label'", "np.full(n, 200)", r"holds 200..200, where its field \(int8\) stores -1"),
+    (46, _TOKEN_TASK, "NAME + '_label'", "np.zeros((n, 2))", r"has shape \(\d+, 2\), the chunk has \d+ tokens"),
+], ids=["label-past-classes", "float-label", "unknown-field", "float-token-labels", "past-int8", "2-d"])
+def test_a_users_task_giving_wrong_labels_is_refused_while_the_shards_are_made(
+        custom_root, en_vocab, tmp_path, task_id, template, label_key, values, says):
+    """Each was written without a word (a float truncated, a field dropped, a value wrapped) or
+    failed as a traceback, in data generation or inside the loss at training."""
+    name = f"wrong_{task_id}"
+    text = template.format(name=name, task_id=task_id, label=label_key,
+                           key=label_key.replace("NAME", repr(name)), values=values)
+    module = tmp_path / f"{name}.py"
+    module.write_text(text)
+    config = DataConfig(input=[str(custom_root / "corpus.txt")], vocab=str(en_vocab), output=str(tmp_path / "o"),
+                        task_modules=[str(module)], tasks=[name], max_seq_len=64, shards=1,
+                        stopwords=str(REPO / "configs/stopwords/en.txt"))
+    with pytest.raises(registry.TaskError, match=f"task {name} \\({module}\\): .*{says}"):
+        make(config, progress=False)
+
+
+def test_a_task_that_makes_no_examples_is_said_at_make(custom_root, en_vocab, tmp_path, capsys):
+    """A typo in segment_example (here: it never makes one) went unseen until training stopped."""
+    module = tmp_path / "silent.py"
+    module.write_text(_SENTENCE_TASK.format(name="silent", task_id=47, label=0).replace(
+        "        return context.plan(", "        return None and context.plan("))
+    config = DataConfig(input=[str(custom_root / "corpus.txt")], vocab=str(en_vocab), output=str(tmp_path / "o"),
+                        task_modules=[str(module)], tasks=["knowledge_masking", "silent"], max_seq_len=64, shards=1,
+                        stopwords=str(REPO / "configs/stopwords/en.txt"))
+    make(config, progress=False)
+    out, err = capsys.readouterr()
+    assert "warning: task silent made no examples from this corpus" in err
+    assert "examples of the sentence-level tasks: silent 0" in out
 
 
 def _custom_config(root, en_vocab, output="shards", **options) -> DataConfig:
@@ -121,6 +206,32 @@ def test_a_users_task_pretrains_beside_builtin_ones(custom_shards, tmp_path):
     from ernie.formats.checkpoint import load_params
     params = load_params(tmp_path / "run" / "model" / "params.safetensors")
     assert params["next_sent_fc.w_0"].shape == (32, 2)  # the original name of this task's head
+
+
+def test_a_run_names_tasks_its_shards_hold_but_its_schedule_leaves_out_and_a_vocabulary_not_found(
+        custom_shards, tmp_path, capsys):
+    import shutil
+
+    from ernie.pretrain.trainer import PretrainError, Trainer, load_config
+    root, _ = custom_shards
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64, use_task_id=True, task_type_vocab_size=8)))
+    config = dict(model=str(tmp_path / "model.yaml"), data=str(root / "shards"), output=str(tmp_path / "run"),
+                  task_modules=[str(CUSTOM)], seed=1, batch_tokens=512,
+                  schedule={"strategy": "continual", "stages": [["knowledge_masking"]], "iterations_per_task": 2})
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(config))
+    Trainer(load_config(tmp_path / "pretrain.yaml"))
+    assert "note: the shards hold task(s) ['next_sentence'], which the schedule does not train" in capsys.readouterr().out
+    # a manifest's relative vocabulary path is make's working directory's
+    shutil.copytree(root / "shards", tmp_path / "moved")
+    manifest = json.loads((tmp_path / "moved" / "manifest.json").read_text())
+    manifest["vocab"]["path"] = "out/vocab.txt"
+    (tmp_path / "moved" / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump({**config, "data": str(tmp_path / "moved")}))
+    with pytest.raises(PretrainError, match=r"manifest.json names the vocabulary out/vocab.txt, which is not found "
+                                            r"from .*: a relative path is the directory `data_gen make` ran in"):
+        Trainer(load_config(tmp_path / "pretrain.yaml"))
 
 
 # ---- options and resources ----------------------------------------------------------------------

@@ -137,6 +137,10 @@ class Trainer:
             raise PretrainError(f"{manifest_path} not found: run `python -m data_gen make` first")
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         self.vocab_file = Path(manifest["vocab"]["path"])
+        if not self.vocab_file.is_file():
+            raise PretrainError(f"{manifest_path} names the vocabulary {self.vocab_file}, which is not found from "
+                                f"{Path.cwd()}: a relative path is the directory `data_gen make` ran in, so start "
+                                f"there")
         if sha256_file(self.vocab_file) != manifest["vocab"]["sha256"]:
             raise PretrainError(f"{self.vocab_file} changed since the shards in {shard_dir} were made")
         vocab = load_vocab(self.vocab_file)
@@ -158,6 +162,9 @@ class Trainer:
                                     skip_corrupt=config.corrupt_shards == "skip", length_pool=config.length_pool,
                                     heldout=config.heldout.examples)
         self.data.check_tasks(self.schedule.tasks)
+        untrained = [t for t in manifest["tasks"] if t not in self.schedule.tasks]
+        if untrained and self.is_writer:
+            print(f"note: the shards hold task(s) {untrained}, which the schedule does not train", flush=True)
         tasks = registry.resolve(self.schedule.tasks)
         task_objects = [self.data.tasks[t.name] for t in tasks]  # the run's, built from the manifest's options
         types_needed = max(sentence_types(t) for t in task_objects)
