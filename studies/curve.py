@@ -251,7 +251,9 @@ def curve_table(study: Study) -> List[str]:
                          + " | ".join(downstream.mean_sd(means.get(g, [])) for g, _ in GROUPS) + " |")
     floors = floor_means(study)
     if floors:
-        lines.append("| floor (TF-IDF + logistic regression) | – | " + " | ".join("" for _ in settings) + " | "
+        each = [downstream.floor(study.finetune_dir, s).get("test", {}).get(s.metric) for s in settings]
+        lines.append("| floor (TF-IDF + logistic regression) | – | "
+                     + " | ".join(f"{100 * v:.1f}" if v is not None else "–" for v in each) + " | "
                      + " | ".join(f"{100 * floors[g]:.1f}" if g in floors else "–" for g, _ in GROUPS) + " |")
     return lines if len(lines) > 2 else []
 

@@ -110,6 +110,9 @@ def test_the_report_is_written_with_its_plot(tmp_path):
     text = doc.read_text(encoding="utf-8")
     assert "${" not in text and "![the suite mean against the tokens seen](pretraining_curve.png)" in text
     assert "| end | 20.0 M | 71.0 ± 1.0 | 84.0 ± 0.0 | 71.0 ± 1.0 | 84.0 ± 0.0 |" in text
+    floors = [100 * downstream.floor(study.finetune_dir, s)["test"]["acc"] for s in study.settings]
+    assert (f"| floor (TF-IDF + logistic regression) | – | {floors[0]:.1f} | {floors[1]:.1f} | {floors[0]:.1f} | "
+            f"{floors[1]:.1f} |") in text  # each setting's floor, and the means of one setting a group
     assert "- long: finished, 20.0 M tokens in 2.00 h of training on CPU: X; 2 cores." in text
     assert (doc.parent / "pretraining_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
