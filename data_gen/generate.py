@@ -50,7 +50,6 @@ class ExampleGenerator:
         self.fields = shard_fields(self.tasks)
         self.field_dtypes = {f.name: np.dtype(f.dtype) for f in self.fields}
         self.task_by_id = {t.task_id: t for t in self.tasks}
-        self.classes: Dict[str, Optional[int]] = {}  # a sentence-level task's, asked on its first example
         self.token_task_mask = 0
         for task in self.token_tasks:
             self.token_task_mask |= task_bit(task.task_id)
@@ -60,6 +59,8 @@ class ExampleGenerator:
         self.segment_budget = config.max_seq_len - (parts + 1)
         for task in self.tasks:
             task.setup(self, states.get(task.name))
+        # each sentence-level task's classes, from its options and the files its setup read
+        self.classes = {t.name: t.num_classes(self) for t in self.tasks if t.level == registry.SENTENCE}
 
     # ---- a chunk's tokens -----------------------------------------------------------------
 
@@ -148,7 +149,7 @@ class ExampleGenerator:
             if not isinstance(plan.label, (int, np.integer)) or isinstance(plan.label, bool):
                 raise registry.TaskError(f"task {task.name} ({task.module}): an example's label must be a whole "
                                          f"number, its class, got {plan.label!r}")
-            classes = self.classes.setdefault(task.name, task.num_classes(self))
+            classes = self.classes[task.name]
             if classes is not None and not 0 <= plan.label < classes:
                 raise registry.TaskError(f"task {task.name} ({task.module}): label {plan.label} is not one of its "
                                          f"{classes} classes (num_classes), 0 to {classes - 1}")

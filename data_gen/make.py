@@ -399,7 +399,7 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
         "fingerprint": fp,
         "tasks": list(config.tasks),
         "task_table": {task.name: task.spec.to_dict() for task in generator.tasks},
-        "classes": {t.name: t.num_classes(generator) for t in generator.tasks if t.level == registry.SENTENCE},
+        "classes": generator.classes,
         "vocab": {"path": config.vocab, "sha256": sha256_file(config.vocab), "size": len(load_vocab(config.vocab))},
         "config": config.to_dict(),
         "examples": sum(s["examples"] for s in shards),

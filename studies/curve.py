@@ -172,7 +172,7 @@ def finetune(study: Study, parallel: int = 2) -> None:
     threads = job_threads(parallel)
     jobs = []
     for group, _ in GROUPS:
-        for model in [m for m in curve_models(study) if m.name != "end"] + run_models(study):
+        for model in [m for m in models if m.name != "end"] + run_models(study):
             init = downstream.Init.pretrained(model.name, model.path, study.finetune_settings)
             for setting in (s for s in study.settings if _group(s) == group):
                 rate = downstream.collect(out, setting, "end")["lr"]
@@ -207,15 +207,20 @@ def suite_scores(study: Study, model: str) -> Dict[str, List[float]]:
     return found
 
 
-def floor_means(study: Study) -> Dict[str, float]:
-    """Per group, the mean of the settings' floors on test (a group where a floor is missing: none)."""
+def setting_floors(study: Study) -> Dict[str, Optional[float]]:
+    """Each setting's floor on test, by setting name (None where its files are missing)."""
+    found = {}
+    for setting in study.settings:
+        bar = downstream.floor(study.finetune_dir, setting)
+        found[setting.name] = bar.get("test", {}).get(setting.metric) if "error" not in bar else None
+    return found
+
+
+def floor_means(study: Study, floors: Dict[str, Optional[float]]) -> Dict[str, float]:
+    """Per group, the mean of the settings' `floors` (a group where a floor is missing: none)."""
     found = {}
     for group, _ in GROUPS:
-        values = []
-        for setting in study.settings:
-            if _group(setting) == group:
-                bar = downstream.floor(study.finetune_dir, setting)
-                values.append(bar.get("test", {}).get(setting.metric) if "error" not in bar else None)
+        values = [floors[s.name] for s in study.settings if _group(s) == group]
         if values and None not in values:
             found[group] = statistics.fmean(values)
     return found
@@ -249,12 +254,12 @@ def curve_table(study: Study) -> List[str]:
             title = "random initialisation" if name == "random" else name
             lines.append(f"| {title} | {tokens} | " + " | ".join(cells) + " | "
                          + " | ".join(downstream.mean_sd(means.get(g, [])) for g, _ in GROUPS) + " |")
-    floors = floor_means(study)
+    each = setting_floors(study)
+    floors = floor_means(study, each)
     if floors:
-        each = [downstream.floor(study.finetune_dir, s).get("test", {}).get(s.metric) for s in settings]
         lines.append("| floor (TF-IDF + logistic regression) | – | "
-                     + " | ".join(f"{100 * v:.1f}" if v is not None else "–" for v in each) + " | "
-                     + " | ".join(f"{100 * floors[g]:.1f}" if g in floors else "–" for g, _ in GROUPS) + " |")
+                     + " | ".join(f"{100 * each[s.name]:.1f}" if each[s.name] is not None else "–" for s in settings)
+                     + " | " + " | ".join(f"{100 * floors[g]:.1f}" if g in floors else "–" for g, _ in GROUPS) + " |")
     return lines if len(lines) > 2 else []
 
 
@@ -355,7 +360,7 @@ def curve_plot(study: Study, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     models = curve_models(study)
-    random, floors = suite_scores(study, "random"), floor_means(study)
+    random, floors = suite_scores(study, "random"), floor_means(study, setting_floors(study))
     if not any(suite_scores(study, m.name) for m in models):
         return False
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)

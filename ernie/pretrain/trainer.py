@@ -145,10 +145,10 @@ class Trainer:
             raise PretrainError(f"{self.vocab_file} changed since the shards in {shard_dir} were made")
         vocab = load_vocab(self.vocab_file)
         self.vocab_sha = manifest["vocab"]["sha256"]
-        # the shards' casing, which the saved models record for fine-tuning to read the same way
-        # (a SentencePiece vocabulary keeps its own)
-        self.model_files = {} if is_sentencepiece(self.vocab_file) else \
-            casing_files(manifest["config"].get("do_lower_case"))
+        # the shards' casing (a SentencePiece vocabulary keeps its own): a model continued from must
+        # share it, and the saved models record it for fine-tuning to read text the same way
+        shards_lower_case = None if is_sentencepiece(self.vocab_file) else manifest["config"].get("do_lower_case")
+        self.model_files = casing_files(shards_lower_case)
         # the shards' contents as their manifest records them: a resume reads on in the same ones
         self.shards_sha = _sha([s["sha256"] for s in manifest["shards"]])
         self.shard_dir = shard_dir
@@ -174,9 +174,7 @@ class Trainer:
             from ernie.pretrain.init_model import learned_tasks, load_init_model
             try:
                 self.init = load_init_model(config.init_model, self.vocab_file, [t.task_id for t in tasks], preset,
-                                            sentence_types=types_needed,
-                                            do_lower_case=None if is_sentencepiece(self.vocab_file)  # keeps its own
-                                            else manifest["config"].get("do_lower_case"))
+                                            sentence_types=types_needed, do_lower_case=shards_lower_case)
             except CheckpointError as err:
                 raise PretrainError(str(err)) from None
             self.schedule = schedule_from_config(config.schedule, "schedule",
