@@ -12,9 +12,11 @@ project's and PyTorch's). Where this process can train in bfloat16
 with its matrix products in bfloat16, with its losses over the timed steps against float32's from
 the same start; on a CPU with AMX, also once with oneDNN capped at AVX512_BF16 (in a child
 process with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16), what a CPU with AVX512_BF16 and no AMX (AMD
-Zen 4) runs. Prints figures; asserts nothing.
+Zen 4) runs. With `--cap avx2` the whole run is made in a process capped at AVX2 (oneDNN, MKL,
+PyTorch's kernels, the fused kernels' build): what a CPU without AVX-512 runs, measured on one with
+it (the cores, caches and memory stay this machine's). Prints figures; asserts nothing.
 
-    python benchmarks/bench_pretrain.py [--layers 4 --hidden 256 --heads 4 --seq-len 128 --batch 16]
+    python benchmarks/bench_pretrain.py [--layers 4 --hidden 256 --heads 4 --seq-len 128 --batch 16] [--cap avx2]
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from ernie.kernels.cpu_kernels import training_program_pass
 from ernie.kernels.cpu_runtime import math_threads
 from ernie.model.optimization import adamw
 from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
-from ernie_common.machine import cpu_flags, cpu_line
+from ernie_common.machine import ISA_CAPS, cpu_flags, cpu_line
 from propeller.dygraph_runner import DygraphRunner
 from propeller.mixed_precision import MixedPrecision, MixedPrecisionUnsupported, check_supported, cpu_bf16_isa
 from propeller.static_runner import StaticRunner
@@ -114,14 +116,11 @@ def bf16_supported() -> bool:
         return False
 
 
-NO_AMX = "ONEDNN_MAX_CPU_ISA"
-
-
 def bench_bf16_without_amx(argv) -> float:
     """Seconds per bf16 step with oneDNN capped at AVX512_BF16, measured in a child process (oneDNN
     reads the cap once, at its first use)."""
     done = subprocess.run([sys.executable, __file__, *argv, "--bf16-only"], capture_output=True, text=True,
-                          env={**os.environ, NO_AMX: "AVX512_CORE_BF16"})
+                          env={**os.environ, **ISA_CAPS["avx512_bf16"]})
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
     return float(done.stdout.strip().splitlines()[-1])
@@ -186,7 +185,13 @@ def model_flops(config, batch, seq_len) -> float:
 def main():
     parser = shape_arguments(__doc__)
     parser.add_argument("--bf16-only", action="store_true", help=argparse.SUPPRESS)  # the child's seconds a step
+    parser.add_argument("--cap", choices=sorted(ISA_CAPS),
+                        help="run as a CPU of that kind: oneDNN, MKL, PyTorch's kernels and the fused kernels capped "
+                             "at its instruction set (avx2: a CPU without AVX-512), in a child process")
     args, argv = parser.parse_args(), sys.argv[1:]
+    capped = {**os.environ, **ISA_CAPS[args.cap]} if args.cap else os.environ
+    if capped != os.environ:  # the libraries read their caps once, at first use: a fresh process
+        sys.exit(subprocess.run([sys.executable, __file__, *argv], env=capped).returncode)
     config = config_from(args)
     batch = (args.batch, args.seq_len)
     tokens = args.batch * args.seq_len

@@ -14,6 +14,7 @@ import pytest
 from ernie.kernels import cpu_kernels
 from ernie.model.optimization import adamw
 from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
+from ernie_common import machine
 from ernie_common.machine import cpu_flags
 from propeller.mixed_precision import autocast, cpu_bf16_isa, has_gpu
 from propeller.static_runner import InferenceProgram, StaticRunner, static_mode
@@ -369,10 +370,24 @@ def test_failed_build_warns_and_falls_back(monkeypatch):
 def test_build_key_covers_the_cpu_features(monkeypatch):
     """The library is compiled for the CPU that builds it (-march=native): a cache carried to a
     CPU with other instruction sets must not be reused."""
-    monkeypatch.setattr(cpu_kernels, "_cpu_flags", lambda: "flags : fpu sse2 avx avx2 fma")
+    monkeypatch.setattr(cpu_kernels, "cpu_flags", lambda: frozenset("fpu sse2 avx avx2 fma".split()))
     avx2_only = cpu_kernels._build_key()
-    monkeypatch.setattr(cpu_kernels, "_cpu_flags", lambda: "flags : fpu sse2 avx avx2 fma avx512f avx512_bf16")
+    monkeypatch.setattr(cpu_kernels, "cpu_flags", lambda: frozenset("fpu sse2 avx avx2 fma avx512f avx512_bf16".split()))
     assert cpu_kernels._build_key() != avx2_only
+
+
+def test_kernels_built_without_avx512_where_onednn_is_capped_below_it(monkeypatch):
+    """A process whose oneDNN is capped at AVX2 (as `benchmarks/bench_pretrain.py --cap avx2` runs
+    an AVX2-only CPU on an AVX-512 one) builds the fused kernels without AVX-512 too, into a
+    library of its own."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: ("a Xeon", {"avx2", "fma", "avx512f", "avx512bw", "amx_bf16"}))
+    uncapped = cpu_kernels._build_key()
+    assert "-mno-avx512f" not in cpu_kernels._cxx_flags()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert cpu_kernels._cxx_flags()[-1] == "-mno-avx512f"
+    assert cpu_kernels._build_key() != uncapped
 
 
 _PORTABLE_PROBE = """

@@ -65,19 +65,17 @@ load(name=name, sources=sys.argv[4:4 + count], build_directory=build_directory,
 _loaded: dict = {}
 
 
-def _cpu_flags() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    return platform.processor()
+def _cxx_flags() -> tuple:
+    """The compiler's flags: for the CPU it runs on, less AVX-512 where this process may not use it
+    (oneDNN capped below it: the kernels then run as on a CPU without it)."""
+    return _CXX_FLAGS + (() if "avx512f" in cpu_flags() else ("-mno-avx512f",))
 
 
 def _build_key() -> str:
     digest = hashlib.sha256()
     for source in _SOURCES:
         digest.update(source.read_bytes() + b"\0")
-    for part in (paddle.__version__, sys.version, platform.machine(), _cpu_flags(), *_CXX_FLAGS):
+    for part in (paddle.__version__, sys.version, platform.machine(), *sorted(cpu_flags()), *_cxx_flags()):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:16]
 
@@ -97,9 +95,10 @@ def _exclusive(lock_path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _build(target: Path, cxx_flags=_CXX_FLAGS) -> None:
+def _build(target: Path, cxx_flags=None) -> None:
     """Compiles the kernels with `cxx_flags` into the library file `target`."""
     print(f"ernie: building the fused CPU kernels into {target.parent} (once per machine)", file=sys.stderr)
+    cxx_flags = _cxx_flags() if cxx_flags is None else cxx_flags
     with tempfile.TemporaryDirectory(dir=target.parent) as build_dir:
         done = subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, _LIBRARY, build_dir, str(len(_SOURCES)),
                                *map(str, _SOURCES), *cxx_flags],
