@@ -23,14 +23,17 @@ Layouts (`layout:`) of a text file, or of a record's text:
   space in English, nothing between Chinese characters) and split into sentences.
 - `paragraph_per_line`: each line a paragraph, split into sentences. The default of records.
 In the two paragraph layouts a file (a record) is one document. In every layout a line in which
-`document_separator:` (a regular expression) is found starts a new document, and is not text.
+`document_separator:` (a regular expression) is found starts a new document, and is not text (such
+lines are counted, so that a pattern that also matches text shows in the report).
 
 Files ending in .gz, .bz2, .xz or .zst are decompressed as they are read; one that is truncated or
 corrupt is an error naming it and the line (CorpusError). Lines are decoded strictly in the
 config's `encoding:` (UTF-8 unless set): a line that does not decode is an error naming file, line
 and byte offset, or, with `on_decode_error: skip`, skipped and counted. A byte-order mark opening a
-file is dropped; control characters are removed (and counted). A line is read at most
-`4 * MAX_LINE_CHARS` bytes at a time, so one huge line is cut as it is read, not held whole.
+file is dropped; control characters are removed (and counted); a file whose lines end in a lone CR
+(classic Mac OS) is read with CR as the line end. A line is read at most `4 * MAX_LINE_CHARS` bytes
+at a time, never held whole, and one longer than MAX_LINE_CHARS characters is read as consecutive
+lines of at most that many, cut between words (counted): nothing of it is lost.
 `layout_warning` guesses from a text's first lines whether the layout it is read with fits it.
 
 What a folder or glob pattern in `input:` finds is filtered (`expand_inputs`): hidden files and
@@ -76,7 +79,7 @@ NOT_TEXT = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".
 # characters that separate words, lines or pages (a lone CR, vertical tab, form feed, the
 # information separators, NEL, the line and paragraph separators): a space each, not nothing
 _SEPARATOR = re.compile(r"[\x0b-\x0d\x1c-\x1f\x85\u2028\u2029]")
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\ufeff\ud800-\udfff]")
 _ZH_SENTENCE_END = "。！？；!?;…"
 # People's Daily items are `word/tag`; the tag follows the last slash (1/2/m is the word 1/2)
 _ITEM = re.compile(r"(\S*)/([^\s/]*)(?!\S)")
@@ -121,12 +124,6 @@ class Decoding:
         if on_decode_error not in ("error", "skip"):
             raise ValueError(f"on_decode_error must be error or skip, got {on_decode_error!r}")
         return cls(encoding, on_decode_error == "skip")
-
-    def decode(self, raw: bytes, cut: bool) -> str:
-        """A line's text; of a line cut short, the characters whose bytes are all there."""
-        if cut:
-            return codecs.getincrementaldecoder(self.encoding)().decode(raw, final=False)
-        return raw.decode(self.encoding)
 
 
 # A file a config names beside the corpus (stop words, a task's list): UTF-8, whatever the corpus's
@@ -432,58 +429,117 @@ def _undecodable(path: Path, lineno: int, offset: int, byte: int, decoding: Deco
     return CorpusError(f"{path}: line {lineno}, {where} (0x{byte:02x}): not {decoding.encoding} text: {decoding.remedy}")
 
 
-def _rest_of_line(f: IO[bytes], limit: int) -> Tuple[int, bool]:
-    """Reads past the rest of a line cut at `limit` bytes, `limit` bytes at a time: (bytes read,
-    whether any of them was text rather than the line's end)."""
-    n, text = 0, False
+def _rest_of_line(f: IO[bytes], limit: int) -> int:
+    """Reads past the rest of a line cut at `limit` bytes, `limit` bytes at a time: the bytes read."""
+    n = 0
     while True:
         piece = f.readline(limit)
         n += len(piece)
-        text = text or bool(piece.rstrip(b"\r\n"))
         if not piece or piece.endswith(b"\n"):
-            return n, text
+            return n
 
 
 def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -> Iterator[Tuple[int, str, bool]]:
-    """(line number, text, whether the line was cut) of every line of a file, a line read at most
-    `limit` bytes at a time: the rest of a longer one is read past, never held. The byte-order mark
-    opening the file is dropped. A line that does not decode is an error naming the file, line and
-    byte, or with `decoding.skip_errors` skipped and counted."""
+    """(line number, text, whether more of the line follows) of every line of a file: a line
+    longer than `limit` bytes comes in pieces of at most `limit` bytes, one after another, decoded
+    as one (a character split between two pieces is whole in the second), never held whole. The
+    byte-order mark opening the file is dropped. A file whose lines end in a lone CR (classic Mac
+    OS), which its first bytes tell, is read with CR as the line end (counted). A line that does
+    not decode is an error naming the file, line and byte, or with `decoding.skip_errors` skipped
+    and counted (of a line in pieces, from the piece that does not decode on)."""
     path = Path(path)
     errors = read_errors(path)
     try:
         f = open_input(path)
     except OSError as err:
         raise CorpusError(f"{path}: cannot open it ({err.strerror or err})") from None
+    head = _head(path) or b""
+    if b"\r" in head and b"\n" not in head:
+        stats["file_of_cr_line_ends"] += 1
+        f = io.BufferedReader(_CrAsNewline(f))
     with f:
-        lineno, offset = 0, 0  # offset: of the line's first byte
+        lineno, offset, decoder = 0, 0, None  # offset: of the piece's first byte; decoder: of a line in pieces
         while True:
             try:
                 raw = f.readline(limit)
-                past, cut = _rest_of_line(f, limit) if len(raw) == limit and not raw.endswith(b"\n") else (0, False)
             except errors as err:
-                raise _unreadable(path, f"line {lineno + 1}", err) from None
-            if not raw:
-                return
-            lineno += 1
+                raise _unreadable(path, f"line {lineno + (decoder is None)}", err) from None
+            more = len(raw) == limit and not raw.endswith(b"\n")
+            if decoder is None:
+                if not raw:
+                    return
+                lineno, start = lineno + 1, offset
+                if more:
+                    decoder = codecs.getincrementaldecoder(decoding.encoding)()
             try:
-                line = decoding.decode(raw, cut).rstrip("\r\n")
+                line = raw.decode(decoding.encoding) if decoder is None else decoder.decode(raw, final=not more)
             except UnicodeDecodeError as err:
                 if not decoding.skip_errors:
-                    raise _undecodable(path, lineno, offset + err.start, raw[err.start], decoding) from None
+                    at = offset + err.start - (len(err.object) - len(raw))  # the decoder's held bytes come first
+                    raise _undecodable(path, lineno, at, err.object[err.start], decoding) from None
                 stats["undecodable_line"] += 1
+                if more:  # the rest of the line is skipped with it
+                    offset += _rest_of_line(f, limit)
+                if decoder is not None and offset > start:  # its pieces before this one are kept: it ends here
+                    yield lineno, "", False
+                decoder = None
             else:
-                yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line, cut
-            offset += len(raw) + past
+                if not more:
+                    line, decoder = line.rstrip("\r\n"), None
+                yield lineno, line.removeprefix("\ufeff") if lineno == 1 and offset == 0 else line, more
+            offset += len(raw)
 
 
-def _clean(line: str, stats: Counter, cut: bool = False) -> str:
-    """A line truncated to MAX_LINE_CHARS, separators made spaces and other control characters
-    removed, NFC-normalised (counted);
-    `cut`: the line was longer than what was read of it, and is counted truncated."""
-    if cut or len(line) > MAX_LINE_CHARS:
-        stats["line_over_1M_chars_truncated"] += 1
-        line = line[:MAX_LINE_CHARS]
+class _CrAsNewline(io.RawIOBase):
+    """A file's bytes with every CR made LF: the lines of a file whose lines end in a lone CR.
+    (CR is the byte 0x0d in every encoding a corpus may be in: those whose newline is 0x0a.)"""
+
+    def __init__(self, f: IO[bytes]):
+        self._file = f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._file.read(len(buffer)).replace(b"\r", b"\n")
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _piece_end(text: str) -> int:
+    """Where to cut a piece of a long line: after its last space or Chinese sentence end, if one is in
+    its second half (words and sentences stay whole), else at its end."""
+    at = max(text.rfind(" "), *(text.rfind(c) for c in _ZH_SENTENCE_END)) + 1
+    return at if at > len(text) // 2 else len(text)
+
+
+def _short_lines(lines: Iterable[Tuple[int, str, bool]], stats: Counter) -> Iterator[Tuple[int, str]]:
+    """(line number, text) with every line of more than MAX_LINE_CHARS characters (or read in pieces:
+    `more`) made consecutive lines of at most that many, cut between words where it can (counted):
+    later steps hold and split a line at once, a line however long loses nothing."""
+    carry, split = "", False
+    for lineno, text, more in lines:
+        text = carry + text
+        while len(text) > MAX_LINE_CHARS:
+            cut, split = _piece_end(text[:MAX_LINE_CHARS]), True
+            yield lineno, text[:cut]
+            text = text[cut:]
+        if more:  # the line goes on: its last words wait for the rest
+            carry = text
+            continue
+        if split:
+            stats["line_over_1M_chars_split"] += 1
+        yield lineno, text
+        carry, split = "", False
+
+
+def _clean(line: str, stats: Counter) -> str:
+    """A line with separators made spaces and other control characters (and the lone surrogates a
+    JSON string can hold) removed, NFC-normalised (counted)."""
     spaced = _SEPARATOR.sub(" ", line)
     if spaced != line:
         stats["separators_made_spaces"] += 1
@@ -495,10 +551,11 @@ def _clean(line: str, stats: Counter, cut: bool = False) -> str:
 
 def clean_lines(path: Path, stats: Counter, decoding: Decoding = Decoding()) -> Iterator[Tuple[int, str]]:
     """(line number, cleaned text) of every line of a file; a line is read at most
-    4 * MAX_LINE_CHARS bytes (MAX_LINE_CHARS characters of UTF-8 at most 4 bytes each) and cut
-    (`_decoded_lines`), then cleaned (`_clean`)."""
-    for lineno, line, cut in _decoded_lines(path, decoding, stats, 4 * MAX_LINE_CHARS):
-        yield lineno, _clean(line, stats, cut)
+    4 * MAX_LINE_CHARS bytes at a time (`_decoded_lines`), made lines of at most MAX_LINE_CHARS
+    characters (`_short_lines`), then cleaned (`_clean`)."""
+    lines = _decoded_lines(path, decoding, stats, 4 * MAX_LINE_CHARS)
+    for lineno, line in _short_lines(lines, stats):
+        yield lineno, _clean(line, stats)
 
 
 def load_stopwords(path: Optional[str]) -> Set[str]:
@@ -578,6 +635,7 @@ def _documents(name: str, lines: Iterable[Tuple[int, str]], how: Reading, stats:
     previous_blank = False  # sentence_per_line: two blank lines in a row hold an empty document
     for lineno, line in lines:
         if how.is_separator(line):
+            stats["document_separator_lines"] += 1
             done = reader.end_document()
         elif not line.strip():
             done = None
@@ -616,16 +674,19 @@ def read_text(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
 def _record_lines(path: Path, how: Reading, stats: Counter, too_long: str) -> Iterator[Tuple[int, str]]:
     """(line number, text) of the non-blank lines of a file of a record a line (jsonl, tsv); a
     line over MAX_RECORD_BYTES is skipped, counted under `too_long`, never held whole."""
-    for lineno, line, cut in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES):
-        if cut:
-            stats[too_long] += 1
+    long = 0  # the number of the last line read in pieces
+    for lineno, line, more in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES):
+        if more or lineno == long:
+            stats[too_long] += lineno != long
+            long = lineno
         elif line.strip():
             yield lineno, line
 
 
 def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[int, Union[str, List[str]]]]:
-    """(line number, the text under text_field, or the list under "sentences") of each record.
-    A file holding one JSON array (its first line opens with `[`) is an error, read as jsonl it
+    """(line number, the text under text_field, or the list under "sentences") of each record:
+    the list where it holds text only or the record has no text_field. A file holding one JSON
+    array (its first line opens with `[`) is an error, read as jsonl it
     would give nothing; so is one none of whose first FIELD_CHECK_RECORDS records has text_field
     or "sentences" (a mistyped text_field), as a parquet file without the column is."""
     fields: Dict[str, None] = {}  # the keys of the records read while none had the text
@@ -648,13 +709,15 @@ def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[in
                 fields.update(dict.fromkeys(record if isinstance(record, dict) else ()))
                 if without == FIELD_CHECK_RECORDS:
                     raise _no_text_field(path, how, without, fields)
-        if isinstance(record, dict) and isinstance(record.get("sentences"), list):
-            texts = [s for s in record["sentences"] if isinstance(s, str)]
-            if len(texts) < len(record["sentences"]):  # a token list, a number, an object: not a sentence
-                stats["json_sentence_not_text"] += len(record["sentences"]) - len(texts)
+        sentences, text = (record.get("sentences"), record.get(how.text_field)) if isinstance(record, dict) else (0, 0)
+        # the record's own sentences, unless some are not text (token lists, numbers) and its text is there
+        if isinstance(sentences, list) and not (isinstance(text, str) and not all(isinstance(s, str) for s in sentences)):
+            texts = [s for s in sentences if isinstance(s, str)]
+            if len(texts) < len(sentences):  # a token list, a number, an object: not a sentence
+                stats["json_sentence_not_text"] += len(sentences) - len(texts)
             yield lineno, texts
-        elif isinstance(record, dict) and isinstance(record.get(how.text_field), str):
-            yield lineno, record[how.text_field]
+        elif isinstance(text, str):
+            yield lineno, text
         else:
             stats["json_without_text_or_sentences"] += 1
     if without:
@@ -736,7 +799,8 @@ def read_records(path: Path, how: Reading, stats: Counter) -> Iterator[Document]
                 yield done
             continue
         empty = True
-        for doc in _documents(path.name, ((where, _clean(line, stats)) for line in value.split("\n")), how, stats):
+        lines = _short_lines(((where, line, False) for line in value.split("\n")), stats)
+        for doc in _documents(path.name, ((at, _clean(line, stats)) for at, line in lines), how, stats):
             empty = False
             yield doc
         if empty:

@@ -153,6 +153,24 @@ def average_across_ranks(world_size: int):
     return reduce
 
 
+_STATIC_RING: list = []  # the backend whose ring 0 this process made for static programs, once
+
+
+def connect_static_collectives(backend: str) -> None:
+    """Makes the communicator a static program's collectives run on, once a process. Their ops
+    (`all_reduce_` with ring_id 0) find it in Paddle's CommContextManager under the name "0":
+    gloo's default process group (CPU) registers itself there, NCCL's (GPU) and the other device
+    backends' do not (they register under their store key), and the first step would stop on "the
+    comm context is nullptr". Paddle's own static-graph collective tests make it the same way,
+    `paddle.distributed.collective._init_parallel_env(backend)` over the job's store, before any
+    thread of the process uses the store."""
+    backend = backend.lower()
+    if backend != "gloo" and not _STATIC_RING:
+        from paddle.distributed.collective import _init_parallel_env
+        _init_parallel_env(backend)
+        _STATIC_RING.append(backend)
+
+
 class StaticRunner:
     """`mixed_precision` (see `propeller.mixed_precision`) trains with float16 or bfloat16 O1;
     with float16, `step()` also returns the loss scale in force after the step (`loss_scale`).
@@ -185,6 +203,7 @@ class StaticRunner:
                 # as Paddle's fleet warms up its groups (fleet/base/topology.py)
                 if paddle.in_dynamic_mode():  # (in static mode it would only append an op)
                     dist.barrier()
+            connect_static_collectives(dist.get_backend())
             self.rank, reduce = dist.get_rank(), average_across_ranks(dist.get_world_size())
         # Fresh generated names (accumulators, loss scale) whatever was built before in this
         # process, so a checkpoint's variable names match the program that resumes from it.

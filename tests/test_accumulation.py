@@ -266,3 +266,22 @@ def test_dygraph_accumulated_sgd_is_the_whole_batch_gradient_computed_by_hand(pa
     expected = numpy_sgd(start)
     for name in PARAMS:
         np.testing.assert_allclose(runner.state()[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("backend, made", [("NCCL", ["nccl"]), ("GLOO", [])])
+def test_a_gpu_job_makes_the_communicator_its_static_collectives_run_on(monkeypatch, backend, made):
+    """The program's all-reduce ops look their communicator up as ring "0": gloo's process group is
+    registered there, NCCL's is not, so a GPU job makes it (once a process, as Paddle's own
+    static-graph collective tests do) or its first step stops without a communicator."""
+    import paddle.distributed as dist
+    from paddle.distributed import collective
+
+    from propeller import static_runner
+    calls = []
+    monkeypatch.setattr(static_runner, "_STATIC_RING", [])
+    monkeypatch.setattr(collective, "_init_parallel_env", calls.append)
+    for name, value in {"is_initialized": True, "get_backend": backend, "get_rank": 0, "get_world_size": 2}.items():
+        monkeypatch.setattr(dist, name, lambda group=None, value=value: value)
+    for _ in range(2):  # a second runner in the process uses the same communicator
+        StaticRunner(classifier, adamw, seed=1, place=paddle.CPUPlace(), distributed=True)
+    assert calls == made

@@ -5,7 +5,6 @@ import io
 import json
 import signal
 import tarfile
-import tracemalloc
 import zipfile
 from collections import Counter
 from contextlib import contextmanager
@@ -255,26 +254,40 @@ def test_a_folder_of_nothing_to_read_is_an_error_saying_why(tmp_path):
 
 # ---- one huge line --------------------------------------------------------------------------------
 
-def test_a_huge_line_is_cut_as_it_is_read(tmp_path, monkeypatch):
+def test_a_huge_line_is_read_in_pieces_and_nothing_of_it_lost(tmp_path, monkeypatch):
     monkeypatch.setattr(documents, "MAX_LINE_CHARS", 1000)  # lines are read 4000 bytes at a time
     path = tmp_path / "c.txt"
-    huge = "€" * 300_000  # 900 KB: read whole, memory would grow with it; and cut inside a character
+    huge = "wo€rd " * 50_000  # 300,000 characters, 400 KB: pieces end inside words and inside characters
     path.write_text(f"{huge}\n\nNext document.\n", encoding="utf-8")
+    pieces = list(documents._decoded_lines(path, documents.Decoding(), Counter(), 4000))
+    assert max(len(text.encode()) for _, text, _ in pieces) <= 4000 and len(pieces) > 100  # never held whole
+    assert "".join(text for _, text, _ in pieces[:-2]) == huge and pieces[-1] == (3, "Next document.", False)
     stats = Counter()
-    tracemalloc.start()
-    try:
-        docs = list(read_documents([path], "text", "zh", stats))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 200_000, peak
-    assert "".join(_texts(docs)[0]) == "€" * 1000 and docs[1].doc_id == "c.txt:3"
-    assert stats == Counter(line_over_1M_chars_truncated=1)
+    docs = list(read_documents([path], "text", "en", stats))
+    sentences = _texts(docs)[0]
+    assert max(map(len, sentences)) <= 1000 and len(sentences) >= 300
+    assert " ".join(sentences).split() == huge.split()  # every word, whole
+    assert docs[1].doc_id == "c.txt:3" and stats == Counter(line_over_1M_chars_split=1)
 
-    # byte offsets count what was read past
+    # a record's line, held whole already, is cut the same way
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": huge}) + "\n", encoding="utf-8")
+    stats = Counter()
+    assert " ".join(_texts(read_documents([path], "jsonl", "en", stats))[0]).split() == huge.split()
+    assert stats == Counter(line_over_1M_chars_split=1)
+
+    # byte offsets count the pieces before the one that does not decode
+    path = tmp_path / "c.txt"
     path.write_bytes(b"x" * 10_000 + b"\nab\xff\n")
     with pytest.raises(CorpusError, match=r"c.txt: line 2, byte 10,003 \(0xff\)"):
         list(read_documents([path], "text", "en", Counter()))
+    path.write_bytes(b"x" * 10_000 + b"\xff\n")
+    with pytest.raises(CorpusError, match=r"c.txt: line 1, byte 10,000 \(0xff\)"):
+        list(read_documents([path], "text", "en", Counter()))
+    stats = Counter()
+    path.write_bytes(b"x" * 5_000 + b"\xff" + b"y" * 5_000 + b"\nnext line\n")  # the pieces before the bad one stay
+    assert _texts(read_documents([path], "text", "en", stats, on_decode_error="skip")) == [["x" * 1000] * 4 + ["next line"]]
+    assert stats == Counter(undecodable_line=1, line_over_1M_chars_split=1)
 
 
 def test_a_huge_jsonl_record_is_skipped_and_counted(tmp_path, monkeypatch):

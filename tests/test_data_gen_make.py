@@ -336,3 +336,34 @@ def test_a_part_made_again_first_removes_the_manifests_describing_its_old_shards
     with pytest.raises(KeyboardInterrupt):  # the part again, with another seed: its shards would change
         make_part(DataConfig(**{**values, "seed": 99}), 0, 1, progress=False)
     assert not (out / "manifest.json").exists() and not (out / "manifest.part-0000-of-0001.json").exists()
+
+
+def test_a_task_of_part_zero_only_is_refused_on_every_rank_where_some_ranks_lack_it(corpus, en_vocab, tmp_path):
+    """Made in two parts of one shard each, the click log's examples are in part 0's shard alone:
+    two ranks would leave rank 1 without IR relevance. Both ranks refuse, with the same message,
+    before either waits for the other; a single process reads both shards and trains it."""
+    from data_gen.make import make_part, merge, prepare
+    from ernie.pretrain.data import PretrainingData
+    files = []
+    for k, doc in enumerate(_documents(n_docs=4, sentences=25)):
+        files.append(tmp_path / f"in-{k}.txt")
+        files[-1].write_text("".join(doc) + "\n", encoding="utf-8")
+    config = _config(corpus, en_vocab, tmp_path, input=[str(f) for f in files], shards=1,
+                     tasks=["knowledge_masking", "ir_relevance"])
+    prepare(config)
+    for part in (0, 1):
+        make_part(config, part, 2, progress=False)
+    merge(config)
+
+    def data(**ranks):
+        return PretrainingData(config.output, 1, 256, 0, 3, 5, **ranks)
+    tasks = ["knowledge_masking", "ir_relevance"]
+    messages = set()
+    for rank in (0, 1):
+        with pytest.raises(ValueError, match=r"ir_relevance's examples are in the shards of 1 of the 2 ranks only "
+                                             r"\(rank r reads shards r, r \+ 2, \.\.\. of the 2\); ranks 1 would never") as err:
+            data(rank=rank, world_size=2).check_tasks(tasks)
+        messages.add(str(err.value))
+    assert len(messages) == 1
+    data().check_tasks(tasks)
+    data(rank=1, world_size=2).check_tasks(["knowledge_masking"])

@@ -114,3 +114,52 @@ def test_fetch_labelled_data(name, files, tmp_path):
         for file in files:
             rows = [l.rsplit("\t", 1) for l in (out / file).read_text(encoding="utf-8").splitlines()[1:]]
             assert len({label for _, label in rows}) == 15
+
+
+def test_a_record_keeps_its_text_where_its_sentences_are_not_text(tmp_path):
+    """A record with both: its sentences where they are all text, else its text (not dropped)."""
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "Full text. Here.", "sentences": [["Full", "text"], ["Here"]]}\n'
+                    '{"text": "Ignored text.", "sentences": ["Own one.", "Own two."]}\n'
+                    '{"sentences": [["only", "tokens"], "A string."]}\n', encoding="utf-8")
+    stats = Counter()
+    docs = list(read_documents([path], "jsonl", "en", stats))
+    assert [[s.text for s in d.sentences] for d in docs] == [["Full text.", "Here."], ["Own one.", "Own two."],
+                                                            ["A string."]]
+    assert stats == Counter(json_sentence_not_text=1)
+
+
+def test_lone_surrogates_of_a_json_string_are_removed_and_counted(tmp_path):
+    """JSON can spell a lone surrogate (\\ud800), which no UTF-8 holds: removed like a control
+    character, not a crash of the sentence splitter."""
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "Broken \\ud800 pair here. And more."}\n{"sentences": ["Also \\udc00 one."]}\n',
+                    encoding="utf-8")
+    stats = Counter()
+    docs = list(read_documents([path], "jsonl", "en", stats))
+    assert [[s.text for s in d.sentences] for d in docs] == [["Broken  pair here.", "And more."], ["Also  one."]]
+    assert stats == Counter(control_characters_removed=2)
+
+
+@pytest.mark.parametrize("compression", ["", ".gz"])
+def test_a_file_of_lone_cr_line_ends_is_read_line_by_line(tmp_path, compression):
+    """Classic Mac OS line ends (CR alone): its lines and documents, not one line of all of them."""
+    import gzip
+    text = b"First one.\rSecond one.\r\rOther document.\rIts end.\r"
+    path = tmp_path / f"c.txt{compression}"
+    path.write_bytes(gzip.compress(text) if compression else text)
+    stats = Counter()
+    docs = list(read_documents([path], "text", "en", stats))
+    assert [[s.text for s in d.sentences] for d in docs] == [["First one.", "Second one."], ["Other document.", "Its end."]]
+    assert stats == Counter(file_of_cr_line_ends=1)
+
+
+def test_lines_taken_as_document_separators_are_counted(tmp_path):
+    """A separator line is not text: how many were taken shows in the report, so a pattern that also
+    matches text does not lose it unseen."""
+    path = tmp_path / "c.txt"
+    path.write_text("<doc id=1>\nOne here.\nTwo here.\n</doc>\n<doc id=2>\nThree here.\n</doc>\n", encoding="utf-8")
+    stats = Counter()
+    docs = list(read_documents([path], "text", "en", stats, document_separator="^</?doc"))
+    assert [[s.text for s in d.sentences] for d in docs] == [["One here.", "Two here."], ["Three here."]]
+    assert stats == Counter(document_separator_lines=4)

@@ -189,6 +189,23 @@ def test_length_pools_fill_batches_with_real_tokens_and_resume_exactly(four_task
     assert _batches(restored, 20)[0] == rest
 
 
+def test_a_stream_smaller_than_a_pool_puts_no_example_twice_in_a_batch(four_task_shards):
+    """A pool ends with its epoch: a stream of fewer tokens than a pool (a task-adaptive corpus)
+    gives batches of distinct examples, each example once an epoch, not its copies side by side."""
+    from ernie.pretrain.data import PLAIN_STREAM, PretrainingData
+    data = PretrainingData(four_task_shards, seed=1, batch_tokens=256, pad_id=0, mask_token_id=3,
+                           first_normal_id=5, length_pool=64)
+    stream = data.streams[PLAIN_STREAM]
+    tokens = sum(len(data.shards[s][i]) for s, i in stream.T)
+    assert tokens < 64 * 256  # the whole stream is less than a pool
+    batches, _ = _batches(data, 60)
+    assert all(len({tuple(ids) for _, ids in b}) == len(b) for b in batches)
+    served = Counter()
+    for b in batches:
+        served.update(tuple(ids) for _, ids in b)
+    assert sum(served.values()) > 2 * stream.shape[1] and max(served.values()) - min(served.values()) <= 1
+
+
 def _total_steps(root) -> int:
     """The fixture schedule's steps (sentence-reordering steps carry the token-level tasks too)."""
     from ernie.pretrain.schedule import load_schedule

@@ -93,8 +93,14 @@ class PretrainingData:
                 raise ShardError(f"{shard_dir / files[g]} holds {len(shard)} examples, its manifest.json "
                                  f"{recorded}: the shards are not the ones the manifest describes (was "
                                  f"`data_gen make` stopped?); run it again")
+        self.world_size, self.n_shards = world_size, len(files)
         self.tasks = {t.name: t for t in registry.recorded_tasks(self.shards[0].tasks, self.manifest["config"],
                                                                 str(shard_dir / MANIFEST))}
+        # every rank's streams, which every rank checks (`check_tasks`); shards opened for it are let go
+        self._rank_streams = [] if world_size == 1 else [
+            set(self._stream_members([every_shard[g] if every_shard else Shard(shard_dir / files[g])
+                                      for g in range(r, len(files), world_size)]))
+            for r in range(world_size)]
         self.seed, self.batch_tokens = seed, batch_tokens
         # the random draws of a step (online masking); ranks after the first draw their own
         self._step_seed = [seed] if rank == 0 else [seed, 1000 + rank]
@@ -160,6 +166,11 @@ class PretrainingData:
         return PLAIN_STREAM if registry.get(task).level == registry.TOKEN else task
 
     def check_tasks(self, tasks: Sequence[str]) -> None:
+        """Raises ValueError where a task of `tasks` has no examples to train on: in the shards, or,
+        in a job of several ranks, in some rank's own shards. Every rank checks every rank's, so
+        all stop at once with the same message, before any waits for the others."""
+        if self.world_size > 1:
+            self._check_every_rank_has(tasks)
         missing = sorted({t for t in tasks if t not in self.tasks or self.stream_for(t) not in self.streams})
         if missing:
             plain = [t for t in missing if t in self.tasks and self.stream_for(t) == PLAIN_STREAM]
@@ -167,6 +178,20 @@ class PretrainingData:
                              f"{self.manifest['tasks']}"
                              + ("; token-level tasks read plain segments, which shards made before they "
                                 "existed lack: run `python -m data_gen make` again" if plain else ""))
+
+    def _check_every_rank_has(self, tasks: Sequence[str]) -> None:
+        """A task whose examples some ranks' shards hold and others' do not: its examples were not
+        spread over all shards, as `data_gen make --parts` leaves those of a task's own source
+        (IR relevance's click log), which the first part alone writes, into its own shards."""
+        for task in (t for t in tasks if t in self.tasks):
+            lacking = [r for r, held in enumerate(self._rank_streams) if self.stream_for(task) not in held]
+            if lacking and len(lacking) < self.world_size:
+                raise ValueError(
+                    f"{task}'s examples are in the shards of {self.world_size - len(lacking)} of the {self.world_size} "
+                    f"ranks only (rank r reads shards r, r + {self.world_size}, ... of the {self.n_shards}); ranks "
+                    f"{_ranges(lacking)} would never train it. Made in parts (`data_gen make --parts`), a task's "
+                    f"own source is written by part 0 alone, into its `shards` shards: make them again with "
+                    f"`shards` a multiple of {self.world_size}")
 
     def _order(self, stream: str, epoch: int) -> np.ndarray:
         """The stream's reading order in an epoch (computed once per epoch, not per example)."""
@@ -223,12 +248,17 @@ class PretrainingData:
 
     def _fill_pending(self, stream: str) -> None:
         """Reads a pool of `length_pool` batches' worth of tokens and cuts it, sorted by length,
-        into batches (each within `batch_tokens`), queued in a shuffled order."""
+        into batches (each within `batch_tokens`), queued in a shuffled order. A pool ends with its
+        epoch once it holds a batch's worth: read on into the next, a stream of fewer tokens than a
+        pool would put an example in it two or more times, and the sort by length would put the
+        copies side by side, in one batch."""
         pool, tokens = [], 0
         while tokens < self.length_pool * self.batch_tokens:
             ex, ref = self._next_example(stream)
             pool.append((len(ex), ref))
             tokens += len(ex)
+            if self.position[stream][1] == 0 and tokens >= self.batch_tokens:  # the epoch ended
+                break
         pool.sort(key=lambda item: item[0])  # stable: ties keep reading order
         batches = [[pool[k][1] for k in batch] for batch in cut([length for length, _ in pool], self.batch_tokens)]
         # 1 << 20 keeps the pools' draws apart from the epochs' permutations ([seed, stream, epoch])
@@ -304,3 +334,14 @@ def batch_fill(shards: Path, batch_tokens: int, batches: int, length_pool: int, 
         real += int(feed["tokens"])
         padded += feed["src_ids"].shape[0] * feed["src_ids"].shape[1]
     return {"real": real / batches, "fill": real / padded, "seconds": time.perf_counter() - start}
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
+    runs: List[List[int]] = []
+    for k in numbers:
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
