@@ -305,13 +305,14 @@ def _not_corpus(path: Path, fmt: str, found: bool) -> Optional[str]:
 def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[Skipped] = None) -> List[str]:
     """The files that `input:` entries name, in order: a file as it is; a folder, every file under
     it in sorted order; a glob pattern (`*`, `?`, `[...]`; `**` reaches into subfolders), the files
-    and folders it matches in sorted order. A file named twice is read once. What a folder or
+    and folders it matches in sorted order. A file named twice is read once (and, reached by another
+    path, a symlink, noted with the skipped files). What a folder or
     pattern finds that is not corpus (`_walk`, `_not_corpus`) is left out and added to `skipped`
     as (path, why); a file named on its own that is not text (`_not_corpus`) is an error."""
     if not entries:
         raise CorpusError("input: no file, folder or pattern given")
     skipped = [] if skipped is None else skipped
-    files, seen, noted = [], set(), set(skipped)
+    files, seen, noted = [], {}, set(skipped)  # seen: a file's real path -> the path read
     for entry in entries:
         path = Path(entry)
         if path.is_file():
@@ -338,8 +339,11 @@ def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[S
         for f in found:
             key = os.path.realpath(f)
             if key not in seen:
-                seen.add(key)
+                seen[key] = str(f)
                 files.append(str(f))
+            elif seen[key] != str(f) and (str(f), f"the same file as {seen[key]} (read once)") not in noted:
+                skipped.append((str(f), f"the same file as {seen[key]} (read once)"))  # a link, or two paths to it
+                noted.add(skipped[-1])
     return files
 
 

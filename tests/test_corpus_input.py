@@ -195,7 +195,11 @@ def test_symlinked_folders_are_read_and_loops_end(tmp_path):
             assert skipped == [(str(corpus / "gone.txt"), "a broken symlink"),
                                (str(corpus / "real/round"), f"a symlink loop back to {corpus / 'real'}"),
                                (str(corpus / "real/up"), f"a symlink loop back to {corpus}"),
-                               (str(corpus / "twice"), f"the same folder as {corpus / 'linked'}, read there")]
+                               (str(corpus / "twice"), f"the same folder as {corpus / 'linked'}, read there"),
+                               (str(corpus / "z_link.txt"), f"the same file as {corpus / 'linked/b.txt'} (read once)")]
+    skipped = []  # a file named twice in the same words is read once, without a note
+    assert expand_inputs([str(corpus / "real/a.txt")] * 2, skipped=skipped) == [str(corpus / "real/a.txt")]
+    assert skipped == []
 
 
 def _zip_bytes():
