@@ -2,6 +2,7 @@
 and bias add (values and gradients), a NumPy Philox4x32-10, itself checked against the
 Random123 known-answer vectors, for the dropout mask, and float64 NumPy products of operands
 rounded to bfloat16 by hand for the bfloat16 matrix product."""
+import os
 import platform
 import subprocess
 import sys
@@ -15,10 +16,10 @@ from ernie.kernels import cpu_kernels
 from ernie.model.optimization import adamw
 from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
 from ernie_common import machine
-from ernie_common.machine import cpu_flags
+from ernie_common.machine import ISA_CAPS, cpu_flags
 from propeller.mixed_precision import autocast, cpu_bf16_isa, has_gpu
 from propeller.static_runner import InferenceProgram, StaticRunner, static_mode
-from tests.conftest import pretraining_step_feeds, small_config
+from tests.conftest import REPO, pretraining_step_feeds, small_config
 
 MASK32 = np.uint64(0xFFFFFFFF)
 
@@ -276,7 +277,11 @@ def test_matmul_outside_training_is_paddles():
 
 def _train_step(config, feeds, monkeypatch, switch):
     monkeypatch.setenv("ERNIE_CPU_KERNELS", switch)
+    return train_step(config, feeds, fused=switch == "1")
 
+
+def train_step(config, feeds, fused=True):
+    """(loss, parameters and optimizer state) after one step of the pre-training program."""
     def model_fn():
         model = ErnieForPretraining(config, {"knowledge_masking": None, "capitalization": None, "token_document": None,
                                             "sentence_reordering": 5})
@@ -286,9 +291,40 @@ def _train_step(config, feeds, monkeypatch, switch):
 
     runner = StaticRunner(model_fn, lambda lr: adamw(lr), seed=3)
     fused_ops = {op.name() for op in runner.main.global_block().ops if op.name().startswith("custom_op")}
-    assert bool(fused_ops) == (switch == "1"), fused_ops
+    assert bool(fused_ops) == fused, fused_ops
     loss = runner.step(0, feeds, 1e-3)["loss"]
     return loss, runner.state()
+
+
+_CAPPED_STEP = """
+import sys
+import numpy as np
+import ernie
+from ernie.kernels import cpu_kernels
+from ernie_common.machine import ISA_CAPS, cpu_flags
+from tests.conftest import REPO, pretraining_step_feeds, small_config
+from tests.test_cpu_kernels import train_step
+assert cpu_kernels.available() and "avx512f" not in cpu_flags()
+config = small_config()
+loss, state = train_step(config, pretraining_step_feeds(config))
+np.savez(sys.argv[1], loss=loss, **state)
+"""
+
+
+def test_a_process_capped_at_avx2_trains_as_this_one(tmp_path):
+    """The path of a CPU without AVX-512 (oneDNN's AVX2 GEMM, the kernels built without AVX-512)
+    trains a step of the pre-training program to this process's loss and parameters, to float
+    rounding; on such a CPU the cap changes nothing and the two are the same path."""
+    config = small_config()
+    loss, state = train_step(config, pretraining_step_feeds(config))
+    out = tmp_path / "capped.npz"
+    subprocess.run([sys.executable, "-c", _CAPPED_STEP, str(out)], check=True, cwd=REPO,
+                   env={**os.environ, **ISA_CAPS["avx2"], "PYTHONPATH": str(REPO)})
+    capped = np.load(out)
+    np.testing.assert_allclose(capped["loss"], loss, rtol=1e-5)
+    assert set(capped.files) == {"loss", *state}
+    for name in state:
+        np.testing.assert_allclose(capped[name], state[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_static_training_step_with_fused_kernels_equals_paddle_ops(monkeypatch):
