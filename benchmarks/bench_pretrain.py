@@ -33,7 +33,7 @@ import sys
 import numpy as np
 
 from ernie.kernels.cpu_kernels import training_program_pass
-from ernie.kernels.cpu_runtime import math_threads
+from ernie.kernels.cpu_runtime import child_environment, math_threads
 from ernie.model.optimization import adamw
 from ernie.pretrain.model import ErnieForPretraining, pretraining_feeds
 from ernie_common.machine import ISA_CAPS, cpu_flags, cpu_line
@@ -120,7 +120,7 @@ def bench_bf16_without_amx(argv) -> float:
     """Seconds per bf16 step with oneDNN capped at AVX512_BF16, measured in a child process (oneDNN
     reads the cap once, at its first use)."""
     done = subprocess.run([sys.executable, __file__, *argv, "--bf16-only"], capture_output=True, text=True,
-                          env={**os.environ, **ISA_CAPS["avx512_bf16"]})
+                          env=child_environment(**ISA_CAPS["avx512_bf16"]))
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
     return float(done.stdout.strip().splitlines()[-1])
@@ -189,9 +189,9 @@ def main():
                         help="run as a CPU of that kind: oneDNN, MKL, PyTorch's kernels and the fused kernels capped "
                              "at its instruction set (avx2: a CPU without AVX-512), in a child process")
     args, argv = parser.parse_args(), sys.argv[1:]
-    capped = {**os.environ, **ISA_CAPS[args.cap]} if args.cap else os.environ
-    if capped != os.environ:  # the libraries read their caps once, at first use: a fresh process
-        sys.exit(subprocess.run([sys.executable, __file__, *argv], env=capped).returncode)
+    if args.cap and os.environ.get("ONEDNN_MAX_CPU_ISA") != ISA_CAPS[args.cap]["ONEDNN_MAX_CPU_ISA"]:
+        # the libraries read their caps once, at first use: a fresh process
+        sys.exit(subprocess.run([sys.executable, __file__, *argv], env=child_environment(**ISA_CAPS[args.cap])).returncode)
     config = config_from(args)
     batch = (args.batch, args.seq_len)
     tokens = args.batch * args.seq_len

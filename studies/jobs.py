@@ -2,7 +2,6 @@
 log file, several at once, a failure named at the end rather than stopping the others."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 import yaml
 
 import ernie
-from ernie.kernels.cpu_runtime import math_threads, usable_cores
+from ernie.kernels.cpu_runtime import child_environment, math_threads, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +27,7 @@ def make_shards(data_config: Path) -> None:
     its runs' resume (a resume refuses shards remade since its checkpoint)."""
     if not (shards_of(data_config) / "manifest.json").is_file():  # `make` removes it first: a stopped make is made again
         subprocess.run(["bash", "run_pretrain.sh"], check=True, cwd=ROOT,
-                       env={**os.environ, "DATA_ONLY": "1", "DATA_CONFIG": str(data_config)})
+                       env=child_environment(DATA_ONLY="1", DATA_CONFIG=str(data_config)))
 
 
 def job_threads(parallel: int) -> int:
@@ -44,13 +43,7 @@ def run_python(args: Sequence[str], log: Path, threads: Optional[int] = None) ->
     """`python ARGS` in the repository, its output to `log`; `threads`: its OMP_NUM_THREADS (None:
     the user's, or else every core the child may use, as `ernie.kernels.cpu_runtime` chooses).
     Raises subprocess.CalledProcessError when it fails."""
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    elif not ernie.USER_SET_THREADS:
-        # Paddle's import in this process set OMP_NUM_THREADS=1; a child would take it for the
-        # user's choice and train on one thread
-        env.pop("OMP_NUM_THREADS", None)
+    env = child_environment(**({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as f:
         subprocess.run([sys.executable, *args], check=True, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env)

@@ -55,6 +55,16 @@ def math_threads() -> int:
     return _default_threads()
 
 
+def child_environment(**values: str) -> dict:
+    """The environment for a child Python process, with `values` set: this process's, less the
+    OMP_NUM_THREADS=1 that Paddle's import put there where the user set none, which the child
+    would take for the user's choice and run on one thread."""
+    env = dict(os.environ)
+    if not ernie.USER_SET_THREADS:
+        env.pop("OMP_NUM_THREADS", None)
+    return {**env, **values}
+
+
 def _default_threads() -> int:
     local_ranks = int(os.environ.get("PADDLE_LOCAL_SIZE", os.environ.get("PADDLE_TRAINERS_NUM", "1")))
     return max(1, usable_cores() // max(1, local_ranks))
