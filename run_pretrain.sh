@@ -92,6 +92,9 @@ if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   LOG_DIR=$OUTPUT/launch_logs/node-${NODE_RANK:-0}  # Paddle's launcher names its logs workerlog.<local rank>
   mkdir -p "$LOG_DIR"
   rm -f "$LOG_DIR"/rank-*.exit
+  # the launcher hands its ranks the OMP_NUM_THREADS=1 its own import of Paddle sets; where the
+  # user set none, say so, and each rank takes its share of the cores (ernie/__init__.py)
+  [ -z "${OMP_NUM_THREADS:-}" ] && export ERNIE_THREADS_UNSET=1
   # each rank writes its exit code there (scripts/pretrain_launch.py): the launcher can exit 0
   # although a worker failed, and on another node than 0 the model, rank 0's, is no sign of ours
   ERNIE_LAUNCH_STATUS=$LOG_DIR python -m paddle.distributed.launch --nproc_per_node "$NPROC" --nnodes "$NNODES" \

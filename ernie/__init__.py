@@ -24,5 +24,14 @@ _warnings.filterwarnings("ignore", message="Tensor do not have 'place' interface
 # Intel CPUs. Must be set before MKL loads.
 _os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
 
-# Paddle forces OMP_NUM_THREADS=1 at import when it is unset; remember whether the user chose.
-USER_SET_THREADS = "OMP_NUM_THREADS" in _os.environ
+
+def _user_set_threads(environ) -> bool:
+    """Whether the user chose OMP_NUM_THREADS. Paddle forces it to 1 at import when it is unset,
+    and Paddle's launcher, which imports Paddle before it starts the ranks, passes that 1 to each
+    of them: run_pretrain.sh marks a launch in which the user set none (ERNIE_THREADS_UNSET=1), so
+    that its ranks share the cores (`ernie.kernels.cpu_runtime.math_threads`) instead of running
+    one thread each."""
+    return "OMP_NUM_THREADS" in environ and environ.get("ERNIE_THREADS_UNSET") != "1"
+
+
+USER_SET_THREADS = _user_set_threads(_os.environ)

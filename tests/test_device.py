@@ -1,8 +1,13 @@
 """Each rank on its own device (`propeller.device`): the choice made from the variables
 `paddle.distributed.launch` sets for each process, as Paddle's own `ParallelEnv` reads them."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from propeller.device import SELECTED_GPUS, DeviceError, device_choice
+from tests.conftest import REPO
 
 
 def launcher_env(rank: int, selected: str) -> dict:
@@ -67,3 +72,18 @@ def test_the_executor_runs_ops_one_at_a_time_wherever_no_gpu_is_seen(monkeypatch
         assert paddle.get_flags(flag)[flag] is serial
     finally:
         paddle.set_flags({flag: before})
+
+
+@pytest.mark.parametrize("marked, expected", [(True, "cores"), (False, "1")])
+def test_ranks_of_paddles_launcher_share_the_cores_where_the_user_set_no_threads(marked, expected):
+    """Paddle's launcher passes its ranks the OMP_NUM_THREADS=1 its import of Paddle set;
+    run_pretrain.sh marks a launch where the user set none, and each rank then takes the cores over
+    the node's ranks, not one thread."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PADDLE_LOCAL_SIZE": "1", "PYTHONPATH": str(REPO)}
+    env.pop("ERNIE_THREADS_UNSET", None)
+    if marked:
+        env["ERNIE_THREADS_UNSET"] = "1"
+    done = subprocess.run([sys.executable, "-c", "from ernie.kernels.cpu_runtime import math_threads, usable_cores; "
+                           "print(math_threads(), usable_cores())"], env=env, capture_output=True, text=True, check=True)
+    threads, cores = done.stdout.split()
+    assert threads == (cores if expected == "cores" else "1")
