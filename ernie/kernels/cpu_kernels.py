@@ -150,10 +150,10 @@ def _fused_applies(x, training: bool) -> bool:
 def auto_amp() -> tuple:
     """(amp, why) for `amp: auto`: bfloat16 matrix products where they pay, float32 elsewhere.
 
-    Measured with benchmarks/bench_pretrain.py on a Xeon with AMX: the pre-training step is 1.3x
-    (tiny model) and 2.0x (base) faster with bfloat16 products, its losses within 2e-5 and 7e-4 of
-    float32's; with oneDNN capped at AVX512_BF16 (bfloat16 dot products, no AMX: an AMD EPYC Zen 4)
-    it is 2.4x and 2.7x slower than float32, so there bfloat16 would cost time."""
+    Measured with benchmarks/bench_pretrain.py on a Xeon with AMX: the pre-training step is 1.47x
+    (tiny model) and 2.23x (base) faster with bfloat16 products, its losses within 2e-5 and 7.5e-4
+    of float32's; with oneDNN capped at AVX512_BF16 (bfloat16 dot products, no AMX: an AMD EPYC
+    Zen 4) it is 1.40x and 1.54x slower than float32, so there bfloat16 would cost time."""
     if not _on_cpu():
         return "off", "a GPU run names its precision (amp: fp16 or bf16)"
     isa = cpu_bf16_isa(cpu_flags())
