@@ -61,6 +61,12 @@ class ExampleGenerator:
             task.setup(self, states.get(task.name))
         # each sentence-level task's classes, from its options and the files its setup read
         self.classes = {t.name: t.num_classes(self) for t in self.tasks if t.level == registry.SENTENCE}
+        for name, classes in self.classes.items():  # the head's size: unknown, the run would fail at its build
+            if not isinstance(classes, (int, np.integer)) or isinstance(classes, bool) or classes < 0:
+                task = registry.get(name)
+                raise registry.TaskError(f"task {name} ({task.module}): a sentence-level task's num_classes() must "
+                                         f"return its number of classes (0 where it makes no examples); it "
+                                         f"returned {classes!r}")
 
     # ---- a chunk's tokens -----------------------------------------------------------------
 
@@ -150,7 +156,7 @@ class ExampleGenerator:
                 raise registry.TaskError(f"task {task.name} ({task.module}): an example's label must be a whole "
                                          f"number, its class, got {plan.label!r}")
             classes = self.classes[task.name]
-            if classes is not None and not 0 <= plan.label < classes:
+            if not 0 <= plan.label < classes:
                 raise registry.TaskError(f"task {task.name} ({task.module}): label {plan.label} is not one of its "
                                          f"{classes} classes (num_classes), 0 to {classes - 1}")
 

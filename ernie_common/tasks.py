@@ -192,7 +192,8 @@ def register(*, head: type, options: Type[TaskOptions] = TaskOptions) -> Callabl
             raise TaskError(f"{module}: task class {cls.__name__} needs a name, a level ({TOKEN} or "
                             f"{SENTENCE}) and an id in 0..{MAX_TASK_ID}; it has name={cls.name!r}, "
                             f"level={cls.level!r}, task_id={cls.task_id!r}")
-        if not (isinstance(head, type) and not inspect.isabstract(head)):
+        if not (isinstance(head, type) and not inspect.isabstract(head)
+                and all(callable(getattr(head, method, None)) for method in ("parameter_names", "build", "loss"))):
             raise TaskError(f"{module}: task {cls.name}'s head {head!r} must be a TaskHead class with every "
                             f"method it declares abstract defined (ernie.pretrain.task_head)")
         if cls.__module__ not in BUILTIN.values():

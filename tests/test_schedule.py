@@ -102,6 +102,8 @@ def test_several_tasks_per_stage_and_unequal_n():
     ([["masking"]], {"masking": 5}, "unknown task"),
     ([["knowledge_masking"], ["knowledge_masking"]], {"knowledge_masking": 5}, "introduced twice"),
     ([["knowledge_masking"]], {}, "positive iteration count"),
+    ([["knowledge_masking"]], {"knowledge_masking": 5, "capitalisation": 5},
+     r"iterations_per_task names task\(s\) \['capitalisation'\] that no stage introduces"),
     ([["knowledge_masking"], ["capitalization"], ["token_document"]],
      {"knowledge_masking": 1, "capitalization": 5, "token_document": 5}, "cannot cover 2 later stages"),
 ])

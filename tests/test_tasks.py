@@ -16,7 +16,7 @@ from data_gen.generate import build_tasks
 from data_gen.make import fingerprint, make
 from data_gen.shards import Shard, ShardError
 from ernie_common import tasks as registry
-from tests.conftest import REPO
+from tests.conftest import REPO, small_config
 from tests.test_data_gen_make import _documents
 
 CUSTOM = REPO / "examples" / "custom_task" / "next_sentence.py"
@@ -49,7 +49,8 @@ def test_unknown_tasks_and_clashes_are_clear_errors(tmp_path):
     ("'mine', 1, TOKEN", "LinearHead", "task id 1 of mine .* is taken by capitalization"),
     ("'mine', 20, 'sentense'", "LinearHead", "needs a name, a level .* level='sentense'"),
     ("'mine', 20, SENTENCE", "TaskHead", "head <class 'ernie.pretrain.task_head.TaskHead'> must be a TaskHead class"),
-    ("'mine', 20, SENTENCE", "3", "head 3 must be a TaskHead class")])
+    ("'mine', 20, SENTENCE", "3", "head 3 must be a TaskHead class"),
+    ("'mine', 20, SENTENCE", "type('NotAHead', (), {})", "head <class '[a-z_]*.NotAHead'> must be a TaskHead class")])
 def test_a_users_task_that_clashes_or_is_malformed_is_refused_on_import(tmp_path, attributes, head, says):
     """In a process that has not imported the built-in tasks (they load on first use): a name or id
     of one replaced it without a word."""
@@ -97,7 +98,9 @@ class Wrong(DataTask):
     (44, _TOKEN_TASK, "NAME + '_label'", "np.full(n, 0.5)", "must hold integer labels .* values that are not whole"),
     (45, _TOKEN_TASK, "NAME + '_label'", "np.full(n, 200)", r"holds 200..200, where its field \(int8\) stores -1"),
     (46, _TOKEN_TASK, "NAME + '_label'", "np.zeros((n, 2))", r"has shape \(\d+, 2\), the chunk has \d+ tokens"),
-], ids=["label-past-classes", "float-label", "unknown-field", "float-token-labels", "past-int8", "2-d"])
+    (48, _SENTENCE_TASK.replace("        return 2\n", "        pass\n"), "0", None,
+     "a sentence-level task's num_classes.. must return its number of classes .* it returned None"),
+], ids=["label-past-classes", "float-label", "unknown-field", "float-token-labels", "past-int8", "2-d", "no-classes"])
 def test_a_users_task_giving_wrong_labels_is_refused_while_the_shards_are_made(
         custom_root, en_vocab, tmp_path, task_id, template, label_key, values, says):
     """Each was written without a word (a float truncated, a field dropped, a value wrapped) or
@@ -232,6 +235,60 @@ def test_a_run_names_tasks_its_shards_hold_but_its_schedule_leaves_out_and_a_voc
     with pytest.raises(PretrainError, match=r"manifest.json names the vocabulary out/vocab.txt, which is not found "
                                             r"from .*: a relative path is the directory `data_gen make` ran in"):
         Trainer(load_config(tmp_path / "pretrain.yaml"))
+
+
+def test_token_labels_past_the_heads_classes_are_refused_before_training(custom_root, en_vocab, tmp_path):
+    """A token-level task labelling 0..2 under LinearHead's two classes: `make` writes them, and
+    the run failed at the first step of the task's stage, hours in, with `std::exception`."""
+    from ernie.pretrain.trainer import PretrainError, Trainer, load_config
+    name = "three_labels_51"
+    module = tmp_path / f"{name}.py"
+    module.write_text(_TOKEN_TASK.format(name=name, task_id=51, key=repr(name + "_label"),
+                                         values="np.arange(n) % 3"))
+    make(DataConfig(input=[str(custom_root / "corpus.txt")], vocab=str(en_vocab), output=str(tmp_path / "shards"),
+                    task_modules=[str(module)], tasks=[name], max_seq_len=64, shards=1), progress=False)
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64, use_task_id=True, task_type_vocab_size=64)))
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(dict(
+        model=str(tmp_path / "model.yaml"), data=str(tmp_path / "shards"), output=str(tmp_path / "run"),
+        task_modules=[str(module)], batch_tokens=512,
+        schedule={"strategy": "continual", "stages": [[name]], "iterations_per_task": 2})))
+    with pytest.raises(PretrainError, match=rf"task {name}'s shards hold token labels up to 2, but its head "
+                                            r"\(LinearHead\) predicts 2 classes \(token_classes\)"):
+        Trainer(load_config(tmp_path / "pretrain.yaml"))
+
+
+_CLASHING_HEAD = """
+from data_gen.data_task import DataTask
+from ernie.pretrain.task_head import LinearHead
+from ernie_common.tasks import TOKEN, register
+class Borrowed(LinearHead):
+    def parameter_names(self):
+        return "capitalization_fc.w_0", "capitalization_fc.b_0"
+@register(head=Borrowed)
+class Borrower(DataTask):
+    name, task_id, level, label_fields = "borrower_52", 52, TOKEN, ("borrower_52_label",)
+@register(head=LinearHead)
+class Pooled(DataTask):
+    name, task_id, level, label_fields = "pooled", 53, TOKEN, ("pooled_label",)
+"""
+
+
+def test_a_head_naming_another_tasks_or_the_encoders_parameters_is_refused(tmp_path):
+    """Named as capitalization's head, a head trained as one layer with it, without a word; named
+    as the encoder's pooler (LinearHead of a task called `pooled`), Paddle refused it naming no task."""
+    from ernie.pretrain.model import ErnieForPretraining
+    module = tmp_path / "clashing.py"
+    module.write_text(_CLASHING_HEAD)
+    registry.load_module(str(module))
+    config = small_config()
+    with pytest.raises(ValueError, match=rf"task borrower_52 \({module}\) names a head parameter "
+                                         r"capitalization_fc.w_0, which task capitalization \(.*\) has"):
+        ErnieForPretraining(config, {"capitalization": None, "borrower_52": None})
+    with pytest.raises(ValueError, match=r"task pooled .* names a head parameter pooled_fc.w_0, which the encoder has"):
+        ErnieForPretraining(config, {"pooled": None})
+    ErnieForPretraining(config, {"borrower_52": None})  # alone, its names are its own
 
 
 # ---- options and resources ----------------------------------------------------------------------

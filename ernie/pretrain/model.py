@@ -37,7 +37,21 @@ class ErnieForPretraining(nn.Layer):
         self.tasks = registry.resolve(list(tasks))
         self.task_heads = {t.name: t.head_type(t.spec, options[t.name] if options is not None else t.options_type())
                            for t in self.tasks}
+        self._check_parameter_names()
         self.heads = nn.LayerDict({t.name: self.task_heads[t.name].build(config, tasks[t.name]) for t in self.tasks})
+
+    def _check_parameter_names(self) -> None:
+        """A head's parameters are its own: named as another task's, or as the encoder's, two
+        layers would be one parameter (trained by both, or refused by Paddle with no task named),
+        and a model that has them would pass for having learned both tasks (`init_model`)."""
+        owner = {p.name: "the encoder" for p in self.ernie.parameters()}
+        for task in self.tasks:
+            for name in self.task_heads[task.name].parameter_names():
+                if name in owner:
+                    raise ValueError(f"task {task.name} ({task.module}) names a head parameter {name}, which "
+                                     f"{owner[name]} has: a head's parameters must be its own (name them after "
+                                     f"the task, as <task>_fc.w_0)")
+                owner[name] = f"task {task.name} ({task.module})"
 
     def forward(self, batch: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
         """Returns `loss` and, per task, `<task>/loss`, `<task>/count`, `<task>/correct`."""

@@ -179,6 +179,9 @@ def build_schedule(strategy: str, stages: Sequence[Sequence[str]], iterations: D
     missing = [t for t in order if t not in iterations]
     if missing or any(iterations[t] <= 0 for t in order):
         raise ScheduleError(f"every task needs a positive iteration count (missing: {missing})")
+    stray = sorted(set(iterations) - set(order))
+    if stray:  # a misspelt task's budget would otherwise be dropped without a word
+        raise ScheduleError(f"iterations_per_task names task(s) {stray} that no stage introduces (stages: {order})")
     if strategy == "multitask":
         return Schedule(strategy, tuple(order), (Stage({t: iterations[t] for t in order}),),
                         joint_token_tasks=joint_token_tasks)

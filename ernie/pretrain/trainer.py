@@ -207,6 +207,13 @@ class Trainer:
                 raise PretrainError(f"{manifest_path}: task {task.name}'s examples hold {types} sentence "
                                     f"types, but the model ({model}) has {c.sent_type_vocab_size} "
                                     f"(sent_type_vocab_size): set sent_type_vocab_size: {types} there")
+            classes = getattr(task.head_type, "token_classes", None)  # LinearHead's, and its subclasses'
+            labels = [int(k) for k in manifest.get("token_labels", {}).get(task.name, {}) if k.isdigit()]
+            if task.level == registry.TOKEN and classes is not None and labels and max(labels) >= classes:
+                raise PretrainError(f"{manifest_path}: task {task.name}'s shards hold token labels up to {max(labels)}, "
+                                    f"but its head ({task.head_type.__name__}) predicts {classes} classes "
+                                    f"(token_classes): register the task with a head whose token_classes is "
+                                    f"{max(labels) + 1} (class MyHead(LinearHead): token_classes = {max(labels) + 1})")
             if c.use_task_id and task.task_id >= c.task_type_vocab_size:
                 raise PretrainError(f"task {task.name} has id {task.task_id}, which the task embedding of the model "
                                     f"({model}, task_type_vocab_size {c.task_type_vocab_size}) lacks: set "
