@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -38,7 +38,10 @@ def read_click_log(path: Path, stats: Counter) -> List[Click]:
     """`query<TAB>title<TAB>clicks<TAB>impressions`, integers >= 0, clicks <= impressions. Lines
     are read and cleaned as a corpus's are (`data_gen.documents`); a malformed one is counted, a
     line that is not UTF-8 an error naming it (the data config's `encoding:` is the corpus's)."""
-    records = []
+    return list(_clicks(path, stats))
+
+
+def _clicks(path: Path, stats: Counter) -> Iterator[Click]:
     for _, line in clean_lines(Path(path), stats, SIDE_FILE):
         if not line.strip():
             continue
@@ -53,8 +56,7 @@ def read_click_log(path: Path, stats: Counter) -> List[Click]:
         except ValueError:
             stats["malformed_click_log_line"] += 1
             continue
-        records.append(Click(query, title, clicks, impressions))
-    return records
+        yield Click(query, title, clicks, impressions)
 
 
 def relevance_pairs(log: Sequence[Click], rng: np.random.Generator, stats: Counter
@@ -90,6 +92,17 @@ class IRRelevanceOptions(TaskOptions):
 class IRRelevance(DataTask):
     name, task_id, level = "ir_relevance", 6, SENTENCE
     description = "how relevant is this title to this query, by a search engine's clicks? (semantic-aware)"
+
+    def check_resources(self) -> None:
+        """The click log read through once when the data config is loaded: `make` reads it for its
+        examples only after the whole corpus, hours later on a large one, where a line that is not
+        UTF-8, or a log of no well-formed line, would stop it."""
+        if self.options.click_log:
+            stats: Counter = Counter()
+            if not sum(1 for _ in _clicks(Path(self.options.click_log), stats)):
+                raise ValueError(f"{self.options.click_log}: no line of query<TAB>title<TAB>clicks<TAB>impressions "
+                                 f"(clicks <= impressions, whole numbers) among its "
+                                 f"{stats['malformed_click_log_line']} non-blank line(s)")
 
     def num_classes(self, generator) -> int:
         return len(CLASS_NAMES)

@@ -76,3 +76,17 @@ def test_a_click_log_not_in_utf8_is_named_and_the_corpus_encoding_not_advised(tm
     (tmp_path / "clicks.tsv").write_bytes("caf\u00e9\tcafe menu\t3\t10\n".encode("latin-1"))
     with pytest.raises(CorpusError, match=r"clicks.tsv: line 1, byte 3 \(0xe9\): not utf-8 text: convert it to UTF-8"):
         read_click_log(tmp_path / "clicks.tsv", Counter())
+
+
+@pytest.mark.parametrize("content, says", [
+    ("q\tgood title\t1\t2\n" * 3 + "caf\u00e9\tcafe menu\t3\t10\n", r"clicks.tsv: line 4, byte 54 \(0xe9\): not utf-8"),
+    ("q\ttitle only\nq\tt\tx\ty\n", r"clicks.tsv: no line of query<TAB>title<TAB>clicks<TAB>impressions .* among its "
+                                    r"2 non-blank line\(s\)")])
+def test_a_bad_click_log_is_refused_when_the_config_is_loaded(tmp_path, content, says):
+    """`make` reads the log for its examples after the whole corpus: a line that is not UTF-8 at
+    its end, or a log of no usable line, stopped it there, hours in on a large corpus."""
+    (tmp_path / "clicks.tsv").write_bytes(content.encode("latin-1"))
+    config = _config_file(tmp_path, tasks=["knowledge_masking", "ir_relevance"],
+                          task_options={"ir_relevance": {"click_log": str(tmp_path / "clicks.tsv")}})
+    with pytest.raises(DataConfigError, match=rf"^{config}: task_options.ir_relevance: .*{says}"):
+        DataConfig.from_yaml(config)
