@@ -106,6 +106,11 @@ def _chunks(config: DataConfig, inputs: List[str], part: int, parts: int, stats:
         yield index * parts + part, chunk
 
 
+def task_code(tasks: Sequence[str]) -> Dict[str, str]:
+    """Each task's module, by the sha256 of its source: pre-training says which changed since."""
+    return {task.name: sha256_file(inspect.getfile(task)) for task in registry.resolve(list(tasks))}
+
+
 def fingerprint(config: DataConfig, inputs: Sequence[str], states_sha: str = "") -> str:
     """What the shards are a function of: config, vocabulary and stop words, the files the
     configured tasks' options name (`DataConfig.resources`), the inputs read (their names, order
@@ -399,6 +404,7 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
         "fingerprint": fp,
         "tasks": list(config.tasks),
         "task_table": {task.name: task.spec.to_dict() for task in generator.tasks},
+        "task_code": task_code(config.tasks),
         "classes": generator.classes,
         "vocab": {"path": config.vocab, "sha256": sha256_file(config.vocab), "size": len(load_vocab(config.vocab))},
         "config": config.to_dict(),

@@ -259,6 +259,33 @@ def test_token_labels_past_the_heads_classes_are_refused_before_training(custom_
         Trainer(load_config(tmp_path / "pretrain.yaml"))
 
 
+def test_a_run_says_which_tasks_code_changed_since_its_shards_were_made(custom_root, en_vocab, tmp_path, capsys):
+    """The shards' examples are the code's that made them: a task module edited since was trained
+    on the old examples without a word."""
+    from ernie.pretrain.trainer import Trainer, load_config
+    name = "edited_54"
+    module = tmp_path / f"{name}.py"
+    module.write_text(_TOKEN_TASK.format(name=name, task_id=54, key=repr(name + "_label"), values="np.arange(n) % 2"))
+    manifest = make(DataConfig(input=[str(custom_root / "corpus.txt")], vocab=str(en_vocab),
+                               output=str(tmp_path / "shards"), task_modules=[str(module)],
+                               tasks=["knowledge_masking", name], max_seq_len=64, shards=1), progress=False)
+    assert set(manifest["task_code"]) == {"knowledge_masking", name}
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64, use_task_id=True, task_type_vocab_size=64)))
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(dict(
+        model=str(tmp_path / "model.yaml"), data=str(tmp_path / "shards"), output=str(tmp_path / "run"),
+        task_modules=[str(module)], batch_tokens=512,
+        schedule={"strategy": "continual", "stages": [["knowledge_masking"], [name]], "iterations_per_task": 2})))
+    capsys.readouterr()
+    Trainer(load_config(tmp_path / "pretrain.yaml"))
+    assert "changed since" not in capsys.readouterr().out
+    module.write_text(module.read_text() + "# labels changed\n")
+    Trainer(load_config(tmp_path / "pretrain.yaml"))
+    assert (f"note: the code of task(s) ['{name}'] changed since the shards in {tmp_path / 'shards'} were made "
+            f"({module}): their examples are the old code's") in capsys.readouterr().out
+
+
 _CLASHING_HEAD = """
 from data_gen.data_task import DataTask
 from ernie.pretrain.task_head import LinearHead

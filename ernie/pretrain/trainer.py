@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -162,6 +163,13 @@ class Trainer:
                                     skip_corrupt=config.corrupt_shards == "skip", length_pool=config.length_pool,
                                     heldout=config.heldout.examples)
         self.data.check_tasks(self.schedule.tasks)
+        recorded = manifest.get("task_code", {})  # (shards of before 2026-12-07 lack it)
+        changed = {t: task for t, task in self.data.tasks.items() if t in recorded and t in self.schedule.tasks
+                   and sha256_file(inspect.getfile(type(task))) != recorded[t]}
+        if changed and self.is_writer:
+            print(f"note: the code of task(s) {sorted(changed)} changed since the shards in {shard_dir} were made "
+                  f"({', '.join(sorted({t.module for t in changed.values()}))}): their examples are the old code's; "
+                  f"`python -m data_gen make` makes them again", flush=True)
         untrained = [t for t in manifest["tasks"] if t not in self.schedule.tasks]
         if untrained and self.is_writer:
             print(f"note: the shards hold task(s) {untrained}, which the schedule does not train", flush=True)
