@@ -253,8 +253,11 @@ def get(name: str) -> type:
     if name not in _REGISTERED and name in BUILTIN:
         load_module(BUILTIN[name])
     if name not in _REGISTERED:
-        raise TaskError(f"unknown task {name!r}; known: {sorted(set(BUILTIN) | set(_REGISTERED))} "
-                        "(a task of your own: name its module in the config's task_modules)")
+        loaded = sorted(_LOADED_FILES)
+        hint = (f"the task_modules loaded ({', '.join(loaded)}) register no task of that name: is its class "
+                "decorated with @register, and is `name` spelt so?" if loaded else
+                "a task of your own: name its module in the config's task_modules")
+        raise TaskError(f"unknown task {name!r}; known: {sorted(set(BUILTIN) | set(_REGISTERED))} ({hint})")
     return _REGISTERED[name]
 
 

@@ -42,6 +42,12 @@ def test_unknown_tasks_and_clashes_are_clear_errors(tmp_path):
         registry.load_module(str(clash))
     with pytest.raises(registry.TaskError, match="cannot be imported"):
         registry.load_module("no_such_package.task")
+    forgot = tmp_path / "forgot.py"  # a task class without @register
+    forgot.write_text("from data_gen.data_task import DataTask\nclass Forgot(DataTask):\n    name = 'forgot'\n")
+    registry.load_module(str(forgot))
+    with pytest.raises(registry.TaskError, match=rf"unknown task 'forgot'.* \(the task_modules loaded \(.*{forgot}.*\) "
+                                                 r"register no task of that name: is its class decorated with @register"):
+        registry.get("forgot")
 
 
 @pytest.mark.parametrize("attributes,head,says", [
