@@ -243,23 +243,30 @@ def test_a_run_names_tasks_its_shards_hold_but_its_schedule_leaves_out_and_a_voc
         Trainer(load_config(tmp_path / "pretrain.yaml"))
 
 
-def test_token_labels_past_the_heads_classes_are_refused_before_training(custom_root, en_vocab, tmp_path):
-    """A token-level task labelling 0..2 under LinearHead's two classes: `make` writes them, and
-    the run failed at the first step of the task's stage, hours in, with `std::exception`."""
-    from ernie.pretrain.trainer import PretrainError, Trainer, load_config
-    name = "three_labels_51"
+def _token_task_run(root, en_vocab, tmp_path, name, task_id, values, stages):
+    """A token-level task of `_TOKEN_TASK` labelling `values`, its shards (with the tasks of
+    `stages`) and a pre-training config `tmp_path / "pretrain.yaml"` of `stages`: (module, manifest)."""
     module = tmp_path / f"{name}.py"
-    module.write_text(_TOKEN_TASK.format(name=name, task_id=51, key=repr(name + "_label"),
-                                         values="np.arange(n) % 3"))
-    make(DataConfig(input=[str(custom_root / "corpus.txt")], vocab=str(en_vocab), output=str(tmp_path / "shards"),
-                    task_modules=[str(module)], tasks=[name], max_seq_len=64, shards=1), progress=False)
+    module.write_text(_TOKEN_TASK.format(name=name, task_id=task_id, key=repr(name + "_label"), values=values))
+    manifest = make(DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(tmp_path / "shards"),
+                               task_modules=[str(module)], tasks=[t for stage in stages for t in stage],
+                               max_seq_len=64, shards=1), progress=False)
     (tmp_path / "model.yaml").write_text(yaml.safe_dump(dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         max_position_embeddings=64, use_task_id=True, task_type_vocab_size=64)))
     (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(dict(
         model=str(tmp_path / "model.yaml"), data=str(tmp_path / "shards"), output=str(tmp_path / "run"),
         task_modules=[str(module)], batch_tokens=512,
-        schedule={"strategy": "continual", "stages": [[name]], "iterations_per_task": 2})))
+        schedule={"strategy": "continual", "stages": stages, "iterations_per_task": 2})))
+    return module, manifest
+
+
+def test_token_labels_past_the_heads_classes_are_refused_before_training(custom_root, en_vocab, tmp_path):
+    """A token-level task labelling 0..2 under LinearHead's two classes: `make` writes them, and
+    the run failed at the first step of the task's stage, hours in, with `std::exception`."""
+    from ernie.pretrain.trainer import PretrainError, Trainer, load_config
+    name = "three_labels_51"
+    _token_task_run(custom_root, en_vocab, tmp_path, name, 51, "np.arange(n) % 3", [[name]])
     with pytest.raises(PretrainError, match=rf"task {name}'s shards hold token labels up to 2, but its head "
                                             r"\(LinearHead\) predicts 2 classes \(token_classes\)"):
         Trainer(load_config(tmp_path / "pretrain.yaml"))
@@ -270,19 +277,9 @@ def test_a_run_says_which_tasks_code_changed_since_its_shards_were_made(custom_r
     on the old examples without a word."""
     from ernie.pretrain.trainer import Trainer, load_config
     name = "edited_54"
-    module = tmp_path / f"{name}.py"
-    module.write_text(_TOKEN_TASK.format(name=name, task_id=54, key=repr(name + "_label"), values="np.arange(n) % 2"))
-    manifest = make(DataConfig(input=[str(custom_root / "corpus.txt")], vocab=str(en_vocab),
-                               output=str(tmp_path / "shards"), task_modules=[str(module)],
-                               tasks=["knowledge_masking", name], max_seq_len=64, shards=1), progress=False)
+    module, manifest = _token_task_run(custom_root, en_vocab, tmp_path, name, 54, "np.arange(n) % 2",
+                                       [["knowledge_masking"], [name]])
     assert set(manifest["task_code"]) == {"knowledge_masking", name}
-    (tmp_path / "model.yaml").write_text(yaml.safe_dump(dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=64, use_task_id=True, task_type_vocab_size=64)))
-    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(dict(
-        model=str(tmp_path / "model.yaml"), data=str(tmp_path / "shards"), output=str(tmp_path / "run"),
-        task_modules=[str(module)], batch_tokens=512,
-        schedule={"strategy": "continual", "stages": [["knowledge_masking"], [name]], "iterations_per_task": 2})))
     capsys.readouterr()
     Trainer(load_config(tmp_path / "pretrain.yaml"))
     assert "changed since" not in capsys.readouterr().out
