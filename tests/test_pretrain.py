@@ -22,6 +22,8 @@ from ernie.model.optimization import decays, linear_warmup_decay, noam
 from ernie.model.params_io import layer_params
 from ernie.pretrain.model import ErnieForPretraining
 from ernie_common import tasks as registry
+from ernie_common.machine import ISA_CAPS, cpu_flags
+from propeller.mixed_precision import cpu_bf16_isa
 from tests.conftest import REPO, random_feeds, small_config
 from tests.test_data_gen_make import _documents
 from tests.test_mixed_precision import NEEDS_CPU_BF16
@@ -323,9 +325,11 @@ def test_a_float32_run_resumes_in_bfloat16_on_a_cpu(pretrain_setup, tmp_path):
     assert all(s["machine"].startswith("CPU: ") for s in segments)
 
 
-def _launch(config, output, logs, *extra, nodes=None, wait=True, script=REPO / "scripts" / "pretrain_launch.py"):
+def _launch(config, output, logs, *extra, nodes=None, wait=True, script=REPO / "scripts" / "pretrain_launch.py",
+            env=None):
     """`paddle.distributed.launch` of two ranks: one launcher with two processes, or
-    `nodes=(node rank, master)`: one of two launchers of one process each, as two machines run."""
+    `nodes=(node rank, master)`: one of two launchers of one process each, as two machines run;
+    `env`: the launcher's environment (this process's by default)."""
     topology = ["--nproc_per_node", "2"] if nodes is None else \
         ["--nproc_per_node", "1", "--nnodes", "2", "--rank", str(nodes[0]), "--master", nodes[1]]
     command = [sys.executable, "-m", "paddle.distributed.launch", *topology, "--log_dir", str(logs),
@@ -333,8 +337,8 @@ def _launch(config, output, logs, *extra, nodes=None, wait=True, script=REPO / "
     if not wait:
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / "launcher.out", "w") as out:  # not a pipe: nobody reads it while the job runs
-            return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    launch = subprocess.run(command, capture_output=True, text=True)
+            return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    launch = subprocess.run(command, capture_output=True, text=True, env=env)
     worker_logs = [(logs / f"workerlog.{r}").read_text() for r in (0, 1)]
     assert launch.returncode == 0, launch.stdout[-2000:] + launch.stderr[-2000:]
     for rank, text in enumerate(worker_logs):  # the launcher can exit 0 when a worker failed
@@ -494,6 +498,27 @@ def test_a_dead_rank_stops_the_job_naming_it_and_resume_ends_as_uninterrupted(pr
         np.testing.assert_allclose(resumed[name], whole[name], atol=1e-6, rtol=0, err_msg=name)
     steps = [json.loads(line)["step"] for line in (killed / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == _total_steps(root)
+
+
+@pytest.mark.skipif(cpu_bf16_isa(cpu_flags()) != "amx_bf16", reason="needs a CPU with AMX, where amp auto is bf16")
+def test_ranks_on_cpus_of_two_kinds_agree_on_one_precision_under_amp_auto(pretrain_setup, tmp_path):
+    """Two machines' worth of launchers, the second's oneDNN capped below AMX (a CPU without it):
+    under `amp: auto` the first decides bf16 and the second float32; they agree on float32, which
+    the run records, instead of building programs of two precisions."""
+    config = _dp_config(pretrain_setup, "pretrain_dp_auto.yaml", amp="auto")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        master = f"127.0.0.1:{s.getsockname()[1]}"
+    nodes = [_launch(config, tmp_path / "run", tmp_path / f"logs-node{n}", nodes=(n, master), wait=False,
+                     env={**os.environ, **(ISA_CAPS["avx512_bf16"] if n else {})}) for n in (0, 1)]
+    for node in nodes:
+        assert node.wait(timeout=300) == 0
+    rank0, rank1 = ((tmp_path / f"logs-node{n}" / "workerlog.0").read_text() for n in (0, 1))
+    assert "amp auto: bf16" in rank0 and "amp auto: off (this CPU has no AMX" in rank1
+    assert "amp auto: off on every rank: ranks [0] have AMX and the others not" in rank0
+    assert "parameters identical on all 2 ranks" in rank0
+    segments = json.loads((tmp_path / "run" / "summary.json").read_text())["segments"]
+    assert [s["amp"] for s in segments] == ["off"]
 
 
 def _with_model(root, name, **changes):

@@ -44,7 +44,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml
@@ -112,12 +112,13 @@ class Trainer:
     default, dygraph on request): each rank reads its own part of the shards, gradients are
     averaged across ranks, rank 0 writes logs, checkpoints and the model."""
 
-    def __init__(self, config: PretrainConfig, config_file=None):
+    def __init__(self, config: PretrainConfig, config_file=None, amp_auto: bool = False):
         from ernie.pretrain.data import PretrainingData
         from ernie_common.fileio import sha256_file
 
         self.config = config
         self.config_file = config_file  # the --config file, named in the run's config.yaml (the plot's title)
+        self.amp_auto = amp_auto  # config.amp was decided here from `auto` (`_resolve_auto_amp`)
         self.world_size = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
         self.rank = int(os.environ.get("PADDLE_TRAINER_ID", "0"))
         self.distributed = self.world_size > 1
@@ -265,6 +266,8 @@ class Trainer:
                 holder["model"] = model
                 return feeds, fetches, fetches["loss"]
 
+            if self.distributed and self.amp_auto:
+                self._agree_on_amp()
             amp = self.config.amp
             mixed_precision = None if amp == "off" else \
                 MixedPrecision(amp, self.config.loss_scaling)
@@ -442,6 +445,19 @@ class Trainer:
                   + (f"; fresh: {', '.join(fresh)}" if fresh else "")
                   + (f"; not used: {', '.join(self.init.ignored)}" if self.init.ignored else ""))
 
+    def _agree_on_amp(self) -> None:
+        """`amp: auto` is decided by each rank from its own CPU: on a cluster of mixed machines the
+        ranks would build programs of two precisions. They gather their decisions (the first
+        collective, before the program's) and take one (`agreed_amp`)."""
+        import paddle.distributed as dist
+        if not dist.is_initialized():
+            dist.init_parallel_env()
+        decided: List[str] = []
+        dist.all_gather_object(decided, self.config.amp)
+        self.config.amp, why = agreed_amp(decided)
+        if why and self.is_writer:
+            print(f"amp auto: {why}", flush=True)
+
     def _sum_over_ranks(self, value: int) -> int:
         """`value` summed over the data-parallel ranks (each reads batches of its own lengths)."""
         if not self.distributed:
@@ -589,6 +605,16 @@ def _only_cpu_precision_changed(changed: list, saved: dict, mine: dict) -> bool:
     return changed == ["amp"] and {saved.get("amp"), mine.get("amp")} <= {"off", "bf16"} and not has_gpu()
 
 
+def agreed_amp(decided: Sequence[str]) -> Tuple[str, Optional[str]]:
+    """One precision for ranks that decided `amp: auto` each from its own CPU (`decided`, by rank):
+    theirs where they agree, else float32 on every rank (bfloat16 needs AMX on all), with why."""
+    if len(set(decided)) == 1:
+        return decided[0], None
+    with_bf16 = [r for r, amp in enumerate(decided) if amp != "off"]
+    return "off", (f"off on every rank: ranks {with_bf16} have AMX and the others not; one precision for the "
+                   f"program of every rank")
+
+
 def _resolve_auto_amp(config: PretrainConfig) -> PretrainConfig:
     """`amp: auto` made bf16 or off for this machine, said in one line."""
     if config.amp != "auto":
@@ -638,9 +664,10 @@ def main(argv=None) -> int:
                 print("\n".join(scale_report(config)))
             return 0
         config = load_config(args.config, {"output": args.output, "mode": args.mode, "amp": args.amp}, args.set)
+        amp_auto = config.amp == "auto"
         config = _resolve_auto_amp(config)
         check_supported(config.amp, cpu_flags())
-        trainer = Trainer(config, config_file=args.config)
+        trainer = Trainer(config, config_file=args.config, amp_auto=amp_auto)
         model_dir = trainer.train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl,
                                   max_steps=args.max_steps)
     except TrainingFailed as err:
