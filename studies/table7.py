@@ -321,8 +321,7 @@ def order_reasons(variant: Variant) -> List[str]:
     spread over seeds (a difference within twice the larger standard deviation does not tell the
     two apart), and what each strategy's pre-training left of its tasks (held-out forgetting,
     knowledge masking against the unigram entropy)."""
-    lines = ["Each step of the paper's order per task, test difference in points against twice the larger "
-             "standard deviation over seeds (within it, the seeds do not tell the two apart):", ""]
+    lines = []
     for setting, found, _ in downstream.results(variant.output / "finetune", variant.settings, INITS):
         steps = []
         for a, b in zip(PAPER_ORDER, PAPER_ORDER[1:]):
@@ -332,6 +331,9 @@ def order_reasons(variant: Variant) -> List[str]:
                              f" {100 * spread:.1f})")
         if steps:
             lines.append(f"- {setting.title}: " + "; ".join(steps) + ".")
+    head = "Each step of the paper's order per task, test difference in points against twice the larger " \
+           "standard deviation over seeds (within it, the seeds do not tell the two apart)"
+    lines = [f"{head}:", "", *lines] if lines else [f"{head}: waits for two seeds or more of each strategy."]
     forgot = forgetting(variant)
     if forgot:
         lines += ["", "What pre-training left each strategy with, held-out (final loss less the lowest it reached):", ""]
