@@ -79,6 +79,7 @@ NOT_TEXT = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".
 # characters that separate words, lines or pages (a lone CR, vertical tab, form feed, the
 # information separators, NEL, the line and paragraph separators): a space each, not nothing
 _SEPARATOR = re.compile(r"[\x0b-\x0d\x1c-\x1f\x85\u2028\u2029]")
+_LONE_CR = re.compile(rb"\r[^\n]")  # a CR with something other than LF after it
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\ufeff\ud800-\udfff]")
 _ZH_SENTENCE_END = "。！？；!?;…"
 # People's Daily items are `word/tag`; the tag follows the last slash (1/2/m is the word 1/2)
@@ -458,7 +459,7 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
     except OSError as err:
         raise CorpusError(f"{path}: cannot open it ({err.strerror or err})") from None
     head = _head(path) or b""
-    if b"\r" in head and b"\n" not in head:
+    if _LONE_CR.search(head) and b"\n" not in head:  # not a CRLF end cut off by the head's end
         stats["file_of_cr_line_ends"] += 1
         f = io.BufferedReader(_CrAsNewline(f))
     with f:
@@ -482,9 +483,13 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
                     at = offset + err.start - (len(err.object) - len(raw))  # the decoder's held bytes come first
                     raise _undecodable(path, lineno, at, err.object[err.start], decoding) from None
                 stats["undecodable_line"] += 1
+                kept = decoder is not None and offset > start  # pieces of it came before this one
                 if more:  # the rest of the line is skipped with it
-                    offset += _rest_of_line(f, limit)
-                if decoder is not None and offset > start:  # its pieces before this one are kept: it ends here
+                    try:
+                        offset += _rest_of_line(f, limit)
+                    except errors as err:
+                        raise _unreadable(path, f"line {lineno}", err) from None
+                if kept:  # they stay: the line ends here
                     yield lineno, "", False
                 decoder = None
             else:
@@ -495,19 +500,29 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
 
 
 class _CrAsNewline(io.RawIOBase):
-    """A file's bytes with every CR made LF: the lines of a file whose lines end in a lone CR.
-    (CR is the byte 0x0d in every encoding a corpus may be in: those whose newline is 0x0a.)"""
+    """A file's bytes with each line end made LF: a lone CR, and CRLF too where one is found among
+    them, a CR at the end of one read held until the next shows which. (CR is the byte 0x0d in
+    every encoding a corpus may be in: those whose newline is 0x0a.)"""
 
     def __init__(self, f: IO[bytes]):
-        self._file = f
+        self._file, self._cr = f, False  # _cr: a CR held back from the last read
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        data = self._file.read(len(buffer)).replace(b"\r", b"\n")
-        buffer[:len(data)] = data
-        return len(data)
+        while True:
+            raw = self._file.read(max(1, len(buffer) - 1))  # room for the CR held back
+            if not raw:
+                data, self._cr = b"\r" if self._cr else b"", False
+            else:
+                data = (b"\r" if self._cr else b"") + raw
+                self._cr = data.endswith(b"\r")
+                data = data[:-1] if self._cr else data
+            if data or not raw:
+                data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                buffer[:len(data)] = data
+                return len(data)
 
     def close(self) -> None:
         self._file.close()
@@ -797,7 +812,8 @@ def read_records(path: Path, how: Reading, stats: Counter) -> Iterator[Document]
     """jsonl, parquet and tsv: each record's text read as a file of its own, in its layout."""
     for where, value in _records(path, how, stats):
         if isinstance(value, list):  # the record's own sentences
-            sentences = [Sentence(t) for t in (_clean(s, stats).strip() for s in value) if t]
+            pieces = _short_lines(((where, s, False) for s in value), stats)  # a sentence however long
+            sentences = [Sentence(t) for t in (_clean(s, stats).strip() for _, s in pieces) if t]
             done = _finish(Document(f"{path.name}:{where}", [sentences]), stats)
             if done is not None:
                 yield done

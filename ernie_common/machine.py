@@ -85,11 +85,11 @@ def _level(flag: str) -> int:
     return _LEVEL_NAMES.index(family) if family else -1
 
 
-def cpu_flags() -> frozenset:
+def cpu_flags(capped: bool = True) -> frozenset:
     """The CPU feature flags this process may use (`amx_bf16`, `avx512_bf16`, ...): the kernel's,
-    less those above oneDNN's cap."""
+    less those above oneDNN's cap (`capped=False`: all of the kernel's)."""
     flags, cap = _cpuinfo()[1], isa_cap()
-    if cap is None:
+    if cap is None or not capped:
         return frozenset(flags)
     return frozenset(flag for flag in flags if _level(flag) <= _LEVEL_NAMES.index(cap))
 

@@ -406,9 +406,10 @@ def test_failed_build_warns_and_falls_back(monkeypatch):
 def test_build_key_covers_the_cpu_features(monkeypatch):
     """The library is compiled for the CPU that builds it (-march=native): a cache carried to a
     CPU with other instruction sets must not be reused."""
-    monkeypatch.setattr(cpu_kernels, "cpu_flags", lambda: frozenset("fpu sse2 avx avx2 fma".split()))
+    monkeypatch.setattr(cpu_kernels, "cpu_flags", lambda capped=True: frozenset("fpu sse2 avx avx2 fma".split()))
     avx2_only = cpu_kernels._build_key()
-    monkeypatch.setattr(cpu_kernels, "cpu_flags", lambda: frozenset("fpu sse2 avx avx2 fma avx512f avx512_bf16".split()))
+    monkeypatch.setattr(cpu_kernels, "cpu_flags",
+                        lambda capped=True: frozenset("fpu sse2 avx avx2 fma avx512f avx512_bf16".split()))
     assert cpu_kernels._build_key() != avx2_only
 
 
@@ -424,6 +425,9 @@ def test_kernels_built_without_avx512_where_onednn_is_capped_below_it(monkeypatc
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert cpu_kernels._cxx_flags()[-1] == "-mno-avx512f"
     assert cpu_kernels._build_key() != uncapped
+    # a CPU without AVX-512 (an ARM one: its compiler knows no such flag) is built for as it is
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: ("Neoverse", {"fp", "asimd", "sve"}))
+    assert "-mno-avx512f" not in cpu_kernels._cxx_flags()
 
 
 _PORTABLE_PROBE = """

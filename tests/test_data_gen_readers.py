@@ -163,3 +163,29 @@ def test_lines_taken_as_document_separators_are_counted(tmp_path):
     docs = list(read_documents([path], "text", "en", stats, document_separator="^</?doc"))
     assert [[s.text for s in d.sentences] for d in docs] == [["One here.", "Two here."], ["Three here."]]
     assert stats == Counter(document_separator_lines=4)
+
+
+def test_only_lone_cr_ends_make_cr_a_line_end(tmp_path, monkeypatch):
+    """CRLF lines whose first CR ends the bytes looked at, a stray CR inside an LF file, and CRLF
+    among lone CRs: each line once, no blank line made, no line split at a stray CR."""
+    from data_gen import documents
+    monkeypatch.setattr(documents, "SNIFF_BYTES", 12)
+    cases = {b"First one.\r\nSecond one.\r\n": [["First one.", "Second one."]],  # the head ends on the CR
+             b"One \r line.\nTwo here.\n": [["One line.", "Two here."]],  # a stray CR, no line end
+             b"A1.\rA2.\rA3.\r\rB1.\r\nB2.\r": [["A1.", "A2.", "A3."], ["B1.", "B2."]]}  # a CRLF among lone CRs
+    for content, expected in cases.items():
+        path = tmp_path / "c.txt"
+        path.write_bytes(content)
+        docs = list(read_documents([path], "text", "en", Counter()))
+        assert [[" ".join(s.text.split()) for s in d.sentences] for d in docs] == expected, content
+
+
+@pytest.mark.parametrize("buffer_size", [2, 3, 4, 5, 8192])
+def test_cr_line_ends_read_through_any_buffer(buffer_size):
+    """A CR at the end of one read and its LF at the start of the next are one line end."""
+    import io
+
+    from data_gen.documents import _CrAsNewline
+    data = b"ab\r\ncd\ref\r\r\ngh\r"
+    reader = io.BufferedReader(_CrAsNewline(io.BytesIO(data)), buffer_size=buffer_size)
+    assert reader.read() == b"ab\ncd\nef\n\ngh\n"

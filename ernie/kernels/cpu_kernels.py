@@ -66,9 +66,10 @@ _loaded: dict = {}
 
 
 def _cxx_flags() -> tuple:
-    """The compiler's flags: for the CPU it runs on, less AVX-512 where this process may not use it
-    (oneDNN capped below it: the kernels then run as on a CPU without it)."""
-    return _CXX_FLAGS + (() if "avx512f" in cpu_flags() else ("-mno-avx512f",))
+    """The compiler's flags: for the CPU it runs on, less AVX-512 where the CPU has it and this
+    process may not use it (oneDNN capped below it: the kernels then run as on a CPU without it)."""
+    hidden = "avx512f" in cpu_flags(capped=False) and "avx512f" not in cpu_flags()
+    return _CXX_FLAGS + (("-mno-avx512f",) if hidden else ())
 
 
 def _build_key() -> str:

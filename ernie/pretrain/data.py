@@ -96,11 +96,6 @@ class PretrainingData:
         self.world_size, self.n_shards = world_size, len(files)
         self.tasks = {t.name: t for t in registry.recorded_tasks(self.shards[0].tasks, self.manifest["config"],
                                                                 str(shard_dir / MANIFEST))}
-        # every rank's streams, which every rank checks (`check_tasks`); shards opened for it are let go
-        self._rank_streams = [] if world_size == 1 else [
-            set(self._stream_members([every_shard[g] if every_shard else Shard(shard_dir / files[g])
-                                      for g in range(r, len(files), world_size)]))
-            for r in range(world_size)]
         self.seed, self.batch_tokens = seed, batch_tokens
         # the random draws of a step (online masking); ranks after the first draw their own
         self._step_seed = [seed] if rank == 0 else [seed, 1000 + rank]
@@ -121,8 +116,14 @@ class PretrainingData:
                 train[kept_out[name]] = False
                 if train.any():
                     self.streams[name] = np.stack([local[rows[0, train]], rows[1, train]])
+            trained = {name: np.delete(rows[0], kept_out[name]) for name, rows in everything.items()}
         else:
             self.streams = self._stream_members(self.shards)
+            trained = {} if world_size == 1 else {  # the shards opened for it are let go
+                name: rows[0] for name, rows in self._stream_members([Shard(shard_dir / f) for f in files]).items()}
+        # the streams every rank trains on (by the shards' global index), which every rank checks (`check_tasks`)
+        self._rank_streams = [{name for name, shards in trained.items() if (shards % world_size == r).any()}
+                              for r in range(world_size)]
         self.position = {name: [0, 0] for name in self.streams}  # stream -> [epoch, index]
         self._orders = {}  # stream -> (epoch, permutation)
         self.length_pool = length_pool
@@ -251,14 +252,15 @@ class PretrainingData:
         into batches (each within `batch_tokens`), queued in a shuffled order. A pool ends with its
         epoch once it holds a batch's worth: read on into the next, a stream of fewer tokens than a
         pool would put an example in it two or more times, and the sort by length would put the
-        copies side by side, in one batch."""
-        pool, tokens = [], 0
+        copies side by side, in one batch (a stream of less than a batch still does)."""
+        pool, tokens, epoch = [], 0, self.position[stream][0]
         while tokens < self.length_pool * self.batch_tokens:
-            ex, ref = self._next_example(stream)
+            ex, ref = self._peek(stream)  # (corrupt examples skipped: perhaps into the next epoch)
+            if self.position[stream][0] != epoch and tokens >= self.batch_tokens:  # the epoch ended
+                break
+            self._advance(stream)
             pool.append((len(ex), ref))
             tokens += len(ex)
-            if self.position[stream][1] == 0 and tokens >= self.batch_tokens:  # the epoch ended
-                break
         pool.sort(key=lambda item: item[0])  # stable: ties keep reading order
         batches = [[pool[k][1] for k in batch] for batch in cut([length for length, _ in pool], self.batch_tokens)]
         # 1 << 20 keeps the pools' draws apart from the epochs' permutations ([seed, stream, epoch])
