@@ -216,9 +216,10 @@ class Trainer:
                 raise PretrainError(f"{manifest_path}: task {task.name}'s examples hold {types} sentence "
                                     f"types, but the model ({model}) has {c.sent_type_vocab_size} "
                                     f"(sent_type_vocab_size): set sent_type_vocab_size: {types} there")
-            classes = getattr(task.head_type, "token_classes", None)  # LinearHead's, and its subclasses'
+            # LinearHead's, and its subclasses' (a property of the options, perhaps): asked of the run's head
+            classes = getattr(task.head_type(task.spec, task.options), "token_classes", None)
             labels = [int(k) for k in manifest.get("token_labels", {}).get(task.name, {}) if k.isdigit()]
-            if task.level == registry.TOKEN and classes is not None and labels and max(labels) >= classes:
+            if task.level == registry.TOKEN and isinstance(classes, int) and labels and max(labels) >= classes:
                 raise PretrainError(f"{manifest_path}: task {task.name}'s shards hold token labels up to {max(labels)}, "
                                     f"but its head ({task.head_type.__name__}) predicts {classes} classes "
                                     f"(token_classes): register the task with a head whose token_classes is "
