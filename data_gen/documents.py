@@ -730,7 +730,7 @@ def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[in
                     raise _no_text_field(path, how, without, fields)
         sentences, text = (record.get("sentences"), record.get(how.text_field)) if isinstance(record, dict) else (0, 0)
         # the record's own sentences, unless some are not text (token lists, numbers) and its text is there
-        if isinstance(sentences, list) and not (isinstance(text, str) and not all(isinstance(s, str) for s in sentences)):
+        if isinstance(sentences, list) and (all(isinstance(s, str) for s in sentences) or not isinstance(text, str)):
             texts = [s for s in sentences if isinstance(s, str)]
             if len(texts) < len(sentences):  # a token list, a number, an object: not a sentence
                 stats["json_sentence_not_text"] += len(sentences) - len(texts)

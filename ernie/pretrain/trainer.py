@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -50,6 +49,7 @@ import numpy as np
 import yaml
 
 from data_gen.examples import sentence_types
+from data_gen.make import task_code
 from data_gen.shards import ShardError
 from ernie.formats.checkpoint import casing_files, load_params, save_model_dir, save_params
 from ernie.kernels.cpu_kernels import training_program_pass
@@ -165,12 +165,12 @@ class Trainer:
                                     heldout=config.heldout.examples)
         self.data.check_tasks(self.schedule.tasks)
         recorded = manifest.get("task_code", {})  # (shards of before 2026-12-07 lack it)
-        changed = {t: task for t, task in self.data.tasks.items() if t in recorded and t in self.schedule.tasks
-                   and sha256_file(inspect.getfile(type(task))) != recorded[t]}
+        changed = sorted(t for t, sha in task_code([t for t in self.schedule.tasks if t in recorded]).items()
+                         if sha != recorded[t])
         if changed and self.is_writer:
-            print(f"note: the code of task(s) {sorted(changed)} changed since the shards in {shard_dir} were made "
-                  f"({', '.join(sorted({t.module for t in changed.values()}))}): their examples are the old code's; "
-                  f"`python -m data_gen make` makes them again", flush=True)
+            print(f"note: the code of task(s) {changed} changed since the shards in {shard_dir} were made "
+                  f"({', '.join(sorted({self.data.tasks[t].module for t in changed}))}): their examples are the old "
+                  f"code's; `python -m data_gen make` makes them again", flush=True)
         untrained = [t for t in manifest["tasks"] if t not in self.schedule.tasks]
         if untrained and self.is_writer:
             print(f"note: the shards hold task(s) {untrained}, which the schedule does not train", flush=True)
