@@ -20,7 +20,7 @@
 #   DATA_ONLY=1  stop after the shards (fetch, vocabulary, data_gen make): runs that share the
 #                shards make them once before they start side by side (scripts/table7.sh)
 #   AMP          mixed precision: fp16 (GPU), bf16 (GPU, CPU with AMX or AVX512_BF16), auto (bf16
-#                where the CPU has AMX, else off), in one process or many
+#                where it pays: AMX, or AMD with AVX512_BF16; else off), in one process or many
 #   NPROC        processes per node (default 1); more than 1, or NNODES > 1, launches data-parallel
 #                training with `python -m paddle.distributed.launch` (fleet collective: gloo on
 #                CPU, NCCL on GPU); each rank reads its own part of the shards

@@ -65,6 +65,20 @@ def _cpuinfo() -> tuple:
     return model, flags
 
 
+def cpu_vendor() -> str:
+    """/proc/cpuinfo's vendor_id (`GenuineIntel`, `AuthenticAMD`; 'unknown' where it has none): the
+    same instruction runs at different rates on the two vendors' cores (bfloat16 under `amp: auto`)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return value.strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def isa_cap() -> Optional[str]:
     """oneDNN's instruction-set cap as this process set it (its level name), or None: unset, `ALL`,
     `DEFAULT`, or a value oneDNN does not know (which oneDNN ignores too)."""

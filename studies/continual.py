@@ -35,7 +35,7 @@ from ernie.pretrain.log import heldout_losses, read_log
 from ernie.pretrain.schedule import schedule_from_config
 from ernie_common.fileio import atomic_write_text
 from studies import downstream
-from studies.jobs import ROOT, job_threads, run_all, run_python
+from studies.jobs import ROOT, job_threads, pretraining_finished, run_all, run_python
 from studies.template import fill, precision_text, shown, write_report
 
 STUDY_FILE = ROOT / "configs" / "studies" / "continual.yaml"
@@ -113,7 +113,8 @@ def pretrain(study: dict, only: Sequence[str] = ()) -> None:
     for run in runs(study):
         if only and run.name not in only and run.name.removeprefix("tapt-") not in only:
             continue
-        if (run.run_dir / "summary.json").is_file():
+        finetuned = ROOT / study["output"] / "finetune"
+        if pretraining_finished(run.run_dir, run.model, finetuned.glob(f"*/{run.name}")):
             continue
         if not (run.shards / "manifest.json").is_file():
             run_python(["-m", "data_gen", "make", "--config", str(run.data_config), *_sets(run.data_set)],
@@ -260,6 +261,7 @@ def pretraining_text(study: dict) -> str:
 
 
 SPEED_STEPS = 30  # steps a pace measurement runs; its first logged window (start-up) is left out
+SPEED_RECORD = "speed.json"  # OUTPUT/recipe-speed/AMP/: the machine and precision the pace was measured in
 
 
 def speed(study: dict) -> None:
@@ -275,6 +277,15 @@ def speed(study: dict) -> None:
         print(f"the recipe's first {SPEED_STEPS} steps, amp {amp}", flush=True)
         run_python(["-m", "ernie.pretrain", "--config", str(recipe.pretrain_config), "--output", str(out),
                     "--max-steps", str(SPEED_STEPS), "--amp", amp, "--quiet"], log=out.with_suffix(".log"))
+        record_pace(out)
+
+
+def record_pace(out: Path) -> None:
+    """A pace run stopped by --max-steps has no summary: its machine and precision, as its
+    checkpoint records them, written beside its log (both among the study's records)."""
+    latest = (out / "checkpoints" / "latest").read_text().strip()
+    state = json.loads((out / "checkpoints" / latest / "trainer_state.json").read_text(encoding="utf-8"))
+    atomic_write_text(out / SPEED_RECORD, json.dumps(state["segments"][-1], indent=2) + "\n")
 
 
 def speed_text(study: dict) -> str:
@@ -287,11 +298,10 @@ def speed_text(study: dict) -> str:
     for amp in ("off", "auto"):
         out = ROOT / study["output"] / "recipe-speed" / amp
         windows = [r for r in read_log(out) if "tokens_per_s" in r][1:] if (out / "log.jsonl").is_file() else []
-        latest = out / "checkpoints" / "latest"
-        if not windows or not latest.is_file():
+        record = out / SPEED_RECORD
+        if not windows or not record.is_file():
             continue
-        state = json.loads((out / "checkpoints" / latest.read_text().strip() / "trainer_state.json").read_text())
-        segment = state["segments"][-1]
+        segment = json.loads(record.read_text(encoding="utf-8"))
         machine = segment["machine"]
         pace = sum(r["tokens"] for r in windows) / sum(r["tokens"] / r["tokens_per_s"] for r in windows)
         precision = precision_text(segment["amp"])

@@ -29,7 +29,7 @@ import yaml
 
 from ernie.pretrain.log import FINAL_WINDOW, read_log
 from studies import downstream
-from studies.jobs import ROOT, job_threads, make_shards, run_all, run_python, shards_of
+from studies.jobs import ROOT, job_threads, make_shards, pretraining_finished, run_all, run_python, shards_of
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "curve.yaml"
@@ -111,7 +111,9 @@ def pretrain(study: Study, parallel: int = 2) -> None:
 
     def job(run: Run):
         def go():
-            if (run.output / "summary.json").is_file():
+            names = ("end", "tokens-*") if run is study.long else (run.name,)
+            if pretraining_finished(run.output, run.output / "model",
+                                    [p for n in names for p in study.finetune_dir.glob(f"*/{n}")]):
                 return
             resume = ["--resume"] if (run.output / "checkpoints" / "latest").is_file() else []
             print(f"pre-training {run.name} (log: {run.output}.log)", flush=True)

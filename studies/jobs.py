@@ -2,6 +2,7 @@
 log file, several at once, a failure named at the end rather than stopping the others."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,27 @@ def make_shards(data_config: Path) -> None:
     if not (shards_of(data_config) / "manifest.json").is_file():  # `make` removes it first: a stopped make is made again
         subprocess.run(["bash", "run_pretrain.sh"], check=True, cwd=ROOT,
                        env=child_environment(DATA_ONLY="1", DATA_CONFIG=str(data_config)))
+
+
+def pretraining_finished(run_dir: Path, model: Path, dependents: Iterable[Path] = ()) -> bool:
+    """Whether a study's pre-training run has finished with its model on this machine.
+
+    A study's records (summaries, logs, fine-tuning metrics: the small files `.gitignore` lets into
+    the repository under output/) outlive the machine; its models and checkpoints do not. A run
+    that has records but neither its model nor a checkpoint here came from the repository to a new
+    machine: it is made again from its first step, so its records are removed, and with them
+    `dependents` (the fine-tuning records of the models it lost), since a model made again is
+    another model and no table may mix the two. Records that need no lost model (a released start
+    model's, random initialisation's, floors) stay."""
+    if (model / "params.safetensors").is_file() or (run_dir / "checkpoints").is_dir() or not run_dir.exists():
+        return (run_dir / "summary.json").is_file()
+    gone = [p for p in dependents if p.exists()]
+    print(f"{run_dir}: its records came without its model or a checkpoint (another machine's run); pre-training "
+          f"it again from its first step" + (f", its models' {len(gone)} fine-tuning records removed" if gone else "")
+          + " (git history keeps them)", flush=True)
+    for path in (run_dir, *gone):
+        shutil.rmtree(path)
+    return False
 
 
 def job_threads(parallel: int) -> int:

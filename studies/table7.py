@@ -25,7 +25,7 @@ import yaml
 from ernie.pretrain.log import FINAL_WINDOW, heldout_losses, read_log
 from ernie.pretrain.schedule import Schedule, load_schedule
 from studies import downstream
-from studies.jobs import ROOT, make_shards, run_all, run_python
+from studies.jobs import ROOT, make_shards, pretraining_finished, run_all, run_python
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "table7.yaml"
@@ -81,7 +81,7 @@ def pretrain(variant: Variant, parallel: int = 2) -> None:
     def job(strategy: str):
         def run():
             run_dir = variant.run_dir(strategy)
-            if (run_dir / "summary.json").is_file():
+            if pretraining_finished(run_dir, run_dir / "model", (variant.output / "finetune").glob(f"*/{strategy}")):
                 return
             resume = ["--resume"] if (run_dir / "checkpoints" / "latest").is_file() else []
             print(f"pre-training {strategy} (log: {run_dir}.log)", flush=True)
@@ -201,8 +201,8 @@ def machine_text(variant: Variant) -> str:
     precisions = [f"{TITLES[s]}: " + ", ".join(segment_text(g) for g in r["segments"])
                   for s, r in runs.items() if len(r.get("segments", [])) > 1]
     if precisions:
-        text += (" Runs that moved between machines or precisions (`amp: auto` is bfloat16 matrix products where the "
-                 "CPU has AMX, float32 elsewhere): " + "; ".join(precisions) + ".")
+        text += (" Runs that moved between machines or precisions (`amp: auto` is bfloat16 matrix products where they "
+                 "pay, float32 elsewhere): " + "; ".join(precisions) + ".")
     return text
 
 

@@ -73,10 +73,9 @@ def test_the_recipes_minutes_are_its_tokens_over_the_pace_measured_alone(tmp_pat
     assert "python -m studies.continual speed" in continual.speed_text(study)
     for amp, recorded, paces in (("off", "off", (500.0, 2000.0, 2000.0)), ("auto", "bf16", (500.0, 3000.0, 1000.0))):
         out = tmp_path / "study" / "recipe-speed" / amp
-        (out / "checkpoints" / "step-00000030").mkdir(parents=True)
-        (out / "checkpoints" / "latest").write_text("step-00000030\n")
-        (out / "checkpoints" / "step-00000030" / "trainer_state.json").write_text(json.dumps(
-            {"segments": [{"from_step": 0, "amp": recorded, "machine": "CPU: Test CPU; 2 cores"}]}))
+        out.mkdir(parents=True)  # the run's records only (what the repository keeps of it)
+        (out / continual.SPEED_RECORD).write_text(json.dumps(
+            {"from_step": 0, "amp": recorded, "machine": "CPU: Test CPU; 2 cores"}))
         (out / "log.jsonl").write_text("".join(json.dumps({"step": 10 * (i + 1), "tokens": 40_000, "tokens_per_s": p})
                                                + "\n" for i, p in enumerate(paces)))
     text = continual.speed_text(study)

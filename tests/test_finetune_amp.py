@@ -60,13 +60,17 @@ def test_auto_trains_in_the_precision_it_chose_and_records_it(tmp_path, init_mod
 
 
 @pytest.mark.skipif(has_gpu(), reason="auto is float32 on a GPU")
-@pytest.mark.parametrize("flags,amp,line", [({"avx512_bf16", "amx_tile", "amx_bf16"}, "bf16", "amp auto: bf16 (this CPU has AMX"),
-                                            ({"avx512f", "avx512_bf16"}, "off", "amp auto: off (this CPU has no AMX"),
-                                            ({"avx2", "fma"}, "off", "amp auto: off (this CPU has no AMX")])
-def test_auto_is_decided_for_the_machine_and_said(monkeypatch, capsys, flags, amp, line):
+@pytest.mark.parametrize("vendor,flags,amp,line", [
+    ("GenuineIntel", {"avx512_bf16", "amx_tile", "amx_bf16"}, "bf16", "amp auto: bf16 (this CPU has AMX"),
+    ("GenuineIntel", {"avx512f", "avx512_bf16"}, "off", "amp auto: off (this CPU has AVX512_BF16 and no AMX"),
+    ("AuthenticAMD", {"avx512f", "avx512_bf16"}, "bf16", "amp auto: bf16 (this AMD CPU has AVX512_BF16"),
+    ("AuthenticAMD", {"avx2", "fma"}, "off", "amp auto: off (this CPU has no bfloat16 instructions")])
+def test_auto_is_decided_for_the_machine_and_said(monkeypatch, capsys, vendor, flags, amp, line):
     from ernie.finetune import trainer
     from ernie.kernels import cpu_kernels
     monkeypatch.setattr(cpu_kernels, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(cpu_kernels, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(cpu_kernels, "available", lambda: True)
     monkeypatch.setattr(trainer, "cpu_flags", lambda: frozenset(flags))
     assert resolve_amp(load_settings(overrides=["amp=auto"])).amp == amp
     assert capsys.readouterr().out.startswith(line)

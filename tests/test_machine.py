@@ -13,6 +13,7 @@ XEON_AMX = {"sse4_1", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "
 @pytest.fixture
 def xeon(monkeypatch):
     monkeypatch.setattr(machine, "_cpuinfo", lambda: ("Intel(R) Xeon(R) Processor", set(XEON_AMX)))
+    monkeypatch.setattr(cpu_kernels, "cpu_vendor", lambda: "GenuineIntel")
     for variable in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ERNIE_CPU_KERNELS"):
         monkeypatch.delenv(variable, raising=False)
     return monkeypatch
@@ -54,8 +55,8 @@ def test_cap_names_as_onednn_reads_them(xeon):
 
 @pytest.mark.skipif(has_gpu(), reason="amp auto decides on a CPU only")
 def test_bfloat16_decisions_follow_the_cap(xeon):
-    """`amp: auto` takes bf16 only where oneDNN may use AMX: capped below it, the process decides
-    as a CPU without AMX would."""
+    """`amp: auto` on an Intel core takes bf16 only where oneDNN may use AMX: capped below it, the
+    process decides as a CPU without AMX would."""
     xeon.setattr(cpu_kernels, "available", lambda: True)  # built for the real CPU, not the one described here
     assert cpu_bf16_isa(machine.cpu_flags()) == "amx_bf16"
     assert cpu_kernels.auto_amp()[0] == "bf16"

@@ -234,3 +234,29 @@ def test_table7_fine_tunes_the_strategies_that_have_finished_and_random_initiali
     assert [i.name for i in found] == ["continual", "multitask", "random"]
     assert str(variant.run_dir("continual") / "model" / "vocab.txt") in found[-1].source
     assert "not pre-trained yet, fine-tuned when this runs again: continual multi-task learning" in capsys.readouterr().out
+
+
+def test_a_run_whose_records_came_without_its_model_is_made_again_and_its_fine_tuning_records_go(
+        tmp_path, monkeypatch, capsys):
+    """A study's records are committed, its models and checkpoints are not: on a new machine a
+    finished run was skipped for its summary, and its model's fine-tuning then waited for ever (or
+    a run made again would have shared a table with the lost model's scores)."""
+    variant = study(tmp_path)  # every run has its records (log, summary) and nothing else
+    finetuned = variant.output / "finetune" / "toy"
+    (variant.run_dir("continual") / "model").mkdir()
+    (variant.run_dir("continual") / "model" / "params.safetensors").write_bytes(b"")  # finished here
+    (variant.run_dir("multitask") / "checkpoints").mkdir()  # training here: resumes, its records stay
+    (variant.run_dir("multitask") / "checkpoints" / "latest").write_text("step-4")
+    (variant.run_dir("multitask") / "summary.json").unlink()
+    for init in ("continual", "continual_multitask", "random"):
+        (finetuned / init / "lr-0.001").mkdir(parents=True, exist_ok=True)
+    ran = []
+    monkeypatch.setattr(table7, "make_shards", lambda data: None)
+    monkeypatch.setattr(table7, "run_python", lambda args, log, threads=None: ran.append(args))
+    table7.pretrain(variant, parallel=1)
+    assert [(a[a.index("--config") + 1], "--resume" in a) for a in ran] == [
+        (str(variant.strategies["multitask"]), True), (str(variant.strategies["continual_multitask"]), False)]
+    assert not variant.run_dir("continual_multitask").exists()
+    assert sorted(p.name for p in finetuned.iterdir()) == ["continual", "multitask", "random"]  # no lost model
+    assert (variant.run_dir("multitask") / "log.jsonl").is_file()
+    assert "its models' 1 fine-tuning records removed" in capsys.readouterr().out

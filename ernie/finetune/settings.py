@@ -57,7 +57,8 @@ class FinetuneSettings:
     # the mean of the top layer over the real tokens (ernie/finetune/heads.py says when it helps).
     pooling: str = "cls"
     # Mixed precision, as pre-training's `amp` (propeller/mixed_precision.py): `bf16` runs the matrix
-    # products in bfloat16 (AMX or AVX512_BF16 on a CPU, or a GPU), `auto` where the CPU has AMX.
+    # products in bfloat16 (AMX or AVX512_BF16 on a CPU, or a GPU), `auto` where that pays
+    # (AMX, or an AMD CPU with AVX512_BF16: `ernie.kernels.cpu_kernels.auto_amp`).
     # Off by default: the released scripts fine-tune in float32.
     amp: str = "off"
 

@@ -43,7 +43,7 @@ import paddle
 import paddle.nn.functional as F
 
 from ernie_common.fileio import atomic_path, cache_dir
-from ernie_common.machine import cpu_flags
+from ernie_common.machine import cpu_flags, cpu_vendor
 from propeller.mixed_precision import cpu_bf16_isa, cpu_bf16_matmuls, has_gpu
 
 _SOURCES = tuple(Path(__file__).parent / "csrc" / name for name in ("cpu_kernels.cc", "cpu_adamw.cc"))
@@ -151,18 +151,28 @@ def _fused_applies(x, training: bool) -> bool:
 def auto_amp() -> tuple:
     """(amp, why) for `amp: auto`: bfloat16 matrix products where they pay, float32 elsewhere.
 
-    Measured with benchmarks/bench_pretrain.py on a Xeon with AMX: the pre-training step is 1.47x
-    (tiny model) and 2.23x (base) faster with bfloat16 products, its losses within 2e-5 and 7.5e-4
-    of float32's; with oneDNN capped at AVX512_BF16 (bfloat16 dot products, no AMX: an AMD EPYC
-    Zen 4) it is 1.40x and 1.54x slower than float32, so there bfloat16 would cost time."""
+    Measured with benchmarks/bench_pretrain.py (2 cores; docs/benchmarks.md): on a Xeon with AMX
+    the pre-training step is 1.47x (tiny model) and 2.23x (base) faster with bfloat16 products;
+    on an AMD EPYC with AVX512_BF16 and no AMX (Zen 4) 1.33x and 1.73x; on the Xeon with oneDNN
+    capped at AVX512_BF16 (the same dot-product instruction on an Intel core) 1.40x and 1.54x
+    slower. The instruction is the same, the cores are not (likely: an Intel core's two 512-bit
+    FMA units give float32 the rate its bfloat16 dot products have, which then only add
+    conversions; a Zen 4 core's bfloat16 dot products double its float32 rate), so the decision
+    takes the vendor. Losses within 2e-5 (tiny) and 7.5e-4 (base) of float32's over the
+    benchmark's steps on both."""
     if not _on_cpu():
         return "off", "a GPU run names its precision (amp: fp16 or bf16)"
     isa = cpu_bf16_isa(cpu_flags())
-    if isa != "amx_bf16":
-        return "off", f"this CPU has no AMX ({isa or 'no bfloat16 instructions'}): bfloat16 would be slower"
+    if isa is None:
+        return "off", "this CPU has no bfloat16 instructions (AMX or AVX512_BF16)"
+    if isa == "avx512_bf16" and cpu_vendor() != "AuthenticAMD":
+        return "off", ("this CPU has AVX512_BF16 and no AMX, on a core that is not AMD's: bfloat16 products were "
+                       "slower than float32 on such a core")
     if os.environ.get(_SWITCH, "1") == "0" or not available():
         return "off", "the fused CPU kernels, which run the bfloat16 products, are off or unavailable"
-    return "bf16", "this CPU has AMX: matrix products in bfloat16, the rest float32"
+    if isa == "amx_bf16":
+        return "bf16", "this CPU has AMX: matrix products in bfloat16, the rest float32"
+    return "bf16", "this AMD CPU has AVX512_BF16: matrix products in bfloat16, the rest float32"
 
 
 def run_op(op: str, *inputs_then_attributes):

@@ -20,7 +20,7 @@ knowledge-masking loss as a share of the unigram entropy of the shards' tokens, 
 also prints. `dropout:` in the config sets the encoder's dropout for pre-training only; the saved
 model keeps its preset's rates for fine-tuning. `--resume` continues from the newest
 checkpoint and ends with the same parameters as an uninterrupted run; on a CPU it may change
-`amp` between float32 and bfloat16 (`amp: auto` on machines with and without AMX), and
+`amp` between float32 and bfloat16 (`amp: auto` on machines of different kinds), and
 `summary.json`'s `segments` say from which step each machine and precision trained. `--visualdl` also writes
 the logged scalars for VisualDL, Paddle's dashboard (`visualdl --logdir OUTPUT/visualdl`).
 
@@ -28,7 +28,7 @@ Mixed precision (`amp:` in the config, or `--amp`): `fp16` (float16 O1 with fp32
 and dynamic loss scaling, set by an optional `loss_scaling:` mapping; the scale is logged as
 `loss_scale` and kept in checkpoints) needs a CUDA build and a GPU; `bf16` a GPU with bfloat16
 (O1) or a CPU with AMX or AVX512_BF16 (the matrix products in bfloat16, `propeller.mixed_precision`);
-`auto` is bf16 where the CPU has AMX and off elsewhere (`ernie.kernels.cpu_kernels.auto_amp`; the
+`auto` is bf16 where the CPU has AMX, or is AMD's with AVX512_BF16, and off elsewhere (`ernie.kernels.cpu_kernels.auto_amp`; the
 first line says which and why). They run in the static program, in one process or many; where
 they cannot run, the run stops before it starts.
 """
@@ -601,19 +601,19 @@ def _machine() -> str:
 def _only_cpu_precision_changed(changed: list, saved: dict, mine: dict) -> bool:
     """Whether a checkpoint and its resuming config differ only in `amp`, between float32 and
     bfloat16 on a CPU: the same program state (no loss scale), so a run may move between machines
-    with and without AMX under `amp: auto`. On a GPU, or with float16's loss scaling, they do not."""
+    of different kinds under `amp: auto`. On a GPU, or with float16's loss scaling, they do not."""
     from propeller.mixed_precision import has_gpu
     return changed == ["amp"] and {saved.get("amp"), mine.get("amp")} <= {"off", "bf16"} and not has_gpu()
 
 
 def agreed_amp(decided: Sequence[str]) -> Tuple[str, Optional[str]]:
     """One precision for ranks that decided `amp: auto` each from its own CPU (`decided`, by rank):
-    theirs where they agree, else float32 on every rank (bfloat16 needs AMX on all), with why."""
+    theirs where they agree, else float32 on every rank (bfloat16 must pay on all), with why."""
     if len(set(decided)) == 1:
         return decided[0], None
     with_bf16 = [r for r, amp in enumerate(decided) if amp != "off"]
-    return "off", (f"off on every rank: ranks {with_bf16} have AMX and the others not; one precision for the "
-                   f"program of every rank")
+    return "off", (f"off on every rank: ranks {with_bf16} chose bfloat16 for their CPUs and the others not; one "
+                   f"precision for the program of every rank")
 
 
 def _resolve_auto_amp(config: PretrainConfig) -> PretrainConfig:
@@ -646,7 +646,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", choices=MODES, help="static program (default) or dygraph")
     parser.add_argument("--amp", choices=AMP_CHOICES, help="mixed precision (overrides the config; default off): "
                                                            "fp16 on GPUs, bf16 on GPUs and CPUs with AMX or "
-                                                           "AVX512_BF16, auto: bf16 where the CPU has AMX")
+                                                           "AVX512_BF16, auto: bf16 where it pays on the CPU")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (dotted for a nested one: optimization.learning_rate=1e-3)")
     args = parser.parse_args(argv)
