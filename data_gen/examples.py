@@ -96,6 +96,20 @@ class Plan:
     token_tasks: int   # bit mask over the token-level tasks' ids
 
 
+def tokens_in_no_example(n_tokens: int, plans: Sequence[Plan]) -> int:
+    """How many of a chunk's first `n_tokens` rows no plan's part covers: text that reaches no
+    example (a sentence task alone takes a run from elsewhere as B and leaves the segment's second
+    half unread), counted so that the report says so (rows past `n_tokens` are appended ones)."""
+    depth = np.zeros(n_tokens + 1, np.int64)
+    for plan in plans:
+        for start, end in plan.parts:
+            start, end = min(start, n_tokens), min(end, n_tokens)
+            if start < end:
+                depth[start] += 1
+                depth[end] -= 1
+    return int(np.count_nonzero(np.cumsum(depth[:-1]) == 0))
+
+
 class TokenTable:
     """Rows of token ids with their token-level labels: a chunk's tokens first, then unlabelled
     rows appended for pairs that are not runs of the chunk (discourse sentences, IR text).

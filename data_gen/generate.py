@@ -25,7 +25,8 @@ from ernie_common.tokenization import first_normal_id, make_tokenizer
 from .config import DataConfig
 from .data_task import Block, ChunkContext, DataTask
 from .documents import Document, load_stopwords
-from .examples import NO_TASK, Plan, TokenTable, assemble, shard_fields, task_bit, token_budget
+from .examples import (NO_TASK, Plan, TokenTable, assemble, shard_fields, task_bit, token_budget,
+                       tokens_in_no_example)
 from .tokenized import ChunkTokenizer, Lexicon
 
 
@@ -207,6 +208,9 @@ class ExampleGenerator:
         plans = self._text_plans(context, rng, stats)
         for task in self.tasks:
             plans += task.chunk_examples(context, stats)
+        unread = tokens_in_no_example(len(chunk.ids), plans)
+        if unread:
+            stats["skipped/tokens_in_no_example"] += unread
         stats["documents"] += len(docs)
         return self._assemble(context.table, plans, rng, stats), stats
 
