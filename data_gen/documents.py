@@ -464,6 +464,7 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
         f = io.BufferedReader(_CrAsNewline(f))
     with f:
         lineno, offset, decoder = 0, 0, None  # offset: of the piece's first byte; decoder: of a line in pieces
+        held_cr = False  # a piece ended in CR: half of a CRLF end if the next piece is the LF, else text
         while True:
             try:
                 raw = f.readline(limit)
@@ -491,8 +492,13 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
                         raise _unreadable(path, f"line {lineno}", err) from None
                 if kept:  # they stay: the line ends here
                     yield lineno, "", False
-                decoder = None
+                decoder, held_cr = None, False
             else:
+                if held_cr and not line.startswith("\n"):
+                    line = "\r" + line  # a CR inside the line: as it would be read unsplit
+                held_cr = more and line.endswith("\r")
+                if held_cr:
+                    line = line[:-1]
                 if not more:
                     line, decoder = line.rstrip("\r\n"), None
                 yield lineno, line.removeprefix("\ufeff") if lineno == 1 and offset == 0 else line, more

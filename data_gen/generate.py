@@ -25,8 +25,7 @@ from ernie_common.tokenization import first_normal_id, make_tokenizer
 from .config import DataConfig
 from .data_task import Block, ChunkContext, DataTask
 from .documents import Document, load_stopwords
-from .examples import (NO_TASK, Plan, TokenTable, assemble, shard_fields, task_bit, token_budget,
-                       tokens_in_no_example)
+from .examples import NO_TASK, Plan, TokenTable, assemble, shard_fields, task_bit, token_budget, tokens_in_no_example
 from .tokenized import ChunkTokenizer, Lexicon
 
 

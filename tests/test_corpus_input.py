@@ -351,3 +351,18 @@ def test_the_vocabulary_beside_the_text_is_not_read_as_text(tmp_path):
     config = DataConfig(input=[str(corpus)], vocab=str(corpus / "vocab.txt"), output=str(tmp_path / "out"))
     assert config.files == [str(corpus / "a.txt")]
     assert (str(corpus / "vocab.txt"), "the vocabulary (vocab:), not text") in config.skipped_files
+
+
+@pytest.mark.parametrize("between", ["\r\n", "\rx"])
+def test_a_cr_that_ends_a_piece_is_read_as_the_unsplit_line_reads_it(tmp_path, between):
+    """A CRLF line end whose CR closed a 4000-byte piece left the CR in the line's text (a space
+    where the line ended); a CR inside a line stays as it was."""
+    path = tmp_path / "c.txt"
+    head = "w" * 3999  # the CR is the piece's last byte
+    path.write_bytes(f"{head}{between}tail\r\nNext.\r\n".encode())
+    pieces = list(documents._decoded_lines(path, documents.Decoding(), Counter(), 4000))
+    lines = {}
+    for lineno, text, _ in pieces:
+        lines[lineno] = lines.get(lineno, "") + text
+    whole = [line.rstrip("\r\n") for line in path.read_bytes().decode().split("\n")[:-1]]
+    assert list(lines.values()) == whole
