@@ -698,14 +698,21 @@ def read_text(path: Path, how: Reading, stats: Counter) -> Iterator[Document]:
 
 def _record_lines(path: Path, how: Reading, stats: Counter, too_long: str) -> Iterator[Tuple[int, str]]:
     """(line number, text) of the non-blank lines of a file of a record a line (jsonl, tsv); a
-    line over MAX_RECORD_BYTES is skipped, counted under `too_long`, never held whole."""
+    line over MAX_RECORD_BYTES (its line end not counted) is skipped, counted under `too_long`,
+    never held whole: read with room for a CRLF end, its length checked once it is whole."""
     long = 0  # the number of the last line read in pieces
-    for lineno, line, more in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES):
-        if more or lineno == long:
+    for lineno, line, more in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES + 2):
+        if more or lineno == long or _over_record_bytes(line, how.decoding.encoding):
             stats[too_long] += lineno != long
             long = lineno
         elif line.strip():
             yield lineno, line
+
+
+def _over_record_bytes(line: str, encoding: str) -> bool:
+    """Whether a whole line is over MAX_RECORD_BYTES in its file's encoding (encoded again only
+    where its characters could be: at most 4 bytes each)."""
+    return 4 * len(line) > MAX_RECORD_BYTES and len(line.encode(encoding, "surrogatepass")) > MAX_RECORD_BYTES
 
 
 def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[int, Union[str, List[str]]]]:

@@ -366,3 +366,21 @@ def test_a_cr_that_ends_a_piece_is_read_as_the_unsplit_line_reads_it(tmp_path, b
         lines[lineno] = lines.get(lineno, "") + text
     whole = [line.rstrip("\r\n") for line in path.read_bytes().decode().split("\n")[:-1]]
     assert list(lines.values()) == whole
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", ""])
+@pytest.mark.parametrize("extra, kept", [(0, True), (1, False)])
+def test_a_jsonl_record_of_exactly_the_limit_is_read_and_one_byte_more_is_not(tmp_path, monkeypatch, end, extra, kept):
+    """A record of exactly MAX_RECORD_BYTES (its line end aside) was counted as too long; `end`:
+    the file's line ends ("": the record is the file's last line, without one)."""
+    monkeypatch.setattr(documents, "MAX_RECORD_BYTES", 1000)
+    head, tail = '{"text": "Edge. ', '"}'
+    fill = 1000 + extra - len((head + tail).encode())
+    record = head + "é" * (fill // 2) + "x" * (fill % 2) + tail  # characters of two bytes, as the limit counts bytes
+    assert len(record.encode()) == 1000 + extra
+    path = tmp_path / "c.jsonl"
+    path.write_bytes((json.dumps({"text": "Small one."}) + (end or "\n") + record + end).encode())
+    stats = Counter()
+    texts = _texts(read_documents([path], "jsonl", "en", stats))
+    assert texts[0] == ["Small one."] and (len(texts) == 2) == kept
+    assert stats == (Counter() if kept else Counter(json_line_over_40MB_skipped=1))
