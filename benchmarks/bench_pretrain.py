@@ -11,9 +11,10 @@ project's and PyTorch's). Where this process can train in bfloat16
 (`--amp bf16`: a GPU with it, or a CPU with AMX or AVX512_BF16), the static program once more
 with its matrix products in bfloat16, with its losses over the timed steps against float32's from
 the same start; on a CPU with AMX, also once with oneDNN capped at AVX512_BF16 (in a child
-process with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16), what a CPU with AVX512_BF16 and no AMX (AMD
-Zen 4) runs. With `--cap avx2` the whole run is made in a process capped at AVX2 (oneDNN, MKL,
-PyTorch's kernels, the fused kernels' build): what a CPU without AVX-512 runs, measured on one with
+process with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16): an Intel core's AVX512_BF16 path (it is slower
+than float32 there, where a real Zen 4 core's is faster: docs/pretraining-guide.md). With
+`--cap avx2` the whole run is made in a process capped at AVX2 (oneDNN, MKL, PyTorch's kernels,
+the fused kernels' build): what a CPU without AVX-512 runs, measured on one with
 it (the cores, caches and memory stay this machine's). Prints figures; asserts nothing.
 
     python benchmarks/bench_pretrain.py [--layers 4 --hidden 256 --heads 4 --seq-len 128 --batch 16] [--cap avx2]

@@ -6,7 +6,8 @@ The flags are those this process may use: the CPU's, less what oneDNN is capped 
 (`ONEDNN_MAX_CPU_ISA`, or its older name `DNNL_MAX_CPU_ISA`). oneDNN runs the matrix products, so a
 process capped at AVX2 on a Xeon with AMX runs them as an AVX2-only CPU would, and the decisions
 taken from these flags (bfloat16 under `amp: auto`, the instruction set the fused kernels are built
-for) follow: that is how one machine measures what another kind would run (`ISA_CAPS`)."""
+for) follow: that is how one machine measures another kind's code paths (`ISA_CAPS`), on its own
+cores (which decide what an instruction costs: `amp: auto` takes the vendor too)."""
 from __future__ import annotations
 
 import os
@@ -40,7 +41,7 @@ _CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN reads the 
 # the environment that makes a process run its matrix products and vector kernels as another CPU
 # kind would: oneDNN (Paddle's and PyTorch's), MKL (Paddle's and PyTorch's BLAS), PyTorch's own
 # vectorised kernels. "avx2": an AMD EPYC or Intel Xeon without AVX-512; "avx512_bf16": AVX-512 with
-# bfloat16 dot products and no AMX (AMD EPYC Zen 4)
+# bfloat16 dot products and no AMX (Intel Cooper Lake's code paths; AMD Zen 4's, at an Intel core's costs)
 ISA_CAPS = {
     "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
     "avx512_bf16": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16", "MKL_ENABLE_INSTRUCTIONS": "AVX512",

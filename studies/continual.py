@@ -35,7 +35,7 @@ from ernie.pretrain.log import heldout_losses, read_log
 from ernie.pretrain.schedule import schedule_from_config
 from ernie_common.fileio import atomic_write_text
 from studies import downstream
-from studies.jobs import ROOT, job_threads, pretraining_finished, run_all, run_python
+from studies.jobs import ROOT, job_threads, pretraining_finished, run_all, run_python, shards_made
 from studies.template import fill, precision_text, shown, write_report
 
 STUDY_FILE = ROOT / "configs" / "studies" / "continual.yaml"
@@ -107,7 +107,7 @@ def pretrain(study: dict, only: Sequence[str] = ()) -> None:
             run_python(["-m", "data_gen", "fetch", name, "--dir", str((ROOT / entry["texts"]).parent)],
                        log=ROOT / study["output"] / f"fetch-{name}.log")
     growth = ROOT / study["output"] / "growth.json"
-    if not growth.is_file() and (runs(study)[0].shards / "manifest.json").is_file():
+    if not growth.is_file() and shards_made(runs(study)[0].shards):
         growth.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(growth, json.dumps(growth_check(study), indent=2) + "\n")
     for run in runs(study):
@@ -116,7 +116,7 @@ def pretrain(study: dict, only: Sequence[str] = ()) -> None:
         finetuned = ROOT / study["output"] / "finetune"
         if pretraining_finished(run.run_dir, run.model, finetuned.glob(f"*/{run.name}")):
             continue
-        if not (run.shards / "manifest.json").is_file():
+        if not shards_made(run.shards):
             run_python(["-m", "data_gen", "make", "--config", str(run.data_config), *_sets(run.data_set)],
                        log=run.logs / "data.log")
         resume = ["--resume"] if (run.run_dir / "checkpoints" / "latest").is_file() else []
@@ -269,7 +269,7 @@ def speed(study: dict) -> None:
     auto`, each from the start on every core, into OUTPUT/recipe-speed/AMP/. Run it with nothing
     else on the machine: the report turns the paces into the recipe's minutes."""
     recipe = runs(study)[0]
-    if not (recipe.shards / "manifest.json").is_file():
+    if not shards_made(recipe.shards):
         run_python(["-m", "data_gen", "make", "--config", str(recipe.data_config)], log=recipe.logs / "data.log")
     for amp in ("off", "auto"):
         out = ROOT / study["output"] / "recipe-speed" / amp

@@ -111,7 +111,8 @@ def pretrain(study: Study, parallel: int = 2) -> None:
 
     def job(run: Run):
         def go():
-            names = ("end", "tokens-*") if run is study.long else (run.name,)
+            # every model of the study fine-tunes at the end model's rates: the long run's records go with all
+            names = ("end", "tokens-*", *(r.name for r in study.runs)) if run is study.long else (run.name,)
             if pretraining_finished(run.output, run.output / "model",
                                     [p for n in names for p in study.finetune_dir.glob(f"*/{n}")]):
                 return
@@ -156,7 +157,7 @@ def finetune(study: Study, parallel: int = 2) -> None:
     for name in dict.fromkeys(s.task for s in (*study.settings, study.pos)):
         if not (ROOT / "data" / name).is_dir():
             run_python(["-m", "data_gen", "fetch", name, "--dir", "data"], log=study.output / f"fetch-{name}.log")
-    models = curve_models(study)
+    models = [m for m in curve_models(study) if (m.path / "params.safetensors").is_file()]  # records come without
     if not models:
         raise SystemExit(f"fine-tuning needs a saved model of the long run first ({study.long.output / 'models'}): "
                          "python -m studies.curve pretrain")
@@ -174,7 +175,8 @@ def finetune(study: Study, parallel: int = 2) -> None:
     threads = job_threads(parallel)
     jobs = []
     for group, _ in GROUPS:
-        for model in [m for m in models if m.name != "end"] + run_models(study):
+        here = [m for m in run_models(study) if (m.path / "params.safetensors").is_file()]
+        for model in [m for m in models if m.name != "end"] + here:
             init = downstream.Init.pretrained(model.name, model.path, study.finetune_settings)
             for setting in (s for s in study.settings if _group(s) == group):
                 rate = downstream.collect(out, setting, "end")["lr"]

@@ -2,6 +2,7 @@
 log file, several at once, a failure named at the end rather than stopping the others."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -22,11 +23,21 @@ def shards_of(data_config: Path) -> Path:
     return ROOT / yaml.safe_load(Path(data_config).read_text(encoding="utf-8"))["output"]
 
 
+def shards_made(shards: Path) -> bool:
+    """Whether a folder holds made shards: its manifest (which `make` removes first, so a stopped
+    make has none) and every shard it lists (the manifest alone is among a study's records, and
+    comes to a new machine without them)."""
+    manifest = shards / "manifest.json"
+    if not manifest.is_file():
+        return False
+    return all((shards / s["file"]).is_file() for s in json.loads(manifest.read_text(encoding="utf-8"))["shards"])
+
+
 def make_shards(data_config: Path) -> None:
     """A study's shards (run_pretrain.sh with DATA_ONLY=1: the corpus, its vocabulary, data_gen
     make), made once for the study: made again after a change to data generation, they would stop
     its runs' resume (a resume refuses shards remade since its checkpoint)."""
-    if not (shards_of(data_config) / "manifest.json").is_file():  # `make` removes it first: a stopped make is made again
+    if not shards_made(shards_of(data_config)):
         subprocess.run(["bash", "run_pretrain.sh"], check=True, cwd=ROOT,
                        env=child_environment(DATA_ONLY="1", DATA_CONFIG=str(data_config)))
 
@@ -34,22 +45,44 @@ def make_shards(data_config: Path) -> None:
 def pretraining_finished(run_dir: Path, model: Path, dependents: Iterable[Path] = ()) -> bool:
     """Whether a study's pre-training run has finished with its model on this machine.
 
-    A study's records (summaries, logs, fine-tuning metrics: the small files `.gitignore` lets into
-    the repository under output/) outlive the machine; its models and checkpoints do not. A run
-    that has records but neither its model nor a checkpoint here came from the repository to a new
-    machine: it is made again from its first step, so its records are removed, and with them
-    `dependents` (the fine-tuning records of the models it lost), since a model made again is
-    another model and no table may mix the two. Records that need no lost model (a released start
-    model's, random initialisation's, floors) stay."""
+    A study's records (summaries, logs, configs, fine-tuning metrics: the small files `.gitignore`
+    lets into the repository under output/) outlive the machine; its models and checkpoints do
+    not. A run whose records are the repository's, unchanged, with neither its model nor a
+    checkpoint here, came from another machine: it is made again from its first step, so its
+    records are removed (git keeps them), and with them `dependents` (the fine-tuning records of
+    the models it lost), since a model made again is another model and no table may mix the two.
+    Records that need no lost model (a released start model's, random initialisation's, floors)
+    stay. Records without model or checkpoint that are not the repository's (a run starting in
+    another process, before its first checkpoint; a model moved away) are an error, never
+    removed."""
     if (model / "params.safetensors").is_file() or (run_dir / "checkpoints").is_dir() or not run_dir.exists():
         return (run_dir / "summary.json").is_file()
+    if not _committed_unchanged(run_dir):
+        raise SystemExit(f"{run_dir}: a run's records without its model ({model}) or a checkpoint, not the "
+                         f"repository's: another process may be starting it (no checkpoint yet), or its model was "
+                         f"moved; remove {run_dir} to pre-train it again")
     gone = [p for p in dependents if p.exists()]
-    print(f"{run_dir}: its records came without its model or a checkpoint (another machine's run); pre-training "
-          f"it again from its first step" + (f", its models' {len(gone)} fine-tuning records removed" if gone else "")
-          + " (git history keeps them)", flush=True)
+    print(f"{run_dir}: the repository's records of a run made on another machine, without its model or a "
+          f"checkpoint; pre-training it again from its first step"
+          + (f", its models' {len(gone)} fine-tuning records removed" if gone else "") + " (git keeps them)", flush=True)
     for path in (run_dir, *gone):
         shutil.rmtree(path)
     return False
+
+
+def _committed_unchanged(folder: Path) -> bool:
+    """Whether every file in `folder` is tracked by the repository's git and unchanged there."""
+    files = [str(p) for p in folder.rglob("*") if p.is_file()]
+    if not files:
+        return False
+    try:
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", "--", *files], cwd=ROOT,
+                                 capture_output=True).returncode == 0
+        clean = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", str(folder)], cwd=ROOT,
+                               capture_output=True).returncode == 0
+    except OSError:  # no git: nothing here is known to be kept elsewhere
+        return False
+    return tracked and clean
 
 
 def job_threads(parallel: int) -> int:

@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 import yaml
 
 from studies import curve, downstream
@@ -46,6 +47,7 @@ def make_study(tmp_path):
         saved = long.output / "models" / name
         saved.mkdir(parents=True)
         (saved / "tokens.json").write_text(json.dumps({"tokens_seen": tokens, "step": tokens // 4000, "target": 0}))
+        (saved / "params.safetensors").write_bytes(b"")
     log = [{"step": s, "knowledge_masking/loss": 8.0 - s / 1000} for s in range(100, 5001, 100)]
     for run, summary in ((long, {"tokens_seen": 20_000_000, "train_seconds": 7200.0, "machine": "CPU: X; 2 cores"}),
                          (runs[0], {"tokens_seen": 16_100_000, "train_seconds": 3600.0, "machine": "CPU: X"}),
@@ -53,6 +55,8 @@ def make_study(tmp_path):
         run.output.mkdir(parents=True, exist_ok=True)
         (run.output / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
         (run.output / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log), encoding="utf-8")
+        (run.output / "model").mkdir()
+        (run.output / "model" / "params.safetensors").write_bytes(b"")
     rng = np.random.default_rng(3)
     labelled = write_texts(tmp_path / "labelled", {
         split: rows(rng, n, "good", "positive") + rows(rng, n, "bad", "negative")
@@ -153,6 +157,26 @@ def test_while_the_long_run_trains_random_initialisation_fine_tunes_alone(tmp_pa
     assert evaluated == [(["few", "full", "full"], [("random", ("--vocab", str(first / "vocab.txt"), "--model-config",
                                                                  str(first / "ernie_config.json")))])]
     assert not others
+
+
+def test_models_whose_records_came_without_them_are_not_fine_tuned(tmp_path, monkeypatch):
+    """The study's records (summaries, tokens.json) come to a new machine without the models:
+    fine-tuning a model that is not there failed in every run."""
+    study = make_study(tmp_path)
+    for path in tmp_path.rglob("params.safetensors"):
+        if "seq64-16m" in str(path) or "tokens-4000000" in str(path):
+            path.unlink()
+    order = []
+    monkeypatch.setattr(curve, "run_python", lambda *args, **kwargs: None)
+    monkeypatch.setattr(curve, "run_all", lambda jobs, what, parallel: [job() for job in jobs])
+    monkeypatch.setattr(downstream, "evaluate_all", lambda *args, **kwargs: None)
+    monkeypatch.setattr(downstream, "evaluate", lambda setting, init, out, **kwargs: order.append(init.name))
+    curve.finetune(study, parallel=1)
+    assert sorted(set(order)) == ["decay-16m", "tokens-1000000", "tokens-16000000"]
+    for path in tmp_path.rglob("params.safetensors"):
+        path.unlink()
+    with pytest.raises(SystemExit, match="needs a saved model of the long run first"):
+        curve.finetune(study, parallel=1)
 
 
 def test_the_setup_counts_the_fine_tuning_runs_of_each_precision(tmp_path):

@@ -184,7 +184,7 @@ def test_a_studys_shards_are_made_once(tmp_path, monkeypatch):
     config.write_text(yaml.safe_dump({"output": str(tmp_path / "shards")}))
     jobs.make_shards(config)
     (tmp_path / "shards").mkdir()
-    (tmp_path / "shards" / "manifest.json").write_text("{}")
+    (tmp_path / "shards" / "manifest.json").write_text('{"shards": []}')
     jobs.make_shards(config)
     assert made == [str(config)]
 
@@ -253,6 +253,12 @@ def test_a_run_whose_records_came_without_its_model_is_made_again_and_its_fine_t
     ran = []
     monkeypatch.setattr(table7, "make_shards", lambda data: None)
     monkeypatch.setattr(table7, "run_python", lambda args, log, threads=None: ran.append(args))
+    from studies import jobs
+    with pytest.raises(SystemExit, match="not the repository's: another process may be starting it"):
+        table7.pretrain(variant, parallel=1)  # records of this machine's (not committed): never removed
+    assert variant.run_dir("continual_multitask").is_dir() and (finetuned / "continual_multitask").is_dir()
+    ran.clear()
+    monkeypatch.setattr(jobs, "_committed_unchanged", lambda folder: True)  # the repository's records
     table7.pretrain(variant, parallel=1)
     assert [(a[a.index("--config") + 1], "--resume" in a) for a in ran] == [
         (str(variant.strategies["multitask"]), True), (str(variant.strategies["continual_multitask"]), False)]
@@ -260,3 +266,21 @@ def test_a_run_whose_records_came_without_its_model_is_made_again_and_its_fine_t
     assert sorted(p.name for p in finetuned.iterdir()) == ["continual", "multitask", "random"]  # no lost model
     assert (variant.run_dir("multitask") / "log.jsonl").is_file()
     assert "its models' 1 fine-tuning records removed" in capsys.readouterr().out
+
+
+def test_records_count_as_the_repositorys_only_when_committed_and_unchanged(tmp_path):
+    from studies import jobs
+    assert jobs._committed_unchanged(jobs.ROOT / "data_gen" / "demo")  # tracked, never edited
+    (tmp_path / "summary.json").write_text("{}")
+    assert not jobs._committed_unchanged(tmp_path)  # outside the repository
+    assert not jobs._committed_unchanged(tmp_path / "empty")
+
+
+def test_shards_count_as_made_only_with_every_shard_the_manifest_lists(tmp_path):
+    """The manifest is among a study's records; on a new machine it comes without its shards."""
+    from studies import jobs
+    assert not jobs.shards_made(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"shards": [{"file": "part-00000.shard"}]}))
+    assert not jobs.shards_made(tmp_path)
+    (tmp_path / "part-00000.shard").write_bytes(b"")
+    assert jobs.shards_made(tmp_path)
