@@ -65,3 +65,19 @@ def test_bfloat16_decisions_follow_the_cap(xeon):
     assert cpu_kernels.auto_amp()[0] == "off"
     xeon.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert cpu_bf16_isa(machine.cpu_flags()) is None
+
+
+@pytest.mark.parametrize("text, vendor", [("vendor_id\t: AuthenticAMD\nflags\t\t: avx2\n", "AuthenticAMD"),
+                                          ("processor\t: 0\nvendor_id\t: GenuineIntel\n", "GenuineIntel"),
+                                          ("Features\t: fp asimd\n", "unknown")])
+def test_the_vendor_is_read_from_cpuinfo(monkeypatch, text, vendor):
+    import io
+    monkeypatch.setattr(machine, "open", lambda path, encoding=None: io.StringIO(text), raising=False)
+    assert machine.cpu_vendor() == vendor
+
+
+def test_no_cpuinfo_is_an_unknown_vendor(monkeypatch):
+    def missing(path, encoding=None):
+        raise FileNotFoundError(path)
+    monkeypatch.setattr(machine, "open", missing, raising=False)
+    assert machine.cpu_vendor() == "unknown"

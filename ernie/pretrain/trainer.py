@@ -476,7 +476,13 @@ class Trainer:
         digests = []
         dist.all_gather_object(digests, digest)
         if len(set(digests)) != 1:
-            raise PretrainError(f"rank {self.rank}: parameters differ between ranks: {digests}")
+            # every rank applies the same all-reduced gradients: a difference is an update computed
+            # differently (a gradient-norm sum or fused AdamW vectorised for another instruction set,
+            # another Paddle build), which no model may hide
+            raise PretrainError(f"rank {self.rank}: parameters differ between ranks: {digests}; no model is written "
+                                f"(the last checkpoint, {self.out / 'checkpoints'}, holds rank 0's state): ranks on "
+                                f"CPUs of different instruction sets or with different Paddle builds update "
+                                f"differently in the last bits")
         print(f"rank {self.rank}: parameters identical on all {self.world_size} ranks (sha256 {digest[:16]})")
 
     def _metrics(self, out, feed) -> dict:
