@@ -57,6 +57,8 @@ def pretraining_finished(run_dir: Path, model: Path, dependents: Iterable[Path] 
     removed."""
     if (model / "params.safetensors").is_file() or (run_dir / "checkpoints").is_dir() or not run_dir.exists():
         return (run_dir / "summary.json").is_file()
+    if not any(p.is_file() for p in run_dir.rglob("*")):  # made, and stopped before it wrote anything
+        return False
     if not _committed_unchanged(run_dir):
         raise SystemExit(f"{run_dir}: a run's records without its model ({model}) or a checkpoint, not the "
                          f"repository's: another process may be starting it (no checkpoint yet), or its model was "

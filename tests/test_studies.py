@@ -274,6 +274,8 @@ def test_records_count_as_the_repositorys_only_when_committed_and_unchanged(tmp_
     (tmp_path / "summary.json").write_text("{}")
     assert not jobs._committed_unchanged(tmp_path)  # outside the repository
     assert not jobs._committed_unchanged(tmp_path / "empty")
+    (tmp_path / "run").mkdir()  # a run stopped before it wrote anything starts again
+    assert not jobs.pretraining_finished(tmp_path / "run", tmp_path / "run" / "model")
 
 
 def test_shards_count_as_made_only_with_every_shard_the_manifest_lists(tmp_path):
