@@ -2,6 +2,7 @@
 without a field, and Table 7's report reads forgetting, ordering and floors from a study's files
 (hand-written run files of three strategies whose figures are known)."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import yaml
 
 from studies import table7
 from studies.template import TemplateError, fill
+from tests.conftest import REPO
 from tests.test_floors import rows, write_texts
 
 
@@ -268,6 +270,7 @@ def test_a_run_whose_records_came_without_its_model_is_made_again_and_its_fine_t
     assert "its models' 1 fine-tuning records removed" in capsys.readouterr().out
 
 
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(), reason="needs the repository's git")
 def test_records_count_as_the_repositorys_only_when_committed_and_unchanged(tmp_path):
     from studies import jobs
     assert jobs._committed_unchanged(jobs.ROOT / "data_gen" / "demo")  # tracked, never edited
