@@ -49,35 +49,31 @@ ISA_CAPS = {
 }
 
 
-def _cpuinfo() -> tuple:
-    """(model name, set of flags) from /proc/cpuinfo (Linux: x86's `flags`, ARM's `Features`;
-    'unknown' and none elsewhere)."""
-    model, flags = "unknown", set()
+def _cpuinfo_fields() -> dict:
+    """/proc/cpuinfo's fields as `key: value` (the last processor's, all alike on one machine);
+    empty where there is none (not Linux)."""
+    fields = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() in ("flags", "Features"):
-                    flags = set(value.split())
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return model, flags
+    return fields
+
+
+def _cpuinfo() -> tuple:
+    """(model name, set of flags) from /proc/cpuinfo (Linux: x86's `flags`, ARM's `Features`;
+    'unknown' and none elsewhere)."""
+    fields = _cpuinfo_fields()
+    return fields.get("model name", "unknown"), set((fields.get("flags") or fields.get("Features") or "").split())
 
 
 def cpu_vendor() -> str:
     """/proc/cpuinfo's vendor_id (`GenuineIntel`, `AuthenticAMD`; 'unknown' where it has none): the
     same instruction runs at different rates on the two vendors' cores (bfloat16 under `amp: auto`)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "vendor_id":
-                    return value.strip()
-    except OSError:
-        pass
-    return "unknown"
+    return _cpuinfo_fields().get("vendor_id", "unknown")
 
 
 def isa_cap() -> Optional[str]:

@@ -35,7 +35,7 @@ from ernie.pretrain.log import heldout_losses, read_log
 from ernie.pretrain.schedule import schedule_from_config
 from ernie_common.fileio import atomic_write_text
 from studies import downstream
-from studies.jobs import ROOT, job_threads, pretraining_finished, run_all, run_python, shards_made
+from studies.jobs import ROOT, job_threads, model_saved, pretraining_finished, run_all, run_python, shards_made
 from studies.template import fill, precision_text, shown, write_report
 
 STUDY_FILE = ROOT / "configs" / "studies" / "continual.yaml"
@@ -98,7 +98,7 @@ def pretrain(study: dict, only: Sequence[str] = ()) -> None:
     """The start model, then each continued model not finished yet (resumed where it stopped),
     one after another on all the cores."""
     start = start_model(study)
-    if not (start / "params.safetensors").is_file():
+    if not model_saved(start):
         run_python(["-m", "ernie.pretrained", "get", study["start"]["name"], "--dir", str(start.parent)],
                    log=ROOT / study["output"] / "get.log")
     for entry in study["task_adaptive"].values():
@@ -222,7 +222,7 @@ def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
     out, settings = ROOT / study["output"] / "finetune", {s.name: s for s in suite_settings(study)}
     chosen = [m for m in measured(study) if not only or m.init.name in only]
     missing = [m.init.name for m in chosen if m.init.source[0] == "--init-model"
-               and not (Path(m.init.source[1]) / "params.safetensors").is_file()]
+               and not model_saved(Path(m.init.source[1]))]
     if missing:
         raise SystemExit(f"fine-tuning needs the models of {missing} first: python -m studies.continual pretrain")
     threads = job_threads(parallel)

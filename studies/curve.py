@@ -29,7 +29,7 @@ import yaml
 
 from ernie.pretrain.log import FINAL_WINDOW, read_log
 from studies import downstream
-from studies.jobs import ROOT, job_threads, make_shards, pretraining_finished, run_all, run_python, shards_of
+from studies.jobs import ROOT, job_threads, make_shards, model_saved, pretraining_finished, run_all, run_python, shards_of
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "curve.yaml"
@@ -157,7 +157,7 @@ def finetune(study: Study, parallel: int = 2) -> None:
     for name in dict.fromkeys(s.task for s in (*study.settings, study.pos)):
         if not (ROOT / "data" / name).is_dir():
             run_python(["-m", "data_gen", "fetch", name, "--dir", "data"], log=study.output / f"fetch-{name}.log")
-    models = [m for m in curve_models(study) if (m.path / "params.safetensors").is_file()]  # records come without
+    models = [m for m in curve_models(study) if model_saved(m.path)]
     if not models:
         raise SystemExit(f"fine-tuning needs a saved model of the long run first ({study.long.output / 'models'}): "
                          "python -m studies.curve pretrain")
@@ -175,8 +175,7 @@ def finetune(study: Study, parallel: int = 2) -> None:
     threads = job_threads(parallel)
     jobs = []
     for group, _ in GROUPS:
-        here = [m for m in run_models(study) if (m.path / "params.safetensors").is_file()]
-        for model in [m for m in models if m.name != "end"] + here:
+        for model in [m for m in models if m.name != "end"] + [m for m in run_models(study) if model_saved(m.path)]:
             init = downstream.Init.pretrained(model.name, model.path, study.finetune_settings)
             for setting in (s for s in study.settings if _group(s) == group):
                 rate = downstream.collect(out, setting, "end")["lr"]

@@ -42,6 +42,12 @@ def make_shards(data_config: Path) -> None:
                        env=child_environment(DATA_ONLY="1", DATA_CONFIG=str(data_config)))
 
 
+def model_saved(model: Path) -> bool:
+    """Whether a model directory holds its parameters on this machine (a study's records come
+    to a new machine without them)."""
+    return (model / "params.safetensors").is_file()
+
+
 def pretraining_finished(run_dir: Path, model: Path, dependents: Iterable[Path] = ()) -> bool:
     """Whether a study's pre-training run has finished with its model on this machine.
 
@@ -55,7 +61,7 @@ def pretraining_finished(run_dir: Path, model: Path, dependents: Iterable[Path] 
     stay. Records without model or checkpoint that are not the repository's (a run starting in
     another process, before its first checkpoint; a model moved away) are an error, never
     removed."""
-    if (model / "params.safetensors").is_file() or (run_dir / "checkpoints").is_dir() or not run_dir.exists():
+    if model_saved(model) or (run_dir / "checkpoints").is_dir() or not run_dir.exists():
         return (run_dir / "summary.json").is_file()
     if not any(p.is_file() for p in run_dir.rglob("*")):  # made, and stopped before it wrote anything
         return False

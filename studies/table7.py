@@ -25,7 +25,7 @@ import yaml
 from ernie.pretrain.log import FINAL_WINDOW, heldout_losses, read_log
 from ernie.pretrain.schedule import Schedule, load_schedule
 from studies import downstream
-from studies.jobs import ROOT, make_shards, pretraining_finished, run_all, run_python
+from studies.jobs import ROOT, make_shards, model_saved, pretraining_finished, run_all, run_python
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "table7.yaml"
@@ -96,7 +96,7 @@ def inits(variant: Variant) -> List[downstream.Init]:
     """The strategies' models that have finished pre-training and the random twin of one of them
     (all share one architecture): a strategy still training joins when the command runs again."""
     models = {s: variant.run_dir(s) / "model" for s in STRATEGIES}
-    ready = {s: m for s, m in models.items() if (m / "params.safetensors").is_file()}
+    ready = {s: m for s, m in models.items() if model_saved(m)}
     if not ready:
         raise SystemExit(f"fine-tuning needs a pre-trained model first: python -m studies.table7 pretrain "
                          f"--variant {variant.name}")
