@@ -169,7 +169,8 @@ def test_the_watch_beats_on_a_connection_of_its_own_while_the_main_thread_waits_
 
 def test_a_step_failing_as_nccl_or_paddle_enforce_fails_it_becomes_an_error_naming_the_stopped_rank():
     """Paddle raises a failed NCCL call as OSError and an InvalidArgument as ValueError, not only
-    gloo's RuntimeError: each becomes TrainingFailed naming rank 1, the watch's thread stopped."""
+    gloo's RuntimeError: each becomes TrainingFailed naming rank 1, the watch's thread stopped; a
+    failed allocation (MemoryError) too, saying what fits the batch in less memory."""
     import pytest
 
     from ernie.pretrain.trainer import TrainingFailed, run_watched
@@ -185,6 +186,13 @@ def test_a_step_failing_as_nccl_or_paddle_enforce_fails_it_becomes_an_error_nami
         assert watch._thread is None and not any(t.name == "rank-watch" for t in threading.enumerate())
     error = OSError("NCCL error")
     with pytest.raises(OSError):  # one process: no watch, the error as it is
+        run_watched(step, None)
+
+    error = MemoryError("(ResourceExhausted) Out of memory error on GPU 3")  # as Paddle raises it
+    with pytest.raises(TrainingFailed, match=r"^rank 0: step 5 failed, out of memory: .*max_tokens_per_device.*"
+                                             r"\(\(ResourceExhausted\) Out of memory error on GPU 3\): rank 1 stopped"):
+        run_watched(step, watch)
+    with pytest.raises(TrainingFailed, match=r"^out of memory: .*recompute: true"):  # one process: its one line too
         run_watched(step, None)
 
     from data_gen.shards import ShardError

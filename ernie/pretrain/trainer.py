@@ -50,7 +50,7 @@ import yaml
 
 from data_gen.examples import sentence_types
 from data_gen.make import task_code
-from data_gen.shards import ShardError
+from data_gen.shards import ShardError, every_shard
 from ernie.formats.checkpoint import casing_files, load_params, save_model_dir, save_params
 from ernie.kernels.cpu_kernels import training_program_pass
 from ernie.model.config import ErnieConfig
@@ -85,11 +85,15 @@ class TrainingFailed(RuntimeError):
 STEP_FAILURES = (RuntimeError, ValueError, OSError)
 # ... and the errors of this rank's own input, which say what is wrong themselves (exit code 2)
 OWN_ERRORS = (ShardError, PretrainError, ScheduleError, registry.TaskError)
+# Paddle raises an allocation that fails (ResourceExhausted: a GPU's memory, or the host's) as MemoryError
+OUT_OF_MEMORY = ("out of memory: a device holds fewer tokens with `max_tokens_per_device` (the batch "
+                 "accumulated over more micro-batches, the same update) or `recompute: true`")
 
 
 def run_watched(train: Callable[[], None], watch) -> None:
     """Runs `train()`. A non-finite loss (every rank sees it at the same step: propeller.nonfinite)
-    becomes TrainingFailed; so does a failed step of a distributed run (`watch`, a
+    becomes TrainingFailed, as does running out of memory (with what fits the batch in less); so
+    does a failed step of a distributed run (`watch`, a
     propeller.rank_watch.RankWatch), its message naming the ranks that stopped, unless it is an
     error of this rank's own data or config, raised as it is. The watch's thread is stopped
     whatever happens: left running, it aborts the interpreter's exit."""
@@ -97,6 +101,11 @@ def run_watched(train: Callable[[], None], watch) -> None:
         train()
     except FloatingPointError as err:
         raise TrainingFailed(str(err)) from None
+    except MemoryError as err:
+        if watch is None:
+            raise TrainingFailed(f"{OUT_OF_MEMORY} ({err})") from None
+        watch.close()
+        raise TrainingFailed(watch.failure_message(f"step {watch.step + 1} failed, {OUT_OF_MEMORY} ({err})")) from None
     except STEP_FAILURES as err:
         if watch is None or isinstance(err, OWN_ERRORS):
             raise
@@ -152,7 +161,7 @@ class Trainer:
         shards_lower_case = None if is_sentencepiece(self.vocab_file) else manifest["config"].get("do_lower_case")
         self.model_files = casing_files(shards_lower_case)
         # the shards' contents as their manifest records them: a resume reads on in the same ones
-        self.shards_sha = _sha([s["sha256"] for s in manifest["shards"]])
+        self.shards_sha = _sha([s["sha256"] for s in every_shard(manifest)])
         self.shard_dir = shard_dir
         preset = ErnieConfig.from_file(config.model, vocab_size=len(vocab)) if config.model else None
         self.batch = config.batch_plan(self.world_size)
@@ -164,6 +173,8 @@ class Trainer:
                                     skip_corrupt=config.corrupt_shards == "skip", length_pool=config.length_pool,
                                     heldout=config.heldout.examples)
         self.data.check_tasks(self.schedule.tasks)
+        if self.is_writer and config.heldout.examples:
+            print(self.data.describe_heldout(self.schedule.tasks), flush=True)
         recorded = manifest.get("task_code", {})  # (shards of before 2026-12-07 lack it)
         changed = sorted(t for t, sha in task_code([t for t in self.schedule.tasks if t in recorded]).items()
                          if sha != recorded[t])
