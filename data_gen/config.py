@@ -65,6 +65,10 @@ class DataConfig:
     task_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     stopwords: Optional[str] = None    # the lexicon's stop words, which several tasks' labels leave out
     chunk_bytes: int = 262144           # documents are dealt to workers in chunks of about this much text
+    # a share of the documents kept out of the training shards, each chosen by a hash of its text
+    # and the seed: their examples, made from them alone, go to held-out shards, which
+    # pre-training's `heldout:` evaluation reads (docs/data.md, "Held-out documents")
+    heldout_documents: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.input, str):
@@ -96,6 +100,9 @@ class DataConfig:
         for name in ("shards", "workers", "chunk_bytes"):
             if getattr(self, name) < 1:
                 raise DataConfigError(f"{name} must be at least 1")
+        if not 0 <= self.heldout_documents <= 0.5:
+            raise DataConfigError(f"heldout_documents is the share of the documents kept out of training, from 0 "
+                                  f"to 0.5; got {self.heldout_documents}")
         if self.seed < 0:
             raise DataConfigError(f"seed must be at least 0 (numpy seeds its generators with non-negative integers), "
                                   f"got {self.seed}")

@@ -11,9 +11,15 @@ distance), which carries the token-level labels too. Other sentence-level tasks 
 (`chunk_examples`: discourse) or, after the corpus, from a source of their own
 (`corpus_examples`: IR's click log). The generator names no task: it builds the configured ones from
 their options (`build_tasks`).
+
+With `heldout_documents` > 0 a chunk's held-out documents (`is_heldout`) are made into examples
+apart from the others, as a chunk of their own with a generator of its own: no example of either
+part holds text of the other (sentence distance draws its other document within its part), so
+the held-out examples' text is never trained on.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -27,6 +33,19 @@ from .data_task import Block, ChunkContext, DataTask
 from .documents import Document, load_stopwords
 from .examples import NO_TASK, Plan, TokenTable, assemble, shard_fields, task_bit, token_budget, tokens_in_no_example
 from .tokenized import ChunkTokenizer, Lexicon
+
+HELDOUT_STREAM = 1  # the held-out part of a chunk draws from (seed, chunk index, 1)
+
+
+def is_heldout(document: Document, share: float, seed: int) -> bool:
+    """Whether a document is among the held-out `share`: a hash of its text keyed by the seed,
+    so the choice depends on the text and the seed alone (not on chunks, workers or parts) and
+    copies of one text are held out together."""
+    if share <= 0:
+        return False
+    text = "\n".join(s.text for s in document.sentences).encode("utf-8")
+    digest = hashlib.blake2b(text, digest_size=8, key=str(seed).encode()).digest()
+    return int.from_bytes(digest, "little") < share * 2.0 ** 64
 
 
 def build_tasks(config: DataConfig) -> List[DataTask]:
@@ -183,10 +202,17 @@ class ExampleGenerator:
                 stats[f"skipped/{name}_examples_cut_to_fit"] += 1
                 stats[f"skipped/{name}_tokens_cut"] += over
 
-    def process_chunk(self, chunk_index: int, docs: Sequence[Document]) -> Tuple[Block, Counter]:
-        """The chunk's examples as one block (`examples.assemble`), and what was counted."""
+    def split_heldout(self, docs: Sequence[Document]) -> Tuple[List[Document], List[Document]]:
+        """A chunk's documents: (those trained on, those held out), each in corpus order."""
+        share, seed = self.config.heldout_documents, self.config.seed
+        held = [is_heldout(d, share, seed) for d in docs]
+        return [d for d, h in zip(docs, held) if not h], [d for d, h in zip(docs, held) if h]
+
+    def process_chunk(self, chunk_index: int, docs: Sequence[Document], stream: int = 0) -> Tuple[Block, Counter]:
+        """The chunk's examples as one block (`examples.assemble`), and what was counted. `stream`
+        1: the chunk's held-out documents, drawn apart from its others (`HELDOUT_STREAM`)."""
         stats: Counter = Counter()
-        rng = np.random.default_rng([self.config.seed, chunk_index])
+        rng = np.random.default_rng([self.config.seed, chunk_index, *([stream] if stream else [])])
         sentences = [s for d in docs for s in d.sentences]
         stats["raw_bytes"] += sum(len(s.text.encode("utf-8")) for s in sentences)
         stats["sentences"] += len(sentences)

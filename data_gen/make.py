@@ -12,6 +12,10 @@ A corpus too big for one machine is made in parts: `--prepare` runs the tasks' c
 statistics once (`corpus_states.json`), each `--part I --parts N` makes the shards of input
 files I, I + N, ... with them (shards I * shards ... on, and a part manifest), possibly on N
 machines sharing the output directory, and `merge` writes the one manifest training reads.
+
+With `heldout_documents` > 0 the held-out documents' examples (`generate.is_heldout`) go to a
+shard of their own per part, `heldout-PART.shard`, which the manifest lists under `heldout`
+apart from the training shards; the corpus figures count every document read.
 """
 from __future__ import annotations
 
@@ -39,16 +43,21 @@ from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, load_voca
 from .config import DataConfig, DataConfigError
 from .documents import COMPRESSIONS, CorpusError, Document, Skipped, describe_skipped, warn_layouts
 from .examples import of_kind, offsets_of, select, shard_fields, task_bit
-from .generate import ExampleGenerator, build_tasks
+from .generate import HELDOUT_STREAM, ExampleGenerator, build_tasks
 from .sentences import sentence_length
-from .shards import FORMAT_VERSION, MANIFEST, Shard, ShardWriter
+from .shards import FORMAT_VERSION, MANIFEST, Shard, ShardWriter, every_shard, heldout_shards
 
 _generator: Optional[ExampleGenerator] = None
+CORPUS_COUNTS = ("raw_bytes", "documents", "sentences", "tokens", "unk_tokens")  # of every document read
 STATES = "corpus_states.json"  # what the tasks' prepare() computed, shared by the parts
 
 
 def shard_name(index: int) -> str:
     return f"part-{index:05d}.shard"
+
+
+def heldout_name(part: int) -> str:
+    return f"heldout-{part:05d}.shard"
 
 
 def _init_worker(config: DataConfig, states) -> None:
@@ -75,9 +84,19 @@ def _process(job: Tuple[int, List[Document]]):
 
 
 def _dealt(chunk_index: int, docs, generator: ExampleGenerator):
-    """(one block per shard, stats) for a chunk."""
-    block, stats = generator.process_chunk(chunk_index, docs)
-    return _deal(block, chunk_index, generator, stats)
+    """(one block per shard or None, stats, the held-out block or None) for a chunk: its held-out
+    documents (`heldout_documents`) are made into examples apart from the others."""
+    train, held = generator.split_heldout(docs)
+    blocks, stats = None, Counter()
+    if train:
+        block, stats = generator.process_chunk(chunk_index, train)
+        blocks, stats = _deal(block, chunk_index, generator, stats)
+    heldout = None
+    if held:
+        heldout, held_stats = generator.process_chunk(chunk_index, held, HELDOUT_STREAM)
+        stats.update({key: held_stats[key] for key in CORPUS_COUNTS})  # the corpus as read
+        stats.update({f"heldout/{key}": held_stats[key] for key in ("documents", "tokens")})
+    return blocks, stats, heldout
 
 
 def _deal(block, chunk_index: int, generator: ExampleGenerator, stats: Counter):
@@ -262,7 +281,7 @@ def _verified(out: Path, old: Optional[dict], fp: str) -> Dict[str, str]:
     match their checksum."""
     if not old or old.get("fingerprint") != fp:
         return {}
-    shas = {s["file"]: s["sha256"] for s in old["shards"]}
+    shas = {s["file"]: s["sha256"] for s in every_shard(old)}
     return {f: sha for f, sha in shas.items() if (out / f).is_file() and sha256_file(out / f) == sha}
 
 
@@ -277,7 +296,8 @@ def _text_bytes(config: DataConfig, inputs: List[str]) -> Optional[int]:
 def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, parts: int,
               verified: Dict[str, str], progress: bool):
     """Writes the shards of `inputs` (part `part` of `parts`, shards numbered from
-    part * shards); (shard entries, generator, stats, read stats, unigram counts)."""
+    part * shards, and its held-out shard); (shard entries, held-out shard entries, generator,
+    stats, read stats, unigram counts of the training shards)."""
     out = Path(config.output)
     read_stats: Counter = Counter()
     stats: Counter = Counter()
@@ -286,10 +306,15 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
     task_table = {task.name: task.spec.to_dict() for task in tasks}
     names = [shard_name(part * config.shards + k) for k in range(config.shards)]
     writers = [ShardWriter(out / name, task_table, shard_fields(tasks)) for name in names]
+    if config.heldout_documents:
+        names.append(heldout_name(part))
+        writers.append(ShardWriter(out / names[-1], task_table, shard_fields(tasks)))
 
-    def write(blocks, chunk_stats):
-        for writer, block in zip(writers, blocks):
+    def write(blocks, chunk_stats, heldout=None):
+        for writer, block in zip(writers, blocks or []):
             writer.add_block(block)
+        if heldout is not None:
+            writers[-1].add_block(heldout)
         stats.update(chunk_stats)
         bar.update(chunk_stats["raw_bytes"])
 
@@ -332,9 +357,11 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
             os.replace(fresh, out / name)
         shards.append({"file": name, "sha256": sha, "examples": writer.n_examples,
                        "tokens": writer.n_tokens, "bytes": (out / name).stat().st_size})
+    heldout = shards[config.shards:]
+    shards = shards[:config.shards]
     vocab = load_vocab(config.vocab)
     counts = unigram_counts([out / s["file"] for s in shards], len(vocab), [vocab[t] for t in SPECIAL_TOKENS])
-    return shards, generator, stats, read_stats, counts
+    return shards, heldout, generator, stats, read_stats, counts
 
 
 def corpus_figures(stats: Counter, lang: str) -> dict:
@@ -379,6 +406,11 @@ def report(manifest: dict) -> str:
              f"{corpus['paragraphs']:,} paragraphs, {corpus['sentences']:,} sentences; {length:,} {unit} a sentence, "
              f"{corpus['sentences_per_document']:,} sentences a document"
              + (f"; {warned} layout warning(s), in the manifest's layout_warnings" if warned else "")]
+    heldout = manifest.get("heldout")
+    if heldout:
+        lines.append(f"held out of training: {heldout['documents']:,} documents ({heldout['tokens']:,} tokens, "
+                     f"{heldout['examples']:,} examples) in {', '.join(s['file'] for s in heldout['shards'])}, "
+                     f"for pre-training's held-out losses")
     made = manifest.get("examples_per_task", {})
     if manifest.get("classes"):  # the sentence-level tasks; every segment carries the token-level ones
         lines.append("examples of the sentence-level tasks: "
@@ -392,8 +424,8 @@ def report(manifest: dict) -> str:
     return "\n".join(lines)
 
 
-def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: List[dict], stats: Counter,
-              read_stats: Counter, counts: np.ndarray, seconds: float, warnings: List[dict]) -> dict:
+def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: List[dict], heldout: List[dict],
+              stats: Counter, read_stats: Counter, counts: np.ndarray, seconds: float, warnings: List[dict]) -> dict:
     skipped = dict(read_stats)
     skipped.update({k: stats[k] for k in ("long_sentence_split", "one_sentence_document", "sentence_without_tokens")
                     if stats[k]})
@@ -421,6 +453,9 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
         "unigram_entropy": unigram_entropy(counts),
         "skipped_or_repaired": skipped,
         "shards": shards,
+        **({"heldout": {"share": config.heldout_documents, "documents": stats["heldout/documents"],
+                        "tokens": stats["heldout/tokens"], "examples": sum(s["examples"] for s in heldout),
+                        "shards": heldout}} if config.heldout_documents else {}),
         "seconds": round(seconds, 2),
         "mb_per_second": round(stats["raw_bytes"] / 1e6 / max(seconds, 1e-9), 3),
     }
@@ -428,6 +463,9 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
     if unk_rate > 0.05:
         print(f"warning: {unk_rate:.1%} of tokens are [UNK]: does {config.vocab} fit this corpus?",
               file=sys.stderr)
+    if config.heldout_documents and not stats["heldout/documents"]:
+        print(f"warning: heldout_documents {config.heldout_documents} chose none of the {stats['documents']:,} "
+              f"documents: no held-out examples (a larger share, or a corpus of more documents)", file=sys.stderr)
     for name in (n for n in manifest["classes"] if not manifest["examples_per_task"].get(n)):
         print(f"warning: task {name} made no examples from this corpus (see the skip counts below): "
               f"pre-training refuses a schedule that trains it on these shards", file=sys.stderr)
@@ -448,7 +486,7 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     fp = fingerprint(config, config.files)
     old = _read_manifest(out / MANIFEST)
     verified = _verified(out, old, fp)
-    if verified and len(verified) == len(old["shards"]):
+    if verified and len(verified) == len(every_shard(old)):
         print(f"up to date: {len(verified)} shards verified against {out / MANIFEST}")
         print(report(old))
         return old
@@ -456,9 +494,10 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     # must not leave new shards under the old one (the reader would trust its description)
     (out / MANIFEST).unlink(missing_ok=True)
     started = time.time()
-    shards, generator, stats, read_stats, counts = _generate(config, _corpus_states(config), list(config.files),
-                                                             0, 1, verified, progress)
-    return _manifest(config, generator, fp, shards, stats, read_stats, counts, time.time() - started, warnings)
+    shards, heldout, generator, stats, read_stats, counts = _generate(config, _corpus_states(config),
+                                                                      list(config.files), 0, 1, verified, progress)
+    return _manifest(config, generator, fp, shards, heldout, stats, read_stats, counts, time.time() - started,
+                     warnings)
 
 
 def part_inputs(config: DataConfig, part: int, parts: int) -> List[str]:
@@ -483,16 +522,17 @@ def make_part(config: DataConfig, part: int, parts: int, progress: bool = True) 
     path = out / part_manifest_name(part, parts)
     old = _read_manifest(path)
     verified = _verified(out, old, fp)
-    if verified and len(verified) == len(old["shards"]):
+    if verified and len(verified) == len(every_shard(old)):
         print(f"up to date: {len(verified)} shards verified against {path}")
         return old
     # as in `make`: neither this part's manifest nor a merged one may describe shards being replaced
     path.unlink(missing_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
     started = time.time()
-    shards, _, stats, read_stats, counts = _generate(config, states, inputs, part, parts, verified, progress)
+    shards, heldout, _, stats, read_stats, counts = _generate(config, states, inputs, part, parts, verified, progress)
     record = {"part": part, "parts": parts, "fingerprint": fp,
               "shared": fingerprint(config, [], states_sha), "inputs": inputs, "shards": shards,
+              **({"heldout": {"shards": heldout}} if config.heldout_documents else {}),
               "stats": dict(stats), "read_stats": dict(read_stats),
               "unigram_counts": {str(i): int(n) for i, n in enumerate(counts) if n},
               "layout_warnings": warnings, "seconds": round(time.time() - started, 2)}
@@ -529,7 +569,7 @@ def merge(config: DataConfig) -> dict:
         raise DataConfigError(f"part(s) {', '.join(map(str, stale))} in {out} were made with another config, "
                               "vocabulary, code or corpus states: make them again")
     for record in records:
-        for shard in record["shards"]:
+        for shard in every_shard(record):
             if not (out / shard["file"]).is_file():
                 raise DataConfigError(f"{out / shard['file']} of part {record['part']} is missing: make the part again")
     records.sort(key=lambda r: r["part"])
@@ -549,6 +589,7 @@ def merge(config: DataConfig) -> dict:
             counts[int(token)] += k
     fp = hashlib.sha256("".join(r["fingerprint"] for r in records).encode()).hexdigest()
     shards = [s for r in records for s in r["shards"]]
+    heldout = [s for r in records for s in heldout_shards(r)]
     warnings = [w for r in records for w in r["layout_warnings"]]
-    return _manifest(config, generator, fp, shards, stats, read_stats, counts, sum(r["seconds"] for r in records),
-                     warnings)
+    return _manifest(config, generator, fp, shards, heldout, stats, read_stats, counts,
+                     sum(r["seconds"] for r in records), warnings)

@@ -46,6 +46,16 @@ BLOCK_BYTES = 1 << 20  # the data is checked a block at a time
 _PREFIX = len(MAGIC) + 8  # magic, header length, header CRC-32
 
 
+def heldout_shards(manifest: dict) -> List[dict]:
+    """The entries of the held-out shards a manifest lists (`heldout_documents`; none without)."""
+    return manifest.get("heldout", {}).get("shards", [])
+
+
+def every_shard(manifest: dict) -> List[dict]:
+    """The entries of every shard a manifest lists: the training shards, then the held-out ones."""
+    return manifest["shards"] + heldout_shards(manifest)
+
+
 class ShardError(ValueError):
     """A shard that is missing, truncated or corrupt."""
 

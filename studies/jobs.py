@@ -13,6 +13,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 import yaml
 
 import ernie
+from data_gen.shards import every_shard
 from ernie.kernels.cpu_runtime import child_environment, math_threads, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ def shards_made(shards: Path) -> bool:
     manifest = shards / "manifest.json"
     if not manifest.is_file():
         return False
-    return all((shards / s["file"]).is_file() for s in json.loads(manifest.read_text(encoding="utf-8"))["shards"])
+    return all((shards / s["file"]).is_file() for s in every_shard(json.loads(manifest.read_text(encoding="utf-8"))))
 
 
 def make_shards(data_config: Path) -> None:

@@ -105,7 +105,8 @@ def test_rerun_skips_verified_shards_and_repairs_corrupt_ones(corpus, en_vocab, 
 
 def test_a_corpus_made_in_parts_and_merged_is_the_whole_corpus(corpus, en_vocab, tmp_path):
     """prepare once, two parts over three files (as two machines would), merge: one manifest
-    that counts what a single make counts, over every part's shards, readable by inspect."""
+    that counts what a single make counts, over every part's shards (each part's held-out
+    documents in a held-out shard of its own), readable by inspect."""
     files = []
     for k, doc in enumerate(_documents(n_docs=6, sentences=25)):
         if k % 2 == 0:
@@ -113,8 +114,8 @@ def test_a_corpus_made_in_parts_and_merged_is_the_whole_corpus(corpus, en_vocab,
         with open(files[-1], "a", encoding="utf-8") as f:
             f.write("".join(doc) + "\n")
     values = dict(input=[str(f) for f in files], vocab=str(en_vocab), output=str(tmp_path / "parts"),
-                  max_seq_len=64, shards=2, chunk_bytes=4096, tasks=["knowledge_masking", "capitalization",
-                                                                    "sentence_reordering", "sentence_distance"])
+                  max_seq_len=64, shards=2, chunk_bytes=4096, heldout_documents=0.3,
+                  tasks=["knowledge_masking", "capitalization", "sentence_reordering", "sentence_distance"])
     (tmp_path / "data.yaml").write_text(yaml.safe_dump(values))
 
     def data_gen(*args):
@@ -134,6 +135,9 @@ def test_a_corpus_made_in_parts_and_merged_is_the_whole_corpus(corpus, en_vocab,
     assert [s["file"] for s in manifest["shards"]] == [f"part-0000{k}.shard" for k in range(4)]
     whole = make(DataConfig(**{**values, "output": str(tmp_path / "whole")}), progress=False)
     assert manifest["corpus"] == whole["corpus"] and manifest["knowledge_units"] == whole["knowledge_units"]
+    assert [s["file"] for s in manifest["heldout"]["shards"]] == ["heldout-00000.shard", "heldout-00001.shard"]
+    assert {k: manifest["heldout"][k] for k in ("documents", "tokens")} == \
+        {k: whole["heldout"][k] for k in ("documents", "tokens")} and manifest["heldout"]["documents"] > 0
     assert manifest["examples"] == sum(s["examples"] for s in manifest["shards"]) > 0
     assert abs(manifest["unigram_entropy"]["nats"] - whole["unigram_entropy"]["nats"]) < 0.05
     shown = subprocess.run([sys.executable, "-m", "data_gen", "inspect", str(tmp_path / "parts"), "--limit", "3"],

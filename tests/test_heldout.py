@@ -2,9 +2,12 @@
 kept out of training on every rank, and every task of the schedule, trained yet or not, is scored
 on it before the first step and at each stage end; a task not yet trained scores what its
 untrained head scores, a trained one scores lower, and the logged values are what a separate
-model holding the saved parameters computes on the same batches."""
+model holding the saved parameters computes on the same batches. Shards made with
+`heldout_documents` hold whole documents out: no training example holds any of their text, and
+the evaluation reads their examples."""
 import json
 import math
+from collections import Counter
 
 import numpy as np
 import paddle
@@ -12,7 +15,9 @@ import pytest
 import yaml
 
 from data_gen.config import DataConfig
+from data_gen.generate import is_heldout
 from data_gen.make import make
+from data_gen.shards import Shard
 from ernie.formats.checkpoint import load_params
 from ernie.model.params_io import assign_layer_params
 from ernie.pretrain.config import PretrainError
@@ -20,7 +25,7 @@ from ernie.pretrain.data import PretrainingData
 from ernie.pretrain.model import ErnieForPretraining
 from ernie.pretrain.trainer import Trainer, load_config
 from ernie_common import tasks as registry
-from ernie_common.tokenization import first_normal_id, load_vocab
+from ernie_common.tokenization import first_normal_id, load_vocab, make_tokenizer
 from tests.conftest import REPO
 from tests.test_data_gen_make import _documents
 
@@ -55,6 +60,7 @@ def test_the_slice_is_kept_out_of_training_on_every_rank(shards, en_vocab):
     whole = _data(shards, en_vocab)
     ranks = [_data(shards, en_vocab, heldout=12, rank=r, world_size=2) for r in range(2)]
     assert ranks[1].heldout == {}  # rank 0 alone evaluates: the others read none of the slice
+    assert ranks[0].heldout_source == "examples" and "may be trained on" in ranks[0].describe_heldout(TASKS)
     for stream in whole.streams:
         everything = _members(whole, stream)
         kept = [ex.src_ids.tobytes() for ex in ranks[0].heldout[stream]]
@@ -127,3 +133,93 @@ def test_heldout_options_are_checked(shards):
                                         heldout={"every": 10})))
     with pytest.raises(PretrainError, match="heldout: every is set, but examples is 0"):
         load_config(path)
+
+
+# ---- held-out documents ----------------------------------------------------------------------
+
+DOCUMENT_TASKS = ["knowledge_masking", "capitalization", "sentence_reordering", "sentence_distance"]
+
+
+@pytest.fixture(scope="module")
+def document_shards(tmp_path_factory, en_vocab):
+    """Shards of 12 addresses, about a third held out; sentence distance pairs a segment with
+    text from another document, which must be one of its own part."""
+    root = tmp_path_factory.mktemp("heldout_documents")
+    (root / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(12, 20)), encoding="utf-8")
+    config = DataConfig(input=[str(root / "corpus.txt")], vocab=str(en_vocab), output=str(root / "shards"),
+                        tasks=DOCUMENT_TASKS, max_seq_len=64, shards=2, heldout_documents=0.3,
+                        stopwords=str(REPO / "configs/stopwords/en.txt"))
+    manifest = make(config, progress=False)
+    return root, config, manifest
+
+
+def _ngrams(examples, n=8):
+    return {tuple(ex.src_ids[i:i + n]) for ex in examples for i in range(len(ex.src_ids) - n + 1)}
+
+
+def test_no_text_of_a_heldout_document_is_in_a_training_example(document_shards, en_vocab):
+    root, config, manifest = document_shards
+    docs = list(config.documents(config.files, Counter()))
+    held = [is_heldout(d, 0.3, config.seed) for d in docs]
+    assert 0 < sum(held) < len(docs)
+    assert manifest["heldout"]["documents"] == sum(held) and manifest["corpus"]["documents"] == len(docs)
+    training = [ex for s in manifest["shards"] for ex in Shard(root / "shards" / s["file"])]
+    heldout = [ex for s in manifest["heldout"]["shards"] for ex in Shard(root / "shards" / s["file"])]
+    assert len(heldout) == manifest["heldout"]["examples"] > 0
+    assert {int(ex.task) for ex in heldout} == {int(ex.task) for ex in training}  # every stream has examples
+    trained, evaluated = _ngrams(training), _ngrams(heldout)
+    tokenizer = make_tokenizer(en_vocab, True)
+
+    def text(documents):  # each sentence's 8-grams, and 8 tokens from the middle of each of 12 or more
+        grams, middles = set(), set()
+        for doc in documents:
+            for sentence in doc.sentences:
+                ids = tokenizer.encode(sentence.text)
+                grams.update(tuple(ids[i:i + 8]) for i in range(len(ids) - 7))
+                if len(ids) >= 12:
+                    middles.add(tuple(ids[len(ids) // 2 - 4:len(ids) // 2 + 4]))
+        return grams, middles
+
+    held_grams, held_text = text(d for d, h in zip(docs, held) if h)
+    trained_grams, trained_text = text(d for d, h in zip(docs, held) if not h)
+    held_text -= trained_grams  # a phrase both kinds of document say ("Members of Congress, my fellow ...") is no leak
+    trained_text -= held_grams
+    assert held_text and trained_text and not held_text & trained and not trained_text & evaluated
+    assert len(held_text & evaluated) > 0.9 * len(held_text)  # the held-out text is there
+
+
+def test_the_evaluation_reads_the_heldout_documents_and_training_every_example(document_shards, en_vocab):
+    root, _, manifest = document_shards
+    whole = _data(root, en_vocab)
+    ranks = [_data(root, en_vocab, heldout=12, rank=r, world_size=2) for r in range(2)]
+    assert whole.heldout_source is None and ranks[0].heldout_source == "documents"
+    assert ranks[1].heldout == {}  # rank 0 alone evaluates
+    heldout = {ex.src_ids.tobytes() for s in manifest["heldout"]["shards"] for ex in Shard(root / "shards" / s["file"])}
+    for stream in whole.streams:
+        assert _members(ranks[0], stream) | _members(ranks[1], stream) == _members(whole, stream)  # nothing kept out
+        kept = [ex.src_ids.tobytes() for ex in ranks[0].heldout[stream]]
+        assert len(kept) == 12 and set(kept) <= heldout
+    one_process = _data(root, en_vocab, heldout=12)
+    assert all([ex.src_ids.tobytes() for ex in one_process.heldout[s]] ==
+               [ex.src_ids.tobytes() for ex in ranks[0].heldout[s]] for s in whole.streams)
+    assert "held-out documents" in one_process.describe_heldout(["knowledge_masking", "sentence_distance"])
+
+
+def test_a_run_on_shards_with_heldout_documents_scores_them(document_shards, capsys):
+    root, _, _ = document_shards
+    (root / "model.yaml").write_text(yaml.safe_dump(MODEL))
+    trainer, evaluations = _run(root, "documents")
+    assert "held-out examples: knowledge_masking 24, sentence_reordering 24, from the shards' held-out documents" \
+        in capsys.readouterr().out
+    assert [r["step"] for r in evaluations] == [0, 25, 50]
+    assert evaluations[1]["heldout_loss/knowledge_masking"] < evaluations[0]["heldout_loss/knowledge_masking"] - 0.3
+
+
+def test_a_remade_heldout_shard_is_checked_like_the_others(document_shards):
+    root, config, manifest = document_shards
+    again = make(config, progress=False)
+    assert again["heldout"] == manifest["heldout"]  # up to date: verified, not remade
+    held = root / "shards" / manifest["heldout"]["shards"][0]["file"]
+    held.unlink()
+    remade = make(config, progress=False)
+    assert held.is_file() and remade["heldout"]["shards"] == manifest["heldout"]["shards"]

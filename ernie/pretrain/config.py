@@ -76,7 +76,9 @@ class Heldout:
     """Forgetting, measured: `examples` examples of every task's stream are kept out of training,
     and the held-out loss and accuracy of every task of the schedule, trained yet or not, are
     logged before the first step, at the end of every stage and every `every` steps (0: stage ends
-    only). The slice is drawn from all shards by the run's seed, the same on every rank."""
+    only). The examples are drawn by the run's seed, the same on every rank: from the shards'
+    held-out documents where `data_gen make` wrote them (`heldout_documents`), else from all the
+    training shards, kept out of training."""
     config_error = PretrainError
     examples: int = 0                  # per task stream (0: no held-out evaluation)
     every: int = 0

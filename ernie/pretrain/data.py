@@ -23,9 +23,11 @@ batch then have nearly the same length, so nearly every position is a real token
 Daily segments (mean length 89 of at most 128) a pool of 32 batches fills 97% of each batch
 against 71% read one batch at a time (fairseq and tensor2tensor batch by length the same way).
 
-With `heldout` K > 0, K examples of every stream, drawn over all shards by (seed, stream), are
-kept out of training on every rank; `heldout_batches(task)` serves them to an evaluation, in
-fixed batches with fixed masks, so every evaluation of a run scores the same examples alike.
+With `heldout` K > 0, K examples of every stream are evaluated (`heldout_batches(task)`, in fixed
+batches with fixed masks, so every evaluation of a run scores the same examples alike), drawn by
+(seed, stream): from the held-out shards where the shards were made with `heldout_documents`
+(whole documents no training example holds text of), else from all the training shards, kept out
+of training on every rank (their text may be trained on in other examples: `heldout_source`).
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ import numpy as np
 
 from data_gen.data_task import BatchContext
 from data_gen.examples import NO_TASK, task_bit
-from data_gen.shards import MANIFEST, Shard, ShardError
+from data_gen.shards import MANIFEST, Shard, ShardError, heldout_shards
 from ernie.model.features import pad_batch
 from ernie_common import tasks as registry
 
@@ -83,9 +85,12 @@ class PretrainingData:
             raise ShardError(f"{shard_dir}: {len(files)} shards cannot be divided evenly among {world_size} ranks "
                              f"(each rank reads shards of its own: some would read more often or twice); make them "
                              f"again with a multiple of {world_size} (the data config's `shards`)")
-        # each rank reads its own part of the shards; the held-out slice is drawn over all of them
+        # each rank reads its own part of the shards; a held-out slice of examples is drawn over all of them
         mine = list(range(len(files)))[rank::world_size]
-        every_shard = [Shard(shard_dir / f) for f in files] if heldout else None
+        held_files = [s["file"] for s in heldout_shards(self.manifest)] if heldout else []
+        # where the held-out examples come from, for the run to say: held-out documents, training examples or none
+        self.heldout_source = "documents" if held_files else "examples" if heldout else None
+        every_shard = [Shard(shard_dir / f) for f in files] if self.heldout_source == "examples" else None
         self.shards = [every_shard[g] if every_shard else Shard(shard_dir / files[g]) for g in mine]
         for g, shard in zip(mine, self.shards):
             recorded = self.manifest["shards"][g]["examples"]
@@ -102,9 +107,15 @@ class PretrainingData:
         self.pad_id, self.mask_token_id, self.first_normal_id = pad_id, mask_token_id, first_normal_id
         self.vocab_size = self.manifest["vocab"]["size"]
         self.heldout: Dict[str, list] = {}  # stream -> its held-out examples
-        if heldout:
+        if held_files and rank == 0:  # the writer evaluates them
+            held = [Shard(shard_dir / f) for f in held_files]
+            self.heldout = {name: [held[s][i] for s, i in rows[:, self._heldout_rows(name, rows.shape[1], heldout,
+                                                                                   rows.shape[1])].T]
+                            for name, rows in self._stream_members(held).items()}
+        if self.heldout_source == "examples":
             everything = self._stream_members(every_shard)
-            kept_out = {name: self._heldout_rows(name, rows.shape[1], heldout) for name, rows in everything.items()}
+            kept_out = {name: self._heldout_rows(name, rows.shape[1], heldout, rows.shape[1] // 2)
+                        for name, rows in everything.items()}
             if rank == 0:  # the writer evaluates them; every rank leaves them out of training
                 self.heldout = {name: [every_shard[s][i] for s, i in everything[name][:, rows].T]
                                 for name, rows in kept_out.items()}
@@ -142,11 +153,23 @@ class PretrainingData:
         selections[PLAIN_STREAM] = (codes == NO_TASK) & has_tokens
         return {name: np.stack([shard_of[mask], index_in[mask]]) for name, mask in selections.items() if mask.any()}
 
-    def _heldout_rows(self, stream: str, n: int, k: int) -> np.ndarray:
-        """The rows of a stream of `n` examples kept out: `k` of them (at most half the stream),
-        drawn by (seed, stream); 1 << 21 keeps the draw apart from the epochs' and pools'."""
+    def _heldout_rows(self, stream: str, n: int, k: int, most: int) -> np.ndarray:
+        """The rows of a stream of `n` examples held out: `k` of them, at most `most` (half a
+        training stream), drawn by (seed, stream); 1 << 21 keeps the draw apart from the epochs'
+        and pools'."""
         rng = np.random.default_rng([self.seed, self._stream_id(stream), 1 << 21])
-        return np.sort(rng.permutation(n)[:min(k, n // 2)])
+        return np.sort(rng.permutation(n)[:min(k, most)])
+
+    def describe_heldout(self, tasks: Sequence[str]) -> str:
+        """A line for the run's start: each task's held-out examples and where they come from."""
+        counts = {task: len(self.heldout.get(self.stream_for(task), [])) for task in tasks}
+        where = ("the shards' held-out documents, whose text no training example holds"
+                 if self.heldout_source == "documents" else
+                 "the training shards, kept out of training (their text may be trained on in other examples; "
+                 "data_gen's heldout_documents holds out whole documents)")
+        line = f"held-out examples: {', '.join(f'{t} {n:,}' for t, n in counts.items())}, from {where}"
+        missing = [t for t, n in counts.items() if not n]
+        return line + (f"; none for {', '.join(missing)}: no held-out loss of it" if missing else "")
 
     def heldout_batches(self, task: str, task_order: Sequence[str], task_id: int) -> List[Dict[str, np.ndarray]]:
         """The held-out examples of `task`'s stream as feeds with only `task`'s loss on: sorted by
