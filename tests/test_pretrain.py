@@ -436,6 +436,39 @@ sys.exit(main())
 """
 
 
+INJECT_SEED = """
+import os, sys
+sys.path.insert(0, {repo!r})
+import paddle
+from ernie.pretrain.trainer import main
+if os.environ["PADDLE_TRAINER_ID"] == "1":  # rank 1 builds its initial parameters from another seed
+    original, calls = paddle.seed, []
+    def seed(value):
+        calls.append(value)
+        return original(value + 1 if len(calls) == 1 else value)
+    paddle.seed = seed
+sys.exit(main())
+"""
+
+
+def test_ranks_that_would_start_from_different_parameters_stop_before_the_first_step(pretrain_setup, tmp_path):
+    """Each rank builds its initial parameters from the seed; one that builds others stops the
+    job at the start, in one line on every rank, before a step is trained."""
+    (tmp_path / "inject.py").write_text(INJECT_SEED.format(repo=str(REPO)))
+    config = _dp_config(pretrain_setup, "pretrain_seed.yaml")
+    logs = tmp_path / "logs"
+    launch = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                             "--log_dir", str(logs), str(tmp_path / "inject.py"), "--config", str(config),
+                             "--output", str(tmp_path / "run"), "--quiet"], capture_output=True, text=True)
+    assert launch.returncode != 0
+    for rank in (0, 1):
+        text = (logs / f"workerlog.{rank}").read_text()
+        assert re.search(rf"^error: rank {rank}: the ranks would start step 1 from different parameters", text,
+                         re.M), text[-3000:]
+        assert "Traceback" not in text
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "model").exists()
+
+
 def test_an_inf_on_one_rank_skips_the_step_on_both_and_the_run_goes_on(pretrain_setup, tmp_path):
     """Rank 1 alone sees an infinite loss at step 6: both ranks skip that step (their parameters
     stay identical), the log counts it, the run ends; allowed no skip, it stops in one line

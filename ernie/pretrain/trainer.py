@@ -480,12 +480,24 @@ class Trainer:
         dist.all_reduce(total)
         return int(total.numpy()[0])
 
-    def _check_ranks_agree(self) -> None:
-        """Data parallelism keeps the ranks' parameters identical; a divergence is an error."""
+    def _check_ranks_agree(self, start: Optional[int] = None) -> None:
+        """Data parallelism keeps the ranks' parameters identical; a divergence is an error. At
+        the run's `start` (its first step's index), before anything is trained: nothing
+        broadcasts rank 0's parameters, each rank builds its own from the seed (or reads the same
+        init_model or checkpoint), so a rank that would start elsewhere stops the job then, not
+        after its last step."""
         import paddle.distributed as dist
         digest = self.runner.parameters_digest()
         digests = []
         dist.all_gather_object(digests, digest)
+        if start is not None:
+            if len(set(digests)) != 1:
+                raise PretrainError(f"rank {self.rank}: the ranks would start step {start + 1} from different "
+                                    f"parameters: {digests}; every rank builds them from the config's seed, its "
+                                    f"init_model or checkpoint, so a rank with another Paddle build or another "
+                                    f"copy of those files differs; nothing was trained")
+            print(f"rank {self.rank}: starts from the parameters of all {self.world_size} ranks (sha256 {digest[:16]})")
+            return
         if len(set(digests)) != 1:
             # every rank applies the same all-reduced gradients: a difference is an update computed
             # differently (a gradient-norm sum or fused AdamW vectorised for another instruction set,
@@ -535,6 +547,8 @@ class Trainer:
         if (last.get("amp"), last.get("machine")) != (here["amp"], here["machine"]):
             self.segments.append(here)
 
+        if self.distributed:
+            self._check_ranks_agree(start)
         k = self.batch.accumulate
 
         def plan(index: int):
