@@ -197,6 +197,23 @@ class CheckpointHook(Hook):
             self.save(step)
 
 
+class TimedCheckpointHook(Hook):
+    """Calls `save(step)` after a step once `seconds` have passed since the run (or its resume)
+    began or since the last save; never after the last step, where the run's own outputs are
+    written. Hooks before it in the list have run for the step (an evaluation it should keep)."""
+
+    def __init__(self, save: Callable[[int], object], seconds: float, total_steps: int):
+        self.save, self.seconds, self.total = save, seconds, total_steps
+
+    def before_train(self, learner, start):
+        self.last = time.monotonic()
+
+    def after_step(self, learner, step, metrics, info):
+        if step < self.total and time.monotonic() - self.last >= self.seconds:
+            self.save(step)
+            self.last = time.monotonic()
+
+
 class EvalHook(Hook):
     """Calls `evaluate(step)` every `every` steps (0: never on a count), after each step listed in
     `also_after`, at the end, and with `at_start` once before a run's first step (step 0, not

@@ -87,9 +87,9 @@ def test_resume_reads_back_finished_seeds_of_the_same_run_only(tmp_path, init_mo
     trained = []
     real_run_seed = FinetuneJob.run_seed
 
-    def counting(self, seed, out_dir, progress=True):
+    def counting(self, seed, out_dir, **options):
         trained.append(seed)
-        return real_run_seed(self, seed, out_dir, progress)
+        return real_run_seed(self, seed, out_dir, **options)
 
     monkeypatch.setattr(FinetuneJob, "run_seed", counting)
     (out / "seed-2" / "result.json").write_text("{truncated")  # unreadable (atomic writes leave none; a hand edit may)
@@ -100,6 +100,45 @@ def test_resume_reads_back_finished_seeds_of_the_same_run_only(tmp_path, init_mo
     assert trained == [2, 1, 2]  # other settings: nothing is read back
     assert finetune_main(args) == 0
     assert trained == [2, 1, 2, 1, 2]  # without --resume every seed trains
+
+
+def test_a_seed_killed_while_training_resumes_to_the_uninterrupted_result(tmp_path, init_model, monkeypatch):
+    """Killed during its 11th step of 18 (3 epochs of 6), with its state saved after every step,
+    a seed resumed with --resume ends with the uninterrupted run's result, log, predictions and
+    model: its parameters, optimizer moments and dev history (the best epoch so far) come back."""
+    import propeller.learner
+    from ernie.formats.checkpoint import load_params
+    data = write_sst2(tmp_path / "SST-2")
+    args = ["--task", "SST-2", "--data", str(data), "--init-model", str(init_model), "--quiet", "--set", "epochs=3",
+            "--set", "batch_size=8", "--set", "max_seq_len=16", "--set", "learning_rate=1e-3", "--set", "log_every=2",
+            "--checkpoint-minutes", "0"]
+    assert finetune_main(args + ["--output", str(tmp_path / "whole")]) == 0
+    train = propeller.learner.Learner.train
+
+    def killed(self, plan, total, start=0):
+        def until_step_11(index):
+            if index == 10:
+                raise KeyboardInterrupt
+            return plan(index)
+        return train(self, until_step_11, total, start)
+    monkeypatch.setattr(propeller.learner.Learner, "train", killed)
+    with pytest.raises(KeyboardInterrupt):
+        finetune_main(args + ["--output", str(tmp_path / "killed")])
+    monkeypatch.undo()
+    seed_dir, whole = tmp_path / "killed" / "seed-1", tmp_path / "whole" / "seed-1"
+    assert json.loads((seed_dir / "checkpoint" / "progress.json").read_text())["step"] == 10
+    assert finetune_main(args + ["--output", str(tmp_path / "killed"), "--resume"]) == 0
+    assert not (seed_dir / "checkpoint").exists()  # removed once the result is written
+    assert json.loads((seed_dir / "result.json").read_text()) == json.loads((whole / "result.json").read_text())
+    for name in ("dev_predictions.tsv", "SST-2.tsv"):
+        assert (seed_dir / name).read_text() == (whole / name).read_text()
+
+    def log(directory):
+        return [{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
+                for line in (directory / "log.jsonl").read_text().splitlines()]
+    assert log(seed_dir) == log(whole)
+    resumed, uninterrupted = (load_params(d / "model" / "params.safetensors") for d in (seed_dir, whole))
+    assert all(np.array_equal(resumed[name], uninterrupted[name]) for name in uninterrupted)
 
 
 def test_the_casing_is_the_models_record_and_a_setting_against_it_is_refused(tmp_path, init_model, capsys):

@@ -6,7 +6,7 @@ import paddle
 import pytest
 
 from propeller.dygraph_runner import DygraphRunner
-from propeller.learner import CheckpointHook, EvalHook, Hook, Learner, LogHook
+from propeller.learner import CheckpointHook, EvalHook, Hook, Learner, LogHook, TimedCheckpointHook
 from propeller.static_runner import StaticRunner
 
 
@@ -87,3 +87,24 @@ def test_non_finite_loss_stops_training():
         Learner(Broken(), lambda out, feed: {"loss": (float(out["loss"][0]), 1.0)}, [Counter()]).train(
             lambda i: ({}, 0.1, {}), total_steps=5)
     assert seen == [1, 2]
+
+
+def test_timed_saves_come_after_the_interval_and_never_after_the_last_step(monkeypatch):
+    """A step's time is its number of seconds since the start; saves at least 3 s apart, from
+    the start (or a resume's), none after step 10, the last."""
+    import propeller.learner as learner
+    clock = {"now": 0.0}
+    monkeypatch.setattr(learner.time, "monotonic", lambda: clock["now"])
+
+    class Ticking:
+        def step(self, index, feed, lr):
+            clock["now"] = index + 1.0
+            return {}
+    saved = []
+    hook = TimedCheckpointHook(saved.append, seconds=3, total_steps=10)
+    Learner(Ticking(), lambda out, feed: {}, [hook]).train(lambda i: ({}, 0.0, {}), total_steps=10)
+    assert saved == [3, 6, 9]
+    saved.clear()
+    clock["now"] = 4.0  # resumed after step 4, 4 s in
+    Learner(Ticking(), lambda out, feed: {}, [hook]).train(lambda i: ({}, 0.0, {}), total_steps=10, start=4)
+    assert saved == [7]  # 3 s after the resume; 10 is the last step

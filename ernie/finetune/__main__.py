@@ -9,8 +9,10 @@ predictions, test predictions in the submission format, the log, the best model 
 directory that `ernie.export` takes) and `result.json`.
 With no --init-model the encoder starts from random initialisation: the baseline.
 With --resume, a seed whose `seed-N/result.json` was written by a run of the same task, data,
-initialisation and settings is read back instead of trained again, so a killed run of many
-seeds continues with the seed it was on and ends with the same metrics.json.
+initialisation and settings is read back instead of trained again, and the seed the run was on
+continues from its last checkpoint (`seed-N/checkpoint`, saved at most every
+--checkpoint-minutes: `ernie.finetune.resume`), so a killed run ends with the same metrics.json,
+predictions and models as the uninterrupted one.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from ernie.finetune import resume
 from ernie.finetune.examples import DataError
 from ernie.finetune.settings import SettingsError, config_for, load_settings
 from ernie.finetune.tasks import get_task
@@ -86,8 +89,14 @@ def main(argv=None) -> int:
     parser.add_argument("--test-file", help="test file name inside --data (replaces the task's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--resume", action="store_true",
-                        help="read back the seeds an identical earlier run finished (seed-N/result.json)")
+                        help="read back the seeds an identical earlier run finished (seed-N/result.json) and "
+                             "continue a seed it left unfinished from its checkpoint")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                        help="the least time between two saves of a training seed's state (seed-N/checkpoint, "
+                             "removed when the seed ends; default 10)")
     args = parser.parse_args(argv)
+    if args.checkpoint_minutes < 0:
+        parser.error(f"--checkpoint-minutes must be at least 0, got {args.checkpoint_minutes}")
     try:
         task = get_task(args.task)
         task = dataclasses.replace(task, **{k: v for k, v in (("dev_file", args.dev_file),
@@ -113,8 +122,10 @@ def main(argv=None) -> int:
         seed_dir = output / f"seed-{seed}"
         result = _finished_seed(seed_dir, fingerprint) if args.resume else None
         if result is None:
-            result = job.run_seed(seed, seed_dir, progress=not args.quiet)
+            checkpointing = resume.Checkpointing(fingerprint, 60 * args.checkpoint_minutes, args.resume)
+            result = job.run_seed(seed, seed_dir, progress=not args.quiet, checkpointing=checkpointing)
             atomic_write_text(seed_dir / "result.json", json.dumps({"run": fingerprint, "result": result}, indent=1))
+            resume.remove(seed_dir)
         else:
             print(f"seed {seed}: read back from {seed_dir / 'result.json'}")
         print(f"seed {seed}: best epoch {result['best_epoch']}, dev {result['dev']}"

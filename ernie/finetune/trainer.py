@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ernie.finetune import FINETUNE_FILE
+from ernie.finetune import FINETUNE_FILE, resume
 from ernie.finetune.batching import by_length, epoch_batches
 from ernie.finetune.description import Description
 from ernie.finetune.examples import DataError, labelled
@@ -278,8 +278,11 @@ class FinetuneJob:
                 decoded[i] = item
         return self.kind.predictions(decoded, features, examples)
 
-    def run_seed(self, seed: int, out_dir: Path, progress: bool = True) -> Dict:
-        from propeller.learner import EvalHook, Learner, LogHook, ProgressHook, append_jsonl
+    def run_seed(self, seed: int, out_dir: Path, progress: bool = True,
+                 checkpointing: Optional[resume.Checkpointing] = None) -> Dict:
+        """Trains and evaluates seed `seed` into `out_dir`; with `checkpointing`, its state is
+        saved as it goes (`ernie.finetune.resume`) and, where asked, resumed from."""
+        from propeller.learner import EvalHook, Learner, LogHook, ProgressHook, TimedCheckpointHook, append_jsonl
         s = self.settings
         runner, evaluator, names = self.build(seed)
         train = self.features["train"]
@@ -310,15 +313,26 @@ class FinetuneJob:
             history.record(math.ceil(step / per_epoch), scores, lambda: scope_params(names, runner.scope))
             return {f"dev/{k}": v for k, v in scores.items()}
 
+        start = 0
+        saved = resume.load(out_dir, checkpointing.run, history) if checkpointing and checkpointing.resume else None
+        if saved is not None:
+            start, state = saved
+            runner.load_state(state)
+            print(f"seed {seed}: resumed at step {start} of {total} from {out_dir / resume.CHECKPOINT}", flush=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         log = LogHook(out_dir / "log.jsonl", s.log_every, total, fields=("lr", "epoch"))
         hooks = [ProgressHook(total, enabled=progress), log,
                  EvalHook(evaluate, per_epoch, total, sinks=[append_jsonl(out_dir / "log.jsonl")])]
+        if checkpointing:  # after the evaluation: a step that ends an epoch is saved with its scores
+            hooks.append(TimedCheckpointHook(
+                lambda step: resume.save(out_dir, checkpointing.run, step, runner.state(), history),
+                checkpointing.seconds, total))
+
         def metrics(out, feed):
             outs = out if isinstance(out, list) else [out]
             return {"loss": (sum(float(o["loss"]) for o in outs) / len(outs), 1.0)}
 
-        Learner(runner, metrics, hooks).train(plan, total)
+        Learner(runner, metrics, hooks).train(plan, total, start)
 
         assign_scope_params(names, history.best_params, runner.place, runner.scope)
         result = {"seed": seed, **history.report()}
