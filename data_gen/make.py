@@ -43,12 +43,13 @@ from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, load_voca
 from .config import DataConfig, DataConfigError
 from .documents import COMPRESSIONS, CorpusError, Document, Skipped, describe_skipped, warn_layouts
 from .examples import of_kind, offsets_of, select, shard_fields, task_bit
-from .generate import HELDOUT_STREAM, ExampleGenerator, build_tasks
+from .generate import HELDOUT_STREAM, ExampleGenerator, build_tasks, is_heldout
 from .sentences import sentence_length
 from .shards import FORMAT_VERSION, MANIFEST, Shard, ShardWriter, every_shard, heldout_shards
 
 _generator: Optional[ExampleGenerator] = None
 CORPUS_COUNTS = ("raw_bytes", "documents", "sentences", "tokens", "unk_tokens")  # of every document read
+REPAIRS = ("long_sentence_split", "one_sentence_document", "sentence_without_tokens")  # in the report, beside skips
 STATES = "corpus_states.json"  # what the tasks' prepare() computed, shared by the parts
 
 
@@ -94,7 +95,8 @@ def _dealt(chunk_index: int, docs, generator: ExampleGenerator):
     heldout = None
     if held:
         heldout, held_stats = generator.process_chunk(chunk_index, held, HELDOUT_STREAM)
-        stats.update({key: held_stats[key] for key in CORPUS_COUNTS})  # the corpus as read
+        stats.update({key: n for key, n in held_stats.items()  # the corpus as read, and what was repaired in it
+                      if key in CORPUS_COUNTS or key in REPAIRS or key.startswith("skipped/")})
         stats.update({f"heldout/{key}": held_stats[key] for key in ("documents", "tokens")})
     return blocks, stats, heldout
 
@@ -173,8 +175,9 @@ def _corpus_states(config: DataConfig) -> dict:
     only when the arena is empty) from going back to the system: on 100 MB of English, 12 MB of
     this process (4 MB on 6 MB), which the workers are forked with. With it, the main process
     holds as much after a pass over 100 MB of text as after one over 6 MB."""
-    def read_corpus():
-        return config.documents(config.files, Counter())
+    def read_corpus():  # the documents trained on: a held-out one's phrases or counts are not the tasks' to learn
+        return (d for d in config.documents(config.files, Counter())
+                if not is_heldout(d, config.heldout_documents, config.seed))
     states = {task.name: task.prepare(config, read_corpus) for task in build_tasks(config)}
     gc.collect()
     return states
@@ -359,6 +362,8 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
                        "tokens": writer.n_tokens, "bytes": (out / name).stat().st_size})
     heldout = shards[config.shards:]
     shards = shards[:config.shards]
+    for entry in heldout:  # the training shards are read whole below (unigram_counts); this one is checked here
+        Shard(out / entry["file"]).verify()
     vocab = load_vocab(config.vocab)
     counts = unigram_counts([out / s["file"] for s in shards], len(vocab), [vocab[t] for t in SPECIAL_TOKENS])
     return shards, heldout, generator, stats, read_stats, counts
@@ -427,8 +432,7 @@ def report(manifest: dict) -> str:
 def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: List[dict], heldout: List[dict],
               stats: Counter, read_stats: Counter, counts: np.ndarray, seconds: float, warnings: List[dict]) -> dict:
     skipped = dict(read_stats)
-    skipped.update({k: stats[k] for k in ("long_sentence_split", "one_sentence_document", "sentence_without_tokens")
-                    if stats[k]})
+    skipped.update({k: stats[k] for k in REPAIRS if stats[k]})
     skipped.update(_nest(stats, "skipped"))  # the tasks' own: `skipped/<reason>`
     unk_rate = stats["unk_tokens"] / max(1, stats["tokens"])
     manifest = {

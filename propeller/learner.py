@@ -100,6 +100,14 @@ class ProgressHook(Hook):
         self.bar.close()
 
 
+def _step_of(line: str) -> float:
+    """A log line's step; infinity for a line a kill cut off (dropped as past any checkpoint)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
+
+
 class LogHook(Hook):
     """Every `every` steps (and at the last), a record of the window's metrics goes to a
     JSON-lines file and to each sink. `fields` names info keys copied from the window's last step;
@@ -113,8 +121,8 @@ class LogHook(Hook):
 
     def before_train(self, learner, start):
         kept = []
-        if start and self.path.is_file():  # a resumed run: drop lines past the checkpoint
-            kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= start]
+        if start and self.path.is_file():  # a resumed run: drop lines past the checkpoint (and one cut off)
+            kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= start]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text("".join(line + "\n" for line in kept))
@@ -198,18 +206,19 @@ class CheckpointHook(Hook):
 
 
 class TimedCheckpointHook(Hook):
-    """Calls `save(step)` after a step once `seconds` have passed since the run (or its resume)
-    began or since the last save; never after the last step, where the run's own outputs are
-    written. Hooks before it in the list have run for the step (an evaluation it should keep)."""
+    """Calls `save(step)` after a step that is a multiple of `every` (a LogHook's, so a resumed
+    log's windows are the uninterrupted run's) once `seconds` have passed since the run (or its
+    resume) began or since the last save; never after the last step, where the run's own outputs
+    are written. Hooks before it in the list have run for the step (an evaluation it should keep)."""
 
-    def __init__(self, save: Callable[[int], object], seconds: float, total_steps: int):
-        self.save, self.seconds, self.total = save, seconds, total_steps
+    def __init__(self, save: Callable[[int], object], seconds: float, total_steps: int, every: int = 1):
+        self.save, self.seconds, self.total, self.every = save, seconds, total_steps, every
 
     def before_train(self, learner, start):
         self.last = time.monotonic()
 
     def after_step(self, learner, step, metrics, info):
-        if step < self.total and time.monotonic() - self.last >= self.seconds:
+        if step < self.total and step % self.every == 0 and time.monotonic() - self.last >= self.seconds:
             self.save(step)
             self.last = time.monotonic()
 

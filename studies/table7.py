@@ -123,18 +123,23 @@ def setup_text(variant: Variant) -> str:
     schedule = variant.schedule(STRATEGIES[0])
     budgets = sorted(set(schedule.loss_on_steps().values()))
     manifest = ROOT / data["output"] / "manifest.json"
-    corpus = ""
+    corpus, held = "", ""
     if manifest.is_file():
-        c = json.loads(manifest.read_text(encoding="utf-8"))["corpus"]
+        made = json.loads(manifest.read_text(encoding="utf-8"))
+        c = made["corpus"]
         corpus = f" ({c['documents']:,} documents, {c['sentences']:,} sentences, {c['tokens']:,} tokens)"
+        h = made.get("heldout")
+        held = (f" The held-out set: {h['documents']:,} documents ({h['tokens']:,} tokens) kept out of training whole "
+                f"(`heldout_documents: {h['share']}`), so no training example holds their text." if h else
+                " The held-out set: examples of the training shards kept out of training; their text may be "
+                "trained on in other examples (the shards were made without `heldout_documents`).")
     inputs = data["input"] if isinstance(data["input"], list) else [data["input"]]
     return (f"The {model['num_hidden_layers']} x {model['hidden_size']} model (`{config['model']}`) from one "
             f"initialisation (seed {config['seed']}), pre-trained on {', '.join(f'`{i}`' for i in inputs)}{corpus} "
             f"with {', '.join(schedule.tasks)}, in that order; "
             f"{' / '.join(f'{b:,}' for b in budgets)} loss-on steps a task, batches of {config['batch_tokens']:,} "
             f"tokens (`{shown(variant.strategies[STRATEGIES[0]]).replace(STRATEGIES[0] + '.yaml', '*.yaml')}`). "
-            "Loss-on steps per task "
-            "and steps per strategy, as the schedule module counts them:")
+            f"{held} Loss-on steps per task and steps per strategy, as the schedule module counts them:")
 
 
 def schedule_table(variant: Variant) -> List[str]:

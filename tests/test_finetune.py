@@ -102,12 +102,12 @@ def test_resume_reads_back_finished_seeds_of_the_same_run_only(tmp_path, init_mo
     assert trained == [2, 1, 2, 1, 2]  # without --resume every seed trains
 
 
-def test_a_seed_killed_while_training_resumes_to_the_uninterrupted_result(tmp_path, init_model, monkeypatch):
+def test_a_seed_killed_while_training_resumes_to_the_uninterrupted_result(tmp_path, init_model, monkeypatch, capsys):
     """Killed during its 11th step of 18 (3 epochs of 6), with its state saved after every step,
     a seed resumed with --resume ends with the uninterrupted run's result, log, predictions and
     model: its parameters, optimizer moments and dev history (the best epoch so far) come back."""
     import propeller.learner
-    from ernie.formats.checkpoint import load_params
+    from ernie.formats.checkpoint import load_params, save_params
     data = write_sst2(tmp_path / "SST-2")
     args = ["--task", "SST-2", "--data", str(data), "--init-model", str(init_model), "--quiet", "--set", "epochs=3",
             "--set", "batch_size=8", "--set", "max_seq_len=16", "--set", "learning_rate=1e-3", "--set", "log_every=2",
@@ -139,6 +139,19 @@ def test_a_seed_killed_while_training_resumes_to_the_uninterrupted_result(tmp_pa
     assert log(seed_dir) == log(whole)
     resumed, uninterrupted = (load_params(d / "model" / "params.safetensors") for d in (seed_dir, whole))
     assert all(np.array_equal(resumed[name], uninterrupted[name]) for name in uninterrupted)
+
+    # a checkpoint whose variables this program does not have (the code changed since): trained afresh
+    monkeypatch.setattr(propeller.learner.Learner, "train", killed)
+    with pytest.raises(KeyboardInterrupt):
+        finetune_main(args + ["--output", str(tmp_path / "changed")])
+    monkeypatch.undo()
+    checkpoint = tmp_path / "changed" / "seed-1" / "checkpoint" / "state.safetensors"
+    state = load_params(checkpoint)
+    save_params(checkpoint, {f"renamed_{name}": value for name, value in state.items()})
+    assert finetune_main(args + ["--output", str(tmp_path / "changed"), "--resume"]) == 0
+    assert "does not fit this program" in capsys.readouterr().out
+    assert (json.loads((tmp_path / "changed" / "seed-1" / "result.json").read_text()) ==
+            json.loads((whole / "result.json").read_text()))
 
 
 def test_the_casing_is_the_models_record_and_a_setting_against_it_is_refused(tmp_path, init_model, capsys):

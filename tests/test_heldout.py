@@ -5,6 +5,7 @@ untrained head scores, a trained one scores lower, and the logged values are wha
 model holding the saved parameters computes on the same batches. Shards made with
 `heldout_documents` hold whole documents out: no training example holds any of their text, and
 the evaluation reads their examples."""
+import dataclasses
 import json
 import math
 from collections import Counter
@@ -186,6 +187,27 @@ def test_no_text_of_a_heldout_document_is_in_a_training_example(document_shards,
     trained_text -= held_grams
     assert held_text and trained_text and not held_text & trained and not trained_text & evaluated
     assert len(held_text & evaluated) > 0.9 * len(held_text)  # the held-out text is there
+
+
+def test_what_make_counts_and_learns_of_the_corpus_with_documents_held_out(document_shards, monkeypatch):
+    """The report counts every document's repairs (as a make without a held-out part does), and
+    the tasks' corpus statistics (`prepare`) read the training documents alone."""
+    import data_gen.make as make_module
+    root, config, manifest = document_shards
+    whole = make(dataclasses.replace(config, heldout_documents=0.0, output=str(root / "whole")), progress=False)
+    assert manifest["skipped_or_repaired"]["long_sentence_split"] == whole["skipped_or_repaired"]["long_sentence_split"]
+    read = []
+
+    class Reader:
+        name = "reader"
+
+        def prepare(self, config, read_corpus):
+            read.extend(d.doc_id for d in read_corpus())
+
+    monkeypatch.setattr(make_module, "build_tasks", lambda config: [Reader()])
+    make_module._corpus_states(config)
+    docs = list(config.documents(config.files, Counter()))
+    assert read == [d.doc_id for d in docs if not is_heldout(d, 0.3, config.seed)] and len(read) < len(docs)
 
 
 def test_the_evaluation_reads_the_heldout_documents_and_training_every_example(document_shards, en_vocab):

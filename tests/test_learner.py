@@ -108,3 +108,17 @@ def test_timed_saves_come_after_the_interval_and_never_after_the_last_step(monke
     clock["now"] = 4.0  # resumed after step 4, 4 s in
     Learner(Ticking(), lambda out, feed: {}, [hook]).train(lambda i: ({}, 0.0, {}), total_steps=10, start=4)
     assert saved == [7]  # 3 s after the resume; 10 is the last step
+    saved.clear()
+    clock["now"] = 0.0
+    aligned = TimedCheckpointHook(saved.append, seconds=3, total_steps=10, every=2)  # at a log window's end
+    Learner(Ticking(), lambda out, feed: {}, [aligned]).train(lambda i: ({}, 0.0, {}), total_steps=10)
+    assert saved == [4, 8]
+
+
+def test_a_resumed_log_keeps_the_records_up_to_its_checkpoint_and_drops_a_line_cut_off(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"step": 2, "loss": 1.0}\n{"step": 4, "loss": 0.5}\n{"step": 6, "lo')  # killed mid-line
+    hook = LogHook(path, every=2, total_steps=10)
+    hook.before_train(None, 4)
+    hook.file.close()
+    assert path.read_text() == '{"step": 2, "loss": 1.0}\n{"step": 4, "loss": 0.5}\n'

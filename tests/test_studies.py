@@ -128,6 +128,12 @@ def test_table7_report_reads_forgetting_ordering_and_floors_from_the_runs(tmp_pa
     table7.report(doc, [variant])
     text = doc.read_text(encoding="utf-8")
     assert "${" not in text and "\n\n\n" not in text
+    assert "The held-out set: examples of the training shards kept out of training" in text
+    manifest = variant.data.parent / "shards" / "manifest.json"  # shards made with held-out documents
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()),
+                                    "heldout": {"share": 0.05, "documents": 2, "tokens": 900}}))
+    assert ("The held-out set: 2 documents (900 tokens) kept out of training whole (`heldout_documents: 0.05`)"
+            in table7.setup_text(variant))
     assert "(3 documents, 40 sentences, 500 tokens)" in text and (doc.parent / "table7_toy.png").is_file()
     assert "| review-sentiment, full training set (acc) | floor: TF-IDF" in text
     # every initialisation scores below the toy set's floor (its cue words separate it): each is named

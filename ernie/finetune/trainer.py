@@ -316,9 +316,14 @@ class FinetuneJob:
         start = 0
         saved = resume.load(out_dir, checkpointing.run, history) if checkpointing and checkpointing.resume else None
         if saved is not None:
-            start, state = saved
-            runner.load_state(state)
-            print(f"seed {seed}: resumed at step {start} of {total} from {out_dir / resume.CHECKPOINT}", flush=True)
+            try:
+                runner.load_state(saved[1])
+                start = saved[0]
+                print(f"seed {seed}: resumed at step {start} of {total} from {out_dir / resume.CHECKPOINT}", flush=True)
+            except (KeyError, ValueError) as err:  # another program's variables (the code changed since)
+                print(f"{out_dir / resume.CHECKPOINT}: does not fit this program ({err}): not resumed", flush=True)
+                runner, evaluator, names = self.build(seed)  # none of its variables half set
+                history = DevHistory(self.task.main_metric)
         out_dir.mkdir(parents=True, exist_ok=True)
         log = LogHook(out_dir / "log.jsonl", s.log_every, total, fields=("lr", "epoch"))
         hooks = [ProgressHook(total, enabled=progress), log,
@@ -326,7 +331,7 @@ class FinetuneJob:
         if checkpointing:  # after the evaluation: a step that ends an epoch is saved with its scores
             hooks.append(TimedCheckpointHook(
                 lambda step: resume.save(out_dir, checkpointing.run, step, runner.state(), history),
-                checkpointing.seconds, total))
+                checkpointing.seconds, total, every=s.log_every))
 
         def metrics(out, feed):
             outs = out if isinstance(out, list) else [out]

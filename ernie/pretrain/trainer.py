@@ -547,11 +547,11 @@ class Trainer:
         if (last.get("amp"), last.get("machine")) != (here["amp"], here["machine"]):
             self.segments.append(here)
 
-        if self.distributed:
-            self._check_ranks_agree(start)
         k = self.batch.accumulate
 
         def plan(index: int):
+            if index == start and self.distributed:  # in the first watched step: a rank that stopped is named
+                self._check_ranks_agree(start)
             step = steps[index]
             task_steps[step.task] += 1
             task_id = registry.get(step.task).task_id
