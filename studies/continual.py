@@ -5,7 +5,7 @@
     python -m studies.continual finetune [--jobs 2] [--only start continued ...]
     python -m studies.continual probe [--jobs 2]   # linear probes of the frozen vectors (minutes)
     python -m studies.continual speed      # the recipe's pace, alone on the machine
-    python -m studies.continual report
+    python -m studies.continual report [--doc docs/continual.md]
 
 `pretrain` fetches the start model (`ernie.pretrained`), makes the shards and continues it: on the
 corpus of the recipe (`continued`) and on each downstream task's own training texts, labels
@@ -40,7 +40,6 @@ from studies.template import fill, precision_text, shown, write_report
 
 STUDY_FILE = ROOT / "configs" / "studies" / "continual.yaml"
 TEMPLATE = ROOT / "studies" / "templates" / "continual.md"
-DOC = ROOT / "docs" / "continual.md"
 
 
 def load_study(path: Path = STUDY_FILE) -> dict:
@@ -537,7 +536,7 @@ def comparison_plot(out: Path, study: dict, path: Path) -> Optional[str]:
     return f"![test score of each initialisation on each setting, mean and sd over seeds; floors dashed]({path.name})"
 
 
-def report(study: dict, doc: Path = DOC) -> None:
+def report(study: dict, doc: Path) -> None:
     out = ROOT / study["output"] / "finetune"
     inits = measured(study)
     settings = suite_settings(study)
@@ -579,6 +578,7 @@ def main(argv=None) -> int:
     parser.add_argument("command", choices=("pretrain", "finetune", "probe", "speed", "report"))
     parser.add_argument("--only", nargs="+", help="pretrain: only these runs; finetune, probe: only these initialisations")
     parser.add_argument("--jobs", type=int, default=2, help="fine-tuning or probe runs at once (default 2)")
+    parser.add_argument("--doc", default="docs/continual.md", help="report: the document to write (its plot beside it)")
     args = parser.parse_args(argv)
     study = load_study()
     if args.command == "pretrain":
@@ -590,7 +590,7 @@ def main(argv=None) -> int:
     elif args.command == "speed":
         speed(study)
     else:
-        report(study)
+        report(study, ROOT / args.doc)
     return 0
 
 
