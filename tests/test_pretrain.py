@@ -465,7 +465,9 @@ def test_ranks_that_would_start_from_different_parameters_stop_before_the_first_
         text = (logs / f"workerlog.{rank}").read_text()
         assert re.search(rf"^error: rank {rank}: the ranks would start step 1 from different parameters", text,
                          re.M), text[-3000:]
-        assert "Traceback" not in text
+        # no Python traceback; the launcher may stop the slower rank once the first has exited, after its
+        # error line, and Paddle's signal handler then prints a "C++ Traceback" of the SIGTERM
+        assert not re.search(r"^Traceback", text, re.M), text[-3000:]
     assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "model").exists()
 
 
