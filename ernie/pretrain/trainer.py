@@ -491,22 +491,21 @@ class Trainer:
         digests = []
         dist.all_gather_object(digests, digest)
         if start is not None:
-            if len(set(digests)) != 1:
-                raise PretrainError(f"rank {self.rank}: the ranks would start step {start + 1} from different "
-                                    f"parameters: {digests}; every rank builds them from the config's seed, its "
-                                    f"init_model or checkpoint, so a rank with another Paddle build or another "
-                                    f"copy of those files differs; nothing was trained")
-            print(f"rank {self.rank}: starts from the parameters of all {self.world_size} ranks (sha256 {digest[:16]})")
-            return
-        if len(set(digests)) != 1:
+            why = (f"the ranks would start step {start + 1} from different parameters: {digests}; every rank "
+                   f"builds them from the config's seed, its init_model or checkpoint, so a rank with another "
+                   f"Paddle build or another copy of those files differs; nothing was trained")
+            agreed = f"starts from the parameters of all {self.world_size} ranks"
+        else:
             # every rank applies the same all-reduced gradients: a difference is an update computed
             # differently (a gradient-norm sum or fused AdamW vectorised for another instruction set,
             # another Paddle build), which no model may hide
-            raise PretrainError(f"rank {self.rank}: parameters differ between ranks: {digests}; no model is written "
-                                f"(the last checkpoint, {self.out / 'checkpoints'}, holds rank 0's state): ranks on "
-                                f"CPUs of different instruction sets or with different Paddle builds update "
-                                f"differently in the last bits")
-        print(f"rank {self.rank}: parameters identical on all {self.world_size} ranks (sha256 {digest[:16]})")
+            why = (f"parameters differ between ranks: {digests}; no model is written (the last checkpoint, "
+                   f"{self.out / 'checkpoints'}, holds rank 0's state): ranks on CPUs of different instruction "
+                   f"sets or with different Paddle builds update differently in the last bits")
+            agreed = f"parameters identical on all {self.world_size} ranks"
+        if len(set(digests)) != 1:
+            raise PretrainError(f"rank {self.rank}: {why}")
+        print(f"rank {self.rank}: {agreed} (sha256 {digest[:16]})")
 
     def _metrics(self, out, feed) -> dict:
         """The step's loss, and each active task's loss and accuracy, as (total, weight); over
