@@ -28,6 +28,16 @@ _STATE, _BEST, _PROGRESS = "state.safetensors", "best.safetensors", "progress.js
 
 
 @dataclass(frozen=True)
+class Saved:
+    """A checkpoint as read: the step it follows, the runner's variables, the dev history."""
+    step: int
+    state: Dict[str, np.ndarray]
+    best: Optional[tuple]
+    last: Optional[tuple]
+    best_params: Optional[Dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
 class Checkpointing:
     """How a seed's run saves its state: `run`, its fingerprint; `seconds`, the least time
     between two saves; `resume`, whether it starts from a checkpoint of the same run."""
@@ -46,9 +56,9 @@ def save(seed_dir: Path, run: str, step: int, state: Dict[str, np.ndarray], hist
                                                  "last": history.last}, indent=1), encoding="utf-8")
 
 
-def load(seed_dir: Path, run: str, history) -> Optional[tuple]:
-    """(step, the runner's variables) of SEED_DIR/checkpoint, the dev history filled in; None
-    where there is none, or it is another run's (said so)."""
+def load(seed_dir: Path, run: str) -> Optional[Saved]:
+    """SEED_DIR/checkpoint as read; None where there is none, or it is another run's or
+    unreadable (said so)."""
     directory = seed_dir / CHECKPOINT
     try:
         progress = json.loads((directory / _PROGRESS).read_text(encoding="utf-8"))
@@ -63,10 +73,8 @@ def load(seed_dir: Path, run: str, history) -> Optional[tuple]:
     except (CheckpointError, ValueError, OSError) as err:  # written whole, unless a disk or a hand broke it
         print(f"{directory}: unreadable ({err}): not resumed", flush=True)
         return None
-    history.best = tuple(progress["best"]) if progress["best"] else None
-    history.last = tuple(progress["last"]) if progress["last"] else None
-    history.best_params = best
-    return progress["step"], state
+    return Saved(progress["step"], state, tuple(progress["best"]) if progress["best"] else None,
+                 tuple(progress["last"]) if progress["last"] else None, best)
 
 
 def remove(seed_dir: Path) -> None:

@@ -314,16 +314,17 @@ class FinetuneJob:
             return {f"dev/{k}": v for k, v in scores.items()}
 
         start = 0
-        saved = resume.load(out_dir, checkpointing.run, history) if checkpointing and checkpointing.resume else None
+        saved = resume.load(out_dir, checkpointing.run) if checkpointing and checkpointing.resume else None
         if saved is not None:
             try:
-                runner.load_state(saved[1])
-                start = saved[0]
-                print(f"seed {seed}: resumed at step {start} of {total} from {out_dir / resume.CHECKPOINT}", flush=True)
+                runner.load_state(saved.state)
             except (KeyError, ValueError) as err:  # another program's variables (the code changed since)
                 print(f"{out_dir / resume.CHECKPOINT}: does not fit this program ({err}): not resumed", flush=True)
                 runner, evaluator, names = self.build(seed)  # none of its variables half set
-                history = DevHistory(self.task.main_metric)
+            else:
+                start = saved.step
+                history.best, history.last, history.best_params = saved.best, saved.last, saved.best_params
+                print(f"seed {seed}: resumed at step {start} of {total} from {out_dir / resume.CHECKPOINT}", flush=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         log = LogHook(out_dir / "log.jsonl", s.log_every, total, fields=("lr", "epoch"))
         hooks = [ProgressHook(total, enabled=progress), log,
