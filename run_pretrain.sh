@@ -21,7 +21,8 @@
 #                shards make them once before they start side by side (scripts/table7.sh)
 #   AMP          mixed precision: fp16 (GPU), bf16 (GPU, CPU with AMX or AVX512_BF16), auto (bf16
 #                where it pays: AMX, or AMD with AVX512_BF16; else off), in one process or many
-#   NPROC        processes per node (default 1); more than 1, or NNODES > 1, launches data-parallel
+#   NPROC        processes per node (default 1), one a GPU: on GPU nodes, the node's GPU count (a
+#                launched process given several GPUs is refused); more than 1, or NNODES > 1, launches data-parallel
 #                training with `python -m paddle.distributed.launch` (fleet collective: gloo on
 #                CPU, NCCL on GPU); each rank reads its own part of the shards
 #   NNODES       nodes (default 1); MASTER=ip:port of node 0 for several nodes, and run this

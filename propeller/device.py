@@ -3,7 +3,9 @@
 Paddle's launcher gives each process of a node its own GPU in `FLAGS_selected_gpus` (one id per
 process when it starts several; the whole list when it starts one), and Paddle's own
 high-level API places a rank on the first id of that list (`ParallelEnv().device_id`). Making
-`CUDAPlace(0)` instead puts every rank of an 8-GPU node on GPU 0. `device_choice` is the
+`CUDAPlace(0)` instead puts every rank of an 8-GPU node on GPU 0. A process given the whole list
+would train on its first GPU and leave the others idle (several nodes launched with one process
+each): it is refused, naming the number of processes to start. `device_choice` is the
 decision alone, a function of the environment and the GPU count, so it is tested with the
 variables the launcher sets on machines that have no GPU.
 """
@@ -30,9 +32,14 @@ def device_choice(env: Mapping[str, str], gpus: int) -> Tuple[str, int]:
     first GPU, else the CPU."""
     if gpus == 0:
         return "cpu", 0
-    first = env.get(SELECTED_GPUS, "").split(",")[0].strip()
-    if not first:
+    given = [g.strip() for g in env.get(SELECTED_GPUS, "").split(",") if g.strip()]
+    if not given:
         return "gpu", 0
+    if len(given) > 1:
+        raise DeviceError(f"{SELECTED_GPUS}={env[SELECTED_GPUS]!r} gives this process {len(given)} GPUs, and a "
+                          f"process trains on one: start one process a GPU (run_pretrain.sh: NPROC={len(given)}; "
+                          f"paddle.distributed.launch: --nproc_per_node {len(given)})")
+    first = given[0]
     if not first.isdigit() or int(first) >= gpus:
         raise DeviceError(f"{SELECTED_GPUS}={env[SELECTED_GPUS]!r} names GPU {first}, but this process sees "
                           f"{gpus} GPU(s) (CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', 'unset')}): "

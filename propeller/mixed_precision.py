@@ -45,7 +45,9 @@ class MixedPrecisionUnsupported(RuntimeError):
 class LossScaling:
     """Dynamic loss scaling settings (float16). The defaults are the original ERNIE's
     pre-training defaults (`ernie/pretrain_args.py` of PaddlePaddle/ERNIE: initial scale 102400,
-    x2 after 100 clean steps, x0.8 after 2 overflowing ones)."""
+    x2 after 100 clean steps, x0.8 after 2 overflowing ones). Paddle's GradScaler acts on the n-th
+    such step in a row, the original's own code on the (n+1)-th (docs/pretraining-guide.md,
+    "Mixed precision")."""
     init: float = 102400.0
     incr_every_n_steps: int = 100
     decr_every_n_nan_or_inf: int = 2

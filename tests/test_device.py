@@ -20,8 +20,12 @@ def test_eight_ranks_of_a_node_take_eight_gpus():
     assert [device_choice(launcher_env(r, str(r)), gpus=8) for r in range(8)] == [("gpu", r) for r in range(8)]
 
 
-def test_one_process_given_several_gpus_takes_the_first_and_no_launcher_means_gpu_0():
-    assert device_choice(launcher_env(0, "2,3"), gpus=4) == ("gpu", 2)
+def test_one_process_given_several_gpus_is_told_to_start_one_a_gpu_and_no_launcher_means_gpu_0():
+    """Two nodes launched with one process each (run_pretrain.sh's NPROC left at 1): the launcher
+    gives each process the node's whole list, where it would train on the first GPU alone."""
+    with pytest.raises(DeviceError, match=r"gives this process 8 GPUs.*NPROC=8; .*--nproc_per_node 8"):
+        device_choice(launcher_env(0, "0,1,2,3,4,5,6,7"), gpus=8)
+    assert device_choice(launcher_env(0, "2"), gpus=4) == ("gpu", 2)
     assert device_choice({}, gpus=2) == ("gpu", 0)
 
 

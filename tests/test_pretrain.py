@@ -451,10 +451,25 @@ sys.exit(main())
 """
 
 
-def test_ranks_that_would_start_from_different_parameters_stop_before_the_first_step(pretrain_setup, tmp_path):
-    """Each rank builds its initial parameters from the seed; one that builds others stops the
-    job at the start, in one line on every rank, before a step is trained."""
-    (tmp_path / "inject.py").write_text(INJECT_SEED.format(repo=str(REPO)))
+INJECT_SET = """
+import os, sys
+sys.path.insert(0, {repo!r})
+from ernie.pretrain.trainer import main
+if os.environ["PADDLE_TRAINER_ID"] == "1":  # rank 1's node has its own copy of the config, at another rate
+    sys.argv += ["--set", "optimization.learning_rate=0.5"]
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("inject, error", [
+    (INJECT_SEED, "the ranks would start step 1 from different parameters"),
+    (INJECT_SET, r"the ranks would train different runs: config keys optimization\.learning_rate differ between "
+                 r"rank 0 and rank\(s\) 1;")])
+def test_ranks_that_would_start_differently_stop_before_the_first_step(pretrain_setup, tmp_path, inject, error):
+    """Each rank builds its initial parameters from the seed and reads its own copy of the config;
+    one that builds other parameters, or would train at another rate, stops the job at the start,
+    in one line on every rank naming what differs, before a step is trained."""
+    (tmp_path / "inject.py").write_text(inject.format(repo=str(REPO)))
     config = _dp_config(pretrain_setup, "pretrain_seed.yaml")
     logs = tmp_path / "logs"
     launch = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
@@ -463,8 +478,7 @@ def test_ranks_that_would_start_from_different_parameters_stop_before_the_first_
     assert launch.returncode != 0
     for rank in (0, 1):
         text = (logs / f"workerlog.{rank}").read_text()
-        assert re.search(rf"^error: rank {rank}: the ranks would start step 1 from different parameters", text,
-                         re.M), text[-3000:]
+        assert re.search(rf"^error: rank {rank}: {error}", text, re.M), text[-3000:]
         # no Python traceback; the launcher may stop the slower rank once the first has exited, after its
         # error line, and Paddle's signal handler then prints a "C++ Traceback" of the SIGTERM
         assert not re.search(r"^Traceback", text, re.M), text[-3000:]

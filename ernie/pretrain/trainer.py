@@ -480,17 +480,29 @@ class Trainer:
         dist.all_reduce(total)
         return int(total.numpy()[0])
 
-    def _check_ranks_agree(self, start: Optional[int] = None) -> None:
+    def _plan(self, steps: Sequence) -> dict:
+        """What the ranks must share to train one run: each node reads its own copy of the config
+        (its `--set`), the model's config, the vocabulary and the shards, and expands the schedule
+        itself. Paths are left out (another node's checkout may lie elsewhere); what they name is
+        compared by content. Ranks that differ would train at other rates, or call their
+        collectives at other steps (a checkpoint's gathering against another's all-reduce: a hang)."""
+        return {"config": {k: v for k, v in to_dict(self.config).items() if k not in PretrainConfig.path_keys},
+                "model": _sha(self.model_config.to_json()), "vocabulary": self.vocab_sha, "shards": self.shards_sha,
+                "steps": _sha([[s.task, *s.on] for s in steps])}
+
+    def _check_ranks_agree(self, start: Optional[int] = None, plan: Optional[dict] = None) -> None:
         """Data parallelism keeps the ranks' parameters identical; a divergence is an error. At
-        the run's `start` (its first step's index), before anything is trained: nothing
-        broadcasts rank 0's parameters, each rank builds its own from the seed (or reads the same
-        init_model or checkpoint), so a rank that would start elsewhere stops the job then, not
-        after its last step."""
+        the run's `start` (its first step's index), before anything is trained, with the ranks'
+        `plan`s: nothing broadcasts rank 0's parameters or settings, each rank builds its own from
+        its config and the seed (or reads the same init_model or checkpoint), so a rank that would
+        start elsewhere, or train otherwise, stops the job then, not after its last step."""
         import paddle.distributed as dist
         digest = self.runner.parameters_digest()
-        digests = []
-        dist.all_gather_object(digests, digest)
+        gathered: list = []
+        dist.all_gather_object(gathered, (plan, digest))
+        digests = [d for _, d in gathered]
         if start is not None:
+            _check_plans_agree([p for p, _ in gathered], self.rank)
             why = (f"the ranks would start step {start + 1} from different parameters: {digests}; every rank "
                    f"builds them from the config's seed, its init_model or checkpoint, so a rank with another "
                    f"Paddle build or another copy of those files differs; nothing was trained")
@@ -550,7 +562,7 @@ class Trainer:
 
         def plan(index: int):
             if index == start and self.distributed:  # in the first watched step: a rank that stopped is named
-                self._check_ranks_agree(start)
+                self._check_ranks_agree(start, self._plan(steps))
             step = steps[index]
             task_steps[step.task] += 1
             task_id = registry.get(step.task).task_id
@@ -614,6 +626,33 @@ class Trainer:
             print(f"skipped {corrupt} example(s) of corrupt shards", file=sys.stderr)
         atomic_write_text(self.out / "summary.json", json.dumps(self.summary, indent=2) + "\n")
         return model_dir
+
+
+def _check_plans_agree(plans: Sequence[dict], rank: int) -> None:
+    """Stops rank `rank` where the ranks' plans (`Trainer._plan`, by rank) differ, naming what
+    differs and the ranks that differ from rank 0."""
+    first = plans[0]
+    differ = [k for k in first if any(p[k] != first[k] for p in plans)]
+    if not differ:
+        return
+    flat = [_dotted(p["config"]) for p in plans]
+    keys = sorted({k for f in flat for k in set(f) | set(flat[0]) if f.get(k) != flat[0].get(k)})
+    what = [f"config keys {', '.join(keys)}" if k == "config" else k for k in differ]
+    others = [str(i) for i, p in enumerate(plans) if p != first]
+    raise PretrainError(f"rank {rank}: the ranks would train different runs: {'; '.join(what)} differ between rank 0 "
+                        f"and rank(s) {', '.join(others)}; every rank reads its own copy of the config (and --set), the "
+                        f"model config, the vocabulary and the shards: give them all the same; nothing was trained")
+
+
+def _dotted(values: dict, prefix: str = "") -> dict:
+    """A config's values by dotted key (`optimization.learning_rate`), as `--set` names them."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _is_whole_config(path) -> bool:
