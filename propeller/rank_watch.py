@@ -71,6 +71,7 @@ class RankWatch(Hook):
         self._thread: Optional[threading.Thread] = None
         # the steps done, and when the step under way started (None between steps)
         self.step, self.step_started = 0, None
+        self.closing = False  # in the run's collectives after its last step (`begin_closing`)
 
     # ---- the store ------------------------------------------------------------------------
     def _counters(self, key: str = KEY) -> Optional[List[int]]:
@@ -138,8 +139,15 @@ class RankWatch(Hook):
     def after_step(self, learner, step: int, metrics, info) -> None:
         self.step, self.step_started = step, None
 
-    def after_train(self, learner) -> None:
-        self.close()
+    def begin_closing(self) -> None:
+        """What follows the last step (the trainer's last checks, collectives too) is watched as a
+        step is, until `close`: a rank that stops there is named, a hang ends the process."""
+        self.closing = True
+        self.before_step(None, self.step)
+
+    def doing(self) -> str:
+        """What this rank is doing, for a message: `step 42`, or the check after the last step."""
+        return f"the check after step {self.step}" if self.closing else f"step {self.step + 1}"
 
     def close(self) -> None:
         self._stop.set()
@@ -164,6 +172,6 @@ class RankWatch(Hook):
                     excused = (started, time.monotonic())
                     continue
             stuck = time.monotonic() - started
-            print(f"error: {self.failure_message(f'step {self.step + 1} has run {stuck:.0f} s')}",
+            print(f"error: {self.failure_message(f'{self.doing()} has run {stuck:.0f} s')}",
                   file=sys.stderr, flush=True)
             os._exit(1)

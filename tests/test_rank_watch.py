@@ -99,6 +99,31 @@ time.sleep(30)  # stuck in a collective
     assert re.search(r"error: rank 0: step 42 has run \d+ s: rank 1 stopped", result.stderr), result.stderr
 
 
+def test_a_rank_that_stops_in_the_check_after_the_last_step_is_named():
+    """After its last step a rank checks with the others that their parameters agree (a
+    collective): the watch stays on there, so a rank that dies meanwhile, leaving the others in
+    the collective (NCCL blocks), is named and the process ends, as in a step."""
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(REPO)!r})
+from tests.test_rank_watch import MemoryStore
+from propeller.rank_watch import RankWatch
+store = MemoryStore()
+store.add("propeller/heartbeat/1", 5)  # rank 1 beat, then died
+watch = RankWatch(0, 2, interval=0.05, step_timeout=0.5, store=store)
+watch.before_train(None, 41)  # as the learner calls it: the last step, 42, then the end of training
+watch.before_step(None, 41)
+watch.after_step(None, 42, {{}}, {{}})
+watch.after_train(None)
+watch.begin_closing()
+time.sleep(30)  # stuck in the check's collective
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert re.search(r"error: rank 0: the check after step 42 has run \d+ s: rank 1 stopped", result.stderr), \
+        result.stderr
+
+
 def test_a_rank_busy_between_steps_is_waited_for_and_a_step_stuck_on_every_rank_is_not(monkeypatch, capsys):
     """Rank 0 evaluates or writes between steps while rank 1 waits in its next step's first
     collective: rank 1's step is not stuck while rank 0, beating, has started fewer steps. Once

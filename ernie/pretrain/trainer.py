@@ -43,7 +43,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import yaml
@@ -80,6 +80,7 @@ class TrainingFailed(RuntimeError):
     where a config, data or checkpoint the run cannot use is a PretrainError and exit code 2."""
 
 
+T = TypeVar("T")
 # How a step fails when a collective does: gloo raises RuntimeError; Paddle's enforce maps
 # InvalidArgument to ValueError and External (NCCL, CUDA) to OSError (paddle/fluid/pybind/exception.cc)
 STEP_FAILURES = (RuntimeError, ValueError, OSError)
@@ -90,27 +91,27 @@ OUT_OF_MEMORY = ("out of memory: a device holds fewer tokens with `max_tokens_pe
                  "accumulated over more micro-batches, the same update) or `recompute: true`")
 
 
-def run_watched(train: Callable[[], None], watch) -> None:
-    """Runs `train()`. A non-finite loss (every rank sees it at the same step: propeller.nonfinite)
+def run_watched(train: Callable[[], T], watch) -> T:
+    """Runs `train()`, returning what it returns. A non-finite loss (every rank sees it at the same step: propeller.nonfinite)
     becomes TrainingFailed, as does running out of memory (with what fits the batch in less); so
     does a failed step of a distributed run (`watch`, a
     propeller.rank_watch.RankWatch), its message naming the ranks that stopped, unless it is an
     error of this rank's own data or config, raised as it is. The watch's thread is stopped
     whatever happens: left running, it aborts the interpreter's exit."""
     try:
-        train()
+        return train()
     except FloatingPointError as err:
         raise TrainingFailed(str(err)) from None
     except MemoryError as err:
         if watch is None:
             raise TrainingFailed(f"{OUT_OF_MEMORY} ({err})") from None
         watch.close()
-        raise TrainingFailed(watch.failure_message(f"step {watch.step + 1} failed, {OUT_OF_MEMORY} ({err})")) from None
+        raise TrainingFailed(watch.failure_message(f"{watch.doing()} failed, {OUT_OF_MEMORY} ({err})")) from None
     except STEP_FAILURES as err:
         if watch is None or isinstance(err, OWN_ERRORS):
             raise
         watch.close()
-        raise TrainingFailed(watch.failure_message(f"step {watch.step + 1} failed ({err})")) from None
+        raise TrainingFailed(watch.failure_message(f"{watch.doing()} failed ({err})")) from None
     finally:
         if watch is not None:
             watch.close()
@@ -598,13 +599,21 @@ class Trainer:
             watch = RankWatch(self.rank, self.world_size, step_timeout=self.config.step_timeout)
             hooks.insert(0, watch)  # beating before the others' before_train (rank 0 evaluates there)
         learner = Learner(self.runner, self._metrics, hooks, max_skipped=self.config.max_skipped_steps)
-        run_watched(lambda: learner.train(plan, end, start), watch)
+
+        def train_and_check() -> int:
+            """The steps, then the ranks' last collectives, watched as the steps are (a rank
+            that stops there would leave the others blocked in them); the corrupt examples skipped
+            by every rank's shards, not the writer's alone."""
+            learner.train(plan, end, start)
+            if watch is not None:
+                watch.begin_closing()
+                self._check_ranks_agree()
+            return self._sum_over_ranks(self.data.corrupt_examples)
+
+        corrupt = run_watched(train_and_check, watch)
         if learner.skipped_steps and self.is_writer:
             print(f"skipped {learner.skipped_steps} step(s) for a non-finite loss or gradient (log.jsonl: "
                   f"skipped_steps)", file=sys.stderr)
-        if self.distributed:
-            self._check_ranks_agree()
-        corrupt = self._sum_over_ranks(self.data.corrupt_examples)  # every rank's shards, not the writer's
         if end < len(steps):
             if self.is_writer:
                 print(f"stopped after step {end} of {len(steps)} (--max-steps): --resume continues from "
