@@ -46,6 +46,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import fnmatch
+import functools
 import glob
 import gzip
 import io
@@ -74,6 +75,7 @@ MAX_DOCUMENT_CHARS = 10_000_000
 MAX_RECORD_BYTES = 4 * MAX_DOCUMENT_CHARS
 FIELD_CHECK_RECORDS = 100   # a jsonl file none of whose first records has text_field is an error
 SNIFF_BYTES = 8192          # a file's first bytes, in which NULs mean it is not text
+LINE_END_SNIFF_BYTES = 1 << 20  # ... and in which its line ends are told (a first line may be long)
 ARCHIVES = (".zip", ".tar", ".tgz", ".tbz", ".tbz2", ".txz", ".7z", ".rar")
 NOT_TEXT = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ico", ".svg")
 # characters that separate words, lines or pages (a lone CR, vertical tab, form feed, the
@@ -270,13 +272,13 @@ def _glob(pattern: str, skipped: Skipped) -> Iterator[Tuple[Path, Optional[str]]
             yield path, why
 
 
-def _head(path: Path) -> Optional[bytes]:
-    """A file's first SNIFF_BYTES bytes (decompressed), or None when they cannot be read: the
+def _head(path: Path, size: int = SNIFF_BYTES) -> Optional[bytes]:
+    """A file's first `size` bytes (decompressed), or None when they cannot be read: the
     reader then names what is wrong, and where."""
     errors = read_errors(path)
     try:
         with open_input(path) as f:
-            return f.read(SNIFF_BYTES)
+            return f.read(size)
     except errors:
         return None
 
@@ -449,7 +451,7 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
     longer than `limit` bytes comes in pieces of at most `limit` bytes, one after another, decoded
     as one (a character split between two pieces is whole in the second), never held whole. The
     byte-order mark opening the file is dropped. A file whose lines end in a lone CR (classic Mac
-    OS), which its first bytes tell, is read with CR as the line end (counted). A line that does
+    OS), which its first megabyte tells, is read with CR as the line end (counted). A line that does
     not decode is an error naming the file, line and byte, or with `decoding.skip_errors` skipped
     and counted (of a line in pieces, from the piece that does not decode on)."""
     path = Path(path)
@@ -458,7 +460,7 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
         f = open_input(path)
     except OSError as err:
         raise CorpusError(f"{path}: cannot open it ({err.strerror or err})") from None
-    head = _head(path) or b""
+    head = _head(path, LINE_END_SNIFF_BYTES) or b""
     if _LONE_CR.search(head) and b"\n" not in head:  # not a CRLF end cut off by the head's end
         stats["file_of_cr_line_ends"] += 1
         f = io.BufferedReader(_CrAsNewline(f))
@@ -564,23 +566,60 @@ def _short_lines(lines: Iterable[Tuple[int, str, bool]], stats: Counter) -> Iter
 
 def _clean(line: str, stats: Counter) -> str:
     """A line with separators made spaces and other control characters (and the lone surrogates a
-    JSON string can hold) removed, NFC-normalised (counted)."""
+    JSON string can hold) removed, NFC-normalised (counted). So are the characters BERT's
+    normaliser (`clean_text`) would delete without a trace, each count by kind: the other format,
+    private-use and unassigned characters, and U+FFFD, the mark of text damaged before it
+    reached the corpus."""
     spaced = _SEPARATOR.sub(" ", line)
     if spaced != line:
         stats["separators_made_spaces"] += 1
     cleaned = _CONTROL.sub("", spaced)
     if cleaned != spaced:
         stats["control_characters_removed"] += 1
+    if not cleaned.isprintable():  # a space other than ' ' also makes it False: the search says
+        kept = _other_characters().sub("", cleaned)
+        if kept != cleaned:
+            stats["format_private_or_unassigned_characters_removed"] += 1
+        cleaned = kept
+    if "\ufffd" in cleaned:
+        stats["replacement_characters_removed"] += 1
+        cleaned = cleaned.replace("\ufffd", "")
     return unicodedata.normalize("NFC", cleaned)
+
+
+@functools.lru_cache(maxsize=None)
+def _other_characters() -> Pattern:
+    """Unicode's "other" characters (general category C: control, format, surrogate, private use,
+    unassigned) but the tab, which BERT's tokenizer deletes; built once a process, on its first
+    line that holds a character that is not printable."""
+    ranges, first = [], None
+    for code in range(sys.maxunicode + 2):
+        other = code <= sys.maxunicode and code != 9 and unicodedata.category(chr(code))[0] == "C"
+        if other and first is None:
+            first = code
+        elif not other and first is not None:
+            ranges.append(f"{re.escape(chr(first))}-{re.escape(chr(code - 1))}")
+            first = None
+    return re.compile(f"[{''.join(ranges)}]")
 
 
 def clean_lines(path: Path, stats: Counter, decoding: Decoding = Decoding()) -> Iterator[Tuple[int, str]]:
     """(line number, cleaned text) of every line of a file; a line is read at most
     4 * MAX_LINE_CHARS bytes at a time (`_decoded_lines`), made lines of at most MAX_LINE_CHARS
     characters (`_short_lines`), then cleaned (`_clean`)."""
-    lines = _decoded_lines(path, decoding, stats, 4 * MAX_LINE_CHARS)
-    for lineno, line in _short_lines(lines, stats):
-        yield lineno, _clean(line, stats)
+    return _cleaned(_short_lines(_decoded_lines(path, decoding, stats, 4 * MAX_LINE_CHARS), stats), stats)
+
+
+def _cleaned(lines: Iterable[Tuple[int, str]], stats: Counter) -> Iterator[Tuple[int, str]]:
+    """The lines cleaned (`_clean`), but for a line that held only characters cleaning removes (a
+    zero-width space, a control character): left out, counted, and not taken for the blank line
+    that ends a paragraph or a document."""
+    for lineno, line in lines:
+        cleaned = _clean(line, stats)
+        if line.strip() and not cleaned.strip():
+            stats["line_of_removed_characters_only"] += 1
+            continue
+        yield lineno, cleaned
 
 
 def load_stopwords(path: Optional[str]) -> Set[str]:
@@ -742,11 +781,15 @@ def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[in
                 if without == FIELD_CHECK_RECORDS:
                     raise _no_text_field(path, how, without, fields)
         sentences, text = (record.get("sentences"), record.get(how.text_field)) if isinstance(record, dict) else (0, 0)
-        # the record's own sentences, unless some are not text (token lists, numbers) and its text is there
-        if isinstance(sentences, list) and (all(isinstance(s, str) for s in sentences) or not isinstance(text, str)):
+        # the record's own sentences, unless some are not text (token lists, numbers) and its text is
+        # there, or there are none (an empty list) and its text is there
+        if isinstance(sentences, list) and ((sentences and all(isinstance(s, str) for s in sentences))
+                                            or not isinstance(text, str)):
             texts = [s for s in sentences if isinstance(s, str)]
             if len(texts) < len(sentences):  # a token list, a number, an object: not a sentence
                 stats["json_sentence_not_text"] += len(sentences) - len(texts)
+            if isinstance(text, str) and _letters(text) != _letters("".join(texts)):
+                stats["json_text_unlike_its_sentences_ignored"] += 1  # the sentences are read, not both
             yield lineno, texts
         elif isinstance(text, str):
             yield lineno, text
@@ -754,6 +797,11 @@ def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[in
             stats["json_without_text_or_sentences"] += 1
     if without:
         raise _no_text_field(path, how, without, fields)
+
+
+def _letters(text: str) -> str:
+    """A text without its white space: a record's text and its sentences compared."""
+    return "".join(text.split())
 
 
 def _no_text_field(path: Path, how: Reading, records: int, fields: Dict[str, None]) -> CorpusError:
@@ -833,7 +881,7 @@ def read_records(path: Path, how: Reading, stats: Counter) -> Iterator[Document]
             continue
         empty = True
         lines = _short_lines(((where, line, False) for line in value.split("\n")), stats)
-        for doc in _documents(path.name, ((at, _clean(line, stats)) for at, line in lines), how, stats):
+        for doc in _documents(path.name, _cleaned(lines, stats), how, stats):
             empty = False
             yield doc
         if empty:

@@ -96,13 +96,14 @@ class Plan:
     token_tasks: int   # bit mask over the token-level tasks' ids
 
 
-def tokens_in_no_example(n_tokens: int, plans: Sequence[Plan]) -> int:
-    """How many of a chunk's first `n_tokens` rows no plan's part covers: text that reaches no
+def tokens_in_no_example(n_tokens: int, plans: Sequence[Plan], max_seq_len: int) -> int:
+    """How many of a chunk's first `n_tokens` rows no plan's example holds: text that reaches no
     example (a sentence task alone takes a run from elsewhere as B and leaves the segment's second
-    half unread), counted so that the report says so (rows past `n_tokens` are appended ones)."""
+    half unread; a part cut to fit loses its tail), counted so that the report says so (rows past
+    `n_tokens` are appended ones)."""
     depth = np.zeros(n_tokens + 1, np.int64)
     for plan in plans:
-        for start, end in plan.parts:
+        for start, end in fitted_parts(plan, max_seq_len):
             start, end = min(start, n_tokens), min(end, n_tokens)
             if start < end:
                 depth[start] += 1
@@ -143,13 +144,36 @@ def token_budget(n_parts: int, max_seq_len: int) -> int:
 
 
 def fit_lengths(lengths: Sequence[int], max_seq_len: int) -> List[int]:
-    """Truncates the longest part, one token at a time, until the packed example fits."""
+    """Truncates the longest part, one token at a time (of parts as long, the first), until the
+    packed example fits; computed at once: the parts longer than a level L + 1 cut to it, then
+    the first of those at L + 1 cut to L until the excess is gone, L the highest level at which
+    cutting to it would remove enough."""
     lengths = list(lengths)
-    budget = token_budget(len(lengths), max_seq_len)
-    while sum(lengths) > budget:
-        longest = int(np.argmax(lengths))
-        lengths[longest] -= 1
-    return lengths
+    excess = sum(lengths) - token_budget(len(lengths), max_seq_len)
+    if excess <= 0:
+        return lengths
+
+    def removed(level: int) -> int:
+        return sum(max(n - level, 0) for n in lengths)
+
+    low, high = 0, max(lengths)  # removed(low) >= excess > removed(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if removed(middle) >= excess else (low, middle)
+    left = excess - removed(high)
+    fitted = []
+    for n in lengths:
+        n = min(n, high)
+        if n == high and left:
+            n, left = n - 1, left - 1
+        fitted.append(n)
+    return fitted
+
+
+def fitted_parts(plan: Plan, max_seq_len: int) -> List[Tuple[int, int]]:
+    """A plan's parts as its example holds them (`fit_lengths`)."""
+    fitted = fit_lengths([b - a for a, b in plan.parts], max_seq_len)
+    return [(a, a + n) for (a, _), n in zip(plan.parts, fitted)]
 
 
 def assemble(table: TokenTable, plans: Sequence[Plan], cls_id: int, sep_id: int, max_seq_len: int
@@ -161,16 +185,16 @@ def assemble(table: TokenTable, plans: Sequence[Plan], cls_id: int, sep_id: int,
     sep_row = table.append_unlabelled(np.asarray([sep_id]))
     starts, lengths, types, lengths_per_example = [], [], [], []
     for plan in plans:
-        fitted = fit_lengths([b - a for a, b in plan.parts], max_seq_len)
+        parts = fitted_parts(plan, max_seq_len)
         starts.append(cls_row)
         lengths.append(1)
         types.append(0)
-        for k, ((a, _), n) in enumerate(zip(plan.parts, fitted)):
+        for k, (a, b) in enumerate(parts):
             kind = min(k, MAX_SENTENCE_TYPE)
             starts += [a, sep_row]
-            lengths += [n, 1]
+            lengths += [b - a, 1]
             types += [kind, kind]
-        lengths_per_example.append(sum(fitted) + len(fitted) + 1)
+        lengths_per_example.append(sum(b - a for a, b in parts) + len(parts) + 1)
     lengths = np.asarray(lengths, np.int64)
     rows = _ranges(np.asarray(starts, np.int64), lengths)
     unlabelled = np.repeat(np.asarray([p.token_tasks == 0 for p in plans], bool),

@@ -233,7 +233,7 @@ class ExampleGenerator:
         plans = self._text_plans(context, rng, stats)
         for task in self.tasks:
             plans += task.chunk_examples(context, stats)
-        unread = tokens_in_no_example(len(chunk.ids), plans)
+        unread = tokens_in_no_example(len(chunk.ids), plans, self.config.max_seq_len)
         if unread:
             stats["skipped/tokens_in_no_example"] += unread
         stats["documents"] += len(docs)

@@ -385,14 +385,40 @@ def test_text_that_reaches_no_example_is_counted(corpus, en_vocab, tmp_path):
     assert "tokens_in_no_example" not in both["skipped_or_repaired"]
 
 
+def _fit_one_token_at_a_time(lengths, max_seq_len):
+    """The reference: the longest part (the first of parts as long) loses a token until [CLS],
+    the parts and a [SEP] after each fit."""
+    lengths = list(lengths)
+    while sum(lengths) + len(lengths) + 1 > max_seq_len:
+        lengths[lengths.index(max(lengths))] -= 1
+    return lengths
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fit_lengths_against_a_loop(seed):
+    import numpy as np
+
+    from data_gen.examples import fit_lengths
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        lengths = [int(n) for n in rng.integers(0, 200, rng.integers(1, 4))]
+        max_seq_len = int(rng.choice([16, 64, 128, 512]))
+        assert fit_lengths(lengths, max_seq_len) == _fit_one_token_at_a_time(lengths, max_seq_len), (lengths,
+                                                                                                      max_seq_len)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_tokens_in_no_example_against_a_loop(seed):
+    """Rows no example holds: those of no plan's part, and a part's tail cut to fit (sentence
+    distance cuts the longer of A and B, which may be A, the segment's own first half)."""
     import numpy as np
 
     from data_gen.examples import Plan, tokens_in_no_example
     rng = np.random.default_rng(seed)
-    n = 50
+    n, max_seq_len = 50, 24
     plans = [Plan([tuple(sorted(rng.integers(0, n + 10, 2))) for _ in range(rng.integers(1, 3))], 0, 0, 0)
              for _ in range(rng.integers(0, 6))]
-    covered = [any(a <= i < b for plan in plans for a, b in plan.parts) for i in range(n)]
-    assert tokens_in_no_example(n, plans) == covered.count(False)
+    held = [(a, a + kept) for plan in plans
+            for (a, _), kept in zip(plan.parts, _fit_one_token_at_a_time([b - a for a, b in plan.parts], max_seq_len))]
+    covered = [any(a <= i < b for a, b in held) for i in range(n)]
+    assert tokens_in_no_example(n, plans, max_seq_len) == covered.count(False)

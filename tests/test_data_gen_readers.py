@@ -126,7 +126,7 @@ def test_a_record_keeps_its_text_where_its_sentences_are_not_text(tmp_path):
     docs = list(read_documents([path], "jsonl", "en", stats))
     assert [[s.text for s in d.sentences] for d in docs] == [["Full text.", "Here."], ["Own one.", "Own two."],
                                                             ["A string."]]
-    assert stats == Counter(json_sentence_not_text=1)
+    assert stats == Counter(json_sentence_not_text=1, json_text_unlike_its_sentences_ignored=1)
 
 
 def test_lone_surrogates_of_a_json_string_are_removed_and_counted(tmp_path):
@@ -154,6 +154,44 @@ def test_a_file_of_lone_cr_line_ends_is_read_line_by_line(tmp_path, compression)
     assert stats == Counter(file_of_cr_line_ends=1)
 
 
+def test_a_lone_cr_file_whose_first_line_is_long_is_read_line_by_line(tmp_path):
+    """Classic Mac OS line ends after a first line of 20,000 bytes: still its lines and documents."""
+    long = "Word " * 4000
+    path = tmp_path / "c.txt"
+    path.write_bytes(f"{long.strip()}.\rSecond one.\r\rOther document.\r".encode())
+    stats = Counter()
+    docs = list(read_documents([path], "text", "en", stats))
+    assert [[s.text for s in d.sentences][-1] for d in docs] == ["Second one.", "Other document."]
+    assert stats["file_of_cr_line_ends"] == 1
+
+
+def test_characters_bert_deletes_unseen_are_removed_and_counted(tmp_path):
+    """A soft hyphen, a private-use character, U+FFFD: what BERT's normaliser would delete without a
+    trace is removed here and counted, by kind; a line of nothing but such characters (a
+    zero-width space) is left out without ending the document, as a blank line would."""
+    path = tmp_path / "c.txt"
+    path.write_text("Soft\u00adhyphen here.\nPrivate ab\ue000cd use.\n\u200b\nDamaged x\ufffdy text.\n\n"
+                    "Other one.\u3000Wide space kept.\n", encoding="utf-8")
+    stats = Counter()
+    docs = list(read_documents([path], "text", "en", stats))
+    assert [[s.text for s in d.sentences] for d in docs] == [
+        ["Softhyphen here.", "Private abcd use.", "Damaged xy text."], ["Other one.\u3000Wide space kept."]]
+    assert stats == Counter(format_private_or_unassigned_characters_removed=2, replacement_characters_removed=1,
+                            control_characters_removed=1, line_of_removed_characters_only=1)
+
+
+def test_a_record_with_empty_sentences_is_read_from_its_text_and_other_text_is_counted(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "Alpha beta. Gamma delta.", "sentences": []}\n'
+                    '{"text": "Something else.", "sentences": ["Kappa one."]}\n'
+                    '{"text": "Same one. Two.", "sentences": ["Same one.", "Two."]}\n', encoding="utf-8")
+    stats = Counter()
+    docs = list(read_documents([path], "jsonl", "en", stats))
+    assert [[s.text for s in d.sentences] for d in docs] == [["Alpha beta.", "Gamma delta."], ["Kappa one."],
+                                                            ["Same one.", "Two."]]
+    assert stats == Counter(json_text_unlike_its_sentences_ignored=1)
+
+
 def test_lines_taken_as_document_separators_are_counted(tmp_path):
     """A separator line is not text: how many were taken shows in the report, so a pattern that also
     matches text does not lose it unseen."""
@@ -169,7 +207,7 @@ def test_only_lone_cr_ends_make_cr_a_line_end(tmp_path, monkeypatch):
     """CRLF lines whose first CR ends the bytes looked at, a stray CR inside an LF file, and CRLF
     among lone CRs: each line once, no blank line made, no line split at a stray CR."""
     from data_gen import documents
-    monkeypatch.setattr(documents, "SNIFF_BYTES", 12)
+    monkeypatch.setattr(documents, "LINE_END_SNIFF_BYTES", 12)
     cases = {b"First one.\r\nSecond one.\r\n": [["First one.", "Second one."]],  # the head ends on the CR
              b"One \r line.\nTwo here.\n": [["One line.", "Two here."]],  # a stray CR, no line end
              b"A1.\rA2.\rA3.\r\rB1.\r\nB2.\r": [["A1.", "A2.", "A3."], ["B1.", "B2."]]}  # a CRLF among lone CRs
