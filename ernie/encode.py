@@ -22,6 +22,7 @@ from ernie.model.features import pack_pair, pad_batch, pair_is_cut
 from ernie_common.cli import positive_int
 from ernie_common.fileio import atomic_path
 from ernie_common.tokenization import CharTokenizer, VocabError, make_tokenizer
+from propeller.device import DeviceError
 
 
 class InputError(ValueError):
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
     try:
         n, truncated = encode_file(args.model, args.input, args.output, args.task_id, args.max_seq_len,
                                    args.batch_size, args.tokenizer, False if args.cased else None)
-    except (InputError, CheckpointError, ConfigError, VocabError) as err:
+    except (InputError, CheckpointError, ConfigError, VocabError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"encoded {n} lines into {args.output}/cls_emb.npy and top_layer_emb.npy"

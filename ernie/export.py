@@ -41,6 +41,7 @@ from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
 from ernie.serving.inference_model import inference_program
 from ernie_common.fileio import OutputDirError, atomic_directory, check_output_is_not_input, sha256_file
 from ernie_common.tokenization import TOKENIZER_FILES, is_sentencepiece
+from propeller.device import DeviceError
 
 FORMATS = ("paddle-inference", "onnx", "hf", "paddlenlp", "hub")
 INFERENCE_PREFIX = "inference"
@@ -164,7 +165,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         out = export(args.model, args.format, args.output)
-    except (CheckpointError, ValueError, OutputDirError) as err:
+    except (CheckpointError, ValueError, OutputDirError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.format == "paddlenlp":

@@ -50,7 +50,7 @@ from ernie.model.config import CONFIG_FILE_NAME, ConfigError, ErnieConfig
 from ernie.serving.inference_model import task_kind
 from ernie_common.cli import positive_int
 from ernie_common.tokenization import VocabError
-from propeller.device import cuda_device_count, device_choice
+from propeller.device import DeviceError, cuda_device_count, device_choice
 
 
 class Predictor:
@@ -271,7 +271,7 @@ def main(argv=None) -> int:
             text = tsv_output(predictor, predictor.predict_examples(examples), inputs.ids)
             if inputs.blank:
                 print(f"note: {inputs.blank} blank line(s) of {args.input} predicted as empty texts", file=sys.stderr)
-    except (CheckpointError, ConfigError, DataError, VocabError) as err:
+    except (CheckpointError, ConfigError, DataError, VocabError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if predictor.truncated:

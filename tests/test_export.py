@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -97,6 +98,54 @@ def test_hub_module_and_predict_cli(finetuned, feeds, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "index\tprediction\t0\t1"
     assert [l.split("\t")[1] for l in lines[1:]] == predictor.predict(TEXTS)
+
+
+@pytest.mark.parametrize("gpus, use_gpu, selected, device", [(0, None, None, "cpu"), (2, None, None, "gpu 0"),
+                                                            (2, None, "1", "gpu 1"), (2, False, None, "cpu")])
+def test_the_hub_module_runs_on_a_gpu_where_paddle_has_one(tmp_path, monkeypatch, gpus, use_gpu, selected, device):
+    """PaddleHub builds the module where it serves: on a GPU build with GPUs it predicts on the
+    launcher's GPU (or the first), unless told not to; without one, on the CPU (Paddle Inference's
+    Config recorded by a stand-in, as no GPU is here)."""
+    import types
+
+    from ernie.serving.hub_module import module_source
+    used = []
+
+    class Config:
+        def __init__(self, *files):
+            pass
+
+        def enable_use_gpu(self, memory_mb, gpu):
+            used.append(f"gpu {gpu}")
+
+        def disable_gpu(self):
+            used.append("cpu")
+
+        def __getattr__(self, name):  # the other settings
+            return lambda *args: None
+
+    inference = types.SimpleNamespace(Config=Config, create_predictor=lambda config: None)
+    fake = {"paddle": types.SimpleNamespace(is_compiled_with_cuda=lambda: gpus > 0, inference=inference,
+                                            device=types.SimpleNamespace(cuda=types.SimpleNamespace(
+                                                device_count=lambda: gpus))),
+            "paddle.inference": inference,
+            "paddlehub.module.module": types.SimpleNamespace(moduleinfo=lambda **info: lambda cls: cls,
+                                                             serving=lambda f: f),
+            "paddlenlp.transformers": types.SimpleNamespace(ErnieTokenizer=lambda *a, **k: None)}
+    for name, module in fake.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    if selected is None:
+        monkeypatch.delenv("FLAGS_selected_gpus", raising=False)
+    else:
+        monkeypatch.setenv("FLAGS_selected_gpus", selected)
+    (tmp_path / "finetune.json").write_text(json.dumps({"do_lower_case": True, "labels": ["0", "1"]}))
+    namespace = {"__file__": str(tmp_path / "module.py")}
+    exec(compile(module_source("m", "s", "classification", False), "module.py", "exec"), namespace)
+    namespace["ErnieFinetunedModule"](use_gpu=use_gpu)
+    assert used == [device]
+    if gpus == 0:
+        with pytest.raises(RuntimeError, match="use_gpu=True, but this Paddle build sees no GPU"):
+            namespace["ErnieFinetunedModule"](use_gpu=True)
 
 
 def test_predict_reads_the_files_finetune_reads(finetuned, feeds, tmp_path, capsys):

@@ -3,6 +3,7 @@ rules on hand-computed cases."""
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,6 +46,56 @@ def finetune_sst2(root, init_model, *overrides):
                           str(root / "out"), "--quiet", "--set", "epochs=1", "--set", "max_seq_len=16",
                           *(arg for override in overrides for arg in ("--set", override))]) == 0
     return root / "out" / "seed-1" / "model"
+
+
+def test_a_gpu_this_process_cannot_use_or_running_out_of_memory_is_one_line(tmp_path, init_model, monkeypatch,
+                                                                              capsys):
+    """A launcher's GPU that this process does not see stops the run before its data is read
+    (exit 2); an allocation that fails in a seed (Paddle's MemoryError, a GPU's) says what fits
+    the batch in less (exit 1); neither is a traceback."""
+    import propeller.device
+    from ernie.finetune import trainer
+    data = write_sst2(tmp_path / "SST-2")
+    args = ["--task", "SST-2", "--data", str(data), "--init-model", str(init_model), "--output", str(tmp_path / "o"),
+            "--quiet", "--set", "epochs=1", "--set", "max_seq_len=16"]
+    with monkeypatch.context() as patch:
+        patch.setattr(propeller.device, "cuda_device_count", lambda: 1)
+        patch.setenv("FLAGS_selected_gpus", "1")
+        assert finetune_main(args) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        "error: FLAGS_selected_gpus='1' names GPU 1, but this process sees 1 GPU(s)")
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("ResourceExhaustedError: Out of memory error on GPU 0")
+    monkeypatch.setattr(trainer.FinetuneJob, "run_seed", out_of_memory)
+    assert finetune_main(args) == 1
+    assert re.fullmatch(r"error: seed 1: out of memory \(ResourceExhaustedError: .*\): a device holds fewer sequences "
+                        r"with max_sequences_per_device .* smaller eval_batch_size; .*", capsys.readouterr().err.strip())
+
+
+def test_a_seed_resumes_only_where_it_computes_as_it_did(monkeypatch):
+    """The run's fingerprint names where it computes, other than on a CPU with the fused kernels:
+    a seed begun there is not continued on a GPU or with the kernels off (other kernels, other
+    dropout draws), nor read back among their results."""
+    import propeller.device
+    from ernie.finetune.__main__ import run_fingerprint
+    from ernie.kernels import cpu_kernels
+    from ernie.model.config import ErnieConfig
+
+    class Data:
+        train = dev = test = extra_test = ()
+    vocab = Path(__file__).parent / "conftest.py"  # any file: the fingerprint reads its bytes
+
+    def fingerprint():
+        return run_fingerprint("task", "settings", ErnieConfig(vocab_size=8), vocab, {}, Data())
+    monkeypatch.setattr(cpu_kernels, "enabled", lambda: True)
+    monkeypatch.delenv("FLAGS_selected_gpus", raising=False)
+    cpu = fingerprint()
+    monkeypatch.setattr(cpu_kernels, "enabled", lambda: False)
+    unfused = fingerprint()
+    monkeypatch.setattr(propeller.device, "cuda_device_count", lambda: 1)
+    gpu = fingerprint()
+    assert len({cpu, unfused, gpu}) == 3
 
 
 def test_cli_trains_evaluates_and_writes_glue_submission(tmp_path, init_model):

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -36,6 +37,7 @@ from ernie.model.config import ConfigError, ErnieConfig
 from ernie_common.cli import positive_int
 from ernie_common.fileio import atomic_write_text
 from ernie_common.tokenization import VocabError
+from propeller.device import DeviceError, process_place
 
 
 def summarize(results: List[Dict]) -> Dict:
@@ -52,8 +54,14 @@ def summarize(results: List[Dict]) -> Dict:
 
 def run_fingerprint(task, settings, config: ErnieConfig, vocab, params, data) -> str:
     """A digest of everything a seed's result depends on besides the seed: the task, the
-    settings, the model config, the initial parameters, the vocabulary and the examples read."""
-    digest = hashlib.sha256(repr((task, settings, config.to_dict())).encode("utf-8"))
+    settings, the model config, the initial parameters, the vocabulary, the examples read, and
+    where it computes, other than on a CPU with the fused kernels (a GPU, or the kernels off:
+    other kernels, other dropout draws; a seed resumed there would be neither run's)."""
+    from ernie.kernels import cpu_kernels
+    from propeller.device import cuda_device_count, device_choice
+    device, fused = device_choice(os.environ, cuda_device_count())[0], cpu_kernels.enabled()
+    where = () if (device, fused) == ("cpu", True) else (device, fused)
+    digest = hashlib.sha256(repr((task, settings, config.to_dict(), *where)).encode("utf-8"))
     for name in sorted(params or {}):
         digest.update(name.encode("utf-8"))
         digest.update(np.ascontiguousarray(params[name]).tobytes())
@@ -98,6 +106,7 @@ def main(argv=None) -> int:
     if args.checkpoint_minutes < 0:
         parser.error(f"--checkpoint-minutes must be at least 0, got {args.checkpoint_minutes}")
     try:
+        process_place()  # a device the launcher names but this process cannot use: said before the data is read
         task = get_task(args.task)
         task = dataclasses.replace(task, **{k: v for k, v in (("dev_file", args.dev_file),
                                                              ("test_file", args.test_file)) if v})
@@ -107,7 +116,7 @@ def main(argv=None) -> int:
         check_fits_model(settings, config)
         data = read_data(task, args.data, settings.max_train_examples)
         job = FinetuneJob(task, settings, config, vocab, params, data)
-    except (KeyError, DataError, SettingsError, CheckpointError, ConfigError, VocabError) as err:
+    except (KeyError, DataError, SettingsError, CheckpointError, ConfigError, VocabError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if data.skipped:
@@ -123,7 +132,14 @@ def main(argv=None) -> int:
         result = _finished_seed(seed_dir, fingerprint) if args.resume else None
         if result is None:
             checkpointing = resume.Checkpointing(fingerprint, 60 * args.checkpoint_minutes, args.resume)
-            result = job.run_seed(seed, seed_dir, progress=not args.quiet, checkpointing=checkpointing)
+            try:
+                result = job.run_seed(seed, seed_dir, progress=not args.quiet, checkpointing=checkpointing)
+            except MemoryError as err:  # Paddle raises a failed allocation (a GPU's memory, or the host's) so
+                print(f"error: seed {seed}: out of memory ({err}): a device holds fewer sequences with "
+                      f"max_sequences_per_device (the batch accumulated over more micro-batches, the same update), "
+                      f"and evaluates fewer at a time with a smaller eval_batch_size; --resume continues from "
+                      f"{seed_dir / resume.CHECKPOINT} if one was saved", file=sys.stderr)
+                return 1
             atomic_write_text(seed_dir / "result.json", json.dumps({"run": fingerprint, "result": result}, indent=1))
             resume.remove(seed_dir)
         else:

@@ -20,6 +20,7 @@ import json
 import os
 
 import numpy as np
+import paddle
 import paddle.inference as paddle_infer
 from paddlehub.module.module import moduleinfo, serving
 from paddlenlp.transformers import ErnieTokenizer
@@ -32,16 +33,25 @@ __THIS_MODEL__
 @moduleinfo(name=NAME, version="1.0.0", summary=SUMMARY, author="ERNIE 2.0 framework", author_email="",
             type="nlp/text_classification")
 class ErnieFinetunedModule:
-    def __init__(self, threads=None):
+    def __init__(self, threads=None, use_gpu=None):
+        """`use_gpu`: None, a GPU where this Paddle build sees one (the first of FLAGS_selected_gpus,
+        which paddle.distributed.launch sets, else GPU 0), else the CPU; True, a GPU or an error;
+        False, the CPU. `threads`: the CPU's math threads (default: the cores this process may use)."""
         with open(os.path.join(HERE, "finetune.json"), encoding="utf-8") as f:
             self.description = json.load(f)
         self.tokenizer = ErnieTokenizer(os.path.join(HERE, "vocab.txt"),
                                         do_lower_case=self.description["do_lower_case"])
         config = paddle_infer.Config(os.path.join(HERE, "inference.json"), os.path.join(HERE, "inference.pdiparams"))
-        config.disable_gpu()
+        gpus = paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0
+        if use_gpu and not gpus:
+            raise RuntimeError("use_gpu=True, but this Paddle build sees no GPU")
+        if gpus and use_gpu is not False:
+            config.enable_use_gpu(256, int(os.environ.get("FLAGS_selected_gpus", "0").split(",")[0]))
+        else:
+            config.disable_gpu()
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            config.set_cpu_math_library_num_threads(threads or cores)
         config.disable_glog_info()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        config.set_cpu_math_library_num_threads(threads or cores)
         self.predictor = paddle_infer.create_predictor(config)
         self.labels = self.description["labels"]
 
