@@ -4,7 +4,7 @@
 #      with the data config's format and layout), 2. the task shards (python -m data_gen make),
 #   3. pre-training (python -m ernie.pretrain), 4. the loss-curve plot (python -m ernie.plot).
 # With no arguments: the embedded State of the Union demo corpus, the micro model, continual
-# multi-task learning over the English task set, 7 to 13 minutes on 2 CPU cores (README).
+# multi-task learning over the English task set, 5 to 8 minutes on 2 CPU cores (README).
 # Variables choose other runs, e.g. the 60-minute recipes of docs/pretraining.md:
 #   DATA_CONFIG=configs/data/sotu_en.yaml CONFIG=configs/pretrain/small_en.yaml bash run_pretrain.sh
 #   DATA_CONFIG=configs/data/peoples_daily_zh.yaml CONFIG=configs/pretrain/small_zh.yaml bash run_pretrain.sh

@@ -167,16 +167,20 @@ class DataConfig:
 
     @functools.cached_property
     def _inputs(self) -> Tuple[List[str], Skipped]:
-        """The input files, less the vocabulary where it sits among them (`vocab: data/corpus/vocab.txt`
-        beside the text of `input: data/corpus`): its tokens are not corpus text. Skipped, said so."""
+        """The input files, less the files the config names for other uses where they sit among
+        them (`vocab: data/corpus/vocab.txt`, or a click log, beside the text of `input:
+        data/corpus`): the vocabulary's tokens, the stop words, a task's resource are not corpus
+        text. Skipped, said so."""
         skipped: Skipped = []
         try:
             files = expand_inputs(self.input, self.format, skipped)
         except CorpusError as err:
             raise DataConfigError(str(err)) from None
-        vocab = os.path.realpath(self.vocab)
-        skipped += [(f, "the vocabulary (vocab:), not text") for f in files if os.path.realpath(f) == vocab]
-        return [f for f in files if os.path.realpath(f) != vocab], skipped
+        named = [("vocab", self.vocab), *([("stopwords", self.stopwords)] if self.stopwords else []), *self.resources()]
+        other_use = {os.path.realpath(path): key for key, path in named}
+        skipped += [(f, f"named by the config's {other_use[os.path.realpath(f)]}, not text") for f in files
+                    if os.path.realpath(f) in other_use]
+        return [f for f in files if os.path.realpath(f) not in other_use], skipped
 
     @property
     def files(self) -> List[str]:

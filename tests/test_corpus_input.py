@@ -340,17 +340,25 @@ def test_a_tasks_training_texts_are_the_corpus_labels_dropped(tmp_path, vocab):
         list(config.documents(config.files, Counter()))
 
 
-def test_the_vocabulary_beside_the_text_is_not_read_as_text(tmp_path):
+def test_the_files_the_config_names_beside_the_text_are_not_read_as_text(tmp_path):
     """`vocab: data/corpus/vocab.txt` with `input: data/corpus` (the paper-scale configs did so):
-    its 30,522 tokens were read as a document of the corpus."""
+    its 30,522 tokens were read as a document of the corpus; so were a click log the Chinese
+    paper-scale config kept in the corpus folder, and stop words."""
     from data_gen.config import DataConfig
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "a.txt").write_text("The war ended.\nPeace came.\n")
     (corpus / "vocab.txt").write_text("[PAD]\n[UNK]\nwar\n")
-    config = DataConfig(input=[str(corpus)], vocab=str(corpus / "vocab.txt"), output=str(tmp_path / "out"))
+    (corpus / "stop.txt").write_text("the\n")
+    (corpus / "click_log.tsv").write_text("war\tThe war ended\t1\t2\n")
+    config = DataConfig(input=[str(corpus)], vocab=str(corpus / "vocab.txt"), output=str(tmp_path / "out"),
+                        stopwords=str(corpus / "stop.txt"), tasks=["knowledge_masking", "ir_relevance"],
+                        task_options={"ir_relevance": {"click_log": str(corpus / "click_log.tsv")}})
     assert config.files == [str(corpus / "a.txt")]
-    assert (str(corpus / "vocab.txt"), "the vocabulary (vocab:), not text") in config.skipped_files
+    assert set(config.skipped_files) >= {
+        (str(corpus / "vocab.txt"), "named by the config's vocab, not text"),
+        (str(corpus / "stop.txt"), "named by the config's stopwords, not text"),
+        (str(corpus / "click_log.tsv"), "named by the config's task_options.ir_relevance.click_log, not text")}
 
 
 @pytest.mark.parametrize("between", ["\r\n", "\rx"])
