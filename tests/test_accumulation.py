@@ -285,3 +285,18 @@ def test_a_gpu_job_makes_the_communicator_its_static_collectives_run_on(monkeypa
     for _ in range(2):  # a second runner in the process uses the same communicator
         StaticRunner(classifier, adamw, seed=1, place=paddle.CPUPlace(), distributed=True)
     assert calls == made
+
+
+def test_gradients_are_reduced_in_buckets_of_one_dtype_and_bounded_size():
+    """One collective a bucket (`average_across_ranks`): runs of one dtype, at most the bucket's
+    bytes, a gradient larger than that alone, the order kept (each rank builds the same buckets)."""
+    from types import SimpleNamespace
+
+    from propeller.static_runner import gradient_buckets
+
+    def grad(name, shape, dtype=paddle.float32):
+        return name, SimpleNamespace(shape=shape, dtype=dtype)
+    pairs = [grad("a", [10, 10]), grad("b", [100]), grad("c", [50]), grad("d", [1000]), grad("e", [20]),
+             grad("f", [20], paddle.bfloat16), grad("g", [20], paddle.bfloat16), grad("h", [30])]
+    buckets = gradient_buckets(pairs, bucket_bytes=1000)  # 250 float32s
+    assert [[name for name, _ in bucket] for bucket in buckets] == [["a", "b", "c"], ["d"], ["e"], ["f", "g"], ["h"]]
