@@ -83,6 +83,22 @@ def test_dropout_follows_paddle_seed_and_keeps_the_expected_share():
     np.testing.assert_array_equal(cpu_kernels.dropout(x, 0.1, training=False).numpy(), x.numpy())
 
 
+def test_paddle_dropout_in_a_static_program_draws_its_seed_on_the_cpu(monkeypatch):
+    """Where the fused kernel does not apply (a GPU's program), Paddle's dropout is seeded by a
+    `randint` op placed on the CPU, whatever the program's place (here none): a GPU's dropout
+    kernel reads a host seed as it is, and copies a device one to the host, waiting for the
+    stream, at every dropout of every step."""
+    import paddle.tensor.random
+    monkeypatch.setenv("ERNIE_CPU_KERNELS", "0")
+    monkeypatch.setattr(paddle.tensor.random, "_current_expected_place", lambda: paddle.base.core.Place())
+    with static_mode():
+        main = paddle.static.Program()
+        with paddle.static.program_guard(main, paddle.static.Program()):
+            cpu_kernels.dropout(paddle.static.data("x", [4, 8], "float32"), 0.1, training=True)
+    seeds = [op for op in main.global_block().ops if op.name() == "pd_op.randint"]
+    assert [str(op.attrs()["place"]) for op in seeds] == ["Place(cpu)"]
+
+
 def _values_and_grads(fn, inputs, dy, data_inputs):
     """The output and the gradients of all inputs but the last `data_inputs` (data, no gradient)."""
     tensors = [paddle.to_tensor(v, stop_gradient=i >= len(inputs) - data_inputs) for i, v in enumerate(inputs)]

@@ -218,14 +218,17 @@ def dropout(x, p: float, training: bool):
 
     The fused kernel draws its mask from Philox4x32-10 keyed by two numbers taken from Paddle's
     generator, so `paddle.seed` fixes it as it fixes Paddle's own dropout. In a static program,
-    Paddle's own dropout (a GPU's) is seeded by a number drawn the same way. Either way the mask
-    is a function of a `randint` op's output, which activation recomputation keeps
-    (`propeller.recompute`): the recomputed dropout applies the forward's mask."""
+    Paddle's own dropout (a GPU's) is seeded by a number drawn the same way, on the CPU: a GPU's
+    dropout kernel reads a seed tensor on the host as it is (its registration takes the seed
+    from any backend), and one on the device it would copy to the host, waiting for the stream,
+    at every dropout of every step. Either way the mask is a function of a `randint` op's
+    output, which activation recomputation keeps (`propeller.recompute`): the recomputed dropout
+    applies the forward's mask."""
     if not training or p == 0:
         return x
     if not _fused_applies(x, training):
         if not paddle.in_dynamic_mode():
-            seed = paddle.randint(0, 2 ** 31 - 1, [1], dtype="int32")
+            seed = paddle._C_ops.randint(0, 2 ** 31 - 1, [1], paddle.int32, paddle.CPUPlace())
             return paddle._C_ops.dropout(x, seed, float(p), False, "upscale_in_train", 0, False)
         return F.dropout(x, p, training=True, mode="upscale_in_train")
     key = paddle.randint(0, 2 ** 31 - 1, [2], dtype="int64")
