@@ -117,15 +117,19 @@ def test_fetch_labelled_data(name, files, tmp_path):
 
 
 def test_a_record_keeps_its_text_where_its_sentences_are_not_text(tmp_path):
-    """A record with both: its sentences where they are all text, else its text (not dropped)."""
+    """A record with both: its sentences where they are all text (a text that says something else
+    counted), else its text, also where the sentences are an empty list (not dropped)."""
     path = tmp_path / "c.jsonl"
     path.write_text('{"text": "Full text. Here.", "sentences": [["Full", "text"], ["Here"]]}\n'
                     '{"text": "Ignored text.", "sentences": ["Own one.", "Own two."]}\n'
-                    '{"sentences": [["only", "tokens"], "A string."]}\n', encoding="utf-8")
+                    '{"sentences": [["only", "tokens"], "A string."]}\n'
+                    '{"text": "Alpha beta. Gamma delta.", "sentences": []}\n'
+                    '{"text": "Same one. Two.", "sentences": ["Same one.", "Two."]}\n', encoding="utf-8")
     stats = Counter()
     docs = list(read_documents([path], "jsonl", "en", stats))
     assert [[s.text for s in d.sentences] for d in docs] == [["Full text.", "Here."], ["Own one.", "Own two."],
-                                                            ["A string."]]
+                                                            ["A string."], ["Alpha beta.", "Gamma delta."],
+                                                            ["Same one.", "Two."]]
     assert stats == Counter(json_sentence_not_text=1, json_text_unlike_its_sentences_ignored=1)
 
 
@@ -178,18 +182,6 @@ def test_characters_bert_deletes_unseen_are_removed_and_counted(tmp_path):
         ["Softhyphen here.", "Private abcd use.", "Damaged xy text."], ["Other one.\u3000Wide space kept."]]
     assert stats == Counter(format_private_or_unassigned_characters_removed=2, replacement_characters_removed=1,
                             control_characters_removed=1, line_of_removed_characters_only=1)
-
-
-def test_a_record_with_empty_sentences_is_read_from_its_text_and_other_text_is_counted(tmp_path):
-    path = tmp_path / "c.jsonl"
-    path.write_text('{"text": "Alpha beta. Gamma delta.", "sentences": []}\n'
-                    '{"text": "Something else.", "sentences": ["Kappa one."]}\n'
-                    '{"text": "Same one. Two.", "sentences": ["Same one.", "Two."]}\n', encoding="utf-8")
-    stats = Counter()
-    docs = list(read_documents([path], "jsonl", "en", stats))
-    assert [[s.text for s in d.sentences] for d in docs] == [["Alpha beta.", "Gamma delta."], ["Kappa one."],
-                                                            ["Same one.", "Two."]]
-    assert stats == Counter(json_text_unlike_its_sentences_ignored=1)
 
 
 def test_lines_taken_as_document_separators_are_counted(tmp_path):
