@@ -218,6 +218,24 @@ class SentencePieceTokenizer(_Tokenizer):
             return text
         return jieba_text(text)
 
+    def encode_with_offsets(self, text: str) -> Tuple[List[int], List[Tuple[int, int]]]:
+        """Ids and each token's (start, end) character span in `text` itself: a Chinese text's
+        tokens are read from its words joined by spaces (`prepare`), whose spans are mapped back
+        (reading comprehension cuts its answers from the context with them)."""
+        if self.lang != "zh":
+            return super().encode_with_offsets(text)
+        words, origin, at = [], [], 0  # origin: each prepared character's index in `text`
+        for word in jieba_words(text):
+            if word.strip():
+                if words:
+                    origin.append(at)  # the joining space: where the next word starts
+                words.append(word)
+                origin.extend(range(at, at + len(word)))
+            at += len(word)
+        enc = self.backend.encode(" ".join(words), add_special_tokens=False)
+        return enc.ids, [(origin[a], origin[b - 1] + 1) if b > a else (origin[a], origin[a]) if a < len(origin)
+                         else (len(text), len(text)) for a, b in enc.offsets]
+
     def continues_word(self) -> np.ndarray:
         return np.asarray([not (t.startswith(WORD_START) or t in SPECIAL_TOKENS)
                            for t in self.convert_ids_to_tokens(range(len(self.vocab)))], bool)

@@ -463,6 +463,13 @@ def test_cli_reading_comprehension_end_to_end(tmp_path, init_model):
     assert all(predictions[q] in contexts[q] for q in predictions)
     report = json.loads((out / "metrics.json").read_text())
     assert report["seeds"][0]["dev"] == pytest.approx(squad_scores(predictions, answers))
+    # a dev question without answers (SQuAD 2.0's kind) would have crashed the first evaluation,
+    # after an epoch of training: it is refused before
+    dev["data"][0]["paragraphs"][2]["qas"][0]["answers"] = []
+    (data / "dev-v1.1.json").write_text(json.dumps(dev))
+    assert finetune_main(["--task", "SQuAD", "--data", str(data), "--init-model", str(init_model), "--output",
+                          str(tmp_path / "unanswered"), "--quiet"]) == 2
+    assert not (tmp_path / "unanswered").exists()
 
 
 def test_cli_ranking_end_to_end(tmp_path, init_model):

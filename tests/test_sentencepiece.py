@@ -190,3 +190,18 @@ def test_a_word_found_only_in_lines_over_sentencepieces_limit_reaches_the_vocabu
     pieces = list(_in_pieces(long_line, 100)) + list(_in_pieces("a " + "é" * 80 + " b", 100))
     assert " ".join(pieces[:-3]) == long_line and all(len(p.encode("utf-8")) <= 100 for p in pieces)
     assert pieces[-3:] == ["a", "é" * 50, "b"]  # a word over the limit alone, cut at a character
+
+
+def test_chinese_token_spans_are_spans_of_the_text_itself(zh_lines, zh_spm):
+    """Reading comprehension cuts answers from the context with the tokens' spans: a Chinese
+    text is read as its jieba words joined by spaces, and the spans are mapped back to the text,
+    so they cover the characters their tokens were read from, in order, every character (a lone
+    word-start piece shares its word's first character)."""
+    tokenizer = make_tokenizer(zh_spm)
+    for text in zh_lines[:50]:
+        text = text.replace(" ", "")
+        ids, spans = tokenizer.encode_with_offsets(text)
+        assert ids == tokenizer.encode(text)
+        assert sorted({i for a, b in spans for i in range(a, b)}) == list(range(len(text)))
+        assert all(a < b for a, b in spans) and spans == sorted(spans)
+        assert all(b - c <= 1 for (_, b), (c, _) in zip(spans, spans[1:]))  # sharing at most a word's first

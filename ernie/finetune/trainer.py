@@ -24,7 +24,7 @@ import numpy as np
 from ernie.finetune import FINETUNE_FILE, resume
 from ernie.finetune.batching import by_length, epoch_batches
 from ernie.finetune.description import Description
-from ernie.finetune.examples import DataError, labelled
+from ernie.finetune.examples import DataError, MrcExample, labelled
 from ernie.finetune.heads import ErnieWithHead, inference_graph
 from ernie.finetune.settings import FinetuneSettings, SettingsError
 from ernie.finetune.tasks import AX, KINDS, Task
@@ -161,6 +161,11 @@ def read_data(task: Task, data_dir, max_train_examples: Optional[int] = None) ->
         keep = np.random.default_rng(0).choice(len(train), max_train_examples, replace=False)
         train = [train[i] for i in sorted(keep)]
     dev = task.read(data_dir, "dev", skipped)
+    unanswered = [e.qid for e in dev if isinstance(e, MrcExample) and not e.answers]
+    if unanswered:  # dev is scored after every epoch: a question without answers has no score
+        raise DataError(f"{Path(data_dir) / task.dev_file}: {len(unanswered)} dev question(s) without answers (first "
+                        f"id {unanswered[0]}): each is scored against its answers after every epoch; leave out the "
+                        f"unanswerable ones (SQuAD 2.0's kind)")
     test = None
     if task.test_file and (Path(data_dir) / task.test_file).is_file():
         _check_dev_is_not_test(Path(data_dir) / task.dev_file, Path(data_dir) / task.test_file)
