@@ -132,9 +132,11 @@ class PretrainingData:
             self.streams = self._stream_members(self.shards)
             trained = {} if world_size == 1 else {  # the shards opened for it are let go
                 name: rows[0] for name, rows in self._stream_members([Shard(shard_dir / f) for f in files]).items()}
-        # the streams every rank trains on (by the shards' global index), which every rank checks (`check_tasks`)
-        self._rank_streams = [{name for name, shards in trained.items() if (shards % world_size == r).any()}
-                              for r in range(world_size)]
+        # the streams every rank trains on (by the shards' global index), which every rank checks
+        # (`check_tasks`): from the shards that hold each stream, one pass over its rows, not one a rank
+        ranks_of = {name: set((np.flatnonzero(np.bincount(shards)) % world_size).tolist())
+                    for name, shards in trained.items()}
+        self._rank_streams = [{name for name, ranks in ranks_of.items() if r in ranks} for r in range(world_size)]
         self.position = {name: [0, 0] for name in self.streams}  # stream -> [epoch, index]
         self._orders = {}  # stream -> (epoch, permutation)
         self.length_pool = length_pool
