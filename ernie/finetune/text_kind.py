@@ -16,7 +16,6 @@ from ernie.finetune import metrics
 from ernie.finetune.examples import DataError, TextExample
 from ernie.model.features import pack_pair, pad_batch, pair_is_cut
 
-
 FEATURE_CHUNK = 5000  # examples tokenised together: the tokenizer's encodings of a chunk alive at once
 
 
