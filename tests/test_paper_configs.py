@@ -42,6 +42,8 @@ def test_a_paper_config_has_the_papers_settings_and_prints_its_plan(name):
     data = yaml.safe_load((REPO / "configs" / "data" / f"{data_config}.yaml").read_text())
     assert (data["max_seq_len"], data["lang"], data["task_options"]["knowledge_masking"]["mask_ratio"]) == (512, lang, 0.15)
     assert data.get("layout") == {"en": None, "zh": "paragraph_per_line"}[lang]  # zh: encyclopedia and news dumps
+    # the held-out losses are measured on documents no training example holds, not on kept-out examples
+    assert config.heldout.examples and data.get("heldout_documents", 0) > 0
     trained = {t for stage in config.schedule["stages"] for t in stage}
     assert trained == set(data["tasks"]) if name.startswith("ernie2_") else trained <= set(data["tasks"])
     plans = {n: config.batch_plan(n) for n in (8, 48, 64)}
