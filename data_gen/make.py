@@ -359,7 +359,7 @@ def _generate(config: DataConfig, states: dict, inputs: List[str], part: int, pa
         else:
             os.replace(fresh, out / name)
         shards.append({"file": name, "sha256": sha, "examples": writer.n_examples,
-                       "tokens": writer.n_tokens, "bytes": (out / name).stat().st_size})
+                       "tokens": writer.n_tokens, "bytes": (out / name).stat().st_size, "streams": writer.streams})
     heldout = shards[config.shards:]
     shards = shards[:config.shards]
     for entry in heldout:  # the training shards are read whole below (unigram_counts); this one is checked here

@@ -34,7 +34,7 @@ from ernie_common import tasks
 from ernie_common.fileio import atomic_path
 from ernie_common.tasks import EXAMPLE, LIST, TOKEN, Field
 
-from .examples import EXAMPLE_FIELDS, INPUT_FIELDS, Example, lengths_of, of_kind, offsets_of, shard_fields
+from .examples import EXAMPLE_FIELDS, INPUT_FIELDS, NO_TASK, Example, lengths_of, of_kind, offsets_of, shard_fields
 
 MANIFEST = "manifest.json"  # beside the shards: what `make` wrote, with what and from what
 MAGIC = b"ERNIESHD"
@@ -44,6 +44,9 @@ FORMAT_VERSION = 3
 _ALIGN = 64
 BLOCK_BYTES = 1 << 20  # the data is checked a block at a time
 _PREFIX = len(MAGIC) + 8  # magic, header length, header CRC-32
+
+
+PLAIN_STREAM = "plain"  # a shard's examples of no sentence-level task, with token-level labels
 
 
 def heldout_shards(manifest: dict) -> List[dict]:
@@ -84,6 +87,9 @@ class ShardWriter:
         self._dir = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
         self._files = {name: open(Path(self._dir.name) / name, "wb") for name in self._dtypes}
         self.n_examples = self.n_tokens = 0
+        # examples by sentence-level task code, and of none with token-level labels ("plain"): what
+        # a data-parallel run checks every rank holds, from the manifest, without opening the shards
+        self.streams: Dict[str, int] = {}
         self._listed = {f.name: 0 for f in of_kind(self.fields, LIST)}  # list field -> its values so far
         for name in ("token", *self._listed):
             self._files[offsets_of(name)].write(np.zeros(1, np.int64).tobytes())
@@ -97,6 +103,12 @@ class ShardWriter:
             f.write(np.ascontiguousarray(block[name], self._dtypes[name]).tobytes())
         self.n_examples += len(block["lengths"])
         self.n_tokens += int(block["lengths"].sum())
+        codes = np.asarray(block["task"])
+        counts = {str(int(c)): int(n) for c, n in zip(*np.unique(codes[codes != NO_TASK], return_counts=True))}
+        counts[PLAIN_STREAM] = int(((codes == NO_TASK) & (np.asarray(block["token_tasks"]) > 0)).sum())
+        for name, n in counts.items():
+            if n:
+                self.streams[name] = self.streams.get(name, 0) + n
         for name in self._listed:
             self._listed[name] += int(block[lengths_of(name)].sum())
 

@@ -372,6 +372,37 @@ def test_a_task_of_part_zero_only_is_refused_on_every_rank_where_some_ranks_lack
     data().check_tasks(tasks)
     data(rank=1, world_size=2).check_tasks(["knowledge_masking"])
 
+    # each shard's streams are counted in the manifest, which a rank reads instead of the other
+    # ranks' shards (at the paper's size, 34 bytes an example of every shard on every rank)
+    from pathlib import Path
+
+    import numpy as np
+
+    from data_gen.shards import Shard
+    from ernie.pretrain import data as data_module
+    manifest = json.loads((Path(config.output) / "manifest.json").read_text())
+    for entry in manifest["shards"]:
+        shard = Shard(Path(config.output) / entry["file"])
+        codes, plain = shard.array("task"), (shard.array("task") == -1) & (shard.array("token_tasks") > 0)
+        expected = {str(c): int(n) for c, n in zip(*np.unique(codes[codes != -1], return_counts=True))}
+        assert entry["streams"] == {**expected, **({"plain": int(plain.sum())} if plain.any() else {})}
+    opened = []
+
+    class Recording(Shard):
+        def __init__(self, path, *args, **kwargs):
+            opened.append(Path(path).name)
+            super().__init__(path, *args, **kwargs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(data_module, "Shard", Recording)
+        with pytest.raises(ValueError, match="ranks 1 would never"):
+            data(rank=1, world_size=2).check_tasks(tasks)
+        assert opened == [manifest["shards"][1]["file"]]
+        for entry in manifest["shards"]:  # shards made before the counts: read from the shards, as before
+            del entry["streams"]
+        (Path(config.output) / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ValueError, match="ranks 1 would never"):
+            data(rank=1, world_size=2).check_tasks(tasks)
+
 
 def test_text_that_reaches_no_example_is_counted(corpus, en_vocab, tmp_path):
     """A sentence task alone takes B from elsewhere for two classes of three and left the segment's

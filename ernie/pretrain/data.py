@@ -39,11 +39,9 @@ import numpy as np
 
 from data_gen.data_task import BatchContext
 from data_gen.examples import NO_TASK, task_bit
-from data_gen.shards import MANIFEST, Shard, ShardError, heldout_shards
+from data_gen.shards import MANIFEST, PLAIN_STREAM, Shard, ShardError, heldout_shards
 from ernie.model.features import pad_batch
 from ernie_common import tasks as registry
-
-PLAIN_STREAM = "plain"  # the examples of no sentence-level task: segments in natural order
 
 
 def fits(count: int, longest: int, length: int, batch_tokens: int) -> bool:
@@ -130,8 +128,7 @@ class PretrainingData:
             trained = {name: np.delete(rows[0], kept_out[name]) for name, rows in everything.items()}
         else:
             self.streams = self._stream_members(self.shards)
-            trained = {} if world_size == 1 else {  # the shards opened for it are let go
-                name: rows[0] for name, rows in self._stream_members([Shard(shard_dir / f) for f in files]).items()}
+            trained = {} if world_size == 1 else self._shards_of_streams(shard_dir)
         # the streams every rank trains on (by the shards' global index), which every rank checks
         # (`check_tasks`): from the shards that hold each stream, one pass over its rows, not one a rank
         ranks_of = {name: set((np.flatnonzero(np.bincount(shards)) % world_size).tolist())
@@ -144,6 +141,23 @@ class PretrainingData:
         self.pending: Dict[str, List[List[List[int]]]] = {name: [] for name in self.streams}
         self.pools = {name: 0 for name in self.streams}
         self.skip_corrupt, self.corrupt_examples = skip_corrupt, 0
+
+    def _shards_of_streams(self, shard_dir: Path) -> Dict[str, np.ndarray]:
+        """stream -> the global indexes of the training shards that hold it: from the manifest's
+        counts (`streams` of each shard), else (shards made before it recorded them) from every
+        shard's task column, which every rank would read whole (34 bytes an example)."""
+        entries = self.manifest["shards"]
+        if all("streams" in e for e in entries):
+            names = {str(t.task_id): t.name for t in self.tasks.values() if t.level == registry.SENTENCE}
+            names[PLAIN_STREAM] = PLAIN_STREAM
+            found: Dict[str, list] = {}
+            for g, entry in enumerate(entries):
+                for key, n in entry["streams"].items():
+                    if n and key in names:
+                        found.setdefault(names[key], []).append(g)
+            return {name: np.asarray(shards) for name, shards in found.items()}
+        members = self._stream_members([Shard(shard_dir / e["file"]) for e in entries])  # let go once read
+        return {name: rows[0] for name, rows in members.items()}
 
     def _stream_members(self, shards) -> Dict[str, np.ndarray]:
         """stream -> [2, n] array of (index in `shards`, example index) rows, in shard order."""
