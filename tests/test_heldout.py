@@ -245,3 +245,17 @@ def test_a_remade_heldout_shard_is_checked_like_the_others(document_shards):
     held.unlink()
     remade = make(config, progress=False)
     assert held.is_file() and remade["heldout"]["shards"] == manifest["heldout"]["shards"]
+
+
+def test_a_share_too_small_to_hold_out_a_document_keeps_examples_out_instead(tmp_path, en_vocab):
+    """A paper config's one document in a thousand, on a corpus of a few documents, holds none out:
+    its held-out shards are empty, and the run keeps examples out of the training shards instead,
+    as without the key, rather than evaluating nothing."""
+    (tmp_path / "corpus.txt").write_text("".join("".join(doc) + "\n" for doc in _documents(4, 20)), encoding="utf-8")
+    manifest = make(DataConfig(input=[str(tmp_path / "corpus.txt")], vocab=str(en_vocab), output=str(tmp_path / "shards"),
+                               tasks=DOCUMENT_TASKS, max_seq_len=64, shards=2, heldout_documents=0.001,
+                               stopwords=str(REPO / "configs/stopwords/en.txt")), progress=False)
+    assert manifest["heldout"]["documents"] == 0
+    data = _data(tmp_path, en_vocab, heldout=6)
+    assert data.heldout_source == "examples" and all(len(examples) == 6 for examples in data.heldout.values())
+    assert "kept out of training" in data.describe_heldout(["knowledge_masking"])

@@ -85,7 +85,8 @@ class PretrainingData:
                              f"again with a multiple of {world_size} (the data config's `shards`)")
         # each rank reads its own part of the shards; a held-out slice of examples is drawn over all of them
         mine = list(range(len(files)))[rank::world_size]
-        held_files = [s["file"] for s in heldout_shards(self.manifest)] if heldout else []
+        # (held-out shards without an example: a share of documents too small for the corpus to hold one)
+        held_files = [s["file"] for s in heldout_shards(self.manifest) if s["examples"]] if heldout else []
         # where the held-out examples come from, for the run to say: held-out documents, training examples or none
         self.heldout_source = "documents" if held_files else "examples" if heldout else None
         every_shard = [Shard(shard_dir / f) for f in files] if self.heldout_source == "examples" else None
