@@ -25,6 +25,7 @@ import re
 import struct
 import tempfile
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple
 
@@ -89,7 +90,7 @@ class ShardWriter:
         self.n_examples = self.n_tokens = 0
         # examples by sentence-level task code, and of none with token-level labels ("plain"): what
         # a data-parallel run checks every rank holds, from the manifest, without opening the shards
-        self.streams: Dict[str, int] = {}
+        self.streams: Counter = Counter()
         self._listed = {f.name: 0 for f in of_kind(self.fields, LIST)}  # list field -> its values so far
         for name in ("token", *self._listed):
             self._files[offsets_of(name)].write(np.zeros(1, np.int64).tobytes())
@@ -104,11 +105,10 @@ class ShardWriter:
         self.n_examples += len(block["lengths"])
         self.n_tokens += int(block["lengths"].sum())
         codes = np.asarray(block["task"])
-        counts = {str(int(c)): int(n) for c, n in zip(*np.unique(codes[codes != NO_TASK], return_counts=True))}
-        counts[PLAIN_STREAM] = int(((codes == NO_TASK) & (np.asarray(block["token_tasks"]) > 0)).sum())
-        for name, n in counts.items():
-            if n:
-                self.streams[name] = self.streams.get(name, 0) + n
+        self.streams.update({str(int(c)): int(n) for c, n in zip(*np.unique(codes[codes != NO_TASK], return_counts=True))})
+        plain = int(((codes == NO_TASK) & (np.asarray(block["token_tasks"]) > 0)).sum())
+        if plain:
+            self.streams[PLAIN_STREAM] += plain
         for name in self._listed:
             self._listed[name] += int(block[lengths_of(name)].sum())
 

@@ -233,8 +233,8 @@ class SentencePieceTokenizer(_Tokenizer):
                 origin.extend(range(at, at + len(word)))
             at += len(word)
         enc = self.backend.encode(" ".join(words), add_special_tokens=False)
-        return enc.ids, [(origin[a], origin[b - 1] + 1) if b > a else (origin[a], origin[a]) if a < len(origin)
-                         else (len(text), len(text)) for a, b in enc.offsets]
+        origin.append(len(text))  # the end, where an empty span at the text's end starts
+        return enc.ids, [(origin[a], origin[b - 1] + 1 if b > a else origin[a]) for a, b in enc.offsets]
 
     def continues_word(self) -> np.ndarray:
         return np.asarray([not (t.startswith(WORD_START) or t in SPECIAL_TOKENS)
