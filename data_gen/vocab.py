@@ -34,6 +34,8 @@ from ernie_common.tokenization import (
     write_vocab,
 )
 
+from .generate import is_heldout
+
 KINDS = ("wordpiece", "sentencepiece")
 
 # How many distinct characters the vocabulary may hold: enough for the CJK characters of a
@@ -166,10 +168,13 @@ def build_vocab(inputs: Sequence[Path], output: Path, size: int, lang: str, do_l
 
 def build_config_vocab(config, size: int, lang: Optional[str] = None, output: Optional[Path] = None,
                        min_frequency: int = 2, cased: bool = False, kind: Optional[str] = None) -> int:
-    """The vocabulary of a data config's corpus: the sentences of all its inputs, read with its
-    format and layout; its lang, vocab path, tokenizer kind and casing unless told otherwise.
-    (A misfit layout changes little here, the words are the same: `make` warns of it.)"""
-    sentences = (s.text for doc in config.documents(config.files, Counter()) for s in doc.sentences)
+    """The vocabulary of a data config's corpus: the sentences of all its inputs but the held-out
+    documents (`heldout_documents`: what the model is measured on is not its to learn from, as
+    in the tasks' `prepare`), read with its format and layout; its lang, vocab path, tokenizer
+    kind and casing unless told otherwise. (A misfit layout changes little here, the words are
+    the same: `make` warns of it.)"""
+    sentences = (s.text for doc in config.documents(config.files, Counter())
+                 if not is_heldout(doc, config.heldout_documents, config.seed) for s in doc.sentences)
     return write_learned_vocab(sentences, Path(output or config.vocab), size, lang or config.lang,
                                config.do_lower_case and not cased, min_frequency, kind or config.tokenizer,
                                source=", ".join(config.input))

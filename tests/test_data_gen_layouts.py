@@ -335,3 +335,20 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, book, en_vocab, 
     assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
     out = tmp_path / "out"
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_vocabulary_of_a_config_leaves_out_its_heldout_documents(tmp_path, capsys):
+    """The held-out documents are what the model is measured on: their words do not choose the
+    vocabulary, as they choose nothing the tasks prepare."""
+    from data_gen.generate import is_heldout
+    words = [f"zq{chr(97 + k)}{chr(97 + k)}xv" for k in range(16)]  # one made-up word a document
+    documents = [f"The {w} stood here.\nThen the {w} went there." for w in words]  # a sentence a line
+    (tmp_path / "docs.txt").write_text("\n\n".join(documents) + "\n", encoding="utf-8")
+    config = _write_config(tmp_path / "data.yaml", input=[str(tmp_path / "docs.txt")], vocab=str(tmp_path / "vocab.txt"),
+                           output=str(tmp_path / "out"), lang="en", heldout_documents=0.4)
+    read = DataConfig.from_yaml(config, [], check_files=False)
+    held = {w for w, d in zip(words, read.documents(read.files, Counter())) if is_heldout(d, 0.4, read.seed)}
+    assert 0 < len(held) < len(words) == len(list(read.documents(read.files, Counter())))
+    assert main(["build-vocab", "--config", config, "--size", "400", "--min-frequency", "2"]) == 0
+    tokens = set((tmp_path / "vocab.txt").read_text().split("\n"))
+    assert {w for w in words if w in tokens} == set(words) - held
