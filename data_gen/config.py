@@ -93,7 +93,8 @@ class DataConfig:
         self.layout, self.text_field = how.layout, how.text_field
         if self.tokenizer not in ("wordpiece", "sentencepiece"):
             raise DataConfigError(f"tokenizer must be wordpiece or sentencepiece, got {self.tokenizer!r}")
-        # a task the language cannot have is left out (Chinese has no case)
+        # a task the language cannot have is left out (Chinese has no case), and said so (`make`)
+        self.tasks_left_out = {t.name: list(t.languages) for t in tasks if self.lang not in t.languages}
         self.tasks = [t.name for t in tasks if self.lang in t.languages]
         if self.max_seq_len < 16 or self.max_seq_len > 4096:
             raise DataConfigError(f"max_seq_len {self.max_seq_len} is outside 16..4096")

@@ -21,7 +21,7 @@ from ernie_common.tokenization import load_vocab
 
 from .data_task import DataTask
 from .examples import NO_TASK, Example
-from .shards import MANIFEST, Shard, ShardError
+from .shards import MANIFEST, Shard, ShardError, load_recorded_modules, recorded_path
 
 
 def word_labels(tokens: List[str], labels: np.ndarray) -> List[str]:
@@ -63,7 +63,8 @@ def inspect(path, limit: int = 10) -> Iterator[dict]:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise ShardError(f"cannot read {manifest_path}, which names the vocabulary: {err}") from None
-    inv_vocab = {i: t for t, i in load_vocab(manifest["vocab"]["path"]).items()}
+    inv_vocab = {i: t for t, i in load_vocab(recorded_path(manifest, manifest["vocab"]["path"])).items()}
+    load_recorded_modules(manifest)
     shown = 0
     for shard_path in _shard_paths(path, manifest):
         shard = Shard(shard_path)

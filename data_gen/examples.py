@@ -17,7 +17,7 @@ examples, concatenated, and `lengths_of(name)`, how many of them each example ha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -220,6 +220,32 @@ def set_list(block: Dict[str, np.ndarray], field: Field, per_example: Sequence[n
     where it has no values)."""
     block[field.name] = np.concatenate([np.zeros(0, field.dtype), *per_example]).astype(field.dtype)
     block[lengths_of(field.name)] = np.asarray([len(values) for values in per_example], np.int64)
+
+
+def block_problem(block: Dict[str, np.ndarray], fields: Sequence[Field]) -> Optional[str]:
+    """What is wrong with a block's layout after a task changed it (`finish_block`), or None:
+    every field present, with a value per token, per example or per list entry, and the values a
+    task sets (per example, lists) whole numbers its field's dtype holds where that is an integer
+    type (a shard stores a field as its dtype says; a wrong count put values into other examples)."""
+    n, tokens = len(block["lengths"]), int(np.sum(block["lengths"]))
+    sizes = {**{name: (tokens, None) for name in INPUT_FIELDS}, **{name: (n, None) for name in EXAMPLE_FIELDS}}
+    for f in fields:
+        if f.per == LIST:
+            counts = block.get(lengths_of(f.name))
+            if not isinstance(counts, np.ndarray) or counts.shape != (n,) or counts.dtype.kind not in "iu":
+                return f"{lengths_of(f.name)} must hold a count for each of the block's {n} examples (examples.set_list)"
+            sizes[f.name] = (int(np.sum(counts)), np.dtype(f.dtype))
+        else:  # (the values of a per-token field were checked as the task gave them, `token_labels`)
+            sizes[f.name] = (tokens, None) if f.per == TOKEN else (n, np.dtype(f.dtype))
+    for name, (size, dtype) in sizes.items():
+        value = block.get(name)
+        if not isinstance(value, np.ndarray) or value.shape != (size,):
+            return f"{name} must be an array of {size} values, not {'none' if value is None else np.shape(value)}"
+        if dtype is not None and dtype.kind in "iu" and value.size and (
+                value.dtype.kind not in "iub" or value.min() < np.iinfo(dtype).min or value.max() > np.iinfo(dtype).max):
+            return (f"{name} holds {value.dtype} values {value.min()}..{value.max()}, where its field stores "
+                    f"whole numbers of {dtype}")
+    return None
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -31,7 +31,17 @@ from ernie_common.tokenization import first_normal_id, make_tokenizer
 from .config import DataConfig
 from .data_task import Block, ChunkContext, DataTask
 from .documents import Document, load_stopwords
-from .examples import NO_TASK, Plan, TokenTable, assemble, shard_fields, task_bit, token_budget, tokens_in_no_example
+from .examples import (
+    NO_TASK,
+    Plan,
+    TokenTable,
+    assemble,
+    block_problem,
+    shard_fields,
+    task_bit,
+    token_budget,
+    tokens_in_no_example,
+)
 from .tokenized import ChunkTokenizer, Lexicon
 
 HELDOUT_STREAM = 1  # the held-out part of a chunk draws from (seed, chunk index, 1)
@@ -137,10 +147,10 @@ class ExampleGenerator:
 
     def _checked_token_labels(self, task: DataTask, labels, n_tokens: int) -> Dict[str, np.ndarray]:
         """A token-level task's labels as its fields store them, or a `TaskError` naming the task and
-        the field: an unknown field's labels were dropped, float labels truncated and labels past
-        the field's type wrapped, without a word."""
+        the field: an unknown field's labels were dropped, a missing one's examples trained at loss 0,
+        float labels truncated and labels past the field's type wrapped, without a word."""
         where = f"task {task.name} ({task.module}): token_labels"
-        if not isinstance(labels, dict) or not set(labels) <= set(task.label_fields):
+        if not isinstance(labels, dict) or set(labels) != set(task.label_fields):
             raise registry.TaskError(f"{where} must give a mapping of its label fields {list(task.label_fields)}, "
                                      f"got {sorted(labels) if isinstance(labels, dict) else type(labels).__name__}")
         checked = {}
@@ -162,15 +172,19 @@ class ExampleGenerator:
         return checked
 
     def _check_plans(self, plans: List[Plan]) -> None:
-        """Each sentence-level example's label: a whole number within its task's classes, or a
-        `TaskError` naming the task (a float label was truncated without a word, one past the
-        classes failed inside the loss at training)."""
+        """Each sentence-level example's parts, at most its task's `max_parts()` (the sentence types
+        pre-training checks the model has), and its label, a whole number within its task's
+        classes; else a `TaskError` naming the task (a float label was truncated without a word,
+        one past the classes or a sentence type past the model's failed inside Paddle at training)."""
         for plan in plans:
             if not isinstance(plan, Plan):
                 raise registry.TaskError(f"an example must be a Plan (data_gen.examples), got {type(plan).__name__}")
             if plan.task == NO_TASK:
                 continue
             task = self.task_by_id[plan.task]
+            if len(plan.parts) > task.max_parts():  # more sentence types than the model was checked for
+                raise registry.TaskError(f"task {task.name} ({task.module}): an example of {len(plan.parts)} parts, "
+                                         f"where its max_parts() says at most {task.max_parts()}")
             if not isinstance(plan.label, (int, np.integer)) or isinstance(plan.label, bool):
                 raise registry.TaskError(f"task {task.name} ({task.module}): an example's label must be a whole "
                                          f"number, its class, got {plan.label!r}")
@@ -188,6 +202,9 @@ class ExampleGenerator:
         block = assemble(table, plans, self.tokenizer.cls_id, self.tokenizer.sep_id, self.config.max_seq_len)
         for task in self.tasks:
             task.finish_block(block, self, rng, stats)
+            problem = block_problem(block, self.fields)
+            if problem:
+                raise registry.TaskError(f"task {task.name} ({task.module}): after its finish_block, {problem}")
         return block
 
     def _count_cuts(self, plans: List[Plan], stats: Counter) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import inspect
 import json
 import multiprocessing
 import os
@@ -128,8 +127,14 @@ def _chunks(config: DataConfig, inputs: List[str], part: int, parts: int, stats:
 
 
 def task_code(tasks: Sequence[str]) -> Dict[str, str]:
-    """Each task's module, by the sha256 of its source: pre-training says which changed since."""
-    return {task.name: sha256_file(inspect.getfile(task)) for task in registry.resolve(list(tasks))}
+    """Each task's code, by the sha256 of its module's source, and of its helpers' after it where
+    it imports some (`registry.task_sources`): pre-training says which changed since."""
+    def digest(task) -> str:
+        own, *helpers = registry.task_sources(task)
+        if not helpers:
+            return sha256_file(own)
+        return hashlib.sha256("".join(sha256_file(f) for f in (own, *helpers)).encode()).hexdigest()
+    return {task.name: digest(task) for task in registry.resolve(list(tasks))}
 
 
 def fingerprint(config: DataConfig, inputs: Sequence[str], states_sha: str = "") -> str:
@@ -141,7 +146,7 @@ def fingerprint(config: DataConfig, inputs: Sequence[str], states_sha: str = "")
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(f"shard-format-{FORMAT_VERSION}{states_sha}".encode())
     sources = sorted(Path(__file__).parent.rglob("*.py")) + [Path(registry.__file__)]
-    sources += [Path(inspect.getfile(task)) for task in registry.resolve(config.tasks)]
+    sources += [f for task in registry.resolve(config.tasks) for f in registry.task_sources(task)]
     for source in sources:
         digest.update(source.read_bytes())
     vocab = Path(config.vocab)
@@ -392,6 +397,12 @@ def _no_documents(inputs: List[str], read_stats: Counter) -> CorpusError:
     return CorpusError(f"no document in {named} ({why}): check the config's format, text_field, layout and encoding")
 
 
+def _print_left_out(config: DataConfig) -> None:
+    """A line for each task of the config that its language cannot have (`DataTask.languages`)."""
+    for name, languages in config.tasks_left_out.items():
+        print(f"left out task {name}: it is for {', '.join(languages)} text, the corpus is {config.lang}")
+
+
 def _print_skipped(skipped: Skipped, shown: int = 10) -> None:
     """A line for each of the first `shown` input files left out, with why."""
     for path, why in skipped[:shown]:
@@ -444,6 +455,7 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
         "classes": generator.classes,
         "vocab": {"path": config.vocab, "sha256": sha256_file(config.vocab), "size": len(load_vocab(config.vocab))},
         "config": config.to_dict(),
+        "made_in": os.getcwd(),  # where the config's relative paths start (`shards.recorded_path`)
         "examples": sum(s["examples"] for s in shards),
         "examples_per_task": _nest(stats, "examples"),
         "labels_per_task": _nest(stats, "labels"),
@@ -485,6 +497,7 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     print(f"data_gen make: {', '.join(config.input)} ({len(config.files)} file(s)) -> {out} ({config.shards} shards, "
           f"{config.workers} worker(s), tasks: {', '.join(config.tasks)})")
+    _print_left_out(config)
     _print_skipped(config.skipped_files)
     warnings = warn_layouts(config.files, config.reading())
     fp = fingerprint(config, config.files)
@@ -521,6 +534,7 @@ def make_part(config: DataConfig, part: int, parts: int, progress: bool = True) 
     inputs = part_inputs(config, part, parts)
     states, states_sha = _load_states(out, config)
     print(f"data_gen make part {part} of {parts}: {len(inputs)} input file(s) -> {out} ({config.shards} shards)")
+    _print_left_out(config)
     warnings = warn_layouts(inputs, config.reading())
     fp = fingerprint(config, inputs, states_sha)
     path = out / part_manifest_name(part, parts)

@@ -33,7 +33,7 @@ import numpy as np
 
 from ernie_common import tasks
 from ernie_common.fileio import atomic_path
-from ernie_common.tasks import EXAMPLE, LIST, TOKEN, Field
+from ernie_common.tasks import EXAMPLE, LIST, PLAIN_STREAM, TOKEN, Field
 
 from .examples import EXAMPLE_FIELDS, INPUT_FIELDS, NO_TASK, Example, lengths_of, of_kind, offsets_of, shard_fields
 
@@ -47,7 +47,23 @@ BLOCK_BYTES = 1 << 20  # the data is checked a block at a time
 _PREFIX = len(MAGIC) + 8  # magic, header length, header CRC-32
 
 
-PLAIN_STREAM = "plain"  # a shard's examples of no sentence-level task, with token-level labels
+def recorded_path(manifest: dict, path: str) -> Path:
+    """A file a manifest names (its vocabulary, a task module), as the data config gave it: a
+    relative path is the directory `make` ran in, so it is looked for from the working directory,
+    then from that directory (`made_in`, manifests of before 2026-12-08 lack it)."""
+    given = Path(path)
+    if given.is_absolute() or given.exists() or "made_in" not in manifest:
+        return given
+    there = Path(manifest["made_in"]) / given
+    return there if there.exists() else given
+
+
+def load_recorded_modules(manifest: dict) -> None:
+    """Imports the task modules the manifest's data config names (`task_modules`), the files
+    among them found by `recorded_path`: before its shards are read, whose task table names each
+    module as the config gave it."""
+    tasks.load_modules(str(recorded_path(manifest, m)) if m.endswith(".py") else m
+                       for m in manifest.get("config", {}).get("task_modules", []))
 
 
 def heldout_shards(manifest: dict) -> List[dict]:

@@ -50,6 +50,7 @@ import inspect
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
 
 import numpy as np
@@ -59,6 +60,9 @@ from .configfile import ConfigError, build
 TOKEN, SENTENCE = "token", "sentence"
 EXAMPLE, LIST = "example", "list"  # besides TOKEN, how many values of a field an example has
 MAX_TASK_ID = 63  # shards keep the token-level tasks of an example as a 64-bit mask over ids
+# The reader's stream of a shard's examples of no sentence-level task, which carry the token-level
+# tasks' labels (`ernie.pretrain.data`): streams are named after their tasks, so no task has this name.
+PLAIN_STREAM = "plain"
 _RESOURCE = "resource"  # the metadata key of an options field that names a file
 
 BUILTIN = {
@@ -192,6 +196,13 @@ def register(*, head: type, options: Type[TaskOptions] = TaskOptions) -> Callabl
             raise TaskError(f"{module}: task class {cls.__name__} needs a name, a level ({TOKEN} or "
                             f"{SENTENCE}) and an id in 0..{MAX_TASK_ID}; it has name={cls.name!r}, "
                             f"level={cls.level!r}, task_id={cls.task_id!r}")
+        if cls.name == PLAIN_STREAM:
+            raise TaskError(f"{module}: the task name {PLAIN_STREAM!r} is the reader's stream of the examples that "
+                            f"carry only token-level tasks: choose another")
+        if cls.level == TOKEN and getattr(cls, "text_task", False):
+            raise TaskError(f"{module}: task {cls.name} is token-level, so not a text task (text_task = True is "
+                            f"a sentence-level task that makes an example of a text segment): its labels ride on "
+                            f"every text example")
         if not (isinstance(head, type) and not inspect.isabstract(head)
                 and all(callable(getattr(head, method, None)) for method in ("parameter_names", "build", "loss"))):
             raise TaskError(f"{module}: task {cls.name}'s head {head!r} must be a TaskHead class with every "
@@ -226,6 +237,8 @@ def load_module(path_or_name: str) -> None:
             raise TaskError(f"task module {path_or_name} not found")
         name = f"ernie_user_task_{path.stem}"
         _FILE_OF[name] = path_or_name
+        if str(path.parent) not in sys.path:  # its helper modules beside it import, as a script's do
+            sys.path.append(str(path.parent))
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -241,6 +254,25 @@ def load_module(path_or_name: str) -> None:
         importlib.import_module(path_or_name)
     except ModuleNotFoundError as err:
         raise TaskError(f"task module {path_or_name!r} cannot be imported: {err}") from None
+
+
+def task_sources(task: type) -> List[Path]:
+    """The source files a task's behaviour comes from: its module's file, then those of the modules
+    from its module's folder or below that it uses (by what its globals hold, and theirs in turn:
+    its helpers, whatever else is loaded), which the shards' fingerprint and `task_code` hash, so
+    that editing a helper makes the shards again."""
+    module = sys.modules[task.__module__]
+    own = Path(module.__file__).resolve()
+    found, todo = {own}, [module]
+    while todo:
+        for value in list(vars(todo.pop()).values()):
+            used = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", None) or "")
+            file = getattr(used, "__file__", None)
+            if file and file.endswith(".py") and Path(file).resolve().is_relative_to(own.parent):
+                if Path(file).resolve() not in found:
+                    found.add(Path(file).resolve())
+                    todo.append(used)
+    return [own, *sorted(found - {own})]
 
 
 def load_modules(modules: Iterable[str]) -> None:

@@ -56,7 +56,9 @@ def test_unknown_tasks_and_clashes_are_clear_errors(tmp_path):
     ("'mine', 20, 'sentense'", "LinearHead", "needs a name, a level .* level='sentense'"),
     ("'mine', 20, SENTENCE", "TaskHead", "head <class 'ernie.pretrain.task_head.TaskHead'> must be a TaskHead class"),
     ("'mine', 20, SENTENCE", "3", "head 3 must be a TaskHead class"),
-    ("'mine', 20, SENTENCE", "type('NotAHead', (), {})", "head <class '[a-z_]*.NotAHead'> must be a TaskHead class")])
+    ("'mine', 20, SENTENCE", "type('NotAHead', (), {})", "head <class '[a-z_]*.NotAHead'> must be a TaskHead class"),
+    ("'plain', 20, SENTENCE", "LinearHead", "the task name 'plain' is the reader's stream of the examples that carry"),
+    ("'mine', 20, TOKEN\n    text_task = True", "LinearHead", "task mine is token-level, so not a text task")])
 def test_a_users_task_that_clashes_or_is_malformed_is_refused_on_import(tmp_path, attributes, head, says):
     """In a process that has not imported the built-in tasks (they load on first use): a name or id
     of one replaced it without a word."""
@@ -106,11 +108,25 @@ class Wrong(DataTask):
     (46, _TOKEN_TASK, "NAME + '_label'", "np.zeros((n, 2))", r"has shape \(\d+, 2\), the chunk has \d+ tokens"),
     (48, _SENTENCE_TASK.replace("        return 2\n", "        pass\n"), "0", None,
      "a sentence-level task's num_classes.. must return its number of classes .* it returned None"),
-], ids=["label-past-classes", "float-label", "unknown-field", "float-token-labels", "past-int8", "2-d", "no-classes"])
+    (49, _TOKEN_TASK.replace("return {{{key}: {values}}}", "return {{}}"), "", None,
+     r"must give a mapping of its label fields \['wrong_49_label'\], got \[\]"),
+    (50, _SENTENCE_TASK.replace("context.plan([context.token_range(*segment)]", "context.plan([context.token_range("
+                                "*segment)] * 3"), "0", None, "an example of 3 parts, where its max_parts.. says at most 2"),
+    (35, _SENTENCE_TASK.replace("    def num_classes", "    fields = (Field(NAME + '_x', 'int16', EXAMPLE),)\n    def num_classes")
+     .replace("SENTENCE, register", "EXAMPLE, SENTENCE, Field, register").replace("NAME", "{name!r}")
+     + "    def finish_block(self, block, generator, rng, stats):\n        block[self.name + '_x'] = block[self.name + '_x'][1:]\n",
+     "0", None, r"after its finish_block, wrong_35_x must be an array of \d+ values, not \(\d+,\)"),
+    (36, _SENTENCE_TASK.replace("    def num_classes", "    fields = (Field(NAME + '_x', 'int8', EXAMPLE),)\n    def num_classes")
+     .replace("SENTENCE, register", "EXAMPLE, SENTENCE, Field, register").replace("NAME", "{name!r}")
+     + "    def finish_block(self, block, generator, rng, stats):\n        block[self.name + '_x'] = block[self.name + '_x'] + 0.5\n",
+     "0", None, r"after its finish_block, wrong_36_x holds float64 values .* where its field stores whole numbers of int8"),
+], ids=["label-past-classes", "float-label", "unknown-field", "float-token-labels", "past-int8", "2-d", "no-classes",
+        "missing-field", "parts-past-max", "per-example-field-short", "per-example-field-float"])
 def test_a_users_task_giving_wrong_labels_is_refused_while_the_shards_are_made(
         custom_root, en_vocab, tmp_path, task_id, template, label_key, values, says):
-    """Each was written without a word (a float truncated, a field dropped, a value wrapped) or
-    failed as a traceback, in data generation or inside the loss at training."""
+    """Each was written without a word (a float truncated, a field dropped or left out, a value
+    wrapped) or failed as a traceback, in data generation or inside Paddle at training (a sentence
+    type past the model's, a field's values in other examples' places)."""
     name = f"wrong_{task_id}"
     text = template.format(name=name, task_id=task_id, label=label_key,
                            key=label_key.replace("NAME", repr(name)), values=values)
@@ -217,8 +233,8 @@ def test_a_users_task_pretrains_beside_builtin_ones(custom_shards, tmp_path):
     assert params["next_sent_fc.w_0"].shape == (32, 2)  # the original name of this task's head
 
 
-def test_a_run_names_tasks_its_shards_hold_but_its_schedule_leaves_out_and_a_vocabulary_not_found(
-        custom_shards, tmp_path, capsys):
+def test_a_run_names_tasks_its_shards_hold_but_its_schedule_leaves_out_and_finds_a_moved_vocabulary(
+        custom_shards, en_vocab, tmp_path, capsys):
     import shutil
 
     from ernie.pretrain.trainer import PretrainError, Trainer, load_config
@@ -238,9 +254,14 @@ def test_a_run_names_tasks_its_shards_hold_but_its_schedule_leaves_out_and_a_voc
     manifest["vocab"]["path"] = "out/vocab.txt"
     (tmp_path / "moved" / "manifest.json").write_text(json.dumps(manifest))
     (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump({**config, "data": str(tmp_path / "moved")}))
-    with pytest.raises(PretrainError, match=r"manifest.json names the vocabulary out/vocab.txt, which is not found "
-                                            r"from .*: a relative path is the directory `data_gen make` ran in"):
+    with pytest.raises(PretrainError, match=r"manifest.json names the vocabulary out/vocab.txt, which is found "
+                                            r"neither from .* nor from "):
         Trainer(load_config(tmp_path / "pretrain.yaml"))
+    (tmp_path / "made" / "out").mkdir(parents=True)  # the directory make ran in, recorded: found from anywhere
+    shutil.copy(en_vocab, tmp_path / "made" / "out" / "vocab.txt")
+    manifest["made_in"] = str(tmp_path / "made")
+    (tmp_path / "moved" / "manifest.json").write_text(json.dumps(manifest))
+    assert Trainer(load_config(tmp_path / "pretrain.yaml")).vocab_file == tmp_path / "made" / "out" / "vocab.txt"
 
 
 def _token_task_run(root, en_vocab, tmp_path, name, task_id, values, stages):
@@ -416,3 +437,132 @@ def test_the_connectives_keep_an_argument_in_one_run(custom_root, en_vocab):
                                [[(0, 5)]], [0], None)
         cuts[connectives] = [task.cut(context, 0, 4), task.cut(context, 0, 5), task.cut(context, 3, 5)]
     assert cuts == {str(CONNECTIVES): [3, 3, 4], None: [2, 2, 4]}
+
+
+_FEEDING_TASK = """
+import numpy as np
+from data_gen.data_task import DataTask
+from ernie.pretrain.task_head import LinearHead
+from ernie_common.tasks import TOKEN, register
+class Unpooled(LinearHead):
+    def loss(self, layer, encoder, sequence, pooled, batch):
+        loss, count, correct = super().loss(layer, encoder, sequence, pooled, batch)
+        return loss * batch["input_mask"].sum(axis=1), count, correct  # one loss an example
+@register(head=LinearHead)
+class Mask(DataTask):  # its default feed, mask_label, is knowledge masking's
+    name, task_id, level, label_fields = "mask", 38, TOKEN, ("masq_tag",)
+@register(head=Unpooled)
+class PerExample(DataTask):
+    name, task_id, level, label_fields = "per_example_39", 39, TOKEN, ("per_example_39_tag",)
+"""
+
+
+def test_a_tasks_feeds_and_losses_that_do_not_fit_are_refused_naming_the_task(tmp_path):
+    """A feed another input has (the run stopped at its first step with `std::exception`), labels
+    unlike the task's feed_specs (inside Paddle, after the stages before had trained) and a loss
+    that is not one number (at build, in a Paddle stack trace): each a TaskError naming the task."""
+    import numpy as np
+    import paddle
+
+    from ernie.pretrain.data import _checked_labels
+    from ernie.pretrain.model import ErnieForPretraining, feed_specs, pretraining_feeds
+    module = tmp_path / "feeding.py"
+    module.write_text(_FEEDING_TASK)
+    registry.load_module(str(module))
+    config = small_config(vocab_size=64, max_position_embeddings=32, use_task_id=True, task_type_vocab_size=64)
+    model = ErnieForPretraining(config, {"knowledge_masking": None, "mask": None})
+    with pytest.raises(registry.TaskError, match=rf"task mask \({module}\) feeds mask_label, which task "
+                                                 r"knowledge_masking \(ernie_tasks.knowledge_masking\) feeds too"):
+        feed_specs(model)
+    with pytest.raises(registry.TaskError, match=r"task capitalization .* feeds src_ids, which the encoder feeds too"):
+        capitalization = registry.get("capitalization")
+        original = capitalization.feed_specs
+        capitalization.feed_specs = classmethod(lambda cls: {"src_ids": ([-1, -1], "int64")})
+        try:
+            feed_specs(ErnieForPretraining(config, {"capitalization": None}))
+        finally:
+            capitalization.feed_specs = original
+    masking = registry.get("knowledge_masking")  # feeds mask_pos [-1] and mask_label [-1], int64
+    fine = _checked_labels(masking, {"mask_pos": np.arange(3, dtype=np.int32), "mask_label": np.zeros(3, np.int64)})
+    assert fine["mask_pos"].dtype == np.int64
+    for labels, says in [({"mask_pos": np.arange(3)}, r"must give the feeds of its feed_specs \['mask_label', "
+                                                      r"'mask_pos'\], got \['mask_pos'\]"),
+                         ({"mask_pos": np.arange(3), "mask_label": np.zeros(3, np.float32)},
+                          "mask_label is float32, where its feed_specs say int64"),
+                         ({"mask_pos": np.zeros((3, 1), np.int64), "mask_label": np.zeros(3, np.int64)},
+                          r"mask_pos has shape \[3, 1\], where its feed_specs say \[-1\]")]:
+        with pytest.raises(registry.TaskError, match=rf"task knowledge_masking \(ernie_tasks.knowledge_masking\): "
+                                                     rf"batch_labels.*{says}"):
+            _checked_labels(masking, labels)
+    paddle.enable_static()
+    try:
+        with paddle.static.program_guard(paddle.static.Program(), paddle.static.Program()):
+            model = ErnieForPretraining(config, {"capitalization": None, "per_example_39": None})
+            with pytest.raises(registry.TaskError, match=rf"task per_example_39 \({module}\): its head's loss\(\) "
+                                                         r"gives a loss of shape \[-1\], where it must be one number"):
+                model(pretraining_feeds(model))
+    finally:
+        paddle.disable_static()
+
+
+def test_a_task_its_language_cannot_have_is_said_at_make_and_at_pretraining(tmp_path, capsys):
+    """Chinese shards leave out capitalization: `make` said nothing, and a schedule training it
+    was told only that the shards have no examples of it."""
+    from data_gen.make import _print_left_out
+    from ernie.pretrain.data import PretrainingData
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(dict(input=[str(tmp_path / "zh.txt")], lang="zh",
+                                                            vocab=str(tmp_path / "vocab.txt"), output="o",
+                                                            tasks=["knowledge_masking", "capitalization"])))
+    config = DataConfig.from_yaml(tmp_path / "data.yaml", check_files=False)
+    assert config.tasks == ["knowledge_masking"] and config.tasks_left_out == {"capitalization": ["en"]}
+    _print_left_out(config)
+    assert capsys.readouterr().out == "left out task capitalization: it is for en text, the corpus is zh\n"
+    data = PretrainingData.__new__(PretrainingData)  # what check_tasks reads of the shards
+    data.world_size, data.tasks, data.streams = 1, {"knowledge_masking": None}, {"plain": None}
+    data.manifest = {"tasks": ["knowledge_masking"], "config": {"lang": "zh"}}
+    with pytest.raises(ValueError, match=r"no examples for task\(s\) \['capitalization'\]; .*; capitalization is "
+                                         r"for en text, these shards are zh \(make left it out\)"):
+        data.check_tasks(["knowledge_masking", "capitalization"])
+
+
+_HELPED_TASK = """
+from data_gen.data_task import DataTask
+from ernie.pretrain.task_head import LinearHead
+from ernie_common.tasks import SENTENCE, register
+from digit_rule_62 import label_of
+@register(head=LinearHead)
+class Helped(DataTask):
+    name, task_id, level, text_task = "helped_62", 62, SENTENCE, True
+    def num_classes(self, generator):
+        return 2
+    def segment_example(self, context, segment, rng, stats):
+        return context.plan([context.token_range(*segment)], self, label_of(segment), stats)
+"""
+
+
+def test_a_task_modules_helpers_are_found_beside_it_and_enter_the_fingerprint(custom_root, en_vocab, tmp_path,
+                                                                               monkeypatch):
+    """A helper module beside a task module was found only when `make` ran from that folder, and
+    an edit of it left the shards as they were ("up to date", the labels the old code's). Shards
+    made with relative paths are read from any directory: their manifest says where they start."""
+    made_in = tmp_path / "project"
+    (made_in / "tasks").mkdir(parents=True)
+    (made_in / "tasks" / "helped.py").write_text(_HELPED_TASK)
+    helper = made_in / "tasks" / "digit_rule_62.py"
+    helper.write_text("def label_of(segment):\n    return segment[0] % 2\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(made_in)
+    config = DataConfig(input=[str(custom_root / "corpus.txt")], vocab=str(en_vocab), output="shards",
+                        task_modules=["tasks/helped.py"], tasks=["knowledge_masking", "helped_62"], max_seq_len=64,
+                        shards=1, stopwords=str(REPO / "configs/stopwords/en.txt"))
+    task = registry.get("helped_62")
+    assert [p.name for p in registry.task_sources(task)] == ["helped.py", "digit_rule_62.py"]
+    before = fingerprint(config, config.files)
+    manifest = make(config, progress=False)
+    helper.write_text("def label_of(segment):\n    return (segment[0] + 1) % 2\n")
+    assert fingerprint(config, config.files) != before
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a new process reads the shards from another directory
+    done = subprocess.run([sys.executable, "-m", "data_gen", "inspect", str(made_in / "shards"), "--limit", "40"],
+                          capture_output=True, text=True, cwd=tmp_path / "elsewhere")
+    assert done.returncode == 0, done.stderr
+    assert manifest["made_in"] == str(made_in) and "helped_62" in done.stdout

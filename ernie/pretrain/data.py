@@ -39,9 +39,10 @@ import numpy as np
 
 from data_gen.data_task import BatchContext
 from data_gen.examples import NO_TASK, task_bit
-from data_gen.shards import MANIFEST, PLAIN_STREAM, Shard, ShardError, heldout_shards
+from data_gen.shards import MANIFEST, Shard, ShardError, heldout_shards, load_recorded_modules, recorded_path
 from ernie.model.features import pad_batch
 from ernie_common import tasks as registry
+from ernie_common.tasks import PLAIN_STREAM
 
 
 def fits(count: int, longest: int, length: int, batch_tokens: int) -> bool:
@@ -78,6 +79,7 @@ class PretrainingData:
         `heldout_batches` on rank 0, the writer, which alone evaluates them."""
         shard_dir = Path(shard_dir)
         self.manifest = json.loads((shard_dir / MANIFEST).read_text(encoding="utf-8"))
+        load_recorded_modules(self.manifest)
         files = [s["file"] for s in self.manifest["shards"]]
         if len(files) % world_size:
             raise ShardError(f"{shard_dir}: {len(files)} shards cannot be divided evenly among {world_size} ranks "
@@ -215,10 +217,14 @@ class PretrainingData:
         missing = sorted({t for t in tasks if t not in self.tasks or self.stream_for(t) not in self.streams})
         if missing:
             plain = [t for t in missing if t in self.tasks and self.stream_for(t) == PLAIN_STREAM]
+            lang = self.manifest["config"].get("lang")
+            foreign = [t for t in missing if lang not in registry.get(t).languages]
             raise ValueError(f"the shards have no examples for task(s) {missing}; their manifest lists "
                              f"{self.manifest['tasks']}"
                              + ("; token-level tasks read plain segments, which shards made before they "
-                                "existed lack: run `python -m data_gen make` again" if plain else ""))
+                                "existed lack: run `python -m data_gen make` again" if plain else "")
+                             + "".join(f"; {t} is for {', '.join(registry.get(t).languages)} text, these "
+                                       f"shards are {lang} (make left it out)" for t in foreign))
 
     def _check_every_rank_has(self, tasks: Sequence[str]) -> None:
         """A task whose examples some ranks' shards hold and others' do not: its examples were not
@@ -333,7 +339,8 @@ class PretrainingData:
         feeds = {}
         for name in task_order:  # the order the tasks' labels were always drawn in
             task = self.tasks[name]
-            feeds.update(task.batch_labels(examples, length, batch) if name in active else task.no_labels(n, length))
+            feeds.update(_checked_labels(task, task.batch_labels(examples, length, batch))
+                         if name in active else task.no_labels(n, length))
         feeds.update(pad_batch(list(zip(batch.src, (ex.sent_ids for ex in examples))), self.pad_id, task_id))
         feeds["task_weights"] = np.asarray([1.0 if t in active else 0.0 for t in task_order], np.float32)
         feeds["tokens"] = np.asarray(sum(len(ex) for ex in examples))
@@ -352,6 +359,27 @@ class PretrainingData:
         self.pools = {name: state.get("pools", {}).get(name, 0) for name in self.streams}
 
 
+def _checked_labels(task, labels) -> Dict[str, np.ndarray]:
+    """A task's `batch_labels` as its `feed_specs` declare them, or a `TaskError` naming the task:
+    a missing feed, a wrong number of dimensions or float labels for an integer feed stopped the
+    run inside Paddle, with no task named, after the stages before the task's had trained."""
+    where = f"task {task.name} ({task.module}): batch_labels"
+    specs = task.feed_specs()
+    if not isinstance(labels, dict) or set(labels) != set(specs):
+        raise registry.TaskError(f"{where} must give the feeds of its feed_specs {sorted(specs)}, got "
+                                 f"{sorted(labels) if isinstance(labels, dict) else type(labels).__name__}")
+    checked = {}
+    for name, (shape, dtype) in specs.items():
+        value, want = np.asarray(labels[name]), np.dtype(dtype)
+        if value.ndim != len(shape) or any(d not in (-1, v) for d, v in zip(shape, value.shape)):
+            raise registry.TaskError(f"{where}: {name} has shape {list(value.shape)}, where its feed_specs "
+                                     f"say {shape} (-1: any size)")
+        if value.dtype.kind != want.kind and not (want.kind == "i" and value.dtype.kind in "ub"):
+            raise registry.TaskError(f"{where}: {name} is {value.dtype}, where its feed_specs say {dtype}")
+        checked[name] = value.astype(want, copy=False)
+    return checked
+
+
 def batch_fill(shards: Path, batch_tokens: int, batches: int, length_pool: int, task: Optional[str] = None) -> dict:
     """How full the reader's first `batches` batches of `task` are: real tokens a batch (`real`),
     their share of the padded positions (`fill`) and the seconds the reading took (`seconds`,
@@ -360,7 +388,8 @@ def batch_fill(shards: Path, batch_tokens: int, batches: int, length_pool: int, 
     import time
 
     from ernie_common.tokenization import first_normal_id, load_vocab
-    vocab = load_vocab(json.loads((Path(shards) / MANIFEST).read_text(encoding="utf-8"))["vocab"]["path"])
+    manifest = json.loads((Path(shards) / MANIFEST).read_text(encoding="utf-8"))
+    vocab = load_vocab(recorded_path(manifest, manifest["vocab"]["path"]))
     data = PretrainingData(shards, 1, batch_tokens, vocab["[PAD]"], vocab["[MASK]"], first_normal_id(vocab),
                            length_pool=length_pool)
     if task is None:

@@ -59,8 +59,14 @@ class ErnieForPretraining(nn.Layer):
                                  batch["input_mask"], batch.get("task_ids"))
         out: Dict[str, paddle.Tensor] = {}
         for task in self.tasks:
-            loss, count, correct = self.task_heads[task.name].loss(self.heads[task.name], self.ernie, seq, pooled, batch)
-            out[f"{task.name}/loss"], out[f"{task.name}/count"], out[f"{task.name}/correct"] = loss, count, correct
+            values = self.task_heads[task.name].loss(self.heads[task.name], self.ernie, seq, pooled, batch)
+            for key, value in zip(("loss", "count", "correct"), values):
+                shape = list(value.shape)  # as the static program knows it when it is built (-1: unknown)
+                if shape not in ([], [1]):
+                    raise registry.TaskError(f"task {task.name} ({task.module}): its head's loss() gives a {key} "
+                                             f"of shape {shape}, where it must be one number (a mean over the "
+                                             f"batch's labels, a count)")
+                out[f"{task.name}/{key}"] = value.reshape([]) if shape else value
         weights = batch["task_weights"]
         losses = paddle.stack([out[f"{t}/loss"] for t in self.active_task_order])
         out["loss"] = paddle.sum(losses * weights) / paddle.maximum(paddle.sum(weights), paddle.ones([1]))
@@ -77,8 +83,14 @@ def feed_specs(model: ErnieForPretraining) -> Dict[str, tuple]:
     ids = ("src_ids", "sent_ids", "pos_ids") + (("task_ids",) if model.config.use_task_id else ())
     specs = {n: ([-1, -1], "int64") for n in ids}
     specs["input_mask"] = ([-1, -1], "float32")
+    owner = {name: "the encoder" for name in specs}
+    owner.update({"task_weights": "the loss", "tokens": "the reader (its count of a batch's tokens)"})
     for task in model.tasks:
-        specs.update(task.feed_specs())
+        for name, spec in task.feed_specs().items():
+            if name in owner:  # one input would be fed twice, one of the values lost
+                raise registry.TaskError(f"task {task.name} ({task.module}) feeds {name}, which {owner[name]} "
+                                         f"feeds too: name a task's feeds after the task (<task>_label)")
+            owner[name], specs[name] = f"task {task.name} ({task.module})", spec
     specs["task_weights"] = ([len(model.active_task_order)], "float32")
     return specs
 

@@ -50,7 +50,7 @@ import yaml
 
 from data_gen.examples import sentence_types
 from data_gen.make import task_code
-from data_gen.shards import ShardError, every_shard
+from data_gen.shards import ShardError, every_shard, recorded_path
 from ernie.formats.checkpoint import casing_files, load_params, save_model_dir, save_params
 from ernie.kernels.cpu_kernels import training_program_pass
 from ernie.model.config import ErnieConfig
@@ -148,11 +148,10 @@ class Trainer:
         if not manifest_path.is_file():
             raise PretrainError(f"{manifest_path} not found: run `python -m data_gen make` first")
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        self.vocab_file = Path(manifest["vocab"]["path"])
+        self.vocab_file = recorded_path(manifest, manifest["vocab"]["path"])
         if not self.vocab_file.is_file():
-            raise PretrainError(f"{manifest_path} names the vocabulary {self.vocab_file}, which is not found from "
-                                f"{Path.cwd()}: a relative path is the directory `data_gen make` ran in, so start "
-                                f"there")
+            raise PretrainError(f"{manifest_path} names the vocabulary {self.vocab_file}, which is found neither "
+                                f"from {Path.cwd()} nor from {manifest.get('made_in', 'the directory make ran in')}")
         if sha256_file(self.vocab_file) != manifest["vocab"]["sha256"]:
             raise PretrainError(f"{self.vocab_file} changed since the shards in {shard_dir} were made")
         vocab = load_vocab(self.vocab_file)
