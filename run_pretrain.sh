@@ -17,6 +17,8 @@
 #                (default 8000, 12000 for Chinese)
 #   LANG_VOCAB   en, zh or mixed, for that vocabulary (default: the data config's lang)
 #   RESUME=1     continue a killed run from its newest checkpoint
+#   OVERWRITE=1  start afresh where the output holds an earlier run (it is removed; without either,
+#                a run into an earlier one's output stops with an error)
 #   DATA_ONLY=1  stop after the shards (fetch, vocabulary, data_gen make): runs that share the
 #                shards make them once before they start side by side (scripts/table7.sh)
 #   AMP          mixed precision: fp16 (GPU), bf16 (GPU, CPU with AMX or AVX512_BF16), auto (bf16
@@ -100,7 +102,7 @@ if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   # although a worker failed, and on another node than 0 the model, rank 0's, is no sign of ours
   ERNIE_LAUNCH_STATUS=$LOG_DIR python -m paddle.distributed.launch --nproc_per_node "$NPROC" --nnodes "$NNODES" \
     ${MASTER:+--master "$MASTER"} ${NODE_RANK:+--rank "$NODE_RANK"} --log_dir "$LOG_DIR" scripts/pretrain_launch.py \
-    --config "$CONFIG" ${RESUME:+--resume} ${AMP:+--amp "$AMP"} 2>&1 | tee "$LOG_DIR/launcher.out" || true
+    --config "$CONFIG" ${RESUME:+--resume} ${OVERWRITE:+--overwrite} ${AMP:+--amp "$AMP"} 2>&1 | tee "$LOG_DIR/launcher.out" || true
   failed=0
   for ((i = 0; i < NPROC; i++)); do
     rank=$(( ${NODE_RANK:-0} * NPROC + i ))
@@ -118,7 +120,7 @@ if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
     exit 0
   fi
 else
-  python -m ernie.pretrain --config "$CONFIG" ${RESUME:+--resume} ${AMP:+--amp "$AMP"}
+  python -m ernie.pretrain --config "$CONFIG" ${RESUME:+--resume} ${OVERWRITE:+--overwrite} ${AMP:+--amp "$AMP"}
 fi
 python -m ernie.plot "$OUTPUT"
 echo

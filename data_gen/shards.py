@@ -32,7 +32,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 import numpy as np
 
 from ernie_common import tasks
-from ernie_common.fileio import atomic_path
+from ernie_common.fileio import atomic_path, remove_dead_temporaries, temporary_prefix
 from ernie_common.tasks import EXAMPLE, LIST, PLAIN_STREAM, TOKEN, Field
 
 from .examples import EXAMPLE_FIELDS, INPUT_FIELDS, NO_TASK, Example, lengths_of, of_kind, offsets_of, shard_fields
@@ -101,7 +101,8 @@ class ShardWriter:
         self.task_table, self.fields = task_table, tuple(fields)
         # every array, the offsets too, goes to a file as it comes: memory does not grow with the shard
         self._dtypes = array_dtypes(self.fields)
-        self._dir = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
+        remove_dead_temporaries(self.path)
+        self._dir = tempfile.TemporaryDirectory(prefix=temporary_prefix(self.path), dir=self.path.parent)
         self._files = {name: open(Path(self._dir.name) / name, "wb") for name in self._dtypes}
         self.n_examples = self.n_tokens = 0
         # examples by sentence-level task code, and of none with token-level labels ("plain"): what

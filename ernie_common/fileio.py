@@ -3,9 +3,11 @@ rename), the cache directory, and SHA-256 of a file."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -30,12 +32,42 @@ def _default_mode(directory: bool) -> int:
     return (0o777 if directory else 0o666) & ~umask
 
 
+def temporary_prefix(path: Path) -> str:
+    """The name a temporary file or directory for `path` starts with, beside it: the host and
+    process that write it, so that a later writer of `path` knows one left by a killed process
+    (`remove_dead_temporaries`)."""
+    return f".{path.name}.{socket.gethostname()}-{os.getpid()}."
+
+
+def remove_dead_temporaries(path: Path) -> None:
+    """Removes the temporaries of `path` that a process of this host, no longer running, left
+    when it was killed mid-write (a checkpoint, a shard's scratch arrays: at a corpus's size,
+    gigabytes no rerun removed). Another host's, on a shared disk, are left: its process may run."""
+    path = Path(path)
+    mine = f".{path.name}.{socket.gethostname()}-"
+    for entry in path.parent.glob(glob.escape(mine) + "*"):
+        pid = entry.name[len(mine):].split(".", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path`; renames it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_dead_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, _default_mode(directory=False))
     try:
@@ -84,7 +116,8 @@ def atomic_directory(path, only_own: bool = False):
     otherwise OutputDirError, and nothing is changed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_dead_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent))
     os.chmod(tmp, _default_mode(directory=True))
     try:
         yield tmp

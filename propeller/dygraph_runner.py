@@ -99,9 +99,14 @@ class DygraphRunner:
         if missing:
             raise KeyError(f"checkpoint lacks parameter {missing[0]}")
         self.assign({name: state[name] for name in self.param_names})
-        # accumulators are created at the first update; the optimizer keeps these until then
-        self.optimizer.set_state_dict({name: paddle.to_tensor(value) for name, value in state.items()
-                                       if name not in self.param_names})
+        # accumulators are created at the first update; the optimizer keeps these until then. Its
+        # learning rate is fed at every step (FedLearningRate): the scheduler's own state, which
+        # Paddle requires beside the accumulators, is the one it has.
+        scheduler = self.optimizer._learning_rate
+        self.optimizer.set_state_dict({**{name: paddle.to_tensor(value) for name, value in state.items()
+                                          if name not in self.param_names},
+                                       **({"LR_Scheduler": scheduler.state_dict()}
+                                          if isinstance(scheduler, paddle.optimizer.lr.LRScheduler) else {})})
 
     def assign(self, values: Mapping[str, np.ndarray]) -> None:
         """Sets the given parameters to the given values; shapes must fit."""

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections import defaultdict
-from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -115,9 +115,12 @@ class LogHook(Hook):
     counts the steps the runner skipped."""
 
     def __init__(self, path, every: int, total_steps: int, fields: Sequence[str] = ("lr",),
-                 sinks: Iterable[Callable[[dict], None]] = ()):
+                 sinks: Iterable[Callable[[dict], None]] = (), window: Optional[dict] = None):
+        """`window`: the `state()` a checkpoint kept, for a resumed run to go on with the window
+        its checkpoint's step was in, so that its log is the uninterrupted run's."""
         self.path, self.every, self.total = path, every, total_steps
         self.fields, self.sinks = tuple(fields), list(sinks)
+        self._resumed_window = window
 
     def before_train(self, learner, start):
         kept = []
@@ -129,6 +132,15 @@ class LogHook(Hook):
         os.replace(tmp, self.path)  # a crash here keeps the old log whole
         self.file = open(self.path, "a", encoding="utf-8")
         self._reset()
+        if start and self._resumed_window:
+            self.sums.update({name: list(pair) for name, pair in self._resumed_window["sums"].items()})
+            self.tokens, self.skipped = self._resumed_window["tokens"], self._resumed_window["skipped"]
+
+    def state(self) -> dict:
+        """The window not logged yet: its metrics' sums, tokens and skipped steps (its time is not
+        kept: a resumed window's tokens_per_s is over its own seconds)."""
+        return {"sums": {name: [float(total), float(weight)] for name, (total, weight) in self.sums.items()},
+                "tokens": int(self.tokens), "skipped": int(self.skipped)}
 
     def _reset(self):
         self.sums: Dict[str, List[float]] = defaultdict(lambda: [0.0, 0.0])

@@ -156,7 +156,9 @@ def test_resume_reads_back_finished_seeds_of_the_same_run_only(tmp_path, init_mo
 def test_a_seed_killed_while_training_resumes_to_the_uninterrupted_result(tmp_path, init_model, monkeypatch, capsys):
     """Killed during its 11th step of 18 (3 epochs of 6), with its state saved after every step,
     a seed resumed with --resume ends with the uninterrupted run's result, log, predictions and
-    model: its parameters, optimizer moments and dev history (the best epoch so far) come back."""
+    model: its parameters, optimizer moments and dev history (the best epoch so far) come back.
+    Killed where an earlier run had finished, it left that run's metrics, result and model
+    beside its own log, looking complete."""
     import propeller.learner
     from ernie.formats.checkpoint import load_params, save_params
     data = write_sst2(tmp_path / "SST-2")
@@ -173,10 +175,14 @@ def test_a_seed_killed_while_training_resumes_to_the_uninterrupted_result(tmp_pa
             return plan(index)
         return train(self, until_step_11, total, start)
     monkeypatch.setattr(propeller.learner.Learner, "train", killed)
+    shutil.copytree(tmp_path / "whole", tmp_path / "killed")  # an earlier run's output, complete
     with pytest.raises(KeyboardInterrupt):
         finetune_main(args + ["--output", str(tmp_path / "killed")])
     monkeypatch.undo()
     seed_dir, whole = tmp_path / "killed" / "seed-1", tmp_path / "whole" / "seed-1"
+    # the stopped run left none of the earlier run's marks of completion beside its own files
+    assert not any(p.exists() for p in (tmp_path / "killed" / "metrics.json", seed_dir / "result.json",
+                                        seed_dir / "model"))
     assert json.loads((seed_dir / "checkpoint" / "progress.json").read_text())["step"] == 10
     assert finetune_main(args + ["--output", str(tmp_path / "killed"), "--resume"]) == 0
     assert not (seed_dir / "checkpoint").exists()  # removed once the result is written

@@ -252,8 +252,51 @@ def test_killed_run_resumes_to_the_same_parameters(pretrain_setup, tmp_path, acc
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_allclose(b[name], a[name], atol=1e-6, rtol=0, err_msg=name)
-    resumed_log = [json.loads(l)["step"] for l in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
-    assert resumed_log == [r["step"] for r in log]  # no step logged twice
+    assert _log(tmp_path / "killed") == _log(tmp_path / "whole")  # no step logged twice, none of another window
+
+
+def _log(run) -> list:
+    """A run's log records without their speed (tokens_per_s: each segment's own seconds)."""
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in records]
+
+
+@pytest.mark.parametrize("mode", ["static", "dygraph"])
+def test_a_run_stopped_inside_a_log_window_resumes_to_the_same_log_and_parameters(pretrain_setup, tmp_path, mode):
+    """Stopped at step 42 (a checkpoint there; log lines every 4 steps), the resumed run logged
+    the mean of steps 43-44 alone as step 44's, and the summary's final losses with it; and in
+    dygraph it could not resume at all (Paddle's optimizer wants its scheduler's state)."""
+    whole = _pretrain(pretrain_setup, tmp_path / "whole", "--mode", mode)
+    assert whole.returncode == 0, whole.stderr
+    stopped = _pretrain(pretrain_setup, tmp_path / "stopped", "--mode", mode, "--max-steps", "42")
+    assert stopped.returncode == 0 and "stopped after step 42" in stopped.stdout, stopped.stderr
+    resumed = _pretrain(pretrain_setup, tmp_path / "stopped", "--mode", mode, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _log(tmp_path / "stopped") == _log(tmp_path / "whole")
+    a = load_params(tmp_path / "whole" / "model" / "params.safetensors")
+    b = load_params(tmp_path / "stopped" / "model" / "params.safetensors")
+    assert all(np.array_equal(a[name], b[name]) for name in a) and a.keys() == b.keys()
+
+
+def test_a_new_run_into_an_earlier_runs_output_is_refused_unless_told(pretrain_setup, tmp_path):
+    """Started without --resume over an earlier run, a run pruned its own checkpoint among the
+    old run's (its `latest` named a deleted folder) and left the old model and summary beside
+    its own log."""
+    assert _pretrain(pretrain_setup, tmp_path / "run", "--max-steps", "12").returncode == 0
+    again = _pretrain(pretrain_setup, tmp_path / "run", "--max-steps", "6")
+    assert again.returncode == 2 and again.stderr == (
+        f"error: {tmp_path / 'run'} holds another run (checkpoints/): --resume continues it, --overwrite starts "
+        f"afresh and removes it (run_pretrain.sh: RESUME=1, OVERWRITE=1), or choose another output\n")
+    assert (tmp_path / "run" / "checkpoints" / "step-00000012").is_dir()  # left as it was
+    fresh = _pretrain(pretrain_setup, tmp_path / "run", "--max-steps", "6", "--overwrite")
+    assert fresh.returncode == 0, fresh.stderr
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["latest", "step-00000005",
+                                                                                     "step-00000006"]
+    # a checkpoint past `latest` (a run killed before `latest` named it) neither outlives nor prunes the new one
+    (tmp_path / "run" / "checkpoints" / "step-00000099").mkdir()
+    resumed = _pretrain(pretrain_setup, tmp_path / "run", "--max-steps", "7", "--resume", "--set", "keep_checkpoints=1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["latest", "step-00000007"]
 
 
 def test_visualdl_log_and_plot(pretrain_setup, tmp_path):

@@ -3,6 +3,7 @@ between arrays, or a truncated file, is an error naming the shard before the exa
 the bytes is used; a training run stops with that error (or, with `corrupt_shards: skip`, skips
 and counts the examples)."""
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -194,3 +195,29 @@ def test_a_make_stopped_while_replacing_shards_leaves_no_manifest(shard_dir, tmp
     with pytest.raises(KeyboardInterrupt):
         make(DataConfig(input=[str(tmp_path / "b.txt")], **config), progress=False)
     assert not (tmp_path / "shards" / "manifest.json").exists()
+
+
+def test_a_killed_writers_temporaries_go_when_the_file_is_written_again(tmp_path):
+    """A process killed mid-write (a shard's scratch arrays, a checkpoint) left its temporaries
+    beside the file, and no rerun removed them: gigabytes at a corpus's size. The next writer of
+    the file removes those of this host's dead processes, not a running one's or another host's."""
+    import socket
+
+    from data_gen.shards import ShardWriter
+    from ernie_common.fileio import atomic_directory, atomic_write_text
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    host = socket.gethostname()
+    for name in ("part-00000.shard", "state.json", "step-00000010"):
+        dead = tmp_path / f".{name}.{host}-{exited.pid}.abc123.tmp"
+        dead.mkdir() if name != "state.json" else dead.write_text("half")
+        (dead / "src_ids").write_bytes(b"\0" * 64) if dead.is_dir() else None
+        for other in (f".{name}.{host}-{os.getpid()}.live.tmp", f".{name}.other-host-{exited.pid}.x.tmp"):
+            (tmp_path / other).write_text("theirs")
+    atomic_write_text(tmp_path / "state.json", "{}")
+    with atomic_directory(tmp_path / "step-00000010") as tmp:
+        (tmp / "params").write_text("p")
+    ShardWriter(tmp_path / "part-00000.shard", {}, ())
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert not [n for n in left if f"-{exited.pid}.abc123" in n]
+    assert len([n for n in left if n.endswith((".live.tmp", ".x.tmp"))]) == 6

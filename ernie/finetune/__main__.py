@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -127,10 +128,15 @@ def main(argv=None) -> int:
     output = Path(args.output)
     results = []
     fingerprint = run_fingerprint(task, settings, config, vocab, params, data)
+    (output / "metrics.json").unlink(missing_ok=True)  # an earlier run's, which this one's replaces at its end
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         seed_dir = output / f"seed-{seed}"
         result = _finished_seed(seed_dir, fingerprint) if args.resume else None
         if result is None:
+            # an earlier run's result and model, which this seed's replace when it ends: a run
+            # stopped before then must not leave them looking like its own
+            (seed_dir / "result.json").unlink(missing_ok=True)
+            shutil.rmtree(seed_dir / "model", ignore_errors=True)
             checkpointing = resume.Checkpointing(fingerprint, 60 * args.checkpoint_minutes, args.resume)
             try:
                 result = job.run_seed(seed, seed_dir, progress=not args.quiet, checkpointing=checkpointing)

@@ -374,20 +374,46 @@ class Trainer:
             (tmp / "trainer_state.json").write_text(json.dumps({
                 "step": step, "task_steps": dict(task_steps), "readers": readers, "tokens_seen": self.tokens_seen,
                 "train_seconds": round(self._train_seconds(), 1), "segments": self.segments,
-                **self._fingerprint()}, indent=2))
+                "log_window": self._log_hook.state() if self._log_hook else None, **self._fingerprint()}, indent=2))
             (tmp / "ernie_config.json").write_text(self.model_config.to_json())
             (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
         atomic_write_text(ckpt_dir / "latest", name + "\n")
-        kept = sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())
-        for old in kept[:-self.config.keep_checkpoints]:
+        # the newest kept, by step up to this one; one past it is of a run killed before its
+        # `latest` named it, whose steps this one trains again
+        found = sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())
+        older = [p for p in found if p.name < name]
+        for old in older[:max(0, len(older) - (self.config.keep_checkpoints - 1))] + [p for p in found if p.name > name]:
             shutil.rmtree(old, ignore_errors=True)
         return ckpt_dir / name
+
+    # what a run writes in its output directory, which an earlier run there leaves behind
+    RUN_FILES = ("checkpoints", "model", "summary.json", "log.jsonl", "visualdl", "loss_curves.png")
+
+    def _clear_earlier_run(self, overwrite: bool) -> None:
+        """Without `overwrite`, stops where the output holds another run's checkpoints or model
+        (a new run beside them pruned its own checkpoints among the old one's, and left the old
+        model and summary beside its own log); with it, removes them. Every rank asks, so all
+        stop alike; the writer removes."""
+        found = [name for name in ("checkpoints", "model") if (self.out / name).exists()]
+        if not found:
+            return
+        if not overwrite:
+            raise PretrainError(f"{self.out} holds another run ({' and '.join(f'{n}/' for n in found)}): --resume "
+                                f"continues it, --overwrite starts afresh and removes it (run_pretrain.sh: RESUME=1, "
+                                f"OVERWRITE=1), or choose another output")
+        if self.is_writer:
+            for name in self.RUN_FILES:
+                path = self.out / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            print(f"--overwrite: removed the earlier run in {self.out}")
 
     def load_checkpoint(self):
         latest = self.out / "checkpoints" / "latest"
         if not latest.is_file():
             raise PretrainError(f"--resume: no checkpoint in {self.out / 'checkpoints'}")
         ckpt = self.out / "checkpoints" / latest.read_text().strip()
+        if not (ckpt / "trainer_state.json").is_file():
+            raise PretrainError(f"--resume: {latest} names {ckpt.name}, which is not a complete checkpoint")
         state = json.loads((ckpt / "trainer_state.json").read_text())
         saved_config = yaml.safe_load((ckpt / "config.yaml").read_text())
         mine = self._fingerprint()
@@ -418,6 +444,7 @@ class Trainer:
         # checkpoints from before segments were kept: one segment, its machine not recorded
         self.segments = state.get("segments") or [{"from_step": 0, "amp": saved_config.get("amp", "off"), "machine": None}]
         self.tokens_seen = state.get("tokens_seen", 0)
+        self._log_window = state.get("log_window")  # (checkpoints of before 2026-12-08 lack it)
         return state["step"], Counter(state["task_steps"])
 
     def _count_tokens(self, step: int, info: dict) -> None:
@@ -537,9 +564,11 @@ class Trainer:
         return metrics
 
     def train(self, resume: bool = False, progress: bool = True, visualdl: bool = False,
-              max_steps: Optional[int] = None) -> Optional[Path]:
+              max_steps: Optional[int] = None, overwrite: bool = False) -> Optional[Path]:
         """Trains to the schedule's end and writes the model; with `max_steps`, stops after that
-        step (a checkpoint is written there, so `resume` continues) and returns None."""
+        step (a checkpoint is written there, so `resume` continues) and returns None. A run that
+        does not resume refuses an output directory holding another run, unless `overwrite`
+        (then that run's files go first)."""
         from propeller.learner import CheckpointHook, EvalHook, Learner, LogHook, ProgressHook, StepHook, VisualDLSink, append_jsonl
 
         steps = list(self.schedule.steps())
@@ -547,9 +576,11 @@ class Trainer:
         self._segment_started, self._seconds_before = time.perf_counter(), 0.0
         self.tokens_seen = 0  # real tokens over all ranks, over resumes (a checkpoint keeps the count)
         self.segments = []  # where and in which precision each part of the run trained, over resumes
+        self._log_hook, self._log_window = None, None  # the log's window, which a checkpoint keeps
         if resume:
             start, task_steps = self.load_checkpoint()
         else:
+            self._clear_earlier_run(overwrite)
             start, task_steps = 0, Counter()
             if self.init is not None:
                 self._start_from_init_model()
@@ -577,16 +608,18 @@ class Trainer:
         stage_ends = self.schedule.stage_ends
         if self.is_writer:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text((f"# config: {self.config_file}\n" if self.config_file else "")
-                                                  + yaml.safe_dump(to_dict(self.config), sort_keys=False))
+            atomic_write_text(self.out / "config.yaml", (f"# config: {self.config_file}\n" if self.config_file else "")
+                              + yaml.safe_dump(to_dict(self.config), sort_keys=False))
             try:
                 sinks = [VisualDLSink(self.out / "visualdl")] if visualdl else []
             except ImportError as err:
                 raise PretrainError(str(err)) from None
-            hooks = [ProgressHook(end, enabled=progress),
-                     LogHook(self.out / "log.jsonl", self.config.log_every, end, fields=("stage", "lr"), sinks=sinks)]
+            # the log's and the held-out records' steps are the whole run's, wherever --max-steps stops it
+            self._log_hook = LogHook(self.out / "log.jsonl", self.config.log_every, len(steps), fields=("stage", "lr"),
+                                     sinks=sinks, window=self._log_window)
+            hooks = [ProgressHook(end, enabled=progress), self._log_hook]
             if self.config.heldout.examples:  # before the checkpoint hook: a checkpoint's step has its record
-                hooks.append(EvalHook(lambda step: self.evaluate_heldout(), self.config.heldout.every, end,
+                hooks.append(EvalHook(lambda step: self.evaluate_heldout(), self.config.heldout.every, len(steps),
                                       sinks=[append_jsonl(self.out / "log.jsonl"), *sinks], also_after=stage_ends,
                                       at_start=True, fields=("stage",)))
         hooks.append(StepHook(self._count_tokens))  # before the checkpoint: its step's tokens counted
@@ -712,6 +745,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="configs/pretrain/NAME.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an output directory that holds another run, removing that run")
     parser.add_argument("--max-steps", type=positive_int, metavar="N",
                         help="stop after step N (a checkpoint is written there; --resume continues): a time-boxed "
                              "run, or a smoke test of a cluster config on a few steps")
@@ -747,7 +782,7 @@ def main(argv=None) -> int:
         check_supported(config.amp, cpu_flags())
         trainer = Trainer(config, config_file=args.config, amp_auto=amp_auto)
         model_dir = trainer.train(resume=args.resume, progress=not args.quiet, visualdl=args.visualdl,
-                                  max_steps=args.max_steps)
+                                  max_steps=args.max_steps, overwrite=args.overwrite)
     except TrainingFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
