@@ -5,7 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ernie_common.cli import positive_int
+from ernie_common.cli import count, output_dir, output_file, positive_int
+from ernie_common.configfile import ConfigError
+from ernie_common.fileio import OutputDirError
 from ernie_common.tasks import TaskError
 from ernie_common.tokenization import VocabError
 
@@ -108,9 +110,9 @@ def main(argv=None) -> int:
                        help="override a key of --config (layout=paragraphs)")
     vocab.add_argument("--size", type=int, required=True, help="vocabulary size, special tokens included")
     vocab.add_argument("--lang", choices=["en", "zh", "mixed"], help="required with --input")
-    vocab.add_argument("--output", help="vocab.txt to write (required with --input)")
+    vocab.add_argument("--output", type=output_file, help="vocab.txt to write (required with --input)")
     vocab.add_argument("--cased", action="store_true", help="keep case (default: lower-case)")
-    vocab.add_argument("--min-frequency", type=int, default=2)
+    vocab.add_argument("--min-frequency", type=count, default=2)
     vocab.add_argument("--kind", choices=["wordpiece", "sentencepiece"],
                        help="WordPiece (BERT, ERNIE; the default with --input) or a SentencePiece unigram model "
                             "(ERNIE Tiny); the SentencePiece model is written beside the vocab.txt")
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
     make = sub.add_parser("make", help="generate pre-training shards from a data config")
     make.add_argument("--config", required=True, help="configs/data/NAME.yaml")
     make.add_argument("--workers", type=positive_int, help="worker processes (overrides the config)")
-    make.add_argument("--output", help="output directory (overrides the config)")
+    make.add_argument("--output", type=output_dir, help="output directory (overrides the config)")
     make.add_argument("--quiet", action="store_true", help="no progress bar")
     make.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config key (shards=8; a task's option: task_options.TASK.OPTION=VALUE)")
@@ -134,7 +136,7 @@ def main(argv=None) -> int:
 
     merge = sub.add_parser("merge", help="write one manifest over the shards of every part")
     merge.add_argument("--config", required=True, help="the data config the parts were made with")
-    merge.add_argument("--output", help="output directory (overrides the config)")
+    merge.add_argument("--output", type=output_dir, help="output directory (overrides the config)")
     merge.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="the overrides the parts were made with")
     merge.set_defaults(run=_merge)
@@ -154,7 +156,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (FetchError, DataConfigError, CorpusError, ShardError, VocabError, TaskError) as err:
+    except (FetchError, ConfigError, CorpusError, ShardError, VocabError, TaskError, OutputDirError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -98,6 +98,8 @@ class DataConfig:
         self.tasks = [t.name for t in tasks if self.lang in t.languages]
         if self.max_seq_len < 16 or self.max_seq_len > 4096:
             raise DataConfigError(f"max_seq_len {self.max_seq_len} is outside 16..4096")
+        if Path(self.output).exists() and not Path(self.output).is_dir():
+            raise DataConfigError(f"output: {self.output} is a file, where the shards' directory is written")
         for name in ("shards", "workers", "chunk_bytes"):
             if getattr(self, name) < 1:
                 raise DataConfigError(f"{name} must be at least 1")

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from ernie_common import tasks as registry
 from ernie_common.fileio import atomic_write_text, sha256_file
-from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, load_vocab
+from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, UNKNOWN_WARNING, load_vocab
 
 from .config import DataConfig, DataConfigError
 from .documents import COMPRESSIONS, CorpusError, Document, Skipped, describe_skipped, warn_layouts
@@ -476,7 +476,7 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
         "mb_per_second": round(stats["raw_bytes"] / 1e6 / max(seconds, 1e-9), 3),
     }
     atomic_write_text(Path(config.output) / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    if unk_rate > 0.05:
+    if unk_rate > UNKNOWN_WARNING:
         print(f"warning: {unk_rate:.1%} of tokens are [UNK]: does {config.vocab} fit this corpus?",
               file=sys.stderr)
     if config.heldout_documents and not stats["heldout/documents"]:

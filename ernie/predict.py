@@ -48,7 +48,7 @@ from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, check_voc
 from ernie.kernels.cpu_runtime import usable_cores
 from ernie.model.config import CONFIG_FILE_NAME, ConfigError, ErnieConfig
 from ernie.serving.inference_model import task_kind
-from ernie_common.cli import positive_int
+from ernie_common.cli import output_file, positive_int
 from ernie_common.tokenization import VocabError
 from propeller.device import DeviceError, cuda_device_count, device_choice
 
@@ -224,8 +224,11 @@ def evaluate_file(predictor: Predictor, path) -> str:
     examples = task.read_file(path)
     if not examples:
         raise DataError(f"{path}: no labelled examples")
-    predictions = predictor.predict_examples(examples)
-    scores = predictor.kind.evaluate(predictions, examples)
+    try:
+        predictions = predictor.predict_examples(examples)
+        scores = predictor.kind.evaluate(predictions, examples)
+    except DataError as err:  # a label the model's task does not have: its line
+        raise DataError(f"{path}: {err}") from None
     print(f"{task.name} on {path} ({len(examples)} examples): "
           + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()), file=sys.stderr)
     if predictor.kind.head == "span":
@@ -248,7 +251,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ernie.predict", description=__doc__.split("\n\n")[1])
     parser.add_argument("--model", required=True, help="exported directory (paddle-inference or hub)")
     parser.add_argument("--input", required=True, help="TSV of texts (or SQuAD-style JSON for reading comprehension)")
-    parser.add_argument("--output", help="output TSV (default: standard output)")
+    parser.add_argument("--output", type=output_file, help="output TSV (default: standard output)")
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--threads", type=positive_int, help="CPU math threads (default: the cores this process may use)")
     parser.add_argument("--plain", action="store_true",

@@ -12,3 +12,52 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+MAX_SEED = 2**31 - 1  # what every seeded generator takes (Paddle's, numpy's), with room for per-step seeds
+
+
+def random_seed(text: str) -> int:
+    """An argparse type for a random seed: a whole number from 0 to `MAX_SEED` (a negative one
+    failed inside Paddle's `manual_seed` with a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a seed, a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {MAX_SEED}, got {value}")
+    return value
+
+
+def count(text: str) -> int:
+    """An argparse type for a count that may be 0 (`--min-frequency`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def output_file(text: str) -> str:
+    """An argparse type for a file a command writes: refused now, not after the work, where it
+    is a directory or lies in what is not one."""
+    from pathlib import Path
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory, where a file is written: name the file")
+    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+        raise argparse.ArgumentTypeError(f"{text}: a folder of the path is a file")
+    return text
+
+
+def output_dir(text: str) -> str:
+    """An argparse type for a directory a command writes into: refused where it is a file."""
+    from pathlib import Path
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, where a directory is written: name a directory")
+    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+        raise argparse.ArgumentTypeError(f"{text}: a folder of the path is a file")
+    return text

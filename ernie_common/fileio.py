@@ -32,6 +32,12 @@ def _default_mode(directory: bool) -> int:
     return (0o777 if directory else 0o666) & ~umask
 
 
+class OutputDirError(Exception):
+    """A directory a tool was told to write that it may not replace: it is or holds the tool's
+    input, or it holds files the new output would not write again (a user's own); or a
+    directory where a file is to be written."""
+
+
 def temporary_prefix(path: Path) -> str:
     """The name a temporary file or directory for `path` starts with, beside it: the host and
     process that write it, so that a later writer of `path` knows one left by a killed process
@@ -65,6 +71,8 @@ def _running(pid: int) -> bool:
 def atomic_path(path):
     """Yields a temporary path beside `path`; renames it onto `path` only if the block succeeds."""
     path = Path(path)
+    if path.is_dir():  # (the rename would fail after the block's work)
+        raise OutputDirError(f"{path} is a directory, where a file is written: name the file")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
@@ -82,11 +90,6 @@ def atomic_path(path):
 def atomic_write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-class OutputDirError(Exception):
-    """A directory a tool was told to write that it may not replace: it is or holds the tool's
-    input, or it holds files the new output would not write again (a user's own)."""
 
 
 def check_output_is_not_input(output, source) -> None:

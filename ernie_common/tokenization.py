@@ -28,6 +28,8 @@ from tokenizers.models import Unigram, WordPiece
 
 PAD, CLS, SEP, MASK, UNK = "[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"
 SPECIAL_TOKENS = (PAD, CLS, SEP, MASK, UNK)
+# the share of [UNK] tokens past which a vocabulary is said not to fit a text (data_gen make, fine-tuning)
+UNKNOWN_WARNING = 0.05
 MAX_INPUT_CHARS_PER_WORD = 100
 SENTENCEPIECE_MODEL, SENTENCEPIECE_SETTINGS = "sentencepiece.model", "sentencepiece.json"
 WORD_START = "\u2581"  # what SentencePiece puts before the first piece of a word

@@ -258,7 +258,7 @@ def test_cli_errors_are_clear(tmp_path, init_model, capsys):
             "--quiet", "--set", "max_seq_len=16"]
     (data / "dev.tsv").write_text("sentence\tlabel\nwar war\t2\n")
     assert finetune_main(args) == 2
-    assert "dev.tsv: SST-2: example 0 has label '2', not one of ['0', '1']" in capsys.readouterr().err
+    assert f"error: {data / 'dev.tsv'}: line 2: SST-2: label '2' is not one of ['0', '1']" in capsys.readouterr().err
     code = finetune_main(["--task", "SST-2", "--data", str(data), "--output", str(tmp_path / "o")])
     assert code == 2 and "random initialisation needs --vocab" in capsys.readouterr().err
     assert finetune_main(args + ["--set", "epoch=3"]) == 2
@@ -267,6 +267,27 @@ def test_cli_errors_are_clear(tmp_path, init_model, capsys):
     (data / "test.tsv").write_text("sentence\tlabel\nwar war\t1\n")
     assert finetune_main(args) == 2
     assert "the epoch would be selected on the test split" in capsys.readouterr().err
+    # a dev or test split that is the training data scored the model on what it trained on
+    (data / "test.tsv").write_text("sentence\tlabel\nwar war\t0\n")
+    assert finetune_main(args + ["--test-file", "train.tsv"]) == 2
+    assert "train.tsv are the same data: the test scores would be the training data's" in capsys.readouterr().err
+    shutil.copy(data / "train.tsv", data / "dev.tsv")
+    assert finetune_main(args) == 2
+    assert "the dev scores, and the epoch they select, would be the training data's" in capsys.readouterr().err
+
+
+def test_a_text_the_models_vocabulary_does_not_fit_is_said(tmp_path, init_model, capsys):
+    """Chinese text on an English model trained on [UNK]s alone, to accuracy 0.5, and said nothing
+    (data_gen make says it of a corpus)."""
+    from ernie.finetune.trainer import unknown_share
+    data = write_sst2(tmp_path / "SST-2", n_train=16, n_dev=8)
+    args = ["--task", "SST-2", "--data", str(data), "--init-model", str(init_model), "--output", str(tmp_path / "o"),
+            "--quiet", "--set", "epochs=1", "--set", "max_seq_len=16"]
+    assert finetune_main(args) == 0 and "[UNK]" not in capsys.readouterr().err
+    (data / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"战争与和平 {k}\t{k % 2}\n" for k in range(16)))
+    assert finetune_main(args) == 0
+    assert "of the training text's tokens are [UNK]: does the model's vocabulary fit" in capsys.readouterr().err
+    assert unknown_share([{"src": [1, 4, 4, 9]}, {"src": [2, 9]}], 4) == 2 / 6
 
 
 def write_genre(directory, train_labels=("news", "fiction"), test_labels=("news", "fiction")):

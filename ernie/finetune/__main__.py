@@ -35,7 +35,7 @@ from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, check_fits_model, describe_labels, load_encoder, read_data, resolve_amp, resolve_casing
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
-from ernie_common.cli import positive_int
+from ernie_common.cli import output_dir, positive_int, random_seed
 from ernie_common.fileio import atomic_write_text
 from ernie_common.tokenization import VocabError
 from propeller.device import DeviceError, process_place
@@ -85,9 +85,9 @@ def main(argv=None) -> int:
     parser.add_argument("--task", required=True, help="GLUE or Chinese task name (see ernie/finetune/tasks.py)")
     parser.add_argument("--data", required=True, help="directory with the task's files")
     parser.add_argument("--init-model", help="model directory (pre-trained or converted); omit for random init")
-    parser.add_argument("--output", required=True)
+    parser.add_argument("--output", required=True, type=output_dir)
     parser.add_argument("--seeds", type=positive_int, default=1, help="how many seeds")
-    parser.add_argument("--first-seed", type=int, default=1, help="the first seed (seeds run from it up)")
+    parser.add_argument("--first-seed", type=random_seed, default=1, help="the first seed (seeds run from it up)")
     parser.add_argument("--config", help="settings YAML (default configs/finetune/TASK.yaml)")
     parser.add_argument("--preset", help="a preset of the config (the paper's base or large column)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")

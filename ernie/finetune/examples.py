@@ -12,12 +12,14 @@ class DataError(ValueError):
 @dataclass(frozen=True)
 class TextExample:
     """A sentence or sentence pair; `label` is a class name, a float score, or None (test);
-    `guid` is the id the submission file uses; `qid` groups the candidates of a ranking query."""
+    `guid` is the id the submission file uses; `qid` groups the candidates of a ranking query;
+    `line` the line of its file it starts on (0: not from a file), which errors name."""
     guid: str
     text_a: str
     text_b: Optional[str] = None
     label: Optional[object] = None
     qid: Optional[str] = None
+    line: int = 0
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from ernie.finetune.examples import DataError, labelled
 from ernie.finetune.settings import config_for, load_settings
 from ernie.finetune.tasks import KINDS, Task, get_task
 from ernie.finetune.trainer import FinetuneData, label_set, read_data
+from ernie_common.cli import output_file
 from ernie_common.configfile import ConfigError, read
 from ernie_common.fileio import atomic_write_text, sha256_file
 
@@ -213,7 +214,7 @@ def main(argv: Sequence[str] = None) -> int:
     parser.add_argument("--preset", help="a preset of the config")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting (max_train_examples=2000: the fine-tuning's fixed sample)")
-    parser.add_argument("--output", help="floor.json to write (default DATA/floor.json)")
+    parser.add_argument("--output", type=output_file, help="floor.json to write (default DATA/floor.json)")
     args = parser.parse_args(argv)
     try:
         task, config = _task_and_config(args.task)

@@ -47,6 +47,7 @@ from ernie.finetune.trainer import (
 )
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
+from ernie_common.cli import output_file, random_seed
 from ernie_common.fileio import atomic_write_text
 from ernie_common.tokenization import VocabError
 
@@ -134,12 +135,12 @@ def main(argv: Sequence[str] = None) -> int:
     parser.add_argument("--vocab", help="vocab.txt for random initialisation")
     parser.add_argument("--model-config", default=str(DEFAULT_MODEL_CONFIG),
                         help="model config for random initialisation")
-    parser.add_argument("--seed", type=int, default=1, help="seed of random initialisation")
+    parser.add_argument("--seed", type=random_seed, default=1, help="seed of random initialisation")
     parser.add_argument("--config", help="settings YAML (default configs/finetune/TASK.yaml)")
     parser.add_argument("--preset", help="a preset of the config")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting (max_train_examples=300: the fine-tuning's fixed sample; pooling=mean)")
-    parser.add_argument("--output", help="probe.json to write")
+    parser.add_argument("--output", type=output_file, help="probe.json to write")
     args = parser.parse_args(argv)
     try:
         task = get_task(args.task)

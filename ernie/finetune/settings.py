@@ -79,6 +79,8 @@ class FinetuneSettings:
             raise SettingsError("learning_rate must be positive and warmup_proportion in [0, 1)")
         if self.lr_schedule not in LR_SCHEDULES:
             raise SettingsError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.weight_decay < 0:
+            raise SettingsError(f"weight_decay must be at least 0, got {self.weight_decay}")
         if self.amp not in AMP_CHOICES:
             raise SettingsError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}"
                                 + (" (float16 is for pre-training, with its loss scaling; fine-tune in bf16 on a GPU or "

@@ -53,8 +53,8 @@ class TextKind:
         if self.regression:
             return float(example.label)
         if example.label not in self.label_ids:
-            raise DataError(f"{self.task.name}: example {example.guid} has label {example.label!r}, "
-                            f"not one of {self.labels}")
+            where = f"line {example.line}" if example.line else f"example {example.guid}"
+            raise DataError(f"{where}: {self.task.name}: label {example.label!r} is not one of {self.labels}")
         return self.label_ids[example.label]
 
     def batch(self, features: Sequence[dict], task_id: int) -> Dict[str, np.ndarray]:

@@ -50,7 +50,7 @@ def read_text_examples(path, layout: TextLayout, regression: bool = False,
             value = _score(value, path, lineno)
         examples.append(TextExample(guid=fields[guid] if guid is not None else str(len(examples)),
                                     text_a=fields[a], text_b=fields[b] if b is not None else None,
-                                    label=value, qid=fields[qid] if qid is not None else None))
+                                    label=value, qid=fields[qid] if qid is not None else None, line=lineno))
     if unlabelled and not (test and len(unlabelled) == len(examples)):
         raise DataError(f"{path}:{unlabelled[0]}: empty label ({len(unlabelled)} of {len(examples)} rows)"
                         + ("; a test file labels every row or none" if test else ""))

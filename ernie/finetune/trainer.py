@@ -14,10 +14,11 @@ import dataclasses
 import filecmp
 import json
 import math
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -46,7 +47,7 @@ from ernie.model.static_graph import encoder_feeds
 from ernie_common.fileio import atomic_write_text
 from ernie_common.machine import cpu_flags
 from ernie_common.shipped_configs import shipped
-from ernie_common.tokenization import is_sentencepiece, load_vocab, make_tokenizer
+from ernie_common.tokenization import UNKNOWN_WARNING, is_sentencepiece, load_vocab, make_tokenizer
 from propeller.mixed_precision import MixedPrecision, MixedPrecisionUnsupported, check_supported
 
 DEFAULT_MODEL_CONFIG = shipped("model", "tiny.yaml")
@@ -139,6 +140,7 @@ class FinetuneData:
     test: Optional[list]
     extra_test: Dict[str, list]  # {submission name: examples}: MNLI's diagnostic set
     skipped: Counter
+    data_dir: Optional[Path] = None  # where the splits' files are, which errors name
 
 
 def describe_labels(task: Task, train_examples) -> Optional[str]:
@@ -167,23 +169,39 @@ def read_data(task: Task, data_dir, max_train_examples: Optional[int] = None) ->
                         f"id {unanswered[0]}): each is scored against its answers after every epoch; leave out the "
                         f"unanswerable ones (SQuAD 2.0's kind)")
     test = None
-    if task.test_file and (Path(data_dir) / task.test_file).is_file():
-        _check_dev_is_not_test(Path(data_dir) / task.dev_file, Path(data_dir) / task.test_file)
+    has_test = task.test_file and (Path(data_dir) / task.test_file).is_file()
+    _check_splits_differ({split: Path(data_dir) / name for split, name in
+                          (("train", task.train_file), ("dev", task.dev_file), ("test", task.test_file if has_test else None))
+                          if name})
+    if has_test:
         test = task.read(data_dir, "test", skipped)
     extra = {}
     if task.name.startswith("MNLI") and (Path(data_dir) / AX.test_file).is_file():
         extra[AX.submission] = AX.read(data_dir, "test", skipped)
     if not train or not dev:
         raise DataError(f"{task.name}: {data_dir} gave {len(train)} training and {len(dev)} dev examples")
-    return FinetuneData(train, dev, test, extra, skipped)
+    return FinetuneData(train, dev, test, extra, skipped, Path(data_dir))
 
 
-def _check_dev_is_not_test(dev: Path, test: Path) -> None:
-    """The epoch is selected on dev, and test scores are reported: a dev file that is the test
-    file, by name or by content, would select the epoch on the split reported as test."""
-    if dev.resolve() == test.resolve() or filecmp.cmp(dev, test, shallow=False):
-        raise DataError(f"{dev} and {test} are the same data: the epoch would be selected on the "
-                        f"test split; give a dev split of its own (e.g. from the training data)")
+_SAME_SPLITS = {("dev", "test"): "the epoch would be selected on the test split",
+                ("train", "dev"): "the dev scores, and the epoch they select, would be the training data's",
+                ("train", "test"): "the test scores would be the training data's"}
+
+
+def unknown_share(features: Sequence[dict], unk_id: int) -> float:
+    """The share of the features' tokens that are [UNK] (the special tokens counted as known)."""
+    tokens = sum(len(f["src"]) for f in features)
+    return sum(int(np.count_nonzero(np.asarray(f["src"]) == unk_id)) for f in features) / max(tokens, 1)
+
+
+def _check_splits_differ(files: Dict[str, Path]) -> None:
+    """The epoch is selected on dev and test scores are reported: two splits that are one file, by
+    name or by content, would score the model on what it trained on or select on what it reports.
+    (Files of different sizes are told apart without being read.)"""
+    for (a, b), why in _SAME_SPLITS.items():
+        if a in files and b in files and files[a].is_file() and files[b].is_file() and (
+                files[a].resolve() == files[b].resolve() or filecmp.cmp(files[a], files[b], shallow=False)):
+            raise DataError(f"{files[a]} and {files[b]} are the same data: {why}; give each split a file of its own")
 
 
 class DevHistory:
@@ -233,13 +251,18 @@ class FinetuneJob:
         if data.test is not None:
             self.features["test"] = self._features(
                 "test", data.test, with_labels=task.kind not in ("mrc", "labelling") and labelled(data.test))
+        unknown = unknown_share(self.features["train"], self.tokenizer.unk_id)
+        if unknown > UNKNOWN_WARNING:  # a model of another language trains on [UNK]s, and says nothing
+            print(f"warning: {unknown:.1%} of the training text's tokens are [UNK]: does the model's vocabulary "
+                  f"fit this text (its language, its casing)?", file=sys.stderr)
 
     def _features(self, split: str, examples, with_labels: bool) -> list:
         """The kind's features of a split's examples; an error names the split's file."""
         try:
             return self.kind.features(examples, with_labels)
         except DataError as err:
-            raise DataError(f"{self.task.file_name(split)}: {err}") from None
+            name = self.task.file_name(split)
+            raise DataError(f"{self.data.data_dir / name if self.data.data_dir else name}: {err}") from None
 
     # -- programs ----------------------------------------------------------------------------
     def build(self, seed: int):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ernie_common.cli import MAX_SEED
 from ernie_common.configfile import ConfigError, load, to_dict
 from propeller.mixed_precision import AMP_CHOICES, LossScaling
 
@@ -48,6 +49,17 @@ class Optimization:
             raise PretrainError(f"warmup_proportion must be in (0, 1), got {self.warmup_proportion}")
         if self.learning_rate <= 0:
             raise PretrainError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.warmup_steps < 0 or (self.warmup_steps == 0 and self.warmup_proportion is None
+                                     and self.lr_schedule == "noam"):
+            raise PretrainError(f"warmup_steps must be at least {1 if self.lr_schedule == 'noam' else 0} "
+                                f"(noam's decay is set by its warm-up), got {self.warmup_steps}")
+        for name, low, high in (("weight_decay", 0.0, None), ("beta1", 0.0, 1.0), ("beta2", 0.0, 1.0)):
+            value = getattr(self, name)
+            if value < low or (high is not None and value >= high):
+                raise PretrainError(f"{name} must be in [{low}, {high if high is not None else 'inf'}), got {value}")
+        for name in ("epsilon", "clip_norm"):  # (Adam divides by epsilon where a moment is 0)
+            if getattr(self, name) <= 0:
+                raise PretrainError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 DEFAULT_BATCH_TOKENS = 4096
@@ -139,6 +151,10 @@ class PretrainConfig:
         if any(n < 1 for n in self.save_models_at_tokens) or self.save_models_at_tokens != sorted(set(
                 self.save_models_at_tokens)):
             raise PretrainError(f"save_models_at_tokens must be increasing positive counts, got {self.save_models_at_tokens}")
+        if Path(self.output).exists() and not Path(self.output).is_dir():
+            raise PretrainError(f"output: {self.output} is a file, where the run's directory is written")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise PretrainError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}")
         if self.max_skipped_steps < 0:
             raise PretrainError(f"max_skipped_steps must be at least 0, got {self.max_skipped_steps}")
         if self.step_timeout <= 0:

@@ -58,7 +58,7 @@ from ernie.pretrain.config import MODES, PretrainConfig, PretrainError, load_con
 from ernie.pretrain.log import read_log, summary, summary_line
 from ernie.pretrain.schedule import Schedule, ScheduleError, schedule_from_config
 from ernie_common import tasks as registry
-from ernie_common.cli import positive_int
+from ernie_common.cli import output_dir, positive_int
 from ernie_common.configfile import read, to_dict
 from ernie_common.fileio import atomic_directory, atomic_write_text
 from ernie_common.machine import cpu_flags, cpu_line
@@ -752,7 +752,7 @@ def main(argv=None) -> int:
                              "run, or a smoke test of a cluster config on a few steps")
     parser.add_argument("--print-schedule", action="store_true", help="print the allocation and exit")
     parser.add_argument("--json", action="store_true", help="with --print-schedule: as JSON")
-    parser.add_argument("--output", help="output directory (overrides the config)")
+    parser.add_argument("--output", type=output_dir, help="output directory (overrides the config)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--visualdl", action="store_true", help="also log for VisualDL in OUTPUT/visualdl")
     parser.add_argument("--mode", choices=MODES, help="static program (default) or dygraph")
