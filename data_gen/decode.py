@@ -21,7 +21,7 @@ from ernie_common.tokenization import load_vocab
 
 from .data_task import DataTask
 from .examples import NO_TASK, Example
-from .shards import MANIFEST, Shard, ShardError, load_recorded_modules, recorded_path
+from .shards import MANIFEST, Shard, ShardError, load_recorded_modules, read_manifest, recorded_path
 
 
 def word_labels(tokens: List[str], labels: np.ndarray) -> List[str]:
@@ -58,11 +58,10 @@ def _shard_paths(path: Path, manifest: dict) -> List[Path]:
 
 def inspect(path, limit: int = 10) -> Iterator[dict]:
     path = Path(path)
+    if not path.exists():
+        raise ShardError(f"{path} not found: a shard or a directory of shards")
     manifest_path = (path if path.is_dir() else path.parent) / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ShardError(f"cannot read {manifest_path}, which names the vocabulary: {err}") from None
+    manifest = read_manifest(manifest_path)
     inv_vocab = {i: t for t, i in load_vocab(recorded_path(manifest, manifest["vocab"]["path"])).items()}
     load_recorded_modules(manifest)
     shown = 0

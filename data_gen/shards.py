@@ -47,6 +47,25 @@ BLOCK_BYTES = 1 << 20  # the data is checked a block at a time
 _PREFIX = len(MAGIC) + 8  # magic, header length, header CRC-32
 
 
+def read_manifest(path) -> dict:
+    """The manifest `make` wrote at `path`, or a ShardError naming it: missing, unreadable, not
+    JSON, or without what every reader takes from it (its vocabulary, config and shards)."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ShardError(f"{path} not found: run `python -m data_gen make` first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ShardError(f"{path}: not a manifest as `data_gen make` writes it ({err}): run make again") from None
+    missing = sorted({"vocab", "config", "shards"} - set(manifest)) if isinstance(manifest, dict) else ["all"]
+    if not missing and not {"path", "sha256", "size"} <= set(manifest["vocab"]):
+        missing = ["vocab.path, vocab.sha256, vocab.size"]
+    if missing:
+        raise ShardError(f"{path}: not a manifest as `data_gen make` writes it (it lacks {', '.join(missing)}): "
+                         f"run make again")
+    return manifest
+
+
 def recorded_path(manifest: dict, path: str) -> Path:
     """A file a manifest names (its vocabulary, a task module), as the data config gave it: a
     relative path is the directory `make` ran in, so it is looked for from the working directory,

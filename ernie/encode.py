@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ernie.formats.checkpoint import CASING_FILE, CheckpointError, decide_casing, load_model_dir, model_lower_cases
 from ernie.model.config import ConfigError
 from ernie.model.features import pack_pair, pad_batch, pair_is_cut
-from ernie_common.cli import output_dir, positive_int
+from ernie_common.cli import input_file, output_dir, positive_int
 from ernie_common.fileio import atomic_path
 from ernie_common.tokenization import CharTokenizer, VocabError, make_tokenizer
 from propeller.device import DeviceError
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ernie.encode", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model directory (ernie_config.json, vocab.txt, params)")
-    parser.add_argument("--input", required=True, help="UTF-8 file: text_a or text_a<TAB>text_b a line")
+    parser.add_argument("--input", required=True, type=input_file, help="UTF-8 file: text_a or text_a<TAB>text_b a line")
     parser.add_argument("--output", required=True, type=output_dir, help="directory for cls_emb.npy and top_layer_emb.npy")
     parser.add_argument("--task-id", type=int, default=0, help="task embedding id (default 0)")
     parser.add_argument("--max-seq-len", type=int, default=128)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ernie.finetune import FINETUNE_FILE
 from ernie.finetune.description import read_description
+from ernie.finetune.heads import HEAD_PARAMS
 from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, load_model_dir, model_lower_cases
 from ernie.formats.hf_format import write_hf_dir
 from ernie.formats.paddlenlp_format import epsilon_note, write_paddlenlp_dir
@@ -147,7 +148,14 @@ def export(model_dir, fmt: str, output) -> Path:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     check_output_is_not_input(output, model_dir)
-    load_model_dir(model_dir)  # a clear error for a broken model before anything is written
+    _, params, vocab = load_model_dir(model_dir)  # a clear error for a broken model before anything is written
+    if vocab is None:  # the export's consumer could not read text
+        raise CheckpointError(f"{model_dir} has no {VOCAB_FILE_NAME}: an export reads text with it (a pre-training "
+                              f"checkpoint's folder has none: export the run's model/ directory)")
+    heads = [name for name, (weight, _) in HEAD_PARAMS.items() if weight in params]
+    if heads and read_description(model_dir) is None:  # it would be exported as the encoder alone
+        raise CheckpointError(f"{model_dir} holds a fine-tuned {heads[0]} head ({HEAD_PARAMS[heads[0]][0]}) but no "
+                              f"{FINETUNE_FILE}, which says what it predicts: the export would drop the head")
     if fmt in ("hf", "paddlenlp"):
         export_library_dir(model_dir, output, fmt)
         return output

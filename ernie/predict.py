@@ -48,7 +48,7 @@ from ernie.formats.checkpoint import VOCAB_FILE_NAME, CheckpointError, check_voc
 from ernie.kernels.cpu_runtime import usable_cores
 from ernie.model.config import CONFIG_FILE_NAME, ConfigError, ErnieConfig
 from ernie.serving.inference_model import task_kind
-from ernie_common.cli import output_file, positive_int
+from ernie_common.cli import input_file, output_file, positive_int
 from ernie_common.tokenization import VocabError
 from propeller.device import DeviceError, cuda_device_count, device_choice
 
@@ -250,7 +250,7 @@ def tsv_output(predictor: Predictor, predictions: list, ids: Sequence[str]) -> s
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ernie.predict", description=__doc__.split("\n\n")[1])
     parser.add_argument("--model", required=True, help="exported directory (paddle-inference or hub)")
-    parser.add_argument("--input", required=True, help="TSV of texts (or SQuAD-style JSON for reading comprehension)")
+    parser.add_argument("--input", required=True, type=input_file, help="TSV of texts (or SQuAD-style JSON for reading comprehension)")
     parser.add_argument("--output", type=output_file, help="output TSV (default: standard output)")
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--threads", type=positive_int, help="CPU math threads (default: the cores this process may use)")

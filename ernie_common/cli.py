@@ -61,3 +61,13 @@ def output_dir(text: str) -> str:
     if any(parent.exists() and not parent.is_dir() for parent in path.parents):
         raise argparse.ArgumentTypeError(f"{text}: a folder of the path is a file")
     return text
+
+
+def input_file(text: str) -> str:
+    """An argparse type for a file a command reads: refused where it does not exist or is a directory."""
+    from pathlib import Path
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory, where a file is read")
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: file not found")
+    return text

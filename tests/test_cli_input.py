@@ -79,3 +79,21 @@ def test_a_negative_seed_is_refused_by_the_fine_tuning_command_lines(tmp_path, c
     with pytest.raises(SystemExit):
         finetune_main(["--task", "SST-2", "--data", str(tmp_path), "--output", str(tmp_path / "o"), "--first-seed", "-3"])
     assert "argument --first-seed: a seed is a whole number from 0 to 2147483647, got -3" in capsys.readouterr().err
+
+
+def test_inputs_and_options_that_were_ignored_or_raised_are_refused(tmp_path, capsys):
+    """A directory given as --input raised IsADirectoryError; --vocab beside --init-model was
+    ignored without a word; a negative iteration count was reported as 'missing: []'."""
+    from ernie.encode import main as encode_main
+    from ernie.pretrain.schedule import ScheduleError, load_schedule
+    with pytest.raises(SystemExit):
+        encode_main(["--model", str(tmp_path), "--input", str(tmp_path), "--output", str(tmp_path / "o")])
+    assert f"argument --input: {tmp_path} is a directory, where a file is read" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        finetune_main(["--task", "SST-2", "--data", str(tmp_path), "--output", str(tmp_path / "o"),
+                       "--init-model", str(tmp_path), "--vocab", str(tmp_path / "vocab.txt")])
+    assert "--vocab and --model-config are for random initialisation" in capsys.readouterr().err
+    _pretrain_config(tmp_path, schedule={"strategy": "continual", "stages": [["knowledge_masking"]],
+                                         "iterations_per_task": {"knowledge_masking": -3}})
+    with pytest.raises(ScheduleError, match=r"every task needs a positive iteration count, not \{'knowledge_masking': -3\}"):
+        load_schedule(tmp_path / "pretrain.yaml")

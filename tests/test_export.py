@@ -203,6 +203,20 @@ def test_export_refuses_a_broken_model(tmp_path, finetuned):
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         export(broken, "paddle-inference", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    # an export that could not read text, one that would drop the head, one of fewer layers than it has
+    for change, says in [(lambda d: (d / "vocab.txt").unlink(), "has no vocab.txt: an export reads text with it"),
+                         (lambda d: (d / "finetune.json").unlink(),
+                          "holds a fine-tuned sentence head .cls_out_w. but no finetune.json"),
+                         (lambda d: (d / "ernie_config.json").write_text(json.dumps(
+                             {**json.loads((d / "ernie_config.json").read_text()), "num_hidden_layers": 1})),
+                          "holds 2 encoder layers, but the config says num_hidden_layers 1")]:
+        shutil.rmtree(broken)
+        shutil.copytree(finetuned, broken)
+        change(broken)
+        for fmt in ("paddle-inference", "hf"):
+            with pytest.raises(CheckpointError, match=says):
+                export(broken, fmt, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
 
 
 def test_export_never_deletes_what_it_did_not_write(tmp_path, finetuned, capsys):

@@ -460,7 +460,7 @@ def test_mrc_windows_answer_positions_and_best_span(en_vocab):
     assert kind.predictions(outputs, features, [example]) == ["Philadelphia"]
 
 
-def test_cli_reading_comprehension_end_to_end(tmp_path, init_model):
+def test_cli_reading_comprehension_end_to_end(tmp_path, init_model, capsys):
     """SQuAD-style JSON in, a trained span head, `{id: answer}` predictions whose EM/F1 are
     the ones metrics.json reports."""
     from ernie.finetune.qa_metrics import squad_scores
@@ -497,6 +497,17 @@ def test_cli_reading_comprehension_end_to_end(tmp_path, init_model):
     assert finetune_main(["--task", "SQuAD", "--data", str(data), "--init-model", str(init_model), "--output",
                           str(tmp_path / "unanswered"), "--quiet"]) == 2
     assert not (tmp_path / "unanswered").exists()
+    # a training file none of whose answers is in its context trained no step, then failed in a traceback
+    dev["data"][0]["paragraphs"][2]["qas"][0]["answers"] = [{"text": "zzz", "answer_start": 0}]
+    (data / "dev-v1.1.json").write_text(json.dumps(dev))
+    train = squad(4, "t")
+    for paragraph in train["data"][0]["paragraphs"]:
+        paragraph["qas"][0]["answers"] = [{"text": "nowhere", "answer_start": 0}]
+    (data / "train-v1.1.json").write_text(json.dumps(train))
+    assert finetune_main(["--task", "SQuAD", "--data", str(data), "--init-model", str(init_model), "--output",
+                          str(tmp_path / "unfound"), "--quiet", "--set", "max_seq_len=32"]) == 2
+    assert (f"error: {data / 'train-v1.1.json'}: none of its 4 example(s) gave a training feature"
+            in capsys.readouterr().err)
 
 
 def test_cli_ranking_end_to_end(tmp_path, init_model):

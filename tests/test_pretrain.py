@@ -700,3 +700,29 @@ def test_models_saved_at_token_counts_are_the_same_after_a_resume(pretrain_setup
 def test_constant_schedule_warms_up_then_holds():
     from ernie.model.optimization import linear_warmup_constant
     assert [linear_warmup_constant(1e-3, 4, s) for s in (1, 2, 4, 5, 10_000)] == [2.5e-4, 5e-4, 1e-3, 1e-3, 1e-3]
+
+
+def test_a_corrupt_manifest_or_checkpoint_state_is_named(pretrain_setup, tmp_path):
+    """Cut short, a manifest gave a JSON error naming no file, and one without `vocab` a KeyError
+    traceback; a checkpoint's broken trainer_state.json the same."""
+    import shutil
+    shutil.copytree(pretrain_setup / "shards", tmp_path / "shards")
+    manifest = tmp_path / "shards" / "manifest.json"
+    whole = manifest.read_text()
+    for text in (whole[:500], json.dumps({k: v for k, v in json.loads(whole).items() if k != "vocab"})):
+        manifest.write_text(text)
+        done = _pretrain(pretrain_setup, tmp_path / "run", "--set", f"data={tmp_path / 'shards'}")
+        assert done.returncode == 2 and done.stderr.startswith(
+            f"error: {manifest}: not a manifest as `data_gen make` writes it ("), done.stderr
+        inspected = subprocess.run([sys.executable, "-m", "data_gen", "inspect", str(tmp_path / "shards")],
+                                   capture_output=True, text=True)
+        assert inspected.returncode == 2 and f"{manifest}: not a manifest" in inspected.stderr
+    nowhere = subprocess.run([sys.executable, "-m", "data_gen", "inspect", str(tmp_path / "nope")],
+                             capture_output=True, text=True)
+    assert nowhere.stderr == f"error: {tmp_path / 'nope'} not found: a shard or a directory of shards\n"
+    assert _pretrain(pretrain_setup, tmp_path / "run", "--max-steps", "5").returncode == 0
+    state = tmp_path / "run" / "checkpoints" / "step-00000005" / "trainer_state.json"
+    state.write_text(state.read_text()[:40])
+    done = _pretrain(pretrain_setup, tmp_path / "run", "--resume")
+    assert done.returncode == 2 and done.stderr.startswith(
+        f"error: --resume: {state.parent} is not a checkpoint this trainer wrote (JSONDecodeError: "), done.stderr

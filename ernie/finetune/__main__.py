@@ -106,6 +106,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.checkpoint_minutes < 0:
         parser.error(f"--checkpoint-minutes must be at least 0, got {args.checkpoint_minutes}")
+    if args.init_model and (args.vocab or args.model_config != str(DEFAULT_MODEL_CONFIG)):
+        parser.error("--vocab and --model-config are for random initialisation; the --init-model directory has "
+                     "its own vocabulary and config")
     try:
         process_place()  # a device the launcher names but this process cannot use: said before the data is read
         task = get_task(args.task)

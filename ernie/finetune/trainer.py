@@ -251,6 +251,10 @@ class FinetuneJob:
         if data.test is not None:
             self.features["test"] = self._features(
                 "test", data.test, with_labels=task.kind not in ("mrc", "labelling") and labelled(data.test))
+        if not self.features["train"]:  # (reading comprehension drops a question whose answer is not in its context)
+            name = self.task.file_name("train")
+            raise DataError(f"{data.data_dir / name if data.data_dir else name}: none of its {len(data.train)} "
+                            f"example(s) gave a training feature (an answer not found in its context is left out)")
         unknown = unknown_share(self.features["train"], self.tokenizer.unk_id)
         if unknown > UNKNOWN_WARNING:  # a model of another language trains on [UNK]s, and says nothing
             print(f"warning: {unknown:.1%} of the training text's tokens are [UNK]: does the model's vocabulary "

@@ -7,6 +7,7 @@ This module needs no Paddle; moving arrays into a layer or a static scope lives 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
@@ -17,7 +18,7 @@ from safetensors.numpy import load_file, save_file
 
 from ernie.model.config import CONFIG_FILE_NAME, ErnieConfig
 from ernie.model.errors import CheckpointError
-from ernie.model.param_names import encoder_param_shapes, pretraining_head_param_shapes
+from ernie.model.param_names import encoder_param_shapes, layer_prefix, pretraining_head_param_shapes
 from ernie_common.fileio import atomic_directory
 from ernie_common.tokenization import TOKENIZER_FILES, load_vocab
 
@@ -87,6 +88,9 @@ def parameter_names(model_dir) -> List[str]:
         raise CheckpointError(f"{path}: not a readable safetensors file: {err}") from None
 
 
+_LAYER = re.compile(re.escape(layer_prefix(0))[:-1] + r"(\d+)_")  # encoder_layer_<i>_...
+
+
 def check_params(config: ErnieConfig, params: Mapping[str, np.ndarray], source: str) -> None:
     """Every encoder parameter is present with the shape its config implies; known head
     parameters, where present, fit too. Other names (task heads of later stages) pass."""
@@ -95,6 +99,10 @@ def check_params(config: ErnieConfig, params: Mapping[str, np.ndarray], source: 
     if missing:
         raise CheckpointError(f"{source}: missing {len(missing)} encoder parameter(s), first "
                               f"{missing[:3]}; does the config match the checkpoint?")
+    layers = {int(m.group(1)) for m in map(_LAYER.match, params) if m}
+    if layers and max(layers) >= config.num_hidden_layers:  # the layers past the config's were dropped unseen
+        raise CheckpointError(f"{source}: holds {max(layers) + 1} encoder layers, but the config says "
+                              f"num_hidden_layers {config.num_hidden_layers}; does the config match the checkpoint?")
     expected.update(pretraining_head_param_shapes(config))
     for name, shape in expected.items():
         if name in params and tuple(params[name].shape) != shape:

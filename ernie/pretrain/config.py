@@ -6,11 +6,11 @@ load Paddle, so tools that only read a config (the Hugging Face reference of
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from data_gen.shards import read_manifest
 from ernie_common.cli import MAX_SEED
 from ernie_common.configfile import ConfigError, load, to_dict
 from propeller.mixed_precision import AMP_CHOICES, LossScaling
@@ -227,7 +227,10 @@ def shard_tasks(data: str) -> Optional[List[str]]:
     manifest_path = Path(data) / "manifest.json"
     if not manifest_path.is_file():
         return None
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    try:
+        manifest = read_manifest(manifest_path)
+    except ValueError as err:  # (ShardError)
+        raise PretrainError(str(err)) from None
     if "task_table" not in manifest:
         return None
     counts = manifest.get("examples_per_task", {})

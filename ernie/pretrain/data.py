@@ -31,7 +31,6 @@ of training on every rank (their text may be trained on in other examples: `held
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -39,7 +38,15 @@ import numpy as np
 
 from data_gen.data_task import BatchContext
 from data_gen.examples import NO_TASK, task_bit
-from data_gen.shards import MANIFEST, Shard, ShardError, heldout_shards, load_recorded_modules, recorded_path
+from data_gen.shards import (
+    MANIFEST,
+    Shard,
+    ShardError,
+    heldout_shards,
+    load_recorded_modules,
+    read_manifest,
+    recorded_path,
+)
 from ernie.model.features import pad_batch
 from ernie_common import tasks as registry
 from ernie_common.tasks import PLAIN_STREAM
@@ -78,7 +85,7 @@ class PretrainingData:
         `heldout`: examples of each stream kept out of training on every rank, and read for
         `heldout_batches` on rank 0, the writer, which alone evaluates them."""
         shard_dir = Path(shard_dir)
-        self.manifest = json.loads((shard_dir / MANIFEST).read_text(encoding="utf-8"))
+        self.manifest = read_manifest(shard_dir / MANIFEST)
         load_recorded_modules(self.manifest)
         files = [s["file"] for s in self.manifest["shards"]]
         if len(files) % world_size:
@@ -388,7 +395,7 @@ def batch_fill(shards: Path, batch_tokens: int, batches: int, length_pool: int, 
     import time
 
     from ernie_common.tokenization import first_normal_id, load_vocab
-    manifest = json.loads((Path(shards) / MANIFEST).read_text(encoding="utf-8"))
+    manifest = read_manifest(Path(shards) / MANIFEST)
     vocab = load_vocab(recorded_path(manifest, manifest["vocab"]["path"]))
     data = PretrainingData(shards, 1, batch_tokens, vocab["[PAD]"], vocab["[MASK]"], first_normal_id(vocab),
                            length_pool=length_pool)

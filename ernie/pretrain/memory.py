@@ -18,11 +18,11 @@ fifth of the device free.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from data_gen.shards import read_manifest
 from ernie.model.config import ErnieConfig
 from ernie.pretrain.schedule import schedule_from_config
 from ernie_common import tasks as registry
@@ -100,7 +100,7 @@ def scale_report(config, ranks=(1, 8, 64)) -> List[str]:
     `ranks` devices, with the vocabulary, sequence length and tasks' options of its shards where
     they exist (else the values of `ASSUMED` and the tasks' default options, said so)."""
     manifest_path = Path(config.data) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else None
+    manifest = read_manifest(manifest_path) if manifest_path.is_file() else None
     values = ASSUMED if manifest is None else {"vocab_size": manifest["vocab"]["size"],
                                                "max_seq_len": manifest["config"]["max_seq_len"]}
     share = vocab_logits_share(config, manifest, str(manifest_path))

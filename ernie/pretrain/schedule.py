@@ -177,8 +177,11 @@ def build_schedule(strategy: str, stages: Sequence[Sequence[str]], iterations: D
     if len(set(order)) != len(order):
         raise ScheduleError(f"a task is introduced twice: {order}")
     missing = [t for t in order if t not in iterations]
-    if missing or any(iterations[t] <= 0 for t in order):
+    if missing:
         raise ScheduleError(f"every task needs a positive iteration count (missing: {missing})")
+    below = {t: iterations[t] for t in order if iterations[t] <= 0}
+    if below:
+        raise ScheduleError(f"every task needs a positive iteration count, not {below}")
     stray = sorted(set(iterations) - set(order))
     if stray:  # a misspelt task's budget would otherwise be dropped without a word
         raise ScheduleError(f"iterations_per_task names task(s) {stray} that no stage introduces (stages: {order})")

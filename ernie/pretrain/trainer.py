@@ -50,7 +50,7 @@ import yaml
 
 from data_gen.examples import sentence_types
 from data_gen.make import task_code
-from data_gen.shards import ShardError, every_shard, recorded_path
+from data_gen.shards import ShardError, every_shard, read_manifest, recorded_path
 from ernie.formats.checkpoint import casing_files, load_params, save_model_dir, save_params
 from ernie.kernels.cpu_kernels import training_program_pass
 from ernie.model.config import ErnieConfig
@@ -145,9 +145,7 @@ class Trainer:
         self.schedule: Schedule = schedule_from_config(config.schedule, "schedule")
         shard_dir = Path(config.data)
         manifest_path = shard_dir / "manifest.json"
-        if not manifest_path.is_file():
-            raise PretrainError(f"{manifest_path} not found: run `python -m data_gen make` first")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = read_manifest(manifest_path)
         self.vocab_file = recorded_path(manifest, manifest["vocab"]["path"])
         if not self.vocab_file.is_file():
             raise PretrainError(f"{manifest_path} names the vocabulary {self.vocab_file}, which is found neither "
@@ -414,8 +412,13 @@ class Trainer:
         ckpt = self.out / "checkpoints" / latest.read_text().strip()
         if not (ckpt / "trainer_state.json").is_file():
             raise PretrainError(f"--resume: {latest} names {ckpt.name}, which is not a complete checkpoint")
-        state = json.loads((ckpt / "trainer_state.json").read_text())
-        saved_config = yaml.safe_load((ckpt / "config.yaml").read_text())
+        try:
+            state = json.loads((ckpt / "trainer_state.json").read_text())
+            saved_config = yaml.safe_load((ckpt / "config.yaml").read_text())
+            state["readers"], state["vocab_sha256"], state["config_sha256"], state["step"]  # what every resume reads
+        except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
+            raise PretrainError(f"--resume: {ckpt} is not a checkpoint this trainer wrote ({type(err).__name__}: "
+                                f"{err}); point {latest} at another, or start afresh (--overwrite)") from None
         mine = self._fingerprint()
         if state["vocab_sha256"] != mine["vocab_sha256"]:
             raise PretrainError(f"--resume: {ckpt} was trained with another vocabulary")
