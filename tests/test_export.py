@@ -182,6 +182,7 @@ def test_predict_counts_cut_inputs_and_warns_of_torch(finetuned, tmp_path, capsy
 
 
 def test_predict_names_a_missing_or_broken_export(finetuned, tmp_path, capsys):
+    (tmp_path / "x.tsv").write_text("war and peace\n")
     assert predict_main(["--model", str(tmp_path / "nowhere"), "--input", str(tmp_path / "x.tsv")]) == 2
     assert "nowhere: no such directory" in capsys.readouterr().err
     out = export(finetuned, "paddle-inference", tmp_path / "served")

@@ -319,8 +319,8 @@ def test_cli_refuses_before_training_what_failed_later(tmp_path, init_model, cap
     genre, sst = write_genre(tmp_path / "genre", test_labels=("news", "humor")), write_sst2(tmp_path / "SST-2")
     broken = model_with_broken_vocab(init_model, tmp_path / "broken")
     for task, data, init, settings, message in (
-            ("brown-genre", genre, init_model, [], "test.tsv: brown-genre: example 1 has label 'humor', "
-                                                  "not one of ['fiction', 'news']"),
+            ("brown-genre", genre, init_model, [], f"{genre / 'test.tsv'}: line 3: brown-genre: label 'humor' "
+                                                  "is not one of ['fiction', 'news']"),
             ("SST-2", sst, init_model, ["max_seq_len=65"], "max_seq_len 65 exceeds the model's max_position_embeddings 64"),
             ("SST-2", sst, init_model, ["max_seq_len=16", "task_id=3"],
              "task_id 3 does not fit the model's task embedding (3 rows: task ids 0 to 2)"),

@@ -1,7 +1,7 @@
 """The examples the readers produce, one type per kind of task."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 
@@ -13,13 +13,14 @@ class DataError(ValueError):
 class TextExample:
     """A sentence or sentence pair; `label` is a class name, a float score, or None (test);
     `guid` is the id the submission file uses; `qid` groups the candidates of a ranking query;
-    `line` the line of its file it starts on (0: not from a file), which errors name."""
+    `line` the line of its file it starts on (0: not from a file), which errors name: not part of
+    the example's value (its repr enters a fine-tuning run's fingerprint, `run_fingerprint`)."""
     guid: str
     text_a: str
     text_b: Optional[str] = None
     label: Optional[object] = None
     qid: Optional[str] = None
-    line: int = 0
+    line: int = field(default=0, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
