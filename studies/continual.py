@@ -204,16 +204,15 @@ def suite_settings(study: dict) -> List[downstream.Setting]:
 
 
 def close_pairs(out: Path, setting: downstream.Setting, names: Sequence[str]) -> List[str]:
-    """The initialisations of a setting whose test means are within two standard deviations (the
-    larger of the two) of another's: they need more seeds to be told apart."""
-    found = {n: r for n in names if (r := downstream.collect(out, setting, n)) and len(r["test"]) > 1}
+    """The initialisations of a setting that their seeds so far do not tell apart from another
+    on dev (the 95% interval of their paired difference holds 0): they get more seeds. On dev,
+    never on test, which chooses nothing; and for both of a pair alike."""
+    found = {n: r for n in names if (r := downstream.collect(out, setting, n)) and len(r["dev"]) > 1}
     close = set()
     for a in found:
         for b in found:
-            if a < b:
-                diff, spread = downstream.difference_and_spread(found[a]["test"], found[b]["test"])
-                if abs(diff) < spread:
-                    close |= {a, b}
+            if a < b and (d := downstream.paired_difference(found[a], found[b], "dev")) and abs(d[0]) <= d[1]:
+                close |= {a, b}
     return sorted(close)
 
 
@@ -370,66 +369,110 @@ def heldout_table(study: dict) -> List[str]:
     return lines or ["No held-out evaluation is on record yet."]
 
 
-def suite_means(out: Path, study: dict) -> Dict[str, Dict[str, float]]:
-    """init -> setting -> test mean, for the settings each initialisation has results on."""
-    found: Dict[str, Dict[str, float]] = {}
+def complete(out: Path, study: dict, setting: downstream.Setting, name: str) -> Optional[Dict]:
+    """An initialisation's results on a setting once all the protocol's seeds have run (the grid's
+    and the rest at the chosen rate), else None: a mean of fewer seeds is not set beside one of more."""
+    found = downstream.collect(out, setting, name)
+    return found if found and len(found["test"]) >= study["seeds"] else None
+
+
+def unfinished(out: Path, study: dict) -> List[str]:
+    """`init on setting (n of N seeds)` for every measured initialisation whose seeds have not all run."""
+    left = []
     for m in measured(study):
         for setting in suite_settings(study):
-            if setting.name in m.settings and (r := downstream.collect(out, setting, m.init.name)) and r["test"]:
-                found.setdefault(m.init.name, {})[setting.name] = statistics.fmean(r["test"])
-    return found
+            if setting.name in m.settings and not complete(out, study, setting, m.init.name):
+                found = downstream.collect(out, setting, m.init.name)
+                have = len(found["test"]) if found else 0
+                left.append(f"{m.title} on {setting.name} ({have} of {study['seeds']} seeds)")
+    return left
+
+
+def suite_difference(out: Path, study: dict, a: str, b: str,
+                     settings: Sequence[downstream.Setting]) -> Optional[Tuple[float, float, List[int], List[str]]]:
+    """`a` less `b` on the mean of the settings both have complete, seed by seed (a seed's suite
+    mean over the same settings for both): the mean difference, the half-width of its 95%
+    interval over the seeds both have on every one of those settings, the seeds and the settings."""
+    pairs = {s.name: (ra, rb) for s in settings
+             if (ra := complete(out, study, s, a)) and (rb := complete(out, study, s, b))}
+    if not pairs:
+        return None
+    seeds = sorted(set.intersection(*(set(downstream.by_seed(ra)) & set(downstream.by_seed(rb))
+                                      for ra, rb in pairs.values())))
+    if not seeds:
+        return None
+    per_seed = [statistics.fmean(downstream.by_seed(ra)[k] - downstream.by_seed(rb)[k] for ra, rb in pairs.values())
+                for k in seeds]
+    mean, half = downstream.interval(per_seed)
+    return mean, half, seeds, sorted(pairs)
 
 
 def reading(out: Path, study: dict) -> List[str]:
-    """The goal's questions answered from the figures: continued against start on the suite mean
-    (settings both have), every initialisation against the floors, each task-adaptive model
-    against start on its own task."""
-    means = suite_means(out, study)
+    """The goal's questions answered from the figures, each difference with its 95% interval over
+    the seeds (paired: a seed's runs differ by the encoder alone), over the runs that are complete:
+    continued against start on the suite mean, each task-adaptive model against start on its own
+    task (the goal: +1 point), then setting by setting; what has not run is named."""
     lines = []
-    start = means.get("start", {})
-    if "continued" in means:
-        shared = sorted(set(start) & set(means["continued"]))
-        if shared:
-            a = statistics.fmean(means["continued"][s] for s in shared)
-            b = statistics.fmean(start[s] for s in shared)
-            lines.append(f"- Continued against start, test mean over {len(shared)} setting(s) both have: "
-                         f"{100 * a:.1f} against {100 * b:.1f} ({100 * (a - b):+.1f} points): "
-                         + ("level or ahead, as the goal asks." if a >= b else "**behind**, against the goal."))
+    settings = suite_settings(study)
+    found = suite_difference(out, study, "continued", "start", settings)
+    if found:
+        mean, half, seeds, names = found
+        verdict = ("**behind** beyond the spread: against the goal." if mean + half < 0 else
+                   "ahead beyond the spread: the goal is met." if mean - half > 0 else
+                   "level within the spread: not measurably behind, so the goal (at least level) is met as far as "
+                   f"{len(seeds)} seeds can tell, and no gain is shown.")
+        lines.append(f"- Continued against start, test suite mean over the {len(names)} setting(s) both have complete: "
+                     f"{downstream.difference_text((mean, half, seeds))}; {verdict}")
+    else:
+        lines.append("- Continued against start on the suite mean: not measured yet (no setting complete for both).")
     for m in measured(study):
         if not m.init.name.startswith("tapt-"):
             continue
-        mine = means.get(m.init.name, {})
-        shared = sorted(set(start) & set(mine))
-        if shared:
-            gains = [mine[s] - start[s] for s in shared]
-            lines.append(f"- {m.title} against start on its own task: "
-                         + ", ".join(f"{s} {100 * g:+.1f}" for s, g in zip(shared, gains))
-                         + (" points: at least 1 point ahead on each, as the goal asks." if min(gains) >= 0.01
-                            else " points: **not** 1 point ahead everywhere, against the goal."))
+        own = [s for s in settings if s.name in m.settings]
+        if not own:
+            continue
+        parts, found = [], []
+        for setting in own:
+            ra, rb = complete(out, study, setting, m.init.name), complete(out, study, setting, "start")
+            d = downstream.paired_difference(ra, rb) if ra and rb else None
+            parts.append(f"{setting.name} " + (downstream.difference_text(d) if d else "not measured yet"))
+            found.append(d)
+        if any(d is None for d in found):
+            verdict = "not measured on every setting yet."
+        elif all(d[0] >= 0.01 and d[0] - d[1] > 0 for d in found):
+            verdict = "met: at least +1 point, and ahead beyond the spread."
+        elif all(d[0] >= 0.01 for d in found):
+            verdict = "+1 point by the mean, but the seeds do not tell it from no gain: **not shown**."
+        else:
+            verdict = "**not met**."
+        lines.append(f"- {m.title} against start on its own task (the goal: at least +1 point): "
+                     + "; ".join(parts) + f": {verdict}")
     lines += spread_lines(out, study) + probe_lines(out, study)
+    left = unfinished(out, study)
+    if left:
+        lines.append("- Not yet in these figures (seeds still to run): " + "; ".join(left) + ".")
     edges = grid_edges(out, study)
     if edges:
         lines.append("- Chosen at the edge of its grid (a rate past it might have done better; the protocol does not "
                      "look further): " + "; ".join(edges) + ".")
-    return lines or ["- No setting has results for the models to compare yet."]
+    return lines
 
 
 def spread_lines(out: Path, study: dict) -> List[str]:
-    """Continued against start per setting, each difference set against the seeds' spread: beyond
-    it where the means differ by more than twice the larger standard deviation of the two."""
+    """Continued against start setting by setting, each difference with its 95% interval over the
+    seeds both have (paired)."""
     parts, beyond = [], 0
     for setting in suite_settings(study):
-        a, b = (downstream.collect(out, setting, name) for name in ("continued", "start"))
-        if not (a and b and len(a["test"]) > 1 and len(b["test"]) > 1):
+        a, b = (complete(out, study, setting, name) for name in ("continued", "start"))
+        d = downstream.paired_difference(a, b) if a and b else None
+        if d is None:
             continue
-        diff, spread = downstream.difference_and_spread(a["test"], b["test"])
-        clear = abs(diff) > spread
-        beyond += clear
-        parts.append(f"{setting.name} {100 * diff:+.1f} ({'beyond' if clear else 'within'})")
+        beyond += abs(d[0]) > d[1]
+        parts.append(f"{setting.name} {downstream.difference_text(d)}")
     if not parts:
         return []
-    return [f"- Continued against start setting by setting, test difference beyond or within twice the larger "
-            f"standard deviation over seeds: {', '.join(parts)}; {beyond} of {len(parts)} beyond."]
+    return [f"- Continued against start setting by setting, test difference with its 95% interval over the seeds "
+            f"both have: {'; '.join(parts)}; {beyond} of {len(parts)} beyond the spread."]
 
 
 def probe_gaps(out: Path, study: dict) -> Dict[str, Tuple[float, int]]:
@@ -448,20 +491,15 @@ def probe_gaps(out: Path, study: dict) -> Dict[str, Tuple[float, int]]:
 
 
 def probe_lines(out: Path, study: dict) -> List[str]:
-    """What the frozen vectors say about the fine-tuned differences: the probe gaps, and where few
-    labels lose and many gain, the reading that follows from it."""
+    """The linear probes' gaps, continued less start, with few labels and with the full sets."""
     gaps = probe_gaps(out, study)
     if not gaps:
         return []
     said = "; ".join(f"{100 * gap:+.1f} points over {n} setting(s) "
                      f"{'with few labels' if what == 'few' else 'with the full training sets'}"
                      for what, (gap, n) in gaps.items())
-    line = f"- The frozen vectors (linear probe below, continued minus start): {said}."
-    if "few" in gaps and "full" in gaps and gaps["few"][0] < 0 <= gaps["full"][0]:
-        line += (f" The start model's mean-pooled vectors were tuned for sentence similarity ({study['start']['name']}"
-                 "'s own training); continuing it with the masked-LM and the other tasks moves them away from what "
-                 "a few labels rely on, while adding what a classifier finds once labels are many.")
-    return [line]
+    return [f"- The frozen vectors (linear probe below, continued minus start; one fit on one training sample "
+            f"each, no spread over seeds): {said}."]
 
 
 def grid_edges(out: Path, study: dict) -> List[str]:

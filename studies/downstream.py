@@ -220,8 +220,60 @@ def collect(out: Path, setting: Setting, init: str) -> Optional[Dict]:
     for more in sorted((base / _lr_name(best)).glob("more*/metrics.json"), key=lambda p: _first_seed(p.parent)):
         seeds += json.loads(more.read_text(encoding="utf-8"))["seeds"]
     return {"lr": best, "grid": {lr: _dev_mean(r, setting.metric) for lr, r in grid.items()},
+            "seeds": [s.get("seed", k + 1) for k, s in enumerate(seeds)],  # (in seed order, the protocol's)
             "dev": [s["dev"][setting.metric] for s in seeds],
             "test": [s["test"][setting.metric] for s in seeds if "test" in s]}
+
+
+def by_seed(result: Dict, key: str = "test") -> Dict[int, float]:
+    """seed -> score of a `collect` result (`key`: test or dev)."""
+    return dict(zip(result["seeds"], result[key])) if len(result[key]) == len(result["seeds"]) else {}
+
+
+def interval(values: Sequence[float]) -> Tuple[float, float]:
+    """The mean of `values` and the half-width of its 95% interval (Student's t over them;
+    infinite with one value: nothing is told apart from one seed)."""
+    from scipy.stats import t
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, float("inf")
+    return mean, float(t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / len(values) ** 0.5
+
+
+def paired_difference(a: Dict, b: Dict, key: str = "test") -> Optional[Tuple[float, float, List[int]]]:
+    """a's score less b's over the seeds both have (a seed is the same batch order, dropout and
+    head initialisation for every initialisation, so its two runs differ by the encoder alone):
+    the mean difference, the half-width of its 95% interval over those seeds, and the seeds;
+    None where they share none. Two initialisations are told apart where the interval leaves 0
+    out."""
+    sa, sb = by_seed(a, key), by_seed(b, key)
+    shared = sorted(set(sa) & set(sb))
+    if not shared:
+        return None
+    mean, half = interval([sa[s] - sb[s] for s in shared])
+    return mean, half, shared
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """[1, 2, 3, 5] -> 'seeds 1-3, 5'."""
+    runs: List[List[int]] = []
+    for s in seeds:
+        if runs and s == runs[-1][-1] + 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(
+        f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
+def difference_text(found: Optional[Tuple[float, float, List[int]]]) -> str:
+    """`+1.2 ± 0.8 points (seeds 1-3): beyond the spread`, or within it."""
+    if found is None:
+        return "no seed in common"
+    mean, half, seeds = found
+    spread = "" if half == float("inf") else f" ± {100 * half:.1f}"
+    return (f"{100 * mean:+.1f}{spread} points ({seeds_text(seeds)}): "
+            + ("beyond the spread" if abs(mean) > half else "within the spread"))
 
 
 def mean_sd(values: Sequence[float], signed: bool = False) -> str:
@@ -244,12 +296,6 @@ def floor(out: Path, setting: Setting) -> Dict:
                          out / setting.name / "floor.json")
     except DataError as err:
         return {"error": str(err)}
-
-
-def difference_and_spread(ta: Sequence[float], tb: Sequence[float]) -> Tuple[float, float]:
-    """Two initialisations' difference of mean test scores, and what it is set against: twice the
-    larger of their standard deviations over seeds (told apart only beyond it)."""
-    return statistics.fmean(ta) - statistics.fmean(tb), 2 * max(statistics.stdev(ta), statistics.stdev(tb))
 
 
 def results(out: Path, settings: Iterable[Setting], inits: Sequence[str]) -> Iterable[Tuple[Setting, Dict[str, Dict], Dict]]:
@@ -286,16 +332,25 @@ def comparison_table(out: Path, settings: Iterable[Setting], inits: Sequence[str
 
 
 def floor_findings(out: Path, settings: Iterable[Setting], inits: Sequence[str], titles: Dict[str, str]) -> List[str]:
-    """A sentence for each initialisation whose mean test score does not beat its task's floor."""
+    """A sentence for each initialisation that does not beat its task's floor: its mean test
+    score below the floor's, or above it by no more than the 95% interval of the mean over its
+    seeds (the floor is one deterministic fit: its score has no spread of its own)."""
     lines = []
     for setting, found, bar in results(out, settings, inits):
         test = bar.get("test", {}).get(setting.metric)
         for init in inits:
             scores = found[init]["test"]
-            if test is not None and scores and statistics.fmean(scores) <= test:
-                lines.append(f"- **{setting.title}**, {titles[init]}: test {setting.metric} "
-                             f"{100 * statistics.fmean(scores):.1f} does not beat its floor's, {100 * test:.1f} "
-                             f"({bar['description']}): not yet useful on this task.")
+            if test is None or not scores:
+                continue
+            mean, half = interval(scores)
+            spread = "" if half == float("inf") else f" ± {100 * half:.1f}"
+            shown = (f"- **{setting.title}**, {titles[init]}: test {setting.metric} {100 * mean:.1f}{spread} "
+                     f"(95% interval over {len(scores)} seed(s)) against its floor's {100 * test:.1f} "
+                     f"({bar['description']})")
+            if mean <= test:
+                lines.append(f"{shown}: does not beat it, not yet useful on this task.")
+            elif mean - half <= test:
+                lines.append(f"{shown}: not beyond it by more than the seeds' spread.")
     return lines
 
 

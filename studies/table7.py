@@ -322,22 +322,22 @@ def ordering(variant: Variant) -> List[str]:
 
 
 def order_reasons(variant: Variant) -> List[str]:
-    """What the measurements say of the paper's order: each step of it per task set against the
-    spread over seeds (a difference within twice the larger standard deviation does not tell the
-    two apart), and what each strategy's pre-training left of its tasks (held-out forgetting,
-    knowledge masking against the unigram entropy)."""
+    """What the measurements say of the paper's order: each step of it per task, the difference
+    with its 95% interval over the seeds both strategies have (paired: a seed's runs differ by the
+    encoder alone; an interval holding 0 does not tell the two apart), and what each strategy's
+    pre-training left of its tasks (held-out forgetting, knowledge masking against the unigram
+    entropy)."""
     lines = []
     for setting, found, _ in downstream.results(variant.output / "finetune", variant.settings, INITS):
         steps = []
         for a, b in zip(PAPER_ORDER, PAPER_ORDER[1:]):
-            if min(len(found[a]["test"]), len(found[b]["test"])) > 1:
-                diff, spread = downstream.difference_and_spread(found[a]["test"], found[b]["test"])
-                steps.append(f"{TITLES[a]} − {TITLES[b]} {100 * diff:+.1f} ({'beyond' if abs(diff) > spread else 'within'}"
-                             f" {100 * spread:.1f})")
+            d = downstream.paired_difference(found[a], found[b])
+            if d is not None and len(d[2]) > 1:
+                steps.append(f"{TITLES[a]} − {TITLES[b]} {downstream.difference_text(d)}")
         if steps:
             lines.append(f"- {setting.title}: " + "; ".join(steps) + ".")
-    head = "Each step of the paper's order per task, test difference in points against twice the larger " \
-           "standard deviation over seeds (within it, the seeds do not tell the two apart)"
+    head = "Each step of the paper's order per task, test difference in points with its 95% interval over " \
+           "the seeds both have (within the spread, the seeds do not tell the two apart)"
     lines = [f"{head}:", "", *lines] if lines else [f"{head}: waits for two seeds or more of each strategy."]
     forgot = forgetting(variant)
     if forgot:

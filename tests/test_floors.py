@@ -171,7 +171,8 @@ def test_downstream_report_has_a_floor_row_and_says_when_it_is_not_beaten(tmp_pa
     assert (out / "toy" / "floor.json").is_file()
     findings = downstream.floor_findings(out, [setting], downstream.INITS, downstream.TITLES)
     assert [f.split("**, ")[1].split(":")[0] for f in findings] == ["pre-trained", "random initialisation"]
-    assert all("does not beat its floor's, 100.0" in f and f.endswith("not yet useful on this task.") for f in findings)
+    assert all("against its floor's 100.0" in f and f.endswith("does not beat it, not yet useful on this task.")
+               for f in findings)
     assert downstream.report(out, [setting]).splitlines() == [*table, "", *findings]
     (out / "toy" / "floor.json").unlink()
     for name in ("train.tsv", "dev.tsv", "test.tsv"):
