@@ -81,8 +81,12 @@ def load_recorded_modules(manifest: dict) -> None:
     """Imports the task modules the manifest's data config names (`task_modules`), the files
     among them found by `recorded_path`: before its shards are read, whose task table names each
     module as the config gave it."""
-    tasks.load_modules(str(recorded_path(manifest, m)) if m.endswith(".py") else m
-                       for m in manifest.get("config", {}).get("task_modules", []))
+    try:
+        tasks.load_modules(str(recorded_path(manifest, m)) if m.endswith(".py") else m
+                           for m in manifest.get("config", {}).get("task_modules", []))
+    except tasks.TaskError as err:
+        raise tasks.TaskError(f"the shards' manifest names a task module that cannot be loaded (a relative path is "
+                              f"found from here or from {manifest.get('made_in', 'where make ran')}): {err}") from None
 
 
 def heldout_shards(manifest: dict) -> List[dict]:

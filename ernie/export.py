@@ -149,13 +149,14 @@ def export(model_dir, fmt: str, output) -> Path:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     check_output_is_not_input(output, model_dir)
     _, params, vocab = load_model_dir(model_dir)  # a clear error for a broken model before anything is written
-    if vocab is None:  # the export's consumer could not read text
-        raise CheckpointError(f"{model_dir} has no {VOCAB_FILE_NAME}: an export reads text with it (a pre-training "
-                              f"checkpoint's folder has none: export the run's model/ directory)")
-    heads = [name for name, (weight, _) in HEAD_PARAMS.items() if weight in params]
-    if heads and read_description(model_dir) is None:  # it would be exported as the encoder alone
-        raise CheckpointError(f"{model_dir} holds a fine-tuned {heads[0]} head ({HEAD_PARAMS[heads[0]][0]}) but no "
-                              f"{FINETUNE_FILE}, which says what it predicts: the export would drop the head")
+    if fmt not in ("hf", "paddlenlp"):  # (the libraries' directories keep a head and go without a vocabulary)
+        if vocab is None:  # predict and the hub module read text with it
+            raise CheckpointError(f"{model_dir} has no {VOCAB_FILE_NAME}: a {fmt} export reads text with it (a "
+                                  f"pre-training checkpoint's folder has none: export the run's model/ directory)")
+        heads = [name for name, (weight, _) in HEAD_PARAMS.items() if weight in params]
+        if heads and read_description(model_dir) is None:  # it would be exported as the encoder alone
+            raise CheckpointError(f"{model_dir} holds a fine-tuned {heads[0]} head ({HEAD_PARAMS[heads[0]][0]}) but "
+                                  f"no {FINETUNE_FILE}, which says what it predicts: a {fmt} export would drop the head")
     if fmt in ("hf", "paddlenlp"):
         export_library_dir(model_dir, output, fmt)
         return output

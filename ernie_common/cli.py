@@ -14,7 +14,9 @@ def positive_int(text: str) -> int:
     return value
 
 
-MAX_SEED = 2**31 - 1  # what every seeded generator takes (Paddle's, numpy's), with room for per-step seeds
+# the largest seed: a step's seed (seed x 1,000,003 + step + rank x 1,000,000,007: propeller's
+# step_seed) stays well inside the 64-bit seeds Paddle takes
+MAX_SEED = 2**32 - 1
 
 
 def random_seed(text: str) -> int:
@@ -68,6 +70,6 @@ def input_file(text: str) -> str:
     from pathlib import Path
     if Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory, where a file is read")
-    if not Path(text).is_file():
+    if not Path(text).exists():  # (a pipe, /dev/stdin, is read as a file is)
         raise argparse.ArgumentTypeError(f"{text}: file not found")
     return text

@@ -237,7 +237,9 @@ def load_module(path_or_name: str) -> None:
             raise TaskError(f"task module {path_or_name} not found")
         name = f"ernie_user_task_{path.stem}"
         _FILE_OF[name] = path_or_name
-        if str(path.parent) not in sys.path:  # its helper modules beside it import, as a script's do
+        # its helper modules beside it import by their names, for the whole process (after what is
+        # installed: a helper named as an installed module, or as another task folder's, is not its own)
+        if str(path.parent) not in sys.path:
             sys.path.append(str(path.parent))
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
@@ -259,19 +261,29 @@ def load_module(path_or_name: str) -> None:
 def task_sources(task: type) -> List[Path]:
     """The source files a task's behaviour comes from: its module's file, then those of the modules
     from its module's folder or below that it uses (by what its globals hold, and theirs in turn:
-    its helpers, whatever else is loaded), which the shards' fingerprint and `task_code` hash, so
-    that editing a helper makes the shards again."""
+    its helpers), which the shards' fingerprint and `task_code` hash, so that editing a helper
+    makes the shards again. Installed packages (a virtual environment in the task's folder) and
+    the framework's own packages (a task module at the repository's root) are not the task's."""
     module = sys.modules[task.__module__]
     own = Path(module.__file__).resolve()
+    installed = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    root = Path(__file__).resolve().parents[1]
+    others = {p.name for p in root.iterdir() if (p / "__init__.py").is_file()} - {task.__module__.split(".")[0]}
+
+    def is_own(used) -> bool:
+        file = getattr(used, "__file__", None)
+        if not (file and file.endswith(".py") and used.__name__.split(".")[0] not in others):
+            return False
+        path = Path(file).resolve()
+        return path.is_relative_to(own.parent) and not any(path.is_relative_to(p) for p in installed)
+
     found, todo = {own}, [module]
     while todo:
         for value in list(vars(todo.pop()).values()):
             used = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", None) or "")
-            file = getattr(used, "__file__", None)
-            if file and file.endswith(".py") and Path(file).resolve().is_relative_to(own.parent):
-                if Path(file).resolve() not in found:
-                    found.add(Path(file).resolve())
-                    todo.append(used)
+            if used is not None and is_own(used) and Path(used.__file__).resolve() not in found:
+                found.add(Path(used.__file__).resolve())
+                todo.append(used)
     return [own, *sorted(found - {own})]
 
 

@@ -137,20 +137,21 @@ class LogHook(Hook):
             self.tokens, self.skipped = self._resumed_window["tokens"], self._resumed_window["skipped"]
 
     def state(self) -> dict:
-        """The window not logged yet: its metrics' sums, tokens and skipped steps (its time is not
-        kept: a resumed window's tokens_per_s is over its own seconds)."""
+        """The window not logged yet: its metrics' sums, tokens and skipped steps (not its time: a
+        resumed window's tokens_per_s is over the tokens and seconds since the resume)."""
         return {"sums": {name: [float(total), float(weight)] for name, (total, weight) in self.sums.items()},
                 "tokens": int(self.tokens), "skipped": int(self.skipped)}
 
     def _reset(self):
         self.sums: Dict[str, List[float]] = defaultdict(lambda: [0.0, 0.0])
-        self.tokens, self.skipped, self.started = 0, 0, time.perf_counter()
+        self.tokens, self.skipped, self.started, self.timed_tokens = 0, 0, time.perf_counter(), 0
 
     def after_step(self, learner, step, metrics, info):
         for name, (total, weight) in metrics.items():
             self.sums[name][0] += total
             self.sums[name][1] += weight
         self.tokens += info.get("tokens", 0)
+        self.timed_tokens += info.get("tokens", 0)  # (the tokens of this process's seconds)
         self.skipped += info.get(SKIPPED, 0)
         if step % self.every and step != self.total:
             return
@@ -160,7 +161,7 @@ class LogHook(Hook):
             record["skipped_steps"] = self.skipped
         if self.tokens:
             record["tokens"] = self.tokens
-        record["tokens_per_s"] = round(self.tokens / max(time.perf_counter() - self.started, 1e-9), 1)
+        record["tokens_per_s"] = round(self.timed_tokens / max(time.perf_counter() - self.started, 1e-9), 1)
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         for sink in self.sinks:

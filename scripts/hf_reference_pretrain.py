@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import transformers
 
-from data_gen.shards import recorded_path
+from data_gen.shards import read_manifest, recorded_path
 from ernie.formats.checkpoint import save_model_dir
 from ernie.formats.hf_format import config_to_hf, params_from_hf
 from ernie.model.config import ErnieConfig
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(config.seed)
-    manifest = json.loads((Path(config.data) / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(Path(config.data) / "manifest.json")
     vocab_file = recorded_path(manifest, manifest["vocab"]["path"])
     vocab = load_vocab(vocab_file)
     model_config = ErnieConfig.from_file(config.model, vocab_size=len(vocab))

@@ -22,7 +22,7 @@ def _pretrain_config(tmp_path, **values):
 
 
 @pytest.mark.parametrize("values,says", [
-    ({"seed": -1}, "seed must be a whole number from 0 to 2147483647, got -1"),
+    ({"seed": -1}, "seed must be a whole number from 0 to 4294967295, got -1"),
     ({"optimization": {"warmup_steps": 0}}, "warmup_steps must be at least 1 .noam's decay is set by its warm-up"),
     ({"optimization": {"warmup_steps": -5, "lr_schedule": "linear"}}, "warmup_steps must be at least 0"),
     ({"optimization": {"epsilon": 0.0}}, "epsilon must be positive, got 0.0"),
@@ -78,7 +78,7 @@ def test_data_gen_arguments_that_raised_tracebacks_are_one_line_errors(tmp_path,
 def test_a_negative_seed_is_refused_by_the_fine_tuning_command_lines(tmp_path, capsys):
     with pytest.raises(SystemExit):
         finetune_main(["--task", "SST-2", "--data", str(tmp_path), "--output", str(tmp_path / "o"), "--first-seed", "-3"])
-    assert "argument --first-seed: a seed is a whole number from 0 to 2147483647, got -3" in capsys.readouterr().err
+    assert "argument --first-seed: a seed is a whole number from 0 to 4294967295, got -3" in capsys.readouterr().err
 
 
 def test_inputs_and_options_that_were_ignored_or_raised_are_refused(tmp_path, capsys):
@@ -89,10 +89,11 @@ def test_inputs_and_options_that_were_ignored_or_raised_are_refused(tmp_path, ca
     with pytest.raises(SystemExit):
         encode_main(["--model", str(tmp_path), "--input", str(tmp_path), "--output", str(tmp_path / "o")])
     assert f"argument --input: {tmp_path} is a directory, where a file is read" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        finetune_main(["--task", "SST-2", "--data", str(tmp_path), "--output", str(tmp_path / "o"),
-                       "--init-model", str(tmp_path), "--vocab", str(tmp_path / "vocab.txt")])
-    assert "--vocab and --model-config are for random initialisation" in capsys.readouterr().err
+    from ernie.finetune.probe import main as probe_main
+    for main in (finetune_main, probe_main):
+        assert main(["--task", "SST-2", "--data", str(tmp_path), "--output", str(tmp_path / "o.json"),
+                     "--init-model", str(tmp_path), "--vocab", str(tmp_path / "vocab.txt")]) == 2
+        assert "error: --vocab and --model-config are for random initialisation" in capsys.readouterr().err
     _pretrain_config(tmp_path, schedule={"strategy": "continual", "stages": [["knowledge_masking"]],
                                          "iterations_per_task": {"knowledge_masking": -3}})
     with pytest.raises(ScheduleError, match=r"every task needs a positive iteration count, not \{'knowledge_masking': -3\}"):

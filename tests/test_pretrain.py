@@ -282,12 +282,17 @@ def test_a_new_run_into_an_earlier_runs_output_is_refused_unless_told(pretrain_s
     """Started without --resume over an earlier run, a run pruned its own checkpoint among the
     old run's (its `latest` named a deleted folder) and left the old model and summary beside
     its own log."""
-    assert _pretrain(pretrain_setup, tmp_path / "run", "--max-steps", "12").returncode == 0
+    (tmp_path / "run" / "checkpoints" / ".step-00000005.otherhost-1.x.tmp").mkdir(parents=True)  # a first one cut off
+    first = _pretrain(pretrain_setup, tmp_path / "run", "--max-steps", "13")  # log lines every 4 steps
+    assert first.returncode == 0 and "stopped after step 13 of " in first.stdout
+    assert ", the steps since the last log record: knowledge_masking/loss " in first.stdout
+    both = _pretrain(pretrain_setup, tmp_path / "run", "--resume", "--overwrite")
+    assert both.returncode == 2 and "--resume continues the run in the output, --overwrite removes it" in both.stderr
     again = _pretrain(pretrain_setup, tmp_path / "run", "--max-steps", "6")
     assert again.returncode == 2 and again.stderr == (
         f"error: {tmp_path / 'run'} holds another run (checkpoints/): --resume continues it, --overwrite starts "
         f"afresh and removes it (run_pretrain.sh: RESUME=1, OVERWRITE=1), or choose another output\n")
-    assert (tmp_path / "run" / "checkpoints" / "step-00000012").is_dir()  # left as it was
+    assert (tmp_path / "run" / "checkpoints" / "step-00000013").is_dir()  # left as it was
     fresh = _pretrain(pretrain_setup, tmp_path / "run", "--max-steps", "6", "--overwrite")
     assert fresh.returncode == 0, fresh.stderr
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["latest", "step-00000005",

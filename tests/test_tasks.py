@@ -566,3 +566,18 @@ def test_a_task_modules_helpers_are_found_beside_it_and_enter_the_fingerprint(cu
                           capture_output=True, text=True, cwd=tmp_path / "elsewhere")
     assert done.returncode == 0, done.stderr
     assert manifest["made_in"] == str(made_in) and "helped_62" in done.stdout
+
+
+def test_a_task_modules_sources_leave_out_what_is_installed_beside_it(tmp_path, monkeypatch):
+    """A virtual environment in the task's folder (the README's `.venv` layout) put numpy, and with
+    Paddle 1,284 files, into the shards' fingerprint: a pip upgrade made the shards again."""
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "venv" / "installed_63.py").write_text("VALUE = 1\n")
+    (tmp_path / "helper_63.py").write_text("VALUE = 2\n")
+    (tmp_path / "sourced.py").write_text(
+        "import os, sys\nsys.path.append(os.path.join(os.path.dirname(__file__), 'venv'))\n"
+        "import installed_63, helper_63\n" + _HELPED_TASK.replace("from digit_rule_62 import label_of\n", "")
+        .replace('"helped_62", 62', '"sourced_63", 63').replace("label_of(segment)", "helper_63.VALUE % 2"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
+    registry.load_module(str(tmp_path / "sourced.py"))
+    assert [p.name for p in registry.task_sources(registry.get("sourced_63"))] == ["sourced.py", "helper_63.py"]

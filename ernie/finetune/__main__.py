@@ -35,7 +35,7 @@ from ernie.finetune.tasks import get_task
 from ernie.finetune.trainer import DEFAULT_MODEL_CONFIG, FinetuneJob, check_fits_model, describe_labels, load_encoder, read_data, resolve_amp, resolve_casing
 from ernie.formats.checkpoint import CheckpointError
 from ernie.model.config import ConfigError, ErnieConfig
-from ernie_common.cli import output_dir, positive_int, random_seed
+from ernie_common.cli import MAX_SEED, output_dir, positive_int, random_seed
 from ernie_common.fileio import atomic_write_text
 from ernie_common.tokenization import VocabError
 from propeller.device import DeviceError, process_place
@@ -106,9 +106,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.checkpoint_minutes < 0:
         parser.error(f"--checkpoint-minutes must be at least 0, got {args.checkpoint_minutes}")
-    if args.init_model and (args.vocab or args.model_config != str(DEFAULT_MODEL_CONFIG)):
-        parser.error("--vocab and --model-config are for random initialisation; the --init-model directory has "
-                     "its own vocabulary and config")
+    if args.first_seed + args.seeds - 1 > MAX_SEED:
+        parser.error(f"--first-seed {args.first_seed} and --seeds {args.seeds} run seeds past {MAX_SEED}")
     try:
         process_place()  # a device the launcher names but this process cannot use: said before the data is read
         task = get_task(args.task)

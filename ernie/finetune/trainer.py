@@ -59,6 +59,9 @@ def load_encoder(init_model: Optional[str], vocab: Optional[str] = None,
     `init_model`, or without one the architecture of `model_config` from random initialisation
     (parameters None) on the vocabulary `vocab`."""
     if init_model:
+        if vocab or str(model_config) != str(DEFAULT_MODEL_CONFIG):  # they were ignored without a word
+            raise CheckpointError("--vocab and --model-config are for random initialisation; the --init-model "
+                                  "directory has its own vocabulary and config")
         config, params, vocab_file = load_model_dir(init_model)
         if vocab_file is None:
             raise CheckpointError(f"{init_model} has no vocab.txt")

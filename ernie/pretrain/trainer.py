@@ -385,20 +385,25 @@ class Trainer:
         return ckpt_dir / name
 
     # what a run writes in its output directory, which an earlier run there leaves behind
-    RUN_FILES = ("checkpoints", "model", "summary.json", "log.jsonl", "visualdl", "loss_curves.png")
+    RUN_FILES = ("checkpoints", "model", "models", "summary.json", "log.jsonl", "visualdl", "loss_curves.png")
 
     def _clear_earlier_run(self, overwrite: bool) -> None:
         """Without `overwrite`, stops where the output holds another run's checkpoints or model
         (a new run beside them pruned its own checkpoints among the old one's, and left the old
         model and summary beside its own log); with it, removes them. Every rank asks, so all
         stop alike; the writer removes."""
-        found = [name for name in ("checkpoints", "model") if (self.out / name).exists()]
+        # a checkpoints/ of temporaries alone (a kill while the first one was written) is no run
+        checkpoints = self.out / "checkpoints"
+        found = (["checkpoints"] if (checkpoints / "latest").is_file()
+                 or any(checkpoints.glob("step-*/trainer_state.json")) else []) + \
+                [name for name in ("model", "models") if (self.out / name).exists()]
         if not found:
             return
         if not overwrite:
-            raise PretrainError(f"{self.out} holds another run ({' and '.join(f'{n}/' for n in found)}): --resume "
-                                f"continues it, --overwrite starts afresh and removes it (run_pretrain.sh: RESUME=1, "
-                                f"OVERWRITE=1), or choose another output")
+            resumable = "--resume continues it, " if "checkpoints" in found else ""
+            raise PretrainError(f"{self.out} holds another run ({' and '.join(f'{n}/' for n in found)}): {resumable}"
+                                f"--overwrite starts afresh and removes it (run_pretrain.sh: "
+                                f"{'RESUME=1, ' if resumable else ''}OVERWRITE=1), or choose another output")
         if self.is_writer:
             for name in self.RUN_FILES:
                 path = self.out / name
@@ -651,8 +656,12 @@ class Trainer:
                   f"skipped_steps)", file=sys.stderr)
         if end < len(steps):
             if self.is_writer:
-                print(f"stopped after step {end} of {len(steps)} (--max-steps): --resume continues from "
-                      f"{self.out / 'checkpoints'}")
+                window = {name: total / weight for name, (total, weight) in self._log_hook.state()["sums"].items()
+                          if weight and name.endswith("loss")}  # (log.jsonl's next record is the whole run's)
+                print(f"stopped after step {end} of {len(steps)} (--max-steps)"
+                      + (", the steps since the last log record: " + ", ".join(f"{k} {v:.4f}" for k, v in
+                                                                              sorted(window.items())) if window else "")
+                      + f"; --resume continues from {self.out / 'checkpoints'}")
             return None
         if not self.is_writer:
             return self.out / "model"
@@ -765,6 +774,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (dotted for a nested one: optimization.learning_rate=1e-3)")
     args = parser.parse_args(argv)
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run in the output, --overwrite removes it: give one")
     try:
         if args.print_schedule:
             from ernie.pretrain.schedule import describe, with_learned
