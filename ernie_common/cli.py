@@ -1,17 +1,23 @@
-"""What the command lines share: argparse types."""
+"""What the command lines share: argparse types, and how their messages say a set of numbers."""
 import argparse
+from typing import List, Sequence
+
+
+def _at_least(text: str, least: int, expected: str) -> int:
+    """`text` as a whole number of at least `least`, else an ArgumentTypeError saying `expected`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+    return value
 
 
 def positive_int(text: str) -> int:
     """An argparse type for counts such as `--batch-size`: 0 or a negative number is refused by
     argparse with the option's name (a negative batch size gave an empty answer, 0 a traceback)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    return _at_least(text, 1, "a positive integer")
 
 
 # the largest seed: a step's seed (seed x 1,000,003 + step + rank x 1,000,000,007: propeller's
@@ -33,13 +39,18 @@ def random_seed(text: str) -> int:
 
 def count(text: str) -> int:
     """An argparse type for a count that may be 0 (`--min-frequency`)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
+    return _at_least(text, 0, "0 or more")
+
+
+def number_ranges(numbers: Sequence[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
+    runs: List[List[int]] = []
+    for k in numbers:
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
 
 
 def output_file(text: str) -> str:

@@ -34,6 +34,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
+from ernie_common.cli import number_ranges
 from ernie_common.fileio import atomic_write_text
 from studies.jobs import ROOT, job_threads, run_all, run_python
 
@@ -256,14 +257,7 @@ def paired_difference(a: Dict, b: Dict, key: str = "test") -> Optional[Tuple[flo
 
 def seeds_text(seeds: Sequence[int]) -> str:
     """[1, 2, 3, 5] -> 'seeds 1-3, 5'."""
-    runs: List[List[int]] = []
-    for s in seeds:
-        if runs and s == runs[-1][-1] + 1:
-            runs[-1].append(s)
-        else:
-            runs.append([s])
-    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(
-        f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+    return ("seed " if len(seeds) == 1 else "seeds ") + number_ranges(seeds)
 
 
 def difference_text(found: Optional[Tuple[float, float, List[int]]]) -> str:

@@ -49,6 +49,7 @@ from data_gen.shards import (
 )
 from ernie.model.features import pad_batch
 from ernie_common import tasks as registry
+from ernie_common.cli import number_ranges
 from ernie_common.tasks import PLAIN_STREAM
 
 
@@ -243,7 +244,7 @@ class PretrainingData:
                 raise ValueError(
                     f"{task}'s examples are in the shards of {self.world_size - len(lacking)} of the {self.world_size} "
                     f"ranks only (rank r reads shards r, r + {self.world_size}, ... of the {self.n_shards}); ranks "
-                    f"{_ranges(lacking)} would never train it. Made in parts (`data_gen make --parts`), a task's "
+                    f"{number_ranges(lacking)} would never train it. Made in parts (`data_gen make --parts`), a task's "
                     f"own source is written by part 0 alone, into its `shards` shards: make them again with "
                     f"`shards` a multiple of {self.world_size}")
 
@@ -412,14 +413,3 @@ def batch_fill(shards: Path, batch_tokens: int, batches: int, length_pool: int, 
         real += int(feed["tokens"])
         padded += feed["src_ids"].shape[0] * feed["src_ids"].shape[1]
     return {"real": real / batches, "fill": real / padded, "seconds": time.perf_counter() - start}
-
-
-def _ranges(numbers: Sequence[int]) -> str:
-    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
-    runs: List[List[int]] = []
-    for k in numbers:
-        if runs and k == runs[-1][-1] + 1:
-            runs[-1].append(k)
-        else:
-            runs.append([k])
-    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
