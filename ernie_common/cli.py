@@ -1,5 +1,6 @@
 """What the command lines share: argparse types, and how their messages say a set of numbers."""
 import argparse
+from pathlib import Path
 from typing import List, Sequence
 
 
@@ -56,29 +57,27 @@ def number_ranges(numbers: Sequence[int]) -> str:
 def output_file(text: str) -> str:
     """An argparse type for a file a command writes: refused now, not after the work, where it
     is a directory or lies in what is not one."""
-    from pathlib import Path
-    path = Path(text)
-    if path.is_dir():
+    if Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory, where a file is written: name the file")
-    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
-        raise argparse.ArgumentTypeError(f"{text}: a folder of the path is a file")
-    return text
+    return _in_folders(text)
 
 
 def output_dir(text: str) -> str:
     """An argparse type for a directory a command writes into: refused where it is a file."""
-    from pathlib import Path
-    path = Path(text)
-    if path.exists() and not path.is_dir():
+    if Path(text).exists() and not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, where a directory is written: name a directory")
-    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+    return _in_folders(text)
+
+
+def _in_folders(text: str) -> str:
+    """`text`, where none of the folders of its path is a file (the write would fail after the work)."""
+    if any(parent.exists() and not parent.is_dir() for parent in Path(text).parents):
         raise argparse.ArgumentTypeError(f"{text}: a folder of the path is a file")
     return text
 
 
 def input_file(text: str) -> str:
     """An argparse type for a file a command reads: refused where it does not exist or is a directory."""
-    from pathlib import Path
     if Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory, where a file is read")
     if not Path(text).exists():  # (a pipe, /dev/stdin, is read as a file is)
