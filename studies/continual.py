@@ -35,7 +35,7 @@ from ernie.pretrain.log import heldout_losses, read_log
 from ernie.pretrain.schedule import schedule_from_config
 from ernie_common.fileio import atomic_write_text
 from studies import downstream
-from studies.jobs import ROOT, job_threads, model_saved, pretraining_finished, run_all, run_python, shards_made
+from studies.jobs import ROOT, job_threads, model_saved, pretrain_run, run_all, run_python, shards_made
 from studies.template import fill, precision_text, shown, write_report
 
 STUDY_FILE = ROOT / "configs" / "studies" / "continual.yaml"
@@ -112,16 +112,11 @@ def pretrain(study: dict, only: Sequence[str] = ()) -> None:
     for run in runs(study):
         if only and run.name not in only and run.name.removeprefix("tapt-") not in only:
             continue
-        finetuned = ROOT / study["output"] / "finetune"
-        if pretraining_finished(run.run_dir, run.model, finetuned.glob(f"*/{run.name}")):
-            continue
         if not shards_made(run.shards):
             run_python(["-m", "data_gen", "make", "--config", str(run.data_config), *_sets(run.data_set)],
                        log=run.logs / "data.log")
-        resume = ["--resume"] if (run.run_dir / "checkpoints" / "latest").is_file() else []
-        print(f"pre-training {run.name} (log: {run.logs / 'pretrain.log'})", flush=True)
-        run_python(["-m", "ernie.pretrain", "--config", str(run.pretrain_config), "--quiet", *resume,
-                    *_sets(run.pretrain_set)], log=run.logs / "pretrain.log")
+        pretrain_run(run.run_dir, ["--config", str(run.pretrain_config), *_sets(run.pretrain_set)],
+                     (ROOT / study["output"] / "finetune").glob(f"*/{run.name}"))
 
 
 def growth_check(study: dict, examples: int = 64) -> dict:

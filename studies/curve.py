@@ -29,7 +29,7 @@ import yaml
 
 from ernie.pretrain.log import FINAL_WINDOW, read_log
 from studies import downstream
-from studies.jobs import ROOT, job_threads, make_shards, model_saved, pretraining_finished, run_all, run_python, shards_of
+from studies.jobs import ROOT, job_threads, make_shards, model_saved, pretrain_run, run_all, run_python, shards_of
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "curve.yaml"
@@ -113,13 +113,9 @@ def pretrain(study: Study, parallel: int = 2) -> None:
         def go():
             # every model of the study fine-tunes at the end model's rates: the long run's records go with all
             names = ("end", "tokens-*", *(r.name for r in study.runs)) if run is study.long else (run.name,)
-            if pretraining_finished(run.output, run.output / "model",
-                                    [p for n in names for p in study.finetune_dir.glob(f"*/{n}")]):
-                return
-            resume = ["--resume"] if (run.output / "checkpoints" / "latest").is_file() else []
-            print(f"pre-training {run.name} (log: {run.output}.log)", flush=True)
-            run_python(["-m", "ernie.pretrain", "--config", str(run.config), "--output", str(run.output),
-                        "--set", f"data={run.shards}", "--quiet", *resume], log=Path(f"{run.output}.log"), threads=1)
+            pretrain_run(run.output, ["--config", str(run.config), "--output", str(run.output), "--set",
+                                      f"data={run.shards}"],
+                         [p for n in names for p in study.finetune_dir.glob(f"*/{n}")], threads=1)
         return go
 
     run_all([job(r) for r in (study.long, *study.runs)], "pre-training", parallel)

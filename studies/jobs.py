@@ -15,6 +15,8 @@ import yaml
 import ernie
 from data_gen.shards import every_shard
 from ernie.kernels.cpu_runtime import child_environment, math_threads, usable_cores
+from ernie.pretrain.log import read_log, trajectory
+from ernie_common.fileio import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,19 +51,33 @@ def model_saved(model: Path) -> bool:
     return (model / "params.safetensors").is_file()
 
 
+def pretrain_run(run_dir: Path, args: Sequence[str], dependents: Iterable[Path] = (),
+                 threads: Optional[int] = None) -> None:
+    """`python -m ernie.pretrain ARGS --quiet` for a study's run writing to `run_dir`, unless it has
+    finished on this machine (`pretraining_finished`): resumed where it stopped, its output to
+    RUN_DIR.log. `dependents`: the fine-tuning records of its model, which go where a run made
+    again makes another model (`settle_remade`)."""
+    if not pretraining_finished(run_dir, run_dir / "model", dependents):
+        resume = ["--resume"] if (run_dir / "checkpoints" / "latest").is_file() else []
+        print(f"pre-training {run_dir} (log: {run_dir}.log)", flush=True)
+        run_python(["-m", "ernie.pretrain", *args, "--quiet", *resume], log=Path(f"{run_dir}.log"), threads=threads)
+    settle_remade(run_dir)
+
+
 def pretraining_finished(run_dir: Path, model: Path, dependents: Iterable[Path] = ()) -> bool:
     """Whether a study's pre-training run has finished with its model on this machine.
 
     A study's records (summaries, logs, configs, fine-tuning metrics: the small files `.gitignore`
     lets into the repository under output/) outlive the machine; its models and checkpoints do
     not. A run whose records are the repository's, unchanged, with neither its model nor a
-    checkpoint here, came from another machine: it is made again from its first step, so its
-    records are removed (git keeps them), and with them `dependents` (the fine-tuning records of
-    the models it lost), since a model made again is another model and no table may mix the two.
-    Records that need no lost model (a released start model's, random initialisation's, floors)
-    stay. Records without model or checkpoint that are not the repository's (a run starting in
-    another process, before its first checkpoint; a model moved away) are an error, never
-    removed."""
+    checkpoint here, came from another machine: it is made again from its first step, its
+    records removed (git keeps them). Its `dependents` (the fine-tuning records of the model it
+    lost) stay until the run made again ends, and then go unless it made the same model
+    (`settle_remade`): no table may mix two models' scores, and a run is deterministic on one
+    kind of machine, so its hours of fine-tuning need not be lost with the machine. Records that
+    need no lost model (a released start model's, random initialisation's, floors) stay.
+    Records without model or checkpoint that are not the repository's (a run starting in another
+    process, before its first checkpoint; a model moved away) are an error, never removed."""
     if model_saved(model) or (run_dir / "checkpoints").is_dir() or not run_dir.exists():
         return (run_dir / "summary.json").is_file()
     if not any(p.is_file() for p in run_dir.rglob("*")):  # made, and stopped before it wrote anything
@@ -70,13 +86,48 @@ def pretraining_finished(run_dir: Path, model: Path, dependents: Iterable[Path] 
         raise SystemExit(f"{run_dir}: a run's records without its model ({model}) or a checkpoint, not the "
                          f"repository's: another process may be starting it (no checkpoint yet), or its model was "
                          f"moved; remove {run_dir} to pre-train it again")
-    gone = [p for p in dependents if p.exists()]
+    recorded = remade_record(run_dir)
+    if not recorded.is_file():  # else a run made again before, stopped: the first record is what counts
+        try:
+            made = trajectory(read_log(run_dir))
+        except ValueError:  # no log to compare with: the run made again cannot be shown to be the same
+            made = None
+        kept = sorted(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in dependents if p.exists())
+        atomic_write_text(recorded, json.dumps({"trajectory": made, "dependents": kept}, indent=1) + "\n")
+    waiting = len(json.loads(recorded.read_text(encoding="utf-8"))["dependents"])
     print(f"{run_dir}: the repository's records of a run made on another machine, without its model or a "
-          f"checkpoint; pre-training it again from its first step"
-          + (f", its models' {len(gone)} fine-tuning records removed" if gone else "") + " (git keeps them)", flush=True)
-    for path in (run_dir, *gone):
-        shutil.rmtree(path)
+          f"checkpoint; pre-training it again from its first step (git keeps the records)"
+          + (f"; its model's {waiting} fine-tuning records stay if it makes the same model" if waiting else ""),
+          flush=True)
+    shutil.rmtree(run_dir)
     return False
+
+
+def remade_record(run_dir: Path) -> Path:
+    """RUN_DIR.recorded.json: while a run from another machine is made again, the trajectory of
+    the recorded run (`ernie.pretrain.log.trajectory`) and the fine-tuning records made from its
+    model. Among a study's records, so that a machine lost in the middle leaves it to the next."""
+    return Path(f"{run_dir}.recorded.json")
+
+
+def settle_remade(run_dir: Path) -> None:
+    """Once a run made again (`pretraining_finished`) has finished: its model's fine-tuning records
+    stay if it went the recorded run's way to the last logged digit, and go otherwise (another
+    kind of machine, another Paddle, a changed recipe: another model)."""
+    recorded = remade_record(run_dir)
+    if not recorded.is_file() or not (run_dir / "summary.json").is_file():
+        return
+    record = json.loads(recorded.read_text(encoding="utf-8"))
+    dependents = [p for p in (ROOT / d for d in record["dependents"]) if p.exists()]
+    if record["trajectory"] is not None and trajectory(read_log(run_dir)) == record["trajectory"]:
+        print(f"{run_dir}: made again, every logged value equal to the recorded run's: the same model, its "
+              f"{len(dependents)} fine-tuning records stand", flush=True)
+    else:
+        for path in dependents:
+            shutil.rmtree(path)
+        print(f"{run_dir}: made again, its log unlike the recorded run's: another model, its "
+              f"{len(dependents)} fine-tuning records removed (git keeps them)", flush=True)
+    recorded.unlink()
 
 
 def _committed_unchanged(folder: Path) -> bool:

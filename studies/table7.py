@@ -25,7 +25,7 @@ import yaml
 from ernie.pretrain.log import FINAL_WINDOW, heldout_losses, read_log
 from ernie.pretrain.schedule import Schedule, load_schedule
 from studies import downstream
-from studies.jobs import ROOT, make_shards, model_saved, pretraining_finished, run_all, run_python
+from studies.jobs import ROOT, make_shards, model_saved, pretrain_run, run_all, run_python
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "table7.yaml"
@@ -80,13 +80,8 @@ def pretrain(variant: Variant, parallel: int = 2) -> None:
 
     def job(strategy: str):
         def run():
-            run_dir = variant.run_dir(strategy)
-            if pretraining_finished(run_dir, run_dir / "model", (variant.output / "finetune").glob(f"*/{strategy}")):
-                return
-            resume = ["--resume"] if (run_dir / "checkpoints" / "latest").is_file() else []
-            print(f"pre-training {strategy} (log: {run_dir}.log)", flush=True)
-            run_python(["-m", "ernie.pretrain", "--config", str(variant.strategies[strategy]), "--quiet", *resume],
-                       log=Path(f"{run_dir}.log"), threads=1)
+            pretrain_run(variant.run_dir(strategy), ["--config", str(variant.strategies[strategy])],
+                         (variant.output / "finetune").glob(f"*/{strategy}"), threads=1)
         return run
 
     run_all([job(s) for s in STRATEGIES], "pre-training", parallel)

@@ -245,11 +245,29 @@ def test_table7_fine_tunes_the_strategies_that_have_finished_and_random_initiali
     assert "not pre-trained yet, fine-tuned when this runs again: continual multi-task learning" in capsys.readouterr().out
 
 
-def test_a_run_whose_records_came_without_its_model_is_made_again_and_its_fine_tuning_records_go(
-        tmp_path, monkeypatch, capsys):
+def _remade_by(variant, heldout):
+    """A stand-in for `ernie.pretrain` that writes a finished run whose log holds `heldout`'s
+    records, at its own pace (`tokens_per_s`, which says nothing of the model)."""
+    def run_python(args, log, threads=None):
+        out = next(d for d in map(variant.run_dir, table7.STRATEGIES)
+                   if str(variant.strategies[d.name]) == args[args.index("--config") + 1])
+        (out / "model").mkdir(parents=True)
+        (out / "model" / "params.safetensors").write_bytes(b"")
+        records = [{"step": step, **{f"heldout_loss/{t}": v for t, v in zip(TASKS, values)}, "tokens_per_s": 99.0}
+                   for step, values in heldout.items()]
+        (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        (out / "summary.json").write_text("{}", encoding="utf-8")
+    return run_python
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_a_run_whose_records_came_without_its_model_is_made_again_and_keeps_its_fine_tuning_records_only_if_the_same(
+        tmp_path, monkeypatch, capsys, same):
     """A study's records are committed, its models and checkpoints are not: on a new machine a
     finished run was skipped for its summary, and its model's fine-tuning then waited for ever (or
-    a run made again would have shared a table with the lost model's scores)."""
+    a run made again would have shared a table with the lost model's scores). A run made again on
+    the same kind of machine is the same run, to the last digit: its hours of fine-tuning stand."""
+    from studies import jobs
     variant = study(tmp_path)  # every run has its records (log, summary) and nothing else
     finetuned = variant.output / "finetune" / "toy"
     (variant.run_dir("continual") / "model").mkdir()
@@ -261,20 +279,33 @@ def test_a_run_whose_records_came_without_its_model_is_made_again_and_its_fine_t
         (finetuned / init / "lr-0.001").mkdir(parents=True, exist_ok=True)
     ran = []
     monkeypatch.setattr(table7, "make_shards", lambda data: None)
-    monkeypatch.setattr(table7, "run_python", lambda args, log, threads=None: ran.append(args))
-    from studies import jobs
+    monkeypatch.setattr(jobs, "run_python", lambda args, log, threads=None: ran.append(args))
     with pytest.raises(SystemExit, match="not the repository's: another process may be starting it"):
         table7.pretrain(variant, parallel=1)  # records of this machine's (not committed): never removed
     assert variant.run_dir("continual_multitask").is_dir() and (finetuned / "continual_multitask").is_dir()
     ran.clear()
     monkeypatch.setattr(jobs, "_committed_unchanged", lambda folder: True)  # the repository's records
-    table7.pretrain(variant, parallel=1)
+    table7.pretrain(variant, parallel=1)  # killed before the run made again ends
     assert [(a[a.index("--config") + 1], "--resume" in a) for a in ran] == [
         (str(variant.strategies["multitask"]), True), (str(variant.strategies["continual_multitask"]), False)]
     assert not variant.run_dir("continual_multitask").exists()
-    assert sorted(p.name for p in finetuned.iterdir()) == ["continual", "multitask", "random"]  # no lost model
     assert (variant.run_dir("multitask") / "log.jsonl").is_file()
-    assert "its models' 1 fine-tuning records removed" in capsys.readouterr().out
+    assert "its model's 1 fine-tuning records stay if it makes the same model" in capsys.readouterr().out
+    recorded = jobs.remade_record(variant.run_dir("continual_multitask"))
+    assert json.loads(recorded.read_text())["dependents"] == [str(finetuned / "continual_multitask")]
+
+    # on the next machine the partial run is the repository's record: the first record still counts
+    variant.run_dir("continual_multitask").mkdir()
+    (variant.run_dir("continual_multitask") / "log.jsonl").write_text('{"step": 0, "loss": 1.0}\n')
+    heldout = {**HELDOUT["continual_multitask"], **({} if same else {8: (6.1, 2.2)})}
+    monkeypatch.setattr(jobs, "run_python", _remade_by(variant, heldout))
+    (variant.run_dir("multitask") / "summary.json").write_text("{}")
+    table7.pretrain(variant, parallel=1)
+    assert not recorded.exists()
+    assert sorted(p.name for p in finetuned.iterdir()) == (
+        ["continual", "continual_multitask", "multitask", "random"] if same else ["continual", "multitask", "random"])
+    assert ("the same model, its 1 fine-tuning records stand" if same else
+            "another model, its 1 fine-tuning records removed") in capsys.readouterr().out
 
 
 @pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(), reason="needs the repository's git")

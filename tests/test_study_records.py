@@ -1,5 +1,6 @@
 """Which files of a study's runs the repository keeps (.gitignore): the records its report reads,
-never a model, shard, checkpoint or another run's output (studies.jobs.pretraining_finished)."""
+never a model, shard, checkpoint or another run's output (studies.jobs.pretraining_finished,
+remade_record)."""
 import shutil
 import subprocess
 
@@ -20,7 +21,10 @@ KEPT = ["output/continual/finetune/review-sentiment-300/start/lr-0.0001/metrics.
         "output/continue_minilm_en/pretrain/config.yaml", "output/continue_minilm_en/shards/manifest.json",
         "output/table7_small_en/continual/summary.json", "output/table7_small_en/finetune/brown-genre-2k/random/grid.json",
         "output/curve_en/long/models/tokens-1000000/tokens.json", "output/curve_en/decay-16m/summary.json",
-        "output/study/ablation/summary.json"]
+        "output/study/ablation/summary.json",
+        # a run made again from its records on a new machine (studies.jobs.remade_record)
+        "output/continue_minilm_en/pretrain.recorded.json", "output/table7_small_en/continual.recorded.json",
+        "output/curve_en/long.recorded.json"]
 IGNORED = ["output/continue_minilm_en/shards/part-00000.shard",
            "output/continue_minilm_en/pretrain/checkpoints/latest",
            "output/continue_minilm_en/pretrain/checkpoints/step-00000060/trainer_state.json",

@@ -3,6 +3,7 @@ the unigram entropy of the shards' tokens (what a masked LM that knows only toke
 scores) for the tasks that predict tokens (`DataTask.compared_with_unigram_entropy`)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 from pathlib import Path
@@ -29,6 +30,16 @@ def final_value(records: List[dict], task: str, key: str = "loss", window: int =
 
 
 HELDOUT_LOSS, HELDOUT_ACCURACY = "heldout_loss/", "heldout_accuracy/"  # keys of the held-out records
+PACE_KEYS = ("tokens_per_s",)  # the values of a record that depend on the machine's speed, not on the run
+
+
+def trajectory(records: List[dict]) -> str:
+    """A digest of what a run computed: every logged value, step by step, but its pace. Two runs
+    of one trajectory made one model: the loss of every logged window follows from all the
+    parameters at its steps, so a difference in any one of them at any step shows, to the last
+    digit, in the values logged after it (and a held-out record at the end is the final model's)."""
+    kept = [{k: v for k, v in r.items() if k not in PACE_KEYS} for r in records]
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def heldout_records(records: List[dict]) -> List[dict]:
