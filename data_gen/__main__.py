@@ -159,6 +159,10 @@ def main(argv=None) -> int:
     except (FetchError, ConfigError, CorpusError, ShardError, VocabError, TaskError, OutputDirError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # no write is left half done (atomic), but a make stopped has no manifest
+        print("interrupted" + (": make removed the output's manifest as it started, so nothing reads the output "
+                               "until make runs again to its end" if args.command == "make" else ""), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

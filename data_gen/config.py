@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from ernie_common import tasks as registry
 from ernie_common.configfile import ConfigError, apply_overrides, build, read, resolve_paths
+from ernie_common.fileio import file_above
 from ernie_common.shipped_configs import find
 from ernie_common.tasks import TaskOptions
 from ernie_common.tokenization import is_sentencepiece
@@ -100,6 +101,8 @@ class DataConfig:
             raise DataConfigError(f"max_seq_len {self.max_seq_len} is outside 16..4096")
         if Path(self.output).exists() and not Path(self.output).is_dir():
             raise DataConfigError(f"output: {self.output} is a file, where the shards' directory is written")
+        if file_above(self.output):
+            raise DataConfigError(f"output: {self.output}: a folder of the path is a file ({file_above(self.output)})")
         for name in ("shards", "workers", "chunk_bytes"):
             if getattr(self, name) < 1:
                 raise DataConfigError(f"{name} must be at least 1")
@@ -172,11 +175,12 @@ class DataConfig:
     def _inputs(self) -> Tuple[List[str], Skipped]:
         """The input files, less the files the config names for other uses where they sit among
         them (`vocab: data/corpus/vocab.txt`, or a click log, beside the text of `input:
-        data/corpus`): the vocabulary's tokens, the stop words, a task's resource are not corpus
-        text. Skipped, said so."""
+        data/corpus`) and the output folder's (`output: data/corpus/shards`): the vocabulary's
+        tokens, the stop words, a task's resource, the shards and manifests are not corpus text.
+        Skipped, said so."""
         skipped: Skipped = []
         try:
-            files = expand_inputs(self.input, self.format, skipped)
+            files = expand_inputs(self.input, self.format, skipped, output=self.output)
         except CorpusError as err:
             raise DataConfigError(str(err)) from None
         named = [("vocab", self.vocab), *([("stopwords", self.stopwords)] if self.stopwords else []), *self.resources()]

@@ -208,13 +208,16 @@ Skipped = List[Tuple[str, str]]  # (path, why) of what a folder or pattern found
 
 
 def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], bool] = lambda parts: True,
-          ) -> Iterator[Tuple[Path, Tuple[str, ...], Optional[str]]]:
+          output: Optional[str] = None) -> Iterator[Tuple[Path, Tuple[str, ...], Optional[str]]]:
     """(path, its parts under `folder`, why it is not read or None) of every file under a folder
     and of what is there but is not a file (a broken symlink, a fifo), in sorted order (of path
-    parts); symlinks followed, hidden entries (a name starting with a dot) noted and left out. A folder is
-    entered once: a symlink back to a folder above it (a loop) or a second path to a folder is
-    noted in `skipped`. A subfolder is entered only where `enter(its parts)`."""
+    parts); symlinks followed, hidden entries (a name starting with a dot) noted and left out, and
+    so is the `output` folder where it lies below (`output: data/corpus/shards` with `input:
+    data/corpus`: a second make would read the first's manifest as text). A folder is entered once:
+    a symlink back to a folder above it (a loop) or a second path to a folder is noted in
+    `skipped`. A subfolder is entered only where `enter(its parts)`."""
     entered: Dict[Tuple[int, int], Path] = {}
+    output = os.path.realpath(output) if output else None
 
     def walk(at: Path, parts: Tuple[str, ...]):
         stat = at.stat()
@@ -229,12 +232,17 @@ def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], boo
             raise CorpusError(f"input: cannot list folder {at} ({err.strerror or err})") from None
         for entry in entries:
             path, below = at / entry.name, parts + (entry.name,)
+            if not entry.name.isprintable() or _not_utf8(entry.name):  # a name no report or manifest can hold
+                raise CorpusError(f"input: a name in {at} is not UTF-8 text: {os.fsencode(entry.name)!r}: rename "
+                                  f"it (e.g. convmv -f latin1 -t utf8 --notest), or move it out of the folder")
             if entry.name.startswith("."):  # .git, .DS_Store: noted, so that no file goes unseen
                 yield path, below, ("a hidden folder, not entered" if entry.is_dir() else
                                     "hidden (its name starts with a dot): name it in input: to read it")
                 continue
             if entry.is_dir():
-                if enter(below):
+                if output and os.path.realpath(path) == output:
+                    yield path, below, "the output folder: what make writes, not entered"
+                elif enter(below):
                     yield from walk(path, below)
             elif entry.is_file():
                 yield path, below, None
@@ -242,6 +250,15 @@ def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], boo
                 yield path, below, "a broken symlink" if entry.is_symlink() else "not a regular file"
 
     return walk(folder, ())
+
+
+def _not_utf8(name: str) -> bool:
+    """Whether a file name from the system is not UTF-8 (its bytes came as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _matches(pattern: Sequence[str], parts: Sequence[str]) -> bool:
@@ -253,7 +270,7 @@ def _matches(pattern: Sequence[str], parts: Sequence[str]) -> bool:
     return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _matches(pattern[1:], parts[1:])
 
 
-def _glob(pattern: str, skipped: Skipped) -> Iterator[Tuple[Path, Optional[str]]]:
+def _glob(pattern: str, skipped: Skipped, output: Optional[str] = None) -> Iterator[Tuple[Path, Optional[str]]]:
     """(path, why it is not read or None) of what a glob pattern matches and what lies under the
     folders it matches, in sorted order: what `glob.glob(pattern, recursive=True)` finds, found by
     `_walk`, since glob's `**` follows a symlink loop round and round."""
@@ -267,7 +284,7 @@ def _glob(pattern: str, skipped: Skipped) -> Iterator[Tuple[Path, Optional[str]]
         """Without `**` a part matches a part: whether a folder can lead to a match, or lies in one."""
         return "**" in rest or _matches(rest[:len(below)], below[:len(rest)])
 
-    for path, below, why in _walk(root, skipped, enter):
+    for path, below, why in _walk(root, skipped, enter, output):
         if any(_matches(rest, below[:k]) for k in range(1, len(below) + 1)):
             yield path, why
 
@@ -301,17 +318,33 @@ def _not_corpus(path: Path, fmt: str, found: bool) -> Optional[str]:
         raise CorpusError(f"{path}: UTF-16 or UTF-32 text (it opens with the byte-order mark {head[:2].hex(' ')}): "
                           "convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8")
     if head and b"\0" in head:
+        order = _utf16_without_mark(head)
+        if order:
+            raise CorpusError(f"{path}: UTF-16 text without a byte-order mark (every other byte of its first "
+                              f"{len(head)} is NUL): convert it to UTF-8, e.g. iconv -f {order} -t UTF-8")
         return "not text (it holds NUL bytes)"
     return None
 
 
-def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[Skipped] = None) -> List[str]:
+def _utf16_without_mark(head: bytes) -> Optional[str]:
+    """UTF-16LE or UTF-16BE where a file's first bytes look like text in it without a byte-order
+    mark (the NUL halves of ASCII and Latin characters at every other byte, never between), or None."""
+    even, odd = head[0::2], head[1::2]
+    for order, zeros, other in (("UTF-16LE", odd, even), ("UTF-16BE", even, odd)):
+        if len(zeros) >= 8 and zeros.count(0) >= 0.9 * len(zeros) and other.count(0) == 0:
+            return order
+    return None
+
+
+def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[Skipped] = None,
+                  output: Optional[str] = None) -> List[str]:
     """The files that `input:` entries name, in order: a file as it is; a folder, every file under
     it in sorted order; a glob pattern (`*`, `?`, `[...]`; `**` reaches into subfolders), the files
     and folders it matches in sorted order. A file named twice is read once (and, reached by another
     path, a symlink, noted with the skipped files). What a folder or
-    pattern finds that is not corpus (`_walk`, `_not_corpus`) is left out and added to `skipped`
-    as (path, why); a file named on its own that is not text (`_not_corpus`) is an error."""
+    pattern finds that is not corpus (`_walk`, `_not_corpus`; the `output` folder where it lies
+    below) is left out and added to `skipped` as (path, why); a file named on its own that is not
+    text (`_not_corpus`) is an error."""
     if not entries:
         raise CorpusError("input: no file, folder or pattern given")
     skipped = [] if skipped is None else skipped
@@ -325,7 +358,9 @@ def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[S
             found = [path]
         elif path.is_dir() or glob.has_magic(entry):
             found, left_out = [], []
-            for f, why in ((f, why) for f, _, why in _walk(path, left_out)) if path.is_dir() else _glob(entry, left_out):
+            walked = ((f, why) for f, _, why in _walk(path, left_out, output=output)) if path.is_dir() \
+                else _glob(entry, left_out, output)
+            for f, why in walked:
                 why = why or _not_corpus(f, fmt, found=True)
                 if why:
                     left_out.append((str(f), why))
@@ -487,11 +522,14 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
                     raise _undecodable(path, lineno, at, err.object[err.start], decoding) from None
                 stats["undecodable_line"] += 1
                 kept = decoder is not None and offset > start  # pieces of it came before this one
+                lost = len(raw)
                 if more:  # the rest of the line is skipped with it
                     try:
-                        offset += _rest_of_line(f, limit)
+                        lost += _rest_of_line(f, limit)
                     except errors as err:
                         raise _unreadable(path, f"line {lineno}", err) from None
+                    offset += lost - len(raw)
+                stats["undecodable_line_bytes"] += lost  # a line may be megabytes: what went, not just how many
                 if kept:  # they stay: the line ends here
                     yield lineno, "", False
                 decoder, held_cr = None, False
@@ -759,19 +797,27 @@ def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[in
     the list where it holds text only or the record has no text_field. A file holding one JSON
     array (its first line opens with `[`) is an error, read as jsonl it
     would give nothing; so is one none of whose first FIELD_CHECK_RECORDS records has text_field
-    or "sentences" (a mistyped text_field), as a parquet file without the column is."""
+    or "sentences" (a mistyped text_field), as a parquet file without the column is, and so is one
+    none of whose first FIELD_CHECK_RECORDS lines is JSON (`_not_json`); a bad line among good
+    ones is skipped and counted."""
     fields: Dict[str, None] = {}  # the keys of the records read while none had the text
     without, first = 0, True      # records read while none had the text; the first line to come
+    malformed: List[Tuple[int, str]] = []  # (line, why) of the lines that are not JSON, while none is
     for lineno, line in _record_lines(path, how, stats, "json_line_over_40MB_skipped"):
         if first and line.lstrip().startswith("["):
             raise CorpusError(f"{path}: holds a JSON array (line {lineno} opens with '['), not a JSON object a line: "
                               f"convert it to jsonl, e.g. jq -c '.[]' {path} > {path.stem}.jsonl")
         first = False
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
+            record = json.loads(line, strict=False)  # a tab or newline left raw in a string is still its text
+        except json.JSONDecodeError as err:
             stats["malformed_json_line"] += 1
+            if malformed is not None:
+                malformed.append((lineno, err.msg))
+                if len(malformed) == FIELD_CHECK_RECORDS:
+                    raise _not_json(path, malformed)
             continue
+        malformed = None
         if without is not None:  # no record has had the text yet
             if isinstance(record, dict) and (how.text_field in record or "sentences" in record):
                 without = None
@@ -795,8 +841,18 @@ def _json_records(path: Path, how: Reading, stats: Counter) -> Iterator[Tuple[in
             yield lineno, text
         else:
             stats["json_without_text_or_sentences"] += 1
+    if malformed:
+        raise _not_json(path, malformed)
     if without:
         raise _no_text_field(path, how, without, fields)
+
+
+def _not_json(path: Path, malformed: Sequence[Tuple[int, str]]) -> CorpusError:
+    """A jsonl file none of whose first lines is JSON: another format (a text file in a folder
+    read as jsonl), never a few bad records to skip and count."""
+    lineno, why = malformed[0]
+    return CorpusError(f"{path}: none of its first {len(malformed)} line(s) is a JSON object (line {lineno}: {why}): "
+                       f"not jsonl; read it with another format:, or leave it out of input:")
 
 
 def _letters(text: str) -> str:

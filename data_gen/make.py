@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ernie_common import tasks as registry
-from ernie_common.fileio import atomic_write_text, sha256_file
+from ernie_common.fileio import atomic_write_text, make_output_dir, sha256_file
 from ernie_common.tokenization import SPECIAL_TOKENS, TOKENIZER_FILES, UNKNOWN_WARNING, load_vocab
 
 from .config import DataConfig, DataConfigError
@@ -191,8 +191,7 @@ def _corpus_states(config: DataConfig) -> dict:
 def prepare(config: DataConfig) -> Path:
     """Runs every task's `prepare` over the whole corpus once and writes the result for the
     parts (`make_part`) to share: `corpus_states.json` in the output directory."""
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(config.output)
     started = time.time()
     states = _corpus_states(config)
     try:
@@ -493,8 +492,7 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
 
 def make(config: DataConfig, progress: bool = True) -> dict:
     """The whole corpus on this machine: corpus states, shards and manifest."""
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(config.output)
     print(f"data_gen make: {', '.join(config.input)} ({len(config.files)} file(s)) -> {out} ({config.shards} shards, "
           f"{config.workers} worker(s), tasks: {', '.join(config.tasks)})")
     _print_left_out(config)
@@ -586,10 +584,13 @@ def merge(config: DataConfig) -> dict:
     if stale:
         raise DataConfigError(f"part(s) {', '.join(map(str, stale))} in {out} were made with another config, "
                               "vocabulary, code or corpus states: make them again")
-    for record in records:
+    for record in records:  # each shard the one its part wrote: a make into the same folder since replaces them
         for shard in every_shard(record):
             if not (out / shard["file"]).is_file():
                 raise DataConfigError(f"{out / shard['file']} of part {record['part']} is missing: make the part again")
+            if sha256_file(out / shard["file"]) != shard["sha256"]:
+                raise DataConfigError(f"{out / shard['file']} is not the shard part {record['part']} wrote (its sha256 "
+                                      f"differs: written again since, by another make into {out}?): make the part again")
     records.sort(key=lambda r: r["part"])
     # each input read once by exactly one part: parts made while the input list changed (a file
     # added to a folder between them) would have read some files twice and others never

@@ -3,6 +3,8 @@ import argparse
 from pathlib import Path
 from typing import List, Sequence
 
+from ernie_common.fileio import file_above
+
 
 def _at_least(text: str, least: int, expected: str) -> int:
     """`text` as a whole number of at least `least`, else an ArgumentTypeError saying `expected`."""
@@ -71,8 +73,8 @@ def output_dir(text: str) -> str:
 
 def _in_folders(text: str) -> str:
     """`text`, where none of the folders of its path is a file (the write would fail after the work)."""
-    if any(parent.exists() and not parent.is_dir() for parent in Path(text).parents):
-        raise argparse.ArgumentTypeError(f"{text}: a folder of the path is a file")
+    if file_above(text):
+        raise argparse.ArgumentTypeError(f"{text}: a folder of the path is a file ({file_above(text)})")
     return text
 
 

@@ -10,6 +10,7 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 
 def cache_dir() -> Path:
@@ -90,6 +91,22 @@ def atomic_path(path):
 def atomic_write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def file_above(path) -> Optional[Path]:
+    """The first folder of `path` that is a file, or None: a write there fails, after the work."""
+    return next((parent for parent in Path(path).parents if parent.exists() and not parent.is_dir()), None)
+
+
+def make_output_dir(path, what: str = "output") -> Path:
+    """`path` made as a directory with its parents, or OutputDirError saying why it cannot be
+    (no permission, a full disk, a file where a folder of it should be)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputDirError(f"{what} {path}: cannot create it ({err.strerror or err})") from None
+    return path
 
 
 def check_output_is_not_input(output, source) -> None:

@@ -8,6 +8,7 @@ import tarfile
 import zipfile
 from collections import Counter
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import yaml
@@ -53,8 +54,8 @@ def vocab(tmp_path):
 
 def _make(tmp_path, vocab, capsys, **values):
     """`python -m data_gen make` on a config of `values`: (exit status, stdout, stderr)."""
-    config = dict(vocab=str(vocab), output=str(tmp_path / "out"), tasks=["knowledge_masking"], max_seq_len=64,
-                  shards=1, **values)
+    config = {**dict(vocab=str(vocab), output=str(tmp_path / "out"), tasks=["knowledge_masking"], max_seq_len=64,
+                     shards=1), **values}
     (tmp_path / "data.yaml").write_text(yaml.safe_dump(config))
     status = main(["make", "--config", str(tmp_path / "data.yaml"), "--quiet"])
     out, err = capsys.readouterr()
@@ -90,10 +91,16 @@ def test_undecodable_lines_skipped_when_asked_are_counted_and_reported(tmp_path,
     stats = Counter()
     docs = list(read_documents([path], "text", "en", stats, on_decode_error="skip"))
     assert _texts(docs) == [["The first sentence is here."], ["Another document starts.", "It ends now."]]
-    assert stats == Counter(undecodable_line=1)
+    assert stats == Counter(undecodable_line=1, undecodable_line_bytes=len("A café serves coffee.\n"))
     status, out, _ = _make(tmp_path, vocab, capsys, input=[str(path)], on_decode_error="skip")
-    assert status == 0 and out.rstrip().endswith("undecodable_line 1")
+    assert status == 0 and out.rstrip().endswith("undecodable_line 1, undecodable_line_bytes 22")
     assert json.loads((tmp_path / "out/manifest.json").read_text())["skipped_or_repaired"]["undecodable_line"] == 1
+    # a line read in pieces goes whole from the piece that does not decode: megabytes, said as bytes
+    path.write_bytes(b"Kept line.\n" + b"a" * 100 + b"\xe9" + b"b" * 9_899 + b"\nLast line.\n")
+    stats = Counter()
+    lines = [(n, text) for n, text, _ in documents._decoded_lines(path, documents.Decoding(skip_errors=True), stats, 4000)]
+    assert lines == [(1, "Kept line."), (3, "Last line.")]
+    assert stats == Counter(undecodable_line=1, undecodable_line_bytes=10_001)
 
 
 @pytest.mark.parametrize("values,message", [
@@ -114,6 +121,20 @@ def test_utf16_text_is_refused_by_name(tmp_path):
     for entry in (path, tmp_path):  # named, or found in a folder
         with pytest.raises(CorpusError, match="c.txt: UTF-16 or UTF-32 text .*: convert it to UTF-8"):
             expand_inputs([str(entry)])
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_text_without_a_byte_order_mark_is_refused_by_name_not_skipped_as_binary(tmp_path, encoding):
+    """In a folder, it was skipped as a binary file (NUL bytes) and half a corpus went unread."""
+    (tmp_path / "a.txt").write_text(TEXT, encoding="utf-8")
+    (tmp_path / "b.txt").write_bytes(TEXT.encode(encoding))
+    order = encoding.replace("utf-16-", "UTF-16").upper()
+    with pytest.raises(CorpusError, match=rf"b.txt: UTF-16 text without a byte-order mark .*iconv -f {order} -t UTF-8"):
+        expand_inputs([str(tmp_path)])
+    (tmp_path / "b.txt").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0\0\0\x01\0\x08\x06\0\0\0")
+    skipped = []
+    assert expand_inputs([str(tmp_path)], skipped=skipped) == [str(tmp_path / "a.txt")]  # binary: skipped, said so
+    assert skipped == [(str(tmp_path / "b.txt"), "not text (it holds NUL bytes)")]
 
 
 # ---- the byte-order mark, JSON --------------------------------------------------------------------
@@ -152,6 +173,23 @@ def test_a_json_array_file_is_refused_by_name(tmp_path, body):
     with pytest.raises(CorpusError, match=r"c.json: holds a JSON array \(line 1 opens with '\['\), not a JSON object "
                                           r"a line: convert it to jsonl, e.g. jq -c"):
         list(read_documents([path], "jsonl", "en", Counter()))
+
+
+@pytest.mark.parametrize("lines", [3, 150])
+def test_a_file_of_no_json_read_as_jsonl_is_an_error_and_a_bad_line_among_good_ones_is_counted(tmp_path, lines):
+    """A text file in a folder read as jsonl lost every line to `malformed_json_line`, exit 0,
+    the file never named; a record with a raw tab in its text (as many tools write them) was
+    dropped as malformed."""
+    text = tmp_path / "notes.txt"
+    text.write_text("".join(f"Plain line {k}.\n" for k in range(lines)), encoding="utf-8")
+    with pytest.raises(CorpusError, match=rf"notes.txt: none of its first {min(lines, 100)} line\(s\) is a JSON "
+                                          r"object \(line 1: Expecting value\): not jsonl"):
+        list(read_documents([text], "jsonl", "en", Counter()))
+    good = tmp_path / "c.jsonl"
+    good.write_text('{"text": "A raw\ttab is here."}\nnot json\n{"text": "Fine."}\n', encoding="utf-8")
+    stats = Counter()
+    assert _texts(read_documents([good], "jsonl", "en", stats)) == [["A raw\ttab is here."], ["Fine."]]
+    assert stats["malformed_json_line"] == 1
 
 
 def test_a_mistyped_text_field_is_an_error_naming_the_fields(tmp_path, vocab, capsys, monkeypatch):
@@ -291,7 +329,7 @@ def test_a_huge_line_is_read_in_pieces_and_nothing_of_it_lost(tmp_path, monkeypa
     stats = Counter()
     path.write_bytes(b"x" * 5_000 + b"\xff" + b"y" * 5_000 + b"\nnext line\n")  # the pieces before the bad one stay
     assert _texts(read_documents([path], "text", "en", stats, on_decode_error="skip")) == [["x" * 1000] * 4 + ["next line"]]
-    assert stats == Counter(undecodable_line=1, line_over_1M_chars_split=1)
+    assert stats == Counter(undecodable_line=1, undecodable_line_bytes=6_002, line_over_1M_chars_split=1)
 
 
 def test_a_huge_jsonl_record_is_skipped_and_counted(tmp_path, monkeypatch):
@@ -311,7 +349,7 @@ def test_a_corpus_of_no_document_is_an_error_naming_the_inputs(tmp_path, vocab, 
     path.write_bytes({"empty": b"", "blank": b"\n\n  \n", "undecodable": b"bad \xff\n\xe9t\xe9\n"}[case])
     status, _, err = _make(tmp_path, vocab, capsys, input=[str(path)], on_decode_error="skip")
     why = {"empty": "not a line of text", "blank": "skipped or repaired: empty_document 2",
-           "undecodable": "skipped or repaired: undecodable_line 2"}[case]
+           "undecodable": "skipped or repaired: undecodable_line 2, undecodable_line_bytes 10"}[case]
     assert status == 2 and err == f"error: no document in {path} ({why}): check the config's format, text_field, " \
                                   "layout and encoding\n"
     assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
@@ -359,6 +397,66 @@ def test_the_files_the_config_names_beside_the_text_are_not_read_as_text(tmp_pat
         (str(corpus / "vocab.txt"), "named by the config's vocab, not text"),
         (str(corpus / "stop.txt"), "named by the config's stopwords, not text"),
         (str(corpus / "click_log.tsv"), "named by the config's task_options.ir_relevance.click_log, not text")}
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_back_as_text(tmp_path, vocab, capsys):
+    """`input: data/corpus` with `output: data/corpus/shards`: a second make read the first's
+    manifest as corpus, its fingerprint changed, and it removed the good shards and failed; the
+    parts of a corpus read each other's part manifests into their shards."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(TEXT, encoding="utf-8")
+    config = dict(input=[str(corpus)], vocab=str(vocab), output=str(corpus / "shards"), tasks=["knowledge_masking"],
+                  max_seq_len=64, shards=1)
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(config))
+    assert main(["make", "--config", str(tmp_path / "data.yaml"), "--quiet"]) == 0
+    first = json.loads((corpus / "shards" / "manifest.json").read_text())
+    assert first["inputs"] == [str(corpus / "a.txt")]
+    (corpus / "b.txt").write_text("More text is here.\n", encoding="utf-8")
+    assert main(["make", "--config", str(tmp_path / "data.yaml"), "--quiet"]) == 0
+    again = json.loads((corpus / "shards" / "manifest.json").read_text())
+    assert again["inputs"] == [str(corpus / "a.txt"), str(corpus / "b.txt")]
+    assert again["skipped_inputs"] == [{"file": str(corpus / "shards"),
+                                        "why": "the output folder: what make writes, not entered"}]
+    assert main(["make", "--config", str(tmp_path / "data.yaml"), "--quiet"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["make", "--config", str(tmp_path / "data.yaml"), "--quiet", "--prepare"]) == 0
+    for part in (0, 1):
+        assert main(["make", "--config", str(tmp_path / "data.yaml"), "--quiet", "--part", str(part), "--parts", "2"]) == 0
+    assert main(["merge", "--config", str(tmp_path / "data.yaml")]) == 0
+    merged = json.loads((corpus / "shards" / "manifest.json").read_text())
+    assert merged["inputs"] == again["inputs"]
+
+
+def test_a_users_mistakes_with_files_are_one_line_errors_not_tracebacks(tmp_path, vocab, capsys, monkeypatch):
+    """Each of these ended in a raw traceback: a file name not in UTF-8 (UnicodeEncodeError in the
+    fingerprint), an output under a file (NotADirectoryError) or where it cannot be made
+    (PermissionError), Ctrl-C (a KeyboardInterrupt traceback that did not say the manifest was gone)."""
+    import os
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(TEXT, encoding="utf-8")
+    os.close(os.open(os.fsencode(corpus) + b"/caf\xe9.txt", os.O_CREAT | os.O_WRONLY))
+    status, _, err = _make(tmp_path, vocab, capsys, input=[str(corpus)])
+    assert status == 2 and "is not UTF-8 text: b'caf\\xe9.txt': rename it" in err and len(err.splitlines()) == 1
+    os.remove(os.fsencode(corpus) + b"/caf\xe9.txt")
+    status, _, err = _make(tmp_path, vocab, capsys, input=[str(corpus)], output=str(corpus / "a.txt" / "out"))
+    assert status == 2 and err == f"error: {tmp_path / 'data.yaml'}: output: {corpus / 'a.txt' / 'out'}: a folder " \
+                                  f"of the path is a file ({corpus / 'a.txt'})\n"
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    with monkeypatch.context() as m:
+        m.setattr(Path, "mkdir", refused)
+        status, _, err = _make(tmp_path, vocab, capsys, input=[str(corpus)])
+    assert status == 2 and err == f"error: output {tmp_path / 'out'}: cannot create it (Permission denied)\n"
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("data_gen.make._generate", stopped)
+    status, _, err = _make(tmp_path, vocab, capsys, input=[str(corpus)])
+    assert status == 130 and err == ("interrupted: make removed the output's manifest as it started, so nothing "
+                                     "reads the output until make runs again to its end\n")
 
 
 @pytest.mark.parametrize("between", ["\r\n", "\rx"])

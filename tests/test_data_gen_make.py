@@ -143,6 +143,11 @@ def test_a_corpus_made_in_parts_and_merged_is_the_whole_corpus(corpus, en_vocab,
     shown = subprocess.run([sys.executable, "-m", "data_gen", "inspect", str(tmp_path / "parts"), "--limit", "3"],
                            capture_output=True, text=True)
     assert shown.returncode == 0 and shown.stdout.count("[CLS]") == 3
+    # a make into the same folder since replaced a part's shard: merged, documents came twice
+    (tmp_path / "parts" / "part-00001.shard").write_bytes((tmp_path / "parts" / "part-00000.shard").read_bytes())
+    replaced = data_gen("merge")
+    assert replaced.returncode == 2 and "part-00001.shard is not the shard part 0 wrote (its sha256 differs" \
+        in replaced.stderr
 
 
 def test_not_a_shard(tmp_path):
