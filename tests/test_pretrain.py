@@ -509,14 +509,28 @@ sys.exit(main())
 """
 
 
+INJECT_MAX_STEPS = """
+import os, sys
+sys.path.insert(0, {repo!r})
+from ernie.pretrain.trainer import main
+if os.environ["PADDLE_TRAINER_ID"] == "1":  # rank 1's node was started for a smoke test
+    sys.argv += ["--max-steps", "2"]
+sys.exit(main())
+"""
+
+
 @pytest.mark.parametrize("inject, error", [
     (INJECT_SEED, "the ranks would start step 1 from different parameters"),
     (INJECT_SET, r"the ranks would train different runs: config keys optimization\.learning_rate differ between "
-                 r"rank 0 and rank\(s\) 1;")])
+                 r"rank 0 and rank\(s\) 1;"),
+    (INJECT_MAX_STEPS, r"the ranks would train different runs: last step \(--max-steps\) differ between rank 0 "
+                       r"and rank\(s\) 1;")])
 def test_ranks_that_would_start_differently_stop_before_the_first_step(pretrain_setup, tmp_path, inject, error):
-    """Each rank builds its initial parameters from the seed and reads its own copy of the config;
-    one that builds other parameters, or would train at another rate, stops the job at the start,
-    in one line on every rank naming what differs, before a step is trained."""
+    """Each rank builds its initial parameters from the seed and reads its own copy of the config
+    and its own command line; one that builds other parameters, would train at another rate or
+    stop at another step (whose checkpoint's gathering would meet the other's all-reduce: a hang)
+    stops the job at the start, in one line on every rank naming what differs, before a step is
+    trained."""
     (tmp_path / "inject.py").write_text(inject.format(repo=str(REPO)))
     config = _dp_config(pretrain_setup, "pretrain_seed.yaml")
     logs = tmp_path / "logs"

@@ -515,15 +515,16 @@ class Trainer:
         dist.all_reduce(total)
         return int(total.numpy()[0])
 
-    def _plan(self, steps: Sequence) -> dict:
+    def _plan(self, steps: Sequence, end: int) -> dict:
         """What the ranks must share to train one run: each node reads its own copy of the config
         (its `--set`), the model's config, the vocabulary and the shards, and expands the schedule
-        itself. Paths are left out (another node's checkout may lie elsewhere); what they name is
-        compared by content. Ranks that differ would train at other rates, or call their
-        collectives at other steps (a checkpoint's gathering against another's all-reduce: a hang)."""
+        itself; each node's command line gives its own `--max-steps` (the run's `end`). Paths are
+        left out (another node's checkout may lie elsewhere); what they name is compared by
+        content. Ranks that differ would train at other rates, or call their collectives at other
+        steps (a checkpoint's gathering against another's all-reduce: a hang)."""
         return {"config": {k: v for k, v in to_dict(self.config).items() if k not in PretrainConfig.path_keys},
                 "model": _sha(self.model_config.to_json()), "vocabulary": self.vocab_sha, "shards": self.shards_sha,
-                "steps": _sha([[s.task, *s.on] for s in steps])}
+                "steps": _sha([[s.task, *s.on] for s in steps]), "last step (--max-steps)": end}
 
     def _check_ranks_agree(self, start: Optional[int] = None, plan: Optional[dict] = None) -> None:
         """Data parallelism keeps the ranks' parameters identical; a divergence is an error. At
@@ -601,7 +602,7 @@ class Trainer:
 
         def plan(index: int):
             if index == start and self.distributed:  # in the first watched step: a rank that stopped is named
-                self._check_ranks_agree(start, self._plan(steps))
+                self._check_ranks_agree(start, self._plan(steps, end))
             step = steps[index]
             task_steps[step.task] += 1
             task_id = registry.get(step.task).task_id
