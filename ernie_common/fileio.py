@@ -81,11 +81,33 @@ def atomic_path(path):
     os.chmod(tmp, _default_mode(directory=False))
     try:
         yield Path(tmp)
+        _durable(Path(tmp))
         os.replace(tmp, path)
+        _flush(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _durable(path: Path) -> None:
+    """Flushes a file, or a folder with everything under it, to the disk. A rename publishes
+    what it names (a checkpoint's folder, then `latest` naming it): without the flush, a crash of
+    the machine soon after could leave the rename on disk and the files' bytes not (empty or cut
+    parameters under a `latest` that names them). The folder holding it is flushed after the
+    rename (`_flush`), which keeps the rename."""
+    for item in ([path] if not path.is_dir() else [*sorted(path.rglob("*")), path]):
+        if not item.is_symlink():
+            _flush(item)
+
+
+def _flush(item: Path) -> None:
+    """One file's or folder's own bytes and entries to the disk."""
+    fd = os.open(item, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -143,6 +165,7 @@ def atomic_directory(path, only_own: bool = False):
         yield tmp
         if only_own and path.exists():
             _refuse_foreign(path, tmp)
+        _durable(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -151,6 +174,7 @@ def atomic_directory(path, only_own: bool = False):
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+        _flush(path.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -221,3 +221,34 @@ def test_a_killed_writers_temporaries_go_when_the_file_is_written_again(tmp_path
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
     assert not [n for n in left if f"-{exited.pid}.abc123" in n]
     assert len([n for n in left if n.endswith((".live.tmp", ".x.tmp"))]) == 6
+
+
+def test_what_a_rename_publishes_is_on_disk_before_the_rename(tmp_path, monkeypatch):
+    """Checkpoints were renamed into place, and `latest` pointed at them, with nothing flushed: a
+    machine's crash soon after could leave `latest` naming empty parameter files. Every file and
+    folder is flushed before the rename that publishes it, and the folder that holds it after."""
+    from ernie_common.fileio import atomic_directory, atomic_write_text
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.path.basename(dst)))
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with atomic_directory(tmp_path / "step-00000010") as tmp:
+        (tmp / "params.safetensors").write_bytes(b"p" * 64)
+        (tmp / "optimizer").mkdir()
+        (tmp / "optimizer" / "moments").write_bytes(b"m" * 64)
+        temporary = tmp.name
+    atomic_write_text(tmp_path / "latest", "step-00000010")
+    flushed = [name for kind, name in events[:events.index(("replace", "step-00000010"))] if kind == "fsync"]
+    assert sorted(flushed) == sorted(["params.safetensors", "optimizer", "moments", temporary])
+    published = events.index(("replace", "step-00000010"))
+    assert events[published + 1] == ("fsync", tmp_path.name)  # the rename kept (the folder alone)
+    assert events[-3][0] == "fsync" and events[-3][1].startswith(".latest.")  # latest's bytes, then
+    assert events[-2:] == [("replace", "latest"), ("fsync", tmp_path.name)]  # its rename, kept
