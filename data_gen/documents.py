@@ -486,7 +486,9 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
     longer than `limit` bytes comes in pieces of at most `limit` bytes, one after another, decoded
     as one (a character split between two pieces is whole in the second), never held whole. The
     byte-order mark opening the file is dropped. A file whose lines end in a lone CR (classic Mac
-    OS), which its first megabyte tells, is read with CR as the line end (counted). A line that does
+    OS), which its first megabyte tells (more lone CRs there than LFs: a Mac file with one LF at
+    its end, or a Unix file appended, still is), is read with CR, CRLF and LF as line ends
+    (counted). A line that does
     not decode is an error naming the file, line and byte, or with `decoding.skip_errors` skipped
     and counted (of a line in pieces, from the piece that does not decode on)."""
     path = Path(path)
@@ -496,7 +498,7 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
     except OSError as err:
         raise CorpusError(f"{path}: cannot open it ({err.strerror or err})") from None
     head = _head(path, LINE_END_SNIFF_BYTES) or b""
-    if _LONE_CR.search(head) and b"\n" not in head:  # not a CRLF end cut off by the head's end
+    if len(_LONE_CR.findall(head)) > head.count(b"\n"):  # (a CRLF end cut off by the head's end is not lone)
         stats["file_of_cr_line_ends"] += 1
         f = io.BufferedReader(_CrAsNewline(f))
     with f:

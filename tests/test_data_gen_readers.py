@@ -27,7 +27,7 @@ def test_jsonl_both_shapes_and_bad_lines(tmp_path):
     assert [s.text for s in docs[2].sentences] == ["Kept.", "And this."]
     assert docs[0].doc_id == "c.jsonl:1"
     assert stats == Counter(json_without_text_or_sentences=1, malformed_json_line=1, empty_document=1,
-                            undecodable_line=1, json_sentence_not_text=3)
+                            undecodable_line=1, undecodable_line_bytes=24, json_sentence_not_text=3)
 
 
 def test_peoples_daily_articles_sentences_and_tags(tmp_path):
@@ -203,6 +203,15 @@ def test_only_lone_cr_ends_make_cr_a_line_end(tmp_path, monkeypatch):
     cases = {b"First one.\r\nSecond one.\r\n": [["First one.", "Second one."]],  # the head ends on the CR
              b"One \r line.\nTwo here.\n": [["One line.", "Two here."]],  # a stray CR, no line end
              b"A1.\rA2.\rA3.\r\rB1.\r\nB2.\r": [["A1.", "A2.", "A3."], ["B1.", "B2."]]}  # a CRLF among lone CRs
+    for content, expected in cases.items():
+        path = tmp_path / "c.txt"
+        path.write_bytes(content)
+        docs = list(read_documents([path], "text", "en", Counter()))
+        assert [[" ".join(s.text.split()) for s in d.sentences] for d in docs] == expected, content
+    monkeypatch.setattr(documents, "LINE_END_SNIFF_BYTES", 1 << 20)
+    # a Mac file with an LF at its end, or a Unix file appended: it was one line, its documents one
+    cases = {b"D1 a.\rD1 b.\r\rD2 a.\r\rD3 a.\r\n": [["D1 a.", "D1 b."], ["D2 a."], ["D3 a."]],
+             b"M1.\rM2.\r\rM3.\rM4.\r" + b"U1.\nU2.\n": [["M1.", "M2."], ["M3.", "M4.", "U1.", "U2."]]}
     for content, expected in cases.items():
         path = tmp_path / "c.txt"
         path.write_bytes(content)
