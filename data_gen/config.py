@@ -178,16 +178,14 @@ class DataConfig:
         data/corpus`) and the output folder's (`output: data/corpus/shards`): the vocabulary's
         tokens, the stop words, a task's resource, the shards and manifests are not corpus text.
         Skipped, said so."""
+        named = [("vocab", self.vocab), *([("stopwords", self.stopwords)] if self.stopwords else []), *self.resources()]
+        leave_out = {os.path.realpath(path): f"named by the config's {key}, not text" for key, path in named}
+        leave_out[os.path.realpath(self.output)] = "the output folder: what make writes, not entered"
         skipped: Skipped = []
         try:
-            files = expand_inputs(self.input, self.format, skipped, output=self.output)
+            return expand_inputs(self.input, self.format, skipped, leave_out), skipped
         except CorpusError as err:
             raise DataConfigError(str(err)) from None
-        named = [("vocab", self.vocab), *([("stopwords", self.stopwords)] if self.stopwords else []), *self.resources()]
-        other_use = {os.path.realpath(path): key for key, path in named}
-        skipped += [(f, f"named by the config's {other_use[os.path.realpath(f)]}, not text") for f in files
-                    if os.path.realpath(f) in other_use]
-        return [f for f in files if os.path.realpath(f) not in other_use], skipped
 
     @property
     def files(self) -> List[str]:

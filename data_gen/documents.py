@@ -61,7 +61,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Callable, Dict, Iterable, Iterator, List, Optional, Pattern, Sequence, Set, Tuple, Union
+from types import MappingProxyType
+from typing import IO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Pattern, Sequence, Set, Tuple, Union
 
 from .sentences import join_lines, split_sentences
 
@@ -208,16 +209,14 @@ Skipped = List[Tuple[str, str]]  # (path, why) of what a folder or pattern found
 
 
 def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], bool] = lambda parts: True,
-          output: Optional[str] = None) -> Iterator[Tuple[Path, Tuple[str, ...], Optional[str]]]:
+          leave_out: Mapping[str, str] = MappingProxyType({})) -> Iterator[Tuple[Path, Tuple[str, ...], Optional[str]]]:
     """(path, its parts under `folder`, why it is not read or None) of every file under a folder
     and of what is there but is not a file (a broken symlink, a fifo), in sorted order (of path
     parts); symlinks followed, hidden entries (a name starting with a dot) noted and left out, and
-    so is the `output` folder where it lies below (`output: data/corpus/shards` with `input:
-    data/corpus`: a second make would read the first's manifest as text). A folder is entered once:
-    a symlink back to a folder above it (a loop) or a second path to a folder is noted in
+    so are the files and folders `leave_out` names (by real path, with why). A folder is entered
+    once: a symlink back to a folder above it (a loop) or a second path to a folder is noted in
     `skipped`. A subfolder is entered only where `enter(its parts)`."""
     entered: Dict[Tuple[int, int], Path] = {}
-    output = os.path.realpath(output) if output else None
 
     def walk(at: Path, parts: Tuple[str, ...]):
         stat = at.stat()
@@ -239,10 +238,10 @@ def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], boo
                 yield path, below, ("a hidden folder, not entered" if entry.is_dir() else
                                     "hidden (its name starts with a dot): name it in input: to read it")
                 continue
-            if entry.is_dir():
-                if output and os.path.realpath(path) == output:
-                    yield path, below, "the output folder: what make writes, not entered"
-                elif enter(below):
+            if leave_out and os.path.realpath(path) in leave_out:
+                yield path, below, leave_out[os.path.realpath(path)]
+            elif entry.is_dir():
+                if enter(below):
                     yield from walk(path, below)
             elif entry.is_file():
                 yield path, below, None
@@ -270,7 +269,7 @@ def _matches(pattern: Sequence[str], parts: Sequence[str]) -> bool:
     return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _matches(pattern[1:], parts[1:])
 
 
-def _glob(pattern: str, skipped: Skipped, output: Optional[str] = None) -> Iterator[Tuple[Path, Optional[str]]]:
+def _glob(pattern: str, skipped: Skipped, leave_out: Mapping[str, str]) -> Iterator[Tuple[Path, Optional[str]]]:
     """(path, why it is not read or None) of what a glob pattern matches and what lies under the
     folders it matches, in sorted order: what `glob.glob(pattern, recursive=True)` finds, found by
     `_walk`, since glob's `**` follows a symlink loop round and round."""
@@ -284,7 +283,7 @@ def _glob(pattern: str, skipped: Skipped, output: Optional[str] = None) -> Itera
         """Without `**` a part matches a part: whether a folder can lead to a match, or lies in one."""
         return "**" in rest or _matches(rest[:len(below)], below[:len(rest)])
 
-    for path, below, why in _walk(root, skipped, enter, output):
+    for path, below, why in _walk(root, skipped, enter, leave_out):
         if any(_matches(rest, below[:k]) for k in range(1, len(below) + 1)):
             yield path, why
 
@@ -313,6 +312,10 @@ def _not_corpus(path: Path, fmt: str, found: bool) -> Optional[str]:
         return f"an archive ({kind}): unpack it to read its files"
     if path.suffix.lower() in NOT_TEXT:
         return f"not text ({path.suffix.lower()})"
+    named = _format_by_name(path)
+    if named and named != fmt and fmt != "parquet":  # (the parquet reader names a file that is not parquet)
+        return (f"a {named} file by its name, not read with format: {fmt} (its records would be read as "
+                f"{fmt}): set format: {named}, or rename the file if it is {fmt}")
     head = _head(path) if fmt != "parquet" else None
     if head and head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise CorpusError(f"{path}: UTF-16 or UTF-32 text (it opens with the byte-order mark {head[:2].hex(' ')}): "
@@ -326,6 +329,16 @@ def _not_corpus(path: Path, fmt: str, found: bool) -> Optional[str]:
     return None
 
 
+def _format_by_name(path: Path) -> Optional[str]:
+    """The format a file's name gives (`c.jsonl.gz`: jsonl), where it is one of the structured
+    ones; None for text and for names that say nothing."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes.pop()
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet",
+            ".tsv": "tsv"}.get(suffixes[-1] if suffixes else "")
+
+
 def _utf16_without_mark(head: bytes) -> Optional[str]:
     """UTF-16LE or UTF-16BE where a file's first bytes look like text in it without a byte-order
     mark (the NUL halves of ASCII and Latin characters at every other byte, never between), or None."""
@@ -337,20 +350,25 @@ def _utf16_without_mark(head: bytes) -> Optional[str]:
 
 
 def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[Skipped] = None,
-                  output: Optional[str] = None) -> List[str]:
+                  leave_out: Mapping[str, str] = MappingProxyType({})) -> List[str]:
     """The files that `input:` entries name, in order: a file as it is; a folder, every file under
     it in sorted order; a glob pattern (`*`, `?`, `[...]`; `**` reaches into subfolders), the files
     and folders it matches in sorted order. A file named twice is read once (and, reached by another
     path, a symlink, noted with the skipped files). What a folder or
-    pattern finds that is not corpus (`_walk`, `_not_corpus`; the `output` folder where it lies
-    below) is left out and added to `skipped` as (path, why); a file named on its own that is not
-    text (`_not_corpus`) is an error."""
+    pattern finds that is not corpus (`_walk`, `_not_corpus`), and what `leave_out` names (real
+    path -> why: a data config's vocabulary beside its text, its output folder inside the input
+    folder), is left out and added to `skipped` as (path, why); a file named on its own that is
+    not text (`_not_corpus`) is an error."""
     if not entries:
         raise CorpusError("input: no file, folder or pattern given")
     skipped = [] if skipped is None else skipped
     files, seen, noted = [], {}, set(skipped)  # seen: a file's real path -> the path read
     for entry in entries:
         path = Path(entry)
+        if path.is_file() and os.path.realpath(path) in leave_out:
+            skipped.append((entry, leave_out[os.path.realpath(path)]))
+            noted.add(skipped[-1])
+            continue
         if path.is_file():
             why = _not_corpus(path, fmt, found=False)
             if why:
@@ -358,8 +376,8 @@ def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[S
             found = [path]
         elif path.is_dir() or glob.has_magic(entry):
             found, left_out = [], []
-            walked = ((f, why) for f, _, why in _walk(path, left_out, output=output)) if path.is_dir() \
-                else _glob(entry, left_out, output)
+            walked = ((f, why) for f, _, why in _walk(path, left_out, leave_out=leave_out)) if path.is_dir() \
+                else _glob(entry, left_out, leave_out)
             for f, why in walked:
                 why = why or _not_corpus(f, fmt, found=True)
                 if why:

@@ -3,6 +3,7 @@ byte-order mark, a mistyped text_field, a JSON array, symlinks and their loops, 
 READMEs, one huge line, nothing readable at all) is read right or refused in one line."""
 import io
 import json
+import re
 import signal
 import tarfile
 import zipfile
@@ -190,6 +191,26 @@ def test_a_file_of_no_json_read_as_jsonl_is_an_error_and_a_bad_line_among_good_o
     stats = Counter()
     assert _texts(read_documents([good], "jsonl", "en", stats)) == [["A raw\ttab is here."], ["Fine."]]
     assert stats["malformed_json_line"] == 1
+
+
+@pytest.mark.parametrize("name, fmt, named", [("c.jsonl", "text", "jsonl"), ("c.json.gz", "text", "jsonl"),
+                                              ("c.parquet", "jsonl", "parquet"), ("c.tsv", "jsonl", "tsv")])
+def test_a_file_whose_name_gives_another_format_is_an_error(tmp_path, name, fmt, named):
+    """A jsonl file under the default format: text was read as text, its braces and keys made
+    into the corpus's sentences, with no warning."""
+    import gzip
+    (tmp_path / "a").mkdir()
+    path = tmp_path / "a" / name
+    body = b'{"text": "A sentence."}\n'
+    path.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
+    why = (f"a {named} file by its name, not read with format: {fmt} (its records would be read as {fmt}): set "
+           f"format: {named}, or rename the file if it is {fmt}")
+    with pytest.raises(CorpusError, match=re.escape(f"input: {path} is {why}")):  # named: an error
+        expand_inputs([str(path)], fmt)
+    (tmp_path / "a" / "b.txt").write_text("Text.\n")
+    skipped = []  # found in a folder: left out, said so
+    assert expand_inputs([str(tmp_path / "a")], fmt, skipped) == [str(tmp_path / "a" / "b.txt")]
+    assert skipped == [(str(path), why)]
 
 
 def test_a_mistyped_text_field_is_an_error_naming_the_fields(tmp_path, vocab, capsys, monkeypatch):
