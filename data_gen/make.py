@@ -511,8 +511,23 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     started = time.time()
     shards, heldout, generator, stats, read_stats, counts = _generate(config, _corpus_states(config),
                                                                       list(config.files), 0, 1, verified, progress)
-    return _manifest(config, generator, fp, shards, heldout, stats, read_stats, counts, time.time() - started,
-                     warnings)
+    manifest = _manifest(config, generator, fp, shards, heldout, stats, read_stats, counts, time.time() - started,
+                         warnings)
+    _remove_unlisted_shards(out, manifest)
+    return manifest
+
+
+def _remove_unlisted_shards(out: Path, manifest: dict) -> None:
+    """The shards of the folder that its new manifest does not list go: an earlier make of more
+    shards (or of parts) left them, gigabytes at a corpus's size, which no reader takes. (A
+    part's make leaves them: the other parts' shards lie there too.)"""
+    listed = {s["file"] for s in every_shard(manifest)}
+    stale = sorted(p for p in out.glob("*.shard") if p.name not in listed)
+    for path in stale:
+        path.unlink()
+    if stale:
+        print(f"removed {len(stale)} shard(s) an earlier make left that the manifest does not list "
+              f"({stale[0].name}{', ...' if len(stale) > 1 else ''})")
 
 
 def part_inputs(config: DataConfig, part: int, parts: int) -> List[str]:
