@@ -299,7 +299,7 @@ def _head(path: Path, size: int = SNIFF_BYTES) -> Optional[bytes]:
         return None
 
 
-def _not_corpus(path: Path, fmt: str, found: bool) -> Optional[str]:
+def not_corpus(path: Path, fmt: str, found: bool) -> Optional[str]:
     """Why a file is not corpus text, or None: an archive, an image or a PDF by its name, a
     binary file by NULs in its first bytes (parquet aside), and, of the files a folder or pattern
     `found`, a README (a file named on its own is read whatever its name). Text in UTF-16 or
@@ -355,10 +355,10 @@ def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[S
     it in sorted order; a glob pattern (`*`, `?`, `[...]`; `**` reaches into subfolders), the files
     and folders it matches in sorted order. A file named twice is read once (and, reached by another
     path, a symlink, noted with the skipped files). What a folder or
-    pattern finds that is not corpus (`_walk`, `_not_corpus`), and what `leave_out` names (real
+    pattern finds that is not corpus (`_walk`, `not_corpus`), and what `leave_out` names (real
     path -> why: a data config's vocabulary beside its text, its output folder inside the input
     folder), is left out and added to `skipped` as (path, why); a file named on its own that is
-    not text (`_not_corpus`) is an error."""
+    not text (`not_corpus`) is an error."""
     if not entries:
         raise CorpusError("input: no file, folder or pattern given")
     skipped = [] if skipped is None else skipped
@@ -370,7 +370,7 @@ def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[S
             noted.add(skipped[-1])
             continue
         if path.is_file():
-            why = _not_corpus(path, fmt, found=False)
+            why = not_corpus(path, fmt, found=False)
             if why:
                 raise CorpusError(f"input: {entry} is {why}")
             found = [path]
@@ -379,7 +379,7 @@ def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[S
             walked = ((f, why) for f, _, why in _walk(path, left_out, leave_out=leave_out)) if path.is_dir() \
                 else _glob(entry, left_out, leave_out)
             for f, why in walked:
-                why = why or _not_corpus(f, fmt, found=True)
+                why = why or not_corpus(f, fmt, found=True)
                 if why:
                     left_out.append((str(f), why))
                 else:

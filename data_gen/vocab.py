@@ -45,13 +45,19 @@ ALPHABET_LIMIT = {"en": 1000, "zh": 10000, "mixed": 12000}
 
 def iter_text_lines(paths: Sequence[Path], strip_pos: bool = False) -> Iterator[str]:
     """Non-empty lines of UTF-8 files, read as the corpus readers read them (`documents.clean_lines`:
-    decompressed, cleaned; a line that is not UTF-8 is an error naming it, as their default: the
-    whole file is most often in another encoding, which a data config's `encoding` reads); with
-    `strip_pos`, People's Daily `word/pos` lines as plain text."""
+    decompressed, cleaned; a file that is not text, UTF-16 or another format by its name, and a
+    line that is not UTF-8 are errors naming it, as their default: the whole file is most often in
+    another encoding, which a data config's `encoding` reads); with `strip_pos`, People's Daily
+    `word/pos` lines as plain text."""
     from .corpora import strip_pos_tags
-    from .documents import clean_lines
+    from .documents import CorpusError, Decoding, clean_lines, not_corpus
+    decoding = Decoding(remedy="convert it to UTF-8 (e.g. iconv -f latin-1 -t utf-8), or build from a data config "
+                               "(--config) whose encoding: reads it")
     for path in map(Path, paths):
-        for _, line in clean_lines(path, Counter()):
+        why = not_corpus(path, "peoples_daily" if strip_pos else "text", found=False)
+        if why:
+            raise CorpusError(f"input: {path} is {why}")
+        for _, line in clean_lines(path, Counter(), decoding):
             if line.strip():
                 yield strip_pos_tags(line) if strip_pos else line
 

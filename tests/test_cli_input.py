@@ -98,3 +98,19 @@ def test_inputs_and_options_that_were_ignored_or_raised_are_refused(tmp_path, ca
                                          "iterations_per_task": {"knowledge_masking": -3}})
     with pytest.raises(ScheduleError, match=r"every task needs a positive iteration count, not \{'knowledge_masking': -3\}"):
         load_schedule(tmp_path / "pretrain.yaml")
+
+
+def test_build_vocab_input_errors_advise_what_input_can_do(tmp_path, capsys):
+    """`build-vocab --input` on a Latin-1 file advised the data config's encoding: and
+    on_decode_error: keys, which --input has not; on UTF-16 it said byte 0 was not UTF-8."""
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Un café.\n".encode("latin-1"))
+    wide = tmp_path / "wide.txt"
+    wide.write_bytes("A line.\n".encode("utf-16"))
+    for path, says in ((latin, "not utf-8 text: convert it to UTF-8 (e.g. iconv -f latin-1 -t utf-8), or build from "
+                               "a data config (--config) whose encoding: reads it"),
+                       (wide, "UTF-16 or UTF-32 text")):
+        assert data_gen_main(["build-vocab", "--input", str(path), "--lang", "en", "--size", "100",
+                              "--output", str(tmp_path / "vocab.txt")]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.splitlines()) == 1 and not (tmp_path / "vocab.txt").exists()
