@@ -102,14 +102,14 @@ def test_inputs_and_options_that_were_ignored_or_raised_are_refused(tmp_path, ca
 
 def test_build_vocab_input_errors_advise_what_input_can_do(tmp_path, capsys):
     """`build-vocab --input` on a Latin-1 file advised the data config's encoding: and
-    on_decode_error: keys, which --input has not; on UTF-16 it said byte 0 was not UTF-8."""
+    on_decode_error: keys, which --input has not; on UTF-16 it said a byte was not UTF-8."""
     latin = tmp_path / "latin.txt"
     latin.write_bytes("Un café.\n".encode("latin-1"))
     wide = tmp_path / "wide.txt"
-    wide.write_bytes("A line.\n".encode("utf-16"))
+    wide.write_bytes("A line of text.\n".encode("utf-16-le"))  # no byte-order mark
     for path, says in ((latin, "not utf-8 text: convert it to UTF-8 (e.g. iconv -f latin-1 -t utf-8), or build from "
                                "a data config (--config) whose encoding: reads it"),
-                       (wide, "UTF-16 or UTF-32 text")):
+                       (wide, "UTF-16 text without a byte-order mark")):
         assert data_gen_main(["build-vocab", "--input", str(path), "--lang", "en", "--size", "100",
                               "--output", str(tmp_path / "vocab.txt")]) == 2
         err = capsys.readouterr().err
