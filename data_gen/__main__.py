@@ -66,16 +66,27 @@ def _get(args) -> int:
 
 
 def _make(args) -> int:
-    from .make import make, make_part, prepare
+    from .make import MANIFEST, make, make_part, part_manifest_name, prepare
     config = DataConfig.from_yaml(args.config, args.set, workers=args.workers, output=args.output)
     if (args.part is None) != (args.parts is None):
         raise DataConfigError("--part and --parts go together (--part 0 --parts 4 makes the first of four parts)")
-    if args.prepare:
-        prepare(config)
-    elif args.part is not None:
-        make_part(config, args.part, args.parts, progress=not args.quiet)
-    else:
-        make(config, progress=not args.quiet)
+    shown = "" if args.prepare else MANIFEST if args.part is None else part_manifest_name(args.part, args.parts)
+    had = bool(shown) and (Path(config.output) / shown).exists()
+    try:
+        if args.prepare:
+            prepare(config)
+        elif args.part is not None:
+            make_part(config, args.part, args.parts, progress=not args.quiet)
+        else:
+            make(config, progress=not args.quiet)
+    except KeyboardInterrupt:  # no write is left half done (each is atomic); what the output holds is said
+        if not shown or (Path(config.output) / shown).exists():
+            left = f"{config.output} is as it was"
+        else:
+            left = (f"{config.output} holds no {shown}" + (" (removed as the shards began to be replaced)" if had else "")
+                    + ": nothing reads it until make runs again to its end")
+        print(f"interrupted: {left}", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -159,9 +170,8 @@ def main(argv=None) -> int:
     except (FetchError, ConfigError, CorpusError, ShardError, VocabError, TaskError, OutputDirError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # no write is left half done (atomic), but a make stopped has no manifest
-        print("interrupted" + (": make removed the output's manifest as it started, so nothing reads the output "
-                               "until make runs again to its end" if args.command == "make" else ""), file=sys.stderr)
+    except KeyboardInterrupt:  # (make says what its output holds)
+        print("interrupted", file=sys.stderr)
         return 130
 
 

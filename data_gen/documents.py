@@ -82,7 +82,7 @@ NOT_TEXT = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".
 # characters that separate words, lines or pages (a lone CR, vertical tab, form feed, the
 # information separators, NEL, the line and paragraph separators): a space each, not nothing
 _SEPARATOR = re.compile(r"[\x0b-\x0d\x1c-\x1f\x85\u2028\u2029]")
-_LONE_CR = re.compile(rb"\r[^\n]")  # a CR with something other than LF after it
+_LONE_CR = re.compile(rb"\r(?!\n)")  # a CR with no LF after it
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\ufeff\ud800-\udfff]")
 _ZH_SENTENCE_END = "。！？；!?;…"
 # People's Daily items are `word/tag`; the tag follows the last slash (1/2/m is the word 1/2)
@@ -222,8 +222,8 @@ def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], boo
         stat = at.stat()
         first = entered.setdefault((stat.st_dev, stat.st_ino), at)
         if first != at:
-            skipped.append((str(at), f"a symlink loop back to {first}" if at.is_relative_to(first)
-                            else f"the same folder as {first}, read there"))
+            skipped.append((_shown(str(at)), f"a symlink loop back to {_shown(str(first))}" if at.is_relative_to(first)
+                            else f"the same folder as {_shown(str(first))}, read there"))
             return
         try:
             entries = sorted(os.scandir(at), key=lambda e: e.name)
@@ -231,9 +231,6 @@ def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], boo
             raise CorpusError(f"input: cannot list folder {at} ({err.strerror or err})") from None
         for entry in entries:
             path, below = at / entry.name, parts + (entry.name,)
-            if not entry.name.isprintable() or _not_utf8(entry.name):  # a name no report or manifest can hold
-                raise CorpusError(f"input: a name in {at} is not UTF-8 text: {os.fsencode(entry.name)!r}: rename "
-                                  f"it (e.g. convmv -f latin1 -t utf8 --notest), or move it out of the folder")
             if entry.name.startswith("."):  # .git, .DS_Store: noted, so that no file goes unseen
                 yield path, below, ("a hidden folder, not entered" if entry.is_dir() else
                                     "hidden (its name starts with a dot): name it in input: to read it")
@@ -252,12 +249,18 @@ def _walk(folder: Path, skipped: Skipped, enter: Callable[[Tuple[str, ...]], boo
 
 
 def _not_utf8(name: str) -> bool:
-    """Whether a file name from the system is not UTF-8 (its bytes came as surrogates)."""
+    """Whether a path from the system is not UTF-8 (its bytes came as surrogates): no report or
+    manifest can hold it as it is."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _shown(path: str) -> str:
+    """A path as a report can print it: bytes that are not UTF-8 as escapes (`caf\\xe9.txt`)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace") if _not_utf8(path) else path
 
 
 def _matches(pattern: Sequence[str], parts: Sequence[str]) -> bool:
@@ -381,7 +384,7 @@ def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[S
             for f, why in walked:
                 why = why or not_corpus(f, fmt, found=True)
                 if why:
-                    left_out.append((str(f), why))
+                    left_out.append((_shown(str(f)), why))
                 else:
                     found.append(f)
             if not found:
@@ -393,6 +396,9 @@ def expand_inputs(entries: Sequence[str], fmt: str = "text", skipped: Optional[S
         else:
             raise CorpusError(f"file not found: {entry}")
         for f in found:
+            if _not_utf8(str(f)):
+                raise CorpusError(f"input: {_shown(str(f))}: its name is not UTF-8: rename it (e.g. convmv -f latin1 "
+                                  f"-t utf8 --notest), or move it out of the input")
             key = os.path.realpath(f)
             if key not in seen:
                 seen[key] = str(f)
@@ -499,14 +505,24 @@ def _rest_of_line(f: IO[bytes], limit: int) -> int:
             return n
 
 
-def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -> Iterator[Tuple[int, str, bool]]:
+def _cr_line_ends(head: bytes, records: bool) -> bool:
+    """Whether a file's first bytes say its lines end in a lone CR (classic Mac OS). Text: lone
+    CRs outnumber LFs four to one (a Mac file with an LF at its end, or a short Unix tail, still
+    is; a Unix file with a few stray CRs a line is not). Records (jsonl, tsv), whose strings may
+    hold raw CRs: only where no LF is there at all. (A CRLF end cut off by the head's end is not
+    lone.)"""
+    lone = len(_LONE_CR.findall(head)) - head.endswith(b"\r")  # (a CR ending the head may be half a CRLF)
+    return lone > 0 and head.count(b"\n") == 0 if records else lone > 4 * head.count(b"\n")
+
+
+def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int,
+                   records: bool = False) -> Iterator[Tuple[int, str, bool]]:
     """(line number, text, whether more of the line follows) of every line of a file: a line
     longer than `limit` bytes comes in pieces of at most `limit` bytes, one after another, decoded
     as one (a character split between two pieces is whole in the second), never held whole. The
     byte-order mark opening the file is dropped. A file whose lines end in a lone CR (classic Mac
-    OS), which its first megabyte tells (more lone CRs there than LFs: a Mac file with one LF at
-    its end, or a Unix file appended, still is), is read with CR, CRLF and LF as line ends
-    (counted). A line that does
+    OS), which its first megabyte tells (`_cr_line_ends`; `records`: a jsonl or tsv file's), is
+    read with CR, CRLF and LF as line ends (counted). A line that does
     not decode is an error naming the file, line and byte, or with `decoding.skip_errors` skipped
     and counted (of a line in pieces, from the piece that does not decode on)."""
     path = Path(path)
@@ -516,7 +532,7 @@ def _decoded_lines(path: Path, decoding: Decoding, stats: Counter, limit: int) -
     except OSError as err:
         raise CorpusError(f"{path}: cannot open it ({err.strerror or err})") from None
     head = _head(path, LINE_END_SNIFF_BYTES) or b""
-    if len(_LONE_CR.findall(head)) > head.count(b"\n"):  # (a CRLF end cut off by the head's end is not lone)
+    if _cr_line_ends(head, records):
         stats["file_of_cr_line_ends"] += 1
         f = io.BufferedReader(_CrAsNewline(f))
     with f:
@@ -798,7 +814,7 @@ def _record_lines(path: Path, how: Reading, stats: Counter, too_long: str) -> It
     line over MAX_RECORD_BYTES (its line end not counted) is skipped, counted under `too_long`,
     never held whole: read with room for a CRLF end, its length checked once it is whole."""
     long = 0  # the number of the last line read in pieces
-    for lineno, line, more in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES + 2):
+    for lineno, line, more in _decoded_lines(path, how.decoding, stats, MAX_RECORD_BYTES + 2, records=True):
         if more or lineno == long or _over_record_bytes(line, how.decoding.encoding):
             stats[too_long] += lineno != long
             long = lineno

@@ -24,6 +24,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections import Counter, deque
@@ -62,6 +63,7 @@ def heldout_name(part: int) -> str:
 
 def _init_worker(config: DataConfig, states) -> None:
     global _generator
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which ends the pool: one message
     registry.load_modules(config.task_modules)  # a user's tasks, in this worker too
     _generator = ExampleGenerator(config, states)
 

@@ -459,8 +459,13 @@ def test_a_users_mistakes_with_files_are_one_line_errors_not_tracebacks(tmp_path
     (corpus / "a.txt").write_text(TEXT, encoding="utf-8")
     os.close(os.open(os.fsencode(corpus) + b"/caf\xe9.txt", os.O_CREAT | os.O_WRONLY))
     status, _, err = _make(tmp_path, vocab, capsys, input=[str(corpus)])
-    assert status == 2 and "is not UTF-8 text: b'caf\\xe9.txt': rename it" in err and len(err.splitlines()) == 1
-    os.remove(os.fsencode(corpus) + b"/caf\xe9.txt")
+    assert status == 2 and err == f"error: {tmp_path / 'data.yaml'}: input: {corpus}/caf\\xe9.txt: its name is not UTF-8: rename it (e.g. " \
+                                  "convmv -f latin1 -t utf8 --notest), or move it out of the input\n"
+    os.rename(os.fsencode(corpus) + b"/caf\xe9.txt", os.fsencode(corpus) + b"/.caf\xe9.swp")  # not read: noted
+    os.close(os.open(os.fsencode(corpus) + "/zero\u200bwidth \u3000 name.txt".encode(), os.O_CREAT | os.O_WRONLY))
+    status, out, err = _make(tmp_path, vocab, capsys, input=[str(corpus)])
+    assert status == 0 and f"skipped {corpus}/.caf\\xe9.swp: hidden" in out, err  # UTF-8 names of any kind are read
+    os.remove(os.fsencode(corpus) + b"/.caf\xe9.swp")
     status, _, err = _make(tmp_path, vocab, capsys, input=[str(corpus)], output=str(corpus / "a.txt" / "out"))
     assert status == 2 and err == f"error: {tmp_path / 'data.yaml'}: output: {corpus / 'a.txt' / 'out'}: a folder " \
                                   f"of the path is a file ({corpus / 'a.txt'})\n"
@@ -474,10 +479,19 @@ def test_a_users_mistakes_with_files_are_one_line_errors_not_tracebacks(tmp_path
 
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt
+    (corpus / "b.txt").write_text("More text here.\n", encoding="utf-8")  # the shards are made again
     monkeypatch.setattr("data_gen.make._generate", stopped)
     status, _, err = _make(tmp_path, vocab, capsys, input=[str(corpus)])
-    assert status == 130 and err == ("interrupted: make removed the output's manifest as it started, so nothing "
-                                     "reads the output until make runs again to its end\n")
+    assert status == 130 and err == (f"interrupted: {tmp_path / 'out'} holds no manifest.json (removed as the shards "
+                                     f"began to be replaced): nothing reads it until make runs again to its end\n")
+    status, _, err = _make(tmp_path, vocab, capsys, input=[str(corpus)], output=str(tmp_path / "new"))
+    assert status == 130 and err == (f"interrupted: {tmp_path / 'new'} holds no manifest.json: nothing reads it "
+                                     f"until make runs again to its end\n")
+    monkeypatch.undo()
+    assert _make(tmp_path, vocab, capsys, input=[str(corpus)])[0] == 0
+    monkeypatch.setattr("data_gen.make.warn_layouts", stopped)  # before a shard is replaced: as it was
+    status, _, err = _make(tmp_path, vocab, capsys, input=[str(corpus)], shards=2)
+    assert status == 130 and err == f"interrupted: {tmp_path / 'out'} is as it was\n"
 
 
 @pytest.mark.parametrize("between", ["\r\n", "\rx"])
@@ -511,3 +525,20 @@ def test_a_jsonl_record_of_exactly_the_limit_is_read_and_one_byte_more_is_not(tm
     texts = _texts(read_documents([path], "jsonl", "en", stats))
     assert texts[0] == ["Small one."] and (len(texts) == 2) == kept
     assert stats == (Counter() if kept else Counter(json_line_over_40MB_skipped=1))
+
+
+def test_make_s_workers_leave_ctrl_c_to_make(tmp_path, vocab):
+    """Ctrl-C reaches every process of the terminal's group: each worker printed a traceback of
+    its own beside make's one line."""
+    import signal
+
+    from data_gen import make
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        (tmp_path / "a.txt").write_text(TEXT, encoding="utf-8")
+        config = DataConfig(input=[str(tmp_path / "a.txt")], vocab=str(vocab), output=str(tmp_path / "o"),
+                            tasks=["knowledge_masking"])
+        make._init_worker(config, make._corpus_states(config))
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -209,14 +209,33 @@ def test_only_lone_cr_ends_make_cr_a_line_end(tmp_path, monkeypatch):
         docs = list(read_documents([path], "text", "en", Counter()))
         assert [[" ".join(s.text.split()) for s in d.sentences] for d in docs] == expected, content
     monkeypatch.setattr(documents, "LINE_END_SNIFF_BYTES", 1 << 20)
-    # a Mac file with an LF at its end, or a Unix file appended: it was one line, its documents one
+    # a Mac file with an LF at its end, or a short Unix tail: it was one line, its documents one;
+    # a Unix file with stray CRs in its lines is not split at them
     cases = {b"D1 a.\rD1 b.\r\rD2 a.\r\rD3 a.\r\n": [["D1 a.", "D1 b."], ["D2 a."], ["D3 a."]],
-             b"M1.\rM2.\r\rM3.\rM4.\r" + b"U1.\nU2.\n": [["M1.", "M2."], ["M3.", "M4.", "U1.", "U2."]]}
+             b"M1.\rM2.\r\rM3.\rM4.\rM5.\r" + b"U1.\n": [["M1.", "M2."], ["M3.", "M4.", "M5.", "U1."]],
+             b"One \r a \r b \r line.\nTwo \r c \r line.\n": [["One a b line.", "Two c line."]]}
     for content, expected in cases.items():
         path = tmp_path / "c.txt"
         path.write_bytes(content)
         docs = list(read_documents([path], "text", "en", Counter()))
         assert [[" ".join(s.text.split()) for s in d.sentences] for d in docs] == expected, content
+
+
+def test_raw_crs_inside_jsonl_strings_do_not_make_cr_line_ends(tmp_path):
+    """Records whose text holds raw CRs (read as text since strict=False) were taken for a
+    classic-Mac file, cut at the CRs, and refused as not JSON."""
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b"".join(b'{"text": "%s"}\n' % b"\r".join(b"A%d %s." % (k, w.encode()) for w in "abcdef")
+                              for k in range(3)))  # six CRs a record: they outnumber its LF
+    stats = Counter()
+    docs = list(read_documents([path], "jsonl", "en", stats))
+    assert [" ".join(" ".join(s.text for s in d.sentences).split()) for d in docs] == [
+        " ".join(f"A{k} {w}." for w in "abcdef") for k in range(3)]
+    assert "file_of_cr_line_ends" not in stats
+    path = tmp_path / "mac.tsv"  # Excel's "CSV (Macintosh)": CR line ends, no LF
+    path.write_bytes(b"text_a\tlabel\rFirst one.\t1\rSecond one.\t0\r")
+    assert [[t.text for t in d.sentences] for d in read_documents([path], "tsv", "en", Counter(), text_field="text_a")] == [
+        ["First one."], ["Second one."]]
 
 
 @pytest.mark.parametrize("buffer_size", [2, 3, 4, 5, 8192])
