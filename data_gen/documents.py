@@ -302,7 +302,7 @@ def _head(path: Path, size: int = SNIFF_BYTES) -> Optional[bytes]:
         return None
 
 
-def not_corpus(path: Path, fmt: str, found: bool) -> Optional[str]:
+def not_corpus(path: Path, fmt: Optional[str], found: bool) -> Optional[str]:
     """Why a file is not corpus text, or None: an archive, an image or a PDF by its name, a
     binary file by NULs in its first bytes (parquet aside), and, of the files a folder or pattern
     `found`, a README (a file named on its own is read whatever its name). Text in UTF-16 or
@@ -315,8 +315,8 @@ def not_corpus(path: Path, fmt: str, found: bool) -> Optional[str]:
         return f"an archive ({kind}): unpack it to read its files"
     if path.suffix.lower() in NOT_TEXT:
         return f"not text ({path.suffix.lower()})"
-    named = _format_by_name(path)
-    if named and named != fmt and fmt != "parquet":  # (the parquet reader names a file that is not parquet)
+    named = format_by_name(path)
+    if named and fmt and named != fmt and fmt != "parquet":  # (the parquet reader names a file that is not parquet)
         return (f"a {named} file by its name, not read with format: {fmt} (its records would be read as "
                 f"{fmt}): set format: {named}, or rename the file if it is {fmt}")
     head = _head(path) if fmt != "parquet" else None
@@ -332,7 +332,7 @@ def not_corpus(path: Path, fmt: str, found: bool) -> Optional[str]:
     return None
 
 
-def _format_by_name(path: Path) -> Optional[str]:
+def format_by_name(path: Path) -> Optional[str]:
     """The format a file's name gives (`c.jsonl.gz`: jsonl), where it is one of the structured
     ones; None for text and for names that say nothing."""
     suffixes = [s.lower() for s in path.suffixes]

@@ -505,6 +505,7 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     verified = _verified(out, old, fp)
     if verified and len(verified) == len(every_shard(old)):
         print(f"up to date: {len(verified)} shards verified against {out / MANIFEST}")
+        _remove_unlisted_shards(out, old)
         print(report(old))
         return old
     # the shards are about to be replaced: a run stopped before the new manifest is written

@@ -50,11 +50,15 @@ def iter_text_lines(paths: Sequence[Path], strip_pos: bool = False) -> Iterator[
     another encoding, which a data config's `encoding` reads); with `strip_pos`, People's Daily
     `word/pos` lines as plain text."""
     from .corpora import strip_pos_tags
-    from .documents import CorpusError, Decoding, clean_lines, not_corpus
+    from .documents import CorpusError, Decoding, clean_lines, format_by_name, not_corpus
     decoding = Decoding(remedy="convert it to UTF-8 (e.g. iconv -f latin-1 -t utf-8), or build from a data config "
                                "(--config) whose encoding: reads it")
     for path in map(Path, paths):
-        why = not_corpus(path, "peoples_daily" if strip_pos else "text", found=False)
+        named = format_by_name(path)
+        if named:  # its records' syntax (braces, keys, labels) would be learned as words
+            raise CorpusError(f"input: {path} is a {named} file by its name, and --input reads lines of text: build "
+                              f"from a data config (--config) with format: {named}")
+        why = not_corpus(path, None, found=False)
         if why:
             raise CorpusError(f"input: {path} is {why}")
         for _, line in clean_lines(path, Counter(), decoding):

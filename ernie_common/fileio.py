@@ -3,6 +3,7 @@ rename), the cache directory, and SHA-256 of a file."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import os
@@ -102,10 +103,14 @@ def _durable(path: Path) -> None:
 
 
 def _flush(item: Path) -> None:
-    """One file's or folder's own bytes and entries to the disk."""
+    """One file's or folder's own bytes and entries to the disk. A filesystem that cannot flush a
+    folder (some FUSE and CIFS mounts refuse it) leaves it to its own pace: the write stands."""
     fd = os.open(item, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as err:
+        if not (item.is_dir() and err.errno in (errno.EINVAL, errno.ENOTSUP, errno.EBADF)):
+            raise
     finally:
         os.close(fd)
 

@@ -109,7 +109,10 @@ def test_build_vocab_input_errors_advise_what_input_can_do(tmp_path, capsys):
     wide.write_bytes("A line of text.\n".encode("utf-16-le"))  # no byte-order mark
     for path, says in ((latin, "not utf-8 text: convert it to UTF-8 (e.g. iconv -f latin-1 -t utf-8), or build from "
                                "a data config (--config) whose encoding: reads it"),
-                       (wide, "UTF-16 text without a byte-order mark")):
+                       (wide, "UTF-16 text without a byte-order mark"),
+                       (tmp_path / "train.tsv", "train.tsv is a tsv file by its name, and --input reads lines of "
+                                                "text: build from a data config (--config) with format: tsv")):
+        path.write_text("text_a\tlabel\nA line.\t1\n") if path.suffix == ".tsv" else None
         assert data_gen_main(["build-vocab", "--input", str(path), "--lang", "en", "--size", "100",
                               "--output", str(tmp_path / "vocab.txt")]) == 2
         err = capsys.readouterr().err

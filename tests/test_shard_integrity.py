@@ -252,3 +252,27 @@ def test_what_a_rename_publishes_is_on_disk_before_the_rename(tmp_path, monkeypa
     assert events[published + 1] == ("fsync", tmp_path.name)  # the rename kept (the folder alone)
     assert events[-3][0] == "fsync" and events[-3][1].startswith(".latest.")  # latest's bytes, then
     assert events[-2:] == [("replace", "latest"), ("fsync", tmp_path.name)]  # its rename, kept
+
+
+def test_a_filesystem_that_cannot_flush_folders_still_takes_the_write(tmp_path, monkeypatch):
+    """Some FUSE and CIFS mounts refuse fsync on a folder (EINVAL): a checkpoint already renamed
+    into place was reported failed, and the trainer stopped."""
+    import errno
+    import stat
+
+    from ernie_common.fileio import atomic_directory, atomic_write_text
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with atomic_directory(tmp_path / "step-00000010") as tmp:
+        (tmp / "params.safetensors").write_bytes(b"p")
+    atomic_write_text(tmp_path / "latest", "step-00000010")
+    assert (tmp_path / "latest").read_text() == "step-00000010"
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(OSError, match="I/O error"):  # a file's bytes that did not reach the disk: an error
+        atomic_write_text(tmp_path / "latest", "step-00000020")
+    assert (tmp_path / "latest").read_text() == "step-00000010"
