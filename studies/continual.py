@@ -35,7 +35,7 @@ from ernie.pretrain.log import heldout_losses, read_log
 from ernie.pretrain.schedule import schedule_from_config
 from ernie_common.fileio import atomic_write_text
 from studies import downstream
-from studies.jobs import ROOT, job_threads, model_saved, pretrain_run, run_all, run_python, shards_made
+from studies.jobs import ROOT, job_threads, model_saved, pretrain_run, run_all, run_python, settle_remakes, shards_made
 from studies.template import fill, precision_text, shown, write_report
 
 STUDY_FILE = ROOT / "configs" / "studies" / "continual.yaml"
@@ -212,6 +212,7 @@ def close_pairs(out: Path, setting: downstream.Setting, names: Sequence[str]) ->
 
 
 def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
+    settle_remakes(run.run_dir for run in runs(study))
     out, settings = ROOT / study["output"] / "finetune", {s.name: s for s in suite_settings(study)}
     chosen = [m for m in measured(study) if not only or m.init.name in only]
     missing = [m.init.name for m in chosen if m.init.source[0] == "--init-model"
@@ -230,6 +231,7 @@ def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
 
 def probes(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
     """The linear probe of every initialisation's frozen vectors on each setting it is measured on."""
+    settle_remakes(run.run_dir for run in runs(study))
     out, settings = ROOT / study["output"] / "finetune", {s.name: s for s in suite_settings(study)}
     threads = job_threads(parallel)
     run_all([lambda m=m, s=s: downstream.probe(settings[s], m.init, out, threads)

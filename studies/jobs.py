@@ -93,7 +93,8 @@ def pretraining_finished(run_dir: Path, model: Path, dependents: Iterable[Path] 
         except ValueError:  # no log to compare with: the run made again cannot be shown to be the same
             made = None
         kept = sorted(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in dependents if p.exists())
-        atomic_write_text(recorded, json.dumps({"trajectory": made, "dependents": kept}, indent=1) + "\n")
+        atomic_write_text(recorded, json.dumps({"params_sha256": _summary(run_dir).get("params_sha256"),
+                                                "trajectory": made, "dependents": kept}, indent=1) + "\n")
     waiting = len(json.loads(recorded.read_text(encoding="utf-8"))["dependents"])
     print(f"{run_dir}: the repository's records of a run made on another machine, without its model or a "
           f"checkpoint; pre-training it again from its first step (git keeps the records)"
@@ -103,31 +104,60 @@ def pretraining_finished(run_dir: Path, model: Path, dependents: Iterable[Path] 
     return False
 
 
+def _summary(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def remade_record(run_dir: Path) -> Path:
-    """RUN_DIR.recorded.json: while a run from another machine is made again, the trajectory of
-    the recorded run (`ernie.pretrain.log.trajectory`) and the fine-tuning records made from its
-    model. Among a study's records, so that a machine lost in the middle leaves it to the next."""
+    """RUN_DIR.recorded.json: while a run from another machine is made again, what the recorded
+    run made (its parameters' sha256 where its summary has it, its log's trajectory) and the
+    fine-tuning records made from its model. Among a study's records, so that a machine lost in
+    the middle leaves it to the next."""
     return Path(f"{run_dir}.recorded.json")
 
 
 def settle_remade(run_dir: Path) -> None:
-    """Once a run made again (`pretraining_finished`) has finished: its model's fine-tuning records
-    stay if it went the recorded run's way to the last logged digit, and go otherwise (another
-    kind of machine, another Paddle, a changed recipe: another model)."""
+    """Once a run made again (`pretraining_finished`) has ended: its model's fine-tuning records
+    stay if it is the recorded run's model, and go otherwise (another kind of machine, another
+    Paddle, a changed recipe: another model). The same model: the same parameters' sha256, where
+    the recorded summary has it (summaries since 2026-12-08); else every logged value equal to
+    the last digit (`ernie.pretrain.log.trajectory`: strong evidence, not proof, since parameters
+    no logged loss reads are not in it)."""
     recorded = remade_record(run_dir)
     if not recorded.is_file() or not (run_dir / "summary.json").is_file():
         return
     record = json.loads(recorded.read_text(encoding="utf-8"))
     dependents = [p for p in (ROOT / d for d in record["dependents"]) if p.exists()]
-    if record["trajectory"] is not None and trajectory(read_log(run_dir)) == record["trajectory"]:
-        print(f"{run_dir}: made again, every logged value equal to the recorded run's: the same model, its "
+    if record.get("params_sha256"):
+        same, how = _summary(run_dir).get("params_sha256") == record["params_sha256"], "parameters"
+    else:
+        same, how = record["trajectory"] is not None and trajectory(read_log(run_dir)) == record["trajectory"], "log"
+    if same:
+        print(f"{run_dir}: made again, its {how} equal to the recorded run's: the same model, its "
               f"{len(dependents)} fine-tuning records stand", flush=True)
     else:
         for path in dependents:
             shutil.rmtree(path)
-        print(f"{run_dir}: made again, its log unlike the recorded run's: another model, its "
+        print(f"{run_dir}: made again, its {how} unlike the recorded run's: another model, its "
               f"{len(dependents)} fine-tuning records removed (git keeps them)", flush=True)
     recorded.unlink()
+
+
+def settle_remakes(run_dirs: Iterable[Path]) -> None:
+    """Before a study fine-tunes or reports: each run made again that has ended is settled (one
+    killed between its end and its settling, or ended by another command); one whose model is
+    there but whose run has not ended (its summary is written last) is an error, since its
+    model's old records are not known yet to stand."""
+    run_dirs = list(run_dirs)
+    for run_dir in run_dirs:
+        settle_remade(run_dir)
+    for run_dir in run_dirs:
+        if remade_record(run_dir).is_file() and model_saved(run_dir / "model"):
+            raise SystemExit(f"{run_dir}: a run made again whose model is written but whose run has not ended: let "
+                             f"its pre-training end (the study's pretrain) before fine-tuning")
 
 
 def _committed_unchanged(folder: Path) -> bool:

@@ -25,7 +25,7 @@ import yaml
 from ernie.pretrain.log import FINAL_WINDOW, heldout_losses, read_log
 from ernie.pretrain.schedule import Schedule, load_schedule
 from studies import downstream
-from studies.jobs import ROOT, make_shards, model_saved, pretrain_run, run_all, run_python
+from studies.jobs import ROOT, make_shards, model_saved, pretrain_run, run_all, run_python, settle_remakes
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "table7.yaml"
@@ -103,6 +103,7 @@ def inits(variant: Variant) -> List[downstream.Init]:
 
 
 def finetune(variant: Variant, seeds: int, parallel: int = 2) -> None:
+    settle_remakes(variant.run_dir(s) for s in STRATEGIES)
     for name in variant.fetch:
         if not (ROOT / "data" / name).is_dir():
             run_python(["-m", "data_gen", "fetch", name, "--dir", "data"], log=variant.output / f"fetch-{name}.log")

@@ -22,6 +22,7 @@ from ernie.model.optimization import decays, linear_warmup_decay, noam
 from ernie.model.params_io import layer_params
 from ernie.pretrain.model import ErnieForPretraining
 from ernie_common import tasks as registry
+from ernie_common.fileio import sha256_file
 from ernie_common.machine import ISA_CAPS
 from tests.conftest import REPO, random_feeds, small_config
 from tests.test_data_gen_make import _documents
@@ -253,6 +254,9 @@ def test_killed_run_resumes_to_the_same_parameters(pretrain_setup, tmp_path, acc
     for name in a:
         np.testing.assert_allclose(b[name], a[name], atol=1e-6, rtol=0, err_msg=name)
     assert _log(tmp_path / "killed") == _log(tmp_path / "whole")  # no step logged twice, none of another window
+    # the summary names the model's bytes: the same model, resumed or not (a study made again checks it)
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert summary["params_sha256"] == whole["params_sha256"] == sha256_file(tmp_path / "killed" / "model" / "params.safetensors")
 
 
 def _log(run) -> list:

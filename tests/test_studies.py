@@ -245,9 +245,10 @@ def test_table7_fine_tunes_the_strategies_that_have_finished_and_random_initiali
     assert "not pre-trained yet, fine-tuned when this runs again: continual multi-task learning" in capsys.readouterr().out
 
 
-def _remade_by(variant, heldout):
+def _remade_by(variant, heldout, params_sha256=None):
     """A stand-in for `ernie.pretrain` that writes a finished run whose log holds `heldout`'s
-    records, at its own pace (`tokens_per_s`, which says nothing of the model)."""
+    records, at its own pace (`tokens_per_s`, which says nothing of the model), and whose summary
+    gives its parameters' sha256."""
     def run_python(args, log, threads=None):
         out = next(d for d in map(variant.run_dir, table7.STRATEGIES)
                    if str(variant.strategies[d.name]) == args[args.index("--config") + 1])
@@ -256,19 +257,21 @@ def _remade_by(variant, heldout):
         records = [{"step": step, **{f"heldout_loss/{t}": v for t, v in zip(TASKS, values)}, "tokens_per_s": 99.0}
                    for step, values in heldout.items()]
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        (out / "summary.json").write_text("{}", encoding="utf-8")
+        (out / "summary.json").write_text(json.dumps({"params_sha256": params_sha256}), encoding="utf-8")
     return run_python
 
 
-@pytest.mark.parametrize("same", [True, False])
+@pytest.mark.parametrize("same, by", [(True, "log"), (False, "log"), (True, "parameters"), (False, "parameters")])
 def test_a_run_whose_records_came_without_its_model_is_made_again_and_keeps_its_fine_tuning_records_only_if_the_same(
-        tmp_path, monkeypatch, capsys, same):
+        tmp_path, monkeypatch, capsys, same, by):
     """A study's records are committed, its models and checkpoints are not: on a new machine a
     finished run was skipped for its summary, and its model's fine-tuning then waited for ever (or
     a run made again would have shared a table with the lost model's scores). A run made again on
     the same kind of machine is the same run, to the last digit: its hours of fine-tuning stand."""
     from studies import jobs
     variant = study(tmp_path)  # every run has its records (log, summary) and nothing else
+    if by == "parameters":  # a summary since 2026-12-08: the parameters decide, whatever the log says
+        (variant.run_dir("continual_multitask") / "summary.json").write_text(json.dumps({"params_sha256": "ab12"}))
     finetuned = variant.output / "finetune" / "toy"
     (variant.run_dir("continual") / "model").mkdir()
     (variant.run_dir("continual") / "model" / "params.safetensors").write_bytes(b"")  # finished here
@@ -297,15 +300,44 @@ def test_a_run_whose_records_came_without_its_model_is_made_again_and_keeps_its_
     # on the next machine the partial run is the repository's record: the first record still counts
     variant.run_dir("continual_multitask").mkdir()
     (variant.run_dir("continual_multitask") / "log.jsonl").write_text('{"step": 0, "loss": 1.0}\n')
-    heldout = {**HELDOUT["continual_multitask"], **({} if same else {8: (6.1, 2.2)})}
-    monkeypatch.setattr(jobs, "run_python", _remade_by(variant, heldout))
+    if by == "log":
+        heldout, params = {**HELDOUT["continual_multitask"], **({} if same else {8: (6.1, 2.2)})}, None
+    else:  # the log unlike the record's where the parameters are the same, and like it where they are not
+        heldout, params = {**HELDOUT["continual_multitask"], **({8: (6.1, 2.2)} if same else {})}, "ab12" if same else "cd34"
+    monkeypatch.setattr(jobs, "run_python", _remade_by(variant, heldout, params))
     (variant.run_dir("multitask") / "summary.json").write_text("{}")
     table7.pretrain(variant, parallel=1)
     assert not recorded.exists()
     assert sorted(p.name for p in finetuned.iterdir()) == (
         ["continual", "continual_multitask", "multitask", "random"] if same else ["continual", "multitask", "random"])
-    assert ("the same model, its 1 fine-tuning records stand" if same else
-            "another model, its 1 fine-tuning records removed") in capsys.readouterr().out
+    assert (f"its {by} equal to the recorded run's: the same model, its 1 fine-tuning records stand" if same else
+            f"its {by} unlike the recorded run's: another model, its 1 fine-tuning records removed") \
+        in capsys.readouterr().out
+
+
+def test_fine_tuning_settles_a_run_made_again_that_ended_unsettled_and_waits_for_one_still_ending(tmp_path, monkeypatch):
+    """Killed between its end and its settling (or ended by another command), a run made again
+    left its lost model's records beside its own model: a fine-tuning then would mix the two."""
+    from studies import jobs
+    variant = study(tmp_path)
+    finetuned = variant.output / "finetune" / "toy"
+    monkeypatch.setattr(table7, "make_shards", lambda data: None)
+    monkeypatch.setattr(jobs, "_committed_unchanged", lambda folder: True)
+    monkeypatch.setattr(jobs, "run_python", lambda args, log, threads=None: None)
+    for strategy in table7.STRATEGIES:
+        (finetuned / strategy / "lr-0.001").mkdir(parents=True, exist_ok=True)
+    table7.pretrain(variant, parallel=1)  # all three made again, killed at once
+    run = variant.run_dir("multitask")
+    _remade_by(variant, {0: (1.0, 1.0)})(["--config", str(variant.strategies["multitask"])], None)  # ended elsewhere
+    (variant.run_dir("continual") / "model").mkdir(parents=True)  # its model written, its summary not yet
+    (variant.run_dir("continual") / "model" / "params.safetensors").write_bytes(b"")
+    ran = []
+    monkeypatch.setattr(table7.downstream, "evaluate_all", lambda *args, **kwargs: ran.append(args))
+    with pytest.raises(SystemExit, match=r"continual: a run made again whose model is written but whose run has not "
+                                         r"ended: let its pre-training end"):
+        table7.finetune(variant, seeds=1)
+    assert not jobs.remade_record(run).exists() and not (finetuned / "multitask").exists() and not ran
+    assert (finetuned / "continual").is_dir() and jobs.remade_record(variant.run_dir("continual")).is_file()
 
 
 @pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(), reason="needs the repository's git")

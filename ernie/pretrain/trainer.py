@@ -60,7 +60,7 @@ from ernie.pretrain.schedule import Schedule, ScheduleError, schedule_from_confi
 from ernie_common import tasks as registry
 from ernie_common.cli import output_dir, positive_int
 from ernie_common.configfile import read, to_dict
-from ernie_common.fileio import atomic_directory, atomic_write_text
+from ernie_common.fileio import atomic_directory, atomic_write_text, sha256_file
 from ernie_common.machine import cpu_flags, cpu_line
 from ernie_common.tokenization import first_normal_id, is_sentencepiece, load_vocab
 from propeller.mixed_precision import AMP_CHOICES, MixedPrecision, MixedPrecisionUnsupported, check_supported
@@ -124,7 +124,6 @@ class Trainer:
 
     def __init__(self, config: PretrainConfig, config_file=None, amp_auto: bool = False):
         from ernie.pretrain.data import PretrainingData
-        from ernie_common.fileio import sha256_file
 
         self.config = config
         self.config_file = config_file  # the --config file, named in the run's config.yaml (the plot's title)
@@ -675,6 +674,7 @@ class Trainer:
         self.summary["tokens_seen"] = self.tokens_seen
         self.summary["machine"] = _machine()
         self.summary["segments"] = self.segments
+        self.summary["params_sha256"] = sha256_file(model_dir / "params.safetensors")  # what the run made, exactly
         if self.config.corrupt_shards == "skip":
             self.summary["corrupt_examples_skipped"] = corrupt
             print(f"skipped {corrupt} example(s) of corrupt shards", file=sys.stderr)
