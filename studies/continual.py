@@ -213,6 +213,7 @@ def close_pairs(out: Path, setting: downstream.Setting, names: Sequence[str]) ->
 
 def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
     settle_remakes(run.run_dir for run in runs(study))
+    downstream.fetch_missing(suite_settings(study), ROOT / study["output"])
     out, settings = ROOT / study["output"] / "finetune", {s.name: s for s in suite_settings(study)}
     chosen = [m for m in measured(study) if not only or m.init.name in only]
     missing = [m.init.name for m in chosen if m.init.source[0] == "--init-model"
@@ -232,6 +233,7 @@ def finetune(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
 def probes(study: dict, parallel: int, only: Sequence[str] = ()) -> None:
     """The linear probe of every initialisation's frozen vectors on each setting it is measured on."""
     settle_remakes(run.run_dir for run in runs(study))
+    downstream.fetch_missing(suite_settings(study), ROOT / study["output"])
     out, settings = ROOT / study["output"] / "finetune", {s.name: s for s in suite_settings(study)}
     threads = job_threads(parallel)
     run_all([lambda m=m, s=s: downstream.probe(settings[s], m.init, out, threads)

@@ -29,7 +29,7 @@ import yaml
 
 from ernie.pretrain.log import FINAL_WINDOW, read_log
 from studies import downstream
-from studies.jobs import ROOT, job_threads, make_shards, model_saved, pretrain_run, run_all, run_python, settle_remakes, shards_of
+from studies.jobs import ROOT, job_threads, make_shards, model_saved, pretrain_run, run_all, settle_remakes, shards_of
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "curve.yaml"
@@ -151,9 +151,7 @@ def finetune(study: Study, parallel: int = 2) -> None:
     initialisation alone (it needs the run's vocabulary and shape, which its first saved model
     has), so that the cores the run leaves free do the part that does not wait for it."""
     settle_remakes(r.output for r in (study.long, *study.runs))
-    for name in dict.fromkeys(s.task for s in (*study.settings, study.pos)):
-        if not (ROOT / "data" / name).is_dir():
-            run_python(["-m", "data_gen", "fetch", name, "--dir", "data"], log=study.output / f"fetch-{name}.log")
+    downstream.fetch_missing([*study.settings, study.pos], study.output)
     models = [m for m in curve_models(study) if model_saved(m.path)]
     if not models:
         raise SystemExit(f"fine-tuning needs a saved model of the long run first ({study.long.output / 'models'}): "

@@ -137,6 +137,17 @@ def _dev_mean(report: dict, metric: str) -> float:
     return statistics.fmean(s["dev"][metric] for s in report["seeds"])
 
 
+def fetch_missing(settings: Sequence[Setting], log_dir: Path) -> None:
+    """The settings' labelled sets that are not on this machine, fetched from the registries
+    (`python -m data_gen fetch NAME`, NAME their folder's): a study's records come to a new
+    machine without them."""
+    for data in dict.fromkeys(s.data for s in settings):
+        if not (ROOT / data).is_dir():
+            name = Path(data).name
+            run_python(["-m", "data_gen", "fetch", name, "--dir", str((ROOT / data).parent)],
+                       log=log_dir / f"fetch-{name}.log")
+
+
 def evaluate(setting: Setting, init: Init, out: Path, seeds: int = 5, grid_seeds: int = 1,
              grid: Optional[Sequence[float]] = None, threads: int = 1) -> None:
     """One initialisation on one setting: the grid, then the remaining seeds at the chosen rate;

@@ -25,7 +25,7 @@ import yaml
 from ernie.pretrain.log import FINAL_WINDOW, heldout_losses, read_log
 from ernie.pretrain.schedule import Schedule, load_schedule
 from studies import downstream
-from studies.jobs import ROOT, make_shards, model_saved, pretrain_run, run_all, run_python, settle_remakes
+from studies.jobs import ROOT, make_shards, model_saved, pretrain_run, run_all, settle_remakes
 from studies.template import TEMPLATES, fill, segment_text, shown, write_report
 
 RUN_LIST = ROOT / "configs" / "studies" / "table7.yaml"
@@ -43,7 +43,6 @@ class Variant:
     data: Path                    # the data config of the pre-training text
     strategies: Dict[str, Path]   # strategy -> its pre-training config
     output: Path                  # the fine-tuning runs go under OUTPUT/finetune
-    fetch: tuple                  # labelled data sets to fetch (python -m data_gen fetch)
     settings: tuple               # downstream.Setting
 
     def config(self, strategy: str) -> dict:
@@ -58,7 +57,7 @@ class Variant:
 
 def variants(path: Path = RUN_LIST) -> Dict[str, Variant]:
     table = yaml.safe_load(path.read_text(encoding="utf-8"))
-    keys = {"title", "data", "strategies", "output", "fetch", "downstream"}
+    keys = {"title", "data", "strategies", "output", "downstream"}
     found = {}
     for name, entry in table.items():
         if not isinstance(entry, dict) or set(entry) != keys:
@@ -67,7 +66,7 @@ def variants(path: Path = RUN_LIST) -> Dict[str, Variant]:
             raise SystemExit(f"{path}: variant {name!r} must name a config for each of {list(STRATEGIES)}")
         found[name] = Variant(name, entry["title"], ROOT / entry["data"],
                               {s: ROOT / entry["strategies"][s] for s in STRATEGIES}, ROOT / entry["output"],
-                              tuple(entry["fetch"]), tuple(downstream.settings_from(entry["downstream"], f"{path}:{name}")))
+                              tuple(downstream.settings_from(entry["downstream"], f"{path}:{name}")))
     return found
 
 
@@ -104,9 +103,7 @@ def inits(variant: Variant) -> List[downstream.Init]:
 
 def finetune(variant: Variant, seeds: int, parallel: int = 2) -> None:
     settle_remakes(variant.run_dir(s) for s in STRATEGIES)
-    for name in variant.fetch:
-        if not (ROOT / "data" / name).is_dir():
-            run_python(["-m", "data_gen", "fetch", name, "--dir", "data"], log=variant.output / f"fetch-{name}.log")
+    downstream.fetch_missing(variant.settings, variant.output)
     downstream.evaluate_all(variant.settings, inits(variant), variant.output / "finetune", parallel, seeds=seeds)
 
 

@@ -133,7 +133,7 @@ def test_fine_tuning_takes_every_models_few_labels_before_any_full_set(tmp_path,
     Every initialisation gets the study's fine-tuning settings."""
     study = dataclasses.replace(make_study(tmp_path), finetune_settings=("amp=auto",))
     order, first = [], []
-    monkeypatch.setattr(curve, "run_python", lambda *args, **kwargs: None)  # no fetch
+    monkeypatch.setattr(downstream, "fetch_missing", lambda settings, log_dir: None)  # no fetch
     monkeypatch.setattr(curve, "run_all", lambda jobs, what, parallel: [job() for job in jobs])
     monkeypatch.setattr(downstream, "evaluate_all", lambda settings, inits, *args, **kwargs: first.extend(inits))
     monkeypatch.setattr(downstream, "evaluate", lambda setting, init, out, **kwargs: order.append(
@@ -148,7 +148,7 @@ def test_while_the_long_run_trains_random_initialisation_fine_tunes_alone(tmp_pa
     study = make_study(tmp_path)
     (study.long.output / "summary.json").unlink()  # the end model is not there yet
     evaluated, others = [], []
-    monkeypatch.setattr(curve, "run_python", lambda *args, **kwargs: None)
+    monkeypatch.setattr(downstream, "fetch_missing", lambda settings, log_dir: None)
     monkeypatch.setattr(curve, "run_all", lambda jobs, what, parallel: others.extend(jobs))
     monkeypatch.setattr(downstream, "evaluate_all", lambda settings, inits, *args, **kwargs: evaluated.append(
         ([s.name for s in settings], [(i.name, i.source) for i in inits])))
@@ -167,7 +167,7 @@ def test_models_whose_records_came_without_them_are_not_fine_tuned(tmp_path, mon
         if "seq64-16m" in str(path) or "tokens-4000000" in str(path):
             path.unlink()
     order = []
-    monkeypatch.setattr(curve, "run_python", lambda *args, **kwargs: None)
+    monkeypatch.setattr(downstream, "fetch_missing", lambda settings, log_dir: None)
     monkeypatch.setattr(curve, "run_all", lambda jobs, what, parallel: [job() for job in jobs])
     monkeypatch.setattr(downstream, "evaluate_all", lambda *args, **kwargs: None)
     monkeypatch.setattr(downstream, "evaluate", lambda setting, init, out, **kwargs: order.append(init.name))

@@ -77,7 +77,7 @@ def study(tmp_path):
     run_list = tmp_path / "table7.yaml"
     run_list.write_text(yaml.safe_dump({"toy": {
         "title": "Toy variant", "data": str(data), "strategies": {s: str(p) for s, p in strategies.items()},
-        "output": str(tmp_path / "out"), "fetch": [],
+        "output": str(tmp_path / "out"),
         "downstream": [{"name": "toy", "task": "review-sentiment", "data": str(labelled),
                         "train_examples": None, "epochs": 1}]}}), encoding="utf-8")
     return table7.variants(run_list)["toy"]
@@ -359,3 +359,18 @@ def test_shards_count_as_made_only_with_every_shard_the_manifest_lists(tmp_path)
     assert not jobs.shards_made(tmp_path)
     (tmp_path / "part-00000.shard").write_bytes(b"")
     assert jobs.shards_made(tmp_path)
+
+
+def test_a_studys_labelled_sets_missing_on_a_new_machine_are_fetched(tmp_path, monkeypatch):
+    """The continual study's fine-tuning failed on a new machine: its spam-email set was never
+    fetched (only its task-adaptive texts were)."""
+    from studies import downstream
+    fetched = []
+    monkeypatch.setattr(downstream, "run_python", lambda args, log: fetched.append((args, log)))
+    (tmp_path / "here").mkdir()
+    settings = [downstream.Setting("a-300", "spam-email", str(tmp_path / "data" / "spam-email"), 300, 1),
+                downstream.Setting("a-full", "spam-email", str(tmp_path / "data" / "spam-email"), None, 1),
+                downstream.Setting("b", "review-sentiment", str(tmp_path / "here"), None, 1)]
+    downstream.fetch_missing(settings, tmp_path / "logs")
+    assert fetched == [(["-m", "data_gen", "fetch", "spam-email", "--dir", str(tmp_path / "data")],
+                        tmp_path / "logs" / "fetch-spam-email.log")]
