@@ -477,15 +477,7 @@ def _manifest(config: DataConfig, generator: ExampleGenerator, fp: str, shards: 
         "mb_per_second": round(stats["raw_bytes"] / 1e6 / max(seconds, 1e-9), 3),
     }
     atomic_write_text(Path(config.output) / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    if unk_rate > UNKNOWN_WARNING:
-        print(f"warning: {unk_rate:.1%} of tokens are [UNK]: does {config.vocab} fit this corpus?",
-              file=sys.stderr)
-    if config.heldout_documents and not stats["heldout/documents"]:
-        print(f"warning: heldout_documents {config.heldout_documents} chose none of the {stats['documents']:,} "
-              f"documents: no held-out examples (a larger share, or a corpus of more documents)", file=sys.stderr)
-    for name in (n for n in manifest["classes"] if not manifest["examples_per_task"].get(n)):
-        print(f"warning: task {name} made no examples from this corpus (see the skip counts below): "
-              f"pre-training refuses a schedule that trains it on these shards", file=sys.stderr)
+    _print_warnings(manifest)
     print(f"wrote {manifest['examples']} examples in {len(shards)} shards, {stats['raw_bytes'] / 1e6:.1f} MB "
           f"of text in {seconds:.1f} s; manifest: {Path(config.output) / MANIFEST}")
     print(report(manifest))
@@ -506,6 +498,7 @@ def make(config: DataConfig, progress: bool = True) -> dict:
     if verified and len(verified) == len(every_shard(old)):
         print(f"up to date: {len(verified)} shards verified against {out / MANIFEST}")
         _remove_unlisted_shards(out, old)
+        _print_warnings(old)
         print(report(old))
         return old
     # the shards are about to be replaced: a run stopped before the new manifest is written
@@ -518,6 +511,21 @@ def make(config: DataConfig, progress: bool = True) -> dict:
                          warnings)
     _remove_unlisted_shards(out, manifest)
     return manifest
+
+
+def _print_warnings(manifest: dict) -> None:
+    """What a user should know of shards before hours of training, from their manifest: on every
+    make, an up-to-date one too (a rerun that said nothing read as all well)."""
+    unk_rate, config = manifest["corpus"]["unk_rate"], manifest["config"]
+    if unk_rate > UNKNOWN_WARNING:
+        print(f"warning: {unk_rate:.1%} of tokens are [UNK]: does {config['vocab']} fit this corpus?", file=sys.stderr)
+    if "heldout" in manifest and not manifest["heldout"]["documents"]:
+        print(f"warning: heldout_documents {manifest['heldout']['share']} chose none of the "
+              f"{manifest['corpus']['documents']:,} documents: no held-out examples (a larger share, or a corpus of "
+              f"more documents)", file=sys.stderr)
+    for name in (n for n in manifest["classes"] if not manifest["examples_per_task"].get(n)):
+        print(f"warning: task {name} made no examples from this corpus (no document had what it needs, or the skip "
+              f"counts below say why): pre-training refuses a schedule that trains it on these shards", file=sys.stderr)
 
 
 def _remove_unlisted_shards(out: Path, manifest: dict) -> None:

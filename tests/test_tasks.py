@@ -151,6 +151,9 @@ def test_a_task_that_makes_no_examples_is_said_at_make(custom_root, en_vocab, tm
     out, err = capsys.readouterr()
     assert "warning: task silent made no examples from this corpus" in err
     assert "examples of the sentence-level tasks: silent 0" in out
+    make(config, progress=False)  # up to date: said again (a rerun that said nothing read as all well)
+    out, err = capsys.readouterr()
+    assert "up to date" in out and "warning: task silent made no examples from this corpus" in err
 
 
 def _custom_config(root, en_vocab, output="shards", **options) -> DataConfig:
