@@ -86,6 +86,16 @@ def test_cmrc_scores_hand_cases():
     assert scores["f1"] == pytest.approx(100 * (1 + f1_b + 1) / 3)
 
 
+@pytest.mark.parametrize("prediction, answer, official", [
+    ("3.14", "3.15", 0.0), ("2.5万", "1.5万", 0.5), ("1.5", "1.5万", 2 / 3), ("1,000美元", "2,000美元", 2 / 3),
+    ("u.s.", "u.s.军", 0.8), ("don't", "do", 2 / 3)])
+def test_cmrc_f1_splits_numbers_and_words_as_the_official_script(prediction, answer, official):
+    """The F1 of CMRC 2018's evaluate script (ymcui/cmrc2018, nltk 3.8.1) on answers with a decimal
+    number, a thousands separator, an abbreviation, a contraction: a regular expression split
+    `3.14` into three segments, so a wrong number earned two thirds of the credit."""
+    assert cmrc_scores({"q": prediction}, {"q": [answer]})["f1"] == pytest.approx(100 * official)
+
+
 def test_missing_prediction_is_an_error():
     with pytest.raises(KeyError, match="no prediction"):
         squad_scores({}, {"q": ["x"]})
