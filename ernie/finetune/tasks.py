@@ -3,7 +3,7 @@
 GLUE files are read as the GLUE distribution ships them (each task's own columns; CoLA's
 train/dev without header); test predictions are written as the GLUE leaderboard expects
 (`<submission>` files of `index<TAB>prediction`). MNLI's model also predicts the diagnostic set
-(`diagnostic.tsv`, submitted as AX.tsv) when the data directory has it. The Chinese tasks use the
+(`diagnostic.tsv`, submitted as AX.tsv) when the data directory or its sibling `diagnostic` has it. The Chinese tasks use the
 original ERNIE TSV (`text_a`, `text_b`, `label` header; NLPCC-DBQA adds `qid`).
 """
 from __future__ import annotations

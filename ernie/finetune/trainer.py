@@ -179,11 +179,23 @@ def read_data(task: Task, data_dir, max_train_examples: Optional[int] = None) ->
     if has_test:
         test = task.read(data_dir, "test", skipped)
     extra = {}
-    if task.name.startswith("MNLI") and (Path(data_dir) / AX.test_file).is_file():
-        extra[AX.submission] = AX.read(data_dir, "test", skipped)
+    if task.name.startswith("MNLI"):
+        diagnostic = _diagnostic_dir(Path(data_dir))
+        if diagnostic is not None:
+            extra[AX.submission] = AX.read(diagnostic, "test", skipped)
+        else:
+            print(f"note: no {AX.test_file} in {data_dir} nor in {Path(data_dir).parent / 'diagnostic'} (where "
+                  f"download_glue_data.py puts it): {AX.submission}, which GLUE's submission needs, is not written")
     if not train or not dev:
         raise DataError(f"{task.name}: {data_dir} gave {len(train)} training and {len(dev)} dev examples")
     return FinetuneData(train, dev, test, extra, skipped, Path(data_dir))
+
+
+def _diagnostic_dir(mnli_dir: Path) -> Optional[Path]:
+    """Where GLUE's diagnostic set is, for the MNLI model to predict: beside MNLI's files, or in
+    the `diagnostic` folder beside MNLI's (glue_data/diagnostic/diagnostic.tsv, as GLUE's download
+    script and BERT's AXProcessor have it)."""
+    return next((d for d in (mnli_dir, mnli_dir.parent / "diagnostic") if (d / AX.test_file).is_file()), None)
 
 
 _SAME_SPLITS = {("dev", "test"): "the epoch would be selected on the test split",
