@@ -156,6 +156,39 @@ def test_squad_json_with_a_misplaced_answer(tmp_path):
         get_task("CMRC2018").read(tmp_path, "dev")
 
 
+@pytest.mark.parametrize("data, says", [
+    ([["x"]], r"data\[0\]: an object expected \(SQuAD's layout\), found list"),
+    ({"title": "x"}, r"data: a list expected \(SQuAD's layout\), found dict"),
+    ([{"paragraphs": [{"context": "Baidu.", "qas": [{"id": "q", "question": "Who?", "answers": ["Baidu"]}]}]}],
+     r"data\[0\].paragraphs\[0\].qas\[0\].answers\[0\]: an object expected \(SQuAD's layout\), found str"),
+    ([{"paragraphs": [{"context": "Baidu.", "qas": [{"id": "q", "question": None, "answers": []}]}]}],
+     r"data\[0\].paragraphs\[0\].qas\[0\]: needs an 'id' and a 'question' string")])
+def test_squad_json_of_another_layout_is_an_error_naming_where(tmp_path, data, says):
+    """Each ended in a raw AttributeError naming neither file nor place, or (a null question) in
+    the tokenizer later."""
+    (tmp_path / "train.json").write_text(json.dumps({"data": data}), encoding="utf-8")
+    with pytest.raises(DataError, match=rf"train.json: {says}"):
+        get_task("CMRC2018").read(tmp_path, "train")
+
+
+def test_training_questions_without_an_answer_are_counted(tmp_path):
+    """SQuAD 2.0's unanswerable questions were read and dropped from training without a count."""
+    from ernie.finetune.trainer import read_data
+    qas = [{"id": "q1", "question": "Who?", "answers": [{"text": "Baidu", "answer_start": 0}]},
+           {"id": "q2", "question": "Why?", "answers": []}]
+    (tmp_path / "train.json").write_text(json.dumps({"data": [{"paragraphs": [{"context": "Baidu.", "qas": qas}]}]}))
+    (tmp_path / "dev.json").write_text(json.dumps({"data": [{"paragraphs": [{"context": "Baidu.", "qas": qas[:1]}]}]}))
+    data = read_data(get_task("CMRC2018"), tmp_path)
+    assert data.skipped == {"training question without an answer, not trained on": 1}
+
+
+def test_squad_json_with_a_byte_order_mark_is_read(tmp_path):
+    data = {"data": [{"paragraphs": [{"context": "Baidu.", "qas": [
+        {"id": "q", "question": "Who?", "answers": [{"text": "Baidu", "answer_start": 0}]}]}]}]}
+    (tmp_path / "train.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(data).encode())
+    assert [e.answers for e in get_task("CMRC2018").read(tmp_path, "train")] == [[("Baidu", 0)]]
+
+
 def test_squad_dev_and_test_files_may_not_repeat_a_question_id(tmp_path):
     """Predictions and scores are keyed by id: repeated ids merged 8 dev questions into 3."""
     paragraph = {"context": "Baidu is in Beijing.", "qas": [

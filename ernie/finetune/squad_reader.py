@@ -22,26 +22,30 @@ def read_mrc_examples(path, skipped: Optional[Counter] = None, unique_ids: bool 
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+        data = json.loads(path.read_text(encoding="utf-8-sig"))["data"]  # (a byte-order mark, as Windows tools write)
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise DataError(f"{path}: not SQuAD-style JSON with a top-level 'data' list ({err})") from None
     examples, first_at = [], {}  # {question id: where it first occurs}
-    for a, article in enumerate(data):
-        for p, paragraph in enumerate(article.get("paragraphs", [])):
+    for a, article in enumerate(_list(data, f"{path}: data")):
+        article = _object(article, f"{path}: data[{a}]")
+        for p, paragraph in enumerate(_list(article.get("paragraphs", []), f"{path}: data[{a}].paragraphs")):
+            paragraph = _object(paragraph, f"{path}: data[{a}].paragraphs[{p}]")
             context = paragraph.get("context")
             if not isinstance(context, str):
                 raise DataError(f"{path}: data[{a}].paragraphs[{p}] has no context string")
-            for q, qa in enumerate(paragraph.get("qas", [])):
+            for q, qa in enumerate(_list(paragraph.get("qas", []), f"{path}: data[{a}].paragraphs[{p}].qas")):
                 position = f"data[{a}].paragraphs[{p}].qas[{q}]"
                 where = f"{path}: {position}"
-                if "id" not in qa or "question" not in qa:
-                    raise DataError(f"{where}: needs 'id' and 'question'")
+                qa = _object(qa, where)
+                if "id" not in qa or not isinstance(qa.get("question"), str):
+                    raise DataError(f"{where}: needs an 'id' and a 'question' string")
                 qid = str(qa["id"])
                 if unique_ids and qid in first_at:
                     raise DataError(f"{where}: question id {qid!r} repeats (first at {first_at[qid]})")
                 first_at.setdefault(qid, position)
                 answers = []
-                for answer in qa.get("answers", []):
+                for k, answer in enumerate(_list(qa.get("answers", []), f"{where}.answers")):
+                    answer = _object(answer, f"{where}.answers[{k}]")
                     text, start = answer.get("text"), answer.get("answer_start")
                     if not isinstance(text, str):
                         raise DataError(f"{where} (id {qid}): an answer has no 'text' string")
@@ -52,6 +56,18 @@ def read_mrc_examples(path, skipped: Optional[Counter] = None, unique_ids: bool 
                     answers.append((text, start))
                 examples.append(MrcExample(qid, qa["question"], context, answers))
     return examples
+
+
+def _list(value, where: str) -> list:
+    if not isinstance(value, list):
+        raise DataError(f"{where}: a list expected (SQuAD's layout), found {type(value).__name__}")
+    return value
+
+
+def _object(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: an object expected (SQuAD's layout), found {type(value).__name__}")
+    return value
 
 
 def _nearest(context: str, text: str, near: int) -> Optional[int]:

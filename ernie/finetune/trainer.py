@@ -165,6 +165,9 @@ def read_data(task: Task, data_dir, max_train_examples: Optional[int] = None) ->
     if max_train_examples and max_train_examples < len(train):
         keep = np.random.default_rng(0).choice(len(train), max_train_examples, replace=False)
         train = [train[i] for i in sorted(keep)]
+    unanswerable = sum(isinstance(e, MrcExample) and not e.answers for e in train)
+    if unanswerable:  # (SQuAD 2.0's kind: extractive training has no span to learn from them)
+        skipped["training question without an answer, not trained on"] += unanswerable
     dev = task.read(data_dir, "dev", skipped)
     unanswered = [e.qid for e in dev if isinstance(e, MrcExample) and not e.answers]
     if unanswered:  # dev is scored after every epoch: a question without answers has no score
