@@ -147,7 +147,7 @@ def settle_remade(run_dir: Path) -> None:
 
 
 def settle_remakes(run_dirs: Iterable[Path]) -> None:
-    """Before a study fine-tunes or reports: each run made again that has ended is settled (one
+    """Before a study fine-tunes or probes: each run made again that has ended is settled (one
     killed between its end and its settling, or ended by another command); one whose model is
     there but whose run has not ended (its summary is written last) is an error, since its
     model's old records are not known yet to stand."""
